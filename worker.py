@@ -1,0 +1,1 @@
+"""The Celery app (filled in by the scheduler work)."""

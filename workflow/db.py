@@ -1,0 +1,435 @@
+"""Tables, engines, sessions and migrations: the module that talks SQL.
+
+Money and people are 64-bit integers (a province sum is ~10¹² fen). Instants are stored in UTC
+through :class:`UTCDateTime`, which keeps them aware on the way out even on SQLite; where bulk SQL
+needs a calendar day, the China date is stored beside the instant (``paid_on``).
+
+On SQLite (the embedded default, shared by a web server, a worker and the CLI) every connection
+runs in WAL mode with a busy timeout, and write transactions begin IMMEDIATE, so two writers
+queue instead of failing half-way with "database is locked".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+    text,
+)
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Field, Session, SQLModel, create_engine
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC; refuses naive values so no local time slips in."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: bangfu stores aware UTC instants only")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _money(**kw: Any) -> Any:
+    return Field(sa_type=BigInteger, **kw)
+
+
+def _instant(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+# --- organisations, people, policy ----------------------------------------------------------
+
+
+class Organisation(SQLModel, table=True):
+    """A node of the union tree. ``path`` is the materialised path of ids (``/1/7/42/``) so a
+    subtree is one indexed prefix match."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_type=String(64), unique=True, index=True)
+    name: str = Field(sa_type=String(200))
+    kind: str = Field(sa_type=String(64), index=True)
+    parent_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    path: str = Field(default="/", sa_type=String(512), index=True)
+    depth: int = 0
+    phone: str | None = Field(default=None, sa_type=String(64))
+    # Observer bodies (乡村振兴部门) sit outside the tree: no parent, no record.
+    is_observer: bool = False
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "app_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(sa_type=String(64), unique=True, index=True)
+    display_name: str = Field(sa_type=String(100))
+    email: str | None = Field(default=None, sa_type=String(200))
+    phone: str | None = Field(default=None, sa_type=String(64))
+    password_hash: str | None = Field(default=None, sa_type=String(200))
+    is_active: bool = True
+    # Channels the user chose, comma separated: inbox, email, sms.
+    channels: str = Field(default="inbox,email", sa_type=String(100))
+    created_at: datetime | None = _instant()
+
+
+class Membership(SQLModel, table=True):
+    """A user's role in an organisation. An observer's membership names the root of the subtree
+    it may read."""
+
+    __table_args__ = (UniqueConstraint("user_id", "org_id", "role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    role: str = Field(sa_type=String(32))
+
+
+class PolicyDoc(SQLModel, table=True):
+    """A loaded policy file, kept verbatim so every process reads the same numbers."""
+
+    __tablename__ = "policy"
+
+    code: str = Field(sa_type=String(64), primary_key=True)
+    document: str = Field(sa_type=String(200))
+    title: str = Field(sa_type=String(300))
+    digest: str = Field(sa_type=String(32))
+    source_text: str = Field(sa_type=Text)
+    loaded_at: datetime | None = _instant()
+
+
+class Round(SQLModel, table=True):
+    """One reporting year of a policy. Deadlines are the next day's 00:00 China time, in UTC."""
+
+    __table_args__ = (UniqueConstraint("policy_code", "year"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    policy_code: str = Field(foreign_key="policy.code", sa_type=String(64))
+    year: int
+    label: str = Field(sa_type=String(100))
+    quota_deadline: datetime = Field(sa_type=UTCDateTime)
+    report_deadline_reporting_unit: datetime = Field(sa_type=UTCDateTime)
+    report_deadline_default: datetime = Field(sa_type=UTCDateTime)
+    entry_cutoff: datetime = Field(sa_type=UTCDateTime)
+    cap_fen_per_member: int = _money()
+    scope_org_id: int | None = Field(default=None, foreign_key="organisation.id")
+    lapsed_at: datetime | None = _instant()
+
+
+class MemberCount(SQLModel, table=True):
+    __tablename__ = "member_count"
+
+    org_id: int = Field(foreign_key="organisation.id", primary_key=True)
+    round_id: int = Field(foreign_key="round.id", primary_key=True)
+    members: int = _money()
+
+
+# --- the yearly record ----------------------------------------------------------------------
+
+
+class Record(SQLModel, table=True):
+    """One organisation's record for one round (the receiving province has none)."""
+
+    __table_args__ = (
+        UniqueConstraint("org_id", "round_id"),
+        Index("ix_record_round_state", "round_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    round_id: int = Field(foreign_key="round.id")
+    # The parent organisation's record in the same round (None under the receiver).
+    parent_id: int | None = Field(default=None, foreign_key="record.id", index=True)
+    state: str = Field(default="planned", sa_type=String(32))
+    version: int = 1
+    is_grassroots: bool = False
+    is_reporting_unit: bool = False
+    amount_per_member_fen: int | None = Field(default=None, sa_type=BigInteger)
+    members: int | None = Field(default=None, sa_type=BigInteger)
+    quota_fen: int = _money(default=0)
+    report_deadline: datetime = Field(sa_type=UTCDateTime)
+    reporter: str | None = Field(default=None, sa_type=String(100))
+    phone: str | None = Field(default=None, sa_type=String(64))
+    fill_date: date | None = None
+    work_experience: str | None = Field(default=None, sa_type=Text)
+    work_highlights: str | None = Field(default=None, sa_type=Text)
+    snapshot_id: int | None = Field(default=None, index=True)
+    snapshot_stale: bool = False
+    submitted_at: datetime | None = _instant()
+    decided_at: datetime | None = _instant()
+    last_reason: str | None = Field(default=None, sa_type=Text)
+    is_overdue: bool = False
+    is_late: bool = False
+    lapsed_fen: int | None = Field(default=None, sa_type=BigInteger)
+    updated_at: datetime | None = _instant()
+
+
+class Purchase(SQLModel, table=True):
+    """One line of the purchase ledger. Refunds are negative rows linked to their order."""
+
+    __table_args__ = (
+        UniqueConstraint("record_id", "channel", "order_no", "line_no"),
+        Index("ix_purchase_record_channel", "record_id", "channel"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="record.id")
+    paid_at: datetime = Field(sa_type=UTCDateTime)
+    paid_on: date  # the China date of paid_at
+    channel: str = Field(sa_type=String(32))
+    amount_fen: int = _money()
+    people: int = _money(default=0)
+    holiday: str | None = Field(default=None, sa_type=String(32))
+    product: str = Field(default="", sa_type=String(300))
+    product_form: str | None = Field(default=None, sa_type=String(64))
+    origin_region: str | None = Field(default=None, sa_type=String(100))
+    order_no: str = Field(sa_type=String(100))
+    line_no: int = 1
+    # extra_quota | ordinary_gift | collective_welfare | hardship | member_activity
+    budget: str = Field(default="extra_quota", sa_type=String(32))
+    refund_of_id: int | None = Field(default=None, foreign_key="purchase.id")
+    entered_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    entered_at: datetime | None = _instant()
+    on_behalf: bool = False
+    source: str = Field(default="manual", sa_type=String(200))
+
+
+class History(SQLModel, table=True):
+    """Append-only: PostgreSQL refuses UPDATE and DELETE on this table (a trigger)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="record.id", index=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    # None for the system actor (sweeps: overdue, late, lapse).
+    actor_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    actor_role: str = Field(sa_type=String(32))
+    actor_org_id: int | None = Field(default=None, foreign_key="organisation.id")
+    on_behalf: bool = False
+    from_state: str = Field(sa_type=String(32))
+    to_state: str = Field(sa_type=String(32))
+    trigger: str = Field(sa_type=String(64))
+    reason: str | None = Field(default=None, sa_type=Text)
+    detail: str | None = Field(default=None, sa_type=Text)  # JSON
+
+
+class Snapshot(SQLModel, table=True):
+    """The frozen Annex 2 numbers of a record at ``summarize``; exports and roll-ups of
+    submitted and accepted records read these only."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="record.id", index=True)
+    taken_at: datetime = Field(sa_type=UTCDateTime)
+    as_of: date  # 填表时间 of the numbers
+    people_total: int = _money(default=0)
+    amount_total_fen: int = _money(default=0)
+    missing_children: str = Field(default="[]", sa_type=Text)  # JSON list of org codes
+
+
+class SnapshotLine(SQLModel, table=True):
+    """Per channel (the Annex 2 row and the official share both derive from the channel)."""
+
+    __tablename__ = "snapshot_line"
+
+    snapshot_id: int = Field(foreign_key="snapshot.id", primary_key=True)
+    channel: str = Field(sa_type=String(32), primary_key=True)
+    people: int = _money(default=0)
+    amount_fen: int = _money(default=0)
+
+
+class Notification(SQLModel, table=True):
+    """The outbox and the in-app inbox. One row per (recipient, channel, source): a second
+    sweep, a retried task or a killed worker cannot create a second one."""
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "channel", "source", name="uq_notification_key"),
+        Index("ix_notification_pending", "status", "lease_until"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    channel: str = Field(sa_type=String(16))
+    # "history:<id>" for events; "reminder:<round>:<kind>:<org>:<due date>" for reminders.
+    source: str = Field(sa_type=String(200))
+    kind: str = Field(sa_type=String(32))
+    record_id: int | None = Field(default=None, foreign_key="record.id")
+    payload: str = Field(default="{}", sa_type=Text)  # JSON context for the template
+    status: str = Field(default="pending", sa_type=String(16))  # pending|sent|failed|skipped
+    attempts: int = 0
+    lease_until: datetime | None = _instant()
+    created_at: datetime | None = _instant()
+    sent_at: datetime | None = _instant()
+    read_at: datetime | None = _instant()
+    last_error: str | None = Field(default=None, sa_type=Text)
+
+    @property
+    def key(self) -> str:
+        return f"{self.user_id}:{self.channel}:{self.source}"
+
+
+# --- engines, sessions, migrations ----------------------------------------------------------
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+    """Create an engine with bangfu's connection settings.
+
+    Args:
+        url: a SQLAlchemy URL; ``postgresql://`` is mapped to psycopg 3.
+        pool_size: connections kept open on PostgreSQL.
+        echo: log SQL.
+
+    Returns:
+        The engine. On SQLite, WAL + busy timeout on connect; ``BEGIN IMMEDIATE`` for sessions
+        made by :func:`sessions` (writes), plain ``BEGIN`` for ``readonly=True``.
+    """
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if is_sqlite(url):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        memory = path in ("", ":memory:")
+        if not memory:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=StaticPool if memory else None,
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+
+
+class Database:
+    """An engine and two session factories: writes (IMMEDIATE on SQLite) and reads."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size, echo=echo)
+        self.dialect = self.engine.dialect.name
+        read_engine = self.engine.execution_options(sqlite_begin="DEFERRED")
+        self._write = sessionmaker(bind=self.engine, class_=Session, expire_on_commit=False)
+        self._read = sessionmaker(bind=read_engine, class_=Session, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def session(self, *, readonly: bool = False) -> Session:
+        return (self._read if readonly else self._write)()
+
+    @contextmanager
+    def begin(self, *, readonly: bool = False) -> Iterator[Session]:
+        """A session in a transaction that commits on success and rolls back on error."""
+        with self.session(readonly=readonly) as s, s.begin():
+            yield s
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration (``alembic upgrade head``)."""
+        upgrade(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), revision)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+# Statements the append-only history needs on PostgreSQL; the migration runs them.
+PG_HISTORY_APPEND_ONLY = [
+    """
+    CREATE OR REPLACE FUNCTION bangfu_history_append_only() RETURNS trigger AS $$
+    BEGIN
+        RAISE EXCEPTION 'history is append-only: % refused', TG_OP
+            USING ERRCODE = 'insufficient_privilege';
+    END;
+    $$ LANGUAGE plpgsql
+    """,
+    "DROP TRIGGER IF EXISTS history_append_only ON history",
+    """
+    CREATE TRIGGER history_append_only BEFORE UPDATE OR DELETE ON history
+    FOR EACH ROW EXECUTE FUNCTION bangfu_history_append_only()
+    """,
+]
+SQLITE_HISTORY_APPEND_ONLY = [
+    """
+    CREATE TRIGGER IF NOT EXISTS history_no_update BEFORE UPDATE ON history
+    BEGIN SELECT RAISE(ABORT, 'history is append-only: UPDATE refused'); END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS history_no_delete BEFORE DELETE ON history
+    BEGIN SELECT RAISE(ABORT, 'history is append-only: DELETE refused'); END
+    """,
+]
+
+
+def history_guard_statements(dialect: str) -> list[Any]:
+    stmts = PG_HISTORY_APPEND_ONLY if dialect == "postgresql" else SQLITE_HISTORY_APPEND_ONLY
+    return [text(s) for s in stmts]

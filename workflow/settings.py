@@ -1,0 +1,86 @@
+"""One typed settings object, read from the environment.
+
+The embedded default needs nothing: SQLite and the filesystem broker under ``var/``. Production
+sets ``BANGFU_ENV=production`` plus ``BANGFU_DATABASE_URL``, ``BANGFU_BROKER_URL`` and a real
+``BANGFU_SECRET_KEY``; outside development the default secret is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from workflow.errors import BadInput
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRET = "bangfu-development-secret-change-me"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    var_dir: Path = ROOT / "var"
+    database_url: str = ""
+    broker_url: str = ""
+    result_backend: str | None = None
+    queue_prefix: str = "bangfu"
+    secret_key: str = DEFAULT_SECRET
+    base_url: str = "http://127.0.0.1:8000"
+    secure_cookies: bool = False
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_sender: str = "bangfu@localhost"
+    smtp_tls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    webhook_kind: str = "wecom"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_development(self) -> bool:
+        return self.env in ("development", "test")
+
+    def check(self) -> Settings:
+        """Refuse unsafe settings outside development."""
+        if not self.is_development and self.secret_key == DEFAULT_SECRET:
+            raise BadInput(
+                "BANGFU_SECRET_KEY 仍是开发默认值：生产环境必须设置随机密钥",
+                code="settings.default_secret",
+            )
+        if not self.is_development and len(self.secret_key) < 32:
+            raise BadInput("BANGFU_SECRET_KEY 太短：至少 32 个字符", code="settings.weak_secret")
+        return self
+
+
+def from_env() -> Settings:
+    var_dir = Path(_env("BANGFU_VAR_DIR", str(ROOT / "var"))).resolve()
+    return Settings(
+        env=_env("BANGFU_ENV", "development"),
+        var_dir=var_dir,
+        database_url=_env("BANGFU_DATABASE_URL", f"sqlite:///{var_dir / 'bangfu.db'}"),
+        broker_url=_env("BANGFU_BROKER_URL", "filesystem://"),
+        result_backend=os.environ.get("BANGFU_RESULT_BACKEND") or None,
+        queue_prefix=_env("BANGFU_QUEUE_PREFIX", "bangfu"),
+        secret_key=_env("BANGFU_SECRET_KEY", DEFAULT_SECRET),
+        base_url=_env("BANGFU_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+        secure_cookies=_env("BANGFU_SECURE_COOKIES", "0") == "1",
+        smtp_host=_env("BANGFU_SMTP_HOST", "127.0.0.1"),
+        smtp_port=int(_env("BANGFU_SMTP_PORT", "8025")),
+        smtp_sender=_env("BANGFU_SMTP_SENDER", "bangfu@localhost"),
+        smtp_tls=_env("BANGFU_SMTP_TLS", "0") == "1",
+        smtp_user=os.environ.get("BANGFU_SMTP_USER") or None,
+        smtp_password=os.environ.get("BANGFU_SMTP_PASSWORD") or None,
+        webhook_kind=_env("BANGFU_WEBHOOK_KIND", "wecom"),
+    ).check()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return from_env()
