@@ -173,6 +173,7 @@ def yuan(fen: int) -> str:
     Raises:
         TypeError: if ``fen`` is not an int (floats would hide rounding errors).
     """
+    _require_defined(fen)
     if isinstance(fen, bool) or not isinstance(fen, int):
         raise TypeError(f"yuan expects integer fen, got {type(fen).__name__}")
     sign = "-" if fen < 0 else ""
@@ -192,6 +193,7 @@ def cn_date(value: date) -> str:
     Raises:
         ValueError: for a naive datetime (its day is ambiguous).
     """
+    _require_defined(value)
     if isinstance(value, datetime):
         value = _to_china(value).date()
     return f"{value.year}年{value.month}月{value.day}日"
@@ -209,6 +211,7 @@ def cn_datetime(value: datetime) -> str:
     Raises:
         ValueError: for a naive datetime.
     """
+    _require_defined(value)
     local = _to_china(value)
     return f"{cn_date(local.date())} {local:%H:%M}"
 
@@ -226,10 +229,18 @@ def abs_url(value: str) -> str:
         ValueError: for relative URLs, other schemes (``javascript:``, ``file:``) or URLs
             containing whitespace.
     """
+    _require_defined(value)
     parts = urlsplit(str(value))
     if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r"\s", value):
         raise ValueError(f"not an absolute http(s) URL: {value!r}")
     return value
+
+
+def _require_defined(value: object) -> None:
+    # A missing variable reaches a filter as an Undefined object; raise Jinja's own
+    # UndefinedError naming it, not a confusing TypeError about the filter's input.
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
 
 
 def _to_china(value: datetime) -> datetime:
