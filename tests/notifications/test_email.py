@@ -192,3 +192,11 @@ def test_send_many_against_an_unreachable_server_fails_every_message_temporarily
 
 def test_send_many_of_nothing_opens_no_connection(smtp_server: SmtpServer) -> None:
     assert make_channel(smtp_server).send_many([]) == []
+
+
+def test_starttls_required_but_not_offered_is_permanent(smtp_server: SmtpServer) -> None:
+    channel = EmailChannel(smtp_server.host, smtp_server.port, SENDER, use_tls=True, timeout=5)
+
+    with pytest.raises(PermanentDeliveryError, match="extension"):
+        channel.send(quota_message("a@example.cn"))
+    assert smtp_server.handler.received == []
