@@ -238,9 +238,11 @@ def fire(
     now = now or clock.now()
     reason = reason.strip() if reason else None
     with uow:
-        rec = uow.record(record_id)
+        # One query loads the record, its organisation, round and parent record; the lookups
+        # below are then served by the session.
+        rec = uow.record_with_context(record_id)
         actor = _actor(uow, user_id, rec)
-        rnd, _policy = _policy_for(uow, rec)
+        rnd = uow.round(rec.round_id)
         ctx = _guard_context(uow, rec, rnd, now, reason)
         decision = engine.decide(rec.state, trigger, ctx, actor.relation)
         if rec.version != seen_version:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from workflow import db
@@ -55,6 +56,7 @@ class UnitOfWork:
         self.readonly = readonly
         self.session: Session
         self._committed = False
+        self._held: list[Any] = []
 
     def __enter__(self) -> UnitOfWork:
         self.session = self.database.session(readonly=self.readonly)
@@ -68,6 +70,7 @@ class UnitOfWork:
             if not self._committed:
                 self.session.rollback()
         finally:
+            self._held.clear()
             self.session.close()
 
     def commit(self) -> None:
@@ -222,6 +225,26 @@ class UnitOfWork:
 
     # --- records -----------------------------------------------------------------------------
 
+    def record_with_context(self, record_id: int) -> Record:
+        """The record, with its organisation, round and parent record loaded by the same query.
+
+        One round trip instead of four: the neighbours land in the session's identity map, so
+        the :meth:`org`, :meth:`round` and :meth:`record` calls that follow read no SQL.
+        """
+        parent = aliased(Record)
+        row = self.session.execute(
+            select(Record, Organisation, Round, parent)
+            .join(Organisation, Organisation.id == Record.org_id)
+            .join(Round, Round.id == Record.round_id)
+            .outerjoin(parent, parent.id == Record.parent_id)
+            .where(Record.id == record_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
+        # The identity map holds objects weakly: keep the neighbours alive for this unit of work.
+        self._held.extend(row)
+        return row[0]
+
     def record(self, record_id: int) -> Record:
         rec = self.session.get(Record, record_id)
         if rec is None:
@@ -274,9 +297,10 @@ class UnitOfWork:
         )
 
     def add_history(self, row: History) -> int:
-        self.session.add(row)
-        self.session.flush()
-        assert row.id is not None
+        """Append a history row (a Core ``INSERT … RETURNING id``: no unit-of-work flush)."""
+        table = History.__table__
+        values = {c.name: getattr(row, c.name) for c in table.columns if c.name != "id"}
+        row.id = int(self.session.execute(insert(table).values(**values).returning(table.c.id)).scalar_one())
         return row.id
 
     def add_notifications(self, rows: Iterable[dict[str, Any]]) -> int:
@@ -288,12 +312,14 @@ class UnitOfWork:
         if self.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            stmt = pg_insert(table).values(rows).on_conflict_do_nothing(constraint="uq_notification_key")
+            stmt = pg_insert(table).on_conflict_do_nothing(constraint="uq_notification_key")
         else:
             from sqlalchemy.dialects.sqlite import insert as lite_insert
 
-            stmt = lite_insert(table).values(rows).on_conflict_do_nothing()
-        return self.session.execute(stmt).rowcount or 0
+            stmt = lite_insert(table).on_conflict_do_nothing()
+        # executemany of one cached statement; RETURNING counts the rows really inserted (the
+        # driver's rowcount is -1 for executemany on psycopg).
+        return len(self.session.execute(stmt.returning(table.c.id), rows).all())
 
     # --- purchases ---------------------------------------------------------------------------
 
