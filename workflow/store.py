@@ -13,7 +13,7 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy import and_, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
@@ -39,6 +39,31 @@ from workflow.policy import Policy, parse_policy
 @lru_cache(maxsize=32)
 def _parse_cached(digest: str, text: str) -> Policy:
     return parse_policy(text, source=f"policy:{digest}")
+
+
+# Built once: an alias made per call costs more than the query it saves.
+_PARENT_RECORD = aliased(Record, name="parent_record")
+_RECORD_WITH_CONTEXT = (
+    select(Record, Organisation, Round, _PARENT_RECORD)
+    .join(Organisation, Organisation.id == Record.org_id)
+    .join(Round, Round.id == Record.round_id)
+    .outerjoin(_PARENT_RECORD, _PARENT_RECORD.id == Record.parent_id)
+    .where(Record.id == bindparam("record_id"))
+)
+
+_MEMBERSHIPS = (
+    select(Organisation, Membership.role)
+    .join(Membership, Membership.org_id == Organisation.id)
+    .where(Membership.user_id == bindparam("user_id"))
+)
+_USERS_WITH_ROLE = (
+    select(User)
+    .join(Membership, Membership.user_id == User.id)
+    .where(Membership.org_id == bindparam("org_id"), Membership.role == bindparam("role"),
+           User.is_active.is_(True))  # type: ignore[attr-defined]
+    .order_by(User.id)
+)
+_INSERT_HISTORY = insert(History.__table__).returning(History.__table__.c.id)
 
 
 class UnitOfWork:
@@ -108,22 +133,11 @@ class UnitOfWork:
         return user
 
     def memberships(self, user_id: int) -> list[tuple[Organisation, str]]:
-        rows = self.session.execute(
-            select(Organisation, Membership.role)
-            .join(Membership, Membership.org_id == Organisation.id)
-            .where(Membership.user_id == user_id)
-        ).all()
+        rows = self.session.execute(_MEMBERSHIPS, {"user_id": user_id}).all()
         return [(o, r) for o, r in rows]
 
     def users_with_role(self, org_id: int, role: str) -> list[User]:
-        return list(
-            self.session.execute(
-                select(User)
-                .join(Membership, Membership.user_id == User.id)
-                .where(Membership.org_id == org_id, Membership.role == role, User.is_active.is_(True))  # type: ignore[attr-defined]
-                .order_by(User.id)
-            ).scalars()
-        )
+        return list(self.session.execute(_USERS_WITH_ROLE, {"org_id": org_id, "role": role}).scalars())
 
     # --- policy and rounds -------------------------------------------------------------------
 
@@ -231,14 +245,7 @@ class UnitOfWork:
         One round trip instead of four: the neighbours land in the session's identity map, so
         the :meth:`org`, :meth:`round` and :meth:`record` calls that follow read no SQL.
         """
-        parent = aliased(Record)
-        row = self.session.execute(
-            select(Record, Organisation, Round, parent)
-            .join(Organisation, Organisation.id == Record.org_id)
-            .join(Round, Round.id == Record.round_id)
-            .outerjoin(parent, parent.id == Record.parent_id)
-            .where(Record.id == record_id)
-        ).first()
+        row = self.session.execute(_RECORD_WITH_CONTEXT, {"record_id": record_id}).first()
         if row is None:
             raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
         # The identity map holds objects weakly: keep the neighbours alive for this unit of work.
@@ -300,7 +307,7 @@ class UnitOfWork:
         """Append a history row (a Core ``INSERT … RETURNING id``: no unit-of-work flush)."""
         table = History.__table__
         values = {c.name: getattr(row, c.name) for c in table.columns if c.name != "id"}
-        row.id = int(self.session.execute(insert(table).values(**values).returning(table.c.id)).scalar_one())
+        row.id = int(self.session.execute(_INSERT_HISTORY, values).scalar_one())
         return row.id
 
     def add_notifications(self, rows: Iterable[dict[str, Any]]) -> int:
