@@ -113,11 +113,12 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
                 *[f"{results[k]['generate']['total_seconds']:.1f}" for k in kinds]])
     parts.append(_table(gen))
     if all("w1" in results[k] for k in kinds):
-        w1 = [["W1 submit→accept", "pairs", "engine tx/s", "floor tx/s", "engine/floor time"]]
+        w1 = [["W1 submit→accept", "pairs", "engine tx/s", "floor tx/s", "engine/floor time",
+               "engine CPU µs/tx", "floor CPU µs/tx"]]
         for k in kinds:
             r = results[k]["w1"]
             w1.append([k, f"{r['pairs']:,}", f"{r['engine_tps']:,.0f}", f"{r['floor_tps']:,.0f}",
-                       f"{r['ratio']:.1f}×"])
+                       f"{r['ratio']:.1f}×", f"{r['engine_cpu_us']:,.0f}", f"{r['floor_cpu_us']:,.0f}"])
         parts.append(_table(w1))
     return "\n\n".join(parts)
 
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     started = datetime.now(UTC)
+    load_at_start = os.getloadavg()
     results = {k: run_one(k, args) for k in kinds}
     text_summary = summary(results)
     print("\n" + text_summary)
@@ -143,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     path = OUT / f"{stamp}-{args.scale}.json"
     doc = {"started": started.isoformat(), "scale": args.scale, "args": vars(args),
            "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                       "cpus": os.cpu_count(), "load": os.getloadavg()},
+                       "cpus": os.cpu_count(), "load_at_start": load_at_start,
+                       "load_at_end": os.getloadavg()},
            "results": results, "finished": datetime.now(UTC).isoformat(),
            "wall_seconds": round(time.time() - started.timestamp(), 1)}
     for r in results.values():

@@ -48,6 +48,10 @@ class W1Result:
     engine_tps: float
     floor_tps: float
     ratio: float  # engine time / floor time (= floor tx/s / engine tx/s): how many times slower
+    #: This process's CPU per transition (µs): the Python cost, robust to a busy machine. On
+    #: SQLite it includes the database's own work; on PostgreSQL the server's CPU is elsewhere.
+    engine_cpu_us: float
+    floor_cpu_us: float
     engine_history_rows: int
     floor_history_rows: int
     engine_notifications: int
@@ -156,15 +160,15 @@ def _work(database: Database, side: str) -> list[_Work]:
 # --- the engine -----------------------------------------------------------------------------
 
 
-def run_engine(database: Database, work: list[_Work], now: datetime = NOW) -> float:
-    """Submit then accept each record through services.fire; returns seconds."""
-    t0 = time.perf_counter()
+def run_engine(database: Database, work: list[_Work], now: datetime = NOW) -> tuple[float, float]:
+    """Submit then accept each record through services.fire; returns (wall, client CPU) seconds."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for w in work:
         services.fire(UnitOfWork(database), record_id=w.record_id, trigger="submit",
                       user_id=w.clerk[0], seen_version=w.version, now=now)
         services.fire(UnitOfWork(database), record_id=w.record_id, trigger="accept",
                       user_id=w.reviewer[0], seen_version=w.version + 1, now=now)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 # --- the floor ------------------------------------------------------------------------------
@@ -189,8 +193,8 @@ def _channels(email: str | None, chosen: str) -> list[str]:
     return out
 
 
-def run_floor(database: Database, work: list[_Work], now: datetime = NOW) -> float:
-    """The same writes as the engine, straight on the driver; returns seconds."""
+def run_floor(database: Database, work: list[_Work], now: datetime = NOW) -> tuple[float, float]:
+    """The same writes as the engine, straight on the driver; returns (wall, client CPU) seconds."""
     lite = database.dialect == "sqlite"
 
     def sql(s: str) -> str:
@@ -233,7 +237,7 @@ def run_floor(database: Database, work: list[_Work], now: datetime = NOW) -> flo
             cur.execute(sql(_NOTIFY.format(values=rows)), params)
 
     try:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for w in work:
             late = rules.is_late(now, w.report_deadline)
             begin()
@@ -256,7 +260,7 @@ def run_floor(database: Database, work: list[_Work], now: datetime = NOW) -> flo
                 cur.execute(stale, (val(True), w.parent_record_id, "summarized"))
             notify(w, w.clerks, w.reviewer, "accept", hid)
             commit()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
     finally:
         cur.close()
         raw.close()
@@ -310,18 +314,20 @@ def run(database: Database, info: GeneratedInfo, pairs: int | None = None, *, pr
     prof = cProfile.Profile() if profile else None
     if prof:
         prof.enable()
-    engine_s = run_engine(database, work)
+    engine_s, engine_cpu = run_engine(database, work)
     if prof:
         prof.disable()
     e_hist, e_notes, e_acc = _count_after(database, engine_side, marks)
-    say(f"  engine: {2 * pairs:,} transitions in {engine_s:.2f} s = {2 * pairs / engine_s:,.0f} tx/s")
+    say(f"  engine: {2 * pairs:,} transitions in {engine_s:.2f} s = {2 * pairs / engine_s:,.0f} tx/s,"
+        f" client CPU {engine_cpu / (2 * pairs) * 1e6:,.0f} µs/tx")
 
     prepare(database, floor_side)
     work = _work(database, floor_side)
     marks = _marks(database)
-    floor_s = run_floor(database, work)
+    floor_s, floor_cpu = run_floor(database, work)
     f_hist, f_notes, f_acc = _count_after(database, floor_side, marks)
-    say(f"  floor:  {2 * pairs:,} transitions in {floor_s:.2f} s = {2 * pairs / floor_s:,.0f} tx/s")
+    say(f"  floor:  {2 * pairs:,} transitions in {floor_s:.2f} s = {2 * pairs / floor_s:,.0f} tx/s,"
+        f" client CPU {floor_cpu / (2 * pairs) * 1e6:,.0f} µs/tx")
 
     with database.engine.begin() as conn:
         conn.execute(text(f"DROP TABLE IF EXISTS {PICK_TABLE}"))
@@ -334,7 +340,8 @@ def run(database: Database, info: GeneratedInfo, pairs: int | None = None, *, pr
     return W1Result(
         dialect=database.dialect, pairs=pairs, shared_records=shared,
         engine_seconds=engine_s, floor_seconds=floor_s, engine_tps=engine_tps, floor_tps=floor_tps,
-        ratio=floor_tps / engine_tps, engine_history_rows=e_hist, floor_history_rows=f_hist,
+        ratio=floor_tps / engine_tps, engine_cpu_us=engine_cpu / (2 * pairs) * 1e6,
+        floor_cpu_us=floor_cpu / (2 * pairs) * 1e6, engine_history_rows=e_hist, floor_history_rows=f_hist,
         engine_notifications=e_notes, floor_notifications=f_notes, engine_accepted=e_acc,
         floor_accepted=f_acc, profile=report,
     )
