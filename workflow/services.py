@@ -149,8 +149,7 @@ class PurchaseInput:
 def relation_to(uow: UnitOfWork, user_id: int, org: Organisation) -> tuple[User, Relation, bool]:
     """The user's roles in ``org`` and in its parent, and whether ``org`` is in their view
     (their own organisations' subtrees, an observer's scope)."""
-    user = uow.user(user_id)
-    mems = uow.memberships(user_id)
+    user, mems = uow.user_with_memberships(user_id)
     own = frozenset(r for o, r in mems if o.id == org.id)
     parent = frozenset(r for o, r in mems if org.parent_id is not None and o.id == org.parent_id)
     visible = any(org.path.startswith(o.path) for o, _ in mems)

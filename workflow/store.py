@@ -56,6 +56,12 @@ _MEMBERSHIPS = (
     .join(Membership, Membership.org_id == Organisation.id)
     .where(Membership.user_id == bindparam("user_id"))
 )
+_USER_WITH_MEMBERSHIPS = (
+    select(User, Organisation, Membership.role)
+    .outerjoin(Membership, Membership.user_id == User.id)
+    .outerjoin(Organisation, Organisation.id == Membership.org_id)
+    .where(User.id == bindparam("user_id"))
+)
 _USERS_WITH_ROLE = (
     select(User)
     .join(Membership, Membership.user_id == User.id)
@@ -131,6 +137,13 @@ class UnitOfWork:
         if user is None or not user.is_active:
             raise NotFound(f"找不到用户“{username}”", code="user.not_found")
         return user
+
+    def user_with_memberships(self, user_id: int) -> tuple[User, list[tuple[Organisation, str]]]:
+        """The active user and their memberships, in one query."""
+        rows = self.session.execute(_USER_WITH_MEMBERSHIPS, {"user_id": user_id}).all()
+        if not rows or not rows[0][0].is_active:
+            raise NotFound(f"找不到用户 #{user_id}", code="user.not_found")
+        return rows[0][0], [(o, r) for _u, o, r in rows if o is not None]
 
     def memberships(self, user_id: int) -> list[tuple[Organisation, str]]:
         rows = self.session.execute(_MEMBERSHIPS, {"user_id": user_id}).all()
