@@ -341,10 +341,10 @@ def generate(database: Database, scale: str = "tiny", *, seed: int = 17,
     def plans() -> int:
         with database.begin() as s:
             n = s.execute(text(
-                "UPDATE record SET members = 20 + (id * 7919) % 161,"
-                " amount_per_member_fen = CASE id % 10 WHEN 0 THEN 0 WHEN 1 THEN 30000 ELSE 60000 END,"
-                " quota_fen = (20 + (id * 7919) % 161)"
-                "   * (CASE id % 10 WHEN 0 THEN 0 WHEN 1 THEN 30000 ELSE 60000 END),"
+                "UPDATE record SET members = 20 + (org_id * 7919) % 161,"
+                " amount_per_member_fen = CASE org_id % 10 WHEN 0 THEN 0 WHEN 1 THEN 30000 ELSE 60000 END,"
+                " quota_fen = (20 + (org_id * 7919) % 161)"
+                "   * (CASE org_id % 10 WHEN 0 THEN 0 WHEN 1 THEN 30000 ELSE 60000 END),"
                 " version = 2"
                 " WHERE round_id = :r AND is_grassroots = :t"), params).rowcount
             s.execute(text(
@@ -372,8 +372,9 @@ def _spread_states(database: Database, info: GeneratedInfo, step: Callable[[str,
     """Move grassroots records to their target states (set-based), with contact details, history
     rows along the path, and a snapshot (+ lines per channel) for summarized and later."""
     as_of = clock.china_date(NOW)
-    # Shares by (id / 10) % 20: independent of the plan's amount, which goes by id % 10.
-    bucket = "((id / 10) % 20)"
+    # By organisation id (the same on every database; record ids depend on insert order).
+    # Shares by (org_id / 10) % 20: independent of the plan amount, which goes by org_id % 10.
+    bucket = "((org_id / 10) % 20)"
     cases, lo = [], 0
     for state, share in STATE_SHARES:
         cases.append(f"WHEN {bucket} < {lo + share} THEN '{state}'")
