@@ -72,6 +72,19 @@ _USERS_WITH_ROLE = (
 _INSERT_HISTORY = insert(History.__table__).returning(History.__table__.c.id)
 
 
+@lru_cache(maxsize=64)
+def _write_record_statement(columns: tuple[str, ...]) -> Any:
+    """The versioned UPDATE for one set of columns, built once per set (each trigger writes the
+    same columns every time)."""
+    table = Record.__table__
+    return (
+        update(table)
+        .where(table.c.id == bindparam("record_id"), table.c.version == bindparam("seen_version"))
+        .values(version=table.c.version + 1,
+                **{c: bindparam(f"new_{c}", type_=table.c[c].type) for c in columns})
+    )
+
+
 class UnitOfWork:
     """A transaction plus the repository methods the use cases call.
 
@@ -288,12 +301,9 @@ class UnitOfWork:
         Returns:
             False when somebody else wrote first (the caller raises VersionConflict).
         """
-        result = self.session.execute(
-            update(Record)
-            .where(Record.id == record_id, Record.version == seen_version)  # type: ignore[arg-type]
-            .values(version=Record.version + 1, **values)
-            .execution_options(synchronize_session=False)
-        )
+        params = {"record_id": record_id, "seen_version": seen_version}
+        params.update({f"new_{k}": v for k, v in values.items()})
+        result = self.session.execute(_write_record_statement(tuple(sorted(values))), params)
         return (result.rowcount or 0) == 1
 
     def mark_snapshot_stale(self, record_id: int | None, *, only_state: str) -> None:
