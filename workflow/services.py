@@ -29,6 +29,8 @@ from workflow.policy import Policy
 from workflow.store import UnitOfWork
 
 SYSTEM_ROLE = "system"
+#: The largest amount a 64-bit money column holds.
+MAX_MONEY_FEN = 2**63 - 1
 BUDGETS: dict[str, str] = {
     "extra_quota": "额外额度",
     "ordinary_gift": "普通节日慰问品",
@@ -670,7 +672,10 @@ def parse_money(text: str) -> int:
         raise BadInput(f"金额“{text}”不是数字", code="input.money")
     if value.as_tuple().exponent < -2:  # type: ignore[operator]
         raise BadInput(f"金额“{text}”超过两位小数", code="input.money_precision")
-    return int(value * 100)
+    fen = int(value * 100)
+    if abs(fen) > MAX_MONEY_FEN:  # it would not fit the 64-bit money columns
+        raise BadInput(f"金额“{text}”超出可记录的范围", code="input.money_range")
+    return fen
 
 
 __all__ = [
