@@ -480,3 +480,22 @@ def test_observers_read_but_cannot_act(any_world: World) -> None:
     # Outside the observer's scope (C1's subtree) the record does not exist for them.
     with pytest.raises(NotFound):
         services.record_view(w.uow(True), record_id=w.rid("G4"), user_id=w.uid("observer"), now=NOW_2021)
+
+
+def test_default_round_is_the_newest_that_has_begun(any_world: World) -> None:
+    w = any_world
+    rounds = {}
+    with w.uow(True) as uow:
+        for r in uow.rounds():
+            rounds[r.year] = r.id
+            assert uow.record(services.find_record(w.uow(True), org_code="G1", round_label=r.label)).round_id == r.id
+
+    def default_round(now: datetime) -> int:
+        rid = services.find_record(w.uow(True), org_code="G1", now=now)
+        with w.uow(True) as uow:
+            return uow.record(rid).round_id
+
+    assert default_round(NOW_2021) == rounds[2021]
+    assert default_round(datetime(2021, 12, 31, 16, 0, tzinfo=UTC)) == rounds[2022]  # 2022-01-01 China
+    assert default_round(datetime(2030, 1, 1, tzinfo=UTC)) == rounds[2022]
+    assert default_round(datetime(2019, 1, 1, tzinfo=UTC)) == rounds[2022]  # none begun: the newest
