@@ -499,3 +499,58 @@ def test_default_round_is_the_newest_that_has_begun(any_world: World) -> None:
     assert default_round(datetime(2021, 12, 31, 16, 0, tzinfo=UTC)) == rounds[2022]  # 2022-01-01 China
     assert default_round(datetime(2030, 1, 1, tzinfo=UTC)) == rounds[2022]
     assert default_round(datetime(2019, 1, 1, tzinfo=UTC)) == rounds[2022]  # none begun: the newest
+
+
+def test_revoking_a_child_makes_the_summarized_parent_stale(any_world: World) -> None:
+    w = any_world
+    w.to_submitted("G1")
+    w.fire("G1", "accept", "d1-reviewer")
+    w.fire("D1", "finish_purchasing", "d1-clerk")
+    w.info("D1")
+    w.fire("D1", "summarize", "d1-clerk")
+    assert snapshot_of(w, "D1")[0] == {"ygh": (20, 120000)}
+    w.fire("G1", "revoke_acceptance", "d1-reviewer", reason=REASON)
+    assert snapshot_of(w, "D1")[3] is True
+    with pytest.raises(RuleViolation) as exc:
+        w.fire("D1", "submit", "d1-clerk")
+    assert exc.value.code == "snapshot.stale"
+    w.fire("D1", "reopen", "d1-clerk")
+    w.fire("D1", "summarize", "d1-clerk")
+    lines, missing, total, stale = snapshot_of(w, "D1")
+    assert (lines, missing, total, stale) == ({}, ["G1", "G2"], 0, False)
+
+
+def test_changing_the_work_report_after_summarize_makes_it_stale(any_world: World) -> None:
+    w = any_world
+    w.fire("C1", "finish_purchasing", "c1-clerk")
+    w.info("C1", work_experience="经验一", work_highlights="亮点一")
+    w.fire("C1", "summarize", "c1-clerk")
+    w.info("C1", work_highlights="亮点二")
+    with pytest.raises(RuleViolation) as exc:
+        w.fire("C1", "submit", "c1-clerk")
+    assert exc.value.code == "snapshot.stale"
+
+
+def test_roll_up_goes_level_by_level(any_world: World) -> None:
+    """G1 → D1 → C1: the city's snapshot holds G1's numbers only through D1's accepted snapshot."""
+    w = any_world
+    w.to_submitted("G1")  # 1,200 yuan, 20 people on ygh
+    w.fire("G1", "accept", "d1-reviewer")
+    w.buy("D1", "D1-1", 30000, 3, channel="dxb")
+    w.fire("D1", "finish_purchasing", "d1-clerk")
+    w.info("D1")
+    w.fire("D1", "summarize", "d1-clerk")
+    w.fire("D1", "submit", "d1-clerk")
+    w.buy("C1", "C1-1", 1000, 1, channel="local_hall")
+    w.fire("C1", "finish_purchasing", "c1-clerk")
+    w.info("C1", work_experience="经验", work_highlights="亮点")
+    w.fire("C1", "summarize", "c1-clerk")
+    lines, missing, _, _ = snapshot_of(w, "C1")
+    assert lines == {"local_hall": (1, 1000)}  # D1 is submitted, not accepted
+    assert missing == ["D1", "D2"]
+    w.fire("D1", "accept", "c1-reviewer")
+    w.fire("C1", "reopen", "c1-clerk")
+    w.fire("C1", "summarize", "c1-clerk")
+    lines, missing, total, _ = snapshot_of(w, "C1")
+    assert lines == {"ygh": (20, 120000), "dxb": (3, 30000), "local_hall": (1, 1000)}
+    assert missing == ["D2"] and total == 151000
