@@ -554,3 +554,24 @@ def test_roll_up_goes_level_by_level(any_world: World) -> None:
     lines, missing, total, _ = snapshot_of(w, "C1")
     assert lines == {"ygh": (20, 120000), "dxb": (3, 30000), "local_hall": (1, 1000)}
     assert missing == ["D2"] and total == 151000
+
+
+def test_days_left_overdue_and_late_are_facts_of_the_view(any_world: World) -> None:
+    w = any_world
+    uid = w.uid("g1-clerk")
+    view = services.record_view(w.uow(True), record_id=w.rid("G1"), user_id=uid, now=NOW_2021)
+    # NOW_2021 is 2021-11-01 10:00 China; G1 reports by 12-20, the quota lasts until 12-31.
+    assert (view.days_left_report, view.days_left_quota) == (49, 60)
+    assert not view.is_overdue and not view.is_late
+    _summarized(w)
+    w.info("G1")
+    after_deadline = datetime(2021, 12, 21, 9, 0, tzinfo=CN)
+    view = services.record_view(w.uow(True), record_id=w.rid("G1"), user_id=uid, now=after_deadline)
+    assert view.is_overdue and view.days_left_report == -1
+    services.fire(w.uow(), record_id=w.rid("G1"), trigger="submit", user_id=uid,
+                  seen_version=w.version("G1"), now=after_deadline)
+    view = services.record_view(w.uow(True), record_id=w.rid("G1"), user_id=uid, now=after_deadline)
+    assert view.is_late and not view.is_overdue
+    # The reporting unit C1 has until 12-31: not overdue on 12-21.
+    c1 = services.record_view(w.uow(True), record_id=w.rid("C1"), user_id=w.uid("c1-clerk"), now=after_deadline)
+    assert not c1.is_overdue and c1.days_left_report == 10
