@@ -249,3 +249,20 @@ def test_a_scope_naming_an_unknown_organisation_is_refused(any_world: World) -> 
     assert "GZ" in exc.value.message and exc.value.exit_code == 2
     with w.uow(True) as uow:
         assert [r.policy_code for r in uow.rounds()] == ["yuegongzong-2021-17"] * 2
+
+
+@pytest.mark.parametrize("year", [2024, 2025])
+def test_demo_policy_parses_on_every_day_of_the_year(year: int) -> None:
+    from datetime import timedelta
+
+    from workflow import demo
+
+    day = date(year, 1, 1)
+    while day.year == year:
+        p = policy.parse_policy(demo.demo_policy_text(day), source=f"demo@{day}")
+        assert [r.year for r in p.rounds] == [year]
+        rnd = p.rounds[0]
+        assert "演示" in rnd.label
+        assert day <= rnd.report_last_day_default <= rnd.report_last_day_reporting_unit
+        assert rnd.report_last_day_default <= date(year, 12, 31)
+        day += timedelta(days=1)
