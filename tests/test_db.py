@@ -202,3 +202,35 @@ def test_quota_of_a_50000_member_union_is_stored_exactly(any_world: World) -> No
     assert view.quota_fen == 3_000_000_000 > 2**31
     with w.uow(True) as uow:
         assert uow.record(w.rid("G1")).quota_fen == 3_000_000_000
+
+
+# --- SQLite connection settings -------------------------------------------------------------
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(sqlite_db: Database) -> None:
+    with sqlite_db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar()) >= 5000  # type: ignore[arg-type]
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_sqlite_write_transactions_take_the_write_lock_at_their_first_statement(world: World) -> None:
+    """A write unit of work holds the write lock from its first read, so it never has to upgrade
+    a read lock later (the upgrade is what fails with "database is locked")."""
+    import sqlite3
+
+    path = world.db.url.split("///", 1)[1]
+    other = sqlite3.connect(path, timeout=0.05, isolation_level=None)
+    try:
+        with world.uow() as uow:
+            uow.record(world.rid("G1"))  # a read only
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # released when the unit of work ended
+        other.execute("ROLLBACK")
+        with world.uow(readonly=True) as uow:  # readers do not block writers
+            uow.record(world.rid("G1"))
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
