@@ -179,3 +179,25 @@ def test_sqlite_writer_waits_for_an_open_write_transaction(world: World) -> None
     u.join(30)
     assert len(outcome) == 1 and isinstance(outcome[0], services.FireResult), outcome
     assert w.state("G1") == "purchased"
+
+
+@pytest.mark.postgres
+def test_concurrent_duplicate_order_lines_store_one(pg_world: World) -> None:
+    """Ten clerks' browsers submit the same order line at once: one row, nine refusals."""
+    w = pg_world
+    w.plan("G1")
+    rid, uid = w.rid("G1"), w.uid("g1-clerk")
+    line = services.PurchaseInput(paid_at=NOW_2021, channel="ygh", amount_fen=8800, people=2,
+                                  order_no="DUP-1")
+
+    def add(i: int, barrier: threading.Barrier) -> int:
+        barrier.wait()
+        return services.add_purchase(UnitOfWork(w.db), record_id=rid, user_id=uid, purchase=line, now=NOW_2021)
+
+    results = _race(10, add)
+    stored = [r for r in results if isinstance(r, int)]
+    refused = [r for r in results if isinstance(r, RuleViolation)]
+    assert len(stored) == 1 and len(refused) == 9, results
+    assert all(r.code == "purchase.duplicate" for r in refused)
+    with w.uow(True) as uow:
+        assert [p.order_no for p in uow.purchases(rid)] == ["DUP-1"]
