@@ -206,7 +206,7 @@ class UnitOfWork:
                 ["org_id", "round_id", "state", "version", "is_grassroots", "is_reporting_unit",
                  "quota_fen", "report_deadline", "snapshot_stale", "is_overdue", "is_late", "updated_at"],
                 sel,
-            )
+            ).execution_options(preserve_rowcount=True)  # psycopg reports -1 for INSERT otherwise
         )
         created = result.rowcount or 0
         # Link records to their parent's record of the same round.
@@ -309,7 +309,8 @@ class UnitOfWork:
             from sqlalchemy.dialects.sqlite import insert as lite_insert
 
             stmt = lite_insert(table).values(rows).on_conflict_do_nothing()
-        return self.session.execute(stmt).rowcount or 0
+        # Without preserve_rowcount, psycopg's INSERT rowcount is -1 on PostgreSQL.
+        return self.session.execute(stmt.execution_options(preserve_rowcount=True)).rowcount or 0
 
     # --- purchases ---------------------------------------------------------------------------
 
