@@ -75,14 +75,43 @@ def make_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-app = Celery("bangfu")
-app.conf.update(make_config(get_settings()))
+def sweep(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
+    """Run the sweep as of ``as_of_iso`` (default now); delivery follows within a minute."""
+    from workflow.sweeps import run_sweep
+
+    s = self.app.conf.bangfu_settings
+    return run_sweep(database(s.database_url), now=_as_of(as_of_iso)).to_dict()
 
 
-@lru_cache(maxsize=1)
-def database() -> Database:
-    """The process's database (one engine per worker process)."""
-    return Database(get_settings().database_url)
+def deliver(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
+    """Deliver pending notifications as of ``as_of_iso`` (default now)."""
+    from workflow.outbox import default_channels, deliver_all
+
+    s = self.app.conf.bangfu_settings
+    return deliver_all(
+        database(s.database_url), channels=default_channels(s), now=_as_of(as_of_iso),
+        worker_id=_worker_id(), base_url=s.base_url,
+    ).to_dict()
+
+
+def create_app(settings: Settings) -> Celery:
+    """A Celery app for ``settings``, with the two tasks registered.
+
+    ``worker.app`` is the one for the environment's settings; tests make their own with a
+    per-run queue prefix, broker and database.
+    """
+    celery = Celery("bangfu", set_as_current=False)
+    celery.conf.update(make_config(settings))
+    celery.conf.bangfu_settings = settings
+    celery.task(name="bangfu.sweep", bind=True, shared=False)(sweep)
+    celery.task(name="bangfu.deliver", bind=True, shared=False)(deliver)
+    return celery
+
+
+@lru_cache(maxsize=4)
+def database(url: str) -> Database:
+    """The process's database for ``url`` (one engine per worker process)."""
+    return Database(url)
 
 
 def _as_of(as_of_iso: str | None) -> Any:
@@ -93,19 +122,4 @@ def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@app.task(name="bangfu.sweep")
-def sweep(as_of_iso: str | None = None) -> dict[str, Any]:
-    """Run the sweep as of ``as_of_iso`` (default now); delivery follows within a minute."""
-    from workflow.sweeps import run_sweep
-
-    return run_sweep(database(), now=_as_of(as_of_iso)).to_dict()
-
-
-@app.task(name="bangfu.deliver")
-def deliver(as_of_iso: str | None = None) -> dict[str, Any]:
-    """Deliver pending notifications as of ``as_of_iso`` (default now)."""
-    from workflow.outbox import default_channels, deliver_all
-
-    return deliver_all(
-        database(), channels=default_channels(), now=_as_of(as_of_iso), worker_id=_worker_id()
-    ).to_dict()
+app = create_app(get_settings())
