@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import smtplib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -78,7 +79,8 @@ class DeliveryReport:
     def to_dict(self) -> dict[str, Any]:
         return {"worker_id": self.worker_id, "claimed": self.claimed, "sent": self.sent,
                 "retry": self.retry, "failed": self.failed,
-                "errors": [{"id": i, "error": e} for i, e in self.errors]}
+                "errors": [{"id": i, "error": e} for i, e in self.errors[:20]],
+                "error_count": len(self.errors)}
 
 
 @dataclass(frozen=True)
@@ -195,9 +197,36 @@ def deliver_pending(
     for name, group in by_channel.items():
         channel = channels[name]
         with _sender(channel) as send:
+            down: DeliveryError | None = None
             for row in group:
-                _deliver_one(database, channel, send, row, recipients, base, now, report)
+                if down is not None:
+                    # The server is unreachable: don't knock once per row, try again later.
+                    _retry(database, row, now, f"not tried: {down}", report)
+                    continue
+                error = _deliver_one(database, channel, send, row, recipients, base, now, report)
+                if isinstance(error, TemporaryDeliveryError) and _unreachable(error):
+                    down = error
     return report
+
+
+def _unreachable(error: DeliveryError) -> bool:
+    """The server cannot be reached at all (refused, timed out, dropped), as opposed to one
+    message or recipient being deferred (SMTP 4xx, which smtplib also raises as OSError)."""
+    cause = error.__cause__
+    if isinstance(cause, smtplib.SMTPServerDisconnected):
+        return True
+    return isinstance(cause, OSError) and not isinstance(cause, smtplib.SMTPException)
+
+
+def _retry(database: Database, row: Claimed, now: datetime, error: str,
+           report: DeliveryReport) -> None:
+    if row.attempts >= MAX_ATTEMPTS:
+        _mark(database, row.id, "failed", now, error=f"{error} (after {row.attempts} attempts)")
+        report.failed += 1
+    else:
+        _mark(database, row.id, "pending", now, error=error, lease_until=now + _backoff(row.attempts))
+        report.retry += 1
+    report.errors.append((row.id, error))
 
 
 def deliver_all(database: Database, *, channels: Mapping[str, Channel], now: datetime,
@@ -229,35 +258,29 @@ def _sender(channel: Channel) -> Iterator[Callable[[OutgoingMessage], None]]:
 
 def _deliver_one(database: Database, channel: Channel, send: Callable[[OutgoingMessage], None],
                  row: Claimed, recipients: dict[tuple[str, int], str], base: str, now: datetime,
-                 report: DeliveryReport) -> None:
+                 report: DeliveryReport) -> DeliveryError | None:
     try:
         msg = _message(channel, row, recipients, base)
         if msg is not None:
             send(msg)
     except TemporaryDeliveryError as exc:
-        if row.attempts >= MAX_ATTEMPTS:
-            _mark(database, row.id, "failed", now, error=f"{exc} (after {row.attempts} attempts)")
-            report.failed += 1
-        else:
-            _mark(database, row.id, "pending", now, error=str(exc),
-                  lease_until=now + _backoff(row.attempts))
-            report.retry += 1
-        report.errors.append((row.id, str(exc)))
-        return
+        _retry(database, row, now, str(exc), report)
+        return exc
     except DeliveryError as exc:
         _mark(database, row.id, "failed", now, error=str(exc))
         report.failed += 1
         report.errors.append((row.id, str(exc)))
-        return
+        return exc
     except Exception as exc:  # a template or payload bug: retrying will not fix it
         log.exception("notification %s cannot be rendered", row.id)
         _mark(database, row.id, "failed", now, error=f"{type(exc).__name__}: {exc}")
         report.failed += 1
         report.errors.append((row.id, f"{type(exc).__name__}: {exc}"))
-        return
+        return None
     _kill_point("after_send")
     _mark(database, row.id, "sent", now)
     report.sent += 1
+    return None
 
 
 def _mark(database: Database, row_id: int, status: str, now: datetime, *, error: str | None = None,
@@ -316,6 +339,17 @@ def _message(channel: Channel, row: Claimed, recipients: dict[tuple[str, int], s
     context = template_context(json.loads(row.payload), base)
     return OutgoingMessage(key=row.key, recipient=recipient, rendered=render(row.kind, context),
                            link=context["link"])
+
+
+def inbox_rows(session: Any, user_id: int, *, limit: int) -> list[tuple[Any, ...]]:
+    """A user's in-app notifications, newest first: ``(id, kind, payload, created_at, read_at)``."""
+    n = Notification.__table__
+    return [tuple(r) for r in session.execute(
+        select(n.c.id, n.c.kind, n.c.payload, n.c.created_at, n.c.read_at)
+        .where(n.c.user_id == user_id, n.c.channel == INBOX)
+        .order_by(n.c.created_at.desc(), n.c.id.desc())
+        .limit(limit)
+    ).all()]
 
 
 def template_context(payload: dict[str, Any], base: str) -> dict[str, Any]:

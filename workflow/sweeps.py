@@ -41,8 +41,10 @@ from workflow.store import UnitOfWork
 
 SYSTEM_ROLE = "system"
 NOT_SUBMITTED = (states.PLANNED, states.PURCHASED, states.SUMMARIZED)
-#: Channels a user may choose for personal reminders, besides the inbox.
-ROBOT_KINDS = ("wecom", "dingtalk")
+#: Overdue and lapse notices go out only for deadlines passed less than this long ago: a
+#: sweep started on an old database records the facts of long-closed rounds (flags, history)
+#: without flooding inboxes about them.
+NOTICE_HORIZON = timedelta(days=30)
 
 
 @dataclass
@@ -467,19 +469,20 @@ def _overdue(database: Database, sql: _Sql, rnd: Round, now: datetime, report: S
     )
     source = ("(CAST(:src_pre AS TEXT) || 'overdue_notice:' || CAST(o.id AS TEXT) || ':'"
               f" || {_last_day_sql(sql, 'r.report_deadline')})")
+    recent = f"{where} AND r.report_deadline > :horizon"
     people = _to_people(target="po.id", role=states.REVIEWER, source=source,
-                        kind="overdue_notice", record="r.id", payload=payload, where=where)
+                        kind="overdue_notice", record="r.id", payload=payload, where=recent)
     robots = _to_robots(target="po.id", source=source, kind="overdue_notice", record="r.id",
-                        payload=payload, where=where)
+                        payload=payload, where=recent)
     with database.begin() as session:
         sql.lock_round(session, rnd.id or 0)
-        params = {"rid": rnd.id, "now": now, "src_pre": f"reminder:{rnd.id}:"}
+        params = {"rid": rnd.id, "now": now, "src_pre": f"reminder:{rnd.id}:",
+                  "horizon": now - NOTICE_HORIZON}
         report.overdue += _exec(session, _system_history("overdue", detail, "record r", where),
                                 params)
-        report.add("overdue_notice", _exec(session, people.replace("{from_clause}", from_clause),
-                                           params))
-        report.add("overdue_notice", _exec(session, robots.replace("{from_clause}", from_clause),
-                                           params))
+        for stmt in (people, robots):
+            report.add("overdue_notice", _exec(session, stmt.replace("{from_clause}", from_clause),
+                                               params))
         _exec(session, "UPDATE record SET is_overdue = TRUE WHERE round_id = :rid"
                        f" AND report_deadline <= :now AND NOT is_overdue"
                        f" AND state IN ({_in(NOT_SUBMITTED)})", params)
@@ -521,8 +524,9 @@ def _lapse(database: Database, sql: _Sql, rnd: Round, now: datetime, report: Swe
                   "src_pre": f"reminder:{rnd.id}:", "src_post": f":{last_day.isoformat()}"}
         _exec(session, _system_history("lapse", detail, "record r", f"{where} AND {left} > 0"),
               params)
-        report.add("quota_lapsed", _exec(session, people.replace("{from_clause}", from_clause),
-                                         params))
+        if now - rnd.entry_cutoff < NOTICE_HORIZON:
+            report.add("quota_lapsed", _exec(session, people.replace("{from_clause}", from_clause),
+                                             params))
         report.lapsed += _exec(session, f"UPDATE record SET lapsed_fen = {_unused('record')}"
                                         " WHERE round_id = :rid AND is_grassroots"
                                         " AND lapsed_fen IS NULL", params)

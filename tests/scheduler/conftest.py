@@ -11,8 +11,7 @@ from sqlalchemy import text
 
 from notifications.channels import EmailChannel, WebhookChannel
 from tests.conftest import World
-from tests.notifications.conftest import robot_server, smtp_server  # noqa: F401  (fixtures)
-from tests.notifications.conftest import SmtpServer
+from tests.notifications.conftest import SmtpServer, robot_server, smtp_server  # noqa: F401  (fixtures)
 from workflow import clock
 from workflow.db import Database
 

@@ -108,3 +108,19 @@ def test_reviewer_digest_reaches_the_federation_robot(
     assert statuses["wecom"] == ("sent", None)
     assert statuses["dingtalk"][0] == "failed" and "93000" in statuses["dingtalk"][1]
     assert report.failed == 1
+
+
+def test_an_unreachable_server_is_tried_once_per_batch(round_world: World) -> None:
+    from tests.notifications.conftest import free_port
+    from tests.scheduler.conftest import channels_for as make
+
+    w = round_world
+    sweeps.run_sweep(w.db, now=DEC_1_0900)
+    pending = rows(w.db, "status = 'pending'")
+    dead = SmtpServer("127.0.0.1", free_port(), None)  # type: ignore[arg-type]
+    report = deliver_pending(w.db, channels=make(dead), now=DEC_1_0900, worker_id="t",
+                             base_url=BASE_URL, batch=1000)
+    assert report.retry == len(pending) and report.sent == 0
+    after = rows(w.db, "status = 'pending'")
+    assert all(r["attempts"] == 1 and "Connection refused" in r["last_error"] for r in after)
+    assert sum("not tried" in r["last_error"] for r in after) == len(pending) - 1
