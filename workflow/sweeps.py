@@ -25,7 +25,9 @@ sweeps at once serialise instead of both writing a history row.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -59,6 +61,7 @@ class SweepReport:
         lapsed: grassroots records whose quota lapsed in this sweep.
         overdue: records marked overdue in this sweep.
         late: records marked late in this sweep.
+        seconds: wall time per step, summed over rounds.
     """
 
     now: datetime
@@ -68,6 +71,15 @@ class SweepReport:
     lapsed: int = 0
     overdue: int = 0
     late: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - started
 
     def add(self, kind: str, count: int) -> None:
         self.notifications[kind] = self.notifications.get(kind, 0) + count
@@ -85,6 +97,7 @@ class SweepReport:
             "lapsed": self.lapsed,
             "overdue": self.overdue,
             "late": self.late,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
 
@@ -250,12 +263,17 @@ def run_sweep(database: Database, *, now: datetime) -> SweepReport:
             uow.session.expunge(r)
             rounds.append((r, uow.policy(r.policy_code)))
     for rnd, policy in rounds:
-        _quota_reminders(database, sql, rnd, policy, now, report)
-        _report_reminders(database, sql, rnd, policy, now, report)
-        _late(database, sql, rnd, now, report)
-        _overdue(database, sql, rnd, now, report)
+        with report.timed("quota_reminders"):
+            _quota_reminders(database, sql, rnd, policy, now, report)
+        with report.timed("report_reminders_and_digests"):
+            _report_reminders(database, sql, rnd, policy, now, report)
+        with report.timed("late"):
+            _late(database, sql, rnd, now, report)
+        with report.timed("overdue"):
+            _overdue(database, sql, rnd, now, report)
         if now >= rnd.entry_cutoff:
-            _lapse(database, sql, rnd, now, report)
+            with report.timed("lapse"):
+                _lapse(database, sql, rnd, now, report)
     return report
 
 
