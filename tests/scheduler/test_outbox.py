@@ -124,3 +124,28 @@ def test_an_unreachable_server_is_tried_once_per_batch(round_world: World) -> No
     after = rows(w.db, "status = 'pending'")
     assert all(r["attempts"] == 1 and "Connection refused" in r["last_error"] for r in after)
     assert sum("not tried" in r["last_error"] for r in after) == len(pending) - 1
+
+
+def test_two_workers_delivering_at_once_send_each_row_once(
+    round_world: World, smtp_server: SmtpServer
+) -> None:
+    import threading
+
+    w = round_world
+    sweeps.run_sweep(w.db, now=DEC_1_0900)
+    barrier = threading.Barrier(2)
+
+    def work(name: str) -> None:
+        barrier.wait()
+        deliver_all(w.db, channels=channels_for(smtp_server), now=DEC_1_0900, worker_id=name,
+                    batch=3, base_url=BASE_URL)
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    email = rows(w.db, "channel = 'email'")
+    assert {r["status"] for r in email} == {"sent"}
+    assert message_ids(smtp_server) == sorted(
+        message_id_for(f"{r['user_id']}:email:{r['source']}") for r in email)
