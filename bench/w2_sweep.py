@@ -133,6 +133,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             db = Database(f"sqlite:///{tmp}/w2.db")
             results.append(run_one(db, args))
+            print(json.dumps(results[-1], ensure_ascii=False), flush=True)
             db.dispose()
     if args.db in ("postgres", "both"):
         from sqlalchemy import create_engine
@@ -145,12 +146,11 @@ def main() -> None:
         try:
             db = Database(PG_ADMIN.rsplit("/", 1)[0] + "/" + name)
             results.append(run_one(db, args))
+            print(json.dumps(results[-1], ensure_ascii=False), flush=True)
             db.dispose()
         finally:
             with admin.connect() as c:
                 c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    for r in results:
-        print(json.dumps(r, ensure_ascii=False))
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     (out / "w2.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))
