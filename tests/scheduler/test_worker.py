@@ -236,3 +236,19 @@ def test_two_beats_and_a_redelivered_task_send_nothing_twice(
     keys = [(r["user_id"], r["channel"], r["source"]) for r in rows(w.db)]
     assert len(keys) == len(set(keys))
     assert message_ids(smtp_server) == expected_ids(w)
+
+
+def test_production_config_uses_the_broker_url_and_prefixed_queues(tmp_path: Path) -> None:
+    s = dataclasses.replace(from_env(), var_dir=tmp_path / "var", broker_url=REDIS_URL,
+                            queue_prefix="gd_prod")
+    conf = worker_module.make_config(s)
+    assert conf["broker_url"] == REDIS_URL and "broker_transport_options" not in conf
+    assert conf["task_default_queue"] == "gd_prod.default"
+    assert [q.name for q in conf["task_queues"]] == ["gd_prod.default"]
+    assert not (tmp_path / "var" / "broker").exists()  # no folders outside the embedded default
+    embedded = worker_module.make_config(dataclasses.replace(s, broker_url="filesystem://"))
+    opts = embedded["broker_transport_options"]
+    assert opts["data_folder_in"] == opts["data_folder_out"]
+    assert Path(opts["processed_folder"]).parent == Path(opts["data_folder_in"]).parent
+    assert all(Path(v).is_absolute() and Path(v).is_dir() for k, v in opts.items()
+               if k.endswith("folder") or k.startswith("data_folder"))
