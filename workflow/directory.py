@@ -197,3 +197,32 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
                 uow.session.add(Membership(user_id=user.id or 0, org_id=org.id or 0, role=row["role"]))
         uow.commit()
     return ImportReport(created=created, updated=updated, records_opened=0)
+
+
+def import_member_counts(uow: UnitOfWork, *, data: bytes, round_label: str) -> ImportReport:
+    """Member counts per organisation for a round from CSV (org_code,members). A plan that gives
+    no member count uses this one. All-or-nothing like the other imports."""
+    rows = _read_csv(data, ("org_code", "members"))
+    errors: list[str] = []
+    with uow:
+        rnd = uow.round_by_label(round_label)
+        ids = {o.code: o.id for o in uow.session.execute(select(Organisation)).scalars()}
+        counts: dict[int, int] = {}
+        for i, row in enumerate(rows, start=2):
+            if row["org_code"] not in ids:
+                errors.append(f"第 {i} 行：单位“{row['org_code']}”不存在")
+                continue
+            try:
+                members = int(row["members"].replace(",", ""))
+            except ValueError:
+                errors.append(f"第 {i} 行：会员人数“{row['members']}”不是整数")
+                continue
+            if not 0 <= members <= 10_000_000:
+                errors.append(f"第 {i} 行：会员人数 {members} 超出范围")
+                continue
+            counts[ids[row["org_code"]] or 0] = members
+        if errors:
+            raise BadInput("会员人数导入失败，未导入任何数据：\n" + "\n".join(errors), code="import.rows")
+        uow.upsert_member_counts(rnd.id or 0, counts)
+        uow.commit()
+    return ImportReport(created=len(counts), updated=0, records_opened=0)

@@ -491,10 +491,11 @@ def plan(
     user_id: int,
     seen_version: int,
     amount_per_member_fen: int,
-    members: int,
+    members: int | None = None,
     now: datetime | None = None,
 ) -> RecordView:
-    """Set the chosen extra amount per member (0..cap) and the member count while planned."""
+    """Set the chosen extra amount per member (0..cap) and the member count while planned.
+    Without ``members`` the round's imported member count for the organisation is used."""
     now = now or clock.now()
     with uow:
         rec = uow.record(record_id)
@@ -503,8 +504,11 @@ def plan(
         rnd, _ = _policy_for(uow, rec)
         if rec.state != states.PLANNED:
             raise RuleViolation(Refusal("plan.locked", "只有“计划中”的记录可以修改计划；请先退回计划"))
+        if members is None:
+            members = uow.member_count(rec.org_id, rec.round_id)
         if refusal := rules.check_plan(amount_per_member_fen, members, cap_fen=rnd.cap_fen_per_member):
             raise RuleViolation(refusal)
+        assert members is not None  # check_plan refuses a missing count
         quota = rules.quota_fen(amount_per_member_fen, members, is_grassroots=rec.is_grassroots)
         values = {"amount_per_member_fen": amount_per_member_fen, "members": members,
                   "quota_fen": quota, "updated_at": now}
