@@ -47,6 +47,8 @@ NOT_SUBMITTED = (states.PLANNED, states.PURCHASED, states.SUMMARIZED)
 #: sweep started on an old database records the facts of long-closed rounds (flags, history)
 #: without flooding inboxes about them.
 NOTICE_HORIZON = timedelta(days=30)
+#: Records per write transaction for the big reminder statements.
+CHUNK = 20_000
 
 
 @dataclass
@@ -311,38 +313,63 @@ def _decide(session: Session, rnd: Round, grp: str, last_day: date, policy: Poli
     return due.latest, last_day - timedelta(days=due.latest)
 
 
+def _record_ranges(database: Database, round_id: int) -> list[tuple[int, int]]:
+    """The round's record ids cut into ranges of :data:`CHUNK`: each range is written in its
+    own short transaction, so on SQLite other writers (the web, the CLI) wait at most one chunk,
+    not the whole province."""
+    with database.session(readonly=True) as session:
+        lo, hi = session.execute(text("SELECT MIN(id), MAX(id) FROM record WHERE round_id = :r"),
+                                 {"r": round_id}).one()
+    if lo is None:
+        return []
+    return [(start, min(start + CHUNK - 1, hi)) for start in range(lo, hi + 1, CHUNK)]
+
+
+def _in_chunks(database: Database, sql: _Sql, rnd: Round, stmt: str, params: dict[str, Any]) -> int:
+    """Run ``stmt`` (filtered by ``:lo``/``:hi`` on record ids) chunk by chunk. A sweep killed
+    half-way is finished by the next one: the latest offset's statement is re-run every sweep
+    until the next offset is due, and the unique key skips what is already written."""
+    written = 0
+    for lo, hi in _record_ranges(database, rnd.id or 0):
+        with database.begin() as session:
+            sql.lock_round(session, rnd.id or 0)
+            written += _exec(session, stmt, {**params, "lo": lo, "hi": hi})
+    return written
+
+
 def _quota_reminders(database: Database, sql: _Sql, rnd: Round, policy: Policy, now: datetime,
                      report: SweepReport) -> None:
     last_day = clock.deadline_last_day(rnd.quota_deadline)
     with database.begin() as session:
         sql.lock_round(session, rnd.id or 0)
         decided = _decide(session, rnd, "quota", last_day, policy, now, report)
-        if decided is None:
-            return
-        _offset, due_on = decided
-        # One pass over the round's grassroots records with their extra-quota spending.
-        from_clause = (
-            "(SELECT r.id AS rid, r.org_id, o.name, r.quota_fen,"
-            "  (SELECT COALESCE(SUM(p.amount_fen), 0) FROM purchase p"
-            "   WHERE p.record_id = r.id AND p.budget = 'extra_quota') AS used"
-            " FROM record r JOIN organisation o ON o.id = r.org_id"
-            " WHERE r.round_id = :rid AND r.is_grassroots"
-            "  AND COALESCE(r.amount_per_member_fen, 0) > 0) t"
-        )
-        payload = sql.obj(
-            ("union_name", "t.name"), ("quota_fen", "t.quota_fen"), ("used_fen", "t.used"),
-            ("left_fen", "t.quota_fen - t.used"), ("deadline", "CAST(:last_day AS TEXT)"),
-            ("days_left", "CAST(:offset AS INTEGER)"),
-            ("path", "'/records/' || CAST(t.rid AS TEXT)"),
-        )
-        stmt = _to_people(target="t.org_id", role=states.CLERK,
-                          source=_source("quota_reminder", "t.org_id"), kind="quota_reminder",
-                          record="t.rid", payload=payload, where="t.quota_fen > t.used")
-        report.add("quota_reminder", _exec(session, stmt.replace("{from_clause}", from_clause), {
-            "rid": rnd.id, "now": now, "last_day": last_day.isoformat(),
-            "offset": _days_left(last_day, now),
-            "src_pre": f"reminder:{rnd.id}:", "src_post": f":{due_on.isoformat()}",
-        }))
+    if decided is None:
+        return
+    _offset, due_on = decided
+    # The round's grassroots records with their extra-quota spending, one id range at a time.
+    from_clause = (
+        "(SELECT r.id AS rid, r.org_id, o.name, r.quota_fen,"
+        "  (SELECT COALESCE(SUM(p.amount_fen), 0) FROM purchase p"
+        "   WHERE p.record_id = r.id AND p.budget = 'extra_quota') AS used"
+        " FROM record r JOIN organisation o ON o.id = r.org_id"
+        " WHERE r.round_id = :rid AND r.id BETWEEN :lo AND :hi AND r.is_grassroots"
+        "  AND COALESCE(r.amount_per_member_fen, 0) > 0) t"
+    )
+    payload = sql.obj(
+        ("union_name", "t.name"), ("quota_fen", "t.quota_fen"), ("used_fen", "t.used"),
+        ("left_fen", "t.quota_fen - t.used"), ("deadline", "CAST(:last_day AS TEXT)"),
+        ("days_left", "CAST(:offset AS INTEGER)"),
+        ("path", "'/records/' || CAST(t.rid AS TEXT)"),
+    )
+    stmt = _to_people(target="t.org_id", role=states.CLERK,
+                      source=_source("quota_reminder", "t.org_id"), kind="quota_reminder",
+                      record="t.rid", payload=payload, where="t.quota_fen > t.used")
+    report.add("quota_reminder", _in_chunks(database, sql, rnd, stmt.replace(
+        "{from_clause}", from_clause), {
+        "rid": rnd.id, "now": now, "last_day": last_day.isoformat(),
+        "offset": _days_left(last_day, now),
+        "src_pre": f"reminder:{rnd.id}:", "src_post": f":{due_on.isoformat()}",
+    }))
 
 
 def _report_reminders(database: Database, sql: _Sql, rnd: Round, policy: Policy, now: datetime,
@@ -360,15 +387,18 @@ def _report_reminders(database: Database, sql: _Sql, rnd: Round, policy: Policy,
         with database.begin() as session:
             sql.lock_round(session, rnd.id or 0)
             decided = _decide(session, rnd, "report", last_day, policy, now, report)
-            if decided is None:
-                continue
-            _offset, due_on = decided
-            params = {
-                "rid": rnd.id, "now": now, "deadline": deadline, "last_day": last_day.isoformat(),
-                "offset": _days_left(last_day, now), "round_label": rnd.label,
-                "src_pre": f"reminder:{rnd.id}:", "src_post": f":{due_on.isoformat()}",
-            }
-            report.add("report_reminder", _exec(session, _report_stmt(sql), params))
+        if decided is None:
+            continue
+        _offset, due_on = decided
+        params = {
+            "rid": rnd.id, "now": now, "deadline": deadline, "last_day": last_day.isoformat(),
+            "offset": _days_left(last_day, now), "round_label": rnd.label,
+            "src_pre": f"reminder:{rnd.id}:", "src_post": f":{due_on.isoformat()}",
+        }
+        report.add("report_reminder", _in_chunks(database, sql, rnd, _report_stmt(sql), params))
+        # Digests group subordinates by parent: one statement (a few hundred rows a province).
+        with database.begin() as session:
+            sql.lock_round(session, rnd.id or 0)
             for stmt in _digest_stmts(sql):
                 report.add("reviewer_digest", _exec(session, stmt, params))
 
@@ -397,7 +427,7 @@ def _report_stmt(sql: _Sql) -> str:
         ("state_label", _state_label("r.state")), ("deadline", "CAST(:last_day AS TEXT)"),
         ("days_left", "CAST(:offset AS INTEGER)"), ("path", "'/records/' || CAST(r.id AS TEXT)"),
     )
-    where = (f"r.round_id = :rid AND r.report_deadline = :deadline"
+    where = (f"r.round_id = :rid AND r.id BETWEEN :lo AND :hi AND r.report_deadline = :deadline"
              f" AND r.state IN ({_in(NOT_SUBMITTED)})")
     stmt = _to_people(target="r.org_id", role=states.CLERK,
                       source=_source("report_reminder", "r.org_id"), kind="report_reminder",
