@@ -419,4 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the canonical module, not this __main__ copy: command modules register their
+    # handlers in ``workflow.cli.COMMANDS``.
+    from workflow import cli as _canonical
+
+    sys.exit(_canonical.main())

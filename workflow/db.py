@@ -296,6 +296,40 @@ class Notification(SQLModel, table=True):
         return f"{self.user_id}:{self.channel}:{self.source}"
 
 
+# --- scheduler ---
+
+
+class ReminderRun(SQLModel, table=True):
+    """What the daily sweep decided for one reminder offset of one deadline: ``sent`` (its rows
+    were written) or ``skipped`` (the sweep did not run while it was the latest one due, and a
+    later offset superseded it). One row per (round, group, deadline day, offset)."""
+
+    __tablename__ = "reminder_run"
+    __table_args__ = (UniqueConstraint("round_id", "grp", "last_day", "offset_days"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: int = Field(foreign_key="round.id")
+    grp: str = Field(sa_type=String(16))  # quota | report
+    last_day: date
+    offset_days: int
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    status: str = Field(sa_type=String(16))  # sent | skipped
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class OrgRobot(SQLModel, table=True):
+    """A federation's group robot (WeCom or DingTalk webhook URL, token included). Robots carry
+    federation digests and overdue notices, never personal reminders."""
+
+    __tablename__ = "org_robot"
+    __table_args__ = (UniqueConstraint("org_id", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    kind: str = Field(sa_type=String(16))  # wecom | dingtalk
+    url: str = Field(sa_type=Text)
+
+
 # --- engines, sessions, migrations ----------------------------------------------------------
 
 
