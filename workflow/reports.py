@@ -581,7 +581,8 @@ def completeness(
         if root is None:
             raise NotFound(f"找不到单位 #{under_org_id}", code="org.not_found")
         q = q.where(parent.c.path.startswith(root.path))
-        total_name = f"{root.name}合计"
+        if root.parent_id is not None:
+            total_name = f"{root.name}合计"
     rows = [
         CompletenessRow(pid, code, name, int(n), *(int(x or 0) for x in counts))
         for pid, code, name, n, *counts in session.execute(q).all()
