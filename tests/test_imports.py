@@ -448,3 +448,32 @@ def test_preferred_alias_wins_payment_time_over_order_time() -> None:
     )
     result = parse(data)
     assert result.errors[0].field == "paid_at"  # counted by payment date: 2022
+
+
+def test_tab_separated_text_export() -> None:
+    data = ("\t".join(HEADER) + "\n" + "\t".join(map(str, row(amount="1,234.00"))) + "\n").encode(
+        "gb18030"
+    )
+    result = parse(data, "export.txt")
+    assert result.ok, reasons(result)
+    assert result.rows[0].amount_fen == 123400
+
+
+def test_xlsx_skips_leading_notes_sheet() -> None:
+    workbook = openpyxl.Workbook()
+    notes = workbook.active
+    assert notes is not None
+    notes.title = "说明"
+    notes.append(["本表由832平台导出"])
+    orders = workbook.create_sheet("订单")
+    orders.append(["采购订单号", "付款时间", "订单金额", "人次", "商品名称"])
+    orders.append(["P1", "2021-09-20 08:00:00", "300", "6", "百色芒果"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    result = parse(buffer.getvalue(), "832.xlsx", mapping=MAPPINGS["p832"])
+    assert result.ok, reasons(result)
+    assert (result.rows[0].order_no, result.rows[0].channel, result.rows[0].people) == (
+        "P1",
+        "p832",
+        6,
+    )

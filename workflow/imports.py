@@ -37,7 +37,6 @@ import csv
 import io
 import re
 import unicodedata
-import zipfile
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -509,42 +508,46 @@ def _parse_text(value: object) -> str | None:
 # File reading
 
 
-def _read_table(data: bytes, filename: str) -> tuple[list[list[object]], str | None]:
+def _read_table(
+    data: bytes, filename: str, mapping: ColumnMapping
+) -> tuple[list[list[object]], str | None]:
     """Bytes → list of rows of cell values, or an error message."""
     name = filename.lower()
     if data.startswith(_XLSX_MAGIC) or name.endswith((".xlsx", ".xlsm")):
-        return _read_xlsx(data)
+        return _read_xlsx(data, mapping)
     if data.startswith(_OLE_MAGIC) or name.endswith(".xls"):
         return [], "不支持 Excel 97-2003（.xls）格式：请另存为 .xlsx 或 CSV 后再导入"
-    return _read_csv(data)
+    return _read_csv(data, mapping)
 
 
-def _read_xlsx(data: bytes) -> tuple[list[list[object]], str | None]:
+def _read_xlsx(data: bytes, mapping: ColumnMapping) -> tuple[list[list[object]], str | None]:
     import openpyxl  # local: keeps importing this module cheap for CSV-only callers
 
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - bad content must never raise
         return [], f"无法读取 XLSX 文件（文件已损坏或不是 Excel 文件）：{type(exc).__name__}"
     try:
-        sheets = [list(ws.iter_rows(values_only=True)) for ws in workbook.worksheets]
+        if not workbook.worksheets:
+            return [], "XLSX 文件中没有工作表"
+        # The first sheet whose header is recognisable (exports sometimes lead with a notes
+        # sheet); the caller finds the header again in the chosen table.
+        chosen = workbook.worksheets[0]
+        for sheet in workbook.worksheets:
+            top = [list(r) for r in sheet.iter_rows(max_row=HEADER_SEARCH_ROWS, values_only=True)]
+            if _find_header(top, mapping)[0] is not None:
+                chosen = sheet
+                break
+        return [list(r) for r in chosen.iter_rows(values_only=True)], None
     except Exception as exc:  # noqa: BLE001 - bad content must never raise
         return [], f"无法读取 XLSX 文件内容：{type(exc).__name__}"
     finally:
         workbook.close()
-    if not sheets:
-        return [], "XLSX 文件中没有工作表"
-    # Use the first sheet whose header is recognisable; the caller re-finds the header.
-    for rows in sheets:
-        table = [list(row) for row in rows]
-        if _find_header(table, MAPPINGS["generic"])[0] is not None:
-            return table, None
-    return [list(row) for row in sheets[0]], None
 
 
-def _read_csv(data: bytes) -> tuple[list[list[object]], str | None]:
+def _read_csv(data: bytes, mapping: ColumnMapping) -> tuple[list[list[object]], str | None]:
     text: str | None = None
-    for encoding in ("utf-8-sig", "gb18030"):
+    for encoding in ("utf-8-sig", "gb18030"):  # gb18030 is a superset of gbk
         try:
             text = data.decode(encoding)
             break
@@ -555,13 +558,22 @@ def _read_csv(data: bytes) -> tuple[list[list[object]], str | None]:
             [],
             "无法识别文件编码或文件不是文本表格（支持 UTF-8、GBK、GB18030 编码的 CSV 和 XLSX）",
         )
-    sample = "\n".join(text.splitlines()[: HEADER_SEARCH_ROWS + 5])
+    # The delimiter whose reading of the first rows matches the most header aliases
+    # (csv.Sniffer guesses wrong on Chinese title rows).
+    head = "\n".join(text.splitlines()[:HEADER_SEARCH_ROWS])
+    delimiter, best = ",", -1
+    for candidate in (",", "\t", ";"):
+        try:
+            top = [list(r) for r in csv.reader(io.StringIO(head), delimiter=candidate)]
+        except csv.Error:
+            continue
+        score = len(_find_header(top, mapping)[1])
+        if score > best:
+            delimiter, best = candidate, score
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",\t;")
-    except csv.Error:
-        dialect = csv.excel
-    try:
-        rows: list[list[object]] = [list(r) for r in csv.reader(io.StringIO(text), dialect)]
+        rows: list[list[object]] = [
+            list(r) for r in csv.reader(io.StringIO(text), delimiter=delimiter)
+        ]
     except csv.Error as exc:
         return [], f"CSV 格式错误：{exc}"
     return rows, None
@@ -655,7 +667,7 @@ def parse_purchases(
     def fail(message: str) -> ParseResult:
         return ParseResult([], [RowError(0, "file", message)], None, mapping.name, 0)
 
-    table, read_error = _read_table(data, filename)
+    table, read_error = _read_table(data, filename, mapping)
     if read_error:
         return fail(read_error)
     header_index, columns = _find_header(table, mapping)
