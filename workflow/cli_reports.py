@@ -104,6 +104,11 @@ def _stats_text(view: reports.StatsView) -> str:
         lines.append(f"{r.label:<24}{exports.wan_people(r.people):>12}{exports.wan_yuan(r.amount_fen):>16}")
     lines.append(f"{'合计':<24}{exports.wan_people(t.total_people):>12}{exports.wan_yuan(t.total_amount_fen):>16}")
     lines.append(view.official.text())
+    if view.pending:
+        people = sum(p for p, _a in view.pending.values())
+        amount = sum(a for _p, a in view.pending.values())
+        lines.append(f"{reports.STATUS_PENDING}（未计入合计）：人次 {exports.wan_people(people)} 万，"
+                     f"金额 {exports.wan_yuan(amount)} 万元")
     if view.units:
         lines.append("下级单位：")
         for u in view.units:

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 
 import states
 from workflow import clock, imports, rules, services
-from workflow.db import Purchase
+from workflow.db import Purchase, Record
 from workflow.errors import BadInput, RuleViolation
 from workflow.store import UnitOfWork
 
@@ -89,6 +89,9 @@ def import_purchases(
     now = now or clock.now()
     column_mapping = _mapping(mapping)
     with uow:
+        # Serialise imports into one record (PostgreSQL row lock; SQLite writers already queue
+        # behind BEGIN IMMEDIATE), so two imports of one file cannot both count rows as new.
+        uow.session.execute(select(Record.id).where(Record.id == record_id).with_for_update())
         rec = uow.record(record_id)
         actor = services._actor(uow, user_id, rec)
         _role, on_behalf = services._entry_role(actor, "导入采购")
