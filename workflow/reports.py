@@ -32,7 +32,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, union_all
+from sqlalchemy import Integer, and_, case, cast, func, or_, select, union_all
 from sqlmodel import Session
 
 import states
@@ -231,31 +231,30 @@ def _frozen(units: Any, live: bool) -> Any:
 
 
 def unit_lines(session: Session, units_query: Any, *, live: bool) -> dict[int, Lines]:
-    """Per unit record and channel, (people, amount_fen): one GROUP BY over a UNION ALL of the
-    frozen units' snapshot lines and the live units' purchases, aggregate lines and accepted
-    children's snapshot lines."""
+    """Per unit record and channel, (people, amount_fen): a UNION ALL of the frozen units'
+    snapshot lines and the live units' purchases, aggregate lines and accepted children's
+    snapshot lines, each part grouped by (unit, channel) and the parts summed."""
     units = units_query.subquery("units")
     sl, pur, agg = SnapshotLine.__table__, Purchase.__table__, AggregateLine.__table__
     child = Record.__table__.alias("child")
     frozen = _frozen(units, live)
-    parts = union_all(
-        select(units.c.id.label("unit_id"), sl.c.channel, sl.c.people, sl.c.amount_fen)
-        .select_from(units.join(sl, sl.c.snapshot_id == units.c.snapshot_id))
-        .where(frozen),
-        select(units.c.id, pur.c.channel, pur.c.people, pur.c.amount_fen)
-        .select_from(units.join(pur, pur.c.record_id == units.c.id))
-        .where(~frozen),
-        select(units.c.id, agg.c.channel, agg.c.people, agg.c.amount_fen)
-        .select_from(units.join(agg, agg.c.record_id == units.c.id))
-        .where(~frozen),
-        select(units.c.id, sl.c.channel, sl.c.people, sl.c.amount_fen)
-        .select_from(
-            units.join(child, child.c.parent_id == units.c.id).join(sl, sl.c.snapshot_id == child.c.snapshot_id)
+
+    def part(source: Any, table: Any, cond: Any) -> Any:
+        return (
+            select(units.c.id.label("unit_id"), table.c.channel.label("channel"),
+                   func.sum(table.c.people).label("people"), func.sum(table.c.amount_fen).label("amount"))
+            .select_from(source).where(cond).group_by(units.c.id, table.c.channel)
         )
-        .where(~frozen, child.c.state == states.ACCEPTED),
+
+    parts = union_all(
+        part(units.join(sl, sl.c.snapshot_id == units.c.snapshot_id), sl, frozen),
+        part(units.join(pur, pur.c.record_id == units.c.id), pur, ~frozen),
+        part(units.join(agg, agg.c.record_id == units.c.id), agg, ~frozen),
+        part(units.join(child, child.c.parent_id == units.c.id).join(sl, sl.c.snapshot_id == child.c.snapshot_id),
+             sl, and_(~frozen, child.c.state == states.ACCEPTED)),
     ).subquery("parts")
     rows = session.execute(
-        select(parts.c.unit_id, parts.c.channel, func.sum(parts.c.people), func.sum(parts.c.amount_fen))
+        select(parts.c.unit_id, parts.c.channel, func.sum(parts.c.people), func.sum(parts.c.amount))
         .group_by(parts.c.unit_id, parts.c.channel)
     ).all()
     out: dict[int, Lines] = {}
@@ -411,27 +410,26 @@ def annex2_for_subtree(session: Session, org_id: int, round_id: int, policy: Pol
 
 def live_rollup_by_path(session: Session, parent_org_id: int, round_id: int) -> dict[int, Lines]:
     """Live progress: per direct subordinate of ``parent_org_id`` (by org id), the purchases and
-    aggregate lines of every record in its subtree, whatever their states. One GROUP BY over the
-    ledger joined to organisation by materialised path prefix."""
+    aggregate lines of every record in its subtree, whatever their states.
+
+    One GROUP BY per ledger table over the ledger joined to record and organisation, restricted
+    by the parent's materialised path prefix; the subordinate's id is read off each path (the
+    component after the prefix), so no join to the subordinates is needed.
+    """
+    parent = session.get(Organisation, parent_org_id)
+    if parent is None:
+        raise NotFound(f"找不到单位 #{parent_org_id}", code="org.not_found")
     org, rec = Organisation.__table__, Record.__table__
-    unit = org.alias("unit")
+    rest = func.substr(org.c.path, len(parent.path) + 1)
+    slash = func.instr(rest, "/") if session.get_bind().dialect.name == "sqlite" else func.strpos(rest, "/")
+    unit_id = cast(func.substr(rest, 1, slash - 1), Integer).label("unit_id")
     out: dict[int, Lines] = {}
     for table in (Purchase.__table__, AggregateLine.__table__):
-        per_record = (
-            select(table.c.record_id, table.c.channel, func.sum(table.c.people).label("people"),
-                   func.sum(table.c.amount_fen).label("amount"))
-            .group_by(table.c.record_id, table.c.channel)
-            .subquery()
-        )
         rows = session.execute(
-            select(unit.c.id, per_record.c.channel, func.sum(per_record.c.people), func.sum(per_record.c.amount))
-            .select_from(
-                per_record.join(rec, rec.c.id == per_record.c.record_id)
-                .join(org, org.c.id == rec.c.org_id)
-                .join(unit, org.c.path.startswith(unit.c.path))
-            )
-            .where(unit.c.parent_id == parent_org_id, rec.c.round_id == round_id)
-            .group_by(unit.c.id, per_record.c.channel)
+            select(unit_id, table.c.channel, func.sum(table.c.people), func.sum(table.c.amount_fen))
+            .select_from(table.join(rec, rec.c.id == table.c.record_id).join(org, org.c.id == rec.c.org_id))
+            .where(rec.c.round_id == round_id, org.c.path.startswith(parent.path), org.c.id != parent_org_id)
+            .group_by(unit_id, table.c.channel)
         ).all()
         for uid, channel, people, amount in rows:
             out[int(uid)] = add_lines(out.get(int(uid), {}), {channel: (int(people or 0), int(amount or 0))})
