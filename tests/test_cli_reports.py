@@ -104,3 +104,16 @@ def test_limits_completeness_chase_aggregate_and_work_report(run, world: World, 
     code, out, err = run("province-workbook", str(wb_path), "--as", "gd-reviewer")
     assert code == 0, err
     assert openpyxl.load_workbook(wb_path).sheetnames[0] == "汇总"
+
+
+def test_stats_shows_accepted_beside_submitted_not_yet_accepted(run, world: World) -> None:  # type: ignore[no-untyped-def]
+    world.to_submitted("G1")  # 1,200 yuan, 20 people, submitted to D1
+    code, out, err = run("stats", "D1", "--as", "d1-reviewer")
+    assert code == 0, err
+    assert "已提交，待审核（未计入合计）：人次 0.00 万，金额 0.12 万元" in out
+    assert "G1" in out and "已提交，待审核" in out
+    world.fire("G1", "accept", "d1-reviewer")
+    code, out, err = run("stats", "D1", "--as", "d1-reviewer", "--json")
+    data = json.loads(out)
+    assert data["total"]["amount_fen"] == 120_000
+    assert [u["status"] for u in data["units"]] == ["已通过", "计划中，未提交（实时数据）"]
