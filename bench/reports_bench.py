@@ -143,8 +143,11 @@ def w3(database: db.Database, round_id: int) -> list[tuple[str, float]]:
     rec = Record.__table__
     out: list[tuple[str, float]] = []
     with database.session(readonly=True) as s:
-        districts = reports._units_query(round_id).where(Organisation.__table__.c.depth == 2)
-        t_ours, ours = timed(lambda: reports.unit_lines(s, districts, live=True))
+        district_ids = s.execute(
+            select(rec.c.id).select_from(rec.join(Organisation.__table__, Organisation.__table__.c.id == rec.c.org_id))
+            .where(rec.c.round_id == round_id, Organisation.__table__.c.kind == "district_federation")
+        ).scalars().all()
+        t_ours, ours = timed(lambda: reports.unit_lines(s, round_id, record_ids=district_ids, live=True))
 
         def python_agg() -> dict[int, dict[str, list[int]]]:
             child, sl = rec.alias("c"), SnapshotLine.__table__

@@ -209,16 +209,24 @@ def status_note(state: str, source: str, stale: bool = False) -> str:
 
 
 def _units_query(round_id: int, *, parent_org_id: int | None = None, record_ids: Sequence[int] = ()) -> Any:
+    """The unit records with what a view shows of them (state, footer, organisation)."""
     rec, org = Record.__table__, Organisation.__table__
     q = select(
         rec.c.id, rec.c.state, rec.c.snapshot_id, rec.c.snapshot_stale, rec.c.reporter, rec.c.phone,
         rec.c.fill_date, rec.c.is_overdue, rec.c.is_late, rec.c.report_deadline,
         org.c.id.label("org_id"), org.c.code, org.c.name, org.c.kind, org.c.path,
-    ).join(org, org.c.id == rec.c.org_id).where(rec.c.round_id == round_id)
+    ).join(org, org.c.id == rec.c.org_id)
+    return _unit_filter(q, round_id, parent_org_id, record_ids)
+
+
+def _unit_filter(q: Any, round_id: int, parent_org_id: int | None, record_ids: Sequence[int]) -> Any:
+    rec, org = Record.__table__, Organisation.__table__
+    if record_ids:  # ids imply the round; the primary key finds them
+        return q.where(rec.c.id.in_(list(record_ids)))
+    q = q.where(rec.c.round_id == round_id)
     if parent_org_id is not None:
-        q = q.where(org.c.parent_id == parent_org_id)
-    if record_ids:
-        q = q.where(rec.c.id.in_(list(record_ids)))
+        # Through the (org_id, round_id) unique index: the children's ids, then their records.
+        q = q.where(rec.c.org_id.in_(select(org.c.id).where(org.c.parent_id == parent_org_id)))
     return q
 
 
@@ -230,11 +238,18 @@ def _frozen(units: Any, live: bool) -> Any:
     return frozen
 
 
-def unit_lines(session: Session, units_query: Any, *, live: bool) -> dict[int, Lines]:
-    """Per unit record and channel, (people, amount_fen): a UNION ALL of the frozen units'
-    snapshot lines and the live units' purchases, aggregate lines and accepted children's
-    snapshot lines, each part grouped by (unit, channel) and the parts summed."""
-    units = units_query.subquery("units")
+def unit_lines(
+    session: Session, round_id: int, *, parent_org_id: int | None = None, record_ids: Sequence[int] = (),
+    live: bool = False,
+) -> dict[int, Lines]:
+    """Per unit record and channel, (people, amount_fen), for the child units of
+    ``parent_org_id`` or the given records: a UNION ALL of the frozen units' snapshot lines and
+    the live units' purchases, aggregate lines and accepted children's snapshot lines, each part
+    grouped by (unit, channel) and the parts summed."""
+    rec = Record.__table__
+    units = _unit_filter(
+        select(rec.c.id, rec.c.state, rec.c.snapshot_id), round_id, parent_org_id, record_ids
+    ).subquery("units")
     sl, pur, agg = SnapshotLine.__table__, Purchase.__table__, AggregateLine.__table__
     child = Record.__table__.alias("child")
     frozen = _frozen(units, live)
@@ -271,7 +286,7 @@ def unit_figures(
     two queries, ordered by organisation path."""
     q = _units_query(round_id, parent_org_id=parent_org_id, record_ids=record_ids)
     meta = session.execute(q.order_by(Organisation.__table__.c.code)).all()
-    lines = unit_lines(session, q, live=live)
+    lines = unit_lines(session, round_id, parent_org_id=parent_org_id, record_ids=record_ids, live=live)
     out = []
     for m in meta:
         frozen = m.state in FROZEN_STATES or (not live and m.state == states.SUMMARIZED and m.snapshot_id is not None)
