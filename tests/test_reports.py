@@ -158,6 +158,10 @@ def test_stats_view_scope_clerk_own_reviewer_subtree(any_world: World) -> None:
         reports.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("d1-clerk"))
     with pytest.raises(PermissionDenied):
         reports.stats(w.uow(True), round_label="2021年度", org_code="G3", user_id=w.uid("d1-reviewer"))
+    # The observer's membership names the root of the subtree it may read (C1).
+    assert reports.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("observer")).state
+    with pytest.raises(PermissionDenied):
+        reports.stats(w.uow(True), round_label="2021年度", org_code="C2", user_id=w.uid("observer"))
     view = reports.stats(w.uow(True), round_label="2021年度", org_code="GD", user_id=w.uid("gd-reviewer"))
     assert view.source == "subtree" and [u.org_code for u in view.units] == ["C1", "C2", "IND"]
 
