@@ -84,6 +84,9 @@ def test_rollup_level_by_level_reads_snapshots_of_accepted_and_submitted(any_wor
     # C1 accepts D1; the province sees C1 only once C1 has submitted.
     reports.add_aggregate_line(w.uow(), record_id=w.rid("D1"), user_id=w.uid("d1-clerk"), channel="other",
                                people=5, amount_fen=50_000, note="天河区街道工会台账汇总", now=NOW_2021)
+    d1_live = figures(w, "D1")  # a draft: own aggregate line + G1's accepted snapshot, same row
+    assert d1_live["其他采购渠道(含线上和线下)"] == (80 + 5, 800_000 + 50_000)
+    assert total(d1_live) == (185, 1_850_000)
     w.fire("G2", "accept", "d1-reviewer")
     federation_up(w, "D1")
     assert total(figures(w, "D1")) == (205, 2_050_000)

@@ -230,12 +230,13 @@ def _unit_filter(q: Any, round_id: int, parent_org_id: int | None, record_ids: S
     return q
 
 
-def _frozen(units: Any, live: bool) -> Any:
-    """Which units read their snapshot: submitted/accepted always; summarized unless live."""
-    frozen = units.c.state.in_(FROZEN_STATES)
-    if not live:
-        frozen = or_(frozen, and_(units.c.state == states.SUMMARIZED, units.c.snapshot_id.is_not(None)))
-    return frozen
+#: Units per statement: id lists stay well below SQLite's bound-parameter limit (32,766).
+UNIT_CHUNK = 5_000
+
+
+def _is_frozen(state: str, snapshot_id: int | None, live: bool) -> bool:
+    """Submitted/accepted units read their snapshot; a summarized one too unless ``live``."""
+    return state in FROZEN_STATES or (not live and state == states.SUMMARIZED and snapshot_id is not None)
 
 
 def unit_lines(
@@ -243,39 +244,49 @@ def unit_lines(
     live: bool = False,
 ) -> dict[int, Lines]:
     """Per unit record and channel, (people, amount_fen), for the child units of
-    ``parent_org_id`` or the given records: a UNION ALL of the frozen units' snapshot lines and
-    the live units' purchases, aggregate lines and accepted children's snapshot lines, each part
-    grouped by (unit, channel) and the parts summed."""
+    ``parent_org_id`` or the given records.
+
+    The units (one small query) are split into frozen ones, read from their snapshot lines, and
+    live ones, read from their purchases, aggregate lines and accepted children's snapshot lines:
+    one statement, a UNION ALL of those four parts each grouped by (unit, channel). The units are
+    passed as literal id lists so the planner sees how many there are (a ``state NOT IN (…)``
+    filter made PostgreSQL expect one unit and choose nested loops over a million lines).
+    """
     rec = Record.__table__
-    units = _unit_filter(
-        select(rec.c.id, rec.c.state, rec.c.snapshot_id), round_id, parent_org_id, record_ids
-    ).subquery("units")
-    sl, pur, agg = SnapshotLine.__table__, Purchase.__table__, AggregateLine.__table__
-    child = Record.__table__.alias("child")
-    frozen = _frozen(units, live)
-
-    def part(source: Any, table: Any, cond: Any) -> Any:
-        return (
-            select(units.c.id.label("unit_id"), table.c.channel.label("channel"),
-                   func.sum(table.c.people).label("people"), func.sum(table.c.amount_fen).label("amount"))
-            .select_from(source).where(cond).group_by(units.c.id, table.c.channel)
-        )
-
-    parts = union_all(
-        part(units.join(sl, sl.c.snapshot_id == units.c.snapshot_id), sl, frozen),
-        part(units.join(pur, pur.c.record_id == units.c.id), pur, ~frozen),
-        part(units.join(agg, agg.c.record_id == units.c.id), agg, ~frozen),
-        part(units.join(child, child.c.parent_id == units.c.id).join(sl, sl.c.snapshot_id == child.c.snapshot_id),
-             sl, and_(~frozen, child.c.state == states.ACCEPTED)),
-    ).subquery("parts")
-    rows = session.execute(
-        select(parts.c.unit_id, parts.c.channel, func.sum(parts.c.people), func.sum(parts.c.amount))
-        .group_by(parts.c.unit_id, parts.c.channel)
+    units = session.execute(
+        _unit_filter(select(rec.c.id, rec.c.state, rec.c.snapshot_id), round_id, parent_org_id, record_ids)
     ).all()
     out: dict[int, Lines] = {}
-    for unit_id, channel, people, amount in rows:
-        out.setdefault(int(unit_id), {})[channel] = (int(people or 0), int(amount or 0))
+    for start in range(0, len(units), UNIT_CHUNK):
+        chunk = units[start:start + UNIT_CHUNK]
+        frozen = [u.id for u in chunk if _is_frozen(u.state, u.snapshot_id, live)]
+        drafts = [u.id for u in chunk if not _is_frozen(u.state, u.snapshot_id, live)]
+        for unit_id, channel, people, amount in session.execute(_lines_statement(frozen, drafts)).all():
+            lines = out.setdefault(int(unit_id), {})
+            p, a = lines.get(channel, (0, 0))  # a draft's parts may share a channel
+            lines[channel] = (p + int(people or 0), a + int(amount or 0))
     return out
+
+
+def _lines_statement(frozen: list[int], drafts: list[int]) -> Any:
+    rec, sl, pur, agg = Record.__table__, SnapshotLine.__table__, Purchase.__table__, AggregateLine.__table__
+    child = rec.alias("child")
+
+    def part(key: Any, table: Any, source: Any, *where: Any) -> Any:
+        return (
+            select(key.label("unit_id"), table.c.channel.label("channel"),
+                   func.sum(table.c.people).label("people"), func.sum(table.c.amount_fen).label("amount"))
+            .select_from(source).where(*where).group_by(key, table.c.channel)
+        )
+
+    parts = [
+        part(rec.c.id, sl, rec.join(sl, sl.c.snapshot_id == rec.c.snapshot_id), rec.c.id.in_(frozen)),
+        part(pur.c.record_id, pur, pur, pur.c.record_id.in_(drafts)),
+        part(agg.c.record_id, agg, agg, agg.c.record_id.in_(drafts)),
+        part(child.c.parent_id, sl, child.join(sl, sl.c.snapshot_id == child.c.snapshot_id),
+             child.c.parent_id.in_(drafts), child.c.state == states.ACCEPTED),
+    ]
+    return union_all(*parts)
 
 
 def unit_figures(
@@ -289,7 +300,7 @@ def unit_figures(
     lines = unit_lines(session, round_id, parent_org_id=parent_org_id, record_ids=record_ids, live=live)
     out = []
     for m in meta:
-        frozen = m.state in FROZEN_STATES or (not live and m.state == states.SUMMARIZED and m.snapshot_id is not None)
+        frozen = _is_frozen(m.state, m.snapshot_id, live)
         out.append(UnitFigures(
             org_id=m.org_id, org_code=m.code, org_name=m.name, org_kind=m.kind, path=m.path, record_id=m.id,
             state=m.state, source="snapshot" if frozen else "live", lines=lines.get(m.id, {}),
