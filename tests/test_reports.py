@@ -297,3 +297,36 @@ def _org_id(w: World, code: str) -> int:
 def _round_id(w: World) -> int:
     with w.uow(True) as uow:
         return uow.round_by_label(w.round_label).id or 0
+
+
+def test_province_workbook_prints_one_a4_page_per_sheet(world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import shutil
+    import subprocess
+    import uuid
+
+    soffice = shutil.which("libreoffice") or shutil.which("soffice")
+    if soffice is None or not shutil.which("pdftotext") or not shutil.which("pdfinfo"):
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail("LibreOffice and poppler-utils are required (REQUIRE_SERVICES=1)")
+        pytest.skip("LibreOffice or poppler-utils not installed")
+    w = world
+    grassroots(w, "G5", [("ygh", 1_234_567, 321), ("p832", 4_000, 40)])
+    w.fire("G5", "accept", "ind-reviewer")
+    federation_up(w, "IND", reporting_unit=True)
+    source = tmp_path / "province.xlsx"
+    source.write_bytes(reports.province_workbook(w.uow(True), user_id=w.uid("gd-reviewer"), round_label="2021年度"))
+    profile = tmp_path / f"lo-{uuid.uuid4().hex}"
+    subprocess.run([soffice, "--headless", f"-env:UserInstallation={profile.as_uri()}", "--convert-to", "pdf",
+                    "--outdir", str(tmp_path), str(source)], check=True, capture_output=True, timeout=300)
+    pdf = tmp_path / "province.pdf"
+    info = subprocess.run(["pdfinfo", "-f", "1", "-l", "99", str(pdf)], check=True, capture_output=True,
+                          text=True).stdout
+    sizes = [line for line in info.splitlines() if line.startswith("Page ") and "size" in line]
+    assert len(sizes) == 4 and all("(A4)" in line for line in sizes)  # overview + C1, C2, IND
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True,
+                          text=True).stdout
+    assert text.count("合计") >= 4
+    # IND: 粤工惠购 1.23 万元 / 0.03 万人次; 832平台 0.00 万元 (40 元); 合计 1.24 万元, 0.04 万人次.
+    for figure in ("1.23", "0.03", "1.24", "0.04", "广东省教科文卫工会", "已提交，待审核", "未报送"):
+        assert figure in text, figure
