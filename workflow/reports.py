@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, cast, func, or_, select, union_all
@@ -294,7 +295,7 @@ def unit_figures(
     live: bool = False,
 ) -> list[UnitFigures]:
     """The figures of the child units of ``parent_org_id`` (or of the given records) in a round:
-    two queries, ordered by organisation path."""
+    two small queries and one aggregate, ordered by organisation code."""
     q = _units_query(round_id, parent_org_id=parent_org_id, record_ids=record_ids)
     meta = session.execute(q.order_by(Organisation.__table__.c.code)).all()
     lines = unit_lines(session, round_id, parent_org_id=parent_org_id, record_ids=record_ids, live=live)
@@ -687,19 +688,12 @@ def parse_yuan(text: str, what: str) -> int:
         raise BadInput(f"{what}：{exc.message}", code=exc.code) from None
 
 
-__all__ = [
-    "CHASE_HEADERS", "ComparisonRow", "CompletenessRow", "OfficialShare", "STATUS_ACCEPTED",
-    "STATUS_PENDING", "SubtreeStats", "UnitFigures", "add_lines", "annex2_for_record",
-    "annex2_for_subtree", "annex2_rows", "chase_list", "check_aggregate_line", "check_can_view",
-    "comparison", "completeness", "live_rollup_by_path", "official_share", "province_tables",
-    "snapshot_lines", "status_note", "subtree_stats", "unit_figures", "unit_lines",
-]
 
 
 # --- use cases (membership checked) ---------------------------------------------------------
 # These take a fresh UnitOfWork like the services; the CLI and the web call them.
 
-TEMPLATE_DIR = __import__("pathlib").Path(__file__).parent / "templates"
+TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
 def _round(uow: Any, round_label: str | None) -> Round:
@@ -966,3 +960,15 @@ def compare_rounds(
         _reviewer_scope(uow, user_id, org)
         b, a = uow.round_by_label(before), uow.round_by_label(after)
         return comparison(uow.session, org.id, b.id, a.id)
+
+
+__all__ = [
+    "CHASE_HEADERS", "ComparisonRow", "CompletenessRow", "OfficialShare", "STATUS_ACCEPTED",
+    "STATUS_PENDING", "SubtreeStats", "UnitFigures", "add_lines", "annex2_for_record",
+    "annex2_for_subtree", "annex2_rows", "chase_list", "check_aggregate_line", "check_can_view",
+    "comparison", "completeness", "live_rollup_by_path", "official_share", "province_tables",
+    "snapshot_lines", "status_note", "subtree_stats", "unit_figures", "unit_lines",
+    # use cases
+    "StatsView", "WorkReport", "add_aggregate_line", "chase", "compare_rounds", "completeness_for",
+    "limits_for", "parse_yuan", "province_workbook", "receiver_org", "stats", "work_report",
+]
