@@ -329,6 +329,25 @@ class OrgRobot(SQLModel, table=True):
     kind: str = Field(sa_type=String(16))  # wecom | dingtalk
     url: str = Field(sa_type=Text)
 
+# --- reports ---
+
+
+class AggregateLine(SQLModel, table=True):
+    """A federation's aggregate figure entered directly (a channel, people, amount and where the
+    numbers come from), for spending it knows only as a total. It counts in the federation's
+    own live sums and in its snapshot, like its purchases."""
+
+    __tablename__ = "aggregate_line"
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="record.id", index=True)
+    channel: str = Field(sa_type=String(32))
+    people: int = _money(default=0)
+    amount_fen: int = _money()
+    note: str = Field(sa_type=Text)
+    entered_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    entered_at: datetime | None = _instant()
+
 
 # --- engines, sessions, migrations ----------------------------------------------------------
 
