@@ -305,6 +305,35 @@ class EmailChannel:
                 _quit_quietly(smtp)
         return results
 
+    @contextmanager
+    def session(self) -> Iterator[Callable[[OutgoingMessage], None]]:
+        """One SMTP connection for several messages sent one at a time.
+
+        Unlike :meth:`send_many`, each call returns (or raises) before the next message is
+        sent, so the caller can record every message as sent before sending the next one.
+        The connection opens on the first message and reopens after a temporary error.
+
+        Yields:
+            ``send(msg)``, raising ``DeliveryError`` like :meth:`send`.
+        """
+        held: list[smtplib.SMTP] = []
+
+        def send(msg: OutgoingMessage) -> None:
+            mime = self.build_message(msg)
+            if not held:
+                held.append(self._connect(msg))
+            try:
+                self._deliver(held[0], msg, mime)
+            except TemporaryDeliveryError:
+                _quit_quietly(held.pop())
+                raise
+
+        try:
+            yield send
+        finally:
+            if held:
+                _quit_quietly(held.pop())
+
     # -- internals
 
     @contextmanager

@@ -160,12 +160,33 @@ def cmd_user_import(args: argparse.Namespace, ctx: Context) -> Any:
     return directory.import_users(ctx.uow(), data=_read_file(args.file), hash_password=hash_password)
 
 
+@command("members-import")
+def cmd_members_import(args: argparse.Namespace, ctx: Context) -> Any:
+    if not args.round:
+        raise BadInput("请用 --round 指定年度", code="cli.no_round")
+    return directory.import_member_counts(ctx.uow(), data=_read_file(args.file), round_label=args.round)
+
+
+@command("rounds")
+def cmd_rounds(args: argparse.Namespace, ctx: Context) -> Any:
+    with ctx.uow(readonly=True) as uow:
+        return [
+            {"id": r.id, "policy": r.policy_code, "year": r.year, "label": r.label,
+             "quota_deadline": clock.deadline_last_day(r.quota_deadline),
+             "report_deadline_reporting_unit": clock.deadline_last_day(r.report_deadline_reporting_unit),
+             "report_deadline_default": clock.deadline_last_day(r.report_deadline_default),
+             "entry_cutoff": clock.deadline_last_day(r.entry_cutoff)}
+            for r in uow.rounds()
+        ]
+
+
 @command("plan")
 def cmd_plan(args: argparse.Namespace, ctx: Context) -> Any:
     rid = ctx.record_id(args.org)
     return services.plan(
         ctx.uow(), record_id=rid, user_id=ctx.user_id(), seen_version=_version(ctx, rid),
-        amount_per_member_fen=services.parse_money(args.amount), members=_parse_int(args.members, "会员人数"),
+        amount_per_member_fen=services.parse_money(args.amount),
+        members=_parse_int(args.members, "会员人数") if args.members is not None else None,
     )
 
 
@@ -309,10 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("policy-load", "load a policy file (or a built-in policy code)").add_argument("file")
     add("org-import", "import the organisation tree from CSV").add_argument("file")
     add("user-import", "import users and memberships from CSV").add_argument("file")
+    add("members-import", "import member counts per organisation for --round (org_code,members)").add_argument("file")
+    add("rounds", "list the loaded rounds and their deadlines")
     p = add("plan", "set the chosen amount per member and the member count")
     p.add_argument("org")
     p.add_argument("--amount", required=True, help="yuan per member, 0-600")
-    p.add_argument("--members", required=True)
+    p.add_argument("--members", help="member count (default: the round's imported count)")
     p = add("report-info", "set reporter, phone, fill date and work-report texts")
     p.add_argument("org")
     p.add_argument("--reporter")
@@ -381,10 +404,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head`: not an error
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - silence the interpreter's flush at exit
+        return 0
     except Exception as exc:  # a bug: one line, the traceback only in debug mode
         if os.environ.get("BANGFU_DEBUG"):
             raise
-        log.exception("unexpected error")
+        # The traceback goes to the log at DEBUG only: stderr gets one line, never a traceback.
+        log.debug("unexpected error", exc_info=True)
         print(f"内部错误（{type(exc).__name__}）：{exc}。设置 BANGFU_DEBUG=1 查看详情", file=sys.stderr)
         return 1
     finally:
@@ -392,4 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the canonical module, not this __main__ copy: command modules register their
+    # handlers in ``workflow.cli.COMMANDS``.
+    from workflow import cli as _canonical
+
+    sys.exit(_canonical.main())

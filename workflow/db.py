@@ -296,6 +296,59 @@ class Notification(SQLModel, table=True):
         return f"{self.user_id}:{self.channel}:{self.source}"
 
 
+# --- scheduler ---
+
+
+class ReminderRun(SQLModel, table=True):
+    """What the daily sweep decided for one reminder offset of one deadline: ``sent`` (its rows
+    were written) or ``skipped`` (the sweep did not run while it was the latest one due, and a
+    later offset superseded it). One row per (round, group, deadline day, offset)."""
+
+    __tablename__ = "reminder_run"
+    __table_args__ = (UniqueConstraint("round_id", "grp", "last_day", "offset_days"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: int = Field(foreign_key="round.id")
+    grp: str = Field(sa_type=String(16))  # quota | report
+    last_day: date
+    offset_days: int
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    status: str = Field(sa_type=String(16))  # sent | skipped
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class OrgRobot(SQLModel, table=True):
+    """A federation's group robot (WeCom or DingTalk webhook URL, token included). Robots carry
+    federation digests and overdue notices, never personal reminders."""
+
+    __tablename__ = "org_robot"
+    __table_args__ = (UniqueConstraint("org_id", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    kind: str = Field(sa_type=String(16))  # wecom | dingtalk
+    url: str = Field(sa_type=Text)
+
+# --- reports ---
+
+
+class AggregateLine(SQLModel, table=True):
+    """A federation's aggregate figure entered directly (a channel, people, amount and where the
+    numbers come from), for spending it knows only as a total. It counts in the federation's
+    own live sums and in its snapshot, like its purchases."""
+
+    __tablename__ = "aggregate_line"
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="record.id", index=True)
+    channel: str = Field(sa_type=String(32))
+    people: int = _money(default=0)
+    amount_fen: int = _money()
+    note: str = Field(sa_type=Text)
+    entered_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    entered_at: datetime | None = _instant()
+
+
 # --- engines, sessions, migrations ----------------------------------------------------------
 
 

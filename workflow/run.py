@@ -10,9 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from workflow import demo
+from workflow import clock, demo
 from workflow.db import Database
 from workflow.settings import get_settings
+from workflow.sweeps import run_sweep
 
 NEXT_STEPS = """
 bangfu is set up on {db}.
@@ -32,8 +33,11 @@ def main() -> int:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.database_url)
     result = demo.build(database)
-    database.dispose()
     print(f"demo: {result.get('demo')} {result.get('round', '')}")
+    # One sweep now, so today's due reminders are in the inboxes before the first beat.
+    swept = run_sweep(database, now=clock.now())
+    print(f"sweep: {swept.total_notifications} notifications written")
+    database.dispose()
     print(NEXT_STEPS.format(db=settings.database_url, password=demo.DEMO_PASSWORD))
     procs = []
     for argv in _services():

@@ -29,6 +29,8 @@ from workflow.policy import Policy
 from workflow.store import UnitOfWork
 
 SYSTEM_ROLE = "system"
+#: The largest amount a 64-bit money column holds.
+MAX_MONEY_FEN = 2**63 - 1
 BUDGETS: dict[str, str] = {
     "extra_quota": "额外额度",
     "ordinary_gift": "普通节日慰问品",
@@ -442,18 +444,31 @@ def available_actions(uow: UnitOfWork, *, record_id: int, user_id: int, now: dat
     return record_view(uow, record_id=record_id, user_id=user_id, now=now).actions
 
 
-def find_record(uow: UnitOfWork, *, org_code: str, round_label: str | None = None) -> int:
-    """The record id of an organisation in a round (the newest round when none is named)."""
+def find_record(
+    uow: UnitOfWork, *, org_code: str, round_label: str | None = None, now: datetime | None = None
+) -> int:
+    """The record id of an organisation in a round.
+
+    Without a round label: the organisation's record in the newest round whose year has begun
+    (China time), so that in 2021 a clerk works on 2021's record, not on 2022's; the newest round
+    when none has begun yet.
+    """
     with uow:
         org = uow.org_by_code(org_code)
         if round_label:
             rnd = uow.round_by_label(round_label)
-        else:
-            rounds = uow.rounds()
-            if not rounds:
-                raise NotFound("尚未加载任何年度", code="round.not_found")
-            rnd = rounds[-1]
-        return uow.record_for(org.id or 0, rnd.id or 0).id or 0
+            return uow.record_for(org.id or 0, rnd.id or 0).id or 0
+        rounds = uow.rounds()
+        if not rounds:
+            raise NotFound("尚未加载任何年度", code="round.not_found")
+        year = clock.china_date(now or clock.now()).year
+        begun = [r for r in rounds if r.year <= year] or rounds
+        for rnd in reversed(begun):
+            try:
+                return uow.record_for(org.id or 0, rnd.id or 0).id or 0
+            except NotFound:
+                continue  # a round scoped to another subtree
+        raise NotFound("该单位在已开始的年度中没有记录", code="record.not_found")
 
 
 def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
@@ -492,10 +507,11 @@ def plan(
     user_id: int,
     seen_version: int,
     amount_per_member_fen: int,
-    members: int,
+    members: int | None = None,
     now: datetime | None = None,
 ) -> RecordView:
-    """Set the chosen extra amount per member (0..cap) and the member count while planned."""
+    """Set the chosen extra amount per member (0..cap) and the member count while planned.
+    Without ``members`` the round's imported member count for the organisation is used."""
     now = now or clock.now()
     with uow:
         rec = uow.record(record_id)
@@ -504,8 +520,11 @@ def plan(
         rnd, _ = _policy_for(uow, rec)
         if rec.state != states.PLANNED:
             raise RuleViolation(Refusal("plan.locked", "只有“计划中”的记录可以修改计划；请先退回计划"))
+        if members is None:
+            members = uow.member_count(rec.org_id, rec.round_id)
         if refusal := rules.check_plan(amount_per_member_fen, members, cap_fen=rnd.cap_fen_per_member):
             raise RuleViolation(refusal)
+        assert members is not None  # check_plan refuses a missing count
         quota = rules.quota_fen(amount_per_member_fen, members, is_grassroots=rec.is_grassroots)
         values = {"amount_per_member_fen": amount_per_member_fen, "members": members,
                   "quota_fen": quota, "updated_at": now}
@@ -671,7 +690,10 @@ def parse_money(text: str) -> int:
         raise BadInput(f"金额“{text}”不是数字", code="input.money")
     if value.as_tuple().exponent < -2:  # type: ignore[operator]
         raise BadInput(f"金额“{text}”超过两位小数", code="input.money_precision")
-    return int(value * 100)
+    fen = int(value * 100)
+    if abs(fen) > MAX_MONEY_FEN:  # it would not fit the 64-bit money columns
+        raise BadInput(f"金额“{text}”超出可记录的范围", code="input.money_range")
+    return fen
 
 
 __all__ = [

@@ -21,6 +21,7 @@ from sqlmodel import Session
 from workflow import db
 from workflow.db import (
     History,
+    MemberCount,
     Membership,
     Notification,
     Organisation,
@@ -248,7 +249,7 @@ class UnitOfWork:
                 ["org_id", "round_id", "state", "version", "is_grassroots", "is_reporting_unit",
                  "quota_fen", "report_deadline", "snapshot_stale", "is_overdue", "is_late", "updated_at"],
                 sel,
-            )
+            ).execution_options(preserve_rowcount=True)  # psycopg reports -1 for INSERT otherwise
         )
         created = result.rowcount or 0
         # Link records to their parent's record of the same round.
@@ -262,6 +263,21 @@ class UnitOfWork:
             {"round_id": rnd.id},
         )
         return created
+
+    def member_count(self, org_id: int, round_id: int) -> int | None:
+        row = self.session.get(MemberCount, (org_id, round_id))
+        return None if row is None else row.members
+
+    def upsert_member_counts(self, round_id: int, counts: dict[int, int]) -> None:
+        """Set members per organisation for a round, set-based (delete + insert)."""
+        table = MemberCount.__table__
+        ids = list(counts)
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            self.session.execute(table.delete().where(table.c.round_id == round_id, table.c.org_id.in_(chunk)))
+            self.session.execute(
+                insert(table), [{"org_id": o, "round_id": round_id, "members": counts[o]} for o in chunk]
+            )
 
     # --- records -----------------------------------------------------------------------------
 

@@ -1,0 +1,149 @@
+"""W5: delivery throughput from the outbox to a local SMTP server (aiosmtpd on loopback), beside
+the server's own rate with a bare smtplib client and the channel alone.
+
+    python -m bench.w5_delivery [--messages 2000] [--db sqlite|postgres]
+
+- ``bare smtplib``: one connection, ``sendmail`` of prebuilt messages: the server's ceiling here;
+- ``channel send_many``: ``EmailChannel`` building each MIME message (Chinese text + HTML, base64)
+  over one connection, no database;
+- ``outbox``: :func:`workflow.outbox.deliver_all`: claim with a lease, render the template, send,
+  mark each row sent in its own transaction.
+
+Figures go to stdout and ``bench/out/w5.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import smtplib
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from sqlalchemy import insert, text
+
+from notifications.channels import EmailChannel, OutgoingMessage
+from notifications.templates import SAMPLES, render
+from workflow import clock
+from workflow.db import Database, Notification, User
+from workflow.outbox import deliver_all
+
+AS_OF = clock.parse_instant("2021-12-01T09:00")
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.count += 1
+        return "250 OK"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _payload() -> str:
+    sample = dict(SAMPLES["quota_reminder"])
+    sample.pop("link")
+    sample["deadline"] = sample["deadline"].isoformat()
+    sample["path"] = "/records/1"
+    return json.dumps(sample, ensure_ascii=False)
+
+
+def fill(db: Database, n: int) -> None:
+    db.upgrade()
+    with db.begin() as s:
+        s.execute(insert(User.__table__), [
+            dict(id=i, username=f"u{i}", display_name=f"用户{i}", email=f"u{i}@example.test",
+                 is_active=True, channels="inbox,email") for i in range(1, n + 1)])
+        s.execute(insert(Notification.__table__), [
+            dict(user_id=i, channel="email", source=f"reminder:1:quota_reminder:{i}:2021-12-01",
+                 kind="quota_reminder", payload=_payload(), status="pending", attempts=0)
+            for i in range(1, n + 1)])
+        if db.dialect == "postgresql":
+            s.execute(text("SELECT setval(pg_get_serial_sequence('app_user', 'id'),"
+                           " (SELECT MAX(id) FROM app_user))"))
+
+
+def run(db: Database, n: int) -> dict[str, Any]:
+    handler = Counter()
+    port = _port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        channel = EmailChannel("127.0.0.1", port, "bangfu@example.test", timeout=30)
+        rendered = render("quota_reminder", SAMPLES["quota_reminder"])
+        msgs = [OutgoingMessage(key=f"k{i}", recipient=f"u{i}@example.test", rendered=rendered,
+                                link=SAMPLES["quota_reminder"]["link"]) for i in range(n)]
+        raw = [channel.build_message(m).as_bytes() for m in msgs]
+        out: dict[str, Any] = {"database": db.dialect, "messages": n}
+
+        t = time.perf_counter()
+        with smtplib.SMTP("127.0.0.1", port) as smtp:
+            for i, body in enumerate(raw):
+                smtp.sendmail("bangfu@example.test", [f"u{i}@example.test"], body)
+        out["bare_smtplib_per_s"] = round(n / (time.perf_counter() - t))
+
+        t = time.perf_counter()
+        results = channel.send_many(msgs)
+        assert all(r.ok for r in results)
+        out["channel_send_many_per_s"] = round(n / (time.perf_counter() - t))
+
+        fill(db, n)
+        t = time.perf_counter()
+        report = deliver_all(db, channels={"email": channel}, now=AS_OF, worker_id="w5",
+                             batch=500, max_batches=10_000, base_url="https://bangfu.test")
+        seconds = time.perf_counter() - t
+        assert report.sent == n, report.to_dict()
+        out["outbox_per_s"] = round(n / seconds)
+        assert handler.count == 3 * n
+        out["outbox_vs_bare"] = round(out["outbox_per_s"] / out["bare_smtplib_per_s"], 2)
+        return out
+    finally:
+        controller.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    args = parser.parse_args()
+    results = []
+    if args.db in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Database(f"sqlite:///{tmp}/w5.db")
+            results.append(run(db, args.messages))
+            db.dispose()
+    if args.db in ("postgres", "both"):
+        from sqlalchemy import create_engine
+
+        name = f"bangfu_w5_{int(time.time())}"
+        admin = create_engine(PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"),
+                              isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            db = Database(PG_ADMIN.rsplit("/", 1)[0] + "/" + name)
+            results.append(run(db, args.messages))
+            db.dispose()
+        finally:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    for r in results:
+        print(json.dumps(r, ensure_ascii=False))
+    out = Path(__file__).parent / "out"
+    out.mkdir(exist_ok=True)
+    (out / "w5.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()

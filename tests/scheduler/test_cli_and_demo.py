@@ -1,0 +1,108 @@
+"""The scheduler's commands, the demo's reminders in the inbox, and the round status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import time_machine
+
+from tests.conftest import World
+from tests.scheduler.conftest import DEC_1_0900, at
+from workflow import cli, clock, demo, settings
+from workflow.db import Database
+from workflow.reports_completeness import completeness
+from workflow.sweeps import run_sweep
+
+
+@pytest.fixture()
+def use_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    def point_at(db: Database) -> None:
+        monkeypatch.setenv("BANGFU_DATABASE_URL", db.url)
+        monkeypatch.setenv("BANGFU_BASE_URL", "https://bangfu.test")
+        settings.get_settings.cache_clear()
+
+    yield point_at
+    settings.get_settings.cache_clear()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_sweep_and_inbox_commands(round_world: World, use_db, capsys) -> None:  # type: ignore[no-untyped-def]
+    use_db(round_world.db)
+    code, out, _ = run(capsys, "sweep", "--as-of", "2021-12-01T09:00", "--json")
+    assert code == 0 and json.loads(out)["notifications"]["quota_reminder"] == 4
+    code, out, _ = run(capsys, "inbox", "g1-clerk")
+    assert code == 0
+    assert "额外额度剩余 12,345.60 元" in out
+    assert f"https://bangfu.test/records/{round_world.rid('G1')}" in out
+    code, out, _ = run(capsys, "inbox", "g1-clerk", "--json")
+    items = json.loads(out)
+    assert [i["kind"] for i in items][:1] and all(not i["read"] for i in items)
+    code, _, err = run(capsys, "sweep", "--as-of", "十二月")
+    assert code == 2 and "input.time" in err
+
+
+def test_notify_preview_renders_text_and_html(capsys) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run(capsys, "notify-preview", "quota_reminder")
+    assert code == 0
+    assert "剩余 12,345.60 元，截止 2021年12月31日" in out and "<html" in out.lower()
+    code, _, err = run(capsys, "notify-preview", "nope")
+    assert code == 2 and "notify.unknown_kind" in err and "quota_reminder" in err
+
+
+def test_the_demo_round_puts_todays_reminders_in_the_inbox(sqlite_db: Database) -> None:
+    # The demo round's lower-level deadline is 14 days after "today": the 14-day reminder is
+    # due today at 09:00 China time. `make run` at 08:00 sweeps at once: the 14-day one is not
+    # due yet, so the latest due offset (30 days, never sent) goes out as the catch-up; the
+    # hourly beat after 09:00 sends the 14-day one.
+    with time_machine.travel(at("2026-06-10T08:00"), tick=False):
+        demo.build(sqlite_db)
+        early = run_sweep(sqlite_db, now=clock.now())
+    assert [o[3] for o in early.sent_offsets if o[1] == "report"] == [30]
+    report = run_sweep(sqlite_db, now=at("2026-06-10T10:00"))
+    assert report.notifications["report_reminder"] > 0
+    assert [o[3] for o in report.sent_offsets if o[1] == "report"] == [14]
+    assert report.skipped_offsets == []
+    from workflow.outbox import inbox_rows
+
+    with sqlite_db.session(readonly=True) as session:
+        from workflow.store import UnitOfWork
+
+        with UnitOfWork(sqlite_db, readonly=True) as uow:
+            clerk = uow.user_by_name("gz-d1-g1-clerk").id or 0
+        inbox = inbox_rows(session, clerk, limit=10)
+    reminders = [payload for _, kind, payload, _, _ in inbox if kind == "report_reminder"]
+    assert len(reminders) == 2 and all('"2026-06-24"' in p for p in reminders)
+
+
+def test_round_status_counts_states_overdue_and_snapshots(round_world: World) -> None:
+    w = round_world
+    run_sweep(w.db, now=at("2021-12-21T10:00"))
+    with w.uow(True) as uow:
+        rnd = uow.round_by_label("2021年度")
+        rows = {r.org_code: r for r in completeness(uow.session, rnd.id or 0,
+                                                    now=at("2021-12-21T10:00"))}
+    assert sorted(rows) == ["C1", "C2", "IND"]
+    c1 = rows["C1"]
+    assert c1.subordinates == 5  # D1, D2, G1, G2, G3
+    assert c1.by_state["submitted"] == 1 and c1.by_state["planned"] == 4
+    assert c1.overdue == 4 and c1.snapshots == 1 and c1.adds_up
+    assert rows["IND"].overdue == 1
+
+
+def test_round_status_finds_a_snapshot_that_does_not_add_up(round_world: World) -> None:
+    from sqlalchemy import text
+
+    w = round_world
+    with w.db.engine.begin() as conn:
+        conn.execute(text("UPDATE snapshot SET amount_total_fen = amount_total_fen + 1"))
+    with w.uow(True) as uow:
+        rnd = uow.round_by_label("2021年度")
+        rows = {r.org_code: r for r in completeness(uow.session, rnd.id or 0, now=DEC_1_0900)}
+    assert not rows["C1"].adds_up and rows["C1"].mismatched == 1 and rows["C2"].adds_up

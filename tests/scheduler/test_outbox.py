@@ -1,0 +1,151 @@
+"""Outbox delivery: leases, backoff, permanent failures, robots, per-user channels."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from notifications.channels import message_id_for
+from tests.conftest import World
+from tests.notifications.conftest import RobotServer, SmtpServer
+from tests.scheduler.conftest import BASE_URL, DEC_1_0900, channels_for, message_ids, rows
+from workflow import sweeps
+from workflow.db import OrgRobot
+from workflow.outbox import claim, deliver_all, deliver_pending
+
+
+def _deliver(w: World, server: SmtpServer, now=DEC_1_0900):  # type: ignore[no-untyped-def]
+    return deliver_pending(w.db, channels=channels_for(server), now=now, worker_id="t",
+                           base_url=BASE_URL, batch=1000)
+
+
+def _sql(w: World, sql: str, **params: object) -> None:
+    with w.db.engine.begin() as conn:
+        conn.execute(text(sql), params)
+
+
+def test_rows_claimed_by_a_dead_worker_are_sent_once_after_the_lease(
+    round_world: World, smtp_server: SmtpServer
+) -> None:
+    w = round_world
+    sweeps.run_sweep(w.db, now=DEC_1_0900)
+    pending = rows(w.db, "status = 'pending'")
+    # A worker claims everything and dies before sending.
+    dead = claim(w.db, channels=["email"], now=DEC_1_0900, batch=1000, lease_seconds=60)
+    assert len(dead) == len(pending) > 0
+
+    assert _deliver(w, smtp_server, DEC_1_0900 + timedelta(seconds=59)).claimed == 0
+    assert smtp_server.handler.received == []
+    later = _deliver(w, smtp_server, DEC_1_0900 + timedelta(seconds=61))
+    assert later.sent == len(pending)
+    expected = sorted(message_id_for(f"{r['user_id']}:email:{r['source']}") for r in pending)
+    assert message_ids(smtp_server) == expected  # each exactly once
+    assert _deliver(w, smtp_server, DEC_1_0900 + timedelta(hours=1)).claimed == 0
+
+
+def test_temporary_failures_back_off_and_permanent_ones_fail(
+    round_world: World, smtp_server: SmtpServer
+) -> None:
+    w = round_world
+    _sql(w, "UPDATE app_user SET email = 'busy-g1@example.test' WHERE username = 'g1-clerk'")
+    _sql(w, "UPDATE app_user SET email = 'reject-g3@example.test' WHERE username = 'g3-clerk'")
+    sweeps.run_sweep(w.db, now=DEC_1_0900)
+    first = _deliver(w, smtp_server)
+    assert first.retry >= 1 and first.failed >= 1
+    g1 = rows(w.db, "user_id = :u AND channel = 'email'", u=w.uid("g1-clerk"))
+    assert {r["status"] for r in g1} == {"pending"}
+    assert all(r["attempts"] == 1 and "451" in r["last_error"] for r in g1)
+    g3 = rows(w.db, "user_id = :u AND channel = 'email'", u=w.uid("g3-clerk"))
+    assert {r["status"] for r in g3} == {"failed"}
+    assert all("550" in r["last_error"] for r in g3)
+    # Backoff: not retried within the first minute, retried after it, then waits two minutes.
+    assert _deliver(w, smtp_server, DEC_1_0900 + timedelta(seconds=30)).claimed == 0
+    second = _deliver(w, smtp_server, DEC_1_0900 + timedelta(seconds=61))
+    assert second.claimed == len(g1) and second.retry == len(g1)
+    assert _deliver(w, smtp_server, DEC_1_0900 + timedelta(seconds=121)).claimed == 0
+    # The address is fixed: the next attempt goes through.
+    _sql(w, "UPDATE app_user SET email = 'g1@example.test' WHERE username = 'g1-clerk'")
+    third = _deliver(w, smtp_server, DEC_1_0900 + timedelta(seconds=200))
+    assert third.sent == len(g1)
+    assert {r["status"] for r in rows(w.db, "user_id = :u AND channel = 'email'",
+                                      u=w.uid("g1-clerk"))} == {"sent"}
+
+
+def test_a_user_who_chose_the_inbox_only_gets_no_mail(
+    round_world: World, smtp_server: SmtpServer
+) -> None:
+    w = round_world
+    _sql(w, "UPDATE app_user SET channels = 'inbox' WHERE username = 'g1-clerk'")
+    sweeps.run_sweep(w.db, now=DEC_1_0900)
+    assert {r["channel"] for r in rows(w.db, "user_id = :u", u=w.uid("g1-clerk"))} == {"inbox"}
+
+
+def test_reviewer_digest_reaches_the_federation_robot(
+    round_world: World, smtp_server: SmtpServer, robot_server: RobotServer
+) -> None:
+    w = round_world
+    with w.uow() as uow:
+        d1 = uow.org_by_code("D1").id
+        gd = uow.org_by_code("GD").id
+        uow.session.add(OrgRobot(org_id=d1, kind="wecom", url=robot_server.url("/ok?key=secret")))
+        uow.session.add(OrgRobot(org_id=gd, kind="dingtalk", url=robot_server.url("/invalid-key")))
+        uow.commit()
+    sweeps.run_sweep(w.db, now=DEC_1_0900)
+    robot_rows = rows(w.db, "channel IN ('wecom', 'dingtalk')")
+    # Robots carry the federation digests only, never a personal reminder.
+    assert {r["kind"] for r in robot_rows} == {"reviewer_digest"}
+    assert len(robot_rows) == 2
+    report = deliver_all(w.db, channels=channels_for(smtp_server), now=DEC_1_0900,
+                         worker_id="t", base_url=BASE_URL)
+    [(path, _headers, posted)] = robot_server.requests[:1]
+    assert path == "/ok?key=secret"
+    content = posted["markdown"]["content"]
+    assert "天河一中工会" in content and "天河供电局工会" in content
+    assert f"{BASE_URL}/records/{w.rid('G1')}" in content
+    statuses = {r["channel"]: (r["status"], r["last_error"]) for r in
+                rows(w.db, "channel IN ('wecom', 'dingtalk')")}
+    assert statuses["wecom"] == ("sent", None)
+    assert statuses["dingtalk"][0] == "failed" and "93000" in statuses["dingtalk"][1]
+    assert report.failed == 1
+
+
+def test_an_unreachable_server_is_tried_once_per_batch(round_world: World) -> None:
+    from tests.notifications.conftest import free_port
+    from tests.scheduler.conftest import channels_for as make
+
+    w = round_world
+    sweeps.run_sweep(w.db, now=DEC_1_0900)
+    pending = rows(w.db, "status = 'pending'")
+    dead = SmtpServer("127.0.0.1", free_port(), None)  # type: ignore[arg-type]
+    report = deliver_pending(w.db, channels=make(dead), now=DEC_1_0900, worker_id="t",
+                             base_url=BASE_URL, batch=1000)
+    assert report.retry == len(pending) and report.sent == 0
+    after = rows(w.db, "status = 'pending'")
+    assert all(r["attempts"] == 1 and "Connection refused" in r["last_error"] for r in after)
+    assert sum("not tried" in r["last_error"] for r in after) == len(pending) - 1
+
+
+def test_two_workers_delivering_at_once_send_each_row_once(
+    round_world: World, smtp_server: SmtpServer
+) -> None:
+    import threading
+
+    w = round_world
+    sweeps.run_sweep(w.db, now=DEC_1_0900)
+    barrier = threading.Barrier(2)
+
+    def work(name: str) -> None:
+        barrier.wait()
+        deliver_all(w.db, channels=channels_for(smtp_server), now=DEC_1_0900, worker_id=name,
+                    batch=3, base_url=BASE_URL)
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    email = rows(w.db, "channel = 'email'")
+    assert {r["status"] for r in email} == {"sent"}
+    assert message_ids(smtp_server) == sorted(
+        message_id_for(f"{r['user_id']}:email:{r['source']}") for r in email)

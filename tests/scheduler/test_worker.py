@@ -1,0 +1,254 @@
+"""A real Celery worker: in-process (celery.contrib.testing) over the filesystem broker, Redis
+and RabbitMQ; and as a subprocess for the drills, killed at ``BANGFU_KILL_AT`` points.
+
+Every wait below waits for an event (a row's status, a process's exit) with a generous limit;
+nothing asserts on timing.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+import worker as worker_module
+from notifications.channels import message_id_for
+from tests.conftest import QUEUE_PREFIX, RABBIT_URL, REDIS_URL, World, need, port_open
+from tests.notifications.conftest import SmtpServer
+from tests.scheduler.conftest import BASE_URL, DEC_1_0900, message_ids, rows
+from workflow.settings import Settings, from_env
+
+ROOT = Path(__file__).resolve().parents[2]
+AS_OF = DEC_1_0900.isoformat()
+LATER = (DEC_1_0900 + timedelta(minutes=5)).isoformat()
+
+
+def settings_for(w: World, server: SmtpServer, tmp_path: Path, broker: str = "filesystem://",
+                 tag: str = "") -> Settings:
+    return dataclasses.replace(
+        from_env(), var_dir=tmp_path / "var", database_url=w.db.url, broker_url=broker,
+        queue_prefix=f"{QUEUE_PREFIX}{tag}", smtp_host=server.host, smtp_port=server.port,
+        base_url=BASE_URL,
+    )
+
+
+def wait_for(condition: Callable[[], bool], what: str, limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def expected_ids(w: World) -> list[str]:
+    return sorted(message_id_for(f"{r['user_id']}:email:{r['source']}")
+                  for r in rows(w.db, "channel = 'email'"))
+
+
+def all_sent(w: World) -> bool:
+    email = rows(w.db, "channel = 'email'")
+    return bool(email) and all(r["status"] == "sent" for r in email)
+
+
+# --- in-process worker over each broker ------------------------------------------------------
+
+
+def _sweep_and_deliver_through(settings: Settings, w: World, server: SmtpServer) -> None:
+    app = worker_module.create_app(settings)
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        app.send_task("bangfu.sweep", args=[AS_OF])
+        wait_for(lambda: bool(rows(w.db, "channel = 'email'")), "the sweep's rows")
+        app.send_task("bangfu.deliver", args=[AS_OF])
+        wait_for(lambda: all_sent(w), "delivery")
+    assert message_ids(server) == expected_ids(w)
+    assert any("剩余 12,345.60 元" in str(m.get("Subject")) for m in _mails(server))
+
+
+def _mails(server: SmtpServer) -> list:  # type: ignore[type-arg]
+    from tests.scheduler.conftest import mails
+
+    return mails(server)
+
+
+def test_worker_over_the_filesystem_broker(round_world: World, smtp_server: SmtpServer,
+                                           tmp_path: Path) -> None:
+    settings = settings_for(round_world, smtp_server, tmp_path, tag="_fs")
+    _sweep_and_deliver_through(settings, round_world, smtp_server)
+    folders = worker_module.broker_folders(settings)
+    assert all(f.is_absolute() and f.is_dir() for f in folders.values())
+    assert list(folders["data"].iterdir()) == []  # every message consumed
+    assert len(list(folders["processed"].iterdir())) == 2  # kept on the same disk
+
+
+@pytest.mark.redis
+def test_worker_over_redis(round_world: World, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    need("Redis", port_open("127.0.0.1", 6379))
+    settings = settings_for(round_world, smtp_server, tmp_path, REDIS_URL, tag="_redis")
+    _sweep_and_deliver_through(settings, round_world, smtp_server)
+
+
+@pytest.mark.rabbitmq
+def test_worker_over_rabbitmq(round_world: World, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    need("RabbitMQ", port_open("127.0.0.1", 5672))
+    settings = settings_for(round_world, smtp_server, tmp_path, RABBIT_URL, tag="_amqp")
+    _sweep_and_deliver_through(settings, round_world, smtp_server)
+
+
+def test_the_app_is_configured_for_china_time_and_late_acks() -> None:
+    conf = worker_module.app.conf
+    assert conf.timezone == "Asia/Shanghai" and conf.enable_utc is True
+    assert conf.task_acks_late is True and conf.worker_prefetch_multiplier == 1
+    assert conf.task_default_queue.endswith(".default")
+    assert {"sweep-hourly", "deliver-every-minute"} <= set(conf.beat_schedule)
+
+
+# --- subprocess workers and the drills -------------------------------------------------------
+
+
+class Workers:
+    """Start ``celery -A worker worker`` subprocesses on the test's settings."""
+
+    def __init__(self, settings: Settings, tmp_path: Path) -> None:
+        self.settings = settings
+        self.tmp_path = tmp_path
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.app = worker_module.create_app(settings)
+
+    def start(self, kill_at: str | None = None) -> subprocess.Popen[bytes]:
+        s = self.settings
+        env = dict(os.environ)
+        env.update({
+            "PYTHONPATH": str(ROOT), "BANGFU_DATABASE_URL": s.database_url,
+            "BANGFU_BROKER_URL": s.broker_url, "BANGFU_VAR_DIR": str(s.var_dir),
+            "BANGFU_QUEUE_PREFIX": s.queue_prefix, "BANGFU_SMTP_HOST": s.smtp_host,
+            "BANGFU_SMTP_PORT": str(s.smtp_port), "BANGFU_BASE_URL": s.base_url,
+        })
+        env.pop("BANGFU_KILL_AT", None)
+        if kill_at:
+            env["BANGFU_KILL_AT"] = kill_at
+        log = open(self.tmp_path / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo",
+             "--loglevel=INFO", "-Q", f"{s.queue_prefix}.default", "--without-mingle",
+             "--without-gossip", "-n", f"drill{len(self.procs)}@%h"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def send(self, task: str, as_of: str, task_id: str | None = None) -> None:
+        self.app.send_task(task, args=[as_of], task_id=task_id)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def log(self) -> str:
+        return "\n".join((self.tmp_path / f"worker-{i}.log").read_text(errors="replace")
+                         for i in range(len(self.procs)))
+
+
+@pytest.fixture()
+def workers(round_world: World, smtp_server: SmtpServer, tmp_path: Path) -> Iterator[Workers]:
+    ws = Workers(settings_for(round_world, smtp_server, tmp_path, tag="_drill"), tmp_path)
+    yield ws
+    ws.stop()
+
+
+def _killed(ws: Workers, proc: subprocess.Popen[bytes]) -> None:
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the worker did not reach its kill point:\n" + ws.log())
+    assert code == 137, ws.log()
+
+
+def test_killed_after_claim_the_next_delivery_sends_each_once(
+    round_world: World, smtp_server: SmtpServer, workers: Workers
+) -> None:
+    w = round_world
+    proc = workers.start(kill_at="after_claim")
+    workers.send("bangfu.sweep", AS_OF)
+    wait_for(lambda: bool(rows(w.db, "channel = 'email'")), "the sweep")
+    workers.send("bangfu.deliver", AS_OF)
+    _killed(workers, proc)
+    assert smtp_server.handler.received == []
+    pending = rows(w.db, "channel = 'email'")
+    assert pending and all(r["status"] == "pending" and r["attempts"] == 1 for r in pending)
+    # On the filesystem broker the message the killed worker took is gone; the next delivery
+    # (a beat minute later, after the lease) finds the rows in the database and finishes.
+    assert list(worker_module.broker_folders(workers.settings)["data"].iterdir()) == [], workers.log()
+    workers.start()
+    workers.send("bangfu.deliver", LATER)
+    wait_for(lambda: all_sent(w), "the recovery delivery")
+    assert message_ids(smtp_server) == expected_ids(w)  # every one, exactly once
+
+
+def test_killed_after_send_before_mark_repeats_one_mail_with_the_same_message_id(
+    round_world: World, smtp_server: SmtpServer, workers: Workers
+) -> None:
+    w = round_world
+    proc = workers.start(kill_at="after_send")
+    workers.send("bangfu.sweep", AS_OF)
+    wait_for(lambda: bool(rows(w.db, "channel = 'email'")), "the sweep")
+    workers.send("bangfu.deliver", AS_OF)
+    _killed(workers, proc)
+    [first] = message_ids(smtp_server)
+    workers.start()
+    workers.send("bangfu.deliver", LATER)
+    wait_for(lambda: all_sent(w), "the recovery delivery")
+    counts = collections.Counter(message_ids(smtp_server))
+    assert sorted(counts) == expected_ids(w)  # none lost
+    assert {mid: n for mid, n in counts.items() if n > 1} == {first: 2}  # one repeat, same id
+
+
+def test_two_beats_and_a_redelivered_task_send_nothing_twice(
+    round_world: World, smtp_server: SmtpServer, workers: Workers
+) -> None:
+    w = round_world
+    # Two beats each publish the sweep and the delivery; the broker redelivers one of them.
+    for task_id in ("beat-a-sweep", "beat-b-sweep", "beat-a-sweep"):
+        workers.send("bangfu.sweep", AS_OF, task_id=task_id)
+    for task_id in ("beat-a-deliver", "beat-b-deliver", "beat-a-deliver"):
+        workers.send("bangfu.deliver", AS_OF, task_id=task_id)
+    workers.start()
+    workers.start()
+    data = worker_module.broker_folders(workers.settings)["data"]
+    wait_for(lambda: all_sent(w) and not list(data.iterdir()), "both workers to finish")
+    workers.stop()
+    keys = [(r["user_id"], r["channel"], r["source"]) for r in rows(w.db)]
+    assert len(keys) == len(set(keys))
+    assert message_ids(smtp_server) == expected_ids(w)
+
+
+def test_production_config_uses_the_broker_url_and_prefixed_queues(tmp_path: Path) -> None:
+    s = dataclasses.replace(from_env(), var_dir=tmp_path / "var", broker_url=REDIS_URL,
+                            queue_prefix="gd_prod")
+    conf = worker_module.make_config(s)
+    assert conf["broker_url"] == REDIS_URL and "broker_transport_options" not in conf
+    assert conf["task_default_queue"] == "gd_prod.default"
+    assert [q.name for q in conf["task_queues"]] == ["gd_prod.default"]
+    assert not (tmp_path / "var" / "broker").exists()  # no folders outside the embedded default
+    embedded = worker_module.make_config(dataclasses.replace(s, broker_url="filesystem://"))
+    opts = embedded["broker_transport_options"]
+    assert opts["data_folder_in"] == opts["data_folder_out"]
+    assert Path(opts["processed_folder"]).parent == Path(opts["data_folder_in"]).parent
+    assert all(Path(v).is_absolute() and Path(v).is_dir() for k, v in opts.items()
+               if k.endswith("folder") or k.startswith("data_folder"))

@@ -1,0 +1,472 @@
+"""Writers for the Annex 2 statistics table (附件 2《工会消费帮扶情况统计表》) of 粤工总〔2021〕17号.
+
+This module is pure: plain dataclasses in, bytes or text out. The DB side fills
+:class:`Annex2Table` from summarized snapshots; nothing here talks SQL.
+
+Rounding rule
+-------------
+人次 are shown in 万 (people ÷ 10,000) and amounts in 万元 (fen ÷ 1,000,000), with two decimals,
+rounded half up (``decimal.ROUND_HALF_UP``: 0.005 → 0.01). Each row is rounded from its exact
+value. 合计 is computed from the exact totals (people and fen) and rounded once, so it can differ
+from the sum of the rounded rows: two rows of 4,000 fen show 0.00 万元 each, and 合计 shows 0.01.
+The same rule applies to the province overview (汇总) and its total line.
+
+Spreadsheet safety
+------------------
+Text that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is never written as
+a formula: in XLSX the cell is stored as a string with Excel's quote prefix (the equivalent of
+typing a leading apostrophe), so the text is kept exactly; in CSV a leading ``'`` is added.
+Numbers are written as values, never as formulas.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
+from openpyxl.styles import Alignment, Border, Font, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+__all__ = [
+    "ANNEX2_ROW_LABELS",
+    "ANNEX2_TITLE",
+    "Annex2Row",
+    "Annex2Table",
+    "ExportUsageError",
+    "render_html",
+    "wan_people",
+    "wan_yuan",
+    "write_csv",
+    "write_rows_xlsx",
+    "write_xlsx",
+]
+
+ANNEX2_TITLE = "工会消费帮扶情况统计表"
+ANNEX2_ROW_LABELS: tuple[str, ...] = (
+    "粤工惠购平台",
+    "乡村振兴全国消费帮扶广东馆",
+    "广东东西部扶贫协作产品交易网",
+    "832平台",
+    "其他采购渠道(含线上和线下)",
+)
+ANNEX2_HEADERS = ("采购平台", "人次(万)", "消费总金额或投入总额度(万元)")
+TOTAL_LABEL = "合计"
+OVERVIEW_SHEET = "汇总"
+
+_CENT = Decimal("0.01")
+_DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_TEMPLATES = Path(__file__).parent / "templates"
+
+
+class ExportUsageError(ValueError):
+    """A programmer error in calling this module (e.g. no tables to write)."""
+
+
+@dataclass(frozen=True)
+class Annex2Row:
+    """One channel row of Annex 2.
+
+    Attributes:
+        label: the row label, e.g. ``粤工惠购平台``.
+        people: 人次 (person-times who received goods), exact.
+        amount_fen: 消费总金额或投入总额度 in fen, exact.
+    """
+
+    label: str
+    people: int
+    amount_fen: int
+
+
+@dataclass(frozen=True)
+class Annex2Table:
+    """The Annex 2 table of one reporting unit for one round.
+
+    Attributes:
+        unit_name: 单位（公章）.
+        round_label: e.g. ``2021 年度``.
+        rows: the channel rows in order (normally :data:`ANNEX2_ROW_LABELS`).
+        reporter: 填报人.
+        fill_date: 填表时间 (the snapshot's as-of date).
+        phone: 联系电话.
+        status_note: e.g. ``已审核`` / ``未报送``; shown in the province overview.
+    """
+
+    unit_name: str
+    round_label: str
+    rows: list[Annex2Row]
+    reporter: str | None = None
+    fill_date: date | None = None
+    phone: str | None = None
+    status_note: str | None = None
+
+    @property
+    def total_people(self) -> int:
+        """Exact 人次 total over the rows."""
+        return sum(r.people for r in self.rows)
+
+    @property
+    def total_amount_fen(self) -> int:
+        """Exact amount total over the rows, in fen."""
+        return sum(r.amount_fen for r in self.rows)
+
+
+# ------------------------------------------------------------------------------ rounding
+
+
+def wan_people(n: int) -> Decimal:
+    """People (人次) in 万, two decimals, half up.
+
+    Args:
+        n: exact person-times.
+
+    Returns:
+        ``n / 10,000`` rounded to 0.01 with ROUND_HALF_UP.
+    """
+    return (Decimal(n) / Decimal(10_000)).quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def wan_yuan(fen: int) -> Decimal:
+    """Fen in 万元, two decimals, half up.
+
+    Args:
+        fen: exact amount in fen.
+
+    Returns:
+        ``fen / 1,000,000`` rounded to 0.01 with ROUND_HALF_UP.
+    """
+    return (Decimal(fen) / Decimal(1_000_000)).quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class _Line:
+    label: str
+    people: Decimal
+    amount: Decimal
+
+
+def _lines(table: Annex2Table) -> list[_Line]:
+    """The rows then 合计, each rounded from exact values."""
+    lines = [_Line(r.label, wan_people(r.people), wan_yuan(r.amount_fen)) for r in table.rows]
+    lines.append(
+        _Line(TOTAL_LABEL, wan_people(table.total_people), wan_yuan(table.total_amount_fen))
+    )
+    return lines
+
+
+def _footer(table: Annex2Table) -> list[str]:
+    filled = table.fill_date.strftime("%Y年%m月%d日") if table.fill_date else ""
+    return [
+        f"填报人：{table.reporter or ''}",
+        f"填表时间：{filled}",
+        f"联系电话：{table.phone or ''}",
+    ]
+
+
+def _is_dangerous(text: str) -> bool:
+    return text.startswith(_DANGEROUS_PREFIXES)
+
+
+# ------------------------------------------------------------------------------ XLSX
+
+_THIN = Side(style="thin", color="000000")
+_BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+_CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
+_LEFT = Alignment(horizontal="left", vertical="center", wrap_text=True)
+_FONT = "宋体"
+
+
+def _put(ws: Worksheet, row: int, column: int, value: Any) -> Cell:
+    """Write a value; text is always stored as text, never as a formula."""
+    cell = ws.cell(row=row, column=column)
+    if isinstance(value, str):
+        cell.value = value
+        cell.data_type = "s"  # openpyxl infers 'f' for a leading '='
+        if _is_dangerous(value):
+            cell.quotePrefix = True  # Excel's leading apostrophe: stays text when edited
+    elif isinstance(value, Decimal):
+        cell.value = value
+        cell.number_format = "0.00"
+    else:
+        cell.value = value
+        if isinstance(value, datetime):
+            cell.number_format = "yyyy-mm-dd hh:mm"
+        elif isinstance(value, date):
+            cell.number_format = "yyyy-mm-dd"
+    cell.font = Font(name=_FONT, size=11)
+    return cell
+
+
+def _page_setup(ws: Worksheet, last_row: int, last_col: int, *, tall: bool = True) -> None:
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.orientation = ws.ORIENTATION_PORTRAIT
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 1 if tall else 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_options.horizontalCentered = True
+    ws.page_margins.left = ws.page_margins.right = 0.6
+    ws.page_margins.top = ws.page_margins.bottom = 0.8
+    ws.print_area = f"A1:{get_column_letter(last_col)}{last_row}"
+
+
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+
+
+def _sheet_title(name: str, used: set[str]) -> str:
+    """A unique (case-insensitively) Excel-safe sheet name of at most 31 characters."""
+    base = _BAD_SHEET_CHARS.sub("_", name).strip().strip("'").strip() or "Sheet"
+    if base.lower() == "history":  # reserved by Excel
+        base = f"{base}_"
+    base = base[:31]
+    title, n = base, 2
+    while title.lower() in used:
+        suffix = f"({n})"
+        title = base[: 31 - len(suffix)] + suffix
+        n += 1
+    used.add(title.lower())
+    return title
+
+
+def _write_annex2_sheet(ws: Worksheet, table: Annex2Table) -> None:
+    ws.merge_cells("A1:C1")
+    title = _put(ws, 1, 1, ANNEX2_TITLE)
+    title.font = Font(name=_FONT, size=18, bold=True)
+    title.alignment = _CENTER
+    ws.row_dimensions[1].height = 36
+    ws.merge_cells("A2:C2")
+    _put(ws, 2, 1, table.round_label).alignment = _CENTER
+    ws.merge_cells("A3:C3")
+    _put(ws, 3, 1, f"单位（公章）：{table.unit_name}").alignment = _LEFT
+    ws.row_dimensions[3].height = 24
+
+    for col, header in enumerate(ANNEX2_HEADERS, start=1):
+        cell = _put(ws, 4, col, header)
+        cell.font = Font(name=_FONT, size=11, bold=True)
+        cell.alignment = _CENTER
+        cell.border = _BORDER
+    ws.row_dimensions[4].height = 32
+
+    row = 5
+    for line in _lines(table):
+        bold = line.label == TOTAL_LABEL
+        for col, value in enumerate((line.label, line.people, line.amount), start=1):
+            cell = _put(ws, row, col, value)
+            cell.border = _BORDER
+            cell.alignment = _CENTER if col > 1 or bold else _LEFT
+            if bold:
+                cell.font = Font(name=_FONT, size=11, bold=True)
+        ws.row_dimensions[row].height = 26
+        row += 1
+
+    row += 1
+    reporter, filled, phone = _footer(table)
+    _put(ws, row, 1, reporter).alignment = _LEFT
+    ws.merge_cells(start_row=row, start_column=2, end_row=row, end_column=3)
+    _put(ws, row, 2, filled).alignment = _LEFT
+    row += 1
+    _put(ws, row, 1, phone).alignment = _LEFT
+    ws.column_dimensions["A"].width = 34
+    ws.column_dimensions["B"].width = 14
+    ws.column_dimensions["C"].width = 32
+    _page_setup(ws, row, 3)
+
+
+def _write_overview(ws: Worksheet, tables: Sequence[Annex2Table], title: str) -> None:
+    headers = ("序号", "单位", "人次(万)", "消费总金额或投入总额度(万元)", "状态")
+    last_col = len(headers)
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=last_col)
+    cell = _put(ws, 1, 1, title)
+    cell.font = Font(name=_FONT, size=16, bold=True)
+    cell.alignment = _CENTER
+    ws.row_dimensions[1].height = 32
+    for col, header in enumerate(headers, start=1):
+        cell = _put(ws, 2, col, header)
+        cell.font = Font(name=_FONT, size=11, bold=True)
+        cell.alignment = _CENTER
+        cell.border = _BORDER
+    row = 3
+    for index, table in enumerate(tables, start=1):
+        values = (
+            index,
+            table.unit_name,
+            wan_people(table.total_people),
+            wan_yuan(table.total_amount_fen),
+            table.status_note or "",
+        )
+        for col, value in enumerate(values, start=1):
+            cell = _put(ws, row, col, value)
+            cell.border = _BORDER
+            cell.alignment = _LEFT if col in (2, 5) else _CENTER
+        row += 1
+    people = sum(t.total_people for t in tables)
+    fen = sum(t.total_amount_fen for t in tables)
+    for col, value in enumerate(("", TOTAL_LABEL, wan_people(people), wan_yuan(fen), ""), start=1):
+        cell = _put(ws, row, col, value)
+        cell.border = _BORDER
+        cell.alignment = _CENTER
+        cell.font = Font(name=_FONT, size=11, bold=True)
+    for letter, width in zip("ABCDE", (6, 34, 12, 18, 16), strict=True):
+        ws.column_dimensions[letter].width = width
+    ws.print_title_rows = "2:2"
+    _page_setup(ws, row, last_col, tall=len(tables) <= 45)
+
+
+def _save(workbook: Workbook) -> bytes:
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def write_xlsx(tables: Sequence[Annex2Table], *, overview_title: str | None = None) -> bytes:
+    """Write one Annex 2 sheet per table; with several tables, an overview sheet first.
+
+    Args:
+        tables: the units' tables (at least one). With more than one (the province workbook),
+            the first sheet, 汇总, lists each unit's totals, status note and a province total.
+        overview_title: the overview's title; defaults to ``{round_label}工会消费帮扶情况汇总表``.
+
+    Returns:
+        The XLSX file's bytes (values only, no formulas; A4 portrait, one page per sheet).
+
+    Raises:
+        ExportUsageError: when ``tables`` is empty.
+    """
+    if not tables:
+        raise ExportUsageError("write_xlsx needs at least one table")
+    workbook = Workbook()
+    used: set[str] = set()
+    first: Worksheet = workbook.active  # type: ignore[assignment]
+    if len(tables) > 1:
+        first.title = _sheet_title(OVERVIEW_SHEET, used)
+        rounds = {t.round_label for t in tables}
+        default = (
+            f"{rounds.pop()}工会消费帮扶情况汇总表"
+            if len(rounds) == 1
+            else "工会消费帮扶情况汇总表"
+        )
+        _write_overview(first, tables, overview_title or default)
+        sheets = [workbook.create_sheet() for _ in tables]
+    else:
+        sheets = [first]
+    for ws, table in zip(sheets, tables, strict=True):
+        ws.title = _sheet_title(table.unit_name, used)
+        _write_annex2_sheet(ws, table)
+    return _save(workbook)
+
+
+def _display_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def write_rows_xlsx(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes:
+    """Write a plain list sheet (e.g. the 催报 list of units not yet submitted).
+
+    Args:
+        title: the sheet's title line (also the sheet name, made Excel-safe).
+        headers: column headers.
+        rows: the data rows; ``str``, ``int``, ``Decimal``, ``date``/``datetime`` or ``None``.
+
+    Returns:
+        The XLSX file's bytes; text that looks like a formula is stored as text.
+    """
+    workbook = Workbook()
+    ws: Worksheet = workbook.active  # type: ignore[assignment]
+    ws.title = _sheet_title(title, set())
+    last_col = max(1, len(headers))
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=last_col)
+    cell = _put(ws, 1, 1, title)
+    cell.font = Font(name=_FONT, size=14, bold=True)
+    cell.alignment = _CENTER
+    widths = [_display_width(str(h)) for h in headers]
+    for col, header in enumerate(headers, start=1):
+        cell = _put(ws, 2, col, header)
+        cell.font = Font(name=_FONT, size=11, bold=True)
+        cell.alignment = _CENTER
+        cell.border = _BORDER
+    for r, values in enumerate(rows, start=3):
+        for col, value in enumerate(values, start=1):
+            cell = _put(ws, r, col, value)
+            cell.border = _BORDER
+            cell.alignment = _LEFT
+            if col <= len(widths):
+                widths[col - 1] = max(widths[col - 1], _display_width(str(value or "")))
+    for col, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(col)].width = min(max(width + 2, 8), 60)
+    ws.print_title_rows = "2:2"
+    _page_setup(ws, max(2, len(rows) + 2), last_col, tall=False)
+    return _save(workbook)
+
+
+# ------------------------------------------------------------------------------ CSV
+
+
+def _csv_text(value: str) -> str:
+    return f"'{value}" if _is_dangerous(value) else value
+
+
+def write_csv(table: Annex2Table) -> bytes:
+    """Write the Annex 2 table as CSV: UTF-8 with BOM (Chinese Excel needs it), CRLF lines.
+
+    Args:
+        table: the unit's table.
+
+    Returns:
+        The CSV bytes: title, round, unit, header, the rows, 合计, blank line, footer.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([ANNEX2_TITLE])
+    writer.writerow([_csv_text(table.round_label)])
+    writer.writerow([f"单位（公章）：{table.unit_name}"])
+    writer.writerow(ANNEX2_HEADERS)
+    for line in _lines(table):
+        writer.writerow([_csv_text(line.label), f"{line.people:.2f}", f"{line.amount:.2f}"])
+    writer.writerow([])
+    for text in _footer(table):
+        writer.writerow([text])
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+# ------------------------------------------------------------------------------ HTML
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(table: Annex2Table) -> str:
+    """Render the printable Annex 2 page (A4 ``@page`` CSS), autoescaped.
+
+    Args:
+        table: the unit's table.
+
+    Returns:
+        A complete HTML document (Chinese), from ``workflow/templates/annex2.html``.
+    """
+    template = _environment().get_template("annex2.html")
+    lines = _lines(table)
+    return template.render(
+        title=ANNEX2_TITLE,
+        headers=ANNEX2_HEADERS,
+        table=table,
+        rows=[(ln.label, f"{ln.people:.2f}", f"{ln.amount:.2f}") for ln in lines[:-1]],
+        total=(lines[-1].label, f"{lines[-1].people:.2f}", f"{lines[-1].amount:.2f}"),
+        footer=_footer(table),
+    )

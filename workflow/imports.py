@@ -1,0 +1,857 @@
+"""Parse purchase-ledger files (CSV or XLSX order exports) into plain rows.
+
+This module is pure: bytes in, dataclasses out. It imports no database code; the import
+service on the DB side decides what to do with a :class:`ParseResult`.
+
+Contract for callers
+--------------------
+``parse_purchases`` never raises on bad *content*. Every problem is reported as a
+:class:`RowError` (reason in Chinese, naming the spreadsheet row). A file-level problem (unreadable
+file, no header row) is one error with ``row_number == 0``. **When ``ParseResult.errors`` is not
+empty the caller must import nothing** (all or nothing): ``rows`` then only holds the rows that
+parsed cleanly, so that the UI can show how far the file got, but they must not be stored.
+
+Only programmer errors (a bad ``year``, a ``default_channel`` that is not a known channel, a
+mapping without the required fields) raise :class:`ImportUsageError`.
+
+What is accepted
+----------------
+* Files: ``.xlsx``/``.xlsm`` (detected by the ZIP signature whatever the name) and CSV/TSV text
+  encoded as UTF-8 (with or without BOM), GBK or GB18030. Old ``.xls`` files are refused with a
+  hint to re-save them.
+* The header row is searched within the first 10 rows; the row matching the most known header
+  aliases wins (title rows above it are skipped). Headers are compared after NFKC normalisation,
+  with spaces and ``*`` removed, so ``金额（元）`` matches ``金额(元)``.
+* Dates: ``2021-12-31``, ``2021/12/31``, ``2021年12月31日``, ``2021.12.31``, optionally followed
+  by ``HH:MM`` or ``HH:MM:SS``; ISO 8601 with an offset; Excel date cells and Excel serial
+  numbers. Naive values are China time (Asia/Shanghai). ``paid_at`` is returned aware, in China
+  time; the round year is checked in China time.
+* Amounts: ``元``, ``￥``/``¥``, thousands commas, full-width digits and spaces are tolerated.
+  More than two decimals is refused, never rounded (trailing zeros such as ``12.340`` are exact
+  and accepted). A leading ``-`` or parentheses ``(15.00)`` make a refund (negative fen).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "BUDGET_LABELS",
+    "CHANNEL_ALIASES",
+    "CHINA_TZ",
+    "FIELD_LABELS",
+    "MAPPINGS",
+    "ColumnMapping",
+    "ImportUsageError",
+    "ParseResult",
+    "PurchaseRow",
+    "RowError",
+    "parse_amount_fen",
+    "parse_paid_at",
+    "parse_purchases",
+]
+
+CHINA_TZ = ZoneInfo("Asia/Shanghai")
+HEADER_SEARCH_ROWS = 10
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+_XLSX_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"
+
+
+class ImportUsageError(ValueError):
+    """A programmer error in calling this module (never raised for bad file content)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass(frozen=True)
+class PurchaseRow:
+    """One parsed purchase line.
+
+    ``amount_fen`` is negative for a refund; ``paid_at`` is aware (China time).
+    """
+
+    row_number: int
+    paid_at: datetime
+    channel: str
+    order_no: str
+    line_no: int
+    amount_fen: int
+    people: int
+    holiday: str | None
+    product: str
+    product_form: str | None
+    origin_region: str | None
+    budget: str
+    refund_of: str | None
+
+    def content_key(self) -> tuple[object, ...]:
+        """Everything but the row number: two rows with equal content keys are repeats."""
+        return (
+            self.paid_at,
+            self.channel,
+            self.order_no,
+            self.line_no,
+            self.amount_fen,
+            self.people,
+            self.holiday,
+            self.product,
+            self.product_form,
+            self.origin_region,
+            self.budget,
+            self.refund_of,
+        )
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A refused row (or, with ``row_number == 0``, a refused file).
+
+    ``reason`` is a complete Chinese sentence that already names the row.
+    """
+
+    row_number: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """Outcome of :func:`parse_purchases`.
+
+    Callers must import nothing when ``errors`` is non-empty.
+    """
+
+    rows: list[PurchaseRow]
+    errors: list[RowError]
+    header_row: int | None
+    mapping_name: str
+    repeats: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when the file may be imported (no errors)."""
+        return not self.errors
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which header aliases feed which :class:`PurchaseRow` field.
+
+    Attributes:
+        name: the mapping's name (the channel code for a platform export, or ``generic``).
+        columns: field name → header aliases, most preferred first (``支付时间`` before
+            ``下单时间``: purchases count by payment date).
+        channel: the channel every row of this export belongs to, used when the file has no
+            channel column (or the cell is empty).
+    """
+
+    name: str
+    columns: Mapping[str, tuple[str, ...]]
+    channel: str | None = None
+
+    def __post_init__(self) -> None:
+        missing = [f for f in _REQUIRED_COLUMNS if not self.columns.get(f)]
+        if missing:
+            raise ImportUsageError(f"mapping {self.name!r} lacks aliases for {missing}")
+        unknown = set(self.columns) - set(FIELD_LABELS)
+        if unknown:
+            raise ImportUsageError(f"mapping {self.name!r} has unknown fields {sorted(unknown)}")
+
+
+# Chinese names of our fields, for messages.
+FIELD_LABELS: dict[str, str] = {
+    "order_no": "订单号",
+    "line_no": "商品行号",
+    "paid_at": "支付时间",
+    "amount": "实付金额",
+    "people": "领取人数",
+    "holiday": "节日",
+    "product": "商品名称",
+    "product_form": "商品形态",
+    "origin_region": "产地",
+    "budget": "经费来源",
+    "channel": "渠道",
+    "refund_of": "原订单号",
+}
+
+# Columns without which no row can be read (``people`` is required too, but its absence refuses
+# each row rather than the file, so the user sees which rows were affected).
+_REQUIRED_COLUMNS = ("order_no", "paid_at", "amount", "product")
+
+BUDGET_LABELS: dict[str, str] = {
+    "extra_quota": "额外额度",
+    "ordinary_gift": "普通节日慰问品",
+    "collective_welfare": "集体福利",
+    "hardship": "困难帮扶",
+    "member_activity": "会员活动",
+}
+_BUDGET_ALIASES: dict[str, str] = {
+    **{code: code for code in BUDGET_LABELS},
+    **{label: code for code, label in BUDGET_LABELS.items()},
+    "消费帮扶额外额度": "extra_quota",
+    "额外慰问额度": "extra_quota",
+    "节日慰问品": "ordinary_gift",
+    "节日慰问": "ordinary_gift",
+    "普通慰问品": "ordinary_gift",
+    "困难职工帮扶": "hardship",
+    "会员活动经费": "member_activity",
+}
+
+# Channel names as they appear in exports and in Annex 1 / Annex 2 → channel code. Policy data
+# may pass its own table; this default follows policy/platforms.csv of 粤工总〔2021〕17号.
+CHANNEL_ALIASES: dict[str, str] = {
+    "粤工惠购": "ygh",
+    "粤工惠购平台": "ygh",
+    "乡村振兴全国消费帮扶广东馆": "gdg",
+    "全国消费扶贫广东馆": "gdg",
+    "广东馆": "gdg",
+    "广东东西部扶贫协作产品交易网": "dxb",
+    "东西部扶贫协作产品交易网": "dxb",
+    "832平台": "p832",
+    "832": "p832",
+    "脱贫地区农副产品网络销售平台": "p832",
+    "东西优选网": "dxyx",
+    "东西优选": "dxyx",
+    "广州帮扶馆": "gzbf",
+    "广东南粤分享汇消费帮扶专区": "nyfx",
+    "南粤分享汇": "nyfx",
+    "南方优品消费协作馆": "nfyp",
+    "南方优品": "nfyp",
+    "各地消费帮扶专馆": "local_hall",
+    "消费帮扶专馆": "local_hall",
+    "对口帮扶点": "counterpart",
+    "各单位对口帮扶点": "counterpart",
+    "其他": "other",
+    "其他采购渠道": "other",
+    "其他采购渠道(含线上和线下)": "other",
+}
+
+_COMMON: dict[str, tuple[str, ...]] = {
+    "order_no": ("订单号", "订单编号", "主订单号", "订单id"),
+    "line_no": ("商品行号", "行号", "子订单号", "子订单编号", "明细行号"),
+    "paid_at": ("支付时间", "付款时间", "下单时间", "订单时间", "采购日期", "日期"),
+    "amount": (
+        "实付金额",
+        "实付金额(元)",
+        "实付款",
+        "实付款(元)",
+        "金额(元)",
+        "金额",
+        "订单金额",
+        "订单金额(元)",
+        "采购金额",
+        "采购金额(元)",
+    ),
+    "people": ("领取人数", "人次", "发放人数", "慰问人数", "受惠人数"),
+    "holiday": ("节日", "慰问节日"),
+    "product": ("商品名称", "商品", "品名", "产品名称"),
+    "product_form": ("商品形态", "形式", "商品形式", "发放形式"),
+    "origin_region": ("产地", "商品产地", "帮扶地区", "来源地"),
+    "budget": ("经费来源", "预算科目", "经费科目"),
+    "refund_of": ("原订单号", "退款原订单号", "关联订单号"),
+}
+
+
+def _platform(code: str, **overrides: tuple[str, ...]) -> ColumnMapping:
+    return ColumnMapping(name=code, columns={**_COMMON, **overrides}, channel=code)
+
+
+MAPPINGS: dict[str, ColumnMapping] = {
+    # 粤工惠购 (WeChat mini-program) order export.
+    "ygh": _platform(
+        "ygh",
+        order_no=("订单编号", "订单号"),
+        paid_at=("支付时间", "付款时间", "下单时间"),
+        amount=("实付金额(元)", "实付金额", "订单金额(元)", "订单金额"),
+    ),
+    # 832平台 purchase-order export.
+    "p832": _platform(
+        "p832",
+        order_no=("订单号", "采购订单号", "订单编号"),
+        line_no=("行号", "商品行号", "子订单号"),
+        paid_at=("付款时间", "支付时间", "下单时间"),
+        amount=("订单金额", "实付金额", "金额(元)"),
+    ),
+    # 乡村振兴全国消费帮扶广东馆.
+    "gdg": _platform(
+        "gdg",
+        order_no=("订单编号", "订单号"),
+        paid_at=("支付时间", "下单时间"),
+        amount=("实付金额", "金额(元)", "订单金额"),
+    ),
+    # 广东东西部扶贫协作产品交易网.
+    "dxb": _platform(
+        "dxb",
+        order_no=("订单号", "订单编号"),
+        paid_at=("付款时间", "支付时间", "下单时间"),
+        amount=("实付款", "实付金额", "订单金额"),
+    ),
+    # Our own template: any channel, named by a 渠道 column (code or Chinese name).
+    "generic": ColumnMapping(
+        name="generic",
+        columns={**_COMMON, "channel": ("渠道", "采购平台", "采购渠道", "平台")},
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Cell-level parsers (public: the web form for one purchase reuses them)
+
+
+def _nfkc(value: str) -> str:
+    text = unicodedata.normalize("NFKC", value)
+    # NFKC leaves these alone; they show up in copied spreadsheets.
+    return text.replace("\u2212", "-").replace("\u3000", " ").replace("\xa0", " ").strip()
+
+
+def _norm_header(value: object) -> str:
+    if value is None:
+        return ""
+    text = _nfkc(str(value))
+    return re.sub(r"[\s*＊]", "", text).lower()
+
+
+def _norm_key(value: str) -> str:
+    return re.sub(r"\s", "", _nfkc(value)).lower()
+
+
+_AMOUNT_RE = re.compile(r"^(?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?:\.(?P<frac>\d+))?$")
+
+
+def parse_amount_fen(value: object) -> int:
+    """Parse a money value into integer fen.
+
+    Args:
+        value: a cell value: ``str`` (``"￥1,234.50"``, ``"１２３.４"``, ``"(15.00)"``), ``int``,
+            ``float`` or ``Decimal``.
+
+    Returns:
+        The amount in fen, negative for a refund.
+
+    Raises:
+        ValueError: with a Chinese message when the value is not an exact amount.
+    """
+    if isinstance(value, bool) or value is None:
+        raise ValueError("金额为空")
+    if isinstance(value, int):
+        return value * 100
+    if isinstance(value, float):
+        dec = Decimal(repr(value))
+        if dec.as_tuple().exponent < -2:  # type: ignore[operator]
+            # Spreadsheet arithmetic noise (30.000000000000004): Excel keeps 15 digits.
+            dec = Decimal(format(value, ".15g"))
+        return _decimal_to_fen(dec, repr(value))
+    if isinstance(value, Decimal):
+        return _decimal_to_fen(value, str(value))
+    raw = str(value)
+    text = _nfkc(raw)
+    text = re.sub(r"\s", "", text)
+    negative = False
+    if text.startswith("(") and text.endswith(")"):
+        negative, text = True, text[1:-1]
+    for token in ("人民币", "元", "RMB", "CNY", "rmb", "cny", "¥", "￥"):
+        text = text.replace(token, "")
+    if text.startswith("-"):
+        negative, text = True, text[1:]
+    elif text.startswith("+"):
+        text = text[1:]
+    for token in ("¥", "￥"):  # "-¥15.00"
+        text = text.replace(token, "")
+    match = _AMOUNT_RE.match(text)
+    if not text or match is None or (match["int"] is None and match["frac"] is None):
+        raise ValueError(f"金额“{raw}”不是有效的数字")
+    frac = match["frac"] or ""
+    if len(frac.rstrip("0")) > 2:
+        raise ValueError(f"金额“{raw}”超过两位小数")
+    whole = int((match["int"] or "0").replace(",", ""))
+    cents = int((frac[:2]).ljust(2, "0"))
+    fen = whole * 100 + cents
+    return -fen if negative else fen
+
+
+def _decimal_to_fen(dec: Decimal, shown: str) -> int:
+    if not dec.is_finite():
+        raise ValueError(f"金额“{shown}”不是有效的数字")
+    fen = dec * 100
+    if fen != fen.to_integral_value():
+        raise ValueError(f"金额“{shown}”超过两位小数")
+    return int(fen)
+
+
+_DATE_RE = re.compile(
+    r"^(?P<y>\d{4})\s*[-/.年]\s*(?P<m>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?"
+    r"(?:\s*[T ]?\s*(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?)?$"
+)
+
+
+def parse_paid_at(value: object) -> datetime:
+    """Parse a payment time into an aware datetime in China time.
+
+    Args:
+        value: ``datetime``/``date`` (Excel date cells), an Excel serial number (``int``/``float``
+            or a numeric string), or a string in one of the accepted formats. Naive values are
+            China time.
+
+    Returns:
+        An aware datetime with tzinfo Asia/Shanghai.
+
+    Raises:
+        ValueError: with a Chinese message when the value is not a date.
+    """
+    if value is None or isinstance(value, bool):
+        raise ValueError("支付时间为空")
+    if isinstance(value, datetime):
+        return _aware(value)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), CHINA_TZ)
+    if isinstance(value, int | float | Decimal):
+        return _from_serial(float(value), str(value))
+    raw = str(value)
+    text = _nfkc(raw)
+    if re.fullmatch(r"\d{1,6}(?:\.\d+)?", text):
+        return _from_serial(float(text), raw)
+    match = _DATE_RE.match(text)
+    if match:
+        try:
+            naive = datetime(
+                int(match["y"]),
+                int(match["m"]),
+                int(match["d"]),
+                int(match["H"] or 0),
+                int(match["M"] or 0),
+                int(match["S"] or 0),
+            )
+        except ValueError:
+            raise ValueError(f"支付时间“{raw}”不是有效的日期") from None
+        return naive.replace(tzinfo=CHINA_TZ)
+    try:
+        return _aware(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        raise ValueError(
+            f"支付时间“{raw}”无法识别（支持 2021-12-31、2021/12/31、"
+            f"2021年12月31日、2021.12.31，可带 时:分[:秒]）"
+        ) from None
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=CHINA_TZ)
+    return value.astimezone(CHINA_TZ)
+
+
+def _from_serial(serial: float, shown: str) -> datetime:
+    # Excel serial day numbers (1900 system); 61 = 1900-03-01, below that Excel's fake
+    # 1900-02-29 makes values ambiguous, and nobody paid for aid products then.
+    if not 61 <= serial < 2958466:
+        raise ValueError(f"支付时间“{shown}”不是有效的日期")
+    naive = _EXCEL_EPOCH + timedelta(days=serial)
+    # Excel serials carry float noise: round to the second.
+    naive = (naive + timedelta(microseconds=500_000)).replace(microsecond=0)
+    return naive.replace(tzinfo=CHINA_TZ)
+
+
+def _parse_count(value: object, what: str, *, minimum: int) -> int:
+    raw = value
+    if isinstance(value, bool):
+        raise ValueError(f"{what}“{raw}”不是整数")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"{what}“{raw}”不是整数")
+        number = int(value)
+    elif isinstance(value, int):
+        number = value
+    else:
+        text = re.sub(r"\s", "", _nfkc(str(value))).replace(",", "")
+        text = re.sub(r"(人次|人|个|行)$", "", text)
+        try:
+            dec = Decimal(text)
+        except InvalidOperation:
+            raise ValueError(f"{what}“{raw}”不是整数") from None
+        if not dec.is_finite() or dec != dec.to_integral_value():
+            raise ValueError(f"{what}“{raw}”不是整数")
+        number = int(dec)
+    if number < minimum:
+        raise ValueError(f"{what}“{raw}”不能小于 {minimum}")
+    return number
+
+
+def _parse_text(value: object) -> str | None:
+    """Cell → stripped text (None when empty). Undo common 'force text' tricks."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip().lstrip("'\t").strip()
+    # ="0123" is how some platforms keep order numbers as text in CSV.
+    match = re.fullmatch(r'="(.*)"', text)
+    if match:
+        text = match[1].strip()
+    return text or None
+
+
+# --------------------------------------------------------------------------------------------
+# File reading
+
+
+def _read_table(
+    data: bytes, filename: str, mapping: ColumnMapping
+) -> tuple[list[list[object]], str | None]:
+    """Bytes → list of rows of cell values, or an error message."""
+    name = filename.lower()
+    if data.startswith(_XLSX_MAGIC) or name.endswith((".xlsx", ".xlsm")):
+        return _read_xlsx(data, mapping)
+    if data.startswith(_OLE_MAGIC) or name.endswith(".xls"):
+        return [], "不支持 Excel 97-2003（.xls）格式：请另存为 .xlsx 或 CSV 后再导入"
+    return _read_csv(data, mapping)
+
+
+def _read_xlsx(data: bytes, mapping: ColumnMapping) -> tuple[list[list[object]], str | None]:
+    import openpyxl  # local: keeps importing this module cheap for CSV-only callers
+
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - bad content must never raise
+        return [], f"无法读取 XLSX 文件（文件已损坏或不是 Excel 文件）：{type(exc).__name__}"
+    try:
+        if not workbook.worksheets:
+            return [], "XLSX 文件中没有工作表"
+        # The first sheet whose header is recognisable (exports sometimes lead with a notes
+        # sheet); the caller finds the header again in the chosen table.
+        chosen = workbook.worksheets[0]
+        for sheet in workbook.worksheets:
+            top = [list(r) for r in sheet.iter_rows(max_row=HEADER_SEARCH_ROWS, values_only=True)]
+            if _find_header(top, mapping)[0] is not None:
+                chosen = sheet
+                break
+        return [list(r) for r in chosen.iter_rows(values_only=True)], None
+    except Exception as exc:  # noqa: BLE001 - bad content must never raise
+        return [], f"无法读取 XLSX 文件内容：{type(exc).__name__}"
+    finally:
+        workbook.close()
+
+
+def _read_csv(data: bytes, mapping: ColumnMapping) -> tuple[list[list[object]], str | None]:
+    text: str | None = None
+    for encoding in ("utf-8-sig", "gb18030"):  # gb18030 is a superset of gbk
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    if text is None or "\x00" in text:
+        return (
+            [],
+            "无法识别文件编码或文件不是文本表格（支持 UTF-8、GBK、GB18030 编码的 CSV 和 XLSX）",
+        )
+    # The delimiter whose reading of the first rows matches the most header aliases
+    # (csv.Sniffer guesses wrong on Chinese title rows).
+    head = "\n".join(text.splitlines()[:HEADER_SEARCH_ROWS])
+    delimiter, best = ",", -1
+    for candidate in (",", "\t", ";"):
+        try:
+            top = [list(r) for r in csv.reader(io.StringIO(head), delimiter=candidate)]
+        except csv.Error:
+            continue
+        score = len(_find_header(top, mapping)[1])
+        if score > best:
+            delimiter, best = candidate, score
+    try:
+        rows: list[list[object]] = [
+            list(r) for r in csv.reader(io.StringIO(text), delimiter=delimiter)
+        ]
+    except csv.Error as exc:
+        return [], f"CSV 格式错误：{exc}"
+    return rows, None
+
+
+def _find_header(
+    table: Sequence[Sequence[object]], mapping: ColumnMapping
+) -> tuple[int | None, dict[str, int]]:
+    """Return (0-based header row index, field → column index) for the best-matching row."""
+    best: tuple[int | None, dict[str, int]] = (None, {})
+    for index, row in enumerate(table[:HEADER_SEARCH_ROWS]):
+        normalized = [_norm_header(cell) for cell in row]
+        found: dict[str, int] = {}
+        for field_name, aliases in mapping.columns.items():
+            for alias in aliases:  # most preferred alias first
+                key = _norm_header(alias)
+                if key in normalized:
+                    found[field_name] = normalized.index(key)
+                    break
+        if len(found) > len(best[1]):
+            best = (index, found)
+    if len(best[1]) < 2:
+        return None, {}
+    return best
+
+
+# --------------------------------------------------------------------------------------------
+# The parser
+
+
+@dataclass
+class _Context:
+    year: int
+    forbidden: tuple[str, ...]
+    channel_codes: frozenset[str]
+    channel_aliases: dict[str, str]
+    fixed_channel: str | None
+    errors: list[RowError] = field(default_factory=list)
+
+
+def parse_purchases(
+    data: bytes,
+    filename: str,
+    *,
+    mapping: ColumnMapping | None = None,
+    year: int,
+    forbidden_forms: Collection[str],
+    channel_codes: Collection[str],
+    default_channel: str | None = None,
+    channel_aliases: Mapping[str, str] | None = None,
+) -> ParseResult:
+    """Parse a purchase file. Never raises on bad content (see the module docstring).
+
+    Args:
+        data: the uploaded file's bytes.
+        filename: its name; the extension is a hint, the content (ZIP signature) decides.
+        mapping: header aliases; ``MAPPINGS["generic"]`` (with a 渠道 column) when None.
+        year: the round's year; purchases paid outside it (China time) are refused.
+        forbidden_forms: product forms refused by policy (e.g. 现金, 购物卡, 代金券, 提货券);
+            a product form equal to, or a product name containing, one of them is refused.
+        channel_codes: the round's channel codes; any other channel is refused.
+        default_channel: the channel of rows whose channel is neither in a column nor fixed by
+            the mapping.
+        channel_aliases: Chinese channel name → code; defaults to :data:`CHANNEL_ALIASES`.
+
+    Returns:
+        A :class:`ParseResult`. Import nothing unless ``result.errors`` is empty.
+
+    Raises:
+        ImportUsageError: only for programmer errors (bad year, unknown default channel).
+    """
+    mapping = mapping or MAPPINGS["generic"]
+    codes = frozenset(channel_codes)
+    if not 2000 <= year <= 2100:
+        raise ImportUsageError(f"year out of range: {year}")
+    for fixed in (default_channel, mapping.channel):
+        if fixed is not None and fixed not in codes:
+            raise ImportUsageError(f"channel {fixed!r} is not in channel_codes")
+    aliases = {
+        _norm_key(k): v
+        for k, v in (CHANNEL_ALIASES if channel_aliases is None else channel_aliases).items()
+    }
+    ctx = _Context(
+        year=year,
+        forbidden=tuple(_norm_key(f) for f in forbidden_forms if f.strip()),
+        channel_codes=codes,
+        channel_aliases=aliases,
+        fixed_channel=mapping.channel or default_channel,
+    )
+
+    def fail(message: str) -> ParseResult:
+        return ParseResult([], [RowError(0, "file", message)], None, mapping.name, 0)
+
+    table, read_error = _read_table(data, filename, mapping)
+    if read_error:
+        return fail(read_error)
+    header_index, columns = _find_header(table, mapping)
+    if header_index is None:
+        needed = "、".join("/".join(mapping.columns[f][:3]) for f in (*_REQUIRED_COLUMNS, "people"))
+        return fail(f"未在前 {HEADER_SEARCH_ROWS} 行找到表头：需要 {needed} 等列")
+    header_row = header_index + 1
+    missing = [f for f in _REQUIRED_COLUMNS if f not in columns]
+    if "channel" not in columns and ctx.fixed_channel is None:
+        missing.append("channel")
+    if missing:
+        names = "；".join(
+            f"{FIELD_LABELS[f]}（可用列名：{'/'.join(mapping.columns.get(f, ()) or ('渠道',))}）"
+            for f in missing
+        )
+        return ParseResult(
+            [],
+            [RowError(header_row, "header", f"第 {header_row} 行（表头）缺少必需的列：{names}")],
+            header_row,
+            mapping.name,
+            0,
+        )
+
+    rows: list[PurchaseRow] = []
+    seen: dict[tuple[str, str, int], PurchaseRow] = {}
+    repeats = 0
+    for offset, cells in enumerate(table[header_index + 1 :], start=header_row + 1):
+        values = {f: (cells[i] if i < len(cells) else None) for f, i in columns.items()}
+        if all(_parse_text(v) is None for v in values.values()):
+            continue  # blank line
+        if (_parse_text(values.get("order_no")) or "") in {"合计", "总计", "小计"}:
+            continue  # a platform's total line
+        row = _parse_row(offset, values, ctx, people_mapped="people" in columns, mapping=mapping)
+        if row is None:
+            continue
+        key = (row.channel, row.order_no, row.line_no)
+        earlier = seen.get(key)
+        if earlier is None:
+            seen[key] = row
+            rows.append(row)
+        elif earlier.content_key() == row.content_key():
+            repeats += 1
+        else:
+            ctx.errors.append(
+                RowError(
+                    offset,
+                    "order_no",
+                    f"第 {offset} 行：订单“{row.order_no}”（行号 {row.line_no}）与第 "
+                    f"{earlier.row_number} 行重复但内容不同（金额 {_yuan(earlier.amount_fen)} 元 / "
+                    f"{_yuan(row.amount_fen)} 元）",
+                )
+            )
+    return ParseResult(rows, ctx.errors, header_row, mapping.name, repeats)
+
+
+def _yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def _parse_row(
+    row_number: int,
+    values: Mapping[str, Any],
+    ctx: _Context,
+    *,
+    people_mapped: bool,
+    mapping: ColumnMapping,
+) -> PurchaseRow | None:
+    """Parse one data row; append its errors to ``ctx.errors`` and return None if any."""
+    errors: list[RowError] = []
+
+    def refuse(field_name: str, reason: str) -> None:
+        errors.append(RowError(row_number, field_name, f"第 {row_number} 行：{reason}"))
+
+    def attempt(field_name: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValueError as exc:
+            refuse(field_name, str(exc))
+            return None
+
+    order_no = _parse_text(values.get("order_no"))
+    if order_no is None:
+        refuse("order_no", "订单号为空")
+    elif isinstance(values.get("order_no"), float) and abs(values["order_no"]) >= 1e15:
+        refuse(
+            "order_no", f"订单号“{order_no}”是数字且超过 15 位，Excel 已丢失精度：请把该列设为文本"
+        )
+
+    line_no = 1
+    if _parse_text(values.get("line_no")) is not None:
+        line_no = attempt("line_no", _parse_count, values["line_no"], "商品行号", minimum=1) or 1
+
+    paid_at = None
+    if _parse_text(values.get("paid_at")) is None:
+        refuse("paid_at", "支付时间为空")
+    else:
+        paid_at = attempt("paid_at", parse_paid_at, values["paid_at"])
+        if paid_at is not None and paid_at.year != ctx.year:
+            refuse(
+                "paid_at",
+                f"支付时间 {paid_at:%Y-%m-%d %H:%M} 不在 {ctx.year} 年度内（按北京时间），"
+                "不能计入本轮",
+            )
+
+    amount_fen = None
+    if _parse_text(values.get("amount")) is None:
+        refuse("amount", "金额为空")
+    else:
+        amount_fen = attempt("amount", parse_amount_fen, values["amount"])
+
+    people = None
+    if not people_mapped:
+        refuse("people", f"缺少领取人数（表头中没有 {'/'.join(mapping.columns['people'])} 列）")
+    elif _parse_text(values.get("people")) is None:
+        refuse("people", "领取人数为空")
+    else:
+        people = attempt("people", _parse_count, values["people"], "领取人数", minimum=0)
+
+    product = _parse_text(values.get("product"))
+    if product is None:
+        refuse("product", "商品名称为空")
+    product_form = _parse_text(values.get("product_form"))
+    for label, text in (("商品形态", product_form), ("商品名称", product)):
+        if text is None:
+            continue
+        key = _norm_key(text)
+        hit = next(
+            (f for f in ctx.forbidden if f == key or (label == "商品名称" and f in key)), None
+        )
+        if hit is not None:
+            refuse(
+                "product_form",
+                f"{label}“{text}”属于禁止的发放形式“{hit}”（不得以现金、购物卡、代金券等发放）",
+            )
+            break
+
+    channel = _resolve_channel(values.get("channel"), ctx, refuse)
+
+    budget = "extra_quota"
+    budget_text = _parse_text(values.get("budget"))
+    if budget_text is not None:
+        resolved = _BUDGET_ALIASES.get(_norm_key(budget_text))
+        if resolved is None:
+            allowed = "、".join(BUDGET_LABELS.values())
+            refuse("budget", f"经费来源“{budget_text}”无法识别（可填：{allowed}）")
+        else:
+            budget = resolved
+
+    refund_of = _parse_text(values.get("refund_of"))
+    if refund_of is not None and amount_fen is not None and amount_fen >= 0:
+        refuse("refund_of", f"原订单号“{refund_of}”只能用于退款（负金额）行")
+
+    if errors:
+        ctx.errors.extend(errors)
+        return None
+    assert paid_at is not None and amount_fen is not None and people is not None
+    assert order_no is not None and product is not None and channel is not None
+    return PurchaseRow(
+        row_number=row_number,
+        paid_at=paid_at,
+        channel=channel,
+        order_no=order_no,
+        line_no=line_no,
+        amount_fen=amount_fen,
+        people=people,
+        holiday=_parse_text(values.get("holiday")),
+        product=product,
+        product_form=product_form,
+        origin_region=_parse_text(values.get("origin_region")),
+        budget=budget,
+        refund_of=refund_of,
+    )
+
+
+def _resolve_channel(value: object, ctx: _Context, refuse: Any) -> str | None:
+    text = _parse_text(value)
+    if text is None:
+        if ctx.fixed_channel is None:
+            refuse("channel", "渠道为空")
+        return ctx.fixed_channel
+    key = _norm_key(text)
+    code = key if key in ctx.channel_codes else ctx.channel_aliases.get(key)
+    if code is None or code not in ctx.channel_codes:
+        refuse("channel", f"渠道“{text}”不是本轮认可的采购渠道")
+        return None
+    return code
