@@ -33,8 +33,10 @@ def set_report_deadline(
 ) -> services.RecordView:
     """A parent's reviewer sets a child's report deadline (its last China day).
 
-    Rules: not in the past; not after the parent's own report deadline (the parent needs the
-    child's numbers first); not once the record is accepted. An overdue flag is lifted when the
+    Rules: not in the past; not after the round's final report deadline (the reporting units'
+    deadline to the province: nobody can report later than that); not once the record is
+    accepted. A parent whose own deadline is earlier must then chase its own deadline too; the
+    policy's defaults give every lower level the same date, so 'extend' must be able to pass it. An overdue flag is lifted when the
     new deadline is still ahead. A history row (trigger ``change_deadline``, the old and the new
     last day in its detail) and a notice to the child's clerks go in the same transaction.
     """
@@ -51,13 +53,12 @@ def set_report_deadline(
         if last_day < today:
             raise RuleViolation(Refusal(
                 "deadline.past", f"新的截止日期 {last_day:%Y年%m月%d日} 早于今天 {today:%Y年%m月%d日}"))
-        if rec.parent_id is not None:
-            parent_deadline = uow.record(rec.parent_id).report_deadline
-            parent_last = clock.deadline_last_day(parent_deadline)
-            if last_day > parent_last:
-                raise RuleViolation(Refusal(
-                    "deadline.after_parent",
-                    f"新的截止日期不能晚于上级单位自己的报送截止日期 {parent_last:%Y年%m月%d日}"))
+        rnd = uow.round(rec.round_id)
+        final_last = clock.deadline_last_day(rnd.report_deadline_reporting_unit)
+        if last_day > final_last:
+            raise RuleViolation(Refusal(
+                "deadline.after_round",
+                f"新的截止日期不能晚于本年度向省总工会报送的截止日期 {final_last:%Y年%m月%d日}"))
         old_last = clock.deadline_last_day(rec.report_deadline)
         new_deadline = clock.deadline_instant(last_day)
         values: dict[str, Any] = {"report_deadline": new_deadline, "updated_at": now}
