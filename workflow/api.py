@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
-from workflow import accounts, clock, oversight, queries, services
+from workflow import accounts, attachments, clock, oversight, queries, services
 from workflow.accounts import UserInfo
 from workflow.db import Database
 from workflow.errors import BadInput
@@ -191,6 +191,32 @@ def add_purchase(record_id: int, body: PurchaseBody, request: Request, user: Use
     pid = services.add_purchase(_uow(request), record_id=record_id, user_id=user.id,
                                 purchase=purchase_input(**body.model_dump()))
     return {"purchase_id": pid, "record_id": record_id}
+
+
+@router.get("/records/{record_id}/attachments")
+def record_attachments(record_id: int, request: Request, user: User) -> list[dict[str, Any]]:
+    return jsonable_encoder(attachments.list_attachments(_uow(request, True), record_id=record_id,
+                                                         user_id=user.id))
+
+
+@router.post("/records/{record_id}/attachments", status_code=201,
+             summary="upload a PDF, JPG or PNG (at most 10 MB): the sealed Annex 2 scan or an invoice")
+def upload_attachment(
+    record_id: int, request: Request, user: User, file: Annotated[UploadFile, File()],
+    kind: Annotated[str, Form(max_length=32)] = "annex2_scan",
+) -> dict[str, Any]:
+    data = file.file.read(attachments.MAX_BYTES + 1)
+    aid = attachments.add_attachment(_uow(request), record_id=record_id, user_id=user.id, kind=kind,
+                                     filename=file.filename or "file", data=data)
+    return {"attachment_id": aid, "record_id": record_id}
+
+
+@router.get("/records/{record_id}/attachments/{attachment_id}")
+def download_attachment(record_id: int, attachment_id: int, request: Request, user: User) -> Response:
+    from workflow.web.pages import download_response
+
+    return download_response(attachments.get_attachment(
+        _uow(request, True), record_id=record_id, attachment_id=attachment_id, user_id=user.id))
 
 
 @router.put("/records/{record_id}/plan")

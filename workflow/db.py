@@ -22,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Index,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -338,6 +339,23 @@ class AccountEvent(SQLModel, table=True):
     target_user_id: int = Field(foreign_key="app_user.id", index=True)
     action: str = Field(sa_type=String(32))  # password_reset | handover
     detail: str | None = Field(default=None, sa_type=Text)  # JSON
+
+
+class Attachment(SQLModel, table=True):
+    """A file attached to a record (the sealed Annex 2 scan, invoices), kept in the database so
+    a backup of the database is a backup of everything. Size and type are checked on upload."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="record.id", index=True)
+    kind: str = Field(sa_type=String(32))  # annex2_scan | invoice | other
+    filename: str = Field(sa_type=String(200))
+    content_type: str = Field(sa_type=String(100))
+    size: int = _money()
+    sha256: str = Field(sa_type=String(64))
+    data: bytes = Field(sa_type=LargeBinary)
+    uploaded_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    uploaded_at: datetime | None = _instant()
+    on_behalf: bool = False
 
 
 # --- engines, sessions, migrations ----------------------------------------------------------

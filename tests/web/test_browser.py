@@ -133,6 +133,12 @@ def test_submit_return_fix_resubmit_accept_and_the_province_sees_it(browser: Any
     clerk.click("#info button")
     clerk.wait_for_load_state()
     assert "报表信息已保存" in _text(clerk)
+    clerk.set_input_files("#attachments input[name=file]", files=[
+        {"name": "附件2盖章.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\n%%EOF\n"}])
+    clerk.click("#attachments button")
+    clerk.wait_for_load_state()
+    assert "已上传附件 附件2盖章.pdf" in _text(clerk)
+    assert "附件2盖章扫描件：附件2盖章.pdf" in clerk.inner_text("#attachments")
     _action(clerk, "提交")
     assert "已提交：已汇总 → 已提交" in _text(clerk)
     _shot(clerk, "02-clerk-submitted")

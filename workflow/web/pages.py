@@ -13,11 +13,11 @@ import io
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import states
-from workflow import accounts, clock, oversight, queries, rules, services
+from workflow import accounts, attachments, clock, oversight, queries, rules, services
 from workflow.accounts import UserInfo
 from workflow.errors import BadInput, BangfuError, NotFound
 from workflow.store import UnitOfWork
@@ -156,6 +156,7 @@ FORM_DEFAULTS: dict[str, dict[str, str]] = {
     "info": {"reporter": "", "phone": "", "fill_date": "", "work_experience": "", "work_highlights": ""},
     "fire": {"trigger": "", "reason": ""},
     "deadline": {"last_day": "", "reason": ""},
+    "attachment": {"kind": "annex2_scan"},
 }
 
 
@@ -166,6 +167,7 @@ def _record_page(
     view = services.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
     rel = queries.record_relation(_uow(request, True), user_id=user.id, record_id=record_id)
     purchases = services.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
+    files = attachments.list_attachments(_uow(request, True), record_id=record_id, user_id=user.id)
     options = queries.entry_options(_uow(request, True), round_id=view.round_id)
     forms = {k: dict(v) for k, v in FORM_DEFAULTS.items()}
     forms["plan"].update(
@@ -186,6 +188,8 @@ def _record_page(
     open_for_entry = view.state not in (states.SUBMITTED, states.ACCEPTED)
     return render(request, "pages/record.html", {
         "title": view.org_name, "v": view, "rel": rel, "purchases": purchases, "options": options,
+        "files": files, "attachment_kinds": attachments.KINDS,
+        "max_mb": attachments.MAX_BYTES // 1024 // 1024,
         "forms": forms, "errors": errors or {}, "allowed": allowed, "refused": refused,
         "quota_used_fen": used, "quota_percent": percent, "open_for_entry": open_for_entry,
         "quota_last_day": clock.deadline_last_day(view.quota_deadline),
@@ -326,6 +330,40 @@ def deadline_submit(
         return _refused(request, user, record_id, "deadline", typed, exc)
     auth.flash(request, f"报送截止日期已调整为 {day:%Y年%m月%d日}")
     return _redirect(f"/records/{record_id}")
+
+
+@router.post("/records/{record_id}/attachments", response_class=HTMLResponse)
+def attachment_submit(
+    request: Request, record_id: int, file: Annotated[UploadFile, File()],
+    kind: Annotated[str, Form(max_length=32)] = "annex2_scan", csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    data = file.file.read(attachments.MAX_BYTES + 1)  # never read more than the limit allows
+    try:
+        attachments.add_attachment(_uow(request), record_id=record_id, user_id=user.id, kind=kind,
+                                   filename=file.filename or "file", data=data)
+    except BangfuError as exc:
+        return _refused(request, user, record_id, "attachment", {"kind": kind}, exc)
+    auth.flash(request, f"已上传附件 {file.filename or ''}")
+    return _redirect(f"/records/{record_id}#attachments")
+
+
+@router.get("/records/{record_id}/attachments/{attachment_id}")
+def attachment_download(request: Request, record_id: int, attachment_id: int) -> Response:
+    user = page_user(request)
+    stored = attachments.get_attachment(_uow(request, True), record_id=record_id,
+                                        attachment_id=attachment_id, user_id=user.id)
+    return download_response(stored)
+
+
+def download_response(stored: attachments.StoredFile) -> Response:
+    from urllib.parse import quote
+
+    ascii_name = stored.filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(stored.filename)}"
+    return Response(stored.data, media_type=stored.content_type,
+                    headers={"Content-Disposition": disposition, "Cache-Control": "private, no-store"})
 
 
 @router.get("/records/{record_id}/history", response_class=HTMLResponse)
