@@ -181,8 +181,15 @@ def _record_page(
     for name, values in (typed or {}).items():
         forms[name].update(values)
     allowed = [a for a in view.actions if a.allowed]
+    # Rules that stop an action the user could otherwise take; not "wrong state" (every trigger
+    # of other states) nor "not your role" (a clerk is never the one to accept).
     refused = [a for a in view.actions if not a.allowed and a.refusal
-               and a.refusal.code != "transition.not_allowed"]
+               and a.refusal.code != "transition.not_allowed"
+               and not a.refusal.code.startswith("permission.")]
+    # The main action moves the record forward; reopen and withdraw are offered as secondary.
+    order = {s: i for i, s in enumerate(states.STATES)}
+    forward = {a.trigger for a in allowed if a.dest and order[a.dest] > order[view.state]}
+    allowed.sort(key=lambda a: a.trigger not in forward)
     used = min(view.extra_spent_fen, view.quota_fen) if view.quota_fen else 0
     percent = round(100 * used / view.quota_fen) if view.quota_fen else 0
     open_for_entry = view.state not in (states.SUBMITTED, states.ACCEPTED)
@@ -190,7 +197,7 @@ def _record_page(
         "title": view.org_name, "v": view, "rel": rel, "purchases": purchases, "options": options,
         "files": files, "attachment_kinds": attachments.KINDS,
         "max_mb": attachments.MAX_BYTES // 1024 // 1024,
-        "forms": forms, "errors": errors or {}, "allowed": allowed, "refused": refused,
+        "forms": forms, "errors": errors or {}, "allowed": allowed, "refused": refused, "forward": forward,
         "quota_used_fen": used, "quota_percent": percent, "open_for_entry": open_for_entry,
         "quota_last_day": clock.deadline_last_day(view.quota_deadline),
         "report_last_day": clock.deadline_last_day(view.report_deadline),
