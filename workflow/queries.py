@@ -243,24 +243,32 @@ def overview(uow: UnitOfWork, *, user_id: int, round_id: int, now: datetime | No
         rnd = uow.round(round_id)
         head = {"org_code": top.code, "org_name": top.name, "round_id": rnd.id, "round_label": rnd.label}
         o, r, s = Organisation.__table__, Record.__table__, Snapshot.__table__
-        start = len(top.path) + 1
-        rest = func.substr(o.c.path, start)
-        slash = func.strpos(rest, "/") if uow.dialect == "postgresql" else func.instr(rest, "/")
-        unit_key = func.substr(o.c.path, start, slash - 1)
+        # Group by the parent organisation (an integer: cheaper than cutting paths per row),
+        # then map each parent to the unit under ``top`` from its path. A unit's own record
+        # groups under the unit itself.
+        group = case((o.c.parent_id == top.id, o.c.id), else_=o.c.parent_id)
         accepted_gr = and_(r.c.state == states.ACCEPTED, r.c.is_grassroots.is_(True))
         overdue = or_(r.c.is_overdue.is_(True), and_(
             r.c.report_deadline <= now, r.c.state.not_in([states.SUBMITTED, states.ACCEPTED])))
-        rows = uow.session.execute(
+        grouped = uow.session.execute(
             select(
-                unit_key.label("unit"), r.c.state, r.c.is_grassroots, func.count().label("n"),
+                group.label("grp"), r.c.state, r.c.is_grassroots, func.count().label("n"),
                 func.sum(case((overdue, 1), else_=0)).label("overdue"),
                 func.sum(case((accepted_gr, s.c.people_total), else_=0)).label("people"),
                 func.sum(case((accepted_gr, s.c.amount_total_fen), else_=0)).label("amount"),
             )
             .select_from(r.join(o, o.c.id == r.c.org_id).outerjoin(s, s.c.id == r.c.snapshot_id))
             .where(r.c.round_id == round_id, o.c.path.like(top.path + "%"), o.c.id != top.id)
-            .group_by(unit_key, r.c.state, r.c.is_grassroots)
+            .group_by(group, r.c.state, r.c.is_grassroots)
         ).all()
+        group_ids = sorted({row.grp for row in grouped})
+        unit_of: dict[int, str] = {}
+        for start in range(0, len(group_ids), 5000):
+            for gid, path in uow.session.execute(
+                select(o.c.id, o.c.path).where(o.c.id.in_(group_ids[start:start + 5000]))
+            ).all():
+                unit_of[gid] = path[len(top.path):].split("/", 1)[0]
+        rows = [(unit_of[row.grp], row) for row in grouped]
         child = Record.__table__.alias("unit_record")
         units = uow.session.execute(
             select(o.c.id, o.c.code, o.c.name, o.c.kind, child.c.id, child.c.state,
@@ -271,8 +279,8 @@ def overview(uow: UnitOfWork, *, user_id: int, round_id: int, now: datetime | No
             .order_by(o.c.code)
         ).all()
     stats: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        u = stats.setdefault(row.unit, {"counts": dict.fromkeys(states.STATES, 0), "total": 0,
+    for unit, row in rows:
+        u = stats.setdefault(unit, {"counts": dict.fromkeys(states.STATES, 0), "total": 0,
                                         "grassroots": 0, "grassroots_accepted": 0, "overdue": 0,
                                         "people": 0, "amount_fen": 0})
         u["counts"][row.state] += row.n
