@@ -31,6 +31,11 @@ def test_inbox_subordinates_visible_and_overview_agree_on_both_databases(any_wor
     assert units["C2"]["counts"]["submitted"] == 1 and units["C2"]["total"] == 3
     assert units["IND"]["total"] == 2
     assert data["totals"]["total"] == 11
+    # A city's reviewer sees its districts; the city's own record and other cities stay out.
+    city = queries.overview(w.uow(True), user_id=w.uid("c1-reviewer"), round_id=rnd, now=NOW_2021)
+    assert [(u["org_code"], u["total"], u["counts"]["accepted"], u["amount_fen"]) for u in city["units"]] == [
+        ("D1", 3, 1, 120000), ("D2", 2, 0, 0)]
+    assert city["totals"]["total"] == 5
 
 
 def test_overdue_filter_uses_the_deadline(any_world: World) -> None:
