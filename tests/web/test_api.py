@@ -462,3 +462,11 @@ def test_overview_counts_states_and_sums_accepted_numbers(token_client, web_worl
     assert data["totals"]["grassroots_accepted"] == 1 and data["totals"]["amount_fen"] == 120000
     assert token_client("observer").get("/api/overview?round=1").json()["org_code"] == "C1"
     assert token_client("g1-clerk").get("/api/overview?round=1").status_code == 403
+
+
+def test_docs_page_lists_the_api_without_a_cdn(anon: TestClient) -> None:
+    page = anon.get("/docs")
+    assert page.status_code == 200
+    assert "/api/records/{record_id}/fire" in page.text and "fire a lifecycle trigger" in page.text
+    assert "cdn" not in page.text.lower()
+    assert anon.get("/openapi.json").json()["paths"]["/api/review/inbox"]["get"]

@@ -50,7 +50,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     settings = (settings or get_settings()).check()
     if database is None:
         database = Database(settings.database_url)
-    app = FastAPI(title="bangfu 消费帮扶", version="0.1.0",
+    # Swagger UI and ReDoc load their scripts from a CDN; the machines may have no internet, so
+    # /docs is a server-rendered page over the same OpenAPI document (/openapi.json).
+    app = FastAPI(title="bangfu 消费帮扶", version="0.1.0", docs_url=None, redoc_url=None,
                   description="消费帮扶记录工作流（粤工总〔2021〕17号）的 JSON 接口与页面")
     app.state.database = database
     app.state.settings = settings
@@ -109,6 +111,21 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app.include_router(api_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs(request: Request) -> HTMLResponse:
+        from workflow.web.pages import render
+
+        spec = app.openapi()
+        operations = [
+            {"method": method.upper(), "path": path, "summary": op.get("summary", ""),
+             "description": op.get("description", ""),
+             "params": [p["name"] for p in op.get("parameters", [])],
+             "body": next(iter(op.get("requestBody", {}).get("content", {}).values()), {})
+             .get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]}
+            for path, methods in spec["paths"].items() for method, op in methods.items()
+        ]
+        return render(request, "pages/docs.html", {"title": "接口文档", "spec": spec, "operations": operations})
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> HTMLResponse:
