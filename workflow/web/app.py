@@ -119,10 +119,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         spec = app.openapi()
         operations = [
             {"method": method.upper(), "path": path, "summary": op.get("summary", ""),
-             "description": op.get("description", ""),
-             "params": [p["name"] for p in op.get("parameters", [])],
-             "body": next(iter(op.get("requestBody", {}).get("content", {}).values()), {})
-             .get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]}
+             "params": [p["name"] for p in op.get("parameters", [])], "body": _body_schema(op)}
             for path, methods in spec["paths"].items() for method, op in methods.items()
         ]
         return render(request, "pages/docs.html", {"title": "接口文档", "spec": spec, "operations": operations})
@@ -132,6 +129,14 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         return HTMLResponse("ok")
 
     return app
+
+
+def _body_schema(operation: dict[str, Any]) -> str:
+    """The name of an operation's request-body schema, or ''."""
+    content: dict[str, Any] = operation.get("requestBody", {}).get("content", {})
+    for media in content.values():
+        return str(media.get("schema", {}).get("$ref", "")).rsplit("/", 1)[-1]
+    return ""
 
 
 def _wants_json(request: Request) -> bool:
