@@ -9,6 +9,7 @@ exist for them (:class:`~workflow.errors.NotFound`); a visible user the actor ma
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -30,8 +31,14 @@ MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 8
 TOKEN_PREFIX = "bf_"
-# Verified against when the username is unknown, so both paths cost one argon2 verification.
-_DUMMY_HASH = hash_password("bangfu-dummy-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both paths cost one argon2
+    verification (made on first use, with the hasher's current parameters)."""
+    return hash_password("bangfu-dummy-password")
+
 
 
 class LoginFailed(BangfuError):
@@ -130,7 +137,7 @@ def authenticate(
                 "或请上级审核人重置密码"
             )
         user = uow.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-        ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+        ok = verify_password(user.password_hash if user else _dummy_hash(), password)
         if user is None or not user.is_active or not ok:
             uow.session.add(LoginFailure(username=username[:64], client_ip=client_ip[:64], at=now))
             # Keep the table small: old failures no longer count.

@@ -19,10 +19,21 @@ PASSWORD = "demo1234"
 NOW_TEXT = "2021-11-01T10:00"
 
 
+@pytest.fixture(autouse=True)
+def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 with its smallest cost: the tests check who may log in, not the hash's strength
+    (workflow.passwords keeps the library's defaults)."""
+    from argon2 import PasswordHasher
+
+    from workflow import passwords
+
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
 @pytest.fixture()
-def web_world(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+def web_world(any_world: World, monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setenv("BANGFU_NOW", NOW_TEXT)
-    return world
+    return any_world
 
 
 @pytest.fixture()

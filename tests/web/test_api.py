@@ -470,3 +470,24 @@ def test_docs_page_lists_the_api_without_a_cdn(anon: TestClient) -> None:
     assert "/api/records/{record_id}/fire" in page.text and "fire a lifecycle trigger" in page.text
     assert "cdn" not in page.text.lower()
     assert anon.get("/openapi.json").json()["paths"]["/api/review/inbox"]["get"]
+
+
+def test_make_run_starts_the_web_server(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from workflow import run
+
+    monkeypatch.setenv("BANGFU_NO_WORKER", "1")
+    monkeypatch.delenv("BANGFU_NO_WEB", raising=False)
+    assert run._services() == [[__import__("sys").executable, "-m", "uvicorn", "--factory",
+                                "workflow.web.app:create_app", "--host", "127.0.0.1", "--port", "8000"]]
+
+
+def test_notification_inbox_shows_the_return_and_marks_it_read(login, web_world: World) -> None:
+    web_world.to_submitted("G1")
+    web_world.fire("G1", "return_for_revision", "d1-reviewer", reason="请补充发放名单")
+    client = login("g1-clerk")
+    page = client.get("/notifications").text
+    assert "未读 1 条" in page and "天河一中工会" in page and "退回修改" in page and "原因：请补充发放名单" in page
+    client.post("/notifications/read", data={"csrf_token": csrf_from(page)})
+    assert "未读 0 条" in client.get("/notifications").text
+    api = client.get("/api/notifications").json()
+    assert [(n["kind"], n["read"]) for n in api["items"]] == [("record_event", True)]
