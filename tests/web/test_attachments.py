@@ -68,3 +68,12 @@ def test_upload_form_shows_the_refusal_on_the_page(login, web_world: World) -> N
     ok = client.post(f"/records/{rid}/attachments", data={"kind": "invoice", "csrf_token": csrf},
                      files={"file": ("发票.png", PNG, "image/png")}, follow_redirects=True)
     assert "已上传附件 发票.png" in ok.text and "发票.png" in ok.text
+
+
+def test_an_oversized_request_is_refused_before_its_body_is_read(token_client, web_world: World) -> None:
+    rid = web_world.rid("G1")
+    resp = token_client("g1-clerk").post(
+        f"/api/records/{rid}/attachments", data={"kind": "invoice"},
+        files={"file": ("huge.pdf", b"%PDF-" + b"0" * (attachments.MAX_BYTES + 200_000), "application/pdf")})
+    assert resp.status_code == 413
+    assert resp.json() == {"code": "attachment.too_large", "message": "上传内容超过 10 MB 上限"}

@@ -59,6 +59,20 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app.state.templates = make_environment(TEMPLATE_DIR)
 
     @app.middleware("http")
+    async def upload_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # Refuse an oversized upload before its body is read and spooled to disk; the service
+        # checks the exact size of what it stores.
+        from workflow.attachments import MAX_BYTES
+
+        length = request.headers.get("content-length", "")
+        if request.method == "POST" and length.isdigit() and int(length) > MAX_BYTES + 64 * 1024:
+            message = f"上传内容超过 {MAX_BYTES // 1024 // 1024} MB 上限"
+            if _wants_json(request):
+                return JSONResponse({"code": "attachment.too_large", "message": message}, status_code=413)
+            return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{message}</p>", status_code=413)
+        return await call_next(request)
+
+    @app.middleware("http")
     async def session_middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         request.state.session = auth.load_session(request)
         request.state.session_dirty = False
