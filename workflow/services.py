@@ -151,8 +151,7 @@ class PurchaseInput:
 def relation_to(uow: UnitOfWork, user_id: int, org: Organisation) -> tuple[User, Relation, bool]:
     """The user's roles in ``org`` and in its parent, and whether ``org`` is in their view
     (their own organisations' subtrees, an observer's scope)."""
-    user = uow.user(user_id)
-    mems = uow.memberships(user_id)
+    user, mems = uow.user_with_memberships(user_id)
     own = frozenset(r for o, r in mems if o.id == org.id)
     parent = frozenset(r for o, r in mems if org.parent_id is not None and o.id == org.parent_id)
     visible = any(org.path.startswith(o.path) for o, _ in mems)
@@ -240,9 +239,11 @@ def fire(
     now = now or clock.now()
     reason = reason.strip() if reason else None
     with uow:
-        rec = uow.record(record_id)
+        # One query loads the record, its organisation, round and parent record; the lookups
+        # below are then served by the session.
+        rec = uow.record_with_context(record_id)
         actor = _actor(uow, user_id, rec)
-        rnd, _policy = _policy_for(uow, rec)
+        rnd = uow.round(rec.round_id)
         ctx = _guard_context(uow, rec, rnd, now, reason)
         decision = engine.decide(rec.state, trigger, ctx, actor.relation)
         if rec.version != seen_version:
