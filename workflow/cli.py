@@ -410,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, the traceback only in debug mode
         if os.environ.get("BANGFU_DEBUG"):
             raise
+        # The traceback goes to the log at DEBUG only: stderr gets one line, never a traceback.
         log.debug("unexpected error", exc_info=True)
         print(f"内部错误（{type(exc).__name__}）：{exc}。设置 BANGFU_DEBUG=1 查看详情", file=sys.stderr)
         return 1

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, literal, select, update
 
 import states
 from workflow import clock
-from workflow.db import Membership, Organisation, User
+from workflow.db import Membership, Organisation, Record, User
 from workflow.errors import BadInput
 from workflow.policy import Policy
 from workflow.store import UnitOfWork
@@ -122,26 +122,61 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
             raise BadInput("组织导入失败，未导入任何数据：\n" + "\n".join(errors), code="import.rows")
         created = updated = 0
         ids = {c: o.id for c, o in existing.items()}
-        paths = {c: o.path for c, o in existing.items()}
-        depths = {c: o.depth for c, o in existing.items()}
+        org = Organisation.__table__
+        reparented: list[int] = []
         for r in order:
             parent_id = ids.get(r["parent_code"]) if r["parent_code"] else None
             values = {"name": r["name"], "kind": r["kind"], "parent_id": parent_id,
                       "phone": r.get("phone") or None, "is_observer": r.get("observer", "") in ("1", "yes", "是")}
+            # Paths are read from the database, not from the start of the import: an ancestor
+            # moved earlier in this file has already moved everything below it.
+            if parent_id is None:
+                parent_path, parent_depth = "/", -1
+            else:
+                parent_path, parent_depth = uow.session.execute(
+                    select(org.c.path, org.c.depth).where(org.c.id == parent_id)
+                ).one()
             if r["code"] in existing:
-                uow.session.execute(update(Organisation).where(Organisation.code == r["code"]).values(**values))
+                oid = ids[r["code"]]
+                old_path, old_depth, old_parent = uow.session.execute(
+                    select(org.c.path, org.c.depth, org.c.parent_id).where(org.c.id == oid)
+                ).one()
+                if parent_path.startswith(old_path):
+                    raise BadInput(
+                        f"组织导入失败，未导入任何数据：单位“{r['code']}”不能移到它自己的下级“{r['parent_code']}”之下",
+                        code="import.rows",
+                    )
+                uow.session.execute(update(org).where(org.c.id == oid).values(**values))
+                new_path, new_depth = f"{parent_path}{oid}/", parent_depth + 1
+                if new_path != old_path:
+                    # Move the whole subtree: descendants keep their place below it.
+                    uow.session.execute(
+                        update(org)
+                        .where(org.c.path.like(old_path + "%"), org.c.id != oid)
+                        .values(path=literal(new_path) + func.substr(org.c.path, len(old_path) + 1),
+                                depth=org.c.depth + (new_depth - old_depth))
+                    )
+                if old_parent != parent_id:
+                    reparented.append(oid)
                 updated += 1
             else:
                 res = uow.session.execute(insert(Organisation).values(code=r["code"], path="/", depth=0, **values))
-                ids[r["code"]] = res.inserted_primary_key[0]
+                oid = res.inserted_primary_key[0]
+                ids[r["code"]] = oid
+                new_path, new_depth = f"{parent_path}{oid}/", parent_depth + 1
                 created += 1
-            parent_path = paths.get(r["parent_code"], "/") if r["parent_code"] else "/"
-            paths[r["code"]] = f"{parent_path}{ids[r['code']]}/"
-            depths[r["code"]] = (depths.get(r["parent_code"], -1) + 1) if r["parent_code"] else 0
-            uow.session.execute(
-                update(Organisation).where(Organisation.id == ids[r["code"]])
-                .values(path=paths[r["code"]], depth=depths[r["code"]])
+            uow.session.execute(update(org).where(org.c.id == oid).values(path=new_path, depth=new_depth))
+        if reparented:
+            # A moved organisation's records now report to its new parent's records.
+            rec = Record.__table__
+            parent_rec = rec.alias("parent_rec")
+            new_parent = (
+                select(parent_rec.c.id)
+                .join(org, org.c.parent_id == parent_rec.c.org_id)
+                .where(org.c.id == rec.c.org_id, parent_rec.c.round_id == rec.c.round_id)
+                .scalar_subquery()
             )
+            uow.session.execute(update(rec).where(rec.c.org_id.in_(reparented)).values(parent_id=new_parent))
         opened = 0
         for rnd in uow.rounds():
             opened += uow.open_records(rnd, uow.policy(rnd.policy_code), now=now)

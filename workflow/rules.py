@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from states import ACCEPTED, SUBMITTED
-from workflow.clock import CHINA
+from workflow.clock import CHINA, deadline_last_day
 from workflow.errors import Refusal
 
 FEN_PER_YUAN = 100
@@ -127,7 +127,8 @@ def check_purchase_amounts(amount_fen: int, people: int) -> Refusal | None:
 def check_entry_window(now: datetime, entry_cutoff: datetime) -> Refusal | None:
     """Purchases of a round may be entered until its entry cutoff."""
     if now >= entry_cutoff:
-        last = (entry_cutoff.astimezone(CHINA)).date()
+        # The cutoff is stored as the next day's 00:00; the message names the last day.
+        last = deadline_last_day(entry_cutoff)
         return Refusal("purchase.after_cutoff", f"本年度采购补录已于 {last:%Y年%m月%d日} 截止")
     return None
 

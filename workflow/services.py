@@ -29,6 +29,8 @@ from workflow.policy import Policy
 from workflow.store import UnitOfWork
 
 SYSTEM_ROLE = "system"
+#: The largest amount a 64-bit money column holds.
+MAX_MONEY_FEN = 2**63 - 1
 BUDGETS: dict[str, str] = {
     "extra_quota": "额外额度",
     "ordinary_gift": "普通节日慰问品",
@@ -149,8 +151,7 @@ class PurchaseInput:
 def relation_to(uow: UnitOfWork, user_id: int, org: Organisation) -> tuple[User, Relation, bool]:
     """The user's roles in ``org`` and in its parent, and whether ``org`` is in their view
     (their own organisations' subtrees, an observer's scope)."""
-    user = uow.user(user_id)
-    mems = uow.memberships(user_id)
+    user, mems = uow.user_with_memberships(user_id)
     own = frozenset(r for o, r in mems if o.id == org.id)
     parent = frozenset(r for o, r in mems if org.parent_id is not None and o.id == org.parent_id)
     visible = any(org.path.startswith(o.path) for o, _ in mems)
@@ -238,9 +239,11 @@ def fire(
     now = now or clock.now()
     reason = reason.strip() if reason else None
     with uow:
-        rec = uow.record(record_id)
+        # One query loads the record, its organisation, round and parent record; the lookups
+        # below are then served by the session.
+        rec = uow.record_with_context(record_id)
         actor = _actor(uow, user_id, rec)
-        rnd, _policy = _policy_for(uow, rec)
+        rnd = uow.round(rec.round_id)
         ctx = _guard_context(uow, rec, rnd, now, reason)
         decision = engine.decide(rec.state, trigger, ctx, actor.relation)
         if rec.version != seen_version:
@@ -441,18 +444,31 @@ def available_actions(uow: UnitOfWork, *, record_id: int, user_id: int, now: dat
     return record_view(uow, record_id=record_id, user_id=user_id, now=now).actions
 
 
-def find_record(uow: UnitOfWork, *, org_code: str, round_label: str | None = None) -> int:
-    """The record id of an organisation in a round (the newest round when none is named)."""
+def find_record(
+    uow: UnitOfWork, *, org_code: str, round_label: str | None = None, now: datetime | None = None
+) -> int:
+    """The record id of an organisation in a round.
+
+    Without a round label: the organisation's record in the newest round whose year has begun
+    (China time), so that in 2021 a clerk works on 2021's record, not on 2022's; the newest round
+    when none has begun yet.
+    """
     with uow:
         org = uow.org_by_code(org_code)
         if round_label:
             rnd = uow.round_by_label(round_label)
-        else:
-            rounds = uow.rounds()
-            if not rounds:
-                raise NotFound("尚未加载任何年度", code="round.not_found")
-            rnd = rounds[-1]
-        return uow.record_for(org.id or 0, rnd.id or 0).id or 0
+            return uow.record_for(org.id or 0, rnd.id or 0).id or 0
+        rounds = uow.rounds()
+        if not rounds:
+            raise NotFound("尚未加载任何年度", code="round.not_found")
+        year = clock.china_date(now or clock.now()).year
+        begun = [r for r in rounds if r.year <= year] or rounds
+        for rnd in reversed(begun):
+            try:
+                return uow.record_for(org.id or 0, rnd.id or 0).id or 0
+            except NotFound:
+                continue  # a round scoped to another subtree
+        raise NotFound("该单位在已开始的年度中没有记录", code="record.not_found")
 
 
 def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
@@ -674,7 +690,10 @@ def parse_money(text: str) -> int:
         raise BadInput(f"金额“{text}”不是数字", code="input.money")
     if value.as_tuple().exponent < -2:  # type: ignore[operator]
         raise BadInput(f"金额“{text}”超过两位小数", code="input.money_precision")
-    return int(value * 100)
+    fen = int(value * 100)
+    if abs(fen) > MAX_MONEY_FEN:  # it would not fit the 64-bit money columns
+        raise BadInput(f"金额“{text}”超出可记录的范围", code="input.money_range")
+    return fen
 
 
 __all__ = [

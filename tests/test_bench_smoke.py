@@ -1,0 +1,104 @@
+"""The benchmarks, smoke-run at tiny scale: the generator's rows and W1's transitions are
+checked by count (never by time) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from bench import w1_transitions
+from bench.__main__ import summary
+from bench.generate import SCALES, build_tree, generate
+from workflow import services
+from workflow.db import Database
+from workflow.store import UnitOfWork
+
+
+def _scalar(database: Database, sql: str, **params: object) -> int:
+    with database.engine.connect() as conn:
+        return int(conn.execute(text(sql), params).scalar() or 0)
+
+
+def test_tree_shape_at_province_scale() -> None:
+    tree = build_tree(SCALES["province"])
+    kinds: dict[str, int] = {}
+    for _id, _code, _name, kind, _parent, _path, _depth in tree.orgs:
+        kinds[kind] = kinds.get(kind, 0) + 1
+    assert kinds["grassroots"] == 215_000
+    assert kinds["city_federation"] == 21 and kinds["district_federation"] == 105
+    assert tree.reporting_units == 40
+    assert len(tree.grassroots) == 215_000  # one clerk each
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def bench_db(request: pytest.FixtureRequest) -> Database:
+    return request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "pg_db")  # type: ignore[no-any-return]
+
+
+def test_generator_and_w1_at_tiny_scale(bench_db: Database) -> None:
+    info = generate(bench_db, "tiny")
+    n = SCALES["tiny"]
+    # The tree: materialised paths are the chain of ids, root first.
+    assert _scalar(bench_db, "SELECT count(*) FROM organisation WHERE kind = 'grassroots'") == n
+    assert _scalar(bench_db, "SELECT count(*) FROM organisation o JOIN organisation p ON p.id = o.parent_id"
+                             " WHERE o.path <> p.path || CAST(o.id AS VARCHAR(20)) || '/'") == 0
+    assert _scalar(bench_db, "SELECT count(*) FROM organisation WHERE parent_id IS NULL AND path <> '/1/'") == 0
+    # Every grassroots union has a clerk, every federation below the province a reviewer.
+    assert _scalar(bench_db, "SELECT count(*) FROM organisation o WHERE NOT EXISTS (SELECT 1 FROM membership m"
+                             " WHERE m.org_id = o.id AND m.role = 'clerk') AND o.kind <> 'province'") == 0
+    assert _scalar(bench_db, "SELECT count(*) FROM organisation o WHERE o.kind <> 'grassroots' AND NOT EXISTS"
+                             " (SELECT 1 FROM membership m WHERE m.org_id = o.id AND m.role = 'reviewer')") == 0
+    # Records: one per organisation but the province, per round of the 17号 policy (two rounds).
+    assert info.counts["record"] == 2 * (len(build_tree(n).orgs) - 1)
+    assert _scalar(bench_db, "SELECT count(*) FROM record WHERE round_id = :r AND is_grassroots = :t",
+                   r=info.round_id, t=True) == n
+    assert info.reporting_units == 40
+    assert _scalar(bench_db, "SELECT count(*) FROM record WHERE round_id = :r AND is_reporting_unit = :t",
+                   r=info.round_id, t=True) == 40
+    # ~10 purchases per grassroots record, all in the round's year.
+    purchases = _scalar(bench_db, "SELECT count(*) FROM purchase")
+    assert 8 * n <= purchases <= 12 * n and purchases == info.counts["purchase"]
+    assert _scalar(bench_db, "SELECT count(*) FROM purchase WHERE paid_on < '2021-01-01' OR paid_on > '2021-12-31'") == 0
+    # Every state is reached; summarized and later records have a snapshot equal to their purchases.
+    assert set(info.state_counts) == {"planned", "purchased", "summarized", "submitted", "accepted"}
+    assert sum(info.state_counts.values()) == n
+    later = info.state_counts["summarized"] + info.state_counts["submitted"] + info.state_counts["accepted"]
+    assert info.counts["snapshot"] == later
+    assert _scalar(bench_db, "SELECT count(*) FROM record r JOIN snapshot s ON s.id = r.snapshot_id"
+                             " WHERE s.amount_total_fen <> (SELECT sum(amount_fen) FROM purchase p"
+                             " WHERE p.record_id = r.id)") == 0
+    assert _scalar(bench_db, "SELECT count(*) FROM snapshot s WHERE s.people_total <> (SELECT sum(l.people)"
+                             " FROM snapshot_line l WHERE l.snapshot_id = s.id)") == 0
+    # History: one row per transition on the way to each record's state.
+    steps = {"planned": 0, "purchased": 1, "summarized": 2, "submitted": 3, "accepted": 4}
+    assert info.counts["history"] == sum(steps[s] * c for s, c in info.state_counts.items())
+    assert info.members > 0
+
+    # The engine reads the generated rows like its own: a summarized record shows submit allowed.
+    rid, clerk = _first_summarized(bench_db, info.round_id)
+    view = services.record_view(UnitOfWork(bench_db), record_id=rid, user_id=clerk, now=info.now)
+    assert view.state == "summarized" and view.snapshot_id is not None
+    assert {a.trigger for a in view.actions if a.allowed} >= {"submit"}
+    assert len(services.list_purchases(UnitOfWork(bench_db), record_id=rid, user_id=clerk)) >= 8
+
+    # W1 at tiny size: 200 pairs through the engine and 200 on the floor.
+    history_before = _scalar(bench_db, "SELECT count(*) FROM history")
+    result = w1_transitions.run(bench_db, info)
+    assert result.pairs == 200
+    for side in ("engine", "floor"):
+        assert getattr(result, f"{side}_history_rows") == 2 * 200
+        assert getattr(result, f"{side}_accepted") == 200
+        # submit tells the parent's reviewer, accept the clerk: inbox + e-mail each.
+        assert getattr(result, f"{side}_notifications") == 2 * 2 * 200
+    assert _scalar(bench_db, "SELECT count(*) FROM history") == history_before + 2 * 2 * 200
+    assert result.engine_tps > 0 and result.floor_tps > 0
+    table = summary({bench_db.dialect: {"generate": info.to_dict(), "w1": result.to_dict()}})
+    assert "W1 submit→accept" in table and "purchase" in table
+
+
+def _first_summarized(database: Database, round_id: int) -> tuple[int, int]:
+    with database.engine.connect() as conn:
+        rid, clerk = conn.execute(text(
+            "SELECT r.id, m.user_id FROM record r JOIN membership m ON m.org_id = r.org_id AND m.role = 'clerk'"
+            " WHERE r.round_id = :r AND r.state = 'summarized' ORDER BY r.id LIMIT 1"), {"r": round_id}).one()
+    return int(rid), int(clerk)

@@ -1,0 +1,99 @@
+"""services.fire does its work in a bounded number of SQL statements (W1 found it reading the
+same rows several times), and still writes state, history and outbox rows together."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event, text
+
+from tests.conftest import NOW_2021, World
+from workflow import services
+from workflow.store import UnitOfWork
+
+
+@contextmanager
+def counted(w: World) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def before(_conn, _cursor, statement, _params, _context, _executemany) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(w.db.engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(w.db.engine, "before_cursor_execute", before)
+
+
+def _work(statements: list[str]) -> list[str]:
+    """The statements that touch tables (SQLite's BEGIN IMMEDIATE is not one)."""
+    return [s for s in statements if not s.upper().startswith("BEGIN")]
+
+
+def _rows(w: World, sql: str) -> int:
+    with w.db.engine.connect() as conn:
+        return int(conn.execute(text(sql)).scalar() or 0)
+
+
+def test_submit_and_accept_each_take_a_handful_of_statements(any_world: World) -> None:
+    w = any_world
+    w.plan("G1")
+    w.buy("G1", "G1-1", 120000, 20)
+    w.fire("G1", "finish_purchasing", "g1-clerk")
+    w.info("G1")
+    w.fire("G1", "summarize", "g1-clerk")
+    rid, clerk, reviewer = w.rid("G1"), w.uid("g1-clerk"), w.uid("d1-reviewer")
+    version = w.version("G1")
+    with counted(w) as submit_sql:
+        done = services.fire(UnitOfWork(w.db), record_id=rid, trigger="submit", user_id=clerk,
+                             seen_version=version, now=NOW_2021)
+    # Record+org+round+parent (1), user+memberships (1), UPDATE, INSERT history, recipients,
+    # INSERT notification: 6 statements, plus BEGIN on SQLite.
+    assert len(_work(submit_sql)) <= 6, "\n".join(submit_sql)
+    assert done.to_state == "submitted" and done.notifications == 2  # d1-reviewer: inbox + e-mail
+    with counted(w) as accept_sql:
+        done = services.fire(UnitOfWork(w.db), record_id=rid, trigger="accept", user_id=reviewer,
+                             seen_version=version + 1, now=NOW_2021)
+    # accept adds the parent's stale-snapshot UPDATE.
+    assert len(_work(accept_sql)) <= 7, "\n".join(accept_sql)
+    assert done.to_state == "accepted" and done.notifications == 2  # g1-clerk: inbox + e-mail
+    assert w.state("G1") == "accepted"
+    assert _rows(w, f"SELECT count(*) FROM history WHERE record_id = {rid} AND trigger IN ('submit', 'accept')") == 2
+    assert _rows(w, f"SELECT count(*) FROM notification WHERE record_id = {rid}") == 4
+
+
+def test_a_repeated_history_source_inserts_no_second_notification(any_world: World) -> None:
+    w = any_world
+    row = {"user_id": w.uid("g1-clerk"), "channel": "inbox", "source": "history:999999", "kind": "record_event",
+           "record_id": w.rid("G1"), "payload": "{}", "status": "sent", "attempts": 0}
+    with UnitOfWork(w.db) as uow:
+        assert uow.add_notifications([row, {**row, "channel": "email", "status": "pending"}]) == 2
+        assert uow.add_notifications([row]) == 0
+        uow.commit()
+
+
+def test_users_without_membership_or_inactive_are_refused_as_before(any_world: World) -> None:
+    import pytest
+    from sqlalchemy import update
+
+    from workflow.db import User
+    from workflow.errors import NotFound
+
+    w = any_world
+    with w.db.begin() as s:
+        s.add(User(username="nobody", display_name="无单位用户"))
+    rid = w.rid("G1")
+    with pytest.raises(NotFound) as lost:
+        services.fire(UnitOfWork(w.db), record_id=rid, trigger="finish_purchasing", user_id=w.uid("nobody"),
+                      seen_version=w.version("G1"), now=NOW_2021)
+    assert lost.value.code == "record.not_found"
+    clerk = w.uid("g1-clerk")
+    with w.db.begin() as s:
+        s.execute(update(User).where(User.id == clerk).values(is_active=False))
+    with pytest.raises(NotFound) as gone:
+        services.fire(UnitOfWork(w.db), record_id=rid, trigger="finish_purchasing", user_id=clerk,
+                      seen_version=w.version("G1"), now=NOW_2021)
+    assert gone.value.code == "user.not_found"
+    assert w.state("G1") == "planned"

@@ -1,0 +1,201 @@
+"""Random sequences of user actions on one city's subtree (hypothesis stateful testing).
+
+After every step, for every record:
+
+- its state is the ``to_state`` of its last history row, and the history is a walk along the
+  lifecycle table (each row leaves the state the previous one entered);
+- its version counts exactly the writes that succeeded; a refused action changed nothing;
+- no child was accepted or revoked while its parent was submitted or accepted;
+- a snapshot that is summarized and not stale, or submitted, or accepted, still equals what
+  summarizing now would freeze (the locks and the stale flag keep roll-ups honest).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+import states
+from tests.conftest import World, build_world
+from workflow import reports
+from workflow.db import Database
+from workflow.errors import BangfuError
+
+ORGS = ("C1", "D1", "D2", "G1", "G2", "G3")
+PARENT = {"C1": None, "D1": "C1", "D2": "C1", "G1": "D1", "G2": "D1", "G3": "D2"}
+GRASSROOTS = ("G1", "G2", "G3")
+CHANNELS = ("ygh", "gdg", "p832", "local_hall")
+
+_template: Path | None = None
+
+
+def _template_db() -> Path:
+    """The small world, built once and copied for every example."""
+    global _template
+    if _template is None:
+        folder = Path(tempfile.mkdtemp(prefix="bangfu-stateful-"))
+        database = Database(f"sqlite:///{folder / 'bangfu.db'}")
+        database.upgrade()
+        build_world(database)
+        database.dispose()
+        _template = folder / "bangfu.db"
+    return _template
+
+
+def _users(org: str) -> list[str]:
+    users = [f"{org.lower()}-clerk"]
+    if PARENT[org]:
+        users.append(f"{PARENT[org].lower()}-reviewer")  # type: ignore[union-attr]
+    return users
+
+
+class RecordsMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder = Path(tempfile.mkdtemp(prefix="bangfu-example-"))
+        template = _template_db()
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(template) + suffix)
+            if src.exists():
+                shutil.copyfile(src, self.folder / ("bangfu.db" + suffix))
+        self.db = Database(f"sqlite:///{self.folder / 'bangfu.db'}")
+        self.w = World(db=self.db)
+        self.rid = {org: self.w.rid(org) for org in ORGS}
+        self.expected_version = {org: 1 for org in ORGS}
+        self.order = 0
+
+    def teardown(self) -> None:
+        self.db.dispose()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _snapshot_state(self, org: str) -> tuple[str, int]:
+        with self.w.uow(True) as uow:
+            rec = uow.record(self.rid[org])
+            return rec.state, rec.version
+
+    # --- actions ------------------------------------------------------------------------------
+
+    @rule(org=st.sampled_from(ORGS), trigger=st.sampled_from(states.TRIGGERS), actor=st.integers(0, 1),
+          reason=st.sampled_from([None, "请核对"]))
+    def fire(self, org: str, trigger: str, actor: int, reason: str | None) -> None:
+        users = _users(org)
+        self._fire(org, trigger, users[actor % len(users)], reason)
+
+    @rule(orgs=st.lists(st.sampled_from(ORGS), min_size=1, max_size=6))
+    def advance(self, orgs: list[str]) -> None:
+        """The next step forward as the right users (random firing rarely gets far)."""
+        for org in orgs:
+            self._advance(org)
+
+    def _advance(self, org: str) -> None:
+        state, _ = self._snapshot_state(org)
+        clerk = f"{org.lower()}-clerk"
+        if state == states.PLANNED:
+            if org in GRASSROOTS:
+                self.plan(org, 30000, 50)
+            self._fire(org, "finish_purchasing", clerk, None)
+        elif state == states.PURCHASED:
+            self.info(org, True)
+            self._fire(org, "summarize", clerk, None)
+        elif state == states.SUMMARIZED:
+            self._fire(org, "submit", clerk, None)
+        elif state == states.SUBMITTED and PARENT[org]:
+            self._fire(org, "accept", _users(org)[1], None)
+
+    @rule(org=st.sampled_from(ORGS[1:]),
+          trigger=st.sampled_from(["accept", "return_for_revision", "revoke_acceptance", "withdraw"]))
+    def review(self, org: str, trigger: str) -> None:
+        """A decision by the parent's reviewer (or the clerk's withdraw), with a reason."""
+        user = _users(org)[0 if trigger == "withdraw" else 1]
+        self._fire(org, trigger, user, "请核对")
+
+    def _fire(self, org: str, trigger: str, user: str, reason: str | None) -> None:
+        before_state, before_version = self._snapshot_state(org)
+        parent = PARENT[org]
+        parent_state = self._snapshot_state(parent)[0] if parent else None
+        try:
+            result = self.w.fire(org, trigger, user, reason=reason)
+        except BangfuError:
+            assert self._snapshot_state(org) == (before_state, before_version)
+            return
+        t = states.find(trigger, before_state)
+        assert t is not None and result.to_state == t.dest
+        event(f"fired {trigger}")
+        if trigger in ("accept", "revoke_acceptance"):
+            assert parent_state not in (states.SUBMITTED, states.ACCEPTED)
+        if t.needs_reason:
+            assert reason
+        self.expected_version[org] += 1
+
+    @rule(org=st.sampled_from(GRASSROOTS), amount=st.sampled_from([0, 100, 30000, 60000, 60001]),
+          members=st.sampled_from([0, 1, 50, 50_000]))
+    def plan(self, org: str, amount: int, members: int) -> None:
+        try:
+            self.w.plan(org, amount, members)
+        except BangfuError:
+            return
+        self.expected_version[org] += 1
+
+    @rule(org=st.sampled_from(ORGS), amount=st.integers(1, 10**7), people=st.integers(0, 500),
+          channel=st.sampled_from(CHANNELS))
+    def buy(self, org: str, amount: int, people: int, channel: str) -> None:
+        self.order += 1
+        state, _ = self._snapshot_state(org)
+        try:
+            self.w.buy(org, f"O-{self.order}", amount, people, channel=channel)
+        except BangfuError as exc:
+            assert state in (states.SUBMITTED, states.ACCEPTED) and exc.code == "purchase.record_locked"
+
+    @rule(org=st.sampled_from(ORGS), texts=st.booleans())
+    def info(self, org: str, texts: bool) -> None:
+        kw = {"work_experience": "经验", "work_highlights": "亮点"} if texts else {}
+        try:
+            self.w.info(org, **kw)
+        except BangfuError as exc:
+            assert exc.code == "report.locked"
+            return
+        self.expected_version[org] += 1
+
+    # --- invariants ---------------------------------------------------------------------------
+
+    @invariant()
+    def history_is_a_walk_along_the_table(self) -> None:
+        with self.w.uow(True) as uow:
+            for org in ORGS:
+                rec = uow.record(self.rid[org])
+                state = states.INITIAL
+                for h in uow.history(self.rid[org]):
+                    assert h.from_state == state
+                    t = states.find(h.trigger, h.from_state)
+                    assert t is not None and t.dest == h.to_state
+                    state = h.to_state
+                assert rec.state == state
+                assert rec.version == self.expected_version[org]
+
+    @invariant()
+    def frozen_snapshots_match_what_summarizing_would_freeze(self) -> None:
+        with self.w.uow(True) as uow:
+            for org in ORGS:
+                rec = uow.record(self.rid[org])
+                frozen = rec.state in (states.SUBMITTED, states.ACCEPTED) or (
+                    rec.state == states.SUMMARIZED and not rec.snapshot_stale)
+                if not frozen:
+                    continue
+                assert rec.snapshot_id is not None
+                _snap, lines = uow.snapshot(rec.snapshot_id)
+                stored = {ln.channel: (ln.people, ln.amount_fen) for ln in lines}
+                now, _missing = reports.snapshot_lines(uow.session, self.rid[org])
+                assert stored == now, (org, rec.state)
+
+
+RecordsMachine.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=50, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestRecordsMachine = RecordsMachine.TestCase
+
