@@ -323,7 +323,7 @@ def generate(database: Database, scale: str = "tiny", *, seed: int = 17,
 
     def load() -> int:
         directory.load_policy(UnitOfWork(database), policy=policy, now=NOW)
-        # Counted, not taken from load_policy's result: its rowcount is -1 on PostgreSQL.
+        # Every record of both rounds, counted in the table.
         with database.engine.connect() as conn:
             return int(conn.execute(text("SELECT count(*) FROM record")).scalar() or 0)
 
