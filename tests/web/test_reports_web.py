@@ -53,7 +53,9 @@ def test_record_annex2_downloads_have_total_and_figures(web_world: World, login:
     assert filename_of(resp).endswith("附件2.xlsx") and "2021年度" in filename_of(resp)
     sheet = cells(resp.content)[0]
     assert "合计" in sheet
-    assert any(str(c) in ("1.23", "1.2346") or c == 1.23 for c in sheet), sheet
+    total = sheet.index("合计")
+    assert sheet[total + 1:total + 3] == [0.03, 1.23]  # 万人次, 万元
+    assert "单位（公章）：天河一中工会" in sheet
     csv_resp = client.get(f"/records/{rid}/annex2.csv")
     assert csv_resp.headers["content-type"].startswith("text/csv")
     text = csv_resp.content.decode("utf-8-sig")
@@ -83,7 +85,8 @@ def test_org_annex2_and_chase_list_membership(web_world: World, login: Callable[
     assert annex.status_code == 200 and "合计" in cells(annex.content)[0]
     api = token_client("d1-reviewer")
     assert api.get("/api/orgs/D1/annex2").json()["org_code"] == "D1"
-    assert [r["单位代码"] if "单位代码" in r else next(iter(r.values())) for r in api.get("/api/orgs/D1/chase").json()] == ["G2"]
+    chase = api.get("/api/orgs/D1/chase").json()
+    assert [r["单位代码"] for r in chase] == ["G2"] and "填报员电话" in chase[0]
     # Outside the subtree: 404, like a record; in view but not permitted: 403.
     assert d1.get("/orgs/D2/annex2.xlsx").status_code == 404
     assert d1.get("/orgs/D2/chase.xlsx").status_code == 404
