@@ -206,7 +206,7 @@ def _record_page(
         "quota_last_day": clock.deadline_last_day(view.quota_deadline),
         "report_last_day": clock.deadline_last_day(view.report_deadline),
         "state_labels": states.STATE_LABELS,
-        "mappings": reports_web.mapping_choices(request, view.round_id),
+        "mappings": reports_web.mapping_choices(options["channels"]),
         "import_max_mb": reports_web.MAX_IMPORT_BYTES // 1024 // 1024,
         "import_problems": [], "limit_result": None, "limit_bases": reports_web.limits.BASES,
         **(extra or {}),

@@ -114,10 +114,10 @@ def work_report_of(request: Request, user_id: int, record_id: int) -> tuple[serv
                                      round_label=label)
 
 
-def mapping_choices(request: Request, round_id: int) -> list[tuple[str, str]]:
-    """The column mappings with Chinese labels (a platform mapping is named after its channel)."""
-    options = queries.entry_options(_uow(request, True), round_id=round_id)
-    names = {c["code"]: c["name"] for c in options["channels"]}
+def mapping_choices(channels: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The column mappings with Chinese labels (a platform mapping is named after its channel);
+    ``channels`` as in :func:`workflow.queries.entry_options`."""
+    names = {c["code"]: c["name"] for c in channels}
     out = [("generic", "通用表格（按表头识别）")]
     out += [(code, f"{names.get(code, code)}导出") for code in imports.MAPPINGS if code != "generic"]
     return out
