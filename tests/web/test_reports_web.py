@@ -215,3 +215,23 @@ def test_limit_check_form_shows_verdicts_with_arithmetic(web_world: World, login
     bad = clerk.post(f"/records/{rid}/limits", data={
         "csrf_token": csrf_from(page.text), "ordinary": "abc", "budget": "100000", "basis": "budget"})
     assert bad.status_code == 422 and "普通节日慰问品支出" in bad.text
+
+
+def test_limit_check_api_and_annex2_file_api(web_world: World, token_client: Callable[[str], TestClient]) -> None:
+    w = web_world
+    w.plan("G1", 60000, 100)
+    rid = w.rid("G1")
+    api = token_client("g1-clerk")
+    resp = api.get(f"/api/records/{rid}/limits",
+                   params={"ordinary": "50000", "budget": "100000", "basis": "budget"})
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["level"] == "fail" and body["level_label"] == "不符合"
+    assert any("50.00%" in line and "40%" in line for line in body["lines"])
+    assert api.get(f"/api/records/{w.rid('D1')}/limits",
+                   params={"ordinary": "1", "budget": "1"}).status_code == 404
+    assert token_client("d1-reviewer").get(f"/api/records/{w.rid('D1')}/limits",
+                                           params={"ordinary": "1", "budget": "1"}).status_code == 409
+    xlsx = api.get(f"/api/records/{rid}/annex2.xlsx")
+    assert xlsx.status_code == 200 and xlsx.headers["content-type"] == XLSX and "合计" in cells(xlsx.content)[0]
+    assert api.get(f"/api/records/{rid}/annex2.pdf").status_code == 404
