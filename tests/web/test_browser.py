@@ -7,6 +7,7 @@ resubmits, the reviewer accepts, the province sees the numbers. Every page is al
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 
 from tests.conftest import World, need
@@ -182,6 +184,12 @@ def test_submit_return_fix_resubmit_accept_and_the_province_sees_it(browser: Any
     row = province.inner_text("#units tr:has-text('广州市总工会')")
     assert "4,300.50" in row and "33.3%" in row  # 1 of its 3 grassroots unions accepted
     _shot(province, "06-province-overview")
+    with province.expect_download() as info:
+        province.click("#downloads a[href^='/province-workbook.xlsx']")
+    download = info.value
+    assert download.suggested_filename == "2021年度工会消费帮扶情况汇总表.xlsx"
+    workbook = openpyxl.load_workbook(io.BytesIO(Path(download.path()).read_bytes()))
+    assert len(workbook.sheetnames) == 4  # overview + C1, C2, IND
     assert world.state("G1") == "accepted"
 
 

@@ -121,9 +121,13 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
 
     from workflow.api import router as api_router
     from workflow.web.pages import router as pages_router
+    from workflow.web.reports_web import api as reports_api
+    from workflow.web.reports_web import pages as reports_pages
 
     app.include_router(api_router)
+    app.include_router(reports_api)
     app.include_router(pages_router)
+    app.include_router(reports_pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)

@@ -157,13 +157,17 @@ FORM_DEFAULTS: dict[str, dict[str, str]] = {
     "fire": {"trigger": "", "reason": ""},
     "deadline": {"last_day": "", "reason": ""},
     "attachment": {"kind": "annex2_scan"},
+    "import": {"mapping": "generic"},
+    "limits": {"ordinary": "", "budget": "", "retained": "0", "basis": "budget"},
 }
 
 
 def _record_page(
     request: Request, user: UserInfo, record_id: int, *, typed: dict[str, dict[str, str]] | None = None,
-    errors: dict[str, str] | None = None, status: int = 200,
+    errors: dict[str, str] | None = None, status: int = 200, extra: dict[str, Any] | None = None,
 ) -> HTMLResponse:
+    from workflow.web import reports_web
+
     view = services.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
     rel = queries.record_relation(_uow(request, True), user_id=user.id, record_id=record_id)
     purchases = services.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
@@ -202,6 +206,10 @@ def _record_page(
         "quota_last_day": clock.deadline_last_day(view.quota_deadline),
         "report_last_day": clock.deadline_last_day(view.report_deadline),
         "state_labels": states.STATE_LABELS,
+        "mappings": reports_web.mapping_choices(options["channels"]),
+        "import_max_mb": reports_web.MAX_IMPORT_BYTES // 1024 // 1024,
+        "import_problems": [], "limit_result": None, "limit_bases": reports_web.limits.BASES,
+        **(extra or {}),
     }, status=status)
 
 
@@ -469,7 +477,20 @@ def overview_page(request: Request, round: int | None = None) -> HTMLResponse:
     return render(request, "pages/overview.html", {
         "title": "汇总概况", "o": data, "round": rnd, "rounds": queries.rounds(_uow(request, True)),
         "state_labels": states.STATE_LABELS, "state_list": states.STATES,
+        "province_code": _receiver_code(request, rnd.id or 0),
     })
+
+
+def _receiver_code(request: Request, round_id: int) -> str | None:
+    """The code of the organisation receiving the round's reports (the province workbook's)."""
+    from workflow import reports
+
+    with _uow(request, True) as uow:
+        rnd = uow.round(round_id)
+        try:
+            return reports.receiver_org(uow, rnd, uow.policy(rnd.policy_code)).code
+        except NotFound:
+            return None
 
 
 # --- notifications and accounts -------------------------------------------------------------
