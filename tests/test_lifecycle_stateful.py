@@ -194,7 +194,7 @@ class RecordsMachine(RuleBasedStateMachine):
 
 
 RecordsMachine.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=50, deadline=None,
+    max_examples=30, stateful_step_count=50, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestRecordsMachine = RecordsMachine.TestCase

@@ -330,3 +330,43 @@ def test_province_workbook_prints_one_a4_page_per_sheet(world: World, tmp_path) 
     # IND: 粤工惠购 1.23 万元 / 0.03 万人次; 832平台 0.00 万元 (40 元); 合计 1.24 万元, 0.04 万人次.
     for figure in ("1.23", "0.03", "1.24", "0.04", "广东省教科文卫工会", "已提交，待审核", "未报送"):
         assert figure in text, figure
+
+
+def test_full_chain_province_total_equals_every_ledger_line(any_world: World) -> None:
+    """Every level accepted: the province's accepted total is the sum of every purchase and
+    aggregate line in the tree, per Annex 2 row, and matches the live path roll-up per unit."""
+    w = any_world
+    buys = {
+        "G1": [("ygh", 123_456, 7), ("gdg", 10_001, 1)],
+        "G2": [("dxb", 99_999, 3), ("other", 5_005, 2)],
+        "G3": [("p832", 77_777, 5)],
+        "G4": [("ygh", 1, 1), ("nyfx", 333_333, 9)],
+        "G5": [("counterpart", 44_444, 4)],
+    }
+    parents = {"G1": "d1", "G2": "d1", "G3": "d2", "G4": "d3", "G5": "ind"}
+    for org, lines in buys.items():
+        grassroots(w, org, lines)
+        w.fire(org, "accept", f"{parents[org]}-reviewer")
+    reports.add_aggregate_line(w.uow(), record_id=w.rid("D3"), user_id=w.uid("d3-clerk"), channel="gzbf",
+                               people=11, amount_fen=12_345, note="福田区街道汇总", now=NOW_2021)
+    for org, parent in (("D1", "c1"), ("D2", "c1"), ("D3", "c2")):
+        federation_up(w, org)
+        w.fire(org, "accept", f"{parent}-reviewer")
+    for org in ("C1", "C2", "IND"):
+        federation_up(w, org, reporting_unit=True)
+        w.fire(org, "accept", "gd-reviewer")
+    expected: dict[str, tuple[int, int]] = {}
+    for channel, amount, people in [*(x for lines in buys.values() for x in lines), ("gzbf", 12_345, 11)]:
+        p, a = expected.get(channel, (0, 0))
+        expected[channel] = (p + people, a + amount)
+    with w.uow(True) as uow:
+        table = reports.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
+        progress = reports.live_rollup_by_path(uow.session, _org_id(w, "GD"), _round_id(w))
+        units = reports.unit_figures(uow.session, _round_id(w), parent_org_id=_org_id(w, "GD"))
+    assert [r.label for r in table.rows] == [s.label for s in POLICY.stats_rows]
+    assert [(r.people, r.amount_fen) for r in table.rows] == [
+        (r.people, r.amount_fen) for r in reports.annex2_rows(expected, POLICY)]
+    assert (table.total_people, table.total_amount_fen) == total(expected)
+    assert "已通过 3 个" in (table.status_note or "")
+    # Level by level (snapshots) and by path (ledger) agree per reporting unit.
+    assert {u.org_id: u.lines for u in units} == progress

@@ -22,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Index,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -347,6 +348,66 @@ class AggregateLine(SQLModel, table=True):
     note: str = Field(sa_type=Text)
     entered_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
     entered_at: datetime | None = _instant()
+
+# --- web ------------------------------------------------------------------------------------
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for a machine client. Only the SHA-256 of the token is stored: tokens are
+    long random strings, so a fast hash is enough and a stolen table reveals no usable token."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    name: str = Field(default="", sa_type=String(100))
+    token_hash: str = Field(sa_type=String(64), unique=True, index=True)
+    created_at: datetime | None = _instant()
+    last_used_at: datetime | None = _instant()
+    revoked_at: datetime | None = _instant()
+
+
+class LoginFailure(SQLModel, table=True):
+    """One failed login, kept for the throttle window (per username and client address). A
+    table, not process memory, so every web worker sees the same count."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_key", "username", "client_ip", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(sa_type=String(64))
+    client_ip: str = Field(sa_type=String(64))
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AccountEvent(SQLModel, table=True):
+    """Audit of account changes made by a reviewer: password resets and handovers."""
+
+    __tablename__ = "account_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    target_user_id: int = Field(foreign_key="app_user.id", index=True)
+    action: str = Field(sa_type=String(32))  # password_reset | handover
+    detail: str | None = Field(default=None, sa_type=Text)  # JSON
+
+
+class Attachment(SQLModel, table=True):
+    """A file attached to a record (the sealed Annex 2 scan, invoices), kept in the database so
+    a backup of the database is a backup of everything. Size and type are checked on upload."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="record.id", index=True)
+    kind: str = Field(sa_type=String(32))  # annex2_scan | invoice | other
+    filename: str = Field(sa_type=String(200))
+    content_type: str = Field(sa_type=String(100))
+    size: int = _money()
+    sha256: str = Field(sa_type=String(64))
+    data: bytes = Field(sa_type=LargeBinary)
+    uploaded_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    uploaded_at: datetime | None = _instant()
+    on_behalf: bool = False
 
 
 # --- engines, sessions, migrations ----------------------------------------------------------

@@ -18,7 +18,15 @@ from workflow.sweeps import run_sweep
 NEXT_STEPS = """
 bangfu is set up on {db}.
 
-Try, as a clerk and as a reviewer (every demo account's password: {password}):
+The web pages and the JSON API: {web}  (OpenAPI: {web}/docs)
+Demo accounts (password {password}):
+  gz-d1-g1-clerk   a grassroots union's clerk (广州市天河区…工会)
+  gz-d1-reviewer   the district federation's reviewer (approves GZ-D1-G*)
+  gz-reviewer      the city federation's reviewer
+  gd-reviewer      the province (overview of every reporting unit)
+  xczx-observer    the rural-revitalization observer (read only)
+
+Or on the command line, as a clerk and as a reviewer:
   .venv/bin/bangfu show GZ-D1-G1 --as gz-d1-g1-clerk
   .venv/bin/bangfu fire GZ-D1-G1 finish_purchasing --as gz-d1-g1-clerk
   .venv/bin/bangfu show GZ-D1-G4 --as gz-d1-reviewer        # a submitted record
@@ -38,7 +46,8 @@ def main() -> int:
     swept = run_sweep(database, now=clock.now())
     print(f"sweep: {swept.total_notifications} notifications written")
     database.dispose()
-    print(NEXT_STEPS.format(db=settings.database_url, password=demo.DEMO_PASSWORD))
+    print(NEXT_STEPS.format(db=settings.database_url, password=demo.DEMO_PASSWORD,
+                            web=f"http://{WEB_HOST}:{WEB_PORT}"))
     procs = []
     for argv in _services():
         procs.append(subprocess.Popen(argv, cwd=Path(__file__).resolve().parent.parent))
@@ -62,10 +71,18 @@ def main() -> int:
     return 0
 
 
+WEB_HOST = "127.0.0.1"
+WEB_PORT = 8000
+
+
 def _services() -> list[list[str]]:
-    """The long-running processes of the embedded default (worker, web) once they exist."""
+    """The long-running processes of the embedded default: the web server, and the worker with
+    its beat scheduler."""
     root = Path(__file__).resolve().parent.parent
     out: list[list[str]] = []
+    if os.environ.get("BANGFU_NO_WEB") != "1":
+        out.append([sys.executable, "-m", "uvicorn", "--factory", "workflow.web.app:create_app",
+                    "--host", WEB_HOST, "--port", str(WEB_PORT)])
     if (root / "worker.py").exists() and os.environ.get("BANGFU_NO_WORKER") != "1":
         out.append([sys.executable, "-m", "celery", "-A", "worker", "worker", "-B", "--loglevel=INFO",
                     "--concurrency=2"])

@@ -210,7 +210,7 @@ def test_chunked_writes_give_the_same_rows(round_world: World, monkeypatch) -> N
     keys = sorted((r["user_id"], r["channel"], r["source"]) for r in rows(round_world.db))
     with round_world.db.engine.begin() as conn:
         conn.execute(text("DELETE FROM notification WHERE source LIKE 'reminder:%'"))
-    monkeypatch.setattr(sweeps, "CHUNK", 2)  # a dozen records: six transactions per statement
+    monkeypatch.setattr(sweeps, "CHUNK", 2)  # on SQLite: six transactions per statement
     chunked = sweeps.run_sweep(round_world.db, now=DEC_1_0900).notifications
     assert chunked == whole
     assert {k: v for k, v in whole.items() if v} == {
