@@ -27,13 +27,13 @@ exact value; 合计 from the exact totals (see :mod:`workflow.exports`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Integer, and_, case, cast, func, or_, select, union_all
+from sqlalchemy import Integer, and_, case, cast, func, null, or_, select, true, union_all
 from sqlmodel import Session
 
 import states
@@ -537,10 +537,27 @@ def comparison(session: Session, parent_org_id: int, before_round_id: int, after
 
 # --- completeness and chasing ---------------------------------------------------------------
 
+#: ``children``: per federation, its direct subordinates; ``subtree``: per reporting unit (or per
+#: organisation directly under ``under_org_id``), every record below it.
+Scope = Literal["children", "subtree"]
+SCOPES: tuple[Scope, ...] = ("children", "subtree")
+
 
 @dataclass(frozen=True)
 class CompletenessRow:
-    """A federation's subordinates by state in one round (the last row is the total)."""
+    """One group's subordinate records in a round (the last row is the total, ``org_id`` None).
+
+    Attributes:
+        org_id, org_code, org_name: the federation (``children``) or the unit (``subtree``).
+        total: its subordinates (direct ones, or its whole subtree below it).
+        planned … accepted: of those, per state.
+        overdue: not submitted and past their report deadline (or flagged).
+        late: submitted after their deadline.
+        own_state: ``subtree`` only: the unit's own record state.
+        snapshots: counted records with a snapshot (in ``subtree`` the unit's own too).
+        mismatched: of those, fresh snapshots whose people or amount total differs from the
+            record's live sums: its purchases, aggregate lines and accepted children's snapshots.
+    """
 
     org_id: int | None
     org_code: str
@@ -553,10 +570,25 @@ class CompletenessRow:
     accepted: int
     overdue: int
     late: int
+    snapshots: int = 0
+    mismatched: int = 0
+    own_state: str | None = None
 
     @property
     def not_submitted(self) -> int:
         return self.planned + self.purchased + self.summarized
+
+    @property
+    def subordinates(self) -> int:
+        return self.total
+
+    @property
+    def by_state(self) -> dict[str, int]:
+        return {s: getattr(self, s) for s in states.STATES}
+
+    @property
+    def adds_up(self) -> bool:
+        return self.mismatched == 0
 
     @property
     def submitted_percent(self) -> Decimal:
@@ -566,54 +598,127 @@ class CompletenessRow:
             Decimal("0.01"), rounding=ROUND_HALF_UP
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "subordinates": self.subordinates, "by_state": self.by_state,
+                "not_submitted": self.not_submitted,
+                "submitted_percent": str(self.submitted_percent), "adds_up": self.adds_up}
+
+
+_COUNTED = ("total", *states.STATES, "overdue", "late", "snapshots", "mismatched")
+
+
+def _live_totals(round_id: int) -> Any:
+    """Per record of the round, the live (people, amount_fen) a snapshot would freeze now: its
+    purchases, its aggregate lines and its accepted children's snapshots (one GROUP BY)."""
+    rec, pur, agg, snap = Record.__table__, Purchase.__table__, AggregateLine.__table__, Snapshot.__table__
+    child = rec.alias("child")
+
+    def part(key: Any, people: Any, amount: Any, source: Any, *where: Any) -> Any:
+        return select(key.label("rid"), people.label("people"), amount.label("amount")) \
+            .select_from(source).where(*where)
+
+    parts = union_all(
+        part(pur.c.record_id, pur.c.people, pur.c.amount_fen,
+             pur.join(rec, rec.c.id == pur.c.record_id), rec.c.round_id == round_id),
+        part(agg.c.record_id, agg.c.people, agg.c.amount_fen,
+             agg.join(rec, rec.c.id == agg.c.record_id), rec.c.round_id == round_id),
+        part(child.c.parent_id, snap.c.people_total, snap.c.amount_total_fen,
+             child.join(snap, snap.c.id == child.c.snapshot_id),
+             child.c.round_id == round_id, child.c.state == states.ACCEPTED),
+    ).subquery("parts")
+    return (
+        select(parts.c.rid, func.sum(parts.c.people).label("people"), func.sum(parts.c.amount).label("amount"))
+        .group_by(parts.c.rid)
+        .subquery("live")
+    )
+
 
 def completeness(
-    session: Session, round_id: int, *, now: datetime, under_org_id: int | None = None
+    session: Session, round_id: int, *, now: datetime, scope: Scope = "children",
+    under_org_id: int | None = None,
 ) -> list[CompletenessRow]:
-    """Per federation (every organisation with subordinate records in the round): its direct
-    subordinates in each state, how many are overdue (not submitted and past their report
-    deadline, or flagged) and late (submitted after it); then a total row (全省合计, or 合计
-    under ``under_org_id``). One GROUP BY.
+    """How complete a round is, per group, then a total row (全省合计, or 合计 under
+    ``under_org_id``). One GROUP BY; the issue 3 round status and the issue 4 completeness
+    report both read it.
 
     Args:
         session: an open session.
         round_id: the round.
         now: the instant overdue is judged at.
-        under_org_id: only federations in this organisation's subtree (itself included).
+        scope: ``children``: one row per federation (every organisation with subordinate
+            records in the round) counting its *direct* subordinates; ``subtree``: one row per
+            reporting unit (with ``under_org_id``: per organisation directly under it that has
+            a record) counting every record below it, with the unit's own state.
+        under_org_id: ``children``: only federations in this organisation's subtree (itself
+            included); ``subtree``: the organisation whose children are the groups.
+
+    Returns:
+        :class:`CompletenessRow` per group (by depth, code), then the total row. Every row says
+        how many counted snapshots are fresh but do not add up to their records' live sums.
     """
-    rec, org = Record.__table__, Organisation.__table__
-    parent = org.alias("parent")
-
-    def count_if(cond: Any) -> Any:
-        return func.sum(case((cond, 1), else_=0))
-
-    not_submitted = rec.c.state.not_in(FROZEN_STATES)
-    q = (
-        select(
-            parent.c.id, parent.c.code, parent.c.name, func.count(),
-            *(count_if(rec.c.state == s) for s in states.STATES),
-            count_if(and_(not_submitted, or_(rec.c.is_overdue, rec.c.report_deadline <= now))),
-            count_if(rec.c.is_late),
-        )
-        .select_from(rec.join(org, org.c.id == rec.c.org_id).join(parent, parent.c.id == org.c.parent_id))
-        .where(rec.c.round_id == round_id)
-        .group_by(parent.c.id, parent.c.code, parent.c.name, parent.c.depth)
-        .order_by(parent.c.depth, parent.c.code)
-    )
-    total_name = "全省合计"
+    if scope not in SCOPES:
+        raise BadInput(f"统计范围只能是 {'、'.join(SCOPES)}，收到“{scope}”", code="report.scope")
+    rec, org, snap = Record.__table__, Organisation.__table__, Snapshot.__table__
+    grp = org.alias("grp")
+    root = None
     if under_org_id is not None:
         root = session.get(Organisation, under_org_id)
         if root is None:
             raise NotFound(f"找不到单位 #{under_org_id}", code="org.not_found")
-        q = q.where(parent.c.path.startswith(root.path))
-        if root.parent_id is not None:
-            total_name = f"{root.name}合计"
+    live = _live_totals(round_id)
+    counted_from = (
+        rec.join(org, org.c.id == rec.c.org_id)
+        .outerjoin(snap, snap.c.id == rec.c.snapshot_id)
+        .outerjoin(live, live.c.rid == rec.c.id)
+    )
+    if scope == "children":
+        below: Any = true()
+        own_state: Any = null()
+        source = counted_from.join(grp, grp.c.id == org.c.parent_id)
+        where = [rec.c.round_id == round_id]
+        if root is not None:
+            where.append(grp.c.path.startswith(root.path))
+        keys: list[Any] = []
+    else:
+        unit = rec.alias("unit")
+        below = org.c.id != grp.c.id
+        own_state = unit.c.state
+        source = (
+            unit.join(grp, grp.c.id == unit.c.org_id)
+            .join(counted_from, and_(org.c.path.startswith(grp.c.path), rec.c.round_id == unit.c.round_id))
+        )
+        where = [unit.c.round_id == round_id,
+                 unit.c.is_reporting_unit.is_(True) if root is None else grp.c.parent_id == root.id]
+        keys = [unit.c.state]
+
+    def count_if(*cond: Any) -> Any:
+        return func.sum(case((and_(*cond), 1), else_=0))
+
+    has_snapshot = snap.c.id.is_not(None)
+    adds_up = and_(snap.c.people_total == func.coalesce(live.c.people, 0),
+                   snap.c.amount_total_fen == func.coalesce(live.c.amount, 0))
+    q = (
+        select(
+            grp.c.id, grp.c.code, grp.c.name, own_state,
+            count_if(below),
+            *(count_if(below, rec.c.state == s) for s in states.STATES),
+            count_if(below, rec.c.state.not_in(FROZEN_STATES),
+                     or_(rec.c.is_overdue, rec.c.report_deadline <= now)),
+            count_if(below, rec.c.is_late),
+            count_if(has_snapshot),
+            count_if(has_snapshot, rec.c.snapshot_stale.is_(False), ~adds_up),
+        )
+        .select_from(source)
+        .where(*where)
+        .group_by(grp.c.id, grp.c.code, grp.c.name, grp.c.depth, *keys)
+        .order_by(grp.c.depth, grp.c.code)
+    )
     rows = [
-        CompletenessRow(pid, code, name, int(n), *(int(x or 0) for x in counts))
-        for pid, code, name, n, *counts in session.execute(q).all()
+        CompletenessRow(gid, code, name, *(int(x or 0) for x in counts), own_state=own)
+        for gid, code, name, own, *counts in session.execute(q).all()
     ]
-    fields = ("total", "planned", "purchased", "summarized", "submitted", "accepted", "overdue", "late")
-    total = CompletenessRow(None, "", total_name, *(sum(getattr(r, f) for r in rows) for f in fields))
+    total_name = f"{root.name}合计" if root is not None and root.parent_id is not None else "全省合计"
+    total = CompletenessRow(None, "", total_name, *(sum(getattr(r, f) for r in rows) for f in _COUNTED))
     return [*rows, total]
 
 
@@ -846,7 +951,7 @@ def _reviewer_scope(uow: Any, user_id: int, org: Organisation) -> None:
 
 def completeness_for(
     uow: Any, *, user_id: int, round_label: str | None = None, under_code: str | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, scope: Scope = "children",
 ) -> list[CompletenessRow]:
     """:func:`completeness` for a user: under ``under_code`` or the user's own organisation."""
     now = now or clock.now()
@@ -860,7 +965,7 @@ def completeness_for(
                 raise PermissionDenied("只有审核人可以查看报送情况", code="permission.report_scope")
             org = min(mine, key=lambda o: o.depth)
         _reviewer_scope(uow, user_id, org)
-        return completeness(uow.session, rnd.id, now=now, under_org_id=org.id)
+        return completeness(uow.session, rnd.id, now=now, scope=scope, under_org_id=org.id)
 
 
 def chase(
@@ -963,8 +1068,8 @@ def compare_rounds(
 
 
 __all__ = [
-    "CHASE_HEADERS", "ComparisonRow", "CompletenessRow", "OfficialShare", "STATUS_ACCEPTED",
-    "STATUS_PENDING", "SubtreeStats", "UnitFigures", "add_lines", "annex2_for_record",
+    "CHASE_HEADERS", "SCOPES", "ComparisonRow", "CompletenessRow", "OfficialShare", "STATUS_ACCEPTED",
+    "STATUS_PENDING", "Scope", "SubtreeStats", "UnitFigures", "add_lines", "annex2_for_record",
     "annex2_for_subtree", "annex2_rows", "chase_list", "check_aggregate_line", "check_can_view",
     "comparison", "completeness", "live_rollup_by_path", "official_share", "province_tables",
     "snapshot_lines", "status_note", "subtree_stats", "unit_figures", "unit_lines",
