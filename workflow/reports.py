@@ -33,7 +33,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Integer, and_, case, cast, func, null, or_, select, true, union_all
+from sqlalchemy import Integer, and_, case, cast, false, func, null, or_, select, union_all
 from sqlmodel import Session
 
 import states
@@ -545,34 +545,43 @@ SCOPES: tuple[Scope, ...] = ("children", "subtree")
 
 @dataclass(frozen=True)
 class CompletenessRow:
-    """One group's subordinate records in a round (the last row is the total, ``org_id`` None).
+    """One group's records in a round (the last row is the total, ``org_id`` None).
 
     Attributes:
         org_id, org_code, org_name: the federation (``children``) or the unit (``subtree``).
         total: its subordinates (direct ones, or its whole subtree below it).
         planned … accepted: of those, per state.
-        overdue: not submitted and past their report deadline (or flagged).
-        late: submitted after their deadline.
-        own_state: ``subtree`` only: the unit's own record state.
-        snapshots: counted records with a snapshot (in ``subtree`` the unit's own too).
+        overdue: of those, not submitted and past their report deadline (or flagged).
+        late: of those, submitted after their deadline.
+        snapshots: records with a snapshot (in ``subtree`` scope the unit's own included, as for
+            every field below).
         mismatched: of those, fresh snapshots whose people or amount total differs from the
-            record's live sums: its purchases, aggregate lines and accepted children's snapshots.
+            record's live sums: its purchases, aggregate lines and accepted children's snapshots
+            (None when not checked).
+        grassroots, grassroots_accepted: grassroots records, and the accepted ones.
+        accepted_people, accepted_fen: the accepted grassroots records' snapshot totals.
+        own_state, own_overdue: ``subtree`` only: the unit's own record.
     """
 
     org_id: int | None
     org_code: str
     org_name: str
-    total: int
-    planned: int
-    purchased: int
-    summarized: int
-    submitted: int
-    accepted: int
-    overdue: int
-    late: int
+    total: int = 0
+    planned: int = 0
+    purchased: int = 0
+    summarized: int = 0
+    submitted: int = 0
+    accepted: int = 0
+    overdue: int = 0
+    late: int = 0
     snapshots: int = 0
-    mismatched: int = 0
+    mismatched: int | None = 0
+    grassroots: int = 0
+    grassroots_accepted: int = 0
+    accepted_people: int = 0
+    accepted_fen: int = 0
     own_state: str | None = None
+    own_overdue: bool = False
 
     @property
     def not_submitted(self) -> int:
@@ -587,8 +596,8 @@ class CompletenessRow:
         return {s: getattr(self, s) for s in states.STATES}
 
     @property
-    def adds_up(self) -> bool:
-        return self.mismatched == 0
+    def adds_up(self) -> bool | None:
+        return None if self.mismatched is None else self.mismatched == 0
 
     @property
     def submitted_percent(self) -> Decimal:
@@ -604,7 +613,10 @@ class CompletenessRow:
                 "submitted_percent": str(self.submitted_percent), "adds_up": self.adds_up}
 
 
-_COUNTED = ("total", *states.STATES, "overdue", "late", "snapshots", "mismatched")
+#: Per-record measures summed per group: below the unit only, or (``subtree``) the unit included.
+_BELOW = ("overdue", "late")
+_INCLUDED = ("snapshots", "mismatched", "grassroots", "grassroots_accepted", "accepted_people",
+             "accepted_fen")
 
 
 def _live_totals(round_id: int) -> Any:
@@ -633,13 +645,56 @@ def _live_totals(round_id: int) -> Any:
     )
 
 
+def _per_record(round_id: int, *, now: datetime, group: Any, is_self: Any, check_snapshots: bool) -> Any:
+    """One row per record of the round: its group key, whether it is the unit itself, its state
+    and its 0/1 (or amount) measures, named as :data:`_BELOW` and :data:`_INCLUDED`."""
+    rec, org, snap = Record.__table__, Organisation.__table__, Snapshot.__table__
+
+    def flag(*cond: Any) -> Any:
+        return case((and_(*cond), 1), else_=0)
+
+    has_snapshot = snap.c.id.is_not(None)
+    accepted_grassroots = and_(has_snapshot, rec.c.state == states.ACCEPTED, rec.c.is_grassroots.is_(True))
+    source = rec.join(org, org.c.id == rec.c.org_id).outerjoin(snap, snap.c.id == rec.c.snapshot_id)
+    mismatched: Any = cast(null(), Integer)
+    if check_snapshots:
+        live = _live_totals(round_id)
+        source = source.outerjoin(live, live.c.rid == rec.c.id)
+        adds_up = and_(snap.c.people_total == func.coalesce(live.c.people, 0),
+                       snap.c.amount_total_fen == func.coalesce(live.c.amount, 0))
+        mismatched = flag(has_snapshot, rec.c.snapshot_stale.is_(False), ~adds_up)
+    return (
+        select(
+            group.label("grp"), is_self.label("is_self"), rec.c.state.label("state"),
+            flag(rec.c.state.not_in(FROZEN_STATES),
+                 or_(rec.c.is_overdue, rec.c.report_deadline <= now)).label("overdue"),
+            flag(rec.c.is_late).label("late"),
+            flag(has_snapshot).label("snapshots"),
+            mismatched.label("mismatched"),
+            flag(rec.c.is_grassroots.is_(True)).label("grassroots"),
+            flag(rec.c.is_grassroots.is_(True), rec.c.state == states.ACCEPTED).label("grassroots_accepted"),
+            case((accepted_grassroots, snap.c.people_total), else_=0).label("accepted_people"),
+            case((accepted_grassroots, snap.c.amount_total_fen), else_=0).label("accepted_fen"),
+        )
+        .select_from(source)
+        .where(rec.c.round_id == round_id)
+        .subquery("per_record")
+    )
+
+
 def completeness(
     session: Session, round_id: int, *, now: datetime, scope: Scope = "children",
-    under_org_id: int | None = None,
+    under_org_id: int | None = None, check_snapshots: bool = True,
 ) -> list[CompletenessRow]:
     """How complete a round is, per group, then a total row (全省合计, or 合计 under
-    ``under_org_id``). One GROUP BY; the issue 3 round status and the issue 4 completeness
-    report both read it.
+    ``under_org_id``). The completeness report (issue 4), the round status (issue 3) and the web
+    overview all read it.
+
+    One GROUP BY over the round's records, keyed by an integer on the record row: the parent
+    organisation (``children``), or (``subtree``) the record itself for a unit and its parent
+    record otherwise; then the few distinct group keys are mapped to their units through their
+    materialised paths and summed (a loop over groups — hundreds at province scale — never over
+    records). No ``path LIKE`` join over the round.
 
     Args:
         session: an open session.
@@ -647,79 +702,99 @@ def completeness(
         now: the instant overdue is judged at.
         scope: ``children``: one row per federation (every organisation with subordinate
             records in the round) counting its *direct* subordinates; ``subtree``: one row per
-            reporting unit (with ``under_org_id``: per organisation directly under it that has
-            a record) counting every record below it, with the unit's own state.
+            reporting unit (with ``under_org_id``: per organisation directly under it with a
+            record in the round) counting every record below it, with the unit's own state.
         under_org_id: ``children``: only federations in this organisation's subtree (itself
-            included); ``subtree``: the organisation whose children are the groups.
+            included); ``subtree``: the organisation whose children are the units.
+        check_snapshots: compare fresh snapshots with live sums (``mismatched``); without it
+            ``mismatched`` is None and no purchase is read.
 
     Returns:
-        :class:`CompletenessRow` per group (by depth, code), then the total row. Every row says
-        how many counted snapshots are fresh but do not add up to their records' live sums.
+        :class:`CompletenessRow` per group (by depth, code), then the total row.
     """
     if scope not in SCOPES:
         raise BadInput(f"统计范围只能是 {'、'.join(SCOPES)}，收到“{scope}”", code="report.scope")
-    rec, org, snap = Record.__table__, Organisation.__table__, Snapshot.__table__
-    grp = org.alias("grp")
+    rec, org = Record.__table__, Organisation.__table__
     root = None
     if under_org_id is not None:
         root = session.get(Organisation, under_org_id)
         if root is None:
             raise NotFound(f"找不到单位 #{under_org_id}", code="org.not_found")
-    live = _live_totals(round_id)
-    counted_from = (
-        rec.join(org, org.c.id == rec.c.org_id)
-        .outerjoin(snap, snap.c.id == rec.c.snapshot_id)
-        .outerjoin(live, live.c.rid == rec.c.id)
-    )
+    info = select(org.c.id, org.c.code, org.c.name, org.c.depth, org.c.path)
+    own_state: dict[int, str] = {}  # subtree: unit organisation -> its record's state
     if scope == "children":
-        below: Any = true()
-        own_state: Any = null()
-        source = counted_from.join(grp, grp.c.id == org.c.parent_id)
-        where = [rec.c.round_id == round_id]
+        per = _per_record(round_id, now=now, group=org.c.parent_id, is_self=false(),
+                          check_snapshots=check_snapshots)
         if root is not None:
-            where.append(grp.c.path.startswith(root.path))
-        keys: list[Any] = []
+            info = info.where(org.c.path.startswith(root.path))
     else:
-        unit = rec.alias("unit")
-        below = org.c.id != grp.c.id
-        own_state = unit.c.state
-        source = (
-            unit.join(grp, grp.c.id == unit.c.org_id)
-            .join(counted_from, and_(org.c.path.startswith(grp.c.path), rec.c.round_id == unit.c.round_id))
-        )
-        where = [unit.c.round_id == round_id,
-                 unit.c.is_reporting_unit.is_(True) if root is None else grp.c.parent_id == root.id]
-        keys = [unit.c.state]
-
-    def count_if(*cond: Any) -> Any:
-        return func.sum(case((and_(*cond), 1), else_=0))
-
-    has_snapshot = snap.c.id.is_not(None)
-    adds_up = and_(snap.c.people_total == func.coalesce(live.c.people, 0),
-                   snap.c.amount_total_fen == func.coalesce(live.c.amount, 0))
-    q = (
-        select(
-            grp.c.id, grp.c.code, grp.c.name, own_state,
-            count_if(below),
-            *(count_if(below, rec.c.state == s) for s in states.STATES),
-            count_if(below, rec.c.state.not_in(FROZEN_STATES),
-                     or_(rec.c.is_overdue, rec.c.report_deadline <= now)),
-            count_if(below, rec.c.is_late),
-            count_if(has_snapshot),
-            count_if(has_snapshot, rec.c.snapshot_stale.is_(False), ~adds_up),
-        )
-        .select_from(source)
-        .where(*where)
-        .group_by(grp.c.id, grp.c.code, grp.c.name, grp.c.depth, *keys)
-        .order_by(grp.c.depth, grp.c.code)
-    )
+        unit_where = rec.c.is_reporting_unit.is_(True) if root is None else org.c.parent_id == root.id
+        unit_records = session.execute(
+            select(rec.c.id, rec.c.state, org.c.id.label("org_id"))
+            .join(org, org.c.id == rec.c.org_id).where(rec.c.round_id == round_id, unit_where)
+        ).all()
+        own_state = {u.org_id: u.state for u in unit_records}
+        is_self = rec.c.id.in_([u.id for u in unit_records])
+        per = _per_record(round_id, now=now, group=case((is_self, rec.c.id), else_=rec.c.parent_id),
+                          is_self=is_self, check_snapshots=check_snapshots)
+        info = info.where(org.c.id.in_(list(own_state)))
+    measures = (*_BELOW, *_INCLUDED)
+    grouped = session.execute(
+        select(per.c.grp, per.c.is_self, per.c.state, func.count(), *(func.sum(per.c[m]) for m in measures))
+        .where(per.c.grp.is_not(None))
+        .group_by(per.c.grp, per.c.is_self, per.c.state)
+    ).all()
+    orgs = {o.id: o for o in session.execute(info).all()}
+    if scope == "children":
+        unit_of = {g.grp: g.grp for g in grouped if g.grp in orgs}
+    else:
+        unit_of = _units_of_groups(session, {g.grp for g in grouped}, {o.path: o.id for o in orgs.values()})
+    sums: dict[int, dict[str, Any]] = {}
+    for grp, is_self, state, n, *values in grouped:
+        if (unit := unit_of.get(grp)) is None:
+            continue  # outside the units' subtrees
+        acc = sums.setdefault(unit, {"mismatched": 0 if check_snapshots else None})
+        named = dict(zip(measures, values, strict=True))
+        if is_self:
+            acc["own_overdue"] = bool(named["overdue"])
+        else:
+            for f in ("total", state):
+                acc[f] = acc.get(f, 0) + int(n)
+            for f in _BELOW:
+                acc[f] = acc.get(f, 0) + int(named[f] or 0)
+        for f in _INCLUDED:
+            if acc.get(f, 0) is not None:
+                acc[f] = acc.get(f, 0) + int(named[f] or 0)
     rows = [
-        CompletenessRow(gid, code, name, *(int(x or 0) for x in counts), own_state=own)
-        for gid, code, name, own, *counts in session.execute(q).all()
+        CompletenessRow(o.id, o.code, o.name, **sums.get(o.id, {}),
+                        **({"own_state": own_state[o.id]} if scope == "subtree" else {}))
+        for o in sorted(orgs.values(), key=lambda o: (o.depth, o.code))
+        if o.id in sums or scope == "subtree"
     ]
     total_name = f"{root.name}合计" if root is not None and root.parent_id is not None else "全省合计"
-    total = CompletenessRow(None, "", total_name, *(sum(getattr(r, f) for r in rows) for f in _COUNTED))
+    total = CompletenessRow(None, "", total_name, **{
+        f: (None if f == "mismatched" and not check_snapshots else sum(getattr(r, f) or 0 for r in rows))
+        for f in ("total", *states.STATES, *_BELOW, *_INCLUDED)
+    })
     return [*rows, total]
+
+
+def _units_of_groups(session: Session, group_ids: set[int], unit_paths: dict[str, int]) -> dict[int, int]:
+    """Group key (a record id) -> the unit organisation whose subtree holds its organisation."""
+    rec, org = Record.__table__, Organisation.__table__
+    ids = sorted(group_ids)
+    out: dict[int, int] = {}
+    for start in range(0, len(ids), UNIT_CHUNK):
+        for gid, path in session.execute(
+            select(rec.c.id, org.c.path).join(org, org.c.id == rec.c.org_id)
+            .where(rec.c.id.in_(ids[start:start + UNIT_CHUNK]))
+        ).all():
+            cut = 0
+            while (cut := path.find("/", cut + 1)) != -1:
+                if (unit := unit_paths.get(path[:cut + 1])) is not None:
+                    out[gid] = unit
+                    break
+    return out
 
 
 CHASE_HEADERS = ("单位代码", "单位名称", "状态", "报送截止", "是否逾期", "填报员", "填报员电话", "单位电话")
