@@ -268,6 +268,13 @@ def test_completeness_subtree_scope_and_the_snapshot_check(any_world: World) -> 
     under = scoped("subtree", under="C1")
     assert sorted(under) == ["", "D1", "D2"] and under[""].org_name.endswith("合计")
     assert (under["D1"].own_state, under["D1"].subordinates, under["D1"].snapshots) == ("submitted", 2, 2)
+    assert (under["D1"].grassroots, under["D1"].grassroots_accepted, under["D1"].accepted_people,
+            under["D1"].accepted_fen) == (2, 1, 10, 100_000)  # G1's snapshot; G2 not accepted
+    with w.uow(True) as uow:  # the web overview's call: no snapshot check, no purchase read
+        unchecked = reports.completeness(uow.session, _round_id(w), now=NOW_2021, scope="subtree",
+                                         check_snapshots=False)
+    assert [(r.mismatched, r.adds_up) for r in unchecked] == [(None, None)] * 4
+    assert [r.total for r in unchecked] == [sub[c].total for c in ("C1", "C2", "IND", "")]
 
     with w.db.engine.begin() as conn:  # D1's snapshot no longer adds up
         conn.execute(text("UPDATE snapshot SET people_total = people_total + 1 WHERE id = "

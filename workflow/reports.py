@@ -645,41 +645,58 @@ def _live_totals(round_id: int) -> Any:
     )
 
 
-def _per_record(round_id: int, *, now: datetime, group: Any, is_self: Any, check_snapshots: bool) -> Any:
-    """One row per record of the round: its group key, whether it is the unit itself, its state
-    and its 0/1 (or amount) measures, named as :data:`_BELOW` and :data:`_INCLUDED`."""
+def _grouped(session: Session, source: Any, where: list[Any], keys: dict[str, Any],
+             measures: dict[str, Any]) -> list[Any]:
+    """``SUM`` of per-record ``measures`` grouped by ``keys`` (a subquery names the keys, so a
+    key with bound parameters groups the same on PostgreSQL); rows with a NULL ``grp`` dropped."""
+    per = (
+        select(*(v.label(k) for k, v in keys.items()), *(v.label(k) for k, v in measures.items()))
+        .select_from(source).where(*where).subquery("per_record")
+    )
+    return list(session.execute(
+        select(*(per.c[k] for k in keys), func.count().label("n"), *(func.sum(per.c[k]).label(k) for k in measures))
+        .where(per.c.grp.is_not(None))
+        .group_by(*(per.c[k] for k in keys))
+    ).all())
+
+
+def _group_sums(
+    session: Session, round_id: int, *, now: datetime, group: Any, is_self: Any, join_org: bool,
+    check_snapshots: bool,
+) -> tuple[list[Any], list[Any]]:
+    """Two set-based statements over the round's records, keyed (``grp``, ``is_self``): counts
+    and flags per state (no join but the snapshot check's), and the accepted grassroots records'
+    snapshot totals (only those records, through the state index)."""
     rec, org, snap = Record.__table__, Organisation.__table__, Snapshot.__table__
 
     def flag(*cond: Any) -> Any:
         return case((and_(*cond), 1), else_=0)
 
-    has_snapshot = snap.c.id.is_not(None)
-    accepted_grassroots = and_(has_snapshot, rec.c.state == states.ACCEPTED, rec.c.is_grassroots.is_(True))
-    source = rec.join(org, org.c.id == rec.c.org_id).outerjoin(snap, snap.c.id == rec.c.snapshot_id)
-    mismatched: Any = cast(null(), Integer)
+    base = rec.join(org, org.c.id == rec.c.org_id) if join_org else rec
+    grassroots = rec.c.is_grassroots.is_(True)
+    measures = {
+        "overdue": flag(rec.c.state.not_in(FROZEN_STATES), or_(rec.c.is_overdue, rec.c.report_deadline <= now)),
+        "late": flag(rec.c.is_late),
+        "snapshots": flag(rec.c.snapshot_id.is_not(None)),
+        "mismatched": cast(null(), Integer),
+        "grassroots": flag(grassroots),
+        "grassroots_accepted": flag(grassroots, rec.c.state == states.ACCEPTED),
+    }
+    source = base
     if check_snapshots:
         live = _live_totals(round_id)
-        source = source.outerjoin(live, live.c.rid == rec.c.id)
+        source = base.outerjoin(snap, snap.c.id == rec.c.snapshot_id).outerjoin(live, live.c.rid == rec.c.id)
         adds_up = and_(snap.c.people_total == func.coalesce(live.c.people, 0),
                        snap.c.amount_total_fen == func.coalesce(live.c.amount, 0))
-        mismatched = flag(has_snapshot, rec.c.snapshot_stale.is_(False), ~adds_up)
-    return (
-        select(
-            group.label("grp"), is_self.label("is_self"), rec.c.state.label("state"),
-            flag(rec.c.state.not_in(FROZEN_STATES),
-                 or_(rec.c.is_overdue, rec.c.report_deadline <= now)).label("overdue"),
-            flag(rec.c.is_late).label("late"),
-            flag(has_snapshot).label("snapshots"),
-            mismatched.label("mismatched"),
-            flag(rec.c.is_grassroots.is_(True)).label("grassroots"),
-            flag(rec.c.is_grassroots.is_(True), rec.c.state == states.ACCEPTED).label("grassroots_accepted"),
-            case((accepted_grassroots, snap.c.people_total), else_=0).label("accepted_people"),
-            case((accepted_grassroots, snap.c.amount_total_fen), else_=0).label("accepted_fen"),
-        )
-        .select_from(source)
-        .where(rec.c.round_id == round_id)
-        .subquery("per_record")
+        measures["mismatched"] = flag(snap.c.id.is_not(None), rec.c.snapshot_stale.is_(False), ~adds_up)
+    keys = {"grp": group, "is_self": is_self}
+    counts = _grouped(session, source, [rec.c.round_id == round_id], {**keys, "state": rec.c.state}, measures)
+    accepted = _grouped(
+        session, base.join(snap, snap.c.id == rec.c.snapshot_id),
+        [rec.c.round_id == round_id, rec.c.state == states.ACCEPTED, grassroots], keys,
+        {"accepted_people": snap.c.people_total, "accepted_fen": snap.c.amount_total_fen},
     )
+    return counts, accepted
 
 
 def completeness(
@@ -723,8 +740,8 @@ def completeness(
     info = select(org.c.id, org.c.code, org.c.name, org.c.depth, org.c.path)
     own_state: dict[int, str] = {}  # subtree: unit organisation -> its record's state
     if scope == "children":
-        per = _per_record(round_id, now=now, group=org.c.parent_id, is_self=false(),
-                          check_snapshots=check_snapshots)
+        counts, accepted = _group_sums(session, round_id, now=now, group=org.c.parent_id, is_self=false(),
+                                       join_org=True, check_snapshots=check_snapshots)
         if root is not None:
             info = info.where(org.c.path.startswith(root.path))
     else:
@@ -735,35 +752,34 @@ def completeness(
         ).all()
         own_state = {u.org_id: u.state for u in unit_records}
         is_self = rec.c.id.in_([u.id for u in unit_records])
-        per = _per_record(round_id, now=now, group=case((is_self, rec.c.id), else_=rec.c.parent_id),
-                          is_self=is_self, check_snapshots=check_snapshots)
+        counts, accepted = _group_sums(
+            session, round_id, now=now, group=case((is_self, rec.c.id), else_=rec.c.parent_id),
+            is_self=is_self, join_org=False, check_snapshots=check_snapshots,
+        )
         info = info.where(org.c.id.in_(list(own_state)))
-    measures = (*_BELOW, *_INCLUDED)
-    grouped = session.execute(
-        select(per.c.grp, per.c.is_self, per.c.state, func.count(), *(func.sum(per.c[m]) for m in measures))
-        .where(per.c.grp.is_not(None))
-        .group_by(per.c.grp, per.c.is_self, per.c.state)
-    ).all()
+    if scope == "children":  # the federations: the distinct parent organisations (hundreds)
+        info = info.where(org.c.id.in_(sorted({g.grp for g in counts})))
     orgs = {o.id: o for o in session.execute(info).all()}
     if scope == "children":
-        unit_of = {g.grp: g.grp for g in grouped if g.grp in orgs}
+        unit_of = {g.grp: g.grp for g in counts if g.grp in orgs}
     else:
-        unit_of = _units_of_groups(session, {g.grp for g in grouped}, {o.path: o.id for o in orgs.values()})
+        unit_of = _units_of_groups(session, {g.grp for g in counts}, {o.path: o.id for o in orgs.values()})
     sums: dict[int, dict[str, Any]] = {}
-    for grp, is_self, state, n, *values in grouped:
-        if (unit := unit_of.get(grp)) is None:
+    for row in [*counts, *accepted]:
+        if (unit := unit_of.get(row.grp)) is None:
             continue  # outside the units' subtrees
         acc = sums.setdefault(unit, {"mismatched": 0 if check_snapshots else None})
-        named = dict(zip(measures, values, strict=True))
-        if is_self:
-            acc["own_overdue"] = bool(named["overdue"])
-        else:
-            for f in ("total", state):
-                acc[f] = acc.get(f, 0) + int(n)
-            for f in _BELOW:
-                acc[f] = acc.get(f, 0) + int(named[f] or 0)
+        named = row._mapping
+        if "state" in named:  # a counts row
+            if row.is_self:
+                acc["own_overdue"] = bool(named["overdue"])
+            else:
+                for f in ("total", row.state):
+                    acc[f] = acc.get(f, 0) + int(row.n)
+                for f in _BELOW:
+                    acc[f] = acc.get(f, 0) + int(named[f] or 0)
         for f in _INCLUDED:
-            if acc.get(f, 0) is not None:
+            if f in named and acc.get(f, 0) is not None:
                 acc[f] = acc.get(f, 0) + int(named[f] or 0)
     rows = [
         CompletenessRow(o.id, o.code, o.name, **sums.get(o.id, {}),
