@@ -745,13 +745,13 @@ def completeness(
         if root is not None:
             info = info.where(org.c.path.startswith(root.path))
     else:
-        unit_where = rec.c.is_reporting_unit.is_(True) if root is None else org.c.parent_id == root.id
-        unit_records = session.execute(
-            select(rec.c.id, rec.c.state, org.c.id.label("org_id"))
-            .join(org, org.c.id == rec.c.org_id).where(rec.c.round_id == round_id, unit_where)
-        ).all()
-        own_state = {u.org_id: u.state for u in unit_records}
-        is_self = rec.c.id.in_([u.id for u in unit_records])
+        # A unit's record: a reporting unit's, or one of an organisation directly under root
+        # (a subquery, not a list of ids: thousands of grassroots units stay one parameter).
+        is_self = (rec.c.is_reporting_unit.is_(True) if root is None
+                   else rec.c.org_id.in_(select(org.c.id).where(org.c.parent_id == root.id)))
+        own_state = dict(session.execute(
+            select(rec.c.org_id, rec.c.state).where(rec.c.round_id == round_id, is_self)
+        ).all())
         counts, accepted = _group_sums(
             session, round_id, now=now, group=case((is_self, rec.c.id), else_=rec.c.parent_id),
             is_self=is_self, join_org=False, check_snapshots=check_snapshots,
