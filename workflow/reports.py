@@ -707,9 +707,10 @@ def completeness(
     ``under_org_id``). The completeness report (issue 4), the round status (issue 3) and the web
     overview all read it.
 
-    One GROUP BY over the round's records, keyed by an integer on the record row: the parent
+    Two grouped statements over the round's records (counts and flags per state; the accepted
+    grassroots records' snapshot totals), keyed by an integer on the record row: the parent
     organisation (``children``), or (``subtree``) the record itself for a unit and its parent
-    record otherwise; then the few distinct group keys are mapped to their units through their
+    record otherwise; then the distinct group keys are mapped to their units through their
     materialised paths and summed (a loop over groups — hundreds at province scale — never over
     records). No ``path LIKE`` join over the round.
 
@@ -756,7 +757,7 @@ def completeness(
             session, round_id, now=now, group=case((is_self, rec.c.id), else_=rec.c.parent_id),
             is_self=is_self, join_org=False, check_snapshots=check_snapshots,
         )
-        info = info.where(org.c.id.in_(list(own_state)))
+        info = info.where(org.c.id.in_(select(rec.c.org_id).where(rec.c.round_id == round_id, is_self)))
     if scope == "children":  # the federations: the distinct parent organisations (hundreds)
         info = info.where(org.c.id.in_(sorted({g.grp for g in counts})))
     orgs = {o.id: o for o in session.execute(info).all()}
