@@ -746,10 +746,19 @@ def completeness(
         if root is not None:
             info = info.where(org.c.path.startswith(root.path))
     else:
-        # A unit's record: a reporting unit's, or one of an organisation directly under root
-        # (a subquery, not a list of ids: thousands of grassroots units stay one parameter).
-        is_self = (rec.c.is_reporting_unit.is_(True) if root is None
-                   else rec.c.org_id.in_(select(org.c.id).where(org.c.parent_id == root.id)))
+        # A unit's record: a reporting unit's, or one of an organisation directly under root,
+        # i.e. whose parent record is root's (an integer compare on the row), or, when root has
+        # no record (the receiving province), a parentless record of one of root's children.
+        root_record = None if root is None else session.execute(
+            select(rec.c.id).where(rec.c.org_id == root.id, rec.c.round_id == round_id)
+        ).scalar_one_or_none()
+        if root is None:
+            is_self = rec.c.is_reporting_unit.is_(True)
+        elif root_record is not None:
+            is_self = rec.c.parent_id == root_record
+        else:
+            is_self = and_(rec.c.parent_id.is_(None),
+                           rec.c.org_id.in_(select(org.c.id).where(org.c.parent_id == root.id)))
         own_state = dict(session.execute(
             select(rec.c.org_id, rec.c.state).where(rec.c.round_id == round_id, is_self)
         ).all())
