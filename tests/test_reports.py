@@ -237,6 +237,56 @@ def test_completeness_counts_states_overdue_and_late(any_world: World) -> None:
     assert under[-1].total == 2 + 2 + 1
 
 
+def test_completeness_subtree_scope_and_the_snapshot_check(any_world: World) -> None:
+    """The one completeness query in both scopes: direct subordinates per federation, or every
+    record below each reporting unit; fresh snapshots checked against purchases, aggregate lines
+    and accepted children's snapshots; stale ones not judged."""
+    from sqlalchemy import text
+
+    w = any_world
+    grassroots(w, "G1", [("ygh", 100_000, 10)])
+    w.fire("G1", "accept", "d1-reviewer")
+    reports.add_aggregate_line(w.uow(), record_id=w.rid("D1"), user_id=w.uid("d1-clerk"), channel="other",
+                               people=5, amount_fen=50_000, note="天河区街道工会台账汇总", now=NOW_2021)
+    federation_up(w, "D1")  # D1's snapshot: its aggregate line plus G1's accepted snapshot
+
+    def scoped(scope: reports.Scope, under: str | None = None) -> dict[str, reports.CompletenessRow]:
+        with w.uow(True) as uow:
+            rows = reports.completeness(uow.session, _round_id(w), now=NOW_2021, scope=scope,
+                                        under_org_id=_org_id(w, under) if under else None)
+        return {r.org_code: r for r in rows}
+
+    sub = scoped("subtree")
+    assert sorted(sub) == ["", "C1", "C2", "IND"]  # the reporting units, then the total
+    c1 = sub["C1"]
+    assert (c1.own_state, c1.subordinates, c1.accepted, c1.submitted, c1.planned) == ("planned", 5, 1, 1, 3)
+    assert (c1.snapshots, c1.mismatched, c1.adds_up) == (2, 0, True)  # G1 and D1 add up
+    assert (sub["C2"].subordinates, sub["IND"].subordinates, sub[""].subordinates) == (2, 1, 8)
+    children = scoped("children")
+    assert (children["C1"].total, children["C1"].snapshots) == (2, 1)  # D1, D2; D1's snapshot
+    assert (children["D1"].total, children["D1"].accepted, children["D1"].snapshots) == (2, 1, 1)
+    under = scoped("subtree", under="C1")
+    assert sorted(under) == ["", "D1", "D2"] and under[""].org_name.endswith("合计")
+    assert (under["D1"].own_state, under["D1"].subordinates, under["D1"].snapshots) == ("submitted", 2, 2)
+    assert (under["D1"].grassroots, under["D1"].grassroots_accepted, under["D1"].accepted_people,
+            under["D1"].accepted_fen) == (2, 1, 10, 100_000)  # G1's snapshot; G2 not accepted
+    with w.uow(True) as uow:  # the web overview's call: no snapshot check, no purchase read
+        unchecked = reports.completeness(uow.session, _round_id(w), now=NOW_2021, scope="subtree",
+                                         check_snapshots=False)
+    assert [(r.mismatched, r.adds_up) for r in unchecked] == [(None, None)] * 4
+    assert [r.total for r in unchecked] == [sub[c].total for c in ("C1", "C2", "IND", "")]
+
+    with w.db.engine.begin() as conn:  # D1's snapshot no longer adds up
+        conn.execute(text("UPDATE snapshot SET people_total = people_total + 1 WHERE id = "
+                          "(SELECT snapshot_id FROM record WHERE id = :rid)"), {"rid": w.rid("D1")})
+    sub, children = scoped("subtree"), scoped("children")
+    assert (sub["C1"].mismatched, sub["C1"].adds_up, sub["C2"].adds_up, sub[""].mismatched) == (1, False, True, 1)
+    assert (children["C1"].mismatched, children["D1"].mismatched) == (1, 0)
+    with w.db.engine.begin() as conn:  # a stale snapshot is to be summarized again, not judged
+        conn.execute(text("UPDATE record SET snapshot_stale = TRUE WHERE id = :rid"), {"rid": w.rid("D1")})
+    assert scoped("subtree")["C1"].adds_up
+
+
 def test_chase_list_names_clerks_and_phones_and_writes_xlsx(any_world: World) -> None:
     w = any_world
     directory.import_users(w.uow(), now=NOW_2021, data=(

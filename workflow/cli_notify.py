@@ -102,19 +102,19 @@ def cmd_inbox(args: argparse.Namespace, ctx: Context) -> Any:
 @command("round-status")
 def cmd_round_status(args: argparse.Namespace, ctx: Context) -> Any:
     from states import STATE_LABELS
-    from workflow.reports_completeness import completeness
+    from workflow.reports import completeness
 
     now = clock.now()
     with ctx.uow(readonly=True) as uow:
         rnd = uow.round_by_label(args.round) if args.round else uow.rounds()[-1]
-        rows = completeness(uow.session, rnd.id or 0, now=now)
+        *rows, total = completeness(uow.session, rnd.id or 0, now=now, scope="subtree")
         label = rnd.label
     if args.json:
-        return [r.to_dict() for r in rows]
+        return [r.to_dict() for r in [*rows, total]]
     lines = [f"{label} 报送情况（按报送单位）："]
-    for r in rows:
+    for r in [*rows, total]:
         states = "，".join(f"{STATE_LABELS[s]} {n}" for s, n in r.by_state.items())
         check = "快照均与采购相符" if r.adds_up else f"{r.mismatched} 份快照与采购不符"
-        lines.append(f"{r.org_name}（{r.org_code}，本级{STATE_LABELS.get(r.own_state, r.own_state)}）"
-                     f"：下级 {r.subordinates} 个：{states}；逾期 {r.overdue}；{check}")
+        own = f"（{r.org_code}，本级{STATE_LABELS.get(r.own_state, r.own_state)}）" if r.own_state else ""
+        lines.append(f"{r.org_name}{own}：下级 {r.subordinates} 个：{states}；逾期 {r.overdue}；{check}")
     return "\n".join(lines) + "\n"

@@ -37,8 +37,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", required=True, help="the year's budgeted expenditure, yuan")
     p.add_argument("--retained", default="0", help="retained funds, yuan")
     p.add_argument("--basis", required=True, choices=sorted(limits.BASES))
-    add("completeness", "per federation: subordinates by state, overdue and late").add_argument(
-        "--under", help="only federations in this organisation's subtree")
+    p = add("completeness", "per federation: subordinates by state, overdue, late, snapshot check")
+    p.add_argument("--under", help="only federations in this organisation's subtree (subtree scope: "
+                                   "the organisations directly under it)")
+    p.add_argument("--scope", choices=reports.SCOPES, default="children",
+                   help="children: direct subordinates per federation (default); subtree: every record "
+                        "below each reporting unit")
     p = add("chase-list", "the subordinates not yet submitted, with clerks' phones, as XLSX (催报)")
     p.add_argument("org")
     p.add_argument("file")
@@ -155,15 +159,15 @@ def cmd_limits(args: argparse.Namespace, ctx: Context) -> Any:
 @command("completeness")
 def cmd_completeness(args: argparse.Namespace, ctx: Context) -> Any:
     rows = reports.completeness_for(ctx.uow(readonly=True), user_id=ctx.user_id(), round_label=args.round,
-                                    under_code=args.under)
+                                    under_code=args.under, scope=args.scope)
     if args.json:
-        return [{**r.__dict__, "not_submitted": r.not_submitted, "submitted_percent": str(r.submitted_percent)}
-                for r in rows]
+        return [r.to_dict() for r in rows]
     out = [f"{'单位':<20}{'下级':>5}{'计划中':>6}{'已采购':>6}{'已汇总':>6}{'已提交':>6}{'已通过':>6}"
-           f"{'逾期':>5}{'迟报':>5}{'报送率':>8}"]
+           f"{'逾期':>5}{'迟报':>5}{'报送率':>8}{'快照不符':>6}"]
     for r in rows:
         out.append(f"{(r.org_name or r.org_code):<20}{r.total:>6}{r.planned:>8}{r.purchased:>8}{r.summarized:>8}"
-                   f"{r.submitted:>8}{r.accepted:>8}{r.overdue:>7}{r.late:>7}{r.submitted_percent:>9}%")
+                   f"{r.submitted:>8}{r.accepted:>8}{r.overdue:>7}{r.late:>7}{r.submitted_percent:>9}%"
+                   f"{r.mismatched:>8}")
     return "\n".join(out)
 
 

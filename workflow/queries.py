@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, false, func, or_, select, update
+from sqlalchemy import and_, false, func, or_, select, update
 
 import states
 from workflow import clock
@@ -232,9 +232,12 @@ def visible_records(
 
 def overview(uow: UnitOfWork, *, user_id: int, round_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Per organisation directly under the user's top seat (for the province: the reporting
-    units): its own record, counts per state over its subtree, overdue records, and the accepted
-    grassroots numbers (people, amount) from their snapshots. Two GROUP BYs over the round's
-    records, then a lookup of the few group keys' paths."""
+    units): its own record, counts per state over its subtree (itself included), overdue records,
+    and the accepted grassroots numbers (people, amount) from their snapshots. The counts are
+    :func:`workflow.reports.completeness` in its ``subtree`` scope (the query the completeness
+    report and the round status read), without the snapshot check."""
+    from workflow.reports import completeness
+
     now = now or clock.now()
     with uow:
         seats = [(o, r) for o, r in uow.memberships(user_id) if r in OVERVIEW_ROLES]
@@ -243,42 +246,9 @@ def overview(uow: UnitOfWork, *, user_id: int, round_id: int, now: datetime | No
         top = min((o for o, _ in seats), key=lambda o: (o.depth, o.code))
         rnd = uow.round(round_id)
         head = {"org_code": top.code, "org_name": top.name, "round_id": rnd.id, "round_label": rnd.label}
-        o, r, s = Organisation.__table__, Record.__table__, Snapshot.__table__
-        top_record = uow.session.execute(
-            select(r.c.id).where(r.c.org_id == top.id, r.c.round_id == round_id)).scalar_one_or_none()
-        # Group by the parent record (an integer on the record row itself: no join for the
-        # counts), then map each group to the unit under ``top`` through its organisation's
-        # path. Records directly under ``top`` (or under nobody: the reporting units under the
-        # receiving province, which has no record) group under themselves.
-        is_unit = r.c.parent_id.is_(None)
-        if top_record is not None:
-            is_unit = or_(is_unit, r.c.parent_id == top_record)
-        group = case((is_unit, r.c.id), else_=r.c.parent_id).label("grp")
-        overdue = or_(r.c.is_overdue.is_(True), and_(
-            r.c.report_deadline <= now, r.c.state.not_in([states.SUBMITTED, states.ACCEPTED])))
-        counts = uow.session.execute(
-            select(group, r.c.state, r.c.is_grassroots, func.count().label("n"),
-                   func.sum(case((overdue, 1), else_=0)).label("overdue"))
-            .where(r.c.round_id == round_id)
-            .group_by(group, r.c.state, r.c.is_grassroots)
-        ).all()
-        # Numbers only for accepted grassroots records (one state: the state index narrows it).
-        sums = uow.session.execute(
-            select(group, func.sum(s.c.people_total).label("people"),
-                   func.sum(s.c.amount_total_fen).label("amount"))
-            .select_from(r.join(s, s.c.id == r.c.snapshot_id))
-            .where(r.c.round_id == round_id, r.c.state == states.ACCEPTED, r.c.is_grassroots.is_(True))
-            .group_by(group)
-        ).all()
-        group_ids = sorted({row.grp for row in counts})
-        unit_of: dict[int, str] = {}
-        for start in range(0, len(group_ids), 5000):
-            for gid, path in uow.session.execute(
-                select(r.c.id, o.c.path).select_from(r.join(o, o.c.id == r.c.org_id))
-                .where(r.c.id.in_(group_ids[start:start + 5000]))
-            ).all():
-                if path.startswith(top.path) and path != top.path:
-                    unit_of[gid] = path[len(top.path):].split("/", 1)[0]
+        *rows, _total = completeness(uow.session, round_id, now=now, scope="subtree", under_org_id=top.id,
+                                     check_snapshots=False)
+        o, s = Organisation.__table__, Snapshot.__table__
         child = Record.__table__.alias("unit_record")
         units = uow.session.execute(
             select(o.c.id, o.c.code, o.c.name, o.c.kind, child.c.id, child.c.state,
@@ -288,37 +258,26 @@ def overview(uow: UnitOfWork, *, user_id: int, round_id: int, now: datetime | No
             .where(o.c.parent_id == top.id)
             .order_by(o.c.code)
         ).all()
-    stats: dict[str, dict[str, Any]] = {}
+    by_org = {r.org_id: r for r in rows}
 
-    def stat(grp: int) -> dict[str, Any] | None:
-        unit = unit_of.get(grp)
-        if unit is None:  # outside the user's top organisation
-            return None
-        return stats.setdefault(unit, {"counts": dict.fromkeys(states.STATES, 0), "total": 0,
-                                       "grassroots": 0, "grassroots_accepted": 0, "overdue": 0,
-                                       "people": 0, "amount_fen": 0})
+    def stat(uid: int) -> dict[str, Any]:
+        """The unit's subtree, itself included (the completeness row counts the records below)."""
+        r = by_org.get(uid)
+        if r is None:
+            return {"counts": dict.fromkeys(states.STATES, 0), "total": 0, "grassroots": 0,
+                    "grassroots_accepted": 0, "overdue": 0, "people": 0, "amount_fen": 0}
+        counts = r.by_state
+        if r.own_state is not None:
+            counts[r.own_state] += 1
+        return {"counts": counts, "total": r.total + (r.own_state is not None),
+                "grassroots": r.grassroots, "grassroots_accepted": r.grassroots_accepted,
+                "overdue": r.overdue + r.own_overdue, "people": r.accepted_people, "amount_fen": r.accepted_fen}
 
-    for row in counts:
-        if (u := stat(row.grp)) is None:
-            continue
-        u["counts"][row.state] += row.n
-        u["total"] += row.n
-        u["overdue"] += int(row.overdue or 0)
-        if row.is_grassroots:
-            u["grassroots"] += row.n
-            if row.state == states.ACCEPTED:
-                u["grassroots_accepted"] += row.n
-    for row in sums:
-        if (u := stat(row.grp)) is not None:
-            u["people"] += int(row.people or 0)
-            u["amount_fen"] += int(row.amount or 0)
     out_units = []
     totals = {"counts": dict.fromkeys(states.STATES, 0), "total": 0, "grassroots": 0,
               "grassroots_accepted": 0, "overdue": 0, "people": 0, "amount_fen": 0}
     for uid, code, name, kind, rec_id, rec_state, people, amount, deadline in units:
-        st = stats.get(str(uid), {"counts": dict.fromkeys(states.STATES, 0), "total": 0,
-                                  "grassroots": 0, "grassroots_accepted": 0, "overdue": 0,
-                                  "people": 0, "amount_fen": 0})
+        st = stat(uid)
         for k in ("total", "grassroots", "grassroots_accepted", "overdue", "people", "amount_fen"):
             totals[k] += st[k]
         for k, v in st["counts"].items():

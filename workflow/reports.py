@@ -27,13 +27,13 @@ exact value; 合计 from the exact totals (see :mod:`workflow.exports`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Integer, and_, case, cast, func, or_, select, union_all
+from sqlalchemy import Integer, and_, case, cast, false, func, null, or_, select, union_all
 from sqlmodel import Session
 
 import states
@@ -537,26 +537,67 @@ def comparison(session: Session, parent_org_id: int, before_round_id: int, after
 
 # --- completeness and chasing ---------------------------------------------------------------
 
+#: ``children``: per federation, its direct subordinates; ``subtree``: per reporting unit (or per
+#: organisation directly under ``under_org_id``), every record below it.
+Scope = Literal["children", "subtree"]
+SCOPES: tuple[Scope, ...] = ("children", "subtree")
+
 
 @dataclass(frozen=True)
 class CompletenessRow:
-    """A federation's subordinates by state in one round (the last row is the total)."""
+    """One group's records in a round (the last row is the total, ``org_id`` None).
+
+    Attributes:
+        org_id, org_code, org_name: the federation (``children``) or the unit (``subtree``).
+        total: its subordinates (direct ones, or its whole subtree below it).
+        planned … accepted: of those, per state.
+        overdue: of those, not submitted and past their report deadline (or flagged).
+        late: of those, submitted after their deadline.
+        snapshots: records with a snapshot (in ``subtree`` scope the unit's own included, as for
+            every field below).
+        mismatched: of those, fresh snapshots whose people or amount total differs from the
+            record's live sums: its purchases, aggregate lines and accepted children's snapshots
+            (None when not checked).
+        grassroots, grassroots_accepted: grassroots records, and the accepted ones.
+        accepted_people, accepted_fen: the accepted grassroots records' snapshot totals.
+        own_state, own_overdue: ``subtree`` only: the unit's own record.
+    """
 
     org_id: int | None
     org_code: str
     org_name: str
-    total: int
-    planned: int
-    purchased: int
-    summarized: int
-    submitted: int
-    accepted: int
-    overdue: int
-    late: int
+    total: int = 0
+    planned: int = 0
+    purchased: int = 0
+    summarized: int = 0
+    submitted: int = 0
+    accepted: int = 0
+    overdue: int = 0
+    late: int = 0
+    snapshots: int = 0
+    mismatched: int | None = 0
+    grassroots: int = 0
+    grassroots_accepted: int = 0
+    accepted_people: int = 0
+    accepted_fen: int = 0
+    own_state: str | None = None
+    own_overdue: bool = False
 
     @property
     def not_submitted(self) -> int:
         return self.planned + self.purchased + self.summarized
+
+    @property
+    def subordinates(self) -> int:
+        return self.total
+
+    @property
+    def by_state(self) -> dict[str, int]:
+        return {s: getattr(self, s) for s in states.STATES}
+
+    @property
+    def adds_up(self) -> bool | None:
+        return None if self.mismatched is None else self.mismatched == 0
 
     @property
     def submitted_percent(self) -> Decimal:
@@ -566,55 +607,220 @@ class CompletenessRow:
             Decimal("0.01"), rounding=ROUND_HALF_UP
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "subordinates": self.subordinates, "by_state": self.by_state,
+                "not_submitted": self.not_submitted,
+                "submitted_percent": str(self.submitted_percent), "adds_up": self.adds_up}
+
+
+#: Per-record measures summed per group: below the unit only, or (``subtree``) the unit included.
+_BELOW = ("overdue", "late")
+_INCLUDED = ("snapshots", "mismatched", "grassroots", "grassroots_accepted", "accepted_people",
+             "accepted_fen")
+
+
+def _live_totals(round_id: int) -> Any:
+    """Per record of the round, the live (people, amount_fen) a snapshot would freeze now: its
+    purchases, its aggregate lines and its accepted children's snapshots (one GROUP BY)."""
+    rec, pur, agg, snap = Record.__table__, Purchase.__table__, AggregateLine.__table__, Snapshot.__table__
+    child = rec.alias("child")
+
+    def part(key: Any, people: Any, amount: Any, source: Any, *where: Any) -> Any:
+        return select(key.label("rid"), people.label("people"), amount.label("amount")) \
+            .select_from(source).where(*where)
+
+    parts = union_all(
+        part(pur.c.record_id, pur.c.people, pur.c.amount_fen,
+             pur.join(rec, rec.c.id == pur.c.record_id), rec.c.round_id == round_id),
+        part(agg.c.record_id, agg.c.people, agg.c.amount_fen,
+             agg.join(rec, rec.c.id == agg.c.record_id), rec.c.round_id == round_id),
+        part(child.c.parent_id, snap.c.people_total, snap.c.amount_total_fen,
+             child.join(snap, snap.c.id == child.c.snapshot_id),
+             child.c.round_id == round_id, child.c.state == states.ACCEPTED),
+    ).subquery("parts")
+    return (
+        select(parts.c.rid, func.sum(parts.c.people).label("people"), func.sum(parts.c.amount).label("amount"))
+        .group_by(parts.c.rid)
+        .subquery("live")
+    )
+
+
+def _grouped(session: Session, source: Any, where: list[Any], keys: dict[str, Any],
+             measures: dict[str, Any]) -> list[Any]:
+    """``SUM`` of per-record ``measures`` grouped by ``keys`` (a subquery names the keys, so a
+    key with bound parameters groups the same on PostgreSQL); rows with a NULL ``grp`` dropped."""
+    per = (
+        select(*(v.label(k) for k, v in keys.items()), *(v.label(k) for k, v in measures.items()))
+        .select_from(source).where(*where).subquery("per_record")
+    )
+    return list(session.execute(
+        select(*(per.c[k] for k in keys), func.count().label("n"), *(func.sum(per.c[k]).label(k) for k in measures))
+        .where(per.c.grp.is_not(None))
+        .group_by(*(per.c[k] for k in keys))
+    ).all())
+
+
+def _group_sums(
+    session: Session, round_id: int, *, now: datetime, group: Any, is_self: Any, join_org: bool,
+    check_snapshots: bool,
+) -> tuple[list[Any], list[Any]]:
+    """Two set-based statements over the round's records, keyed (``grp``, ``is_self``): counts
+    and flags per state (no join but the snapshot check's), and the accepted grassroots records'
+    snapshot totals (only those records, through the state index)."""
+    rec, org, snap = Record.__table__, Organisation.__table__, Snapshot.__table__
+
+    def flag(*cond: Any) -> Any:
+        return case((and_(*cond), 1), else_=0)
+
+    base = rec.join(org, org.c.id == rec.c.org_id) if join_org else rec
+    grassroots = rec.c.is_grassroots.is_(True)
+    measures = {
+        "overdue": flag(rec.c.state.not_in(FROZEN_STATES), or_(rec.c.is_overdue, rec.c.report_deadline <= now)),
+        "late": flag(rec.c.is_late),
+        "snapshots": flag(rec.c.snapshot_id.is_not(None)),
+        "mismatched": cast(null(), Integer),
+        "grassroots": flag(grassroots),
+        "grassroots_accepted": flag(grassroots, rec.c.state == states.ACCEPTED),
+    }
+    source = base
+    if check_snapshots:
+        live = _live_totals(round_id)
+        source = base.outerjoin(snap, snap.c.id == rec.c.snapshot_id).outerjoin(live, live.c.rid == rec.c.id)
+        adds_up = and_(snap.c.people_total == func.coalesce(live.c.people, 0),
+                       snap.c.amount_total_fen == func.coalesce(live.c.amount, 0))
+        measures["mismatched"] = flag(snap.c.id.is_not(None), rec.c.snapshot_stale.is_(False), ~adds_up)
+    keys = {"grp": group, "is_self": is_self}
+    counts = _grouped(session, source, [rec.c.round_id == round_id], {**keys, "state": rec.c.state}, measures)
+    accepted = _grouped(
+        session, base.join(snap, snap.c.id == rec.c.snapshot_id),
+        [rec.c.round_id == round_id, rec.c.state == states.ACCEPTED, grassroots], keys,
+        {"accepted_people": snap.c.people_total, "accepted_fen": snap.c.amount_total_fen},
+    )
+    return counts, accepted
+
 
 def completeness(
-    session: Session, round_id: int, *, now: datetime, under_org_id: int | None = None
+    session: Session, round_id: int, *, now: datetime, scope: Scope = "children",
+    under_org_id: int | None = None, check_snapshots: bool = True,
 ) -> list[CompletenessRow]:
-    """Per federation (every organisation with subordinate records in the round): its direct
-    subordinates in each state, how many are overdue (not submitted and past their report
-    deadline, or flagged) and late (submitted after it); then a total row (全省合计, or 合计
-    under ``under_org_id``). One GROUP BY.
+    """How complete a round is, per group, then a total row (全省合计, or 合计 under
+    ``under_org_id``). The completeness report (issue 4), the round status (issue 3) and the web
+    overview all read it.
+
+    Two grouped statements over the round's records (counts and flags per state; the accepted
+    grassroots records' snapshot totals), keyed by an integer on the record row: the parent
+    organisation (``children``), or (``subtree``) the record itself for a unit and its parent
+    record otherwise; then the distinct group keys are mapped to their units through their
+    materialised paths and summed (a loop over groups — hundreds at province scale — never over
+    records). No ``path LIKE`` join over the round.
 
     Args:
         session: an open session.
         round_id: the round.
         now: the instant overdue is judged at.
-        under_org_id: only federations in this organisation's subtree (itself included).
+        scope: ``children``: one row per federation (every organisation with subordinate
+            records in the round) counting its *direct* subordinates; ``subtree``: one row per
+            reporting unit (with ``under_org_id``: per organisation directly under it with a
+            record in the round) counting every record below it, with the unit's own state.
+        under_org_id: ``children``: only federations in this organisation's subtree (itself
+            included); ``subtree``: the organisation whose children are the units.
+        check_snapshots: compare fresh snapshots with live sums (``mismatched``); without it
+            ``mismatched`` is None and no purchase is read.
+
+    Returns:
+        :class:`CompletenessRow` per group (by depth, code), then the total row.
     """
+    if scope not in SCOPES:
+        raise BadInput(f"统计范围只能是 {'、'.join(SCOPES)}，收到“{scope}”", code="report.scope")
     rec, org = Record.__table__, Organisation.__table__
-    parent = org.alias("parent")
-
-    def count_if(cond: Any) -> Any:
-        return func.sum(case((cond, 1), else_=0))
-
-    not_submitted = rec.c.state.not_in(FROZEN_STATES)
-    q = (
-        select(
-            parent.c.id, parent.c.code, parent.c.name, func.count(),
-            *(count_if(rec.c.state == s) for s in states.STATES),
-            count_if(and_(not_submitted, or_(rec.c.is_overdue, rec.c.report_deadline <= now))),
-            count_if(rec.c.is_late),
-        )
-        .select_from(rec.join(org, org.c.id == rec.c.org_id).join(parent, parent.c.id == org.c.parent_id))
-        .where(rec.c.round_id == round_id)
-        .group_by(parent.c.id, parent.c.code, parent.c.name, parent.c.depth)
-        .order_by(parent.c.depth, parent.c.code)
-    )
-    total_name = "全省合计"
+    root = None
     if under_org_id is not None:
         root = session.get(Organisation, under_org_id)
         if root is None:
             raise NotFound(f"找不到单位 #{under_org_id}", code="org.not_found")
-        q = q.where(parent.c.path.startswith(root.path))
-        if root.parent_id is not None:
-            total_name = f"{root.name}合计"
+    info = select(org.c.id, org.c.code, org.c.name, org.c.depth, org.c.path)
+    own_state: dict[int, str] = {}  # subtree: unit organisation -> its record's state
+    if scope == "children":
+        counts, accepted = _group_sums(session, round_id, now=now, group=org.c.parent_id, is_self=false(),
+                                       join_org=True, check_snapshots=check_snapshots)
+        if root is not None:
+            info = info.where(org.c.path.startswith(root.path))
+    else:
+        # A unit's record: a reporting unit's, or one of an organisation directly under root,
+        # i.e. whose parent record is root's (an integer compare on the row), or, when root has
+        # no record (the receiving province), a parentless record of one of root's children.
+        root_record = None if root is None else session.execute(
+            select(rec.c.id).where(rec.c.org_id == root.id, rec.c.round_id == round_id)
+        ).scalar_one_or_none()
+        if root is None:
+            is_self = rec.c.is_reporting_unit.is_(True)
+        elif root_record is not None:
+            is_self = rec.c.parent_id == root_record
+        else:
+            is_self = and_(rec.c.parent_id.is_(None),
+                           rec.c.org_id.in_(select(org.c.id).where(org.c.parent_id == root.id)))
+        own_state = dict(session.execute(
+            select(rec.c.org_id, rec.c.state).where(rec.c.round_id == round_id, is_self)
+        ).all())
+        counts, accepted = _group_sums(
+            session, round_id, now=now, group=case((is_self, rec.c.id), else_=rec.c.parent_id),
+            is_self=is_self, join_org=False, check_snapshots=check_snapshots,
+        )
+        info = info.where(org.c.id.in_(select(rec.c.org_id).where(rec.c.round_id == round_id, is_self)))
+    if scope == "children":  # the federations: the distinct parent organisations (hundreds)
+        info = info.where(org.c.id.in_(sorted({g.grp for g in counts})))
+    orgs = {o.id: o for o in session.execute(info).all()}
+    if scope == "children":
+        unit_of = {g.grp: g.grp for g in counts if g.grp in orgs}
+    else:
+        unit_of = _units_of_groups(session, {g.grp for g in counts}, {o.path: o.id for o in orgs.values()})
+    sums: dict[int, dict[str, Any]] = {}
+    for row in [*counts, *accepted]:
+        if (unit := unit_of.get(row.grp)) is None:
+            continue  # outside the units' subtrees
+        acc = sums.setdefault(unit, {"mismatched": 0 if check_snapshots else None})
+        named = row._mapping
+        if "state" in named:  # a counts row
+            if row.is_self:
+                acc["own_overdue"] = bool(named["overdue"])
+            else:
+                for f in ("total", row.state):
+                    acc[f] = acc.get(f, 0) + int(row.n)
+                for f in _BELOW:
+                    acc[f] = acc.get(f, 0) + int(named[f] or 0)
+        for f in _INCLUDED:
+            if f in named and acc.get(f, 0) is not None:
+                acc[f] = acc.get(f, 0) + int(named[f] or 0)
     rows = [
-        CompletenessRow(pid, code, name, int(n), *(int(x or 0) for x in counts))
-        for pid, code, name, n, *counts in session.execute(q).all()
+        CompletenessRow(o.id, o.code, o.name, **sums.get(o.id, {}),
+                        **({"own_state": own_state[o.id]} if scope == "subtree" else {}))
+        for o in sorted(orgs.values(), key=lambda o: (o.depth, o.code))
+        if o.id in sums or scope == "subtree"
     ]
-    fields = ("total", "planned", "purchased", "summarized", "submitted", "accepted", "overdue", "late")
-    total = CompletenessRow(None, "", total_name, *(sum(getattr(r, f) for r in rows) for f in fields))
+    total_name = f"{root.name}合计" if root is not None and root.parent_id is not None else "全省合计"
+    total = CompletenessRow(None, "", total_name, **{
+        f: (None if f == "mismatched" and not check_snapshots else sum(getattr(r, f) or 0 for r in rows))
+        for f in ("total", *states.STATES, *_BELOW, *_INCLUDED)
+    })
     return [*rows, total]
+
+
+def _units_of_groups(session: Session, group_ids: set[int], unit_paths: dict[str, int]) -> dict[int, int]:
+    """Group key (a record id) -> the unit organisation whose subtree holds its organisation."""
+    rec, org = Record.__table__, Organisation.__table__
+    ids = sorted(group_ids)
+    out: dict[int, int] = {}
+    for start in range(0, len(ids), UNIT_CHUNK):
+        for gid, path in session.execute(
+            select(rec.c.id, org.c.path).join(org, org.c.id == rec.c.org_id)
+            .where(rec.c.id.in_(ids[start:start + UNIT_CHUNK]))
+        ).all():
+            cut = 0
+            while (cut := path.find("/", cut + 1)) != -1:
+                if (unit := unit_paths.get(path[:cut + 1])) is not None:
+                    out[gid] = unit
+                    break
+    return out
 
 
 CHASE_HEADERS = ("单位代码", "单位名称", "状态", "报送截止", "是否逾期", "填报员", "填报员电话", "单位电话")
@@ -846,7 +1052,7 @@ def _reviewer_scope(uow: Any, user_id: int, org: Organisation) -> None:
 
 def completeness_for(
     uow: Any, *, user_id: int, round_label: str | None = None, under_code: str | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, scope: Scope = "children",
 ) -> list[CompletenessRow]:
     """:func:`completeness` for a user: under ``under_code`` or the user's own organisation."""
     now = now or clock.now()
@@ -860,7 +1066,7 @@ def completeness_for(
                 raise PermissionDenied("只有审核人可以查看报送情况", code="permission.report_scope")
             org = min(mine, key=lambda o: o.depth)
         _reviewer_scope(uow, user_id, org)
-        return completeness(uow.session, rnd.id, now=now, under_org_id=org.id)
+        return completeness(uow.session, rnd.id, now=now, scope=scope, under_org_id=org.id)
 
 
 def chase(
@@ -963,8 +1169,8 @@ def compare_rounds(
 
 
 __all__ = [
-    "CHASE_HEADERS", "ComparisonRow", "CompletenessRow", "OfficialShare", "STATUS_ACCEPTED",
-    "STATUS_PENDING", "SubtreeStats", "UnitFigures", "add_lines", "annex2_for_record",
+    "CHASE_HEADERS", "SCOPES", "ComparisonRow", "CompletenessRow", "OfficialShare", "STATUS_ACCEPTED",
+    "STATUS_PENDING", "Scope", "SubtreeStats", "UnitFigures", "add_lines", "annex2_for_record",
     "annex2_for_subtree", "annex2_rows", "chase_list", "check_aggregate_line", "check_can_view",
     "comparison", "completeness", "live_rollup_by_path", "official_share", "province_tables",
     "snapshot_lines", "status_note", "subtree_stats", "unit_figures", "unit_lines",

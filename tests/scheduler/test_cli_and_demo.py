@@ -12,7 +12,7 @@ from tests.conftest import World
 from tests.scheduler.conftest import DEC_1_0900, at
 from workflow import cli, clock, demo, settings
 from workflow.db import Database
-from workflow.reports_completeness import completeness
+from workflow.reports import completeness
 from workflow.sweeps import run_sweep
 
 
@@ -86,9 +86,11 @@ def test_round_status_counts_states_overdue_and_snapshots(round_world: World) ->
     run_sweep(w.db, now=at("2021-12-21T10:00"))
     with w.uow(True) as uow:
         rnd = uow.round_by_label("2021年度")
-        rows = {r.org_code: r for r in completeness(uow.session, rnd.id or 0,
-                                                    now=at("2021-12-21T10:00"))}
-    assert sorted(rows) == ["C1", "C2", "IND"]
+        *units, total = completeness(uow.session, rnd.id or 0, now=at("2021-12-21T10:00"),
+                                     scope="subtree")
+    rows = {r.org_code: r for r in units}
+    assert sorted(rows) == ["C1", "C2", "IND"] and total.org_id is None
+    assert rows["C1"].own_state == "planned"
     c1 = rows["C1"]
     assert c1.subordinates == 5  # D1, D2, G1, G2, G3
     assert c1.by_state["submitted"] == 1 and c1.by_state["planned"] == 4
@@ -104,5 +106,18 @@ def test_round_status_finds_a_snapshot_that_does_not_add_up(round_world: World) 
         conn.execute(text("UPDATE snapshot SET amount_total_fen = amount_total_fen + 1"))
     with w.uow(True) as uow:
         rnd = uow.round_by_label("2021年度")
-        rows = {r.org_code: r for r in completeness(uow.session, rnd.id or 0, now=DEC_1_0900)}
+        rows = {r.org_code: r for r in completeness(uow.session, rnd.id or 0, now=DEC_1_0900,
+                                                    scope="subtree")}
     assert not rows["C1"].adds_up and rows["C1"].mismatched == 1 and rows["C2"].adds_up
+
+
+def test_round_status_command_reads_the_subtree_scope(round_world: World, use_db, capsys) -> None:  # type: ignore[no-untyped-def]
+    use_db(round_world.db)
+    code, out, err = run(capsys, "round-status", "--round", "2021年度", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["org_code"] for r in rows] == ["C1", "C2", "IND", ""]
+    assert rows[0]["subordinates"] == 5 and rows[0]["adds_up"] and rows[0]["own_state"] == "planned"
+    code, out, err = run(capsys, "round-status", "--round", "2021年度")
+    assert code == 0, err
+    assert "（C1，本级计划中）：下级 5 个" in out and "全省合计：下级 8 个" in out
