@@ -14,20 +14,14 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-
-from sqlalchemy import create_engine, text
 
 from bench import w1_transitions
 from bench.generate import SCALES, GeneratedInfo, generate
+from bench.scratch import OUT, bench_database
 from workflow.db import Database
-
-OUT = Path(__file__).parent / "out"
-PG_URL = os.environ.get("BANGFU_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 Workload = Callable[[Database, GeneratedInfo, argparse.Namespace], dict[str, Any]]
 
@@ -41,39 +35,6 @@ def _w1(database: Database, info: GeneratedInfo, args: argparse.Namespace) -> di
 
 #: Workloads by name; later issues add theirs here.
 WORKLOADS: dict[str, Workload] = {"w1": _w1}
-
-
-@contextmanager
-def bench_database(kind: str, *, keep: bool = False) -> Iterator[Database]:
-    """A dedicated database for one run, removed afterwards unless ``keep``."""
-    name = f"bangfu_bench_{os.getpid()}"
-    if kind == "sqlite":
-        OUT.mkdir(parents=True, exist_ok=True)
-        path = OUT / f"{name}.db"
-        for p in OUT.glob(f"{name}.db*"):
-            p.unlink()
-        database = Database(f"sqlite:///{path}")
-        try:
-            yield database
-        finally:
-            database.dispose()
-            if not keep:
-                for p in OUT.glob(f"{name}.db*"):
-                    p.unlink()
-        return
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    database = Database(PG_URL.rsplit("/", 1)[0] + "/" + name)
-    try:
-        yield database
-    finally:
-        database.dispose()
-        if not keep:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,12 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from bench.sched_data import generate
+from bench.scratch import bench_database, kinds
 from workflow import clock
 from workflow.db import Database, Membership, Notification, Organisation, Purchase, Record, User
 from workflow.sweeps import run_sweep
 
 AS_OF = clock.parse_instant("2021-12-01T09:00")
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def _count(db: Database, where: str = "1=1") -> int:
@@ -129,28 +128,10 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     args = parser.parse_args()
     results = []
-    if args.db in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory() as tmp:
-            db = Database(f"sqlite:///{tmp}/w2.db")
+    for kind in kinds(args.db):
+        with bench_database(kind, prefix="bangfu_w2") as db:
             results.append(run_one(db, args))
             print(json.dumps(results[-1], ensure_ascii=False), flush=True)
-            db.dispose()
-    if args.db in ("postgres", "both"):
-        from sqlalchemy import create_engine
-
-        name = f"bangfu_w2_{int(time.time())}"
-        admin = create_engine(PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"),
-                              isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            db = Database(PG_ADMIN.rsplit("/", 1)[0] + "/" + name)
-            results.append(run_one(db, args))
-            print(json.dumps(results[-1], ensure_ascii=False), flush=True)
-            db.dispose()
-        finally:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     (out / "w2.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))

@@ -18,7 +18,6 @@ import argparse
 import json
 import smtplib
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from sqlalchemy import insert, text
 
+from bench.scratch import bench_database, kinds
 from notifications.channels import EmailChannel, OutgoingMessage
 from notifications.templates import SAMPLES, render
 from workflow import clock
@@ -33,7 +33,6 @@ from workflow.db import Database, Notification, User
 from workflow.outbox import deliver_all
 
 AS_OF = clock.parse_instant("2021-12-01T09:00")
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 class Counter:
@@ -118,26 +117,9 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     args = parser.parse_args()
     results = []
-    if args.db in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory() as tmp:
-            db = Database(f"sqlite:///{tmp}/w5.db")
+    for kind in kinds(args.db):
+        with bench_database(kind, prefix="bangfu_w5") as db:
             results.append(run(db, args.messages))
-            db.dispose()
-    if args.db in ("postgres", "both"):
-        from sqlalchemy import create_engine
-
-        name = f"bangfu_w5_{int(time.time())}"
-        admin = create_engine(PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"),
-                              isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            db = Database(PG_ADMIN.rsplit("/", 1)[0] + "/" + name)
-            results.append(run(db, args.messages))
-            db.dispose()
-        finally:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     for r in results:
         print(json.dumps(r, ensure_ascii=False))
     out = Path(__file__).parent / "out"
