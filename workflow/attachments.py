@@ -77,8 +77,8 @@ def add_attachment(
     content_type, name = check_upload(filename, data, kind)
     with uow:
         rec = uow.record(record_id)
-        actor = services._actor(uow, user_id, rec)
-        _role, on_behalf = services._entry_role(actor, "上传附件")
+        actor = services.actor_for(uow, user_id, rec)
+        _role, on_behalf = services.entry_role(actor, "上传附件")
         if rec.state == states.ACCEPTED:
             raise RuleViolation(Refusal("attachment.record_accepted", "记录已通过，不能再上传附件"))
         row = Attachment(record_id=record_id, kind=kind, filename=name, content_type=content_type,
@@ -93,7 +93,7 @@ def add_attachment(
 def list_attachments(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
     with uow:
         rec = uow.record(record_id)
-        services._actor(uow, user_id, rec)
+        services.actor_for(uow, user_id, rec)
         rows = uow.session.execute(
             select(Attachment.id, Attachment.kind, Attachment.filename, Attachment.content_type,
                    Attachment.size, Attachment.uploaded_at, Attachment.on_behalf)
@@ -106,7 +106,7 @@ def list_attachments(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[d
 def get_attachment(uow: UnitOfWork, *, record_id: int, attachment_id: int, user_id: int) -> StoredFile:
     with uow:
         rec = uow.record(record_id)
-        services._actor(uow, user_id, rec)
+        services.actor_for(uow, user_id, rec)
         row = uow.session.get(Attachment, attachment_id)
         if row is None or row.record_id != record_id:
             raise NotFound(f"找不到附件 #{attachment_id}", code="attachment.not_found")

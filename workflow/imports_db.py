@@ -93,11 +93,11 @@ def import_purchases(
         # behind BEGIN IMMEDIATE), so two imports of one file cannot both count rows as new.
         uow.session.execute(select(Record.id).where(Record.id == record_id).with_for_update())
         rec = uow.record(record_id)
-        actor = services._actor(uow, user_id, rec)
-        _role, on_behalf = services._entry_role(actor, "导入采购")
+        actor = services.actor_for(uow, user_id, rec)
+        _role, on_behalf = services.entry_role(actor, "导入采购")
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
-        rnd, policy = services._policy_for(uow, rec)
+        rnd, policy = services.policy_for(uow, rec)
         try:
             parsed = imports.parse_purchases(
                 data, filename, mapping=column_mapping, year=rnd.year,

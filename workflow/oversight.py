@@ -44,7 +44,7 @@ def set_report_deadline(
     reason = (reason or "").strip() or None
     with uow:
         rec = uow.record(record_id)
-        actor = services._actor(uow, user_id, rec)
+        actor = services.actor_for(uow, user_id, rec)
         if states.REVIEWER not in actor.relation.parent_roles:
             raise PermissionDenied("只有上级单位的审核人可以调整报送截止日期", code="permission.not_parent_reviewer")
         if rec.state == states.ACCEPTED:
@@ -65,7 +65,7 @@ def set_report_deadline(
         if new_deadline > now and rec.state not in (states.SUBMITTED, states.ACCEPTED):
             values["is_overdue"] = False
         if rec.version != seen_version or not uow.write_record(record_id, seen_version, values):
-            raise services._conflict(rec)
+            raise services.version_conflict(rec)
         history_id = uow.add_history(History(
             record_id=record_id, at=now, actor_user_id=actor.user.id, actor_role=states.REVIEWER,
             actor_org_id=actor.org.parent_id, on_behalf=False, from_state=rec.state,

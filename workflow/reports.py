@@ -1025,13 +1025,13 @@ def add_aggregate_line(
     now = now or clock.now()
     with uow:
         rec = uow.record(record_id)
-        actor = services._actor(uow, user_id, rec)
-        _role, _on_behalf = services._entry_role(actor, "录入汇总数据")
+        actor = services.actor_for(uow, user_id, rec)
+        _role, _on_behalf = services.entry_role(actor, "录入汇总数据")
         if rec.is_grassroots:
             raise RuleViolation(Refusal("aggregate.grassroots", "基层工会请逐笔录入采购明细，汇总数据只能由上级工会录入"))
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
-        _rnd, policy = services._policy_for(uow, rec)
+        _rnd, policy = services.policy_for(uow, rec)
         if refusal := check_aggregate_line(policy, channel=channel, people=people, amount_fen=amount_fen, note=note):
             raise RuleViolation(refusal)
         line = AggregateLine(record_id=record_id, channel=channel, people=people, amount_fen=amount_fen,

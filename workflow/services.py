@@ -158,7 +158,8 @@ def relation_to(uow: UnitOfWork, user_id: int, org: Organisation) -> tuple[User,
     return user, Relation(own_roles=own, parent_roles=parent), visible
 
 
-def _actor(uow: UnitOfWork, user_id: int, rec: Record) -> Actor:
+def actor_for(uow: UnitOfWork, user_id: int, rec: Record) -> Actor:
+    """The acting user and their relation to ``rec``; NotFound outside their subtree."""
     org = uow.org(rec.org_id)
     user, relation, visible = relation_to(uow, user_id, org)
     if not visible:
@@ -167,7 +168,7 @@ def _actor(uow: UnitOfWork, user_id: int, rec: Record) -> Actor:
     return Actor(user=user, org=org, relation=relation)
 
 
-def _entry_role(actor: Actor, what: str) -> tuple[str, bool]:
+def entry_role(actor: Actor, what: str) -> tuple[str, bool]:
     """Who may enter a record's data: its clerks, or the parent's reviewer on its behalf."""
     if actor.relation.own_roles & {states.CLERK}:
         return states.CLERK, False
@@ -176,7 +177,7 @@ def _entry_role(actor: Actor, what: str) -> tuple[str, bool]:
     raise PermissionDenied(f"只有本单位填报员或上级审核人可以{what}", code="permission.not_clerk")
 
 
-def _policy_for(uow: UnitOfWork, rec: Record) -> tuple[Round, Policy]:
+def policy_for(uow: UnitOfWork, rec: Record) -> tuple[Round, Policy]:
     rnd = uow.round(rec.round_id)
     return rnd, uow.policy(rnd.policy_code)
 
@@ -242,12 +243,12 @@ def fire(
         # One query loads the record, its organisation, round and parent record; the lookups
         # below are then served by the session.
         rec = uow.record_with_context(record_id)
-        actor = _actor(uow, user_id, rec)
+        actor = actor_for(uow, user_id, rec)
         rnd = uow.round(rec.round_id)
         ctx = _guard_context(uow, rec, rnd, now, reason)
         decision = engine.decide(rec.state, trigger, ctx, actor.relation)
         if rec.version != seen_version:
-            raise _conflict(rec)
+            raise version_conflict(rec)
         values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
         if trigger == "summarize":
             snap = uow.take_snapshot(rec, now=now, as_of=clock.china_date(now))
@@ -261,7 +262,7 @@ def fire(
         elif trigger in ("return_for_revision", "revoke_acceptance"):
             values.update(decided_at=now, last_reason=reason)
         if not uow.write_record(rec.id or 0, seen_version, values):
-            raise _conflict(rec)
+            raise version_conflict(rec)
         history_id = uow.add_history(
             History(
                 record_id=rec.id or 0,
@@ -301,7 +302,7 @@ def _acting_org_id(actor: Actor, role: str) -> int | None:
     return actor.org.id
 
 
-def _conflict(rec: Record) -> VersionConflict:
+def version_conflict(rec: Record) -> VersionConflict:
     return VersionConflict(
         f"记录已被他人修改（当前版本 {rec.version}），请刷新后重试", code="version.conflict"
     )
@@ -391,12 +392,12 @@ def record_view(uow: UnitOfWork, *, record_id: int, user_id: int, now: datetime 
     now = now or clock.now()
     with uow:
         rec = uow.record(record_id)
-        actor = _actor(uow, user_id, rec)
+        actor = actor_for(uow, user_id, rec)
         return _view(uow, rec, actor, now)
 
 
 def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordView:
-    rnd, _policy = _policy_for(uow, rec)
+    rnd, _policy = policy_for(uow, rec)
     spent = uow.spent_by_budget(rec.id or 0)
     use = rules.quota_use(rec.quota_fen, spent.get("extra_quota", 0))
     ctx = _guard_context(uow, rec, rnd, now, None)
@@ -475,7 +476,7 @@ def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, 
     """The record's history rows, oldest first, with actor names."""
     with uow:
         rec = uow.record(record_id)
-        _actor(uow, user_id, rec)
+        actor_for(uow, user_id, rec)
         out = []
         for h in uow.history(record_id):
             actor_name = uow.user(h.actor_user_id).display_name if h.actor_user_id else "系统"
@@ -515,9 +516,9 @@ def plan(
     now = now or clock.now()
     with uow:
         rec = uow.record(record_id)
-        actor = _actor(uow, user_id, rec)
-        _entry_role(actor, "填写计划")
-        rnd, _ = _policy_for(uow, rec)
+        actor = actor_for(uow, user_id, rec)
+        entry_role(actor, "填写计划")
+        rnd, _ = policy_for(uow, rec)
         if rec.state != states.PLANNED:
             raise RuleViolation(Refusal("plan.locked", "只有“计划中”的记录可以修改计划；请先退回计划"))
         if members is None:
@@ -529,7 +530,7 @@ def plan(
         values = {"amount_per_member_fen": amount_per_member_fen, "members": members,
                   "quota_fen": quota, "updated_at": now}
         if rec.version != seen_version or not uow.write_record(record_id, seen_version, values):
-            raise _conflict(rec)
+            raise version_conflict(rec)
         uow.commit()
     return record_view(UnitOfWork(uow.database), record_id=record_id, user_id=user_id, now=now)
 
@@ -552,8 +553,8 @@ def update_report_info(
     now = now or clock.now()
     with uow:
         rec = uow.record(record_id)
-        actor = _actor(uow, user_id, rec)
-        _entry_role(actor, "填写报表信息")
+        actor = actor_for(uow, user_id, rec)
+        entry_role(actor, "填写报表信息")
         if rec.state in (states.SUBMITTED, states.ACCEPTED):
             raise RuleViolation(Refusal("report.locked", "记录已提交或已通过，不能修改报表信息"))
         if phone is not None and (refusal := rules.check_phone(phone)):
@@ -570,7 +571,7 @@ def update_report_info(
         ):
             values["snapshot_stale"] = True
         if rec.version != seen_version or not uow.write_record(record_id, seen_version, values):
-            raise _conflict(rec)
+            raise version_conflict(rec)
         uow.commit()
     return record_view(UnitOfWork(uow.database), record_id=record_id, user_id=user_id, now=now)
 
@@ -612,11 +613,11 @@ def add_purchase(
     now = now or clock.now()
     with uow:
         rec = uow.record(record_id)
-        actor = _actor(uow, user_id, rec)
-        role, on_behalf = _entry_role(actor, "录入采购")
+        actor = actor_for(uow, user_id, rec)
+        role, on_behalf = entry_role(actor, "录入采购")
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
-        rnd, policy = _policy_for(uow, rec)
+        rnd, policy = policy_for(uow, rec)
         if refusal := check_purchase(policy, rnd, purchase, now=now):
             raise RuleViolation(refusal)
         refund_of_id = None
@@ -656,7 +657,7 @@ def add_purchase(
 def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
     with uow:
         rec = uow.record(record_id)
-        _actor(uow, user_id, rec)
+        actor_for(uow, user_id, rec)
         return [
             {
                 "id": p.id,
@@ -697,7 +698,7 @@ def parse_money(text: str) -> int:
 
 
 __all__ = [
-    "Actor", "BUDGETS", "FireResult", "PurchaseInput", "RecordView", "add_purchase",
+    "Actor", "actor_for", "entry_role", "policy_for", "version_conflict", "BUDGETS", "FireResult", "PurchaseInput", "RecordView", "add_purchase",
     "available_actions", "check_purchase", "find_record", "fire", "history", "list_purchases",
     "notification_rows", "parse_money", "plan", "record_view", "relation_to",
     "update_report_info", "user_channels",
