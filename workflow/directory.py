@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import bindparam, func, insert, literal, select, update
 
 import states
 from workflow import clock
@@ -205,31 +205,57 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
         if errors:
             raise BadInput("用户导入失败，未导入任何数据：\n" + "\n".join(errors), code="import.rows")
         created = updated = 0
-        users = {u.username: u for u in uow.session.execute(select(User)).scalars()}
+        existing = {u.username: u for u in uow.session.execute(select(User)).scalars()}
+        # Merge the lines per username first (a later line wins, field by field), then write
+        # the users and memberships in bulk: a few statements, not a round trip per line.
+        merged: dict[str, dict[str, Any]] = {}
         for row in rows:
-            user = users.get(row["username"])
-            if user is None:
-                user = User(username=row["username"], display_name=row["display_name"], created_at=now)
-                created += 1
-            else:
+            name = row["username"]
+            if name in merged or name in existing:
                 updated += 1
-            user.display_name = row["display_name"]
-            user.email = row.get("email") or user.email
-            user.phone = row.get("phone") or user.phone
-            if row.get("channels"):
-                user.channels = row["channels"]
+            else:
+                created += 1
+            old = existing.get(name)
+            base = merged.get(name) or {
+                "email": old.email if old else None,
+                "phone": old.phone if old else None,
+                "channels": old.channels if old else "inbox,email",
+                "password_hash": old.password_hash if old else None,
+            }
+            base["display_name"] = row["display_name"]
+            base["email"] = row.get("email") or base["email"]
+            base["phone"] = row.get("phone") or base["phone"]
+            base["channels"] = row.get("channels") or base["channels"]
             if row.get("password") and hash_password is not None:
-                user.password_hash = hash_password(row["password"])
-            uow.session.add(user)
-            uow.session.flush()
-            users[row["username"]] = user
-            org = orgs[row["org_code"]]
-            exists = uow.session.execute(
-                select(Membership).where(Membership.user_id == user.id, Membership.org_id == org.id,
-                                         Membership.role == row["role"])
-            ).scalar_one_or_none()
-            if exists is None:
-                uow.session.add(Membership(user_id=user.id or 0, org_id=org.id or 0, role=row["role"]))
+                base["password_hash"] = hash_password(row["password"])
+            merged[name] = base
+        table = User.__table__
+        fresh = [{"username": n, "is_active": True, "created_at": now, **v}
+                 for n, v in merged.items() if n not in existing]
+        if fresh:
+            uow.session.execute(insert(table), fresh)
+        changed = [{"b_username": n, **v} for n, v in merged.items() if n in existing]
+        if changed:
+            uow.session.execute(
+                update(table).where(table.c.username == bindparam("b_username")).values(
+                    {k: bindparam(k) for k in ("display_name", "email", "phone", "channels", "password_hash")}
+                ).execution_options(synchronize_session=False),
+                changed,
+            )
+        user_ids = {name: uid for name, uid in uow.session.execute(select(table.c.username, table.c.id))}
+        have = {
+            (u, o, r) for u, o, r in uow.session.execute(
+                select(Membership.user_id, Membership.org_id, Membership.role)
+            )
+        }
+        wanted: list[dict[str, Any]] = []
+        for row in rows:
+            key = (user_ids[row["username"]], orgs[row["org_code"]].id, row["role"])
+            if key not in have:
+                have.add(key)
+                wanted.append({"user_id": key[0], "org_id": key[1], "role": key[2]})
+        if wanted:
+            uow.session.execute(insert(Membership.__table__), wanted)
         uow.commit()
     return ImportReport(created=created, updated=updated, records_opened=0)
 
