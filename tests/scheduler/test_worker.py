@@ -194,7 +194,9 @@ def test_killed_after_claim_the_next_delivery_sends_each_once(
     assert pending and all(r["status"] == "pending" and r["attempts"] == 1 for r in pending)
     # On the filesystem broker the message the killed worker took is gone; the next delivery
     # (a beat minute later, after the lease) finds the rows in the database and finishes.
-    assert list(worker_module.broker_folders(workers.settings)["data"].iterdir()) == [], workers.log()
+    left = sorted(worker_module.broker_folders(workers.settings)["data"].iterdir())
+    # On failure, show which messages were left (name and start) beside the worker's log.
+    assert left == [], [(f.name, f.read_bytes()[:300]) for f in left] + [workers.log()]
     workers.start()
     workers.send("bangfu.deliver", LATER)
     wait_for(lambda: all_sent(w), "the recovery delivery")
