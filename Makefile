@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/python -m workflow.run
+	$(BIN)/python -m workflow.entrypoints.run
 
 demo: setup
 	$(BIN)/bangfu demo

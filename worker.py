@@ -7,7 +7,7 @@ Embedded default: kombu's ``filesystem://`` broker in absolute folders under ``v
 carry ``BANGFU_QUEUE_PREFIX``. Beat runs in Asia/Shanghai.
 
 Tasks take an as-of time (ISO text, or none for the clock's now) and make one call:
-:func:`workflow.sweeps.run_sweep` or :func:`workflow.outbox.deliver_pending`. Reminders are never
+:func:`workflow.scheduler.sweeps.run_sweep` or :func:`workflow.scheduler.outbox.deliver_pending`. Reminders are never
 long-ETA tasks: the sweep works out from the database what is due, so a lost or repeated task
 message costs nothing (the next sweep or delivery finishes the job).
 """
@@ -24,9 +24,9 @@ from celery import Celery
 from celery.schedules import crontab
 from kombu import Queue
 
-from workflow import clock
-from workflow.db import Database
+from workflow.domain import clock
 from workflow.settings import Settings, get_settings
+from workflow.store.tables import Database
 
 TIMEZONE = "Asia/Shanghai"
 
@@ -77,7 +77,7 @@ def make_config(settings: Settings) -> dict[str, Any]:
 
 def sweep(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
     """Run the sweep as of ``as_of_iso`` (default now); delivery follows within a minute."""
-    from workflow.sweeps import run_sweep
+    from workflow.scheduler.sweeps import run_sweep
 
     s = self.app.conf.bangfu_settings
     return run_sweep(database(s.database_url), now=_as_of(as_of_iso)).to_dict()
@@ -85,7 +85,7 @@ def sweep(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
 
 def deliver(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
     """Deliver pending notifications as of ``as_of_iso`` (default now)."""
-    from workflow.outbox import default_channels, deliver_all
+    from workflow.scheduler.outbox import default_channels, deliver_all
 
     s = self.app.conf.bangfu_settings
     return deliver_all(

@@ -21,7 +21,7 @@ from typing import Any
 from bench import w1_transitions
 from bench.generate import SCALES, GeneratedInfo, generate
 from bench.scratch import OUT, bench_database
-from workflow.db import Database
+from workflow.store.tables import Database
 
 Workload = Callable[[Database, GeneratedInfo, argparse.Namespace], dict[str, Any]]
 

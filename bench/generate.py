@@ -4,7 +4,7 @@ The shape follows the design's scale section: the provincial federation → 21 c
 5 district federations each → grassroots unions (215,000 at ``province`` scale), plus 19
 provincial industry and other unions that report straight to the province (40 reporting units in
 all). Every federation has a clerk and a reviewer, every grassroots union a clerk. The 17号 policy
-is loaded through :func:`workflow.directory.load_policy`, which opens the records set-based; then
+is loaded through :func:`workflow.app.directory.load_policy`, which opens the records set-based; then
 one UPDATE sets every grassroots plan (about 22 million members at province scale), ~10 purchases
 per grassroots record are streamed in (``COPY`` on PostgreSQL, one ``executemany`` transaction on
 SQLite), and the records are spread over the five states with their snapshots, snapshot lines and
@@ -30,11 +30,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, text
 
-from workflow import clock, directory
-from workflow.db import Database, UTCDateTime
-from workflow.demo import CITIES
-from workflow.policy import builtin
-from workflow.store import UnitOfWork
+from workflow.app import directory
+from workflow.domain import clock
+from workflow.domain.policy import builtin
+from workflow.entrypoints.demo import CITIES
+from workflow.store.tables import Database, UTCDateTime
+from workflow.store.uow import UnitOfWork
 
 #: Grassroots unions per scale.
 SCALES: dict[str, int] = {"tiny": 200, "small": 2_000, "province": 215_000}

@@ -1,13 +1,13 @@
 """W3 (province roll-up) and W4 (purchase import) on SQLite and PostgreSQL, in one run.
 
 W3a  every district's figure from its accepted grassroots unions' snapshots (215,000 snapshots,
-     ~3 lines each): ``reports.unit_lines`` beside Python aggregation of the same rows and the raw
+     ~3 lines each): ``reporting.unit_lines`` beside Python aggregation of the same rows and the raw
      GROUP BY floor (the bare join + GROUP BY, no UNION of live parts).
 W3b  the province's live progress per reporting unit from every purchase below it (2 million
-     rows, drafts): ``reports.live_rollup_by_path`` beside Python aggregation and the floor (one
+     rows, drafts): ``reporting.live_rollup_by_path`` beside Python aggregation and the floor (one
      GROUP BY over the purchase table, no join).
-W3c  the province view itself (``reports.stats`` for the receiver: one snapshot per unit).
-W4   importing 100,000 purchase rows (``imports_db.import_purchases``, CSV) beside a bare bulk
+W3c  the province view itself (``reporting.stats`` for the receiver: one snapshot per unit).
+W4   importing 100,000 purchase rows (``purchase_import.import_purchases``, CSV) beside a bare bulk
      insert of the same rows, and the parse alone.
 
 Data are generated set-based (INSERT … SELECT); sizes are flags. Run from the repository root::
@@ -34,8 +34,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sqlalchemy import case, create_engine, func, insert, literal, select, text, union_all, update  # noqa: E402
 
-from workflow import db, directory, imports, imports_db, reports  # noqa: E402
-from workflow.db import (  # noqa: E402
+from workflow.app import (
+    directory,
+    purchase_import,
+    reporting,  # noqa: E402
+)
+from workflow.domain.policy import builtin  # noqa: E402
+from workflow.formats import ledger
+from workflow.store.tables import (  # noqa: E402
     Membership,
     Organisation,
     Purchase,
@@ -44,8 +50,10 @@ from workflow.db import (  # noqa: E402
     SnapshotLine,
     User,
 )
-from workflow.policy import builtin  # noqa: E402
-from workflow.store import UnitOfWork  # noqa: E402
+from workflow.store.uow import (
+    UnitOfWork,  # noqa: E402
+    tables,
+)
 
 NOW = datetime(2021, 11, 1, 2, 0, tzinfo=UTC)
 PAID = datetime(2021, 10, 1, 2, 0, tzinfo=UTC)
@@ -61,7 +69,7 @@ def timed(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
     return best, result
 
 
-def build(database: db.Database, *, units: int, districts: int, grassroots: int, per: int) -> dict[str, int]:
+def build(database: tables.Database, *, units: int, districts: int, grassroots: int, per: int) -> dict[str, int]:
     """A province: receiver → ``units`` reporting units → ``districts`` each → grassroots;
     grassroots records accepted with snapshots; ``per`` purchases per grassroots record."""
     policy = builtin()
@@ -109,10 +117,10 @@ def build(database: db.Database, *, units: int, districts: int, grassroots: int,
         s.execute(insert(pur).from_select(
             ["record_id", "paid_at", "paid_on", "channel", "amount_fen", "people", "product", "order_no", "line_no",
              "budget", "on_behalf", "source"],
-            select(rec.c.id, literal(PAID, db.UTCDateTime), literal(date(2021, 10, 1)), chan,
+            select(rec.c.id, literal(PAID, tables.UTCDateTime), literal(date(2021, 10, 1)), chan,
                    (rec.c.id * 7919 + nums.c.n * 104729) % 200_000 + 100, (rec.c.id + nums.c.n) % 30 + 1,
-                   literal(""), literal("o") + func.cast(rec.c.id, db.String) + literal("-")
-                   + func.cast(nums.c.n, db.String), literal(1), literal("extra_quota"), literal(False),
+                   literal(""), literal("o") + func.cast(rec.c.id, tables.String) + literal("-")
+                   + func.cast(nums.c.n, tables.String), literal(1), literal("extra_quota"), literal(False),
                    literal("bench"))
             .select_from(rec.join(nums, literal(True)))
             .where(rec.c.is_grassroots.is_(True)),
@@ -120,7 +128,7 @@ def build(database: db.Database, *, units: int, districts: int, grassroots: int,
         snap, sl = Snapshot.__table__, SnapshotLine.__table__
         s.execute(insert(snap).from_select(
             ["record_id", "taken_at", "as_of", "people_total", "amount_total_fen", "missing_children"],
-            select(rec.c.id, literal(NOW, db.UTCDateTime), literal(date(2021, 11, 1)), literal(0), literal(0),
+            select(rec.c.id, literal(NOW, tables.UTCDateTime), literal(date(2021, 11, 1)), literal(0), literal(0),
                    literal("[]")).where(rec.c.is_grassroots.is_(True)),
         ))
         s.execute(insert(sl).from_select(
@@ -139,7 +147,7 @@ def build(database: db.Database, *, units: int, districts: int, grassroots: int,
     return {**counts, "round_id": rnd.id}
 
 
-def w3(database: db.Database, round_id: int) -> list[tuple[str, float]]:
+def w3(database: tables.Database, round_id: int) -> list[tuple[str, float]]:
     rec = Record.__table__
     out: list[tuple[str, float]] = []
     with database.session(readonly=True) as s:
@@ -147,7 +155,7 @@ def w3(database: db.Database, round_id: int) -> list[tuple[str, float]]:
             select(rec.c.id).select_from(rec.join(Organisation.__table__, Organisation.__table__.c.id == rec.c.org_id))
             .where(rec.c.round_id == round_id, Organisation.__table__.c.kind == "district_federation")
         ).scalars().all()
-        t_ours, ours = timed(lambda: reports.unit_lines(s, round_id, record_ids=district_ids, live=True))
+        t_ours, ours = timed(lambda: reporting.unit_lines(s, round_id, record_ids=district_ids, live=True))
 
         def python_agg() -> dict[int, dict[str, list[int]]]:
             child, sl = rec.alias("c"), SnapshotLine.__table__
@@ -170,10 +178,10 @@ def w3(database: db.Database, round_id: int) -> list[tuple[str, float]]:
         t_floor, _ = timed(lambda: s.execute(floor_sql, {"r": round_id}).all())
         assert sum(a for lines in ours.values() for _p, a in lines.values()) == sum(
             v[1] for d in py.values() for v in d.values())
-        out += [("W3a districts from snapshots: reports.unit_lines", t_ours),
+        out += [("W3a districts from snapshots: reporting.unit_lines", t_ours),
                 ("W3a Python aggregation", t_py), ("W3a raw GROUP BY floor", t_floor)]
 
-        t_path, live = timed(lambda: reports.live_rollup_by_path(s, 1, round_id), repeat=1)
+        t_path, live = timed(lambda: reporting.live_rollup_by_path(s, 1, round_id), repeat=1)
 
         def python_path() -> dict[str, int]:
             acc: dict[str, int] = {}
@@ -193,12 +201,12 @@ def w3(database: db.Database, round_id: int) -> list[tuple[str, float]]:
         assert sum(a for lines in live.values() for _p, a in lines.values()) == sum(pyl.values())
         out += [("W3b province live progress by path prefix (2M purchases)", t_path),
                 ("W3b Python aggregation", t_pypath), ("W3b GROUP BY floor (no join)", t_pfloor)]
-        t_view, _ = timed(lambda: reports.stats(UnitOfWork(database, readonly=True), org_code="GD", user_id=1))
+        t_view, _ = timed(lambda: reporting.stats(UnitOfWork(database, readonly=True), org_code="GD", user_id=1))
         out.append(("W3c province view (one snapshot per unit)", t_view))
     return out
 
 
-def w4(database: db.Database, rows: int, round_id: int) -> list[tuple[str, float]]:
+def w4(database: tables.Database, rows: int, round_id: int) -> list[tuple[str, float]]:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["订单号", "商品行号", "支付时间", "实付金额", "领取人数", "商品名称", "渠道"])
@@ -216,17 +224,17 @@ def w4(database: db.Database, rows: int, round_id: int) -> list[tuple[str, float
         s.execute(insert(Membership.__table__), [dict(user_id=1, org_id=s.execute(
             select(Record.org_id).where(Record.id == g0)).scalar_one(), role="clerk")])
     t0 = time.perf_counter()
-    parsed = imports.parse_purchases(data, "bench.csv", year=2021, forbidden_forms=("现金",),
+    parsed = ledger.parse_purchases(data, "bench.csv", year=2021, forbidden_forms=("现金",),
                                      channel_codes=CHANNELS)
     t_parse = time.perf_counter() - t0
     assert not parsed.errors
     t0 = time.perf_counter()
-    result = imports_db.import_purchases(UnitOfWork(database), record_id=g0, user_id=1, data=data,
+    result = purchase_import.import_purchases(UnitOfWork(database), record_id=g0, user_id=1, data=data,
                                          filename="bench.csv", now=NOW)
     t_import = time.perf_counter() - t0
     assert result.new == rows
     t0 = time.perf_counter()
-    again = imports_db.import_purchases(UnitOfWork(database), record_id=g0, user_id=1, data=data,
+    again = purchase_import.import_purchases(UnitOfWork(database), record_id=g0, user_id=1, data=data,
                                         filename="bench.csv", now=NOW)
     t_again = time.perf_counter() - t0
     assert (again.new, again.repeated) == (0, rows)
@@ -242,7 +250,7 @@ def w4(database: db.Database, rows: int, round_id: int) -> list[tuple[str, float
 
 
 def run(url: str, args: argparse.Namespace) -> None:
-    database = db.Database(url, pool_size=2)
+    database = tables.Database(url, pool_size=2)
     database.upgrade()
     t0 = time.perf_counter()
     info = build(database, units=args.units, districts=args.districts, grassroots=args.grassroots, per=args.per)

@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, text
 
-from workflow import directory
-from workflow.db import Database, Membership, Organisation, User, UTCDateTime
-from workflow.policy import POLICY_DIR, parse_policy
-from workflow.store import UnitOfWork
+from workflow.app import directory
+from workflow.domain.policy import POLICY_DIR, parse_policy
+from workflow.store.tables import Database, Membership, Organisation, User, UTCDateTime
+from workflow.store.uow import UnitOfWork
 
 NOW = datetime(2021, 11, 1, 2, 0, tzinfo=UTC)
 CITIES = 21

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from workflow.db import Database
+from workflow.store.tables import Database
 
 OUT = Path(__file__).parent / "out"
 PG_URL = os.environ.get("BANGFU_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

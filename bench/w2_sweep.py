@@ -5,7 +5,7 @@
 
 For each database: generate the province (``bench.sched_data``), then time
 
-- ``sweep``: :func:`workflow.sweeps.run_sweep` at 1 December 09:00 China time (30 days before the
+- ``sweep``: :func:`workflow.scheduler.sweeps.run_sweep` at 1 December 09:00 China time (30 days before the
   quota deadline; every kind of reminder is due): finding what is due and writing the outbox;
 - ``sweep again``: the same sweep a second time (writes nothing: the idempotency cost);
 - ``naive ORM``: the quota reminders written the way an ORM loop would, one record at a time
@@ -29,9 +29,17 @@ from sqlalchemy import func, select, text
 
 from bench.sched_data import generate
 from bench.scratch import bench_database, kinds
-from workflow import clock
-from workflow.db import Database, Membership, Notification, Organisation, Purchase, Record, User
-from workflow.sweeps import run_sweep
+from workflow.domain import clock
+from workflow.scheduler.sweeps import run_sweep
+from workflow.store.tables import (
+    Database,
+    Membership,
+    Notification,
+    Organisation,
+    Purchase,
+    Record,
+    User,
+)
 
 AS_OF = clock.parse_instant("2021-12-01T09:00")
 

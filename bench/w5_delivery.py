@@ -6,7 +6,7 @@ the server's own rate with a bare smtplib client and the channel alone.
 - ``bare smtplib``: one connection, ``sendmail`` of prebuilt messages: the server's ceiling here;
 - ``channel send_many``: ``EmailChannel`` building each MIME message (Chinese text + HTML, base64)
   over one connection, no database;
-- ``outbox``: :func:`workflow.outbox.deliver_all`: claim with a lease, render the template, send,
+- ``outbox``: :func:`workflow.scheduler.outbox.deliver_all`: claim with a lease, render the template, send,
   mark each row sent in its own transaction.
 
 Figures go to stdout and ``bench/out/w5.json``.
@@ -28,9 +28,9 @@ from sqlalchemy import insert, text
 from bench.scratch import bench_database, kinds
 from notifications.channels import EmailChannel, OutgoingMessage
 from notifications.templates import SAMPLES, render
-from workflow import clock
-from workflow.db import Database, Notification, User
-from workflow.outbox import deliver_all
+from workflow.domain import clock
+from workflow.scheduler.outbox import deliver_all
+from workflow.store.tables import Database, Notification, User
 
 AS_OF = clock.parse_instant("2021-12-01T09:00")
 

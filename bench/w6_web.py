@@ -36,10 +36,11 @@ from typing import Any
 import httpx
 from sqlalchemy import bindparam, insert, text
 
-from workflow import accounts, demo, directory
-from workflow.db import Database, Membership, Organisation, User, UTCDateTime
-from workflow.policy import parse_policy
-from workflow.store import UnitOfWork
+from workflow.app import accounts, directory
+from workflow.domain.policy import parse_policy
+from workflow.entrypoints import demo
+from workflow.store.tables import Database, Membership, Organisation, User, UTCDateTime
+from workflow.store.uow import UnitOfWork
 
 OUT = Path(__file__).resolve().parent / "out"
 NOW = datetime(2021, 11, 1, 2, 0, tzinfo=UTC)
@@ -139,7 +140,7 @@ def serve(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = dict(os.environ, BANGFU_DATABASE_URL=database_url, BANGFU_NOW=NOW_TEXT, BANGFU_ENV="development")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "workflow.web.app:create_app", "--host", "127.0.0.1",
+        [sys.executable, "-m", "uvicorn", "--factory", "workflow.entrypoints.web.app:create_app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning", "--no-access-log"],
         env=env, cwd=Path(__file__).resolve().parent.parent)
     base = f"http://127.0.0.1:{port}"

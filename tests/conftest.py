@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from workflow import directory, services
-from workflow.db import Database
-from workflow.policy import builtin
-from workflow.store import UnitOfWork
+from workflow.app import directory, records
+from workflow.domain.policy import builtin
+from workflow.store.tables import Database
+from workflow.store.uow import UnitOfWork
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 PG_ADMIN_URL = os.environ.get("BANGFU_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -153,7 +153,7 @@ class World:
         return UnitOfWork(self.db, readonly=readonly)
 
     def rid(self, org: str) -> int:
-        return services.find_record(self.uow(True), org_code=org, round_label=self.round_label)
+        return records.find_record(self.uow(True), org_code=org, round_label=self.round_label)
 
     def uid(self, username: str) -> int:
         if username not in self.users:
@@ -170,27 +170,27 @@ class World:
             return uow.record(self.rid(org)).state
 
     def fire(self, org: str, trigger: str, user: str, reason: str | None = None,
-             now: datetime = NOW_2021) -> services.FireResult:
-        return services.fire(self.uow(), record_id=self.rid(org), trigger=trigger,
+             now: datetime = NOW_2021) -> records.FireResult:
+        return records.fire(self.uow(), record_id=self.rid(org), trigger=trigger,
                              user_id=self.uid(user), seen_version=self.version(org), reason=reason, now=now)
 
     def plan(self, org: str, amount_fen: int = 60000, members: int = 100, user: str | None = None,
-             now: datetime = NOW_2021) -> services.RecordView:
-        return services.plan(self.uow(), record_id=self.rid(org), user_id=self.uid(user or f"{org.lower()}-clerk"),
+             now: datetime = NOW_2021) -> records.RecordView:
+        return records.plan(self.uow(), record_id=self.rid(org), user_id=self.uid(user or f"{org.lower()}-clerk"),
                              seen_version=self.version(org), amount_per_member_fen=amount_fen, members=members, now=now)
 
     def buy(self, org: str, order: str, amount_fen: int, people: int = 10, channel: str = "ygh",
             paid_at: datetime = NOW_2021, user: str | None = None, **kw) -> int:  # type: ignore[no-untyped-def]
-        return services.add_purchase(
+        return records.add_purchase(
             self.uow(), record_id=self.rid(org), user_id=self.uid(user or f"{org.lower()}-clerk"), now=NOW_2021,
-            purchase=services.PurchaseInput(paid_at=paid_at, channel=channel, amount_fen=amount_fen,
+            purchase=records.PurchaseInput(paid_at=paid_at, channel=channel, amount_fen=amount_fen,
                                             people=people, order_no=order, **kw),
         )
 
-    def info(self, org: str, user: str | None = None, **kw) -> services.RecordView:  # type: ignore[no-untyped-def]
+    def info(self, org: str, user: str | None = None, **kw) -> records.RecordView:  # type: ignore[no-untyped-def]
         kw.setdefault("reporter", "张三")
         kw.setdefault("phone", "13812345678")
-        return services.update_report_info(self.uow(), record_id=self.rid(org),
+        return records.update_report_info(self.uow(), record_id=self.rid(org),
                                            user_id=self.uid(user or f"{org.lower()}-clerk"),
                                            seen_version=self.version(org), now=NOW_2021, **kw)
 

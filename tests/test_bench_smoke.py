@@ -9,9 +9,9 @@ from sqlalchemy import text
 from bench import w1_transitions
 from bench.__main__ import summary
 from bench.generate import SCALES, build_tree, generate
-from workflow import services
-from workflow.db import Database
-from workflow.store import UnitOfWork
+from workflow.app import records
+from workflow.store.tables import Database
+from workflow.store.uow import UnitOfWork
 
 
 def _scalar(database: Database, sql: str, **params: object) -> int:
@@ -76,10 +76,10 @@ def test_generator_and_w1_at_tiny_scale(bench_db: Database) -> None:
 
     # The engine reads the generated rows like its own: a summarized record shows submit allowed.
     rid, clerk = _first_summarized(bench_db, info.round_id)
-    view = services.record_view(UnitOfWork(bench_db), record_id=rid, user_id=clerk, now=info.now)
+    view = records.record_view(UnitOfWork(bench_db), record_id=rid, user_id=clerk, now=info.now)
     assert view.state == "summarized" and view.snapshot_id is not None
     assert {a.trigger for a in view.actions if a.allowed} >= {"submit"}
-    assert len(services.list_purchases(UnitOfWork(bench_db), record_id=rid, user_id=clerk)) >= 8
+    assert len(records.list_purchases(UnitOfWork(bench_db), record_id=rid, user_id=clerk)) >= 8
 
     # W1 at tiny size: 200 pairs through the engine and 200 on the floor.
     history_before = _scalar(bench_db, "SELECT count(*) FROM history")

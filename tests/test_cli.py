@@ -18,7 +18,7 @@ import pytest
 
 import states
 from tests.conftest import WORLD_ORGS, world_users_csv
-from workflow import cli
+from workflow.entrypoints import cli
 from workflow.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,7 +196,7 @@ def test_a_bug_exits_1_with_one_line_and_no_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "BANGFU_DATABASE_URL": "nosuchdb://x", "BANGFU_VAR_DIR": str(tmp_path)}
     env.pop("BANGFU_DEBUG", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "workflow.cli", "show", "G1", "--as", "g1-clerk"],
+        [sys.executable, "-m", "workflow.entrypoints.cli", "show", "G1", "--as", "g1-clerk"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 1
@@ -212,7 +212,7 @@ def test_the_real_process_reports_exit_codes(tmp_path: Path) -> None:
     env.pop("BANGFU_USER", None)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "workflow.cli", *args], cwd=ROOT, env=env,
+        return subprocess.run([sys.executable, "-m", "workflow.entrypoints.cli", *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120)
 
     assert run("init").returncode == 0

@@ -1,4 +1,4 @@
-"""The report commands end to end through ``workflow.cli.main`` on a SQLite world."""
+"""The report commands end to end through ``workflow.entrypoints.cli.main`` on a SQLite world."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 
 from tests.conftest import World
-from workflow import cli
+from workflow.entrypoints import cli
 from workflow.settings import get_settings
 
 

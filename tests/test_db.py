@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from sqlmodel import SQLModel
 
 from tests.conftest import NOW_2021, PG_ADMIN_URL, RUN_ID, World, need, port_open
-from workflow.db import Database, History, Purchase, Round
+from workflow.store.tables import Database, History, Purchase, Round
 
 CN = timezone(timedelta(hours=8))
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import NOW_2021, World
-from workflow import directory, services
-from workflow.errors import BadInput, NotFound, PermissionDenied
+from workflow.app import directory, records
+from workflow.domain.errors import BadInput, NotFound, PermissionDenied
 
 
 def _org(w: World, code: str) -> tuple[str, int, int | None]:
@@ -17,7 +17,7 @@ def _org(w: World, code: str) -> tuple[str, int, int | None]:
 
 
 def _record_parent(w: World, code: str, label: str = "2021年度") -> str | None:
-    rid = services.find_record(w.uow(True), org_code=code, round_label=label)
+    rid = records.find_record(w.uow(True), org_code=code, round_label=label)
     with w.uow(True) as uow:
         rec = uow.record(rid)
         if rec.parent_id is None:
@@ -41,8 +41,8 @@ def test_moving_a_district_to_another_city_moves_its_subtree(any_world: World) -
         assert _record_parent(w, "G1", label) == "D1"
     # Who may see and decide follows the move.
     with pytest.raises(NotFound):
-        services.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("c1-reviewer"), now=NOW_2021)
-    services.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("c2-reviewer"), now=NOW_2021)
+        records.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("c1-reviewer"), now=NOW_2021)
+    records.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("c2-reviewer"), now=NOW_2021)
     w.fire("D1", "finish_purchasing", "d1-clerk")
     w.info("D1")
     w.fire("D1", "summarize", "d1-clerk")

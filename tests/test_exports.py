@@ -1,4 +1,4 @@
-"""Tests for workflow.exports: the Annex 2 writers (pure; LibreOffice only for the PDF check)."""
+"""Tests for workflow.formats.exports: the Annex 2 writers (pure; LibreOffice only for the PDF check)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import openpyxl
 import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
-from workflow.exports import (
+from workflow.formats.exports import (
     ANNEX2_ROW_LABELS,
     Annex2Row,
     Annex2Table,

@@ -1,4 +1,4 @@
-"""services.fire does its work in a bounded number of SQL statements (W1 found it reading the
+"""records.fire does its work in a bounded number of SQL statements (W1 found it reading the
 same rows several times), and still writes state, history and outbox rows together."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from sqlalchemy import event, text
 
 from tests.conftest import NOW_2021, World
-from workflow import services
-from workflow.store import UnitOfWork
+from workflow.app import records
+from workflow.store.uow import UnitOfWork
 
 
 @contextmanager
@@ -47,14 +47,14 @@ def test_submit_and_accept_each_take_a_handful_of_statements(any_world: World) -
     rid, clerk, reviewer = w.rid("G1"), w.uid("g1-clerk"), w.uid("d1-reviewer")
     version = w.version("G1")
     with counted(w) as submit_sql:
-        done = services.fire(UnitOfWork(w.db), record_id=rid, trigger="submit", user_id=clerk,
+        done = records.fire(UnitOfWork(w.db), record_id=rid, trigger="submit", user_id=clerk,
                              seen_version=version, now=NOW_2021)
     # Record+org+round+parent (1), user+memberships (1), UPDATE, INSERT history, recipients,
     # INSERT notification: 6 statements, plus BEGIN on SQLite.
     assert len(_work(submit_sql)) <= 6, "\n".join(submit_sql)
     assert done.to_state == "submitted" and done.notifications == 2  # d1-reviewer: inbox + e-mail
     with counted(w) as accept_sql:
-        done = services.fire(UnitOfWork(w.db), record_id=rid, trigger="accept", user_id=reviewer,
+        done = records.fire(UnitOfWork(w.db), record_id=rid, trigger="accept", user_id=reviewer,
                              seen_version=version + 1, now=NOW_2021)
     # accept adds the parent's stale-snapshot UPDATE.
     assert len(_work(accept_sql)) <= 7, "\n".join(accept_sql)
@@ -78,22 +78,22 @@ def test_users_without_membership_or_inactive_are_refused_as_before(any_world: W
     import pytest
     from sqlalchemy import update
 
-    from workflow.db import User
-    from workflow.errors import NotFound
+    from workflow.domain.errors import NotFound
+    from workflow.store.tables import User
 
     w = any_world
     with w.db.begin() as s:
         s.add(User(username="nobody", display_name="无单位用户"))
     rid = w.rid("G1")
     with pytest.raises(NotFound) as lost:
-        services.fire(UnitOfWork(w.db), record_id=rid, trigger="finish_purchasing", user_id=w.uid("nobody"),
+        records.fire(UnitOfWork(w.db), record_id=rid, trigger="finish_purchasing", user_id=w.uid("nobody"),
                       seen_version=w.version("G1"), now=NOW_2021)
     assert lost.value.code == "record.not_found"
     clerk = w.uid("g1-clerk")
     with w.db.begin() as s:
         s.execute(update(User).where(User.id == clerk).values(is_active=False))
     with pytest.raises(NotFound) as gone:
-        services.fire(UnitOfWork(w.db), record_id=rid, trigger="finish_purchasing", user_id=clerk,
+        records.fire(UnitOfWork(w.db), record_id=rid, trigger="finish_purchasing", user_id=clerk,
                       seen_version=w.version("G1"), now=NOW_2021)
     assert gone.value.code == "user.not_found"
     assert w.state("G1") == "planned"

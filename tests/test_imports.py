@@ -1,4 +1,4 @@
-"""Tests for workflow.imports: purchase file parsing (pure, no database)."""
+"""Tests for workflow.formats.ledger: purchase file parsing (pure, no database)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflow.imports import (
+from workflow.formats.ledger import (
     CHINA_TZ,
     MAPPINGS,
     ColumnMapping,

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import NOW_2021, World
-from workflow import imports_db
-from workflow.db import Purchase, Record
-from workflow.errors import PermissionDenied, RuleViolation
+from workflow.app import purchase_import
+from workflow.domain.errors import PermissionDenied, RuleViolation
+from workflow.store.tables import Purchase, Record
 
 HEADER = "订单号,商品行号,支付时间,实付金额,领取人数,商品名称,商品形态,经费来源,渠道,原订单号"
 
@@ -31,8 +31,8 @@ GOOD = [
 
 
 def run(w: World, data: bytes, *, org: str = "G1", user: str = "g1-clerk", filename: str = "采购.csv",
-        mapping: str | None = None) -> imports_db.ImportResult:
-    return imports_db.import_purchases(w.uow(), record_id=w.rid(org), user_id=w.uid(user), data=data,
+        mapping: str | None = None) -> purchase_import.ImportResult:
+    return purchase_import.import_purchases(w.uow(), record_id=w.rid(org), user_id=w.uid(user), data=data,
                                        filename=filename, mapping=mapping, now=NOW_2021)
 
 
@@ -65,7 +65,7 @@ def test_one_bad_row_imports_nothing_and_every_bad_row_is_named(any_world: World
         "C002,1,2021-10-20,50.00,2,超市购物卡,购物卡,额外额度,粤工惠购,",  # forbidden form
         "C003,1,2020-12-31,50.00,2,茶叶,实物,额外额度,粤工惠购,",  # outside the round's year
     ]
-    with pytest.raises(imports_db.ImportRefused) as caught:
+    with pytest.raises(purchase_import.ImportRefused) as caught:
         run(w, csv(bad))
     err = caught.value
     assert err.exit_code == 2
@@ -81,7 +81,7 @@ def test_same_key_with_another_amount_is_a_conflict_naming_both_rows(any_world: 
     run(w, csv(GOOD))
     existing = next(p for p in ledger(w) if (p.order_no, p.line_no) == ("A001", 2))
     changed = [GOOD[0], "A001,2,2021/10/20,310.00,5,清远鸡,实物,额外额度,粤工惠购,"]
-    with pytest.raises(imports_db.ImportRefused) as caught:
+    with pytest.raises(purchase_import.ImportRefused) as caught:
         run(w, csv(changed))
     (message,) = caught.value.errors
     assert "第 3 行" in message and f"#{existing.id}" in message
@@ -118,7 +118,7 @@ def test_xlsx_import_by_parent_reviewer_on_behalf_with_a_refund(any_world: World
 
 def test_refund_of_an_unknown_order_is_refused(any_world: World) -> None:
     w = any_world
-    with pytest.raises(imports_db.ImportRefused, match="原订单 NOPE"):
+    with pytest.raises(purchase_import.ImportRefused, match="原订单 NOPE"):
         run(w, csv(["X1,1,2021-10-06,-1.00,0,退款,实物,额外额度,粤工惠购,NOPE"]))
 
 

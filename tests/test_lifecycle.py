@@ -11,9 +11,9 @@ import pytest
 
 import states
 from states import Transition
-from workflow import engine
-from workflow.engine import GuardContext, Relation
-from workflow.errors import PermissionDenied, RuleViolation
+from workflow.domain import engine
+from workflow.domain.engine import GuardContext, Relation
+from workflow.domain.errors import PermissionDenied, RuleViolation
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -22,9 +22,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import states
 from tests.conftest import World, build_world
-from workflow import reports
-from workflow.db import Database
-from workflow.errors import BangfuError
+from workflow.app import reporting
+from workflow.domain.errors import BangfuError
+from workflow.store.tables import Database
 
 ORGS = ("C1", "D1", "D2", "G1", "G2", "G3")
 PARENT = {"C1": None, "D1": "C1", "D2": "C1", "G1": "D1", "G2": "D1", "G3": "D2"}
@@ -189,7 +189,7 @@ class RecordsMachine(RuleBasedStateMachine):
                 assert rec.snapshot_id is not None
                 _snap, lines = uow.snapshot(rec.snapshot_id)
                 stored = {ln.channel: (ln.people, ln.amount_fen) for ln in lines}
-                now, _missing = reports.snapshot_lines(uow.session, self.rid[org])
+                now, _missing = reporting.snapshot_lines(uow.session, self.rid[org])
                 assert stored == now, (org, rec.state)
 
 

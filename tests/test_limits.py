@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import World
-from workflow import limits, reports
-from workflow.errors import BadInput, RuleViolation
-from workflow.policy import builtin
+from workflow.app import reporting
+from workflow.domain import limits
+from workflow.domain.errors import BadInput, RuleViolation
+from workflow.domain.policy import builtin
 
 LIMITS = builtin().limits
 
@@ -72,14 +73,14 @@ def test_service_reads_quota_and_extra_spending_from_the_record(any_world: World
     w = any_world
     w.plan("G1", 60000, 100)  # quota 60,000 yuan
     w.buy("G1", "E1", 7_000_000, 100)  # 70,000 yuan on the extra side
-    result = reports.limits_for(w.uow(True), org_code="G1", user_id=w.uid("g1-clerk"), round_label="2021年度",
+    result = reporting.limits_for(w.uow(True), org_code="G1", user_id=w.uid("g1-clerk"), round_label="2021年度",
                                 ordinary_fen=11_000_000, budget_fen=30_000_000, retained_fen=0, basis="budget")
     assert (result.exempt_fen, result.moved_fen, result.counted_fen) == (6_000_000, 1_000_000, 12_000_000)
     assert result.verdicts[0].level == limits.WARN  # exactly 40%
     assert result.verdicts[1].level == limits.OK  # 1,200 yuan per member
     with pytest.raises(RuleViolation):
-        reports.limits_for(w.uow(True), org_code="D1", user_id=w.uid("d1-clerk"), round_label="2021年度",
+        reporting.limits_for(w.uow(True), org_code="D1", user_id=w.uid("d1-clerk"), round_label="2021年度",
                            ordinary_fen=0, budget_fen=1, retained_fen=0, basis="budget")
     with pytest.raises(BadInput):
-        reports.limits_for(w.uow(True), org_code="G1", user_id=w.uid("g1-clerk"), round_label="2021年度",
+        reporting.limits_for(w.uow(True), org_code="G1", user_id=w.uid("g1-clerk"), round_label="2021年度",
                            ordinary_fen=0, budget_fen=1, retained_fen=0, basis="both")

@@ -29,10 +29,10 @@ import pytest
 
 import states
 from tests.conftest import NOW_2021, World, build_world
-from workflow import directory, services
-from workflow.db import Database
-from workflow.errors import NotFound, PermissionDenied
-from workflow.store import UnitOfWork
+from workflow.app import directory, records
+from workflow.domain.errors import NotFound, PermissionDenied
+from workflow.store.tables import Database
+from workflow.store.uow import UnitOfWork
 
 ROLES = ("clerk", "reviewer", "admin", "observer")
 
@@ -214,17 +214,17 @@ def test_cell(
         # What the pages would show must agree with what firing does.
         if outcome == "NotFound":
             with pytest.raises(NotFound) as nf:
-                services.available_actions(w.uow(True), record_id=rid, user_id=uid, now=NOW_2021)
+                records.available_actions(w.uow(True), record_id=rid, user_id=uid, now=NOW_2021)
             assert nf.value.code == "record.not_found"
         else:
-            actions = services.available_actions(w.uow(True), record_id=rid, user_id=uid, now=NOW_2021)
+            actions = records.available_actions(w.uow(True), record_id=rid, user_id=uid, now=NOW_2021)
             action = next(a for a in actions if a.trigger == t.trigger)
             assert action.allowed == (outcome == "ok"), action.refusal
             if outcome != "ok":
                 assert action.refusal is not None and action.refusal.code == detail
 
         if outcome == "ok":
-            result = services.fire(w.uow(), record_id=rid, trigger=t.trigger, user_id=uid,
+            result = records.fire(w.uow(), record_id=rid, trigger=t.trigger, user_id=uid,
                                    seen_version=before_version, reason=reason, now=NOW_2021)
             assert (result.from_state, result.to_state) == (t.source, t.dest)
             assert result.on_behalf is detail
@@ -244,7 +244,7 @@ def test_cell(
         else:
             error = NotFound if outcome == "NotFound" else PermissionDenied
             with pytest.raises(error) as exc:
-                services.fire(w.uow(), record_id=rid, trigger=t.trigger, user_id=uid,
+                records.fire(w.uow(), record_id=rid, trigger=t.trigger, user_id=uid,
                               seen_version=before_version, reason=reason, now=NOW_2021)
             assert type(exc.value) is error
             assert exc.value.code == detail

@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import NOW_2021, World
-from workflow import directory, policy, services
-from workflow.db import Organisation, Record, Round
-from workflow.errors import BadInput, NotFound, PolicyError
-from workflow.store import UnitOfWork
+from workflow.app import directory, records
+from workflow.domain import policy
+from workflow.domain.errors import BadInput, NotFound, PolicyError
+from workflow.store.tables import Organisation, Record, Round
+from workflow.store.uow import UnitOfWork
 
 BASE = (policy.POLICY_DIR / "yuegongzong-2021-17.toml").read_text(encoding="utf-8")
 
@@ -222,22 +223,22 @@ def test_a_scoped_policy_written_as_data_needs_no_code_change(any_world: World) 
         assert rnd.cap_fen_per_member == 50000
         assert uow.session.execute(select(Round).where(Round.policy_code == "c1-2023")).scalars().all()
     # The round's own cap applies: 600 yuan is refused in 2023, allowed in 2021.
-    rid = services.find_record(w.uow(True), org_code="G1", round_label="2023年度（C1）")
+    rid = records.find_record(w.uow(True), org_code="G1", round_label="2023年度（C1）")
     in_2023 = datetime(2023, 3, 1, 2, 0, tzinfo=UTC)
     with w.uow(True) as uow:
         version = uow.record(rid).version
-    with pytest.raises(services.RuleViolation) as exc:
-        services.plan(w.uow(), record_id=rid, user_id=w.uid("g1-clerk"), seen_version=version,
+    with pytest.raises(records.RuleViolation) as exc:
+        records.plan(w.uow(), record_id=rid, user_id=w.uid("g1-clerk"), seen_version=version,
                       amount_per_member_fen=60000, members=10, now=in_2023)
     assert exc.value.code == "plan.amount_out_of_range"
-    services.plan(w.uow(), record_id=rid, user_id=w.uid("g1-clerk"), seen_version=version,
+    records.plan(w.uow(), record_id=rid, user_id=w.uid("g1-clerk"), seen_version=version,
                   amount_per_member_fen=50000, members=10, now=in_2023)
     w.plan("G1", 60000, 10)  # the 2021 record keeps the 17号 cap
     # A purchase paid in 2023 counts for the 2023 round and is refused for 2021.
-    purchase = services.PurchaseInput(paid_at=in_2023, channel="ygh", amount_fen=100, people=1, order_no="Z")
-    services.add_purchase(w.uow(), record_id=rid, user_id=w.uid("g1-clerk"), purchase=purchase, now=in_2023)
-    with pytest.raises(services.RuleViolation) as exc:
-        services.add_purchase(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"),
+    purchase = records.PurchaseInput(paid_at=in_2023, channel="ygh", amount_fen=100, people=1, order_no="Z")
+    records.add_purchase(w.uow(), record_id=rid, user_id=w.uid("g1-clerk"), purchase=purchase, now=in_2023)
+    with pytest.raises(records.RuleViolation) as exc:
+        records.add_purchase(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"),
                               purchase=purchase, now=NOW_2021)
     assert exc.value.code == "purchase.outside_year"
 
@@ -255,7 +256,7 @@ def test_a_scope_naming_an_unknown_organisation_is_refused(any_world: World) -> 
 def test_demo_policy_parses_on_every_day_of_the_year(year: int) -> None:
     from datetime import timedelta
 
-    from workflow import demo
+    from workflow.entrypoints import demo
 
     day = date(year, 1, 1)
     while day.year == year:

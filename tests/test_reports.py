@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import insert
 
 from tests.conftest import NOW_2021, World
-from workflow import clock, directory, reports
-from workflow.db import Purchase
-from workflow.errors import PermissionDenied, RuleViolation
-from workflow.exports import wan_yuan
-from workflow.policy import builtin
+from workflow.app import directory, reporting
+from workflow.domain import clock
+from workflow.domain.errors import PermissionDenied, RuleViolation
+from workflow.domain.policy import builtin
+from workflow.formats.exports import wan_yuan
+from workflow.store.tables import Purchase
 
 POLICY = builtin()
 
@@ -45,7 +46,7 @@ def federation_up(w: World, org: str, *, reporting_unit: bool = False) -> None:
 
 def figures(w: World, org: str, *, live: bool = False) -> dict[str, tuple[int, int]]:
     with w.uow(True) as uow:
-        table = reports.annex2_for_record(uow.session, w.rid(org), POLICY, live=live)
+        table = reporting.annex2_for_record(uow.session, w.rid(org), POLICY, live=live)
     return {r.label: (r.people, r.amount_fen) for r in table.rows}
 
 
@@ -67,7 +68,7 @@ def test_rollup_level_by_level_reads_snapshots_of_accepted_and_submitted(any_wor
 
     # D1 (a draft) adds its accepted child only; G2 is submitted, not yet accepted.
     with w.uow(True) as uow:
-        st = reports.subtree_stats(uow.session, _org_id(w, "D1"), _round_id(w))
+        st = reporting.subtree_stats(uow.session, _org_id(w, "D1"), _round_id(w))
     assert total(st.accepted) == (180, 1_800_000)
     assert total(st.pending) == (20, 200_000)
     assert [u.org_code for u in st.units] == ["G1", "G2"]
@@ -76,13 +77,13 @@ def test_rollup_level_by_level_reads_snapshots_of_accepted_and_submitted(any_wor
 
     # Official share: ygh and dxyx are official platforms (dxyx sits in the "other" Annex 2 row),
     # local_hall is only "preferred".
-    share = reports.official_share(st.accepted, POLICY)
+    share = reporting.official_share(st.accepted, POLICY)
     assert (share.official_fen, share.total_fen) == (1_500_000, 1_800_000)
     assert share.percent == Decimal("83.33")
 
     # D1 adds an aggregate line (a street's ledger total), accepts G2, summarizes and submits;
     # C1 accepts D1; the province sees C1 only once C1 has submitted.
-    reports.add_aggregate_line(w.uow(), record_id=w.rid("D1"), user_id=w.uid("d1-clerk"), channel="other",
+    reporting.add_aggregate_line(w.uow(), record_id=w.rid("D1"), user_id=w.uid("d1-clerk"), channel="other",
                                people=5, amount_fen=50_000, note="天河区街道工会台账汇总", now=NOW_2021)
     d1_live = figures(w, "D1")  # a draft: own aggregate line + G1's accepted snapshot, same row
     assert d1_live["其他采购渠道(含线上和线下)"] == (80 + 5, 800_000 + 50_000)
@@ -95,14 +96,14 @@ def test_rollup_level_by_level_reads_snapshots_of_accepted_and_submitted(any_wor
     assert total(figures(w, "C1")) == (205, 2_050_000)
 
     with w.uow(True) as uow:
-        province = reports.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
-        units = reports.unit_figures(uow.session, _round_id(w), parent_org_id=_org_id(w, "GD"))
+        province = reporting.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
+        units = reporting.unit_figures(uow.session, _round_id(w), parent_org_id=_org_id(w, "GD"))
     assert (province.total_people, province.total_amount_fen) == (0, 0)  # C1 submitted, not accepted
     assert "已提交，待审核 1 个" in (province.status_note or "")
     assert {u.org_code: u.amount_fen for u in units}["C1"] == 2_050_000
     w.fire("C1", "accept", "gd-reviewer")
     with w.uow(True) as uow:
-        province = reports.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
+        province = reporting.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
     assert (province.total_people, province.total_amount_fen) == (205, 2_050_000)
 
 
@@ -127,8 +128,8 @@ def test_submitted_and_accepted_read_snapshots_only(any_world: World) -> None:
     assert total(figures(w, "G1")) == (100, 1_000_000)
     assert total(figures(w, "G1", live=True)) == (100, 1_000_000)  # accepted: snapshot whatever
     with w.uow(True) as uow:
-        d1 = reports.subtree_stats(uow.session, _org_id(w, "D1"), _round_id(w))
-        progress = reports.live_rollup_by_path(uow.session, _org_id(w, "C1"), _round_id(w))
+        d1 = reporting.subtree_stats(uow.session, _org_id(w, "D1"), _round_id(w))
+        progress = reporting.live_rollup_by_path(uow.session, _org_id(w, "C1"), _round_id(w))
     assert total(d1.accepted) == (100, 1_000_000)
     # The live progress by path prefix sees every ledger line below D1, whatever the states.
     assert total(progress[_org_id(w, "D1")]) == (100 + 99 + 35, 1_000_000 + 999_900 + 350_000)
@@ -139,12 +140,12 @@ def test_rounded_rows_do_not_add_up_to_rounded_total(any_world: World) -> None:
     w = any_world
     # 4,000 fen = 0.004 万元 -> 0.00 per row; the exact total 8,000 fen = 0.008 -> 0.01.
     grassroots(w, "G1", [("ygh", 4_000, 40), ("gdg", 4_000, 40)])
-    view = reports.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("g1-clerk"))
+    view = reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("g1-clerk"))
     rows = {r.label: r for r in view.table.rows}
     assert wan_yuan(rows["粤工惠购平台"].amount_fen) == Decimal("0.00")
     assert wan_yuan(rows["乡村振兴全国消费帮扶广东馆"].amount_fen) == Decimal("0.00")
     assert wan_yuan(view.table.total_amount_fen) == Decimal("0.01")
-    from workflow.exports import write_xlsx
+    from workflow.formats.exports import write_xlsx
 
     ws = openpyxl.load_workbook(io.BytesIO(write_xlsx([view.table]))).active
     values = {row[0]: row[1:] for row in ws.iter_rows(values_only=True) if row and row[0]}
@@ -155,33 +156,33 @@ def test_rounded_rows_do_not_add_up_to_rounded_total(any_world: World) -> None:
 def test_stats_view_scope_clerk_own_reviewer_subtree(any_world: World) -> None:
     w = any_world
     grassroots(w, "G1", [("ygh", 100_000, 10)])
-    assert reports.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("d1-reviewer")).source == "snapshot"
-    assert reports.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("gd-reviewer")).state == "submitted"
+    assert reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("d1-reviewer")).source == "snapshot"
+    assert reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("gd-reviewer")).state == "submitted"
     with pytest.raises(PermissionDenied):
-        reports.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("d1-clerk"))
+        reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("d1-clerk"))
     with pytest.raises(PermissionDenied):
-        reports.stats(w.uow(True), round_label="2021年度", org_code="G3", user_id=w.uid("d1-reviewer"))
+        reporting.stats(w.uow(True), round_label="2021年度", org_code="G3", user_id=w.uid("d1-reviewer"))
     # The observer's membership names the root of the subtree it may read (C1).
-    assert reports.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("observer")).state
+    assert reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("observer")).state
     with pytest.raises(PermissionDenied):
-        reports.stats(w.uow(True), round_label="2021年度", org_code="C2", user_id=w.uid("observer"))
-    view = reports.stats(w.uow(True), round_label="2021年度", org_code="GD", user_id=w.uid("gd-reviewer"))
+        reporting.stats(w.uow(True), round_label="2021年度", org_code="C2", user_id=w.uid("observer"))
+    view = reporting.stats(w.uow(True), round_label="2021年度", org_code="GD", user_id=w.uid("gd-reviewer"))
     assert view.source == "subtree" and [u.org_code for u in view.units] == ["C1", "C2", "IND"]
 
 
 def test_aggregate_lines_refused_for_grassroots_and_need_a_note(any_world: World) -> None:
     w = any_world
     with pytest.raises(RuleViolation, match="基层工会"):
-        reports.add_aggregate_line(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), channel="ygh",
+        reporting.add_aggregate_line(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), channel="ygh",
                                    people=1, amount_fen=100, note="x", now=NOW_2021)
     with pytest.raises(RuleViolation, match="来源"):
-        reports.add_aggregate_line(w.uow(), record_id=w.rid("D1"), user_id=w.uid("d1-clerk"), channel="ygh",
+        reporting.add_aggregate_line(w.uow(), record_id=w.rid("D1"), user_id=w.uid("d1-clerk"), channel="ygh",
                                    people=1, amount_fen=100, note=" ", now=NOW_2021)
     with pytest.raises(PermissionDenied):  # a clerk of the parent is not D1's clerk
-        reports.add_aggregate_line(w.uow(), record_id=w.rid("D1"), user_id=w.uid("c1-clerk"), channel="ygh",
+        reporting.add_aggregate_line(w.uow(), record_id=w.rid("D1"), user_id=w.uid("c1-clerk"), channel="ygh",
                                    people=1, amount_fen=100, note="x", now=NOW_2021)
     # The parent's reviewer may enter it on D1's behalf.
-    reports.add_aggregate_line(w.uow(), record_id=w.rid("D1"), user_id=w.uid("c1-reviewer"), channel="ygh",
+    reporting.add_aggregate_line(w.uow(), record_id=w.rid("D1"), user_id=w.uid("c1-reviewer"), channel="ygh",
                                people=3, amount_fen=300, note="代填报", now=NOW_2021)
     assert total(figures(w, "D1")) == (3, 300)
 
@@ -194,12 +195,12 @@ def test_comparison_between_2021_and_2022(any_world: World) -> None:
     now_2022 = datetime(2022, 11, 1, 2, 0, tzinfo=UTC)
     with clock.frozen(now_2022):
         w2022.plan("G1", 60000, 100, now=now_2022)
-        from workflow import services
+        from workflow.app import records
 
-        services.add_purchase(w.uow(), record_id=w2022.rid("G1"), user_id=w.uid("g1-clerk"), now=now_2022,
-                              purchase=services.PurchaseInput(paid_at=now_2022, channel="ygh", amount_fen=1_500_000,
+        records.add_purchase(w.uow(), record_id=w2022.rid("G1"), user_id=w.uid("g1-clerk"), now=now_2022,
+                              purchase=records.PurchaseInput(paid_at=now_2022, channel="ygh", amount_fen=1_500_000,
                                                               people=120, order_no="2022-1"))
-    rows = reports.compare_rounds(w.uow(True), org_code="D1", user_id=w.uid("d1-reviewer"),
+    rows = reporting.compare_rounds(w.uow(True), org_code="D1", user_id=w.uid("d1-reviewer"),
                                   before="2021年度", after="2022年度")
     g1 = {r.org_code: r for r in rows}["G1"]
     assert (g1.before_fen, g1.after_fen, g1.change_fen) == (1_000_000, 1_500_000, 500_000)
@@ -215,7 +216,7 @@ def test_completeness_counts_states_overdue_and_late(any_world: World) -> None:
     # After the grassroots deadline (20 Dec), before the reporting units' (31 Dec).
     late = datetime(2021, 12, 25, 2, 0, tzinfo=UTC)
     with w.uow(True) as uow:
-        rows = reports.completeness(uow.session, _round_id(w), now=late)
+        rows = reporting.completeness(uow.session, _round_id(w), now=late)
     by = {r.org_code: r for r in rows}
     d1 = by["D1"]
     assert (d1.total, d1.accepted, d1.submitted, d1.not_submitted, d1.overdue) == (2, 1, 1, 0, 0)
@@ -229,10 +230,10 @@ def test_completeness_counts_states_overdue_and_late(any_world: World) -> None:
     grassroots(w, "G3", [("ygh", 100_000, 10)], submit=False)
     w.fire("G3", "submit", "g3-clerk", now=late)
     with w.uow(True) as uow:
-        by = {r.org_code: r for r in reports.completeness(uow.session, _round_id(w), now=late)}
+        by = {r.org_code: r for r in reporting.completeness(uow.session, _round_id(w), now=late)}
     assert (by["D2"].submitted, by["D2"].overdue, by["D2"].late) == (1, 0, 1)
     assert (by[""].late, by[""].overdue) == (1, 5)
-    under = reports.completeness_for(w.uow(True), round_label="2021年度", user_id=w.uid("c1-reviewer"), now=late)
+    under = reporting.completeness_for(w.uow(True), round_label="2021年度", user_id=w.uid("c1-reviewer"), now=late)
     assert [r.org_code for r in under] == ["C1", "D1", "D2", ""]
     assert under[-1].total == 2 + 2 + 1
 
@@ -246,13 +247,13 @@ def test_completeness_subtree_scope_and_the_snapshot_check(any_world: World) -> 
     w = any_world
     grassroots(w, "G1", [("ygh", 100_000, 10)])
     w.fire("G1", "accept", "d1-reviewer")
-    reports.add_aggregate_line(w.uow(), record_id=w.rid("D1"), user_id=w.uid("d1-clerk"), channel="other",
+    reporting.add_aggregate_line(w.uow(), record_id=w.rid("D1"), user_id=w.uid("d1-clerk"), channel="other",
                                people=5, amount_fen=50_000, note="天河区街道工会台账汇总", now=NOW_2021)
     federation_up(w, "D1")  # D1's snapshot: its aggregate line plus G1's accepted snapshot
 
-    def scoped(scope: reports.Scope, under: str | None = None) -> dict[str, reports.CompletenessRow]:
+    def scoped(scope: reporting.Scope, under: str | None = None) -> dict[str, reporting.CompletenessRow]:
         with w.uow(True) as uow:
-            rows = reports.completeness(uow.session, _round_id(w), now=NOW_2021, scope=scope,
+            rows = reporting.completeness(uow.session, _round_id(w), now=NOW_2021, scope=scope,
                                         under_org_id=_org_id(w, under) if under else None)
         return {r.org_code: r for r in rows}
 
@@ -271,7 +272,7 @@ def test_completeness_subtree_scope_and_the_snapshot_check(any_world: World) -> 
     assert (under["D1"].grassroots, under["D1"].grassroots_accepted, under["D1"].accepted_people,
             under["D1"].accepted_fen) == (2, 1, 10, 100_000)  # G1's snapshot; G2 not accepted
     with w.uow(True) as uow:  # the web overview's call: no snapshot check, no purchase read
-        unchecked = reports.completeness(uow.session, _round_id(w), now=NOW_2021, scope="subtree",
+        unchecked = reporting.completeness(uow.session, _round_id(w), now=NOW_2021, scope="subtree",
                                          check_snapshots=False)
     assert [(r.mismatched, r.adds_up) for r in unchecked] == [(None, None)] * 4
     assert [r.total for r in unchecked] == [sub[c].total for c in ("C1", "C2", "IND", "")]
@@ -294,14 +295,14 @@ def test_chase_list_names_clerks_and_phones_and_writes_xlsx(any_world: World) ->
         "g2-clerk2,G2第二填报员,G2,clerk,,13900000002\n"
     ).encode())
     grassroots(w, "G1", [("ygh", 100_000, 10)])
-    rows, data = reports.chase(w.uow(True), round_label="2021年度", user_id=w.uid("d1-reviewer"), org_code="D1", now=NOW_2021)
+    rows, data = reporting.chase(w.uow(True), round_label="2021年度", user_id=w.uid("d1-reviewer"), org_code="D1", now=NOW_2021)
     assert [r[0] for r in rows] == ["G2"]
     assert "G2填报员" in rows[0][5] and "G2第二填报员" in rows[0][5] and "13900000002" in rows[0][6]
     ws = openpyxl.load_workbook(io.BytesIO(data)).active
     cells = [c for row in ws.iter_rows(values_only=True) for c in row if c]
     assert "G2" in cells and "天河供电局工会" in cells
     with pytest.raises(PermissionDenied):
-        reports.chase(w.uow(True), round_label="2021年度", user_id=w.uid("g2-clerk"), org_code="D1", now=NOW_2021)
+        reporting.chase(w.uow(True), round_label="2021年度", user_id=w.uid("g2-clerk"), org_code="D1", now=NOW_2021)
 
 
 def test_province_workbook_overview_and_one_sheet_per_unit(any_world: World) -> None:
@@ -309,7 +310,7 @@ def test_province_workbook_overview_and_one_sheet_per_unit(any_world: World) -> 
     grassroots(w, "G5", [("ygh", 1_234_567, 321)])
     w.fire("G5", "accept", "ind-reviewer")
     federation_up(w, "IND", reporting_unit=True)
-    data = reports.province_workbook(w.uow(True), user_id=w.uid("gd-reviewer"), round_label="2021年度")
+    data = reporting.province_workbook(w.uow(True), user_id=w.uid("gd-reviewer"), round_label="2021年度")
     wb = openpyxl.load_workbook(io.BytesIO(data))
     assert len(wb.sheetnames) == 4  # overview + C1, C2, IND
     overview = [row for row in wb.worksheets[0].iter_rows(values_only=True)]
@@ -318,7 +319,7 @@ def test_province_workbook_overview_and_one_sheet_per_unit(any_world: World) -> 
     c1 = next(r for r in overview if r[1] == "广州市总工会")
     assert float(c1[3]) == 0.0 and "未报送" in c1[4]
     with pytest.raises(PermissionDenied):
-        reports.province_workbook(w.uow(True), user_id=w.uid("c1-reviewer"), round_label="2021年度")
+        reporting.province_workbook(w.uow(True), user_id=w.uid("c1-reviewer"), round_label="2021年度")
 
 
 def test_work_report_has_texts_numbers_and_subordinates_highlights(any_world: World) -> None:
@@ -331,7 +332,7 @@ def test_work_report_has_texts_numbers_and_subordinates_highlights(any_world: Wo
     w.fire("G5", "submit", "g5-clerk")
     w.fire("G5", "accept", "ind-reviewer")
     w.info("IND", work_experience="建立“线上+线下”双渠道", work_highlights="全系统参与")
-    report = reports.work_report(w.uow(True), round_label="2021年度", org_code="IND", user_id=w.uid("ind-reviewer"))
+    report = reporting.work_report(w.uow(True), round_label="2021年度", org_code="IND", user_id=w.uid("ind-reviewer"))
     for text in (report.markdown, report.html):
         assert "广东省教科文卫工会2021年度消费帮扶工作报告" in text
         assert "全系统参与" in text and "省人民医院工会" in text
@@ -365,7 +366,7 @@ def test_province_workbook_prints_one_a4_page_per_sheet(world: World, tmp_path) 
     w.fire("G5", "accept", "ind-reviewer")
     federation_up(w, "IND", reporting_unit=True)
     source = tmp_path / "province.xlsx"
-    source.write_bytes(reports.province_workbook(w.uow(True), user_id=w.uid("gd-reviewer"), round_label="2021年度"))
+    source.write_bytes(reporting.province_workbook(w.uow(True), user_id=w.uid("gd-reviewer"), round_label="2021年度"))
     profile = tmp_path / f"lo-{uuid.uuid4().hex}"
     subprocess.run([soffice, "--headless", f"-env:UserInstallation={profile.as_uri()}", "--convert-to", "pdf",
                     "--outdir", str(tmp_path), str(source)], check=True, capture_output=True, timeout=300)
@@ -397,7 +398,7 @@ def test_full_chain_province_total_equals_every_ledger_line(any_world: World) ->
     for org, lines in buys.items():
         grassroots(w, org, lines)
         w.fire(org, "accept", f"{parents[org]}-reviewer")
-    reports.add_aggregate_line(w.uow(), record_id=w.rid("D3"), user_id=w.uid("d3-clerk"), channel="gzbf",
+    reporting.add_aggregate_line(w.uow(), record_id=w.rid("D3"), user_id=w.uid("d3-clerk"), channel="gzbf",
                                people=11, amount_fen=12_345, note="福田区街道汇总", now=NOW_2021)
     for org, parent in (("D1", "c1"), ("D2", "c1"), ("D3", "c2")):
         federation_up(w, org)
@@ -410,12 +411,12 @@ def test_full_chain_province_total_equals_every_ledger_line(any_world: World) ->
         p, a = expected.get(channel, (0, 0))
         expected[channel] = (p + people, a + amount)
     with w.uow(True) as uow:
-        table = reports.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
-        progress = reports.live_rollup_by_path(uow.session, _org_id(w, "GD"), _round_id(w))
-        units = reports.unit_figures(uow.session, _round_id(w), parent_org_id=_org_id(w, "GD"))
+        table = reporting.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
+        progress = reporting.live_rollup_by_path(uow.session, _org_id(w, "GD"), _round_id(w))
+        units = reporting.unit_figures(uow.session, _round_id(w), parent_org_id=_org_id(w, "GD"))
     assert [r.label for r in table.rows] == [s.label for s in POLICY.stats_rows]
     assert [(r.people, r.amount_fen) for r in table.rows] == [
-        (r.people, r.amount_fen) for r in reports.annex2_rows(expected, POLICY)]
+        (r.people, r.amount_fen) for r in reporting.annex2_rows(expected, POLICY)]
     assert (table.total_people, table.total_amount_fen) == total(expected)
     assert "已通过 3 个" in (table.status_note or "")
     # Level by level (snapshots) and by path (ledger) agree per reporting unit.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from workflow.errors import BadInput
+from workflow.domain.errors import BadInput
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "bangfu-development-secret-change-me"

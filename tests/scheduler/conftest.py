@@ -12,8 +12,8 @@ from sqlalchemy import text
 from notifications.channels import EmailChannel, WebhookChannel
 from tests.conftest import World
 from tests.notifications.conftest import SmtpServer, robot_server, smtp_server  # noqa: F401  (fixtures)
-from workflow import clock
-from workflow.db import Database
+from workflow.domain import clock
+from workflow.store.tables import Database
 
 BASE_URL = "https://bangfu.test"
 #: 30 days before 31 December, at the reminder hour (China time).

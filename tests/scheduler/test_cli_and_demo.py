@@ -10,10 +10,12 @@ import time_machine
 
 from tests.conftest import World
 from tests.scheduler.conftest import DEC_1_0900, at
-from workflow import cli, clock, demo, settings
-from workflow.db import Database
-from workflow.reports import completeness
-from workflow.sweeps import run_sweep
+from workflow import settings
+from workflow.app.reporting import completeness
+from workflow.domain import clock
+from workflow.entrypoints import cli, demo
+from workflow.scheduler.sweeps import run_sweep
+from workflow.store.tables import Database
 
 
 @pytest.fixture()
@@ -69,10 +71,10 @@ def test_the_demo_round_puts_todays_reminders_in_the_inbox(sqlite_db: Database) 
     assert report.notifications["report_reminder"] > 0
     assert [o[3] for o in report.sent_offsets if o[1] == "report"] == [14]
     assert report.skipped_offsets == []
-    from workflow.outbox import inbox_rows
+    from workflow.scheduler.outbox import inbox_rows
 
     with sqlite_db.session(readonly=True) as session:
-        from workflow.store import UnitOfWork
+        from workflow.store.uow import UnitOfWork
 
         with UnitOfWork(sqlite_db, readonly=True) as uow:
             clerk = uow.user_by_name("gz-d1-g1-clerk").id or 0

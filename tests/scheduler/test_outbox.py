@@ -10,9 +10,9 @@ from notifications.channels import message_id_for
 from tests.conftest import World
 from tests.notifications.conftest import RobotServer, SmtpServer
 from tests.scheduler.conftest import BASE_URL, DEC_1_0900, channels_for, message_ids, rows
-from workflow import sweeps
-from workflow.db import OrgRobot
-from workflow.outbox import claim, deliver_all, deliver_pending
+from workflow.scheduler import sweeps
+from workflow.scheduler.outbox import claim, deliver_all, deliver_pending
+from workflow.store.tables import OrgRobot
 
 
 def _deliver(w: World, server: SmtpServer, now=DEC_1_0900):  # type: ignore[no-untyped-def]

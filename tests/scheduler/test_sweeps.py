@@ -20,8 +20,8 @@ from tests.scheduler.conftest import (
     rows,
     system_history,
 )
-from workflow import sweeps
-from workflow.outbox import deliver_pending
+from workflow.scheduler import sweeps
+from workflow.scheduler.outbox import deliver_pending
 
 
 def _clerk_mails(server: SmtpServer, kind_word: str) -> dict[str, str]:

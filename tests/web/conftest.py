@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import World
-from workflow import accounts
+from workflow.app import accounts
+from workflow.entrypoints.web.app import create_app
 from workflow.settings import Settings
-from workflow.store import UnitOfWork
-from workflow.web.app import create_app
+from workflow.store.uow import UnitOfWork
 
 PASSWORD = "demo1234"
 # Inside the 2021 round (China time), the same instant as tests.conftest.NOW_2021.
@@ -22,10 +22,10 @@ NOW_TEXT = "2021-11-01T10:00"
 @pytest.fixture(autouse=True)
 def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     """Argon2 with its smallest cost: the tests check who may log in, not the hash's strength
-    (workflow.passwords keeps the library's defaults)."""
+    (workflow.app.passwords keeps the library's defaults)."""
     from argon2 import PasswordHasher
 
-    from workflow import passwords
+    from workflow.app import passwords
 
     monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 

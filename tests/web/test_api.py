@@ -11,12 +11,13 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import World
 from tests.web.conftest import PASSWORD, csrf_from
-from workflow import accounts, cli
-from workflow.errors import BadInput
+from workflow.app import accounts
+from workflow.domain.errors import BadInput
+from workflow.entrypoints import cli
+from workflow.entrypoints.web.app import create_app
+from workflow.entrypoints.web.auth import COOKIE
 from workflow.settings import Settings, get_settings
-from workflow.store import UnitOfWork
-from workflow.web.app import create_app
-from workflow.web.auth import COOKIE
+from workflow.store.uow import UnitOfWork
 
 _orders = itertools.count(1)
 
@@ -373,7 +374,7 @@ XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
 def test_names_and_reasons_with_html_are_shown_as_text(login, web_world: World) -> None:
-    from workflow import directory
+    from workflow.app import directory
 
     directory.import_organisations(UnitOfWork(web_world.db),
                                    data=f"code,name,kind,parent_code\nG1,{XSS.replace(',', ' ')},grassroots,D1\n".encode())
@@ -473,12 +474,12 @@ def test_docs_page_lists_the_api_without_a_cdn(anon: TestClient) -> None:
 
 
 def test_make_run_starts_the_web_server(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from workflow import run
+    from workflow.entrypoints import run
 
     monkeypatch.setenv("BANGFU_NO_WORKER", "1")
     monkeypatch.delenv("BANGFU_NO_WEB", raising=False)
     assert run._services() == [[__import__("sys").executable, "-m", "uvicorn", "--factory",
-                                "workflow.web.app:create_app", "--host", "127.0.0.1", "--port", "8000"]]
+                                "workflow.entrypoints.web.app:create_app", "--host", "127.0.0.1", "--port", "8000"]]
 
 
 def test_notification_inbox_shows_the_return_and_marks_it_read(login, web_world: World) -> None:

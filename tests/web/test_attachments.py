@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import World
 from tests.web.conftest import csrf_from
-from workflow import attachments
+from workflow.app import attachments
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

@@ -20,10 +20,10 @@ import pytest
 
 from tests.conftest import World, need
 from tests.web.conftest import NOW_TEXT, PASSWORD
-from workflow import accounts
+from workflow.app import accounts
+from workflow.entrypoints.web.app import create_app
 from workflow.settings import Settings
-from workflow.store import UnitOfWork
-from workflow.web.app import create_app
+from workflow.store.uow import UnitOfWork
 
 pytestmark = pytest.mark.browser
 

@@ -4,7 +4,7 @@ differs per dialect)."""
 from __future__ import annotations
 
 from tests.conftest import NOW_2021, World
-from workflow import queries
+from workflow.app import views
 
 
 def test_inbox_subordinates_visible_and_overview_agree_on_both_databases(any_world: World) -> None:
@@ -13,26 +13,26 @@ def test_inbox_subordinates_visible_and_overview_agree_on_both_databases(any_wor
     w.fire("G1", "accept", "d1-reviewer")
     w.to_submitted("G2")
     w.to_submitted("G4")
-    rnd = queries.current_round(w.uow(True), now=NOW_2021).id
-    inbox = queries.review_inbox(w.uow(True), user_id=w.uid("d1-reviewer"), round_id=rnd, now=NOW_2021)
+    rnd = views.current_round(w.uow(True), now=NOW_2021).id
+    inbox = views.review_inbox(w.uow(True), user_id=w.uid("d1-reviewer"), round_id=rnd, now=NOW_2021)
     assert [i["org_code"] for i in inbox.items] == ["G2"]
-    subs = queries.subordinates(w.uow(True), user_id=w.uid("d1-reviewer"), round_id=rnd, sort="state",
+    subs = views.subordinates(w.uow(True), user_id=w.uid("d1-reviewer"), round_id=rnd, sort="state",
                                 now=NOW_2021)
     assert [(i["org_code"], i["state"]) for i in subs.items] == [("G1", "accepted"), ("G2", "submitted")]
-    seen = queries.visible_records(w.uow(True), user_id=w.uid("observer"), round_id=rnd, q="越秀",
+    seen = views.visible_records(w.uow(True), user_id=w.uid("observer"), round_id=rnd, q="越秀",
                                    now=NOW_2021)
     assert [i["org_code"] for i in seen.items] == ["D2", "G3"]
-    paged = queries.visible_records(w.uow(True), user_id=w.uid("gd-reviewer"), round_id=rnd, per_page=5,
+    paged = views.visible_records(w.uow(True), user_id=w.uid("gd-reviewer"), round_id=rnd, per_page=5,
                                     page=3, now=NOW_2021)
     assert (paged.total, paged.pages, len(paged.items)) == (11, 3, 1)
-    data = queries.overview(w.uow(True), user_id=w.uid("gd-reviewer"), round_id=rnd, now=NOW_2021)
+    data = views.overview(w.uow(True), user_id=w.uid("gd-reviewer"), round_id=rnd, now=NOW_2021)
     units = {u["org_code"]: u for u in data["units"]}
     assert units["C1"]["counts"]["accepted"] == 1 and units["C1"]["amount_fen"] == 120000
     assert units["C2"]["counts"]["submitted"] == 1 and units["C2"]["total"] == 3
     assert units["IND"]["total"] == 2
     assert data["totals"]["total"] == 11
     # A city's reviewer sees its districts; the city's own record and other cities stay out.
-    city = queries.overview(w.uow(True), user_id=w.uid("c1-reviewer"), round_id=rnd, now=NOW_2021)
+    city = views.overview(w.uow(True), user_id=w.uid("c1-reviewer"), round_id=rnd, now=NOW_2021)
     assert [(u["org_code"], u["total"], u["counts"]["accepted"], u["amount_fen"]) for u in city["units"]] == [
         ("D1", 3, 1, 120000), ("D2", 2, 0, 0)]
     assert city["totals"]["total"] == 5
@@ -43,11 +43,11 @@ def test_overdue_filter_uses_the_deadline(any_world: World) -> None:
 
     w = any_world
     w.to_submitted("G1")
-    rnd = queries.current_round(w.uow(True), now=NOW_2021).id
+    rnd = views.current_round(w.uow(True), now=NOW_2021).id
     late = NOW_2021 + timedelta(days=60)  # past the 2021-12-20 lower-level deadline
-    overdue = queries.subordinates(w.uow(True), user_id=w.uid("d1-reviewer"), round_id=rnd, overdue="yes",
+    overdue = views.subordinates(w.uow(True), user_id=w.uid("d1-reviewer"), round_id=rnd, overdue="yes",
                                    now=late)
     assert [i["org_code"] for i in overdue.items] == ["G2"]  # G1 was submitted in time
-    on_time = queries.subordinates(w.uow(True), user_id=w.uid("d1-reviewer"), round_id=rnd, overdue="no",
+    on_time = views.subordinates(w.uow(True), user_id=w.uid("d1-reviewer"), round_id=rnd, overdue="no",
                                    now=late)
     assert [i["org_code"] for i in on_time.items] == ["G1"]

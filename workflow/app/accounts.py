@@ -1,0 +1,316 @@
+"""Accounts: logging in (with a throttle on failures), bearer API tokens, and what a parent's
+reviewer may do to a subordinate clerk's account (reset the password, hand the account over to a
+new clerk).
+
+Authorization follows the records' rule: a user outside the actor's visible subtree does not
+exist for them (:class:`~workflow.domain.errors.NotFound`); a visible user the actor may not manage is
+:class:`~workflow.domain.errors.PermissionDenied`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+import states
+from workflow.app.passwords import hash_password, verify_password
+from workflow.domain import clock
+from workflow.domain.errors import BadInput, BangfuError, NotFound, PermissionDenied
+from workflow.store.tables import (
+    AccountEvent,
+    ApiToken,
+    LoginFailure,
+    Membership,
+    Organisation,
+    User,
+)
+from workflow.store.uow import UnitOfWork
+
+#: Failed logins allowed per (username, client address) inside the window before refusing.
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 8
+TOKEN_PREFIX = "bf_"
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both paths cost one argon2
+    verification (made on first use, with the hasher's current parameters)."""
+    return hash_password("bangfu-dummy-password")
+
+
+
+class LoginFailed(BangfuError):
+    code = "login.failed"
+    exit_code = 3
+    http_status = 401
+
+
+class TooManyAttempts(BangfuError):
+    code = "login.throttled"
+    exit_code = 3
+    http_status = 429
+
+
+@dataclass(frozen=True)
+class Seat:
+    org_id: int
+    org_code: str
+    org_name: str
+    org_kind: str
+    org_depth: int
+    role: str
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """Who is logged in: the pages and ``/api/me`` show this."""
+
+    id: int
+    username: str
+    display_name: str
+    fingerprint: str
+    memberships: tuple[Seat, ...]
+
+    def roles(self) -> set[str]:
+        return {m.role for m in self.memberships}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "display_name": self.display_name,
+            "memberships": [
+                {"org_code": m.org_code, "org_name": m.org_name, "role": m.role}
+                for m in self.memberships
+            ],
+        }
+
+
+def fingerprint(password_hash: str | None) -> str:
+    """A short digest of the password hash: a session carries it, so a reset or a handover ends
+    every session opened with the old password."""
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
+def user_info(uow: UnitOfWork, *, user_id: int) -> UserInfo:
+    with uow:
+        user = uow.user(user_id)
+        mems = tuple(
+            Seat(o.id or 0, o.code, o.name, o.kind, o.depth, r)
+            for o, r in sorted(uow.memberships(user_id), key=lambda m: (m[0].depth, m[0].code, m[1]))
+        )
+        return UserInfo(user.id or 0, user.username, user.display_name,
+                        fingerprint(user.password_hash), mems)
+
+
+# --- logging in -----------------------------------------------------------------------------
+
+
+def authenticate(
+    uow: UnitOfWork, *, username: str, password: str, client_ip: str, now: datetime | None = None
+) -> int:
+    """Check a username and password.
+
+    Returns:
+        The user id.
+
+    Raises:
+        TooManyAttempts: MAX_FAILURES failures for this username from this address inside the
+            window (checked before the password, so a correct guess does not get through either).
+        LoginFailed: wrong username or password (one message for both).
+    """
+    now = now or clock.now()
+    username = username.strip()
+    with uow:
+        since = now - FAILURE_WINDOW
+        failures = uow.session.execute(
+            select(func.count()).select_from(LoginFailure).where(
+                LoginFailure.username == username, LoginFailure.client_ip == client_ip,
+                LoginFailure.at > since,
+            )
+        ).scalar_one()
+        if failures >= MAX_FAILURES:
+            raise TooManyAttempts(
+                f"登录失败次数过多：请 {int(FAILURE_WINDOW.total_seconds() // 60)} 分钟后再试，"
+                "或请上级审核人重置密码"
+            )
+        user = uow.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        ok = verify_password(user.password_hash if user else _dummy_hash(), password)
+        if user is None or not user.is_active or not ok:
+            uow.session.add(LoginFailure(username=username[:64], client_ip=client_ip[:64], at=now))
+            # Keep the table small: old failures no longer count.
+            uow.session.execute(delete(LoginFailure).where(LoginFailure.at <= since))
+            uow.commit()
+            raise LoginFailed("用户名或密码不正确")
+        uow.session.execute(delete(LoginFailure).where(
+            LoginFailure.username == username, LoginFailure.client_ip == client_ip))
+        uow.commit()
+        return user.id or 0
+
+
+# --- API tokens -----------------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(uow: UnitOfWork, *, username: str, name: str = "", now: datetime | None = None) -> str:
+    """Create a bearer token for a user; the token is shown once, only its hash is kept."""
+    now = now or clock.now()
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with uow:
+        user = uow.user_by_name(username)
+        uow.session.add(ApiToken(user_id=user.id or 0, name=name[:100], token_hash=_token_hash(token),
+                                 created_at=now))
+        uow.commit()
+    return token
+
+
+def user_for_token(uow: UnitOfWork, *, token: str, now: datetime | None = None) -> int | None:
+    """The user a bearer token belongs to, or None (unknown, revoked, inactive user)."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    now = now or clock.now()
+    with uow:
+        row = uow.session.execute(
+            select(ApiToken).where(ApiToken.token_hash == _token_hash(token))
+        ).scalar_one_or_none()
+        if row is None or row.revoked_at is not None:
+            return None
+        user = uow.session.get(User, row.user_id)
+        if user is None or not user.is_active:
+            return None
+        return row.user_id
+
+
+def revoke_tokens(uow: UnitOfWork, user_id: int, now: datetime) -> None:
+    """Inside an open unit of work: revoke every token of a user."""
+    uow.session.execute(
+        update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        .values(revoked_at=now)
+    )
+
+
+# --- a reviewer managing subordinate clerks -------------------------------------------------
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise BadInput(f"新密码至少 {MIN_PASSWORD_LENGTH} 个字符", code="password.too_short")
+    if password.isdigit() and len(set(password)) <= 2:
+        raise BadInput("新密码过于简单", code="password.too_simple")
+
+
+def _managed(uow: UnitOfWork, actor_id: int, username: str) -> User:
+    """The clerk account ``username`` if the actor is a reviewer of its organisation's parent."""
+    target = uow.session.execute(select(User).where(User.username == username.strip())).scalar_one_or_none()
+    if target is None:
+        raise NotFound(f"找不到用户“{username}”", code="user.not_found")
+    actor_mems = uow.memberships(actor_id)
+    target_mems = uow.memberships(target.id or 0)
+    visible = any(o.path.startswith(a.path) for o, _ in target_mems for a, _r in actor_mems)
+    if not visible:
+        raise NotFound(f"找不到用户“{username}”", code="user.not_found")
+    reviewer_of = {a.id for a, r in actor_mems if r == states.REVIEWER}
+    clerk_orgs = [o for o, r in target_mems if r == states.CLERK]
+    if not clerk_orgs or any(r != states.CLERK for _o, r in target_mems):
+        raise PermissionDenied("只能管理下级单位填报员的账号", code="account.not_clerk")
+    if not all(o.parent_id in reviewer_of for o in clerk_orgs):
+        raise PermissionDenied("只有直接上级单位的审核人可以管理该账号", code="account.not_parent_reviewer")
+    return target
+
+
+def _audit(uow: UnitOfWork, actor_id: int, target_id: int, action: str, detail: dict[str, Any],
+           now: datetime) -> None:
+    uow.session.add(AccountEvent(at=now, actor_user_id=actor_id, target_user_id=target_id,
+                                 action=action, detail=json.dumps(detail, ensure_ascii=False)))
+
+
+def reset_password(
+    uow: UnitOfWork, *, actor_id: int, username: str, new_password: str, now: datetime | None = None
+) -> None:
+    """A parent's reviewer sets a subordinate clerk's password; the clerk's sessions end and the
+    clerk's API tokens are revoked."""
+    now = now or clock.now()
+    _check_password(new_password)
+    with uow:
+        target = _managed(uow, actor_id, username)
+        target.password_hash = hash_password(new_password)
+        uow.session.add(target)
+        revoke_tokens(uow, target.id or 0, now)
+        _audit(uow, actor_id, target.id or 0, "password_reset", {}, now)
+        uow.commit()
+
+
+def handover(
+    uow: UnitOfWork,
+    *,
+    actor_id: int,
+    username: str,
+    display_name: str,
+    new_password: str,
+    email: str | None = None,
+    phone: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Hand a clerk's account over to a new person: same username and membership, new name and
+    contact details, a new password; the old holder's sessions and tokens end."""
+    now = now or clock.now()
+    display_name = display_name.strip()
+    if not display_name:
+        raise BadInput("请填写新填报员姓名", code="handover.name_missing")
+    if len(display_name) > 100:
+        raise BadInput("姓名不能超过 100 个字符", code="handover.name_too_long")
+    _check_password(new_password)
+    with uow:
+        target = _managed(uow, actor_id, username)
+        before = {"display_name": target.display_name, "email": target.email, "phone": target.phone}
+        target.display_name = display_name
+        target.email = (email or "").strip() or None
+        target.phone = (phone or "").strip() or None
+        target.password_hash = hash_password(new_password)
+        uow.session.add(target)
+        revoke_tokens(uow, target.id or 0, now)
+        _audit(uow, actor_id, target.id or 0, "handover", {"before": before}, now)
+        uow.commit()
+
+
+def managed_clerks(uow: UnitOfWork, *, actor_id: int) -> list[dict[str, Any]]:
+    """The clerk accounts of the organisations directly under the actor's reviewer seats."""
+    with uow:
+        reviewer_org_ids = [o.id for o, r in uow.memberships(actor_id) if r == states.REVIEWER]
+        if not reviewer_org_ids:
+            return []
+        rows = uow.session.execute(
+            select(User.username, User.display_name, User.email, User.phone,
+                   Organisation.code, Organisation.name)
+            .join(Membership, Membership.user_id == User.id)
+            .join(Organisation, Organisation.id == Membership.org_id)
+            .where(Organisation.parent_id.in_(reviewer_org_ids), Membership.role == states.CLERK,  # type: ignore[union-attr]
+                   User.is_active.is_(True))  # type: ignore[attr-defined]
+            .order_by(Organisation.code, User.username)
+        ).all()
+        return [
+            {"username": u, "display_name": d, "email": e, "phone": p, "org_code": c, "org_name": n}
+            for u, d, e, p, c, n in rows
+        ]
+
+
+def set_password(uow: UnitOfWork, *, username: str, new_password: str) -> None:
+    """Set a password directly (administration and tests; no actor check)."""
+    _check_password(new_password)
+    with uow:
+        user = uow.user_by_name(username)
+        user.password_hash = hash_password(new_password)
+        uow.session.add(user)
+        uow.commit()

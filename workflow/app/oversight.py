@@ -1,0 +1,121 @@
+"""What a parent's reviewer does over the children besides the lifecycle's own triggers:
+change or extend a child's report deadline, and accept many submissions at once.
+
+Both go through the same membership check as every other use case (outside the visible subtree:
+NotFound; visible but not the parent's reviewer: PermissionDenied).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import states
+from workflow.app import records
+from workflow.domain import clock
+from workflow.domain.errors import BangfuError, PermissionDenied, Refusal, RuleViolation
+from workflow.store.tables import History, dumps
+from workflow.store.uow import UnitOfWork
+
+DEADLINE_TRIGGER = "change_deadline"
+DEADLINE_LABEL = "调整报送截止日期"
+
+
+def set_report_deadline(
+    uow: UnitOfWork,
+    *,
+    record_id: int,
+    user_id: int,
+    seen_version: int,
+    last_day: date,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> records.RecordView:
+    """A parent's reviewer sets a child's report deadline (its last China day).
+
+    Rules: not in the past; not after the round's final report deadline (the reporting units'
+    deadline to the province: nobody can report later than that); not once the record is
+    accepted. A parent whose own deadline is earlier must then chase its own deadline too; the
+    policy's defaults give every lower level the same date, so 'extend' must be able to pass it. An overdue flag is lifted when the
+    new deadline is still ahead. A history row (trigger ``change_deadline``, the old and the new
+    last day in its detail) and a notice to the child's clerks go in the same transaction.
+    """
+    now = now or clock.now()
+    reason = (reason or "").strip() or None
+    with uow:
+        rec = uow.record(record_id)
+        actor = records.actor_for(uow, user_id, rec)
+        if states.REVIEWER not in actor.relation.parent_roles:
+            raise PermissionDenied("只有上级单位的审核人可以调整报送截止日期", code="permission.not_parent_reviewer")
+        if rec.state == states.ACCEPTED:
+            raise RuleViolation(Refusal("deadline.record_accepted", "记录已通过，不能再调整报送截止日期"))
+        today = clock.china_date(now)
+        if last_day < today:
+            raise RuleViolation(Refusal(
+                "deadline.past", f"新的截止日期 {last_day:%Y年%m月%d日} 早于今天 {today:%Y年%m月%d日}"))
+        rnd = uow.round(rec.round_id)
+        final_last = clock.deadline_last_day(rnd.report_deadline_reporting_unit)
+        if last_day > final_last:
+            raise RuleViolation(Refusal(
+                "deadline.after_round",
+                f"新的截止日期不能晚于本年度向省总工会报送的截止日期 {final_last:%Y年%m月%d日}"))
+        old_last = clock.deadline_last_day(rec.report_deadline)
+        new_deadline = clock.deadline_instant(last_day)
+        values: dict[str, Any] = {"report_deadline": new_deadline, "updated_at": now}
+        if new_deadline > now and rec.state not in (states.SUBMITTED, states.ACCEPTED):
+            values["is_overdue"] = False
+        if rec.version != seen_version or not uow.write_record(record_id, seen_version, values):
+            raise records.version_conflict(rec)
+        history_id = uow.add_history(History(
+            record_id=record_id, at=now, actor_user_id=actor.user.id, actor_role=states.REVIEWER,
+            actor_org_id=actor.org.parent_id, on_behalf=False, from_state=rec.state,
+            to_state=rec.state, trigger=DEADLINE_TRIGGER, reason=reason,
+            detail=dumps({"from": old_last.isoformat(), "to": last_day.isoformat()}),
+        ))
+        clerks = uow.users_with_role(actor.org.id or 0, states.CLERK)
+        uow.add_notifications(records.notification_rows(
+            clerks, kind="record_event", source=f"history:{history_id}", record_id=record_id,
+            payload={"org_name": actor.org.name, "org_code": actor.org.code,
+                     "event": f"{DEADLINE_LABEL}为 {last_day:%Y年%m月%d日}", "trigger": DEADLINE_TRIGGER,
+                     "actor_name": actor.user.display_name, "reason": reason,
+                     "path": f"/records/{record_id}"},
+            now=now, exclude_user_id=actor.user.id,
+        ))
+        uow.commit()
+    return records.record_view(UnitOfWork(uow.database), record_id=record_id, user_id=user_id, now=now)
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    record_id: int
+    ok: bool
+    org_name: str = ""
+    code: str = ""
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record_id": self.record_id, "ok": self.ok, "org_name": self.org_name,
+                "code": self.code, "message": self.message}
+
+
+def bulk_accept(
+    database: Any, *, user_id: int, items: list[tuple[int, int]], now: datetime | None = None
+) -> list[BulkOutcome]:
+    """Accept each (record id, seen version) in its own transaction and report, record by
+    record, what succeeded and why the others were refused. One refusal stops nothing else."""
+    now = now or clock.now()
+    out: list[BulkOutcome] = []
+    for record_id, version in items:
+        name = ""
+        try:
+            with UnitOfWork(database, readonly=True) as uow:
+                name = uow.org(uow.record(record_id).org_id).name
+            records.fire(UnitOfWork(database), record_id=record_id, trigger="accept", user_id=user_id,
+                          seen_version=version, now=now)
+            out.append(BulkOutcome(record_id, True, name, "ok", "已通过"))
+        except BangfuError as exc:
+            if exc.http_status == 404:
+                name = ""
+            out.append(BulkOutcome(record_id, False, name, exc.code, exc.message))
+    return out

@@ -1,0 +1,705 @@
+"""Use cases: load, check membership, fire, persist state + history + outbox, commit.
+
+Every function takes a fresh :class:`~workflow.store.uow.UnitOfWork` (not yet entered) and keyword
+arguments; it opens the transaction, does its work through the store's methods and commits, or
+raises one of :mod:`workflow.domain.errors` and leaves nothing behind. The CLI, the web and the worker
+call these and nothing deeper.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import states
+from workflow.domain import clock, engine, rules
+from workflow.domain.engine import Action, GuardContext, Relation
+from workflow.domain.errors import (
+    BadInput,
+    NotFound,
+    PermissionDenied,
+    Refusal,
+    RuleViolation,
+    VersionConflict,
+)
+from workflow.domain.policy import Policy
+from workflow.store.tables import History, Organisation, Purchase, Record, Round, User
+from workflow.store.uow import UnitOfWork
+
+SYSTEM_ROLE = "system"
+#: The largest amount a 64-bit money column holds.
+MAX_MONEY_FEN = 2**63 - 1
+BUDGETS: dict[str, str] = {
+    "extra_quota": "额外额度",
+    "ordinary_gift": "普通节日慰问品",
+    "collective_welfare": "集体福利",
+    "hardship": "困难帮扶",
+    "member_activity": "会员活动",
+}
+#: Who hears about an event: the parent's reviewers or the record's own clerks.
+EVENT_RECIPIENTS: dict[str, str] = {
+    "submit": "parent_reviewers",
+    "withdraw": "parent_reviewers",
+    "accept": "own_clerks",
+    "return_for_revision": "own_clerks",
+    "revoke_acceptance": "own_clerks",
+}
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The user acting and their relation to one record."""
+
+    user: User
+    org: Organisation  # the record's organisation
+    relation: Relation
+
+
+@dataclass
+class RecordView:
+    """A record as a clerk or reviewer sees it (CLI ``show``, web dashboard, JSON API)."""
+
+    id: int
+    org_code: str
+    org_name: str
+    org_kind: str
+    round_id: int
+    round_label: str
+    year: int
+    state: str
+    state_label: str
+    version: int
+    is_grassroots: bool
+    is_reporting_unit: bool
+    amount_per_member_fen: int | None
+    members: int | None
+    quota_fen: int
+    extra_spent_fen: int
+    quota_left_fen: int
+    over_quota_fen: int
+    spent_total_fen: int
+    quota_deadline: datetime
+    report_deadline: datetime
+    days_left_quota: int
+    days_left_report: int
+    is_overdue: bool
+    is_late: bool
+    snapshot_id: int | None
+    snapshot_stale: bool
+    reporter: str | None
+    phone: str | None
+    fill_date: date | None
+    work_experience: str | None
+    work_highlights: str | None
+    last_reason: str | None
+    lapsed_fen: int | None
+    actions: list[Action] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["actions"] = [
+            {
+                "trigger": a.trigger,
+                "label": a.label,
+                "allowed": a.allowed,
+                "needs_reason": a.needs_reason,
+                "refusal": {"code": a.refusal.code, "message": a.refusal.message} if a.refusal else None,
+            }
+            for a in self.actions
+        ]
+        return data
+
+
+@dataclass(frozen=True)
+class FireResult:
+    record_id: int
+    trigger: str
+    from_state: str
+    to_state: str
+    version: int
+    history_id: int
+    on_behalf: bool
+    notifications: int
+
+
+@dataclass(frozen=True)
+class PurchaseInput:
+    """A purchase line as a clerk enters it (or an import row)."""
+
+    paid_at: datetime
+    channel: str
+    amount_fen: int
+    people: int
+    order_no: str
+    line_no: int = 1
+    product: str = ""
+    product_form: str | None = None
+    holiday: str | None = None
+    origin_region: str | None = None
+    budget: str = "extra_quota"
+    refund_of: str | None = None  # the order number a negative line refunds
+
+
+# --- membership -----------------------------------------------------------------------------
+
+
+def relation_to(uow: UnitOfWork, user_id: int, org: Organisation) -> tuple[User, Relation, bool]:
+    """The user's roles in ``org`` and in its parent, and whether ``org`` is in their view
+    (their own organisations' subtrees, an observer's scope)."""
+    user, mems = uow.user_with_memberships(user_id)
+    own = frozenset(r for o, r in mems if o.id == org.id)
+    parent = frozenset(r for o, r in mems if org.parent_id is not None and o.id == org.parent_id)
+    visible = any(org.path.startswith(o.path) for o, _ in mems)
+    return user, Relation(own_roles=own, parent_roles=parent), visible
+
+
+def actor_for(uow: UnitOfWork, user_id: int, rec: Record) -> Actor:
+    """The acting user and their relation to ``rec``; NotFound outside their subtree."""
+    org = uow.org(rec.org_id)
+    user, relation, visible = relation_to(uow, user_id, org)
+    if not visible:
+        # Outside the user's subtree the record does not exist for them.
+        raise NotFound(f"找不到记录 #{rec.id}", code="record.not_found")
+    return Actor(user=user, org=org, relation=relation)
+
+
+def entry_role(actor: Actor, what: str) -> tuple[str, bool]:
+    """Who may enter a record's data: its clerks, or the parent's reviewer on its behalf."""
+    if actor.relation.own_roles & {states.CLERK}:
+        return states.CLERK, False
+    if states.REVIEWER in actor.relation.parent_roles:
+        return states.REVIEWER, True
+    raise PermissionDenied(f"只有本单位填报员或上级审核人可以{what}", code="permission.not_clerk")
+
+
+def policy_for(uow: UnitOfWork, rec: Record) -> tuple[Round, Policy]:
+    rnd = uow.round(rec.round_id)
+    return rnd, uow.policy(rnd.policy_code)
+
+
+# --- the lifecycle --------------------------------------------------------------------------
+
+
+def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reason: str | None) -> GuardContext:
+    parent_state = uow.record(rec.parent_id).state if rec.parent_id is not None else None
+    amount, members = rec.amount_per_member_fen, rec.members
+    if not rec.is_grassroots:  # quota rules apply to grassroots records only
+        amount, members = amount or 0, members or 0
+    return GuardContext(
+        cap_fen=rnd.cap_fen_per_member,
+        amount_per_member_fen=amount,
+        members=members,
+        is_grassroots=rec.is_grassroots,
+        is_reporting_unit=rec.is_reporting_unit,
+        work_experience=rec.work_experience,
+        work_highlights=rec.work_highlights,
+        has_snapshot=rec.snapshot_id is not None,
+        snapshot_stale=rec.snapshot_stale,
+        reporter=rec.reporter,
+        phone=rec.phone,
+        fill_date=rec.fill_date,
+        today=clock.china_date(now),
+        reason=reason,
+        parent_state=parent_state,
+    )
+
+
+def fire(
+    uow: UnitOfWork,
+    *,
+    record_id: int,
+    trigger: str,
+    user_id: int,
+    seen_version: int,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> FireResult:
+    """Fire ``trigger`` on a record as a user.
+
+    Args:
+        uow: a fresh unit of work.
+        record_id: the record.
+        trigger: ``finish_purchasing``, ``summarize``, ``submit``, ``withdraw``, ``reopen``,
+            ``accept``, ``return_for_revision`` or ``revoke_acceptance``.
+        user_id: the actor.
+        seen_version: the record version the caller saw.
+        reason: required for return and revoke.
+        now: the instant (defaults to :func:`workflow.domain.clock.now`).
+
+    Returns:
+        What happened: states, the new version, the history row.
+
+    Raises:
+        NotFound, PermissionDenied, RuleViolation, VersionConflict.
+    """
+    now = now or clock.now()
+    reason = reason.strip() if reason else None
+    with uow:
+        # One query loads the record, its organisation, round and parent record; the lookups
+        # below are then served by the session.
+        rec = uow.record_with_context(record_id)
+        actor = actor_for(uow, user_id, rec)
+        rnd = uow.round(rec.round_id)
+        ctx = _guard_context(uow, rec, rnd, now, reason)
+        decision = engine.decide(rec.state, trigger, ctx, actor.relation)
+        if rec.version != seen_version:
+            raise version_conflict(rec)
+        values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
+        if trigger == "summarize":
+            snap = uow.take_snapshot(rec, now=now, as_of=clock.china_date(now))
+            values.update(snapshot_id=snap.id, snapshot_stale=False)
+            if rec.fill_date is None:
+                values["fill_date"] = snap.as_of
+        elif trigger == "submit":
+            values.update(submitted_at=now, is_late=rules.is_late(now, rec.report_deadline), is_overdue=False)
+        elif trigger == "accept":
+            values.update(decided_at=now, last_reason=None)
+        elif trigger in ("return_for_revision", "revoke_acceptance"):
+            values.update(decided_at=now, last_reason=reason)
+        if not uow.write_record(rec.id or 0, seen_version, values):
+            raise version_conflict(rec)
+        history_id = uow.add_history(
+            History(
+                record_id=rec.id or 0,
+                at=now,
+                actor_user_id=actor.user.id,
+                actor_role=decision.acting_role,
+                actor_org_id=_acting_org_id(actor, decision.acting_role),
+                on_behalf=decision.on_behalf,
+                from_state=rec.state,
+                to_state=decision.dest,
+                trigger=trigger,
+                reason=reason,
+            )
+        )
+        if trigger in ("accept", "revoke_acceptance"):
+            # The parent's frozen sum no longer matches its children's accepted numbers.
+            uow.mark_snapshot_stale(rec.parent_id, only_state=states.SUMMARIZED)
+        sent = uow.add_notifications(
+            _event_notifications(uow, rec, actor, trigger, history_id, reason, now)
+        )
+        uow.commit()
+        return FireResult(
+            record_id=rec.id or 0,
+            trigger=trigger,
+            from_state=decision.transition.source,
+            to_state=decision.dest,
+            version=seen_version + 1,
+            history_id=history_id,
+            on_behalf=decision.on_behalf,
+            notifications=sent,
+        )
+
+
+def _acting_org_id(actor: Actor, role: str) -> int | None:
+    if role == states.REVIEWER:
+        return actor.org.parent_id
+    return actor.org.id
+
+
+def version_conflict(rec: Record) -> VersionConflict:
+    return VersionConflict(
+        f"记录已被他人修改（当前版本 {rec.version}），请刷新后重试", code="version.conflict"
+    )
+
+
+def _event_notifications(
+    uow: UnitOfWork, rec: Record, actor: Actor, trigger: str, history_id: int, reason: str | None, now: datetime
+) -> list[dict[str, Any]]:
+    """Outbox rows for an event, keyed by (recipient, channel, history row)."""
+    who = EVENT_RECIPIENTS.get(trigger)
+    if who is None and not _is_on_behalf_event(actor):
+        return []
+    if who == "parent_reviewers" and actor.org.parent_id is not None:
+        recipients = uow.users_with_role(actor.org.parent_id, states.REVIEWER)
+    else:
+        recipients = uow.users_with_role(actor.org.id or 0, states.CLERK)
+    payload = {
+        "org_name": actor.org.name,
+        "org_code": actor.org.code,
+        "event": states.TRIGGER_LABELS.get(trigger, trigger),
+        "trigger": trigger,
+        "actor_name": actor.user.display_name,
+        "reason": reason,
+        "path": f"/records/{rec.id}",
+    }
+    return notification_rows(
+        recipients, kind="record_event", source=f"history:{history_id}", record_id=rec.id,
+        payload=payload, now=now, exclude_user_id=actor.user.id,
+    )
+
+
+def _is_on_behalf_event(actor: Actor) -> bool:
+    return not (actor.relation.own_roles & {states.CLERK})
+
+
+def user_channels(user: User) -> list[str]:
+    """The channels a user chose; the in-app inbox always, e-mail only with an address."""
+    chosen = [c.strip() for c in (user.channels or "").split(",") if c.strip()]
+    out = ["inbox"]
+    for c in chosen:
+        if c == "email" and not user.email:
+            continue
+        if c not in out:
+            out.append(c)
+    return out
+
+
+def notification_rows(
+    recipients: list[User],
+    *,
+    kind: str,
+    source: str,
+    record_id: int | None,
+    payload: dict[str, Any],
+    now: datetime,
+    exclude_user_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Outbox rows, one per recipient and chosen channel; the inbox copy is delivered at once."""
+    body = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
+    rows: list[dict[str, Any]] = []
+    for user in recipients:
+        if user.id == exclude_user_id:
+            continue
+        for channel in user_channels(user):
+            rows.append(
+                {
+                    "user_id": user.id,
+                    "channel": channel,
+                    "source": source,
+                    "kind": kind,
+                    "record_id": record_id,
+                    "payload": body,
+                    "status": "sent" if channel == "inbox" else "pending",
+                    "attempts": 0,
+                    "created_at": now,
+                    "sent_at": now if channel == "inbox" else None,
+                }
+            )
+    return rows
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def record_view(uow: UnitOfWork, *, record_id: int, user_id: int, now: datetime | None = None) -> RecordView:
+    """A record with its quota use, deadlines and the actions open to this user."""
+    now = now or clock.now()
+    with uow:
+        rec = uow.record(record_id)
+        actor = actor_for(uow, user_id, rec)
+        return _view(uow, rec, actor, now)
+
+
+def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordView:
+    rnd, _policy = policy_for(uow, rec)
+    spent = uow.spent_by_budget(rec.id or 0)
+    use = rules.quota_use(rec.quota_fen, spent.get("extra_quota", 0))
+    ctx = _guard_context(uow, rec, rnd, now, None)
+    return RecordView(
+        id=rec.id or 0,
+        org_code=actor.org.code,
+        org_name=actor.org.name,
+        org_kind=actor.org.kind,
+        round_id=rnd.id or 0,
+        round_label=rnd.label,
+        year=rnd.year,
+        state=rec.state,
+        state_label=states.STATE_LABELS[rec.state],
+        version=rec.version,
+        is_grassroots=rec.is_grassroots,
+        is_reporting_unit=rec.is_reporting_unit,
+        amount_per_member_fen=rec.amount_per_member_fen,
+        members=rec.members,
+        quota_fen=rec.quota_fen,
+        extra_spent_fen=use.extra_spent_fen,
+        quota_left_fen=use.left_fen,
+        over_quota_fen=use.over_quota_fen,
+        spent_total_fen=sum(spent.values()),
+        quota_deadline=rnd.quota_deadline,
+        report_deadline=rec.report_deadline,
+        days_left_quota=rules.days_left(rnd.quota_deadline, now),
+        days_left_report=rules.days_left(rec.report_deadline, now),
+        is_overdue=rec.is_overdue or rules.is_overdue(rec.state, rec.report_deadline, now),
+        is_late=rec.is_late,
+        snapshot_id=rec.snapshot_id,
+        snapshot_stale=rec.snapshot_stale,
+        reporter=rec.reporter,
+        phone=rec.phone,
+        fill_date=rec.fill_date,
+        work_experience=rec.work_experience,
+        work_highlights=rec.work_highlights,
+        last_reason=rec.last_reason,
+        lapsed_fen=rec.lapsed_fen,
+        actions=engine.available_actions(rec.state, ctx, actor.relation),
+    )
+
+
+def available_actions(uow: UnitOfWork, *, record_id: int, user_id: int, now: datetime | None = None) -> list[Action]:
+    """Each trigger with allowed, or the rule that refuses it, for this user."""
+    return record_view(uow, record_id=record_id, user_id=user_id, now=now).actions
+
+
+def find_record(
+    uow: UnitOfWork, *, org_code: str, round_label: str | None = None, now: datetime | None = None
+) -> int:
+    """The record id of an organisation in a round.
+
+    Without a round label: the organisation's record in the newest round whose year has begun
+    (China time), so that in 2021 a clerk works on 2021's record, not on 2022's; the newest round
+    when none has begun yet.
+    """
+    with uow:
+        org = uow.org_by_code(org_code)
+        if round_label:
+            rnd = uow.round_by_label(round_label)
+            return uow.record_for(org.id or 0, rnd.id or 0).id or 0
+        rounds = uow.rounds()
+        if not rounds:
+            raise NotFound("尚未加载任何年度", code="round.not_found")
+        year = clock.china_date(now or clock.now()).year
+        begun = [r for r in rounds if r.year <= year] or rounds
+        for rnd in reversed(begun):
+            try:
+                return uow.record_for(org.id or 0, rnd.id or 0).id or 0
+            except NotFound:
+                continue  # a round scoped to another subtree
+        raise NotFound("该单位在已开始的年度中没有记录", code="record.not_found")
+
+
+def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
+    """The record's history rows, oldest first, with actor names."""
+    with uow:
+        rec = uow.record(record_id)
+        actor_for(uow, user_id, rec)
+        out = []
+        for h in uow.history(record_id):
+            actor_name = uow.user(h.actor_user_id).display_name if h.actor_user_id else "系统"
+            out.append(
+                {
+                    "id": h.id,
+                    "at": h.at,
+                    "actor": actor_name,
+                    "role": h.actor_role,
+                    "on_behalf": h.on_behalf,
+                    "from": h.from_state,
+                    "to": h.to_state,
+                    "trigger": h.trigger,
+                    "label": states.TRIGGER_LABELS.get(h.trigger, h.trigger),
+                    "reason": h.reason,
+                    "detail": json.loads(h.detail) if h.detail else None,
+                }
+            )
+        return out
+
+
+# --- data entry -----------------------------------------------------------------------------
+
+
+def plan(
+    uow: UnitOfWork,
+    *,
+    record_id: int,
+    user_id: int,
+    seen_version: int,
+    amount_per_member_fen: int,
+    members: int | None = None,
+    now: datetime | None = None,
+) -> RecordView:
+    """Set the chosen extra amount per member (0..cap) and the member count while planned.
+    Without ``members`` the round's imported member count for the organisation is used."""
+    now = now or clock.now()
+    with uow:
+        rec = uow.record(record_id)
+        actor = actor_for(uow, user_id, rec)
+        entry_role(actor, "填写计划")
+        rnd, _ = policy_for(uow, rec)
+        if rec.state != states.PLANNED:
+            raise RuleViolation(Refusal("plan.locked", "只有“计划中”的记录可以修改计划；请先退回计划"))
+        if members is None:
+            members = uow.member_count(rec.org_id, rec.round_id)
+        if refusal := rules.check_plan(amount_per_member_fen, members, cap_fen=rnd.cap_fen_per_member):
+            raise RuleViolation(refusal)
+        assert members is not None  # check_plan refuses a missing count
+        quota = rules.quota_fen(amount_per_member_fen, members, is_grassroots=rec.is_grassroots)
+        values = {"amount_per_member_fen": amount_per_member_fen, "members": members,
+                  "quota_fen": quota, "updated_at": now}
+        if rec.version != seen_version or not uow.write_record(record_id, seen_version, values):
+            raise version_conflict(rec)
+        uow.commit()
+    return record_view(UnitOfWork(uow.database), record_id=record_id, user_id=user_id, now=now)
+
+
+def update_report_info(
+    uow: UnitOfWork,
+    *,
+    record_id: int,
+    user_id: int,
+    seen_version: int,
+    reporter: str | None = None,
+    phone: str | None = None,
+    fill_date: date | None = None,
+    work_experience: str | None = None,
+    work_highlights: str | None = None,
+    now: datetime | None = None,
+) -> RecordView:
+    """Set the footer (填报人, 联系电话, 填表时间) and the work-report texts. Fields left None keep
+    their value. Refused once submitted."""
+    now = now or clock.now()
+    with uow:
+        rec = uow.record(record_id)
+        actor = actor_for(uow, user_id, rec)
+        entry_role(actor, "填写报表信息")
+        if rec.state in (states.SUBMITTED, states.ACCEPTED):
+            raise RuleViolation(Refusal("report.locked", "记录已提交或已通过，不能修改报表信息"))
+        if phone is not None and (refusal := rules.check_phone(phone)):
+            raise RuleViolation(refusal)
+        if fill_date is not None and fill_date > clock.china_date(now):
+            raise RuleViolation(Refusal("contact.fill_date_future", f"填表时间 {fill_date:%Y年%m月%d日} 不能晚于今天"))
+        values: dict[str, Any] = {"updated_at": now}
+        for name, value in (("reporter", reporter), ("phone", phone), ("fill_date", fill_date),
+                            ("work_experience", work_experience), ("work_highlights", work_highlights)):
+            if value is not None:
+                values[name] = value.strip() if isinstance(value, str) else value
+        if rec.is_reporting_unit and rec.state == states.SUMMARIZED and (
+            work_experience is not None or work_highlights is not None
+        ):
+            values["snapshot_stale"] = True
+        if rec.version != seen_version or not uow.write_record(record_id, seen_version, values):
+            raise version_conflict(rec)
+        uow.commit()
+    return record_view(UnitOfWork(uow.database), record_id=record_id, user_id=user_id, now=now)
+
+
+def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetime) -> Refusal | None:
+    """Every rule a purchase line must pass before it is stored (manual entry and import)."""
+    if policy.channel(p.channel) is None:
+        codes = "、".join(c.code for c in policy.channels)
+        return Refusal("purchase.unknown_channel", f"未知采购渠道“{p.channel}”，可选：{codes}")
+    if p.budget not in BUDGETS:
+        return Refusal("purchase.unknown_budget", f"未知经费来源“{p.budget}”，可选：{'、'.join(BUDGETS)}")
+    if not p.order_no.strip():
+        return Refusal("purchase.order_missing", "请填写订单号")
+    if p.line_no < 1:
+        return Refusal("purchase.line_invalid", "订单行号须为正整数")
+    for check in (
+        rules.check_purchase_amounts(p.amount_fen, p.people),
+        rules.check_purchase_year(p.paid_at, rnd.year),
+        rules.check_product_form(p.product_form, policy.forbidden_forms),
+        rules.check_entry_window(now, rnd.entry_cutoff),
+    ):
+        if check:
+            return check
+    if p.holiday and p.holiday not in policy.holidays:
+        return Refusal("purchase.unknown_holiday", f"节日“{p.holiday}”不在政策列出的节日中：{'、'.join(policy.holidays)}")
+    if p.amount_fen < 0 and not p.refund_of:
+        return Refusal("purchase.refund_unlinked", "退款（负数金额）须注明原订单号")
+    return None
+
+
+def add_purchase(
+    uow: UnitOfWork, *, record_id: int, user_id: int, purchase: PurchaseInput, now: datetime | None = None
+) -> int:
+    """Enter one purchase line; a summarized record's snapshot becomes stale.
+
+    Returns:
+        The purchase id.
+    """
+    now = now or clock.now()
+    with uow:
+        rec = uow.record(record_id)
+        actor = actor_for(uow, user_id, rec)
+        role, on_behalf = entry_role(actor, "录入采购")
+        if refusal := rules.check_record_open_for_purchases(rec.state):
+            raise RuleViolation(refusal)
+        rnd, policy = policy_for(uow, rec)
+        if refusal := check_purchase(policy, rnd, purchase, now=now):
+            raise RuleViolation(refusal)
+        refund_of_id = None
+        if purchase.amount_fen < 0 and purchase.refund_of:
+            original = uow.find_purchase(record_id, purchase.channel, purchase.refund_of, 1)
+            if original is None:
+                raise RuleViolation(Refusal(
+                    "purchase.refund_unknown_order", f"找不到退款对应的原订单 {purchase.refund_of}"
+                ))
+            refund_of_id = original.id
+        row = uow.add_purchase(
+            Purchase(
+                record_id=record_id,
+                paid_at=purchase.paid_at,
+                paid_on=clock.china_date(purchase.paid_at),
+                channel=purchase.channel,
+                amount_fen=purchase.amount_fen,
+                people=purchase.people,
+                holiday=purchase.holiday,
+                product=purchase.product,
+                product_form=purchase.product_form,
+                origin_region=purchase.origin_region,
+                order_no=purchase.order_no.strip(),
+                line_no=purchase.line_no,
+                budget=purchase.budget,
+                refund_of_id=refund_of_id,
+                entered_by_user_id=actor.user.id,
+                entered_at=now,
+                on_behalf=on_behalf,
+            )
+        )
+        uow.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
+        uow.commit()
+        return row.id or 0
+
+
+def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
+    with uow:
+        rec = uow.record(record_id)
+        actor_for(uow, user_id, rec)
+        return [
+            {
+                "id": p.id,
+                "paid_at": p.paid_at,
+                "paid_on": p.paid_on,
+                "channel": p.channel,
+                "amount_fen": p.amount_fen,
+                "people": p.people,
+                "order_no": p.order_no,
+                "line_no": p.line_no,
+                "product": p.product,
+                "product_form": p.product_form,
+                "holiday": p.holiday,
+                "budget": p.budget,
+                "on_behalf": p.on_behalf,
+            }
+            for p in uow.purchases(record_id)
+        ]
+
+
+def parse_money(text: str) -> int:
+    """'12,345.6' yuan -> 1234560 fen; more than two decimals is refused, not rounded."""
+    from decimal import Decimal, InvalidOperation
+
+    raw = text.strip().replace(",", "").replace("元", "").replace("￥", "").replace("¥", "")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise BadInput(f"金额“{text}”不是数字", code="input.money") from None
+    if not value.is_finite():
+        raise BadInput(f"金额“{text}”不是数字", code="input.money")
+    if value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise BadInput(f"金额“{text}”超过两位小数", code="input.money_precision")
+    fen = int(value * 100)
+    if abs(fen) > MAX_MONEY_FEN:  # it would not fit the 64-bit money columns
+        raise BadInput(f"金额“{text}”超出可记录的范围", code="input.money_range")
+    return fen
+
+
+__all__ = [
+    "Actor", "actor_for", "entry_role", "policy_for", "version_conflict", "BUDGETS", "FireResult", "PurchaseInput", "RecordView", "add_purchase",
+    "available_actions", "check_purchase", "find_record", "fire", "history", "list_purchases",
+    "notification_rows", "parse_money", "plan", "record_view", "relation_to",
+    "update_report_info", "user_channels",
+]

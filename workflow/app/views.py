@@ -1,0 +1,378 @@
+"""List queries for the pages and the JSON API: a reviewer's inbox, subordinates' status, the
+records a user may see, the province overview, the notification inbox.
+
+Each is one or two set-based SELECTs (GROUP BY, LIMIT/OFFSET), never a loop of ORM round trips.
+Filter and sort keys come from fixed lists; anything else is refused with a Chinese message
+(:class:`~workflow.domain.errors.BadInput`, HTTP 422), so user input never reaches SQL as a name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, false, func, or_, select, update
+
+import states
+from workflow.domain import clock
+from workflow.domain.errors import BadInput, NotFound, PermissionDenied
+from workflow.store.tables import Membership, Notification, Organisation, Record, Round, Snapshot
+from workflow.store.uow import UnitOfWork
+
+MAX_PER_PAGE = 200
+#: Sort keys a list accepts (the value is the column, newest/most first where it makes sense).
+RECORD_SORTS: dict[str, Any] = {
+    "org_code": Organisation.code,
+    "state": Record.state,
+    "deadline": Record.report_deadline,
+    "submitted_at": Record.submitted_at,
+    "amount": Snapshot.amount_total_fen,
+}
+STATE_FILTERS: tuple[str, ...] = states.STATES
+OVERDUE_FILTERS: tuple[str, ...] = ("yes", "no")
+OVERVIEW_ROLES = frozenset({states.REVIEWER, states.OBSERVER, states.ADMIN})
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+    page: int
+    per_page: int
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "total": self.total, "page": self.page,
+                "per_page": self.per_page, "pages": self.pages, "filters": self.filters}
+
+
+def check_key(value: str | None, allowed: Iterable[str], what: str) -> str | None:
+    """``value`` if it is one of ``allowed`` (or empty: None), else refuse naming the choices."""
+    if value is None or value == "":
+        return None
+    allowed = list(allowed)
+    if value not in allowed:
+        raise BadInput(f"不支持的{what}“{value}”，可选：{'、'.join(allowed)}", code="query.bad_key")
+    return value
+
+
+def check_paging(page: int, per_page: int) -> tuple[int, int]:
+    if page < 1:
+        raise BadInput("页码须为正整数", code="query.bad_page")
+    if not 1 <= per_page <= MAX_PER_PAGE:
+        raise BadInput(f"每页条数须在 1 至 {MAX_PER_PAGE} 之间", code="query.bad_per_page")
+    return page, per_page
+
+
+# --- rounds ---------------------------------------------------------------------------------
+
+
+def rounds(uow: UnitOfWork) -> list[dict[str, Any]]:
+    with uow:
+        return [{"id": r.id, "label": r.label, "year": r.year} for r in uow.rounds()]
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    id: int
+    label: str
+    year: int
+
+
+def current_round(uow: UnitOfWork, *, round_id: int | None = None, now: datetime | None = None) -> RoundInfo:
+    """The round asked for, else the round of the current China year, else the newest."""
+    with uow:
+        if round_id is not None:
+            rnd: Round = uow.round(round_id)
+        else:
+            all_rounds = uow.rounds()
+            if not all_rounds:
+                raise NotFound("尚未加载任何年度", code="round.not_found")
+            year = clock.china_date(now or clock.now()).year
+            rnd = ([r for r in all_rounds if r.year == year] or all_rounds)[-1]
+        return RoundInfo(id=rnd.id or 0, label=rnd.label, year=rnd.year)
+
+
+def own_records(uow: UnitOfWork, *, user_id: int, round_id: int) -> list[dict[str, Any]]:
+    """The records of the organisations the user holds a seat in (one per seat), for the home
+    page: a clerk lands on their record, a reviewer sees their own federation's record."""
+    with uow:
+        rows = uow.session.execute(
+            select(Record.id, Record.state, Organisation.code, Organisation.name, Membership.role)
+            .join(Organisation, Organisation.id == Record.org_id)
+            .join(Membership, Membership.org_id == Organisation.id)
+            .where(Membership.user_id == user_id, Record.round_id == round_id)
+            .order_by(Organisation.depth, Organisation.code)
+        ).all()
+        return [{"record_id": i, "state": s, "state_label": states.STATE_LABELS[s], "org_code": c,
+                 "org_name": n, "role": r} for i, s, c, n, r in rows]
+
+
+# --- record lists ---------------------------------------------------------------------------
+
+
+def _overdue_expr(now: datetime) -> Any:
+    return or_(
+        Record.is_overdue.is_(True),  # type: ignore[attr-defined]
+        and_(Record.report_deadline <= now, Record.state.not_in([states.SUBMITTED, states.ACCEPTED])),  # type: ignore[attr-defined]
+    )
+
+
+def _record_page(
+    uow: UnitOfWork, *, where: list[Any], join_parent_seat: int | None, state: str | None,
+    overdue: str | None, q: str | None, sort: str | None, page: int, per_page: int, now: datetime,
+) -> Page:
+    state = check_key(state, STATE_FILTERS, "状态筛选")
+    overdue = check_key(overdue, OVERDUE_FILTERS, "逾期筛选")
+    sort = check_key(sort, RECORD_SORTS, "排序字段") or "org_code"
+    page, per_page = check_paging(page, per_page)
+    conds = list(where)
+    if state:
+        conds.append(Record.state == state)
+    if overdue == "yes":
+        conds.append(_overdue_expr(now))
+    elif overdue == "no":
+        conds.append(~_overdue_expr(now))
+    if q:
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conds.append(or_(Organisation.code.like(like, escape="\\"), Organisation.name.like(like, escape="\\")))  # type: ignore[attr-defined]
+    base = (
+        select(Record.id)
+        .join(Organisation, Organisation.id == Record.org_id)
+        .outerjoin(Snapshot, Snapshot.id == Record.snapshot_id)
+    )
+    if join_parent_seat is not None:
+        parent = Record.__table__.alias("parent")
+        base = base.join(parent, parent.c.id == Record.parent_id).join(
+            Membership,
+            and_(Membership.org_id == parent.c.org_id, Membership.user_id == join_parent_seat,
+                 Membership.role == states.REVIEWER),
+        )
+    base = base.where(*conds)
+    with uow:
+        total = uow.session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+        column = RECORD_SORTS[sort]
+        order = column.desc() if sort in ("amount", "submitted_at") else column
+        rows = uow.session.execute(
+            base.with_only_columns(
+                Record.id, Record.version, Record.state, Record.report_deadline, Record.submitted_at,
+                Record.is_late, Record.quota_fen, Record.amount_per_member_fen, Record.members,
+                Record.snapshot_stale, Record.last_reason, Organisation.code, Organisation.name,
+                Snapshot.people_total, Snapshot.amount_total_fen, _overdue_expr(now).label("overdue"),
+            ).order_by(order, Organisation.code, Record.id).limit(per_page).offset((page - 1) * per_page)
+        ).all()
+    items = [
+        {
+            "record_id": r.id, "version": r.version, "state": r.state,
+            "state_label": states.STATE_LABELS[r.state], "org_code": r.code, "org_name": r.name,
+            "report_deadline": r.report_deadline,
+            "deadline_last_day": clock.deadline_last_day(r.report_deadline),
+            "submitted_at": r.submitted_at, "is_late": bool(r.is_late), "overdue": bool(r.overdue),
+            "quota_fen": r.quota_fen, "amount_per_member_fen": r.amount_per_member_fen,
+            "members": r.members, "snapshot_stale": bool(r.snapshot_stale),
+            "last_reason": r.last_reason,
+            "people_total": r.people_total, "amount_total_fen": r.amount_total_fen,
+        }
+        for r in rows
+    ]
+    return Page(items=items, total=int(total), page=page, per_page=per_page,
+                filters={"state": state, "overdue": overdue, "q": q, "sort": sort})
+
+
+def review_inbox(
+    uow: UnitOfWork, *, user_id: int, round_id: int, q: str | None = None, sort: str | None = None,
+    page: int = 1, per_page: int = 50, now: datetime | None = None,
+) -> Page:
+    """Submissions awaiting the user's decision: submitted records whose parent organisation the
+    user reviews."""
+    return _record_page(
+        uow, where=[Record.round_id == round_id, Record.state == states.SUBMITTED],
+        join_parent_seat=user_id, state=None, overdue=None, q=q, sort=sort or "submitted_at",
+        page=page, per_page=per_page, now=now or clock.now(),
+    )
+
+
+def subordinates(
+    uow: UnitOfWork, *, user_id: int, round_id: int, state: str | None = None,
+    overdue: str | None = None, q: str | None = None, sort: str | None = None, page: int = 1,
+    per_page: int = 50, now: datetime | None = None,
+) -> Page:
+    """The records of the organisations directly under the user's reviewer seats."""
+    return _record_page(
+        uow, where=[Record.round_id == round_id], join_parent_seat=user_id, state=state,
+        overdue=overdue, q=q, sort=sort, page=page, per_page=per_page, now=now or clock.now(),
+    )
+
+
+def visible_records(
+    uow: UnitOfWork, *, user_id: int, round_id: int, state: str | None = None,
+    overdue: str | None = None, q: str | None = None, sort: str | None = None, page: int = 1,
+    per_page: int = 50, now: datetime | None = None,
+) -> Page:
+    """Every record in the user's visible subtrees (their seats' organisations and below)."""
+    with uow:
+        paths = [o.path for o, _r in uow.memberships(user_id)]
+    visible = or_(*[Organisation.path.like(p + "%") for p in paths]) if paths else false()  # type: ignore[attr-defined]
+    return _record_page(
+        uow, where=[Record.round_id == round_id, visible], join_parent_seat=None, state=state,
+        overdue=overdue, q=q, sort=sort, page=page, per_page=per_page, now=now or clock.now(),
+    )
+
+
+# --- the overview ---------------------------------------------------------------------------
+
+
+def overview(uow: UnitOfWork, *, user_id: int, round_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """Per organisation directly under the user's top seat (for the province: the reporting
+    units): its own record, counts per state over its subtree (itself included), overdue records,
+    and the accepted grassroots numbers (people, amount) from their snapshots. The counts are
+    :func:`workflow.app.reporting.completeness` in its ``subtree`` scope (the query the completeness
+    report and the round status read), without the snapshot check."""
+    from workflow.app.reporting import completeness
+
+    now = now or clock.now()
+    with uow:
+        seats = [(o, r) for o, r in uow.memberships(user_id) if r in OVERVIEW_ROLES]
+        if not seats:
+            raise PermissionDenied("只有审核人、管理员或观察员可以查看汇总概况", code="overview.not_allowed")
+        top = min((o for o, _ in seats), key=lambda o: (o.depth, o.code))
+        rnd = uow.round(round_id)
+        head = {"org_code": top.code, "org_name": top.name, "round_id": rnd.id, "round_label": rnd.label}
+        *rows, _total = completeness(uow.session, round_id, now=now, scope="subtree", under_org_id=top.id,
+                                     check_snapshots=False)
+        o, s = Organisation.__table__, Snapshot.__table__
+        child = Record.__table__.alias("unit_record")
+        units = uow.session.execute(
+            select(o.c.id, o.c.code, o.c.name, o.c.kind, child.c.id, child.c.state,
+                   s.c.people_total, s.c.amount_total_fen, child.c.report_deadline)
+            .select_from(o.outerjoin(child, and_(child.c.org_id == o.c.id, child.c.round_id == round_id))
+                         .outerjoin(s, s.c.id == child.c.snapshot_id))
+            .where(o.c.parent_id == top.id)
+            .order_by(o.c.code)
+        ).all()
+    by_org = {r.org_id: r for r in rows}
+
+    def stat(uid: int) -> dict[str, Any]:
+        """The unit's subtree, itself included (the completeness row counts the records below)."""
+        r = by_org.get(uid)
+        if r is None:
+            return {"counts": dict.fromkeys(states.STATES, 0), "total": 0, "grassroots": 0,
+                    "grassroots_accepted": 0, "overdue": 0, "people": 0, "amount_fen": 0}
+        counts = r.by_state
+        if r.own_state is not None:
+            counts[r.own_state] += 1
+        return {"counts": counts, "total": r.total + (r.own_state is not None),
+                "grassroots": r.grassroots, "grassroots_accepted": r.grassroots_accepted,
+                "overdue": r.overdue + r.own_overdue, "people": r.accepted_people, "amount_fen": r.accepted_fen}
+
+    out_units = []
+    totals = {"counts": dict.fromkeys(states.STATES, 0), "total": 0, "grassroots": 0,
+              "grassroots_accepted": 0, "overdue": 0, "people": 0, "amount_fen": 0}
+    for uid, code, name, kind, rec_id, rec_state, people, amount, deadline in units:
+        st = stat(uid)
+        for k in ("total", "grassroots", "grassroots_accepted", "overdue", "people", "amount_fen"):
+            totals[k] += st[k]
+        for k, v in st["counts"].items():
+            totals["counts"][k] += v
+        out_units.append({
+            "org_code": code, "org_name": name, "org_kind": kind, "record_id": rec_id,
+            "state": rec_state, "state_label": states.STATE_LABELS.get(rec_state or "", "无记录"),
+            "reported_people": people, "reported_amount_fen": amount,
+            "deadline_last_day": clock.deadline_last_day(deadline) if deadline else None,
+            "completeness": (st["grassroots_accepted"] / st["grassroots"]) if st["grassroots"] else None,
+            **st,
+        })
+    totals["completeness"] = (totals["grassroots_accepted"] / totals["grassroots"]
+                              if totals["grassroots"] else None)
+    return {**head, "units": out_units, "totals": totals}
+
+
+# --- the notification inbox ------------------------------------------------------------------
+
+KIND_LABELS = {
+    "record_event": "记录动态",
+    "quota_reminder": "额度提醒",
+    "report_reminder": "报送提醒",
+    "reviewer_digest": "审核提醒",
+    "overdue_notice": "逾期通知",
+    "quota_lapsed": "额度失效",
+}
+
+
+def notifications(uow: UnitOfWork, *, user_id: int, page: int = 1, per_page: int = 50) -> Page:
+    """The user's in-app inbox, newest first."""
+    page, per_page = check_paging(page, per_page)
+    cond = and_(Notification.user_id == user_id, Notification.channel == "inbox")
+    with uow:
+        total = uow.session.execute(select(func.count()).select_from(Notification).where(cond)).scalar_one()
+        unread = uow.session.execute(
+            select(func.count()).select_from(Notification).where(cond, Notification.read_at.is_(None))  # type: ignore[union-attr]
+        ).scalar_one()
+        rows = list(uow.session.execute(
+            select(Notification).where(cond).order_by(Notification.id.desc())  # type: ignore[union-attr]
+            .limit(per_page).offset((page - 1) * per_page)
+        ).scalars())
+        items = []
+        for n in rows:
+            try:
+                payload = json.loads(n.payload or "{}")
+            except ValueError:
+                payload = {}
+            items.append({"id": n.id, "kind": n.kind, "kind_label": KIND_LABELS.get(n.kind, n.kind),
+                          "record_id": n.record_id, "created_at": n.created_at,
+                          "read": n.read_at is not None,
+                          "payload": payload if isinstance(payload, dict) else {}})
+    return Page(items=items, total=int(total), page=page, per_page=per_page, filters={"unread": int(unread)})
+
+
+def mark_notifications_read(uow: UnitOfWork, *, user_id: int, now: datetime | None = None) -> int:
+    with uow:
+        n = uow.session.execute(
+            update(Notification)
+            .where(Notification.user_id == user_id, Notification.channel == "inbox",
+                   Notification.read_at.is_(None))  # type: ignore[union-attr]
+            .values(read_at=now or clock.now())
+        ).rowcount or 0
+        uow.commit()
+        return n
+
+
+def entry_options(uow: UnitOfWork, *, round_id: int) -> dict[str, Any]:
+    """What a purchase form offers: the round's channels, holidays and budgets (policy data)."""
+    from workflow.app.records import BUDGETS
+
+    with uow:
+        rnd = uow.round(round_id)
+        policy = uow.policy(rnd.policy_code)
+        year = rnd.year
+    return {
+        "channels": [{"code": c.code, "name": c.name, "official": c.official} for c in policy.channels],
+        "holidays": list(policy.holidays),
+        "forbidden_forms": list(policy.forbidden_forms),
+        "budgets": [{"code": k, "name": v} for k, v in BUDGETS.items()],
+        "year": year,
+    }
+
+
+def record_relation(uow: UnitOfWork, *, user_id: int, record_id: int) -> dict[str, bool]:
+    """What the page may offer this user on a record: data entry (its clerk, or the parent's
+    reviewer on its behalf) and the parent's reviewer's decisions. The services check again."""
+    from workflow.app.records import relation_to
+
+    with uow:
+        rec = uow.record(record_id)
+        _user, rel, visible = relation_to(uow, user_id, uow.org(rec.org_id))
+    if not visible:
+        raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
+    parent_reviewer = states.REVIEWER in rel.parent_roles
+    own_clerk = states.CLERK in rel.own_roles
+    return {"own_clerk": own_clerk, "parent_reviewer": parent_reviewer,
+            "can_enter": own_clerk or parent_reviewer}

@@ -1,0 +1,1 @@
+"""Pure rules and the lifecycle: imports states and the stdlib only."""

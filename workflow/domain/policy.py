@@ -1,0 +1,335 @@
+"""A notice's numbers, loaded from a TOML file and checked field by field.
+
+A policy is data: rounds, caps, deadlines, who reports to whom, channels and their Annex 2 rows,
+the ordinary gift limits of 粤工总〔2018〕5号, holidays and forbidden product forms. A malformed
+file is refused with :class:`~workflow.domain.errors.PolicyError` naming the field and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from workflow.domain import clock
+from workflow.domain.errors import PolicyError
+
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+OFFICIAL_VALUES = ("yes", "preferred", "no")
+
+
+@dataclass(frozen=True)
+class Channel:
+    code: str
+    name: str
+    stats_row: str
+    official: str  # yes | preferred | no
+    operator: str = ""
+    access: str = ""
+
+    @property
+    def is_official(self) -> bool:
+        return self.official == "yes"
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    code: str
+    label: str
+
+
+@dataclass(frozen=True)
+class OrdinaryLimits:
+    source: str
+    budget_share_soft_percent: int
+    budget_share_hard_percent: int
+    retained_share_hard_percent: int
+    per_member_soft_fen: int
+
+
+@dataclass(frozen=True)
+class RoundSpec:
+    """One reporting year of a policy, with its deadlines as China last days."""
+
+    year: int
+    label: str
+    quota_last_day: date
+    report_last_day_reporting_unit: date
+    report_last_day_default: date
+    entry_cutoff_last_day: date
+    cap_fen_per_member: int
+    scope: str | None = None
+
+    @property
+    def quota_deadline(self) -> datetime:
+        return clock.deadline_instant(self.quota_last_day)
+
+    @property
+    def report_deadline_reporting_unit(self) -> datetime:
+        return clock.deadline_instant(self.report_last_day_reporting_unit)
+
+    @property
+    def report_deadline_default(self) -> datetime:
+        return clock.deadline_instant(self.report_last_day_default)
+
+    @property
+    def entry_cutoff(self) -> datetime:
+        return clock.deadline_instant(self.entry_cutoff_last_day)
+
+
+@dataclass(frozen=True)
+class Policy:
+    code: str
+    document: str
+    title: str
+    receiver_label: str
+    receiver_kind: str
+    reporting_unit_kinds: frozenset[str]
+    grassroots_kinds: frozenset[str]
+    kind_labels: dict[str, str]
+    rounds: tuple[RoundSpec, ...]
+    stats_rows: tuple[StatsRow, ...]
+    channels: tuple[Channel, ...]
+    limits: OrdinaryLimits
+    holidays: tuple[str, ...]
+    forbidden_forms: tuple[str, ...]
+    reminder_offsets: tuple[int, ...]
+    reminder_hour: int
+    scope: str | None = None
+    source_text: str = field(default="", repr=False, compare=False)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.source_text.encode()).hexdigest()[:16]
+
+    def channel(self, code: str) -> Channel | None:
+        for c in self.channels:
+            if c.code == code:
+                return c
+        return None
+
+    def round(self, year: int) -> RoundSpec | None:
+        for r in self.rounds:
+            if r.year == year:
+                return r
+        return None
+
+
+class _Reader:
+    """Reads typed fields out of nested TOML tables, naming the field on error."""
+
+    def __init__(self, data: dict[str, Any], where: str) -> None:
+        self.data = data
+        self.where = where
+
+    def _fail(self, key: str, reason: str) -> PolicyError:
+        return PolicyError(f"策略文件字段 {self.where}{key} 无效：{reason}", code="policy.invalid")
+
+    def table(self, key: str) -> _Reader:
+        value = self.data.get(key)
+        if not isinstance(value, dict):
+            raise self._fail(key, "缺少该表或类型不是表")
+        return _Reader(value, f"{self.where}{key}.")
+
+    def tables(self, key: str) -> list[_Reader]:
+        value = self.data.get(key)
+        if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+            raise self._fail(key, "需要至少一项 [[...]] 表")
+        return [_Reader(v, f"{self.where}{key}[{i}].") for i, v in enumerate(value)]
+
+    def text(self, key: str, *, default: str | None = None, allowed: tuple[str, ...] = ()) -> str:
+        value = self.data.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            raise self._fail(key, "需要非空字符串")
+        if allowed and value not in allowed:
+            raise self._fail(key, f"取值须为 {', '.join(allowed)} 之一，实际为 {value!r}")
+        return value
+
+    def opt_str(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self._fail(key, "需要字符串")
+        return value
+
+    def integer(self, key: str, *, lo: int, hi: int, default: int | None = None) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._fail(key, "需要整数")
+        if not lo <= value <= hi:
+            raise self._fail(key, f"须在 {lo} 到 {hi} 之间，实际为 {value}")
+        return value
+
+    def flag(self, key: str, *, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(key, "需要 true 或 false")
+        return value
+
+    def str_list(self, key: str, *, nonempty: bool = True) -> list[str]:
+        value = self.data.get(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self._fail(key, "需要字符串列表")
+        if nonempty and not value:
+            raise self._fail(key, "列表不能为空")
+        return value
+
+    def int_list(self, key: str, *, lo: int, hi: int) -> list[int]:
+        value = self.data.get(key)
+        if not isinstance(value, list) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi for v in value
+        ):
+            raise self._fail(key, f"需要 {lo} 到 {hi} 之间的整数列表")
+        return value
+
+    def month_day(self, key: str, year: int) -> date:
+        value = self.data.get(key)
+        if isinstance(value, date):
+            return value
+        if not isinstance(value, str):
+            raise self._fail(key, "需要 MM-DD 或完整日期")
+        try:
+            if len(value) == 5:
+                month, day = (int(p) for p in value.split("-"))
+                return date(year, month, day)
+            return date.fromisoformat(value)
+        except ValueError:
+            raise self._fail(key, f"日期 {value!r} 不合法") from None
+
+
+def parse_policy(text: str, *, source: str = "<string>") -> Policy:
+    """Parse and check a policy file's text.
+
+    Args:
+        text: the TOML text.
+        source: where it came from, for messages.
+
+    Returns:
+        The checked :class:`Policy`.
+
+    Raises:
+        PolicyError: naming the field and the reason.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"策略文件 {source} 不是合法的 TOML：{exc}") from None
+    top = _Reader(data, "")
+    head = top.table("policy")
+    quota = top.table("quota")
+    dl = top.table("deadlines")
+    orgs = top.table("organisations")
+    cap_yuan = quota.integer("cap_yuan_per_member", lo=0, hi=100_000)
+    scope = head.opt_str("scope")
+
+    labels_raw = orgs.data.get("labels", {})
+    if not isinstance(labels_raw, dict) or not all(isinstance(v, str) for v in labels_raw.values()):
+        raise PolicyError("策略文件字段 organisations.labels 无效：需要 种类 = \"名称\" 的表")
+
+    rounds: list[RoundSpec] = []
+    for r in top.tables("rounds"):
+        year = r.integer("year", lo=2000, hi=2100)
+        src = {**quota.data, **dl.data, **r.data}
+        rr = _Reader(src, r.where)
+        quota_day = rr.month_day("deadline", year)
+        report_ru = rr.month_day("report_reporting_unit", year)
+        report_default = rr.month_day("report_default", year)
+        cutoff_year = year + 1 if rr.flag("entry_cutoff_next_year", default=True) else year
+        cutoff = rr.month_day("entry_cutoff", cutoff_year)
+        if report_default > report_ru:
+            raise PolicyError(
+                f"策略文件字段 {r.where}report_default 无效：下级报送截止日 {report_default} "
+                f"不能晚于报送单位截止日 {report_ru}"
+            )
+        if cutoff < quota_day:
+            raise PolicyError(
+                f"策略文件字段 {r.where}entry_cutoff 无效：补录截止日 {cutoff} 早于额度截止日 {quota_day}"
+            )
+        rounds.append(
+            RoundSpec(
+                year=year,
+                label=r.text("label"),
+                quota_last_day=quota_day,
+                report_last_day_reporting_unit=report_ru,
+                report_last_day_default=report_default,
+                entry_cutoff_last_day=cutoff,
+                cap_fen_per_member=rr.integer("cap_yuan_per_member", lo=0, hi=100_000, default=cap_yuan)
+                * 100,
+                scope=r.opt_str("scope") or scope,
+            )
+        )
+    years = [r.year for r in rounds]
+    if len(set(years)) != len(years):
+        raise PolicyError("策略文件字段 rounds 无效：同一年度出现了两次")
+
+    stats_rows = tuple(StatsRow(s.text("code"), s.text("label")) for s in top.tables("stats_rows"))
+    row_codes = {s.code for s in stats_rows}
+    channels: list[Channel] = []
+    for c in top.tables("channels"):
+        row = c.text("stats_row")
+        if row not in row_codes:
+            raise PolicyError(f"策略文件字段 {c.where}stats_row 无效：{row!r} 不是附件2中的行")
+        channels.append(
+            Channel(
+                code=c.text("code"),
+                name=c.text("name"),
+                stats_row=row,
+                official=c.text("official", allowed=OFFICIAL_VALUES),
+                operator=c.opt_str("operator") or "",
+                access=c.opt_str("access") or "",
+            )
+        )
+    if len({c.code for c in channels}) != len(channels):
+        raise PolicyError("策略文件字段 channels 无效：渠道代码重复")
+
+    lim = top.table("ordinary_limits")
+    gifts = top.table("gifts")
+    soft = lim.integer("budget_share_soft_percent", lo=0, hi=100)
+    hard = lim.integer("budget_share_hard_percent", lo=0, hi=100)
+    if soft > hard:
+        raise PolicyError("策略文件字段 ordinary_limits 无效：一般比例不能高于最高比例")
+    return Policy(
+        code=head.text("code"),
+        document=head.text("document"),
+        title=head.text("title"),
+        receiver_label=head.text("receiver"),
+        receiver_kind=orgs.text("receiver"),
+        reporting_unit_kinds=frozenset(orgs.str_list("reporting_units")),
+        grassroots_kinds=frozenset(orgs.str_list("grassroots")),
+        kind_labels=dict(labels_raw),
+        rounds=tuple(rounds),
+        stats_rows=stats_rows,
+        channels=tuple(channels),
+        limits=OrdinaryLimits(
+            source=lim.text("source"),
+            budget_share_soft_percent=soft,
+            budget_share_hard_percent=hard,
+            retained_share_hard_percent=lim.integer("retained_share_hard_percent", lo=0, hi=100),
+            per_member_soft_fen=lim.integer("per_member_soft_yuan", lo=0, hi=1_000_000) * 100,
+        ),
+        holidays=tuple(gifts.str_list("holidays")),
+        forbidden_forms=tuple(gifts.str_list("forbidden_forms", nonempty=False)),
+        reminder_offsets=tuple(sorted(set(dl.int_list("reminder_offsets", lo=0, hi=366)), reverse=True)),
+        reminder_hour=dl.integer("reminder_hour", lo=0, hi=23),
+        scope=scope,
+        source_text=text,
+    )
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load and check a policy file from disk. Raises PolicyError."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"无法读取策略文件 {p}：{exc}") from None
+    return parse_policy(text, source=str(p))
+
+
+def builtin(code: str = "yuegongzong-2021-17") -> Policy:
+    """A policy shipped with bangfu, by code."""
+    return load_policy(POLICY_DIR / f"{code}.toml")

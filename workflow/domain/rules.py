@@ -1,0 +1,229 @@
+"""The notice's rules as pure functions over plain values.
+
+Each check returns ``None`` when the rule is satisfied, or a :class:`Refusal` naming the rule in
+Chinese with a stable code. Nothing here reads a clock, a database or a file: callers pass ``now``
+and the policy's numbers, so every rule is testable in microseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from states import ACCEPTED, SUBMITTED
+from workflow.domain.clock import CHINA, deadline_last_day
+from workflow.domain.errors import Refusal
+
+FEN_PER_YUAN = 100
+MAX_MEMBERS = 10_000_000
+
+MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
+# Area code 0 + 2-3 digits, a 7-8 digit number, an optional extension: 020-12345678, 0755-1234567-801
+LANDLINE_RE = re.compile(r"^0\d{2,3}-?\d{7,8}(?:(?:-|转|ext\.?)\d{1,6})?$")
+
+
+def yuan(fen: int) -> str:
+    """Format integer fen as yuan with thousands separators: 1234560 -> '12,345.60'."""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole:,}.{cents:02d}"
+
+
+# --- planning -------------------------------------------------------------------------------
+
+
+def check_plan(amount_per_member_fen: int | None, members: int | None, *, cap_fen: int) -> Refusal | None:
+    """The chosen extra amount per member is 0..cap and a member count is given."""
+    if amount_per_member_fen is None:
+        return Refusal("plan.amount_missing", "尚未填写每人增加额度（0 元也须明确填写）")
+    if not 0 <= amount_per_member_fen <= cap_fen:
+        return Refusal(
+            "plan.amount_out_of_range",
+            f"每人增加额度须在 0 至 {yuan(cap_fen)} 元之间，填写的是 {yuan(amount_per_member_fen)} 元",
+        )
+    if members is None:
+        return Refusal("plan.members_missing", "尚未填写会员人数")
+    if not 0 <= members <= MAX_MEMBERS:
+        return Refusal("plan.members_out_of_range", f"会员人数须在 0 至 {MAX_MEMBERS:,} 之间")
+    if amount_per_member_fen > 0 and members == 0:
+        return Refusal("plan.members_zero", "选择了增加额度，会员人数不能为 0")
+    return None
+
+
+def quota_fen(amount_per_member_fen: int, members: int, *, is_grassroots: bool) -> int:
+    """The extra quota: chosen amount × members, for grassroots records only (0 otherwise)."""
+    if not is_grassroots:
+        return 0
+    return amount_per_member_fen * members
+
+
+@dataclass(frozen=True)
+class QuotaUse:
+    """How a grassroots union's extra-budget spending sits against its quota.
+
+    Attributes:
+        quota_fen: the extra quota.
+        extra_spent_fen: spending booked against the extra budget.
+        exempt_fen: the part that is exempt from the ordinary gift limits (≤ quota).
+        over_quota_fen: spending above the quota, counted against the ordinary limits.
+        left_fen: quota still unused (lapses after the deadline).
+    """
+
+    quota_fen: int
+    extra_spent_fen: int
+    exempt_fen: int
+    over_quota_fen: int
+    left_fen: int
+
+
+def quota_use(quota: int, extra_spent: int) -> QuotaUse:
+    """Split extra-budget spending into the exempt part and the part above the quota."""
+    exempt = max(0, min(quota, extra_spent))
+    return QuotaUse(
+        quota_fen=quota,
+        extra_spent_fen=extra_spent,
+        exempt_fen=exempt,
+        over_quota_fen=max(0, extra_spent - quota),
+        left_fen=max(0, quota - max(0, extra_spent)),
+    )
+
+
+# --- purchases ------------------------------------------------------------------------------
+
+
+def check_purchase_year(paid_at: datetime, year: int) -> Refusal | None:
+    """A purchase counts for a round only if paid within that year in China time."""
+    if paid_at.tzinfo is None:
+        return Refusal("purchase.naive_time", "支付时间缺少时区")
+    local = paid_at.astimezone(CHINA)
+    if local.year != year:
+        return Refusal(
+            "purchase.outside_year",
+            f"支付时间 {local:%Y-%m-%d %H:%M}（北京时间）不在 {year} 年度内，不能计入本年度",
+        )
+    return None
+
+
+def check_product_form(form: str | None, forbidden: Collection[str]) -> Refusal | None:
+    """No cash, shopping cards or vouchers (the forms are policy data)."""
+    if form and any(f in form for f in forbidden):
+        return Refusal(
+            "purchase.forbidden_form",
+            f"商品形式“{form}”不允许：工会经费不得发放{'、'.join(forbidden)}",
+        )
+    return None
+
+
+def check_purchase_amounts(amount_fen: int, people: int) -> Refusal | None:
+    if amount_fen == 0:
+        return Refusal("purchase.zero_amount", "金额不能为 0")
+    if people < 0:
+        return Refusal("purchase.people_negative", "领取人数不能为负数")
+    return None
+
+
+def check_entry_window(now: datetime, entry_cutoff: datetime) -> Refusal | None:
+    """Purchases of a round may be entered until its entry cutoff."""
+    if now >= entry_cutoff:
+        # The cutoff is stored as the next day's 00:00; the message names the last day.
+        last = deadline_last_day(entry_cutoff)
+        return Refusal("purchase.after_cutoff", f"本年度采购补录已于 {last:%Y年%m月%d日} 截止")
+    return None
+
+
+def check_record_open_for_purchases(state: str) -> Refusal | None:
+    """A submitted or accepted record's numbers are under review: withdraw or be returned first."""
+    if state in (SUBMITTED, ACCEPTED):
+        return Refusal(
+            "purchase.record_locked",
+            "记录已提交或已通过，不能再修改采购明细；如需修改请先撤回或由上级退回",
+        )
+    return None
+
+
+# --- summarize / submit ---------------------------------------------------------------------
+
+
+def check_work_report(is_reporting_unit: bool, experience: str | None, highlights: str | None) -> Refusal | None:
+    """Reporting units must give 先进经验 and 工作亮点."""
+    if not is_reporting_unit:
+        return None
+    missing = [n for n, v in (("先进经验", experience), ("工作亮点", highlights)) if not (v or "").strip()]
+    if missing:
+        return Refusal("report.texts_missing", f"报送单位须填写工作报告的{'和'.join(missing)}")
+    return None
+
+
+def check_snapshot_fresh(has_snapshot: bool, stale: bool) -> Refusal | None:
+    if not has_snapshot:
+        return Refusal("snapshot.missing", "尚未汇总，不能提交")
+    if stale:
+        return Refusal("snapshot.stale", "汇总后数据有变动（新增采购或下级审核变化），请重新汇总后再提交")
+    return None
+
+
+def check_phone(phone: str | None) -> Refusal | None:
+    """A mobile (1[3-9] and 11 digits) or a landline with area code and optional extension."""
+    value = (phone or "").strip().replace(" ", "")
+    if not value:
+        return Refusal("contact.phone_missing", "请填写联系电话")
+    if MOBILE_RE.match(value) or LANDLINE_RE.match(value):
+        return None
+    return Refusal(
+        "contact.phone_invalid",
+        f"联系电话“{phone}”格式不正确：手机号为 1 开头的 11 位数字，座机须带区号（如 020-12345678）",
+    )
+
+
+def check_contact(reporter: str | None, phone: str | None, fill_date: date | None, today: date) -> Refusal | None:
+    """Submit needs 填报人, 联系电话 and a 填表时间 not in the future."""
+    if not (reporter or "").strip():
+        return Refusal("contact.reporter_missing", "请填写填报人")
+    if refusal := check_phone(phone):
+        return refusal
+    if fill_date is None:
+        return Refusal("contact.fill_date_missing", "请填写填表时间")
+    if fill_date > today:
+        return Refusal("contact.fill_date_future", f"填表时间 {fill_date:%Y年%m月%d日} 不能晚于今天")
+    return None
+
+
+# --- decisions ------------------------------------------------------------------------------
+
+
+def check_reason(reason: str | None) -> Refusal | None:
+    if not (reason or "").strip():
+        return Refusal("decision.reason_missing", "退回或撤销须写明原因")
+    return None
+
+
+def check_parent_unlocked(parent_state: str | None) -> Refusal | None:
+    """While the parent is submitted or accepted, its children's acceptances are locked."""
+    if parent_state in (SUBMITTED, ACCEPTED):
+        return Refusal(
+            "decision.parent_locked",
+            "上级单位的报表已提交或已通过，下级审核结果已锁定；需先撤回或退回上级报表",
+        )
+    return None
+
+
+# --- deadlines ------------------------------------------------------------------------------
+
+
+def is_overdue(state: str, deadline: datetime, now: datetime) -> bool:
+    """Past the report deadline and not yet submitted (nor accepted)."""
+    return now >= deadline and state not in (SUBMITTED, ACCEPTED)
+
+
+def is_late(submitted_at: datetime | None, deadline: datetime) -> bool:
+    """Submitted, but after the deadline."""
+    return submitted_at is not None and submitted_at >= deadline
+
+
+def days_left(deadline: datetime, now: datetime) -> int:
+    """Whole China days left before the deadline's last day ends (0 = today is the last day;
+    negative once past)."""
+    last_day = (deadline.astimezone(CHINA)).date().toordinal() - 1
+    return last_day - now.astimezone(CHINA).date().toordinal()

@@ -1,0 +1,1 @@
+"""The edges: command line, web (pages and JSON API), run, demo."""

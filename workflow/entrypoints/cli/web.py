@@ -1,0 +1,36 @@
+"""Web commands: ``bangfu serve`` (uvicorn) and ``bangfu token-create USERNAME``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from workflow.app import accounts
+from workflow.entrypoints.cli import Context, command
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("serve", help="serve the web pages and the JSON API (uvicorn)", parents=[common])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p = sub.add_parser("token-create", help="create a bearer API token for a user (shown once)",
+                       parents=[common])
+    p.add_argument("username")
+    p.add_argument("--name", default="", help="what the token is for")
+
+
+@command("serve")
+def cmd_serve(args: argparse.Namespace, ctx: Context) -> Any:
+    import uvicorn
+
+    from workflow.entrypoints.web.app import create_app
+
+    uvicorn.run(create_app(ctx.db), host=args.host, port=args.port, log_level="info")
+    return {"stopped": True}
+
+
+@command("token-create")
+def cmd_token_create(args: argparse.Namespace, ctx: Context) -> Any:
+    token = accounts.create_token(ctx.uow(), username=args.username, name=args.name)
+    return {"username": args.username, "token": token,
+            "usage": "Authorization: Bearer <token>（只显示这一次，请妥善保存）"}

@@ -1,0 +1,215 @@
+"""The demo province: 21 cities with districts, a few provincial unions, about 200 grassroots
+unions in every state of the lifecycle, clerks and reviewers, and a current-year round labelled
+演示 whose lower-level report deadline is two weeks away, so reminders and days-left mean
+something today. Built through the services, so every state is reached by real transitions.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from workflow.app import directory, records
+from workflow.app.passwords import hash_password
+from workflow.domain import clock
+from workflow.domain.policy import POLICY_DIR, builtin, parse_policy
+from workflow.store.tables import Database
+from workflow.store.uow import UnitOfWork
+
+DEMO_PASSWORD = "demo1234"
+
+CITIES: list[tuple[str, str, tuple[str, str]]] = [
+    ("GZ", "广州市", ("天河区", "越秀区")), ("SZ", "深圳市", ("福田区", "南山区")),
+    ("ZH", "珠海市", ("香洲区", "斗门区")), ("ST", "汕头市", ("金平区", "龙湖区")),
+    ("FS", "佛山市", ("禅城区", "南海区")), ("SG", "韶关市", ("浈江区", "武江区")),
+    ("HY", "河源市", ("源城区", "东源县")), ("MZ", "梅州市", ("梅江区", "梅县区")),
+    ("HZ", "惠州市", ("惠城区", "惠阳区")), ("SW", "汕尾市", ("城区", "海丰县")),
+    ("DG", "东莞市", ("莞城街道", "松山湖园区")), ("ZS", "中山市", ("石岐街道", "火炬开发区")),
+    ("JM", "江门市", ("蓬江区", "新会区")), ("YJ", "阳江市", ("江城区", "阳东区")),
+    ("ZJ", "湛江市", ("赤坎区", "霞山区")), ("MM", "茂名市", ("茂南区", "电白区")),
+    ("ZQ", "肇庆市", ("端州区", "鼎湖区")), ("QY", "清远市", ("清城区", "清新区")),
+    ("CZ", "潮州市", ("湘桥区", "潮安区")), ("JY", "揭阳市", ("榕城区", "揭东区")),
+    ("YF", "云浮市", ("云城区", "云安区")),
+]
+INDUSTRY: list[tuple[str, str, str]] = [
+    ("IND-EDU", "广东省教科文卫工会", "industry_union"),
+    ("IND-TRANS", "广东省交通运输工会", "industry_union"),
+    ("ORGAN", "广东省直机关工会", "provincial_organ_union"),
+]
+UNIT_SUFFIXES = ["人民医院", "第一中学", "供电局", "自来水公司", "税务局", "科技有限公司", "物流集团", "食品厂"]
+# How the grassroots records are spread over the lifecycle (plus a few returned for revision).
+STATE_PLAN = ["planned", "purchased", "summarized", "submitted", "accepted", "returned", "accepted", "submitted"]
+
+
+def demo_policy_text(today: Any) -> str:
+    """The 17号 policy with one current-year round labelled 演示: the lower levels' report
+    deadline 14 days from today (capped at 31 December), so reminders are due today."""
+    text = (POLICY_DIR / "yuegongzong-2021-17.toml").read_text(encoding="utf-8")
+    text = text.replace('code = "yuegongzong-2021-17"', 'code = "demo"', 1)
+    text = re.sub(r"\[\[rounds\]\]\nyear = 2021\nlabel = \"2021年度\"\n\n\[\[rounds\]\]\nyear = 2022\nlabel = \"2022年度\"\n",
+                  "", text)
+    due = min(today + timedelta(days=14), today.replace(month=12, day=31))
+    return text + (
+        f'\n[[rounds]]\nyear = {today.year}\nlabel = "{today.year}年度（演示）"\n'
+        f'report_default = "{due.isoformat()}"\n'
+    )
+
+
+def _org_csv() -> tuple[str, list[tuple[str, str, str]]]:
+    """The tree as CSV, and the grassroots units as (code, name, parent code)."""
+    lines = ["code,name,kind,parent_code,phone", "GD,广东省总工会,province,,020-83828111",
+             "XCZX,广东省乡村振兴局,observer_body,,020-12345678"]
+    grassroots: list[tuple[str, str, str]] = []
+    n = 0
+    for code, city, districts in CITIES:
+        lines.append(f"{code},{city}总工会,city_federation,GD,")
+        for i, district in enumerate(districts, start=1):
+            dcode = f"{code}-D{i}"
+            lines.append(f"{dcode},{city}{district}总工会,district_federation,{code},")
+            for j in range(4):
+                n += 1
+                suffix = UNIT_SUFFIXES[(n + j) % len(UNIT_SUFFIXES)]
+                grassroots.append((f"{dcode}-G{j + 1}", f"{city}{district}{suffix}工会", dcode))
+    for code, name, kind in INDUSTRY:
+        lines.append(f"{code},{name},{kind},GD,")
+        for j in range(10):
+            suffix = UNIT_SUFFIXES[j % len(UNIT_SUFFIXES)]
+            grassroots.append((f"{code}-G{j + 1}", f"{name.removesuffix('工会')}系统{suffix}{j + 1}分会", code))
+    for gcode, name, parent in grassroots:
+        lines.append(f"{gcode},{name},grassroots,{parent},")
+    return "\n".join(lines) + "\n", grassroots
+
+
+def _user_csv(org_lines: str) -> str:
+    rows = ["username,display_name,org_code,role,email,phone,password"]
+    for line in org_lines.splitlines()[1:]:
+        code, name, kind = line.split(",")[:3]
+        if kind == "observer_body":
+            continue
+        slug = code.lower()
+        if kind != "province":
+            rows.append(f"{slug}-clerk,{name}填报员,{code},clerk,{slug}-clerk@example.test,13800000000,")
+        if kind != "grassroots":
+            rows.append(f"{slug}-reviewer,{name}审核人,{code},reviewer,{slug}-reviewer@example.test,13900000000,")
+    rows.append("gd-admin,省总工会管理员,GD,admin,gd-admin@example.test,,")
+    rows.append("xczx-observer,省乡村振兴局观察员,GD,observer,xczx-observer@example.test,,")
+    return "\n".join(rows) + "\n"
+
+
+def build(database: Database, *, reset: bool = False, seed: int = 17) -> dict[str, Any]:
+    """Create the demo world in ``database`` (idempotent unless ``reset``)."""
+    now = clock.now()
+    today = clock.china_date(now)
+    database.upgrade()
+    with UnitOfWork(database, readonly=True) as uow:
+        already = bool(uow.rounds())
+    if already and not reset:
+        return {"demo": "already loaded", "database": database.url}
+    org_csv, grassroots = _org_csv()
+    directory.import_organisations(UnitOfWork(database), data=org_csv.encode(), now=now)
+    shared_hash = hash_password(DEMO_PASSWORD)
+    directory.import_users(UnitOfWork(database), data=_user_csv(org_csv).encode(), now=now,
+                           hash_password=lambda _pw: shared_hash)
+    _set_demo_passwords(database, shared_hash)
+    directory.load_policy(UnitOfWork(database), policy=builtin(), now=now)
+    demo = parse_policy(demo_policy_text(today), source="demo")
+    directory.load_policy(UnitOfWork(database), policy=demo, now=now)
+    label = demo.rounds[0].label
+    rng = random.Random(seed)
+    counts: dict[str, int] = {}
+    for i, (code, _name, parent) in enumerate(grassroots):
+        target = STATE_PLAN[i % len(STATE_PLAN)]
+        _advance(database, code, parent, label, target, rng, now)
+        counts[target] = counts.get(target, 0) + 1
+    # Two district federations summarize and submit to their city, one city reaches the province.
+    for dcode in ("GZ-D1", "SZ-D1"):
+        _advance_federation(database, dcode, label, now, submit=True)
+    return {"demo": "loaded", "round": label, "grassroots": len(grassroots), "states": counts,
+            "database": database.url, "password": DEMO_PASSWORD}
+
+
+def _set_demo_passwords(database: Database, shared_hash: str) -> None:
+    from sqlalchemy import update
+
+    from workflow.store.tables import User
+
+    with database.begin() as s:
+        s.execute(update(User).where(User.password_hash.is_(None)).values(password_hash=shared_hash))  # type: ignore[union-attr]
+
+
+def _uid(database: Database, username: str) -> int:
+    with UnitOfWork(database, readonly=True) as uow:
+        return uow.user_by_name(username).id or 0
+
+
+def _fire(database: Database, rid: int, trigger: str, user: int, reason: str | None, now: datetime) -> None:
+    with UnitOfWork(database, readonly=True) as uow:
+        version = uow.record(rid).version
+    records.fire(UnitOfWork(database), record_id=rid, trigger=trigger, user_id=user,
+                  seen_version=version, reason=reason, now=now)
+
+
+def _advance(database: Database, code: str, parent: str, label: str, target: str,
+             rng: random.Random, now: datetime) -> None:
+    rid = records.find_record(UnitOfWork(database), org_code=code, round_label=label)
+    clerk = _uid(database, f"{code.lower()}-clerk")
+    reviewer = _uid(database, f"{parent.lower()}-reviewer")
+    members = rng.randint(20, 800)
+    amount = rng.choice([0, 30000, 50000, 60000, 60000, 60000])
+    with UnitOfWork(database, readonly=True) as uow:
+        version = uow.record(rid).version
+    records.plan(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
+                  amount_per_member_fen=amount, members=members, now=now)
+    if target == "planned":
+        return
+    year_start = datetime(now.year, 1, 1, tzinfo=clock.CHINA)
+    span = max(1, int((now - year_start.astimezone(now.tzinfo)).total_seconds()) - 3600)
+    channels = ["ygh", "gdg", "dxb", "p832", "dxyx", "local_hall", "other"]
+    budget_left = amount * members
+    for n in range(rng.randint(1, 4)):
+        paid_at = year_start + timedelta(seconds=rng.randint(0, span))
+        value = max(100, min(budget_left, rng.randint(2000, 12000) * 100)) if budget_left > 0 else rng.randint(500, 3000) * 100
+        budget_left -= value
+        records.add_purchase(
+            UnitOfWork(database), record_id=rid, user_id=clerk, now=now,
+            purchase=records.PurchaseInput(
+                paid_at=paid_at, channel=rng.choice(channels), amount_fen=value,
+                people=rng.randint(10, max(11, members)), order_no=f"{code}-{n + 1:03d}",
+                product=rng.choice(["梅州金柚", "清远鸡", "英德红茶", "湛江菠萝", "河源米粉"]),
+                holiday=rng.choice(["中秋", "国庆", "春节"]),
+                budget="extra_quota" if amount else "ordinary_gift",
+            ),
+        )
+    _fire(database, rid, "finish_purchasing", clerk, None, now)
+    if target == "purchased":
+        return
+    with UnitOfWork(database, readonly=True) as uow:
+        version = uow.record(rid).version
+    records.update_report_info(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
+                                reporter=f"{code}填报员", phone="13800000000", now=now)
+    _fire(database, rid, "summarize", clerk, None, now)
+    if target == "summarized":
+        return
+    _fire(database, rid, "submit", clerk, None, now)
+    if target == "submitted":
+        return
+    if target == "returned":
+        _fire(database, rid, "return_for_revision", reviewer, "领取人数与发放名单不一致，请核对后重新提交", now)
+        return
+    _fire(database, rid, "accept", reviewer, None, now)
+
+
+def _advance_federation(database: Database, code: str, label: str, now: datetime, *, submit: bool) -> None:
+    rid = records.find_record(UnitOfWork(database), org_code=code, round_label=label)
+    clerk = _uid(database, f"{code.lower()}-clerk")
+    with UnitOfWork(database, readonly=True) as uow:
+        version = uow.record(rid).version
+    records.update_report_info(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
+                                reporter=f"{code}填报员", phone="020-83828111",
+                                work_experience="组织基层工会集中采购帮扶产品", work_highlights="节日慰问品全部来自帮扶地区", now=now)
+    _fire(database, rid, "finish_purchasing", clerk, None, now)
+    _fire(database, rid, "summarize", clerk, None, now)
+    if submit:
+        _fire(database, rid, "submit", clerk, None, now)

@@ -1,0 +1,317 @@
+"""The JSON API: every use case the CLI offers, over HTTP, calling the same services.
+
+Authentication: the session cookie (log in with ``POST /api/session``; writes then need the
+``X-CSRF-Token`` header with the token that call returns) or ``Authorization: Bearer <token>``
+(``bangfu token-create USERNAME``). Errors are ``{"code": ..., "message": ...}`` with the
+status of the error class: 401 not logged in, 403 visible but not permitted (or CSRF), 404
+outside the user's view, 409 refused by a rule or a version conflict, 422 bad input, 429 too
+many failed logins. OpenAPI at ``/docs``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, Field
+
+from workflow.app import accounts, attachments, oversight, records, views
+from workflow.app.accounts import UserInfo
+from workflow.domain import clock
+from workflow.domain.errors import BadInput
+from workflow.entrypoints.web import auth
+from workflow.store.tables import Database
+from workflow.store.uow import UnitOfWork
+
+router = APIRouter(prefix="/api", tags=["api"])
+User = Annotated[UserInfo, Depends(auth.api_user)]
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.database  # type: ignore[no-any-return]
+
+
+def _uow(request: Request, readonly: bool = False) -> UnitOfWork:
+    return UnitOfWork(_db(request), readonly=readonly)
+
+
+def _round_id(request: Request, round_id: int | None) -> int:
+    return views.current_round(_uow(request, True), round_id=round_id).id or 0
+
+
+# --- bodies ---------------------------------------------------------------------------------
+
+
+class LoginBody(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=200)
+
+
+class PurchaseBody(BaseModel):
+    paid_at: str = Field(description="payment time, ISO 8601; naive = China time", examples=["2021-11-01T10:30"])
+    channel: str = Field(max_length=32, examples=["ygh"])
+    amount: str = Field(description="yuan, at most two decimals; negative for a refund", examples=["1234.50"])
+    people: int
+    order_no: str = Field(max_length=100)
+    line_no: int = 1
+    product: str = Field(default="", max_length=300)
+    product_form: str | None = Field(default=None, max_length=64)
+    holiday: str | None = Field(default=None, max_length=32)
+    origin_region: str | None = Field(default=None, max_length=100)
+    budget: str = "extra_quota"
+    refund_of: str | None = Field(default=None, max_length=100)
+
+
+class PlanBody(BaseModel):
+    seen_version: int
+    amount: str = Field(description="yuan per member, 0-600", examples=["600"])
+    members: int
+
+
+class ReportInfoBody(BaseModel):
+    seen_version: int
+    reporter: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=64)
+    fill_date: date | None = None
+    work_experience: str | None = Field(default=None, max_length=20000)
+    work_highlights: str | None = Field(default=None, max_length=20000)
+
+
+class FireBody(BaseModel):
+    trigger: str = Field(max_length=64)
+    seen_version: int
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class DeadlineBody(BaseModel):
+    seen_version: int
+    last_day: date
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class BulkItem(BaseModel):
+    record_id: int
+    seen_version: int
+
+
+class BulkAcceptBody(BaseModel):
+    items: list[BulkItem] = Field(max_length=500)
+
+
+class PasswordBody(BaseModel):
+    new_password: str = Field(max_length=200)
+
+
+class HandoverBody(BaseModel):
+    display_name: str = Field(max_length=100)
+    new_password: str = Field(max_length=200)
+    email: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=64)
+
+
+def purchase_input(
+    *, paid_at: str, channel: str, amount: str, people: int, order_no: str, line_no: int = 1,
+    product: str = "", product_form: str | None = None, holiday: str | None = None,
+    origin_region: str | None = None, budget: str = "extra_quota", refund_of: str | None = None,
+) -> records.PurchaseInput:
+    """Parse a purchase as the CLI does (same messages for the same mistakes)."""
+    try:
+        paid = clock.parse_instant(paid_at)
+    except ValueError:
+        raise BadInput(f"支付时间“{paid_at}”格式应为 2021-12-31T10:30（北京时间）", code="input.time") from None
+    return records.PurchaseInput(
+        paid_at=paid, channel=channel.strip(), amount_fen=records.parse_money(amount), people=people,
+        order_no=order_no, line_no=line_no, product=product or "", product_form=product_form or None,
+        holiday=holiday or None, origin_region=origin_region or None, budget=budget,
+        refund_of=refund_of or None,
+    )
+
+
+# --- session --------------------------------------------------------------------------------
+
+
+@router.post("/session", summary="log in (sets the session cookie; returns the CSRF token)")
+def api_login(body: LoginBody, request: Request) -> dict[str, Any]:
+    uid = accounts.authenticate(_uow(request), username=body.username, password=body.password,
+                                client_ip=auth.client_ip(request))
+    info = accounts.user_info(_uow(request, True), user_id=uid)
+    auth.login(request, info)
+    return {"user": info.to_dict(), "csrf_token": auth.csrf_token(request)}
+
+
+@router.delete("/session", status_code=204, summary="log out")
+def api_logout(request: Request, user: User) -> Response:
+    auth.logout(request)
+    return Response(status_code=204)
+
+
+@router.get("/me")
+def me(user: User) -> dict[str, Any]:
+    return user.to_dict()
+
+
+@router.get("/rounds")
+def list_rounds(request: Request, user: User) -> list[dict[str, Any]]:
+    return views.rounds(_uow(request, True))
+
+
+# --- records --------------------------------------------------------------------------------
+
+
+@router.get("/records", summary="records in the user's view, with filters and paging")
+def list_records(
+    request: Request, user: User, round: int | None = None, state: str | None = None,
+    overdue: str | None = None, q: Annotated[str | None, Query(max_length=100)] = None,
+    sort: str | None = None, page: int = 1, per_page: int = 50,
+) -> dict[str, Any]:
+    return jsonable_encoder(views.visible_records(
+        _uow(request, True), user_id=user.id, round_id=_round_id(request, round), state=state,
+        overdue=overdue, q=q, sort=sort, page=page, per_page=per_page).to_dict())
+
+
+@router.get("/records/{record_id}", summary="a record: quota, deadlines, the actions open to you")
+def show_record(record_id: int, request: Request, user: User) -> dict[str, Any]:
+    return jsonable_encoder(
+        records.record_view(_uow(request, True), record_id=record_id, user_id=user.id).to_dict())
+
+
+@router.get("/records/{record_id}/history")
+def record_history(record_id: int, request: Request, user: User) -> list[dict[str, Any]]:
+    return jsonable_encoder(records.history(_uow(request, True), record_id=record_id, user_id=user.id))
+
+
+@router.get("/records/{record_id}/purchases")
+def record_purchases(record_id: int, request: Request, user: User) -> list[dict[str, Any]]:
+    return jsonable_encoder(records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id))
+
+
+@router.post("/records/{record_id}/purchases", status_code=201)
+def add_purchase(record_id: int, body: PurchaseBody, request: Request, user: User) -> dict[str, Any]:
+    pid = records.add_purchase(_uow(request), record_id=record_id, user_id=user.id,
+                                purchase=purchase_input(**body.model_dump()))
+    return {"purchase_id": pid, "record_id": record_id}
+
+
+@router.get("/records/{record_id}/attachments")
+def record_attachments(record_id: int, request: Request, user: User) -> list[dict[str, Any]]:
+    return jsonable_encoder(attachments.list_attachments(_uow(request, True), record_id=record_id,
+                                                         user_id=user.id))
+
+
+@router.post("/records/{record_id}/attachments", status_code=201,
+             summary="upload a PDF, JPG or PNG (at most 10 MB): the sealed Annex 2 scan or an invoice")
+def upload_attachment(
+    record_id: int, request: Request, user: User, file: Annotated[UploadFile, File()],
+    kind: Annotated[str, Form(max_length=32)] = "annex2_scan",
+) -> dict[str, Any]:
+    data = file.file.read(attachments.MAX_BYTES + 1)
+    aid = attachments.add_attachment(_uow(request), record_id=record_id, user_id=user.id, kind=kind,
+                                     filename=file.filename or "file", data=data)
+    return {"attachment_id": aid, "record_id": record_id}
+
+
+@router.get("/records/{record_id}/attachments/{attachment_id}")
+def download_attachment(record_id: int, attachment_id: int, request: Request, user: User) -> Response:
+    from workflow.entrypoints.web.pages import download_response
+
+    return download_response(attachments.get_attachment(
+        _uow(request, True), record_id=record_id, attachment_id=attachment_id, user_id=user.id))
+
+
+@router.put("/records/{record_id}/plan")
+def set_plan(record_id: int, body: PlanBody, request: Request, user: User) -> dict[str, Any]:
+    view = records.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=body.seen_version,
+                         amount_per_member_fen=records.parse_money(body.amount), members=body.members)
+    return jsonable_encoder(view.to_dict())
+
+
+@router.put("/records/{record_id}/report-info")
+def set_report_info(record_id: int, body: ReportInfoBody, request: Request, user: User) -> dict[str, Any]:
+    view = records.update_report_info(
+        _uow(request), record_id=record_id, user_id=user.id, seen_version=body.seen_version,
+        reporter=body.reporter, phone=body.phone, fill_date=body.fill_date,
+        work_experience=body.work_experience, work_highlights=body.work_highlights)
+    return jsonable_encoder(view.to_dict())
+
+
+@router.post("/records/{record_id}/fire", summary="fire a lifecycle trigger with the version you saw")
+def fire(record_id: int, body: FireBody, request: Request, user: User) -> dict[str, Any]:
+    result = records.fire(_uow(request), record_id=record_id, trigger=body.trigger, user_id=user.id,
+                           seen_version=body.seen_version, reason=body.reason)
+    return jsonable_encoder(result)
+
+
+@router.put("/records/{record_id}/deadline", summary="a parent's reviewer changes a child's report deadline")
+def set_deadline(record_id: int, body: DeadlineBody, request: Request, user: User) -> dict[str, Any]:
+    view = oversight.set_report_deadline(_uow(request), record_id=record_id, user_id=user.id,
+                                         seen_version=body.seen_version, last_day=body.last_day,
+                                         reason=body.reason)
+    return jsonable_encoder(view.to_dict())
+
+
+# --- reviewing ------------------------------------------------------------------------------
+
+
+@router.get("/review/inbox", summary="submissions awaiting your decision")
+def review_inbox(
+    request: Request, user: User, round: int | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None, sort: str | None = None,
+    page: int = 1, per_page: int = 50,
+) -> dict[str, Any]:
+    return jsonable_encoder(views.review_inbox(
+        _uow(request, True), user_id=user.id, round_id=_round_id(request, round), q=q, sort=sort,
+        page=page, per_page=per_page).to_dict())
+
+
+@router.get("/review/subordinates", summary="your direct subordinates' records")
+def review_subordinates(
+    request: Request, user: User, round: int | None = None, state: str | None = None,
+    overdue: str | None = None, q: Annotated[str | None, Query(max_length=100)] = None,
+    sort: str | None = None, page: int = 1, per_page: int = 50,
+) -> dict[str, Any]:
+    return jsonable_encoder(views.subordinates(
+        _uow(request, True), user_id=user.id, round_id=_round_id(request, round), state=state,
+        overdue=overdue, q=q, sort=sort, page=page, per_page=per_page).to_dict())
+
+
+@router.post("/review/bulk-accept", summary="accept many submissions; the result says which succeeded")
+def bulk_accept(body: BulkAcceptBody, request: Request, user: User) -> dict[str, Any]:
+    out = oversight.bulk_accept(_db(request), user_id=user.id,
+                                items=[(i.record_id, i.seen_version) for i in body.items])
+    return {"accepted": sum(o.ok for o in out), "refused": sum(not o.ok for o in out),
+            "results": [o.to_dict() for o in out]}
+
+
+@router.get("/overview", summary="counts per state and accepted numbers per organisation under you")
+def overview(request: Request, user: User, round: int | None = None) -> dict[str, Any]:
+    return jsonable_encoder(views.overview(_uow(request, True), user_id=user.id,
+                                             round_id=_round_id(request, round)))
+
+
+@router.get("/notifications")
+def notifications(request: Request, user: User, page: int = 1, per_page: int = 50) -> dict[str, Any]:
+    return jsonable_encoder(views.notifications(_uow(request, True), user_id=user.id, page=page,
+                                                  per_page=per_page).to_dict())
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+@router.get("/accounts", summary="the clerk accounts you manage")
+def managed_accounts(request: Request, user: User) -> list[dict[str, Any]]:
+    return accounts.managed_clerks(_uow(request, True), actor_id=user.id)
+
+
+@router.post("/accounts/{username}/password", status_code=204)
+def reset_password(username: str, body: PasswordBody, request: Request, user: User) -> Response:
+    accounts.reset_password(_uow(request), actor_id=user.id, username=username, new_password=body.new_password)
+    return Response(status_code=204)
+
+
+@router.post("/accounts/{username}/handover", status_code=204)
+def handover(username: str, body: HandoverBody, request: Request, user: User) -> Response:
+    accounts.handover(_uow(request), actor_id=user.id, username=username, display_name=body.display_name,
+                      new_password=body.new_password, email=body.email, phone=body.phone)
+    return Response(status_code=204)

@@ -1,0 +1,180 @@
+"""The FastAPI application: the JSON API (:mod:`workflow.entrypoints.web.api`) and the server-rendered pages
+(:mod:`workflow.entrypoints.web.pages`), both thin over :mod:`workflow.app.records`.
+
+``create_app(database=None, settings=None)`` builds one; with no arguments it reads the
+settings from the environment (refusing the default secret outside development) and opens the
+configured database. ``uvicorn --factory workflow.entrypoints.web.app:create_app`` serves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from notifications.templates import make_environment
+from workflow.domain.errors import BangfuError
+from workflow.entrypoints.web import auth
+from workflow.settings import Settings, get_settings
+from workflow.store.tables import Database
+
+WEB_DIR = Path(__file__).resolve().parent
+TEMPLATE_DIR = WEB_DIR / "templates"
+STATIC_DIR = WEB_DIR / "static"
+
+
+class LoginRedirect(Exception):
+    """A page needs a logged-in user: send the browser to the login page."""
+
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
+    """Build the web application.
+
+    Args:
+        database: the database to use (default: ``settings.database_url``).
+        settings: the settings (default: from the environment); checked, so production refuses
+            the default secret.
+
+    Returns:
+        The FastAPI app; ``app.state`` holds ``database``, ``settings`` and ``templates`` (the
+        notifications' configured Jinja2 environment plus this package's templates).
+    """
+    settings = (settings or get_settings()).check()
+    if database is None:
+        database = Database(settings.database_url)
+    # Swagger UI and ReDoc load their scripts from a CDN; the machines may have no internet, so
+    # /docs is a server-rendered page over the same OpenAPI document (/openapi.json).
+    app = FastAPI(title="bangfu 消费帮扶", version="0.1.0", docs_url=None, redoc_url=None,
+                  description="消费帮扶记录工作流（粤工总〔2021〕17号）的 JSON 接口与页面")
+    app.state.database = database
+    app.state.settings = settings
+    app.state.templates = make_environment(TEMPLATE_DIR)
+
+    @app.middleware("http")
+    async def upload_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # Refuse an oversized upload before its body is read and spooled to disk; the service
+        # checks the exact size of what it stores.
+        from workflow.app.attachments import MAX_BYTES
+
+        length = request.headers.get("content-length", "")
+        if request.method == "POST" and length.isdigit() and int(length) > MAX_BYTES + 64 * 1024:
+            message = f"上传内容超过 {MAX_BYTES // 1024 // 1024} MB 上限"
+            if _wants_json(request):
+                return JSONResponse({"code": "attachment.too_large", "message": message}, status_code=413)
+            return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{message}</p>", status_code=413)
+        return await call_next(request)
+
+    @app.middleware("http")
+    async def session_middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request.state.session = auth.load_session(request)
+        request.state.session_dirty = False
+        auth.csrf_token(request)  # every visitor, anonymous too, has a CSRF token
+        response = await call_next(request)
+        if request.state.session_dirty and not getattr(request.state, "via_token", False):
+            response.set_cookie(
+                auth.COOKIE,
+                auth.serializer(settings.secret_key).dumps(request.state.session),
+                max_age=auth.SESSION_MAX_AGE, httponly=True, samesite="lax",
+                secure=settings.secure_cookies, path="/",
+            )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    @app.exception_handler(BangfuError)
+    async def bangfu_error(request: Request, exc: BangfuError) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.http_status)
+        if exc.http_status == 401:
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        from workflow.entrypoints.web.pages import render
+
+        return render(request, "pages/error.html", {"title": "无法完成", "status": exc.http_status,
+                                                    "code": exc.code, "message": exc.message},
+                      status=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = "；".join(_describe(e) for e in exc.errors()[:5])
+        message = f"请求参数不正确：{problems}"
+        if _wants_json(request):
+            return JSONResponse({"code": "input.invalid", "message": message,
+                                 "detail": [_plain(e) for e in exc.errors()]}, status_code=422)
+        from workflow.entrypoints.web.pages import render
+
+        return render(request, "pages/error.html", {"title": "输入有误", "status": 422,
+                                                    "code": "input.invalid", "message": message},
+                      status=422)
+
+    @app.exception_handler(LoginRedirect)
+    async def login_redirect(request: Request, exc: LoginRedirect) -> Response:
+        return RedirectResponse(f"/login?next={exc.next_path}", status_code=303)
+
+    from workflow.entrypoints.web.api import router as api_router
+    from workflow.entrypoints.web.pages import router as pages_router
+    from workflow.entrypoints.web.reports_pages import api as reports_api
+    from workflow.entrypoints.web.reports_pages import pages as reports_pages
+
+    app.include_router(api_router)
+    app.include_router(reports_api)
+    app.include_router(pages_router)
+    app.include_router(reports_pages)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs(request: Request) -> HTMLResponse:
+        from workflow.entrypoints.web.pages import render
+
+        spec = app.openapi()
+        operations = [
+            {"method": method.upper(), "path": path, "summary": op.get("summary", ""),
+             "params": [p["name"] for p in op.get("parameters", [])], "body": _body_schema(op)}
+            for path, methods in spec["paths"].items() for method, op in methods.items()
+        ]
+        return render(request, "pages/docs.html", {"title": "接口文档", "spec": spec, "operations": operations})
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> HTMLResponse:
+        return HTMLResponse("ok")
+
+    return app
+
+
+def _body_schema(operation: dict[str, Any]) -> str:
+    """The name of an operation's request-body schema, or ''."""
+    content: dict[str, Any] = operation.get("requestBody", {}).get("content", {})
+    for media in content.values():
+        return str(media.get("schema", {}).get("$ref", "")).rsplit("/", 1)[-1]
+    return ""
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/api"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "form"))
+    kind = str(error.get("type", ""))
+    what = {
+        "missing": "必填",
+        "int_parsing": "须为整数",
+        "date_from_datetime_parsing": "须为日期 YYYY-MM-DD",
+        "date_parsing": "须为日期 YYYY-MM-DD",
+        "string_too_long": "太长",
+        "too_long": "条目太多",
+        "json_invalid": "不是有效的 JSON",
+    }.get(kind, "格式不正确")
+    return f"{where or '请求'} {what}"
+
+
+def _plain(error: dict[str, Any]) -> dict[str, Any]:
+    return {"loc": [str(p) for p in error.get("loc", ())], "type": str(error.get("type", ""))}

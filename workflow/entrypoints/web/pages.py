@@ -1,0 +1,563 @@
+"""Server-rendered pages in Chinese: login, home, the record dashboard and its history, the
+reviewer's inbox, the overview, the notification inbox and account management.
+
+Every page calls the same services as the CLI and the JSON API. Forms post back with a CSRF
+token; on a refusal the page is shown again with the service's message beside the form and the
+values the user typed kept; on success it redirects (post/redirect/get) with a flash message.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+import states
+from workflow.app import accounts, attachments, oversight, records, views
+from workflow.app.accounts import UserInfo
+from workflow.domain import clock, rules
+from workflow.domain.errors import BadInput, BangfuError, NotFound
+from workflow.entrypoints.web import auth
+from workflow.entrypoints.web.diagram import lifecycle_svg
+from workflow.store.uow import UnitOfWork
+
+router = APIRouter(include_in_schema=False)
+OVERVIEW_ROLES = views.OVERVIEW_ROLES
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _uow(request: Request, readonly: bool = False) -> UnitOfWork:
+    return UnitOfWork(request.app.state.database, readonly=readonly)
+
+
+def is_wechat(request: Request) -> bool:
+    """WeChat's in-app browser blocks downloads: the pages say 请在浏览器中打开 there."""
+    return "micromessenger" in request.headers.get("user-agent", "").lower()
+
+
+def render(request: Request, template: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:
+    try:
+        user = auth.current_user(request)
+    except BangfuError:
+        user = None
+    roles = user.roles() if user else set()
+    base: dict[str, Any] = {
+        "user": user,
+        "csrf": auth.csrf_token(request),
+        "wechat": is_wechat(request),
+        "flash": auth.pop_flash(request),
+        "is_reviewer": states.REVIEWER in roles,
+        "can_overview": bool(roles & OVERVIEW_ROLES),
+        "path": request.url.path,
+        "title": "",
+    }
+    base.update(ctx)
+    html = request.app.state.templates.get_template(template).render(base)
+    return HTMLResponse(html, status_code=status)
+
+
+def page_user(request: Request) -> UserInfo:
+    from workflow.entrypoints.web.app import LoginRedirect
+
+    user = auth.current_user(request)
+    if user is None:
+        raise LoginRedirect(request.url.path)
+    return user
+
+
+def _safe_next(value: str | None, default: str = "/") -> str:
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return default
+
+
+def _redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def _round(request: Request, round_id: int | None) -> Any:
+    return views.current_round(_uow(request, True), round_id=round_id)
+
+
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text.strip().replace(",", ""))
+    except ValueError:
+        raise BadInput(f"{what}“{text}”不是整数", code="input.int") from None
+
+
+# --- login ----------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> HTMLResponse:
+    return render(request, "pages/login.html", {"title": "登录", "next": _safe_next(next),
+                                                "username": "", "error": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login_submit(
+    request: Request,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=200)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    auth.check_csrf(request, csrf_token)
+    try:
+        uid = accounts.authenticate(_uow(request), username=username, password=password,
+                                    client_ip=auth.client_ip(request))
+    except (accounts.LoginFailed, accounts.TooManyAttempts) as exc:
+        return render(request, "pages/login.html", {"title": "登录", "next": _safe_next(next),
+                                                    "username": username, "error": exc.message},
+                      status=exc.http_status)
+    info = accounts.user_info(_uow(request, True), user_id=uid)
+    auth.login(request, info)
+    request.state.user = info
+    return _redirect(_safe_next(next))
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    auth.check_csrf(request, csrf_token)
+    auth.logout(request)
+    return _redirect("/login")
+
+
+# --- home -----------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, round: int | None = None) -> Response:
+    user = page_user(request)
+    rnd = _round(request, round)
+    own = views.own_records(_uow(request, True), user_id=user.id, round_id=rnd.id or 0)
+    roles = user.roles()
+    clerk_records = [r for r in own if r["role"] == states.CLERK]
+    if round is None and len(clerk_records) == 1 and not roles & OVERVIEW_ROLES:
+        return _redirect(f"/records/{clerk_records[0]['record_id']}")
+    return render(request, "pages/home.html", {
+        "title": "首页", "round": rnd, "rounds": views.rounds(_uow(request, True)), "own": own,
+    })
+
+
+# --- the record -----------------------------------------------------------------------------
+
+FORM_DEFAULTS: dict[str, dict[str, str]] = {
+    "plan": {"amount": "", "members": ""},
+    "purchase": {"paid_at": "", "channel": "ygh", "amount": "", "people": "", "order_no": "",
+                 "line_no": "1", "product": "", "product_form": "", "holiday": "",
+                 "budget": "extra_quota", "refund_of": ""},
+    "info": {"reporter": "", "phone": "", "fill_date": "", "work_experience": "", "work_highlights": ""},
+    "fire": {"trigger": "", "reason": ""},
+    "deadline": {"last_day": "", "reason": ""},
+    "attachment": {"kind": "annex2_scan"},
+    "import": {"mapping": "generic"},
+    "limits": {"ordinary": "", "budget": "", "retained": "0", "basis": "budget"},
+}
+
+
+def _record_page(
+    request: Request, user: UserInfo, record_id: int, *, typed: dict[str, dict[str, str]] | None = None,
+    errors: dict[str, str] | None = None, status: int = 200, extra: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    from workflow.entrypoints.web import reports_pages
+
+    view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
+    rel = views.record_relation(_uow(request, True), user_id=user.id, record_id=record_id)
+    purchases = records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
+    files = attachments.list_attachments(_uow(request, True), record_id=record_id, user_id=user.id)
+    options = views.entry_options(_uow(request, True), round_id=view.round_id)
+    forms = {k: dict(v) for k, v in FORM_DEFAULTS.items()}
+    forms["plan"].update(
+        amount=rules.yuan(view.amount_per_member_fen).replace(",", "") if view.amount_per_member_fen is not None else "",
+        members=str(view.members) if view.members is not None else "")
+    forms["info"].update(reporter=view.reporter or "", phone=view.phone or "",
+                         fill_date=view.fill_date.isoformat() if view.fill_date else "",
+                         work_experience=view.work_experience or "", work_highlights=view.work_highlights or "")
+    forms["deadline"]["last_day"] = clock.deadline_last_day(view.report_deadline).isoformat()
+    forms["purchase"]["paid_at"] = clock.now().astimezone(clock.CHINA).strftime("%Y-%m-%dT%H:%M")
+    for name, values in (typed or {}).items():
+        forms[name].update(values)
+    allowed = [a for a in view.actions if a.allowed]
+    # Rules that stop an action the user could otherwise take; not "wrong state" (every trigger
+    # of other states) nor "not your role" (a clerk is never the one to accept).
+    refused = [a for a in view.actions if not a.allowed and a.refusal
+               and a.refusal.code != "transition.not_allowed"
+               and not a.refusal.code.startswith("permission.")]
+    # The main action moves the record forward; reopen and withdraw are offered as secondary.
+    order = {s: i for i, s in enumerate(states.STATES)}
+    forward = {a.trigger for a in allowed if a.dest and order[a.dest] > order[view.state]}
+    allowed.sort(key=lambda a: a.trigger not in forward)
+    used = min(view.extra_spent_fen, view.quota_fen) if view.quota_fen else 0
+    percent = round(100 * used / view.quota_fen) if view.quota_fen else 0
+    open_for_entry = view.state not in (states.SUBMITTED, states.ACCEPTED)
+    return render(request, "pages/record.html", {
+        "title": view.org_name, "v": view, "rel": rel, "purchases": purchases, "options": options,
+        "files": files, "attachment_kinds": attachments.KINDS,
+        "max_mb": attachments.MAX_BYTES // 1024 // 1024,
+        "forms": forms, "errors": errors or {}, "allowed": allowed, "refused": refused, "forward": forward,
+        "quota_used_fen": used, "quota_percent": percent, "open_for_entry": open_for_entry,
+        "quota_last_day": clock.deadline_last_day(view.quota_deadline),
+        "report_last_day": clock.deadline_last_day(view.report_deadline),
+        "state_labels": states.STATE_LABELS,
+        "mappings": reports_pages.mapping_choices(options["channels"]),
+        "import_max_mb": reports_pages.MAX_IMPORT_BYTES // 1024 // 1024,
+        "import_problems": [], "limit_result": None, "limit_bases": reports_pages.limits.BASES,
+        **(extra or {}),
+    }, status=status)
+
+
+@router.get("/records/{record_id}", response_class=HTMLResponse)
+def record_page(request: Request, record_id: int) -> HTMLResponse:
+    return _record_page(request, page_user(request), record_id)
+
+
+def _refused(request: Request, user: UserInfo, record_id: int, form: str, typed: dict[str, str],
+             exc: BangfuError) -> HTMLResponse:
+    if isinstance(exc, NotFound):
+        raise exc
+    return _record_page(request, user, record_id, typed={form: typed}, errors={form: exc.message},
+                        status=exc.http_status)
+
+
+@router.post("/records/{record_id}/plan", response_class=HTMLResponse)
+def plan_submit(
+    request: Request, record_id: int, seen_version: Annotated[int, Form()],
+    amount: Annotated[str, Form(max_length=50)] = "", members: Annotated[str, Form(max_length=50)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    typed = {"amount": amount, "members": members}
+    try:
+        records.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=seen_version,
+                      amount_per_member_fen=records.parse_money(amount), members=_int(members, "会员人数"))
+    except BangfuError as exc:
+        return _refused(request, user, record_id, "plan", typed, exc)
+    auth.flash(request, "计划已保存")
+    return _redirect(f"/records/{record_id}")
+
+
+@router.post("/records/{record_id}/purchases", response_class=HTMLResponse)
+def purchase_submit(
+    request: Request, record_id: int,
+    paid_at: Annotated[str, Form(max_length=40)] = "", channel: Annotated[str, Form(max_length=32)] = "",
+    amount: Annotated[str, Form(max_length=50)] = "", people: Annotated[str, Form(max_length=20)] = "",
+    order_no: Annotated[str, Form(max_length=100)] = "", line_no: Annotated[str, Form(max_length=10)] = "1",
+    product: Annotated[str, Form(max_length=300)] = "", product_form: Annotated[str, Form(max_length=64)] = "",
+    holiday: Annotated[str, Form(max_length=32)] = "", budget: Annotated[str, Form(max_length=32)] = "extra_quota",
+    refund_of: Annotated[str, Form(max_length=100)] = "", csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    from workflow.entrypoints.web.api import purchase_input
+
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    typed = {"paid_at": paid_at, "channel": channel, "amount": amount, "people": people,
+             "order_no": order_no, "line_no": line_no, "product": product, "product_form": product_form,
+             "holiday": holiday, "budget": budget, "refund_of": refund_of}
+    try:
+        purchase = purchase_input(
+            paid_at=paid_at, channel=channel, amount=amount, people=_int(people, "领取人数"),
+            order_no=order_no, line_no=_int(line_no or "1", "订单行号"), product=product,
+            product_form=product_form, holiday=holiday, budget=budget, refund_of=refund_of)
+        records.add_purchase(_uow(request), record_id=record_id, user_id=user.id, purchase=purchase)
+    except BangfuError as exc:
+        return _refused(request, user, record_id, "purchase", typed, exc)
+    auth.flash(request, f"已录入订单 {order_no.strip()}")
+    return _redirect(f"/records/{record_id}#purchases")
+
+
+@router.post("/records/{record_id}/report-info", response_class=HTMLResponse)
+def info_submit(
+    request: Request, record_id: int, seen_version: Annotated[int, Form()],
+    reporter: Annotated[str, Form(max_length=100)] = "", phone: Annotated[str, Form(max_length=64)] = "",
+    fill_date: Annotated[str, Form(max_length=20)] = "",
+    work_experience: Annotated[str, Form(max_length=20000)] = "",
+    work_highlights: Annotated[str, Form(max_length=20000)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    typed = {"reporter": reporter, "phone": phone, "fill_date": fill_date,
+             "work_experience": work_experience, "work_highlights": work_highlights}
+    try:
+        parsed: date | None = None
+        if fill_date.strip():
+            try:
+                parsed = date.fromisoformat(fill_date.strip())
+            except ValueError:
+                raise BadInput(f"日期“{fill_date}”格式应为 YYYY-MM-DD", code="input.date") from None
+        records.update_report_info(
+            _uow(request), record_id=record_id, user_id=user.id, seen_version=seen_version,
+            reporter=reporter or None, phone=phone or None, fill_date=parsed,
+            work_experience=work_experience or None, work_highlights=work_highlights or None)
+    except BangfuError as exc:
+        return _refused(request, user, record_id, "info", typed, exc)
+    auth.flash(request, "报表信息已保存")
+    return _redirect(f"/records/{record_id}")
+
+
+@router.post("/records/{record_id}/fire", response_class=HTMLResponse)
+def fire_submit(
+    request: Request, record_id: int, seen_version: Annotated[int, Form()],
+    trigger: Annotated[str, Form(max_length=64)] = "", reason: Annotated[str, Form(max_length=2000)] = "",
+    next: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    try:
+        result = records.fire(_uow(request), record_id=record_id, trigger=trigger, user_id=user.id,
+                               seen_version=seen_version, reason=reason or None)
+    except BangfuError as exc:
+        if next.startswith("/review") and not isinstance(exc, NotFound):
+            auth.flash(request, exc.message, "error")
+            return _redirect(_safe_next(next))
+        return _refused(request, user, record_id, "fire", {"trigger": trigger, "reason": reason}, exc)
+    label = states.TRIGGER_LABELS.get(trigger, trigger)
+    auth.flash(request, f"已{label}：{states.STATE_LABELS[result.from_state]} → {states.STATE_LABELS[result.to_state]}"
+               + ("（代填报）" if result.on_behalf else ""))
+    return _redirect(_safe_next(next, f"/records/{record_id}"))
+
+
+@router.post("/records/{record_id}/deadline", response_class=HTMLResponse)
+def deadline_submit(
+    request: Request, record_id: int, seen_version: Annotated[int, Form()],
+    last_day: Annotated[str, Form(max_length=20)] = "", reason: Annotated[str, Form(max_length=2000)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    typed = {"last_day": last_day, "reason": reason}
+    try:
+        try:
+            day = date.fromisoformat(last_day.strip())
+        except ValueError:
+            raise BadInput(f"日期“{last_day}”格式应为 YYYY-MM-DD", code="input.date") from None
+        oversight.set_report_deadline(_uow(request), record_id=record_id, user_id=user.id,
+                                      seen_version=seen_version, last_day=day, reason=reason or None)
+    except BangfuError as exc:
+        return _refused(request, user, record_id, "deadline", typed, exc)
+    auth.flash(request, f"报送截止日期已调整为 {day:%Y年%m月%d日}")
+    return _redirect(f"/records/{record_id}")
+
+
+@router.post("/records/{record_id}/attachments", response_class=HTMLResponse)
+def attachment_submit(
+    request: Request, record_id: int, file: Annotated[UploadFile, File()],
+    kind: Annotated[str, Form(max_length=32)] = "annex2_scan", csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    data = file.file.read(attachments.MAX_BYTES + 1)  # never read more than the limit allows
+    try:
+        attachments.add_attachment(_uow(request), record_id=record_id, user_id=user.id, kind=kind,
+                                   filename=file.filename or "file", data=data)
+    except BangfuError as exc:
+        return _refused(request, user, record_id, "attachment", {"kind": kind}, exc)
+    auth.flash(request, f"已上传附件 {file.filename or ''}")
+    return _redirect(f"/records/{record_id}#attachments")
+
+
+@router.get("/records/{record_id}/attachments/{attachment_id}")
+def attachment_download(request: Request, record_id: int, attachment_id: int) -> Response:
+    user = page_user(request)
+    stored = attachments.get_attachment(_uow(request, True), record_id=record_id,
+                                        attachment_id=attachment_id, user_id=user.id)
+    return download_response(stored)
+
+
+def download_response(stored: attachments.StoredFile) -> Response:
+    from urllib.parse import quote
+
+    ascii_name = stored.filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(stored.filename)}"
+    return Response(stored.data, media_type=stored.content_type,
+                    headers={"Content-Disposition": disposition, "Cache-Control": "private, no-store"})
+
+
+@router.get("/records/{record_id}/history", response_class=HTMLResponse)
+def history_page(request: Request, record_id: int) -> HTMLResponse:
+    user = page_user(request)
+    view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
+    rows = records.history(_uow(request, True), record_id=record_id, user_id=user.id)
+    for h in rows:
+        if h["trigger"] == oversight.DEADLINE_TRIGGER:
+            d = h["detail"] or {}
+            h["label"] = f"{oversight.DEADLINE_LABEL}：{d.get('from', '')} → {d.get('to', '')}"
+    return render(request, "pages/history.html", {
+        "title": f"{view.org_name} 历史", "v": view, "rows": list(reversed(rows)),
+        "diagram": lifecycle_svg(view.state), "transitions": states.TRANSITIONS,
+        "state_labels": states.STATE_LABELS,
+    })
+
+
+@router.get("/records/{record_id}/purchases.csv")
+def purchases_csv(request: Request, record_id: int) -> Response:
+    user = page_user(request)
+    view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
+    rows = records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["支付日期", "渠道", "金额（元）", "领取人次", "订单号", "行号", "商品", "节日", "经费来源", "代填报"])
+    for p in rows:
+        writer.writerow([p["paid_on"].isoformat(), p["channel"], rules.yuan(p["amount_fen"]).replace(",", ""),
+                         p["people"], _csv_safe(p["order_no"]), p["line_no"], _csv_safe(p["product"]),
+                         p["holiday"] or "", records.BUDGETS.get(p["budget"], p["budget"]),
+                         "是" if p["on_behalf"] else ""])
+    filename = f"purchases-{view.org_code}-{view.year}.csv"
+    return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _csv_safe(value: str) -> str:
+    """Neutralise spreadsheet formulas in user text (CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+# --- reviewing ------------------------------------------------------------------------------
+
+
+@router.get("/review", response_class=HTMLResponse)
+def review_page(
+    request: Request, round: int | None = None, q: str | None = None, sort: str | None = None,
+    page: int = 1, state: str | None = None, overdue: str | None = None, spage: int = 1,
+) -> HTMLResponse:
+    user = page_user(request)
+    return _review(request, user, round_id=round, q=q, sort=sort, page=page, state=state,
+                   overdue=overdue, spage=spage, bulk=None)
+
+
+def _review(request: Request, user: UserInfo, *, round_id: int | None, q: str | None, sort: str | None,
+            page: int, state: str | None, overdue: str | None, spage: int,
+            bulk: list[oversight.BulkOutcome] | None) -> HTMLResponse:
+    rnd = _round(request, round_id)
+    inbox = views.review_inbox(_uow(request, True), user_id=user.id, round_id=rnd.id or 0, q=q,
+                                 sort=sort, page=page, per_page=20)
+    subs = views.subordinates(_uow(request, True), user_id=user.id, round_id=rnd.id or 0, state=state,
+                                overdue=overdue, page=spage, per_page=20)
+    return render(request, "pages/review.html", {
+        "title": "审核", "round": rnd, "rounds": views.rounds(_uow(request, True)), "inbox": inbox,
+        "subs": subs, "bulk": bulk, "state_filters": [(s, states.STATE_LABELS[s]) for s in states.STATES],
+        "sorts": [("submitted_at", "提交时间"), ("org_code", "单位代码"), ("amount", "金额")],
+        "f": {"q": q or "", "sort": sort or "", "state": state or "", "overdue": overdue or ""},
+    })
+
+
+@router.post("/review/bulk-accept", response_class=HTMLResponse)
+def bulk_accept_submit(
+    request: Request, item: Annotated[list[str] | None, Form()] = None,
+    round: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    pairs: list[tuple[int, int]] = []
+    for raw in item or []:
+        rid, _, ver = raw.partition(":")
+        if not (rid.isdigit() and ver.isdigit()):
+            raise BadInput(f"无效的选择“{raw}”", code="input.bulk_item")
+        pairs.append((int(rid), int(ver)))
+    if not pairs:
+        auth.flash(request, "请先勾选要通过的记录", "error")
+    out = oversight.bulk_accept(request.app.state.database, user_id=user.id, items=pairs)
+    return _review(request, user, round_id=int(round) if round.isdigit() else None, q=None, sort=None,
+                   page=1, state=None, overdue=None, spage=1, bulk=out)
+
+
+@router.get("/overview", response_class=HTMLResponse)
+def overview_page(request: Request, round: int | None = None) -> HTMLResponse:
+    user = page_user(request)
+    rnd = _round(request, round)
+    data = views.overview(_uow(request, True), user_id=user.id, round_id=rnd.id or 0)
+    return render(request, "pages/overview.html", {
+        "title": "汇总概况", "o": data, "round": rnd, "rounds": views.rounds(_uow(request, True)),
+        "state_labels": states.STATE_LABELS, "state_list": states.STATES,
+        "province_code": _receiver_code(request, rnd.id or 0),
+    })
+
+
+def _receiver_code(request: Request, round_id: int) -> str | None:
+    """The code of the organisation receiving the round's reports (the province workbook's)."""
+    from workflow.app import reporting
+
+    with _uow(request, True) as uow:
+        rnd = uow.round(round_id)
+        try:
+            return reporting.receiver_org(uow, rnd, uow.policy(rnd.policy_code)).code
+        except NotFound:
+            return None
+
+
+# --- notifications and accounts -------------------------------------------------------------
+
+
+@router.get("/notifications", response_class=HTMLResponse)
+def notifications_page(request: Request, page: int = 1) -> HTMLResponse:
+    user = page_user(request)
+    data = views.notifications(_uow(request, True), user_id=user.id, page=page, per_page=30)
+    return render(request, "pages/notifications.html", {"title": "通知", "n": data})
+
+
+@router.post("/notifications/read")
+def notifications_read(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    views.mark_notifications_read(_uow(request), user_id=user.id)
+    return _redirect("/notifications")
+
+
+def _accounts_page(request: Request, user: UserInfo, *, error: dict[str, str] | None = None,
+                   typed: dict[str, dict[str, str]] | None = None, status: int = 200) -> HTMLResponse:
+    clerks = accounts.managed_clerks(_uow(request, True), actor_id=user.id)
+    return render(request, "pages/accounts.html", {"title": "账号管理", "clerks": clerks,
+                                                   "error": error or {}, "typed": typed or {}},
+                  status=status)
+
+
+@router.get("/accounts", response_class=HTMLResponse)
+def accounts_page(request: Request) -> HTMLResponse:
+    return _accounts_page(request, page_user(request))
+
+
+@router.post("/accounts/{username}/reset", response_class=HTMLResponse)
+def reset_submit(
+    request: Request, username: str, new_password: Annotated[str, Form(max_length=200)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    try:
+        accounts.reset_password(_uow(request), actor_id=user.id, username=username, new_password=new_password)
+    except BangfuError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return _accounts_page(request, user, error={username: exc.message}, status=exc.http_status)
+    auth.flash(request, f"已重置 {username} 的密码；该账号原有的登录已失效")
+    return _redirect("/accounts")
+
+
+@router.post("/accounts/{username}/handover", response_class=HTMLResponse)
+def handover_submit(
+    request: Request, username: str, display_name: Annotated[str, Form(max_length=100)] = "",
+    new_password: Annotated[str, Form(max_length=200)] = "", email: Annotated[str, Form(max_length=200)] = "",
+    phone: Annotated[str, Form(max_length=64)] = "", csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    try:
+        accounts.handover(_uow(request), actor_id=user.id, username=username, display_name=display_name,
+                          new_password=new_password, email=email, phone=phone)
+    except BangfuError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return _accounts_page(request, user, error={username: exc.message},
+                              typed={username: {"display_name": display_name, "email": email, "phone": phone}},
+                              status=exc.http_status)
+    auth.flash(request, f"账号 {username} 已交接给 {display_name.strip()}")
+    return _redirect("/accounts")

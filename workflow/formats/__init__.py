@@ -1,0 +1,1 @@
+"""Bytes <-> rows, no database: ledger parsing and the export writers."""

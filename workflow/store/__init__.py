@@ -1,0 +1,1 @@
+"""The SQL of the use cases: tables, the unit of work, aggregates, migrations."""
