@@ -47,6 +47,7 @@ __all__ = [
     "DeliveryError",
     "DeliveryResult",
     "EmailChannel",
+    "HttpSmsGateway",
     "NullInboxChannel",
     "OutgoingMessage",
     "PermanentDeliveryError",
@@ -669,6 +670,70 @@ class RecordingSmsGateway:
         self.sent.append((phone, text))
 
 
+class HttpSmsGateway:
+    """An SMS provider reached over HTTP: one JSON POST per message.
+
+    The request is ``{"phone": ..., "sign": ..., "text": ..., "key": <message key>}`` with
+    ``Authorization: Bearer <api key>``; a 2xx answer whose JSON ``code`` is ``0`` or ``"OK"``
+    (or that has no ``code``) means accepted. Mainland providers (Aliyun, Tencent Cloud) differ
+    in field names; a deployment puts a small adapter in front of them or subclasses this one.
+
+    Raises on send:
+        TemporaryDeliveryError: connection errors, timeouts, HTTP 429 and 5xx.
+        PermanentDeliveryError: other HTTP 4xx, a non-JSON answer, any other ``code``.
+
+    Args:
+        url: the provider's endpoint (http or https).
+        api_key: the provider's key (sent as a bearer token, never logged).
+        sign: the approved signature (签名) shown in front of the text.
+        timeout: HTTP timeout in seconds.
+    """
+
+    def __init__(self, url: str, api_key: str, *, sign: str = "", timeout: float = 10) -> None:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError("SMS provider URL must be http(s)")
+        self.url = url
+        self.api_key = api_key
+        self.sign = sign
+        self.timeout = timeout
+
+    def send_sms(self, phone: str, text: str, key: str | None = None) -> None:
+        """POST one message to the provider.
+
+        Args:
+            phone: the mobile number.
+            text: the message text.
+            key: the notification key (lets the provider de-duplicate a resend).
+        """
+
+        def err(cls: type[DeliveryError], what: str) -> DeliveryError:
+            return cls(what, channel=SMS, key=key, recipient=phone)
+
+        body = json.dumps({"phone": phone, "sign": self.sign, "text": text, "key": key},
+                          ensure_ascii=False).encode("utf-8")
+        request = urllib.request.Request(
+            self.url, data=body, method="POST",
+            headers={"Content-Type": "application/json; charset=utf-8",
+                     "Authorization": f"Bearer {self.api_key}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            transient = exc.code >= 500 or exc.code == 429
+            raise err(TemporaryDeliveryError if transient else PermanentDeliveryError,
+                      f"HTTP {exc.code}") from exc
+        except OSError as exc:
+            raise err(TemporaryDeliveryError, f"{type(exc).__name__}: {exc}") from exc
+        try:
+            answer = json.loads(raw) if raw.strip() else {}
+            code = answer.get("code", 0) if isinstance(answer, dict) else None
+        except ValueError as exc:
+            raise err(PermanentDeliveryError, f"not a provider answer: {raw[:200]!r}") from exc
+        if code not in (0, "0", "OK", "ok"):
+            raise err(PermanentDeliveryError, f"provider refused: {raw[:200]!r}")
+
+
 class SmsChannel:
     """SMS through an ``SmsGateway``: the subject and the link, nothing more.
 
@@ -687,4 +752,8 @@ class SmsChannel:
         Args:
             msg: the notification.
         """
-        self.gateway.send_sms(msg.recipient, f"{msg.rendered.subject} {msg.link}")
+        text = f"{msg.rendered.subject} {msg.link}"
+        if isinstance(self.gateway, HttpSmsGateway):
+            self.gateway.send_sms(msg.recipient, text, key=msg.key)
+        else:
+            self.gateway.send_sms(msg.recipient, text)
