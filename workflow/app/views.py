@@ -236,7 +236,7 @@ def overview(uow: UnitOfWork, *, user_id: int, round_id: int, now: datetime | No
     and the accepted grassroots numbers (people, amount) from their snapshots. The counts are
     :func:`workflow.app.reporting.completeness` in its ``subtree`` scope (the query the completeness
     report and the round status read), without the snapshot check."""
-    from workflow.app.reporting import completeness
+    from workflow.store.aggregates import completeness
 
     now = now or clock.now()
     with uow:

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from workflow.domain.errors import NotFound
 from workflow.domain.policy import Policy, parse_policy
+from workflow.store import tables
 from workflow.store.tables import (
     History,
     MemberCount,
@@ -34,7 +35,6 @@ from workflow.store.tables import (
     SnapshotLine,
     User,
 )
-from workflow.store import tables
 
 
 @lru_cache(maxsize=32)
@@ -406,9 +406,9 @@ class UnitOfWork:
     def take_snapshot(self, rec: Record, *, now: datetime, as_of: date) -> Snapshot:
         """Freeze the record's Annex 2 numbers per channel: its own purchases plus its
         children's accepted snapshots, as two GROUP BY queries."""
-        from workflow.app import reporting
+        from workflow.store import aggregates
 
-        lines, missing = reporting.snapshot_lines(self.session, rec.id or 0)
+        lines, missing = aggregates.snapshot_lines(self.session, rec.id or 0)
         snap = Snapshot(
             record_id=rec.id or 0,
             taken_at=now,
