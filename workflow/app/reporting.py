@@ -15,7 +15,7 @@ from typing import Any
 import states
 from notifications.templates import make_environment
 from workflow.app import records
-from workflow.domain import clock, limits, rules
+from workflow.domain import access, clock, limits, rules
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal, RuleViolation
 from workflow.domain.figures import (
     Annex2Table,
@@ -54,17 +54,12 @@ from workflow.store.uow import UnitOfWork
 
 
 def check_can_view(memberships: Iterable[tuple[Organisation, str]], org: Organisation) -> None:
-    """A reviewer or observer sees its organisation's subtree; a clerk only its own unit."""
-    for o, role in memberships:
-        if role == states.CLERK and o.id == org.id:
-            return
-        if role != states.CLERK and org.path.startswith(o.path):
-            return
-    raise PermissionDenied(
-        f"无权查看“{org.name}”的统计：审核人可查看本单位及下级，填报员只能查看本单位",
-        code="permission.report_scope",
-    )
-
+    """Statistics are visible from any seat at or above the organisation (domain.access)."""
+    if not access.can_view(memberships, org):
+        raise PermissionDenied(
+            f"无权查看“{org.name}”的统计：只能查看本单位及下级单位",
+            code="permission.report_scope",
+        )
 
 
 def parse_yuan(text: str, what: str) -> int:
@@ -221,12 +216,16 @@ def add_aggregate_line(
 
 
 def _reviewer_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
-    """Chasing and completeness are for reviewers and observers of the organisation's subtree."""
-    for o, role in uow.memberships(user_id):
-        if role != states.CLERK and org.path.startswith(o.path):
-            return
-    raise PermissionDenied(f"只有“{org.name}”或其上级的审核人可以查看报送情况", code="permission.report_scope")
+    """Completeness is for reviewers, admins and observers of the organisation's subtree."""
+    if not access.can_view_completeness(uow.memberships(user_id), org):
+        raise PermissionDenied(f"只有“{org.name}”或其上级的审核人可以查看报送情况", code="permission.report_scope")
 
+
+def _chase_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
+    """The 催报 list carries clerks' phone numbers: the chain of federations only."""
+    _reviewer_scope(uow, user_id, org)
+    if not access.can_chase(uow.memberships(user_id), org):
+        raise PermissionDenied("催报名单含填报员联系电话，只供工会上级审核人使用", code="permission.contact_data")
 
 
 def completeness_for(
@@ -257,7 +256,7 @@ def chase(
     now = now or clock.now()
     with uow:
         org = uow.org_by_code(org_code)
-        _reviewer_scope(uow, user_id, org)
+        _chase_scope(uow, user_id, org)
         rnd = _round(uow, round_label)
         rows = chase_list(uow.session, rnd.id, org.id, now=now)
         title = f"{org.name}{rnd.label}未报送单位催报名单"
