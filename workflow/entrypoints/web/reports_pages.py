@@ -21,6 +21,7 @@ from workflow.domain import limits
 from workflow.domain.errors import BadInput, BangfuError, NotFound
 from workflow.entrypoints.web import auth
 from workflow.formats import exports, ledger
+from workflow.store import aggregates
 from workflow.store.uow import UnitOfWork
 
 pages = APIRouter(include_in_schema=False)
@@ -277,7 +278,7 @@ def api_org_annex2_file(org_code: str, fmt: str, request: Request, user: ApiUser
 @api.get("/orgs/{org_code}/chase", summary="the subordinates not yet submitted (催报), as JSON")
 def api_chase(org_code: str, request: Request, user: ApiUser, round: int | None = None) -> list[dict[str, Any]]:
     rows, _file = chase_file(request, user.id, org_code, round)
-    return jsonable_encoder([dict(zip(reporting.CHASE_HEADERS, r, strict=True)) for r in rows])
+    return jsonable_encoder([dict(zip(aggregates.CHASE_HEADERS, r, strict=True)) for r in rows])
 
 
 @api.get("/orgs/{org_code}/chase.xlsx", summary="the 催报 list as XLSX")
