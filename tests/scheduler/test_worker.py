@@ -244,7 +244,11 @@ def test_production_config_uses_the_broker_url_and_prefixed_queues(tmp_path: Pat
     s = dataclasses.replace(from_env(), var_dir=tmp_path / "var", broker_url=REDIS_URL,
                             queue_prefix="gd_prod")
     conf = worker_module.make_config(s)
-    assert conf["broker_url"] == REDIS_URL and "broker_transport_options" not in conf
+    assert conf["broker_url"] == REDIS_URL
+    # Redis: re-delivery of an unacknowledged task only after the longest task (issue 11.8).
+    assert conf["broker_transport_options"] == {"visibility_timeout": s.visibility_timeout}
+    assert conf["control_exchange"] == "gd_prod.control"
+    assert conf["event_exchange"] == "gd_prod.events"
     assert conf["task_default_queue"] == "gd_prod.default"
     assert [q.name for q in conf["task_queues"]] == ["gd_prod.default"]
     assert not (tmp_path / "var" / "broker").exists()  # no folders outside the embedded default
