@@ -92,7 +92,7 @@ def make_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-#: Set in a prefork child when it is asked to stop (SIGTERM): delivery stops before the next
+#: Set in a prefork child asked to stop (SIGTERM) during a delivery: it stops before the next
 #: message and releases the rest.
 _STOP = threading.Event()
 log = logging.getLogger("bangfu.worker")
@@ -104,10 +104,28 @@ def shutting_down() -> bool:
     return _STOP.is_set() or bool(worker_state.should_stop) or bool(worker_state.should_terminate)
 
 
+_IN_POOL_CHILD = threading.Event()
+
+
 @signals.worker_process_init.connect
 def _child_started(**_: Any) -> None:
-    # Celery resets SIGTERM to "die" in pool children; stop between messages instead.
-    signal.signal(signal.SIGTERM, lambda *_a: _STOP.set())
+    _IN_POOL_CHILD.set()
+
+
+@contextlib.contextmanager
+def _stoppable() -> Any:
+    """In a prefork child, SIGTERM during a task asks it to stop between messages (billiard's
+    own handler would end the process mid-batch); outside a task the default applies. The solo
+    pool keeps Celery's handler, which sets ``worker_state.should_stop``."""
+    if not _IN_POOL_CHILD.is_set():
+        yield
+        return
+    _STOP.clear()
+    previous = signal.signal(signal.SIGTERM, lambda *_a: _STOP.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @signals.worker_shutting_down.connect
@@ -134,11 +152,12 @@ def deliver(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
     time from there (drills, demos)."""
     s = self.app.conf.bangfu_settings
     start = clock.parse_instant(as_of_iso) if as_of_iso else None
-    return deliver_all(
-        database(s.database_url), channels=default_channels(s), now=start,
-        worker_id=_worker_id(), base_url=s.base_url, batch=s.delivery_batch,
-        lease_seconds=s.lease_seconds, should_stop=shutting_down,
-    ).to_dict()
+    with _stoppable():
+        return deliver_all(
+            database(s.database_url), channels=default_channels(s), now=start,
+            worker_id=_worker_id(), base_url=s.base_url, batch=s.delivery_batch,
+            lease_seconds=s.lease_seconds, should_stop=shutting_down,
+        ).to_dict()
 
 
 def create_app(settings: Settings) -> Celery:

@@ -235,6 +235,7 @@ class _Lease:
     until: datetime
     seconds: float
     held: set[int]
+    renewals: int = 0
 
 
 def deliver_pending(
@@ -311,6 +312,7 @@ def deliver_pending(
                 if isinstance(error, TemporaryDeliveryError) and _unreachable(error):
                     down = error
     report.released += _release(database, held)
+    report.renewed += held.renewals
     log.info("delivery batch", extra={"event": "delivery_batch", **_batch_fields(
         report, time.perf_counter() - started)})
     return report
@@ -339,6 +341,7 @@ def _keep(database: Database, lease: _Lease, now: datetime) -> bool:
         log.warning("lease %s lost %d rows to another worker", lease.token,
                     len(lease.held - still))
     lease.held, lease.until = still, until
+    lease.renewals += 1
     return bool(still)
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import socket
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -53,8 +56,14 @@ def cmd_sweep(args: argparse.Namespace, ctx: Context) -> Any:
 def cmd_deliver(args: argparse.Namespace, ctx: Context) -> Any:
     from workflow.scheduler.outbox import default_channels, deliver_all
 
-    return deliver_all(ctx.db, channels=default_channels(), now=_as_of(args.as_of),
-                       worker_id=f"cli@{socket.gethostname()}").to_dict()
+    settings = get_settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the message, release the rest
+    start = _as_of(args.as_of) if args.as_of else None  # leases run on the real clock
+    return deliver_all(ctx.db, channels=default_channels(settings), now=start,
+                       worker_id=f"cli@{socket.gethostname()}:{os.getpid()}",
+                       batch=settings.delivery_batch, lease_seconds=settings.lease_seconds,
+                       should_stop=stop.is_set).to_dict()
 
 
 @command("notify-preview")
