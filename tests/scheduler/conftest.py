@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import email
 import json
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -152,3 +156,45 @@ def backlog(db: Database, n: int, *, first_user: int = 1000) -> list[tuple[str, 
                  payload=payload, status="pending", attempts=0) for i in ids])
     return sorted((message_id_for(f"{i}:email:drill:{i}"), f"drill{i}@example.test")
                   for i in ids)
+
+
+@dataclass
+class SmsProvider:
+    base_url: str
+    requests: list[tuple[str, dict[str, str], Any]]
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+@pytest.fixture()
+def sms_provider() -> Iterator[SmsProvider]:
+    """A recording HTTP server standing in for the SMS provider: ``/send`` accepts,
+    ``/refuse`` refuses the number, ``/busy`` answers 503."""
+    requests: list[tuple[str, dict[str, str], Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length).decode("utf-8"))
+            requests.append((self.path, dict(self.headers), body))
+            status, answer = {"/send": (200, b'{"code": "OK", "id": "m1"}'),
+                              "/refuse": (200, b'{"code": "isv.MOBILE_NUMBER_ILLEGAL"}'),
+                              "/busy": (503, b"busy")}.get(self.path, (404, b""))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield SmsProvider(f"http://127.0.0.1:{server.server_port}", requests)
+    finally:
+        server.shutdown()
+        server.server_close()
