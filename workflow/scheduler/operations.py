@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 
 from workflow.store.tables import Database, Notification, OutboxEvent, User
 
@@ -142,3 +142,10 @@ def backup_sqlite(database: Database, target: Path) -> int:
     finally:
         raw.close()
     return pages
+
+
+def transition_counts(database: Database) -> dict[str, int]:
+    """History rows per trigger (transitions and the system's facts), one grouped statement."""
+    with database.engine.connect() as conn:
+        return {str(t): int(n) for t, n in conn.execute(
+            text('SELECT "trigger", COUNT(*) FROM history GROUP BY "trigger"')).all()}

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from notifications.templates import make_environment
 from workflow.domain.errors import BangfuError
-from workflow.entrypoints.web import auth
+from workflow.entrypoints.web import auth, health
 from workflow.settings import Settings, get_settings
 from workflow.store.tables import Database
 
@@ -145,6 +145,8 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> HTMLResponse:
         return HTMLResponse("ok")
+
+    health.install(app)  # /readyz, /metrics, request latency
 
     return app
 
