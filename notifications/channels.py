@@ -32,7 +32,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, parseaddr
@@ -270,9 +269,7 @@ class EmailChannel:
         if subject.isascii() and len(subject) < 60 and "\n" not in subject and "\r" not in subject:
             subject_line = f"Subject: {subject}\r\n"
         else:
-            subject_line = Header(subject, "utf-8", header_name="Subject").encode(
-                linesep="\r\n") + "\r\n"
-            subject_line = "Subject: " + subject_line
+            subject_line = "Subject: " + _encoded_words(subject) + "\r\n"
         return b"".join((
             head, f"To: {msg.recipient}\r\n".encode("ascii"), subject_line.encode("ascii"),
             f"Date: {formatdate(usegmt=True)}\r\nMessage-ID: {message_id_for(msg.key)}\r\n"
@@ -453,6 +450,26 @@ class EmailChannel:
 
 
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
+def _encoded_words(text: str) -> str:
+    """RFC 2047 base64 encoded words of at most 39 UTF-8 bytes each (64 characters), folded
+    onto continuation lines: what a mail client decodes back to ``text``."""
+    text = text.replace("\r", " ").replace("\n", " ")
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for ch in text:
+        n = len(ch.encode("utf-8"))
+        if size + n > 39:
+            words.append("".join(chunk))
+            chunk, size = [], 0
+        chunk.append(ch)
+        size += n
+    if chunk:
+        words.append("".join(chunk))
+    return "\r\n ".join(
+        "=?utf-8?b?" + base64.b64encode(w.encode("utf-8")).decode("ascii") + "?=" for w in words)
 
 
 def _b64(text: str) -> bytes:
