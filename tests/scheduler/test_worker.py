@@ -345,8 +345,13 @@ def test_prefork_worker_and_a_second_process_send_a_long_backlog_once(
     assert int(report["sent"]) > 0 and int(report["renewed"]) > 0, report  # type: ignore[call-overload]
     # Each sent row was marked by the one who holds its claim, at its own send time.
     sent = rows(w.db, "source LIKE 'drill:%'")
-    assert len({r["sent_at"] for r in sent}) == BACKLOG
     assert all(r["claim"] for r in sent)
+    by_worker: dict[str, list[object]] = collections.defaultdict(list)
+    for r in sent:
+        by_worker[str(r["claim"]).rsplit(":", 1)[0]].append(r["sent_at"])
+    assert len(by_worker) >= 2  # the prefork children and the second process all delivered
+    for times in by_worker.values():  # each process: one instant per message it sent
+        assert len(set(times)) == len(times)
 
 
 @pytest.mark.slow
@@ -402,3 +407,87 @@ def test_business_time_set_on_workers_does_not_freeze_leases(
     years = {datetime.fromisoformat(str(r["sent_at"])).year for r in sent}
     assert years == {this_year}  # real time, not the business time
     assert len({r["sent_at"] for r in sent}) == 20  # when each one was sent
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_long_delivery_between_messages_and_releases_the_rest(
+    round_world: World, slow_smtp: SmtpServer, drill: Workers
+) -> None:
+    w = round_world
+    expected = backlog(w.db, BACKLOG)
+    proc = drill.start(pool="prefork", concurrency=2)
+    drill.send("bangfu.deliver", None)  # type: ignore[arg-type]
+    drill.send("bangfu.deliver", None)  # type: ignore[arg-type]
+    wait_for(lambda: _email_status(w)["sent"] >= 20, "the worker to be sending")
+    proc.send_signal(signal.SIGTERM)  # what systemd's stop sends the main process
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the worker did not stop:\n" + drill.log())
+    status = _email_status(w)
+    # It stopped between messages instead of sending the rest of its batches first ...
+    assert status["pending"] > 0, (status, drill.log())
+    # ... and gave back what it had claimed, so nobody waits for a lease to run out.
+    pending = rows(w.db, "source LIKE 'drill:%' AND status = 'pending'")
+    assert all(r["lease_until"] is None for r in pending), drill.log()
+    assert "delivery stopped for shutdown" in drill.log()
+    finisher = drill.deliver_cli()
+    wait_for(lambda: finisher.poll() is not None, "the next delivery", limit=120)
+    while _email_status(w)["sent"] < BACKLOG:  # batches of 100 per run
+        nxt = drill.deliver_cli()
+        nxt.wait(timeout=120)
+    assert sorted(received_pairs(slow_smtp)) == expected  # none twice, none missing
+
+
+@pytest.mark.postgres
+def test_a_sweep_killed_by_a_terminated_connection_is_retried_with_backoff(
+    pg_world: World, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    from celery import signals as celery_signals
+    from sqlalchemy import text as sql
+
+    from tests.scheduler.conftest import setup_round
+    from workflow.scheduler.sweeps import run_sweep
+
+    w = pg_world
+    setup_round(w)
+    retries: list[str] = []
+
+    def on_retry(request: object = None, reason: object = None, **_: object) -> None:
+        retries.append(str(reason))
+
+    celery_signals.task_retry.connect(on_retry, weak=False)
+    settings = settings_for(w, smtp_server, tmp_path, tag="_retry")
+    app = worker_module.create_app(settings)
+    holder = w.db.engine.connect()
+    try:
+        # Another transaction holds the round row, so the sweep waits on it mid-way ...
+        holder.execute(sql("SELECT id FROM round FOR UPDATE"))
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            app.send_task("bangfu.sweep", args=[AS_OF])
+
+            def waiting() -> list[int]:
+                with w.db.engine.connect() as c:
+                    return [r[0] for r in c.execute(sql(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")).all()]
+
+            wait_for(lambda: bool(waiting()), "the sweep to wait on the round row")
+            # ... where an operator (or a failover) terminates its connection.
+            with w.db.engine.connect() as c:
+                for pid in waiting():
+                    c.execute(sql("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            holder.rollback()
+            wait_for(lambda: bool(retries), "Celery to retry the sweep")
+            wait_for(lambda: bool(rows(w.db, "kind = 'reviewer_digest'")), "the retried sweep")
+            def settled() -> bool:
+                again = run_sweep(w.db, now=DEC_1_0900)
+                return again.stood_aside is None and again.total_notifications == 0
+
+            wait_for(settled, "the retried sweep to finish")
+    finally:
+        holder.close()
+        celery_signals.task_retry.disconnect(on_retry)
+    assert "terminat" in retries[0].lower() or "connection" in retries[0].lower(), retries
+    # Nothing missing: a fresh sweep finds nothing more to write, and the digests are there.
+    assert rows(w.db, "kind = 'quota_reminder' AND channel = 'email'")

@@ -433,6 +433,10 @@ def deliver_all(database: Database, *, channels: Mapping[str, Channel],
         total.add(one)
         if one.claimed < batch or one.stopped:
             break
+    if total.stopped:
+        log.info("delivery stopped for shutdown", extra={
+            "event": "delivery_stopped", "worker": worker_id, "sent": total.sent,
+            "released": total.released})
     return total
 
 
