@@ -54,12 +54,10 @@ from workflow.store.uow import UnitOfWork
 
 
 def check_can_view(memberships: Iterable[tuple[Organisation, str]], org: Organisation) -> None:
-    """Statistics are visible from any seat at or above the organisation (domain.access)."""
+    """Statistics are visible from any seat at or above the organisation (domain.access);
+    outside the user's view the organisation does not exist for them."""
     if not access.can_view(memberships, org):
-        raise PermissionDenied(
-            f"无权查看“{org.name}”的统计：只能查看本单位及下级单位",
-            code="permission.report_scope",
-        )
+        raise NotFound(f"找不到单位代码“{org.code}”", code="org.not_found")
 
 
 def parse_yuan(text: str, what: str) -> int:
@@ -175,7 +173,8 @@ def province_workbook(uow: UnitOfWork, *, user_id: int, round_label: str | None 
         rnd = _round(uow, round_label)
         policy = uow.policy(rnd.policy_code)
         root = receiver_org(uow, rnd, policy)
-        _visible_org(uow, user_id, root.code)
+        if not access.can_view(uow.memberships(user_id), root):
+            raise PermissionDenied(f"只有“{root.name}”的审核人可以下载全省汇总表", code="permission.report_scope")
         tables = province_tables(uow.session, rnd.id, policy, root_org_id=root.id)
         title = f"{rnd.label}工会消费帮扶情况汇总表"
     if not tables:
@@ -217,7 +216,9 @@ def add_aggregate_line(
 
 def _reviewer_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
     """Completeness is for reviewers, admins and observers of the organisation's subtree."""
-    if not access.can_view_completeness(uow.memberships(user_id), org):
+    seats = uow.memberships(user_id)
+    check_can_view(seats, org)
+    if not access.can_view_completeness(seats, org):
         raise PermissionDenied(f"只有“{org.name}”或其上级的审核人可以查看报送情况", code="permission.report_scope")
 
 
