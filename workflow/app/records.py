@@ -29,7 +29,6 @@ from workflow.domain.policy import Policy
 from workflow.store.tables import History, Organisation, Purchase, Record, Round, User
 from workflow.store.uow import UnitOfWork
 
-SYSTEM_ROLE = "system"
 #: The largest amount a 64-bit money column holds.
 MAX_MONEY_FEN = 2**63 - 1
 BUDGETS: dict[str, str] = {
