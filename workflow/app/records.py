@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import states
@@ -677,8 +678,6 @@ def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dic
 
 def parse_money(text: str) -> int:
     """'12,345.6' yuan -> 1234560 fen; more than two decimals is refused, not rounded."""
-    from decimal import Decimal, InvalidOperation
-
     raw = text.strip().replace(",", "").replace("元", "").replace("￥", "").replace("¥", "")
     try:
         value = Decimal(raw)

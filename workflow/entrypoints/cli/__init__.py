@@ -156,6 +156,7 @@ def cmd_org_import(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("user-import")
 def cmd_user_import(args: argparse.Namespace, ctx: Context) -> Any:
+    # Lazy: loaded only by this command, keeping `bangfu --help` and other commands quick to start.
     from workflow.app.passwords import hash_password
 
     return directory.import_users(ctx.uow(), data=_read_file(args.file), hash_password=hash_password)
@@ -255,6 +256,7 @@ def cmd_lifecycle(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("demo")
 def cmd_demo(args: argparse.Namespace, ctx: Context) -> Any:
+    # Lazy: loaded only by this command, keeping `bangfu --help` and other commands quick to start.
     from workflow.entrypoints import demo
 
     return demo.build(ctx.db, reset=args.reset)
