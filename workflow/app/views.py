@@ -150,10 +150,11 @@ def _record_page(
         .outerjoin(Snapshot, Snapshot.id == Record.snapshot_id)
     )
     if join_parent_seat is not None:
-        parent = Record.__table__.alias("parent")
-        base = base.join(parent, parent.c.id == Record.parent_id).join(
+        # Through the organisation tree, not the parent's record: the province has no record of
+        # its own, and its reviewers decide the reporting units' records all the same.
+        base = base.join(
             Membership,
-            and_(Membership.org_id == parent.c.org_id, Membership.user_id == join_parent_seat,
+            and_(Membership.org_id == Organisation.parent_id, Membership.user_id == join_parent_seat,
                  Membership.role == states.REVIEWER),
         )
     base = base.where(*conds)
