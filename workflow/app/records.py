@@ -38,6 +38,11 @@ BUDGETS: dict[str, str] = {
     "hardship": "困难帮扶",
     "member_activity": "会员活动",
 }
+#: History rows that are not transitions of the lifecycle (the state stays as it was).
+EVENT_LABELS: dict[str, str] = {
+    "void_purchase": "作废采购行",
+}
+VOID_REASON_MAX = 500
 #: Who hears about an event: the parent's reviewers or the record's own clerks.
 EVENT_RECIPIENTS: dict[str, str] = {
     "submit": "parent_reviewers",
@@ -480,6 +485,7 @@ def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, 
         out = []
         for h in uow.history(record_id):
             actor_name = uow.user(h.actor_user_id).display_name if h.actor_user_id else "系统"
+            detail = json.loads(h.detail) if h.detail else None
             out.append(
                 {
                     "id": h.id,
@@ -490,12 +496,21 @@ def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, 
                     "from": h.from_state,
                     "to": h.to_state,
                     "trigger": h.trigger,
-                    "label": states.TRIGGER_LABELS.get(h.trigger, h.trigger),
+                    "label": states.TRIGGER_LABELS.get(h.trigger) or EVENT_LABELS.get(h.trigger, h.trigger),
                     "reason": h.reason,
-                    "detail": json.loads(h.detail) if h.detail else None,
+                    "detail": detail,
+                    "summary": _history_summary(h.trigger, detail),
                 }
             )
         return out
+
+
+def _history_summary(trigger: str, detail: Any) -> str | None:
+    """A line of Chinese for history rows whose detail matters to a reader."""
+    if trigger == "void_purchase" and isinstance(detail, dict):
+        return (f"订单 {detail.get('order_no')}#{detail.get('line_no')}：{rules.yuan(int(detail.get('amount_fen') or 0))} 元，"
+                f"{detail.get('people')} 人次（支付日期 {detail.get('paid_on')}），已作废，不再计入")
+    return None
 
 
 # --- data entry -----------------------------------------------------------------------------
@@ -654,10 +669,69 @@ def add_purchase(
         return row.id or 0
 
 
+def void_purchase(
+    uow: UnitOfWork, *, record_id: int, purchase_id: int, user_id: int, reason: str,
+    now: datetime | None = None,
+) -> int:
+    """Void one purchase line with a reason, before submit: the line stays in the ledger, struck
+    through with who, when and why, and counts nowhere (quota, sums, snapshots, reports); a
+    history row records it and a summarized record's snapshot becomes stale. The correct line
+    can then be entered under the same order number.
+
+    Who: the record's clerk, or the parent's reviewer on its behalf (代填报). A submitted or
+    accepted record is refused (only a return opens it again).
+
+    Returns:
+        The history row's id.
+
+    Raises:
+        NotFound, PermissionDenied, RuleViolation, BadInput (no reason).
+    """
+    now = now or clock.now()
+    reason = (reason or "").strip()
+    with uow:
+        rec = uow.record(record_id)
+        actor = actor_for(uow, user_id, rec)
+        role, on_behalf = entry_role(actor, "作废采购行")
+        if not reason:
+            raise BadInput("请填写作废原因，例如“人次误录为 500，应为 50”", code="purchase.void_reason_missing")
+        if len(reason) > VOID_REASON_MAX:
+            raise BadInput(f"作废原因不能超过 {VOID_REASON_MAX} 字", code="purchase.void_reason_long")
+        if refusal := rules.check_record_open_for_purchases(rec.state):
+            raise RuleViolation(refusal)
+        line = uow.purchase(purchase_id)
+        if line is None or line.record_id != record_id:
+            raise NotFound(f"本记录中没有第 #{purchase_id} 条采购", code="purchase.not_found")
+        if line.voided_at is not None:
+            raise RuleViolation(Refusal("purchase.already_voided",
+                                        f"订单 {line.order_no} 第 {line.line_no} 行已于 "
+                                        f"{clock.china_date(line.voided_at):%Y-%m-%d} 作废"))
+        if refunds := uow.live_refunds_of(purchase_id):
+            raise RuleViolation(Refusal("purchase.void_has_refunds",
+                                        f"订单 {line.order_no} 还有 {len(refunds)} 条退款未作废，请先作废退款行"))
+        if not uow.void_purchase(purchase_id, user_id=actor.user.id or 0, reason=reason, on_behalf=on_behalf, now=now):
+            raise RuleViolation(Refusal("purchase.already_voided", f"订单 {line.order_no} 第 {line.line_no} 行已作废"))
+        uow.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
+        detail = {"purchase_id": purchase_id, "order_no": line.order_no, "line_no": line.line_no,
+                  "channel": line.channel, "amount_fen": line.amount_fen, "people": line.people,
+                  "paid_on": line.paid_on.isoformat()}
+        history_id = uow.add_history(History(
+            record_id=record_id, at=now, actor_user_id=actor.user.id, actor_role=role,
+            actor_org_id=_acting_org_id(actor, role), on_behalf=on_behalf, from_state=rec.state,
+            to_state=rec.state, trigger="void_purchase", reason=reason,
+            detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+        ))
+        uow.commit()
+        return history_id
+
+
 def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
+    """The record's ledger, voided lines included (with who voided them, when and why)."""
     with uow:
         rec = uow.record(record_id)
         actor_for(uow, user_id, rec)
+        lines = uow.purchases(record_id)
+        names = uow.display_names({p.voided_by_user_id for p in lines if p.voided_by_user_id})
         return [
             {
                 "id": p.id,
@@ -673,8 +747,13 @@ def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dic
                 "holiday": p.holiday,
                 "budget": p.budget,
                 "on_behalf": p.on_behalf,
+                "voided": p.voided_at is not None,
+                "voided_at": p.voided_at,
+                "voided_by": names.get(p.voided_by_user_id or 0),
+                "void_reason": p.void_reason,
+                "void_on_behalf": p.void_on_behalf,
             }
-            for p in uow.purchases(record_id)
+            for p in lines
         ]
 
 
@@ -701,5 +780,5 @@ __all__ = [
     "Actor", "actor_for", "entry_role", "policy_for", "version_conflict", "BUDGETS", "FireResult", "PurchaseInput", "RecordView", "add_purchase",
     "available_actions", "check_purchase", "find_record", "fire", "history", "list_purchases",
     "notification_rows", "parse_money", "plan", "record_view", "relation_to",
-    "update_report_info", "user_channels",
+    "update_report_info", "user_channels", "void_purchase", "EVENT_LABELS",
 ]

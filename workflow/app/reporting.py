@@ -77,7 +77,7 @@ def snapshot_lines(session: Session, record_id: int) -> tuple[dict[str, tuple[in
     lines: dict[str, tuple[int, int]] = {}
     own = session.execute(
         select(Purchase.channel, func.sum(Purchase.people), func.sum(Purchase.amount_fen))
-        .where(Purchase.record_id == record_id)
+        .where(Purchase.record_id == record_id, Purchase.voided_at.is_(None))  # type: ignore[union-attr]
         .group_by(Purchase.channel)
     ).all()
     aggregates = session.execute(
@@ -282,7 +282,7 @@ def _lines_statement(frozen: list[int], drafts: list[int]) -> Any:
 
     parts = [
         part(rec.c.id, sl, rec.join(sl, sl.c.snapshot_id == rec.c.snapshot_id), rec.c.id.in_(frozen)),
-        part(pur.c.record_id, pur, pur, pur.c.record_id.in_(drafts)),
+        part(pur.c.record_id, pur, pur, pur.c.record_id.in_(drafts), pur.c.voided_at.is_(None)),
         part(agg.c.record_id, agg, agg, agg.c.record_id.in_(drafts)),
         part(child.c.parent_id, sl, child.join(sl, sl.c.snapshot_id == child.c.snapshot_id),
              child.c.parent_id.in_(drafts), child.c.state == states.ACCEPTED),
@@ -404,9 +404,10 @@ def subtree_stats(session: Session, org_id: int, round_id: int) -> SubtreeStats:
     own: Lines = {}
     if rec is not None:
         for table in (Purchase, AggregateLine):
+            live = [table.voided_at.is_(None)] if table is Purchase else []  # type: ignore[attr-defined]
             for channel, people, amount in session.execute(
                 select(table.channel, func.sum(table.people), func.sum(table.amount_fen))
-                .where(table.record_id == rec.id).group_by(table.channel)
+                .where(table.record_id == rec.id, *live).group_by(table.channel)
             ).all():
                 own = add_lines(own, {channel: (int(people or 0), int(amount or 0))})
     return SubtreeStats(
@@ -455,7 +456,8 @@ def live_rollup_by_path(session: Session, parent_org_id: int, round_id: int) -> 
         rows = session.execute(
             select(unit_id, table.c.channel, func.sum(table.c.people), func.sum(table.c.amount_fen))
             .select_from(table.join(rec, rec.c.id == table.c.record_id).join(org, org.c.id == rec.c.org_id))
-            .where(rec.c.round_id == round_id, org.c.path.startswith(parent.path), org.c.id != parent_org_id)
+            .where(rec.c.round_id == round_id, org.c.path.startswith(parent.path), org.c.id != parent_org_id,
+                   *([table.c.voided_at.is_(None)] if "voided_at" in table.c else []))
             .group_by(unit_id, table.c.channel)
         ).all()
         for uid, channel, people, amount in rows:
@@ -631,7 +633,7 @@ def _live_totals(round_id: int) -> Any:
 
     parts = union_all(
         part(pur.c.record_id, pur.c.people, pur.c.amount_fen,
-             pur.join(rec, rec.c.id == pur.c.record_id), rec.c.round_id == round_id),
+             pur.join(rec, rec.c.id == pur.c.record_id), rec.c.round_id == round_id, pur.c.voided_at.is_(None)),
         part(agg.c.record_id, agg.c.people, agg.c.amount_fen,
              agg.join(rec, rec.c.id == agg.c.record_id), rec.c.round_id == round_id),
         part(child.c.parent_id, snap.c.people_total, snap.c.amount_total_fen,

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from workflow.domain.errors import NotFound
 from workflow.domain.policy import Policy, parse_policy
+from workflow.store import tables
 from workflow.store.tables import (
     History,
     MemberCount,
@@ -34,7 +35,6 @@ from workflow.store.tables import (
     SnapshotLine,
     User,
 )
-from workflow.store import tables
 
 
 @lru_cache(maxsize=32)
@@ -383,8 +383,34 @@ class UnitOfWork:
             select(Purchase).where(
                 Purchase.record_id == record_id, Purchase.channel == channel,
                 Purchase.order_no == order_no, Purchase.line_no == line_no,
+                Purchase.voided_at.is_(None),  # type: ignore[union-attr]
             )
         ).scalar_one_or_none()
+
+    def purchase(self, purchase_id: int) -> Purchase | None:
+        return self.session.get(Purchase, purchase_id)
+
+    def live_refunds_of(self, purchase_id: int) -> list[int]:
+        return list(self.session.execute(
+            select(Purchase.id).where(Purchase.refund_of_id == purchase_id,
+                                      Purchase.voided_at.is_(None))  # type: ignore[union-attr]
+        ).scalars())
+
+    def void_purchase(self, purchase_id: int, *, user_id: int, reason: str, on_behalf: bool, now: datetime) -> bool:
+        """Mark a live line voided; False if it was voided meanwhile."""
+        result = self.session.execute(
+            update(Purchase)
+            .where(Purchase.id == purchase_id, Purchase.voided_at.is_(None))  # type: ignore[arg-type, union-attr]
+            .values(voided_at=now, voided_by_user_id=user_id, void_reason=reason, void_on_behalf=on_behalf)
+            .execution_options(synchronize_session=False)
+        )
+        return (result.rowcount or 0) == 1
+
+    def display_names(self, user_ids: Iterable[int]) -> dict[int, str]:
+        ids = list(user_ids)
+        if not ids:
+            return {}
+        return dict(self.session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())  # type: ignore[union-attr]
 
     def purchases(self, record_id: int) -> list[Purchase]:
         return list(
@@ -396,7 +422,7 @@ class UnitOfWork:
     def spent_by_budget(self, record_id: int) -> dict[str, int]:
         rows = self.session.execute(
             select(Purchase.budget, func.coalesce(func.sum(Purchase.amount_fen), 0))
-            .where(Purchase.record_id == record_id)
+            .where(Purchase.record_id == record_id, Purchase.voided_at.is_(None))  # type: ignore[union-attr]
             .group_by(Purchase.budget)
         ).all()
         return {b: int(s) for b, s in rows}

@@ -64,6 +64,10 @@ class PurchaseBody(BaseModel):
     refund_of: str | None = Field(default=None, max_length=100)
 
 
+class VoidBody(BaseModel):
+    reason: str = Field(max_length=500, description="why the line is voided (required)")
+
+
 class PlanBody(BaseModel):
     seen_version: int
     amount: str = Field(description="yuan per member, 0-600", examples=["600"])
@@ -192,6 +196,14 @@ def add_purchase(record_id: int, body: PurchaseBody, request: Request, user: Use
     pid = records.add_purchase(_uow(request), record_id=record_id, user_id=user.id,
                                 purchase=purchase_input(**body.model_dump()))
     return {"purchase_id": pid, "record_id": record_id}
+
+
+@router.post("/records/{record_id}/purchases/{purchase_id}/void",
+             summary="void a purchase line with a reason (before submit); it stays listed and counts nowhere")
+def void_purchase(record_id: int, purchase_id: int, body: VoidBody, request: Request, user: User) -> dict[str, Any]:
+    history_id = records.void_purchase(_uow(request), record_id=record_id, purchase_id=purchase_id,
+                                       user_id=user.id, reason=body.reason)
+    return {"purchase_id": purchase_id, "record_id": record_id, "history_id": history_id}
 
 
 @router.get("/records/{record_id}/attachments")

@@ -160,6 +160,7 @@ FORM_DEFAULTS: dict[str, dict[str, str]] = {
     "attachment": {"kind": "annex2_scan"},
     "import": {"mapping": "generic"},
     "limits": {"ordinary": "", "budget": "", "retained": "0", "basis": "budget"},
+    "void": {"reason": ""},
 }
 
 
@@ -271,6 +272,22 @@ def purchase_submit(
     except BangfuError as exc:
         return _refused(request, user, record_id, "purchase", typed, exc)
     auth.flash(request, f"已录入订单 {order_no.strip()}")
+    return _redirect(f"/records/{record_id}#purchases")
+
+
+@router.post("/records/{record_id}/purchases/{purchase_id}/void", response_class=HTMLResponse)
+def purchase_void(
+    request: Request, record_id: int, purchase_id: int,
+    reason: Annotated[str, Form(max_length=2000)] = "", csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    try:
+        records.void_purchase(_uow(request), record_id=record_id, purchase_id=purchase_id, user_id=user.id,
+                              reason=reason)
+    except BangfuError as exc:
+        return _refused(request, user, record_id, "void", {"reason": reason}, exc)
+    auth.flash(request, "已作废该采购行；如需更正，请重新录入正确的数据")
     return _redirect(f"/records/{record_id}#purchases")
 
 
@@ -405,12 +422,16 @@ def purchases_csv(request: Request, record_id: int) -> Response:
     rows = records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["支付日期", "渠道", "金额（元）", "领取人次", "订单号", "行号", "商品", "节日", "经费来源", "代填报"])
+    writer.writerow(["支付日期", "渠道", "金额（元）", "领取人次", "订单号", "行号", "商品", "节日", "经费来源", "代填报",
+                     "已作废", "作废人", "作废时间", "作废原因"])
     for p in rows:
         writer.writerow([p["paid_on"].isoformat(), p["channel"], rules.yuan(p["amount_fen"]).replace(",", ""),
                          p["people"], _csv_safe(p["order_no"]), p["line_no"], _csv_safe(p["product"]),
                          p["holiday"] or "", records.BUDGETS.get(p["budget"], p["budget"]),
-                         "是" if p["on_behalf"] else ""])
+                         "是" if p["on_behalf"] else "",
+                         "是" if p["voided"] else "", p["voided_by"] or "",
+                         p["voided_at"].astimezone(clock.CHINA).strftime("%Y-%m-%d %H:%M") if p["voided_at"] else "",
+                         _csv_safe(p["void_reason"] or "")])
     filename = f"purchases-{view.org_code}-{view.year}.csv"
     return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
