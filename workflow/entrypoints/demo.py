@@ -168,7 +168,7 @@ def _round_in_progress(database: Database, label: str, now: datetime) -> None:
             order_no=MISTYPED_ORDER, product="梅州金柚礼盒", holiday="中秋"),
     )
     _advance_federation(database, "GZ-D1", label, now, submit=False, summarize=False)
-    for district, city in (("GZ-D2", "GZ"), ("SZ-D1", "SZ")):
+    for district in ("GZ-D2", "SZ-D1"):
         reviewer = _uid(database, f"{district.lower()}-reviewer")
         for child in _children_in(database, district, label, "submitted"):
             _fire(database, child, "accept", reviewer, None, now)
