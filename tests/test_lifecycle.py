@@ -12,7 +12,8 @@ import pytest
 import states
 from states import Transition
 from workflow.domain import engine
-from workflow.domain.engine import GuardContext, Relation
+from workflow.domain.access import Relation
+from workflow.domain.engine import GuardContext
 from workflow.domain.errors import PermissionDenied, RuleViolation
 
 README = Path(__file__).resolve().parent.parent / "README.md"
