@@ -21,6 +21,7 @@ import states
 from workflow.app.records import BUDGETS
 from workflow.domain import access, clock
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal
+from workflow.domain.figures import wan_people, wan_yuan
 from workflow.store.aggregates import completeness
 from workflow.store.tables import Membership, Notification, Organisation, Record, Round, Snapshot
 from workflow.store.uow import UnitOfWork
@@ -293,7 +294,32 @@ def overview(uow: UnitOfWork, *, user_id: int, round_id: int, now: datetime | No
         })
     totals["completeness"] = (totals["grassroots_accepted"] / totals["grassroots"]
                               if totals["grassroots"] else None)
+    totals.update(reported_figures(out_units))
     return {**head, "units": out_units, "totals": totals}
+
+
+#: A unit's record in these states has sent its snapshot up (what the province workbook lists).
+REPORTED_STATES = (states.SUBMITTED, states.ACCEPTED)
+
+
+def reported_figures(units: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the units under the top seat have *reported* to it: the snapshots of the units whose
+    record is submitted or accepted, the definition of the province workbook's 合计 (an overview
+    row per reporting unit, summed); split into accepted by the top level and awaiting it.
+    Amounts exact (fen, people) and in the workbook's 万 with two decimals."""
+    def part(wanted: tuple[str, ...]) -> dict[str, Any]:
+        chosen = [u for u in units if u["state"] in wanted]
+        people = sum(int(u["reported_people"] or 0) for u in chosen)
+        fen = sum(int(u["reported_amount_fen"] or 0) for u in chosen)
+        return {"units": len(chosen), "people": people, "amount_fen": fen,
+                "wan_people": str(wan_people(people)), "wan_yuan": str(wan_yuan(fen))}
+
+    for u in units:
+        u["reported"] = u["state"] in REPORTED_STATES
+        u["reported_wan_people"] = str(wan_people(int(u["reported_people"] or 0))) if u["reported"] else None
+        u["reported_wan_yuan"] = str(wan_yuan(int(u["reported_amount_fen"] or 0))) if u["reported"] else None
+    return {"units_total": len(units), "reported": part(REPORTED_STATES),
+            "reported_accepted": part((states.ACCEPTED,)), "reported_pending": part((states.SUBMITTED,))}
 
 
 # --- the notification inbox ------------------------------------------------------------------
