@@ -9,7 +9,7 @@ call these and nothing deeper.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -25,7 +25,9 @@ from workflow.domain.errors import (
     RuleViolation,
     VersionConflict,
 )
+from workflow.domain.figures import wan_people, wan_yuan
 from workflow.domain.policy import Policy
+from workflow.store import aggregates
 from workflow.store.tables import History, Organisation, Purchase, Record, Round, User
 from workflow.store.uow import UnitOfWork
 
@@ -44,6 +46,24 @@ EVENT_LABELS: dict[str, str] = {
     "void_purchase": "作废采购行",
 }
 VOID_REASON_MAX = 500
+#: A federation's own words for the transitions whose grassroots label speaks of purchasing: it
+#: enters its own lines and aggregate lines, then adds up its accepted subordinates.
+FEDERATION_ACTION_LABELS: dict[tuple[str, str], str] = {
+    ("finish_purchasing", states.PLANNED): "完成本级录入",
+    ("reopen", states.PURCHASED): "退回本级录入",
+    ("reopen", states.SUMMARIZED): "撤销汇总（继续录入）",
+    ("summarize", states.PURCHASED): "汇总（本级数据＋已通过的下级）",
+}
+
+
+def action_label(trigger: str, source: str, *, grassroots: bool) -> str:
+    """The label of ``trigger`` fired from ``source`` for this kind of record."""
+    if not grassroots and (trigger, source) in FEDERATION_ACTION_LABELS:
+        return FEDERATION_ACTION_LABELS[(trigger, source)]
+    transition = states.find(trigger, source)
+    if transition is not None and transition.label:
+        return transition.label
+    return states.TRIGGER_LABELS.get(trigger) or EVENT_LABELS.get(trigger, trigger)
 #: Who hears about an event: the parent's reviewers or the record's own clerks.
 EVENT_RECIPIENTS: dict[str, str] = {
     "submit": "parent_reviewers",
@@ -131,6 +151,7 @@ class FireResult:
     history_id: int
     on_behalf: bool
     notifications: int
+    label: str = ""  # the transition's name for this record (its source state and kind)
 
 
 @dataclass(frozen=True)
@@ -296,6 +317,7 @@ def fire(
             history_id=history_id,
             on_behalf=decision.on_behalf,
             notifications=sent,
+            label=action_label(trigger, decision.transition.source, grassroots=rec.is_grassroots),
         )
 
 
@@ -439,8 +461,52 @@ def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordVi
         work_highlights=rec.work_highlights,
         last_reason=rec.last_reason,
         lapsed_fen=rec.lapsed_fen,
-        actions=engine.available_actions(rec.state, ctx, actor.relation),
+        actions=[replace(a, label=action_label(a.trigger, rec.state, grassroots=rec.is_grassroots))
+                 for a in engine.available_actions(rec.state, ctx, actor.relation)],
     )
+
+
+def _figure(people: int, fen: int) -> dict[str, Any]:
+    return {"people": people, "amount_fen": fen, "wan_people": str(wan_people(people)), "wan_yuan": str(wan_yuan(fen))}
+
+
+def _sum(lines: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    return _figure(sum(p for p, _ in lines.values()), sum(a for _, a in lines.values()))
+
+
+def federation_view(uow: UnitOfWork, *, record_id: int, user_id: int, limit: int = 50) -> dict[str, Any] | None:
+    """What a federation's record will send up, for its own page: the snapshot it holds (if
+    summarized; stale or not), the live parts a summary would add up now (own purchases,
+    aggregate lines, accepted children's snapshots), its children per state and the children not
+    yet accepted (the first ``limit``). None for a grassroots record."""
+    with uow:
+        rec = uow.record(record_id)
+        actor_for(uow, user_id, rec)
+        if rec.is_grassroots:
+            return None
+        parts = aggregates.snapshot_parts(uow.session, record_id)
+        counts, missing = aggregates.children_status(uow.session, record_id, limit=limit)
+        snapshot = None
+        if rec.snapshot_id is not None:
+            snap, _lines = uow.snapshot(rec.snapshot_id)
+            snapshot = {**_figure(snap.people_total, snap.amount_total_fen), "as_of": snap.as_of,
+                        "taken_at": snap.taken_at, "stale": rec.snapshot_stale,
+                        "missing_children": json.loads(snap.missing_children or "[]")}
+    children_total = sum(counts.values())
+    return {
+        "snapshot": snapshot,
+        "live": {"own": _sum(parts["own"]), "aggregate": _sum(parts["aggregate"]),
+                 "children": _sum(parts["children"]),
+                 "total": _figure(sum(p for d in parts.values() for p, _ in d.values()),
+                                  sum(a for d in parts.values() for _, a in d.values()))},
+        "children_total": children_total,
+        "children_accepted": counts.get(states.ACCEPTED, 0),
+        "children_counts": {s: counts.get(s, 0) for s in states.STATES},
+        "missing": [{"record_id": m.id, "org_code": m.code, "org_name": m.name, "state": m.state,
+                     "state_label": states.STATE_LABELS[m.state], "overdue": bool(m.is_overdue),
+                     "people": m.people_total, "amount_fen": m.amount_total_fen} for m in missing],
+        "missing_total": children_total - counts.get(states.ACCEPTED, 0),
+    }
 
 
 def available_actions(uow: UnitOfWork, *, record_id: int, user_id: int, now: datetime | None = None) -> list[Action]:
@@ -494,7 +560,7 @@ def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, 
                     "from": h.from_state,
                     "to": h.to_state,
                     "trigger": h.trigger,
-                    "label": states.TRIGGER_LABELS.get(h.trigger) or EVENT_LABELS.get(h.trigger, h.trigger),
+                    "label": action_label(h.trigger, h.from_state, grassroots=rec.is_grassroots),
                     "reason": h.reason,
                     "detail": detail,
                     "summary": _history_summary(h.trigger, detail),

@@ -76,7 +76,24 @@ def snapshot_lines(session: Session, record_id: int) -> tuple[dict[str, tuple[in
         ``({channel: (people, amount_fen)}, [missing child org codes])``: its own purchases and
         aggregate lines plus its children's accepted snapshots.
     """
-    lines: dict[str, tuple[int, int]] = {}
+    parts = snapshot_parts(session, record_id)
+    lines = add_lines(parts["own"], parts["aggregate"], parts["children"])
+    child = Record.__table__.alias("child")
+    missing = [
+        code
+        for (code,) in session.execute(
+            select(Organisation.code)
+            .join(child, child.c.org_id == Organisation.id)
+            .where(child.c.parent_id == record_id, child.c.state != "accepted")
+            .order_by(Organisation.code)
+        ).all()
+    ]
+    return lines, missing
+
+
+def snapshot_parts(session: Session, record_id: int) -> dict[str, Lines]:
+    """The three parts a snapshot of ``record_id`` adds up, per channel: ``own`` purchases (live
+    lines), ``aggregate`` lines, and the accepted ``children``'s snapshot lines (three GROUP BYs)."""
     own = session.execute(
         select(Purchase.channel, func.sum(Purchase.people), func.sum(Purchase.amount_fen))
         .where(Purchase.record_id == record_id, Purchase.voided_at.is_(None))  # type: ignore[union-attr]
@@ -94,19 +111,29 @@ def snapshot_lines(session: Session, record_id: int) -> tuple[dict[str, tuple[in
         .where(child.c.parent_id == record_id, child.c.state == "accepted")
         .group_by(SnapshotLine.channel)
     ).all()
-    for channel, people, amount in [*own, *aggregates, *from_children]:
-        p, a = lines.get(channel, (0, 0))
-        lines[channel] = (p + int(people or 0), a + int(amount or 0))
-    missing = [
-        code
-        for (code,) in session.execute(
-            select(Organisation.code)
-            .join(child, child.c.org_id == Organisation.id)
-            .where(child.c.parent_id == record_id, child.c.state != "accepted")
-            .order_by(Organisation.code)
-        ).all()
-    ]
-    return lines, missing
+
+    def as_lines(rows: Sequence[Any]) -> Lines:
+        return {channel: (int(people or 0), int(amount or 0)) for channel, people, amount in rows}
+
+    return {"own": as_lines(own), "aggregate": as_lines(aggregates), "children": as_lines(from_children)}
+
+
+def children_status(session: Session, record_id: int, *, limit: int = 50) -> tuple[dict[str, int], list[Any]]:
+    """A federation record's direct children: how many in each state (one GROUP BY), and the
+    first ``limit`` not yet accepted with their organisation, state and snapshot figures."""
+    child = Record.__table__.alias("child")
+    counts = {state: int(n) for state, n in session.execute(
+        select(child.c.state, func.count()).where(child.c.parent_id == record_id).group_by(child.c.state)
+    ).all()}
+    org, snap = Organisation.__table__, Snapshot.__table__
+    missing = list(session.execute(
+        select(child.c.id, org.c.code, org.c.name, child.c.state, child.c.is_overdue,
+               snap.c.people_total, snap.c.amount_total_fen)
+        .select_from(child.join(org, org.c.id == child.c.org_id).outerjoin(snap, snap.c.id == child.c.snapshot_id))
+        .where(child.c.parent_id == record_id, child.c.state != states.ACCEPTED)
+        .order_by(org.c.code).limit(limit)
+    ).all())
+    return counts, missing
 
 
 

@@ -181,6 +181,12 @@ def show_record(record_id: int, request: Request, user: User) -> dict[str, Any]:
         records.record_view(_uow(request, True), record_id=record_id, user_id=user.id).to_dict())
 
 
+@router.get("/records/{record_id}/federation",
+            summary="a federation's record: its snapshot, the live parts, children not yet accepted (null for grassroots)")
+def record_federation(record_id: int, request: Request, user: User) -> dict[str, Any] | None:
+    return jsonable_encoder(records.federation_view(_uow(request, True), record_id=record_id, user_id=user.id))
+
+
 @router.get("/records/{record_id}/history")
 def record_history(record_id: int, request: Request, user: User) -> list[dict[str, Any]]:
     return jsonable_encoder(records.history(_uow(request, True), record_id=record_id, user_id=user.id))

@@ -173,6 +173,7 @@ def _record_page(
     view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
     rel = views.record_relation(_uow(request, True), user_id=user.id, record_id=record_id)
     purchases = records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
+    fed = records.federation_view(_uow(request, True), record_id=record_id, user_id=user.id)
     files = attachments.list_attachments(_uow(request, True), record_id=record_id, user_id=user.id)
     options = views.entry_options(_uow(request, True), round_id=view.round_id)
     forms = {k: dict(v) for k, v in FORM_DEFAULTS.items()}
@@ -201,6 +202,7 @@ def _record_page(
     open_for_entry = view.state not in (states.SUBMITTED, states.ACCEPTED)
     return render(request, "pages/record.html", {
         "title": view.org_name, "v": view, "rel": rel, "purchases": purchases, "options": options,
+        "fed": fed, "state_list": states.STATES,
         "files": files, "attachment_kinds": attachments.KINDS,
         "max_mb": attachments.MAX_BYTES // 1024 // 1024,
         "forms": forms, "errors": errors or {}, "allowed": allowed, "refused": refused, "forward": forward,
@@ -337,7 +339,7 @@ def fire_submit(
             auth.flash(request, exc.message, "error")
             return _redirect(_safe_next(next))
         return _refused(request, user, record_id, "fire", {"trigger": trigger, "reason": reason}, exc)
-    label = states.TRIGGER_LABELS.get(trigger, trigger)
+    label = result.label or states.TRIGGER_LABELS.get(trigger, trigger)
     auth.flash(request, f"已{label}：{states.STATE_LABELS[result.from_state]} → {states.STATE_LABELS[result.to_state]}"
                + ("（代填报）" if result.on_behalf else ""))
     return _redirect(_safe_next(next, f"/records/{record_id}"))
