@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 import states
-from workflow.domain import access, clock, engine, rules
+from workflow.domain import access, changes, clock, engine, rules
 from workflow.domain.access import Relation
 from workflow.domain.engine import Action, GuardContext
 from workflow.domain.errors import (
@@ -299,6 +299,10 @@ def fire(
                 to_state=decision.dest,
                 trigger=trigger,
                 reason=reason,
+                # A submission keeps what it sent: its snapshot and the report texts, so the
+                # reviewer can see what changed when a returned record comes back.
+                detail=json.dumps(submission_detail(rec), ensure_ascii=False, sort_keys=True)
+                if trigger == "submit" else None,
             )
         )
         if trigger in ("accept", "revoke_acceptance"):
@@ -319,6 +323,71 @@ def fire(
             notifications=sent,
             label=action_label(trigger, decision.transition.source, grassroots=rec.is_grassroots),
         )
+
+
+def submission_detail(rec: Record) -> dict[str, Any]:
+    """What a submission sends: its snapshot id and the report texts (the history row's detail)."""
+    return {"snapshot_id": rec.snapshot_id, **_texts(rec)}
+
+
+def _texts(rec: Record) -> dict[str, Any]:
+    return {"reporter": rec.reporter, "phone": rec.phone,
+            "fill_date": rec.fill_date.isoformat() if rec.fill_date else None,
+            "work_experience": rec.work_experience, "work_highlights": rec.work_highlights}
+
+
+def _line(p: Purchase) -> dict[str, Any]:
+    return {"id": p.id, "order_no": p.order_no, "line_no": p.line_no, "channel": p.channel,
+            "amount_fen": p.amount_fen, "people": p.people, "paid_on": p.paid_on, "product": p.product,
+            "voided": p.voided_at is not None, "void_reason": p.void_reason}
+
+
+def changes_since_return(uow: UnitOfWork, *, record_id: int, user_id: int) -> dict[str, Any] | None:
+    """What changed since the record's latest return for revision, against the submission that
+    was returned: purchase lines added and voided, aggregate lines added, the Annex 2 rows before
+    → after, and the report texts changed. *After* is the submission that came back if there is
+    one, else the record as it stands (its fresh snapshot, or the live sums). None if the record
+    was never returned."""
+    with uow:
+        rec = uow.record(record_id)
+        actor_for(uow, user_id, rec)
+        rows = uow.history(record_id)
+        returns = [h for h in rows if h.trigger == "return_for_revision"]
+        if not returns:
+            return None
+        ret = returns[-1]
+        before_submit = [h for h in rows if h.trigger == "submit" and (h.id or 0) < (ret.id or 0)]
+        before = json.loads(before_submit[-1].detail) if before_submit and before_submit[-1].detail else {}
+        before_snapshot = before.get("snapshot_id") or uow.snapshot_before(record_id, ret.at)
+        after_submit = [h for h in rows if h.trigger == "submit" and (h.id or 0) > (ret.id or 0)]
+        if after_submit and after_submit[-1].detail:
+            after = json.loads(after_submit[-1].detail)
+            after_lines = uow.snapshot_lines_map(after.get("snapshot_id"))
+            after_what = "resubmitted"
+        else:
+            after = _texts(rec)
+            if rec.snapshot_id is not None and not rec.snapshot_stale and rec.state == states.SUMMARIZED:
+                after_lines, after_what = uow.snapshot_lines_map(rec.snapshot_id), "snapshot"
+            else:
+                after_lines, after_what = aggregates.snapshot_lines(uow.session, record_id)[0], "live"
+        before_lines = uow.snapshot_lines_map(before_snapshot)
+        added, voided = uow.purchases_changed_since(record_id, ret.at)
+        aggregate_added = uow.aggregate_lines_since(record_id, ret.at)
+        _rnd, policy = policy_for(uow, rec)
+        returned_by = uow.user(ret.actor_user_id).display_name if ret.actor_user_id else "系统"
+        table = [r.to_dict() for r in changes.row_changes(before_lines, after_lines, policy)]
+        texts = changes.text_changes(before, after) if before else []
+        return {
+            "returned_at": ret.at, "returned_by": returned_by, "reason": ret.reason,
+            "before_submitted_at": before_submit[-1].at if before_submit else None,
+            "after": after_what, "after_submitted_at": after_submit[-1].at if after_submit else None,
+            "rows": table, "rows_changed": [r for r in table if r["changed"]],
+            "added": [_line(p) for p in added], "voided": [_line(p) for p in voided],
+            "aggregates_added": [{"channel": a.channel, "people": a.people, "amount_fen": a.amount_fen,
+                                  "note": a.note} for a in aggregate_added],
+            "texts": texts, "texts_known": bool(before),
+            "changed": bool(added or voided or aggregate_added or texts or any(r["changed"] for r in table)),
+        }
 
 
 def _acting_org_id(actor: Actor, role: str) -> int | None:

@@ -169,7 +169,7 @@ def _record_page(
             base.with_only_columns(
                 Record.id, Record.version, Record.state, Record.report_deadline, Record.submitted_at,
                 Record.is_late, Record.quota_fen, Record.amount_per_member_fen, Record.members,
-                Record.snapshot_stale, Record.last_reason, Organisation.code, Organisation.name,
+                Record.snapshot_stale, Record.last_reason, Record.is_grassroots, Organisation.code, Organisation.name,
                 Snapshot.people_total, Snapshot.amount_total_fen, _overdue_expr(now).label("overdue"),
             ).order_by(order, Organisation.code, Record.id).limit(per_page).offset((page - 1) * per_page)
         ).all()
@@ -182,7 +182,7 @@ def _record_page(
             "submitted_at": r.submitted_at, "is_late": bool(r.is_late), "overdue": bool(r.overdue),
             "quota_fen": r.quota_fen, "amount_per_member_fen": r.amount_per_member_fen,
             "members": r.members, "snapshot_stale": bool(r.snapshot_stale),
-            "last_reason": r.last_reason,
+            "last_reason": r.last_reason, "is_grassroots": bool(r.is_grassroots),
             "people_total": r.people_total, "amount_total_fen": r.amount_total_fen,
         }
         for r in rows

@@ -456,6 +456,40 @@ class UnitOfWork:
         ).scalars())
         return snap, lines
 
+    def snapshot_lines_map(self, snapshot_id: int | None) -> dict[str, tuple[int, int]]:
+        """A snapshot's lines as ``{channel: (people, amount_fen)}`` (empty for None)."""
+        if snapshot_id is None:
+            return {}
+        rows = self.session.execute(
+            select(SnapshotLine.channel, SnapshotLine.people, SnapshotLine.amount_fen)
+            .where(SnapshotLine.snapshot_id == snapshot_id)
+        ).all()
+        return {c: (int(p), int(a)) for c, p, a in rows}
+
+    def snapshot_before(self, record_id: int, at: datetime) -> int | None:
+        """The id of the record's latest snapshot taken at or before ``at``."""
+        return self.session.execute(
+            select(func.max(Snapshot.id)).where(Snapshot.record_id == record_id, Snapshot.taken_at <= at)
+        ).scalar_one_or_none()
+
+    def purchases_changed_since(self, record_id: int, at: datetime) -> tuple[list[Purchase], list[Purchase]]:
+        """The record's lines entered after ``at``, and its lines voided after ``at``."""
+        rows = list(self.session.execute(
+            select(Purchase).where(Purchase.record_id == record_id,
+                                   (Purchase.entered_at > at) | (Purchase.voided_at > at))  # type: ignore[operator]
+            .order_by(Purchase.id)
+        ).scalars())
+        added = [p for p in rows if p.entered_at is not None and p.entered_at > at]
+        voided = [p for p in rows if p.voided_at is not None and p.voided_at > at]
+        return added, voided
+
+    def aggregate_lines_since(self, record_id: int, at: datetime) -> list[tables.AggregateLine]:
+        return list(self.session.execute(
+            select(tables.AggregateLine).where(tables.AggregateLine.record_id == record_id,
+                                               tables.AggregateLine.entered_at > at)  # type: ignore[operator]
+            .order_by(tables.AggregateLine.id)
+        ).scalars())
+
     def add_all(self, objs: Sequence[Any]) -> None:
         self.session.add_all(objs)
         self.session.flush()

@@ -187,6 +187,12 @@ def record_federation(record_id: int, request: Request, user: User) -> dict[str,
     return jsonable_encoder(records.federation_view(_uow(request, True), record_id=record_id, user_id=user.id))
 
 
+@router.get("/records/{record_id}/changes-since-return",
+            summary="what changed since the latest return, against the returned submission (null if never returned)")
+def record_changes(record_id: int, request: Request, user: User) -> dict[str, Any] | None:
+    return jsonable_encoder(records.changes_since_return(_uow(request, True), record_id=record_id, user_id=user.id))
+
+
 @router.get("/records/{record_id}/history")
 def record_history(record_id: int, request: Request, user: User) -> list[dict[str, Any]]:
     return jsonable_encoder(records.history(_uow(request, True), record_id=record_id, user_id=user.id))

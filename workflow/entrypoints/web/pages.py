@@ -410,8 +410,9 @@ def history_page(request: Request, record_id: int) -> HTMLResponse:
         if h["trigger"] == oversight.DEADLINE_TRIGGER:
             d = h["detail"] or {}
             h["label"] = f"{oversight.DEADLINE_LABEL}：{d.get('from', '')} → {d.get('to', '')}"
+    diff = records.changes_since_return(_uow(request, True), record_id=record_id, user_id=user.id)
     return render(request, "pages/history.html", {
-        "title": f"{view.org_name} 历史", "v": view, "rows": list(reversed(rows)),
+        "title": f"{view.org_name} 历史", "v": view, "rows": list(reversed(rows)), "diff": diff,
         "diagram": lifecycle_svg(view.state), "transitions": states.TRANSITIONS,
         "state_labels": states.STATE_LABELS,
     })
@@ -465,7 +466,12 @@ def _review(request: Request, user: UserInfo, *, round_id: int | None, q: str | 
                                  sort=sort, page=page, per_page=20)
     subs = views.subordinates(_uow(request, True), user_id=user.id, round_id=rnd.id or 0, state=state,
                                 overdue=overdue, page=spage, per_page=20)
+    # Only records returned before carry a last reason: the diff is read for those alone.
+    diffs = {r["record_id"]: records.changes_since_return(_uow(request, True), record_id=r["record_id"],
+                                                          user_id=user.id)
+             for r in inbox.items if r["last_reason"]}
     return render(request, "pages/review.html", {
+        "diffs": diffs,
         "title": "审核", "round": rnd, "rounds": views.rounds(_uow(request, True)), "inbox": inbox,
         "subs": subs, "bulk": bulk, "state_filters": [(s, states.STATE_LABELS[s]) for s in states.STATES],
         "sorts": [("submitted_at", "提交时间"), ("org_code", "单位代码"), ("amount", "金额")],
