@@ -20,6 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as lite_insert
 
 import states
 from workflow.app import records
@@ -246,12 +248,8 @@ def _bulk_insert(
     keys = ["record_id", "channel", "order_no", "line_no"]
     live = table.c.voided_at.is_(None)  # the key is unique among live lines (a partial index)
     if uow.dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
         stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=keys, index_where=live)
     elif uow.dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as lite_insert
-
         stmt = lite_insert(table).on_conflict_do_nothing(index_elements=keys, index_where=live)
     else:  # pragma: no cover - other databases are not supported deployments
         stmt = insert(table)

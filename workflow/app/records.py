@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import states
@@ -31,7 +32,6 @@ from workflow.store import aggregates
 from workflow.store.tables import History, Organisation, Purchase, Record, Round, User
 from workflow.store.uow import UnitOfWork
 
-SYSTEM_ROLE = "system"
 #: The largest amount a 64-bit money column holds.
 MAX_MONEY_FEN = 2**63 - 1
 BUDGETS: dict[str, str] = {
@@ -892,8 +892,6 @@ def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dic
 
 def parse_money(text: str) -> int:
     """'12,345.6' yuan -> 1234560 fen; more than two decimals is refused, not rounded."""
-    from decimal import Decimal, InvalidOperation
-
     raw = text.strip().replace(",", "").replace("元", "").replace("￥", "").replace("¥", "")
     try:
         value = Decimal(raw)

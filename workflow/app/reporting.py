@@ -225,7 +225,7 @@ def _reviewer_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
 def _chase_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
     """The 催报 list carries clerks' phone numbers: the chain of federations only."""
     _reviewer_scope(uow, user_id, org)
-    if not access.can_chase(uow.memberships(user_id), org):
+    if not access.can_see_contacts(uow.memberships(user_id), org):
         raise PermissionDenied("催报名单含填报员联系电话，只供工会上级审核人使用", code="permission.contact_data")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from workflow.app import directory, records
+from workflow.app import directory, records, views
 from workflow.app.passwords import hash_password
 from workflow.domain import clock
 from workflow.domain.policy import POLICY_DIR, builtin, parse_policy
@@ -137,9 +137,9 @@ def build(database: Database, *, reset: bool = False, seed: int = 17) -> dict[st
     directory.import_users(UnitOfWork(database), data=_user_csv(org_csv).encode(), now=now,
                            hash_password=lambda _pw: shared_hash)
     _set_demo_passwords(database, shared_hash)
-    directory.load_policy(UnitOfWork(database), policy=builtin(), now=now)
+    directory.install_policy(UnitOfWork(database), policy=builtin(), now=now)
     demo = parse_policy(demo_policy_text(today), source="demo")
-    directory.load_policy(UnitOfWork(database), policy=demo, now=now)
+    directory.install_policy(UnitOfWork(database), policy=demo, now=now)
     label = demo.rounds[0].label
     rng = random.Random(seed)
     counts: dict[str, int] = {}
@@ -172,7 +172,7 @@ def _round_in_progress(database: Database, label: str, now: datetime) -> None:
     _advance_federation(database, "GZ-D1", label, now, submit=False, summarize=False)
     for district in ("GZ-D2", "SZ-D1"):
         reviewer = _uid(database, f"{district.lower()}-reviewer")
-        for child in _children_in(database, district, label, "submitted"):
+        for child in _submitted_children(database, reviewer, district, label, now):
             _fire(database, child, "accept", reviewer, None, now)
         _advance_federation(database, district, label, now, submit=True)
     sz_d1 = records.find_record(UnitOfWork(database), org_code="SZ-D1", round_label=label)
@@ -180,10 +180,14 @@ def _round_in_progress(database: Database, label: str, now: datetime) -> None:
     _advance_federation(database, "SZ", label, now, submit=True)
 
 
-def _children_in(database: Database, org_code: str, label: str, state: str) -> list[int]:
+def _submitted_children(database: Database, reviewer: int, org_code: str, label: str, now: datetime) -> list[int]:
+    """The submissions waiting in the reviewer's inbox (the demo's districts have a handful)."""
     rid = records.find_record(UnitOfWork(database), org_code=org_code, round_label=label)
     with UnitOfWork(database, readonly=True) as uow:
-        return [r.id or 0 for r in uow.children_records(rid) if r.state == state]
+        round_id = uow.record(rid).round_id
+    inbox = views.review_inbox(UnitOfWork(database, readonly=True), user_id=reviewer, round_id=round_id,
+                               per_page=200, now=now)
+    return [i["record_id"] for i in inbox.items]
 
 
 def _set_demo_passwords(database: Database, shared_hash: str) -> None:

@@ -332,9 +332,6 @@ class UnitOfWork:
             .execution_options(synchronize_session=False)
         )
 
-    def children_records(self, record_id: int) -> list[Record]:
-        return list(self.session.execute(select(Record).where(Record.parent_id == record_id)).scalars())
-
     def history(self, record_id: int) -> list[History]:
         return list(
             self.session.execute(
