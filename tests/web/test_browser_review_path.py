@@ -27,7 +27,7 @@ pytestmark = pytest.mark.browser
 DESKTOP = {"width": 1366, "height": 900}
 
 
-def _both_sizes(browser: Any, base: str, user: str, path: str, name: str, selector: str = "main",
+def _both_sizes(browser: Any, base: str, user: str, path: str, name: str, selector: str = "main",  # noqa: F811
                 scroll_check: bool = True) -> str:
     """Open ``path`` as ``user`` at 1366×900 and 375×667, shoot both, refuse a sideways scroll
     on the phone; return the desktop page's text of ``selector``."""
