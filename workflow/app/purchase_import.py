@@ -7,7 +7,10 @@ one :class:`ImportRefused` naming every bad row (row number and reason), and not
 The key of a purchase line is (record, channel, order number, line). A row whose key is already
 in the ledger with the same content counts as *repeated* (importing the same file twice adds
 nothing); the same key with another amount (or date, or people) is a conflict naming the file row
-and the existing entry. New rows go in with one bulk INSERT … ON CONFLICT DO NOTHING.
+and the existing entry. A key whose line was *voided* is not a repeat: a row identical to the voided
+line is left out and the result says so (re-importing the platform's export does not bring back a
+line the clerk voided); a row with other figures goes in as the correction, and the result says
+which voided line it corrects. New rows go in with one bulk INSERT … ON CONFLICT DO NOTHING.
 """
 
 from __future__ import annotations
@@ -47,6 +50,18 @@ class ImportResult:
     header_row: int | None
     mapping: str
     record_id: int
+    #: One Chinese sentence per row whose key matches a voided line (left out, or its correction).
+    voided_notes: tuple[str, ...] = ()
+    voided_skipped: int = 0
+
+    def summary(self, *, limit: int = 3) -> str:
+        """One Chinese paragraph for a flash message or the CLI: counts, then the voided keys."""
+        text = f"导入完成：新增 {self.new} 条，重复 {self.repeated} 条"
+        if self.voided_notes:
+            text += f"；{len(self.voided_notes)} 行对应已作废的采购行：" + "；".join(self.voided_notes[:limit])
+            if len(self.voided_notes) > limit:
+                text += f"；等 {len(self.voided_notes)} 行"
+        return text
 
 
 def _mapping(mapping: str | ledger.ColumnMapping | None) -> ledger.ColumnMapping | None:
@@ -116,12 +131,28 @@ def import_purchases(
             refusal = records.check_purchase(policy, rnd, _as_input(row), now=now)
             if refusal:
                 errors.append(f"第 {row.row_number} 行：{refusal.message}")
-        existing = _existing(uow, record_id)
+        existing, voided = _existing(uow, record_id)
         new_rows: list[ledger.PurchaseRow] = []
         repeated = parsed.repeats
+        notes: list[str] = []
+        skipped_voided = 0
         for row in rows:
-            found = existing.get((row.channel, row.order_no, row.line_no))
-            if found is None:
+            key = (row.channel, row.order_no, row.line_no)
+            found = existing.get(key)
+            if found is None and key in voided:
+                same = [v for v in voided[key]
+                        if (v["amount_fen"], v["people"], v["paid_at"]) == (row.amount_fen, row.people, row.paid_at)]
+                v = (same or voided[key])[-1]
+                what = (f"第 {row.row_number} 行：订单 {row.order_no}（行号 {row.line_no}）的原记录"
+                        f"（{_yuan(v['amount_fen'])} 元，{v['people']} 人次）已于 {clock.china_date(v['voided_at']):%Y-%m-%d}"
+                        f" 作废，原因：{v['void_reason']}")
+                if same:
+                    skipped_voided += 1
+                    notes.append(what + "；本行与作废的记录相同，未导入")
+                else:
+                    new_rows.append(row)
+                    notes.append(what + f"；本行作为更正导入（{_yuan(row.amount_fen)} 元，{row.people} 人次）")
+            elif found is None:
                 new_rows.append(row)
             elif (found["amount_fen"], found["people"], found["paid_at"]) == (row.amount_fen, row.people, row.paid_at):
                 repeated += 1
@@ -144,7 +175,8 @@ def import_purchases(
         inserted = _count(uow, record_id) - before
         uow.commit()
     return ImportResult(new=inserted, repeated=repeated + len(new_rows) - inserted, header_row=parsed.header_row,
-                        mapping=parsed.mapping_name, record_id=record_id)
+                        mapping=parsed.mapping_name, record_id=record_id, voided_notes=tuple(notes),
+                        voided_skipped=skipped_voided)
 
 
 def _as_input(row: ledger.PurchaseRow) -> records.PurchaseInput:
@@ -155,19 +187,29 @@ def _as_input(row: ledger.PurchaseRow) -> records.PurchaseInput:
     )
 
 
-def _existing(uow: UnitOfWork, record_id: int) -> dict[tuple[str, str, int], dict[str, Any]]:
-    """The record's ledger keys with what decides "identical" (one query)."""
+Key = tuple[str, str, int]
+
+
+def _existing(uow: UnitOfWork, record_id: int) -> tuple[dict[Key, dict[str, Any]], dict[Key, list[dict[str, Any]]]]:
+    """The record's live ledger keys with what decides "identical", and its voided lines per key
+    (one query)."""
     rows = uow.session.execute(
         select(Purchase.id, Purchase.channel, Purchase.order_no, Purchase.line_no, Purchase.amount_fen,
-               Purchase.people, Purchase.paid_at, Purchase.paid_on)
+               Purchase.people, Purchase.paid_at, Purchase.paid_on, Purchase.voided_at, Purchase.void_reason)
         .where(Purchase.record_id == record_id)
+        .order_by(Purchase.id)
     ).all()
-    return {
-        (r.channel, r.order_no, r.line_no): {
-            "id": r.id, "amount_fen": r.amount_fen, "people": r.people, "paid_at": r.paid_at, "paid_on": r.paid_on,
-        }
-        for r in rows
-    }
+    live: dict[Key, dict[str, Any]] = {}
+    voided: dict[Key, list[dict[str, Any]]] = {}
+    for r in rows:
+        item = {"id": r.id, "amount_fen": r.amount_fen, "people": r.people, "paid_at": r.paid_at,
+                "paid_on": r.paid_on, "voided_at": r.voided_at, "void_reason": r.void_reason}
+        key = (r.channel, r.order_no, r.line_no)
+        if r.voided_at is None:
+            live[key] = item
+        else:
+            voided.setdefault(key, []).append(item)
+    return live, voided
 
 
 def _unknown_refunds(rows: list[ledger.PurchaseRow], existing: dict[tuple[str, str, int], Any]) -> list[str]:
@@ -204,10 +246,11 @@ def _bulk_insert(
         for r in rows
     ]
     keys = ["record_id", "channel", "order_no", "line_no"]
+    live = table.c.voided_at.is_(None)  # the key is unique among live lines (a partial index)
     if uow.dialect == "postgresql":
-        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=keys)
+        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=keys, index_where=live)
     elif uow.dialect == "sqlite":
-        stmt = lite_insert(table).on_conflict_do_nothing(index_elements=keys)
+        stmt = lite_insert(table).on_conflict_do_nothing(index_elements=keys, index_where=live)
     else:  # pragma: no cover - other databases are not supported deployments
         stmt = insert(table)
     uow.session.execute(stmt, values)
@@ -222,13 +265,14 @@ def _link_refunds(uow: UnitOfWork, record_id: int, refunds: list[ledger.Purchase
     original_id = (
         select(orig.c.id)
         .where(orig.c.record_id == record_id, orig.c.channel == bindparam("b_channel"),
-               orig.c.order_no == bindparam("b_ref"), orig.c.line_no == 1)
+               orig.c.order_no == bindparam("b_ref"), orig.c.line_no == 1, orig.c.voided_at.is_(None))
         .scalar_subquery()
     )
     stmt = (
         update(table)
         .where(table.c.record_id == record_id, table.c.channel == bindparam("b_channel"),
-               table.c.order_no == bindparam("b_order"), table.c.line_no == bindparam("b_line"))
+               table.c.order_no == bindparam("b_order"), table.c.line_no == bindparam("b_line"),
+               table.c.voided_at.is_(None))
         .values(refund_of_id=original_id)
     )
     uow.session.connection().execute(

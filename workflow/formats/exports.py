@@ -392,4 +392,11 @@ def render_html(table: Annex2Table) -> str:
         rows=[(ln.label, f"{ln.people:.2f}", f"{ln.amount:.2f}") for ln in lines[:-1]],
         total=(lines[-1].label, f"{lines[-1].people:.2f}", f"{lines[-1].amount:.2f}"),
         footer=_footer(table),
+        exact_people=f"{table.total_people:,}", exact_yuan=_yuan_text(table.total_amount_fen),
     )
+
+
+def _yuan_text(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole:,}.{cents:02d}"

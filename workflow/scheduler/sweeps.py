@@ -354,7 +354,7 @@ def _quota_reminders(database: Database, sql: _Sql, rnd: Round, policy: Policy, 
     from_clause = (
         "(SELECT r.id AS rid, r.org_id, o.name, r.quota_fen,"
         "  (SELECT COALESCE(SUM(p.amount_fen), 0) FROM purchase p"
-        "   WHERE p.record_id = r.id AND p.budget = 'extra_quota') AS used"
+        "   WHERE p.record_id = r.id AND p.budget = 'extra_quota' AND p.voided_at IS NULL) AS used"
         " FROM record r JOIN organisation o ON o.id = r.org_id"
         " WHERE r.round_id = :rid AND r.id BETWEEN :lo AND :hi AND r.is_grassroots"
         "  AND COALESCE(r.amount_per_member_fen, 0) > 0) t"
@@ -543,7 +543,7 @@ def _overdue(database: Database, sql: _Sql, rnd: Round, now: datetime, report: S
 def _unused(alias: str) -> str:
     """The unused extra quota of the record ``alias`` (never negative)."""
     used = ("(SELECT COALESCE(SUM(p.amount_fen), 0) FROM purchase p"
-            f" WHERE p.record_id = {alias}.id AND p.budget = 'extra_quota')")
+            f" WHERE p.record_id = {alias}.id AND p.budget = 'extra_quota' AND p.voided_at IS NULL)")
     return f"(CASE WHEN {alias}.quota_fen > {used} THEN {alias}.quota_fen - {used} ELSE 0 END)"
 
 

@@ -196,10 +196,15 @@ class Record(SQLModel, table=True):
 
 
 class Purchase(SQLModel, table=True):
-    """One line of the purchase ledger. Refunds are negative rows linked to their order."""
+    """One line of the purchase ledger. Refunds are negative rows linked to their order.
+
+    A line entered wrongly is *voided* (who, when, why), never deleted: it stays visible and
+    counts nowhere. The key (record, channel, order, line) is unique among live lines only, so
+    the corrected line can be entered under the same order number."""
 
     __table_args__ = (
-        UniqueConstraint("record_id", "channel", "order_no", "line_no"),
+        Index("uq_purchase_live_key", "record_id", "channel", "order_no", "line_no", unique=True,
+              sqlite_where=text("voided_at IS NULL"), postgresql_where=text("voided_at IS NULL")),
         Index("ix_purchase_record_channel", "record_id", "channel"),
     )
 
@@ -223,6 +228,11 @@ class Purchase(SQLModel, table=True):
     entered_at: datetime | None = _instant()
     on_behalf: bool = False
     source: str = Field(default="manual", sa_type=String(200))
+    voided_at: datetime | None = _instant()
+    voided_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    void_reason: str | None = Field(default=None, sa_type=Text)
+    # A server default too: bulk loaders that predate voiding insert without the column.
+    void_on_behalf: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
 
 
 class History(SQLModel, table=True):

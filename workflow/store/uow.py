@@ -377,8 +377,34 @@ class UnitOfWork:
             select(Purchase).where(
                 Purchase.record_id == record_id, Purchase.channel == channel,
                 Purchase.order_no == order_no, Purchase.line_no == line_no,
+                Purchase.voided_at.is_(None),  # type: ignore[union-attr]
             )
         ).scalar_one_or_none()
+
+    def purchase(self, purchase_id: int) -> Purchase | None:
+        return self.session.get(Purchase, purchase_id)
+
+    def live_refunds_of(self, purchase_id: int) -> list[int]:
+        return list(self.session.execute(
+            select(Purchase.id).where(Purchase.refund_of_id == purchase_id,
+                                      Purchase.voided_at.is_(None))  # type: ignore[union-attr]
+        ).scalars())
+
+    def void_purchase(self, purchase_id: int, *, user_id: int, reason: str, on_behalf: bool, now: datetime) -> bool:
+        """Mark a live line voided; False if it was voided meanwhile."""
+        result = self.session.execute(
+            update(Purchase)
+            .where(Purchase.id == purchase_id, Purchase.voided_at.is_(None))  # type: ignore[arg-type, union-attr]
+            .values(voided_at=now, voided_by_user_id=user_id, void_reason=reason, void_on_behalf=on_behalf)
+            .execution_options(synchronize_session=False)
+        )
+        return (result.rowcount or 0) == 1
+
+    def display_names(self, user_ids: Iterable[int]) -> dict[int, str]:
+        ids = list(user_ids)
+        if not ids:
+            return {}
+        return dict(self.session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())  # type: ignore[union-attr]
 
     def purchases(self, record_id: int) -> list[Purchase]:
         return list(
@@ -390,7 +416,7 @@ class UnitOfWork:
     def spent_by_budget(self, record_id: int) -> dict[str, int]:
         rows = self.session.execute(
             select(Purchase.budget, func.coalesce(func.sum(Purchase.amount_fen), 0))
-            .where(Purchase.record_id == record_id)
+            .where(Purchase.record_id == record_id, Purchase.voided_at.is_(None))  # type: ignore[union-attr]
             .group_by(Purchase.budget)
         ).all()
         return {b: int(s) for b, s in rows}
@@ -427,6 +453,40 @@ class UnitOfWork:
             select(SnapshotLine).where(SnapshotLine.snapshot_id == snapshot_id).order_by(SnapshotLine.channel)
         ).scalars())
         return snap, lines
+
+    def snapshot_lines_map(self, snapshot_id: int | None) -> dict[str, tuple[int, int]]:
+        """A snapshot's lines as ``{channel: (people, amount_fen)}`` (empty for None)."""
+        if snapshot_id is None:
+            return {}
+        rows = self.session.execute(
+            select(SnapshotLine.channel, SnapshotLine.people, SnapshotLine.amount_fen)
+            .where(SnapshotLine.snapshot_id == snapshot_id)
+        ).all()
+        return {c: (int(p), int(a)) for c, p, a in rows}
+
+    def snapshot_before(self, record_id: int, at: datetime) -> int | None:
+        """The id of the record's latest snapshot taken at or before ``at``."""
+        return self.session.execute(
+            select(func.max(Snapshot.id)).where(Snapshot.record_id == record_id, Snapshot.taken_at <= at)
+        ).scalar_one_or_none()
+
+    def purchases_changed_since(self, record_id: int, at: datetime) -> tuple[list[Purchase], list[Purchase]]:
+        """The record's lines entered after ``at``, and its lines voided after ``at``."""
+        rows = list(self.session.execute(
+            select(Purchase).where(Purchase.record_id == record_id,
+                                   (Purchase.entered_at > at) | (Purchase.voided_at > at))  # type: ignore[operator]
+            .order_by(Purchase.id)
+        ).scalars())
+        added = [p for p in rows if p.entered_at is not None and p.entered_at > at]
+        voided = [p for p in rows if p.voided_at is not None and p.voided_at > at]
+        return added, voided
+
+    def aggregate_lines_since(self, record_id: int, at: datetime) -> list[tables.AggregateLine]:
+        return list(self.session.execute(
+            select(tables.AggregateLine).where(tables.AggregateLine.record_id == record_id,
+                                               tables.AggregateLine.entered_at > at)  # type: ignore[operator]
+            .order_by(tables.AggregateLine.id)
+        ).scalars())
 
     def add_all(self, objs: Sequence[Any]) -> None:
         self.session.add_all(objs)

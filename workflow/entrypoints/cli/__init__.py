@@ -222,6 +222,14 @@ def cmd_purchase_add(args: argparse.Namespace, ctx: Context) -> Any:
     return {"purchase_id": pid, "record_id": rid}
 
 
+@command("purchase-void")
+def cmd_purchase_void(args: argparse.Namespace, ctx: Context) -> Any:
+    rid = ctx.record_id(args.org)
+    hid = records.void_purchase(ctx.uow(), record_id=rid, purchase_id=_parse_int(args.id, "采购行编号"),
+                                user_id=ctx.user_id(), reason=args.reason or "")
+    return {"purchase_id": int(args.id), "record_id": rid, "history_id": hid}
+
+
 @command("purchase-list")
 def cmd_purchase_list(args: argparse.Namespace, ctx: Context) -> Any:
     rid = ctx.record_id(args.org)
@@ -360,6 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--origin")
     p.add_argument("--budget", default="extra_quota", choices=sorted(records.BUDGETS))
     p.add_argument("--refund-of", help="order number a refund line belongs to")
+    p = add("purchase-void", "void a purchase line with a reason (before submit; it stays listed, counts nowhere)")
+    p.add_argument("org")
+    p.add_argument("--id", required=True, help="the purchase id (purchase-list shows it)")
+    p.add_argument("--reason", required=True)
     add("purchase-list", "list a record's purchases").add_argument("org")
     p = add("fire", "fire a lifecycle trigger")
     p.add_argument("org")

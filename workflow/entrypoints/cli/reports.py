@@ -141,7 +141,7 @@ def cmd_import_purchases(args: argparse.Namespace, ctx: Context) -> Any:
                                          filename=Path(args.file).name, mapping=args.mapping)
     if args.json:
         return result
-    return f"导入完成：新增 {result.new} 条，重复 {result.repeated} 条（表头在第 {result.header_row} 行，列映射 {result.mapping}）"
+    return f"{result.summary(limit=len(result.voided_notes))}（表头在第 {result.header_row} 行，列映射 {result.mapping}）"
 
 
 @command("limits")

@@ -65,6 +65,10 @@ class PurchaseBody(BaseModel):
     refund_of: str | None = Field(default=None, max_length=100)
 
 
+class VoidBody(BaseModel):
+    reason: str = Field(max_length=500, description="why the line is voided (required)")
+
+
 class PlanBody(BaseModel):
     seen_version: int
     amount: str = Field(description="yuan per member, 0-600", examples=["600"])
@@ -178,6 +182,18 @@ def show_record(record_id: int, request: Request, user: User) -> dict[str, Any]:
         records.record_view(_uow(request, True), record_id=record_id, user_id=user.id).to_dict())
 
 
+@router.get("/records/{record_id}/federation",
+            summary="a federation's record: its snapshot, the live parts, children not yet accepted (null for grassroots)")
+def record_federation(record_id: int, request: Request, user: User) -> dict[str, Any] | None:
+    return jsonable_encoder(records.federation_view(_uow(request, True), record_id=record_id, user_id=user.id))
+
+
+@router.get("/records/{record_id}/changes-since-return",
+            summary="what changed since the latest return, against the returned submission (null if never returned)")
+def record_changes(record_id: int, request: Request, user: User) -> dict[str, Any] | None:
+    return jsonable_encoder(records.changes_since_return(_uow(request, True), record_id=record_id, user_id=user.id))
+
+
 @router.get("/records/{record_id}/history")
 def record_history(record_id: int, request: Request, user: User) -> list[dict[str, Any]]:
     return jsonable_encoder(records.history(_uow(request, True), record_id=record_id, user_id=user.id))
@@ -193,6 +209,14 @@ def add_purchase(record_id: int, body: PurchaseBody, request: Request, user: Use
     pid = records.add_purchase(_uow(request), record_id=record_id, user_id=user.id,
                                 purchase=purchase_input(**body.model_dump()))
     return {"purchase_id": pid, "record_id": record_id}
+
+
+@router.post("/records/{record_id}/purchases/{purchase_id}/void",
+             summary="void a purchase line with a reason (before submit); it stays listed and counts nowhere")
+def void_purchase(record_id: int, purchase_id: int, body: VoidBody, request: Request, user: User) -> dict[str, Any]:
+    history_id = records.void_purchase(_uow(request), record_id=record_id, purchase_id=purchase_id,
+                                       user_id=user.id, reason=body.reason)
+    return {"purchase_id": purchase_id, "record_id": record_id, "history_id": history_id}
 
 
 @router.get("/records/{record_id}/attachments")

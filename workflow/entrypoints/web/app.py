@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from notifications.templates import make_environment
 from workflow.app.attachments import MAX_BYTES
 from workflow.domain.errors import BangfuError
+from workflow.domain.figures import wan_people, wan_yuan
 from workflow.entrypoints.web import api, auth, pages, reports_pages
 from workflow.entrypoints.web.rendering import LoginRedirect, ShowRecordPage, page_user, render
 from workflow.settings import Settings, get_settings
@@ -52,6 +53,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app.state.database = database
     app.state.settings = settings
     app.state.templates = make_environment(TEMPLATE_DIR)
+    # The notice's table unit (万人次, 万元, two decimals) for federations' figures.
+    app.state.templates.filters["wan_people"] = lambda n: str(wan_people(int(n or 0)))
+    app.state.templates.filters["wan_yuan"] = lambda fen: str(wan_yuan(int(fen or 0)))
 
     @app.middleware("http")
     async def upload_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

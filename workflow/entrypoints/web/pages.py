@@ -127,6 +127,7 @@ FORM_DEFAULTS: dict[str, dict[str, str]] = {
     "attachment": {"kind": "annex2_scan"},
     "import": {"mapping": "generic"},
     "limits": {"ordinary": "", "budget": "", "retained": "0", "basis": "budget"},
+    "void": {"reason": ""},
 }
 
 
@@ -137,6 +138,7 @@ def _record_page(
     view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
     rel = views.record_relation(_uow(request, True), user_id=user.id, record_id=record_id)
     purchases = records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
+    fed = records.federation_view(_uow(request, True), record_id=record_id, user_id=user.id)
     files = attachments.list_attachments(_uow(request, True), record_id=record_id, user_id=user.id)
     options = views.entry_options(_uow(request, True), round_id=view.round_id)
     forms = {k: dict(v) for k, v in FORM_DEFAULTS.items()}
@@ -165,6 +167,7 @@ def _record_page(
     open_for_entry = view.state not in (states.SUBMITTED, states.ACCEPTED)
     return render(request, "pages/record.html", {
         "title": view.org_name, "v": view, "rel": rel, "purchases": purchases, "options": options,
+        "fed": fed, "state_list": states.STATES,
         "files": files, "attachment_kinds": attachments.KINDS,
         "max_mb": attachments.MAX_BYTES // 1024 // 1024,
         "forms": forms, "errors": errors or {}, "allowed": allowed, "refused": refused, "forward": forward,
@@ -237,6 +240,22 @@ def purchase_submit(
     return _redirect(f"/records/{record_id}#purchases")
 
 
+@router.post("/records/{record_id}/purchases/{purchase_id}/void", response_class=HTMLResponse)
+def purchase_void(
+    request: Request, record_id: int, purchase_id: int,
+    reason: Annotated[str, Form(max_length=2000)] = "", csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    try:
+        records.void_purchase(_uow(request), record_id=record_id, purchase_id=purchase_id, user_id=user.id,
+                              reason=reason)
+    except BangfuError as exc:
+        return _refused(request, user, record_id, "void", {"reason": reason}, exc)
+    auth.flash(request, "已作废该采购行；如需更正，请重新录入正确的数据")
+    return _redirect(f"/records/{record_id}#purchases")
+
+
 @router.post("/records/{record_id}/report-info", response_class=HTMLResponse)
 def info_submit(
     request: Request, record_id: int, seen_version: Annotated[int, Form()],
@@ -283,7 +302,7 @@ def fire_submit(
             auth.flash(request, exc.message, "error")
             return _redirect(_safe_next(next))
         return _refused(request, user, record_id, "fire", {"trigger": trigger, "reason": reason}, exc)
-    label = states.TRIGGER_LABELS.get(trigger, trigger)
+    label = result.label or states.TRIGGER_LABELS.get(trigger, trigger)
     auth.flash(request, f"已{label}：{states.STATE_LABELS[result.from_state]} → {states.STATE_LABELS[result.to_state]}"
                + ("（代填报）" if result.on_behalf else ""))
     return _redirect(_safe_next(next, f"/records/{record_id}"))
@@ -345,8 +364,9 @@ def history_page(request: Request, record_id: int) -> HTMLResponse:
         if h["trigger"] == oversight.DEADLINE_TRIGGER:
             d = h["detail"] or {}
             h["label"] = f"{oversight.DEADLINE_LABEL}：{d.get('from', '')} → {d.get('to', '')}"
+    diff = records.changes_since_return(_uow(request, True), record_id=record_id, user_id=user.id)
     return render(request, "pages/history.html", {
-        "title": f"{view.org_name} 历史", "v": view, "rows": list(reversed(rows)),
+        "title": f"{view.org_name} 历史", "v": view, "rows": list(reversed(rows)), "diff": diff,
         "diagram": lifecycle_svg(view.state), "transitions": states.TRANSITIONS,
         "state_labels": states.STATE_LABELS,
     })
@@ -359,12 +379,16 @@ def purchases_csv(request: Request, record_id: int) -> Response:
     rows = records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["支付日期", "渠道", "金额（元）", "领取人次", "订单号", "行号", "商品", "节日", "经费来源", "代填报"])
+    writer.writerow(["支付日期", "渠道", "金额（元）", "领取人次", "订单号", "行号", "商品", "节日", "经费来源", "代填报",
+                     "已作废", "作废人", "作废时间", "作废原因"])
     for p in rows:
         writer.writerow([p["paid_on"].isoformat(), p["channel"], rules.yuan(p["amount_fen"]).replace(",", ""),
                          p["people"], _csv_safe(p["order_no"]), p["line_no"], _csv_safe(p["product"]),
                          p["holiday"] or "", records.BUDGETS.get(p["budget"], p["budget"]),
-                         "是" if p["on_behalf"] else ""])
+                         "是" if p["on_behalf"] else "",
+                         "是" if p["voided"] else "", p["voided_by"] or "",
+                         p["voided_at"].astimezone(clock.CHINA).strftime("%Y-%m-%d %H:%M") if p["voided_at"] else "",
+                         _csv_safe(p["void_reason"] or "")])
     filename = f"purchases-{view.org_code}-{view.year}.csv"
     return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -396,7 +420,12 @@ def _review(request: Request, user: UserInfo, *, round_id: int | None, q: str | 
                                  sort=sort, page=page, per_page=20)
     subs = views.subordinates(_uow(request, True), user_id=user.id, round_id=rnd.id or 0, state=state,
                                 overdue=overdue, page=spage, per_page=20)
+    # Only records returned before carry a last reason: the diff is read for those alone.
+    diffs = {r["record_id"]: records.changes_since_return(_uow(request, True), record_id=r["record_id"],
+                                                          user_id=user.id)
+             for r in inbox.items if r["last_reason"]}
     return render(request, "pages/review.html", {
+        "diffs": diffs,
         "title": "审核", "round": rnd, "rounds": views.rounds(_uow(request, True)), "inbox": inbox,
         "subs": subs, "bulk": bulk, "state_filters": [(s, states.STATE_LABELS[s]) for s in states.STATES],
         "sorts": [("submitted_at", "提交时间"), ("org_code", "单位代码"), ("amount", "金额")],

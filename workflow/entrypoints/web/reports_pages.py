@@ -190,7 +190,7 @@ def import_submit(
         raise ShowRecordPage(record_id, typed={"import": {"mapping": mapping}},
                              errors={"import": head}, status=exc.http_status,
                              extra={"import_problems": problems}) from None
-    auth.flash(request, f"导入完成：新增 {result.new} 条，重复 {result.repeated} 条")
+    auth.flash(request, result.summary())
     return RedirectResponse(f"/records/{record_id}#purchases", status_code=303)
 
 
@@ -275,7 +275,8 @@ def api_import(
         return JSONResponse({"code": exc.code, "message": exc.message, "errors": exc.errors},
                             status_code=exc.http_status)
     return JSONResponse({"new": result.new, "repeated": result.repeated, "header_row": result.header_row,
-                         "mapping": result.mapping, "record_id": record_id})
+                         "mapping": result.mapping, "record_id": record_id,
+                         "voided_skipped": result.voided_skipped, "voided_notes": list(result.voided_notes)})
 
 
 @api.get("/records/{record_id}/limits", summary="the gift-limit check of a grassroots record")
