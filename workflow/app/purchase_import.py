@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 
 import states
 from workflow.app import records
-from workflow.domain import clock, rules
+from workflow.domain import clock, money, rules
 from workflow.domain.errors import BadInput, RuleViolation
 from workflow.formats import ledger
 from workflow.store.tables import Purchase, Record
@@ -57,7 +57,7 @@ def _mapping(mapping: str | ledger.ColumnMapping | None) -> ledger.ColumnMapping
 
 
 def _yuan(fen: int) -> str:
-    return rules.yuan(fen)
+    return money.yuan(fen)
 
 
 def import_purchases(

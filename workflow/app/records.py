@@ -17,7 +17,6 @@ import states
 from workflow.domain import clock, engine, rules
 from workflow.domain.engine import Action, GuardContext, Relation
 from workflow.domain.errors import (
-    BadInput,
     NotFound,
     PermissionDenied,
     Refusal,
@@ -29,8 +28,6 @@ from workflow.store.tables import History, Organisation, Purchase, Record, Round
 from workflow.store.uow import UnitOfWork
 
 SYSTEM_ROLE = "system"
-#: The largest amount a 64-bit money column holds.
-MAX_MONEY_FEN = 2**63 - 1
 BUDGETS: dict[str, str] = {
     "extra_quota": "额外额度",
     "ordinary_gift": "普通节日慰问品",
@@ -589,6 +586,8 @@ def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetim
         return Refusal("purchase.line_invalid", "订单行号须为正整数")
     for check in (
         rules.check_purchase_amounts(p.amount_fen, p.people),
+        rules.check_line_caps(p.amount_fen, p.people, p.line_no, max_amount_fen=policy.caps.line_amount_fen,
+                              max_people=policy.caps.line_people, max_line_no=policy.caps.line_no),
         rules.check_purchase_year(p.paid_at, rnd.year),
         rules.check_product_form(p.product_form, policy.forbidden_forms),
         rules.check_entry_window(now, rnd.entry_cutoff),
@@ -678,28 +677,10 @@ def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dic
         ]
 
 
-def parse_money(text: str) -> int:
-    """'12,345.6' yuan -> 1234560 fen; more than two decimals is refused, not rounded."""
-    from decimal import Decimal, InvalidOperation
-
-    raw = text.strip().replace(",", "").replace("元", "").replace("￥", "").replace("¥", "")
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise BadInput(f"金额“{text}”不是数字", code="input.money") from None
-    if not value.is_finite():
-        raise BadInput(f"金额“{text}”不是数字", code="input.money")
-    if value.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise BadInput(f"金额“{text}”超过两位小数", code="input.money_precision")
-    fen = int(value * 100)
-    if abs(fen) > MAX_MONEY_FEN:  # it would not fit the 64-bit money columns
-        raise BadInput(f"金额“{text}”超出可记录的范围", code="input.money_range")
-    return fen
-
 
 __all__ = [
     "Actor", "actor_for", "entry_role", "policy_for", "version_conflict", "BUDGETS", "FireResult", "PurchaseInput", "RecordView", "add_purchase",
     "available_actions", "check_purchase", "find_record", "fire", "history", "list_purchases",
-    "notification_rows", "parse_money", "plan", "record_view", "relation_to",
+    "notification_rows", "plan", "record_view", "relation_to",
     "update_report_info", "user_channels",
 ]

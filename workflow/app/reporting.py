@@ -884,15 +884,6 @@ def check_can_view(memberships: Iterable[tuple[Organisation, str]], org: Organis
     )
 
 
-def parse_yuan(text: str, what: str) -> int:
-    """'123,456.78' yuan -> fen; refuses more than two decimals."""
-    from workflow.app.records import parse_money
-
-    try:
-        return parse_money(text)
-    except BadInput as exc:
-        raise BadInput(f"{what}：{exc.message}", code=exc.code) from None
-
 
 
 
@@ -1176,5 +1167,5 @@ __all__ = [
     "snapshot_lines", "status_note", "subtree_stats", "unit_figures", "unit_lines",
     # use cases
     "StatsView", "WorkReport", "add_aggregate_line", "chase", "compare_rounds", "completeness_for",
-    "limits_for", "parse_yuan", "province_workbook", "receiver_org", "stats", "work_report",
+    "limits_for", "province_workbook", "receiver_org", "stats", "work_report",
 ]

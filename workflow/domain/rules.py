@@ -15,6 +15,7 @@ from datetime import date, datetime
 from states import ACCEPTED, SUBMITTED
 from workflow.domain.clock import CHINA, deadline_last_day
 from workflow.domain.errors import Refusal
+from workflow.domain.money import yuan
 
 FEN_PER_YUAN = 100
 MAX_MEMBERS = 10_000_000
@@ -22,13 +23,6 @@ MAX_MEMBERS = 10_000_000
 MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
 # Area code 0 + 2-3 digits, a 7-8 digit number, an optional extension: 020-12345678, 0755-1234567-801
 LANDLINE_RE = re.compile(r"^0\d{2,3}-?\d{7,8}(?:(?:-|转|ext\.?)\d{1,6})?$")
-
-
-def yuan(fen: int) -> str:
-    """Format integer fen as yuan with thousands separators: 1234560 -> '12,345.60'."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
 
 
 # --- planning -------------------------------------------------------------------------------
@@ -121,6 +115,21 @@ def check_purchase_amounts(amount_fen: int, people: int) -> Refusal | None:
         return Refusal("purchase.zero_amount", "金额不能为 0")
     if people < 0:
         return Refusal("purchase.people_negative", "领取人数不能为负数")
+    return None
+
+
+def check_line_caps(
+    amount_fen: int, people: int, line_no: int, *, max_amount_fen: int, max_people: int, max_line_no: int
+) -> Refusal | None:
+    """A purchase line stays inside the policy's caps (:class:`workflow.domain.policy.Caps`), so
+    that no sum over a province can overflow a 64-bit column."""
+    if abs(amount_fen) > max_amount_fen:
+        return Refusal("purchase.amount_over_cap",
+                       f"金额 {yuan(amount_fen)} 元超过单笔上限 {yuan(max_amount_fen)} 元：请核对金额，或分行录入")
+    if people > max_people:
+        return Refusal("purchase.people_over_cap", f"领取人数 {people:,} 超过单笔上限 {max_people:,} 人次")
+    if not 1 <= line_no <= max_line_no:
+        return Refusal("purchase.line_over_cap", f"订单行号须在 1 至 {max_line_no:,} 之间")
     return None
 
 

@@ -28,7 +28,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
+
+from workflow.domain.money import wan_people, wan_yuan
 
 __all__ = [
     "ANNEX2_ROW_LABELS",
@@ -125,28 +127,6 @@ class Annex2Table:
 # ------------------------------------------------------------------------------ rounding
 
 
-def wan_people(n: int) -> Decimal:
-    """People (人次) in 万, two decimals, half up.
-
-    Args:
-        n: exact person-times.
-
-    Returns:
-        ``n / 10,000`` rounded to 0.01 with ROUND_HALF_UP.
-    """
-    return (Decimal(n) / Decimal(10_000)).quantize(_CENT, rounding=ROUND_HALF_UP)
-
-
-def wan_yuan(fen: int) -> Decimal:
-    """Fen in 万元, two decimals, half up.
-
-    Args:
-        fen: exact amount in fen.
-
-    Returns:
-        ``fen / 1,000,000`` rounded to 0.01 with ROUND_HALF_UP.
-    """
-    return (Decimal(fen) / Decimal(1_000_000)).quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True)

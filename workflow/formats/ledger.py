@@ -40,9 +40,11 @@ import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from workflow.domain import money
 
 __all__ = [
     "BUDGET_LABELS",
@@ -55,7 +57,6 @@ __all__ = [
     "ParseResult",
     "PurchaseRow",
     "RowError",
-    "parse_amount_fen",
     "parse_paid_at",
     "parse_purchases",
 ]
@@ -330,67 +331,6 @@ def _norm_key(value: str) -> str:
     return re.sub(r"\s", "", _nfkc(value)).lower()
 
 
-_AMOUNT_RE = re.compile(r"^(?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?:\.(?P<frac>\d+))?$")
-
-
-def parse_amount_fen(value: object) -> int:
-    """Parse a money value into integer fen.
-
-    Args:
-        value: a cell value: ``str`` (``"￥1,234.50"``, ``"１２３.４"``, ``"(15.00)"``), ``int``,
-            ``float`` or ``Decimal``.
-
-    Returns:
-        The amount in fen, negative for a refund.
-
-    Raises:
-        ValueError: with a Chinese message when the value is not an exact amount.
-    """
-    if isinstance(value, bool) or value is None:
-        raise ValueError("金额为空")
-    if isinstance(value, int):
-        return value * 100
-    if isinstance(value, float):
-        dec = Decimal(repr(value))
-        if dec.as_tuple().exponent < -2:  # type: ignore[operator]
-            # Spreadsheet arithmetic noise (30.000000000000004): Excel keeps 15 digits.
-            dec = Decimal(format(value, ".15g"))
-        return _decimal_to_fen(dec, repr(value))
-    if isinstance(value, Decimal):
-        return _decimal_to_fen(value, str(value))
-    raw = str(value)
-    text = _nfkc(raw)
-    text = re.sub(r"\s", "", text)
-    negative = False
-    if text.startswith("(") and text.endswith(")"):
-        negative, text = True, text[1:-1]
-    for token in ("人民币", "元", "RMB", "CNY", "rmb", "cny", "¥", "￥"):
-        text = text.replace(token, "")
-    if text.startswith("-"):
-        negative, text = True, text[1:]
-    elif text.startswith("+"):
-        text = text[1:]
-    for token in ("¥", "￥"):  # "-¥15.00"
-        text = text.replace(token, "")
-    match = _AMOUNT_RE.match(text)
-    if not text or match is None or (match["int"] is None and match["frac"] is None):
-        raise ValueError(f"金额“{raw}”不是有效的数字")
-    frac = match["frac"] or ""
-    if len(frac.rstrip("0")) > 2:
-        raise ValueError(f"金额“{raw}”超过两位小数")
-    whole = int((match["int"] or "0").replace(",", ""))
-    cents = int((frac[:2]).ljust(2, "0"))
-    fen = whole * 100 + cents
-    return -fen if negative else fen
-
-
-def _decimal_to_fen(dec: Decimal, shown: str) -> int:
-    if not dec.is_finite():
-        raise ValueError(f"金额“{shown}”不是有效的数字")
-    fen = dec * 100
-    if fen != fen.to_integral_value():
-        raise ValueError(f"金额“{shown}”超过两位小数")
-    return int(fen)
 
 
 _DATE_RE = re.compile(
@@ -466,28 +406,9 @@ def _from_serial(serial: float, shown: str) -> datetime:
 
 
 def _parse_count(value: object, what: str, *, minimum: int) -> int:
-    raw = value
-    if isinstance(value, bool):
-        raise ValueError(f"{what}“{raw}”不是整数")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ValueError(f"{what}“{raw}”不是整数")
-        number = int(value)
-    elif isinstance(value, int):
-        number = value
-    else:
-        text = re.sub(r"\s", "", _nfkc(str(value))).replace(",", "")
-        text = re.sub(r"(人次|人|个|行)$", "", text)
-        try:
-            dec = Decimal(text)
-        except InvalidOperation:
-            raise ValueError(f"{what}“{raw}”不是整数") from None
-        if not dec.is_finite() or dec != dec.to_integral_value():
-            raise ValueError(f"{what}“{raw}”不是整数")
-        number = int(dec)
-    if number < minimum:
-        raise ValueError(f"{what}“{raw}”不能小于 {minimum}")
-    return number
+    if isinstance(value, str):
+        value = re.sub(r"(人次|人|个|行)$", "", money.ime_text(value).strip()).strip()
+    return money.parse_count(value, what, minimum=minimum)
 
 
 def _parse_text(value: object) -> str | None:
@@ -724,8 +645,7 @@ def parse_purchases(
 
 
 def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+    return money.yuan_plain(fen)
 
 
 def _parse_row(
@@ -745,8 +665,8 @@ def _parse_row(
     def attempt(field_name: str, func: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except ValueError as exc:
-            refuse(field_name, str(exc))
+        except ValueError as exc:  # MoneyInputError is a ValueError too
+            refuse(field_name, str(getattr(exc, "message", exc)))
             return None
 
     order_no = _parse_text(values.get("order_no"))
@@ -777,7 +697,7 @@ def _parse_row(
     if _parse_text(values.get("amount")) is None:
         refuse("amount", "金额为空")
     else:
-        amount_fen = attempt("amount", parse_amount_fen, values["amount"])
+        amount_fen = attempt("amount", money.parse_yuan, values["amount"], "金额")
 
     people = None
     if not people_mapped:

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from workflow.domain.errors import NotFound
 from workflow.domain.policy import Policy, parse_policy
+from workflow.store import tables
 from workflow.store.tables import (
     History,
     MemberCount,
@@ -34,7 +35,6 @@ from workflow.store.tables import (
     SnapshotLine,
     User,
 )
-from workflow.store import tables
 
 
 @lru_cache(maxsize=32)

@@ -19,8 +19,7 @@ from pydantic import BaseModel, Field
 
 from workflow.app import accounts, attachments, oversight, records, views
 from workflow.app.accounts import UserInfo
-from workflow.domain import clock
-from workflow.domain.errors import BadInput
+from workflow.domain import money
 from workflow.entrypoints.web import auth
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
@@ -117,12 +116,9 @@ def purchase_input(
     origin_region: str | None = None, budget: str = "extra_quota", refund_of: str | None = None,
 ) -> records.PurchaseInput:
     """Parse a purchase as the CLI does (same messages for the same mistakes)."""
-    try:
-        paid = clock.parse_instant(paid_at)
-    except ValueError:
-        raise BadInput(f"支付时间“{paid_at}”格式应为 2021-12-31T10:30（北京时间）", code="input.time") from None
+    paid = money.parse_paid_at(paid_at)
     return records.PurchaseInput(
-        paid_at=paid, channel=channel.strip(), amount_fen=records.parse_money(amount), people=people,
+        paid_at=paid, channel=channel.strip(), amount_fen=money.parse_yuan(amount, "金额"), people=people,
         order_no=order_no, line_no=line_no, product=product or "", product_form=product_form or None,
         holiday=holiday or None, origin_region=origin_region or None, budget=budget,
         refund_of=refund_of or None,
@@ -223,7 +219,7 @@ def download_attachment(record_id: int, attachment_id: int, request: Request, us
 @router.put("/records/{record_id}/plan")
 def set_plan(record_id: int, body: PlanBody, request: Request, user: User) -> dict[str, Any]:
     view = records.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=body.seen_version,
-                         amount_per_member_fen=records.parse_money(body.amount), members=body.members)
+                         amount_per_member_fen=money.parse_yuan(body.amount, "每人增加额度"), members=body.members)
     return jsonable_encoder(view.to_dict())
 
 

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 import states
 from workflow.app import accounts, attachments, oversight, records, views
 from workflow.app.accounts import UserInfo
-from workflow.domain import clock, rules
+from workflow.domain import clock, money, rules
 from workflow.domain.errors import BadInput, BangfuError, NotFound
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.diagram import lifecycle_svg
@@ -85,11 +85,8 @@ def _round(request: Request, round_id: int | None) -> Any:
     return views.current_round(_uow(request, True), round_id=round_id)
 
 
-def _int(text: str, what: str) -> int:
-    try:
-        return int(text.strip().replace(",", ""))
-    except ValueError:
-        raise BadInput(f"{what}“{text}”不是整数", code="input.int") from None
+def _int(text: str, what: str, *, minimum: int = 0) -> int:
+    return money.parse_count(text, what, minimum=minimum)
 
 
 # --- login ----------------------------------------------------------------------------------
@@ -238,7 +235,7 @@ def plan_submit(
     typed = {"amount": amount, "members": members}
     try:
         records.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=seen_version,
-                      amount_per_member_fen=records.parse_money(amount), members=_int(members, "会员人数"))
+                      amount_per_member_fen=money.parse_yuan(amount, "每人增加额度"), members=_int(members, "会员人数"))
     except BangfuError as exc:
         return _refused(request, user, record_id, "plan", typed, exc)
     auth.flash(request, "计划已保存")

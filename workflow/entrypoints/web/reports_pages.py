@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from workflow.app import attachments, purchase_import, records, reporting, views
 from workflow.app.accounts import UserInfo
-from workflow.domain import limits
+from workflow.domain import limits, money
 from workflow.domain.errors import BadInput, BangfuError, NotFound
 from workflow.entrypoints.web import auth
 from workflow.formats import exports, ledger
@@ -139,9 +139,9 @@ def limit_check(request: Request, user_id: int, record_id: int, *, ordinary: str
     view, label = _record_org(request, user_id, record_id)
     result: limits.LimitCheck = reporting.limits_for(
         _uow(request, True), org_code=view.org_code, user_id=user_id, round_label=label,
-        ordinary_fen=reporting.parse_yuan(ordinary or "0", "普通节日慰问品支出"),
-        budget_fen=reporting.parse_yuan(budget or "0", "年度预算支出"),
-        retained_fen=reporting.parse_yuan(retained or "0", "留成经费"), basis=basis)
+        ordinary_fen=money.parse_yuan(ordinary or "0", "普通节日慰问品支出"),
+        budget_fen=money.parse_yuan(budget or "0", "年度预算支出"),
+        retained_fen=money.parse_yuan(retained or "0", "留成经费"), basis=basis)
     return result
 
 
