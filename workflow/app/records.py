@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 import states
-from workflow.domain import clock, engine, rules
+from workflow.domain import clock, engine, money, rules
 from workflow.domain.engine import Action, GuardContext, Relation
 from workflow.domain.errors import (
     NotFound,
@@ -556,6 +556,8 @@ def update_report_info(
             raise RuleViolation(Refusal("report.locked", "记录已提交或已通过，不能修改报表信息"))
         if phone is not None and (refusal := rules.check_phone(phone)):
             raise RuleViolation(refusal)
+        if fill_date is not None:
+            money.check_date_range(fill_date, "填表时间")
         if fill_date is not None and fill_date > clock.china_date(now):
             raise RuleViolation(Refusal("contact.fill_date_future", f"填表时间 {fill_date:%Y年%m月%d日} 不能晚于今天"))
         values: dict[str, Any] = {"updated_at": now}

@@ -20,7 +20,9 @@ from pydantic import BaseModel, Field
 from workflow.app import accounts, attachments, oversight, records, views
 from workflow.app.accounts import UserInfo
 from workflow.domain import money
+from workflow.domain.money import MAX_COUNT
 from workflow.entrypoints.web import auth
+from workflow.entrypoints.web.params import MAX_ID, Id, PageQ, PerPageQ, RoundQ
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
 
@@ -49,12 +51,12 @@ class LoginBody(BaseModel):
 
 
 class PurchaseBody(BaseModel):
-    paid_at: str = Field(description="payment time, ISO 8601; naive = China time", examples=["2021-11-01T10:30"])
+    paid_at: str = Field(max_length=40, description="payment time, ISO 8601; naive = China time", examples=["2021-11-01T10:30"])
     channel: str = Field(max_length=32, examples=["ygh"])
-    amount: str = Field(description="yuan, at most two decimals; negative for a refund", examples=["1234.50"])
-    people: int
+    amount: str = Field(max_length=64, description="yuan, at most two decimals; negative for a refund", examples=["1234.50"])
+    people: int = Field(ge=0, le=MAX_COUNT)
     order_no: str = Field(max_length=100)
-    line_no: int = 1
+    line_no: int = Field(default=1, ge=1, le=MAX_COUNT)
     product: str = Field(default="", max_length=300)
     product_form: str | None = Field(default=None, max_length=64)
     holiday: str | None = Field(default=None, max_length=32)
@@ -64,13 +66,13 @@ class PurchaseBody(BaseModel):
 
 
 class PlanBody(BaseModel):
-    seen_version: int
-    amount: str = Field(description="yuan per member, 0-600", examples=["600"])
-    members: int
+    seen_version: int = Field(ge=1, le=MAX_COUNT)
+    amount: str = Field(max_length=64, description="yuan per member, 0-600", examples=["600"])
+    members: int = Field(ge=0, le=MAX_COUNT)
 
 
 class ReportInfoBody(BaseModel):
-    seen_version: int
+    seen_version: int = Field(ge=1, le=MAX_COUNT)
     reporter: str | None = Field(default=None, max_length=100)
     phone: str | None = Field(default=None, max_length=64)
     fill_date: date | None = None
@@ -80,19 +82,19 @@ class ReportInfoBody(BaseModel):
 
 class FireBody(BaseModel):
     trigger: str = Field(max_length=64)
-    seen_version: int
+    seen_version: int = Field(ge=1, le=MAX_COUNT)
     reason: str | None = Field(default=None, max_length=2000)
 
 
 class DeadlineBody(BaseModel):
-    seen_version: int
+    seen_version: int = Field(ge=1, le=MAX_COUNT)
     last_day: date
     reason: str | None = Field(default=None, max_length=2000)
 
 
 class BulkItem(BaseModel):
-    record_id: int
-    seen_version: int
+    record_id: int = Field(ge=1, le=MAX_ID)
+    seen_version: int = Field(ge=1, le=MAX_COUNT)
 
 
 class BulkAcceptBody(BaseModel):
@@ -158,9 +160,9 @@ def list_rounds(request: Request, user: User) -> list[dict[str, Any]]:
 
 @router.get("/records", summary="records in the user's view, with filters and paging")
 def list_records(
-    request: Request, user: User, round: int | None = None, state: str | None = None,
+    request: Request, user: User, round: RoundQ = None, state: str | None = None,
     overdue: str | None = None, q: Annotated[str | None, Query(max_length=100)] = None,
-    sort: str | None = None, page: int = 1, per_page: int = 50,
+    sort: str | None = None, page: PageQ = 1, per_page: PerPageQ = 50,
 ) -> dict[str, Any]:
     return jsonable_encoder(views.visible_records(
         _uow(request, True), user_id=user.id, round_id=_round_id(request, round), state=state,
@@ -168,30 +170,30 @@ def list_records(
 
 
 @router.get("/records/{record_id}", summary="a record: quota, deadlines, the actions open to you")
-def show_record(record_id: int, request: Request, user: User) -> dict[str, Any]:
+def show_record(record_id: Id, request: Request, user: User) -> dict[str, Any]:
     return jsonable_encoder(
         records.record_view(_uow(request, True), record_id=record_id, user_id=user.id).to_dict())
 
 
 @router.get("/records/{record_id}/history")
-def record_history(record_id: int, request: Request, user: User) -> list[dict[str, Any]]:
+def record_history(record_id: Id, request: Request, user: User) -> list[dict[str, Any]]:
     return jsonable_encoder(records.history(_uow(request, True), record_id=record_id, user_id=user.id))
 
 
 @router.get("/records/{record_id}/purchases")
-def record_purchases(record_id: int, request: Request, user: User) -> list[dict[str, Any]]:
+def record_purchases(record_id: Id, request: Request, user: User) -> list[dict[str, Any]]:
     return jsonable_encoder(records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id))
 
 
 @router.post("/records/{record_id}/purchases", status_code=201)
-def add_purchase(record_id: int, body: PurchaseBody, request: Request, user: User) -> dict[str, Any]:
+def add_purchase(record_id: Id, body: PurchaseBody, request: Request, user: User) -> dict[str, Any]:
     pid = records.add_purchase(_uow(request), record_id=record_id, user_id=user.id,
                                 purchase=purchase_input(**body.model_dump()))
     return {"purchase_id": pid, "record_id": record_id}
 
 
 @router.get("/records/{record_id}/attachments")
-def record_attachments(record_id: int, request: Request, user: User) -> list[dict[str, Any]]:
+def record_attachments(record_id: Id, request: Request, user: User) -> list[dict[str, Any]]:
     return jsonable_encoder(attachments.list_attachments(_uow(request, True), record_id=record_id,
                                                          user_id=user.id))
 
@@ -199,7 +201,7 @@ def record_attachments(record_id: int, request: Request, user: User) -> list[dic
 @router.post("/records/{record_id}/attachments", status_code=201,
              summary="upload a PDF, JPG or PNG (at most 10 MB): the sealed Annex 2 scan or an invoice")
 def upload_attachment(
-    record_id: int, request: Request, user: User, file: Annotated[UploadFile, File()],
+    record_id: Id, request: Request, user: User, file: Annotated[UploadFile, File()],
     kind: Annotated[str, Form(max_length=32)] = "annex2_scan",
 ) -> dict[str, Any]:
     data = file.file.read(attachments.MAX_BYTES + 1)
@@ -209,7 +211,7 @@ def upload_attachment(
 
 
 @router.get("/records/{record_id}/attachments/{attachment_id}")
-def download_attachment(record_id: int, attachment_id: int, request: Request, user: User) -> Response:
+def download_attachment(record_id: Id, attachment_id: Id, request: Request, user: User) -> Response:
     from workflow.entrypoints.web.pages import download_response
 
     return download_response(attachments.get_attachment(
@@ -217,14 +219,14 @@ def download_attachment(record_id: int, attachment_id: int, request: Request, us
 
 
 @router.put("/records/{record_id}/plan")
-def set_plan(record_id: int, body: PlanBody, request: Request, user: User) -> dict[str, Any]:
+def set_plan(record_id: Id, body: PlanBody, request: Request, user: User) -> dict[str, Any]:
     view = records.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=body.seen_version,
                          amount_per_member_fen=money.parse_yuan(body.amount, "每人增加额度"), members=body.members)
     return jsonable_encoder(view.to_dict())
 
 
 @router.put("/records/{record_id}/report-info")
-def set_report_info(record_id: int, body: ReportInfoBody, request: Request, user: User) -> dict[str, Any]:
+def set_report_info(record_id: Id, body: ReportInfoBody, request: Request, user: User) -> dict[str, Any]:
     view = records.update_report_info(
         _uow(request), record_id=record_id, user_id=user.id, seen_version=body.seen_version,
         reporter=body.reporter, phone=body.phone, fill_date=body.fill_date,
@@ -233,14 +235,14 @@ def set_report_info(record_id: int, body: ReportInfoBody, request: Request, user
 
 
 @router.post("/records/{record_id}/fire", summary="fire a lifecycle trigger with the version you saw")
-def fire(record_id: int, body: FireBody, request: Request, user: User) -> dict[str, Any]:
+def fire(record_id: Id, body: FireBody, request: Request, user: User) -> dict[str, Any]:
     result = records.fire(_uow(request), record_id=record_id, trigger=body.trigger, user_id=user.id,
                            seen_version=body.seen_version, reason=body.reason)
     return jsonable_encoder(result)
 
 
 @router.put("/records/{record_id}/deadline", summary="a parent's reviewer changes a child's report deadline")
-def set_deadline(record_id: int, body: DeadlineBody, request: Request, user: User) -> dict[str, Any]:
+def set_deadline(record_id: Id, body: DeadlineBody, request: Request, user: User) -> dict[str, Any]:
     view = oversight.set_report_deadline(_uow(request), record_id=record_id, user_id=user.id,
                                          seen_version=body.seen_version, last_day=body.last_day,
                                          reason=body.reason)
@@ -252,9 +254,9 @@ def set_deadline(record_id: int, body: DeadlineBody, request: Request, user: Use
 
 @router.get("/review/inbox", summary="submissions awaiting your decision")
 def review_inbox(
-    request: Request, user: User, round: int | None = None,
+    request: Request, user: User, round: RoundQ = None,
     q: Annotated[str | None, Query(max_length=100)] = None, sort: str | None = None,
-    page: int = 1, per_page: int = 50,
+    page: PageQ = 1, per_page: PerPageQ = 50,
 ) -> dict[str, Any]:
     return jsonable_encoder(views.review_inbox(
         _uow(request, True), user_id=user.id, round_id=_round_id(request, round), q=q, sort=sort,
@@ -263,9 +265,9 @@ def review_inbox(
 
 @router.get("/review/subordinates", summary="your direct subordinates' records")
 def review_subordinates(
-    request: Request, user: User, round: int | None = None, state: str | None = None,
+    request: Request, user: User, round: RoundQ = None, state: str | None = None,
     overdue: str | None = None, q: Annotated[str | None, Query(max_length=100)] = None,
-    sort: str | None = None, page: int = 1, per_page: int = 50,
+    sort: str | None = None, page: PageQ = 1, per_page: PerPageQ = 50,
 ) -> dict[str, Any]:
     return jsonable_encoder(views.subordinates(
         _uow(request, True), user_id=user.id, round_id=_round_id(request, round), state=state,
@@ -281,13 +283,13 @@ def bulk_accept(body: BulkAcceptBody, request: Request, user: User) -> dict[str,
 
 
 @router.get("/overview", summary="counts per state and accepted numbers per organisation under you")
-def overview(request: Request, user: User, round: int | None = None) -> dict[str, Any]:
+def overview(request: Request, user: User, round: RoundQ = None) -> dict[str, Any]:
     return jsonable_encoder(views.overview(_uow(request, True), user_id=user.id,
                                              round_id=_round_id(request, round)))
 
 
 @router.get("/notifications")
-def notifications(request: Request, user: User, page: int = 1, per_page: int = 50) -> dict[str, Any]:
+def notifications(request: Request, user: User, page: PageQ = 1, per_page: PerPageQ = 50) -> dict[str, Any]:
     return jsonable_encoder(views.notifications(_uow(request, True), user_id=user.id, page=page,
                                                   per_page=per_page).to_dict())
 

@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from notifications.templates import make_environment
 from workflow.domain.errors import BangfuError
 from workflow.entrypoints.web import auth
+from workflow.entrypoints.web.guard import InputGuard
 from workflow.settings import Settings, get_settings
 from workflow.store.tables import Database
 
@@ -57,20 +58,6 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app.state.database = database
     app.state.settings = settings
     app.state.templates = make_environment(TEMPLATE_DIR)
-
-    @app.middleware("http")
-    async def upload_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # Refuse an oversized upload before its body is read and spooled to disk; the service
-        # checks the exact size of what it stores.
-        from workflow.app.attachments import MAX_BYTES
-
-        length = request.headers.get("content-length", "")
-        if request.method == "POST" and length.isdigit() and int(length) > MAX_BYTES + 64 * 1024:
-            message = f"上传内容超过 {MAX_BYTES // 1024 // 1024} MB 上限"
-            if _wants_json(request):
-                return JSONResponse({"code": "attachment.too_large", "message": message}, status_code=413)
-            return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{message}</p>", status_code=413)
-        return await call_next(request)
 
     @app.middleware("http")
     async def session_middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -114,6 +101,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         return render(request, "pages/error.html", {"title": "输入有误", "status": 422,
                                                     "code": "input.invalid", "message": message},
                       status=422)
+
+    # Outermost: body size counted as it streams, NUL characters refused (web/guard.py).
+    app.add_middleware(InputGuard)
 
     @app.exception_handler(LoginRedirect)
     async def login_redirect(request: Request, exc: LoginRedirect) -> Response:
@@ -171,6 +161,11 @@ def _describe(error: dict[str, Any]) -> str:
         "date_parsing": "须为日期 YYYY-MM-DD",
         "string_too_long": "太长",
         "too_long": "条目太多",
+        "greater_than_equal": f"不能小于 {error.get('ctx', {}).get('ge', '')}",
+        "less_than_equal": f"不能大于 {error.get('ctx', {}).get('le', '')}",
+        "int_from_float": "须为整数",
+        "string_type": "须为文字",
+        "int_type": "须为整数",
         "json_invalid": "不是有效的 JSON",
     }.get(kind, "格式不正确")
     return f"{where or '请求'} {what}"

@@ -23,6 +23,7 @@ from workflow.domain import clock, money, rules
 from workflow.domain.errors import BadInput, BangfuError, NotFound
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.diagram import lifecycle_svg
+from workflow.entrypoints.web.params import Id, PageQ, RoundQ, VersionForm
 from workflow.store.uow import UnitOfWork
 
 router = APIRouter(include_in_schema=False)
@@ -131,7 +132,7 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, round: int | None = None) -> Response:
+def home(request: Request, round: RoundQ = None) -> Response:
     user = page_user(request)
     rnd = _round(request, round)
     own = views.own_records(_uow(request, True), user_id=user.id, round_id=rnd.id or 0)
@@ -161,7 +162,7 @@ FORM_DEFAULTS: dict[str, dict[str, str]] = {
 
 
 def _record_page(
-    request: Request, user: UserInfo, record_id: int, *, typed: dict[str, dict[str, str]] | None = None,
+    request: Request, user: UserInfo, record_id: Id, *, typed: dict[str, dict[str, str]] | None = None,
     errors: dict[str, str] | None = None, status: int = 200, extra: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     from workflow.entrypoints.web import reports_pages
@@ -212,11 +213,11 @@ def _record_page(
 
 
 @router.get("/records/{record_id}", response_class=HTMLResponse)
-def record_page(request: Request, record_id: int) -> HTMLResponse:
+def record_page(request: Request, record_id: Id) -> HTMLResponse:
     return _record_page(request, page_user(request), record_id)
 
 
-def _refused(request: Request, user: UserInfo, record_id: int, form: str, typed: dict[str, str],
+def _refused(request: Request, user: UserInfo, record_id: Id, form: str, typed: dict[str, str],
              exc: BangfuError) -> HTMLResponse:
     if isinstance(exc, NotFound):
         raise exc
@@ -226,7 +227,7 @@ def _refused(request: Request, user: UserInfo, record_id: int, form: str, typed:
 
 @router.post("/records/{record_id}/plan", response_class=HTMLResponse)
 def plan_submit(
-    request: Request, record_id: int, seen_version: Annotated[int, Form()],
+    request: Request, record_id: Id, seen_version: VersionForm,
     amount: Annotated[str, Form(max_length=50)] = "", members: Annotated[str, Form(max_length=50)] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
@@ -244,7 +245,7 @@ def plan_submit(
 
 @router.post("/records/{record_id}/purchases", response_class=HTMLResponse)
 def purchase_submit(
-    request: Request, record_id: int,
+    request: Request, record_id: Id,
     paid_at: Annotated[str, Form(max_length=40)] = "", channel: Annotated[str, Form(max_length=32)] = "",
     amount: Annotated[str, Form(max_length=50)] = "", people: Annotated[str, Form(max_length=20)] = "",
     order_no: Annotated[str, Form(max_length=100)] = "", line_no: Annotated[str, Form(max_length=10)] = "1",
@@ -273,7 +274,7 @@ def purchase_submit(
 
 @router.post("/records/{record_id}/report-info", response_class=HTMLResponse)
 def info_submit(
-    request: Request, record_id: int, seen_version: Annotated[int, Form()],
+    request: Request, record_id: Id, seen_version: VersionForm,
     reporter: Annotated[str, Form(max_length=100)] = "", phone: Annotated[str, Form(max_length=64)] = "",
     fill_date: Annotated[str, Form(max_length=20)] = "",
     work_experience: Annotated[str, Form(max_length=20000)] = "",
@@ -287,10 +288,7 @@ def info_submit(
     try:
         parsed: date | None = None
         if fill_date.strip():
-            try:
-                parsed = date.fromisoformat(fill_date.strip())
-            except ValueError:
-                raise BadInput(f"日期“{fill_date}”格式应为 YYYY-MM-DD", code="input.date") from None
+            parsed = money.parse_date(fill_date, "日期")
         records.update_report_info(
             _uow(request), record_id=record_id, user_id=user.id, seen_version=seen_version,
             reporter=reporter or None, phone=phone or None, fill_date=parsed,
@@ -303,7 +301,7 @@ def info_submit(
 
 @router.post("/records/{record_id}/fire", response_class=HTMLResponse)
 def fire_submit(
-    request: Request, record_id: int, seen_version: Annotated[int, Form()],
+    request: Request, record_id: Id, seen_version: VersionForm,
     trigger: Annotated[str, Form(max_length=64)] = "", reason: Annotated[str, Form(max_length=2000)] = "",
     next: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
@@ -325,7 +323,7 @@ def fire_submit(
 
 @router.post("/records/{record_id}/deadline", response_class=HTMLResponse)
 def deadline_submit(
-    request: Request, record_id: int, seen_version: Annotated[int, Form()],
+    request: Request, record_id: Id, seen_version: VersionForm,
     last_day: Annotated[str, Form(max_length=20)] = "", reason: Annotated[str, Form(max_length=2000)] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
@@ -347,7 +345,7 @@ def deadline_submit(
 
 @router.post("/records/{record_id}/attachments", response_class=HTMLResponse)
 def attachment_submit(
-    request: Request, record_id: int, file: Annotated[UploadFile, File()],
+    request: Request, record_id: Id, file: Annotated[UploadFile, File()],
     kind: Annotated[str, Form(max_length=32)] = "annex2_scan", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
@@ -363,7 +361,7 @@ def attachment_submit(
 
 
 @router.get("/records/{record_id}/attachments/{attachment_id}")
-def attachment_download(request: Request, record_id: int, attachment_id: int) -> Response:
+def attachment_download(request: Request, record_id: Id, attachment_id: Id) -> Response:
     user = page_user(request)
     stored = attachments.get_attachment(_uow(request, True), record_id=record_id,
                                         attachment_id=attachment_id, user_id=user.id)
@@ -380,7 +378,7 @@ def download_response(stored: attachments.StoredFile) -> Response:
 
 
 @router.get("/records/{record_id}/history", response_class=HTMLResponse)
-def history_page(request: Request, record_id: int) -> HTMLResponse:
+def history_page(request: Request, record_id: Id) -> HTMLResponse:
     user = page_user(request)
     view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
     rows = records.history(_uow(request, True), record_id=record_id, user_id=user.id)
@@ -396,7 +394,7 @@ def history_page(request: Request, record_id: int) -> HTMLResponse:
 
 
 @router.get("/records/{record_id}/purchases.csv")
-def purchases_csv(request: Request, record_id: int) -> Response:
+def purchases_csv(request: Request, record_id: Id) -> Response:
     user = page_user(request)
     view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
     rows = records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
@@ -423,8 +421,8 @@ def _csv_safe(value: str) -> str:
 
 @router.get("/review", response_class=HTMLResponse)
 def review_page(
-    request: Request, round: int | None = None, q: str | None = None, sort: str | None = None,
-    page: int = 1, state: str | None = None, overdue: str | None = None, spage: int = 1,
+    request: Request, round: RoundQ = None, q: str | None = None, sort: str | None = None,
+    page: PageQ = 1, state: str | None = None, overdue: str | None = None, spage: PageQ = 1,
 ) -> HTMLResponse:
     user = page_user(request)
     return _review(request, user, round_id=round, q=q, sort=sort, page=page, state=state,
@@ -468,7 +466,7 @@ def bulk_accept_submit(
 
 
 @router.get("/overview", response_class=HTMLResponse)
-def overview_page(request: Request, round: int | None = None) -> HTMLResponse:
+def overview_page(request: Request, round: RoundQ = None) -> HTMLResponse:
     user = page_user(request)
     rnd = _round(request, round)
     data = views.overview(_uow(request, True), user_id=user.id, round_id=rnd.id or 0)
@@ -495,7 +493,7 @@ def _receiver_code(request: Request, round_id: int) -> str | None:
 
 
 @router.get("/notifications", response_class=HTMLResponse)
-def notifications_page(request: Request, page: int = 1) -> HTMLResponse:
+def notifications_page(request: Request, page: PageQ = 1) -> HTMLResponse:
     user = page_user(request)
     data = views.notifications(_uow(request, True), user_id=user.id, page=page, per_page=30)
     return render(request, "pages/notifications.html", {"title": "通知", "n": data})
