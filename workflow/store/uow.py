@@ -13,7 +13,9 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, text, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
@@ -439,6 +441,34 @@ class UnitOfWork:
     def add_all(self, objs: Sequence[Any]) -> None:
         self.session.add_all(objs)
         self.session.flush()
+
+    # --- login throttle ------------------------------------------------------------------------
+
+    def count_login_attempt(self, username: str, client_ip: str, *, now: datetime, since: datetime) -> int:
+        """Count one more login attempt for (username, address) and return the count in the
+        current window, in one atomic statement (INSERT … ON CONFLICT DO UPDATE … RETURNING): the
+        row lock serialises concurrent attempts, so no two of them read the same count. A window
+        older than ``since`` starts again at 1."""
+        table = tables.LoginThrottle.__table__
+        dialect_insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        stmt = dialect_insert(table).values(username=username, client_ip=client_ip, window_start=now, attempts=1)
+        stale = table.c.window_start <= since
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["username", "client_ip"],
+            set_={
+                "attempts": case((stale, 1), else_=table.c.attempts + 1),
+                "window_start": case((stale, now), else_=table.c.window_start),
+            },
+        ).returning(table.c.attempts)
+        return int(self.session.execute(stmt).scalar_one())
+
+    def clear_login_attempts(self, username: str, client_ip: str) -> None:
+        table = tables.LoginThrottle.__table__
+        self.session.execute(delete(table).where(table.c.username == username, table.c.client_ip == client_ip))
+
+    def forget_old_login_attempts(self, since: datetime) -> None:
+        table = tables.LoginThrottle.__table__
+        self.session.execute(delete(table).where(table.c.window_start <= since))
 
 
 def _duplicate_order(row: Purchase) -> Exception:
