@@ -150,3 +150,28 @@ def test_a_chunked_upload_is_refused_once_it_passes_the_limit(app, web_world: Wo
     assert b"attachment.too_large" in answer
     assert sent < 50 * 1024 * 1024
     assert sent <= MAX_BODY_BYTES + 8 * 1024 * 1024  # stopped near the limit (socket buffers aside)
+
+
+# --- point 12: logout ends the session on the server ----------------------------------------
+
+
+def test_a_copied_cookie_stops_working_after_logout(login, app, web_world: World) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from tests.web.conftest import csrf_from
+    from workflow.entrypoints.web.auth import COOKIE
+
+    client = login("g1-clerk")
+    stolen = client.cookies.get(COOKIE)
+    assert stolen
+    thief = TestClient(app)
+    thief.cookies.set(COOKIE, stolen)
+    assert thief.get("/api/me").status_code == 200
+    page = client.get("/")
+    assert client.post("/logout", data={"csrf_token": csrf_from(page.text)}, follow_redirects=False).status_code == 303
+    assert thief.get("/api/me").status_code == 401
+    assert thief.get("/", follow_redirects=False).status_code == 303  # to the login page
+    # Logging in again works and gives a fresh, working session.
+    again = login("g1-clerk")
+    assert again.get("/api/me").status_code == 200
+    assert thief.get("/api/me").status_code == 401

@@ -79,6 +79,7 @@ class UserInfo:
     display_name: str
     fingerprint: str
     memberships: tuple[Seat, ...]
+    session_gen: int = 0
 
     def roles(self) -> set[str]:
         return {m.role for m in self.memberships}
@@ -109,7 +110,15 @@ def user_info(uow: UnitOfWork, *, user_id: int) -> UserInfo:
             for o, r in sorted(uow.memberships(user_id), key=lambda m: (m[0].depth, m[0].code, m[1]))
         )
         return UserInfo(user.id or 0, user.username, user.display_name,
-                        fingerprint(user.password_hash), mems)
+                        fingerprint(user.password_hash), mems, user.session_gen or 0)
+
+
+def end_sessions(uow: UnitOfWork, *, user_id: int) -> None:
+    """Logout: every session cookie issued to the user so far stops working (the session
+    generation moves on; a copied cookie carries the old one)."""
+    with uow:
+        uow.session.execute(update(User).where(User.id == user_id).values(session_gen=User.session_gen + 1))
+        uow.commit()
 
 
 # --- logging in -----------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def api_login(body: LoginBody, request: Request) -> dict[str, Any]:
 
 @router.delete("/session", status_code=204, summary="log out")
 def api_logout(request: Request, user: User) -> Response:
-    auth.logout(request)
+    auth.end_session(request)
     return Response(status_code=204)
 
 

@@ -124,7 +124,7 @@ def login_submit(
 @router.post("/logout")
 def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
     auth.check_csrf(request, csrf_token)
-    auth.logout(request)
+    auth.end_session(request)
     return _redirect("/login")
 
 
