@@ -175,3 +175,37 @@ def test_a_copied_cookie_stops_working_after_logout(login, app, web_world: World
     again = login("g1-clerk")
     assert again.get("/api/me").status_code == 200
     assert thief.get("/api/me").status_code == 401
+
+
+# --- point 8: every CSV writer neutralises every formula prefix -----------------------------
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
+def test_purchases_csv_neutralises_every_formula_prefix(login, web_world: World, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import io
+
+    web_world.plan("G1")
+    web_world.buy("G1", f"{prefix}cmd|' /C calc'!A0", 5000, product=f"{prefix}HYPERLINK(\"http://x\")")
+    web_world.buy("G1", "N-1", 5000)
+    web_world.buy("G1", "R-1", -1000, refund_of="N-1")
+    client = login("g1-clerk")
+    body = client.get(f"/records/{web_world.rid('G1')}/purchases.csv").content.decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(body)))
+    cells = [c for row in rows[1:] for c in row]
+    assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) and c != "-10.00" for c in cells), cells
+    if prefix.strip():  # order numbers are stored stripped; a tab or CR cannot lead them
+        assert any(c.startswith("'") and "cmd|" in c for c in cells)
+    assert any(c.startswith("'") and "HYPERLINK" in c for c in cells)
+    assert "-10.00" in cells  # a refund's amount stays a number
+
+
+def test_the_one_csv_neutraliser() -> None:
+    from decimal import Decimal
+
+    from workflow.formats.exports import csv_bytes, csv_cell
+
+    for prefix in ("=", "+", "-", "@", "\t", "\r"):
+        assert csv_cell(prefix + "1") == "'" + prefix + "1"
+    assert csv_cell(Decimal("-15.00")) == Decimal("-15.00") and csv_cell(-3) == -3
+    assert csv_bytes([["\t=1"]]).decode("utf-8-sig") == "'\t=1\r\n"

@@ -8,9 +8,8 @@ values the user typed kept; on success it redirects (post/redirect/get) with a f
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -24,6 +23,7 @@ from workflow.domain.errors import BadInput, BangfuError, NotFound
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.diagram import lifecycle_svg
 from workflow.entrypoints.web.params import Id, PageQ, RoundQ, VersionForm
+from workflow.formats import exports
 from workflow.store.uow import UnitOfWork
 
 router = APIRouter(include_in_schema=False)
@@ -398,22 +398,15 @@ def purchases_csv(request: Request, record_id: Id) -> Response:
     user = page_user(request)
     view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
     rows = records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["支付日期", "渠道", "金额（元）", "领取人次", "订单号", "行号", "商品", "节日", "经费来源", "代填报"])
+    table: list[list[object]] = [
+        ["支付日期", "渠道", "金额（元）", "领取人次", "订单号", "行号", "商品", "节日", "经费来源", "代填报"]]
     for p in rows:
-        writer.writerow([p["paid_on"].isoformat(), p["channel"], rules.yuan(p["amount_fen"]).replace(",", ""),
-                         p["people"], _csv_safe(p["order_no"]), p["line_no"], _csv_safe(p["product"]),
-                         p["holiday"] or "", records.BUDGETS.get(p["budget"], p["budget"]),
-                         "是" if p["on_behalf"] else ""])
+        table.append([p["paid_on"].isoformat(), p["channel"], Decimal(money.yuan_plain(p["amount_fen"])),
+                      p["people"], p["order_no"], p["line_no"], p["product"], p["holiday"] or "",
+                      records.BUDGETS.get(p["budget"], p["budget"]), "是" if p["on_behalf"] else ""])
     filename = f"purchases-{view.org_code}-{view.year}.csv"
-    return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
+    return Response(exports.csv_bytes(table), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
-def _csv_safe(value: str) -> str:
-    """Neutralise spreadsheet formulas in user text (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
 # --- reviewing ------------------------------------------------------------------------------
