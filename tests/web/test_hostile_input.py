@@ -209,3 +209,37 @@ def test_the_one_csv_neutraliser() -> None:
         assert csv_cell(prefix + "1") == "'" + prefix + "1"
     assert csv_cell(Decimal("-15.00")) == Decimal("-15.00") and csv_cell(-3) == -3
     assert csv_bytes([["\t=1"]]).decode("utf-8-sig") == "'\t=1\r\n"
+
+
+# --- point 6: bulk accept is all-or-nothing per item ----------------------------------------
+
+
+def test_bulk_accept_with_a_bad_item_after_a_good_one_writes_nothing(token_client, login, web_world: World) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.conftest import csrf_from
+
+    web_world.to_submitted("G1")
+    good = {"record_id": web_world.rid("G1"), "seen_version": web_world.version("G1")}
+    client = token_client("d1-reviewer")
+    for bad in ({"record_id": BIG, "seen_version": 1}, {"record_id": 1, "seen_version": BIG},
+                {"record_id": 0, "seen_version": 1}):
+        _chinese_422(client.post("/api/review/bulk-accept", json={"items": [good, bad]}))
+        assert web_world.state("G1") == "submitted"
+    pages = login("d1-reviewer")
+    csrf = csrf_from(pages.get("/review").text)
+    for bad in (f"{BIG}:1", "²:1", "1:١"):
+        resp = pages.post("/review/bulk-accept", data={"item": [f"{good['record_id']}:{good['seen_version']}", bad],
+                                                        "csrf_token": csrf})
+        assert resp.status_code == 422 and "无效的选择" in resp.text
+        assert web_world.state("G1") == "submitted"
+    assert pages.post("/review/bulk-accept", data={"item": [], "round": "²", "csrf_token": csrf}).status_code == 422
+
+
+def test_bulk_accept_reports_each_item_with_its_status(token_client, web_world: World) -> None:  # type: ignore[no-untyped-def]
+    web_world.to_submitted("G1")
+    web_world.to_submitted("G2")
+    items = [{"record_id": web_world.rid("G1"), "seen_version": web_world.version("G1")},
+             {"record_id": web_world.rid("G2"), "seen_version": web_world.version("G2") - 1},
+             {"record_id": 999_999, "seen_version": 1}]
+    resp = token_client("d1-reviewer").post("/api/review/bulk-accept", json={"items": items})
+    assert resp.status_code == 200
+    assert [r["status"] for r in resp.json()["results"]] == ["accepted", "refused", "not_found"]

@@ -448,13 +448,15 @@ def bulk_accept_submit(
     pairs: list[tuple[int, int]] = []
     for raw in item or []:
         rid, _, ver = raw.partition(":")
-        if not (rid.isdigit() and ver.isdigit()):
-            raise BadInput(f"无效的选择“{raw}”", code="input.bulk_item")
-        pairs.append((int(rid), int(ver)))
+        try:
+            pairs.append((money.parse_count(rid, "记录", minimum=1), money.parse_count(ver, "版本号", minimum=1)))
+        except BadInput:
+            raise BadInput(f"无效的选择“{raw[:40]}”", code="input.bulk_item") from None
+    round_id = money.parse_count(round, "年度", minimum=1) if round.strip() else None
     if not pairs:
         auth.flash(request, "请先勾选要通过的记录", "error")
     out = oversight.bulk_accept(request.app.state.database, user_id=user.id, items=pairs)
-    return _review(request, user, round_id=int(round) if round.isdigit() else None, q=None, sort=None,
+    return _review(request, user, round_id=round_id, q=None, sort=None,
                    page=1, state=None, overdue=None, spage=1, bulk=out)
 
 
