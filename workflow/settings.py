@@ -40,7 +40,6 @@ class Settings:
     smtp_tls: bool = False
     smtp_user: str | None = None
     smtp_password: str | None = None
-    webhook_kind: str = "wecom"
     #: Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
     #: (BANGFU_TRUSTED_PROXIES, comma separated). Default none: the client address is the
     #: socket's, so nobody can pick the address the login throttle counts.
@@ -81,7 +80,6 @@ def from_env() -> Settings:
         smtp_tls=_env("BANGFU_SMTP_TLS", "0") == "1",
         smtp_user=os.environ.get("BANGFU_SMTP_USER") or None,
         smtp_password=os.environ.get("BANGFU_SMTP_PASSWORD") or None,
-        webhook_kind=_env("BANGFU_WEBHOOK_KIND", "wecom"),
         trusted_proxies=tuple(p.strip() for p in _env("BANGFU_TRUSTED_PROXIES", "").split(",") if p.strip()),
     ).check()
 
