@@ -179,7 +179,8 @@ def policy_for(uow: UnitOfWork, rec: Record) -> tuple[Round, Policy]:
 # --- the lifecycle --------------------------------------------------------------------------
 
 
-def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reason: str | None) -> GuardContext:
+def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reason: str | None,
+                   actor: Actor | None = None) -> GuardContext:
     parent_state = uow.record(rec.parent_id).state if rec.parent_id is not None else None
     amount, members = rec.amount_per_member_fen, rec.members
     if not rec.is_grassroots:  # quota rules apply to grassroots records only
@@ -200,6 +201,10 @@ def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reas
         today=clock.china_date(now),
         reason=reason,
         parent_state=parent_state,
+        four_eyes=uow.policy(rnd.policy_code).four_eyes,
+        actor_user_id=actor.user.id if actor is not None else None,
+        # Only accept (from submitted) asks; other states skip the query.
+        fillers=uow.record_fillers(rec.id or 0) if rec.state == states.SUBMITTED else frozenset(),
     )
 
 
@@ -239,7 +244,7 @@ def fire(
         rec = uow.record_with_context(record_id)
         actor = actor_for(uow, user_id, rec)
         rnd = uow.round(rec.round_id)
-        ctx = _guard_context(uow, rec, rnd, now, reason)
+        ctx = _guard_context(uow, rec, rnd, now, reason, actor)
         decision = engine.decide(rec.state, trigger, ctx, actor.relation)
         if rec.version != seen_version:
             raise version_conflict(rec)
@@ -394,7 +399,7 @@ def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordVi
     rnd, _policy = policy_for(uow, rec)
     spent = uow.spent_by_budget(rec.id or 0)
     use = rules.quota_use(rec.quota_fen, spent.get("extra_quota", 0))
-    ctx = _guard_context(uow, rec, rnd, now, None)
+    ctx = _guard_context(uow, rec, rnd, now, None, actor)
     return RecordView(
         id=rec.id or 0,
         org_code=actor.org.code,

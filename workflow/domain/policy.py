@@ -123,6 +123,9 @@ class Policy:
     scope: str | None = None
     source_text: str = field(default="", repr=False, compare=False)
     caps: Caps = field(default_factory=Caps)
+    #: Four eyes (``[review] four_eyes``, default on): the user who entered data on a record's
+    #: behalf or submitted it since its last return may not accept it.
+    four_eyes: bool = True
 
     @property
     def digest(self) -> str:
@@ -342,6 +345,7 @@ def parse_policy(text: str, *, source: str = "<string>") -> Policy:
         scope=scope,
         source_text=text,
         caps=caps,
+        four_eyes=_Reader(top.data.get("review") or {}, "review.").flag("four_eyes", default=True),
     )
 
 

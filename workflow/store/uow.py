@@ -431,6 +431,33 @@ class UnitOfWork:
         self.session.add_all(objs)
         self.session.flush()
 
+    # --- four eyes ----------------------------------------------------------------------------
+
+    def record_fillers(self, record_id: int) -> frozenset[int]:
+        """Users who, since the record's last return (or revocation), submitted it, fired a
+        trigger on its behalf, or entered its purchases or aggregate lines."""
+        last = self.session.execute(
+            select(History.id, History.at)
+            .where(History.record_id == record_id,
+                   History.trigger.in_(("return_for_revision", "revoke_acceptance")))
+            .order_by(History.id.desc()).limit(1)
+        ).first()
+        after_id, since = (last[0], last[1]) if last else (0, None)
+        agg = tables.AggregateLine
+        # History rows are ordered by id; entries by time (one at the very instant of the
+        # return counts: four eyes errs on the side of a second person).
+        parts = [
+            select(History.actor_user_id.label("uid")).where(
+                History.record_id == record_id, History.id > after_id,
+                (History.trigger == "submit") | History.on_behalf.is_(True)),
+            select(Purchase.entered_by_user_id.label("uid")).where(
+                Purchase.record_id == record_id, *([Purchase.entered_at >= since] if since else [])),
+            select(agg.entered_by_user_id.label("uid")).where(
+                agg.record_id == record_id, *([agg.entered_at >= since] if since else [])),
+        ]
+        ids = self.session.execute(parts[0].union(*parts[1:])).scalars()
+        return frozenset(int(i) for i in ids if i is not None)
+
     # --- login throttle ------------------------------------------------------------------------
 
     def count_login_attempt(self, username: str, client_ip: str, *, now: datetime, since: datetime) -> int:
