@@ -131,6 +131,7 @@ def import_purchases(
                     f"{row.people} 人次，支付日期 {clock.china_date(row.paid_at):%Y-%m-%d}，两者不一致"
                 )
         errors.extend(_unknown_refunds(rows, existing))
+        errors.extend(_refunds_beyond_orders(uow.orders_with_refunds(record_id), new_rows))
         if errors:
             raise ImportRefused(errors, filename=filename)
         before = _count(uow, record_id)
@@ -177,6 +178,32 @@ def _unknown_refunds(rows: list[ledger.PurchaseRow], existing: dict[tuple[str, s
         for r in rows
         if r.refund_of and (r.channel, r.refund_of) not in in_file | in_ledger
     ]
+
+
+def _refunds_beyond_orders(
+    ledger_orders: dict[tuple[str, str], list[int]], new_rows: list[ledger.PurchaseRow]
+) -> list[str]:
+    """The refunds of an order (in the ledger and in the file) never exceed the order."""
+    totals = {key: list(v) for key, v in ledger_orders.items()}
+    last_row: dict[tuple[str, str], int] = {}
+    for r in new_rows:
+        if r.refund_of:
+            key = (r.channel, r.refund_of)
+            t = totals.setdefault(key, [0, 0, 0, 0])
+            t[2] += r.amount_fen
+            t[3] += r.people
+            last_row[key] = r.row_number
+        elif r.amount_fen > 0:
+            t = totals.setdefault((r.channel, r.order_no), [0, 0, 0, 0])
+            t[0] += r.amount_fen
+            t[1] += r.people
+    out = []
+    for key, row_number in sorted(last_row.items(), key=lambda kv: kv[1]):
+        amount, people, r_amount, r_people = totals[key]
+        refusal = rules.check_refunds_within_order(key[1], amount, people, r_amount, r_people)
+        if refusal:
+            out.append(f"第 {row_number} 行：{refusal.message}")
+    return out
 
 
 def _count(uow: UnitOfWork, record_id: int) -> int:

@@ -631,6 +631,11 @@ def add_purchase(
                     "purchase.refund_unknown_order", f"找不到退款对应的原订单 {purchase.refund_of}"
                 ))
             refund_of_id = original.id
+            amount, people, r_amount, r_people = uow.order_and_refunds(
+                record_id, purchase.channel, purchase.refund_of)
+            if refusal := rules.check_refunds_within_order(
+                    purchase.refund_of, amount, people, r_amount + purchase.amount_fen, r_people + purchase.people):
+                raise RuleViolation(refusal)
         row = uow.add_purchase(
             Purchase(
                 record_id=record_id,

@@ -133,6 +133,20 @@ def check_line_caps(
     return None
 
 
+def check_refunds_within_order(
+    order_no: str, order_fen: int, order_people: int, refunds_fen: int, refunds_people: int
+) -> Refusal | None:
+    """The refunds of an order (negative amounts, linked to it) never add up to more than the
+    order, in amount or in people; so no Annex 2 figure can go negative."""
+    if -refunds_fen > order_fen:
+        return Refusal("purchase.refund_exceeds_order",
+                       f"订单 {order_no} 的退款合计 {yuan(-refunds_fen)} 元超过订单金额 {yuan(order_fen)} 元")
+    if refunds_people > order_people:
+        return Refusal("purchase.refund_people_exceed_order",
+                       f"订单 {order_no} 的退款人次合计 {refunds_people:,} 超过订单人次 {order_people:,}")
+    return None
+
+
 def check_entry_window(now: datetime, entry_cutoff: datetime) -> Refusal | None:
     """Purchases of a round may be entered until its entry cutoff."""
     if now >= entry_cutoff:

@@ -386,6 +386,47 @@ class UnitOfWork:
             ).scalars()
         )
 
+    def order_and_refunds(self, record_id: int, channel: str, order_no: str) -> tuple[int, int, int, int]:
+        """(order amount, order people, refunds' amount, refunds' people) of one order: its
+        positive lines, and the refund lines linked to its line 1. The order's line 1 is locked
+        (PostgreSQL) so two refunds of one order are checked one after the other."""
+        first = self.session.execute(
+            select(Purchase.id).where(Purchase.record_id == record_id, Purchase.channel == channel,
+                                      Purchase.order_no == order_no, Purchase.line_no == 1)
+            .with_for_update()
+        ).scalar_one_or_none()
+        amount, people = self.session.execute(
+            select(func.coalesce(func.sum(Purchase.amount_fen), 0), func.coalesce(func.sum(Purchase.people), 0))
+            .where(Purchase.record_id == record_id, Purchase.channel == channel,
+                   Purchase.order_no == order_no, Purchase.amount_fen > 0)
+        ).one()
+        r_amount, r_people = (0, 0) if first is None else self.session.execute(
+            select(func.coalesce(func.sum(Purchase.amount_fen), 0), func.coalesce(func.sum(Purchase.people), 0))
+            .where(Purchase.refund_of_id == first)
+        ).one()
+        return int(amount), int(people), int(r_amount), int(r_people)
+
+    def orders_with_refunds(self, record_id: int) -> dict[tuple[str, str], list[int]]:
+        """Per (channel, order number) of the record's ledger: [order amount, order people,
+        refunds' amount, refunds' people] (two grouped queries; refunds by their linked order)."""
+        out: dict[tuple[str, str], list[int]] = {}
+        for channel, order_no, amount, people in self.session.execute(
+            select(Purchase.channel, Purchase.order_no, func.sum(Purchase.amount_fen), func.sum(Purchase.people))
+            .where(Purchase.record_id == record_id, Purchase.amount_fen > 0)
+            .group_by(Purchase.channel, Purchase.order_no)
+        ):
+            out[(channel, order_no)] = [int(amount or 0), int(people or 0), 0, 0]
+        orig = aliased(Purchase)
+        for channel, order_no, amount, people in self.session.execute(
+            select(orig.channel, orig.order_no, func.sum(Purchase.amount_fen), func.sum(Purchase.people))
+            .join(orig, orig.id == Purchase.refund_of_id)
+            .where(Purchase.record_id == record_id)
+            .group_by(orig.channel, orig.order_no)
+        ):
+            row = out.setdefault((channel, order_no), [0, 0, 0, 0])
+            row[2], row[3] = int(amount or 0), int(people or 0)
+        return out
+
     def spent_by_budget(self, record_id: int) -> dict[str, int]:
         rows = self.session.execute(
             select(Purchase.budget, func.coalesce(func.sum(Purchase.amount_fen), 0))
