@@ -36,8 +36,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time as _time
 import unicodedata
-from collections.abc import Collection, Mapping, Sequence
+import zipfile
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -48,6 +50,7 @@ from workflow.domain import money
 
 __all__ = [
     "BUDGET_LABELS",
+    "Bounds",
     "CHANNEL_ALIASES",
     "CHINA_TZ",
     "FIELD_LABELS",
@@ -429,21 +432,70 @@ def _parse_text(value: object) -> str | None:
 # File reading
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """What one file may hold before it is refused unread: data rows, uncompressed bytes of an
+    XLSX (the zip entries' sizes; zipfile never inflates an entry past its declared size), and
+    seconds of parsing. The numbers come from the policy (:class:`workflow.domain.policy.Caps`)."""
+
+    max_rows: int = 50_000
+    max_unzipped_bytes: int = 200 * 1024 * 1024
+    max_seconds: float = 60.0
+
+
+class _TooBig(Exception):
+    """Raised inside the readers when a bound is crossed; the message is for the user."""
+
+
+def _limited(rows: Iterator[Sequence[object]], bounds: Bounds) -> list[list[object]]:
+    """Materialise rows, stopping at the row bound (blank rows count: a sheet of 700,000 empty
+    ``<row>`` elements is refused after max_rows) or the time bound."""
+    limit = bounds.max_rows + HEADER_SEARCH_ROWS
+    deadline = _time.monotonic() + bounds.max_seconds
+    out: list[list[object]] = []
+    for row in rows:
+        out.append(list(row))
+        if len(out) > limit:
+            raise _TooBig(f"文件超过 {bounds.max_rows:,} 行上限：请拆分为多个文件后分别导入")
+        if len(out) % 1000 == 0 and _time.monotonic() > deadline:
+            raise _TooBig(f"文件解析超过 {bounds.max_seconds:g} 秒上限：请拆分为多个较小的文件后分别导入")
+    return out
+
+
 def _read_table(
-    data: bytes, filename: str, mapping: ColumnMapping
+    data: bytes, filename: str, mapping: ColumnMapping, bounds: Bounds
 ) -> tuple[list[list[object]], str | None]:
     """Bytes → list of rows of cell values, or an error message."""
     name = filename.lower()
-    if data.startswith(_XLSX_MAGIC) or name.endswith((".xlsx", ".xlsm")):
-        return _read_xlsx(data, mapping)
-    if data.startswith(_OLE_MAGIC) or name.endswith(".xls"):
-        return [], "不支持 Excel 97-2003（.xls）格式：请另存为 .xlsx 或 CSV 后再导入"
-    return _read_csv(data, mapping)
+    try:
+        if data.startswith(_XLSX_MAGIC) or name.endswith((".xlsx", ".xlsm")):
+            return _read_xlsx(data, mapping, bounds)
+        if data.startswith(_OLE_MAGIC) or name.endswith(".xls"):
+            return [], "不支持 Excel 97-2003（.xls）格式：请另存为 .xlsx 或 CSV 后再导入"
+        return _read_csv(data, mapping, bounds)
+    except _TooBig as exc:
+        return [], str(exc)
 
 
-def _read_xlsx(data: bytes, mapping: ColumnMapping) -> tuple[list[list[object]], str | None]:
+def _check_zip(data: bytes, bounds: Bounds) -> str | None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, ValueError):
+        return None  # openpyxl names the damage
+    total = sum(max(0, e.file_size) for e in entries)
+    if len(entries) > 10_000 or total > bounds.max_unzipped_bytes:
+        limit = f"{bounds.max_unzipped_bytes / 1024 / 1024:.2f}".rstrip("0").rstrip(".")
+        return (f"XLSX 文件解压后超过 {limit} MB 上限：请删除多余的工作表、"
+                "或拆分为多个文件后分别导入")
+    return None
+
+
+def _read_xlsx(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[list[list[object]], str | None]:
     import openpyxl  # local: keeps importing this module cheap for CSV-only callers
 
+    if (too_big := _check_zip(data, bounds)) is not None:
+        return [], too_big
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - bad content must never raise
@@ -459,14 +511,16 @@ def _read_xlsx(data: bytes, mapping: ColumnMapping) -> tuple[list[list[object]],
             if _find_header(top, mapping)[0] is not None:
                 chosen = sheet
                 break
-        return [list(r) for r in chosen.iter_rows(values_only=True)], None
+        return _limited(chosen.iter_rows(values_only=True), bounds), None
+    except _TooBig:
+        raise
     except Exception as exc:  # noqa: BLE001 - bad content must never raise
         return [], f"无法读取 XLSX 文件内容：{type(exc).__name__}"
     finally:
         workbook.close()
 
 
-def _read_csv(data: bytes, mapping: ColumnMapping) -> tuple[list[list[object]], str | None]:
+def _read_csv(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[list[list[object]], str | None]:
     text: str | None = None
     for encoding in ("utf-8-sig", "gb18030"):  # gb18030 is a superset of gbk
         try:
@@ -492,9 +546,7 @@ def _read_csv(data: bytes, mapping: ColumnMapping) -> tuple[list[list[object]], 
         if score > best:
             delimiter, best = candidate, score
     try:
-        rows: list[list[object]] = [
-            list(r) for r in csv.reader(io.StringIO(text), delimiter=delimiter)
-        ]
+        rows = _limited(csv.reader(io.StringIO(text), delimiter=delimiter), bounds)
     except csv.Error as exc:
         return [], f"CSV 格式错误：{exc}"
     return rows, None
@@ -545,6 +597,7 @@ def parse_purchases(
     channel_codes: Collection[str],
     default_channel: str | None = None,
     channel_aliases: Mapping[str, str] | None = None,
+    bounds: Bounds | None = None,
 ) -> ParseResult:
     """Parse a purchase file. Never raises on bad content (see the module docstring).
 
@@ -588,7 +641,7 @@ def parse_purchases(
     def fail(message: str) -> ParseResult:
         return ParseResult([], [RowError(0, "file", message)], None, mapping.name, 0)
 
-    table, read_error = _read_table(data, filename, mapping)
+    table, read_error = _read_table(data, filename, mapping, bounds or Bounds())
     if read_error:
         return fail(read_error)
     header_index, columns = _find_header(table, mapping)

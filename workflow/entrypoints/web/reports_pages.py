@@ -209,7 +209,9 @@ def import_submit(
     except BangfuError as exc:
         if isinstance(exc, NotFound):
             raise
-        problems = getattr(exc, "errors", None) or []
+        problems = list(getattr(exc, "errors", None) or [])
+        if getattr(exc, "more", 0):
+            problems.append(f"……另有 {exc.more:,} 处错误未列出（只列出前 {len(problems)} 处）")  # type: ignore[attr-defined]
         head = exc.message.split("\n", 1)[0] if problems else exc.message
         return _record_page(request, user, record_id, typed={"import": {"mapping": mapping}},
                             errors={"import": head}, status=exc.http_status,
@@ -300,7 +302,8 @@ def api_import(
                                              data=read_upload(file), filename=file.filename or "file",
                                              mapping=mapping or None)
     except purchase_import.ImportRefused as exc:
-        return JSONResponse({"code": exc.code, "message": exc.message, "errors": exc.errors},
+        return JSONResponse({"code": exc.code, "message": exc.message, "errors": exc.errors,
+                             "total_errors": exc.total, "more_errors": exc.more},
                             status_code=exc.http_status)
     return JSONResponse({"new": result.new, "repeated": result.repeated, "header_row": result.header_row,
                          "mapping": result.mapping, "record_id": record_id})
