@@ -131,8 +131,9 @@ def authenticate(
 
     The attempt is counted first, atomically and in its own short transaction (so the argon2
     check holds no write lock, and 30 simultaneous guesses see 30 different counts); only the
-    first MAX_FAILURES attempts of a window reach the password check. A success clears the
-    count; a failure keeps it and is also logged in ``login_failure``.
+    first MAX_FAILURES attempts of a window reach the password check. A success forgets the
+    attempts counted up to it (not those still in flight after it); a failure keeps its count
+    and is also logged in ``login_failure``.
 
     Returns:
         The user id.
@@ -170,7 +171,7 @@ def authenticate(
             raise LoginFailed("用户名或密码不正确")
         write.session.execute(delete(LoginFailure).where(
             LoginFailure.username == username, LoginFailure.client_ip == client_ip))
-        write.clear_login_attempts(username, client_ip)
+        write.clear_login_attempts(username, client_ip, upto=attempts)
         write.commit()
         return user_id
 

@@ -519,9 +519,15 @@ class UnitOfWork:
         ).returning(table.c.attempts)
         return int(self.session.execute(stmt).scalar_one())
 
-    def clear_login_attempts(self, username: str, client_ip: str) -> None:
+    def clear_login_attempts(self, username: str, client_ip: str, *, upto: int) -> None:
+        """After a success: forget the attempts counted up to this one (``upto``, the count it
+        was given); attempts counted after it, still in flight, keep counting."""
         table = tables.LoginThrottle.__table__
-        self.session.execute(delete(table).where(table.c.username == username, table.c.client_ip == client_ip))
+        self.session.execute(
+            update(table)
+            .where(table.c.username == username, table.c.client_ip == client_ip)
+            .values(attempts=case((table.c.attempts > upto, table.c.attempts - upto), else_=0))
+        )
 
     def forget_old_login_attempts(self, since: datetime) -> None:
         table = tables.LoginThrottle.__table__
