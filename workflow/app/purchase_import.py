@@ -104,6 +104,7 @@ def import_purchases(
             raise RuleViolation(refusal)
         rnd, policy = records.policy_for(read, rec)
         year = rnd.year
+        read.session.expunge(rnd)  # the rules read it after this transaction ends
     caps = policy.caps
     shown = caps.import_errors_shown
     # 2. Parse and check every row with no transaction open: a big or hostile file costs its
