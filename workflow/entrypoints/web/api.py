@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from workflow.app import accounts, attachments, oversight, records, views
 from workflow.app.accounts import UserInfo
@@ -46,11 +46,15 @@ def _round_id(request: Request, round_id: int | None) -> int:
 
 
 class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     username: str = Field(max_length=64)
     password: str = Field(max_length=200)
 
 
 class PurchaseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     paid_at: str = Field(max_length=40, description="payment time, ISO 8601; naive = China time", examples=["2021-11-01T10:30"])
     channel: str = Field(max_length=32, examples=["ygh"])
     amount: str = Field(max_length=64, description="yuan, at most two decimals; negative for a refund", examples=["1234.50"])
@@ -66,12 +70,16 @@ class PurchaseBody(BaseModel):
 
 
 class PlanBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     seen_version: int = Field(ge=1, le=MAX_COUNT)
     amount: str = Field(max_length=64, description="yuan per member, 0-600", examples=["600"])
     members: int = Field(ge=0, le=MAX_COUNT)
 
 
 class ReportInfoBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     seen_version: int = Field(ge=1, le=MAX_COUNT)
     reporter: str | None = Field(default=None, max_length=100)
     phone: str | None = Field(default=None, max_length=64)
@@ -81,33 +89,45 @@ class ReportInfoBody(BaseModel):
 
 
 class FireBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     trigger: str = Field(max_length=64)
     seen_version: int = Field(ge=1, le=MAX_COUNT)
     reason: str | None = Field(default=None, max_length=2000)
 
 
 class DeadlineBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     seen_version: int = Field(ge=1, le=MAX_COUNT)
     last_day: date
     reason: str | None = Field(default=None, max_length=2000)
 
 
 class BulkItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     record_id: int = Field(ge=1, le=MAX_ID)
     seen_version: int = Field(ge=1, le=MAX_COUNT)
 
 
 class BulkAcceptBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     items: list[BulkItem] = Field(max_length=500)
 
 
 class PasswordBody(BaseModel):
-    new_password: str = Field(max_length=200)
+    model_config = ConfigDict(extra="forbid")
+
+    new_password: str = Field(min_length=accounts.MIN_PASSWORD_LENGTH, max_length=200)
 
 
 class HandoverBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     display_name: str = Field(max_length=100)
-    new_password: str = Field(max_length=200)
+    new_password: str = Field(min_length=accounts.MIN_PASSWORD_LENGTH, max_length=200)
     email: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, max_length=64)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -21,6 +22,7 @@ from notifications.templates import make_environment
 from workflow.domain.errors import BangfuError
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.guard import InputGuard
+from workflow.entrypoints.web.openapi import describe as describe_errors
 from workflow.settings import Settings, get_settings
 from workflow.store.tables import Database
 
@@ -119,6 +121,14 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app.include_router(pages_router)
     app.include_router(reports_pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe_errors(get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
     def docs(request: Request) -> HTMLResponse:

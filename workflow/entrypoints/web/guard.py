@@ -35,6 +35,33 @@ def _has_nul(data: bytes) -> bool:
     return any(mark in low for mark in _NUL_MARKS)
 
 
+def _json_has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_json_has_nul(k) or _json_has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_json_has_nul(v) for v in value)
+    return False
+
+
+def _body_has_nul(content_type: bytes, body: bytes) -> bool:
+    """JSON: a NUL in any string (a ``%00`` typed in text is fine); a form: ``%00`` or a raw
+    NUL; multipart (files): not scanned; anything else: a raw NUL."""
+    if content_type.startswith(b"multipart/"):
+        return False
+    if b"json" in content_type:
+        if b"\\u0000" not in body.lower() and b"\x00" not in body:
+            return False
+        try:
+            return _json_has_nul(json.loads(body))
+        except ValueError:
+            return b"\x00" in body
+    if content_type.startswith(b"application/x-www-form-urlencoded"):
+        return _has_nul(body)
+    return b"\x00" in body
+
+
 async def _answer(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
     path = str(scope.get("path", ""))
     if path.startswith("/api/") or path == "/api":
@@ -84,7 +111,7 @@ class InputGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if not headers.get(b"content-type", b"").lower().startswith(b"multipart/") and _has_nul(body):
+        if _body_has_nul(headers.get(b"content-type", b"").lower(), body):
             await _answer(scope, send, 422, *NUL)
             return
         replayed = False
