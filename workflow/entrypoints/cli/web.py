@@ -27,9 +27,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 @command("serve")
 def cmd_serve(args: argparse.Namespace, ctx: Context) -> Any:
+    # Lazy: uvicorn and FastAPI load only for `bangfu serve` (start-up time of the other commands).
     import uvicorn
 
-    from workflow.entrypoints.web.app import create_app
+    from workflow.entrypoints.web.app import create_app  # lazy, see above
 
     uvicorn.run(create_app(ctx.db), host=args.host, port=args.port, log_level="info",
                 **uvicorn_proxy_options(get_settings()))

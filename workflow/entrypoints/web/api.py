@@ -23,6 +23,7 @@ from workflow.domain import money
 from workflow.domain.money import MAX_COUNT
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.params import MAX_ID, Id, PageQ, PerPageQ, RoundQ
+from workflow.entrypoints.web.rendering import download_response
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
 
@@ -232,8 +233,6 @@ def upload_attachment(
 
 @router.get("/records/{record_id}/attachments/{attachment_id}")
 def download_attachment(record_id: Id, attachment_id: Id, request: Request, user: User) -> Response:
-    from workflow.entrypoints.web.pages import download_response
-
     return download_response(attachments.get_attachment(
         _uow(request, True), record_id=record_id, attachment_id=attachment_id, user_id=user.id))
 
