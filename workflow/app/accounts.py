@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
 import states
 from workflow.app.passwords import hash_password, verify_password
@@ -26,7 +26,6 @@ from workflow.domain.errors import BadInput, BangfuError, NotFound, PermissionDe
 from workflow.store.tables import (
     AccountEvent,
     ApiToken,
-    LoginFailure,
     Membership,
     Organisation,
     User,
@@ -117,7 +116,7 @@ def end_sessions(uow: UnitOfWork, *, user_id: int) -> None:
     """Logout: every session cookie issued to the user so far stops working (the session
     generation moves on; a copied cookie carries the old one)."""
     with uow:
-        uow.session.execute(update(User).where(User.id == user_id).values(session_gen=User.session_gen + 1))
+        uow.end_sessions(user_id)
         uow.commit()
 
 
@@ -157,20 +156,17 @@ def authenticate(
             "或请上级审核人重置密码"
         )
     with UnitOfWork(uow.database, readonly=True) as read:
-        user = read.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        user = read.user_named(username)
         stored_hash = user.password_hash if user else None
         user_id, active = (user.id or 0, user.is_active) if user else (0, False)
     ok = verify_password(stored_hash or _dummy_hash(), password)
     with UnitOfWork(uow.database) as write:
         if user is None or not active or not ok:
-            write.session.add(LoginFailure(username=username, client_ip=client_ip, at=now))
-            # Keep the tables small: old failures no longer count.
-            write.session.execute(delete(LoginFailure).where(LoginFailure.at <= since))
-            write.forget_old_login_attempts(since)
+            write.log_login_failure(username, client_ip, now)
+            write.forget_old_login_attempts(since)  # keep the tables small
             write.commit()
             raise LoginFailed("用户名或密码不正确")
-        write.session.execute(delete(LoginFailure).where(
-            LoginFailure.username == username, LoginFailure.client_ip == client_ip))
+        write.clear_login_failures(username, client_ip)
         write.clear_login_attempts(username, client_ip, upto=attempts)
         write.commit()
         return user_id

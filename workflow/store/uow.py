@@ -533,6 +533,23 @@ class UnitOfWork:
     def forget_old_login_attempts(self, since: datetime) -> None:
         table = tables.LoginThrottle.__table__
         self.session.execute(delete(table).where(table.c.window_start <= since))
+        failures = tables.LoginFailure.__table__
+        self.session.execute(delete(failures).where(failures.c.at <= since))
+
+    def log_login_failure(self, username: str, client_ip: str, at: datetime) -> None:
+        self.session.add(tables.LoginFailure(username=username, client_ip=client_ip, at=at))
+
+    def clear_login_failures(self, username: str, client_ip: str) -> None:
+        failures = tables.LoginFailure.__table__
+        self.session.execute(delete(failures).where(failures.c.username == username,
+                                                    failures.c.client_ip == client_ip))
+
+    def user_named(self, username: str) -> User | None:
+        return self.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+
+    def end_sessions(self, user_id: int) -> None:
+        """Move the user's session generation on: every cookie issued so far stops working."""
+        self.session.execute(update(User).where(User.id == user_id).values(session_gen=User.session_gen + 1))
 
     # --- attachments -------------------------------------------------------------------------
 
