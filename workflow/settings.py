@@ -40,6 +40,10 @@ class Settings:
     smtp_tls: bool = False
     smtp_user: str | None = None
     smtp_password: str | None = None
+    #: Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
+    #: (BANGFU_TRUSTED_PROXIES, comma separated). Default none: the client address is the
+    #: socket's, so nobody can pick the address the login throttle counts.
+    trusted_proxies: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -76,6 +80,7 @@ def from_env() -> Settings:
         smtp_tls=_env("BANGFU_SMTP_TLS", "0") == "1",
         smtp_user=os.environ.get("BANGFU_SMTP_USER") or None,
         smtp_password=os.environ.get("BANGFU_SMTP_PASSWORD") or None,
+        trusted_proxies=tuple(p.strip() for p in _env("BANGFU_TRUSTED_PROXIES", "").split(",") if p.strip()),
     ).check()
 
 

@@ -25,22 +25,27 @@ from sqlalchemy.dialects.sqlite import insert as lite_insert
 
 import states
 from workflow.app import records
-from workflow.domain import clock, rules
-from workflow.domain.errors import BadInput, RuleViolation
+from workflow.domain import clock, money, rules
+from workflow.domain.errors import BadInput, LimitExceeded, RuleViolation
 from workflow.formats import ledger
 from workflow.store.tables import Purchase, Record
 from workflow.store.uow import UnitOfWork
 
 
 class ImportRefused(BadInput):
-    """A file with bad rows; ``errors`` holds one Chinese sentence per bad row."""
+    """A file with bad rows: ``errors`` holds the first ``shown`` Chinese sentences (one per bad
+    row), ``total`` how many there were and ``more`` how many are not listed."""
 
     code = "import.refused"
 
-    def __init__(self, errors: list[str], *, filename: str) -> None:
-        head = f"文件“{filename}”有 {len(errors)} 处错误，未导入任何数据："
-        super().__init__("\n".join([head, *errors]))
-        self.errors = errors
+    def __init__(self, errors: list[str], *, filename: str, shown: int = 200) -> None:
+        head = f"文件“{filename[:100]}”有 {len(errors):,} 处错误，未导入任何数据："
+        listed = errors[:shown]
+        self.total = len(errors)
+        self.more = self.total - len(listed)
+        tail = [f"……另有 {self.more:,} 处错误未列出（只列出前 {shown} 处）"] if self.more else []
+        super().__init__("\n".join([head, *listed, *tail]))
+        self.errors = listed
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ def _mapping(mapping: str | ledger.ColumnMapping | None) -> ledger.ColumnMapping
 
 
 def _yuan(fen: int) -> str:
-    return rules.yuan(fen)
+    return money.yuan(fen)
 
 
 def import_purchases(
@@ -107,6 +112,43 @@ def import_purchases(
     """
     now = now or clock.now()
     column_mapping = _mapping(mapping)
+    # 1. Who and where, in a short read-only transaction.
+    with UnitOfWork(uow.database, readonly=True) as read:
+        rec = read.record(record_id)
+        actor = records.actor_for(read, user_id, rec)
+        records.entry_role(actor, "导入采购")
+        if refusal := rules.check_record_open_for_purchases(rec.state):
+            raise RuleViolation(refusal)
+        rnd, policy = records.policy_for(read, rec)
+        year = rnd.year
+        read.session.expunge(rnd)  # the rules read it after this transaction ends
+    caps = policy.caps
+    shown = caps.import_errors_shown
+    # 2. Parse and check every row with no transaction open: a big or hostile file costs its
+    #    own request time, never other users' writes.
+    if len(data) > caps.import_bytes:
+        raise LimitExceeded(f"导入文件超过 {caps.import_bytes // 1024 // 1024} MB 上限", code="import.too_large")
+    try:
+        parsed = ledger.parse_purchases(
+            data, filename, mapping=column_mapping, year=year,
+            forbidden_forms=policy.forbidden_forms, channel_codes=[c.code for c in policy.channels],
+            bounds=ledger.Bounds(max_rows=caps.import_rows, max_unzipped_bytes=caps.import_unzipped_bytes,
+                                 max_seconds=caps.import_seconds),
+        )
+    except ledger.ImportUsageError as exc:
+        raise BadInput(f"导入设置有误：{exc}", code="import.usage") from None
+    errors = [e.reason for e in parsed.errors]
+    rows = parsed.rows
+    if len(rows) > caps.import_rows:
+        errors.insert(0, f"文件超过 {caps.import_rows:,} 行上限：请拆分为多个文件后分别导入")
+    # The same rules as a manual entry.
+    for row in rows:
+        refusal = records.check_purchase(policy, rnd, _as_input(row), now=now)
+        if refusal:
+            errors.append(f"第 {row.row_number} 行：{refusal.message}")
+    if errors:
+        raise ImportRefused(errors, filename=filename, shown=shown)
+    # 3. One short write transaction: what the ledger already holds, then one bulk insert.
     with uow:
         # Serialise imports into one record (PostgreSQL row lock; SQLite writers already queue
         # behind BEGIN IMMEDIATE), so two imports of one file cannot both count rows as new.
@@ -114,23 +156,8 @@ def import_purchases(
         rec = uow.record(record_id)
         actor = records.actor_for(uow, user_id, rec)
         _role, on_behalf = records.entry_role(actor, "导入采购")
-        if refusal := rules.check_record_open_for_purchases(rec.state):
+        if refusal := rules.check_record_open_for_purchases(rec.state):  # it may have moved on
             raise RuleViolation(refusal)
-        rnd, policy = records.policy_for(uow, rec)
-        try:
-            parsed = ledger.parse_purchases(
-                data, filename, mapping=column_mapping, year=rnd.year,
-                forbidden_forms=policy.forbidden_forms, channel_codes=[c.code for c in policy.channels],
-            )
-        except ledger.ImportUsageError as exc:
-            raise BadInput(f"导入设置有误：{exc}", code="import.usage") from None
-        errors = [e.reason for e in parsed.errors]
-        rows = parsed.rows
-        # The same rules as a manual entry.
-        for row in rows:
-            refusal = records.check_purchase(policy, rnd, _as_input(row), now=now)
-            if refusal:
-                errors.append(f"第 {row.row_number} 行：{refusal.message}")
         existing, voided = _existing(uow, record_id)
         new_rows: list[ledger.PurchaseRow] = []
         repeated = parsed.repeats
@@ -164,8 +191,9 @@ def import_purchases(
                     f"{row.people} 人次，支付日期 {clock.china_date(row.paid_at):%Y-%m-%d}，两者不一致"
                 )
         errors.extend(_unknown_refunds(rows, existing))
+        errors.extend(_refunds_beyond_orders(uow.orders_with_refunds(record_id), new_rows))
         if errors:
-            raise ImportRefused(errors, filename=filename)
+            raise ImportRefused(errors, filename=filename, shown=shown)
         before = _count(uow, record_id)
         if new_rows:
             _bulk_insert(uow, record_id, new_rows, user_id=actor.user.id, on_behalf=on_behalf, now=now,
@@ -221,6 +249,32 @@ def _unknown_refunds(rows: list[ledger.PurchaseRow], existing: dict[tuple[str, s
         for r in rows
         if r.refund_of and (r.channel, r.refund_of) not in in_file | in_ledger
     ]
+
+
+def _refunds_beyond_orders(
+    ledger_orders: dict[tuple[str, str], list[int]], new_rows: list[ledger.PurchaseRow]
+) -> list[str]:
+    """The refunds of an order (in the ledger and in the file) never exceed the order."""
+    totals = {key: list(v) for key, v in ledger_orders.items()}
+    last_row: dict[tuple[str, str], int] = {}
+    for r in new_rows:
+        if r.refund_of:
+            key = (r.channel, r.refund_of)
+            t = totals.setdefault(key, [0, 0, 0, 0])
+            t[2] += r.amount_fen
+            t[3] += r.people
+            last_row[key] = r.row_number
+        elif r.amount_fen > 0:
+            t = totals.setdefault((r.channel, r.order_no), [0, 0, 0, 0])
+            t[0] += r.amount_fen
+            t[1] += r.people
+    out = []
+    for key, row_number in sorted(last_row.items(), key=lambda kv: kv[1]):
+        amount, people, r_amount, r_people = totals[key]
+        refusal = rules.check_refunds_within_order(key[1], amount, people, r_amount, r_people)
+        if refusal:
+            out.append(f"第 {row_number} 行：{refusal.message}")
+    return out
 
 
 def _count(uow: UnitOfWork, record_id: int) -> int:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import states
-from workflow.domain import access, changes, clock, engine, rules
+from workflow.domain import access, changes, clock, engine, money, rules
 from workflow.domain.access import Relation
 from workflow.domain.engine import Action, GuardContext
 from workflow.domain.errors import (
@@ -32,8 +31,6 @@ from workflow.store import aggregates
 from workflow.store.tables import History, Organisation, Purchase, Record, Round, User
 from workflow.store.uow import UnitOfWork
 
-#: The largest amount a 64-bit money column holds.
-MAX_MONEY_FEN = 2**63 - 1
 BUDGETS: dict[str, str] = {
     "extra_quota": "额外额度",
     "ordinary_gift": "普通节日慰问品",
@@ -209,7 +206,8 @@ def policy_for(uow: UnitOfWork, rec: Record) -> tuple[Round, Policy]:
 # --- the lifecycle --------------------------------------------------------------------------
 
 
-def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reason: str | None) -> GuardContext:
+def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reason: str | None,
+                   actor: Actor | None = None) -> GuardContext:
     parent_state = uow.record(rec.parent_id).state if rec.parent_id is not None else None
     amount, members = rec.amount_per_member_fen, rec.members
     if not rec.is_grassroots:  # quota rules apply to grassroots records only
@@ -230,6 +228,10 @@ def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reas
         today=clock.china_date(now),
         reason=reason,
         parent_state=parent_state,
+        four_eyes=uow.policy(rnd.policy_code).four_eyes,
+        actor_user_id=actor.user.id if actor is not None else None,
+        # Only accept (from submitted) asks; other states skip the query.
+        fillers=uow.record_fillers(rec.id or 0) if rec.state == states.SUBMITTED else frozenset(),
     )
 
 
@@ -269,7 +271,7 @@ def fire(
         rec = uow.record_with_context(record_id)
         actor = actor_for(uow, user_id, rec)
         rnd = uow.round(rec.round_id)
-        ctx = _guard_context(uow, rec, rnd, now, reason)
+        ctx = _guard_context(uow, rec, rnd, now, reason, actor)
         decision = engine.decide(rec.state, trigger, ctx, actor.relation)
         if rec.version != seen_version:
             raise version_conflict(rec)
@@ -494,7 +496,7 @@ def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordVi
     rnd, _policy = policy_for(uow, rec)
     spent = uow.spent_by_budget(rec.id or 0)
     use = rules.quota_use(rec.quota_fen, spent.get("extra_quota", 0))
-    ctx = _guard_context(uow, rec, rnd, now, None)
+    ctx = _guard_context(uow, rec, rnd, now, None, actor)
     return RecordView(
         id=rec.id or 0,
         org_code=actor.org.code,
@@ -707,6 +709,8 @@ def update_report_info(
             raise RuleViolation(Refusal("report.locked", "记录已提交或已通过，不能修改报表信息"))
         if phone is not None and (refusal := rules.check_phone(phone)):
             raise RuleViolation(refusal)
+        if fill_date is not None:
+            money.check_date_range(fill_date, "填表时间")
         if fill_date is not None and fill_date > clock.china_date(now):
             raise RuleViolation(Refusal("contact.fill_date_future", f"填表时间 {fill_date:%Y年%m月%d日} 不能晚于今天"))
         values: dict[str, Any] = {"updated_at": now}
@@ -737,6 +741,8 @@ def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetim
         return Refusal("purchase.line_invalid", "订单行号须为正整数")
     for check in (
         rules.check_purchase_amounts(p.amount_fen, p.people),
+        rules.check_line_caps(p.amount_fen, p.people, p.line_no, max_amount_fen=policy.caps.line_amount_fen,
+                              max_people=policy.caps.line_people, max_line_no=policy.caps.line_no),
         rules.check_purchase_year(p.paid_at, rnd.year),
         rules.check_product_form(p.product_form, policy.forbidden_forms),
         rules.check_entry_window(now, rnd.entry_cutoff),
@@ -776,6 +782,11 @@ def add_purchase(
                     "purchase.refund_unknown_order", f"找不到退款对应的原订单 {purchase.refund_of}"
                 ))
             refund_of_id = original.id
+            amount, people, r_amount, r_people = uow.order_and_refunds(
+                record_id, purchase.channel, purchase.refund_of)
+            if refusal := rules.check_refunds_within_order(
+                    purchase.refund_of, amount, people, r_amount + purchase.amount_fen, r_people + purchase.people):
+                raise RuleViolation(refusal)
         row = uow.add_purchase(
             Purchase(
                 record_id=record_id,
@@ -890,26 +901,10 @@ def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dic
         ]
 
 
-def parse_money(text: str) -> int:
-    """'12,345.6' yuan -> 1234560 fen; more than two decimals is refused, not rounded."""
-    raw = text.strip().replace(",", "").replace("元", "").replace("￥", "").replace("¥", "")
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise BadInput(f"金额“{text}”不是数字", code="input.money") from None
-    if not value.is_finite():
-        raise BadInput(f"金额“{text}”不是数字", code="input.money")
-    if value.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise BadInput(f"金额“{text}”超过两位小数", code="input.money_precision")
-    fen = int(value * 100)
-    if abs(fen) > MAX_MONEY_FEN:  # it would not fit the 64-bit money columns
-        raise BadInput(f"金额“{text}”超出可记录的范围", code="input.money_range")
-    return fen
-
 
 __all__ = [
     "Actor", "actor_for", "entry_role", "policy_for", "version_conflict", "BUDGETS", "FireResult", "PurchaseInput", "RecordView", "add_purchase",
     "available_actions", "check_purchase", "find_record", "fire", "history", "list_purchases",
-    "notification_rows", "parse_money", "plan", "record_view", "relation_to",
+    "notification_rows", "plan", "record_view", "relation_to",
     "update_report_info", "user_channels", "void_purchase", "EVENT_LABELS",
 ]

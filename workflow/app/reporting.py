@@ -60,13 +60,6 @@ def check_can_view(memberships: Iterable[tuple[Organisation, str]], org: Organis
         raise NotFound(f"找不到单位代码“{org.code}”", code="org.not_found")
 
 
-def parse_yuan(text: str, what: str) -> int:
-    """'123,456.78' yuan -> fen; refuses more than two decimals."""
-    try:
-        return records.parse_money(text)
-    except BadInput as exc:
-        raise BadInput(f"{what}：{exc.message}", code=exc.code) from None
-
 
 
 

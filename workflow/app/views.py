@@ -27,6 +27,8 @@ from workflow.store.tables import Membership, Notification, Organisation, Record
 from workflow.store.uow import UnitOfWork
 
 MAX_PER_PAGE = 200
+#: The last page anyone pages to (keeps OFFSET inside 64 bits).
+MAX_PAGE = 100_000
 #: Sort keys a list accepts (the value is the column, newest/most first where it makes sense).
 RECORD_SORTS: dict[str, Any] = {
     "org_code": Organisation.code,
@@ -68,8 +70,8 @@ def check_key(value: str | None, allowed: Iterable[str], what: str) -> str | Non
 
 
 def check_paging(page: int, per_page: int) -> tuple[int, int]:
-    if page < 1:
-        raise BadInput("页码须为正整数", code="query.bad_page")
+    if not 1 <= page <= MAX_PAGE:
+        raise BadInput(f"页码须在 1 至 {MAX_PAGE:,} 之间", code="query.bad_page")
     if not 1 <= per_page <= MAX_PER_PAGE:
         raise BadInput(f"每页条数须在 1 至 {MAX_PER_PAGE} 之间", code="query.bad_per_page")
     return page, per_page

@@ -102,6 +102,9 @@ class User(SQLModel, table=True):
     # Channels the user chose, comma separated: inbox, email, sms.
     channels: str = Field(default="inbox,email", sa_type=String(100))
     created_at: datetime | None = _instant()
+    # Bumped by logout (and by a reset or handover): a session carries the generation it was
+    # opened under, so a copied cookie stops working once its holder logs out.
+    session_gen: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Membership(SQLModel, table=True):
@@ -390,6 +393,19 @@ class LoginFailure(SQLModel, table=True):
     at: datetime = Field(sa_type=UTCDateTime)
 
 
+class LoginThrottle(SQLModel, table=True):
+    """The throttle's counter per (username, client address): one row, incremented atomically
+    (INSERT … ON CONFLICT DO UPDATE … RETURNING) before the password is checked, so concurrent
+    guesses cannot all read the same old count."""
+
+    __tablename__ = "login_throttle"
+
+    username: str = Field(sa_type=String(64), primary_key=True)
+    client_ip: str = Field(sa_type=String(64), primary_key=True)
+    window_start: datetime = Field(sa_type=UTCDateTime)
+    attempts: int = 0
+
+
 class AccountEvent(SQLModel, table=True):
     """Audit of account changes made by a reviewer: password resets and handovers."""
 
@@ -557,4 +573,29 @@ SQLITE_HISTORY_APPEND_ONLY = [
 
 def history_guard_statements(dialect: str) -> list[Any]:
     stmts = PG_HISTORY_APPEND_ONLY if dialect == "postgresql" else SQLITE_HISTORY_APPEND_ONLY
+    return [text(s) for s in stmts]
+
+
+# Revision 0008 closes the two ways around the guards above: on SQLite ``INSERT OR REPLACE`` /
+# ``REPLACE INTO`` delete the old row without firing DELETE triggers, so a BEFORE INSERT trigger
+# refuses an id that exists; on PostgreSQL ``TRUNCATE`` fires no row trigger, so a statement
+# trigger refuses it. (``INSERT … ON CONFLICT DO UPDATE`` fires the UPDATE triggers on both.)
+PG_HISTORY_NO_TRUNCATE = [
+    "DROP TRIGGER IF EXISTS history_no_truncate ON history",
+    """
+    CREATE TRIGGER history_no_truncate BEFORE TRUNCATE ON history
+    FOR EACH STATEMENT EXECUTE FUNCTION bangfu_history_append_only()
+    """,
+]
+SQLITE_HISTORY_NO_REPLACE = [
+    """
+    CREATE TRIGGER IF NOT EXISTS history_no_replace BEFORE INSERT ON history
+    WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM history WHERE id = NEW.id)
+    BEGIN SELECT RAISE(ABORT, 'history is append-only: REPLACE refused'); END
+    """,
+]
+
+
+def history_tamper_guard_statements(dialect: str) -> list[Any]:
+    stmts = PG_HISTORY_NO_TRUNCATE if dialect == "postgresql" else SQLITE_HISTORY_NO_REPLACE
     return [text(s) for s in stmts]

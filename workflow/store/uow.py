@@ -13,7 +13,7 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, literal, select, text, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as lite_insert
 from sqlalchemy.exc import IntegrityError
@@ -413,6 +413,47 @@ class UnitOfWork:
             ).scalars()
         )
 
+    def order_and_refunds(self, record_id: int, channel: str, order_no: str) -> tuple[int, int, int, int]:
+        """(order amount, order people, refunds' amount, refunds' people) of one order: its
+        positive lines, and the refund lines linked to its line 1. The order's line 1 is locked
+        (PostgreSQL) so two refunds of one order are checked one after the other."""
+        first = self.session.execute(
+            select(Purchase.id).where(Purchase.record_id == record_id, Purchase.channel == channel,
+                                      Purchase.order_no == order_no, Purchase.line_no == 1)
+            .with_for_update()
+        ).scalar_one_or_none()
+        amount, people = self.session.execute(
+            select(func.coalesce(func.sum(Purchase.amount_fen), 0), func.coalesce(func.sum(Purchase.people), 0))
+            .where(Purchase.record_id == record_id, Purchase.channel == channel,
+                   Purchase.order_no == order_no, Purchase.amount_fen > 0)
+        ).one()
+        r_amount, r_people = (0, 0) if first is None else self.session.execute(
+            select(func.coalesce(func.sum(Purchase.amount_fen), 0), func.coalesce(func.sum(Purchase.people), 0))
+            .where(Purchase.refund_of_id == first)
+        ).one()
+        return int(amount), int(people), int(r_amount), int(r_people)
+
+    def orders_with_refunds(self, record_id: int) -> dict[tuple[str, str], list[int]]:
+        """Per (channel, order number) of the record's ledger: [order amount, order people,
+        refunds' amount, refunds' people] (two grouped queries; refunds by their linked order)."""
+        out: dict[tuple[str, str], list[int]] = {}
+        for channel, order_no, amount, people in self.session.execute(
+            select(Purchase.channel, Purchase.order_no, func.sum(Purchase.amount_fen), func.sum(Purchase.people))
+            .where(Purchase.record_id == record_id, Purchase.amount_fen > 0)
+            .group_by(Purchase.channel, Purchase.order_no)
+        ):
+            out[(channel, order_no)] = [int(amount or 0), int(people or 0), 0, 0]
+        orig = aliased(Purchase)
+        for channel, order_no, amount, people in self.session.execute(
+            select(orig.channel, orig.order_no, func.sum(Purchase.amount_fen), func.sum(Purchase.people))
+            .join(orig, orig.id == Purchase.refund_of_id)
+            .where(Purchase.record_id == record_id)
+            .group_by(orig.channel, orig.order_no)
+        ):
+            row = out.setdefault((channel, order_no), [0, 0, 0, 0])
+            row[2], row[3] = int(amount or 0), int(people or 0)
+        return out
+
     def spent_by_budget(self, record_id: int) -> dict[str, int]:
         rows = self.session.execute(
             select(Purchase.budget, func.coalesce(func.sum(Purchase.amount_fen), 0))
@@ -491,6 +532,84 @@ class UnitOfWork:
     def add_all(self, objs: Sequence[Any]) -> None:
         self.session.add_all(objs)
         self.session.flush()
+
+    # --- four eyes ----------------------------------------------------------------------------
+
+    def record_fillers(self, record_id: int) -> frozenset[int]:
+        """Users who, since the record's last return (or revocation), submitted it, fired a
+        trigger on its behalf, or entered its purchases or aggregate lines."""
+        last = self.session.execute(
+            select(History.id, History.at)
+            .where(History.record_id == record_id,
+                   History.trigger.in_(("return_for_revision", "revoke_acceptance")))
+            .order_by(History.id.desc()).limit(1)
+        ).first()
+        after_id, since = (last[0], last[1]) if last else (0, None)
+        agg = tables.AggregateLine
+        # History rows are ordered by id; entries by time (one at the very instant of the
+        # return counts: four eyes errs on the side of a second person).
+        parts = [
+            select(History.actor_user_id.label("uid")).where(
+                History.record_id == record_id, History.id > after_id,
+                (History.trigger == "submit") | History.on_behalf.is_(True)),
+            select(Purchase.entered_by_user_id.label("uid")).where(
+                Purchase.record_id == record_id, *([Purchase.entered_at >= since] if since else [])),
+            select(agg.entered_by_user_id.label("uid")).where(
+                agg.record_id == record_id, *([agg.entered_at >= since] if since else [])),
+        ]
+        ids = self.session.execute(parts[0].union(*parts[1:])).scalars()
+        return frozenset(int(i) for i in ids if i is not None)
+
+    # --- login throttle ------------------------------------------------------------------------
+
+    def count_login_attempt(self, username: str, client_ip: str, *, now: datetime, since: datetime) -> int:
+        """Count one more login attempt for (username, address) and return the count in the
+        current window, in one atomic statement (INSERT … ON CONFLICT DO UPDATE … RETURNING): the
+        row lock serialises concurrent attempts, so no two of them read the same count. A window
+        older than ``since`` starts again at 1."""
+        table = tables.LoginThrottle.__table__
+        dialect_insert = pg_insert if self.dialect == "postgresql" else lite_insert
+        stmt = dialect_insert(table).values(username=username, client_ip=client_ip, window_start=now, attempts=1)
+        stale = table.c.window_start <= since
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["username", "client_ip"],
+            set_={
+                "attempts": case((stale, 1), else_=table.c.attempts + 1),
+                "window_start": case((stale, now), else_=table.c.window_start),
+            },
+        ).returning(table.c.attempts)
+        return int(self.session.execute(stmt).scalar_one())
+
+    def clear_login_attempts(self, username: str, client_ip: str, *, upto: int) -> None:
+        """After a success: forget the attempts counted up to this one (``upto``, the count it
+        was given); attempts counted after it, still in flight, keep counting."""
+        table = tables.LoginThrottle.__table__
+        self.session.execute(
+            update(table)
+            .where(table.c.username == username, table.c.client_ip == client_ip)
+            .values(attempts=case((table.c.attempts > upto, table.c.attempts - upto), else_=0))
+        )
+
+    def forget_old_login_attempts(self, since: datetime) -> None:
+        table = tables.LoginThrottle.__table__
+        self.session.execute(delete(table).where(table.c.window_start <= since))
+        failures = tables.LoginFailure.__table__
+        self.session.execute(delete(failures).where(failures.c.at <= since))
+
+    def log_login_failure(self, username: str, client_ip: str, at: datetime) -> None:
+        self.session.add(tables.LoginFailure(username=username, client_ip=client_ip, at=at))
+
+    def clear_login_failures(self, username: str, client_ip: str) -> None:
+        failures = tables.LoginFailure.__table__
+        self.session.execute(delete(failures).where(failures.c.username == username,
+                                                    failures.c.client_ip == client_ip))
+
+    def user_named(self, username: str) -> User | None:
+        return self.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+
+    def end_sessions(self, user_id: int) -> None:
+        """Move the user's session generation on: every cookie issued so far stops working."""
+        self.session.execute(update(User).where(User.id == user_id).values(session_gen=User.session_gen + 1))
 
     # --- attachments -------------------------------------------------------------------------
 
