@@ -304,6 +304,8 @@ class Notification(SQLModel, table=True):
     sent_at: datetime | None = _instant()
     read_at: datetime | None = _instant()
     last_error: str | None = Field(default=None, sa_type=Text)
+    # Who holds the lease: "<worker id>:<claim id>"; a mark succeeds only while it still holds.
+    claim: str | None = Field(default=None, sa_type=String(120))
 
     @property
     def key(self) -> str:
@@ -329,6 +331,31 @@ class ReminderRun(SQLModel, table=True):
     due_at: datetime = Field(sa_type=UTCDateTime)
     status: str = Field(sa_type=String(16))  # sent | skipped
     at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SchedulerLock(SQLModel, table=True):
+    """A named lock with an expiry, taken by the sweep so that two beats run one sweep (the
+    SQLite way; PostgreSQL takes an advisory lock as well)."""
+
+    __tablename__ = "scheduler_lock"
+
+    name: str = Field(sa_type=String(64), primary_key=True)
+    holder: str = Field(sa_type=String(120))
+    until: datetime = Field(sa_type=UTCDateTime)
+    info: str | None = Field(default=None, sa_type=Text)  # JSON: the last run's figures
+
+
+class OutboxEvent(SQLModel, table=True):
+    """Audit of what an operator did to the outbox (``bangfu outbox retry``, the admin page)."""
+
+    __tablename__ = "outbox_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor: str = Field(sa_type=String(120))
+    action: str = Field(sa_type=String(32))  # retry
+    rows: int = 0
+    detail: str | None = Field(default=None, sa_type=Text)  # JSON: the selection
 
 
 class OrgRobot(SQLModel, table=True):

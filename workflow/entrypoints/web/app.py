@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from notifications.templates import make_environment
 from workflow.domain.errors import BangfuError
 from workflow.domain.figures import wan_people, wan_yuan
-from workflow.entrypoints.web import api, auth, pages, reports_pages
+from workflow.entrypoints.web import api, auth, health, pages, reports_pages
 from workflow.entrypoints.web.guard import InputGuard
 from workflow.entrypoints.web.openapi import describe as describe_errors
 from workflow.entrypoints.web.rendering import LoginRedirect, ShowRecordPage, page_user, render
@@ -137,6 +137,8 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> HTMLResponse:
         return HTMLResponse("ok")
+
+    health.install(app)  # /readyz, /metrics, request latency
 
     return app
 
