@@ -25,8 +25,8 @@ from workflow.domain.errors import (
     VersionConflict,
 )
 from workflow.domain.policy import Policy
-from workflow.store.tables import History, Organisation, Purchase, Record, Round, User
-from workflow.store.uow import UnitOfWork
+from workflow.store.tables import Organisation, Purchase, Record, Round, User
+from workflow.store.uow import FireContext, UnitOfWork
 
 SYSTEM_ROLE = "system"
 #: The largest amount a 64-bit money column holds.
@@ -240,52 +240,40 @@ def fire(
     now = now or clock.now()
     reason = reason.strip() if reason else None
     with uow:
-        # One query loads the record, its organisation, round and parent record; the lookups
-        # below are then served by the session.
-        rec = uow.record_with_context(record_id)
-        actor = actor_for(uow, user_id, rec)
-        rnd = uow.round(rec.round_id)
-        ctx = _guard_context(uow, rec, rnd, now, reason)
-        decision = engine.decide(rec.state, trigger, ctx, actor.relation)
-        if rec.version != seen_version:
-            raise version_conflict(rec)
+        # One statement reads the record, its organisation, the round's cap, the parent record's
+        # state, the actor and their memberships; everything after it is plain values.
+        fc = uow.fire_context(record_id, user_id)
+        relation = Relation(own_roles=fc.own_roles, parent_roles=fc.parent_roles)
+        decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason), relation)
+        if fc.version != seen_version:
+            raise _conflict(fc.version)
         values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
         if trigger == "summarize":
-            snap = uow.take_snapshot(rec, now=now, as_of=clock.china_date(now))
+            snap = uow.take_snapshot(uow.record(record_id), now=now, as_of=clock.china_date(now))
             values.update(snapshot_id=snap.id, snapshot_stale=False)
-            if rec.fill_date is None:
+            if fc.fill_date is None:
                 values["fill_date"] = snap.as_of
         elif trigger == "submit":
-            values.update(submitted_at=now, is_late=rules.is_late(now, rec.report_deadline), is_overdue=False)
+            values.update(submitted_at=now, is_late=rules.is_late(now, fc.report_deadline), is_overdue=False)
         elif trigger == "accept":
             values.update(decided_at=now, last_reason=None)
         elif trigger in ("return_for_revision", "revoke_acceptance"):
             values.update(decided_at=now, last_reason=reason)
-        if not uow.write_record(rec.id or 0, seen_version, values):
-            raise version_conflict(rec)
-        history_id = uow.add_history(
-            History(
-                record_id=rec.id or 0,
-                at=now,
-                actor_user_id=actor.user.id,
-                actor_role=decision.acting_role,
-                actor_org_id=_acting_org_id(actor, decision.acting_role),
-                on_behalf=decision.on_behalf,
-                from_state=rec.state,
-                to_state=decision.dest,
-                trigger=trigger,
-                reason=reason,
-            )
-        )
+        if not uow.write_record(record_id, seen_version, values):
+            raise _conflict(fc.version)
+        acting_org = fc.org_parent_id if decision.acting_role == states.REVIEWER else fc.org_id
+        history_id = uow.add_history_values({
+            "record_id": record_id, "at": now, "actor_user_id": fc.user_id, "actor_role": decision.acting_role,
+            "actor_org_id": acting_org, "on_behalf": decision.on_behalf, "from_state": fc.state,
+            "to_state": decision.dest, "trigger": trigger, "reason": reason, "detail": None,
+        })
         if trigger in ("accept", "revoke_acceptance"):
             # The parent's frozen sum no longer matches its children's accepted numbers.
-            uow.mark_snapshot_stale(rec.parent_id, only_state=states.SUMMARIZED)
-        sent = uow.add_notifications(
-            _event_notifications(uow, rec, actor, trigger, history_id, reason, now)
-        )
+            uow.mark_snapshot_stale(fc.parent_id, only_state=states.SUMMARIZED)
+        sent = _notify_event(uow, fc, trigger, history_id, reason, now)
         uow.commit()
         return FireResult(
-            record_id=rec.id or 0,
+            record_id=record_id,
             trigger=trigger,
             from_state=decision.transition.source,
             to_state=decision.dest,
@@ -296,46 +284,53 @@ def fire(
         )
 
 
-def _acting_org_id(actor: Actor, role: str) -> int | None:
-    if role == states.REVIEWER:
-        return actor.org.parent_id
-    return actor.org.id
+def guard_context_of(fc: FireContext, now: datetime, reason: str | None) -> GuardContext:
+    """The guards' values from a transition's plain context."""
+    amount, members = fc.amount_per_member_fen, fc.members
+    if not fc.is_grassroots:  # quota rules apply to grassroots records only
+        amount, members = amount or 0, members or 0
+    return GuardContext(
+        cap_fen=fc.cap_fen_per_member, amount_per_member_fen=amount, members=members,
+        is_grassroots=fc.is_grassroots, is_reporting_unit=fc.is_reporting_unit,
+        work_experience=fc.work_experience, work_highlights=fc.work_highlights,
+        has_snapshot=fc.snapshot_id is not None, snapshot_stale=fc.snapshot_stale, reporter=fc.reporter,
+        phone=fc.phone, fill_date=fc.fill_date, today=clock.china_date(now), reason=reason,
+        parent_state=fc.parent_state,
+    )
+
+
+def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: int, reason: str | None,
+                  now: datetime) -> int:
+    """Outbox rows for an event, keyed by (recipient, channel, history row), in one statement:
+    the parent's reviewers or the record's own clerks (see :data:`EVENT_RECIPIENTS`); for other
+    triggers the own clerks when somebody acted on their behalf."""
+    who = EVENT_RECIPIENTS.get(trigger)
+    if who is None and states.CLERK in fc.own_roles:
+        return 0
+    if who == "parent_reviewers" and fc.org_parent_id is not None:
+        org_id, role = fc.org_parent_id, states.REVIEWER
+    else:
+        org_id, role = fc.org_id, states.CLERK
+    payload = json.dumps({
+        "org_name": fc.org_name,
+        "org_code": fc.org_code,
+        "event": states.TRIGGER_LABELS.get(trigger, trigger),
+        "trigger": trigger,
+        "actor_name": fc.user_name,
+        "reason": reason,
+        "path": f"/records/{fc.record_id}",
+    }, ensure_ascii=False, sort_keys=True, default=str)
+    return uow.add_event_notifications(org_id=org_id, role=role, actor_user_id=fc.user_id,
+                                       source=f"history:{history_id}", record_id=fc.record_id,
+                                       payload=payload, now=now)
 
 
 def version_conflict(rec: Record) -> VersionConflict:
-    return VersionConflict(
-        f"记录已被他人修改（当前版本 {rec.version}），请刷新后重试", code="version.conflict"
-    )
+    return _conflict(rec.version)
 
 
-def _event_notifications(
-    uow: UnitOfWork, rec: Record, actor: Actor, trigger: str, history_id: int, reason: str | None, now: datetime
-) -> list[dict[str, Any]]:
-    """Outbox rows for an event, keyed by (recipient, channel, history row)."""
-    who = EVENT_RECIPIENTS.get(trigger)
-    if who is None and not _is_on_behalf_event(actor):
-        return []
-    if who == "parent_reviewers" and actor.org.parent_id is not None:
-        recipients = uow.users_with_role(actor.org.parent_id, states.REVIEWER)
-    else:
-        recipients = uow.users_with_role(actor.org.id or 0, states.CLERK)
-    payload = {
-        "org_name": actor.org.name,
-        "org_code": actor.org.code,
-        "event": states.TRIGGER_LABELS.get(trigger, trigger),
-        "trigger": trigger,
-        "actor_name": actor.user.display_name,
-        "reason": reason,
-        "path": f"/records/{rec.id}",
-    }
-    return notification_rows(
-        recipients, kind="record_event", source=f"history:{history_id}", record_id=rec.id,
-        payload=payload, now=now, exclude_user_id=actor.user.id,
-    )
-
-
-def _is_on_behalf_event(actor: Actor) -> bool:
-    return not (actor.relation.own_roles & {states.CLERK})
+def _conflict(version: int) -> VersionConflict:
+    return VersionConflict(f"记录已被他人修改（当前版本 {version}），请刷新后重试", code="version.conflict")
 
 
 def user_channels(user: User) -> list[str]:

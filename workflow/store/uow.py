@@ -8,18 +8,32 @@ at all. The services in :mod:`workflow.app.records` call these methods and never
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from workflow.domain.errors import NotFound
 from workflow.domain.policy import Policy, parse_policy
+from workflow.store import tables
 from workflow.store.tables import (
     History,
     MemberCount,
@@ -34,23 +48,12 @@ from workflow.store.tables import (
     SnapshotLine,
     User,
 )
-from workflow.store import tables
 
 
 @lru_cache(maxsize=32)
 def _parse_cached(digest: str, text: str) -> Policy:
     return parse_policy(text, source=f"policy:{digest}")
 
-
-# Built once: an alias made per call costs more than the query it saves.
-_PARENT_RECORD = aliased(Record, name="parent_record")
-_RECORD_WITH_CONTEXT = (
-    select(Record, Organisation, Round, _PARENT_RECORD)
-    .join(Organisation, Organisation.id == Record.org_id)
-    .join(Round, Round.id == Record.round_id)
-    .outerjoin(_PARENT_RECORD, _PARENT_RECORD.id == Record.parent_id)
-    .where(Record.id == bindparam("record_id"))
-)
 
 _MEMBERSHIPS = (
     select(Organisation, Membership.role)
@@ -71,6 +74,101 @@ _USERS_WITH_ROLE = (
     .order_by(User.id)
 )
 _INSERT_HISTORY = insert(History.__table__).returning(History.__table__.c.id)
+
+
+# --- the transition's hot path: Core statements built once, compiled once per dialect --------
+
+_R, _O, _RD = Record.__table__, Organisation.__table__, Round.__table__
+_P = _R.alias("parent_record")
+_U, _M = User.__table__, Membership.__table__
+_VM, _VO = _M.alias("vm"), _O.alias("vo")
+#: Whether the user holds any membership whose organisation's subtree holds the record's
+#: organisation (observers included: their membership names the root of their scope).
+_VISIBLE = exists(
+    select(literal(1)).select_from(_VM.join(_VO, _VO.c.id == _VM.c.org_id))
+    .where(_VM.c.user_id == bindparam("user_id"),
+           func.substr(_O.c.path, 1, func.length(_VO.c.path)) == _VO.c.path)
+)
+#: Record, organisation, round cap, parent record's state, the user and the user's memberships
+#: in the record's organisation and its parent, and the visibility flag: one statement, one row
+#: per relevant membership (at least one row when the record exists).
+FIRE_CONTEXT = (
+    select(
+        _R.c.id, _R.c.org_id, _R.c.round_id, _R.c.parent_id, _R.c.state, _R.c.version,
+        _R.c.is_grassroots, _R.c.is_reporting_unit, _R.c.amount_per_member_fen, _R.c.members,
+        _R.c.work_experience, _R.c.work_highlights, _R.c.snapshot_id, _R.c.snapshot_stale,
+        _R.c.reporter, _R.c.phone, _R.c.fill_date, _R.c.report_deadline,
+        _O.c.code.label("org_code"), _O.c.name.label("org_name"), _O.c.parent_id.label("org_parent_id"),
+        _RD.c.cap_fen_per_member, _P.c.state.label("parent_state"),
+        _U.c.id.label("user_id"), _U.c.display_name, _U.c.is_active,
+        _M.c.org_id.label("m_org_id"), _M.c.role.label("m_role"),
+        case((_VISIBLE, literal(1)), else_=literal(0)).label("visible"),
+    )
+    .select_from(
+        _R.join(_O, _O.c.id == _R.c.org_id)
+        .join(_RD, _RD.c.id == _R.c.round_id)
+        .outerjoin(_P, _P.c.id == _R.c.parent_id)
+        .outerjoin(_U, _U.c.id == bindparam("user_id"))
+        .outerjoin(_M, and_(_M.c.user_id == _U.c.id, or_(_M.c.org_id == _O.c.id, _M.c.org_id == _O.c.parent_id)))
+    )
+    .where(_R.c.id == bindparam("record_id"))
+)
+_MARK_STALE = (
+    update(_R)
+    .where(_R.c.id == bindparam("record_id"), _R.c.state == bindparam("only_state"),
+           _R.c.snapshot_id.is_not(None))
+    .values(snapshot_stale=True)
+)
+#: One outbox row per active member of ``role`` in ``org_id`` (the actor excepted) and channel
+#: they chose: the inbox always, e-mail with an address, SMS; the inbox copy is delivered at once.
+#: Same rows as :func:`workflow.app.records.notification_rows`, as one ``INSERT … SELECT``.
+_EVENT_NOTIFICATIONS = text(
+    "INSERT INTO notification (user_id, channel, source, kind, record_id, payload, status,"
+    " attempts, created_at, sent_at)"
+    " SELECT u.id, c.ch, :source, :kind, :record_id, :payload,"
+    " CASE WHEN c.ch = 'inbox' THEN 'sent' ELSE 'pending' END, 0, :now,"
+    " CASE WHEN c.ch = 'inbox' THEN :now END"
+    " FROM membership m JOIN app_user u ON u.id = m.user_id"
+    " CROSS JOIN (SELECT 'inbox' AS ch UNION ALL SELECT 'email' UNION ALL SELECT 'sms') c"
+    " WHERE m.org_id = :org_id AND m.role = :role AND u.is_active = :active AND u.id <> :actor"
+    " AND (c.ch = 'inbox' OR ((',' || REPLACE(u.channels, ' ', '') || ',') LIKE '%,' || c.ch || ',%'"
+    "      AND (c.ch <> 'email' OR (u.email IS NOT NULL AND u.email <> ''))))"
+    " ON CONFLICT (user_id, channel, source) DO NOTHING RETURNING id"
+).bindparams(bindparam("now", type_=tables.UTCDateTime))
+
+
+@dataclass(frozen=True)
+class FireContext:
+    """What a transition reads, as plain values (no ORM objects): the record, its organisation,
+    the round's cap, the parent record's state, the actor and their roles."""
+
+    record_id: int
+    org_id: int
+    round_id: int
+    parent_id: int | None
+    state: str
+    version: int
+    is_grassroots: bool
+    is_reporting_unit: bool
+    amount_per_member_fen: int | None
+    members: int | None
+    work_experience: str | None
+    work_highlights: str | None
+    snapshot_id: int | None
+    snapshot_stale: bool
+    reporter: str | None
+    phone: str | None
+    fill_date: date | None
+    report_deadline: datetime
+    org_code: str
+    org_name: str
+    org_parent_id: int | None
+    cap_fen_per_member: int
+    parent_state: str | None
+    user_id: int
+    user_name: str
+    own_roles: frozenset[str]
+    parent_roles: frozenset[str]
 
 
 @lru_cache(maxsize=64)
@@ -101,7 +199,7 @@ class UnitOfWork:
         self.readonly = readonly
         self.session: Session
         self._committed = False
-        self._held: list[Any] = []
+        self._conn: Connection | None = None
 
     def __enter__(self) -> UnitOfWork:
         self.session = self.database.session(readonly=self.readonly)
@@ -115,7 +213,7 @@ class UnitOfWork:
             if not self._committed:
                 self.session.rollback()
         finally:
-            self._held.clear()
+            self._conn = None
             self.session.close()
 
     def commit(self) -> None:
@@ -281,18 +379,55 @@ class UnitOfWork:
 
     # --- records -----------------------------------------------------------------------------
 
-    def record_with_context(self, record_id: int) -> Record:
-        """The record, with its organisation, round and parent record loaded by the same query.
+    def connection(self) -> Connection:
+        """The transaction's connection, for Core statements that need no ORM objects."""
+        if self._conn is None:
+            self._conn = self.session.connection()
+        return self._conn
 
-        One round trip instead of four: the neighbours land in the session's identity map, so
-        the :meth:`org`, :meth:`round` and :meth:`record` calls that follow read no SQL.
+    def fire_context(self, record_id: int, user_id: int) -> FireContext:
+        """Everything a transition checks, in one statement.
+
+        Raises:
+            NotFound: no such record (``record.not_found``); no such active user
+                (``user.not_found``); the record outside the user's subtrees (``record.not_found``).
         """
-        row = self.session.execute(_RECORD_WITH_CONTEXT, {"record_id": record_id}).first()
-        if row is None:
+        rows = self.connection().execute(FIRE_CONTEXT, {"record_id": record_id, "user_id": user_id}).all()
+        if not rows:
             raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
-        # The identity map holds objects weakly: keep the neighbours alive for this unit of work.
-        self._held.extend(row)
-        return row[0]
+        r = rows[0]
+        if r.user_id is None or not r.is_active:
+            raise NotFound(f"找不到用户 #{user_id}", code="user.not_found")
+        if not r.visible:
+            # Outside the user's subtree the record does not exist for them.
+            raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
+        own = frozenset(x.m_role for x in rows if x.m_role is not None and x.m_org_id == r.org_id)
+        parent = frozenset(x.m_role for x in rows
+                           if x.m_role is not None and r.org_parent_id is not None and x.m_org_id == r.org_parent_id)
+        return FireContext(
+            record_id=r.id, org_id=r.org_id, round_id=r.round_id, parent_id=r.parent_id, state=r.state,
+            version=r.version, is_grassroots=bool(r.is_grassroots), is_reporting_unit=bool(r.is_reporting_unit),
+            amount_per_member_fen=r.amount_per_member_fen, members=r.members,
+            work_experience=r.work_experience, work_highlights=r.work_highlights,
+            snapshot_id=r.snapshot_id, snapshot_stale=bool(r.snapshot_stale), reporter=r.reporter,
+            phone=r.phone, fill_date=r.fill_date, report_deadline=r.report_deadline,
+            org_code=r.org_code, org_name=r.org_name, org_parent_id=r.org_parent_id,
+            cap_fen_per_member=r.cap_fen_per_member, parent_state=r.parent_state, user_id=r.user_id,
+            user_name=r.display_name, own_roles=own, parent_roles=parent,
+        )
+
+    def add_event_notifications(self, *, org_id: int, role: str, actor_user_id: int, source: str,
+                                record_id: int, payload: str, now: datetime, kind: str = "record_event") -> int:
+        """Outbox rows for an event to the members of ``role`` in ``org_id``, in one statement;
+        rows whose (user, channel, source) key exists are skipped. Returns the rows inserted."""
+        return len(self.connection().execute(_EVENT_NOTIFICATIONS, {
+            "org_id": org_id, "role": role, "actor": actor_user_id, "source": source, "kind": kind,
+            "record_id": record_id, "payload": payload, "now": now, "active": True,
+        }).all())
+
+    def add_history_values(self, values: dict[str, Any]) -> int:
+        """Append a history row from plain values (every column but ``id``)."""
+        return int(self.connection().execute(_INSERT_HISTORY, values).scalar_one())
 
     def record(self, record_id: int) -> Record:
         rec = self.session.get(Record, record_id)
@@ -319,18 +454,13 @@ class UnitOfWork:
         """
         params = {"record_id": record_id, "seen_version": seen_version}
         params.update({f"new_{k}": v for k, v in values.items()})
-        result = self.session.execute(_write_record_statement(tuple(sorted(values))), params)
+        result = self.connection().execute(_write_record_statement(tuple(sorted(values))), params)
         return (result.rowcount or 0) == 1
 
     def mark_snapshot_stale(self, record_id: int | None, *, only_state: str) -> None:
         if record_id is None:
             return
-        self.session.execute(
-            update(Record)
-            .where(Record.id == record_id, Record.state == only_state, Record.snapshot_id.is_not(None))  # type: ignore[union-attr]
-            .values(snapshot_stale=True)
-            .execution_options(synchronize_session=False)
-        )
+        self.connection().execute(_MARK_STALE, {"record_id": record_id, "only_state": only_state})
 
     def children_records(self, record_id: int) -> list[Record]:
         return list(self.session.execute(select(Record).where(Record.parent_id == record_id)).scalars())
