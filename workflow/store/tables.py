@@ -478,9 +478,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, echo=echo)
         self.dialect = self.engine.dialect.name
-        read_engine = self.engine.execution_options(sqlite_begin="DEFERRED")
+        self.read_engine = self.engine.execution_options(sqlite_begin="DEFERRED")
         self._write = sessionmaker(bind=self.engine, class_=Session, expire_on_commit=False)
-        self._read = sessionmaker(bind=read_engine, class_=Session, expire_on_commit=False)
+        self._read = sessionmaker(bind=self.read_engine, class_=Session, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:

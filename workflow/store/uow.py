@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from types import TracebackType
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -73,7 +74,11 @@ _USERS_WITH_ROLE = (
            User.is_active.is_(True))  # type: ignore[attr-defined]
     .order_by(User.id)
 )
-_INSERT_HISTORY = insert(History.__table__).returning(History.__table__.c.id)
+_INSERT_HISTORY = (
+    insert(History.__table__)
+    .values({c.name: bindparam(c.name) for c in History.__table__.columns if c.name != "id"})
+    .returning(History.__table__.c.id)
+)
 
 
 # --- the transition's hot path: Core statements built once, compiled once per dialect --------
@@ -85,9 +90,9 @@ _VM, _VO = _M.alias("vm"), _O.alias("vo")
 #: Whether the user holds any membership whose organisation's subtree holds the record's
 #: organisation (observers included: their membership names the root of their scope).
 _VISIBLE = exists(
-    select(literal(1)).select_from(_VM.join(_VO, _VO.c.id == _VM.c.org_id))
+    select(literal_column("1")).select_from(_VM.join(_VO, _VO.c.id == _VM.c.org_id))
     .where(_VM.c.user_id == bindparam("user_id"),
-           func.substr(_O.c.path, 1, func.length(_VO.c.path)) == _VO.c.path)
+           func.substr(_O.c.path, literal_column("1"), func.length(_VO.c.path)) == _VO.c.path)
 )
 #: Record, organisation, round cap, parent record's state, the user and the user's memberships
 #: in the record's organisation and its parent, and the visibility flag: one statement, one row
@@ -102,7 +107,7 @@ FIRE_CONTEXT = (
         _RD.c.cap_fen_per_member, _P.c.state.label("parent_state"),
         _U.c.id.label("user_id"), _U.c.display_name, _U.c.is_active,
         _M.c.org_id.label("m_org_id"), _M.c.role.label("m_role"),
-        case((_VISIBLE, literal(1)), else_=literal(0)).label("visible"),
+        case((_VISIBLE, literal_column("1")), else_=literal_column("0")).label("visible"),
     )
     .select_from(
         _R.join(_O, _O.c.id == _R.c.org_id)
@@ -117,7 +122,7 @@ _MARK_STALE = (
     update(_R)
     .where(_R.c.id == bindparam("record_id"), _R.c.state == bindparam("only_state"),
            _R.c.snapshot_id.is_not(None))
-    .values(snapshot_stale=True)
+    .values(snapshot_stale=bindparam("stale"))
 )
 #: One outbox row per active member of ``role`` in ``org_id`` (the actor excepted) and channel
 #: they chose: the inbox always, e-mail with an address, SMS; the inbox copy is delivered at once.
@@ -135,6 +140,61 @@ _EVENT_NOTIFICATIONS = text(
     "      AND (c.ch <> 'email' OR (u.email IS NOT NULL AND u.email <> ''))))"
     " ON CONFLICT (user_id, channel, source) DO NOTHING RETURNING id"
 ).bindparams(bindparam("now", type_=tables.UTCDateTime))
+
+
+class Prepared:
+    """A Core statement compiled once per dialect into the driver's SQL and parameter order,
+    run with ``Connection.exec_driver_sql``: engine events still see every statement, but no
+    cache key is computed and no bind or result processor runs per execution. Parameters must
+    be driver-ready (:func:`driver_value`); results come back as the driver returns them."""
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+
+    def run(self, conn: Connection, params: dict[str, Any]) -> Any:
+        got = self._compiled.get(conn.dialect.name)
+        if got is None:
+            compiled = self.statement.compile(dialect=conn.dialect)
+            order = tuple(compiled.positiontup) if compiled.positional else None
+            got = self._compiled[conn.dialect.name] = (compiled.string, order)
+        sql, order = got
+        args: Any = params if order is None else tuple(params[k] for k in order)
+        return conn.exec_driver_sql(sql, args)
+
+
+def driver_value(dialect: str, value: Any) -> Any:
+    """A value as the driver takes it, stored exactly as SQLAlchemy's column types store it:
+    on SQLite naive-UTC text for instants (refusing naive ones), ISO text for dates, 0/1."""
+    if dialect != "sqlite":
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError("naive datetime refused: bangfu stores aware UTC instants only")
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: bangfu stores aware UTC instants only")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _instant_of(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite's text
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _date_of(value: Any) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+_FIRE_CONTEXT = Prepared(FIRE_CONTEXT)
+_MARK_STALE_P = Prepared(_MARK_STALE)
+_EVENT_NOTIFICATIONS_P = Prepared(_EVENT_NOTIFICATIONS)
+_INSERT_HISTORY_P = Prepared(_INSERT_HISTORY)
 
 
 @dataclass(frozen=True)
@@ -172,14 +232,14 @@ class FireContext:
 
 
 @lru_cache(maxsize=64)
-def _write_record_statement(columns: tuple[str, ...]) -> Any:
+def _write_record_statement(columns: tuple[str, ...]) -> Prepared:
     """The versioned UPDATE for one set of columns, built once per set (each trigger writes the
     same columns every time)."""
     table = Record.__table__
-    return (
+    return Prepared(
         update(table)
         .where(table.c.id == bindparam("record_id"), table.c.version == bindparam("seen_version"))
-        .values(version=table.c.version + 1,
+        .values(version=table.c.version + literal_column("1"),
                 **{c: bindparam(f"new_{c}", type_=table.c[c].type) for c in columns})
     )
 
@@ -197,27 +257,62 @@ class UnitOfWork:
     def __init__(self, database: tables.Database, *, readonly: bool = False) -> None:
         self.database = database
         self.readonly = readonly
-        self.session: Session
         self._committed = False
+        self._session: Session | None = None
         self._conn: Connection | None = None
+        self._tx: Any = None  # the transaction of a connection this unit opened itself
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self.database.session(readonly=self.readonly)
-        self.session.begin()
+        self._committed = False
         return self
+
+    @property
+    def session(self) -> Session:
+        """The ORM session, begun on first use; on the unit's own connection when Core
+        statements (:meth:`connection`) came first, so both see one transaction."""
+        if self._session is None:
+            if self._conn is None:
+                self._session = self.database.session(readonly=self.readonly)
+                self._session.begin()
+            else:
+                # Joins the unit's transaction: the session flushes into it and never commits it.
+                self._session = Session(bind=self._conn, expire_on_commit=False,
+                                        join_transaction_mode="rollback_only")
+        return self._session
+
+    def connection(self) -> Connection:
+        """The transaction's connection, for Core statements that need no ORM objects. Without
+        a session yet, a plain connection from the pool (no ORM session is built at all)."""
+        if self._conn is None:
+            if self._session is not None:
+                self._conn = self._session.connection()
+            else:
+                engine = self.database.read_engine if self.readonly else self.database.engine
+                self._conn = engine.connect()
+                self._tx = self._conn.begin()
+        return self._conn
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:
             if not self._committed:
-                self.session.rollback()
+                if self._session is not None:
+                    self._session.rollback()
+                if self._tx is not None and self._tx.is_active:
+                    self._tx.rollback()
         finally:
-            self._conn = None
-            self.session.close()
+            if self._session is not None:
+                self._session.close()
+            if self._tx is not None and self._conn is not None:
+                self._conn.close()
+            self._session, self._conn, self._tx = None, None, None
 
     def commit(self) -> None:
-        self.session.commit()
+        if self._session is not None:
+            self._session.commit()
+        if self._tx is not None:
+            self._tx.commit()
         self._committed = True
 
     @property
@@ -325,7 +420,7 @@ class UnitOfWork:
         exists = select(rec.c.id).where(rec.c.org_id == org.c.id, rec.c.round_id == rnd.id).exists()
         ru = list(policy.reporting_unit_kinds)
         gr = list(policy.grassroots_kinds)
-        from sqlalchemy import case, literal
+        from sqlalchemy import case
 
         sel = select(
             org.c.id,
@@ -379,12 +474,6 @@ class UnitOfWork:
 
     # --- records -----------------------------------------------------------------------------
 
-    def connection(self) -> Connection:
-        """The transaction's connection, for Core statements that need no ORM objects."""
-        if self._conn is None:
-            self._conn = self.session.connection()
-        return self._conn
-
     def fire_context(self, record_id: int, user_id: int) -> FireContext:
         """Everything a transition checks, in one statement.
 
@@ -392,7 +481,7 @@ class UnitOfWork:
             NotFound: no such record (``record.not_found``); no such active user
                 (``user.not_found``); the record outside the user's subtrees (``record.not_found``).
         """
-        rows = self.connection().execute(FIRE_CONTEXT, {"record_id": record_id, "user_id": user_id}).all()
+        rows = _FIRE_CONTEXT.run(self.connection(), {"record_id": record_id, "user_id": user_id}).all()
         if not rows:
             raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
         r = rows[0]
@@ -410,7 +499,7 @@ class UnitOfWork:
             amount_per_member_fen=r.amount_per_member_fen, members=r.members,
             work_experience=r.work_experience, work_highlights=r.work_highlights,
             snapshot_id=r.snapshot_id, snapshot_stale=bool(r.snapshot_stale), reporter=r.reporter,
-            phone=r.phone, fill_date=r.fill_date, report_deadline=r.report_deadline,
+            phone=r.phone, fill_date=_date_of(r.fill_date), report_deadline=_instant_of(r.report_deadline),
             org_code=r.org_code, org_name=r.org_name, org_parent_id=r.org_parent_id,
             cap_fen_per_member=r.cap_fen_per_member, parent_state=r.parent_state, user_id=r.user_id,
             user_name=r.display_name, own_roles=own, parent_roles=parent,
@@ -420,14 +509,17 @@ class UnitOfWork:
                                 record_id: int, payload: str, now: datetime, kind: str = "record_event") -> int:
         """Outbox rows for an event to the members of ``role`` in ``org_id``, in one statement;
         rows whose (user, channel, source) key exists are skipped. Returns the rows inserted."""
-        return len(self.connection().execute(_EVENT_NOTIFICATIONS, {
+        d = self.dialect
+        return len(_EVENT_NOTIFICATIONS_P.run(self.connection(), {
             "org_id": org_id, "role": role, "actor": actor_user_id, "source": source, "kind": kind,
-            "record_id": record_id, "payload": payload, "now": now, "active": True,
+            "record_id": record_id, "payload": payload, "now": driver_value(d, now),
+            "active": driver_value(d, True),
         }).all())
 
     def add_history_values(self, values: dict[str, Any]) -> int:
         """Append a history row from plain values (every column but ``id``)."""
-        return int(self.connection().execute(_INSERT_HISTORY, values).scalar_one())
+        d = self.dialect
+        return int(_INSERT_HISTORY_P.run(self.connection(), {k: driver_value(d, v) for k, v in values.items()}).scalar_one())
 
     def record(self, record_id: int) -> Record:
         rec = self.session.get(Record, record_id)
@@ -453,14 +545,16 @@ class UnitOfWork:
             False when somebody else wrote first (the caller raises VersionConflict).
         """
         params = {"record_id": record_id, "seen_version": seen_version}
-        params.update({f"new_{k}": v for k, v in values.items()})
-        result = self.connection().execute(_write_record_statement(tuple(sorted(values))), params)
+        d = self.dialect
+        params.update({f"new_{k}": driver_value(d, v) for k, v in values.items()})
+        result = _write_record_statement(tuple(sorted(values))).run(self.connection(), params)
         return (result.rowcount or 0) == 1
 
     def mark_snapshot_stale(self, record_id: int | None, *, only_state: str) -> None:
         if record_id is None:
             return
-        self.connection().execute(_MARK_STALE, {"record_id": record_id, "only_state": only_state})
+        _MARK_STALE_P.run(self.connection(), {"record_id": record_id, "only_state": only_state,
+                                              "stale": driver_value(self.dialect, True)})
 
     def children_records(self, record_id: int) -> list[Record]:
         return list(self.session.execute(select(Record).where(Record.parent_id == record_id)).scalars())
