@@ -99,3 +99,37 @@ def test_users_without_membership_or_inactive_are_refused_as_before(any_world: W
                       seen_version=w.version("G1"), now=NOW_2021)
     assert gone.value.code == "user.not_found"
     assert w.state("G1") == "planned"
+
+
+def test_the_outbox_insert_select_matches_the_channels_each_user_chose(any_world: World) -> None:
+    """fire writes its outbox rows with one INSERT … SELECT; they are the rows
+    records.notification_rows makes for the same users: the inbox always, e-mail only with an
+    address, SMS when chosen, spaces ignored, inactive members and the actor left out."""
+    from sqlalchemy import select
+
+    from workflow.store.tables import Membership, Notification, Organisation, User
+
+    w = any_world
+    with w.db.begin() as s:
+        d1 = s.execute(select(Organisation.id).where(Organisation.code == "D1")).scalar_one()
+        extra = [
+            User(username="rv-inbox", display_name="甲", email="a@example.cn", channels="inbox"),
+            User(username="rv-noaddr", display_name="乙", email=None, channels="inbox,email"),
+            User(username="rv-sms", display_name="丙", email="", channels=" sms , email "),
+            User(username="rv-gone", display_name="丁", email="d@example.cn", channels="inbox,email", is_active=False),
+        ]
+        s.add_all(extra)
+        s.flush()
+        s.add_all([Membership(user_id=u.id or 0, org_id=d1, role="reviewer") for u in extra])
+    w.to_submitted("G1")
+    with w.uow(True) as uow:
+        h = uow.history(w.rid("G1"))[-1]
+        got = sorted((r.user_id, r.channel, r.status) for r in uow.session.execute(
+            select(Notification).where(Notification.source == f"history:{h.id}")).scalars())
+        reviewers = uow.users_with_role(d1, "reviewer")
+        want = sorted((r["user_id"], r["channel"], r["status"]) for r in records.notification_rows(
+            reviewers, kind="record_event", source="x", record_id=None, payload={}, now=NOW_2021,
+            exclude_user_id=h.actor_user_id))
+    assert got == want
+    assert (w.uid("rv-sms"), "sms", "pending") in got and (w.uid("rv-sms"), "email", "pending") not in got
+    assert not any(u == w.uid("rv-noaddr") and ch == "email" for u, ch, _ in got)

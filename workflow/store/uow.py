@@ -173,7 +173,9 @@ class Prepared:
         assert raw is not None
         cur = raw.cursor()
         try:
-            conn.dispatch.before_cursor_execute(conn, cur, sql, args, None, False)
+            events = conn.dispatch
+            if events.before_cursor_execute:
+                events.before_cursor_execute(conn, cur, sql, args, None, False)
             try:
                 cur.execute(sql, args)
                 rows = cur.fetchall() if cur.description is not None else []
@@ -181,7 +183,8 @@ class Prepared:
                 if dialect.is_disconnect(e, conn.connection.dbapi_connection, cur):
                     conn.invalidate(e)
                 raise DBAPIError.instance(sql, args, e, dialect.loaded_dbapi.Error) from e
-            conn.dispatch.after_cursor_execute(conn, cur, sql, args, None, False)
+            if events.after_cursor_execute:
+                events.after_cursor_execute(conn, cur, sql, args, None, False)
             return rows, cur.rowcount
         finally:
             cur.close()
