@@ -142,6 +142,14 @@ _EVENT_NOTIFICATIONS = text(
 ).bindparams(bindparam("now", type_=tables.UTCDateTime))
 
 
+#: Rows per ``executemany`` of a SQLite bulk insert.
+BULK_BATCH = 10_000
+#: Rows a bulk load writes before it refreshes the planner's statistics (ANALYZE).
+ANALYZE_MIN_ROWS = 1_000
+#: SQLite's ANALYZE reads at most about this many index entries per index.
+SQLITE_ANALYSIS_LIMIT = 2_000
+
+
 class Prepared:
     """A Core statement compiled once per dialect into the driver's SQL and parameter order,
     executed on the driver's cursor of the unit's connection (inside its transaction).
@@ -691,6 +699,93 @@ class UnitOfWork:
     def add_all(self, objs: Sequence[Any]) -> None:
         self.session.add_all(objs)
         self.session.flush()
+
+    # --- bulk loads --------------------------------------------------------------------------
+
+    def org_rows(self) -> list[Any]:
+        """Every organisation as a plain row (id, code, name, kind, parent_id, path, depth, phone,
+        is_observer): a province is 215,000 of them, no ORM objects."""
+        o = Organisation.__table__
+        return list(self.session.execute(
+            select(o.c.id, o.c.code, o.c.name, o.c.kind, o.c.parent_id, o.c.path, o.c.depth, o.c.phone,
+                   o.c.is_observer)).all())
+
+    def reserve_ids(self, table: str, n: int) -> list[int]:
+        """``n`` fresh primary keys for explicit-id bulk inserts: from the table's sequence on
+        PostgreSQL (safe beside concurrent inserts), after ``max(id)`` on SQLite (the write
+        transaction holds the database's write lock)."""
+        if n <= 0:
+            return []
+        if self.dialect == "postgresql":
+            return [int(i) for (i,) in self.session.execute(
+                text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"),
+                {"n": n})]
+        top = int(self.session.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar() or 0)
+        return list(range(top + 1, top + 1 + n))
+
+    def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """Insert many rows inside the unit's transaction: ``COPY`` on PostgreSQL, the driver's
+        ``executemany`` in batches on SQLite. Values are plain Python (instants aware)."""
+        conn = self.connection()
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cols = ", ".join(columns)
+        n = 0
+        cur = raw.cursor()
+        try:
+            if self.dialect == "postgresql":
+                with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                        n += 1
+            else:
+                sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' for _ in columns)})"
+                batch: list[tuple[Any, ...]] = []
+                for row in rows:
+                    batch.append(tuple(driver_value("sqlite", v) for v in row))
+                    if len(batch) >= BULK_BATCH:
+                        cur.executemany(sql, batch)
+                        n += len(batch)
+                        batch = []
+                if batch:
+                    cur.executemany(sql, batch)
+                    n += len(batch)
+        finally:
+            cur.close()
+        return n
+
+    def bulk_update(self, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> int:
+        """``UPDATE table SET columns… WHERE id = :id`` for many rows in one executemany."""
+        if not rows:
+            return 0
+        t = tables.SQLModel.metadata.tables[table]
+        stmt = (update(t).where(t.c.id == bindparam("b_id"))
+                .values({c: bindparam(f"b_{c}") for c in columns}))
+        self.session.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in rows])
+        return len(rows)
+
+    def reparent_records(self, org_ids: Sequence[int]) -> None:
+        """Moved organisations' records report to their new parent's records (every round)."""
+        org, rec = Organisation.__table__, Record.__table__
+        parent_rec = rec.alias("parent_rec")
+        new_parent = (
+            select(parent_rec.c.id)
+            .join(org, org.c.parent_id == parent_rec.c.org_id)
+            .where(org.c.id == rec.c.org_id, parent_rec.c.round_id == rec.c.round_id)
+            .scalar_subquery()
+        )
+        ids = list(org_ids)
+        for start in range(0, len(ids), 5000):
+            self.session.execute(update(rec).where(rec.c.org_id.in_(ids[start:start + 5000])).values(parent_id=new_parent))
+
+    def analyze(self, *names: str) -> None:
+        """Refresh the planner's statistics after a bulk load (PostgreSQL planned the sweep as
+        nested loops without them; SQLite's planner reads ``sqlite_stat1``). On SQLite the
+        sample is bounded (``analysis_limit``), so it stays cheap on big tables."""
+        if self.dialect == "sqlite":
+            self.session.execute(text(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}"))
+        for name in names:
+            self.session.execute(text(f"ANALYZE {name}"))
 
 
 def _duplicate_order(row: Purchase) -> Exception:
