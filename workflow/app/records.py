@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import states
-from workflow.domain import clock, engine, rules
-from workflow.domain.engine import Action, GuardContext, Relation
+from workflow.domain import access, clock, engine, rules
+from workflow.domain.access import Relation
+from workflow.domain.engine import Action, GuardContext
 from workflow.domain.errors import (
     BadInput,
     NotFound,
@@ -28,7 +30,6 @@ from workflow.domain.policy import Policy
 from workflow.store.tables import Organisation, Purchase, Record, Round, User
 from workflow.store.uow import FireContext, UnitOfWork
 
-SYSTEM_ROLE = "system"
 #: The largest amount a 64-bit money column holds.
 MAX_MONEY_FEN = 2**63 - 1
 BUDGETS: dict[str, str] = {
@@ -150,12 +151,10 @@ class PurchaseInput:
 
 def relation_to(uow: UnitOfWork, user_id: int, org: Organisation) -> tuple[User, Relation, bool]:
     """The user's roles in ``org`` and in its parent, and whether ``org`` is in their view
-    (their own organisations' subtrees, an observer's scope)."""
+    (:mod:`workflow.domain.access`)."""
     user, mems = uow.user_with_memberships(user_id)
-    own = frozenset(r for o, r in mems if o.id == org.id)
-    parent = frozenset(r for o, r in mems if org.parent_id is not None and o.id == org.parent_id)
-    visible = any(org.path.startswith(o.path) for o, _ in mems)
-    return user, Relation(own_roles=own, parent_roles=parent), visible
+    rel = access.relation(mems, org)
+    return user, rel, rel.visible
 
 
 def actor_for(uow: UnitOfWork, user_id: int, rec: Record) -> Actor:
@@ -170,11 +169,10 @@ def actor_for(uow: UnitOfWork, user_id: int, rec: Record) -> Actor:
 
 def entry_role(actor: Actor, what: str) -> tuple[str, bool]:
     """Who may enter a record's data: its clerks, or the parent's reviewer on its behalf."""
-    if actor.relation.own_roles & {states.CLERK}:
-        return states.CLERK, False
-    if states.REVIEWER in actor.relation.parent_roles:
-        return states.REVIEWER, True
-    raise PermissionDenied(f"只有本单位填报员或上级审核人可以{what}", code="permission.not_clerk")
+    who = access.entry_role(actor.relation, what)
+    if isinstance(who, Refusal):
+        raise PermissionDenied(who.message, code=who.code)
+    return who
 
 
 def policy_for(uow: UnitOfWork, rec: Record) -> tuple[Round, Policy]:
@@ -243,7 +241,10 @@ def fire(
         # One statement reads the record, its organisation, the round's cap, the parent record's
         # state, the actor and their memberships; everything after it is plain values.
         fc = uow.fire_context(record_id, user_id)
-        relation = Relation(own_roles=fc.own_roles, parent_roles=fc.parent_roles)
+        relation = access.relation(fc.seats, fc.org)
+        if not relation.visible:
+            # Outside the user's subtree the record does not exist for them.
+            raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
         decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason), relation)
         if fc.version != seen_version:
             raise _conflict(fc.version)
@@ -284,6 +285,11 @@ def fire(
         )
 
 
+def _on_behalf(fc: FireContext) -> bool:
+    """Whether the actor is not one of the record's own clerks (a parent's reviewer acting)."""
+    return not any(o.id == fc.org_id and r == states.CLERK for o, r in fc.seats)
+
+
 def guard_context_of(fc: FireContext, now: datetime, reason: str | None) -> GuardContext:
     """The guards' values from a transition's plain context."""
     amount, members = fc.amount_per_member_fen, fc.members
@@ -305,7 +311,7 @@ def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: in
     the parent's reviewers or the record's own clerks (see :data:`EVENT_RECIPIENTS`); for other
     triggers the own clerks when somebody acted on their behalf."""
     who = EVENT_RECIPIENTS.get(trigger)
-    if who is None and states.CLERK in fc.own_roles:
+    if who is None and not _on_behalf(fc):
         return 0
     if who == "parent_reviewers" and fc.org_parent_id is not None:
         org_id, role = fc.org_parent_id, states.REVIEWER
@@ -675,8 +681,6 @@ def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dic
 
 def parse_money(text: str) -> int:
     """'12,345.6' yuan -> 1234560 fen; more than two decimals is refused, not rounded."""
-    from decimal import Decimal, InvalidOperation
-
     raw = text.strip().replace(",", "").replace("元", "").replace("￥", "").replace("¥", "")
     try:
         value = Decimal(raw)

@@ -11,11 +11,13 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
+
 from workflow.app import directory, records
 from workflow.app.passwords import hash_password
 from workflow.domain import clock
 from workflow.domain.policy import POLICY_DIR, builtin, parse_policy
-from workflow.store.tables import Database
+from workflow.store.tables import Database, User
 from workflow.store.uow import UnitOfWork
 
 DEMO_PASSWORD = "demo1234"
@@ -113,9 +115,9 @@ def build(database: Database, *, reset: bool = False, seed: int = 17) -> dict[st
     directory.import_users(UnitOfWork(database), data=_user_csv(org_csv).encode(), now=now,
                            hash_password=lambda _pw: shared_hash)
     _set_demo_passwords(database, shared_hash)
-    directory.load_policy(UnitOfWork(database), policy=builtin(), now=now)
+    directory.install_policy(UnitOfWork(database), policy=builtin(), now=now)
     demo = parse_policy(demo_policy_text(today), source="demo")
-    directory.load_policy(UnitOfWork(database), policy=demo, now=now)
+    directory.install_policy(UnitOfWork(database), policy=demo, now=now)
     label = demo.rounds[0].label
     rng = random.Random(seed)
     counts: dict[str, int] = {}
@@ -131,10 +133,6 @@ def build(database: Database, *, reset: bool = False, seed: int = 17) -> dict[st
 
 
 def _set_demo_passwords(database: Database, shared_hash: str) -> None:
-    from sqlalchemy import update
-
-    from workflow.store.tables import User
-
     with database.begin() as s:
         s.execute(update(User).where(User.password_hash.is_(None)).values(password_hash=shared_hash))  # type: ignore[union-attr]
 

@@ -12,29 +12,29 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     and_,
     bindparam,
     case,
-    exists,
     func,
     insert,
     literal,
     literal_column,
-    or_,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as lite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
-from workflow.domain.errors import NotFound
+from workflow.domain.errors import NotFound, Refusal, RuleViolation
 from workflow.domain.policy import Policy, parse_policy
-from workflow.store import tables
+from workflow.store import aggregates, tables
 from workflow.store.tables import (
     History,
     MemberCount,
@@ -86,17 +86,11 @@ _INSERT_HISTORY = (
 _R, _O, _RD = Record.__table__, Organisation.__table__, Round.__table__
 _P = _R.alias("parent_record")
 _U, _M = User.__table__, Membership.__table__
-_VM, _VO = _M.alias("vm"), _O.alias("vo")
-#: Whether the user holds any membership whose organisation's subtree holds the record's
-#: organisation (observers included: their membership names the root of their scope).
-_VISIBLE = exists(
-    select(literal_column("1")).select_from(_VM.join(_VO, _VO.c.id == _VM.c.org_id))
-    .where(_VM.c.user_id == bindparam("user_id"),
-           func.substr(_O.c.path, literal_column("1"), func.length(_VO.c.path)) == _VO.c.path)
-)
-#: Record, organisation, round cap, parent record's state, the user and the user's memberships
-#: in the record's organisation and its parent, and the visibility flag: one statement, one row
-#: per relevant membership (at least one row when the record exists).
+_MO = _O.alias("seat_org")
+#: Record, organisation, round cap, parent record's state, the user and every seat (membership
+#: with its organisation's id, path and parent) of the user: one statement, one row per seat
+#: (one row without seats) when the record exists. Access is decided from these by
+#: :func:`workflow.domain.access.relation`.
 FIRE_CONTEXT = (
     select(
         _R.c.id, _R.c.org_id, _R.c.round_id, _R.c.parent_id, _R.c.state, _R.c.version,
@@ -104,17 +98,19 @@ FIRE_CONTEXT = (
         _R.c.work_experience, _R.c.work_highlights, _R.c.snapshot_id, _R.c.snapshot_stale,
         _R.c.reporter, _R.c.phone, _R.c.fill_date, _R.c.report_deadline,
         _O.c.code.label("org_code"), _O.c.name.label("org_name"), _O.c.parent_id.label("org_parent_id"),
+        _O.c.path.label("org_path"),
         _RD.c.cap_fen_per_member, _P.c.state.label("parent_state"),
         _U.c.id.label("user_id"), _U.c.display_name, _U.c.is_active,
-        _M.c.org_id.label("m_org_id"), _M.c.role.label("m_role"),
-        case((_VISIBLE, literal_column("1")), else_=literal_column("0")).label("visible"),
+        _M.c.role.label("seat_role"), _MO.c.id.label("seat_org_id"), _MO.c.path.label("seat_org_path"),
+        _MO.c.parent_id.label("seat_org_parent_id"),
     )
     .select_from(
         _R.join(_O, _O.c.id == _R.c.org_id)
         .join(_RD, _RD.c.id == _R.c.round_id)
         .outerjoin(_P, _P.c.id == _R.c.parent_id)
         .outerjoin(_U, _U.c.id == bindparam("user_id"))
-        .outerjoin(_M, and_(_M.c.user_id == _U.c.id, or_(_M.c.org_id == _O.c.id, _M.c.org_id == _O.c.parent_id)))
+        .outerjoin(_M, _M.c.user_id == _U.c.id)
+        .outerjoin(_MO, _MO.c.id == _M.c.org_id)
     )
     .where(_R.c.id == bindparam("record_id"))
 )
@@ -232,6 +228,14 @@ _EVENT_NOTIFICATIONS_P = Prepared(_EVENT_NOTIFICATIONS)
 _INSERT_HISTORY_P = Prepared(_INSERT_HISTORY)
 
 
+class OrgRef(NamedTuple):
+    """An organisation as the access policy reads it."""
+
+    id: int
+    path: str
+    parent_id: int | None
+
+
 @dataclass(frozen=True)
 class FireContext:
     """What a transition reads, as plain values (no ORM objects): the record, its organisation,
@@ -262,8 +266,8 @@ class FireContext:
     parent_state: str | None
     user_id: int
     user_name: str
-    own_roles: frozenset[str]
-    parent_roles: frozenset[str]
+    org: OrgRef  # the record's organisation
+    seats: tuple[tuple[OrgRef, str], ...]  # the user's memberships
 
 
 @lru_cache(maxsize=64)
@@ -455,8 +459,6 @@ class UnitOfWork:
         exists = select(rec.c.id).where(rec.c.org_id == org.c.id, rec.c.round_id == rnd.id).exists()
         ru = list(policy.reporting_unit_kinds)
         gr = list(policy.grassroots_kinds)
-        from sqlalchemy import case
-
         sel = select(
             org.c.id,
             literal(rnd.id),
@@ -513,23 +515,17 @@ class UnitOfWork:
         """Everything a transition checks, in one statement.
 
         Raises:
-            NotFound: no such record (``record.not_found``); no such active user
-                (``user.not_found``); the record outside the user's subtrees (``record.not_found``).
+            NotFound: no such record (``record.not_found``); no such active user (``user.not_found``).
         """
         rows, _n = _FIRE_CONTEXT.run(self.connection(), {"record_id": record_id, "user_id": user_id})
         if not rows:
             raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
         (rid, org_id, round_id, parent_id, state, version, is_grassroots, is_reporting_unit, amount, members,
          experience, highlights, snapshot_id, stale, reporter, phone, fill_date, deadline, org_code, org_name,
-         org_parent_id, cap, parent_state, uid, user_name, is_active, _m_org, _m_role, visible) = rows[0]
+         org_parent_id, org_path, cap, parent_state, uid, user_name, is_active, *_seat) = rows[0]
         if uid is None or not is_active:
             raise NotFound(f"找不到用户 #{user_id}", code="user.not_found")
-        if not visible:
-            # Outside the user's subtree the record does not exist for them.
-            raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
-        own = frozenset(x[27] for x in rows if x[27] is not None and x[26] == org_id)
-        parent = frozenset(x[27] for x in rows
-                           if x[27] is not None and org_parent_id is not None and x[26] == org_parent_id)
+        seats = tuple((OrgRef(x[-3], x[-2], x[-1]), x[-4]) for x in rows if x[-4] is not None)
         return FireContext(
             record_id=rid, org_id=org_id, round_id=round_id, parent_id=parent_id, state=state,
             version=version, is_grassroots=bool(is_grassroots), is_reporting_unit=bool(is_reporting_unit),
@@ -537,7 +533,8 @@ class UnitOfWork:
             work_highlights=highlights, snapshot_id=snapshot_id, snapshot_stale=bool(stale), reporter=reporter,
             phone=phone, fill_date=_date_of(fill_date), report_deadline=_instant_of(deadline),
             org_code=org_code, org_name=org_name, org_parent_id=org_parent_id, cap_fen_per_member=cap,
-            parent_state=parent_state, user_id=uid, user_name=user_name, own_roles=own, parent_roles=parent,
+            parent_state=parent_state, user_id=uid, user_name=user_name,
+            org=OrgRef(org_id, org_path, org_parent_id), seats=seats,
         )
 
     def add_event_notifications(self, *, org_id: int, role: str, actor_user_id: int, source: str,
@@ -592,9 +589,6 @@ class UnitOfWork:
         _MARK_STALE_P.run(self.connection(), {"record_id": record_id, "only_state": only_state,
                                               "stale": driver_value(self.dialect, True)})
 
-    def children_records(self, record_id: int) -> list[Record]:
-        return list(self.session.execute(select(Record).where(Record.parent_id == record_id)).scalars())
-
     def history(self, record_id: int) -> list[History]:
         return list(
             self.session.execute(
@@ -616,12 +610,8 @@ class UnitOfWork:
             return 0
         table = Notification.__table__
         if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
             stmt = pg_insert(table).on_conflict_do_nothing(constraint="uq_notification_key")
         else:
-            from sqlalchemy.dialects.sqlite import insert as lite_insert
-
             stmt = lite_insert(table).on_conflict_do_nothing()
         # executemany of one cached statement; RETURNING counts the rows really inserted (the
         # driver's rowcount is -1 for executemany on psycopg).
@@ -666,9 +656,7 @@ class UnitOfWork:
     def take_snapshot(self, rec: Record, *, now: datetime, as_of: date) -> Snapshot:
         """Freeze the record's Annex 2 numbers per channel: its own purchases plus its
         children's accepted snapshots, as two GROUP BY queries."""
-        from workflow.app import reporting
-
-        lines, missing = reporting.snapshot_lines(self.session, rec.id or 0)
+        lines, missing = aggregates.snapshot_lines(self.session, rec.id or 0)
         snap = Snapshot(
             record_id=rec.id or 0,
             taken_at=now,
@@ -789,8 +777,6 @@ class UnitOfWork:
 
 
 def _duplicate_order(row: Purchase) -> Exception:
-    from workflow.domain.errors import Refusal, RuleViolation
-
     return RuleViolation(Refusal(
         "purchase.duplicate",
         f"订单 {row.order_no} 第 {row.line_no} 行（渠道 {row.channel}）已经录入过",

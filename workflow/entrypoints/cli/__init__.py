@@ -114,7 +114,7 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> Any:
     ctx.db.upgrade()
     out: dict[str, Any] = {"database": ctx.db.url, "schema": "head"}
     if not args.no_policy:
-        out["policy"] = directory.load_policy(ctx.uow(), policy=load_policy(POLICY_DIR / "yuegongzong-2021-17.toml"))
+        out["policy"] = directory.install_policy(ctx.uow(), policy=load_policy(POLICY_DIR / "yuegongzong-2021-17.toml"))
     return out
 
 
@@ -139,7 +139,7 @@ def cmd_policy_check(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("policy-load")
 def cmd_policy_load(args: argparse.Namespace, ctx: Context) -> Any:
-    return directory.load_policy(ctx.uow(), policy=load_policy(_policy_path(args.file)))
+    return directory.install_policy(ctx.uow(), policy=load_policy(_policy_path(args.file)))
 
 
 def _read_file(path: str) -> bytes:
@@ -156,6 +156,7 @@ def cmd_org_import(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("user-import")
 def cmd_user_import(args: argparse.Namespace, ctx: Context) -> Any:
+    # Lazy: loaded only by this command, keeping `bangfu --help` and other commands quick to start.
     from workflow.app.passwords import hash_password
 
     return directory.import_users(ctx.uow(), data=_read_file(args.file), hash_password=hash_password)
@@ -255,6 +256,7 @@ def cmd_lifecycle(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("demo")
 def cmd_demo(args: argparse.Namespace, ctx: Context) -> Any:
+    # Lazy: loaded only by this command, keeping `bangfu --help` and other commands quick to start.
     from workflow.entrypoints import demo
 
     return demo.build(ctx.db, reset=args.reset)

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from workflow.app import purchase_import, reporting
-from workflow.domain import limits
+from workflow.domain import figures, limits
 from workflow.domain.errors import BadInput
 from workflow.entrypoints.cli import Context, command
 from workflow.formats import exports
+from workflow.store import aggregates
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -42,7 +43,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = add("completeness", "per federation: subordinates by state, overdue, late, snapshot check")
     p.add_argument("--under", help="only federations in this organisation's subtree (subtree scope: "
                                    "the organisations directly under it)")
-    p.add_argument("--scope", choices=reporting.SCOPES, default="children",
+    p.add_argument("--scope", choices=aggregates.SCOPES, default="children",
                    help="children: direct subordinates per federation (default); subtree: every record "
                         "below each reporting unit")
     p = add("chase-list", "the subordinates not yet submitted, with clerks' phones, as XLSX (催报)")
@@ -113,7 +114,7 @@ def _stats_text(view: reporting.StatsView) -> str:
     if view.pending:
         people = sum(p for p, _a in view.pending.values())
         amount = sum(a for _p, a in view.pending.values())
-        lines.append(f"{reporting.STATUS_PENDING}（未计入合计）：人次 {exports.wan_people(people)} 万，"
+        lines.append(f"{figures.STATUS_PENDING}（未计入合计）：人次 {exports.wan_people(people)} 万，"
                      f"金额 {exports.wan_yuan(amount)} 万元")
     if view.units:
         lines.append("下级单位：")
@@ -179,7 +180,7 @@ def cmd_chase_list(args: argparse.Namespace, ctx: Context) -> Any:
                                round_label=args.round)
     written = _write(args.file, data)
     if args.json:
-        return {"written": written, "rows": [dict(zip(reporting.CHASE_HEADERS, r, strict=True)) for r in rows]}
+        return {"written": written, "rows": [dict(zip(aggregates.CHASE_HEADERS, r, strict=True)) for r in rows]}
     return "\n".join([*("  ".join(str(c) for c in r) for r in rows), f"共 {len(rows)} 个单位未报送，已写入 {written}"])
 
 

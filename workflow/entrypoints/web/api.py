@@ -22,6 +22,7 @@ from workflow.app.accounts import UserInfo
 from workflow.domain import clock
 from workflow.domain.errors import BadInput
 from workflow.entrypoints.web import auth
+from workflow.entrypoints.web.rendering import download_response
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
 
@@ -214,8 +215,6 @@ def upload_attachment(
 
 @router.get("/records/{record_id}/attachments/{attachment_id}")
 def download_attachment(record_id: int, attachment_id: int, request: Request, user: User) -> Response:
-    from workflow.entrypoints.web.pages import download_response
-
     return download_response(attachments.get_attachment(
         _uow(request, True), record_id=record_id, attachment_id=attachment_id, user_id=user.id))
 
