@@ -61,7 +61,7 @@ def _scalar(database: Database, sql: str) -> int:
 def run_one(database: Database, scale: str) -> dict[str, Any]:
     org_csv, user_csv, n_orgs, n_lines = csvs(scale)
     database.upgrade()
-    directory.load_policy(UnitOfWork(database), policy=builtin(), now=NOW)
+    directory.install_policy(UnitOfWork(database), policy=builtin(), now=NOW)
     out: dict[str, Any] = {"dialect": database.dialect, "organisations": n_orgs, "user_lines": n_lines}
     t0 = time.perf_counter()
     rep = directory.import_organisations(UnitOfWork(database), data=org_csv, now=NOW)

@@ -212,6 +212,16 @@ def driver_value(dialect: str, value: Any) -> Any:
     return value
 
 
+#: Values SQLite's driver takes as they are.
+_PLAIN = frozenset({str, int, float, type(None)})
+
+
+@lru_cache(maxsize=1024)
+def _lite(value: Any) -> Any:
+    """:func:`driver_value` on SQLite, memoised (a bulk load repeats the same instant)."""
+    return driver_value("sqlite", value)
+
+
 def _instant_of(value: Any) -> datetime:
     if isinstance(value, str):  # SQLite's text
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
@@ -730,7 +740,7 @@ class UnitOfWork:
                 sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' for _ in columns)})"
                 batch: list[tuple[Any, ...]] = []
                 for row in rows:
-                    batch.append(tuple(driver_value("sqlite", v) for v in row))
+                    batch.append(tuple(v if type(v) in _PLAIN else _lite(v) for v in row))
                     if len(batch) >= BULK_BATCH:
                         cur.executemany(sql, batch)
                         n += len(batch)
