@@ -61,6 +61,7 @@ def install_policy(uow: UnitOfWork, *, policy: Policy, now: datetime | None = No
                 }
             )
             opened += uow.open_records(rnd, policy, now=now)
+            uow.rollup_rebuild(rnd.id)
             labels.append(spec.label)
         uow.commit()
     return {"policy": policy.code, "rounds": labels, "records_opened": opened}
@@ -156,8 +157,12 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
         if reparented:
             uow.reparent_records(reparented)
         opened = 0
+        moved = any((r.path, r.depth) != paths[c] for c, r in existing.items())
         for rnd in uow.rounds():
-            opened += uow.open_records(rnd, uow.policy(rnd.policy_code), now=now)
+            created = uow.open_records(rnd, uow.policy(rnd.policy_code), now=now)
+            opened += created
+            if created or moved:  # new records, or records now below other ancestors
+                uow.rollup_rebuild(rnd.id)
         if len(fresh) + len(changed) + opened >= ANALYZE_MIN_ROWS:
             uow.analyze("organisation", "record")
         uow.commit()

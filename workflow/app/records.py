@@ -27,6 +27,7 @@ from workflow.domain.errors import (
     VersionConflict,
 )
 from workflow.domain.policy import Policy
+from workflow.store import rollup
 from workflow.store.tables import Organisation, Purchase, Record, Round, User
 from workflow.store.uow import FireContext, UnitOfWork
 
@@ -262,6 +263,13 @@ def fire(
             values.update(decided_at=now, last_reason=reason)
         if not uow.write_record(record_id, seen_version, values):
             raise _conflict(fc.version)
+        # The overview's rollup moves with the record, in this transaction.
+        uow.rollup_move(fc.round_id, fc.org.path, fc.rollup_entry(), rollup.entry(
+            state=decision.dest, is_grassroots=fc.is_grassroots,
+            is_overdue=values.get("is_overdue", fc.is_overdue), is_late=values.get("is_late", fc.is_late),
+            has_snapshot=values.get("snapshot_id", fc.snapshot_id) is not None,
+            report_deadline=fc.report_deadline, snapshot_people=fc.snapshot_people, snapshot_fen=fc.snapshot_fen,
+        ))
         acting_org = fc.org_parent_id if decision.acting_role == states.REVIEWER else fc.org_id
         history_id = uow.add_history_values({
             "record_id": record_id, "at": now, "actor_user_id": fc.user_id, "actor_role": decision.acting_role,

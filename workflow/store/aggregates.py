@@ -49,6 +49,7 @@ from workflow.domain.figures import (
     wan_yuan,
 )
 from workflow.domain.policy import Policy
+from workflow.store import rollup
 from workflow.store.tables import (
     AggregateLine,
     Membership,
@@ -628,7 +629,7 @@ def _group_sums(
 
 def completeness(
     session: Session, round_id: int, *, now: datetime, scope: Scope = "children",
-    under_org_id: int | None = None, check_snapshots: bool = True,
+    under_org_id: int | None = None, check_snapshots: bool = True, use_rollup: bool = True,
 ) -> list[CompletenessRow]:
     """How complete a round is, per group, then a total row (全省合计, or 合计 under
     ``under_org_id``). The completeness report (issue 4), the round status (issue 3) and the web
@@ -653,6 +654,10 @@ def completeness(
             included); ``subtree``: the organisation whose children are the units.
         check_snapshots: compare fresh snapshots with live sums (``mismatched``); without it
             ``mismatched`` is None and no purchase is read.
+        use_rollup: ``subtree`` without the snapshot check reads the units' rows of the rollup
+            table (:mod:`workflow.store.rollup`: tens of rows per unit, kept current by every
+            transition) instead of grouping the round's records; False forces the full scan
+            (the test compares both).
 
     Returns:
         :class:`CompletenessRow` per group (by depth, code), then the total row.
@@ -686,6 +691,8 @@ def completeness(
         else:
             is_self = and_(rec.c.parent_id.is_(None),
                            rec.c.org_id.in_(select(org.c.id).where(org.c.parent_id == root.id)))
+        if use_rollup and not check_snapshots:
+            return _completeness_from_rollup(session, round_id, now=now, root=root, is_self=is_self)
         own_state = dict(session.execute(
             select(rec.c.org_id, rec.c.state).where(rec.c.round_id == round_id, is_self)
         ).all())
@@ -724,13 +731,58 @@ def completeness(
         for o in sorted(orgs.values(), key=lambda o: (o.depth, o.code))
         if o.id in sums or scope == "subtree"
     ]
+    return [*rows, _total_row(root, rows, check_snapshots)]
+
+
+
+def _total_row(root: Organisation | None, rows: list[CompletenessRow], check_snapshots: bool) -> CompletenessRow:
     total_name = f"{root.name}合计" if root is not None and root.parent_id is not None else "全省合计"
-    total = CompletenessRow(None, "", total_name, **{
+    return CompletenessRow(None, "", total_name, **{
         f: (None if f == "mismatched" and not check_snapshots else sum(getattr(r, f) or 0 for r in rows))
         for f in ("total", *states.STATES, *_BELOW, *_INCLUDED)
     })
-    return [*rows, total]
 
+
+def _completeness_from_rollup(session: Session, round_id: int, *, now: datetime, root: Organisation | None,
+                              is_self: Any) -> list[CompletenessRow]:
+    """:func:`completeness` in ``subtree`` scope without the snapshot check, from the rollup:
+    each unit's rows (its subtree, itself included) minus its own record for the counts below."""
+    rec, org = Record.__table__, Organisation.__table__
+    own = {r.org_id: r for r in session.execute(
+        select(rec.c.org_id, rec.c.state, rec.c.is_overdue, rec.c.is_late, rec.c.report_deadline,
+               org.c.code, org.c.name, org.c.depth)
+        .join(org, org.c.id == rec.c.org_id)
+        .where(rec.c.round_id == round_id, is_self)
+    ).all()}
+    frozen = set(FROZEN_STATES)
+
+    def overdue(state: str, flag: bool, deadline: datetime) -> bool:
+        return state not in frozen and (bool(flag) or deadline <= now)
+
+    rows = []
+    by_unit = rollup.read(session, round_id, sorted(own))
+    for unit_id, u in sorted(own.items(), key=lambda kv: (kv[1].depth, kv[1].code)):
+        acc: dict[str, Any] = dict.fromkeys(("total", *states.STATES, *_BELOW, *_INCLUDED), 0)
+        acc["mismatched"] = None
+        for key, n, people, fen in by_unit.get(unit_id, []):
+            acc["total"] += n
+            acc[key.state] += n
+            acc["overdue"] += n if overdue(key.state, key.is_overdue, key.report_deadline) else 0
+            acc["late"] += n if key.is_late else 0
+            acc["snapshots"] += n if key.has_snapshot else 0
+            if key.is_grassroots:
+                acc["grassroots"] += n
+                acc["grassroots_accepted"] += n if key.state == states.ACCEPTED else 0
+                acc["accepted_people"] += people
+                acc["accepted_fen"] += fen
+        own_overdue = overdue(u.state, u.is_overdue, u.report_deadline)
+        # The counts are of the records below the unit: take its own record out.
+        acc["total"] -= 1
+        acc[u.state] -= 1
+        acc["overdue"] -= int(own_overdue)
+        acc["late"] -= int(bool(u.is_late))
+        rows.append(CompletenessRow(unit_id, u.code, u.name, **acc, own_state=u.state, own_overdue=own_overdue))
+    return [*rows, _total_row(root, rows, False)]
 
 
 def _units_of_groups(session: Session, group_ids: set[int], unit_paths: dict[str, int]) -> dict[int, int]:

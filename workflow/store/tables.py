@@ -195,6 +195,32 @@ class Record(SQLModel, table=True):
     updated_at: datetime | None = _instant()
 
 
+class Rollup(SQLModel, table=True):
+    """The overview's figures kept current: per round and organisation, the round's records in
+    the organisation's subtree (its own record included), counted per state and per the flags
+    the figures read, with the accepted records' snapshot totals.
+
+    Maintained in the transaction of every change of a record's key (a transition, a deadline
+    change: one upsert over the organisation and its ancestors), recomputed set-based after bulk
+    changes (sweeps, imports, opening records) and by ``bangfu rollup-rebuild``. Overdue is read
+    at any instant from ``is_overdue`` and ``report_deadline``, so nothing goes stale with time.
+    """
+
+    __tablename__ = "rollup"
+
+    round_id: int = Field(primary_key=True)
+    org_id: int = Field(primary_key=True)
+    state: str = Field(sa_type=String(32), primary_key=True)
+    is_grassroots: bool = Field(primary_key=True)
+    is_overdue: bool = Field(primary_key=True)
+    is_late: bool = Field(primary_key=True)
+    has_snapshot: bool = Field(primary_key=True)
+    report_deadline: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    n: int = Field(default=0, sa_type=BigInteger)
+    people: int = _money(default=0)  # accepted records' snapshot people
+    amount_fen: int = _money(default=0)  # accepted records' snapshot amount
+
+
 class Purchase(SQLModel, table=True):
     """One line of the purchase ledger. Refunds are negative rows linked to their order."""
 

@@ -34,7 +34,8 @@ from sqlmodel import Session
 
 from workflow.domain.errors import NotFound, Refusal, RuleViolation
 from workflow.domain.policy import Policy, parse_policy
-from workflow.store import aggregates, tables
+from workflow.store import aggregates, bulk, rollup, tables
+from workflow.store.bulk import driver_value
 from workflow.store.tables import (
     History,
     MemberCount,
@@ -87,6 +88,7 @@ _R, _O, _RD = Record.__table__, Organisation.__table__, Round.__table__
 _P = _R.alias("parent_record")
 _U, _M = User.__table__, Membership.__table__
 _MO = _O.alias("seat_org")
+_S = Snapshot.__table__
 #: Record, organisation, round cap, parent record's state, the user and every seat (membership
 #: with its organisation's id, path and parent) of the user: one statement, one row per seat
 #: (one row without seats) when the record exists. Access is decided from these by
@@ -96,7 +98,8 @@ FIRE_CONTEXT = (
         _R.c.id, _R.c.org_id, _R.c.round_id, _R.c.parent_id, _R.c.state, _R.c.version,
         _R.c.is_grassroots, _R.c.is_reporting_unit, _R.c.amount_per_member_fen, _R.c.members,
         _R.c.work_experience, _R.c.work_highlights, _R.c.snapshot_id, _R.c.snapshot_stale,
-        _R.c.reporter, _R.c.phone, _R.c.fill_date, _R.c.report_deadline,
+        _R.c.reporter, _R.c.phone, _R.c.fill_date, _R.c.report_deadline, _R.c.is_overdue, _R.c.is_late,
+        _S.c.people_total, _S.c.amount_total_fen,
         _O.c.code.label("org_code"), _O.c.name.label("org_name"), _O.c.parent_id.label("org_parent_id"),
         _O.c.path.label("org_path"),
         _RD.c.cap_fen_per_member, _P.c.state.label("parent_state"),
@@ -108,6 +111,7 @@ FIRE_CONTEXT = (
         _R.join(_O, _O.c.id == _R.c.org_id)
         .join(_RD, _RD.c.id == _R.c.round_id)
         .outerjoin(_P, _P.c.id == _R.c.parent_id)
+        .outerjoin(_S, _S.c.id == _R.c.snapshot_id)
         .outerjoin(_U, _U.c.id == bindparam("user_id"))
         .outerjoin(_M, _M.c.user_id == _U.c.id)
         .outerjoin(_MO, _MO.c.id == _M.c.org_id)
@@ -138,8 +142,6 @@ _EVENT_NOTIFICATIONS = text(
 ).bindparams(bindparam("now", type_=tables.UTCDateTime))
 
 
-#: Rows per ``executemany`` of a SQLite bulk insert.
-BULK_BATCH = 10_000
 #: Rows a bulk load writes before it refreshes the planner's statistics (ANALYZE).
 ANALYZE_MIN_ROWS = 1_000
 #: SQLite's ANALYZE reads at most about this many index entries per index.
@@ -173,53 +175,32 @@ class Prepared:
             got = self._compiled[dialect.name] = (compiled.string, order)
         sql, order = got
         args: Any = params if order is None else tuple(params[k] for k in order)
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        cur = raw.cursor()
+        return driver_execute(conn, sql, args)
+
+
+def driver_execute(conn: Connection, sql: str, args: Any) -> tuple[list[Any], int]:
+    """Execute driver SQL on the connection's driver cursor, inside its transaction: engine
+    cursor listeners called, driver errors raised as ``DBAPIError`` (see :class:`Prepared`)."""
+    dialect = conn.dialect
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cur = raw.cursor()
+    try:
+        events = conn.dispatch
+        if events.before_cursor_execute:
+            events.before_cursor_execute(conn, cur, sql, args, None, False)
         try:
-            events = conn.dispatch
-            if events.before_cursor_execute:
-                events.before_cursor_execute(conn, cur, sql, args, None, False)
-            try:
-                cur.execute(sql, args)
-                rows = cur.fetchall() if cur.description is not None else []
-            except dialect.loaded_dbapi.Error as e:
-                if dialect.is_disconnect(e, conn.connection.dbapi_connection, cur):
-                    conn.invalidate(e)
-                raise DBAPIError.instance(sql, args, e, dialect.loaded_dbapi.Error) from e
-            if events.after_cursor_execute:
-                events.after_cursor_execute(conn, cur, sql, args, None, False)
-            return rows, cur.rowcount
-        finally:
-            cur.close()
-
-
-def driver_value(dialect: str, value: Any) -> Any:
-    """A value as the driver takes it, stored exactly as SQLAlchemy's column types store it:
-    on SQLite naive-UTC text for instants (refusing naive ones), ISO text for dates, 0/1."""
-    if dialect != "sqlite":
-        if isinstance(value, datetime) and value.tzinfo is None:
-            raise ValueError("naive datetime refused: bangfu stores aware UTC instants only")
-        return value
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime refused: bangfu stores aware UTC instants only")
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return int(value)
-    return value
-
-
-#: Values SQLite's driver takes as they are.
-_PLAIN = frozenset({str, int, float, type(None)})
-
-
-@lru_cache(maxsize=1024)
-def _lite(value: Any) -> Any:
-    """:func:`driver_value` on SQLite, memoised (a bulk load repeats the same instant)."""
-    return driver_value("sqlite", value)
+            cur.execute(sql, args)
+            rows = cur.fetchall() if cur.description is not None else []
+        except dialect.loaded_dbapi.Error as e:
+            if dialect.is_disconnect(e, conn.connection.dbapi_connection, cur):
+                conn.invalidate(e)
+            raise DBAPIError.instance(sql, args, e, dialect.loaded_dbapi.Error) from e
+        if events.after_cursor_execute:
+            events.after_cursor_execute(conn, cur, sql, args, None, False)
+        return rows, cur.rowcount
+    finally:
+        cur.close()
 
 
 def _instant_of(value: Any) -> datetime:
@@ -278,6 +259,17 @@ class FireContext:
     user_name: str
     org: OrgRef  # the record's organisation
     seats: tuple[tuple[OrgRef, str], ...]  # the user's memberships
+    is_overdue: bool
+    is_late: bool
+    snapshot_people: int | None
+    snapshot_fen: int | None
+
+    def rollup_entry(self) -> rollup.Entry:
+        """The record's rollup key and measures as read."""
+        return rollup.entry(state=self.state, is_grassroots=self.is_grassroots, is_overdue=self.is_overdue,
+                            is_late=self.is_late, has_snapshot=self.snapshot_id is not None,
+                            report_deadline=self.report_deadline, snapshot_people=self.snapshot_people,
+                            snapshot_fen=self.snapshot_fen)
 
 
 @lru_cache(maxsize=64)
@@ -531,7 +523,8 @@ class UnitOfWork:
         if not rows:
             raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
         (rid, org_id, round_id, parent_id, state, version, is_grassroots, is_reporting_unit, amount, members,
-         experience, highlights, snapshot_id, stale, reporter, phone, fill_date, deadline, org_code, org_name,
+         experience, highlights, snapshot_id, stale, reporter, phone, fill_date, deadline, is_overdue, is_late,
+         snap_people, snap_fen, org_code, org_name,
          org_parent_id, org_path, cap, parent_state, uid, user_name, is_active, *_seat) = rows[0]
         if uid is None or not is_active:
             raise NotFound(f"找不到用户 #{user_id}", code="user.not_found")
@@ -544,7 +537,8 @@ class UnitOfWork:
             phone=phone, fill_date=_date_of(fill_date), report_deadline=_instant_of(deadline),
             org_code=org_code, org_name=org_name, org_parent_id=org_parent_id, cap_fen_per_member=cap,
             parent_state=parent_state, user_id=uid, user_name=user_name,
-            org=OrgRef(org_id, org_path, org_parent_id), seats=seats,
+            org=OrgRef(org_id, org_path, org_parent_id), seats=seats, is_overdue=bool(is_overdue),
+            is_late=bool(is_late), snapshot_people=snap_people, snapshot_fen=snap_fen,
         )
 
     def add_event_notifications(self, *, org_id: int, role: str, actor_user_id: int, source: str,
@@ -724,33 +718,7 @@ class UnitOfWork:
     def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
         """Insert many rows inside the unit's transaction: ``COPY`` on PostgreSQL, the driver's
         ``executemany`` in batches on SQLite. Values are plain Python (instants aware)."""
-        conn = self.connection()
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        cols = ", ".join(columns)
-        n = 0
-        cur = raw.cursor()
-        try:
-            if self.dialect == "postgresql":
-                with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                        n += 1
-            else:
-                sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' for _ in columns)})"
-                batch: list[tuple[Any, ...]] = []
-                for row in rows:
-                    batch.append(tuple(v if type(v) in _PLAIN else _lite(v) for v in row))
-                    if len(batch) >= BULK_BATCH:
-                        cur.executemany(sql, batch)
-                        n += len(batch)
-                        batch = []
-                if batch:
-                    cur.executemany(sql, batch)
-                    n += len(batch)
-        finally:
-            cur.close()
-        return n
+        return bulk.bulk_insert(self.connection(), table, columns, rows)
 
     def bulk_update(self, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> int:
         """``UPDATE table SET columns… WHERE id = :id`` for many rows in one executemany."""
@@ -775,6 +743,15 @@ class UnitOfWork:
         ids = list(org_ids)
         for start in range(0, len(ids), 5000):
             self.session.execute(update(rec).where(rec.c.org_id.in_(ids[start:start + 5000])).values(parent_id=new_parent))
+
+    def rollup_move(self, round_id: int, path: str, old: rollup.Entry | None, new: rollup.Entry | None) -> None:
+        """A record's change of rollup key, applied to its organisation and ancestors (one upsert)."""
+        rollup.move(self.connection(), round_id, path, old, new, driver_execute)
+
+    def rollup_rebuild(self, round_id: int | None = None) -> int:
+        """Recompute the rollup of a round (all rounds without one) from the records; rows written."""
+        ids = [round_id] if round_id is not None else [r.id or 0 for r in self.rounds()]
+        return sum(rollup.rebuild(self.session, rid) for rid in ids)
 
     def analyze(self, *names: str) -> None:
         """Refresh the planner's statistics after a bulk load (PostgreSQL planned the sweep as
