@@ -84,6 +84,17 @@ def _read_csv(data: bytes, required: tuple[str, ...]) -> list[dict[str, str]]:
     return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
 
 
+def rebuild_rollup(uow: UnitOfWork, *, round_label: str | None = None) -> str:
+    """Recompute the overview's rollup table from the records (one round, or every round), in
+    one transaction: a repair after writes made outside bangfu. Returns the message to show."""
+    with uow:
+        rounds = [uow.round_by_label(round_label)] if round_label else uow.rounds()
+        rows = sum(uow.rollup_rebuild(rnd.id) for rnd in rounds)
+        uow.analyze("rollup")
+        uow.commit()
+    return f"已重建汇总表：{'、'.join(r.label for r in rounds) or '无年度'}，共 {rows} 行"
+
+
 def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None = None) -> ImportReport:
     """Import or update the organisation tree from CSV (code,name,kind,parent_code[,phone]).
 
