@@ -49,17 +49,19 @@ def test_submit_and_accept_each_take_a_handful_of_statements(any_world: World) -
     with counted(w) as submit_sql:
         done = records.fire(UnitOfWork(w.db), record_id=rid, trigger="submit", user_id=clerk,
                              seen_version=version, now=NOW_2021)
-    # Record+org+round cap+parent state+user+memberships+visibility (1), the versioned UPDATE,
-    # INSERT history, INSERT … SELECT of the outbox rows (recipients and channels in SQL), then
-    # COMMIT; plus BEGIN on SQLite. No pre-ping, no ORM flush.
+    # Record+org+round cap+parent state+snapshot totals+user+seats (1), the versioned UPDATE,
+    # the rollup upsert over the organisation and its ancestors, INSERT history, INSERT … SELECT
+    # of the outbox rows (recipients and channels in SQL), then COMMIT; plus BEGIN on SQLite.
+    # No pre-ping, no ORM flush, nothing read twice.
     assert _work(submit_sql)[:1] and _work(submit_sql)[0].lstrip().upper().startswith("SELECT")
-    assert len(_work(submit_sql)) <= 4, "\n".join(submit_sql)
+    assert sum(s.lstrip().upper().startswith("SELECT") for s in _work(submit_sql)) == 1, "\n".join(submit_sql)
+    assert len(_work(submit_sql)) <= 5, "\n".join(submit_sql)
     assert done.to_state == "submitted" and done.notifications == 2  # d1-reviewer: inbox + e-mail
     with counted(w) as accept_sql:
         done = records.fire(UnitOfWork(w.db), record_id=rid, trigger="accept", user_id=reviewer,
                              seen_version=version + 1, now=NOW_2021)
     # accept adds the parent's stale-snapshot UPDATE.
-    assert len(_work(accept_sql)) <= 5, "\n".join(accept_sql)
+    assert len(_work(accept_sql)) <= 6, "\n".join(accept_sql)
     assert done.to_state == "accepted" and done.notifications == 2  # g1-clerk: inbox + e-mail
     assert w.state("G1") == "accepted"
     assert _rows(w, f"SELECT count(*) FROM history WHERE record_id = {rid} AND trigger IN ('submit', 'accept')") == 2
