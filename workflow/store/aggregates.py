@@ -746,18 +746,29 @@ def _total_row(root: Organisation | None, rows: list[CompletenessRow], check_sna
 def _completeness_from_rollup(session: Session, round_id: int, *, now: datetime, root: Organisation | None,
                               is_self: Any) -> list[CompletenessRow]:
     """:func:`completeness` in ``subtree`` scope without the snapshot check, from the rollup:
-    each unit's rows (its subtree, itself included) minus its own record for the counts below."""
-    rec, org = Record.__table__, Organisation.__table__
+    each unit's rows are the records below it; its own record is added to the included figures."""
+    rec, org, snap = Record.__table__, Organisation.__table__, Snapshot.__table__
     own = {r.org_id: r for r in session.execute(
         select(rec.c.org_id, rec.c.state, rec.c.is_overdue, rec.c.is_late, rec.c.report_deadline,
+               rec.c.is_grassroots, rec.c.snapshot_id, snap.c.people_total, snap.c.amount_total_fen,
                org.c.code, org.c.name, org.c.depth)
         .join(org, org.c.id == rec.c.org_id)
+        .outerjoin(snap, snap.c.id == rec.c.snapshot_id)
         .where(rec.c.round_id == round_id, is_self)
     ).all()}
     frozen = set(FROZEN_STATES)
 
     def overdue(state: str, flag: bool, deadline: datetime) -> bool:
         return state not in frozen and (bool(flag) or deadline <= now)
+
+    def add_included(acc: dict[str, Any], n: int, state: str, grassroots: bool, has_snapshot: bool,
+                     people: int, fen: int) -> None:
+        acc["snapshots"] += n if has_snapshot else 0
+        if grassroots:
+            acc["grassroots"] += n
+            acc["grassroots_accepted"] += n if state == states.ACCEPTED else 0
+            acc["accepted_people"] += people
+            acc["accepted_fen"] += fen
 
     rows = []
     by_unit = rollup.read(session, round_id, sorted(own))
@@ -769,19 +780,12 @@ def _completeness_from_rollup(session: Session, round_id: int, *, now: datetime,
             acc[key.state] += n
             acc["overdue"] += n if overdue(key.state, key.is_overdue, key.report_deadline) else 0
             acc["late"] += n if key.is_late else 0
-            acc["snapshots"] += n if key.has_snapshot else 0
-            if key.is_grassroots:
-                acc["grassroots"] += n
-                acc["grassroots_accepted"] += n if key.state == states.ACCEPTED else 0
-                acc["accepted_people"] += people
-                acc["accepted_fen"] += fen
-        own_overdue = overdue(u.state, u.is_overdue, u.report_deadline)
-        # The counts are of the records below the unit: take its own record out.
-        acc["total"] -= 1
-        acc[u.state] -= 1
-        acc["overdue"] -= int(own_overdue)
-        acc["late"] -= int(bool(u.is_late))
-        rows.append(CompletenessRow(unit_id, u.code, u.name, **acc, own_state=u.state, own_overdue=own_overdue))
+            add_included(acc, n, key.state, key.is_grassroots, key.has_snapshot, people, fen)
+        accepted = u.state == states.ACCEPTED
+        add_included(acc, 1, u.state, bool(u.is_grassroots), u.snapshot_id is not None,
+                     int(u.people_total or 0) if accepted else 0, int(u.amount_total_fen or 0) if accepted else 0)
+        rows.append(CompletenessRow(unit_id, u.code, u.name, **acc, own_state=u.state,
+                                    own_overdue=overdue(u.state, u.is_overdue, u.report_deadline)))
     return [*rows, _total_row(root, rows, False)]
 
 

@@ -1,5 +1,7 @@
-"""The rollup table: per round and organisation, the round's records in the organisation's
-subtree (itself included) counted per key, kept current in the transaction of every change.
+"""The rollup table: per round and organisation, the round's records *below* the organisation
+(its subtree without its own record) counted per key, kept current in the transaction of every
+change. An organisation's whole figures are its rows plus its own record; leaves have no rows,
+so a province is a few hundred federations' rows, not one row per grassroots union.
 
 A record's *key* is what the overview and the completeness figures group by: its state, whether
 it is grassroots, its overdue and late flags, whether it has a snapshot, and its report deadline
@@ -7,11 +9,12 @@ it is grassroots, its overdue and late flags, whether it has a snapshot, and its
 record and, while accepted, its snapshot's people and amount.
 
 - :func:`move` — a record changed key: one upsert of ``-1`` at the old key and ``+1`` at the new
-  one for its organisation and every ancestor (the ids in the materialised path), rows sorted so
-  concurrent transitions lock them in one order (no deadlock on PostgreSQL).
-- :func:`computed` — the rollup recomputed from the records (one GROUP BY per organisation and
-  key, expanded to ancestors in memory); :func:`rebuild` replaces a round's rows with it (after
-  set-based changes: sweeps, imports, opening records; ``bangfu rollup-rebuild``).
+  one for every ancestor of its organisation (the ids of the materialised path above it), rows
+  sorted so concurrent transitions lock them in one order (no deadlock on PostgreSQL).
+- :func:`computed` — the rollup recomputed from the records (one GROUP BY per parent
+  organisation and key, expanded to the parent's ancestors in memory); :func:`rebuild` replaces a
+  round's rows with it (after set-based changes: sweeps, imports, opening records;
+  ``bangfu rollup-rebuild``).
 - :func:`stored` — the rows as kept, zero rows dropped (the test compares it with :func:`computed`).
 """
 
@@ -67,6 +70,11 @@ def ancestors(path: str) -> list[int]:
     return [int(x) for x in path.split("/") if x]
 
 
+def above(path: str) -> list[int]:
+    """The ancestors of the organisation whose path this is, itself excluded (``/1/7/42/`` -> 1, 7)."""
+    return ancestors(path)[:-1]
+
+
 @lru_cache(maxsize=64)
 def _upsert_sql(dialect: str, rows: int) -> str:
     mark = "?" if dialect == "sqlite" else "%s"
@@ -85,7 +93,7 @@ def move_rows(round_id: int, path: str, old: Entry | None, new: Entry | None) ->
     for sign, e in ((-1, old), (1, new)):
         if e is None:
             continue
-        for org_id in ancestors(path):
+        for org_id in above(path):
             acc = out.setdefault((round_id, org_id, *e.key), [0, 0, 0])
             acc[0] += sign
             acc[1] += sign * e.people
@@ -108,17 +116,21 @@ def move(conn: Connection, round_id: int, path: str, old: Entry | None, new: Ent
 
 
 def computed(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int, int, int]]:
-    """The round's rollup recomputed from its records: (org_id, *key) -> (n, people, fen)."""
+    """The round's rollup recomputed from its records: (org_id, *key) -> (n, people, fen).
+    One GROUP BY per parent organisation's path and key (hundreds of groups at province scale),
+    each group added to the parent and the parent's ancestors."""
     rec, org, snap = Record.__table__, Organisation.__table__, Snapshot.__table__
+    parent = org.alias("parent_org")
     accepted = rec.c.state == states.ACCEPTED
     has_snapshot = case((rec.c.snapshot_id.is_not(None), 1), else_=0)
-    keys = (org.c.path, rec.c.state, rec.c.is_grassroots, rec.c.is_overdue, rec.c.is_late, has_snapshot,
+    keys = (parent.c.path, rec.c.state, rec.c.is_grassroots, rec.c.is_overdue, rec.c.is_late, has_snapshot,
             rec.c.report_deadline)
     q = (
         select(*keys, func.count(),
                func.sum(case((accepted, func.coalesce(snap.c.people_total, 0)), else_=0)),
                func.sum(case((accepted, func.coalesce(snap.c.amount_total_fen, 0)), else_=0)))
-        .select_from(rec.join(org, org.c.id == rec.c.org_id).outerjoin(snap, snap.c.id == rec.c.snapshot_id))
+        .select_from(rec.join(org, org.c.id == rec.c.org_id).join(parent, parent.c.id == org.c.parent_id)
+                     .outerjoin(snap, snap.c.id == rec.c.snapshot_id))
         .where(rec.c.round_id == round_id)
         .group_by(*keys)
     )
@@ -130,7 +142,7 @@ def computed(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int
             acc[0] += int(n)
             acc[1] += int(people or 0)
             acc[2] += int(fen or 0)
-    return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+    return {k: (v[0], v[1], v[2]) for k, v in out.items() if v != [0, 0, 0]}
 
 
 def stored(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int, int, int]]:

@@ -196,12 +196,12 @@ class Record(SQLModel, table=True):
 
 
 class Rollup(SQLModel, table=True):
-    """The overview's figures kept current: per round and organisation, the round's records in
-    the organisation's subtree (its own record included), counted per state and per the flags
-    the figures read, with the accepted records' snapshot totals.
+    """The overview's figures kept current: per round and organisation, the round's records
+    below the organisation (its subtree without its own record), counted per state and per the
+    flags the figures read, with the accepted records' snapshot totals. Leaves have no rows.
 
     Maintained in the transaction of every change of a record's key (a transition, a deadline
-    change: one upsert over the organisation and its ancestors), recomputed set-based after bulk
+    change: one upsert over the organisation's ancestors), recomputed set-based after bulk
     changes (sweeps, imports, opening records) and by ``bangfu rollup-rebuild``. Overdue is read
     at any instant from ``is_overdue`` and ``report_deadline``, so nothing goes stale with time.
     """
