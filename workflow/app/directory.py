@@ -18,6 +18,7 @@ import states
 from workflow.domain import clock
 from workflow.domain.errors import BadInput
 from workflow.domain.policy import Policy
+from workflow.store.bulk import driver_value
 from workflow.store.tables import Membership, Organisation, User
 from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
 
@@ -76,12 +77,16 @@ def _read_csv(data: bytes, required: tuple[str, ...]) -> list[dict[str, str]]:
             continue
     else:
         raise BadInput("文件编码无法识别：请保存为 UTF-8 或 GBK", code="import.encoding")
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in reader.fieldnames or []]
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in next(reader, [])]
     missing = [c for c in required if c not in header]
     if missing:
         raise BadInput(f"缺少列：{', '.join(missing)}（需要 {', '.join(required)}）", code="import.header")
-    return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    width = len(header)
+    pad = [""] * width
+    # A short line has its missing cells empty; cells beyond the header are ignored.
+    return [dict(zip(header, map(str.strip, row if len(row) >= width else row + pad[len(row):]), strict=False))
+            for row in reader if row]
 
 
 def rebuild_rollup(uow: UnitOfWork, *, round_label: str | None = None) -> str:
@@ -283,9 +288,10 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
         table = User.__table__
         columns = ("username", "display_name", "email", "phone", "channels", "password_hash", "is_active",
                    "created_at")
+        active, created_at = driver_value(uow.dialect, True), driver_value(uow.dialect, now)
         uow.bulk_insert("app_user", columns, (
-            (n, v["display_name"], v["email"], v["phone"], v["channels"], v["password_hash"], True, now)
-            for n, v in merged.items() if n not in existing))
+            (n, v["display_name"], v["email"], v["phone"], v["channels"], v["password_hash"], active, created_at)
+            for n, v in merged.items() if n not in existing), ready=True)
         changed = [{"b_username": n, **v} for n, v in merged.items() if n in existing]
         if changed:
             uow.session.execute(
@@ -306,7 +312,7 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
             if key not in have:
                 have.add(key)
                 wanted.append(key)
-        uow.bulk_insert("membership", ("user_id", "org_id", "role"), wanted)
+        uow.bulk_insert("membership", ("user_id", "org_id", "role"), wanted, ready=True)
         if created + len(wanted) >= ANALYZE_MIN_ROWS:
             uow.analyze("app_user", "membership")
         uow.commit()

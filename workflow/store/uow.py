@@ -715,10 +715,11 @@ class UnitOfWork:
         top = int(self.session.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar() or 0)
         return list(range(top + 1, top + 1 + n))
 
-    def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+                    ready: bool = False) -> int:
         """Insert many rows inside the unit's transaction: ``COPY`` on PostgreSQL, the driver's
         ``executemany`` in batches on SQLite. Values are plain Python (instants aware)."""
-        return bulk.bulk_insert(self.connection(), table, columns, rows)
+        return bulk.bulk_insert(self.connection(), table, columns, rows, ready=ready)
 
     def bulk_update(self, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> int:
         """``UPDATE table SET columns… WHERE id = :id`` for many rows in one executemany."""
