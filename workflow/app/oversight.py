@@ -26,6 +26,7 @@ from workflow.domain.errors import (
     RuleViolation,
 )
 from workflow.domain.money import MAX_COUNT
+from workflow.store import rollup
 from workflow.store.tables import History, dumps
 from workflow.store.uow import UnitOfWork
 
@@ -79,6 +80,15 @@ def set_report_deadline(
             values["is_overdue"] = False
         if rec.version != seen_version or not uow.write_record(record_id, seen_version, values):
             raise records.version_conflict(rec)
+        # The overview's rollup follows the deadline (an accepted record is refused above, so no
+        # snapshot totals are counted).
+        def entry(deadline: datetime, overdue: bool) -> rollup.Entry:
+            return rollup.entry(state=rec.state, is_grassroots=rec.is_grassroots, is_overdue=overdue,
+                                is_late=rec.is_late, has_snapshot=rec.snapshot_id is not None,
+                                report_deadline=deadline, snapshot_people=None, snapshot_fen=None)
+
+        uow.rollup_move(rec.round_id, actor.org.path, entry(rec.report_deadline, rec.is_overdue),
+                        entry(new_deadline, values.get("is_overdue", rec.is_overdue)))
         history_id = uow.add_history(History(
             record_id=record_id, at=now, actor_user_id=actor.user.id, actor_role=states.REVIEWER,
             actor_org_id=actor.org.parent_id, on_behalf=False, from_state=rec.state,

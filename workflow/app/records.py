@@ -27,9 +27,9 @@ from workflow.domain.errors import (
 )
 from workflow.domain.figures import wan_people, wan_yuan
 from workflow.domain.policy import Policy
-from workflow.store import aggregates
+from workflow.store import aggregates, rollup
 from workflow.store.tables import History, Organisation, Purchase, Record, Round, User
-from workflow.store.uow import UnitOfWork
+from workflow.store.uow import FireContext, UnitOfWork
 
 BUDGETS: dict[str, str] = {
     "extra_quota": "额外额度",
@@ -266,56 +266,54 @@ def fire(
     now = now or clock.now()
     reason = reason.strip() if reason else None
     with uow:
-        # One query loads the record, its organisation, round and parent record; the lookups
-        # below are then served by the session.
-        rec = uow.record_with_context(record_id)
-        actor = actor_for(uow, user_id, rec)
-        rnd = uow.round(rec.round_id)
-        ctx = _guard_context(uow, rec, rnd, now, reason, actor)
-        decision = engine.decide(rec.state, trigger, ctx, actor.relation)
-        if rec.version != seen_version:
-            raise version_conflict(rec)
+        # One statement reads the record, its organisation, the round's cap, the parent record's
+        # state, the actor and their memberships; everything after it is plain values.
+        fc = uow.fire_context(record_id, user_id)
+        relation = access.relation(fc.seats, fc.org)
+        if not relation.visible:
+            # Outside the user's subtree the record does not exist for them.
+            raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
+        decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason, **_four_eyes(uow, fc)), relation)
+        if fc.version != seen_version:
+            raise _conflict(fc.version)
         values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
         if trigger == "summarize":
-            snap = uow.take_snapshot(rec, now=now, as_of=clock.china_date(now))
+            snap = uow.take_snapshot(uow.record(record_id), now=now, as_of=clock.china_date(now))
             values.update(snapshot_id=snap.id, snapshot_stale=False)
-            if rec.fill_date is None:
+            if fc.fill_date is None:
                 values["fill_date"] = snap.as_of
         elif trigger == "submit":
-            values.update(submitted_at=now, is_late=rules.is_late(now, rec.report_deadline), is_overdue=False)
+            values.update(submitted_at=now, is_late=rules.is_late(now, fc.report_deadline), is_overdue=False)
         elif trigger == "accept":
             values.update(decided_at=now, last_reason=None)
         elif trigger in ("return_for_revision", "revoke_acceptance"):
             values.update(decided_at=now, last_reason=reason)
-        if not uow.write_record(rec.id or 0, seen_version, values):
-            raise version_conflict(rec)
-        history_id = uow.add_history(
-            History(
-                record_id=rec.id or 0,
-                at=now,
-                actor_user_id=actor.user.id,
-                actor_role=decision.acting_role,
-                actor_org_id=_acting_org_id(actor, decision.acting_role),
-                on_behalf=decision.on_behalf,
-                from_state=rec.state,
-                to_state=decision.dest,
-                trigger=trigger,
-                reason=reason,
-                # A submission keeps what it sent: its snapshot and the report texts, so the
-                # reviewer can see what changed when a returned record comes back.
-                detail=json.dumps(submission_detail(rec), ensure_ascii=False, sort_keys=True)
-                if trigger == "submit" else None,
-            )
-        )
+        if not uow.write_record(record_id, seen_version, values):
+            raise _conflict(fc.version)
+        # The overview's rollup moves with the record, in this transaction.
+        uow.rollup_move(fc.round_id, fc.org.path, fc.rollup_entry(), rollup.entry(
+            state=decision.dest, is_grassroots=fc.is_grassroots,
+            is_overdue=values.get("is_overdue", fc.is_overdue), is_late=values.get("is_late", fc.is_late),
+            has_snapshot=values.get("snapshot_id", fc.snapshot_id) is not None,
+            report_deadline=fc.report_deadline, snapshot_people=fc.snapshot_people, snapshot_fen=fc.snapshot_fen,
+        ))
+        acting_org = fc.org_parent_id if decision.acting_role == states.REVIEWER else fc.org_id
+        history_id = uow.add_history_values({
+            "record_id": record_id, "at": now, "actor_user_id": fc.user_id, "actor_role": decision.acting_role,
+            "actor_org_id": acting_org, "on_behalf": decision.on_behalf, "from_state": fc.state,
+            "to_state": decision.dest, "trigger": trigger, "reason": reason,
+            # A submission keeps what it sent: its snapshot and the report texts, so the reviewer
+            # can see what changed when a returned record comes back.
+            "detail": json.dumps(submission_detail(fc), ensure_ascii=False, sort_keys=True)
+            if trigger == "submit" else None,
+        })
         if trigger in ("accept", "revoke_acceptance"):
             # The parent's frozen sum no longer matches its children's accepted numbers.
-            uow.mark_snapshot_stale(rec.parent_id, only_state=states.SUMMARIZED)
-        sent = uow.add_notifications(
-            _event_notifications(uow, rec, actor, trigger, history_id, reason, now)
-        )
+            uow.mark_snapshot_stale(fc.parent_id, only_state=states.SUMMARIZED)
+        sent = _notify_event(uow, fc, trigger, history_id, reason, now)
         uow.commit()
         return FireResult(
-            record_id=rec.id or 0,
+            record_id=record_id,
             trigger=trigger,
             from_state=decision.transition.source,
             to_state=decision.dest,
@@ -323,16 +321,16 @@ def fire(
             history_id=history_id,
             on_behalf=decision.on_behalf,
             notifications=sent,
-            label=action_label(trigger, decision.transition.source, grassroots=rec.is_grassroots),
+            label=action_label(trigger, decision.transition.source, grassroots=fc.is_grassroots),
         )
 
 
-def submission_detail(rec: Record) -> dict[str, Any]:
+def submission_detail(rec: Record | FireContext) -> dict[str, Any]:
     """What a submission sends: its snapshot id and the report texts (the history row's detail)."""
     return {"snapshot_id": rec.snapshot_id, **_texts(rec)}
 
 
-def _texts(rec: Record) -> dict[str, Any]:
+def _texts(rec: Record | FireContext) -> dict[str, Any]:
     return {"reporter": rec.reporter, "phone": rec.phone,
             "fill_date": rec.fill_date.isoformat() if rec.fill_date else None,
             "work_experience": rec.work_experience, "work_highlights": rec.work_highlights}
@@ -398,40 +396,68 @@ def _acting_org_id(actor: Actor, role: str) -> int | None:
     return actor.org.id
 
 
-def version_conflict(rec: Record) -> VersionConflict:
-    return VersionConflict(
-        f"记录已被他人修改（当前版本 {rec.version}），请刷新后重试", code="version.conflict"
+def _on_behalf(fc: FireContext) -> bool:
+    """Whether the actor is not one of the record's own clerks (a parent's reviewer acting)."""
+    return not any(o.id == fc.org_id and r == states.CLERK for o, r in fc.seats)
+
+
+def _four_eyes(uow: UnitOfWork, fc: FireContext) -> dict[str, Any]:
+    """Four eyes (a decision from submitted): the policy's switch and who entered data on the
+    record's behalf or submitted it since its last return. Other states skip the queries."""
+    if fc.state != states.SUBMITTED:
+        return {}
+    policy = uow.policy(uow.round(fc.round_id).policy_code)
+    return {"four_eyes": policy.four_eyes, "fillers": uow.record_fillers(fc.record_id)}
+
+
+def guard_context_of(fc: FireContext, now: datetime, reason: str | None, *, four_eyes: bool = True,
+                     fillers: frozenset[int] = frozenset()) -> GuardContext:
+    """The guards' values from a transition's plain context."""
+    amount, members = fc.amount_per_member_fen, fc.members
+    if not fc.is_grassroots:  # quota rules apply to grassroots records only
+        amount, members = amount or 0, members or 0
+    return GuardContext(
+        cap_fen=fc.cap_fen_per_member, amount_per_member_fen=amount, members=members,
+        is_grassroots=fc.is_grassroots, is_reporting_unit=fc.is_reporting_unit,
+        work_experience=fc.work_experience, work_highlights=fc.work_highlights,
+        has_snapshot=fc.snapshot_id is not None, snapshot_stale=fc.snapshot_stale, reporter=fc.reporter,
+        phone=fc.phone, fill_date=fc.fill_date, today=clock.china_date(now), reason=reason,
+        parent_state=fc.parent_state, four_eyes=four_eyes, actor_user_id=fc.user_id, fillers=fillers,
     )
 
 
-def _event_notifications(
-    uow: UnitOfWork, rec: Record, actor: Actor, trigger: str, history_id: int, reason: str | None, now: datetime
-) -> list[dict[str, Any]]:
-    """Outbox rows for an event, keyed by (recipient, channel, history row)."""
+def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: int, reason: str | None,
+                  now: datetime) -> int:
+    """Outbox rows for an event, keyed by (recipient, channel, history row), in one statement:
+    the parent's reviewers or the record's own clerks (see :data:`EVENT_RECIPIENTS`); for other
+    triggers the own clerks when somebody acted on their behalf."""
     who = EVENT_RECIPIENTS.get(trigger)
-    if who is None and not _is_on_behalf_event(actor):
-        return []
-    if who == "parent_reviewers" and actor.org.parent_id is not None:
-        recipients = uow.users_with_role(actor.org.parent_id, states.REVIEWER)
+    if who is None and not _on_behalf(fc):
+        return 0
+    if who == "parent_reviewers" and fc.org_parent_id is not None:
+        org_id, role = fc.org_parent_id, states.REVIEWER
     else:
-        recipients = uow.users_with_role(actor.org.id or 0, states.CLERK)
-    payload = {
-        "org_name": actor.org.name,
-        "org_code": actor.org.code,
+        org_id, role = fc.org_id, states.CLERK
+    payload = json.dumps({
+        "org_name": fc.org_name,
+        "org_code": fc.org_code,
         "event": states.TRIGGER_LABELS.get(trigger, trigger),
         "trigger": trigger,
-        "actor_name": actor.user.display_name,
+        "actor_name": fc.user_name,
         "reason": reason,
-        "path": f"/records/{rec.id}",
-    }
-    return notification_rows(
-        recipients, kind="record_event", source=f"history:{history_id}", record_id=rec.id,
-        payload=payload, now=now, exclude_user_id=actor.user.id,
-    )
+        "path": f"/records/{fc.record_id}",
+    }, ensure_ascii=False, sort_keys=True, default=str)
+    return uow.add_event_notifications(org_id=org_id, role=role, actor_user_id=fc.user_id,
+                                       source=f"history:{history_id}", record_id=fc.record_id,
+                                       payload=payload, now=now)
 
 
-def _is_on_behalf_event(actor: Actor) -> bool:
-    return not (actor.relation.own_roles & {states.CLERK})
+def version_conflict(rec: Record) -> VersionConflict:
+    return _conflict(rec.version)
+
+
+def _conflict(version: int) -> VersionConflict:
+    return VersionConflict(f"记录已被他人修改（当前版本 {version}），请刷新后重试", code="version.conflict")
 
 
 def user_channels(user: User) -> list[str]:

@@ -49,6 +49,7 @@ from workflow.domain.figures import (
     wan_yuan,
 )
 from workflow.domain.policy import Policy
+from workflow.store import rollup
 from workflow.store.tables import (
     AggregateLine,
     Membership,
@@ -657,7 +658,7 @@ def _group_sums(
 
 def completeness(
     session: Session, round_id: int, *, now: datetime, scope: Scope = "children",
-    under_org_id: int | None = None, check_snapshots: bool = True,
+    under_org_id: int | None = None, check_snapshots: bool = True, use_rollup: bool = True,
 ) -> list[CompletenessRow]:
     """How complete a round is, per group, then a total row (全省合计, or 合计 under
     ``under_org_id``). The completeness report (issue 4), the round status (issue 3) and the web
@@ -682,6 +683,10 @@ def completeness(
             included); ``subtree``: the organisation whose children are the units.
         check_snapshots: compare fresh snapshots with live sums (``mismatched``); without it
             ``mismatched`` is None and no purchase is read.
+        use_rollup: ``subtree`` without the snapshot check reads the units' rows of the rollup
+            table (:mod:`workflow.store.rollup`: tens of rows per unit, kept current by every
+            transition) instead of grouping the round's records; False forces the full scan
+            (the test compares both).
 
     Returns:
         :class:`CompletenessRow` per group (by depth, code), then the total row.
@@ -715,6 +720,8 @@ def completeness(
         else:
             is_self = and_(rec.c.parent_id.is_(None),
                            rec.c.org_id.in_(select(org.c.id).where(org.c.parent_id == root.id)))
+        if use_rollup and not check_snapshots:
+            return _completeness_from_rollup(session, round_id, now=now, root=root, is_self=is_self)
         own_state = dict(session.execute(
             select(rec.c.org_id, rec.c.state).where(rec.c.round_id == round_id, is_self)
         ).all())
@@ -753,13 +760,62 @@ def completeness(
         for o in sorted(orgs.values(), key=lambda o: (o.depth, o.code))
         if o.id in sums or scope == "subtree"
     ]
+    return [*rows, _total_row(root, rows, check_snapshots)]
+
+
+
+def _total_row(root: Organisation | None, rows: list[CompletenessRow], check_snapshots: bool) -> CompletenessRow:
     total_name = f"{root.name}合计" if root is not None and root.parent_id is not None else "全省合计"
-    total = CompletenessRow(None, "", total_name, **{
+    return CompletenessRow(None, "", total_name, **{
         f: (None if f == "mismatched" and not check_snapshots else sum(getattr(r, f) or 0 for r in rows))
         for f in ("total", *states.STATES, *_BELOW, *_INCLUDED)
     })
-    return [*rows, total]
 
+
+def _completeness_from_rollup(session: Session, round_id: int, *, now: datetime, root: Organisation | None,
+                              is_self: Any) -> list[CompletenessRow]:
+    """:func:`completeness` in ``subtree`` scope without the snapshot check, from the rollup:
+    each unit's rows are the records below it; its own record is added to the included figures."""
+    rec, org, snap = Record.__table__, Organisation.__table__, Snapshot.__table__
+    own = {r.org_id: r for r in session.execute(
+        select(rec.c.org_id, rec.c.state, rec.c.is_overdue, rec.c.is_late, rec.c.report_deadline,
+               rec.c.is_grassroots, rec.c.snapshot_id, snap.c.people_total, snap.c.amount_total_fen,
+               org.c.code, org.c.name, org.c.depth)
+        .join(org, org.c.id == rec.c.org_id)
+        .outerjoin(snap, snap.c.id == rec.c.snapshot_id)
+        .where(rec.c.round_id == round_id, is_self)
+    ).all()}
+    frozen = set(FROZEN_STATES)
+
+    def overdue(state: str, flag: bool, deadline: datetime) -> bool:
+        return state not in frozen and (bool(flag) or deadline <= now)
+
+    def add_included(acc: dict[str, Any], n: int, state: str, grassroots: bool, has_snapshot: bool,
+                     people: int, fen: int) -> None:
+        acc["snapshots"] += n if has_snapshot else 0
+        if grassroots:
+            acc["grassroots"] += n
+            acc["grassroots_accepted"] += n if state == states.ACCEPTED else 0
+            acc["accepted_people"] += people
+            acc["accepted_fen"] += fen
+
+    rows = []
+    by_unit = rollup.read(session, round_id, sorted(own))
+    for unit_id, u in sorted(own.items(), key=lambda kv: (kv[1].depth, kv[1].code)):
+        acc: dict[str, Any] = dict.fromkeys(("total", *states.STATES, *_BELOW, *_INCLUDED), 0)
+        acc["mismatched"] = None
+        for key, n, people, fen in by_unit.get(unit_id, []):
+            acc["total"] += n
+            acc[key.state] += n
+            acc["overdue"] += n if overdue(key.state, key.is_overdue, key.report_deadline) else 0
+            acc["late"] += n if key.is_late else 0
+            add_included(acc, n, key.state, key.is_grassroots, key.has_snapshot, people, fen)
+        accepted = u.state == states.ACCEPTED
+        add_included(acc, 1, u.state, bool(u.is_grassroots), u.snapshot_id is not None,
+                     int(u.people_total or 0) if accepted else 0, int(u.amount_total_fen or 0) if accepted else 0)
+        rows.append(CompletenessRow(unit_id, u.code, u.name, **acc, own_state=u.state,
+                                    own_overdue=overdue(u.state, u.is_overdue, u.report_deadline)))
+    return [*rows, _total_row(root, rows, False)]
 
 
 def _units_of_groups(session: Session, group_ids: set[int], unit_paths: dict[str, int]) -> dict[int, int]:

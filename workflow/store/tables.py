@@ -198,6 +198,32 @@ class Record(SQLModel, table=True):
     updated_at: datetime | None = _instant()
 
 
+class Rollup(SQLModel, table=True):
+    """The overview's figures kept current: per round and organisation, the round's records
+    below the organisation (its subtree without its own record), counted per state and per the
+    flags the figures read, with the accepted records' snapshot totals. Leaves have no rows.
+
+    Maintained in the transaction of every change of a record's key (a transition, a deadline
+    change: one upsert over the organisation's ancestors), recomputed set-based after bulk
+    changes (sweeps, imports, opening records) and by ``bangfu rollup-rebuild``. Overdue is read
+    at any instant from ``is_overdue`` and ``report_deadline``, so nothing goes stale with time.
+    """
+
+    __tablename__ = "rollup"
+
+    round_id: int = Field(primary_key=True)
+    org_id: int = Field(primary_key=True)
+    state: str = Field(sa_type=String(32), primary_key=True)
+    is_grassroots: bool = Field(primary_key=True)
+    is_overdue: bool = Field(primary_key=True)
+    is_late: bool = Field(primary_key=True)
+    has_snapshot: bool = Field(primary_key=True)
+    report_deadline: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    n: int = Field(default=0, sa_type=BigInteger)
+    people: int = _money(default=0)  # accepted records' snapshot people
+    amount_fen: int = _money(default=0)  # accepted records' snapshot amount
+
+
 class Purchase(SQLModel, table=True):
     """One line of the purchase ledger. Refunds are negative rows linked to their order.
 
@@ -466,6 +492,10 @@ class Attachment(SQLModel, table=True):
 # --- engines, sessions, migrations ----------------------------------------------------------
 
 
+#: PostgreSQL connections older than this are replaced at checkout.
+POOL_RECYCLE_SECONDS = 1800
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
@@ -497,7 +527,9 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping round trip per checkout (W1 paid one per transition): connections are
+    # recycled after half an hour instead, below any server or proxy idle timeout we know of.
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=POOL_RECYCLE_SECONDS)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -525,9 +557,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, echo=echo)
         self.dialect = self.engine.dialect.name
-        read_engine = self.engine.execution_options(sqlite_begin="DEFERRED")
+        self.read_engine = self.engine.execution_options(sqlite_begin="DEFERRED")
         self._write = sessionmaker(bind=self.engine, class_=Session, expire_on_commit=False)
-        self._read = sessionmaker(bind=read_engine, class_=Session, expire_on_commit=False)
+        self._read = sessionmaker(bind=self.read_engine, class_=Session, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:

@@ -163,6 +163,11 @@ def cmd_members_import(args: argparse.Namespace, ctx: Context) -> Any:
     return directory.import_member_counts(ctx.uow(), data=_read_file(args.file), round_label=args.round)
 
 
+@command("rollup-rebuild")
+def cmd_rollup_rebuild(args: argparse.Namespace, ctx: Context) -> Any:
+    return directory.rebuild_rollup(ctx.uow(), round_label=args.round)
+
+
 @command("rounds")
 def cmd_rounds(args: argparse.Namespace, ctx: Context) -> Any:
     with ctx.uow(readonly=True) as uow:
@@ -335,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("user-import", "import users and memberships from CSV").add_argument("file")
     add("members-import", "import member counts per organisation for --round (org_code,members)").add_argument("file")
     add("rounds", "list the loaded rounds and their deadlines")
+    add("rollup-rebuild", "recompute the overview's rollup table from the records (--round, or every round)")
     p = add("plan", "set the chosen amount per member and the member count")
     p.add_argument("org")
     p.add_argument("--amount", required=True, help="yuan per member, 0-600")
