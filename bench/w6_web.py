@@ -92,7 +92,7 @@ def build(database: Database, *, grassroots: int, pending: int) -> dict[str, Any
                                                     dict(user_id=2, org_id=bench_district[0], role="reviewer")])
     t_orgs = time.perf_counter()
     policy = parse_policy(demo.demo_policy_text(date(2021, 11, 1)), source="bench")
-    directory.load_policy(UnitOfWork(database), policy=policy, now=NOW)
+    directory.install_policy(UnitOfWork(database), policy=policy, now=NOW)
     t_records = time.perf_counter()
     now = bindparam("now", NOW, type_=UTCDateTime)
     bench_like = bench_district[1] + "%"
@@ -115,6 +115,9 @@ def build(database: Database, *, grassroots: int, pending: int) -> dict[str, Any
         conn.execute(text(
             "UPDATE record SET snapshot_id = (SELECT s.id FROM snapshot s WHERE s.record_id = record.id) "
             "WHERE is_grassroots AND state IN ('summarized', 'submitted', 'accepted')"))
+    with UnitOfWork(database) as uow:  # states were set by SQL: recompute the overview's rollup
+        uow.rollup_rebuild()
+        uow.commit()
     t_states = time.perf_counter()
     if database.dialect == "postgresql":
         with database.engine.begin() as conn:

@@ -15,7 +15,7 @@ from tests.conftest import NOW_2021, World
 from workflow.app import directory, reporting
 from workflow.domain import clock
 from workflow.domain import figures as annex
-from workflow.domain.errors import PermissionDenied, RuleViolation
+from workflow.domain.errors import NotFound, PermissionDenied, RuleViolation
 from workflow.domain.figures import wan_yuan
 from workflow.domain.policy import builtin
 from workflow.store import aggregates
@@ -155,18 +155,22 @@ def test_rounded_rows_do_not_add_up_to_rounded_total(any_world: World) -> None:
     assert [float(v) for v in values["合计"][:2]] == [0.01, 0.01]
 
 
-def test_stats_view_scope_clerk_own_reviewer_subtree(any_world: World) -> None:
+def test_stats_view_scope_is_the_seats_subtree(any_world: World) -> None:
+    """One rule (workflow.domain.access): statistics are visible from any seat at or above the
+    organisation — a federation's clerk compiles its system's report, so it sees its
+    subordinates' figures; outside the view the organisation does not exist (NotFound)."""
     w = any_world
     grassroots(w, "G1", [("ygh", 100_000, 10)])
     assert reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("d1-reviewer")).source == "snapshot"
     assert reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("gd-reviewer")).state == "submitted"
-    with pytest.raises(PermissionDenied):
-        reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("d1-clerk"))
-    with pytest.raises(PermissionDenied):
+    assert reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("d1-clerk")).state == "submitted"
+    with pytest.raises(NotFound):  # a grassroots clerk does not see its parent
+        reporting.stats(w.uow(True), round_label="2021年度", org_code="D1", user_id=w.uid("g1-clerk"))
+    with pytest.raises(NotFound):  # nor a reviewer another district
         reporting.stats(w.uow(True), round_label="2021年度", org_code="G3", user_id=w.uid("d1-reviewer"))
     # The observer's membership names the root of the subtree it may read (C1).
     assert reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("observer")).state
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound):
         reporting.stats(w.uow(True), round_label="2021年度", org_code="C2", user_id=w.uid("observer"))
     view = reporting.stats(w.uow(True), round_label="2021年度", org_code="GD", user_id=w.uid("gd-reviewer"))
     assert view.source == "subtree" and [u.org_code for u in view.units] == ["C1", "C2", "IND"]
@@ -303,8 +307,10 @@ def test_chase_list_names_clerks_and_phones_and_writes_xlsx(any_world: World) ->
     ws = openpyxl.load_workbook(io.BytesIO(data)).active
     cells = [c for row in ws.iter_rows(values_only=True) for c in row if c]
     assert "G2" in cells and "天河供电局工会" in cells
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound):  # D1 is G2's parent: outside a grassroots clerk's view
         reporting.chase(w.uow(True), round_label="2021年度", user_id=w.uid("g2-clerk"), org_code="D1", now=NOW_2021)
+    with pytest.raises(PermissionDenied):  # the 催报 list carries phone numbers: not for observers
+        reporting.chase(w.uow(True), round_label="2021年度", user_id=w.uid("observer"), org_code="D1", now=NOW_2021)
 
 
 def test_province_workbook_overview_and_one_sheet_per_unit(any_world: World) -> None:

@@ -40,7 +40,10 @@ class Settings:
     smtp_tls: bool = False
     smtp_user: str | None = None
     smtp_password: str | None = None
-    webhook_kind: str = "wecom"
+    #: Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
+    #: (BANGFU_TRUSTED_PROXIES, comma separated). Default none: the client address is the
+    #: socket's, so nobody can pick the address the login throttle counts.
+    trusted_proxies: tuple[str, ...] = ()
     # Delivery: lease per claimed batch (renewed when half gone) and rows per batch.
     lease_seconds: float = 60.0
     delivery_batch: int = 100
@@ -91,7 +94,7 @@ def from_env() -> Settings:
         smtp_tls=_env("BANGFU_SMTP_TLS", "0") == "1",
         smtp_user=os.environ.get("BANGFU_SMTP_USER") or None,
         smtp_password=os.environ.get("BANGFU_SMTP_PASSWORD") or None,
-        webhook_kind=_env("BANGFU_WEBHOOK_KIND", "wecom"),
+        trusted_proxies=tuple(p.strip() for p in _env("BANGFU_TRUSTED_PROXIES", "").split(",") if p.strip()),
         lease_seconds=_number("BANGFU_LEASE_SECONDS", 60.0),
         delivery_batch=int(_number("BANGFU_DELIVERY_BATCH", 100)),
         sms_url=os.environ.get("BANGFU_SMS_URL") or None,

@@ -54,20 +54,11 @@ from workflow.store.uow import UnitOfWork
 
 
 def check_can_view(memberships: Iterable[tuple[Organisation, str]], org: Organisation) -> None:
-    """Statistics are visible from any seat at or above the organisation (domain.access)."""
+    """Statistics are visible from any seat at or above the organisation (domain.access);
+    outside the user's view the organisation does not exist for them."""
     if not access.can_view(memberships, org):
-        raise PermissionDenied(
-            f"无权查看“{org.name}”的统计：只能查看本单位及下级单位",
-            code="permission.report_scope",
-        )
+        raise NotFound(f"找不到单位代码“{org.code}”", code="org.not_found")
 
-
-def parse_yuan(text: str, what: str) -> int:
-    """'123,456.78' yuan -> fen; refuses more than two decimals."""
-    try:
-        return records.parse_money(text)
-    except BadInput as exc:
-        raise BadInput(f"{what}：{exc.message}", code=exc.code) from None
 
 
 
@@ -175,7 +166,8 @@ def province_workbook(uow: UnitOfWork, *, user_id: int, round_label: str | None 
         rnd = _round(uow, round_label)
         policy = uow.policy(rnd.policy_code)
         root = receiver_org(uow, rnd, policy)
-        _visible_org(uow, user_id, root.code)
+        if not access.can_view(uow.memberships(user_id), root):
+            raise PermissionDenied(f"只有“{root.name}”的审核人可以下载全省汇总表", code="permission.report_scope")
         tables = province_tables(uow.session, rnd.id, policy, root_org_id=root.id)
         title = f"{rnd.label}工会消费帮扶情况汇总表"
     if not tables:
@@ -217,14 +209,16 @@ def add_aggregate_line(
 
 def _reviewer_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
     """Completeness is for reviewers, admins and observers of the organisation's subtree."""
-    if not access.can_view_completeness(uow.memberships(user_id), org):
+    seats = uow.memberships(user_id)
+    check_can_view(seats, org)
+    if not access.can_view_completeness(seats, org):
         raise PermissionDenied(f"只有“{org.name}”或其上级的审核人可以查看报送情况", code="permission.report_scope")
 
 
 def _chase_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
     """The 催报 list carries clerks' phone numbers: the chain of federations only."""
     _reviewer_scope(uow, user_id, org)
-    if not access.can_chase(uow.memberships(user_id), org):
+    if not access.can_see_contacts(uow.memberships(user_id), org):
         raise PermissionDenied("催报名单含填报员联系电话，只供工会上级审核人使用", code="permission.contact_data")
 
 
@@ -311,13 +305,19 @@ def work_report(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: st
         if rec is None:
             raise NotFound(f"“{org.name}”在{rnd.label}没有记录", code="record.not_found")
         highlights = child_highlights(uow.session, rec.id or 0)
-        rows = [{"label": r.label, "people": wan_people(r.people), "amount": wan_yuan(r.amount_fen),
+        # A single (grassroots) union's figures as they are; 万 with two decimals is the notice's
+        # table, for federations (30 people would print as 0.00 万).
+        single = rec.is_grassroots
+        rows = [{"label": r.label, "people": r.people if single else wan_people(r.people),
+                 "amount": rules.yuan(r.amount_fen) if single else wan_yuan(r.amount_fen),
                  "amount_fen": r.amount_fen} for r in view.table.rows]
         ctx = {
             "org_name": org.name, "round_label": rnd.label, "state_label": states.STATE_LABELS[rec.state],
             "status_note": view.table.status_note or "", "experience": (rec.work_experience or "").strip(),
             "highlights": (rec.work_highlights or "").strip(), "rows": rows,
-            "total_people": wan_people(view.table.total_people), "total_amount": wan_yuan(view.table.total_amount_fen),
+            "single_union": single,
+            "total_people": view.table.total_people if single else wan_people(view.table.total_people),
+            "total_amount": rules.yuan(view.table.total_amount_fen) if single else wan_yuan(view.table.total_amount_fen),
             "total_fen": view.table.total_amount_fen,
             "official_text": view.official.text(),
             "subordinates": [{"name": n, "highlights": h.strip(), "state_label": states.STATE_LABELS[st]}

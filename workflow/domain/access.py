@@ -44,8 +44,6 @@ from workflow.domain.errors import Refusal
 CONTACT_ROLES = frozenset({states.CLERK, states.REVIEWER, states.ADMIN})
 #: Roles that can watch a subtree's completeness.
 OVERSIGHT_ROLES = frozenset({states.REVIEWER, states.ADMIN, states.OBSERVER})
-#: Roles that chase late reports (the list carries phone numbers).
-CHASE_ROLES = OVERSIGHT_ROLES & CONTACT_ROLES
 
 
 class Org(Protocol):
@@ -101,11 +99,6 @@ def can_see_contacts(seats: Iterable[Seat], target: Org) -> bool:
 
 def can_view_completeness(seats: Iterable[Seat], target: Org) -> bool:
     return bool(_roles_over(seats, target) & OVERSIGHT_ROLES)
-
-
-def can_chase(seats: Iterable[Seat], target: Org) -> bool:
-    """The 催报 list: completeness with contact data (reviewers and admins of the chain)."""
-    return bool(_roles_over(seats, target) & CHASE_ROLES)
 
 
 def entry_role(rel: Relation, what: str) -> tuple[str, bool] | Refusal:

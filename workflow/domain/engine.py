@@ -44,6 +44,11 @@ class GuardContext:
     today: date = date(2000, 1, 1)
     reason: str | None = None
     parent_state: str | None = None
+    #: Four eyes: the policy's switch, who is acting, and who entered data on the record's
+    #: behalf or submitted it since its last return.
+    four_eyes: bool = True
+    actor_user_id: int | None = None
+    fillers: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ GUARD_RULES: dict[str, GuardFn] = {
     "contact_valid": lambda c: rules.check_contact(c.reporter, c.phone, c.fill_date, c.today),
     "reason_given": lambda c: rules.check_reason(c.reason),
     "parent_unlocked": lambda c: rules.check_parent_unlocked(c.parent_state),
+    "four_eyes": lambda c: rules.check_four_eyes(c.four_eyes, c.actor_user_id, c.fillers),
 }
 
 _missing = states.GUARDS - GUARD_RULES.keys()
@@ -158,15 +164,9 @@ def decide(state: str, trigger: str, ctx: GuardContext, relation: Relation) -> D
     who = access.authorize(transition, relation)
     if isinstance(who, Refusal):
         raise PermissionDenied(who.message, code=who.code)
-    token = _Token(state)
-    try:
-        fired = MACHINE.events[trigger].trigger(token, ctx=ctx)
-    except MachineError:  # the table and the machine disagree: cannot happen after validate()
-        raise RuleViolation(_not_allowed(trigger, state), trigger=trigger, state=state) from None
-    if not fired:
-        refusal = token.refusal or _not_allowed(trigger, state)
+    refusal = _refusal(transition, ctx)
+    if refusal is not None:
         raise RuleViolation(refusal, trigger=trigger, state=state)
-    assert token.state == transition.dest
     return Decision(transition=transition, acting_role=who[0], on_behalf=who[1])
 
 
@@ -185,9 +185,7 @@ def available_actions(state: str, ctx: GuardContext, relation: Relation) -> list
             continue
         # Reason is asked for when the user acts; don't refuse for its absence here.
         probe = ctx if ctx.reason or not transition.needs_reason else _with_reason(ctx)
-        refusal = next(
-            (r for g in transition.guards if (r := GUARD_RULES[g](probe)) is not None), None
-        )
+        refusal = _refusal(transition, probe)
         actions.append(
             Action(
                 trigger,
@@ -199,6 +197,20 @@ def available_actions(state: str, ctx: GuardContext, relation: Relation) -> list
             )
         )
     return actions
+
+
+def _refusal(transition: Transition, ctx: GuardContext) -> Refusal | None:
+    """Fire ``transition`` on a throw-away token: the one path by which guards are evaluated
+    (:func:`decide` and :func:`available_actions` both come here)."""
+    token = _Token(transition.source)
+    try:
+        fired = MACHINE.events[transition.trigger].trigger(token, ctx=ctx)
+    except MachineError:  # the table and the machine disagree: cannot happen after validate()
+        return _not_allowed(transition.trigger, transition.source)
+    if not fired:
+        return token.refusal or _not_allowed(transition.trigger, transition.source)
+    assert token.state == transition.dest
+    return None
 
 
 def _with_reason(ctx: GuardContext) -> GuardContext:

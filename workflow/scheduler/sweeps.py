@@ -43,6 +43,7 @@ from workflow.domain import clock
 from workflow.domain.policy import Policy
 from workflow.scheduler.locks import named_lock
 from workflow.settings import get_settings
+from workflow.store import rollup
 from workflow.store.tables import Database, Round, UTCDateTime
 from workflow.store.uow import UnitOfWork
 
@@ -398,7 +399,7 @@ def _quota_reminders(database: Database, sql: _Sql, rnd: Round, policy: Policy, 
     from_clause = (
         "(SELECT r.id AS rid, r.org_id, o.name, r.quota_fen,"
         "  (SELECT COALESCE(SUM(p.amount_fen), 0) FROM purchase p"
-        "   WHERE p.record_id = r.id AND p.budget = 'extra_quota') AS used"
+        "   WHERE p.record_id = r.id AND p.budget = 'extra_quota' AND p.voided_at IS NULL) AS used"
         " FROM record r JOIN organisation o ON o.id = r.org_id"
         " WHERE r.round_id = :rid AND r.id BETWEEN :lo AND :hi AND r.is_grassroots"
         "  AND COALESCE(r.amount_per_member_fen, 0) > 0) t"
@@ -546,8 +547,9 @@ def _late(database: Database, sql: _Sql, rnd: Round, now: datetime, report: Swee
         sql.lock_round(session, rnd.id or 0)
         params = {"rid": rnd.id, "now": now}
         report.late += _exec(session, _system_history("late", detail, "record r", where), params)
-        _exec(session, "UPDATE record SET is_late = TRUE WHERE round_id = :rid AND NOT is_late"
-                       " AND submitted_at IS NOT NULL AND submitted_at >= report_deadline", params)
+        if _exec(session, "UPDATE record SET is_late = TRUE WHERE round_id = :rid AND NOT is_late"
+                          " AND submitted_at IS NOT NULL AND submitted_at >= report_deadline", params):
+            rollup.rebuild(session, rnd.id or 0)  # the overview's figures, in this transaction
 
 
 def _overdue(database: Database, sql: _Sql, rnd: Round, now: datetime, report: SweepReport) -> None:
@@ -579,15 +581,16 @@ def _overdue(database: Database, sql: _Sql, rnd: Round, now: datetime, report: S
         for stmt in (people, robots):
             report.add("overdue_notice", _exec(session, stmt.replace("{from_clause}", from_clause),
                                                params))
-        _exec(session, "UPDATE record SET is_overdue = TRUE WHERE round_id = :rid"
-                       f" AND report_deadline <= :now AND NOT is_overdue"
-                       f" AND state IN ({_in(NOT_SUBMITTED)})", params)
+        if _exec(session, "UPDATE record SET is_overdue = TRUE WHERE round_id = :rid"
+                          f" AND report_deadline <= :now AND NOT is_overdue"
+                          f" AND state IN ({_in(NOT_SUBMITTED)})", params):
+            rollup.rebuild(session, rnd.id or 0)  # the overview's figures, in this transaction
 
 
 def _unused(alias: str) -> str:
     """The unused extra quota of the record ``alias`` (never negative)."""
     used = ("(SELECT COALESCE(SUM(p.amount_fen), 0) FROM purchase p"
-            f" WHERE p.record_id = {alias}.id AND p.budget = 'extra_quota')")
+            f" WHERE p.record_id = {alias}.id AND p.budget = 'extra_quota' AND p.voided_at IS NULL)")
     return f"(CASE WHEN {alias}.quota_fen > {used} THEN {alias}.quota_fen - {used} ELSE 0 END)"
 
 

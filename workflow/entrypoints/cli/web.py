@@ -1,12 +1,15 @@
-"""Web commands: ``bangfu serve`` (uvicorn) and ``bangfu token-create USERNAME``."""
+"""Web and account commands: ``bangfu serve`` (uvicorn), ``bangfu token-create USERNAME`` and
+``bangfu password-reset USERNAME`` (a parent's reviewer resets a subordinate clerk's password)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from workflow.app import accounts
 from workflow.entrypoints.cli import Context, command
+from workflow.settings import Settings, get_settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -17,16 +20,30 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        parents=[common])
     p.add_argument("username")
     p.add_argument("--name", default="", help="what the token is for")
+    p = sub.add_parser("password-reset", help="上级审核人重置下级单位填报员的密码（新密码从标准输入读取）",
+                       parents=[common])
+    p.add_argument("username", help="要重置密码的填报员用户名")
 
 
 @command("serve")
 def cmd_serve(args: argparse.Namespace, ctx: Context) -> Any:
+    # Lazy: uvicorn and FastAPI load only for `bangfu serve` (start-up time of the other commands).
     import uvicorn
 
-    from workflow.entrypoints.web.app import create_app
+    from workflow.entrypoints.web.app import create_app  # lazy, see above
 
-    uvicorn.run(create_app(ctx.db), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(create_app(ctx.db), host=args.host, port=args.port, log_level="info",
+                **uvicorn_proxy_options(get_settings()))
     return {"stopped": True}
+
+
+def uvicorn_proxy_options(settings: Settings) -> dict[str, Any]:
+    """Forwarded headers only from the proxies named in ``BANGFU_TRUSTED_PROXIES`` (default:
+    none). uvicorn's own default trusts 127.0.0.1, so any local process could claim another
+    client address and step around the login throttle."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(settings.trusted_proxies)}
 
 
 @command("token-create")
@@ -34,3 +51,12 @@ def cmd_token_create(args: argparse.Namespace, ctx: Context) -> Any:
     token = accounts.create_token(ctx.uow(), username=args.username, name=args.name)
     return {"username": args.username, "token": token,
             "usage": "Authorization: Bearer <token>（只显示这一次，请妥善保存）"}
+
+
+@command("password-reset")
+def cmd_password_reset(args: argparse.Namespace, ctx: Context) -> Any:
+    # The new password comes from standard input, never from the command line (ps, shell history).
+    new_password = sys.stdin.readline().rstrip("\r\n")
+    accounts.reset_password(ctx.uow(), actor_id=ctx.user_id(), username=args.username,
+                            new_password=new_password)
+    return {"username": args.username, "reset": True}

@@ -14,25 +14,23 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from notifications.templates import make_environment
 from workflow.domain.errors import BangfuError
-from workflow.entrypoints.web import auth, health
+from workflow.domain.figures import wan_people, wan_yuan
+from workflow.entrypoints.web import api, auth, health, pages, reports_pages
+from workflow.entrypoints.web.guard import InputGuard
+from workflow.entrypoints.web.openapi import describe as describe_errors
+from workflow.entrypoints.web.rendering import LoginRedirect, ShowRecordPage, page_user, render
 from workflow.settings import Settings, get_settings
 from workflow.store.tables import Database
 
 WEB_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
-
-
-class LoginRedirect(Exception):
-    """A page needs a logged-in user: send the browser to the login page."""
-
-    def __init__(self, next_path: str) -> None:
-        self.next_path = next_path
 
 
 def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
@@ -57,20 +55,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app.state.database = database
     app.state.settings = settings
     app.state.templates = make_environment(TEMPLATE_DIR)
-
-    @app.middleware("http")
-    async def upload_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # Refuse an oversized upload before its body is read and spooled to disk; the service
-        # checks the exact size of what it stores.
-        from workflow.app.attachments import MAX_BYTES
-
-        length = request.headers.get("content-length", "")
-        if request.method == "POST" and length.isdigit() and int(length) > MAX_BYTES + 64 * 1024:
-            message = f"上传内容超过 {MAX_BYTES // 1024 // 1024} MB 上限"
-            if _wants_json(request):
-                return JSONResponse({"code": "attachment.too_large", "message": message}, status_code=413)
-            return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{message}</p>", status_code=413)
-        return await call_next(request)
+    # The notice's table unit (万人次, 万元, two decimals) for federations' figures.
+    app.state.templates.filters["wan_people"] = lambda n: str(wan_people(int(n or 0)))
+    app.state.templates.filters["wan_yuan"] = lambda fen: str(wan_yuan(int(fen or 0)))
 
     @app.middleware("http")
     async def session_middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -96,8 +83,6 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
             return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.http_status)
         if exc.http_status == 401:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        from workflow.entrypoints.web.pages import render
-
         return render(request, "pages/error.html", {"title": "无法完成", "status": exc.http_status,
                                                     "code": exc.code, "message": exc.message},
                       status=exc.http_status)
@@ -109,31 +94,38 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         if _wants_json(request):
             return JSONResponse({"code": "input.invalid", "message": message,
                                  "detail": [_plain(e) for e in exc.errors()]}, status_code=422)
-        from workflow.entrypoints.web.pages import render
-
         return render(request, "pages/error.html", {"title": "输入有误", "status": 422,
                                                     "code": "input.invalid", "message": message},
                       status=422)
+
+    # Outermost: body size counted as it streams, NUL characters refused (web/guard.py).
+    app.add_middleware(InputGuard)
 
     @app.exception_handler(LoginRedirect)
     async def login_redirect(request: Request, exc: LoginRedirect) -> Response:
         return RedirectResponse(f"/login?next={exc.next_path}", status_code=303)
 
-    from workflow.entrypoints.web.api import router as api_router
-    from workflow.entrypoints.web.pages import router as pages_router
-    from workflow.entrypoints.web.reports_pages import api as reports_api
-    from workflow.entrypoints.web.reports_pages import pages as reports_pages
+    @app.exception_handler(ShowRecordPage)
+    async def show_record_page(request: Request, exc: ShowRecordPage) -> Response:
+        return pages._record_page(request, page_user(request), exc.record_id, typed=exc.typed,
+                                  errors=exc.errors, status=exc.status, extra=exc.extra)
 
-    app.include_router(api_router)
-    app.include_router(reports_api)
-    app.include_router(pages_router)
-    app.include_router(reports_pages)
+    app.include_router(api.router)
+    app.include_router(reports_pages.api)
+    app.include_router(pages.router)
+    app.include_router(reports_pages.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe_errors(get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
     def docs(request: Request) -> HTMLResponse:
-        from workflow.entrypoints.web.pages import render
-
         spec = app.openapi()
         operations = [
             {"method": method.upper(), "path": path, "summary": op.get("summary", ""),
@@ -173,6 +165,11 @@ def _describe(error: dict[str, Any]) -> str:
         "date_parsing": "须为日期 YYYY-MM-DD",
         "string_too_long": "太长",
         "too_long": "条目太多",
+        "greater_than_equal": f"不能小于 {error.get('ctx', {}).get('ge', '')}",
+        "less_than_equal": f"不能大于 {error.get('ctx', {}).get('le', '')}",
+        "int_from_float": "须为整数",
+        "string_type": "须为文字",
+        "int_type": "须为整数",
         "json_invalid": "不是有效的 JSON",
     }.get(kind, "格式不正确")
     return f"{where or '请求'} {what}"
