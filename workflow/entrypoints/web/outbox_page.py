@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import states
 from workflow.app.accounts import UserInfo
+from workflow.app.views import KIND_LABELS
 from workflow.domain.errors import PermissionDenied
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.rendering import page_user, render
@@ -22,9 +23,6 @@ from workflow.scheduler import operations
 router = APIRouter(include_in_schema=False)
 
 CHANNEL_LABELS = {"email": "邮件", "sms": "短信", "wecom": "企业微信", "dingtalk": "钉钉"}
-KIND_LABELS = {"quota_reminder": "额度使用提醒", "report_reminder": "报送提醒",
-               "reviewer_digest": "审核汇总", "record_event": "记录动态",
-               "overdue_notice": "逾期通知", "quota_lapsed": "额度作废通知"}
 
 
 def _province_admin(request: Request) -> UserInfo:
