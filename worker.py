@@ -105,11 +105,14 @@ def shutting_down() -> bool:
 
 
 _IN_POOL_CHILD = threading.Event()
+_LOADED_IN = os.getpid()  # the worker's main process (prefork children are forked from it)
 
 
 @signals.worker_process_init.connect
 def _child_started(**_: Any) -> None:
-    _IN_POOL_CHILD.set()
+    # The solo pool sends this signal too, in the main process: it keeps Celery's handler.
+    if os.getpid() != _LOADED_IN:
+        _IN_POOL_CHILD.set()
 
 
 @contextlib.contextmanager
@@ -117,7 +120,7 @@ def _stoppable() -> Any:
     """In a prefork child, SIGTERM during a task asks it to stop between messages (billiard's
     own handler would end the process mid-batch); outside a task the default applies. The solo
     pool keeps Celery's handler, which sets ``worker_state.should_stop``."""
-    if not _IN_POOL_CHILD.is_set():
+    if not _IN_POOL_CHILD.is_set() or threading.current_thread() is not threading.main_thread():
         yield
         return
     _STOP.clear()
