@@ -40,7 +40,7 @@ from workflow.domain import clock
 from workflow.domain.policy import Policy
 from workflow.store import rollup
 from workflow.store.tables import Database, Round, UTCDateTime
-from workflow.store.uow import UnitOfWork
+from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
 
 SYSTEM_ROLE = "system"
 NOT_SUBMITTED = (states.PLANNED, states.PURCHASED, states.SUMMARIZED)
@@ -277,6 +277,12 @@ def run_sweep(database: Database, *, now: datetime) -> SweepReport:
         if now >= rnd.entry_cutoff:
             with report.timed("lapse"):
                 _lapse(database, sql, rnd, now, report)
+    if report.total_notifications >= ANALYZE_MIN_ROWS:
+        # A bulk load of outbox and history rows: fresh planner statistics for the next steps
+        # (delivery claims, the next sweep's NOT EXISTS checks).
+        with UnitOfWork(database) as uow, report.timed("analyze"):
+            uow.analyze("notification", "history", "reminder_run")
+            uow.commit()
     return report
 
 
