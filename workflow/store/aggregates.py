@@ -77,10 +77,27 @@ def snapshot_lines(session: Session, record_id: int) -> tuple[dict[str, tuple[in
         ``({channel: (people, amount_fen)}, [missing child org codes])``: its own purchases and
         aggregate lines plus its children's accepted snapshots.
     """
-    lines: dict[str, tuple[int, int]] = {}
+    parts = snapshot_parts(session, record_id)
+    lines = add_lines(parts["own"], parts["aggregate"], parts["children"])
+    child = Record.__table__.alias("child")
+    missing = [
+        code
+        for (code,) in session.execute(
+            select(Organisation.code)
+            .join(child, child.c.org_id == Organisation.id)
+            .where(child.c.parent_id == record_id, child.c.state != "accepted")
+            .order_by(Organisation.code)
+        ).all()
+    ]
+    return lines, missing
+
+
+def snapshot_parts(session: Session, record_id: int) -> dict[str, Lines]:
+    """The three parts a snapshot of ``record_id`` adds up, per channel: ``own`` purchases (live
+    lines), ``aggregate`` lines, and the accepted ``children``'s snapshot lines (three GROUP BYs)."""
     own = session.execute(
         select(Purchase.channel, func.sum(Purchase.people), func.sum(Purchase.amount_fen))
-        .where(Purchase.record_id == record_id)
+        .where(Purchase.record_id == record_id, Purchase.voided_at.is_(None))  # type: ignore[union-attr]
         .group_by(Purchase.channel)
     ).all()
     aggregates = session.execute(
@@ -95,19 +112,29 @@ def snapshot_lines(session: Session, record_id: int) -> tuple[dict[str, tuple[in
         .where(child.c.parent_id == record_id, child.c.state == "accepted")
         .group_by(SnapshotLine.channel)
     ).all()
-    for channel, people, amount in [*own, *aggregates, *from_children]:
-        p, a = lines.get(channel, (0, 0))
-        lines[channel] = (p + int(people or 0), a + int(amount or 0))
-    missing = [
-        code
-        for (code,) in session.execute(
-            select(Organisation.code)
-            .join(child, child.c.org_id == Organisation.id)
-            .where(child.c.parent_id == record_id, child.c.state != "accepted")
-            .order_by(Organisation.code)
-        ).all()
-    ]
-    return lines, missing
+
+    def as_lines(rows: Sequence[Any]) -> Lines:
+        return {channel: (int(people or 0), int(amount or 0)) for channel, people, amount in rows}
+
+    return {"own": as_lines(own), "aggregate": as_lines(aggregates), "children": as_lines(from_children)}
+
+
+def children_status(session: Session, record_id: int, *, limit: int = 50) -> tuple[dict[str, int], list[Any]]:
+    """A federation record's direct children: how many in each state (one GROUP BY), and the
+    first ``limit`` not yet accepted with their organisation, state and snapshot figures."""
+    child = Record.__table__.alias("child")
+    counts = {state: int(n) for state, n in session.execute(
+        select(child.c.state, func.count()).where(child.c.parent_id == record_id).group_by(child.c.state)
+    ).all()}
+    org, snap = Organisation.__table__, Snapshot.__table__
+    missing = list(session.execute(
+        select(child.c.id, org.c.code, org.c.name, child.c.state, child.c.is_overdue,
+               snap.c.people_total, snap.c.amount_total_fen)
+        .select_from(child.join(org, org.c.id == child.c.org_id).outerjoin(snap, snap.c.id == child.c.snapshot_id))
+        .where(child.c.parent_id == record_id, child.c.state != states.ACCEPTED)
+        .order_by(org.c.code).limit(limit)
+    ).all())
+    return counts, missing
 
 
 
@@ -189,7 +216,7 @@ def _lines_statement(frozen: list[int], drafts: list[int]) -> Any:
 
     parts = [
         part(rec.c.id, sl, rec.join(sl, sl.c.snapshot_id == rec.c.snapshot_id), rec.c.id.in_(frozen)),
-        part(pur.c.record_id, pur, pur, pur.c.record_id.in_(drafts)),
+        part(pur.c.record_id, pur, pur, pur.c.record_id.in_(drafts), pur.c.voided_at.is_(None)),
         part(agg.c.record_id, agg, agg, agg.c.record_id.in_(drafts)),
         part(child.c.parent_id, sl, child.join(sl, sl.c.snapshot_id == child.c.snapshot_id),
              child.c.parent_id.in_(drafts), child.c.state == states.ACCEPTED),
@@ -318,9 +345,10 @@ def subtree_stats(session: Session, org_id: int, round_id: int) -> SubtreeStats:
     own: Lines = {}
     if rec is not None:
         for table in (Purchase, AggregateLine):
+            live = [table.voided_at.is_(None)] if table is Purchase else []  # type: ignore[attr-defined]
             for channel, people, amount in session.execute(
                 select(table.channel, func.sum(table.people), func.sum(table.amount_fen))
-                .where(table.record_id == rec.id).group_by(table.channel)
+                .where(table.record_id == rec.id, *live).group_by(table.channel)
             ).all():
                 own = add_lines(own, {channel: (int(people or 0), int(amount or 0))})
     return SubtreeStats(
@@ -371,7 +399,8 @@ def live_rollup_by_path(session: Session, parent_org_id: int, round_id: int) -> 
         rows = session.execute(
             select(unit_id, table.c.channel, func.sum(table.c.people), func.sum(table.c.amount_fen))
             .select_from(table.join(rec, rec.c.id == table.c.record_id).join(org, org.c.id == rec.c.org_id))
-            .where(rec.c.round_id == round_id, org.c.path.startswith(parent.path), org.c.id != parent_org_id)
+            .where(rec.c.round_id == round_id, org.c.path.startswith(parent.path), org.c.id != parent_org_id,
+                   *([table.c.voided_at.is_(None)] if "voided_at" in table.c else []))
             .group_by(unit_id, table.c.channel)
         ).all()
         for uid, channel, people, amount in rows:
@@ -556,7 +585,7 @@ def _live_totals(round_id: int) -> Any:
 
     parts = union_all(
         part(pur.c.record_id, pur.c.people, pur.c.amount_fen,
-             pur.join(rec, rec.c.id == pur.c.record_id), rec.c.round_id == round_id),
+             pur.join(rec, rec.c.id == pur.c.record_id), rec.c.round_id == round_id, pur.c.voided_at.is_(None)),
         part(agg.c.record_id, agg.c.people, agg.c.amount_fen,
              agg.join(rec, rec.c.id == agg.c.record_id), rec.c.round_id == round_id),
         part(child.c.parent_id, snap.c.people_total, snap.c.amount_total_fen,

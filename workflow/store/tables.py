@@ -102,6 +102,9 @@ class User(SQLModel, table=True):
     # Channels the user chose, comma separated: inbox, email, sms.
     channels: str = Field(default="inbox,email", sa_type=String(100))
     created_at: datetime | None = _instant()
+    # Bumped by logout (and by a reset or handover): a session carries the generation it was
+    # opened under, so a copied cookie stops working once its holder logs out.
+    session_gen: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Membership(SQLModel, table=True):
@@ -222,10 +225,15 @@ class Rollup(SQLModel, table=True):
 
 
 class Purchase(SQLModel, table=True):
-    """One line of the purchase ledger. Refunds are negative rows linked to their order."""
+    """One line of the purchase ledger. Refunds are negative rows linked to their order.
+
+    A line entered wrongly is *voided* (who, when, why), never deleted: it stays visible and
+    counts nowhere. The key (record, channel, order, line) is unique among live lines only, so
+    the corrected line can be entered under the same order number."""
 
     __table_args__ = (
-        UniqueConstraint("record_id", "channel", "order_no", "line_no"),
+        Index("uq_purchase_live_key", "record_id", "channel", "order_no", "line_no", unique=True,
+              sqlite_where=text("voided_at IS NULL"), postgresql_where=text("voided_at IS NULL")),
         Index("ix_purchase_record_channel", "record_id", "channel"),
     )
 
@@ -249,6 +257,11 @@ class Purchase(SQLModel, table=True):
     entered_at: datetime | None = _instant()
     on_behalf: bool = False
     source: str = Field(default="manual", sa_type=String(200))
+    voided_at: datetime | None = _instant()
+    voided_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    void_reason: str | None = Field(default=None, sa_type=Text)
+    # A server default too: bulk loaders that predate voiding insert without the column.
+    void_on_behalf: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
 
 
 class History(SQLModel, table=True):
@@ -317,6 +330,8 @@ class Notification(SQLModel, table=True):
     sent_at: datetime | None = _instant()
     read_at: datetime | None = _instant()
     last_error: str | None = Field(default=None, sa_type=Text)
+    # Who holds the lease: "<worker id>:<claim id>"; a mark succeeds only while it still holds.
+    claim: str | None = Field(default=None, sa_type=String(120))
 
     @property
     def key(self) -> str:
@@ -342,6 +357,31 @@ class ReminderRun(SQLModel, table=True):
     due_at: datetime = Field(sa_type=UTCDateTime)
     status: str = Field(sa_type=String(16))  # sent | skipped
     at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SchedulerLock(SQLModel, table=True):
+    """A named lock with an expiry, taken by the sweep so that two beats run one sweep (the
+    SQLite way; PostgreSQL takes an advisory lock as well)."""
+
+    __tablename__ = "scheduler_lock"
+
+    name: str = Field(sa_type=String(64), primary_key=True)
+    holder: str = Field(sa_type=String(120))
+    until: datetime = Field(sa_type=UTCDateTime)
+    info: str | None = Field(default=None, sa_type=Text)  # JSON: the last run's figures
+
+
+class OutboxEvent(SQLModel, table=True):
+    """Audit of what an operator did to the outbox (``bangfu outbox retry``, the admin page)."""
+
+    __tablename__ = "outbox_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor: str = Field(sa_type=String(120))
+    action: str = Field(sa_type=String(32))  # retry
+    rows: int = 0
+    detail: str | None = Field(default=None, sa_type=Text)  # JSON: the selection
 
 
 class OrgRobot(SQLModel, table=True):
@@ -404,6 +444,19 @@ class LoginFailure(SQLModel, table=True):
     username: str = Field(sa_type=String(64))
     client_ip: str = Field(sa_type=String(64))
     at: datetime = Field(sa_type=UTCDateTime)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """The throttle's counter per (username, client address): one row, incremented atomically
+    (INSERT … ON CONFLICT DO UPDATE … RETURNING) before the password is checked, so concurrent
+    guesses cannot all read the same old count."""
+
+    __tablename__ = "login_throttle"
+
+    username: str = Field(sa_type=String(64), primary_key=True)
+    client_ip: str = Field(sa_type=String(64), primary_key=True)
+    window_start: datetime = Field(sa_type=UTCDateTime)
+    attempts: int = 0
 
 
 class AccountEvent(SQLModel, table=True):
@@ -579,4 +632,29 @@ SQLITE_HISTORY_APPEND_ONLY = [
 
 def history_guard_statements(dialect: str) -> list[Any]:
     stmts = PG_HISTORY_APPEND_ONLY if dialect == "postgresql" else SQLITE_HISTORY_APPEND_ONLY
+    return [text(s) for s in stmts]
+
+
+# Revision 0008 closes the two ways around the guards above: on SQLite ``INSERT OR REPLACE`` /
+# ``REPLACE INTO`` delete the old row without firing DELETE triggers, so a BEFORE INSERT trigger
+# refuses an id that exists; on PostgreSQL ``TRUNCATE`` fires no row trigger, so a statement
+# trigger refuses it. (``INSERT … ON CONFLICT DO UPDATE`` fires the UPDATE triggers on both.)
+PG_HISTORY_NO_TRUNCATE = [
+    "DROP TRIGGER IF EXISTS history_no_truncate ON history",
+    """
+    CREATE TRIGGER history_no_truncate BEFORE TRUNCATE ON history
+    FOR EACH STATEMENT EXECUTE FUNCTION bangfu_history_append_only()
+    """,
+]
+SQLITE_HISTORY_NO_REPLACE = [
+    """
+    CREATE TRIGGER IF NOT EXISTS history_no_replace BEFORE INSERT ON history
+    WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM history WHERE id = NEW.id)
+    BEGIN SELECT RAISE(ABORT, 'history is append-only: REPLACE refused'); END
+    """,
+]
+
+
+def history_tamper_guard_statements(dialect: str) -> list[Any]:
+    stmts = PG_HISTORY_NO_TRUNCATE if dialect == "postgresql" else SQLITE_HISTORY_NO_REPLACE
     return [text(s) for s in stmts]

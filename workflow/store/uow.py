@@ -18,10 +18,13 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
+    exists,
     func,
     insert,
     literal,
     literal_column,
+    or_,
     select,
     text,
     update,
@@ -30,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as lite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from workflow.domain.errors import NotFound, Refusal, RuleViolation
@@ -37,6 +41,7 @@ from workflow.domain.policy import Policy, parse_policy
 from workflow.store import aggregates, bulk, rollup, tables
 from workflow.store.bulk import driver_value
 from workflow.store.tables import (
+    Attachment,
     History,
     MemberCount,
     Membership,
@@ -50,6 +55,9 @@ from workflow.store.tables import (
     SnapshotLine,
     User,
 )
+
+#: Parsed policies by digest, so a transition reads only the digest (in its context statement).
+_POLICIES: dict[str, Policy] = {}
 
 
 @lru_cache(maxsize=32)
@@ -89,6 +97,41 @@ _P = _R.alias("parent_record")
 _U, _M = User.__table__, Membership.__table__
 _MO = _O.alias("seat_org")
 _S = Snapshot.__table__
+_PD = PolicyDoc.__table__
+
+
+def _lit(value: str) -> Any:
+    """A SQL string literal (no bind: prepared statements take only the named parameters)."""
+    return literal_column(f"'{value}'")
+
+
+# Four eyes: whether the acting user submitted the record, acted on its behalf, or entered its
+# purchases or aggregate lines since its last return or revocation (asked of submitted records;
+# the same rows as UnitOfWork.record_fillers, for one user, inside the context statement).
+_H, _PU, _AG = History.__table__, Purchase.__table__, tables.AggregateLine.__table__
+_HR, _HRA, _HF = _H.alias("h_return"), _H.alias("h_return_at"), _H.alias("h_fill")
+_LAST_RETURN = (
+    select(func.max(_HR.c.id))
+    .where(_HR.c.record_id == _R.c.id,
+           or_(_HR.c.trigger == _lit("return_for_revision"), _HR.c.trigger == _lit("revoke_acceptance")))
+    .scalar_subquery()
+)
+_LAST_RETURN_AT = select(_HRA.c.at).where(_HRA.c.id == _LAST_RETURN).scalar_subquery()
+
+
+def _entered_since(table: Any) -> Any:
+    return exists(select(literal_column("1")).select_from(table).where(
+        table.c.record_id == _R.c.id, table.c.entered_by_user_id == bindparam("user_id"),
+        or_(_LAST_RETURN_AT.is_(None), table.c.entered_at >= _LAST_RETURN_AT)))
+
+
+_ACTOR_FILLED = case((and_(_R.c.state == _lit("submitted"), or_(
+    exists(select(literal_column("1")).select_from(_HF).where(
+        _HF.c.record_id == _R.c.id, _HF.c.actor_user_id == bindparam("user_id"),
+        _HF.c.id > func.coalesce(_LAST_RETURN, literal_column("0")),
+        or_(_HF.c.trigger == _lit("submit"), _HF.c.on_behalf.is_(True)))),
+    _entered_since(_PU), _entered_since(_AG),
+)), literal_column("1")), else_=literal_column("0"))
 #: Record, organisation, round cap, parent record's state, the user and every seat (membership
 #: with its organisation's id, path and parent) of the user: one statement, one row per seat
 #: (one row without seats) when the record exists. Access is decided from these by
@@ -102,7 +145,8 @@ FIRE_CONTEXT = (
         _S.c.people_total, _S.c.amount_total_fen,
         _O.c.code.label("org_code"), _O.c.name.label("org_name"), _O.c.parent_id.label("org_parent_id"),
         _O.c.path.label("org_path"),
-        _RD.c.cap_fen_per_member, _P.c.state.label("parent_state"),
+        _RD.c.cap_fen_per_member, _RD.c.policy_code, _PD.c.digest.label("policy_digest"),
+        _ACTOR_FILLED.label("actor_filled"), _P.c.state.label("parent_state"),
         _U.c.id.label("user_id"), _U.c.display_name, _U.c.is_active,
         _M.c.role.label("seat_role"), _MO.c.id.label("seat_org_id"), _MO.c.path.label("seat_org_path"),
         _MO.c.parent_id.label("seat_org_parent_id"),
@@ -110,6 +154,7 @@ FIRE_CONTEXT = (
     .select_from(
         _R.join(_O, _O.c.id == _R.c.org_id)
         .join(_RD, _RD.c.id == _R.c.round_id)
+        .outerjoin(_PD, _PD.c.code == _RD.c.policy_code)
         .outerjoin(_P, _P.c.id == _R.c.parent_id)
         .outerjoin(_S, _S.c.id == _R.c.snapshot_id)
         .outerjoin(_U, _U.c.id == bindparam("user_id"))
@@ -263,6 +308,8 @@ class FireContext:
     is_late: bool
     snapshot_people: int | None
     snapshot_fen: int | None
+    four_eyes: bool  # the round's policy's switch
+    actor_filled: bool  # the actor entered or submitted the (submitted) record since its last return
 
     def rollup_entry(self) -> rollup.Entry:
         """The record's rollup key and measures as read."""
@@ -417,7 +464,9 @@ class UnitOfWork:
         doc = self.session.get(PolicyDoc, code)
         if doc is None:
             raise NotFound(f"未加载策略“{code}”", code="policy.not_found")
-        return _parse_cached(doc.digest, doc.source_text)
+        policy = _parse_cached(doc.digest, doc.source_text)
+        _POLICIES[doc.digest] = policy
+        return policy
 
     def round(self, round_id: int) -> Round:
         rnd = self.session.get(Round, round_id)
@@ -525,10 +574,12 @@ class UnitOfWork:
         (rid, org_id, round_id, parent_id, state, version, is_grassroots, is_reporting_unit, amount, members,
          experience, highlights, snapshot_id, stale, reporter, phone, fill_date, deadline, is_overdue, is_late,
          snap_people, snap_fen, org_code, org_name,
-         org_parent_id, org_path, cap, parent_state, uid, user_name, is_active, *_seat) = rows[0]
+         org_parent_id, org_path, cap, policy_code, policy_digest, actor_filled, parent_state, uid, user_name,
+         is_active, *_seat) = rows[0]
         if uid is None or not is_active:
             raise NotFound(f"找不到用户 #{user_id}", code="user.not_found")
         seats = tuple((OrgRef(x[-3], x[-2], x[-1]), x[-4]) for x in rows if x[-4] is not None)
+        policy = _POLICIES.get(policy_digest) or self.policy(policy_code)
         return FireContext(
             record_id=rid, org_id=org_id, round_id=round_id, parent_id=parent_id, state=state,
             version=version, is_grassroots=bool(is_grassroots), is_reporting_unit=bool(is_reporting_unit),
@@ -539,6 +590,7 @@ class UnitOfWork:
             parent_state=parent_state, user_id=uid, user_name=user_name,
             org=OrgRef(org_id, org_path, org_parent_id), seats=seats, is_overdue=bool(is_overdue),
             is_late=bool(is_late), snapshot_people=snap_people, snapshot_fen=snap_fen,
+            four_eyes=policy.four_eyes, actor_filled=bool(actor_filled),
         )
 
     def add_event_notifications(self, *, org_id: int, role: str, actor_user_id: int, source: str,
@@ -637,8 +689,34 @@ class UnitOfWork:
             select(Purchase).where(
                 Purchase.record_id == record_id, Purchase.channel == channel,
                 Purchase.order_no == order_no, Purchase.line_no == line_no,
+                Purchase.voided_at.is_(None),  # type: ignore[union-attr]
             )
         ).scalar_one_or_none()
+
+    def purchase(self, purchase_id: int) -> Purchase | None:
+        return self.session.get(Purchase, purchase_id)
+
+    def live_refunds_of(self, purchase_id: int) -> list[int]:
+        return list(self.session.execute(
+            select(Purchase.id).where(Purchase.refund_of_id == purchase_id,
+                                      Purchase.voided_at.is_(None))  # type: ignore[union-attr]
+        ).scalars())
+
+    def void_purchase(self, purchase_id: int, *, user_id: int, reason: str, on_behalf: bool, now: datetime) -> bool:
+        """Mark a live line voided; False if it was voided meanwhile."""
+        result = self.session.execute(
+            update(Purchase)
+            .where(Purchase.id == purchase_id, Purchase.voided_at.is_(None))  # type: ignore[arg-type, union-attr]
+            .values(voided_at=now, voided_by_user_id=user_id, void_reason=reason, void_on_behalf=on_behalf)
+            .execution_options(synchronize_session=False)
+        )
+        return (result.rowcount or 0) == 1
+
+    def display_names(self, user_ids: Iterable[int]) -> dict[int, str]:
+        ids = list(user_ids)
+        if not ids:
+            return {}
+        return dict(self.session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())  # type: ignore[union-attr]
 
     def purchases(self, record_id: int) -> list[Purchase]:
         return list(
@@ -647,10 +725,51 @@ class UnitOfWork:
             ).scalars()
         )
 
+    def order_and_refunds(self, record_id: int, channel: str, order_no: str) -> tuple[int, int, int, int]:
+        """(order amount, order people, refunds' amount, refunds' people) of one order: its
+        positive lines, and the refund lines linked to its line 1. The order's line 1 is locked
+        (PostgreSQL) so two refunds of one order are checked one after the other."""
+        first = self.session.execute(
+            select(Purchase.id).where(Purchase.record_id == record_id, Purchase.channel == channel,
+                                      Purchase.order_no == order_no, Purchase.line_no == 1)
+            .with_for_update()
+        ).scalar_one_or_none()
+        amount, people = self.session.execute(
+            select(func.coalesce(func.sum(Purchase.amount_fen), 0), func.coalesce(func.sum(Purchase.people), 0))
+            .where(Purchase.record_id == record_id, Purchase.channel == channel,
+                   Purchase.order_no == order_no, Purchase.amount_fen > 0)
+        ).one()
+        r_amount, r_people = (0, 0) if first is None else self.session.execute(
+            select(func.coalesce(func.sum(Purchase.amount_fen), 0), func.coalesce(func.sum(Purchase.people), 0))
+            .where(Purchase.refund_of_id == first)
+        ).one()
+        return int(amount), int(people), int(r_amount), int(r_people)
+
+    def orders_with_refunds(self, record_id: int) -> dict[tuple[str, str], list[int]]:
+        """Per (channel, order number) of the record's ledger: [order amount, order people,
+        refunds' amount, refunds' people] (two grouped queries; refunds by their linked order)."""
+        out: dict[tuple[str, str], list[int]] = {}
+        for channel, order_no, amount, people in self.session.execute(
+            select(Purchase.channel, Purchase.order_no, func.sum(Purchase.amount_fen), func.sum(Purchase.people))
+            .where(Purchase.record_id == record_id, Purchase.amount_fen > 0)
+            .group_by(Purchase.channel, Purchase.order_no)
+        ):
+            out[(channel, order_no)] = [int(amount or 0), int(people or 0), 0, 0]
+        orig = aliased(Purchase)
+        for channel, order_no, amount, people in self.session.execute(
+            select(orig.channel, orig.order_no, func.sum(Purchase.amount_fen), func.sum(Purchase.people))
+            .join(orig, orig.id == Purchase.refund_of_id)
+            .where(Purchase.record_id == record_id)
+            .group_by(orig.channel, orig.order_no)
+        ):
+            row = out.setdefault((channel, order_no), [0, 0, 0, 0])
+            row[2], row[3] = int(amount or 0), int(people or 0)
+        return out
+
     def spent_by_budget(self, record_id: int) -> dict[str, int]:
         rows = self.session.execute(
             select(Purchase.budget, func.coalesce(func.sum(Purchase.amount_fen), 0))
-            .where(Purchase.record_id == record_id)
+            .where(Purchase.record_id == record_id, Purchase.voided_at.is_(None))  # type: ignore[union-attr]
             .group_by(Purchase.budget)
         ).all()
         return {b: int(s) for b, s in rows}
@@ -687,6 +806,40 @@ class UnitOfWork:
             select(SnapshotLine).where(SnapshotLine.snapshot_id == snapshot_id).order_by(SnapshotLine.channel)
         ).scalars())
         return snap, lines
+
+    def snapshot_lines_map(self, snapshot_id: int | None) -> dict[str, tuple[int, int]]:
+        """A snapshot's lines as ``{channel: (people, amount_fen)}`` (empty for None)."""
+        if snapshot_id is None:
+            return {}
+        rows = self.session.execute(
+            select(SnapshotLine.channel, SnapshotLine.people, SnapshotLine.amount_fen)
+            .where(SnapshotLine.snapshot_id == snapshot_id)
+        ).all()
+        return {c: (int(p), int(a)) for c, p, a in rows}
+
+    def snapshot_before(self, record_id: int, at: datetime) -> int | None:
+        """The id of the record's latest snapshot taken at or before ``at``."""
+        return self.session.execute(
+            select(func.max(Snapshot.id)).where(Snapshot.record_id == record_id, Snapshot.taken_at <= at)
+        ).scalar_one_or_none()
+
+    def purchases_changed_since(self, record_id: int, at: datetime) -> tuple[list[Purchase], list[Purchase]]:
+        """The record's lines entered after ``at``, and its lines voided after ``at``."""
+        rows = list(self.session.execute(
+            select(Purchase).where(Purchase.record_id == record_id,
+                                   (Purchase.entered_at > at) | (Purchase.voided_at > at))  # type: ignore[operator]
+            .order_by(Purchase.id)
+        ).scalars())
+        added = [p for p in rows if p.entered_at is not None and p.entered_at > at]
+        voided = [p for p in rows if p.voided_at is not None and p.voided_at > at]
+        return added, voided
+
+    def aggregate_lines_since(self, record_id: int, at: datetime) -> list[tables.AggregateLine]:
+        return list(self.session.execute(
+            select(tables.AggregateLine).where(tables.AggregateLine.record_id == record_id,
+                                               tables.AggregateLine.entered_at > at)  # type: ignore[operator]
+            .order_by(tables.AggregateLine.id)
+        ).scalars())
 
     def add_all(self, objs: Sequence[Any]) -> None:
         self.session.add_all(objs)
@@ -762,6 +915,100 @@ class UnitOfWork:
             self.session.execute(text(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}"))
         for name in names:
             self.session.execute(text(f"ANALYZE {name}"))
+
+    # --- four eyes ----------------------------------------------------------------------------
+
+    def record_fillers(self, record_id: int) -> frozenset[int]:
+        """Users who, since the record's last return (or revocation), submitted it, fired a
+        trigger on its behalf, or entered its purchases or aggregate lines."""
+        last = self.session.execute(
+            select(History.id, History.at)
+            .where(History.record_id == record_id,
+                   History.trigger.in_(("return_for_revision", "revoke_acceptance")))
+            .order_by(History.id.desc()).limit(1)
+        ).first()
+        after_id, since = (last[0], last[1]) if last else (0, None)
+        agg = tables.AggregateLine
+        # History rows are ordered by id; entries by time (one at the very instant of the
+        # return counts: four eyes errs on the side of a second person).
+        parts = [
+            select(History.actor_user_id.label("uid")).where(
+                History.record_id == record_id, History.id > after_id,
+                (History.trigger == "submit") | History.on_behalf.is_(True)),
+            select(Purchase.entered_by_user_id.label("uid")).where(
+                Purchase.record_id == record_id, *([Purchase.entered_at >= since] if since else [])),
+            select(agg.entered_by_user_id.label("uid")).where(
+                agg.record_id == record_id, *([agg.entered_at >= since] if since else [])),
+        ]
+        ids = self.session.execute(parts[0].union(*parts[1:])).scalars()
+        return frozenset(int(i) for i in ids if i is not None)
+
+    # --- login throttle ------------------------------------------------------------------------
+
+    def count_login_attempt(self, username: str, client_ip: str, *, now: datetime, since: datetime) -> int:
+        """Count one more login attempt for (username, address) and return the count in the
+        current window, in one atomic statement (INSERT … ON CONFLICT DO UPDATE … RETURNING): the
+        row lock serialises concurrent attempts, so no two of them read the same count. A window
+        older than ``since`` starts again at 1."""
+        table = tables.LoginThrottle.__table__
+        dialect_insert = pg_insert if self.dialect == "postgresql" else lite_insert
+        stmt = dialect_insert(table).values(username=username, client_ip=client_ip, window_start=now, attempts=1)
+        stale = table.c.window_start <= since
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["username", "client_ip"],
+            set_={
+                "attempts": case((stale, 1), else_=table.c.attempts + 1),
+                "window_start": case((stale, now), else_=table.c.window_start),
+            },
+        ).returning(table.c.attempts)
+        return int(self.session.execute(stmt).scalar_one())
+
+    def clear_login_attempts(self, username: str, client_ip: str, *, upto: int) -> None:
+        """After a success: forget the attempts counted up to this one (``upto``, the count it
+        was given); attempts counted after it, still in flight, keep counting."""
+        table = tables.LoginThrottle.__table__
+        self.session.execute(
+            update(table)
+            .where(table.c.username == username, table.c.client_ip == client_ip)
+            .values(attempts=case((table.c.attempts > upto, table.c.attempts - upto), else_=0))
+        )
+
+    def forget_old_login_attempts(self, since: datetime) -> None:
+        table = tables.LoginThrottle.__table__
+        self.session.execute(delete(table).where(table.c.window_start <= since))
+        failures = tables.LoginFailure.__table__
+        self.session.execute(delete(failures).where(failures.c.at <= since))
+
+    def log_login_failure(self, username: str, client_ip: str, at: datetime) -> None:
+        self.session.add(tables.LoginFailure(username=username, client_ip=client_ip, at=at))
+
+    def clear_login_failures(self, username: str, client_ip: str) -> None:
+        failures = tables.LoginFailure.__table__
+        self.session.execute(delete(failures).where(failures.c.username == username,
+                                                    failures.c.client_ip == client_ip))
+
+    def user_named(self, username: str) -> User | None:
+        return self.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+
+    def end_sessions(self, user_id: int) -> None:
+        """Move the user's session generation on: every cookie issued so far stops working."""
+        self.session.execute(update(User).where(User.id == user_id).values(session_gen=User.session_gen + 1))
+
+    # --- attachments -------------------------------------------------------------------------
+
+    def attachment_list(self, record_id: int) -> list[Any]:
+        """A record's attachments without their bytes, oldest first."""
+        return list(self.session.execute(
+            select(Attachment.id, Attachment.kind, Attachment.filename, Attachment.content_type,
+                   Attachment.size, Attachment.uploaded_at, Attachment.on_behalf)
+            .where(Attachment.record_id == record_id).order_by(Attachment.id)
+        ).all())
+
+    def attachment(self, record_id: int, attachment_id: int) -> Attachment:
+        row = self.session.get(Attachment, attachment_id)
+        if row is None or row.record_id != record_id:
+            raise NotFound(f"找不到附件 #{attachment_id}", code="attachment.not_found")
+        return row
 
 
 def _duplicate_order(row: Purchase) -> Exception:

@@ -20,7 +20,7 @@ from typing import Any
 
 import states
 from workflow.app import directory, records
-from workflow.domain import clock, rules
+from workflow.domain import clock, money, rules
 from workflow.domain.errors import BadInput, BangfuError
 from workflow.domain.policy import POLICY_DIR, load_policy
 from workflow.settings import get_settings
@@ -85,23 +85,17 @@ def _to_jsonable(value: Any) -> Any:
 
 
 def _parse_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"日期“{text}”格式应为 YYYY-MM-DD", code="input.date") from None
+    return money.parse_date(text, "日期")
 
 
-def _parse_int(text: str, what: str) -> int:
-    try:
-        return int(text.replace(",", ""))
-    except ValueError:
-        raise BadInput(f"{what}“{text}”不是整数", code="input.int") from None
+def _parse_int(text: str, what: str, *, minimum: int = 0) -> int:
+    return money.parse_count(text, what, minimum=minimum)
 
 
 def _version(ctx: Context, record_id: int) -> int:
     """The version the caller saw: ``--version`` or, on the command line, the current one."""
     if ctx.args.version is not None:
-        return int(ctx.args.version)
+        return money.parse_count(ctx.args.version, "版本号", minimum=1)
     with ctx.uow(readonly=True) as uow:
         return uow.record(record_id).version
 
@@ -192,7 +186,7 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> Any:
     rid = ctx.record_id(args.org)
     return records.plan(
         ctx.uow(), record_id=rid, user_id=ctx.user_id(), seen_version=_version(ctx, rid),
-        amount_per_member_fen=records.parse_money(args.amount),
+        amount_per_member_fen=money.parse_yuan(args.amount, "每人增加额度"),
         members=_parse_int(args.members, "会员人数") if args.members is not None else None,
     )
 
@@ -211,20 +205,26 @@ def cmd_report_info(args: argparse.Namespace, ctx: Context) -> Any:
 @command("purchase-add")
 def cmd_purchase_add(args: argparse.Namespace, ctx: Context) -> Any:
     rid = ctx.record_id(args.org)
-    try:
-        paid_at = clock.parse_instant(args.paid_at)
-    except ValueError:
-        raise BadInput(f"支付时间“{args.paid_at}”格式应为 2021-12-31T10:30（北京时间）", code="input.time") from None
+    paid_at = money.parse_paid_at(args.paid_at)
     pid = records.add_purchase(
         ctx.uow(), record_id=rid, user_id=ctx.user_id(),
         purchase=records.PurchaseInput(
-            paid_at=paid_at, channel=args.channel, amount_fen=records.parse_money(args.amount),
-            people=_parse_int(args.people, "领取人数"), order_no=args.order, line_no=args.line,
+            paid_at=paid_at, channel=args.channel, amount_fen=money.parse_yuan(args.amount, "金额"),
+            people=_parse_int(args.people, "领取人数"), order_no=args.order,
+            line_no=_parse_int(args.line, "商品行号", minimum=1),
             product=args.product or "", product_form=args.form, holiday=args.holiday,
             origin_region=args.origin, budget=args.budget, refund_of=args.refund_of,
         ),
     )
     return {"purchase_id": pid, "record_id": rid}
+
+
+@command("purchase-void")
+def cmd_purchase_void(args: argparse.Namespace, ctx: Context) -> Any:
+    rid = ctx.record_id(args.org)
+    hid = records.void_purchase(ctx.uow(), record_id=rid, purchase_id=_parse_int(args.id, "采购行编号"),
+                                user_id=ctx.user_id(), reason=args.reason or "")
+    return {"purchase_id": int(args.id), "record_id": rid, "history_id": hid}
 
 
 @command("purchase-list")
@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument("--as", dest="as_user", help="act as this username (or BANGFU_USER)")
     common.add_argument("--round", help="round label or year (default: the newest)")
-    common.add_argument("--version", type=int, help="the record version you saw (default: current)")
+    common.add_argument("--version", help="the record version you saw (default: current)")
 
     parser = argparse.ArgumentParser(prog="bangfu", description="消费帮扶记录工作流（粤工总〔2021〕17号）")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -359,13 +359,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amount", required=True, help="yuan; negative for a refund")
     p.add_argument("--people", required=True)
     p.add_argument("--order", required=True)
-    p.add_argument("--line", type=int, default=1)
+    p.add_argument("--line", default="1")
     p.add_argument("--product")
     p.add_argument("--form", help="product form (cash, cards and vouchers are refused)")
     p.add_argument("--holiday")
     p.add_argument("--origin")
     p.add_argument("--budget", default="extra_quota", choices=sorted(records.BUDGETS))
     p.add_argument("--refund-of", help="order number a refund line belongs to")
+    p = add("purchase-void", "void a purchase line with a reason (before submit; it stays listed, counts nowhere)")
+    p.add_argument("org")
+    p.add_argument("--id", required=True, help="the purchase id (purchase-list shows it)")
+    p.add_argument("--reason", required=True)
     add("purchase-list", "list a record's purchases").add_argument("org")
     p = add("fire", "fire a lifecycle trigger")
     p.add_argument("org")
