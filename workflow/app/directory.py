@@ -64,6 +64,8 @@ def install_policy(uow: UnitOfWork, *, policy: Policy, now: datetime | None = No
             opened += uow.open_records(rnd, policy, now=now)
             uow.rollup_rebuild(rnd.id)
             labels.append(spec.label)
+        if opened >= ANALYZE_MIN_ROWS:
+            uow.analyze("record", "rollup")
         uow.commit()
     return {"policy": policy.code, "rounds": labels, "records_opened": opened}
 

@@ -35,7 +35,7 @@ from workflow.domain.errors import (
 )
 from workflow.formats import ledger
 from workflow.store.tables import Purchase, Record
-from workflow.store.uow import UnitOfWork
+from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,8 @@ def import_purchases(
             _link_refunds(uow, record_id, [r for r in new_rows if r.refund_of])
             uow.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
         inserted = _count(uow, record_id) - before
+        if inserted >= ANALYZE_MIN_ROWS:  # a bulk load: fresh planner statistics
+            uow.analyze("purchase")
         uow.commit()
     return ImportResult(new=inserted, repeated=repeated + len(new_rows) - inserted, header_row=parsed.header_row,
                         mapping=parsed.mapping_name, record_id=record_id, voided_notes=tuple(notes),

@@ -19,10 +19,12 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
     literal,
     literal_column,
+    or_,
     select,
     text,
     update,
@@ -53,6 +55,9 @@ from workflow.store.tables import (
     SnapshotLine,
     User,
 )
+
+#: Parsed policies by digest, so a transition reads only the digest (in its context statement).
+_POLICIES: dict[str, Policy] = {}
 
 
 @lru_cache(maxsize=32)
@@ -92,6 +97,41 @@ _P = _R.alias("parent_record")
 _U, _M = User.__table__, Membership.__table__
 _MO = _O.alias("seat_org")
 _S = Snapshot.__table__
+_PD = PolicyDoc.__table__
+
+
+def _lit(value: str) -> Any:
+    """A SQL string literal (no bind: prepared statements take only the named parameters)."""
+    return literal_column(f"'{value}'")
+
+
+# Four eyes: whether the acting user submitted the record, acted on its behalf, or entered its
+# purchases or aggregate lines since its last return or revocation (asked of submitted records;
+# the same rows as UnitOfWork.record_fillers, for one user, inside the context statement).
+_H, _PU, _AG = History.__table__, Purchase.__table__, tables.AggregateLine.__table__
+_HR, _HRA, _HF = _H.alias("h_return"), _H.alias("h_return_at"), _H.alias("h_fill")
+_LAST_RETURN = (
+    select(func.max(_HR.c.id))
+    .where(_HR.c.record_id == _R.c.id,
+           or_(_HR.c.trigger == _lit("return_for_revision"), _HR.c.trigger == _lit("revoke_acceptance")))
+    .scalar_subquery()
+)
+_LAST_RETURN_AT = select(_HRA.c.at).where(_HRA.c.id == _LAST_RETURN).scalar_subquery()
+
+
+def _entered_since(table: Any) -> Any:
+    return exists(select(literal_column("1")).select_from(table).where(
+        table.c.record_id == _R.c.id, table.c.entered_by_user_id == bindparam("user_id"),
+        or_(_LAST_RETURN_AT.is_(None), table.c.entered_at >= _LAST_RETURN_AT)))
+
+
+_ACTOR_FILLED = case((and_(_R.c.state == _lit("submitted"), or_(
+    exists(select(literal_column("1")).select_from(_HF).where(
+        _HF.c.record_id == _R.c.id, _HF.c.actor_user_id == bindparam("user_id"),
+        _HF.c.id > func.coalesce(_LAST_RETURN, literal_column("0")),
+        or_(_HF.c.trigger == _lit("submit"), _HF.c.on_behalf.is_(True)))),
+    _entered_since(_PU), _entered_since(_AG),
+)), literal_column("1")), else_=literal_column("0"))
 #: Record, organisation, round cap, parent record's state, the user and every seat (membership
 #: with its organisation's id, path and parent) of the user: one statement, one row per seat
 #: (one row without seats) when the record exists. Access is decided from these by
@@ -105,7 +145,8 @@ FIRE_CONTEXT = (
         _S.c.people_total, _S.c.amount_total_fen,
         _O.c.code.label("org_code"), _O.c.name.label("org_name"), _O.c.parent_id.label("org_parent_id"),
         _O.c.path.label("org_path"),
-        _RD.c.cap_fen_per_member, _P.c.state.label("parent_state"),
+        _RD.c.cap_fen_per_member, _RD.c.policy_code, _PD.c.digest.label("policy_digest"),
+        _ACTOR_FILLED.label("actor_filled"), _P.c.state.label("parent_state"),
         _U.c.id.label("user_id"), _U.c.display_name, _U.c.is_active,
         _M.c.role.label("seat_role"), _MO.c.id.label("seat_org_id"), _MO.c.path.label("seat_org_path"),
         _MO.c.parent_id.label("seat_org_parent_id"),
@@ -113,6 +154,7 @@ FIRE_CONTEXT = (
     .select_from(
         _R.join(_O, _O.c.id == _R.c.org_id)
         .join(_RD, _RD.c.id == _R.c.round_id)
+        .outerjoin(_PD, _PD.c.code == _RD.c.policy_code)
         .outerjoin(_P, _P.c.id == _R.c.parent_id)
         .outerjoin(_S, _S.c.id == _R.c.snapshot_id)
         .outerjoin(_U, _U.c.id == bindparam("user_id"))
@@ -266,6 +308,8 @@ class FireContext:
     is_late: bool
     snapshot_people: int | None
     snapshot_fen: int | None
+    four_eyes: bool  # the round's policy's switch
+    actor_filled: bool  # the actor entered or submitted the (submitted) record since its last return
 
     def rollup_entry(self) -> rollup.Entry:
         """The record's rollup key and measures as read."""
@@ -420,7 +464,9 @@ class UnitOfWork:
         doc = self.session.get(PolicyDoc, code)
         if doc is None:
             raise NotFound(f"未加载策略“{code}”", code="policy.not_found")
-        return _parse_cached(doc.digest, doc.source_text)
+        policy = _parse_cached(doc.digest, doc.source_text)
+        _POLICIES[doc.digest] = policy
+        return policy
 
     def round(self, round_id: int) -> Round:
         rnd = self.session.get(Round, round_id)
@@ -528,10 +574,12 @@ class UnitOfWork:
         (rid, org_id, round_id, parent_id, state, version, is_grassroots, is_reporting_unit, amount, members,
          experience, highlights, snapshot_id, stale, reporter, phone, fill_date, deadline, is_overdue, is_late,
          snap_people, snap_fen, org_code, org_name,
-         org_parent_id, org_path, cap, parent_state, uid, user_name, is_active, *_seat) = rows[0]
+         org_parent_id, org_path, cap, policy_code, policy_digest, actor_filled, parent_state, uid, user_name,
+         is_active, *_seat) = rows[0]
         if uid is None or not is_active:
             raise NotFound(f"找不到用户 #{user_id}", code="user.not_found")
         seats = tuple((OrgRef(x[-3], x[-2], x[-1]), x[-4]) for x in rows if x[-4] is not None)
+        policy = _POLICIES.get(policy_digest) or self.policy(policy_code)
         return FireContext(
             record_id=rid, org_id=org_id, round_id=round_id, parent_id=parent_id, state=state,
             version=version, is_grassroots=bool(is_grassroots), is_reporting_unit=bool(is_reporting_unit),
@@ -542,6 +590,7 @@ class UnitOfWork:
             parent_state=parent_state, user_id=uid, user_name=user_name,
             org=OrgRef(org_id, org_path, org_parent_id), seats=seats, is_overdue=bool(is_overdue),
             is_late=bool(is_late), snapshot_people=snap_people, snapshot_fen=snap_fen,
+            four_eyes=policy.four_eyes, actor_filled=bool(actor_filled),
         )
 
     def add_event_notifications(self, *, org_id: int, role: str, actor_user_id: int, source: str,
@@ -796,6 +845,77 @@ class UnitOfWork:
         self.session.add_all(objs)
         self.session.flush()
 
+    # --- bulk loads --------------------------------------------------------------------------
+
+    def org_rows(self) -> list[Any]:
+        """Every organisation as a plain row (id, code, name, kind, parent_id, path, depth, phone,
+        is_observer): a province is 215,000 of them, no ORM objects."""
+        o = Organisation.__table__
+        return list(self.session.execute(
+            select(o.c.id, o.c.code, o.c.name, o.c.kind, o.c.parent_id, o.c.path, o.c.depth, o.c.phone,
+                   o.c.is_observer)).all())
+
+    def reserve_ids(self, table: str, n: int) -> list[int]:
+        """``n`` fresh primary keys for explicit-id bulk inserts: from the table's sequence on
+        PostgreSQL (safe beside concurrent inserts), after ``max(id)`` on SQLite (the write
+        transaction holds the database's write lock)."""
+        if n <= 0:
+            return []
+        if self.dialect == "postgresql":
+            return [int(i) for (i,) in self.session.execute(
+                text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"),
+                {"n": n})]
+        top = int(self.session.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar() or 0)
+        return list(range(top + 1, top + 1 + n))
+
+    def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+                    ready: bool = False) -> int:
+        """Insert many rows inside the unit's transaction: ``COPY`` on PostgreSQL, the driver's
+        ``executemany`` in batches on SQLite. Values are plain Python (instants aware)."""
+        return bulk.bulk_insert(self.connection(), table, columns, rows, ready=ready)
+
+    def bulk_update(self, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> int:
+        """``UPDATE table SET columns… WHERE id = :id`` for many rows in one executemany."""
+        if not rows:
+            return 0
+        t = tables.SQLModel.metadata.tables[table]
+        stmt = (update(t).where(t.c.id == bindparam("b_id"))
+                .values({c: bindparam(f"b_{c}") for c in columns}))
+        self.session.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in rows])
+        return len(rows)
+
+    def reparent_records(self, org_ids: Sequence[int]) -> None:
+        """Moved organisations' records report to their new parent's records (every round)."""
+        org, rec = Organisation.__table__, Record.__table__
+        parent_rec = rec.alias("parent_rec")
+        new_parent = (
+            select(parent_rec.c.id)
+            .join(org, org.c.parent_id == parent_rec.c.org_id)
+            .where(org.c.id == rec.c.org_id, parent_rec.c.round_id == rec.c.round_id)
+            .scalar_subquery()
+        )
+        ids = list(org_ids)
+        for start in range(0, len(ids), 5000):
+            self.session.execute(update(rec).where(rec.c.org_id.in_(ids[start:start + 5000])).values(parent_id=new_parent))
+
+    def rollup_move(self, round_id: int, path: str, old: rollup.Entry | None, new: rollup.Entry | None) -> None:
+        """A record's change of rollup key, applied to its organisation and ancestors (one upsert)."""
+        rollup.move(self.connection(), round_id, path, old, new, driver_execute)
+
+    def rollup_rebuild(self, round_id: int | None = None) -> int:
+        """Recompute the rollup of a round (all rounds without one) from the records; rows written."""
+        ids = [round_id] if round_id is not None else [r.id or 0 for r in self.rounds()]
+        return sum(rollup.rebuild(self.session, rid) for rid in ids)
+
+    def analyze(self, *names: str) -> None:
+        """Refresh the planner's statistics after a bulk load (PostgreSQL planned the sweep as
+        nested loops without them; SQLite's planner reads ``sqlite_stat1``). On SQLite the
+        sample is bounded (``analysis_limit``), so it stays cheap on big tables."""
+        if self.dialect == "sqlite":
+            self.session.execute(text(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}"))
+        for name in names:
+            self.session.execute(text(f"ANALYZE {name}"))
+
     # --- four eyes ----------------------------------------------------------------------------
 
     def record_fillers(self, record_id: int) -> frozenset[int]:
@@ -889,77 +1009,6 @@ class UnitOfWork:
         if row is None or row.record_id != record_id:
             raise NotFound(f"找不到附件 #{attachment_id}", code="attachment.not_found")
         return row
-
-    # --- bulk loads --------------------------------------------------------------------------
-
-    def org_rows(self) -> list[Any]:
-        """Every organisation as a plain row (id, code, name, kind, parent_id, path, depth, phone,
-        is_observer): a province is 215,000 of them, no ORM objects."""
-        o = Organisation.__table__
-        return list(self.session.execute(
-            select(o.c.id, o.c.code, o.c.name, o.c.kind, o.c.parent_id, o.c.path, o.c.depth, o.c.phone,
-                   o.c.is_observer)).all())
-
-    def reserve_ids(self, table: str, n: int) -> list[int]:
-        """``n`` fresh primary keys for explicit-id bulk inserts: from the table's sequence on
-        PostgreSQL (safe beside concurrent inserts), after ``max(id)`` on SQLite (the write
-        transaction holds the database's write lock)."""
-        if n <= 0:
-            return []
-        if self.dialect == "postgresql":
-            return [int(i) for (i,) in self.session.execute(
-                text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"),
-                {"n": n})]
-        top = int(self.session.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar() or 0)
-        return list(range(top + 1, top + 1 + n))
-
-    def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
-                    ready: bool = False) -> int:
-        """Insert many rows inside the unit's transaction: ``COPY`` on PostgreSQL, the driver's
-        ``executemany`` in batches on SQLite. Values are plain Python (instants aware)."""
-        return bulk.bulk_insert(self.connection(), table, columns, rows, ready=ready)
-
-    def bulk_update(self, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> int:
-        """``UPDATE table SET columns… WHERE id = :id`` for many rows in one executemany."""
-        if not rows:
-            return 0
-        t = tables.SQLModel.metadata.tables[table]
-        stmt = (update(t).where(t.c.id == bindparam("b_id"))
-                .values({c: bindparam(f"b_{c}") for c in columns}))
-        self.session.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in rows])
-        return len(rows)
-
-    def reparent_records(self, org_ids: Sequence[int]) -> None:
-        """Moved organisations' records report to their new parent's records (every round)."""
-        org, rec = Organisation.__table__, Record.__table__
-        parent_rec = rec.alias("parent_rec")
-        new_parent = (
-            select(parent_rec.c.id)
-            .join(org, org.c.parent_id == parent_rec.c.org_id)
-            .where(org.c.id == rec.c.org_id, parent_rec.c.round_id == rec.c.round_id)
-            .scalar_subquery()
-        )
-        ids = list(org_ids)
-        for start in range(0, len(ids), 5000):
-            self.session.execute(update(rec).where(rec.c.org_id.in_(ids[start:start + 5000])).values(parent_id=new_parent))
-
-    def rollup_move(self, round_id: int, path: str, old: rollup.Entry | None, new: rollup.Entry | None) -> None:
-        """A record's change of rollup key, applied to its organisation and ancestors (one upsert)."""
-        rollup.move(self.connection(), round_id, path, old, new, driver_execute)
-
-    def rollup_rebuild(self, round_id: int | None = None) -> int:
-        """Recompute the rollup of a round (all rounds without one) from the records; rows written."""
-        ids = [round_id] if round_id is not None else [r.id or 0 for r in self.rounds()]
-        return sum(rollup.rebuild(self.session, rid) for rid in ids)
-
-    def analyze(self, *names: str) -> None:
-        """Refresh the planner's statistics after a bulk load (PostgreSQL planned the sweep as
-        nested loops without them; SQLite's planner reads ``sqlite_stat1``). On SQLite the
-        sample is bounded (``analysis_limit``), so it stays cheap on big tables."""
-        if self.dialect == "sqlite":
-            self.session.execute(text(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}"))
-        for name in names:
-            self.session.execute(text(f"ANALYZE {name}"))
 
 
 def _duplicate_order(row: Purchase) -> Exception:
