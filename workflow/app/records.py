@@ -201,10 +201,10 @@ def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reas
         today=clock.china_date(now),
         reason=reason,
         parent_state=parent_state,
-        four_eyes=uow.policy(rnd.policy_code).four_eyes,
-        actor_user_id=actor.user.id if actor is not None else None,
-        # Only accept (from submitted) asks; other states skip the query.
-        fillers=uow.record_fillers(rec.id or 0) if rec.state == states.SUBMITTED else frozenset(),
+        four_eyes=rnd.four_eyes,
+        # Only accept (from submitted) asks; other states skip the question.
+        actor_is_filler=(actor is not None and rec.state == states.SUBMITTED
+                         and uow.is_filler(rec.id or 0, actor.user.id or 0)),
     )
 
 
@@ -241,7 +241,7 @@ def fire(
     with uow:
         # One query loads the record, its organisation, round and parent record; the lookups
         # below are then served by the session.
-        rec = uow.record_with_context(record_id)
+        rec = uow.record_with_context(record_id, actor_id=user_id)
         actor = actor_for(uow, user_id, rec)
         rnd = uow.round(rec.round_id)
         ctx = _guard_context(uow, rec, rnd, now, reason, actor)

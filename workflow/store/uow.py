@@ -13,7 +13,20 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, select, text, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as lite_insert
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +51,29 @@ from workflow.store.tables import (
     SnapshotLine,
     User,
 )
+
+_RETURNS = ("return_for_revision", "revoke_acceptance")
+
+
+def _filler_exists(record_id: Any, user_id: int) -> Any:
+    """SQL: did ``user_id`` submit the record, fire a trigger on its behalf, or enter its
+    purchases or aggregate lines since its last return? History rows count by id (after the
+    return's row), entries by time (one at the very instant of the return counts)."""
+    last = aliased(History, name="last_return")
+    last_id = (select(func.max(last.id)).where(last.record_id == record_id, last.trigger.in_(_RETURNS))
+               .scalar_subquery())
+    ret = aliased(History, name="return_row")
+    last_at = select(ret.at).where(ret.id == last_id).scalar_subquery()
+    agg = tables.AggregateLine
+    return or_(
+        exists().where(History.record_id == record_id, History.id > func.coalesce(last_id, 0),
+                       History.actor_user_id == user_id,
+                       or_(History.trigger == "submit", History.on_behalf.is_(True))),
+        exists().where(Purchase.record_id == record_id, Purchase.entered_by_user_id == user_id,
+                       or_(last_at.is_(None), Purchase.entered_at >= last_at)),
+        exists().where(agg.record_id == record_id, agg.entered_by_user_id == user_id,
+                       or_(last_at.is_(None), agg.entered_at >= last_at)),
+    )
 
 
 @lru_cache(maxsize=32)
@@ -105,6 +141,7 @@ class UnitOfWork:
         self.session: Session
         self._committed = False
         self._held: list[Any] = []
+        self._fillers: dict[tuple[int, int], bool] = {}
 
     def __enter__(self) -> UnitOfWork:
         self.session = self.database.session(readonly=self.readonly)
@@ -282,15 +319,23 @@ class UnitOfWork:
 
     # --- records -----------------------------------------------------------------------------
 
-    def record_with_context(self, record_id: int) -> Record:
+    def record_with_context(self, record_id: int, *, actor_id: int | None = None) -> Record:
         """The record, with its organisation, round and parent record loaded by the same query.
 
         One round trip instead of four: the neighbours land in the session's identity map, so
-        the :meth:`org`, :meth:`round` and :meth:`record` calls that follow read no SQL.
+        the :meth:`org`, :meth:`round` and :meth:`record` calls that follow read no SQL. Given
+        the actor, the same query answers :meth:`is_filler` (four eyes) for them.
         """
-        row = self.session.execute(_RECORD_WITH_CONTEXT, {"record_id": record_id}).first()
+        if actor_id is None:
+            row = self.session.execute(_RECORD_WITH_CONTEXT, {"record_id": record_id}).first()
+        else:
+            stmt = _RECORD_WITH_CONTEXT.add_columns(_filler_exists(Record.id, actor_id).label("is_filler"))
+            row = self.session.execute(stmt, {"record_id": record_id}).first()
         if row is None:
             raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
+        if actor_id is not None:
+            self._fillers[(record_id, actor_id)] = bool(row[-1])
+            row = row[:-1]
         # The identity map holds objects weakly: keep the neighbours alive for this unit of work.
         self._held.extend(row)
         return row[0]
@@ -475,30 +520,15 @@ class UnitOfWork:
 
     # --- four eyes ----------------------------------------------------------------------------
 
-    def record_fillers(self, record_id: int) -> frozenset[int]:
-        """Users who, since the record's last return (or revocation), submitted it, fired a
-        trigger on its behalf, or entered its purchases or aggregate lines."""
-        last = self.session.execute(
-            select(History.id, History.at)
-            .where(History.record_id == record_id,
-                   History.trigger.in_(("return_for_revision", "revoke_acceptance")))
-            .order_by(History.id.desc()).limit(1)
-        ).first()
-        after_id, since = (last[0], last[1]) if last else (0, None)
-        agg = tables.AggregateLine
-        # History rows are ordered by id; entries by time (one at the very instant of the
-        # return counts: four eyes errs on the side of a second person).
-        parts = [
-            select(History.actor_user_id.label("uid")).where(
-                History.record_id == record_id, History.id > after_id,
-                (History.trigger == "submit") | History.on_behalf.is_(True)),
-            select(Purchase.entered_by_user_id.label("uid")).where(
-                Purchase.record_id == record_id, *([Purchase.entered_at >= since] if since else [])),
-            select(agg.entered_by_user_id.label("uid")).where(
-                agg.record_id == record_id, *([agg.entered_at >= since] if since else [])),
-        ]
-        ids = self.session.execute(parts[0].union(*parts[1:])).scalars()
-        return frozenset(int(i) for i in ids if i is not None)
+    def is_filler(self, record_id: int, user_id: int) -> bool:
+        """Whether ``user_id``, since the record's last return (or revocation), submitted it,
+        fired a trigger on its behalf, or entered its purchases or aggregate lines. Answered by
+        :meth:`record_with_context` when it was given the actor, else by one query."""
+        cached = self._fillers.get((record_id, user_id))
+        if cached is not None:
+            return cached
+        rid = literal(record_id)
+        return bool(self.session.execute(select(_filler_exists(rid, user_id))).scalar_one())
 
     # --- login throttle ------------------------------------------------------------------------
 
