@@ -45,7 +45,7 @@ from workflow.scheduler.locks import named_lock
 from workflow.settings import get_settings
 from workflow.store import rollup
 from workflow.store.tables import Database, Round, UTCDateTime
-from workflow.store.uow import UnitOfWork
+from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
 
 log = logging.getLogger("bangfu.sweep")
 
@@ -324,6 +324,12 @@ def _sweep(database: Database, now: datetime, report: SweepReport) -> None:
                 _lapse(database, sql, rnd, now, report)
     with report.timed("outbox_failed"):
         _outbox_failed(database, now, report)
+    if report.total_notifications >= ANALYZE_MIN_ROWS:
+        # A bulk load of outbox and history rows: fresh planner statistics for the next steps
+        # (delivery claims, the next sweep's NOT EXISTS checks).
+        with UnitOfWork(database) as uow, report.timed("analyze"):
+            uow.analyze("notification", "history", "reminder_run")
+            uow.commit()
 
 
 def _decide(session: Session, rnd: Round, grp: str, last_day: date, policy: Policy,
