@@ -90,13 +90,14 @@ def test_init_creates_the_database_under_the_var_dir(bangfu: Cli, tmp_path: Path
 def test_a_record_through_its_lifecycle_from_the_command_line(ready: Cli) -> None:
     run = ready
     assert run("plan", "G1", "--amount", "600", "--members", "100", "--as", "g1-clerk").code == 0
-    r = run("purchase-add", "G1", "--paid-at", "2021-12-31T23:50", "--channel", "ygh",
+    # Paid late in the evening, China time, before the moment of entry (BANGFU_NOW 2021-11-01).
+    r = run("purchase-add", "G1", "--paid-at", "2021-10-31T23:50", "--channel", "ygh",
             "--amount", "1,200.50", "--people", "20", "--order", "A-1", "--as", "g1-clerk", "--json")
     assert r.code == 0, r.err
     assert set(r.json()) == {"purchase_id", "record_id"}  # type: ignore[arg-type]
     listed = run("purchase-list", "G1", "--as", "g1-clerk", "--json").json()
     assert [(p["order_no"], p["amount_fen"], p["paid_on"]) for p in listed] == [  # type: ignore[union-attr]
-        ("A-1", 120050, "2021-12-31")]
+        ("A-1", 120050, "2021-10-31")]
     human = run("show", "G1", "--as", "g1-clerk")
     assert human.code == 0
     assert "额度 60,000.00 元" in human.out and "✓ finish_purchasing" in human.out

@@ -9,7 +9,7 @@ call these and nothing deeper.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from workflow.domain.errors import (
     VersionConflict,
 )
 from workflow.domain.policy import Policy
+from workflow.formats.ledger import CHANNEL_ALIASES
 from workflow.store.tables import History, Organisation, Purchase, Record, Round, User
 from workflow.store.uow import UnitOfWork
 
@@ -576,11 +577,24 @@ def update_report_info(
     return record_view(UnitOfWork(uow.database), record_id=record_id, user_id=user_id, now=now)
 
 
+def resolve_channel(policy: Policy, text: str) -> str:
+    """A channel as a clerk names it: its code, its name in the policy, or a common Chinese name
+    (粤工惠购, 832平台 ...); unknown text is returned as typed (the check refuses it)."""
+    typed = text.strip()
+    if policy.channel(typed) is not None:
+        return typed
+    for c in policy.channels:
+        if typed in (c.name, c.name.replace("(", "（").replace(")", "）")):
+            return c.code
+    code = CHANNEL_ALIASES.get(typed)
+    return code if code is not None and policy.channel(code) is not None else typed
+
+
 def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetime) -> Refusal | None:
     """Every rule a purchase line must pass before it is stored (manual entry and import)."""
     if policy.channel(p.channel) is None:
-        codes = "、".join(c.code for c in policy.channels)
-        return Refusal("purchase.unknown_channel", f"未知采购渠道“{p.channel}”，可选：{codes}")
+        names = "、".join(c.name for c in policy.channels)
+        return Refusal("purchase.unknown_channel", f"未知采购渠道“{p.channel}”，可选：{names}")
     if p.budget not in BUDGETS:
         return Refusal("purchase.unknown_budget", f"未知经费来源“{p.budget}”，可选：{'、'.join(BUDGETS)}")
     if not p.order_no.strip():
@@ -589,7 +603,9 @@ def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetim
         return Refusal("purchase.line_invalid", "订单行号须为正整数")
     for check in (
         rules.check_purchase_amounts(p.amount_fen, p.people),
-        rules.check_purchase_year(p.paid_at, rnd.year),
+        rules.check_purchase_people(p.amount_fen, p.people),
+        rules.check_purchase_year(p.paid_at, rnd.year, clock.deadline_last_day(rnd.quota_deadline)),
+        rules.check_paid_not_after_entry(p.paid_at, now),
         rules.check_product_form(p.product_form, policy.forbidden_forms),
         rules.check_entry_window(now, rnd.entry_cutoff),
     ):
@@ -618,6 +634,7 @@ def add_purchase(
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
         rnd, policy = policy_for(uow, rec)
+        purchase = replace(purchase, channel=resolve_channel(policy, purchase.channel))
         if refusal := check_purchase(policy, rnd, purchase, now=now):
             raise RuleViolation(refusal)
         refund_of_id = None

@@ -17,20 +17,19 @@ from workflow.settings import get_settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("sweep", help="write the reminders and round checks due now", parents=[common])
-    p.add_argument("--as-of", help="run as of this instant (ISO; naive = China time)")
-    p = sub.add_parser("deliver", help="send pending notifications from the outbox",
-                       parents=[common])
-    p.add_argument("--as-of", help="deliver as of this instant (ISO; naive = China time)")
-    p = sub.add_parser("notify-preview", help="render a notification kind with sample data",
-                       parents=[common])
-    p.add_argument("kind", help=f"one of: {', '.join(KINDS)}")
-    p = sub.add_parser("inbox", help="list a user's in-app notifications, newest first",
-                       parents=[common])
-    p.add_argument("username")
-    p.add_argument("--limit", type=int, default=20)
-    sub.add_parser("round-status", help="per reporting unit: states, overdue, snapshots",
-                   parents=[common])
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=help_, parents=[common])  # type: ignore[no-any-return]
+
+    p = add("sweep", "生成现在到期的提醒和年度检查（逾期、迟报、额度失效）")
+    p.add_argument("--as-of", metavar="时间", help="按此时刻运行（ISO 格式；不带时区为北京时间）")
+    p = add("deliver", "发送待发的通知")
+    p.add_argument("--as-of", metavar="时间", help="按此时刻发送（ISO 格式；不带时区为北京时间）")
+    p = add("notify-preview", "用示例数据预览一种通知")
+    p.add_argument("kind", metavar="类型", help=f"通知类型：{'，'.join(KINDS)}")
+    p = add("inbox", "列出用户的站内通知（最新在前）")
+    p.add_argument("username", metavar="用户名")
+    p.add_argument("--limit", type=int, default=20, metavar="条数", help="最多显示几条（默认 20）")
+    add("round-status", "各报送单位：状态、逾期、快照核对")
 
 
 def _as_of(text: str | None) -> datetime:

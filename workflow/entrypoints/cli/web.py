@@ -5,25 +5,25 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from workflow.app import accounts
 from workflow.entrypoints.cli import Context, command
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("serve", help="serve the web pages and the JSON API (uvicorn)", parents=[common])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p = sub.add_parser("token-create", help="create a bearer API token for a user (shown once)",
+    p = sub.add_parser("serve", help="启动网页和 JSON 接口（uvicorn）", description="启动网页和 JSON 接口（uvicorn）",
                        parents=[common])
-    p.add_argument("username")
-    p.add_argument("--name", default="", help="what the token is for")
+    p.add_argument("--host", default="127.0.0.1", metavar="地址", help="监听地址（默认 127.0.0.1）")
+    p.add_argument("--port", type=int, default=8000, metavar="端口", help="端口（默认 8000）")
+    p = sub.add_parser("token-create", help="为用户创建接口访问令牌（只显示一次）",
+                       description="为用户创建接口访问令牌（只显示一次）", parents=[common])
+    p.add_argument("username", metavar="用户名")
+    p.add_argument("--name", default="", metavar="用途", help="令牌的用途")
 
 
 @command("serve")
 def cmd_serve(args: argparse.Namespace, ctx: Context) -> Any:
-    import uvicorn
+    import uvicorn  # lazy: start-up time
 
-    from workflow.entrypoints.web.app import create_app
+    from workflow.entrypoints.web.app import create_app  # lazy: start-up time (FastAPI)
 
     uvicorn.run(create_app(ctx.db), host=args.host, port=args.port, log_level="info")
     return {"stopped": True}
@@ -31,6 +31,8 @@ def cmd_serve(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("token-create")
 def cmd_token_create(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import accounts  # lazy: start-up time
+
     token = accounts.create_token(ctx.uow(), username=args.username, name=args.name)
     return {"username": args.username, "token": token,
             "usage": "Authorization: Bearer <token>（只显示这一次，请妥善保存）"}
