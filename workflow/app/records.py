@@ -9,8 +9,9 @@ call these and nothing deeper.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import states
@@ -473,6 +474,19 @@ def find_record(
         raise NotFound("该单位在已开始的年度中没有记录", code="record.not_found")
 
 
+_NAIVE_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+
+
+def _aware_detail(detail: Any) -> Any:
+    """History details written by set-based SQL hold instants as the database's naive UTC text
+    (``2021-12-31 16:00:00.000000``); give them their offset (ISO 8601, ``+00:00``)."""
+    if isinstance(detail, dict):
+        return {k: _aware_detail(v) for k, v in detail.items()}
+    if isinstance(detail, str) and _NAIVE_INSTANT.match(detail):
+        return datetime.fromisoformat(detail.replace(" ", "T")).replace(tzinfo=UTC).isoformat()
+    return detail
+
+
 def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
     """The record's history rows, oldest first, with actor names."""
     with uow:
@@ -493,7 +507,7 @@ def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, 
                     "trigger": h.trigger,
                     "label": states.TRIGGER_LABELS.get(h.trigger, h.trigger),
                     "reason": h.reason,
-                    "detail": json.loads(h.detail) if h.detail else None,
+                    "detail": _aware_detail(json.loads(h.detail)) if h.detail else None,
                 }
             )
         return out

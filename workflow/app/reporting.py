@@ -430,7 +430,7 @@ def annex2_for_subtree(session: Session, org_id: int, round_id: int, policy: Pol
     st = subtree_stats(session, org_id, round_id)
     return Annex2Table(
         unit_name=st.org_name, round_label=st.round_label, rows=annex2_rows(st.accepted, policy),
-        reporter=rec.reporter if rec else None, fill_date=(rec.fill_date if rec else None) or clock.today(),
+        reporter=rec.reporter if rec else None, fill_date=rec.fill_date if rec else None,  # none given: blank
         phone=rec.phone if rec else None, status_note=st.note(),
     )
 
