@@ -27,7 +27,7 @@ exact value; 合计 from the exact totals (see :mod:`workflow.formats.exports`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -353,6 +353,7 @@ def _table(session: Session, unit: UnitFigures, policy: Policy, round_label: str
     return Annex2Table(
         unit_name=unit.org_name, round_label=round_label, rows=annex2_rows(unit.lines, policy),
         reporter=unit.reporter, fill_date=fill, phone=unit.phone, status_note=unit.status_note,
+        draft=unit.state not in FROZEN_STATES,
     )
 
 
@@ -431,7 +432,7 @@ def annex2_for_subtree(session: Session, org_id: int, round_id: int, policy: Pol
     return Annex2Table(
         unit_name=st.org_name, round_label=st.round_label, rows=annex2_rows(st.accepted, policy),
         reporter=rec.reporter if rec else None, fill_date=rec.fill_date if rec else None,  # none given: blank
-        phone=rec.phone if rec else None, status_note=st.note(),
+        phone=rec.phone if rec else None, status_note=st.note(), draft=rec is not None,
     )
 
 
@@ -1117,6 +1118,13 @@ def limits_for(
 class WorkReport:
     markdown: str
     html: str
+    context: dict[str, Any] = field(default_factory=dict)  # what the templates were given
+
+    def docx(self) -> bytes:
+        """The report as a Word document (offices edit and seal it)."""
+        from workflow.formats.docx_report import write_work_report  # lazy: start-up time (python-docx)
+
+        return write_work_report(self.context)
 
 
 def work_report(uow: Any, *, org_code: str, user_id: int, round_label: str | None = None) -> WorkReport:
@@ -1151,10 +1159,12 @@ def work_report(uow: Any, *, org_code: str, user_id: int, round_label: str | Non
                              for n, h, st in highlights],
             "reporter": rec.reporter or "", "phone": rec.phone or "",
             "fill_date": view.table.fill_date,
+            # 先进经验 and 工作亮点 are asked of reporting units and federations, not of grassroots unions.
+            "has_texts": not rec.is_grassroots, "draft": view.table.draft,
         }
     env = make_environment(TEMPLATE_DIR)
     return WorkReport(markdown=env.get_template("work_report.md").render(ctx),
-                      html=env.get_template("work_report.html").render(ctx))
+                      html=env.get_template("work_report.html").render(ctx), context=ctx)
 
 
 def compare_rounds(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -62,6 +63,7 @@ ANNEX2_ROW_LABELS: tuple[str, ...] = (
     "其他采购渠道(含线上和线下)",
 )
 ANNEX2_HEADERS = ("采购平台", "人次(万)", "消费总金额或投入总额度(万元)")
+ANNEX2_LABEL = "附件2"  # the notice's label above the form (top left), printed in the page header
 TOTAL_LABEL = "合计"
 OVERVIEW_SHEET = "汇总"
 
@@ -100,7 +102,10 @@ class Annex2Table:
         reporter: 填报人.
         fill_date: 填表时间 (the snapshot's as-of date).
         phone: 联系电话.
-        status_note: e.g. ``已审核`` / ``未报送``; shown in the province overview.
+        status_note: e.g. ``已审核`` / ``未报送``; shown in the province overview and under
+            the form.
+        draft: not submitted (a live draft or a snapshot not yet sent up): the form says
+            未提交（草稿） beside the round, so a printed draft is never taken for the report.
     """
 
     unit_name: str
@@ -110,6 +115,12 @@ class Annex2Table:
     fill_date: date | None = None
     phone: str | None = None
     status_note: str | None = None
+    draft: bool = False
+
+    @property
+    def round_line(self) -> str:
+        """The round as the form's second line; a draft says so."""
+        return f"{self.round_label}（未提交，草稿）" if self.draft else self.round_label
 
     @property
     def total_people(self) -> int:
@@ -245,7 +256,7 @@ def _write_annex2_sheet(ws: Worksheet, table: Annex2Table) -> None:
     title.alignment = _CENTER
     ws.row_dimensions[1].height = 36
     ws.merge_cells("A2:C2")
-    _put(ws, 2, 1, table.round_label).alignment = _CENTER
+    _put(ws, 2, 1, table.round_line).alignment = _CENTER
     ws.merge_cells("A3:C3")
     _put(ws, 3, 1, f"单位（公章）：{table.unit_name}").alignment = _LEFT
     ws.row_dimensions[3].height = 24
@@ -276,10 +287,19 @@ def _write_annex2_sheet(ws: Worksheet, table: Annex2Table) -> None:
     _put(ws, row, 2, filled).alignment = _LEFT
     row += 1
     _put(ws, row, 1, phone).alignment = _LEFT
+    if table.status_note:
+        row += 1
+        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=3)
+        _put(ws, row, 1, f"状态：{table.status_note}").alignment = _LEFT
+        ws.row_dimensions[row].height = 32
     ws.column_dimensions["A"].width = 34
     ws.column_dimensions["B"].width = 14
     ws.column_dimensions["C"].width = 32
     _page_setup(ws, row, 3)
+    # The notice's form carries "附件2" at its top left: printed in the page header.
+    ws.oddHeader.left.text = ANNEX2_LABEL
+    ws.oddHeader.left.size = 12
+    ws.oddHeader.left.font = _FONT
 
 
 def _write_overview(ws: Worksheet, tables: Sequence[Annex2Table], title: str) -> None:
@@ -295,6 +315,9 @@ def _write_overview(ws: Worksheet, tables: Sequence[Annex2Table], title: str) ->
         cell.font = Font(name=_FONT, size=11, bold=True)
         cell.alignment = _CENTER
         cell.border = _BORDER
+    # Spreadsheet programs do not grow a row for wrapped text written by a library: the header
+    # row gets the height of its two lines, or the wrapped 万元 header covers the first data row.
+    ws.row_dimensions[2].height = 34
     row = 3
     for index, table in enumerate(tables, start=1):
         values = (
@@ -316,7 +339,7 @@ def _write_overview(ws: Worksheet, tables: Sequence[Annex2Table], title: str) ->
         cell.border = _BORDER
         cell.alignment = _CENTER
         cell.font = Font(name=_FONT, size=11, bold=True)
-    for letter, width in zip("ABCDE", (6, 34, 12, 18, 16), strict=True):
+    for letter, width in zip("ABCDE", (6, 34, 12, 20, 22), strict=True):
         ws.column_dimensions[letter].width = width
     ws.print_title_rows = "2:2"
     _page_setup(ws, row, last_col, tall=len(tables) <= 45)
@@ -369,8 +392,14 @@ def _display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def write_rows_xlsx(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes:
+def write_rows_xlsx(
+    title: str, headers: Sequence[str], rows: Sequence[Sequence[object]], *, landscape: bool = True
+) -> bytes:
     """Write a plain list sheet (e.g. the 催报 list of units not yet submitted).
+
+    Printed on A4 landscape, fitted to the page width (as many pages down as needed) with the
+    header row repeated on every page; long cells wrap in columns of at most 30 characters, so
+    the print stays readable (about 10 pt) instead of shrinking a wide sheet onto one page.
 
     Args:
         title: the sheet's title line (also the sheet name, made Excel-safe).
@@ -401,11 +430,27 @@ def write_rows_xlsx(title: str, headers: Sequence[str], rows: Sequence[Sequence[
             cell.alignment = _LEFT
             if col <= len(widths):
                 widths[col - 1] = max(widths[col - 1], _display_width(str(value or "")))
-    for col, width in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(col)].width = min(max(width + 2, 8), 60)
+    columns = [min(max(width + 2, 8), _MAX_LIST_WIDTH) for width in widths]
+    for col, width in enumerate(columns, start=1):
+        ws.column_dimensions[get_column_letter(col)].width = width
+    for r, values in enumerate(rows, start=3):
+        # Wrapped cells need their height set (spreadsheet programs do not grow rows written by a
+        # library); a CJK character is about 1.1 width units in 宋体 11 pt.
+        lines = max((math.ceil(_display_width(str(v or "")) / (1.1 * w))
+                     for v, w in zip(values, columns, strict=False)), default=1)
+        if lines > 1:
+            ws.row_dimensions[r].height = 15 * lines
+    ws.row_dimensions[1].height = 24
+    ws.row_dimensions[2].height = 20
     ws.print_title_rows = "2:2"
     _page_setup(ws, max(2, len(rows) + 2), last_col, tall=False)
+    if landscape:
+        ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
+    ws.oddFooter.center.text = "第 &P 页，共 &N 页"
     return _save(workbook)
+
+
+_MAX_LIST_WIDTH = 30
 
 
 # ------------------------------------------------------------------------------ CSV
@@ -427,7 +472,7 @@ def write_csv(table: Annex2Table) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([ANNEX2_TITLE])
-    writer.writerow([_csv_text(table.round_label)])
+    writer.writerow([_csv_text(table.round_line)])
     writer.writerow([f"单位（公章）：{table.unit_name}"])
     writer.writerow(ANNEX2_HEADERS)
     for line in _lines(table):
@@ -435,6 +480,8 @@ def write_csv(table: Annex2Table) -> bytes:
     writer.writerow([])
     for text in _footer(table):
         writer.writerow([text])
+    if table.draft and table.status_note:  # a draft says so (the footer stays last otherwise)
+        writer.writerow([_csv_text(f"状态：{table.status_note}")])
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -464,6 +511,7 @@ def render_html(table: Annex2Table) -> str:
     lines = _lines(table)
     return template.render(
         title=ANNEX2_TITLE,
+        label=ANNEX2_LABEL,
         headers=ANNEX2_HEADERS,
         table=table,
         rows=[(ln.label, f"{ln.people:.2f}", f"{ln.amount:.2f}") for ln in lines[:-1]],

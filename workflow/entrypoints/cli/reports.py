@@ -217,6 +217,8 @@ def cmd_work_report(args: argparse.Namespace, ctx: Context) -> Any:
         written.append(_write(args.md, report.markdown))
     if args.html:
         written.append(_write(args.html, report.html))
+    if args.docx:
+        written.append(_write(args.docx, report.docx()))
     if args.json:
         return {"markdown": report.markdown, "written": written}
     return report.markdown if not written else "".join(f"已写入 {w}\n" for w in written)

@@ -31,6 +31,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv; charset=utf-8"
 HTML = "text/html; charset=utf-8"
 MARKDOWN = "text/markdown; charset=utf-8"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 ANNEX2_FORMATS = {"xlsx": XLSX, "csv": CSV, "html": HTML}
 MAX_IMPORT_BYTES = attachments.MAX_BYTES
 
@@ -193,6 +194,21 @@ def _body_of(html: str) -> str:
     the page; the page styles the table)."""
     start, end = html.find("<body>"), html.rfind("</body>")
     return html[start + len("<body>"):end] if start >= 0 and end > start else html
+
+
+@pages.get("/records/{record_id}/work-report/print", response_class=HTMLResponse)
+def work_report_print(request: Request, record_id: int) -> HTMLResponse:
+    """The A4 print view: the standalone report, opened in the browser (not a download)."""
+    user = _page_user(request)
+    _view, report = work_report_of(request, user.id, record_id)
+    return HTMLResponse(report.html, headers={"Cache-Control": "private, no-store"})
+
+
+@pages.get("/records/{record_id}/work-report.docx")
+def work_report_docx(request: Request, record_id: int) -> Response:
+    user = _page_user(request)
+    view, report = work_report_of(request, user.id, record_id)
+    return file_response(report.docx(), f"{view.org_name}{view.year}年度工作报告.docx", DOCX)
 
 
 @pages.get("/records/{record_id}/work-report.md")
