@@ -1122,7 +1122,8 @@ class WorkReport:
 
     def docx(self) -> bytes:
         """The report as a Word document (offices edit and seal it)."""
-        from workflow.formats.docx_report import write_work_report  # lazy: start-up time (python-docx)
+        # lazy: start-up time (python-docx)
+        from workflow.formats.docx_report import write_work_report
 
         return write_work_report(self.context)
 
