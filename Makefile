@@ -1,11 +1,11 @@
 # bangfu: `make run` sets everything up and starts the system on the embedded default;
-# `make test` sets up and runs every check (ruff, mypy, pytest).
+# `make test` sets up and runs every check (ruff, import-linter, mypy, pytest).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint typecheck pytest bench demo clean
+.PHONY: setup run test lint layers typecheck pytest bench demo clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,13 +24,16 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
+layers: setup
+	$(BIN)/lint-imports
+
 typecheck: setup
 	$(BIN)/mypy states workflow notifications worker.py
 
 pytest: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint layers typecheck pytest
 
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)

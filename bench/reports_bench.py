@@ -41,6 +41,9 @@ from workflow.app import (
 )
 from workflow.domain.policy import builtin  # noqa: E402
 from workflow.formats import ledger
+from workflow.store import (  # noqa: E402
+    aggregates,
+)
 from workflow.store.tables import (  # noqa: E402
     Membership,
     Organisation,
@@ -155,7 +158,7 @@ def w3(database: tables.Database, round_id: int) -> list[tuple[str, float]]:
             select(rec.c.id).select_from(rec.join(Organisation.__table__, Organisation.__table__.c.id == rec.c.org_id))
             .where(rec.c.round_id == round_id, Organisation.__table__.c.kind == "district_federation")
         ).scalars().all()
-        t_ours, ours = timed(lambda: reporting.unit_lines(s, round_id, record_ids=district_ids, live=True))
+        t_ours, ours = timed(lambda: aggregates.unit_lines(s, round_id, record_ids=district_ids, live=True))
 
         def python_agg() -> dict[int, dict[str, list[int]]]:
             child, sl = rec.alias("c"), SnapshotLine.__table__
@@ -181,7 +184,7 @@ def w3(database: tables.Database, round_id: int) -> list[tuple[str, float]]:
         out += [("W3a districts from snapshots: reporting.unit_lines", t_ours),
                 ("W3a Python aggregation", t_py), ("W3a raw GROUP BY floor", t_floor)]
 
-        t_path, live = timed(lambda: reporting.live_rollup_by_path(s, 1, round_id), repeat=1)
+        t_path, live = timed(lambda: aggregates.live_rollup_by_path(s, 1, round_id), repeat=1)
 
         def python_path() -> dict[str, int]:
             acc: dict[str, int] = {}

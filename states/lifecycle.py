@@ -23,7 +23,9 @@ ACCEPTED = "accepted"
 
 STATES: tuple[str, ...] = (PLANNED, PURCHASED, SUMMARIZED, SUBMITTED, ACCEPTED)
 INITIAL = PLANNED
-#: States a record may rest in for good. ``accepted`` is final unless revoked.
+#: States a record rests in for good: the round's goal. A final state's only exits are
+#: *exceptional* transitions (``revoke_acceptance``), each of which needs a reason; ``validate``
+#: refuses a table where a final state has an ordinary exit.
 FINAL_STATES: frozenset[str] = frozenset({ACCEPTED})
 
 STATE_LABELS: dict[str, str] = {
@@ -62,6 +64,8 @@ class Transition:
         scope: ``own`` or ``parent``: whose people may fire it.
         guards: names of the rules checked before it fires, in order.
         label: the Chinese name shown to users.
+        exceptional: an exit from a final state (a correction, not a step of the round); it
+            must need a reason.
     """
 
     trigger: str
@@ -70,6 +74,7 @@ class Transition:
     scope: str
     guards: tuple[str, ...] = field(default_factory=tuple)
     label: str = ""
+    exceptional: bool = False
 
     @property
     def needs_reason(self) -> bool:
@@ -103,6 +108,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         PARENT,
         ("reason_given", "parent_unlocked"),
         "撤销通过",
+        exceptional=True,
     ),
 )
 
@@ -169,6 +175,11 @@ def validate(
                 frontier.append(t.dest)
     if unreachable := known - reachable:
         raise LifecycleDefinitionError(f"unreachable states: {sorted(unreachable)}")
+    for t in transitions:
+        if t.source in final and not (t.exceptional and t.needs_reason):
+            raise LifecycleDefinitionError(
+                f"{t.trigger} leaves the final state {t.source!r}: only an exceptional transition "
+                "that needs a reason may")
     dead_ends = {s for s in known - final if not any(t.source == s for t in transitions)}
     if dead_ends:
         raise LifecycleDefinitionError(f"dead-end states that are not final: {sorted(dead_ends)}")

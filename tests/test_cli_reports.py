@@ -54,9 +54,10 @@ def test_import_stats_and_exports(run, world: World, tmp_path: Path) -> None:  #
     data = json.loads(out)
     assert data["total"]["amount_fen"] == 1_244_567 and data["source"] == "live"
 
-    # A clerk may not look at a neighbour; exit code 3 and one line on stderr.
+    # A neighbour is outside a clerk's view: it does not exist for them, as on the web (404):
+    # exit code 2 and one line on stderr.
     code, out, err = run("stats", "G2", "--as", "g1-clerk")
-    assert code == 3 and "无权查看" in err
+    assert code == 2 and "找不到单位代码“G2”" in err
 
 
 def test_bad_file_imports_nothing_exit_2(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -16,14 +16,11 @@ import openpyxl
 import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
+from workflow.domain.figures import Annex2Row, Annex2Table, wan_people, wan_yuan
 from workflow.formats.exports import (
     ANNEX2_ROW_LABELS,
-    Annex2Row,
-    Annex2Table,
     ExportUsageError,
     render_html,
-    wan_people,
-    wan_yuan,
     write_csv,
     write_rows_xlsx,
     write_xlsx,

@@ -12,7 +12,8 @@ import pytest
 import states
 from states import Transition
 from workflow.domain import engine
-from workflow.domain.engine import GuardContext, Relation
+from workflow.domain.access import Relation
+from workflow.domain.engine import GuardContext
 from workflow.domain.errors import PermissionDenied, RuleViolation
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -307,3 +308,21 @@ def test_available_actions_agrees_with_decide(state: str) -> None:
                 assert fired == action.allowed, (state, action.trigger, ctx, relation)
                 if not fired:
                     assert action.refusal is not None and action.refusal.code == code
+
+
+def test_a_final_state_is_left_only_by_an_exceptional_transition_with_a_reason() -> None:
+    """``accepted`` is final: its one exit (revoke_acceptance) is marked exceptional and needs a
+    reason; a table with an ordinary exit from a final state is refused when defined."""
+    exits = states.transitions_from(states.ACCEPTED)
+    assert [t.trigger for t in exits] == ["revoke_acceptance"]
+    assert all(t.exceptional and t.needs_reason for t in exits)
+    assert not any(t.exceptional for t in states.TRANSITIONS if t.source not in states.FINAL_STATES)
+    ordinary_exit = (*states.TRANSITIONS,
+                     states.Transition("reopen", states.ACCEPTED, states.PURCHASED, states.OWN, (), "重新采购"))
+    with pytest.raises(states.LifecycleDefinitionError, match="final state"):
+        states.validate(transitions=ordinary_exit)
+    no_reason = tuple(
+        states.Transition(t.trigger, t.source, t.dest, t.scope, ("parent_unlocked",), t.label, exceptional=True)
+        if t.trigger == "revoke_acceptance" else t for t in states.TRANSITIONS)
+    with pytest.raises(states.LifecycleDefinitionError, match="final state"):
+        states.validate(transitions=no_reason)

@@ -22,8 +22,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import states
 from tests.conftest import World, build_world
-from workflow.app import reporting
 from workflow.domain.errors import BangfuError
+from workflow.store import aggregates
 from workflow.store.tables import Database
 
 ORGS = ("C1", "D1", "D2", "G1", "G2", "G3")
@@ -189,7 +189,7 @@ class RecordsMachine(RuleBasedStateMachine):
                 assert rec.snapshot_id is not None
                 _snap, lines = uow.snapshot(rec.snapshot_id)
                 stored = {ln.channel: (ln.people, ln.amount_fen) for ln in lines}
-                now, _missing = reporting.snapshot_lines(uow.session, self.rid[org])
+                now, _missing = aggregates.snapshot_lines(uow.session, self.rid[org])
                 assert stored == now, (org, rec.state)
 
 

@@ -23,17 +23,17 @@ from pathlib import Path
 import pytest
 
 from notifications.templates import make_environment
-from workflow.app.reporting import CHASE_HEADERS, TEMPLATE_DIR
+from workflow.app.reporting import TEMPLATE_DIR
+from workflow.domain.figures import Annex2Row, Annex2Table
 from workflow.formats.docx_report import write_work_report
 from workflow.formats.exports import (
     ANNEX2_ROW_LABELS,
-    Annex2Row,
-    Annex2Table,
     render_html,
     write_csv,
     write_rows_xlsx,
     write_xlsx,
 )
+from workflow.store.aggregates import CHASE_HEADERS
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "print"
 

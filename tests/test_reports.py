@@ -14,9 +14,11 @@ from sqlalchemy import insert
 from tests.conftest import NOW_2021, World
 from workflow.app import directory, reporting
 from workflow.domain import clock
-from workflow.domain.errors import PermissionDenied, RuleViolation
+from workflow.domain import figures as annex
+from workflow.domain.errors import NotFound, PermissionDenied, RuleViolation
+from workflow.domain.figures import wan_yuan
 from workflow.domain.policy import builtin
-from workflow.formats.exports import wan_yuan
+from workflow.store import aggregates
 from workflow.store.tables import Purchase
 
 POLICY = builtin()
@@ -46,7 +48,7 @@ def federation_up(w: World, org: str, *, reporting_unit: bool = False) -> None:
 
 def figures(w: World, org: str, *, live: bool = False) -> dict[str, tuple[int, int]]:
     with w.uow(True) as uow:
-        table = reporting.annex2_for_record(uow.session, w.rid(org), POLICY, live=live)
+        table = aggregates.annex2_for_record(uow.session, w.rid(org), POLICY, live=live)
     return {r.label: (r.people, r.amount_fen) for r in table.rows}
 
 
@@ -68,7 +70,7 @@ def test_rollup_level_by_level_reads_snapshots_of_accepted_and_submitted(any_wor
 
     # D1 (a draft) adds its accepted child only; G2 is submitted, not yet accepted.
     with w.uow(True) as uow:
-        st = reporting.subtree_stats(uow.session, _org_id(w, "D1"), _round_id(w))
+        st = aggregates.subtree_stats(uow.session, _org_id(w, "D1"), _round_id(w))
     assert total(st.accepted) == (180, 1_800_000)
     assert total(st.pending) == (20, 200_000)
     assert [u.org_code for u in st.units] == ["G1", "G2"]
@@ -77,7 +79,7 @@ def test_rollup_level_by_level_reads_snapshots_of_accepted_and_submitted(any_wor
 
     # Official share: ygh and dxyx are official platforms (dxyx sits in the "other" Annex 2 row),
     # local_hall is only "preferred".
-    share = reporting.official_share(st.accepted, POLICY)
+    share = annex.official_share(st.accepted, POLICY)
     assert (share.official_fen, share.total_fen) == (1_500_000, 1_800_000)
     assert share.percent == Decimal("83.33")
 
@@ -96,14 +98,14 @@ def test_rollup_level_by_level_reads_snapshots_of_accepted_and_submitted(any_wor
     assert total(figures(w, "C1")) == (205, 2_050_000)
 
     with w.uow(True) as uow:
-        province = reporting.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
-        units = reporting.unit_figures(uow.session, _round_id(w), parent_org_id=_org_id(w, "GD"))
+        province = aggregates.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
+        units = aggregates.unit_figures(uow.session, _round_id(w), parent_org_id=_org_id(w, "GD"))
     assert (province.total_people, province.total_amount_fen) == (0, 0)  # C1 submitted, not accepted
     assert "已提交，待审核 1 个" in (province.status_note or "")
     assert {u.org_code: u.amount_fen for u in units}["C1"] == 2_050_000
     w.fire("C1", "accept", "gd-reviewer")
     with w.uow(True) as uow:
-        province = reporting.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
+        province = aggregates.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
     assert (province.total_people, province.total_amount_fen) == (205, 2_050_000)
 
 
@@ -128,8 +130,8 @@ def test_submitted_and_accepted_read_snapshots_only(any_world: World) -> None:
     assert total(figures(w, "G1")) == (100, 1_000_000)
     assert total(figures(w, "G1", live=True)) == (100, 1_000_000)  # accepted: snapshot whatever
     with w.uow(True) as uow:
-        d1 = reporting.subtree_stats(uow.session, _org_id(w, "D1"), _round_id(w))
-        progress = reporting.live_rollup_by_path(uow.session, _org_id(w, "C1"), _round_id(w))
+        d1 = aggregates.subtree_stats(uow.session, _org_id(w, "D1"), _round_id(w))
+        progress = aggregates.live_rollup_by_path(uow.session, _org_id(w, "C1"), _round_id(w))
     assert total(d1.accepted) == (100, 1_000_000)
     # The live progress by path prefix sees every ledger line below D1, whatever the states.
     assert total(progress[_org_id(w, "D1")]) == (100 + 99 + 35, 1_000_000 + 999_900 + 350_000)
@@ -153,18 +155,22 @@ def test_rounded_rows_do_not_add_up_to_rounded_total(any_world: World) -> None:
     assert [float(v) for v in values["合计"][:2]] == [0.01, 0.01]
 
 
-def test_stats_view_scope_clerk_own_reviewer_subtree(any_world: World) -> None:
+def test_stats_view_scope_is_the_seats_subtree(any_world: World) -> None:
+    """One rule (workflow.domain.access): statistics are visible from any seat at or above the
+    organisation — a federation's clerk compiles its system's report, so it sees its
+    subordinates' figures; outside the view the organisation does not exist (NotFound)."""
     w = any_world
     grassroots(w, "G1", [("ygh", 100_000, 10)])
     assert reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("d1-reviewer")).source == "snapshot"
     assert reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("gd-reviewer")).state == "submitted"
-    with pytest.raises(PermissionDenied):
-        reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("d1-clerk"))
-    with pytest.raises(PermissionDenied):
+    assert reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("d1-clerk")).state == "submitted"
+    with pytest.raises(NotFound):  # a grassroots clerk does not see its parent
+        reporting.stats(w.uow(True), round_label="2021年度", org_code="D1", user_id=w.uid("g1-clerk"))
+    with pytest.raises(NotFound):  # nor a reviewer another district
         reporting.stats(w.uow(True), round_label="2021年度", org_code="G3", user_id=w.uid("d1-reviewer"))
     # The observer's membership names the root of the subtree it may read (C1).
     assert reporting.stats(w.uow(True), round_label="2021年度", org_code="G1", user_id=w.uid("observer")).state
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound):
         reporting.stats(w.uow(True), round_label="2021年度", org_code="C2", user_id=w.uid("observer"))
     view = reporting.stats(w.uow(True), round_label="2021年度", org_code="GD", user_id=w.uid("gd-reviewer"))
     assert view.source == "subtree" and [u.org_code for u in view.units] == ["C1", "C2", "IND"]
@@ -216,7 +222,7 @@ def test_completeness_counts_states_overdue_and_late(any_world: World) -> None:
     # After the grassroots deadline (20 Dec), before the reporting units' (31 Dec).
     late = datetime(2021, 12, 25, 2, 0, tzinfo=UTC)
     with w.uow(True) as uow:
-        rows = reporting.completeness(uow.session, _round_id(w), now=late)
+        rows = aggregates.completeness(uow.session, _round_id(w), now=late)
     by = {r.org_code: r for r in rows}
     d1 = by["D1"]
     assert (d1.total, d1.accepted, d1.submitted, d1.not_submitted, d1.overdue) == (2, 1, 1, 0, 0)
@@ -230,7 +236,7 @@ def test_completeness_counts_states_overdue_and_late(any_world: World) -> None:
     grassroots(w, "G3", [("ygh", 100_000, 10)], submit=False)
     w.fire("G3", "submit", "g3-clerk", now=late)
     with w.uow(True) as uow:
-        by = {r.org_code: r for r in reporting.completeness(uow.session, _round_id(w), now=late)}
+        by = {r.org_code: r for r in aggregates.completeness(uow.session, _round_id(w), now=late)}
     assert (by["D2"].submitted, by["D2"].overdue, by["D2"].late) == (1, 0, 1)
     assert (by[""].late, by[""].overdue) == (1, 5)
     under = reporting.completeness_for(w.uow(True), round_label="2021年度", user_id=w.uid("c1-reviewer"), now=late)
@@ -251,9 +257,9 @@ def test_completeness_subtree_scope_and_the_snapshot_check(any_world: World) -> 
                                people=5, amount_fen=50_000, note="天河区街道工会台账汇总", now=NOW_2021)
     federation_up(w, "D1")  # D1's snapshot: its aggregate line plus G1's accepted snapshot
 
-    def scoped(scope: reporting.Scope, under: str | None = None) -> dict[str, reporting.CompletenessRow]:
+    def scoped(scope: aggregates.Scope, under: str | None = None) -> dict[str, aggregates.CompletenessRow]:
         with w.uow(True) as uow:
-            rows = reporting.completeness(uow.session, _round_id(w), now=NOW_2021, scope=scope,
+            rows = aggregates.completeness(uow.session, _round_id(w), now=NOW_2021, scope=scope,
                                         under_org_id=_org_id(w, under) if under else None)
         return {r.org_code: r for r in rows}
 
@@ -272,7 +278,7 @@ def test_completeness_subtree_scope_and_the_snapshot_check(any_world: World) -> 
     assert (under["D1"].grassroots, under["D1"].grassroots_accepted, under["D1"].accepted_people,
             under["D1"].accepted_fen) == (2, 1, 10, 100_000)  # G1's snapshot; G2 not accepted
     with w.uow(True) as uow:  # the web overview's call: no snapshot check, no purchase read
-        unchecked = reporting.completeness(uow.session, _round_id(w), now=NOW_2021, scope="subtree",
+        unchecked = aggregates.completeness(uow.session, _round_id(w), now=NOW_2021, scope="subtree",
                                          check_snapshots=False)
     assert [(r.mismatched, r.adds_up) for r in unchecked] == [(None, None)] * 4
     assert [r.total for r in unchecked] == [sub[c].total for c in ("C1", "C2", "IND", "")]
@@ -301,8 +307,10 @@ def test_chase_list_names_clerks_and_phones_and_writes_xlsx(any_world: World) ->
     ws = openpyxl.load_workbook(io.BytesIO(data)).active
     cells = [c for row in ws.iter_rows(values_only=True) for c in row if c]
     assert "G2" in cells and "天河供电局工会" in cells
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound):  # D1 is G2's parent: outside a grassroots clerk's view
         reporting.chase(w.uow(True), round_label="2021年度", user_id=w.uid("g2-clerk"), org_code="D1", now=NOW_2021)
+    with pytest.raises(PermissionDenied):  # the 催报 list carries phone numbers: not for observers
+        reporting.chase(w.uow(True), round_label="2021年度", user_id=w.uid("observer"), org_code="D1", now=NOW_2021)
 
 
 def test_province_workbook_overview_and_one_sheet_per_unit(any_world: World) -> None:
@@ -411,12 +419,12 @@ def test_full_chain_province_total_equals_every_ledger_line(any_world: World) ->
         p, a = expected.get(channel, (0, 0))
         expected[channel] = (p + people, a + amount)
     with w.uow(True) as uow:
-        table = reporting.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
-        progress = reporting.live_rollup_by_path(uow.session, _org_id(w, "GD"), _round_id(w))
-        units = reporting.unit_figures(uow.session, _round_id(w), parent_org_id=_org_id(w, "GD"))
+        table = aggregates.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
+        progress = aggregates.live_rollup_by_path(uow.session, _org_id(w, "GD"), _round_id(w))
+        units = aggregates.unit_figures(uow.session, _round_id(w), parent_org_id=_org_id(w, "GD"))
     assert [r.label for r in table.rows] == [s.label for s in POLICY.stats_rows]
     assert [(r.people, r.amount_fen) for r in table.rows] == [
-        (r.people, r.amount_fen) for r in reporting.annex2_rows(expected, POLICY)]
+        (r.people, r.amount_fen) for r in annex.annex2_rows(expected, POLICY)]
     assert (table.total_people, table.total_amount_fen) == total(expected)
     assert "已通过 3 个" in (table.status_note or "")
     # Level by level (snapshots) and by path (ledger) agree per reporting unit.

@@ -40,7 +40,6 @@ class Settings:
     smtp_tls: bool = False
     smtp_user: str | None = None
     smtp_password: str | None = None
-    webhook_kind: str = "wecom"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -77,7 +76,6 @@ def from_env() -> Settings:
         smtp_tls=_env("BANGFU_SMTP_TLS", "0") == "1",
         smtp_user=os.environ.get("BANGFU_SMTP_USER") or None,
         smtp_password=os.environ.get("BANGFU_SMTP_PASSWORD") or None,
-        webhook_kind=_env("BANGFU_WEBHOOK_KIND", "wecom"),
     ).check()
 
 

@@ -11,10 +11,10 @@ import time_machine
 from tests.conftest import World
 from tests.scheduler.conftest import DEC_1_0900, at
 from workflow import settings
-from workflow.app.reporting import completeness
 from workflow.domain import clock
 from workflow.entrypoints import cli, demo
 from workflow.scheduler.sweeps import run_sweep
+from workflow.store.aggregates import completeness
 from workflow.store.tables import Database
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select, update
 
 import states
 from workflow.app.passwords import hash_password, verify_password
-from workflow.domain import clock
+from workflow.domain import access, clock
 from workflow.domain.errors import BadInput, BangfuError, NotFound, PermissionDenied
 from workflow.store.tables import (
     AccountEvent,
@@ -218,15 +218,10 @@ def _managed(uow: UnitOfWork, actor_id: int, username: str) -> User:
         raise NotFound(f"找不到用户“{username}”", code="user.not_found")
     actor_mems = uow.memberships(actor_id)
     target_mems = uow.memberships(target.id or 0)
-    visible = any(o.path.startswith(a.path) for o, _ in target_mems for a, _r in actor_mems)
-    if not visible:
+    if not access.can_view_account(actor_mems, target_mems):
         raise NotFound(f"找不到用户“{username}”", code="user.not_found")
-    reviewer_of = {a.id for a, r in actor_mems if r == states.REVIEWER}
-    clerk_orgs = [o for o, r in target_mems if r == states.CLERK]
-    if not clerk_orgs or any(r != states.CLERK for _o, r in target_mems):
-        raise PermissionDenied("只能管理下级单位填报员的账号", code="account.not_clerk")
-    if not all(o.parent_id in reviewer_of for o in clerk_orgs):
-        raise PermissionDenied("只有直接上级单位的审核人可以管理该账号", code="account.not_parent_reviewer")
+    if refusal := access.account_refusal(actor_mems, target_mems):
+        raise PermissionDenied(refusal.message, code=refusal.code)
     return target
 
 

@@ -15,8 +15,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import states
-from workflow.domain import clock, engine, rules
-from workflow.domain.engine import Action, GuardContext, Relation
+from workflow.domain import access, clock, engine, rules
+from workflow.domain.access import Relation
+from workflow.domain.engine import Action, GuardContext
 from workflow.domain.errors import (
     BadInput,
     NotFound,
@@ -30,7 +31,6 @@ from workflow.formats.ledger import CHANNEL_ALIASES
 from workflow.store.tables import History, Organisation, Purchase, Record, Round, User
 from workflow.store.uow import UnitOfWork
 
-SYSTEM_ROLE = "system"
 #: The largest amount a 64-bit money column holds.
 MAX_MONEY_FEN = 2**63 - 1
 BUDGETS: dict[str, str] = {
@@ -152,12 +152,10 @@ class PurchaseInput:
 
 def relation_to(uow: UnitOfWork, user_id: int, org: Organisation) -> tuple[User, Relation, bool]:
     """The user's roles in ``org`` and in its parent, and whether ``org`` is in their view
-    (their own organisations' subtrees, an observer's scope)."""
+    (:mod:`workflow.domain.access`)."""
     user, mems = uow.user_with_memberships(user_id)
-    own = frozenset(r for o, r in mems if o.id == org.id)
-    parent = frozenset(r for o, r in mems if org.parent_id is not None and o.id == org.parent_id)
-    visible = any(org.path.startswith(o.path) for o, _ in mems)
-    return user, Relation(own_roles=own, parent_roles=parent), visible
+    rel = access.relation(mems, org)
+    return user, rel, rel.visible
 
 
 def actor_for(uow: UnitOfWork, user_id: int, rec: Record) -> Actor:
@@ -172,11 +170,10 @@ def actor_for(uow: UnitOfWork, user_id: int, rec: Record) -> Actor:
 
 def entry_role(actor: Actor, what: str) -> tuple[str, bool]:
     """Who may enter a record's data: its clerks, or the parent's reviewer on its behalf."""
-    if actor.relation.own_roles & {states.CLERK}:
-        return states.CLERK, False
-    if states.REVIEWER in actor.relation.parent_roles:
-        return states.REVIEWER, True
-    raise PermissionDenied(f"只有本单位填报员或上级审核人可以{what}", code="permission.not_clerk")
+    who = access.entry_role(actor.relation, what)
+    if isinstance(who, Refusal):
+        raise PermissionDenied(who.message, code=who.code)
+    return who
 
 
 def policy_for(uow: UnitOfWork, rec: Record) -> tuple[Round, Policy]:

@@ -1,898 +1,72 @@
-"""Annex 2 snapshots, roll-ups and completeness as SQL aggregates.
-
-A record's snapshot adds, per channel, its own purchases, its own aggregate lines and its
-children's *accepted* snapshots: GROUP BY queries, never a Python loop over rows. The Annex 2 row
-and the official share both derive from the channel through the policy.
-
-Which numbers a view shows:
-
-- a **submitted or accepted** record is read from its snapshot only, so the province sees what
-  the reviewer accepted, whatever was entered later;
-- a **summarized** record shows its snapshot unless the caller asks for live sums;
-- a **draft** (planned, purchased, or summarized with ``live=True``) shows live sums: its own
-  purchases and aggregate lines plus its children's accepted snapshots, i.e. what ``summarize``
-  would freeze now.
-
-Roll-ups go level by level: a unit's figure is its own snapshot (which already holds what it
-accepted below it), so the province's roll-up over its reporting units reads one snapshot per
-unit. Units' figures are computed for all units of a level in one GROUP BY over a UNION ALL of
-snapshot lines, purchases and aggregate lines. :func:`live_rollup_by_path` is the other way: the
-purchases of every record below each unit, joined by materialised path prefix, whatever their
-states (the live progress of a round).
-
-Rounding (Annex 2): 人次 in 万 and amounts in 万元, two decimals, ROUND_HALF_UP, each row from its
-exact value; 合计 from the exact totals (see :mod:`workflow.formats.exports`).
+"""Report use cases: an organisation's Annex 2 table, the province workbook, aggregate lines,
+completeness and 催报 lists, the gift-limit check and the work report, each with its access
+check. The SQL they need is in :mod:`workflow.store.aggregates`; the arithmetic in
+:mod:`workflow.domain.figures`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
-
-from sqlalchemy import Integer, and_, case, cast, false, func, null, or_, select, union_all
-from sqlmodel import Session
+from typing import Any
 
 import states
-from workflow.domain import clock, rules
+from notifications.templates import make_environment
+from workflow.app import records
+from workflow.domain import access, clock, limits, rules
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal, RuleViolation
-from workflow.domain.policy import Policy
-from workflow.formats.exports import Annex2Row, Annex2Table, wan_people, wan_yuan
-from workflow.store.tables import (
-    AggregateLine,
-    Membership,
-    Organisation,
-    Purchase,
-    Record,
-    Round,
-    Snapshot,
-    SnapshotLine,
-    User,
+from workflow.domain.figures import (
+    Annex2Table,
+    Lines,
+    OfficialShare,
+    UnitFigures,
+    add_lines,
+    check_aggregate_line,
+    official_share,
+    wan_people,
+    wan_yuan,
 )
-
-FROZEN_STATES = (states.SUBMITTED, states.ACCEPTED)
-STATUS_ACCEPTED = "已通过"
-STATUS_PENDING = "已提交，待审核"
-Lines = dict[str, tuple[int, int]]  # channel -> (people, amount_fen)
-
-
-# --- per-record snapshot lines (used by summarize) ------------------------------------------
-
-
-def snapshot_lines(session: Session, record_id: int) -> tuple[dict[str, tuple[int, int]], list[str]]:
-    """The per-channel (people, amount_fen) a snapshot of ``record_id`` would freeze, and the
-    codes of the children not yet accepted.
-
-    Args:
-        session: an open session.
-        record_id: the record to summarize.
-
-    Returns:
-        ``({channel: (people, amount_fen)}, [missing child org codes])``: its own purchases and
-        aggregate lines plus its children's accepted snapshots.
-    """
-    lines: dict[str, tuple[int, int]] = {}
-    own = session.execute(
-        select(Purchase.channel, func.sum(Purchase.people), func.sum(Purchase.amount_fen))
-        .where(Purchase.record_id == record_id)
-        .group_by(Purchase.channel)
-    ).all()
-    aggregates = session.execute(
-        select(AggregateLine.channel, func.sum(AggregateLine.people), func.sum(AggregateLine.amount_fen))
-        .where(AggregateLine.record_id == record_id)
-        .group_by(AggregateLine.channel)
-    ).all()
-    child = Record.__table__.alias("child")
-    from_children = session.execute(
-        select(SnapshotLine.channel, func.sum(SnapshotLine.people), func.sum(SnapshotLine.amount_fen))
-        .join(child, child.c.snapshot_id == SnapshotLine.snapshot_id)
-        .where(child.c.parent_id == record_id, child.c.state == "accepted")
-        .group_by(SnapshotLine.channel)
-    ).all()
-    for channel, people, amount in [*own, *aggregates, *from_children]:
-        p, a = lines.get(channel, (0, 0))
-        lines[channel] = (p + int(people or 0), a + int(amount or 0))
-    missing = [
-        code
-        for (code,) in session.execute(
-            select(Organisation.code)
-            .join(child, child.c.org_id == Organisation.id)
-            .where(child.c.parent_id == record_id, child.c.state != "accepted")
-            .order_by(Organisation.code)
-        ).all()
-    ]
-    return lines, missing
-
-
-# --- figures --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OfficialShare:
-    """The share of the amount bought through official platforms (``official = "yes"``)."""
-
-    official_fen: int
-    total_fen: int
-
-    @property
-    def percent(self) -> Decimal | None:
-        if self.total_fen == 0:
-            return None
-        return (Decimal(self.official_fen) * 100 / Decimal(self.total_fen)).quantize(
-            Decimal("0.01"), rounding=ROUND_HALF_UP
-        )
-
-    def text(self) -> str:
-        if self.percent is None:
-            return "官方平台采购占比：无采购"
-        return (f"官方平台采购 {rules.yuan(self.official_fen)} 元 ÷ 合计 {rules.yuan(self.total_fen)} 元"
-                f" = {self.percent}%")
-
-
-def add_lines(*many: Lines) -> Lines:
-    out: Lines = {}
-    for lines in many:
-        for channel, (p, a) in lines.items():
-            op, oa = out.get(channel, (0, 0))
-            out[channel] = (op + p, oa + a)
-    return out
-
-
-def annex2_rows(lines: Lines, policy: Policy) -> list[Annex2Row]:
-    """Per-channel lines mapped to the policy's Annex 2 rows, in the form's order (exact)."""
-    by_row: dict[str, tuple[int, int]] = {s.code: (0, 0) for s in policy.stats_rows}
-    fallback = policy.stats_rows[-1].code  # "其他采购渠道": a channel no longer in the policy
-    for channel, (p, a) in lines.items():
-        ch = policy.channel(channel)
-        code = ch.stats_row if ch is not None else fallback
-        op, oa = by_row[code]
-        by_row[code] = (op + p, oa + a)
-    return [Annex2Row(s.label, by_row[s.code][0], by_row[s.code][1]) for s in policy.stats_rows]
-
-
-def official_share(lines: Lines, policy: Policy) -> OfficialShare:
-    official = 0
-    for channel, (_p, a) in lines.items():
-        ch = policy.channel(channel)
-        if ch is not None and ch.is_official:
-            official += a
-    return OfficialShare(official_fen=official, total_fen=sum(a for _p, a in lines.values()))
-
-
-@dataclass
-class UnitFigures:
-    """One unit's numbers in a roll-up, with where they come from."""
-
-    org_id: int
-    org_code: str
-    org_name: str
-    org_kind: str
-    path: str
-    record_id: int
-    state: str
-    source: str  # snapshot | live
-    lines: Lines
-    reporter: str | None
-    phone: str | None
-    fill_date: date | None
-    snapshot_stale: bool
-    is_overdue: bool
-    is_late: bool
-
-    @property
-    def state_label(self) -> str:
-        return states.STATE_LABELS[self.state]
-
-    @property
-    def people(self) -> int:
-        return sum(p for p, _a in self.lines.values())
-
-    @property
-    def amount_fen(self) -> int:
-        return sum(a for _p, a in self.lines.values())
-
-    @property
-    def status_note(self) -> str:
-        return status_note(self.state, self.source, self.snapshot_stale)
-
-
-def status_note(state: str, source: str, stale: bool = False) -> str:
-    if state == states.ACCEPTED:
-        return STATUS_ACCEPTED
-    if state == states.SUBMITTED:
-        return STATUS_PENDING
-    if source == "snapshot":
-        return "已汇总，未提交" + ("（汇总后有新录入，须重新汇总）" if stale else "")
-    return f"{states.STATE_LABELS[state]}，未提交（实时数据）"
-
-
-def _units_query(round_id: int, *, parent_org_id: int | None = None, record_ids: Sequence[int] = ()) -> Any:
-    """The unit records with what a view shows of them (state, footer, organisation)."""
-    rec, org = Record.__table__, Organisation.__table__
-    q = select(
-        rec.c.id, rec.c.state, rec.c.snapshot_id, rec.c.snapshot_stale, rec.c.reporter, rec.c.phone,
-        rec.c.fill_date, rec.c.is_overdue, rec.c.is_late, rec.c.report_deadline,
-        org.c.id.label("org_id"), org.c.code, org.c.name, org.c.kind, org.c.path,
-    ).join(org, org.c.id == rec.c.org_id)
-    return _unit_filter(q, round_id, parent_org_id, record_ids)
-
-
-def _unit_filter(q: Any, round_id: int, parent_org_id: int | None, record_ids: Sequence[int]) -> Any:
-    rec, org = Record.__table__, Organisation.__table__
-    if record_ids:  # ids imply the round; the primary key finds them
-        return q.where(rec.c.id.in_(list(record_ids)))
-    q = q.where(rec.c.round_id == round_id)
-    if parent_org_id is not None:
-        # Through the (org_id, round_id) unique index: the children's ids, then their records.
-        q = q.where(rec.c.org_id.in_(select(org.c.id).where(org.c.parent_id == parent_org_id)))
-    return q
-
-
-#: Units per statement: id lists stay well below SQLite's bound-parameter limit (32,766).
-UNIT_CHUNK = 5_000
-
-
-def _is_frozen(state: str, snapshot_id: int | None, live: bool) -> bool:
-    """Submitted/accepted units read their snapshot; a summarized one too unless ``live``."""
-    return state in FROZEN_STATES or (not live and state == states.SUMMARIZED and snapshot_id is not None)
-
-
-def unit_lines(
-    session: Session, round_id: int, *, parent_org_id: int | None = None, record_ids: Sequence[int] = (),
-    live: bool = False,
-) -> dict[int, Lines]:
-    """Per unit record and channel, (people, amount_fen), for the child units of
-    ``parent_org_id`` or the given records.
-
-    The units (one small query) are split into frozen ones, read from their snapshot lines, and
-    live ones, read from their purchases, aggregate lines and accepted children's snapshot lines:
-    one statement, a UNION ALL of those four parts each grouped by (unit, channel). The units are
-    passed as literal id lists so the planner sees how many there are (a ``state NOT IN (…)``
-    filter made PostgreSQL expect one unit and choose nested loops over a million lines).
-    """
-    rec = Record.__table__
-    units = session.execute(
-        _unit_filter(select(rec.c.id, rec.c.state, rec.c.snapshot_id), round_id, parent_org_id, record_ids)
-    ).all()
-    out: dict[int, Lines] = {}
-    for start in range(0, len(units), UNIT_CHUNK):
-        chunk = units[start:start + UNIT_CHUNK]
-        frozen = [u.id for u in chunk if _is_frozen(u.state, u.snapshot_id, live)]
-        drafts = [u.id for u in chunk if not _is_frozen(u.state, u.snapshot_id, live)]
-        for unit_id, channel, people, amount in session.execute(_lines_statement(frozen, drafts)).all():
-            lines = out.setdefault(int(unit_id), {})
-            p, a = lines.get(channel, (0, 0))  # a draft's parts may share a channel
-            lines[channel] = (p + int(people or 0), a + int(amount or 0))
-    return out
-
-
-def _lines_statement(frozen: list[int], drafts: list[int]) -> Any:
-    rec, sl, pur, agg = Record.__table__, SnapshotLine.__table__, Purchase.__table__, AggregateLine.__table__
-    child = rec.alias("child")
-
-    def part(key: Any, table: Any, source: Any, *where: Any) -> Any:
-        return (
-            select(key.label("unit_id"), table.c.channel.label("channel"),
-                   func.sum(table.c.people).label("people"), func.sum(table.c.amount_fen).label("amount"))
-            .select_from(source).where(*where).group_by(key, table.c.channel)
-        )
-
-    parts = [
-        part(rec.c.id, sl, rec.join(sl, sl.c.snapshot_id == rec.c.snapshot_id), rec.c.id.in_(frozen)),
-        part(pur.c.record_id, pur, pur, pur.c.record_id.in_(drafts)),
-        part(agg.c.record_id, agg, agg, agg.c.record_id.in_(drafts)),
-        part(child.c.parent_id, sl, child.join(sl, sl.c.snapshot_id == child.c.snapshot_id),
-             child.c.parent_id.in_(drafts), child.c.state == states.ACCEPTED),
-    ]
-    return union_all(*parts)
-
-
-def unit_figures(
-    session: Session, round_id: int, *, parent_org_id: int | None = None, record_ids: Sequence[int] = (),
-    live: bool = False,
-) -> list[UnitFigures]:
-    """The figures of the child units of ``parent_org_id`` (or of the given records) in a round:
-    two small queries and one aggregate, ordered by organisation code."""
-    q = _units_query(round_id, parent_org_id=parent_org_id, record_ids=record_ids)
-    meta = session.execute(q.order_by(Organisation.__table__.c.code)).all()
-    lines = unit_lines(session, round_id, parent_org_id=parent_org_id, record_ids=record_ids, live=live)
-    out = []
-    for m in meta:
-        frozen = _is_frozen(m.state, m.snapshot_id, live)
-        out.append(UnitFigures(
-            org_id=m.org_id, org_code=m.code, org_name=m.name, org_kind=m.kind, path=m.path, record_id=m.id,
-            state=m.state, source="snapshot" if frozen else "live", lines=lines.get(m.id, {}),
-            reporter=m.reporter, phone=m.phone, fill_date=m.fill_date, snapshot_stale=bool(m.snapshot_stale),
-            is_overdue=bool(m.is_overdue), is_late=bool(m.is_late),
-        ))
-    return out
-
-
-def _snapshot_date(session: Session, record_id: int) -> date | None:
-    rec = session.get(Record, record_id)
-    if rec is None or rec.snapshot_id is None:
-        return None
-    snap = session.get(Snapshot, rec.snapshot_id)
-    return snap.as_of if snap else None
-
-
-def _round_label(session: Session, round_id: int) -> str:
-    rnd = session.get(Round, round_id)
-    if rnd is None:
-        raise NotFound(f"找不到年度 #{round_id}", code="round.not_found")
-    return rnd.label
-
-
-def annex2_for_record(session: Session, record_id: int, policy: Policy, *, live: bool = False) -> Annex2Table:
-    """The Annex 2 table of one record.
-
-    Args:
-        session: an open session.
-        record_id: the record.
-        policy: its round's policy (rows and channels).
-        live: for drafts, live sums even when a snapshot exists. A submitted or accepted record
-            is read from its snapshot whatever ``live`` says.
-
-    Returns:
-        The table (exact numbers; the writers round), with the footer and a status note.
-    """
-    rec = session.get(Record, record_id)
-    if rec is None:
-        raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
-    (unit,) = unit_figures(session, rec.round_id, record_ids=[record_id], live=live)
-    return _table(session, unit, policy, _round_label(session, rec.round_id))
-
-
-def _table(session: Session, unit: UnitFigures, policy: Policy, round_label: str) -> Annex2Table:
-    fill = unit.fill_date
-    if fill is None and unit.source == "snapshot":
-        fill = _snapshot_date(session, unit.record_id)
-    return Annex2Table(
-        unit_name=unit.org_name, round_label=round_label, rows=annex2_rows(unit.lines, policy),
-        reporter=unit.reporter, fill_date=fill, phone=unit.phone, status_note=unit.status_note,
-        draft=unit.state not in FROZEN_STATES,
-    )
-
-
-@dataclass
-class SubtreeStats:
-    """What a federation (or the province) sees of its subtree in a round."""
-
-    org_id: int
-    org_code: str
-    org_name: str
-    round_id: int
-    round_label: str
-    own: Lines  # its own purchases and aggregate lines (live; empty for the province)
-    units: list[UnitFigures]  # its direct subordinates
-    record_id: int | None = None
-    record_state: str | None = None
-
-    @property
-    def accepted(self) -> Lines:
-        """Own entries plus the accepted subordinates' snapshots: what a snapshot would freeze."""
-        return add_lines(self.own, *(u.lines for u in self.units if u.state == states.ACCEPTED))
-
-    @property
-    def pending(self) -> Lines:
-        """Submitted subordinates' snapshots, not yet accepted (not counted in ``accepted``)."""
-        return add_lines(*(u.lines for u in self.units if u.state == states.SUBMITTED))
-
-    def count(self, *wanted: str) -> int:
-        return sum(1 for u in self.units if u.state in wanted)
-
-    def note(self) -> str:
-        pend = self.pending
-        p, a = sum(x for x, _ in pend.values()), sum(y for _, y in pend.values())
-        not_sub = len(self.units) - self.count(*FROZEN_STATES)
-        return (f"下级{STATUS_ACCEPTED} {self.count(states.ACCEPTED)} 个（已计入）；"
-                f"{STATUS_PENDING} {self.count(states.SUBMITTED)} 个"
-                f"（人次 {wan_people(p)} 万、金额 {wan_yuan(a)} 万元，未计入）；未提交 {not_sub} 个")
-
-
-def subtree_stats(session: Session, org_id: int, round_id: int) -> SubtreeStats:
-    """An organisation's own live entries and its direct subordinates' figures (snapshots for
-    submitted and accepted ones)."""
-    org = session.get(Organisation, org_id)
-    if org is None:
-        raise NotFound(f"找不到单位 #{org_id}", code="org.not_found")
-    rec = session.execute(
-        select(Record).where(Record.org_id == org_id, Record.round_id == round_id)
-    ).scalar_one_or_none()
-    own: Lines = {}
-    if rec is not None:
-        for table in (Purchase, AggregateLine):
-            for channel, people, amount in session.execute(
-                select(table.channel, func.sum(table.people), func.sum(table.amount_fen))
-                .where(table.record_id == rec.id).group_by(table.channel)
-            ).all():
-                own = add_lines(own, {channel: (int(people or 0), int(amount or 0))})
-    return SubtreeStats(
-        org_id=org_id, org_code=org.code, org_name=org.name, round_id=round_id,
-        round_label=_round_label(session, round_id), own=own,
-        units=unit_figures(session, round_id, parent_org_id=org_id),
-        record_id=rec.id if rec else None, record_state=rec.state if rec else None,
-    )
-
-
-def annex2_for_subtree(session: Session, org_id: int, round_id: int, policy: Policy) -> Annex2Table:
-    """The Annex 2 table of an organisation's subtree: its own entries plus its accepted
-    subordinates' snapshots; submitted-but-not-accepted subordinates are named in the status
-    note with their numbers, not counted. A submitted or accepted organisation shows its
-    snapshot (what it sent up)."""
-    rec = session.execute(
-        select(Record).where(Record.org_id == org_id, Record.round_id == round_id)
-    ).scalar_one_or_none()
-    if rec is not None and rec.state in FROZEN_STATES:
-        return annex2_for_record(session, rec.id or 0, policy)
-    st = subtree_stats(session, org_id, round_id)
-    return Annex2Table(
-        unit_name=st.org_name, round_label=st.round_label, rows=annex2_rows(st.accepted, policy),
-        reporter=rec.reporter if rec else None, fill_date=rec.fill_date if rec else None,  # none given: blank
-        phone=rec.phone if rec else None, status_note=st.note(), draft=rec is not None,
-    )
-
-
-def live_rollup_by_path(session: Session, parent_org_id: int, round_id: int) -> dict[int, Lines]:
-    """Live progress: per direct subordinate of ``parent_org_id`` (by org id), the purchases and
-    aggregate lines of every record in its subtree, whatever their states.
-
-    One GROUP BY per ledger table over the ledger joined to record and organisation, restricted
-    by the parent's materialised path prefix; the subordinate's id is read off each path (the
-    component after the prefix), so no join to the subordinates is needed.
-    """
-    parent = session.get(Organisation, parent_org_id)
-    if parent is None:
-        raise NotFound(f"找不到单位 #{parent_org_id}", code="org.not_found")
-    org, rec = Organisation.__table__, Record.__table__
-    rest = func.substr(org.c.path, len(parent.path) + 1)
-    slash = func.instr(rest, "/") if session.get_bind().dialect.name == "sqlite" else func.strpos(rest, "/")
-    unit_id = cast(func.substr(rest, 1, slash - 1), Integer).label("unit_id")
-    out: dict[int, Lines] = {}
-    for table in (Purchase.__table__, AggregateLine.__table__):
-        rows = session.execute(
-            select(unit_id, table.c.channel, func.sum(table.c.people), func.sum(table.c.amount_fen))
-            .select_from(table.join(rec, rec.c.id == table.c.record_id).join(org, org.c.id == rec.c.org_id))
-            .where(rec.c.round_id == round_id, org.c.path.startswith(parent.path), org.c.id != parent_org_id)
-            .group_by(unit_id, table.c.channel)
-        ).all()
-        for uid, channel, people, amount in rows:
-            out[int(uid)] = add_lines(out.get(int(uid), {}), {channel: (int(people or 0), int(amount or 0))})
-    return out
-
-
-def province_tables(session: Session, round_id: int, policy: Policy, *, root_org_id: int) -> list[Annex2Table]:
-    """One Annex 2 table per reporting unit under ``root_org_id`` (the receiver), from
-    snapshots: submitted and accepted units show what they sent; the others show zeros and
-    "未报送"."""
-    label = _round_label(session, round_id)
-    tables = []
-    for unit in unit_figures(session, round_id, parent_org_id=root_org_id):
-        if unit.state in FROZEN_STATES:
-            tables.append(_table(session, unit, policy, label))
-        else:
-            tables.append(Annex2Table(
-                unit_name=unit.org_name, round_label=label, rows=annex2_rows({}, policy),
-                reporter=unit.reporter, fill_date=None, phone=unit.phone,
-                status_note=f"未报送（{unit.state_label}）",
-            ))
-    return tables
-
-
-# --- comparison between rounds --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ComparisonRow:
-    org_code: str
-    org_name: str
-    before_label: str
-    before_state: str | None
-    before_people: int
-    before_fen: int
-    after_label: str
-    after_state: str | None
-    after_people: int
-    after_fen: int
-
-    @property
-    def change_fen(self) -> int:
-        return self.after_fen - self.before_fen
-
-    @property
-    def change_percent(self) -> Decimal | None:
-        if self.before_fen == 0:
-            return None
-        return (Decimal(self.change_fen) * 100 / Decimal(self.before_fen)).quantize(
-            Decimal("0.01"), rounding=ROUND_HALF_UP
-        )
-
-
-def comparison(session: Session, parent_org_id: int, before_round_id: int, after_round_id: int) -> list[ComparisonRow]:
-    """Per direct subordinate of ``parent_org_id``: its figure in two rounds (snapshots for
-    submitted/accepted, live otherwise), the change and the change in percent."""
-    before = {u.org_id: u for u in unit_figures(session, before_round_id, parent_org_id=parent_org_id)}
-    after = {u.org_id: u for u in unit_figures(session, after_round_id, parent_org_id=parent_org_id)}
-    b_label, a_label = _round_label(session, before_round_id), _round_label(session, after_round_id)
-    orgs = session.execute(
-        select(Organisation.id, Organisation.code, Organisation.name)
-        .where(Organisation.parent_id == parent_org_id).order_by(Organisation.code)
-    ).all()
-    out = []
-    for oid, code, name in orgs:
-        b, a = before.get(oid), after.get(oid)
-        if b is None and a is None:
-            continue
-        out.append(ComparisonRow(
-            org_code=code, org_name=name,
-            before_label=b_label, before_state=b.state if b else None,
-            before_people=b.people if b else 0, before_fen=b.amount_fen if b else 0,
-            after_label=a_label, after_state=a.state if a else None,
-            after_people=a.people if a else 0, after_fen=a.amount_fen if a else 0,
-        ))
-    return out
-
-
-# --- completeness and chasing ---------------------------------------------------------------
-
-#: ``children``: per federation, its direct subordinates; ``subtree``: per reporting unit (or per
-#: organisation directly under ``under_org_id``), every record below it.
-Scope = Literal["children", "subtree"]
-SCOPES: tuple[Scope, ...] = ("children", "subtree")
-
-
-@dataclass(frozen=True)
-class CompletenessRow:
-    """One group's records in a round (the last row is the total, ``org_id`` None).
-
-    Attributes:
-        org_id, org_code, org_name: the federation (``children``) or the unit (``subtree``).
-        total: its subordinates (direct ones, or its whole subtree below it).
-        planned … accepted: of those, per state.
-        overdue: of those, not submitted and past their report deadline (or flagged).
-        late: of those, submitted after their deadline.
-        snapshots: records with a snapshot (in ``subtree`` scope the unit's own included, as for
-            every field below).
-        mismatched: of those, fresh snapshots whose people or amount total differs from the
-            record's live sums: its purchases, aggregate lines and accepted children's snapshots
-            (None when not checked).
-        grassroots, grassroots_accepted: grassroots records, and the accepted ones.
-        accepted_people, accepted_fen: the accepted grassroots records' snapshot totals.
-        own_state, own_overdue: ``subtree`` only: the unit's own record.
-    """
-
-    org_id: int | None
-    org_code: str
-    org_name: str
-    total: int = 0
-    planned: int = 0
-    purchased: int = 0
-    summarized: int = 0
-    submitted: int = 0
-    accepted: int = 0
-    overdue: int = 0
-    late: int = 0
-    snapshots: int = 0
-    mismatched: int | None = 0
-    grassroots: int = 0
-    grassroots_accepted: int = 0
-    accepted_people: int = 0
-    accepted_fen: int = 0
-    own_state: str | None = None
-    own_overdue: bool = False
-
-    @property
-    def not_submitted(self) -> int:
-        return self.planned + self.purchased + self.summarized
-
-    @property
-    def subordinates(self) -> int:
-        return self.total
-
-    @property
-    def by_state(self) -> dict[str, int]:
-        return {s: getattr(self, s) for s in states.STATES}
-
-    @property
-    def adds_up(self) -> bool | None:
-        return None if self.mismatched is None else self.mismatched == 0
-
-    @property
-    def submitted_percent(self) -> Decimal:
-        if self.total == 0:
-            return Decimal("0.00")
-        return (Decimal(self.submitted + self.accepted) * 100 / self.total).quantize(
-            Decimal("0.01"), rounding=ROUND_HALF_UP
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "subordinates": self.subordinates, "by_state": self.by_state,
-                "not_submitted": self.not_submitted,
-                "submitted_percent": str(self.submitted_percent), "adds_up": self.adds_up}
-
-
-#: Per-record measures summed per group: below the unit only, or (``subtree``) the unit included.
-_BELOW = ("overdue", "late")
-_INCLUDED = ("snapshots", "mismatched", "grassroots", "grassroots_accepted", "accepted_people",
-             "accepted_fen")
-
-
-def _live_totals(round_id: int) -> Any:
-    """Per record of the round, the live (people, amount_fen) a snapshot would freeze now: its
-    purchases, its aggregate lines and its accepted children's snapshots (one GROUP BY)."""
-    rec, pur, agg, snap = Record.__table__, Purchase.__table__, AggregateLine.__table__, Snapshot.__table__
-    child = rec.alias("child")
-
-    def part(key: Any, people: Any, amount: Any, source: Any, *where: Any) -> Any:
-        return select(key.label("rid"), people.label("people"), amount.label("amount")) \
-            .select_from(source).where(*where)
-
-    parts = union_all(
-        part(pur.c.record_id, pur.c.people, pur.c.amount_fen,
-             pur.join(rec, rec.c.id == pur.c.record_id), rec.c.round_id == round_id),
-        part(agg.c.record_id, agg.c.people, agg.c.amount_fen,
-             agg.join(rec, rec.c.id == agg.c.record_id), rec.c.round_id == round_id),
-        part(child.c.parent_id, snap.c.people_total, snap.c.amount_total_fen,
-             child.join(snap, snap.c.id == child.c.snapshot_id),
-             child.c.round_id == round_id, child.c.state == states.ACCEPTED),
-    ).subquery("parts")
-    return (
-        select(parts.c.rid, func.sum(parts.c.people).label("people"), func.sum(parts.c.amount).label("amount"))
-        .group_by(parts.c.rid)
-        .subquery("live")
-    )
-
-
-def _grouped(session: Session, source: Any, where: list[Any], keys: dict[str, Any],
-             measures: dict[str, Any]) -> list[Any]:
-    """``SUM`` of per-record ``measures`` grouped by ``keys`` (a subquery names the keys, so a
-    key with bound parameters groups the same on PostgreSQL); rows with a NULL ``grp`` dropped."""
-    per = (
-        select(*(v.label(k) for k, v in keys.items()), *(v.label(k) for k, v in measures.items()))
-        .select_from(source).where(*where).subquery("per_record")
-    )
-    return list(session.execute(
-        select(*(per.c[k] for k in keys), func.count().label("n"), *(func.sum(per.c[k]).label(k) for k in measures))
-        .where(per.c.grp.is_not(None))
-        .group_by(*(per.c[k] for k in keys))
-    ).all())
-
-
-def _group_sums(
-    session: Session, round_id: int, *, now: datetime, group: Any, is_self: Any, join_org: bool,
-    check_snapshots: bool,
-) -> tuple[list[Any], list[Any]]:
-    """Two set-based statements over the round's records, keyed (``grp``, ``is_self``): counts
-    and flags per state (no join but the snapshot check's), and the accepted grassroots records'
-    snapshot totals (only those records, through the state index)."""
-    rec, org, snap = Record.__table__, Organisation.__table__, Snapshot.__table__
-
-    def flag(*cond: Any) -> Any:
-        return case((and_(*cond), 1), else_=0)
-
-    base = rec.join(org, org.c.id == rec.c.org_id) if join_org else rec
-    grassroots = rec.c.is_grassroots.is_(True)
-    measures = {
-        "overdue": flag(rec.c.state.not_in(FROZEN_STATES), or_(rec.c.is_overdue, rec.c.report_deadline <= now)),
-        "late": flag(rec.c.is_late),
-        "snapshots": flag(rec.c.snapshot_id.is_not(None)),
-        "mismatched": cast(null(), Integer),
-        "grassroots": flag(grassroots),
-        "grassroots_accepted": flag(grassroots, rec.c.state == states.ACCEPTED),
-    }
-    source = base
-    if check_snapshots:
-        live = _live_totals(round_id)
-        source = base.outerjoin(snap, snap.c.id == rec.c.snapshot_id).outerjoin(live, live.c.rid == rec.c.id)
-        adds_up = and_(snap.c.people_total == func.coalesce(live.c.people, 0),
-                       snap.c.amount_total_fen == func.coalesce(live.c.amount, 0))
-        measures["mismatched"] = flag(snap.c.id.is_not(None), rec.c.snapshot_stale.is_(False), ~adds_up)
-    keys = {"grp": group, "is_self": is_self}
-    counts = _grouped(session, source, [rec.c.round_id == round_id], {**keys, "state": rec.c.state}, measures)
-    accepted = _grouped(
-        session, base.join(snap, snap.c.id == rec.c.snapshot_id),
-        [rec.c.round_id == round_id, rec.c.state == states.ACCEPTED, grassroots], keys,
-        {"accepted_people": snap.c.people_total, "accepted_fen": snap.c.amount_total_fen},
-    )
-    return counts, accepted
-
-
-def completeness(
-    session: Session, round_id: int, *, now: datetime, scope: Scope = "children",
-    under_org_id: int | None = None, check_snapshots: bool = True,
-) -> list[CompletenessRow]:
-    """How complete a round is, per group, then a total row (全省合计, or 合计 under
-    ``under_org_id``). The completeness report (issue 4), the round status (issue 3) and the web
-    overview all read it.
-
-    Two grouped statements over the round's records (counts and flags per state; the accepted
-    grassroots records' snapshot totals), keyed by an integer on the record row: the parent
-    organisation (``children``), or (``subtree``) the record itself for a unit and its parent
-    record otherwise; then the distinct group keys are mapped to their units through their
-    materialised paths and summed (a loop over groups — hundreds at province scale — never over
-    records). No ``path LIKE`` join over the round.
-
-    Args:
-        session: an open session.
-        round_id: the round.
-        now: the instant overdue is judged at.
-        scope: ``children``: one row per federation (every organisation with subordinate
-            records in the round) counting its *direct* subordinates; ``subtree``: one row per
-            reporting unit (with ``under_org_id``: per organisation directly under it with a
-            record in the round) counting every record below it, with the unit's own state.
-        under_org_id: ``children``: only federations in this organisation's subtree (itself
-            included); ``subtree``: the organisation whose children are the units.
-        check_snapshots: compare fresh snapshots with live sums (``mismatched``); without it
-            ``mismatched`` is None and no purchase is read.
-
-    Returns:
-        :class:`CompletenessRow` per group (by depth, code), then the total row.
-    """
-    if scope not in SCOPES:
-        raise BadInput(f"统计范围只能是 {'、'.join(SCOPES)}，收到“{scope}”", code="report.scope")
-    rec, org = Record.__table__, Organisation.__table__
-    root = None
-    if under_org_id is not None:
-        root = session.get(Organisation, under_org_id)
-        if root is None:
-            raise NotFound(f"找不到单位 #{under_org_id}", code="org.not_found")
-    info = select(org.c.id, org.c.code, org.c.name, org.c.depth, org.c.path)
-    own_state: dict[int, str] = {}  # subtree: unit organisation -> its record's state
-    if scope == "children":
-        counts, accepted = _group_sums(session, round_id, now=now, group=org.c.parent_id, is_self=false(),
-                                       join_org=True, check_snapshots=check_snapshots)
-        if root is not None:
-            info = info.where(org.c.path.startswith(root.path))
-    else:
-        # A unit's record: a reporting unit's, or one of an organisation directly under root,
-        # i.e. whose parent record is root's (an integer compare on the row), or, when root has
-        # no record (the receiving province), a parentless record of one of root's children.
-        root_record = None if root is None else session.execute(
-            select(rec.c.id).where(rec.c.org_id == root.id, rec.c.round_id == round_id)
-        ).scalar_one_or_none()
-        if root is None:
-            is_self = rec.c.is_reporting_unit.is_(True)
-        elif root_record is not None:
-            is_self = rec.c.parent_id == root_record
-        else:
-            is_self = and_(rec.c.parent_id.is_(None),
-                           rec.c.org_id.in_(select(org.c.id).where(org.c.parent_id == root.id)))
-        own_state = dict(session.execute(
-            select(rec.c.org_id, rec.c.state).where(rec.c.round_id == round_id, is_self)
-        ).all())
-        counts, accepted = _group_sums(
-            session, round_id, now=now, group=case((is_self, rec.c.id), else_=rec.c.parent_id),
-            is_self=is_self, join_org=False, check_snapshots=check_snapshots,
-        )
-        info = info.where(org.c.id.in_(select(rec.c.org_id).where(rec.c.round_id == round_id, is_self)))
-    if scope == "children":  # the federations: the distinct parent organisations (hundreds)
-        info = info.where(org.c.id.in_(sorted({g.grp for g in counts})))
-    orgs = {o.id: o for o in session.execute(info).all()}
-    if scope == "children":
-        unit_of = {g.grp: g.grp for g in counts if g.grp in orgs}
-    else:
-        unit_of = _units_of_groups(session, {g.grp for g in counts}, {o.path: o.id for o in orgs.values()})
-    sums: dict[int, dict[str, Any]] = {}
-    for row in [*counts, *accepted]:
-        if (unit := unit_of.get(row.grp)) is None:
-            continue  # outside the units' subtrees
-        acc = sums.setdefault(unit, {"mismatched": 0 if check_snapshots else None})
-        named = row._mapping
-        if "state" in named:  # a counts row
-            if row.is_self:
-                acc["own_overdue"] = bool(named["overdue"])
-            else:
-                for f in ("total", row.state):
-                    acc[f] = acc.get(f, 0) + int(row.n)
-                for f in _BELOW:
-                    acc[f] = acc.get(f, 0) + int(named[f] or 0)
-        for f in _INCLUDED:
-            if f in named and acc.get(f, 0) is not None:
-                acc[f] = acc.get(f, 0) + int(named[f] or 0)
-    rows = [
-        CompletenessRow(o.id, o.code, o.name, **sums.get(o.id, {}),
-                        **({"own_state": own_state[o.id]} if scope == "subtree" else {}))
-        for o in sorted(orgs.values(), key=lambda o: (o.depth, o.code))
-        if o.id in sums or scope == "subtree"
-    ]
-    total_name = f"{root.name}合计" if root is not None and root.parent_id is not None else "全省合计"
-    total = CompletenessRow(None, "", total_name, **{
-        f: (None if f == "mismatched" and not check_snapshots else sum(getattr(r, f) or 0 for r in rows))
-        for f in ("total", *states.STATES, *_BELOW, *_INCLUDED)
-    })
-    return [*rows, total]
-
-
-def _units_of_groups(session: Session, group_ids: set[int], unit_paths: dict[str, int]) -> dict[int, int]:
-    """Group key (a record id) -> the unit organisation whose subtree holds its organisation."""
-    rec, org = Record.__table__, Organisation.__table__
-    ids = sorted(group_ids)
-    out: dict[int, int] = {}
-    for start in range(0, len(ids), UNIT_CHUNK):
-        for gid, path in session.execute(
-            select(rec.c.id, org.c.path).join(org, org.c.id == rec.c.org_id)
-            .where(rec.c.id.in_(ids[start:start + UNIT_CHUNK]))
-        ).all():
-            cut = 0
-            while (cut := path.find("/", cut + 1)) != -1:
-                if (unit := unit_paths.get(path[:cut + 1])) is not None:
-                    out[gid] = unit
-                    break
-    return out
-
-
-CHASE_HEADERS = ("单位代码", "单位名称", "状态", "报送截止", "是否逾期", "填报员", "填报员电话", "单位电话")
-
-
-def chase_list(session: Session, round_id: int, parent_org_id: int, *, now: datetime | None = None) -> list[tuple[Any, ...]]:
-    """The direct subordinates of ``parent_org_id`` not yet submitted in a round, with their
-    clerks' names and phones (催报), one row per subordinate in :data:`CHASE_HEADERS` order."""
-    now = now or clock.now()
-    rec, org = Record.__table__, Organisation.__table__
-    mem, usr = Membership.__table__, User.__table__
-    clerks = (
-        select(mem.c.org_id, func.aggregate_strings(usr.c.display_name, "、").label("names"),
-               func.aggregate_strings(func.coalesce(usr.c.phone, "未登记"), "、").label("phones"))
-        .select_from(mem.join(usr, usr.c.id == mem.c.user_id))
-        .where(mem.c.role == states.CLERK, usr.c.is_active.is_(True))
-        .group_by(mem.c.org_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(org.c.code, org.c.name, rec.c.state, rec.c.report_deadline, rec.c.is_overdue,
-               clerks.c.names, clerks.c.phones, org.c.phone)
-        .select_from(rec.join(org, org.c.id == rec.c.org_id).outerjoin(clerks, clerks.c.org_id == org.c.id))
-        .where(rec.c.round_id == round_id, org.c.parent_id == parent_org_id, rec.c.state.not_in(FROZEN_STATES))
-        .order_by(org.c.code)
-    ).all()
-    return [
-        (code, name, states.STATE_LABELS[state], f"{clock.deadline_last_day(deadline):%Y年%m月%d日}",
-         "是" if (overdue or deadline <= now) else "否", names or "（无填报员）", phones or "", phone or "")
-        for code, name, state, deadline, overdue, names, phones, phone in rows
-    ]
-
-
-# --- aggregate lines ------------------------------------------------------------------------
-
-
-def check_aggregate_line(policy: Policy, *, channel: str, people: int, amount_fen: int, note: str) -> Refusal | None:
-    if policy.channel(channel) is None:
-        codes = "、".join(c.code for c in policy.channels)
-        return Refusal("aggregate.unknown_channel", f"未知采购渠道“{channel}”，可选：{codes}")
-    if refusal := rules.check_purchase_amounts(amount_fen, people):
-        return refusal
-    if not note.strip():
-        return Refusal("aggregate.note_missing", "汇总数据须注明来源（如：某区采购台账汇总）")
-    return None
-
+from workflow.domain.policy import Policy
+from workflow.formats.exports import write_rows_xlsx, write_xlsx
+from workflow.store.aggregates import (
+    CHASE_HEADERS,
+    ComparisonRow,
+    CompletenessRow,
+    Scope,
+    annex2_for_subtree,
+    chase_list,
+    child_highlights,
+    comparison,
+    completeness,
+    province_tables,
+    receiver_root,
+    record_of,
+    subtree_stats,
+    unit_figures,
+    unit_table,
+)
+from workflow.store.tables import AggregateLine, Organisation, Round
+from workflow.store.uow import UnitOfWork
 
 # --- use cases with membership checks -------------------------------------------------------
 
 
 def check_can_view(memberships: Iterable[tuple[Organisation, str]], org: Organisation) -> None:
-    """A reviewer or observer sees its organisation's subtree; a clerk only its own unit."""
-    for o, role in memberships:
-        if role == states.CLERK and o.id == org.id:
-            return
-        if role != states.CLERK and org.path.startswith(o.path):
-            return
-    raise PermissionDenied(
-        f"无权查看“{org.name}”的统计：审核人可查看本单位及下级，填报员只能查看本单位",
-        code="permission.report_scope",
-    )
+    """Statistics are visible from any seat at or above the organisation (domain.access);
+    outside the user's view the organisation does not exist for them."""
+    if not access.can_view(memberships, org):
+        raise NotFound(f"找不到单位代码“{org.code}”", code="org.not_found")
 
 
 def parse_yuan(text: str, what: str) -> int:
     """'123,456.78' yuan -> fen; refuses more than two decimals."""
-    from workflow.app.records import parse_money
-
     try:
-        return parse_money(text)
+        return records.parse_money(text)
     except BadInput as exc:
         raise BadInput(f"{what}：{exc.message}", code=exc.code) from None
+
 
 
 
@@ -903,7 +77,8 @@ def parse_yuan(text: str, what: str) -> int:
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "formats" / "templates"
 
 
-def _round(uow: Any, round_label: str | None) -> Round:
+
+def _round(uow: UnitOfWork, round_label: str | None) -> Round:
     if round_label:
         return uow.round_by_label(round_label)  # type: ignore[no-any-return]
     rounds = uow.rounds()
@@ -912,17 +87,13 @@ def _round(uow: Any, round_label: str | None) -> Round:
     return rounds[-1]  # type: ignore[no-any-return]
 
 
-def _visible_org(uow: Any, user_id: int, org_code: str) -> Organisation:
+
+def _visible_org(uow: UnitOfWork, user_id: int, org_code: str) -> Organisation:
     org = uow.org_by_code(org_code)
     uow.user(user_id)
     check_can_view(uow.memberships(user_id), org)
     return org  # type: ignore[no-any-return]
 
-
-def _record_or_none(session: Session, org_id: int, round_id: int) -> Record | None:
-    return session.execute(
-        select(Record).where(Record.org_id == org_id, Record.round_id == round_id)
-    ).scalar_one_or_none()
 
 
 @dataclass
@@ -956,7 +127,8 @@ class StatsView:
         }
 
 
-def stats(uow: Any, *, org_code: str, user_id: int, round_label: str | None = None, live: bool = False) -> StatsView:
+
+def stats(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: str | None = None, live: bool = False) -> StatsView:
     """The Annex 2 table of an organisation in a round as the user may see it.
 
     A record's own table (snapshot for submitted/accepted; live for drafts or with ``live``);
@@ -970,10 +142,10 @@ def stats(uow: Any, *, org_code: str, user_id: int, round_label: str | None = No
         s = uow.session
         units = unit_figures(s, rnd.id, parent_org_id=org.id)
         pending = add_lines(*(u.lines for u in units if u.state == states.SUBMITTED))
-        rec = _record_or_none(s, org.id, rnd.id)
+        rec = record_of(s, org.id, rnd.id)
         if rec is not None:
             (unit,) = unit_figures(s, rnd.id, record_ids=[rec.id or 0], live=live)
-            table = _table(s, unit, policy, rnd.label)
+            table = unit_table(s, unit, policy, rnd.label)
             return StatsView(org.code, org.name, rnd.label, rec.state, unit.source, table,
                              official_share(unit.lines, policy), units, pending)
         st = subtree_stats(s, org.id, rnd.id)
@@ -982,29 +154,27 @@ def stats(uow: Any, *, org_code: str, user_id: int, round_label: str | None = No
                          official_share(st.accepted, policy), units, pending)
 
 
-def receiver_org(uow: Any, rnd: Round, policy: Policy) -> Organisation:
+
+def receiver_org(uow: UnitOfWork, rnd: Round, policy: Policy) -> Organisation:
     """The organisation that receives a round's reports (the province, or a scoped root)."""
     if rnd.scope_org_id is not None:
-        return uow.org(rnd.scope_org_id)  # type: ignore[no-any-return]
-    org = uow.session.execute(
-        select(Organisation).where(Organisation.kind == policy.receiver_kind, Organisation.parent_id.is_(None))
-        .order_by(Organisation.id)
-    ).scalars().first()
+        return uow.org(rnd.scope_org_id)
+    org = receiver_root(uow.session, policy.receiver_kind)
     if org is None:
         raise NotFound("找不到接收报表的单位（省总工会）", code="org.not_found")
-    return org  # type: ignore[no-any-return]
+    return org
 
 
-def province_workbook(uow: Any, *, user_id: int, round_label: str | None = None) -> bytes:
+def province_workbook(uow: UnitOfWork, *, user_id: int, round_label: str | None = None) -> bytes:
     """The receiver's workbook: an overview sheet of every reporting unit and one Annex 2 sheet
     per unit, from snapshots."""
-    from workflow.formats.exports import write_xlsx
 
     with uow:
         rnd = _round(uow, round_label)
         policy = uow.policy(rnd.policy_code)
         root = receiver_org(uow, rnd, policy)
-        _visible_org(uow, user_id, root.code)
+        if not access.can_view(uow.memberships(user_id), root):
+            raise PermissionDenied(f"只有“{root.name}”的审核人可以下载全省汇总表", code="permission.report_scope")
         tables = province_tables(uow.session, rnd.id, policy, root_org_id=root.id)
         title = f"{rnd.label}工会消费帮扶情况汇总表"
     if not tables:
@@ -1012,8 +182,9 @@ def province_workbook(uow: Any, *, user_id: int, round_label: str | None = None)
     return write_xlsx(tables, overview_title=title)
 
 
+
 def add_aggregate_line(
-    uow: Any, *, record_id: int, user_id: int, channel: str, people: int, amount_fen: int, note: str,
+    uow: UnitOfWork, *, record_id: int, user_id: int, channel: str, people: int, amount_fen: int, note: str,
     now: datetime | None = None,
 ) -> int:
     """A federation enters an aggregate line (channel, people, amount, a note on the source).
@@ -1021,7 +192,6 @@ def add_aggregate_line(
     Refused for grassroots records (they enter purchases) and for submitted/accepted records; a
     summarized record's snapshot becomes stale.
     """
-    from workflow.app import records
 
     now = now or clock.now()
     with uow:
@@ -1043,16 +213,24 @@ def add_aggregate_line(
         return line.id or 0
 
 
-def _reviewer_scope(uow: Any, user_id: int, org: Organisation) -> None:
-    """Chasing and completeness are for reviewers and observers of the organisation's subtree."""
-    for o, role in uow.memberships(user_id):
-        if role != states.CLERK and org.path.startswith(o.path):
-            return
-    raise PermissionDenied(f"只有“{org.name}”或其上级的审核人可以查看报送情况", code="permission.report_scope")
+
+def _reviewer_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
+    """Completeness is for reviewers, admins and observers of the organisation's subtree."""
+    seats = uow.memberships(user_id)
+    check_can_view(seats, org)
+    if not access.can_view_completeness(seats, org):
+        raise PermissionDenied(f"只有“{org.name}”或其上级的审核人可以查看报送情况", code="permission.report_scope")
+
+
+def _chase_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
+    """The 催报 list carries clerks' phone numbers: the chain of federations only."""
+    _reviewer_scope(uow, user_id, org)
+    if not access.can_see_contacts(uow.memberships(user_id), org):
+        raise PermissionDenied("催报名单含填报员联系电话，只供工会上级审核人使用", code="permission.contact_data")
 
 
 def completeness_for(
-    uow: Any, *, user_id: int, round_label: str | None = None, under_code: str | None = None,
+    uow: UnitOfWork, *, user_id: int, round_label: str | None = None, under_code: str | None = None,
     now: datetime | None = None, scope: Scope = "children",
 ) -> list[CompletenessRow]:
     """:func:`completeness` for a user: under ``under_code`` or the user's own organisation."""
@@ -1070,29 +248,29 @@ def completeness_for(
         return completeness(uow.session, rnd.id, now=now, scope=scope, under_org_id=org.id)
 
 
+
 def chase(
-    uow: Any, *, user_id: int, org_code: str, round_label: str | None = None, now: datetime | None = None,
+    uow: UnitOfWork, *, user_id: int, org_code: str, round_label: str | None = None, now: datetime | None = None,
 ) -> tuple[list[tuple[Any, ...]], bytes]:
     """The 催报 list of an organisation's subordinates not yet submitted, and its XLSX."""
-    from workflow.formats.exports import write_rows_xlsx
 
     now = now or clock.now()
     with uow:
         org = uow.org_by_code(org_code)
-        _reviewer_scope(uow, user_id, org)
+        _chase_scope(uow, user_id, org)
         rnd = _round(uow, round_label)
         rows = chase_list(uow.session, rnd.id, org.id, now=now)
         title = f"{org.name}{rnd.label}未报送单位催报名单"
     return rows, write_rows_xlsx(title, CHASE_HEADERS, rows)
 
 
+
 def limits_for(
-    uow: Any, *, org_code: str, user_id: int, ordinary_fen: int, budget_fen: int, retained_fen: int,
+    uow: UnitOfWork, *, org_code: str, user_id: int, ordinary_fen: int, budget_fen: int, retained_fen: int,
     basis: str, round_label: str | None = None,
 ) -> Any:
     """The gift-limit check of a grassroots record: its quota and extra spending from the
     ledger, the other numbers from the caller."""
-    from workflow.domain import limits
 
     if basis not in limits.BASES:
         raise BadInput(f"计算基数须为 budget（年度预算支出）或 retained（留成经费），不是“{basis}”",
@@ -1102,7 +280,7 @@ def limits_for(
     with uow:
         org = _visible_org(uow, user_id, org_code)
         rnd = _round(uow, round_label)
-        rec = _record_or_none(uow.session, org.id, rnd.id)
+        rec = record_of(uow.session, org.id, rnd.id)
         if rec is None or not rec.is_grassroots:
             raise RuleViolation(Refusal("limits.not_grassroots", "慰问品限额只适用于基层工会的记录"))
         policy = uow.policy(rnd.policy_code)
@@ -1112,6 +290,7 @@ def limits_for(
             quota_fen=rec.quota_fen, extra_fen=spent.get("extra_quota", 0), members=rec.members,
             limits=policy.limits,
         )
+
 
 
 @dataclass(frozen=True)
@@ -1128,25 +307,19 @@ class WorkReport:
         return write_work_report(self.context)
 
 
-def work_report(uow: Any, *, org_code: str, user_id: int, round_label: str | None = None) -> WorkReport:
+
+def work_report(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: str | None = None) -> WorkReport:
     """The work report (工作报告) of a reporting unit: its texts (先进经验, 工作亮点), its Annex 2
     numbers and its subordinates' highlights, as Markdown and HTML."""
-    from notifications.templates import make_environment
 
     view = stats(uow, org_code=org_code, user_id=user_id, round_label=round_label)
     with uow:
         org = uow.org_by_code(org_code)
         rnd = _round(uow, round_label)
-        rec = _record_or_none(uow.session, org.id, rnd.id)
+        rec = record_of(uow.session, org.id, rnd.id)
         if rec is None:
             raise NotFound(f"“{org.name}”在{rnd.label}没有记录", code="record.not_found")
-        child_org = Organisation.__table__
-        highlights = uow.session.execute(
-            select(child_org.c.name, Record.work_highlights, Record.state)
-            .join(child_org, child_org.c.id == Record.org_id)
-            .where(Record.parent_id == rec.id, Record.work_highlights.is_not(None), Record.work_highlights != "")
-            .order_by(child_org.c.code)
-        ).all()
+        highlights = child_highlights(uow.session, rec.id or 0)
         rows = [{"label": r.label, "people": wan_people(r.people), "amount": wan_yuan(r.amount_fen),
                  "amount_fen": r.amount_fen} for r in view.table.rows]
         ctx = {
@@ -1168,8 +341,9 @@ def work_report(uow: Any, *, org_code: str, user_id: int, round_label: str | Non
                       html=env.get_template("work_report.html").render(ctx), context=ctx)
 
 
+
 def compare_rounds(
-    uow: Any, *, org_code: str, user_id: int, before: str, after: str,
+    uow: UnitOfWork, *, org_code: str, user_id: int, before: str, after: str,
 ) -> list[ComparisonRow]:
     """:func:`comparison` of an organisation's subordinates between two rounds (labels or years)."""
     with uow:
@@ -1177,15 +351,3 @@ def compare_rounds(
         _reviewer_scope(uow, user_id, org)
         b, a = uow.round_by_label(before), uow.round_by_label(after)
         return comparison(uow.session, org.id, b.id, a.id)
-
-
-__all__ = [
-    "CHASE_HEADERS", "SCOPES", "ComparisonRow", "CompletenessRow", "OfficialShare", "STATUS_ACCEPTED",
-    "STATUS_PENDING", "Scope", "SubtreeStats", "UnitFigures", "add_lines", "annex2_for_record",
-    "annex2_for_subtree", "annex2_rows", "chase_list", "check_aggregate_line", "check_can_view",
-    "comparison", "completeness", "live_rollup_by_path", "official_share", "province_tables",
-    "snapshot_lines", "status_note", "subtree_stats", "unit_figures", "unit_lines",
-    # use cases
-    "StatsView", "WorkReport", "add_aggregate_line", "chase", "compare_rounds", "completeness_for",
-    "limits_for", "parse_yuan", "province_workbook", "receiver_org", "stats", "work_report",
-]

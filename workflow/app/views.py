@@ -18,8 +18,10 @@ from typing import Any
 from sqlalchemy import and_, false, func, or_, select, update
 
 import states
-from workflow.domain import clock
-from workflow.domain.errors import BadInput, NotFound, PermissionDenied
+from workflow.app.records import BUDGETS
+from workflow.domain import access, clock
+from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal
+from workflow.store.aggregates import completeness
 from workflow.store.tables import Membership, Notification, Organisation, Record, Round, Snapshot
 from workflow.store.uow import UnitOfWork
 
@@ -236,8 +238,6 @@ def overview(uow: UnitOfWork, *, user_id: int, round_id: int, now: datetime | No
     and the accepted grassroots numbers (people, amount) from their snapshots. The counts are
     :func:`workflow.app.reporting.completeness` in its ``subtree`` scope (the query the completeness
     report and the round status read), without the snapshot check."""
-    from workflow.app.reporting import completeness
-
     now = now or clock.now()
     with uow:
         seats = [(o, r) for o, r in uow.memberships(user_id) if r in OVERVIEW_ROLES]
@@ -347,8 +347,6 @@ def mark_notifications_read(uow: UnitOfWork, *, user_id: int, now: datetime | No
 
 def entry_options(uow: UnitOfWork, *, round_id: int) -> dict[str, Any]:
     """What a purchase form offers: the round's channels, holidays and budgets (policy data)."""
-    from workflow.app.records import BUDGETS
-
     with uow:
         rnd = uow.round(round_id)
         policy = uow.policy(rnd.policy_code)
@@ -365,14 +363,12 @@ def entry_options(uow: UnitOfWork, *, round_id: int) -> dict[str, Any]:
 def record_relation(uow: UnitOfWork, *, user_id: int, record_id: int) -> dict[str, bool]:
     """What the page may offer this user on a record: data entry (its clerk, or the parent's
     reviewer on its behalf) and the parent's reviewer's decisions. The services check again."""
-    from workflow.app.records import relation_to
-
     with uow:
         rec = uow.record(record_id)
-        _user, rel, visible = relation_to(uow, user_id, uow.org(rec.org_id))
-    if not visible:
+        rel = access.relation(uow.memberships(user_id), uow.org(rec.org_id))
+    if not rel.visible:
         raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
     parent_reviewer = states.REVIEWER in rel.parent_roles
     own_clerk = states.CLERK in rel.own_roles
     return {"own_clerk": own_clerk, "parent_reviewer": parent_reviewer,
-            "can_enter": own_clerk or parent_reviewer}
+            "can_enter": not isinstance(access.entry_role(rel, ""), Refusal)}

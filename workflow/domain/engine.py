@@ -12,15 +12,16 @@ transition's guards (rules). The version the caller saw is checked when the stor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
 from transitions import Machine, MachineError
 
 import states
-from states import OWN, PARENT, Transition
-from workflow.domain import rules
+from states import Transition
+from workflow.domain import access, rules
+from workflow.domain.access import Relation
 from workflow.domain.errors import PermissionDenied, Refusal, RuleViolation
 
 
@@ -43,15 +44,6 @@ class GuardContext:
     today: date = date(2000, 1, 1)
     reason: str | None = None
     parent_state: str | None = None
-
-
-@dataclass(frozen=True)
-class Relation:
-    """Who the actor is to the record: roles held in the record's own organisation and in its
-    reporting parent."""
-
-    own_roles: frozenset[str] = frozenset()
-    parent_roles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -134,24 +126,6 @@ def _build_machine() -> Machine:
 MACHINE = _build_machine()
 
 
-def authorize(transition: Transition, relation: Relation) -> tuple[str, bool] | Refusal:
-    """Which membership lets the actor fire ``transition``.
-
-    Returns:
-        ``(acting_role, on_behalf)`` or the refusal. A parent's reviewer may fire a child's own
-        triggers on its behalf (代填报); the history records it.
-    """
-    if transition.scope == OWN:
-        if relation.own_roles & states.SCOPE_ROLES[OWN]:
-            return (states.CLERK, False)
-        if states.REVIEWER in relation.parent_roles:
-            return (states.REVIEWER, True)
-        return Refusal("permission.not_clerk", f"只有本单位的填报员可以执行“{transition.label}”")
-    if relation.parent_roles & states.SCOPE_ROLES[PARENT]:
-        return (states.REVIEWER, False)
-    return Refusal("permission.not_parent_reviewer", f"只有上级单位的审核人可以执行“{transition.label}”")
-
-
 def _not_allowed(trigger: str, state: str) -> Refusal:
     label = states.TRIGGER_LABELS.get(trigger, trigger)
     return Refusal(
@@ -181,18 +155,12 @@ def decide(state: str, trigger: str, ctx: GuardContext, relation: Relation) -> D
     transition = states.find(trigger, state)
     if transition is None:
         raise RuleViolation(_not_allowed(trigger, state), trigger=trigger, state=state)
-    who = authorize(transition, relation)
+    who = access.authorize(transition, relation)
     if isinstance(who, Refusal):
         raise PermissionDenied(who.message, code=who.code)
-    token = _Token(state)
-    try:
-        fired = MACHINE.events[trigger].trigger(token, ctx=ctx)
-    except MachineError:  # the table and the machine disagree: cannot happen after validate()
-        raise RuleViolation(_not_allowed(trigger, state), trigger=trigger, state=state) from None
-    if not fired:
-        refusal = token.refusal or _not_allowed(trigger, state)
+    refusal = _refusal(transition, ctx)
+    if refusal is not None:
         raise RuleViolation(refusal, trigger=trigger, state=state)
-    assert token.state == transition.dest
     return Decision(transition=transition, acting_role=who[0], on_behalf=who[1])
 
 
@@ -205,15 +173,13 @@ def available_actions(state: str, ctx: GuardContext, relation: Relation) -> list
         if transition is None:
             actions.append(Action(trigger, label, False, _not_allowed(trigger, state)))
             continue
-        who = authorize(transition, relation)
+        who = access.authorize(transition, relation)
         if isinstance(who, Refusal):
             actions.append(Action(trigger, transition.label, False, who, transition.needs_reason))
             continue
         # Reason is asked for when the user acts; don't refuse for its absence here.
         probe = ctx if ctx.reason or not transition.needs_reason else _with_reason(ctx)
-        refusal = next(
-            (r for g in transition.guards if (r := GUARD_RULES[g](probe)) is not None), None
-        )
+        refusal = _refusal(transition, probe)
         actions.append(
             Action(
                 trigger,
@@ -227,7 +193,19 @@ def available_actions(state: str, ctx: GuardContext, relation: Relation) -> list
     return actions
 
 
-def _with_reason(ctx: GuardContext) -> GuardContext:
-    from dataclasses import replace
+def _refusal(transition: Transition, ctx: GuardContext) -> Refusal | None:
+    """Fire ``transition`` on a throw-away token: the one path by which guards are evaluated
+    (:func:`decide` and :func:`available_actions` both come here)."""
+    token = _Token(transition.source)
+    try:
+        fired = MACHINE.events[transition.trigger].trigger(token, ctx=ctx)
+    except MachineError:  # the table and the machine disagree: cannot happen after validate()
+        return _not_allowed(transition.trigger, transition.source)
+    if not fired:
+        return token.refusal or _not_allowed(transition.trigger, transition.source)
+    assert token.state == transition.dest
+    return None
 
+
+def _with_reason(ctx: GuardContext) -> GuardContext:
     return replace(ctx, reason="(pending)")

@@ -11,11 +11,13 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
+
 from workflow.app import directory, records
 from workflow.app.passwords import hash_password
 from workflow.domain import clock
 from workflow.domain.policy import POLICY_DIR, builtin, parse_policy
-from workflow.store.tables import Database
+from workflow.store.tables import Database, User
 from workflow.store.uow import UnitOfWork
 
 DEMO_PASSWORD = "demo1234"
@@ -131,10 +133,6 @@ def build(database: Database, *, reset: bool = False, seed: int = 17) -> dict[st
 
 
 def _set_demo_passwords(database: Database, shared_hash: str) -> None:
-    from sqlalchemy import update
-
-    from workflow.store.tables import User
-
     with database.begin() as s:
         s.execute(update(User).where(User.password_hash.is_(None)).values(password_hash=shared_hash))  # type: ignore[union-attr]
 

@@ -29,7 +29,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +40,13 @@ from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from workflow.domain.figures import Annex2Table, wan_people, wan_yuan
+
 __all__ = [
     "ANNEX2_ROW_LABELS",
     "ANNEX2_TITLE",
-    "Annex2Row",
-    "Annex2Table",
     "ExportUsageError",
     "render_html",
-    "wan_people",
-    "wan_yuan",
     "write_csv",
     "write_rows_xlsx",
     "write_xlsx",
@@ -74,90 +72,6 @@ _TEMPLATES = Path(__file__).parent / "templates"
 
 class ExportUsageError(ValueError):
     """A programmer error in calling this module (e.g. no tables to write)."""
-
-
-@dataclass(frozen=True)
-class Annex2Row:
-    """One channel row of Annex 2.
-
-    Attributes:
-        label: the row label, e.g. ``粤工惠购平台``.
-        people: 人次 (person-times who received goods), exact.
-        amount_fen: 消费总金额或投入总额度 in fen, exact.
-    """
-
-    label: str
-    people: int
-    amount_fen: int
-
-
-@dataclass(frozen=True)
-class Annex2Table:
-    """The Annex 2 table of one reporting unit for one round.
-
-    Attributes:
-        unit_name: 单位（公章）.
-        round_label: e.g. ``2021 年度``.
-        rows: the channel rows in order (normally :data:`ANNEX2_ROW_LABELS`).
-        reporter: 填报人.
-        fill_date: 填表时间 (the snapshot's as-of date).
-        phone: 联系电话.
-        status_note: e.g. ``已审核`` / ``未报送``; shown in the province overview and under
-            the form.
-        draft: not submitted (a live draft or a snapshot not yet sent up): the form says
-            未提交（草稿） beside the round, so a printed draft is never taken for the report.
-    """
-
-    unit_name: str
-    round_label: str
-    rows: list[Annex2Row]
-    reporter: str | None = None
-    fill_date: date | None = None
-    phone: str | None = None
-    status_note: str | None = None
-    draft: bool = False
-
-    @property
-    def round_line(self) -> str:
-        """The round as the form's second line; a draft says so."""
-        return f"{self.round_label}（未提交，草稿）" if self.draft else self.round_label
-
-    @property
-    def total_people(self) -> int:
-        """Exact 人次 total over the rows."""
-        return sum(r.people for r in self.rows)
-
-    @property
-    def total_amount_fen(self) -> int:
-        """Exact amount total over the rows, in fen."""
-        return sum(r.amount_fen for r in self.rows)
-
-
-# ------------------------------------------------------------------------------ rounding
-
-
-def wan_people(n: int) -> Decimal:
-    """People (人次) in 万, two decimals, half up.
-
-    Args:
-        n: exact person-times.
-
-    Returns:
-        ``n / 10,000`` rounded to 0.01 with ROUND_HALF_UP.
-    """
-    return (Decimal(n) / Decimal(10_000)).quantize(_CENT, rounding=ROUND_HALF_UP)
-
-
-def wan_yuan(fen: int) -> Decimal:
-    """Fen in 万元, two decimals, half up.
-
-    Args:
-        fen: exact amount in fen.
-
-    Returns:
-        ``fen / 1,000,000`` rounded to 0.01 with ROUND_HALF_UP.
-    """
-    return (Decimal(fen) / Decimal(1_000_000)).quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True)

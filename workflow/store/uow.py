@@ -13,13 +13,16 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, text, update
+from sqlalchemy import and_, bindparam, case, func, insert, literal, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as lite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from workflow.domain.errors import NotFound
+from workflow.domain.errors import NotFound, Refusal, RuleViolation
 from workflow.domain.policy import Policy, parse_policy
+from workflow.store import aggregates, tables
 from workflow.store.tables import (
     History,
     MemberCount,
@@ -34,7 +37,6 @@ from workflow.store.tables import (
     SnapshotLine,
     User,
 )
-from workflow.store import tables
 
 
 @lru_cache(maxsize=32)
@@ -227,8 +229,6 @@ class UnitOfWork:
         exists = select(rec.c.id).where(rec.c.org_id == org.c.id, rec.c.round_id == rnd.id).exists()
         ru = list(policy.reporting_unit_kinds)
         gr = list(policy.grassroots_kinds)
-        from sqlalchemy import case, literal
-
         sel = select(
             org.c.id,
             literal(rnd.id),
@@ -332,9 +332,6 @@ class UnitOfWork:
             .execution_options(synchronize_session=False)
         )
 
-    def children_records(self, record_id: int) -> list[Record]:
-        return list(self.session.execute(select(Record).where(Record.parent_id == record_id)).scalars())
-
     def history(self, record_id: int) -> list[History]:
         return list(
             self.session.execute(
@@ -356,12 +353,8 @@ class UnitOfWork:
             return 0
         table = Notification.__table__
         if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
             stmt = pg_insert(table).on_conflict_do_nothing(constraint="uq_notification_key")
         else:
-            from sqlalchemy.dialects.sqlite import insert as lite_insert
-
             stmt = lite_insert(table).on_conflict_do_nothing()
         # executemany of one cached statement; RETURNING counts the rows really inserted (the
         # driver's rowcount is -1 for executemany on psycopg).
@@ -406,9 +399,7 @@ class UnitOfWork:
     def take_snapshot(self, rec: Record, *, now: datetime, as_of: date) -> Snapshot:
         """Freeze the record's Annex 2 numbers per channel: its own purchases plus its
         children's accepted snapshots, as two GROUP BY queries."""
-        from workflow.app import reporting
-
-        lines, missing = reporting.snapshot_lines(self.session, rec.id or 0)
+        lines, missing = aggregates.snapshot_lines(self.session, rec.id or 0)
         snap = Snapshot(
             record_id=rec.id or 0,
             taken_at=now,
@@ -442,8 +433,6 @@ class UnitOfWork:
 
 
 def _duplicate_order(row: Purchase) -> Exception:
-    from workflow.domain.errors import Refusal, RuleViolation
-
     return RuleViolation(Refusal(
         "purchase.duplicate",
         f"订单 {row.order_no} 第 {row.line_no} 行（渠道 {row.channel}）已经录入过",

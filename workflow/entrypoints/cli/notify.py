@@ -101,7 +101,7 @@ def cmd_inbox(args: argparse.Namespace, ctx: Context) -> Any:
 @command("round-status")
 def cmd_round_status(args: argparse.Namespace, ctx: Context) -> Any:
     from states import STATE_LABELS
-    from workflow.app.reporting import completeness
+    from workflow.store.aggregates import completeness
 
     now = clock.now()
     with ctx.uow(readonly=True) as uow:

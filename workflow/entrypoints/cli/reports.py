@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workflow.domain import limits
+from workflow.domain import figures, limits
 from workflow.domain.errors import BadInput
 from workflow.entrypoints.cli import Context, command
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from workflow.app import reporting
 
 # The services and writers (SQLAlchemy, openpyxl) are imported inside each command: lazy, for
-# start-up time. The choices below mirror reporting.SCOPES and ledger.MAPPINGS (tests check).
+# start-up time. The choices below mirror aggregates.SCOPES and ledger.MAPPINGS (tests check).
 SCOPE_CHOICES = ("children", "subtree")
 MAPPING_CHOICES = ("ygh", "p832", "gdg", "dxb", "generic")
 
@@ -113,7 +113,6 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> Any:
 
 
 def _stats_text(view: reporting.StatsView) -> str:
-    from workflow.app import reporting  # noqa: F811 - lazy: start-up time
     from workflow.formats import exports  # lazy: start-up time
 
     t = view.table
@@ -126,7 +125,7 @@ def _stats_text(view: reporting.StatsView) -> str:
     if view.pending:
         people = sum(p for p, _a in view.pending.values())
         amount = sum(a for _p, a in view.pending.values())
-        lines.append(f"{reporting.STATUS_PENDING}（未计入合计）：人次 {exports.wan_people(people)} 万，"
+        lines.append(f"{figures.STATUS_PENDING}（未计入合计）：人次 {exports.wan_people(people)} 万，"
                      f"金额 {exports.wan_yuan(amount)} 万元")
     if view.units:
         lines.append("下级单位：")
@@ -197,12 +196,13 @@ def cmd_completeness(args: argparse.Namespace, ctx: Context) -> Any:
 @command("chase-list")
 def cmd_chase_list(args: argparse.Namespace, ctx: Context) -> Any:
     from workflow.app import reporting  # lazy: start-up time
+    from workflow.store import aggregates  # lazy: start-up time
 
     rows, data = reporting.chase(ctx.uow(readonly=True), user_id=ctx.user_id(), org_code=args.org,
                                round_label=args.round)
     written = _write(args.file, data)
     if args.json:
-        return {"written": written, "rows": [dict(zip(reporting.CHASE_HEADERS, r, strict=True)) for r in rows]}
+        return {"written": written, "rows": [dict(zip(aggregates.CHASE_HEADERS, r, strict=True)) for r in rows]}
     return "\n".join([*("  ".join(str(c) for c in r) for r in rows), f"共 {len(rows)} 个单位未报送，已写入 {written}"])
 
 

@@ -1,8 +1,10 @@
-"""Web commands: ``bangfu serve`` (uvicorn) and ``bangfu token-create USERNAME``."""
+"""Web and account commands: ``bangfu serve`` (uvicorn), ``bangfu token-create USERNAME`` and
+``bangfu password-reset USERNAME`` (a parent's reviewer resets a subordinate clerk's password)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from workflow.entrypoints.cli import Context, command
@@ -17,6 +19,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        description="为用户创建接口访问令牌（只显示一次）", parents=[common])
     p.add_argument("username", metavar="用户名")
     p.add_argument("--name", default="", metavar="用途", help="令牌的用途")
+    p = sub.add_parser("password-reset", help="上级审核人重置下级单位填报员的密码（新密码从标准输入读取）",
+                       description="上级审核人重置下级单位填报员的密码（新密码从标准输入读取）", parents=[common])
+    p.add_argument("username", metavar="用户名", help="要重置密码的填报员用户名")
 
 
 @command("serve")
@@ -36,3 +41,14 @@ def cmd_token_create(args: argparse.Namespace, ctx: Context) -> Any:
     token = accounts.create_token(ctx.uow(), username=args.username, name=args.name)
     return {"username": args.username, "token": token,
             "usage": "Authorization: Bearer <token>（只显示这一次，请妥善保存）"}
+
+
+@command("password-reset")
+def cmd_password_reset(args: argparse.Namespace, ctx: Context) -> Any:
+    # The new password comes from standard input, never from the command line (ps, shell history).
+    from workflow.app import accounts  # lazy: start-up time
+
+    new_password = sys.stdin.readline().rstrip("\r\n")
+    accounts.reset_password(ctx.uow(), actor_id=ctx.user_id(), username=args.username,
+                            new_password=new_password)
+    return {"username": args.username, "reset": True}

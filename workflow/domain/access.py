@@ -1,0 +1,155 @@
+"""Who may do what to an organisation's record: the one access policy.
+
+Every edge (CLI, JSON API, pages) and every use case asks this module; nothing else decides
+access. It is pure: it reads a user's *seats* (memberships: an organisation and a role) and the
+target organisation, both plain values.
+
+The rules (also in the README's Security section):
+
+=====================  ======================================================================
+capability             who
+=====================  ======================================================================
+view a record          any seat at the organisation or above it (its subtree): a clerk sees
+                       its own unit and, for a federation, the units below it; a reviewer,
+                       admin or observer their seat's subtree. Outside the view a record does
+                       not exist for the user (404).
+view statistics        the same as viewing the record (a federation's clerk compiles the
+                       report of its whole system, so it must see its subordinates' figures).
+enter data             the record's own clerk, or a reviewer of its reporting parent on its
+                       behalf (代填报; the history says so).
+decide                 a reviewer (or admin) of the record's reporting parent: accept, return,
+                       revoke. Own triggers (finish purchasing, summarize, submit, withdraw,
+                       reopen): own clerk, or the parent's reviewer on its behalf.
+see contact data       the chain of federations: a clerk, reviewer or admin seat at the
+                       organisation or above. Observers (the rural-revitalisation department)
+                       see figures, never clerks' names and phone numbers.
+view completeness      a reviewer, admin or observer seat at the organisation or above.
+download the 催报 list  completeness *and* contact data: reviewers and admins of the chain.
+manage an account      a reviewer of the direct parent of every organisation the account clerks
+                       for; only clerk accounts (reset password, hand over).
+=====================  ======================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import states
+from states import OWN, PARENT, Transition
+from workflow.domain.errors import Refusal
+
+#: Roles that can see clerks' contact data (the chain of federations).
+CONTACT_ROLES = frozenset({states.CLERK, states.REVIEWER, states.ADMIN})
+#: Roles that can watch a subtree's completeness.
+OVERSIGHT_ROLES = frozenset({states.REVIEWER, states.ADMIN, states.OBSERVER})
+
+
+class Org(Protocol):
+    """What access reads of an organisation (a table row or any value with these fields)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def parent_id(self) -> int | None: ...
+
+
+Seat = tuple[Org, str]  # (organisation, role): one membership
+
+
+@dataclass(frozen=True)
+class Relation:
+    """Who the actor is to a record: roles held in the record's own organisation and in its
+    reporting parent, and whether the organisation is in the actor's view."""
+
+    own_roles: frozenset[str] = frozenset()
+    parent_roles: frozenset[str] = frozenset()
+    visible: bool = True
+
+
+def _covers(seat_org: Org, target: Org) -> bool:
+    """Whether ``target`` is the seat's organisation or below it (materialised path prefix)."""
+    return target.path.startswith(seat_org.path)
+
+
+def relation(seats: Iterable[Seat], target: Org) -> Relation:
+    """The actor's roles in ``target`` and in its parent, and whether ``target`` is in view."""
+    seats = list(seats)
+    own = frozenset(r for o, r in seats if o.id == target.id)
+    parent = frozenset(r for o, r in seats if target.parent_id is not None and o.id == target.parent_id)
+    return Relation(own_roles=own, parent_roles=parent, visible=can_view(seats, target))
+
+
+def can_view(seats: Iterable[Seat], target: Org) -> bool:
+    """A record (and its statistics) is visible from any seat at or above its organisation."""
+    return any(_covers(o, target) for o, _r in seats)
+
+
+def _roles_over(seats: Iterable[Seat], target: Org) -> set[str]:
+    return {r for o, r in seats if _covers(o, target)}
+
+
+def can_see_contacts(seats: Iterable[Seat], target: Org) -> bool:
+    """Clerks' names and phone numbers are for the chain of federations, not for observers."""
+    return bool(_roles_over(seats, target) & CONTACT_ROLES)
+
+
+def can_view_completeness(seats: Iterable[Seat], target: Org) -> bool:
+    return bool(_roles_over(seats, target) & OVERSIGHT_ROLES)
+
+
+def entry_role(rel: Relation, what: str) -> tuple[str, bool] | Refusal:
+    """Who may enter a record's data: its clerks, or the parent's reviewer on its behalf.
+
+    Returns:
+        ``(acting_role, on_behalf)``, or the refusal naming ``what`` the user tried.
+    """
+    if states.CLERK in rel.own_roles:
+        return states.CLERK, False
+    if states.REVIEWER in rel.parent_roles:
+        return states.REVIEWER, True
+    return Refusal("permission.not_clerk", f"只有本单位填报员或上级审核人可以{what}")
+
+
+def authorize(transition: Transition, rel: Relation) -> tuple[str, bool] | Refusal:
+    """Which seat lets the actor fire ``transition``.
+
+    Returns:
+        ``(acting_role, on_behalf)`` or the refusal. A parent's reviewer may fire a child's own
+        triggers on its behalf (代填报); the history records it.
+    """
+    if transition.scope == OWN:
+        if rel.own_roles & states.SCOPE_ROLES[OWN]:
+            return (states.CLERK, False)
+        if states.REVIEWER in rel.parent_roles:
+            return (states.REVIEWER, True)
+        return Refusal("permission.not_clerk", f"只有本单位的填报员可以执行“{transition.label}”")
+    if rel.parent_roles & states.SCOPE_ROLES[PARENT]:
+        return (states.REVIEWER, False)
+    return Refusal("permission.not_parent_reviewer", f"只有上级单位的审核人可以执行“{transition.label}”")
+
+
+def account_refusal(actor_seats: Iterable[Seat], target_seats: Iterable[Seat]) -> Refusal | None:
+    """Whether the actor may manage (reset, hand over) the account holding ``target_seats``.
+
+    Returns:
+        None when allowed; else the refusal (the caller answers "not found" when the account is
+        outside the actor's view: see :func:`can_view_account`).
+    """
+    actor_seats, target_seats = list(actor_seats), list(target_seats)
+    reviewer_of = {o.id for o, r in actor_seats if r == states.REVIEWER}
+    clerk_orgs = [o for o, r in target_seats if r == states.CLERK]
+    if not clerk_orgs or any(r != states.CLERK for _o, r in target_seats):
+        return Refusal("account.not_clerk", "只能管理下级单位填报员的账号")
+    if not all(o.parent_id in reviewer_of for o in clerk_orgs):
+        return Refusal("account.not_parent_reviewer", "只有直接上级单位的审核人可以管理该账号")
+    return None
+
+
+def can_view_account(actor_seats: Iterable[Seat], target_seats: Iterable[Seat]) -> bool:
+    """An account exists for the actor when one of its seats is in the actor's view."""
+    actor_seats = list(actor_seats)
+    return any(can_view(actor_seats, o) for o, _r in target_seats)
