@@ -22,6 +22,7 @@ from workflow.app.accounts import UserInfo
 from workflow.domain import clock
 from workflow.domain.errors import BadInput
 from workflow.entrypoints.web import auth
+from workflow.entrypoints.web.inbox import with_texts
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
 
@@ -292,8 +293,9 @@ def overview(request: Request, user: User, round: int | None = None) -> dict[str
 
 @router.get("/notifications")
 def notifications(request: Request, user: User, page: int = 1, per_page: int = 50) -> dict[str, Any]:
-    return jsonable_encoder(views.notifications(_uow(request, True), user_id=user.id, page=page,
-                                                  per_page=per_page).to_dict())
+    data = views.notifications(_uow(request, True), user_id=user.id, page=page, per_page=per_page)
+    with_texts(data.items)  # subject, text (as in the e-mail) and path
+    return jsonable_encoder(data.to_dict())
 
 
 # --- accounts -------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from workflow.domain import clock, rules
 from workflow.domain.errors import BadInput, BangfuError, NotFound
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.diagram import lifecycle_svg
+from workflow.entrypoints.web.inbox import linked, with_texts
 from workflow.store.uow import UnitOfWork
 
 router = APIRouter(include_in_schema=False)
@@ -501,6 +502,8 @@ def _receiver_code(request: Request, round_id: int) -> str | None:
 def notifications_page(request: Request, page: int = 1) -> HTMLResponse:
     user = page_user(request)
     data = views.notifications(_uow(request, True), user_id=user.id, page=page, per_page=30)
+    for item in with_texts(data.items):
+        item["body"] = linked(item["text"])
     return render(request, "pages/notifications.html", {"title": "通知", "n": data})
 
 
@@ -510,6 +513,23 @@ def notifications_read(request: Request, csrf_token: Annotated[str, Form()] = ""
     auth.check_csrf(request, csrf_token)
     views.mark_notifications_read(_uow(request), user_id=user.id)
     return _redirect("/notifications")
+
+
+@router.post("/notifications/{notification_id}/read")
+def notification_read(request: Request, notification_id: int, csrf_token: Annotated[str, Form()] = "") -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    views.mark_notifications_read(_uow(request), user_id=user.id, ids=[notification_id])
+    return _redirect("/notifications")
+
+
+@router.get("/notifications/{notification_id}/open")
+def notification_open(request: Request, notification_id: int) -> Response:
+    """Follow a notification's link: it is marked read and the browser goes to its record."""
+    user = page_user(request)
+    target = views.notification_target(_uow(request, True), user_id=user.id, notification_id=notification_id)
+    views.mark_notifications_read(_uow(request), user_id=user.id, ids=[notification_id])
+    return _redirect(target)
 
 
 def _accounts_page(request: Request, user: UserInfo, *, error: dict[str, str] | None = None,
