@@ -686,12 +686,15 @@ def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dic
     with uow:
         rec = uow.record(record_id)
         actor_for(uow, user_id, rec)
+        _rnd, policy = policy_for(uow, rec)
+        names = {c.code: c.name for c in policy.channels}
         return [
             {
                 "id": p.id,
                 "paid_at": p.paid_at,
                 "paid_on": p.paid_on,
                 "channel": p.channel,
+                "channel_name": names.get(p.channel, p.channel),
                 "amount_fen": p.amount_fen,
                 "people": p.people,
                 "order_no": p.order_no,

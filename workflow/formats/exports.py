@@ -432,3 +432,40 @@ def render_html(table: Annex2Table) -> str:
         total=(lines[-1].label, f"{lines[-1].people:.2f}", f"{lines[-1].amount:.2f}"),
         footer=_footer(table),
     )
+
+
+# ------------------------------------------------------------------------------ import templates
+
+
+def write_import_template(headers: Sequence[str], help_rows: Sequence[Sequence[str]], *, title: str) -> bytes:
+    """An empty purchase-import template: a sheet 采购明细 with the header row (every column
+    formatted as text, so long order numbers keep their digits) and a sheet 填写说明 listing
+    each column, whether it is required and the other header names accepted.
+
+    Args:
+        headers: the template's header row.
+        help_rows: ``(列名, 是否必填, 含义, 也可以叫)`` per column.
+        title: the first line of the help sheet (which export this template is for).
+    """
+    workbook = Workbook()
+    ws: Worksheet = workbook.active  # type: ignore[assignment]
+    ws.title = "采购明细"
+    for col, header in enumerate(headers, start=1):
+        cell = _put(ws, 1, col, header)
+        cell.font = Font(name=_FONT, size=11, bold=True)
+        cell.border = _BORDER
+        letter = get_column_letter(col)
+        ws.column_dimensions[letter].width = max(12, _display_width(header) + 4)
+        for r in range(2, 202):  # text cells for the rows a clerk types or pastes
+            ws.cell(row=r, column=col).number_format = "@"
+    ws.freeze_panes = "A2"
+    info: Worksheet = workbook.create_sheet("填写说明")
+    _put(info, 1, 1, title).font = Font(name=_FONT, size=12, bold=True)
+    for col, header in enumerate(("列名", "是否必填", "含义", "也可以叫"), start=1):
+        _put(info, 2, col, header).font = Font(name=_FONT, size=11, bold=True)
+    for r, values in enumerate(help_rows, start=3):
+        for col, value in enumerate(values, start=1):
+            _put(info, r, col, value).alignment = _LEFT
+    for letter, width in zip("ABCD", (16, 10, 16, 80), strict=True):
+        info.column_dimensions[letter].width = width
+    return _save(workbook)

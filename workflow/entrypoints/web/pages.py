@@ -209,6 +209,7 @@ def _record_page(
         "report_last_day": clock.deadline_last_day(view.report_deadline),
         "state_labels": states.STATE_LABELS,
         "mappings": reports_pages.mapping_choices(options["channels"]),
+        "import_help": reports_pages.import_help(),
         "import_max_mb": reports_pages.MAX_IMPORT_BYTES // 1024 // 1024,
         "import_problems": [], "limit_result": None, "limit_bases": reports_pages.limits.BASES,
         **(extra or {}),
@@ -305,6 +306,14 @@ def info_submit(
     return _redirect(f"/records/{record_id}")
 
 
+def transition_label(trigger: str, from_state: str) -> str:
+    """The label of the transition a trigger fired from a state (one trigger may name two)."""
+    for t in states.TRANSITIONS:
+        if t.trigger == trigger and t.source == from_state:
+            return t.label
+    return states.TRIGGER_LABELS.get(trigger, trigger)
+
+
 @router.post("/records/{record_id}/fire", response_class=HTMLResponse)
 def fire_submit(
     request: Request, record_id: int, seen_version: Annotated[int, Form()],
@@ -321,7 +330,8 @@ def fire_submit(
             auth.flash(request, exc.message, "error")
             return _redirect(_safe_next(next))
         return _refused(request, user, record_id, "fire", {"trigger": trigger, "reason": reason}, exc)
-    label = states.TRIGGER_LABELS.get(trigger, trigger)
+    # The label of the transition that fired (reopen is 退回计划 from 已采购, 重新采购 from 已汇总).
+    label = transition_label(trigger, result.from_state)
     auth.flash(request, f"已{label}：{states.STATE_LABELS[result.from_state]} → {states.STATE_LABELS[result.to_state]}"
                + ("（代填报）" if result.on_behalf else ""))
     return _redirect(_safe_next(next, f"/records/{record_id}"))
@@ -408,7 +418,7 @@ def purchases_csv(request: Request, record_id: int) -> Response:
     writer = csv.writer(out)
     writer.writerow(["支付日期", "渠道", "金额（元）", "领取人次", "订单号", "行号", "商品", "节日", "经费来源", "代填报"])
     for p in rows:
-        writer.writerow([p["paid_on"].isoformat(), p["channel"], rules.yuan(p["amount_fen"]).replace(",", ""),
+        writer.writerow([p["paid_on"].isoformat(), p["channel_name"], rules.yuan(p["amount_fen"]).replace(",", ""),
                          p["people"], _csv_safe(p["order_no"]), p["line_no"], _csv_safe(p["product"]),
                          p["holiday"] or "", records.BUDGETS.get(p["budget"], p["budget"]),
                          "是" if p["on_behalf"] else ""])

@@ -116,6 +116,23 @@ def mapping_choices(channels: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return out
 
 
+def import_help() -> dict[str, list[ledger.HeaderHelp]]:
+    """Per mapping, the columns its template has and the names accepted for each."""
+    return {code: ledger.header_help(m) for code, m in ledger.MAPPINGS.items()}
+
+
+def import_template(mapping: str, fmt: str, label: str) -> Response:
+    if mapping not in ledger.MAPPINGS or fmt not in ("csv", "xlsx"):
+        raise NotFound(f"没有“{mapping}.{fmt}”这种导入模板", code="import.template")
+    columns = ledger.header_help(ledger.MAPPINGS[mapping])
+    name = f"采购导入模板（{label}）.{fmt}"
+    if fmt == "csv":
+        return file_response(ledger.template_csv(ledger.MAPPINGS[mapping]), name, CSV)
+    rows = [(c.header, "必填" if c.required else "选填", c.label, "、".join(c.aliases[1:]) or "—") for c in columns]
+    data = exports.write_import_template([c.header for c in columns], rows, title=f"采购导入模板：{label}")
+    return file_response(data, name, XLSX)
+
+
 def read_upload(file: UploadFile) -> bytes:
     data = file.file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
@@ -184,6 +201,15 @@ def _body_of(html: str) -> str:
     the page; the page styles the table)."""
     start, end = html.find("<body>"), html.rfind("</body>")
     return html[start + len("<body>"):end] if start >= 0 and end > start else html
+
+
+@pages.get("/records/{record_id}/import-template/{mapping}.{fmt}")
+def import_template_download(request: Request, record_id: int, mapping: str, fmt: str) -> Response:
+    user = _page_user(request)
+    view, _label = _record_org(request, user.id, record_id)
+    options = views.entry_options(_uow(request, True), round_id=view.round_id)
+    labels = dict(mapping_choices(options["channels"]))
+    return import_template(mapping, fmt, labels.get(mapping, mapping))
 
 
 @pages.get("/records/{record_id}/work-report/print", response_class=HTMLResponse)
