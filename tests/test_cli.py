@@ -353,3 +353,16 @@ def test_an_export_without_a_fill_date_leaves_it_blank(ready: Cli, tmp_path: Pat
     assert r.code == 0, r.err
     cells = [c.value for row in load_workbook(target).active.iter_rows() for c in row if c.value]
     assert "填表时间：" in cells  # blank for the hand to fill, not today's date
+
+
+def test_the_clis_light_choices_mirror_the_services() -> None:
+    """The parser names choices without importing the services (start-up); they must agree."""
+    from workflow.app.records import BUDGETS
+    from workflow.entrypoints.cli import reports
+    from workflow.formats import ledger
+    from workflow.formats.ledger import BUDGET_LABELS
+    from workflow.store.aggregates import SCOPES
+
+    assert BUDGET_LABELS == BUDGETS
+    assert set(reports.MAPPING_CHOICES) == set(ledger.MAPPINGS)
+    assert tuple(reports.SCOPE_CHOICES) == tuple(SCOPES)
