@@ -77,6 +77,7 @@ def make_config(settings: Settings) -> dict[str, Any]:
 
 def sweep(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
     """Run the sweep as of ``as_of_iso`` (default now); delivery follows within a minute."""
+    # Lazy: the tasks' modules load in the worker child, not when beat or a client imports the app.
     from workflow.scheduler.sweeps import run_sweep
 
     s = self.app.conf.bangfu_settings
@@ -85,6 +86,7 @@ def sweep(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
 
 def deliver(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
     """Deliver pending notifications as of ``as_of_iso`` (default now)."""
+    # Lazy: the tasks' modules load in the worker child, not when beat or a client imports the app.
     from workflow.scheduler.outbox import default_channels, deliver_all
 
     s = self.app.conf.bangfu_settings

@@ -4,7 +4,7 @@ The shape follows the design's scale section: the provincial federation → 21 c
 5 district federations each → grassroots unions (215,000 at ``province`` scale), plus 19
 provincial industry and other unions that report straight to the province (40 reporting units in
 all). Every federation has a clerk and a reviewer, every grassroots union a clerk. The 17号 policy
-is loaded through :func:`workflow.app.directory.load_policy`, which opens the records set-based; then
+is loaded through :func:`workflow.app.directory.install_policy`, which opens the records set-based; then
 one UPDATE sets every grassroots plan (about 22 million members at province scale), ~10 purchases
 per grassroots record are streamed in (``COPY`` on PostgreSQL, one ``executemany`` transaction on
 SQLite), and the records are spread over the five states with their snapshots, snapshot lines and
@@ -323,7 +323,7 @@ def generate(database: Database, scale: str = "tiny", *, seed: int = 17,
     info.policy_code = policy.code
 
     def load() -> int:
-        directory.load_policy(UnitOfWork(database), policy=policy, now=NOW)
+        directory.install_policy(UnitOfWork(database), policy=policy, now=NOW)
         # Every record of both rounds, counted in the table.
         with database.engine.connect() as conn:
             return int(conn.execute(text("SELECT count(*) FROM record")).scalar() or 0)

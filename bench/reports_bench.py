@@ -76,7 +76,7 @@ def build(database: tables.Database, *, units: int, districts: int, grassroots: 
     """A province: receiver → ``units`` reporting units → ``districts`` each → grassroots;
     grassroots records accepted with snapshots; ``per`` purchases per grassroots record."""
     policy = builtin()
-    directory.load_policy(UnitOfWork(database), policy=policy, now=NOW)
+    directory.install_policy(UnitOfWork(database), policy=policy, now=NOW)
     org_rows: list[dict[str, Any]] = [dict(id=1, code="GD", name="广东省总工会", kind="province", parent_id=None,
                                            path="/1/", depth=0, is_observer=False)]
     next_id = 2

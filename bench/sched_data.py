@@ -92,7 +92,7 @@ def generate(database: Database, *, grassroots: int, purchases: int = 3) -> dict
             for t in ("organisation", "app_user", "membership"):
                 s.execute(text(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'),"
                                f" (SELECT MAX(id) FROM {t}))"))
-    directory.load_policy(UnitOfWork(database), policy=_policy(), now=NOW)
+    directory.install_policy(UnitOfWork(database), policy=_policy(), now=NOW)
     numbers = " UNION ALL ".join(f"SELECT {k} AS k" for k in range(1, purchases + 1))
     with database.begin() as s:
         # 0–600 yuan per member in 100-yuan steps (one in seven chooses 0), 50–249 members.

@@ -92,7 +92,7 @@ def build(database: Database, *, grassroots: int, pending: int) -> dict[str, Any
                                                     dict(user_id=2, org_id=bench_district[0], role="reviewer")])
     t_orgs = time.perf_counter()
     policy = parse_policy(demo.demo_policy_text(date(2021, 11, 1)), source="bench")
-    directory.load_policy(UnitOfWork(database), policy=policy, now=NOW)
+    directory.install_policy(UnitOfWork(database), policy=policy, now=NOW)
     t_records = time.perf_counter()
     now = bindparam("now", NOW, type_=UTCDateTime)
     bench_like = bench_district[1] + "%"

@@ -210,7 +210,7 @@ def build_world(database: Database) -> World:
     now = NOW_2021
     directory.import_organisations(UnitOfWork(database), data=WORLD_ORGS.encode(), now=now)
     directory.import_users(UnitOfWork(database), data=world_users_csv().encode(), now=now)
-    directory.load_policy(UnitOfWork(database), policy=builtin(), now=now)
+    directory.install_policy(UnitOfWork(database), policy=builtin(), now=now)
     return World(db=database)
 
 

@@ -145,7 +145,7 @@ def test_loading_17_hao_opens_one_record_per_org_and_round(any_world: World) -> 
     w = any_world
     assert _records(w.db, "2021年度") == ALL_BUT_PROVINCE
     assert _records(w.db, "2022年度") == ALL_BUT_PROVINCE
-    again = directory.load_policy(w.uow(), policy=policy.builtin(), now=NOW_2021)
+    again = directory.install_policy(w.uow(), policy=policy.builtin(), now=NOW_2021)
     assert again == {"policy": "yuegongzong-2021-17", "rounds": ["2021年度", "2022年度"], "records_opened": 0}
     with w.uow(True) as uow:
         c1 = uow.record(w.rid("C1"))
@@ -162,7 +162,7 @@ def test_load_reports_the_records_it_opened(any_db) -> None:  # type: ignore[no-
     from tests.conftest import WORLD_ORGS
 
     directory.import_organisations(UnitOfWork(any_db), data=WORLD_ORGS.encode(), now=NOW_2021)
-    result = directory.load_policy(UnitOfWork(any_db), policy=policy.builtin(), now=NOW_2021)
+    result = directory.install_policy(UnitOfWork(any_db), policy=policy.builtin(), now=NOW_2021)
     assert result["records_opened"] == 2 * len(ALL_BUT_PROVINCE)
 
 
@@ -190,7 +190,7 @@ def test_guangzhou_policy_adds_rounds_scoped_to_one_city(any_world: World) -> No
     gz = policy.builtin("guangzhou-2023")
     assert gz.scope == "GZ"
     assert [r.year for r in gz.rounds] == [2023, 2024, 2025]
-    result = directory.load_policy(w.uow(), policy=gz, now=NOW_2021)
+    result = directory.install_policy(w.uow(), policy=gz, now=NOW_2021)
     assert result["rounds"] == ["2023年度（广州）", "2024年度（广州）", "2025年度（广州）"]
     assert result["records_opened"] == 3 * 3
     for label in result["rounds"]:
@@ -215,7 +215,7 @@ def test_a_scoped_policy_written_as_data_needs_no_code_change(any_world: World) 
     text = re.sub(r'\[\[rounds\]\]\nyear = 2025\nlabel = ".*"\n', "", text)
     text = text.replace("（广州）", "（C1）")
     p = policy.parse_policy(text, source="c1.toml")
-    directory.load_policy(w.uow(), policy=p, now=NOW_2021)
+    directory.install_policy(w.uow(), policy=p, now=NOW_2021)
     for label in ("2023年度（C1）", "2024年度（C1）"):
         assert _records(w.db, label) == ["D1", "D2", "G1", "G2", "G3"]
     with w.uow(True) as uow:
@@ -246,7 +246,7 @@ def test_a_scoped_policy_written_as_data_needs_no_code_change(any_world: World) 
 def test_a_scope_naming_an_unknown_organisation_is_refused(any_world: World) -> None:
     w = any_world
     with pytest.raises(NotFound) as exc:
-        directory.load_policy(w.uow(), policy=policy.builtin("guangzhou-2023"), now=NOW_2021)
+        directory.install_policy(w.uow(), policy=policy.builtin("guangzhou-2023"), now=NOW_2021)
     assert "GZ" in exc.value.message and exc.value.exit_code == 2
     with w.uow(True) as uow:
         assert [r.policy_code for r in uow.rounds()] == ["yuegongzong-2021-17"] * 2

@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 import states
 from workflow.app import records
 from workflow.domain import clock
-from workflow.domain.errors import BadInput, NotFound, Refusal, RuleViolation
+from workflow.domain.errors import BadInput, Refusal, RuleViolation
 from workflow.store.tables import Attachment
 from workflow.store.uow import UnitOfWork
 
@@ -85,8 +83,7 @@ def add_attachment(
         row = Attachment(record_id=record_id, kind=kind, filename=name, content_type=content_type,
                          size=len(data), sha256=hashlib.sha256(data).hexdigest(), data=data,
                          uploaded_by_user_id=user_id, uploaded_at=now, on_behalf=on_behalf)
-        uow.session.add(row)
-        uow.session.flush()
+        uow.add_all([row])
         uow.commit()
         return row.id or 0
 
@@ -95,11 +92,7 @@ def list_attachments(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[d
     with uow:
         rec = uow.record(record_id)
         records.actor_for(uow, user_id, rec)
-        rows = uow.session.execute(
-            select(Attachment.id, Attachment.kind, Attachment.filename, Attachment.content_type,
-                   Attachment.size, Attachment.uploaded_at, Attachment.on_behalf)
-            .where(Attachment.record_id == record_id).order_by(Attachment.id)
-        ).all()
+        rows = uow.attachment_list(record_id)
         return [{"id": i, "kind": k, "kind_label": KINDS.get(k, k), "filename": f, "content_type": c,
                  "size": s, "uploaded_at": u, "on_behalf": b} for i, k, f, c, s, u, b in rows]
 
@@ -108,7 +101,5 @@ def get_attachment(uow: UnitOfWork, *, record_id: int, attachment_id: int, user_
     with uow:
         rec = uow.record(record_id)
         records.actor_for(uow, user_id, rec)
-        row = uow.session.get(Attachment, attachment_id)
-        if row is None or row.record_id != record_id:
-            raise NotFound(f"找不到附件 #{attachment_id}", code="attachment.not_found")
+        row = uow.attachment(record_id, attachment_id)
         return StoredFile(row.id or 0, row.filename, row.content_type, row.data)

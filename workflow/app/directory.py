@@ -32,7 +32,7 @@ class ImportReport:
     records_opened: int
 
 
-def load_policy(uow: UnitOfWork, *, policy: Policy, now: datetime | None = None) -> dict[str, Any]:
+def install_policy(uow: UnitOfWork, *, policy: Policy, now: datetime | None = None) -> dict[str, Any]:
     """Store a policy, create or update its rounds and open their records (idempotent).
 
     Returns:

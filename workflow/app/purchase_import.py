@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as lite_insert
 
 import states
 from workflow.app import records
@@ -203,12 +205,8 @@ def _bulk_insert(
     ]
     keys = ["record_id", "channel", "order_no", "line_no"]
     if uow.dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
         stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=keys)
     elif uow.dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as lite_insert
-
         stmt = lite_insert(table).on_conflict_do_nothing(index_elements=keys)
     else:  # pragma: no cover - other databases are not supported deployments
         stmt = insert(table)

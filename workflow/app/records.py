@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import states
@@ -711,8 +712,6 @@ def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dic
 
 def parse_money(text: str) -> int:
     """'12,345.6' yuan -> 1234560 fen; more than two decimals is refused, not rounded."""
-    from decimal import Decimal, InvalidOperation
-
     raw = text.strip().replace(",", "").replace("元", "").replace("￥", "").replace("¥", "")
     try:
         value = Decimal(raw)

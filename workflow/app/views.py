@@ -128,7 +128,7 @@ def _overdue_expr(now: datetime) -> Any:
     )
 
 
-def _record_page(
+def _paged_records(
     uow: UnitOfWork, *, where: list[Any], join_parent_seat: int | None, state: str | None,
     overdue: str | None, q: str | None, sort: str | None, page: int, per_page: int, now: datetime,
 ) -> Page:
@@ -195,7 +195,7 @@ def review_inbox(
 ) -> Page:
     """Submissions awaiting the user's decision: submitted records whose parent organisation the
     user reviews."""
-    return _record_page(
+    return _paged_records(
         uow, where=[Record.round_id == round_id, Record.state == states.SUBMITTED],
         join_parent_seat=user_id, state=None, overdue=None, q=q, sort=sort or "submitted_at",
         page=page, per_page=per_page, now=now or clock.now(),
@@ -208,7 +208,7 @@ def subordinates(
     per_page: int = 50, now: datetime | None = None,
 ) -> Page:
     """The records of the organisations directly under the user's reviewer seats."""
-    return _record_page(
+    return _paged_records(
         uow, where=[Record.round_id == round_id], join_parent_seat=user_id, state=state,
         overdue=overdue, q=q, sort=sort, page=page, per_page=per_page, now=now or clock.now(),
     )
@@ -223,7 +223,7 @@ def visible_records(
     with uow:
         paths = [o.path for o, _r in uow.memberships(user_id)]
     visible = or_(*[Organisation.path.like(p + "%") for p in paths]) if paths else false()  # type: ignore[attr-defined]
-    return _record_page(
+    return _paged_records(
         uow, where=[Record.round_id == round_id, visible], join_parent_seat=None, state=state,
         overdue=overdue, q=q, sort=sort, page=page, per_page=per_page, now=now or clock.now(),
     )

@@ -115,9 +115,9 @@ def build(database: Database, *, reset: bool = False, seed: int = 17) -> dict[st
     directory.import_users(UnitOfWork(database), data=_user_csv(org_csv).encode(), now=now,
                            hash_password=lambda _pw: shared_hash)
     _set_demo_passwords(database, shared_hash)
-    directory.load_policy(UnitOfWork(database), policy=builtin(), now=now)
+    directory.install_policy(UnitOfWork(database), policy=builtin(), now=now)
     demo = parse_policy(demo_policy_text(today), source="demo")
-    directory.load_policy(UnitOfWork(database), policy=demo, now=now)
+    directory.install_policy(UnitOfWork(database), policy=demo, now=now)
     label = demo.rounds[0].label
     rng = random.Random(seed)
     counts: dict[str, int] = {}

@@ -498,6 +498,7 @@ class Database:
 
 
 def alembic_config(engine: Engine) -> Any:
+    # Lazy: Alembic loads only when a schema is upgraded (start-up time of every other command).
     from alembic.config import Config
 
     cfg = Config()
@@ -507,7 +508,7 @@ def alembic_config(engine: Engine) -> Any:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    from alembic import command
+    from alembic import command  # lazy, see alembic_config
 
     command.upgrade(alembic_config(engine), revision)
 

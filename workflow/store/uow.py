@@ -24,6 +24,7 @@ from workflow.domain.errors import NotFound, Refusal, RuleViolation
 from workflow.domain.policy import Policy, parse_policy
 from workflow.store import aggregates, tables
 from workflow.store.tables import (
+    Attachment,
     History,
     MemberCount,
     Membership,
@@ -430,6 +431,22 @@ class UnitOfWork:
     def add_all(self, objs: Sequence[Any]) -> None:
         self.session.add_all(objs)
         self.session.flush()
+
+    # --- attachments -------------------------------------------------------------------------
+
+    def attachment_list(self, record_id: int) -> list[Any]:
+        """A record's attachments without their bytes, oldest first."""
+        return list(self.session.execute(
+            select(Attachment.id, Attachment.kind, Attachment.filename, Attachment.content_type,
+                   Attachment.size, Attachment.uploaded_at, Attachment.on_behalf)
+            .where(Attachment.record_id == record_id).order_by(Attachment.id)
+        ).all())
+
+    def attachment(self, record_id: int, attachment_id: int) -> Attachment:
+        row = self.session.get(Attachment, attachment_id)
+        if row is None or row.record_id != record_id:
+            raise NotFound(f"找不到附件 #{attachment_id}", code="attachment.not_found")
+        return row
 
 
 def _duplicate_order(row: Purchase) -> Exception:

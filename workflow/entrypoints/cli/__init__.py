@@ -132,7 +132,7 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> Any:
     ctx.db.upgrade()
     out: dict[str, Any] = {"database": ctx.db.url, "schema": "head"}
     if not args.no_policy:
-        out["policy"] = directory.load_policy(ctx.uow(), policy=load_policy(POLICY_DIR / "yuegongzong-2021-17.toml"))
+        out["policy"] = directory.install_policy(ctx.uow(), policy=load_policy(POLICY_DIR / "yuegongzong-2021-17.toml"))
     return out
 
 
@@ -159,7 +159,7 @@ def cmd_policy_check(args: argparse.Namespace, ctx: Context) -> Any:
 def cmd_policy_load(args: argparse.Namespace, ctx: Context) -> Any:
     from workflow.app import directory  # lazy: start-up time
 
-    return directory.load_policy(ctx.uow(), policy=load_policy(_policy_path(args.file)))
+    return directory.install_policy(ctx.uow(), policy=load_policy(_policy_path(args.file)))
 
 
 def _read_file(path: str) -> bytes:

@@ -43,6 +43,7 @@ def _as_of(text: str | None) -> datetime:
 
 @command("sweep")
 def cmd_sweep(args: argparse.Namespace, ctx: Context) -> Any:
+    # Lazy: loaded only by this command, keeping `bangfu --help` and other commands quick to start.
     from workflow.scheduler.sweeps import run_sweep
 
     return run_sweep(ctx.db, now=_as_of(args.as_of)).to_dict()
@@ -50,6 +51,7 @@ def cmd_sweep(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("deliver")
 def cmd_deliver(args: argparse.Namespace, ctx: Context) -> Any:
+    # Lazy: loaded only by this command, keeping `bangfu --help` and other commands quick to start.
     from workflow.scheduler.outbox import default_channels, deliver_all
 
     return deliver_all(ctx.db, channels=default_channels(), now=_as_of(args.as_of),
@@ -70,6 +72,7 @@ def cmd_notify_preview(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("inbox")
 def cmd_inbox(args: argparse.Namespace, ctx: Context) -> Any:
+    # Lazy: loaded only by this command, keeping `bangfu --help` and other commands quick to start.
     from workflow.scheduler.outbox import inbox_rows, template_context
 
     base = get_settings().base_url
@@ -100,8 +103,9 @@ def cmd_inbox(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("round-status")
 def cmd_round_status(args: argparse.Namespace, ctx: Context) -> Any:
-    from states import STATE_LABELS
-    from workflow.store.aggregates import completeness
+    # Lazy: loaded only by this command, keeping `bangfu --help` and other commands quick to start.
+    from states import STATE_LABELS  # noqa: I001 - lazy, see above
+    from workflow.store.aggregates import completeness  # lazy, see above
 
     now = clock.now()
     with ctx.uow(readonly=True) as uow:

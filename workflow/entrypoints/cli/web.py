@@ -26,9 +26,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 @command("serve")
 def cmd_serve(args: argparse.Namespace, ctx: Context) -> Any:
-    import uvicorn  # lazy: start-up time
+    # Lazy: uvicorn and FastAPI load only for `bangfu serve` (start-up time of the other commands).
+    import uvicorn
 
-    from workflow.entrypoints.web.app import create_app  # lazy: start-up time (FastAPI)
+    from workflow.entrypoints.web.app import create_app  # lazy, see above
 
     uvicorn.run(create_app(ctx.db), host=args.host, port=args.port, log_level="info")
     return {"stopped": True}

@@ -23,6 +23,7 @@ from workflow.domain import clock
 from workflow.domain.errors import BadInput
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.inbox import with_texts
+from workflow.entrypoints.web.rendering import download_response
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
 
@@ -215,8 +216,6 @@ def upload_attachment(
 
 @router.get("/records/{record_id}/attachments/{attachment_id}")
 def download_attachment(record_id: int, attachment_id: int, request: Request, user: User) -> Response:
-    from workflow.entrypoints.web.pages import download_response
-
     return download_response(attachments.get_attachment(
         _uow(request, True), record_id=record_id, attachment_id=attachment_id, user_id=user.id))
 

@@ -18,21 +18,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 
 from notifications.templates import make_environment
+from workflow.app.attachments import MAX_BYTES
 from workflow.domain.errors import BangfuError
-from workflow.entrypoints.web import auth
+from workflow.entrypoints.web import api, auth, pages, reports_pages
+from workflow.entrypoints.web.rendering import LoginRedirect, ShowRecordPage, page_user, render
 from workflow.settings import Settings, get_settings
 from workflow.store.tables import Database
 
 WEB_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
-
-
-class LoginRedirect(Exception):
-    """A page needs a logged-in user: send the browser to the login page."""
-
-    def __init__(self, next_path: str) -> None:
-        self.next_path = next_path
 
 
 def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
@@ -62,8 +57,6 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     async def upload_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         # Refuse an oversized upload before its body is read and spooled to disk; the service
         # checks the exact size of what it stores.
-        from workflow.app.attachments import MAX_BYTES
-
         length = request.headers.get("content-length", "")
         if request.method == "POST" and length.isdigit() and int(length) > MAX_BYTES + 64 * 1024:
             message = f"上传内容超过 {MAX_BYTES // 1024 // 1024} MB 上限"
@@ -96,8 +89,6 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
             return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.http_status)
         if exc.http_status == 401:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        from workflow.entrypoints.web.pages import render
-
         return render(request, "pages/error.html", {"title": "无法完成", "status": exc.http_status,
                                                     "code": exc.code, "message": exc.message},
                       status=exc.http_status)
@@ -109,8 +100,6 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         if _wants_json(request):
             return JSONResponse({"code": "input.invalid", "message": message,
                                  "detail": [_plain(e) for e in exc.errors()]}, status_code=422)
-        from workflow.entrypoints.web.pages import render
-
         return render(request, "pages/error.html", {"title": "输入有误", "status": 422,
                                                     "code": "input.invalid", "message": message},
                       status=422)
@@ -119,21 +108,19 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     async def login_redirect(request: Request, exc: LoginRedirect) -> Response:
         return RedirectResponse(f"/login?next={exc.next_path}", status_code=303)
 
-    from workflow.entrypoints.web.api import router as api_router
-    from workflow.entrypoints.web.pages import router as pages_router
-    from workflow.entrypoints.web.reports_pages import api as reports_api
-    from workflow.entrypoints.web.reports_pages import pages as reports_pages
+    @app.exception_handler(ShowRecordPage)
+    async def show_record_page(request: Request, exc: ShowRecordPage) -> Response:
+        return pages._record_page(request, page_user(request), exc.record_id, typed=exc.typed,
+                                  errors=exc.errors, status=exc.status, extra=exc.extra)
 
-    app.include_router(api_router)
-    app.include_router(reports_api)
-    app.include_router(pages_router)
-    app.include_router(reports_pages)
+    app.include_router(api.router)
+    app.include_router(reports_pages.api)
+    app.include_router(pages.router)
+    app.include_router(reports_pages.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
     def docs(request: Request) -> HTMLResponse:
-        from workflow.entrypoints.web.pages import render
-
         spec = app.openapi()
         operations = [
             {"method": method.upper(), "path": path, "summary": op.get("summary", ""),

@@ -17,59 +17,26 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import states
-from workflow.app import accounts, attachments, oversight, records, views
+from workflow.app import accounts, attachments, oversight, records, reporting, views
 from workflow.app.accounts import UserInfo
 from workflow.domain import clock, rules
 from workflow.domain.errors import BadInput, BangfuError, NotFound
-from workflow.entrypoints.web import auth
+from workflow.entrypoints.web import auth, reports_pages
+from workflow.entrypoints.web.api import purchase_input
 from workflow.entrypoints.web.diagram import lifecycle_svg
 from workflow.entrypoints.web.inbox import linked, with_texts
-from workflow.store.uow import UnitOfWork
+from workflow.entrypoints.web.rendering import (
+    OVERVIEW_ROLES,
+    download_response,
+    page_user,
+    render,
+)
+from workflow.entrypoints.web.rendering import uow_for as _uow
 
 router = APIRouter(include_in_schema=False)
-OVERVIEW_ROLES = views.OVERVIEW_ROLES
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _uow(request: Request, readonly: bool = False) -> UnitOfWork:
-    return UnitOfWork(request.app.state.database, readonly=readonly)
-
-
-def is_wechat(request: Request) -> bool:
-    """WeChat's in-app browser blocks downloads: the pages say 请在浏览器中打开 there."""
-    return "micromessenger" in request.headers.get("user-agent", "").lower()
-
-
-def render(request: Request, template: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:
-    try:
-        user = auth.current_user(request)
-    except BangfuError:
-        user = None
-    roles = user.roles() if user else set()
-    base: dict[str, Any] = {
-        "user": user,
-        "csrf": auth.csrf_token(request),
-        "wechat": is_wechat(request),
-        "flash": auth.pop_flash(request),
-        "is_reviewer": states.REVIEWER in roles,
-        "can_overview": bool(roles & OVERVIEW_ROLES),
-        "path": request.url.path,
-        "title": "",
-    }
-    base.update(ctx)
-    html = request.app.state.templates.get_template(template).render(base)
-    return HTMLResponse(html, status_code=status)
-
-
-def page_user(request: Request) -> UserInfo:
-    from workflow.entrypoints.web.app import LoginRedirect
-
-    user = auth.current_user(request)
-    if user is None:
-        raise LoginRedirect(request.url.path)
-    return user
 
 
 def _safe_next(value: str | None, default: str = "/") -> str:
@@ -168,8 +135,6 @@ def _record_page(
     request: Request, user: UserInfo, record_id: int, *, typed: dict[str, dict[str, str]] | None = None,
     errors: dict[str, str] | None = None, status: int = 200, extra: dict[str, Any] | None = None,
 ) -> HTMLResponse:
-    from workflow.entrypoints.web import reports_pages
-
     view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
     rel = views.record_relation(_uow(request, True), user_id=user.id, record_id=record_id)
     purchases = records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
@@ -257,8 +222,6 @@ def purchase_submit(
     holiday: Annotated[str, Form(max_length=32)] = "", budget: Annotated[str, Form(max_length=32)] = "extra_quota",
     refund_of: Annotated[str, Form(max_length=100)] = "", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    from workflow.entrypoints.web.api import purchase_input
-
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
     typed = {"paid_at": paid_at, "channel": channel, "amount": amount, "people": people,
@@ -384,15 +347,6 @@ def attachment_download(request: Request, record_id: int, attachment_id: int) ->
     return download_response(stored)
 
 
-def download_response(stored: attachments.StoredFile) -> Response:
-    from urllib.parse import quote
-
-    ascii_name = stored.filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
-    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(stored.filename)}"
-    return Response(stored.data, media_type=stored.content_type,
-                    headers={"Content-Disposition": disposition, "Cache-Control": "private, no-store"})
-
-
 @router.get("/records/{record_id}/history", response_class=HTMLResponse)
 def history_page(request: Request, record_id: int) -> HTMLResponse:
     user = page_user(request)
@@ -495,8 +449,6 @@ def overview_page(request: Request, round: int | None = None) -> HTMLResponse:
 
 def _receiver_code(request: Request, round_id: int) -> str | None:
     """The code of the organisation receiving the round's reports (the province workbook's)."""
-    from workflow.app import reporting
-
     with _uow(request, True) as uow:
         rnd = uow.round(round_id)
         try:

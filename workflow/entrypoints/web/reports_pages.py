@@ -9,20 +9,20 @@ them (404, like a record), while one in view but not permitted is refused (403).
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from workflow.app import attachments, purchase_import, records, reporting, views
 from workflow.app.accounts import UserInfo
 from workflow.domain import limits
 from workflow.domain.errors import BadInput, BangfuError, NotFound
 from workflow.entrypoints.web import auth
+from workflow.entrypoints.web.rendering import ShowRecordPage, file_response, page_user, render
+from workflow.entrypoints.web.rendering import uow_for as _uow
 from workflow.formats import exports, ledger
 from workflow.store import aggregates
-from workflow.store.uow import UnitOfWork
 
 pages = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api", tags=["reports"])
@@ -38,19 +38,6 @@ MAX_IMPORT_BYTES = attachments.MAX_BYTES
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _uow(request: Request, readonly: bool = False) -> UnitOfWork:
-    return UnitOfWork(request.app.state.database, readonly=readonly)
-
-
-def file_response(data: bytes | str, filename: str, media_type: str) -> Response:
-    """A download with a Chinese file name (RFC 5987 ``filename*``, ASCII fallback)."""
-    body = data.encode("utf-8") if isinstance(data, str) else data
-    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
-    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-    return Response(body, media_type=media_type,
-                    headers={"Content-Disposition": disposition, "Cache-Control": "private, no-store"})
 
 
 def _round_label(request: Request, round_id: int | None) -> str:
@@ -156,41 +143,33 @@ def limit_check(request: Request, user_id: int, record_id: int, *, ordinary: str
 # --- pages ----------------------------------------------------------------------------------
 
 
-def _page_user(request: Request) -> UserInfo:
-    from workflow.entrypoints.web.pages import page_user
-
-    return page_user(request)
-
-
 @pages.get("/records/{record_id}/annex2.{fmt}")
 def record_annex2_download(request: Request, record_id: int, fmt: str) -> Response:
-    user = _page_user(request)
+    user = page_user(request)
     return annex2_file(record_stats(request, user.id, record_id), fmt)
 
 
 @pages.get("/orgs/{org_code}/annex2.{fmt}")
 def org_annex2_download(request: Request, org_code: str, fmt: str, round: int | None = None) -> Response:
-    user = _page_user(request)
+    user = page_user(request)
     return annex2_file(org_stats(request, user.id, org_code, round), fmt)
 
 
 @pages.get("/orgs/{org_code}/chase.xlsx")
 def chase_download(request: Request, org_code: str, round: int | None = None) -> Response:
-    user = _page_user(request)
+    user = page_user(request)
     return chase_file(request, user.id, org_code, round)[1]
 
 
 @pages.get("/province-workbook.xlsx")
 def province_download(request: Request, round: int | None = None) -> Response:
-    user = _page_user(request)
+    user = page_user(request)
     return province_file(request, user.id, round)
 
 
 @pages.get("/records/{record_id}/work-report", response_class=HTMLResponse)
 def work_report_page(request: Request, record_id: int) -> HTMLResponse:
-    from workflow.entrypoints.web.pages import render
-
-    user = _page_user(request)
+    user = page_user(request)
     view, report = work_report_of(request, user.id, record_id)
     return render(request, "pages/work_report.html", {
         "title": f"{view.org_name} 工作报告", "v": view, "report_html": _body_of(report.html)})
@@ -205,7 +184,7 @@ def _body_of(html: str) -> str:
 
 @pages.get("/records/{record_id}/import-template/{mapping}.{fmt}")
 def import_template_download(request: Request, record_id: int, mapping: str, fmt: str) -> Response:
-    user = _page_user(request)
+    user = page_user(request)
     view, _label = _record_org(request, user.id, record_id)
     options = views.entry_options(_uow(request, True), round_id=view.round_id)
     labels = dict(mapping_choices(options["channels"]))
@@ -215,21 +194,21 @@ def import_template_download(request: Request, record_id: int, mapping: str, fmt
 @pages.get("/records/{record_id}/work-report/print", response_class=HTMLResponse)
 def work_report_print(request: Request, record_id: int) -> HTMLResponse:
     """The A4 print view: the standalone report, opened in the browser (not a download)."""
-    user = _page_user(request)
+    user = page_user(request)
     _view, report = work_report_of(request, user.id, record_id)
     return HTMLResponse(report.html, headers={"Cache-Control": "private, no-store"})
 
 
 @pages.get("/records/{record_id}/work-report.docx")
 def work_report_docx(request: Request, record_id: int) -> Response:
-    user = _page_user(request)
+    user = page_user(request)
     view, report = work_report_of(request, user.id, record_id)
     return file_response(report.docx(), f"{view.org_name}{view.year}年度工作报告.docx", DOCX)
 
 
 @pages.get("/records/{record_id}/work-report.md")
 def work_report_markdown(request: Request, record_id: int) -> Response:
-    user = _page_user(request)
+    user = page_user(request)
     view, report = work_report_of(request, user.id, record_id)
     return file_response(report.markdown, f"{view.org_name}{view.year}年度工作报告.md", MARKDOWN)
 
@@ -239,9 +218,7 @@ def import_submit(
     request: Request, record_id: int, file: Annotated[UploadFile, File()],
     mapping: Annotated[str, Form(max_length=32)] = "generic", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    from workflow.entrypoints.web.pages import _record_page
-
-    user = _page_user(request)
+    user = page_user(request)
     auth.check_csrf(request, csrf_token)
     try:
         result = purchase_import.import_purchases(_uow(request), record_id=record_id, user_id=user.id,
@@ -252,9 +229,9 @@ def import_submit(
             raise
         problems = getattr(exc, "errors", None) or []
         head = exc.message.split("\n", 1)[0] if problems else exc.message
-        return _record_page(request, user, record_id, typed={"import": {"mapping": mapping}},
-                            errors={"import": head}, status=exc.http_status,
-                            extra={"import_problems": problems})
+        raise ShowRecordPage(record_id, typed={"import": {"mapping": mapping}},
+                             errors={"import": head}, status=exc.http_status,
+                             extra={"import_problems": problems}) from None
     auth.flash(request, f"导入完成：新增 {result.new} 条，重复 {result.repeated} 条")
     return RedirectResponse(f"/records/{record_id}#purchases", status_code=303)
 
@@ -265,9 +242,7 @@ def limits_submit(
     budget: Annotated[str, Form(max_length=50)] = "", retained: Annotated[str, Form(max_length=50)] = "",
     basis: Annotated[str, Form(max_length=16)] = "budget", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    from workflow.entrypoints.web.pages import _record_page
-
-    user = _page_user(request)
+    user = page_user(request)
     auth.check_csrf(request, csrf_token)
     typed = {"ordinary": ordinary, "budget": budget, "retained": retained, "basis": basis}
     try:
@@ -276,10 +251,10 @@ def limits_submit(
     except BangfuError as exc:
         if isinstance(exc, NotFound):
             raise
-        return _record_page(request, user, record_id, typed={"limits": typed}, errors={"limits": exc.message},
-                            status=exc.http_status)
-    return _record_page(request, user, record_id, typed={"limits": typed},
-                        extra={"limit_result": result, "level_labels": limits.LEVEL_LABELS})
+        raise ShowRecordPage(record_id, typed={"limits": typed}, errors={"limits": exc.message},
+                             status=exc.http_status) from None
+    raise ShowRecordPage(record_id, typed={"limits": typed},
+                         extra={"limit_result": result, "level_labels": limits.LEVEL_LABELS})
 
 
 # --- JSON API -------------------------------------------------------------------------------
@@ -334,8 +309,6 @@ def api_import(
     record_id: int, request: Request, user: ApiUser, file: Annotated[UploadFile, File()],
     mapping: Annotated[str, Form(max_length=32)] = "generic",
 ) -> Response:
-    from fastapi.responses import JSONResponse
-
     try:
         result = purchase_import.import_purchases(_uow(request), record_id=record_id, user_id=user.id,
                                              data=read_upload(file), filename=file.filename or "file",
