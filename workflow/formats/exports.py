@@ -349,8 +349,8 @@ def write_rows_xlsx(
         ws.column_dimensions[get_column_letter(col)].width = width
     for r, values in enumerate(rows, start=3):
         # Wrapped cells need their height set (spreadsheet programs do not grow rows written by a
-        # library); a CJK character is about 1.1 width units in 宋体 11 pt.
-        lines = max((math.ceil(_display_width(str(v or "")) / (1.1 * w))
+        # library); a CJK character (display width 2) takes about 1.6 width units in 宋体 11 pt.
+        lines = max((math.ceil(_display_width(str(v or "")) / (1.2 * w))
                      for v, w in zip(values, columns, strict=False)), default=1)
         if lines > 1:
             ws.row_dimensions[r].height = 15 * lines
