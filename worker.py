@@ -14,17 +14,27 @@ message costs nothing (the next sweep or delivery finishes the job).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import socket
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
+import billiard.process
+from celery import Celery, signals
 from celery.schedules import crontab
+from celery.worker import state as worker_state
 from kombu import Queue
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from workflow import logs
 from workflow.domain import clock
+from workflow.scheduler.outbox import default_channels, deliver_all
+from workflow.scheduler.sweeps import run_sweep
 from workflow.settings import Settings, get_settings
 from workflow.store.tables import Database
 
@@ -51,6 +61,9 @@ def make_config(settings: Settings) -> dict[str, Any]:
         "task_queues": (Queue(f"{prefix}.default"),),
         "task_default_exchange": f"{prefix}.default",
         "task_default_routing_key": f"{prefix}.default",
+        # A shared broker's `celery control` and events reach this deployment only.
+        "control_exchange": f"{prefix}.control",
+        "event_exchange": f"{prefix}.events",
         "beat_schedule_filename": str((settings.var_dir / "celerybeat-schedule").resolve()),
         "broker_connection_retry_on_startup": True,
         "task_ignore_result": settings.result_backend is None,
@@ -61,6 +74,10 @@ def make_config(settings: Settings) -> dict[str, Any]:
             "deliver-every-minute": {"task": "bangfu.deliver", "schedule": 60.0},
         },
     }
+    if settings.broker_url.startswith(("redis", "rediss")):
+        # Redis re-delivers an unacknowledged task after this many seconds: it must exceed the
+        # longest task (a province sweep, or 50 delivery batches at a slow relay).
+        config["broker_transport_options"] = {"visibility_timeout": settings.visibility_timeout}
     if settings.broker_url.startswith("filesystem"):
         folders = broker_folders(settings)
         for folder in folders.values():
@@ -75,25 +92,72 @@ def make_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-def sweep(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
-    """Run the sweep as of ``as_of_iso`` (default now); delivery follows within a minute."""
-    # Lazy: the tasks' modules load in the worker child, not when beat or a client imports the app.
-    from workflow.scheduler.sweeps import run_sweep
+#: Set in a prefork child asked to stop (SIGTERM) during a delivery: it stops before the next
+#: message and releases the rest.
+_STOP = threading.Event()
+log = logging.getLogger("bangfu.worker")
 
+
+def shutting_down() -> bool:
+    """The worker is shutting down (a prefork child got SIGTERM, or the solo worker's warm or
+    cold shutdown began)."""
+    return _STOP.is_set() or bool(worker_state.should_stop) or bool(worker_state.should_terminate)
+
+
+_IN_POOL_CHILD = threading.Event()
+
+
+@signals.worker_process_init.connect
+def _child_started(**_: Any) -> None:
+    _IN_POOL_CHILD.set()
+
+
+@contextlib.contextmanager
+def _stoppable() -> Any:
+    """In a prefork child, SIGTERM during a task asks it to stop between messages (billiard's
+    own handler would end the process mid-batch); outside a task the default applies. The solo
+    pool keeps Celery's handler, which sets ``worker_state.should_stop``."""
+    if not _IN_POOL_CHILD.is_set():
+        yield
+        return
+    _STOP.clear()
+    previous = signal.signal(signal.SIGTERM, lambda *_a: _STOP.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@signals.worker_shutting_down.connect
+def _tell_children(**_: Any) -> None:
+    # A warm shutdown waits for running tasks: tell the pool's children to wind down now.
+    for child in billiard.process.active_children():
+        if child.pid:
+            with contextlib.suppress(OSError):
+                os.kill(child.pid, signal.SIGTERM)
+
+
+def sweep(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
+    """Run the sweep as of ``as_of_iso`` (default: the business now); delivery follows within a
+    minute. A database error half way (a terminated connection) is retried by Celery with
+    backoff; the sweep is idempotent, so the retry writes what is missing."""
     s = self.app.conf.bangfu_settings
-    return run_sweep(database(s.database_url), now=_as_of(as_of_iso)).to_dict()
+    return run_sweep(database(s.database_url), now=_as_of(as_of_iso),
+                     holder=_worker_id()).to_dict()
 
 
 def deliver(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
-    """Deliver pending notifications as of ``as_of_iso`` (default now)."""
-    # Lazy: the tasks' modules load in the worker child, not when beat or a client imports the app.
-    from workflow.scheduler.outbox import default_channels, deliver_all
-
+    """Deliver pending notifications. Leases, backoffs and ``sent_at`` use the real clock
+    (never ``BANGFU_NOW``); an explicit ``as_of_iso`` starts a clock that advances with real
+    time from there (drills, demos)."""
     s = self.app.conf.bangfu_settings
-    return deliver_all(
-        database(s.database_url), channels=default_channels(s), now=_as_of(as_of_iso),
-        worker_id=_worker_id(), base_url=s.base_url,
-    ).to_dict()
+    start = clock.parse_instant(as_of_iso) if as_of_iso else None
+    with _stoppable():
+        return deliver_all(
+            database(s.database_url), channels=default_channels(s), now=start,
+            worker_id=_worker_id(), base_url=s.base_url, batch=s.delivery_batch,
+            lease_seconds=s.lease_seconds, should_stop=shutting_down,
+        ).to_dict()
 
 
 def create_app(settings: Settings) -> Celery:
@@ -105,7 +169,10 @@ def create_app(settings: Settings) -> Celery:
     celery = Celery("bangfu", set_as_current=False)
     celery.conf.update(make_config(settings))
     celery.conf.bangfu_settings = settings
-    celery.task(name="bangfu.sweep", bind=True, shared=False)(sweep)
+    logs.configure(settings)
+    celery.task(name="bangfu.sweep", bind=True, shared=False,
+                autoretry_for=(OperationalError, InterfaceError), retry_backoff=2,
+                retry_backoff_max=300, retry_jitter=False, max_retries=10)(sweep)
     celery.task(name="bangfu.deliver", bind=True, shared=False)(deliver)
     return celery
 

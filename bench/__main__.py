@@ -9,9 +9,11 @@ end (``--keep`` leaves both behind).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +32,25 @@ def _w1(database: Database, info: GeneratedInfo, args: argparse.Namespace) -> di
     result = w1_transitions.run(database, info, args.pairs, profile=args.profile, log=print)
     if result.profile:
         print(result.profile)
-    return result.to_dict()
+    out = result.to_dict()
+    if not args.no_peer:
+        out["peer"] = run_peer(database.dialect, result.pairs)
+    return out
+
+
+def run_peer(dialect: str, pairs: int) -> dict[str, Any] | None:
+    """The Django peer (``bench.django_peer``) in its own process on its own store, the same
+    pairs; None when the ``bench`` extra (Django, django-fsm-2, django-fsm-log) is missing."""
+    if importlib.util.find_spec("django") is None or importlib.util.find_spec("django_fsm_log") is None:
+        print("  peer:   skipped: pip install -e '.[bench]' for Django, django-fsm-2, django-fsm-log")
+        return None
+    kind = "sqlite" if dialect == "sqlite" else "postgres"
+    done = subprocess.run([sys.executable, "-m", "bench.django_peer.run", "--db", kind, "--pairs", str(pairs)],
+                          check=True, capture_output=True, text=True)
+    peer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  peer:   {2 * peer['pairs']:,} transitions in {peer['seconds']:.2f} s = {peer['tps']:,.0f} tx/s,"
+          f" client CPU {peer['cpu_us']:,.0f} µs/tx (Django {peer['django']} + django-fsm-2 + django-fsm-log)")
+    return peer
 
 
 #: Workloads by name; later issues add theirs here.
@@ -74,12 +94,16 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
                 *[f"{results[k]['generate']['total_seconds']:.1f}" for k in kinds]])
     parts.append(_table(gen))
     if all("w1" in results[k] for k in kinds):
-        w1 = [["W1 submit→accept", "pairs", "engine tx/s", "floor tx/s", "engine/floor time",
-               "engine CPU µs/tx", "floor CPU µs/tx"]]
+        w1 = [["W1 submit→accept", "pairs", "bangfu tx/s", "floor tx/s", "Django peer tx/s", "bangfu/floor time",
+               "bangfu/peer speed", "bangfu CPU µs/tx", "floor CPU µs/tx", "peer CPU µs/tx"]]
         for k in kinds:
             r = results[k]["w1"]
+            peer = r.get("peer") or {}
             w1.append([k, f"{r['pairs']:,}", f"{r['engine_tps']:,.0f}", f"{r['floor_tps']:,.0f}",
-                       f"{r['ratio']:.1f}×", f"{r['engine_cpu_us']:,.0f}", f"{r['floor_cpu_us']:,.0f}"])
+                       f"{peer['tps']:,.0f}" if peer else "-", f"{r['ratio']:.1f}×",
+                       f"{r['engine_tps'] / peer['tps']:.1f}×" if peer else "-",
+                       f"{r['engine_cpu_us']:,.0f}", f"{r['floor_cpu_us']:,.0f}",
+                       f"{peer['cpu_us']:,.0f}" if peer else "-"])
         parts.append(_table(w1))
     return "\n\n".join(parts)
 
@@ -94,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--profile", action="store_true", help="profile W1's engine side with cProfile")
     parser.add_argument("--keep", action="store_true", help="keep the generated databases")
+    parser.add_argument("--no-peer", action="store_true", help="W1 without the Django peer")
     args = parser.parse_args(argv)
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     started = datetime.now(UTC)

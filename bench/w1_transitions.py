@@ -5,7 +5,8 @@ through :func:`workflow.app.records.fire` (membership, rules, the version check,
 outbox in one transaction each). The floor executes the same writes directly on the driver's
 connection, one transaction per transition, without reading anything: ``UPDATE record … WHERE
 id = ? AND version = ?``, ``INSERT history … RETURNING id``, ``INSERT notification … ON CONFLICT
-DO NOTHING`` (and, for accept, the parent's stale-snapshot ``UPDATE``). Both sides run on equally
+DO NOTHING`` (and, for accept, the parent's stale-snapshot ``UPDATE``), and the overview's
+rollup upsert over the organisation and its ancestors (``INSERT … ON CONFLICT DO UPDATE``). Both sides run on equally
 prepared records: summarized, a fresh snapshot with its lines, reporter and phone filled, made
 set-based before the timed loop.
 
@@ -30,6 +31,7 @@ import states
 from bench.generate import NOW, GeneratedInfo, _sqlite_value
 from workflow.app import records
 from workflow.domain import clock, rules
+from workflow.store import rollup
 from workflow.store.tables import Database, UTCDateTime
 from workflow.store.uow import UnitOfWork
 
@@ -79,6 +81,8 @@ class _Work:
     reviewer: tuple[int, str]
     clerks: tuple[tuple[int, str | None, str], ...]  # (user id, email, channels) of the org
     reviewers: tuple[tuple[int, str | None, str], ...]  # of the parent org
+    org_path: str = "/"
+    is_grassroots: bool = True
 
 
 def _pick(database: Database, info: GeneratedInfo, pairs: int) -> tuple[int, bool]:
@@ -134,7 +138,8 @@ def _work(database: Database, side: str) -> list[_Work]:
     """What each side needs to know up front (the floor reads nothing while it is timed)."""
     with database.engine.connect() as conn:
         rows = conn.execute(text(
-            "SELECT r.id, r.version, r.org_id, o.code, o.name, o.parent_id, r.parent_id, r.report_deadline"
+            "SELECT r.id, r.version, r.org_id, o.code, o.name, o.parent_id, r.parent_id, r.report_deadline,"
+            " o.path, r.is_grassroots"
             f" FROM record r JOIN {PICK_TABLE} k ON k.record_id = r.id AND k.side = :side"
             " JOIN organisation o ON o.id = r.org_id ORDER BY r.id"
         ).columns(report_deadline=UTCDateTime), {"side": side}).all()
@@ -145,7 +150,7 @@ def _work(database: Database, side: str) -> list[_Work]:
             " ORDER BY u.id"), {"t": True}):
             people.setdefault((org_id, role), []).append((uid, email, channels, name))
     out = []
-    for rid, version, org_id, code, name, parent_org, parent_rec, deadline in rows:
+    for rid, version, org_id, code, name, parent_org, parent_rec, deadline, path, grassroots in rows:
         clerks = people[(org_id, states.CLERK)]
         reviewers = people[(parent_org, states.REVIEWER)]
         out.append(_Work(
@@ -154,6 +159,7 @@ def _work(database: Database, side: str) -> list[_Work]:
             clerk=(clerks[0][0], clerks[0][3]), reviewer=(reviewers[0][0], reviewers[0][3]),
             clerks=tuple((u, e, c) for u, e, c, _n in clerks),
             reviewers=tuple((u, e, c) for u, e, c, _n in reviewers),
+            org_path=path, is_grassroots=bool(grassroots),
         ))
     return out
 
@@ -237,6 +243,21 @@ def run_floor(database: Database, work: list[_Work], now: datetime = NOW) -> tup
             rows = ", ".join([_NOTIFY_ROW] * (len(params) // 10))
             cur.execute(sql(_NOTIFY.format(values=rows)), params)
 
+    def move(w: _Work, old: rollup.Entry, new: rollup.Entry) -> None:
+        """The overview's rollup upsert over the organisation and its ancestors (bangfu's)."""
+        rows = rollup.move_rows(w_round[w.record_id], w.org_path, old, new)
+        cur.execute(rollup._upsert_sql(database.dialect, len(rows)), [val(v) for r in rows for v in r])
+
+    with database.engine.connect() as conn:  # read before timing: snapshot totals and rounds
+        ids = [w.record_id for w in work]
+        snap: dict[int, tuple[int, int]] = {}
+        w_round: dict[int, int] = {}
+        for start in range(0, len(ids), 500):
+            for rid, rnd, people, fen in conn.execute(text(
+                "SELECT r.id, r.round_id, s.people_total, s.amount_total_fen FROM record r"
+                " JOIN snapshot s ON s.id = r.snapshot_id WHERE r.id IN :ids"
+            ).bindparams(bindparam("ids", expanding=True)), {"ids": ids[start:start + 500]}):
+                snap[rid], w_round[rid] = (int(people), int(fen)), int(rnd)
     try:
         t0, c0 = time.perf_counter(), time.process_time()
         for w in work:
@@ -249,6 +270,8 @@ def run_floor(database: Database, work: list[_Work], now: datetime = NOW) -> tup
                                "summarized", "submitted", "submit", None))
             hid = cur.fetchone()[0]
             notify(w, w.reviewers, w.clerk, "submit", hid)
+            move(w, rollup.Entry(rollup.Key("summarized", w.is_grassroots, False, False, True, w.report_deadline), 0, 0),
+                 rollup.Entry(rollup.Key("submitted", w.is_grassroots, False, late, True, w.report_deadline), 0, 0))
             commit()
             begin()
             cur.execute(accept, ("accepted", n_now, n_now, w.record_id, w.version + 1))
@@ -260,6 +283,9 @@ def run_floor(database: Database, work: list[_Work], now: datetime = NOW) -> tup
             if w.parent_record_id is not None:
                 cur.execute(stale, (val(True), w.parent_record_id, "summarized"))
             notify(w, w.clerks, w.reviewer, "accept", hid)
+            people, fen = snap[w.record_id]
+            move(w, rollup.Entry(rollup.Key("submitted", w.is_grassroots, False, late, True, w.report_deadline), 0, 0),
+                 rollup.Entry(rollup.Key("accepted", w.is_grassroots, False, late, True, w.report_deadline), people, fen))
             commit()
         return time.perf_counter() - t0, time.process_time() - c0
     finally:

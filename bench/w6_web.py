@@ -115,6 +115,9 @@ def build(database: Database, *, grassroots: int, pending: int) -> dict[str, Any
         conn.execute(text(
             "UPDATE record SET snapshot_id = (SELECT s.id FROM snapshot s WHERE s.record_id = record.id) "
             "WHERE is_grassroots AND state IN ('summarized', 'submitted', 'accepted')"))
+    with UnitOfWork(database) as uow:  # states were set by SQL: recompute the overview's rollup
+        uow.rollup_rebuild()
+        uow.commit()
     t_states = time.perf_counter()
     if database.dialect == "postgresql":
         with database.engine.begin() as conn:

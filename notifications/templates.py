@@ -305,12 +305,21 @@ def render(kind: str, context: Mapping[str, Any]) -> Rendered:
     """
     if kind not in KINDS:
         raise UnknownKindError(f"unknown notification kind: {kind!r}")
-    env = environment()
+    subject_t, text_t, html_t = _compiled(kind)
     ctx = dict(context)
-    subject = env.get_template(f"{kind}.subject.txt").render(ctx)
+    subject = subject_t.render(ctx)
     return Rendered(
         # A subject is a mail header and a robot title: never let a line break through.
         subject=" ".join(subject.split()),
-        text=env.get_template(f"{kind}.txt").render(ctx),
-        html=env.get_template(f"{kind}.html").render(ctx),
+        text=text_t.render(ctx),
+        html=html_t.render(ctx),
     )
+
+
+@functools.cache
+def _compiled(kind: str) -> tuple[jinja2.Template, jinja2.Template, jinja2.Template]:
+    # Compiled once per process (no up-to-date check of the files per message): a changed
+    # template takes effect when the worker restarts.
+    env = environment()
+    return (env.get_template(f"{kind}.subject.txt"), env.get_template(f"{kind}.txt"),
+            env.get_template(f"{kind}.html"))

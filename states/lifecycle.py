@@ -97,7 +97,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("withdraw", SUBMITTED, SUMMARIZED, OWN, (), "撤回"),
     Transition("reopen", PURCHASED, PLANNED, OWN, (), "退回计划"),
     Transition("reopen", SUMMARIZED, PURCHASED, OWN, (), "重新采购"),
-    Transition("accept", SUBMITTED, ACCEPTED, PARENT, ("parent_unlocked",), "通过"),
+    Transition("accept", SUBMITTED, ACCEPTED, PARENT, ("parent_unlocked", "four_eyes"), "通过"),
     Transition(
         "return_for_revision", SUBMITTED, PURCHASED, PARENT, ("reason_given",), "退回修改"
     ),

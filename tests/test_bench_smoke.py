@@ -102,3 +102,15 @@ def _first_summarized(database: Database, round_id: int) -> tuple[int, int]:
             "SELECT r.id, m.user_id FROM record r JOIN membership m ON m.org_id = r.org_id AND m.role = 'clerk'"
             " WHERE r.round_id = :r AND r.state = 'summarized' ORDER BY r.id LIMIT 1"), {"r": round_id}).one()
     return int(rid), int(clerk)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_django_peer_runs_the_same_pairs_with_every_row(kind: str) -> None:
+    """bench.django_peer: Django + django-fsm-2 + django-fsm-log; each pair leaves two StateLog
+    (history) rows, an accepted record and, per transition, inbox + e-mail outbox rows."""
+    from bench.__main__ import run_peer
+
+    peer = run_peer("sqlite" if kind == "sqlite" else "postgresql", 15)
+    assert peer is not None
+    assert peer["pairs"] == 15 and peer["accepted"] == 15
+    assert peer["history_rows"] == 30 and peer["notifications"] == 60 == peer["notified"]

@@ -106,6 +106,52 @@ def test_history_refuses_update_and_delete(any_world: World, statement: str) -> 
     assert len(_history(w)) == 4
 
 
+_SQLITE_TAMPER = [
+    "INSERT OR REPLACE INTO history (id, record_id, at, actor_role, on_behalf, from_state, to_state, trigger)"
+    " SELECT id, record_id, at, actor_role, on_behalf, from_state, 'accepted', trigger FROM history WHERE id = 1",
+    "REPLACE INTO history (id, record_id, at, actor_role, on_behalf, from_state, to_state, trigger)"
+    " SELECT id, record_id, at, actor_role, on_behalf, from_state, to_state, 'accept' FROM history WHERE id = 2",
+    "INSERT INTO history (id, record_id, at, actor_role, on_behalf, from_state, to_state, trigger)"
+    " SELECT id, record_id, at, actor_role, on_behalf, from_state, to_state, trigger FROM history WHERE id = 1"
+    " ON CONFLICT(id) DO UPDATE SET reason = 'rewritten'",
+    "UPDATE OR REPLACE history SET id = 1 WHERE id = 2",
+]
+_PG_TAMPER = [
+    "TRUNCATE history",
+    "TRUNCATE history CASCADE",
+    "TRUNCATE record, history CASCADE",
+    "INSERT INTO history (id, record_id, at, actor_role, on_behalf, from_state, to_state, trigger)"
+    " SELECT id, record_id, at, actor_role, on_behalf, from_state, to_state, trigger FROM history WHERE id = 1"
+    " ON CONFLICT (id) DO UPDATE SET reason = 'rewritten'",
+    "DELETE FROM history WHERE id IN (SELECT id FROM history ORDER BY id DESC LIMIT 1)",
+    "WITH gone AS (DELETE FROM history RETURNING id) SELECT count(*) FROM gone",
+]
+
+
+@pytest.mark.parametrize("statement", _SQLITE_TAMPER)
+def test_sqlite_history_refuses_replace_and_upsert(world: World, statement: str) -> None:
+    w = world
+    w.to_submitted("G1")
+    before = _history(w)
+    with pytest.raises(DBAPIError) as exc, w.db.engine.begin() as conn:
+        conn.execute(text(statement))
+    assert "append-only" in str(exc.value)
+    assert _history(w) == before
+
+
+@pytest.mark.parametrize("statement", _PG_TAMPER)
+def test_postgres_history_refuses_truncate_and_upsert(pg_world: World, statement: str) -> None:
+    w = pg_world
+    w.to_submitted("G1")
+    before = _history(w)
+    with pytest.raises(DBAPIError) as exc, w.db.engine.begin() as conn:
+        conn.execute(text(statement))
+    assert "append-only" in str(exc.value)
+    assert _history(w) == before
+    w.fire("G1", "accept", "d1-reviewer")
+    assert len(_history(w)) == 4
+
+
 def _history(w: World) -> list[tuple[object, ...]]:
     with w.db.engine.connect() as conn:
         return [tuple(r) for r in conn.execute(

@@ -49,15 +49,19 @@ def test_submit_and_accept_each_take_a_handful_of_statements(any_world: World) -
     with counted(w) as submit_sql:
         done = records.fire(UnitOfWork(w.db), record_id=rid, trigger="submit", user_id=clerk,
                              seen_version=version, now=NOW_2021)
-    # Record+org+round+parent (1), user+memberships (1), UPDATE, INSERT history, recipients,
-    # INSERT notification: 6 statements, plus BEGIN on SQLite.
-    assert len(_work(submit_sql)) <= 6, "\n".join(submit_sql)
+    # Record+org+round cap+parent state+snapshot totals+user+seats (1), the versioned UPDATE,
+    # the rollup upsert over the organisation and its ancestors, INSERT history, INSERT … SELECT
+    # of the outbox rows (recipients and channels in SQL), then COMMIT; plus BEGIN on SQLite.
+    # No pre-ping, no ORM flush, nothing read twice.
+    assert _work(submit_sql)[:1] and _work(submit_sql)[0].lstrip().upper().startswith("SELECT")
+    assert sum(s.lstrip().upper().startswith("SELECT") for s in _work(submit_sql)) == 1, "\n".join(submit_sql)
+    assert len(_work(submit_sql)) <= 5, "\n".join(submit_sql)
     assert done.to_state == "submitted" and done.notifications == 2  # d1-reviewer: inbox + e-mail
     with counted(w) as accept_sql:
         done = records.fire(UnitOfWork(w.db), record_id=rid, trigger="accept", user_id=reviewer,
                              seen_version=version + 1, now=NOW_2021)
     # accept adds the parent's stale-snapshot UPDATE.
-    assert len(_work(accept_sql)) <= 7, "\n".join(accept_sql)
+    assert len(_work(accept_sql)) <= 6, "\n".join(accept_sql)
     assert done.to_state == "accepted" and done.notifications == 2  # g1-clerk: inbox + e-mail
     assert w.state("G1") == "accepted"
     assert _rows(w, f"SELECT count(*) FROM history WHERE record_id = {rid} AND trigger IN ('submit', 'accept')") == 2
@@ -97,3 +101,37 @@ def test_users_without_membership_or_inactive_are_refused_as_before(any_world: W
                       seen_version=w.version("G1"), now=NOW_2021)
     assert gone.value.code == "user.not_found"
     assert w.state("G1") == "planned"
+
+
+def test_the_outbox_insert_select_matches_the_channels_each_user_chose(any_world: World) -> None:
+    """fire writes its outbox rows with one INSERT … SELECT; they are the rows
+    records.notification_rows makes for the same users: the inbox always, e-mail only with an
+    address, SMS when chosen, spaces ignored, inactive members and the actor left out."""
+    from sqlalchemy import select
+
+    from workflow.store.tables import Membership, Notification, Organisation, User
+
+    w = any_world
+    with w.db.begin() as s:
+        d1 = s.execute(select(Organisation.id).where(Organisation.code == "D1")).scalar_one()
+        extra = [
+            User(username="rv-inbox", display_name="甲", email="a@example.cn", channels="inbox"),
+            User(username="rv-noaddr", display_name="乙", email=None, channels="inbox,email"),
+            User(username="rv-sms", display_name="丙", email="", channels=" sms , email "),
+            User(username="rv-gone", display_name="丁", email="d@example.cn", channels="inbox,email", is_active=False),
+        ]
+        s.add_all(extra)
+        s.flush()
+        s.add_all([Membership(user_id=u.id or 0, org_id=d1, role="reviewer") for u in extra])
+    w.to_submitted("G1")
+    with w.uow(True) as uow:
+        h = uow.history(w.rid("G1"))[-1]
+        got = sorted((r.user_id, r.channel, r.status) for r in uow.session.execute(
+            select(Notification).where(Notification.source == f"history:{h.id}")).scalars())
+        reviewers = uow.users_with_role(d1, "reviewer")
+        want = sorted((r["user_id"], r["channel"], r["status"]) for r in records.notification_rows(
+            reviewers, kind="record_event", source="x", record_id=None, payload={}, now=NOW_2021,
+            exclude_user_id=h.actor_user_id))
+    assert got == want
+    assert (w.uid("rv-sms"), "sms", "pending") in got and (w.uid("rv-sms"), "email", "pending") not in got
+    assert not any(u == w.uid("rv-noaddr") and ch == "email" for u, ch, _ in got)

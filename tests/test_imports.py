@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from workflow.domain.money import parse_yuan
 from workflow.formats.ledger import (
     CHINA_TZ,
     MAPPINGS,
     ColumnMapping,
     ImportUsageError,
     ParseResult,
-    parse_amount_fen,
     parse_paid_at,
     parse_purchases,
 )
@@ -243,12 +243,12 @@ def test_bad_amounts_refused(bad: str) -> None:
 
 
 def test_parse_amount_numeric_cells() -> None:
-    assert parse_amount_fen(12) == 1200
-    assert parse_amount_fen(12.5) == 1250
-    assert parse_amount_fen(0.1 + 0.2) == 30  # float noise from a spreadsheet formula
-    assert parse_amount_fen(Decimal("-3.10")) == -310
+    assert parse_yuan(12) == 1200
+    assert parse_yuan(12.5) == 1250
+    assert parse_yuan(0.1 + 0.2) == 30  # float noise from a spreadsheet formula
+    assert parse_yuan(Decimal("-3.10")) == -310
     with pytest.raises(ValueError, match="超过两位小数"):
-        parse_amount_fen(12.345)
+        parse_yuan(12.345)
 
 
 @given(
@@ -269,7 +269,7 @@ def test_property_amount_with_commas_is_exact(
     body = f"{yuan:,}" + ("" if decimals == 0 else "." + f"{cents:02d}"[:decimals])
     text = f"-{prefix}{body}{suffix}" if negative else f"{prefix}{body}{suffix}"
     expected = yuan * 100 + cents
-    assert parse_amount_fen(text) == (-expected if negative else expected)
+    assert parse_yuan(text) == (-expected if negative else expected)
 
 
 def test_a_missing_people_column_refuses_the_file_once_at_the_header() -> None:

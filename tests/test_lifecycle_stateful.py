@@ -7,13 +7,17 @@ After every step, for every record:
 - its version counts exactly the writes that succeeded; a refused action changed nothing;
 - no child was accepted or revoked while its parent was submitted or accepted;
 - a snapshot that is summarized and not stale, or submitted, or accepted, still equals what
-  summarizing now would freeze (the locks and the stale flag keep roll-ups honest).
+  summarizing now would freeze (the locks and the stale flag keep roll-ups honest);
+- the rollup table (kept by each transition and deadline change in its transaction) equals its
+  full recomputation from the records, and the completeness figures read from it equal those
+  of the full scan, for the province's units and for the city's.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, event, settings
@@ -21,9 +25,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import states
-from tests.conftest import World, build_world
+from tests.conftest import NOW_2021, World, build_world
+from workflow.app import oversight
+from workflow.domain import clock
 from workflow.domain.errors import BangfuError
-from workflow.store import aggregates
+from workflow.store import aggregates, rollup
 from workflow.store.tables import Database
 
 ORGS = ("C1", "D1", "D2", "G1", "G2", "G3")
@@ -154,6 +160,20 @@ class RecordsMachine(RuleBasedStateMachine):
             else:  # a purchase for 0 人次 is refused (Annex 2 counts people who received goods)
                 assert people == 0 and exc.code == "purchase.people_zero", exc.code
 
+    @rule(org=st.sampled_from(ORGS[1:]), days=st.integers(-3, 40))
+    def move_deadline(self, org: str, days: int) -> None:
+        """The parent's reviewer moves the child's deadline (lifting an overdue flag)."""
+        parent = PARENT[org]
+        assert parent is not None
+        try:
+            oversight.set_report_deadline(
+                self.w.uow(), record_id=self.rid[org], user_id=self.w.uid(f"{parent.lower()}-reviewer"),
+                seen_version=self._snapshot_state(org)[1], last_day=clock.china_date(NOW_2021) + timedelta(days=days),
+                now=NOW_2021)
+            self.expected_version[org] += 1
+        except BangfuError:
+            event("deadline refused")
+
     @rule(org=st.sampled_from(ORGS), texts=st.booleans())
     def info(self, org: str, texts: bool) -> None:
         kw = {"work_experience": "经验", "work_highlights": "亮点"} if texts else {}
@@ -174,11 +194,29 @@ class RecordsMachine(RuleBasedStateMachine):
                 state = states.INITIAL
                 for h in uow.history(self.rid[org]):
                     assert h.from_state == state
+                    if h.trigger == oversight.DEADLINE_TRIGGER:  # a deadline change keeps the state
+                        assert h.to_state == state
+                        continue
                     t = states.find(h.trigger, h.from_state)
                     assert t is not None and t.dest == h.to_state
                     state = h.to_state
                 assert rec.state == state
                 assert rec.version == self.expected_version[org]
+
+    @invariant()
+    def the_rollup_equals_its_recomputation_and_the_full_scan(self) -> None:
+        with self.w.uow(True) as uow:
+            for rnd in uow.rounds():
+                assert rollup.stored(uow.session, rnd.id or 0) == rollup.computed(uow.session, rnd.id or 0)
+            rnd_id = uow.record(self.rid["C1"]).round_id
+            # The province's units (no root) and the city's districts; two months on, every
+            # record not submitted is overdue by its deadline.
+            for under, when in ((None, NOW_2021), (uow.org_by_code("C1").id, NOW_2021 + timedelta(days=60))):
+                fast = aggregates.completeness(uow.session, rnd_id, now=when, scope="subtree",
+                                               under_org_id=under, check_snapshots=False)
+                full = aggregates.completeness(uow.session, rnd_id, now=when, scope="subtree",
+                                               under_org_id=under, check_snapshots=False, use_rollup=False)
+                assert [r.to_dict() for r in fast] == [r.to_dict() for r in full], (under, when)
 
     @invariant()
     def frozen_snapshots_match_what_summarizing_would_freeze(self) -> None:

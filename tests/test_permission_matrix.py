@@ -274,3 +274,70 @@ def test_matrix_size_and_allowed_cells(capsys: pytest.CaptureFixture[str]) -> No
               f"({len(states.TRANSITIONS)} transitions x {len(ROLES)} roles x relations "
               f"{ {k: len(v) for k, v in RELATIONS.items()} }), {len(allowed)} allowed, "
               f"{len(RESULTS)} run")
+
+
+# --- four eyes (issue 10 point 13) ----------------------------------------------------------
+# The parent's reviewer may enter data on a union's behalf (代填报) and may accept; four eyes
+# (a policy switch, on by default) refuses accept by the reviewer who entered on the record's
+# behalf or submitted it since the last return. A second reviewer of the parent may accept.
+
+FOUR_EYES_SCENARIOS = ("submitted_on_behalf", "purchase_on_behalf", "clerk_only", "returned_then_clerk",
+                       "switch_off")
+
+
+def _four_eyes_world(tmp_path: Path, record: str, scenario: str) -> World:
+    database = Database(f"sqlite:///{tmp_path / 'four-eyes.db'}")
+    database.upgrade()
+    w = build_world(database)
+    directory.import_users(UnitOfWork(database), data=_matrix_users_csv().encode(), now=NOW_2021)
+    if scenario == "switch_off":
+        from workflow.domain.policy import builtin, parse_policy
+
+        text = builtin().source_text + "\n[review]\nfour_eyes = false\n"
+        directory.load_policy(UnitOfWork(database), policy=parse_policy(text), now=NOW_2021)
+    parent = f"{PARENT_OF[record].lower()}-reviewer"
+    clerk = f"{record.lower()}-clerk"
+    filler = parent if scenario in ("submitted_on_behalf", "switch_off") else clerk
+    if record.startswith("G"):
+        w.plan(record, 30000, 50, user=filler)
+    w.buy(record, f"{record}-order", 80000, 12,
+          user=parent if scenario in ("purchase_on_behalf", "returned_then_clerk") else filler)
+    w.fire(record, "finish_purchasing", filler)
+    w.info(record, user=filler, work_experience="以购代捐，带动增收", work_highlights="线上线下结合")
+    w.fire(record, "summarize", filler)
+    w.fire(record, "submit", filler)
+    if scenario == "returned_then_clerk":
+        from datetime import timedelta
+
+        later = NOW_2021 + timedelta(hours=1)
+        w.fire(record, "return_for_revision", parent, reason=REASON, now=later)
+        w.fire(record, "summarize", clerk, now=later)
+        w.fire(record, "submit", clerk, now=later)
+    assert w.state(record) == states.SUBMITTED
+    return w
+
+
+@pytest.mark.parametrize("record", sorted(RELATIONS))
+@pytest.mark.parametrize("scenario", FOUR_EYES_SCENARIOS)
+@pytest.mark.parametrize("acceptor", ["same_reviewer", "other_reviewer"])
+def test_four_eyes(tmp_path: Path, record: str, scenario: str, acceptor: str) -> None:
+    from workflow.domain.errors import RuleViolation
+
+    w = _four_eyes_world(tmp_path, record, scenario)
+    parent = PARENT_OF[record]
+    user = f"{parent.lower()}-reviewer" if acceptor == "same_reviewer" else f"m-{parent.lower()}-reviewer"
+    refused = acceptor == "same_reviewer" and scenario in ("submitted_on_behalf", "purchase_on_behalf")
+    rid, uid, version = w.rid(record), w.uid(user), w.version(record)
+    actions = records.available_actions(w.uow(True), record_id=rid, user_id=uid, now=NOW_2021)
+    accept = next(a for a in actions if a.trigger == "accept")
+    assert accept.allowed is not refused, accept.refusal
+    if refused:
+        assert accept.refusal is not None and accept.refusal.code == "review.four_eyes"
+        with pytest.raises(RuleViolation) as exc:
+            w.fire(record, "accept", user)
+        assert exc.value.code == "review.four_eyes" and "四眼原则" in exc.value.message
+        assert (w.state(record), w.version(record)) == (states.SUBMITTED, version)
+    else:
+        w.fire(record, "accept", user)
+        assert w.state(record) == states.ACCEPTED
+    w.db.dispose()

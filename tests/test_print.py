@@ -70,6 +70,7 @@ def work_report_context(*, grassroots: bool = False) -> dict[str, object]:
     return {
         "org_name": "天河一中工会" if grassroots else "广州市总工会", "round_label": "2021年度",
         "state_label": "已汇总", "status_note": "已汇总，未提交", "draft": True, "has_texts": not grassroots,
+        "single_union": grassroots,
         "experience": "一是建立消费帮扶台账。\n二是组织基层工会通过粤工惠购平台集中采购。",
         "highlights": "全市基层工会节日慰问品采购中帮扶产品占比明显提高。",
         "rows": [{"label": label, "people": f"{i}.2{i}", "amount": f"{i * 11}.5{i}", "amount_fen": 0}
@@ -244,7 +245,7 @@ def test_the_work_report_docx_prints_on_a4_with_its_figures_and_seal_line(printe
 
 def test_a_grassroots_work_report_has_no_federation_sections(printed: dict[str, Printed]) -> None:
     text = flat(printed["grassroots.docx"].text)
-    assert "一、消费帮扶情况统计" in text
+    assert "一、消费帮扶情况统计" in text and "消费总金额或投入总额度(元)" in text
     assert "先进经验" not in text and "未填写" not in text and "下级单位" not in text
 
 

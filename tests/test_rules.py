@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflow.app import records
-from workflow.domain import clock, rules
+from workflow.domain import clock, money, rules
 from workflow.domain.errors import BadInput
 
 CAP = 60000  # 600 yuan in fen
@@ -49,7 +48,7 @@ def test_bad_plans_are_refused_with_their_code(amount: int | None, members: int 
 
 
 def test_600_01_yuan_is_refused_and_the_message_names_the_cap() -> None:
-    refusal = rules.check_plan(records.parse_money("600.01"), 10, cap_fen=CAP)
+    refusal = rules.check_plan(money.parse_yuan("600.01"), 10, cap_fen=CAP)
     assert refusal is not None and refusal.code == "plan.amount_out_of_range"
     assert "600.00" in refusal.message and "600.01" in refusal.message
 
@@ -154,19 +153,19 @@ def test_yuan_formats_fen(fen: int, text: str) -> None:
      ("3元", 300), ("-2.50", -250)],
 )
 def test_parse_money(text: str, fen: int) -> None:
-    assert records.parse_money(text) == fen
+    assert money.parse_yuan(text) == fen
 
 
 @pytest.mark.parametrize("text", ["1.001", "abc", "", "NaN", "inf", "1e400"])
 def test_parse_money_refuses_bad_or_too_precise_amounts(text: str) -> None:
     with pytest.raises(BadInput) as exc:
-        records.parse_money(text)
+        money.parse_yuan(text)
     assert exc.value.code.startswith("input.money")
 
 
 @given(st.integers(min_value=-(10**15), max_value=10**15))
 def test_yuan_parse_money_round_trip(fen: int) -> None:
-    assert records.parse_money(rules.yuan(fen)) == fen
+    assert money.parse_yuan(rules.yuan(fen)) == fen
 
 
 # --- purchases: the year in China time ------------------------------------------------------

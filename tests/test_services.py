@@ -422,10 +422,11 @@ def test_state_history_and_outbox_commit_together_or_not_at_all(
     w.fire("G1", "summarize", "g1-clerk")
     before = (w.state("G1"), w.version("G1"), count(w, History), count(w, Notification))
 
-    def broken(self: UnitOfWork, rows: object) -> int:
+    def broken(self: UnitOfWork, *args: object, **kwargs: object) -> int:
         raise RuntimeError("outbox insert failed")
 
-    monkeypatch.setattr(UnitOfWork, "add_notifications", broken)
+    # fire writes its outbox rows with one INSERT … SELECT (add_event_notifications).
+    monkeypatch.setattr(UnitOfWork, "add_event_notifications", broken)
     with pytest.raises(RuntimeError):
         w.fire("G1", "submit", "g1-clerk")
     assert (w.state("G1"), w.version("G1"), count(w, History), count(w, Notification)) == before

@@ -40,6 +40,24 @@ class Settings:
     smtp_tls: bool = False
     smtp_user: str | None = None
     smtp_password: str | None = None
+    #: Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
+    #: (BANGFU_TRUSTED_PROXIES, comma separated). Default none: the client address is the
+    #: socket's, so nobody can pick the address the login throttle counts.
+    trusted_proxies: tuple[str, ...] = ()
+    # Delivery: lease per claimed batch (renewed when half gone) and rows per batch.
+    lease_seconds: float = 60.0
+    delivery_batch: int = 100
+    # SMS provider (an HTTP endpoint); without a URL no SMS rows are written.
+    sms_url: str | None = None
+    sms_key: str | None = None
+    sms_sign: str = "广东省总工会"
+    # Operations: log level and format, the outbox's oldest pending age that makes the
+    # worker unhealthy, the sweep lock's expiry, Redis' visibility timeout.
+    log_level: str = "INFO"
+    log_format: str = "json"
+    outbox_max_age: int = 900
+    sweep_lock_seconds: int = 1800
+    visibility_timeout: int = 7200
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -76,7 +94,29 @@ def from_env() -> Settings:
         smtp_tls=_env("BANGFU_SMTP_TLS", "0") == "1",
         smtp_user=os.environ.get("BANGFU_SMTP_USER") or None,
         smtp_password=os.environ.get("BANGFU_SMTP_PASSWORD") or None,
+        trusted_proxies=tuple(p.strip() for p in _env("BANGFU_TRUSTED_PROXIES", "").split(",") if p.strip()),
+        lease_seconds=_number("BANGFU_LEASE_SECONDS", 60.0),
+        delivery_batch=int(_number("BANGFU_DELIVERY_BATCH", 100)),
+        sms_url=os.environ.get("BANGFU_SMS_URL") or None,
+        sms_key=os.environ.get("BANGFU_SMS_KEY") or None,
+        sms_sign=_env("BANGFU_SMS_SIGN", "广东省总工会"),
+        log_level=_env("BANGFU_LOG_LEVEL", "INFO").upper(),
+        log_format=_env("BANGFU_LOG_FORMAT", "json"),
+        outbox_max_age=int(_number("BANGFU_OUTBOX_MAX_AGE", 900)),
+        sweep_lock_seconds=int(_number("BANGFU_SWEEP_LOCK_SECONDS", 1800)),
+        visibility_timeout=int(_number("BANGFU_VISIBILITY_TIMEOUT", 7200)),
     ).check()
+
+
+def _number(name: str, default: float) -> float:
+    text = _env(name, str(default))
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadInput(f"环境变量 {name} 应为数字，现为“{text}”", code="settings.number") from None
+    if value <= 0:
+        raise BadInput(f"环境变量 {name} 应大于 0，现为“{text}”", code="settings.number")
+    return value
 
 
 @lru_cache(maxsize=1)

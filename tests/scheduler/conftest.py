@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
+from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from aiosmtpd.controller import Controller
+from sqlalchemy import insert, text
 
-from notifications.channels import EmailChannel, WebhookChannel
+from notifications.channels import EmailChannel, WebhookChannel, message_id_for
 from tests.conftest import World
-from tests.notifications.conftest import SmtpServer, robot_server, smtp_server  # noqa: F401  (fixtures)
+from tests.notifications.conftest import (  # noqa: F401  (fixtures)
+    RecordingHandler,
+    SmtpServer,
+    free_port,
+    robot_server,
+    smtp_server,
+)
 from workflow.domain import clock
-from workflow.store.tables import Database
+from workflow.store.tables import Database, Notification, User
 
 BASE_URL = "https://bangfu.test"
 #: 30 days before 31 December, at the reminder hour (China time).
@@ -82,3 +97,104 @@ def round_world(any_world: World) -> World:
 
 def at(text_: str) -> datetime:
     return clock.parse_instant(text_)
+
+
+# --- drills: a slow SMTP server and a backlog ------------------------------------------------
+
+
+class SlowHandler(RecordingHandler):
+    """Takes ``delay`` seconds per message before accepting it, like a slow relay."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture()
+def slow_smtp() -> Iterator[SmtpServer]:
+    """A real aiosmtpd server taking 50 ms per message."""
+    handler = SlowHandler(0.05)
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield SmtpServer("127.0.0.1", port, handler)
+    finally:
+        controller.stop()
+
+
+def received_pairs(server: SmtpServer, prefix: str = "drill") -> list[tuple[str, str]]:
+    """(Message-ID, recipient) of every accepted mail to a recipient starting with
+    ``prefix``, headers only."""
+    parser = BytesHeaderParser()
+    out = []
+    for r in list(server.handler.received):
+        headers = parser.parsebytes(r.content)
+        out.extend((str(headers["Message-ID"]), rcpt) for rcpt in r.rcpt_tos
+                   if rcpt.startswith(prefix))
+    return out
+
+
+def backlog(db: Database, n: int, *, first_user: int = 1000) -> list[tuple[str, str]]:
+    """``n`` users with an address and one pending e-mail row each; returns the expected
+    (Message-ID, recipient) pairs."""
+    payload = json.dumps({"union_name": "演练工会", "quota_fen": 4_800_000, "used_fen": 3_565_440,
+                          "left_fen": 1_234_560, "deadline": "2021-12-31", "days_left": 30,
+                          "path": "/records/1"}, ensure_ascii=False)
+    ids = range(first_user, first_user + n)
+    with db.begin() as s:
+        s.execute(insert(User.__table__), [  # type: ignore[attr-defined]
+            dict(id=i, username=f"drill{i}", display_name=f"演练{i}",
+                 email=f"drill{i}@example.test", is_active=True, channels="inbox,email")
+            for i in ids])
+        s.execute(insert(Notification.__table__), [  # type: ignore[attr-defined]
+            dict(user_id=i, channel="email", source=f"drill:{i}", kind="quota_reminder",
+                 payload=payload, status="pending", attempts=0) for i in ids])
+    return sorted((message_id_for(f"{i}:email:drill:{i}"), f"drill{i}@example.test")
+                  for i in ids)
+
+
+@dataclass
+class SmsProvider:
+    base_url: str
+    requests: list[tuple[str, dict[str, str], Any]]
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+@pytest.fixture()
+def sms_provider() -> Iterator[SmsProvider]:
+    """A recording HTTP server standing in for the SMS provider: ``/send`` accepts,
+    ``/refuse`` refuses the number, ``/busy`` answers 503."""
+    requests: list[tuple[str, dict[str, str], Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length).decode("utf-8"))
+            requests.append((self.path, dict(self.headers), body))
+            status, answer = {"/send": (200, b'{"code": "OK", "id": "m1"}'),
+                              "/refuse": (200, b'{"code": "isv.MOBILE_NUMBER_ILLEGAL"}'),
+                              "/busy": (503, b"busy")}.get(self.path, (404, b""))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield SmsProvider(f"http://127.0.0.1:{server.server_port}", requests)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -123,3 +123,75 @@ def test_round_status_command_reads_the_subtree_scope(round_world: World, use_db
     code, out, err = run(capsys, "round-status", "--round", "2021年度")
     assert code == 0, err
     assert "（C1，本级计划中）：下级 5 个" in out and "全省合计：下级 8 个" in out
+
+
+# --- issue 11.5: an outbox an operator can run ------------------------------------------------
+
+
+def test_outbox_status_list_and_retry_commands(round_world: World, use_db, capsys) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    w = round_world
+    use_db(w.db)
+    run_sweep(w.db, now=DEC_1_0900)
+    with w.db.engine.begin() as conn:
+        conn.execute(text("UPDATE notification SET status = 'failed', attempts = 8,"
+                          " last_error = 'SMTP 550: no such mailbox' WHERE id IN"
+                          " (SELECT MIN(id) FROM notification WHERE channel = 'email')"))
+    code, out, _ = run(capsys, "outbox", "status")
+    assert code == 0 and "邮件 / 额度使用提醒：待发送" in out and "失败 1" in out
+    assert "最早的待发送通知已等待" in out
+    code, out, _ = run(capsys, "outbox", "status", "--json")
+    status = json.loads(out)
+    assert status["totals"]["failed"] == 1 and status["totals"]["pending"] >= 1
+    code, out, _ = run(capsys, "outbox", "list", "--failed")
+    assert code == 0 and "SMTP 550: no such mailbox" in out and "尝试 8 次" in out
+    [failed] = json.loads(run(capsys, "outbox", "list", "--failed", "--json")[1])
+    # Bad input: a clear message, exit 2, nothing changed.
+    code, _, err = run(capsys, "outbox", "retry")
+    assert code == 2 and "请指定要重发的通知编号" in err
+    code, _, err = run(capsys, "outbox", "retry", "--kind", "nope")
+    assert code == 2 and "没有通知类型“nope”" in err
+    code, out, _ = run(capsys, "outbox", "retry", str(failed["id"]))
+    assert code == 0 and "已将 1 条失败的通知重新排队" in out
+    with w.db.engine.connect() as conn:
+        row = conn.execute(text("SELECT status, attempts, last_error FROM notification"
+                                " WHERE id = :i"), {"i": failed["id"]}).one()
+        audit = conn.execute(text("SELECT actor, action, rows FROM outbox_event")).all()
+    assert tuple(row) == ("pending", 0, None)
+    assert [(a[1], a[2]) for a in audit] == [("retry", 1)] and audit[0][0].startswith("cli@")
+    assert "没有发送失败的通知" in run(capsys, "outbox", "list", "--failed")[1]
+
+
+def test_outbox_health_fails_when_the_oldest_pending_row_is_too_old(
+    round_world: World, use_db, capsys  # type: ignore[no-untyped-def]
+) -> None:
+    from sqlalchemy import text
+
+    w = round_world
+    use_db(w.db)
+    with w.db.engine.begin() as conn:  # everything delivered so far
+        conn.execute(text("UPDATE notification SET status = 'sent'"))
+    code, out, _ = run(capsys, "outbox", "health")
+    assert code == 0 and out.startswith("正常")
+    run_sweep(w.db, now=DEC_1_0900)  # rows created "in 2021": far older than any limit
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["outbox", "health", "--max-age", "600"])
+    assert exit_.value.code == 1 and capsys.readouterr().out.startswith("异常")
+
+
+def test_backup_copies_the_sqlite_database_online(world: World, use_db, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    use_db(world.db)
+    target = tmp_path / "backup.db"
+    code, out, _ = run(capsys, "backup", str(target))
+    assert code == 0 and "已在线备份到" in out
+    copy = Database(f"sqlite:///{target}")
+    try:
+        with copy.engine.connect() as conn:
+            from sqlalchemy import text
+
+            assert conn.execute(text("SELECT COUNT(*) FROM organisation")).scalar() == 12
+    finally:
+        copy.dispose()
+    code, _, err = run(capsys, "backup", str(target))
+    assert code == 2 and "已存在" in err

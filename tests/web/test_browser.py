@@ -317,7 +317,7 @@ def test_the_district_overview_fits_1366(browser: Any, server: str, world: World
     long_name = "广州市天河区天河路街道某某科技股份有限公司工会委员会"
     directory.import_organisations(UnitOfWork(world.db),
                                    data=f"code,name,kind,parent_code\nG2,{long_name},grassroots,D1\n".encode())
-    grassroots(world, "G1", [("ygh", 123_456_789_01, 12_345)])
+    grassroots(world, "G1", [("ygh", 9_876_543_21, 12_345)])
     world.fire("G1", "accept", "d1-reviewer")
     world.to_submitted("G2")
     page = _login(browser, server, "d1-reviewer", {"width": 1366, "height": 900})

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import select, update
 
 import states
 from workflow.app.passwords import hash_password, verify_password
@@ -26,7 +26,6 @@ from workflow.domain.errors import BadInput, BangfuError, NotFound, PermissionDe
 from workflow.store.tables import (
     AccountEvent,
     ApiToken,
-    LoginFailure,
     Membership,
     Organisation,
     User,
@@ -79,6 +78,7 @@ class UserInfo:
     display_name: str
     fingerprint: str
     memberships: tuple[Seat, ...]
+    session_gen: int = 0
 
     def roles(self) -> set[str]:
         return {m.role for m in self.memberships}
@@ -109,7 +109,15 @@ def user_info(uow: UnitOfWork, *, user_id: int) -> UserInfo:
             for o, r in sorted(uow.memberships(user_id), key=lambda m: (m[0].depth, m[0].code, m[1]))
         )
         return UserInfo(user.id or 0, user.username, user.display_name,
-                        fingerprint(user.password_hash), mems)
+                        fingerprint(user.password_hash), mems, user.session_gen or 0)
+
+
+def end_sessions(uow: UnitOfWork, *, user_id: int) -> None:
+    """Logout: every session cookie issued to the user so far stops working (the session
+    generation moves on; a copied cookie carries the old one)."""
+    with uow:
+        uow.end_sessions(user_id)
+        uow.commit()
 
 
 # --- logging in -----------------------------------------------------------------------------
@@ -120,41 +128,48 @@ def authenticate(
 ) -> int:
     """Check a username and password.
 
+    The attempt is counted first, atomically and in its own short transaction (so the argon2
+    check holds no write lock, and 30 simultaneous guesses see 30 different counts); only the
+    first MAX_FAILURES attempts of a window reach the password check. A success forgets the
+    attempts counted up to it (not those still in flight after it); a failure keeps its count
+    and is also logged in ``login_failure``.
+
     Returns:
         The user id.
 
     Raises:
-        TooManyAttempts: MAX_FAILURES failures for this username from this address inside the
-            window (checked before the password, so a correct guess does not get through either).
+        TooManyAttempts: more than MAX_FAILURES attempts for this username from this address
+            inside the window (checked before the password, so a correct guess does not get
+            through either).
         LoginFailed: wrong username or password (one message for both).
     """
     now = now or clock.now()
-    username = username.strip()
+    username = username.strip()[:64]
+    client_ip = client_ip[:64]
+    since = now - FAILURE_WINDOW
     with uow:
-        since = now - FAILURE_WINDOW
-        failures = uow.session.execute(
-            select(func.count()).select_from(LoginFailure).where(
-                LoginFailure.username == username, LoginFailure.client_ip == client_ip,
-                LoginFailure.at > since,
-            )
-        ).scalar_one()
-        if failures >= MAX_FAILURES:
-            raise TooManyAttempts(
-                f"登录失败次数过多：请 {int(FAILURE_WINDOW.total_seconds() // 60)} 分钟后再试，"
-                "或请上级审核人重置密码"
-            )
-        user = uow.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-        ok = verify_password(user.password_hash if user else _dummy_hash(), password)
-        if user is None or not user.is_active or not ok:
-            uow.session.add(LoginFailure(username=username[:64], client_ip=client_ip[:64], at=now))
-            # Keep the table small: old failures no longer count.
-            uow.session.execute(delete(LoginFailure).where(LoginFailure.at <= since))
-            uow.commit()
-            raise LoginFailed("用户名或密码不正确")
-        uow.session.execute(delete(LoginFailure).where(
-            LoginFailure.username == username, LoginFailure.client_ip == client_ip))
+        attempts = uow.count_login_attempt(username, client_ip, now=now, since=since)
         uow.commit()
-        return user.id or 0
+    if attempts > MAX_FAILURES:
+        raise TooManyAttempts(
+            f"登录失败次数过多：请 {int(FAILURE_WINDOW.total_seconds() // 60)} 分钟后再试，"
+            "或请上级审核人重置密码"
+        )
+    with UnitOfWork(uow.database, readonly=True) as read:
+        user = read.user_named(username)
+        stored_hash = user.password_hash if user else None
+        user_id, active = (user.id or 0, user.is_active) if user else (0, False)
+    ok = verify_password(stored_hash or _dummy_hash(), password)
+    with UnitOfWork(uow.database) as write:
+        if user is None or not active or not ok:
+            write.log_login_failure(username, client_ip, now)
+            write.forget_old_login_attempts(since)  # keep the tables small
+            write.commit()
+            raise LoginFailed("用户名或密码不正确")
+        write.clear_login_failures(username, client_ip)
+        write.clear_login_attempts(username, client_ip, upto=attempts)
+        write.commit()
+        return user_id
 
 
 # --- API tokens -----------------------------------------------------------------------------

@@ -7,17 +7,30 @@ NotFound; visible but not the parent's reviewer: PermissionDenied).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 import states
 from workflow.app import records
 from workflow.domain import clock
-from workflow.domain.errors import BangfuError, PermissionDenied, Refusal, RuleViolation
+from workflow.domain.errors import (
+    BadInput,
+    BangfuError,
+    NotFound,
+    PermissionDenied,
+    Refusal,
+    RuleViolation,
+)
+from workflow.domain.money import MAX_COUNT
+from workflow.store import rollup
 from workflow.store.tables import History, dumps
 from workflow.store.uow import UnitOfWork
 
+log = logging.getLogger("bangfu.oversight")
 DEADLINE_TRIGGER = "change_deadline"
 DEADLINE_LABEL = "调整报送截止日期"
 
@@ -67,6 +80,15 @@ def set_report_deadline(
             values["is_overdue"] = False
         if rec.version != seen_version or not uow.write_record(record_id, seen_version, values):
             raise records.version_conflict(rec)
+        # The overview's rollup follows the deadline (an accepted record is refused above, so no
+        # snapshot totals are counted).
+        def entry(deadline: datetime, overdue: bool) -> rollup.Entry:
+            return rollup.entry(state=rec.state, is_grassroots=rec.is_grassroots, is_overdue=overdue,
+                                is_late=rec.is_late, has_snapshot=rec.snapshot_id is not None,
+                                report_deadline=deadline, snapshot_people=None, snapshot_fen=None)
+
+        uow.rollup_move(rec.round_id, actor.org.path, entry(rec.report_deadline, rec.is_overdue),
+                        entry(new_deadline, values.get("is_overdue", rec.is_overdue)))
         history_id = uow.add_history(History(
             record_id=record_id, at=now, actor_user_id=actor.user.id, actor_role=states.REVIEWER,
             actor_org_id=actor.org.parent_id, on_behalf=False, from_state=rec.state,
@@ -94,17 +116,38 @@ class BulkOutcome:
     code: str = ""
     message: str = ""
 
+    @property
+    def status(self) -> str:
+        """accepted | not_found | refused."""
+        if self.ok:
+            return "accepted"
+        return "not_found" if self.code.endswith("not_found") else "refused"
+
     def to_dict(self) -> dict[str, Any]:
-        return {"record_id": self.record_id, "ok": self.ok, "org_name": self.org_name,
-                "code": self.code, "message": self.message}
+        return {"record_id": self.record_id, "ok": self.ok, "status": self.status,
+                "org_name": self.org_name, "code": self.code, "message": self.message}
+
+
+#: The most items one bulk accept takes (the API's body allows as many).
+MAX_BULK_ITEMS = 500
 
 
 def bulk_accept(
     database: Any, *, user_id: int, items: list[tuple[int, int]], now: datetime | None = None
 ) -> list[BulkOutcome]:
     """Accept each (record id, seen version) in its own transaction and report, record by
-    record, what succeeded and why the others were refused. One refusal stops nothing else."""
+    record, what succeeded and why the others were refused. One refusal stops nothing else.
+
+    Items are checked first (ids and versions in range, at most MAX_BULK_ITEMS): a bad list is
+    refused with BadInput before anything is written. After that every item gets an outcome,
+    even when its transaction fails in the database (it is rolled back and reported).
+    """
     now = now or clock.now()
+    if len(items) > MAX_BULK_ITEMS:
+        raise BadInput(f"一次最多批量通过 {MAX_BULK_ITEMS} 条", code="bulk.too_many")
+    for record_id, version in items:
+        if not (1 <= record_id <= MAX_COUNT and 1 <= version <= MAX_COUNT):
+            raise BadInput(f"无效的选择：记录 {record_id}，版本 {version}", code="input.bulk_item")
     out: list[BulkOutcome] = []
     for record_id, version in items:
         name = ""
@@ -114,8 +157,11 @@ def bulk_accept(
             records.fire(UnitOfWork(database), record_id=record_id, trigger="accept", user_id=user_id,
                           seen_version=version, now=now)
             out.append(BulkOutcome(record_id, True, name, "ok", "已通过"))
+        except NotFound as exc:
+            out.append(BulkOutcome(record_id, False, "", exc.code, exc.message))
         except BangfuError as exc:
-            if exc.http_status == 404:
-                name = ""
             out.append(BulkOutcome(record_id, False, name, exc.code, exc.message))
+        except SQLAlchemyError:
+            log.warning("bulk accept: record %s failed in the database", record_id, exc_info=True)
+            out.append(BulkOutcome(record_id, False, name, "bulk.db_error", "数据库暂时无法完成该条，请稍后重试"))
     return out

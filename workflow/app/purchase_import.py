@@ -7,7 +7,10 @@ one :class:`ImportRefused` naming every bad row (row number and reason), and not
 The key of a purchase line is (record, channel, order number, line). A row whose key is already
 in the ledger with the same content counts as *repeated* (importing the same file twice adds
 nothing); the same key with another amount (or date, or people) is a conflict naming the file row
-and the existing entry. New rows go in with one bulk INSERT … ON CONFLICT DO NOTHING.
+and the existing entry. A key whose line was *voided* is not a repeat: a row identical to the voided
+line is left out and the result says so (re-importing the platform's export does not bring back a
+line the clerk voided); a row with other figures goes in as the correction, and the result says
+which voided line it corrects. New rows go in with one bulk INSERT … ON CONFLICT DO NOTHING.
 """
 
 from __future__ import annotations
@@ -22,22 +25,27 @@ from sqlalchemy.dialects.sqlite import insert as lite_insert
 
 import states
 from workflow.app import records
-from workflow.domain import clock, rules
-from workflow.domain.errors import BadInput, RuleViolation
+from workflow.domain import clock, money, rules
+from workflow.domain.errors import BadInput, LimitExceeded, RuleViolation
 from workflow.formats import ledger
 from workflow.store.tables import Purchase, Record
 from workflow.store.uow import UnitOfWork
 
 
 class ImportRefused(BadInput):
-    """A file with bad rows; ``errors`` holds one Chinese sentence per bad row."""
+    """A file with bad rows: ``errors`` holds the first ``shown`` Chinese sentences (one per bad
+    row), ``total`` how many there were and ``more`` how many are not listed."""
 
     code = "import.refused"
 
-    def __init__(self, errors: list[str], *, filename: str) -> None:
-        head = f"文件“{filename}”有 {len(errors)} 处错误，未导入任何数据："
-        super().__init__("\n".join([head, *errors]))
-        self.errors = errors
+    def __init__(self, errors: list[str], *, filename: str, shown: int = 200) -> None:
+        head = f"文件“{filename[:100]}”有 {len(errors):,} 处错误，未导入任何数据："
+        listed = errors[:shown]
+        self.total = len(errors)
+        self.more = self.total - len(listed)
+        tail = [f"……另有 {self.more:,} 处错误未列出（只列出前 {shown} 处）"] if self.more else []
+        super().__init__("\n".join([head, *listed, *tail]))
+        self.errors = listed
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,18 @@ class ImportResult:
     header_row: int | None
     mapping: str
     record_id: int
+    #: One Chinese sentence per row whose key matches a voided line (left out, or its correction).
+    voided_notes: tuple[str, ...] = ()
+    voided_skipped: int = 0
+
+    def summary(self, *, limit: int = 3) -> str:
+        """One Chinese paragraph for a flash message or the CLI: counts, then the voided keys."""
+        text = f"导入完成：新增 {self.new} 条，重复 {self.repeated} 条"
+        if self.voided_notes:
+            text += f"；{len(self.voided_notes)} 行对应已作废的采购行：" + "；".join(self.voided_notes[:limit])
+            if len(self.voided_notes) > limit:
+                text += f"；等 {len(self.voided_notes)} 行"
+        return text
 
 
 def _mapping(mapping: str | ledger.ColumnMapping | None) -> ledger.ColumnMapping | None:
@@ -59,7 +79,7 @@ def _mapping(mapping: str | ledger.ColumnMapping | None) -> ledger.ColumnMapping
 
 
 def _yuan(fen: int) -> str:
-    return rules.yuan(fen)
+    return money.yuan(fen)
 
 
 def import_purchases(
@@ -92,6 +112,43 @@ def import_purchases(
     """
     now = now or clock.now()
     column_mapping = _mapping(mapping)
+    # 1. Who and where, in a short read-only transaction.
+    with UnitOfWork(uow.database, readonly=True) as read:
+        rec = read.record(record_id)
+        actor = records.actor_for(read, user_id, rec)
+        records.entry_role(actor, "导入采购")
+        if refusal := rules.check_record_open_for_purchases(rec.state):
+            raise RuleViolation(refusal)
+        rnd, policy = records.policy_for(read, rec)
+        year = rnd.year
+        read.session.expunge(rnd)  # the rules read it after this transaction ends
+    caps = policy.caps
+    shown = caps.import_errors_shown
+    # 2. Parse and check every row with no transaction open: a big or hostile file costs its
+    #    own request time, never other users' writes.
+    if len(data) > caps.import_bytes:
+        raise LimitExceeded(f"导入文件超过 {caps.import_bytes // 1024 // 1024} MB 上限", code="import.too_large")
+    try:
+        parsed = ledger.parse_purchases(
+            data, filename, mapping=column_mapping, year=year,
+            forbidden_forms=policy.forbidden_forms, channel_codes=[c.code for c in policy.channels],
+            bounds=ledger.Bounds(max_rows=caps.import_rows, max_unzipped_bytes=caps.import_unzipped_bytes,
+                                 max_seconds=caps.import_seconds),
+        )
+    except ledger.ImportUsageError as exc:
+        raise BadInput(f"导入设置有误：{exc}", code="import.usage") from None
+    errors = [e.reason for e in parsed.errors]
+    rows = parsed.rows
+    if len(rows) > caps.import_rows:
+        errors.insert(0, f"文件超过 {caps.import_rows:,} 行上限：请拆分为多个文件后分别导入")
+    # The same rules as a manual entry.
+    for row in rows:
+        refusal = records.check_purchase(policy, rnd, _as_input(row), now=now)
+        if refusal:
+            errors.append(f"第 {row.row_number} 行：{refusal.message}")
+    if errors:
+        raise ImportRefused(errors, filename=filename, shown=shown)
+    # 3. One short write transaction: what the ledger already holds, then one bulk insert.
     with uow:
         # Serialise imports into one record (PostgreSQL row lock; SQLite writers already queue
         # behind BEGIN IMMEDIATE), so two imports of one file cannot both count rows as new.
@@ -99,29 +156,30 @@ def import_purchases(
         rec = uow.record(record_id)
         actor = records.actor_for(uow, user_id, rec)
         _role, on_behalf = records.entry_role(actor, "导入采购")
-        if refusal := rules.check_record_open_for_purchases(rec.state):
+        if refusal := rules.check_record_open_for_purchases(rec.state):  # it may have moved on
             raise RuleViolation(refusal)
-        rnd, policy = records.policy_for(uow, rec)
-        try:
-            parsed = ledger.parse_purchases(
-                data, filename, mapping=column_mapping, year=rnd.year,
-                forbidden_forms=policy.forbidden_forms, channel_codes=[c.code for c in policy.channels],
-            )
-        except ledger.ImportUsageError as exc:
-            raise BadInput(f"导入设置有误：{exc}", code="import.usage") from None
-        errors = [e.reason for e in parsed.errors]
-        rows = parsed.rows
-        # The same rules as a manual entry.
-        for row in rows:
-            refusal = records.check_purchase(policy, rnd, _as_input(row), now=now)
-            if refusal:
-                errors.append(f"第 {row.row_number} 行：{refusal.message}")
-        existing = _existing(uow, record_id)
+        existing, voided = _existing(uow, record_id)
         new_rows: list[ledger.PurchaseRow] = []
         repeated = parsed.repeats
+        notes: list[str] = []
+        skipped_voided = 0
         for row in rows:
-            found = existing.get((row.channel, row.order_no, row.line_no))
-            if found is None:
+            key = (row.channel, row.order_no, row.line_no)
+            found = existing.get(key)
+            if found is None and key in voided:
+                same = [v for v in voided[key]
+                        if (v["amount_fen"], v["people"], v["paid_at"]) == (row.amount_fen, row.people, row.paid_at)]
+                v = (same or voided[key])[-1]
+                what = (f"第 {row.row_number} 行：订单 {row.order_no}（行号 {row.line_no}）的原记录"
+                        f"（{_yuan(v['amount_fen'])} 元，{v['people']} 人次）已于 {clock.china_date(v['voided_at']):%Y-%m-%d}"
+                        f" 作废，原因：{v['void_reason']}")
+                if same:
+                    skipped_voided += 1
+                    notes.append(what + "；本行与作废的记录相同，未导入")
+                else:
+                    new_rows.append(row)
+                    notes.append(what + f"；本行作为更正导入（{_yuan(row.amount_fen)} 元，{row.people} 人次）")
+            elif found is None:
                 new_rows.append(row)
             elif (found["amount_fen"], found["people"], found["paid_at"]) == (row.amount_fen, row.people, row.paid_at):
                 repeated += 1
@@ -133,8 +191,9 @@ def import_purchases(
                     f"{row.people} 人次，支付日期 {clock.china_date(row.paid_at):%Y-%m-%d}，两者不一致"
                 )
         errors.extend(_unknown_refunds(rows, existing))
+        errors.extend(_refunds_beyond_orders(uow.orders_with_refunds(record_id), new_rows))
         if errors:
-            raise ImportRefused(errors, filename=filename)
+            raise ImportRefused(errors, filename=filename, shown=shown)
         before = _count(uow, record_id)
         if new_rows:
             _bulk_insert(uow, record_id, new_rows, user_id=actor.user.id, on_behalf=on_behalf, now=now,
@@ -144,7 +203,8 @@ def import_purchases(
         inserted = _count(uow, record_id) - before
         uow.commit()
     return ImportResult(new=inserted, repeated=repeated + len(new_rows) - inserted, header_row=parsed.header_row,
-                        mapping=parsed.mapping_name, record_id=record_id)
+                        mapping=parsed.mapping_name, record_id=record_id, voided_notes=tuple(notes),
+                        voided_skipped=skipped_voided)
 
 
 def _as_input(row: ledger.PurchaseRow) -> records.PurchaseInput:
@@ -155,19 +215,29 @@ def _as_input(row: ledger.PurchaseRow) -> records.PurchaseInput:
     )
 
 
-def _existing(uow: UnitOfWork, record_id: int) -> dict[tuple[str, str, int], dict[str, Any]]:
-    """The record's ledger keys with what decides "identical" (one query)."""
+Key = tuple[str, str, int]
+
+
+def _existing(uow: UnitOfWork, record_id: int) -> tuple[dict[Key, dict[str, Any]], dict[Key, list[dict[str, Any]]]]:
+    """The record's live ledger keys with what decides "identical", and its voided lines per key
+    (one query)."""
     rows = uow.session.execute(
         select(Purchase.id, Purchase.channel, Purchase.order_no, Purchase.line_no, Purchase.amount_fen,
-               Purchase.people, Purchase.paid_at, Purchase.paid_on)
+               Purchase.people, Purchase.paid_at, Purchase.paid_on, Purchase.voided_at, Purchase.void_reason)
         .where(Purchase.record_id == record_id)
+        .order_by(Purchase.id)
     ).all()
-    return {
-        (r.channel, r.order_no, r.line_no): {
-            "id": r.id, "amount_fen": r.amount_fen, "people": r.people, "paid_at": r.paid_at, "paid_on": r.paid_on,
-        }
-        for r in rows
-    }
+    live: dict[Key, dict[str, Any]] = {}
+    voided: dict[Key, list[dict[str, Any]]] = {}
+    for r in rows:
+        item = {"id": r.id, "amount_fen": r.amount_fen, "people": r.people, "paid_at": r.paid_at,
+                "paid_on": r.paid_on, "voided_at": r.voided_at, "void_reason": r.void_reason}
+        key = (r.channel, r.order_no, r.line_no)
+        if r.voided_at is None:
+            live[key] = item
+        else:
+            voided.setdefault(key, []).append(item)
+    return live, voided
 
 
 def _unknown_refunds(rows: list[ledger.PurchaseRow], existing: dict[tuple[str, str, int], Any]) -> list[str]:
@@ -179,6 +249,32 @@ def _unknown_refunds(rows: list[ledger.PurchaseRow], existing: dict[tuple[str, s
         for r in rows
         if r.refund_of and (r.channel, r.refund_of) not in in_file | in_ledger
     ]
+
+
+def _refunds_beyond_orders(
+    ledger_orders: dict[tuple[str, str], list[int]], new_rows: list[ledger.PurchaseRow]
+) -> list[str]:
+    """The refunds of an order (in the ledger and in the file) never exceed the order."""
+    totals = {key: list(v) for key, v in ledger_orders.items()}
+    last_row: dict[tuple[str, str], int] = {}
+    for r in new_rows:
+        if r.refund_of:
+            key = (r.channel, r.refund_of)
+            t = totals.setdefault(key, [0, 0, 0, 0])
+            t[2] += r.amount_fen
+            t[3] += r.people
+            last_row[key] = r.row_number
+        elif r.amount_fen > 0:
+            t = totals.setdefault((r.channel, r.order_no), [0, 0, 0, 0])
+            t[0] += r.amount_fen
+            t[1] += r.people
+    out = []
+    for key, row_number in sorted(last_row.items(), key=lambda kv: kv[1]):
+        amount, people, r_amount, r_people = totals[key]
+        refusal = rules.check_refunds_within_order(key[1], amount, people, r_amount, r_people)
+        if refusal:
+            out.append(f"第 {row_number} 行：{refusal.message}")
+    return out
 
 
 def _count(uow: UnitOfWork, record_id: int) -> int:
@@ -204,10 +300,11 @@ def _bulk_insert(
         for r in rows
     ]
     keys = ["record_id", "channel", "order_no", "line_no"]
+    live = table.c.voided_at.is_(None)  # the key is unique among live lines (a partial index)
     if uow.dialect == "postgresql":
-        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=keys)
+        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=keys, index_where=live)
     elif uow.dialect == "sqlite":
-        stmt = lite_insert(table).on_conflict_do_nothing(index_elements=keys)
+        stmt = lite_insert(table).on_conflict_do_nothing(index_elements=keys, index_where=live)
     else:  # pragma: no cover - other databases are not supported deployments
         stmt = insert(table)
     uow.session.execute(stmt, values)
@@ -222,13 +319,14 @@ def _link_refunds(uow: UnitOfWork, record_id: int, refunds: list[ledger.Purchase
     original_id = (
         select(orig.c.id)
         .where(orig.c.record_id == record_id, orig.c.channel == bindparam("b_channel"),
-               orig.c.order_no == bindparam("b_ref"), orig.c.line_no == 1)
+               orig.c.order_no == bindparam("b_ref"), orig.c.line_no == 1, orig.c.voided_at.is_(None))
         .scalar_subquery()
     )
     stmt = (
         update(table)
         .where(table.c.record_id == record_id, table.c.channel == bindparam("b_channel"),
-               table.c.order_no == bindparam("b_order"), table.c.line_no == bindparam("b_line"))
+               table.c.order_no == bindparam("b_order"), table.c.line_no == bindparam("b_line"),
+               table.c.voided_at.is_(None))
         .values(refund_of_id=original_id)
     )
     uow.session.connection().execute(

@@ -12,11 +12,10 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import states
-from workflow.domain import access, clock, engine, rules
+from workflow.domain import access, changes, clock, engine, money, rules
 from workflow.domain.access import Relation
 from workflow.domain.engine import Action, GuardContext
 from workflow.domain.errors import (
@@ -27,13 +26,13 @@ from workflow.domain.errors import (
     RuleViolation,
     VersionConflict,
 )
+from workflow.domain.figures import wan_people, wan_yuan
 from workflow.domain.policy import Policy
 from workflow.formats.ledger import CHANNEL_ALIASES
+from workflow.store import aggregates, rollup
 from workflow.store.tables import History, Organisation, Purchase, Record, Round, User
-from workflow.store.uow import UnitOfWork
+from workflow.store.uow import FireContext, UnitOfWork
 
-#: The largest amount a 64-bit money column holds.
-MAX_MONEY_FEN = 2**63 - 1
 BUDGETS: dict[str, str] = {
     "extra_quota": "额外额度",
     "ordinary_gift": "普通节日慰问品",
@@ -41,6 +40,29 @@ BUDGETS: dict[str, str] = {
     "hardship": "困难帮扶",
     "member_activity": "会员活动",
 }
+#: History rows that are not transitions of the lifecycle (the state stays as it was).
+EVENT_LABELS: dict[str, str] = {
+    "void_purchase": "作废采购行",
+}
+VOID_REASON_MAX = 500
+#: A federation's own words for the transitions whose grassroots label speaks of purchasing: it
+#: enters its own lines and aggregate lines, then adds up its accepted subordinates.
+FEDERATION_ACTION_LABELS: dict[tuple[str, str], str] = {
+    ("finish_purchasing", states.PLANNED): "完成本级录入",
+    ("reopen", states.PURCHASED): "退回本级录入",
+    ("reopen", states.SUMMARIZED): "撤销汇总（继续录入）",
+    ("summarize", states.PURCHASED): "汇总（本级数据＋已通过的下级）",
+}
+
+
+def action_label(trigger: str, source: str, *, grassroots: bool) -> str:
+    """The label of ``trigger`` fired from ``source`` for this kind of record."""
+    if not grassroots and (trigger, source) in FEDERATION_ACTION_LABELS:
+        return FEDERATION_ACTION_LABELS[(trigger, source)]
+    transition = states.find(trigger, source)
+    if transition is not None and transition.label:
+        return transition.label
+    return states.TRIGGER_LABELS.get(trigger) or EVENT_LABELS.get(trigger, trigger)
 #: Who hears about an event: the parent's reviewers or the record's own clerks.
 EVENT_RECIPIENTS: dict[str, str] = {
     "submit": "parent_reviewers",
@@ -128,6 +150,7 @@ class FireResult:
     history_id: int
     on_behalf: bool
     notifications: int
+    label: str = ""  # the transition's name for this record (its source state and kind)
 
 
 @dataclass(frozen=True)
@@ -185,7 +208,8 @@ def policy_for(uow: UnitOfWork, rec: Record) -> tuple[Round, Policy]:
 # --- the lifecycle --------------------------------------------------------------------------
 
 
-def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reason: str | None) -> GuardContext:
+def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reason: str | None,
+                   actor: Actor | None = None) -> GuardContext:
     parent_state = uow.record(rec.parent_id).state if rec.parent_id is not None else None
     amount, members = rec.amount_per_member_fen, rec.members
     if not rec.is_grassroots:  # quota rules apply to grassroots records only
@@ -206,6 +230,10 @@ def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reas
         today=clock.china_date(now),
         reason=reason,
         parent_state=parent_state,
+        four_eyes=uow.policy(rnd.policy_code).four_eyes,
+        actor_user_id=actor.user.id if actor is not None else None,
+        # Only accept (from submitted) asks; other states skip the query.
+        fillers=uow.record_fillers(rec.id or 0) if rec.state == states.SUBMITTED else frozenset(),
     )
 
 
@@ -240,52 +268,54 @@ def fire(
     now = now or clock.now()
     reason = reason.strip() if reason else None
     with uow:
-        # One query loads the record, its organisation, round and parent record; the lookups
-        # below are then served by the session.
-        rec = uow.record_with_context(record_id)
-        actor = actor_for(uow, user_id, rec)
-        rnd = uow.round(rec.round_id)
-        ctx = _guard_context(uow, rec, rnd, now, reason)
-        decision = engine.decide(rec.state, trigger, ctx, actor.relation)
-        if rec.version != seen_version:
-            raise version_conflict(rec)
+        # One statement reads the record, its organisation, the round's cap, the parent record's
+        # state, the actor and their memberships; everything after it is plain values.
+        fc = uow.fire_context(record_id, user_id)
+        relation = access.relation(fc.seats, fc.org)
+        if not relation.visible:
+            # Outside the user's subtree the record does not exist for them.
+            raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
+        decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason, **_four_eyes(uow, fc)), relation)
+        if fc.version != seen_version:
+            raise _conflict(fc.version)
         values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
         if trigger == "summarize":
-            snap = uow.take_snapshot(rec, now=now, as_of=clock.china_date(now))
+            snap = uow.take_snapshot(uow.record(record_id), now=now, as_of=clock.china_date(now))
             values.update(snapshot_id=snap.id, snapshot_stale=False)
-            if rec.fill_date is None:
+            if fc.fill_date is None:
                 values["fill_date"] = snap.as_of
         elif trigger == "submit":
-            values.update(submitted_at=now, is_late=rules.is_late(now, rec.report_deadline), is_overdue=False)
+            values.update(submitted_at=now, is_late=rules.is_late(now, fc.report_deadline), is_overdue=False)
         elif trigger == "accept":
             values.update(decided_at=now, last_reason=None)
         elif trigger in ("return_for_revision", "revoke_acceptance"):
             values.update(decided_at=now, last_reason=reason)
-        if not uow.write_record(rec.id or 0, seen_version, values):
-            raise version_conflict(rec)
-        history_id = uow.add_history(
-            History(
-                record_id=rec.id or 0,
-                at=now,
-                actor_user_id=actor.user.id,
-                actor_role=decision.acting_role,
-                actor_org_id=_acting_org_id(actor, decision.acting_role),
-                on_behalf=decision.on_behalf,
-                from_state=rec.state,
-                to_state=decision.dest,
-                trigger=trigger,
-                reason=reason,
-            )
-        )
+        if not uow.write_record(record_id, seen_version, values):
+            raise _conflict(fc.version)
+        # The overview's rollup moves with the record, in this transaction.
+        uow.rollup_move(fc.round_id, fc.org.path, fc.rollup_entry(), rollup.entry(
+            state=decision.dest, is_grassroots=fc.is_grassroots,
+            is_overdue=values.get("is_overdue", fc.is_overdue), is_late=values.get("is_late", fc.is_late),
+            has_snapshot=values.get("snapshot_id", fc.snapshot_id) is not None,
+            report_deadline=fc.report_deadline, snapshot_people=fc.snapshot_people, snapshot_fen=fc.snapshot_fen,
+        ))
+        acting_org = fc.org_parent_id if decision.acting_role == states.REVIEWER else fc.org_id
+        history_id = uow.add_history_values({
+            "record_id": record_id, "at": now, "actor_user_id": fc.user_id, "actor_role": decision.acting_role,
+            "actor_org_id": acting_org, "on_behalf": decision.on_behalf, "from_state": fc.state,
+            "to_state": decision.dest, "trigger": trigger, "reason": reason,
+            # A submission keeps what it sent: its snapshot and the report texts, so the reviewer
+            # can see what changed when a returned record comes back.
+            "detail": json.dumps(submission_detail(fc), ensure_ascii=False, sort_keys=True)
+            if trigger == "submit" else None,
+        })
         if trigger in ("accept", "revoke_acceptance"):
             # The parent's frozen sum no longer matches its children's accepted numbers.
-            uow.mark_snapshot_stale(rec.parent_id, only_state=states.SUMMARIZED)
-        sent = uow.add_notifications(
-            _event_notifications(uow, rec, actor, trigger, history_id, reason, now)
-        )
+            uow.mark_snapshot_stale(fc.parent_id, only_state=states.SUMMARIZED)
+        sent = _notify_event(uow, fc, trigger, history_id, reason, now)
         uow.commit()
         return FireResult(
-            record_id=rec.id or 0,
+            record_id=record_id,
             trigger=trigger,
             from_state=decision.transition.source,
             to_state=decision.dest,
@@ -293,7 +323,73 @@ def fire(
             history_id=history_id,
             on_behalf=decision.on_behalf,
             notifications=sent,
+            label=action_label(trigger, decision.transition.source, grassroots=fc.is_grassroots),
         )
+
+
+def submission_detail(rec: Record | FireContext) -> dict[str, Any]:
+    """What a submission sends: its snapshot id and the report texts (the history row's detail)."""
+    return {"snapshot_id": rec.snapshot_id, **_texts(rec)}
+
+
+def _texts(rec: Record | FireContext) -> dict[str, Any]:
+    return {"reporter": rec.reporter, "phone": rec.phone,
+            "fill_date": rec.fill_date.isoformat() if rec.fill_date else None,
+            "work_experience": rec.work_experience, "work_highlights": rec.work_highlights}
+
+
+def _line(p: Purchase) -> dict[str, Any]:
+    return {"id": p.id, "order_no": p.order_no, "line_no": p.line_no, "channel": p.channel,
+            "amount_fen": p.amount_fen, "people": p.people, "paid_on": p.paid_on, "product": p.product,
+            "voided": p.voided_at is not None, "void_reason": p.void_reason}
+
+
+def changes_since_return(uow: UnitOfWork, *, record_id: int, user_id: int) -> dict[str, Any] | None:
+    """What changed since the record's latest return for revision, against the submission that
+    was returned: purchase lines added and voided, aggregate lines added, the Annex 2 rows before
+    → after, and the report texts changed. *After* is the submission that came back if there is
+    one, else the record as it stands (its fresh snapshot, or the live sums). None if the record
+    was never returned."""
+    with uow:
+        rec = uow.record(record_id)
+        actor_for(uow, user_id, rec)
+        rows = uow.history(record_id)
+        returns = [h for h in rows if h.trigger == "return_for_revision"]
+        if not returns:
+            return None
+        ret = returns[-1]
+        before_submit = [h for h in rows if h.trigger == "submit" and (h.id or 0) < (ret.id or 0)]
+        before = json.loads(before_submit[-1].detail) if before_submit and before_submit[-1].detail else {}
+        before_snapshot = before.get("snapshot_id") or uow.snapshot_before(record_id, ret.at)
+        after_submit = [h for h in rows if h.trigger == "submit" and (h.id or 0) > (ret.id or 0)]
+        if after_submit and after_submit[-1].detail:
+            after = json.loads(after_submit[-1].detail)
+            after_lines = uow.snapshot_lines_map(after.get("snapshot_id"))
+            after_what = "resubmitted"
+        else:
+            after = _texts(rec)
+            if rec.snapshot_id is not None and not rec.snapshot_stale and rec.state == states.SUMMARIZED:
+                after_lines, after_what = uow.snapshot_lines_map(rec.snapshot_id), "snapshot"
+            else:
+                after_lines, after_what = aggregates.snapshot_lines(uow.session, record_id)[0], "live"
+        before_lines = uow.snapshot_lines_map(before_snapshot)
+        added, voided = uow.purchases_changed_since(record_id, ret.at)
+        aggregate_added = uow.aggregate_lines_since(record_id, ret.at)
+        _rnd, policy = policy_for(uow, rec)
+        returned_by = uow.user(ret.actor_user_id).display_name if ret.actor_user_id else "系统"
+        table = [r.to_dict() for r in changes.row_changes(before_lines, after_lines, policy)]
+        texts = changes.text_changes(before, after) if before else []
+        return {
+            "returned_at": ret.at, "returned_by": returned_by, "reason": ret.reason,
+            "before_submitted_at": before_submit[-1].at if before_submit else None,
+            "after": after_what, "after_submitted_at": after_submit[-1].at if after_submit else None,
+            "rows": table, "rows_changed": [r for r in table if r["changed"]],
+            "added": [_line(p) for p in added], "voided": [_line(p) for p in voided],
+            "aggregates_added": [{"channel": a.channel, "people": a.people, "amount_fen": a.amount_fen,
+                                  "note": a.note} for a in aggregate_added],
+            "texts": texts, "texts_known": bool(before),
+            "changed": bool(added or voided or aggregate_added or texts or any(r["changed"] for r in table)),
+        }
 
 
 def _acting_org_id(actor: Actor, role: str) -> int | None:
@@ -302,40 +398,68 @@ def _acting_org_id(actor: Actor, role: str) -> int | None:
     return actor.org.id
 
 
-def version_conflict(rec: Record) -> VersionConflict:
-    return VersionConflict(
-        f"记录已被他人修改（当前版本 {rec.version}），请刷新后重试", code="version.conflict"
+def _on_behalf(fc: FireContext) -> bool:
+    """Whether the actor is not one of the record's own clerks (a parent's reviewer acting)."""
+    return not any(o.id == fc.org_id and r == states.CLERK for o, r in fc.seats)
+
+
+def _four_eyes(uow: UnitOfWork, fc: FireContext) -> dict[str, Any]:
+    """Four eyes (a decision from submitted): the policy's switch and who entered data on the
+    record's behalf or submitted it since its last return. Other states skip the queries."""
+    if fc.state != states.SUBMITTED:
+        return {}
+    policy = uow.policy(uow.round(fc.round_id).policy_code)
+    return {"four_eyes": policy.four_eyes, "fillers": uow.record_fillers(fc.record_id)}
+
+
+def guard_context_of(fc: FireContext, now: datetime, reason: str | None, *, four_eyes: bool = True,
+                     fillers: frozenset[int] = frozenset()) -> GuardContext:
+    """The guards' values from a transition's plain context."""
+    amount, members = fc.amount_per_member_fen, fc.members
+    if not fc.is_grassroots:  # quota rules apply to grassroots records only
+        amount, members = amount or 0, members or 0
+    return GuardContext(
+        cap_fen=fc.cap_fen_per_member, amount_per_member_fen=amount, members=members,
+        is_grassroots=fc.is_grassroots, is_reporting_unit=fc.is_reporting_unit,
+        work_experience=fc.work_experience, work_highlights=fc.work_highlights,
+        has_snapshot=fc.snapshot_id is not None, snapshot_stale=fc.snapshot_stale, reporter=fc.reporter,
+        phone=fc.phone, fill_date=fc.fill_date, today=clock.china_date(now), reason=reason,
+        parent_state=fc.parent_state, four_eyes=four_eyes, actor_user_id=fc.user_id, fillers=fillers,
     )
 
 
-def _event_notifications(
-    uow: UnitOfWork, rec: Record, actor: Actor, trigger: str, history_id: int, reason: str | None, now: datetime
-) -> list[dict[str, Any]]:
-    """Outbox rows for an event, keyed by (recipient, channel, history row)."""
+def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: int, reason: str | None,
+                  now: datetime) -> int:
+    """Outbox rows for an event, keyed by (recipient, channel, history row), in one statement:
+    the parent's reviewers or the record's own clerks (see :data:`EVENT_RECIPIENTS`); for other
+    triggers the own clerks when somebody acted on their behalf."""
     who = EVENT_RECIPIENTS.get(trigger)
-    if who is None and not _is_on_behalf_event(actor):
-        return []
-    if who == "parent_reviewers" and actor.org.parent_id is not None:
-        recipients = uow.users_with_role(actor.org.parent_id, states.REVIEWER)
+    if who is None and not _on_behalf(fc):
+        return 0
+    if who == "parent_reviewers" and fc.org_parent_id is not None:
+        org_id, role = fc.org_parent_id, states.REVIEWER
     else:
-        recipients = uow.users_with_role(actor.org.id or 0, states.CLERK)
-    payload = {
-        "org_name": actor.org.name,
-        "org_code": actor.org.code,
+        org_id, role = fc.org_id, states.CLERK
+    payload = json.dumps({
+        "org_name": fc.org_name,
+        "org_code": fc.org_code,
         "event": states.TRIGGER_LABELS.get(trigger, trigger),
         "trigger": trigger,
-        "actor_name": actor.user.display_name,
+        "actor_name": fc.user_name,
         "reason": reason,
-        "path": f"/records/{rec.id}",
-    }
-    return notification_rows(
-        recipients, kind="record_event", source=f"history:{history_id}", record_id=rec.id,
-        payload=payload, now=now, exclude_user_id=actor.user.id,
-    )
+        "path": f"/records/{fc.record_id}",
+    }, ensure_ascii=False, sort_keys=True, default=str)
+    return uow.add_event_notifications(org_id=org_id, role=role, actor_user_id=fc.user_id,
+                                       source=f"history:{history_id}", record_id=fc.record_id,
+                                       payload=payload, now=now)
 
 
-def _is_on_behalf_event(actor: Actor) -> bool:
-    return not (actor.relation.own_roles & {states.CLERK})
+def version_conflict(rec: Record) -> VersionConflict:
+    return _conflict(rec.version)
+
+
+def _conflict(version: int) -> VersionConflict:
+    return VersionConflict(f"记录已被他人修改（当前版本 {version}），请刷新后重试", code="version.conflict")
 
 
 def user_channels(user: User) -> list[str]:
@@ -400,7 +524,7 @@ def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordVi
     rnd, _policy = policy_for(uow, rec)
     spent = uow.spent_by_budget(rec.id or 0)
     use = rules.quota_use(rec.quota_fen, spent.get("extra_quota", 0))
-    ctx = _guard_context(uow, rec, rnd, now, None)
+    ctx = _guard_context(uow, rec, rnd, now, None, actor)
     return RecordView(
         id=rec.id or 0,
         org_code=actor.org.code,
@@ -436,8 +560,52 @@ def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordVi
         work_highlights=rec.work_highlights,
         last_reason=rec.last_reason,
         lapsed_fen=rec.lapsed_fen,
-        actions=engine.available_actions(rec.state, ctx, actor.relation),
+        actions=[replace(a, label=action_label(a.trigger, rec.state, grassroots=rec.is_grassroots))
+                 for a in engine.available_actions(rec.state, ctx, actor.relation)],
     )
+
+
+def _figure(people: int, fen: int) -> dict[str, Any]:
+    return {"people": people, "amount_fen": fen, "wan_people": str(wan_people(people)), "wan_yuan": str(wan_yuan(fen))}
+
+
+def _sum(lines: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    return _figure(sum(p for p, _ in lines.values()), sum(a for _, a in lines.values()))
+
+
+def federation_view(uow: UnitOfWork, *, record_id: int, user_id: int, limit: int = 50) -> dict[str, Any] | None:
+    """What a federation's record will send up, for its own page: the snapshot it holds (if
+    summarized; stale or not), the live parts a summary would add up now (own purchases,
+    aggregate lines, accepted children's snapshots), its children per state and the children not
+    yet accepted (the first ``limit``). None for a grassroots record."""
+    with uow:
+        rec = uow.record(record_id)
+        actor_for(uow, user_id, rec)
+        if rec.is_grassroots:
+            return None
+        parts = aggregates.snapshot_parts(uow.session, record_id)
+        counts, missing = aggregates.children_status(uow.session, record_id, limit=limit)
+        snapshot = None
+        if rec.snapshot_id is not None:
+            snap, _lines = uow.snapshot(rec.snapshot_id)
+            snapshot = {**_figure(snap.people_total, snap.amount_total_fen), "as_of": snap.as_of,
+                        "taken_at": snap.taken_at, "stale": rec.snapshot_stale,
+                        "missing_children": json.loads(snap.missing_children or "[]")}
+    children_total = sum(counts.values())
+    return {
+        "snapshot": snapshot,
+        "live": {"own": _sum(parts["own"]), "aggregate": _sum(parts["aggregate"]),
+                 "children": _sum(parts["children"]),
+                 "total": _figure(sum(p for d in parts.values() for p, _ in d.values()),
+                                  sum(a for d in parts.values() for _, a in d.values()))},
+        "children_total": children_total,
+        "children_accepted": counts.get(states.ACCEPTED, 0),
+        "children_counts": {s: counts.get(s, 0) for s in states.STATES},
+        "missing": [{"record_id": m.id, "org_code": m.code, "org_name": m.name, "state": m.state,
+                     "state_label": states.STATE_LABELS[m.state], "overdue": bool(m.is_overdue),
+                     "people": m.people_total, "amount_fen": m.amount_total_fen} for m in missing],
+        "missing_total": children_total - counts.get(states.ACCEPTED, 0),
+    }
 
 
 def available_actions(uow: UnitOfWork, *, record_id: int, user_id: int, now: datetime | None = None) -> list[Action]:
@@ -493,6 +661,7 @@ def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, 
         out = []
         for h in uow.history(record_id):
             actor_name = uow.user(h.actor_user_id).display_name if h.actor_user_id else "系统"
+            detail = json.loads(h.detail) if h.detail else None
             out.append(
                 {
                     "id": h.id,
@@ -503,12 +672,21 @@ def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, 
                     "from": h.from_state,
                     "to": h.to_state,
                     "trigger": h.trigger,
-                    "label": states.TRIGGER_LABELS.get(h.trigger, h.trigger),
+                    "label": action_label(h.trigger, h.from_state, grassroots=rec.is_grassroots),
                     "reason": h.reason,
-                    "detail": _aware_detail(json.loads(h.detail)) if h.detail else None,
+                    "detail": _aware_detail(detail) if detail else None,
+                    "summary": _history_summary(h.trigger, detail),
                 }
             )
         return out
+
+
+def _history_summary(trigger: str, detail: Any) -> str | None:
+    """A line of Chinese for history rows whose detail matters to a reader."""
+    if trigger == "void_purchase" and isinstance(detail, dict):
+        return (f"订单 {detail.get('order_no')}#{detail.get('line_no')}：{rules.yuan(int(detail.get('amount_fen') or 0))} 元，"
+                f"{detail.get('people')} 人次（支付日期 {detail.get('paid_on')}），已作废，不再计入")
+    return None
 
 
 # --- data entry -----------------------------------------------------------------------------
@@ -572,6 +750,8 @@ def update_report_info(
             raise RuleViolation(Refusal("report.locked", "记录已提交或已通过，不能修改报表信息"))
         if phone is not None and (refusal := rules.check_phone(phone)):
             raise RuleViolation(refusal)
+        if fill_date is not None:
+            money.check_date_range(fill_date, "填表时间")
         if fill_date is not None and fill_date > clock.china_date(now):
             raise RuleViolation(Refusal("contact.fill_date_future", f"填表时间 {fill_date:%Y年%m月%d日} 不能晚于今天"))
         values: dict[str, Any] = {"updated_at": now}
@@ -616,6 +796,8 @@ def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetim
     for check in (
         rules.check_purchase_amounts(p.amount_fen, p.people),
         rules.check_purchase_people(p.amount_fen, p.people),
+        rules.check_line_caps(p.amount_fen, p.people, p.line_no, max_amount_fen=policy.caps.line_amount_fen,
+                              max_people=policy.caps.line_people, max_line_no=policy.caps.line_no),
         rules.check_purchase_year(p.paid_at, rnd.year, clock.deadline_last_day(rnd.quota_deadline)),
         rules.check_paid_not_after_entry(p.paid_at, now),
         rules.check_product_form(p.product_form, policy.forbidden_forms),
@@ -657,6 +839,11 @@ def add_purchase(
                     "purchase.refund_unknown_order", f"找不到退款对应的原订单 {purchase.refund_of}"
                 ))
             refund_of_id = original.id
+            amount, people, r_amount, r_people = uow.order_and_refunds(
+                record_id, purchase.channel, purchase.refund_of)
+            if refusal := rules.check_refunds_within_order(
+                    purchase.refund_of, amount, people, r_amount + purchase.amount_fen, r_people + purchase.people):
+                raise RuleViolation(refusal)
         row = uow.add_purchase(
             Purchase(
                 record_id=record_id,
@@ -683,19 +870,78 @@ def add_purchase(
         return row.id or 0
 
 
+def void_purchase(
+    uow: UnitOfWork, *, record_id: int, purchase_id: int, user_id: int, reason: str,
+    now: datetime | None = None,
+) -> int:
+    """Void one purchase line with a reason, before submit: the line stays in the ledger, struck
+    through with who, when and why, and counts nowhere (quota, sums, snapshots, reports); a
+    history row records it and a summarized record's snapshot becomes stale. The correct line
+    can then be entered under the same order number.
+
+    Who: the record's clerk, or the parent's reviewer on its behalf (代填报). A submitted or
+    accepted record is refused (only a return opens it again).
+
+    Returns:
+        The history row's id.
+
+    Raises:
+        NotFound, PermissionDenied, RuleViolation, BadInput (no reason).
+    """
+    now = now or clock.now()
+    reason = (reason or "").strip()
+    with uow:
+        rec = uow.record(record_id)
+        actor = actor_for(uow, user_id, rec)
+        role, on_behalf = entry_role(actor, "作废采购行")
+        if not reason:
+            raise BadInput("请填写作废原因，例如“人次误录为 500，应为 50”", code="purchase.void_reason_missing")
+        if len(reason) > VOID_REASON_MAX:
+            raise BadInput(f"作废原因不能超过 {VOID_REASON_MAX} 字", code="purchase.void_reason_long")
+        if refusal := rules.check_record_open_for_purchases(rec.state):
+            raise RuleViolation(refusal)
+        line = uow.purchase(purchase_id)
+        if line is None or line.record_id != record_id:
+            raise NotFound(f"本记录中没有第 #{purchase_id} 条采购", code="purchase.not_found")
+        if line.voided_at is not None:
+            raise RuleViolation(Refusal("purchase.already_voided",
+                                        f"订单 {line.order_no} 第 {line.line_no} 行已于 "
+                                        f"{clock.china_date(line.voided_at):%Y-%m-%d} 作废"))
+        if refunds := uow.live_refunds_of(purchase_id):
+            raise RuleViolation(Refusal("purchase.void_has_refunds",
+                                        f"订单 {line.order_no} 还有 {len(refunds)} 条退款未作废，请先作废退款行"))
+        if not uow.void_purchase(purchase_id, user_id=actor.user.id or 0, reason=reason, on_behalf=on_behalf, now=now):
+            raise RuleViolation(Refusal("purchase.already_voided", f"订单 {line.order_no} 第 {line.line_no} 行已作废"))
+        uow.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
+        detail = {"purchase_id": purchase_id, "order_no": line.order_no, "line_no": line.line_no,
+                  "channel": line.channel, "amount_fen": line.amount_fen, "people": line.people,
+                  "paid_on": line.paid_on.isoformat()}
+        history_id = uow.add_history(History(
+            record_id=record_id, at=now, actor_user_id=actor.user.id, actor_role=role,
+            actor_org_id=_acting_org_id(actor, role), on_behalf=on_behalf, from_state=rec.state,
+            to_state=rec.state, trigger="void_purchase", reason=reason,
+            detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+        ))
+        uow.commit()
+        return history_id
+
+
 def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
+    """The record's ledger, voided lines included (with who voided them, when and why)."""
     with uow:
         rec = uow.record(record_id)
         actor_for(uow, user_id, rec)
         _rnd, policy = policy_for(uow, rec)
-        names = {c.code: c.name for c in policy.channels}
+        channel_names = {c.code: c.name for c in policy.channels}
+        lines = uow.purchases(record_id)
+        names = uow.display_names({p.voided_by_user_id for p in lines if p.voided_by_user_id})
         return [
             {
                 "id": p.id,
                 "paid_at": p.paid_at,
                 "paid_on": p.paid_on,
                 "channel": p.channel,
-                "channel_name": names.get(p.channel, p.channel),
+                "channel_name": channel_names.get(p.channel, p.channel),
                 "amount_fen": p.amount_fen,
                 "people": p.people,
                 "order_no": p.order_no,
@@ -705,31 +951,20 @@ def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dic
                 "holiday": p.holiday,
                 "budget": p.budget,
                 "on_behalf": p.on_behalf,
+                "voided": p.voided_at is not None,
+                "voided_at": p.voided_at,
+                "voided_by": names.get(p.voided_by_user_id or 0),
+                "void_reason": p.void_reason,
+                "void_on_behalf": p.void_on_behalf,
             }
-            for p in uow.purchases(record_id)
+            for p in lines
         ]
 
-
-def parse_money(text: str) -> int:
-    """'12,345.6' yuan -> 1234560 fen; more than two decimals is refused, not rounded."""
-    raw = text.strip().replace(",", "").replace("元", "").replace("￥", "").replace("¥", "")
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise BadInput(f"金额“{text}”不是数字", code="input.money") from None
-    if not value.is_finite():
-        raise BadInput(f"金额“{text}”不是数字", code="input.money")
-    if value.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise BadInput(f"金额“{text}”超过两位小数", code="input.money_precision")
-    fen = int(value * 100)
-    if abs(fen) > MAX_MONEY_FEN:  # it would not fit the 64-bit money columns
-        raise BadInput(f"金额“{text}”超出可记录的范围", code="input.money_range")
-    return fen
 
 
 __all__ = [
     "Actor", "actor_for", "entry_role", "policy_for", "version_conflict", "BUDGETS", "FireResult", "PurchaseInput", "RecordView", "add_purchase",
     "available_actions", "check_purchase", "find_record", "fire", "history", "list_purchases",
-    "notification_rows", "parse_money", "plan", "record_view", "relation_to",
-    "update_report_info", "user_channels",
+    "notification_rows", "plan", "record_view", "relation_to",
+    "update_report_info", "user_channels", "void_purchase", "EVENT_LABELS",
 ]

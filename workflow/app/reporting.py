@@ -60,13 +60,6 @@ def check_can_view(memberships: Iterable[tuple[Organisation, str]], org: Organis
         raise NotFound(f"找不到单位代码“{org.code}”", code="org.not_found")
 
 
-def parse_yuan(text: str, what: str) -> int:
-    """'123,456.78' yuan -> fen; refuses more than two decimals."""
-    try:
-        return records.parse_money(text)
-    except BadInput as exc:
-        raise BadInput(f"{what}：{exc.message}", code=exc.code) from None
-
 
 
 
@@ -320,13 +313,19 @@ def work_report(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: st
         if rec is None:
             raise NotFound(f"“{org.name}”在{rnd.label}没有记录", code="record.not_found")
         highlights = child_highlights(uow.session, rec.id or 0)
-        rows = [{"label": r.label, "people": wan_people(r.people), "amount": wan_yuan(r.amount_fen),
+        # A single (grassroots) union's figures as they are; 万 with two decimals is the notice's
+        # table, for federations (30 people would print as 0.00 万).
+        single = rec.is_grassroots
+        rows = [{"label": r.label, "people": r.people if single else wan_people(r.people),
+                 "amount": rules.yuan(r.amount_fen) if single else wan_yuan(r.amount_fen),
                  "amount_fen": r.amount_fen} for r in view.table.rows]
         ctx = {
             "org_name": org.name, "round_label": rnd.label, "state_label": states.STATE_LABELS[rec.state],
             "status_note": view.table.status_note or "", "experience": (rec.work_experience or "").strip(),
             "highlights": (rec.work_highlights or "").strip(), "rows": rows,
-            "total_people": wan_people(view.table.total_people), "total_amount": wan_yuan(view.table.total_amount_fen),
+            "single_union": single,
+            "total_people": view.table.total_people if single else wan_people(view.table.total_people),
+            "total_amount": rules.yuan(view.table.total_amount_fen) if single else wan_yuan(view.table.total_amount_fen),
             "total_fen": view.table.total_amount_fen,
             "official_text": view.official.text(),
             "subordinates": [{"name": n, "highlights": h.strip(), "state_label": states.STATE_LABELS[st]}

@@ -21,11 +21,14 @@ import states
 from workflow.app.records import BUDGETS
 from workflow.domain import access, clock
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal
+from workflow.domain.figures import wan_people, wan_yuan
 from workflow.store.aggregates import completeness
 from workflow.store.tables import Membership, Notification, Organisation, Record, Round, Snapshot
 from workflow.store.uow import UnitOfWork
 
 MAX_PER_PAGE = 200
+#: The last page anyone pages to (keeps OFFSET inside 64 bits).
+MAX_PAGE = 100_000
 #: Sort keys a list accepts (the value is the column, newest/most first where it makes sense).
 RECORD_SORTS: dict[str, Any] = {
     "org_code": Organisation.code,
@@ -67,8 +70,8 @@ def check_key(value: str | None, allowed: Iterable[str], what: str) -> str | Non
 
 
 def check_paging(page: int, per_page: int) -> tuple[int, int]:
-    if page < 1:
-        raise BadInput("页码须为正整数", code="query.bad_page")
+    if not 1 <= page <= MAX_PAGE:
+        raise BadInput(f"页码须在 1 至 {MAX_PAGE:,} 之间", code="query.bad_page")
     if not 1 <= per_page <= MAX_PER_PAGE:
         raise BadInput(f"每页条数须在 1 至 {MAX_PER_PAGE} 之间", code="query.bad_per_page")
     return page, per_page
@@ -152,10 +155,11 @@ def _paged_records(
         .outerjoin(Snapshot, Snapshot.id == Record.snapshot_id)
     )
     if join_parent_seat is not None:
-        parent = Record.__table__.alias("parent")
-        base = base.join(parent, parent.c.id == Record.parent_id).join(
+        # Through the organisation tree, not the parent's record: the province has no record of
+        # its own, and its reviewers decide the reporting units' records all the same.
+        base = base.join(
             Membership,
-            and_(Membership.org_id == parent.c.org_id, Membership.user_id == join_parent_seat,
+            and_(Membership.org_id == Organisation.parent_id, Membership.user_id == join_parent_seat,
                  Membership.role == states.REVIEWER),
         )
     base = base.where(*conds)
@@ -167,7 +171,7 @@ def _paged_records(
             base.with_only_columns(
                 Record.id, Record.version, Record.state, Record.report_deadline, Record.submitted_at,
                 Record.is_late, Record.quota_fen, Record.amount_per_member_fen, Record.members,
-                Record.snapshot_stale, Record.last_reason, Organisation.code, Organisation.name,
+                Record.snapshot_stale, Record.last_reason, Record.is_grassroots, Organisation.code, Organisation.name,
                 Snapshot.people_total, Snapshot.amount_total_fen, _overdue_expr(now).label("overdue"),
             ).order_by(order, Organisation.code, Record.id).limit(per_page).offset((page - 1) * per_page)
         ).all()
@@ -180,7 +184,7 @@ def _paged_records(
             "submitted_at": r.submitted_at, "is_late": bool(r.is_late), "overdue": bool(r.overdue),
             "quota_fen": r.quota_fen, "amount_per_member_fen": r.amount_per_member_fen,
             "members": r.members, "snapshot_stale": bool(r.snapshot_stale),
-            "last_reason": r.last_reason,
+            "last_reason": r.last_reason, "is_grassroots": bool(r.is_grassroots),
             "people_total": r.people_total, "amount_total_fen": r.amount_total_fen,
         }
         for r in rows
@@ -292,7 +296,32 @@ def overview(uow: UnitOfWork, *, user_id: int, round_id: int, now: datetime | No
         })
     totals["completeness"] = (totals["grassroots_accepted"] / totals["grassroots"]
                               if totals["grassroots"] else None)
+    totals.update(reported_figures(out_units))
     return {**head, "units": out_units, "totals": totals}
+
+
+#: A unit's record in these states has sent its snapshot up (what the province workbook lists).
+REPORTED_STATES = (states.SUBMITTED, states.ACCEPTED)
+
+
+def reported_figures(units: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the units under the top seat have *reported* to it: the snapshots of the units whose
+    record is submitted or accepted, the definition of the province workbook's 合计 (an overview
+    row per reporting unit, summed); split into accepted by the top level and awaiting it.
+    Amounts exact (fen, people) and in the workbook's 万 with two decimals."""
+    def part(wanted: tuple[str, ...]) -> dict[str, Any]:
+        chosen = [u for u in units if u["state"] in wanted]
+        people = sum(int(u["reported_people"] or 0) for u in chosen)
+        fen = sum(int(u["reported_amount_fen"] or 0) for u in chosen)
+        return {"units": len(chosen), "people": people, "amount_fen": fen,
+                "wan_people": str(wan_people(people)), "wan_yuan": str(wan_yuan(fen))}
+
+    for u in units:
+        u["reported"] = u["state"] in REPORTED_STATES
+        u["reported_wan_people"] = str(wan_people(int(u["reported_people"] or 0))) if u["reported"] else None
+        u["reported_wan_yuan"] = str(wan_yuan(int(u["reported_amount_fen"] or 0))) if u["reported"] else None
+    return {"units_total": len(units), "reported": part(REPORTED_STATES),
+            "reported_accepted": part((states.ACCEPTED,)), "reported_pending": part((states.SUBMITTED,))}
 
 
 # --- the notification inbox ------------------------------------------------------------------

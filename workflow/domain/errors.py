@@ -86,3 +86,22 @@ class VersionConflict(BangfuError):
     code = "version.conflict"
     exit_code = 4
     http_status = 409
+
+
+class MoneyInputError(BadInput, ValueError):
+    """An amount or a count that is not what a clerk may type (:mod:`workflow.domain.money`).
+    Also a ``ValueError`` so the ledger's cell parsers treat it like any other bad cell."""
+
+    code = "input.money"
+
+
+class TimeInputError(BadInput, ValueError):
+    """A payment time or a form date that is not a time, or outside the years a purchase has."""
+
+    code = "input.time"
+
+
+class LimitExceeded(BadInput):
+    """Input beyond a cap (file size, rows, a line's amount): refused before anything is written."""
+
+    code = "input.limit"

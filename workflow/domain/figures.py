@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import states
 from workflow.domain import rules
 from workflow.domain.errors import Refusal
+from workflow.domain.money import wan_people, wan_yuan  # noqa: F401 - Annex 2's rounding, re-exported
 from workflow.domain.policy import Policy
 
 _CENT = Decimal("0.01")
@@ -79,28 +80,6 @@ class Annex2Table:
 
 
 
-def wan_people(n: int) -> Decimal:
-    """People (人次) in 万, two decimals, half up.
-
-    Args:
-        n: exact person-times.
-
-    Returns:
-        ``n / 10,000`` rounded to 0.01 with ROUND_HALF_UP.
-    """
-    return (Decimal(n) / Decimal(10_000)).quantize(_CENT, rounding=ROUND_HALF_UP)
-
-
-def wan_yuan(fen: int) -> Decimal:
-    """Fen in 万元, two decimals, half up.
-
-    Args:
-        fen: exact amount in fen.
-
-    Returns:
-        ``fen / 1,000,000`` rounded to 0.01 with ROUND_HALF_UP.
-    """
-    return (Decimal(fen) / Decimal(1_000_000)).quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
 

@@ -81,6 +81,28 @@ class RoundSpec:
 
 
 @dataclass(frozen=True)
+class Caps:
+    """Upper bounds on what one line of input may hold, chosen far above any real union and low
+    enough that no sum over a province can overflow a 64-bit column: a purchase line is at most
+    1亿元 (10^10 fen), so an overflow of a total needs 922 million lines at the cap; 人次 per line
+    and members per union at most 10 million (Guangdong has about 22 million members in all).
+    A policy file may lower (or, within the bounds below, raise) them in a ``[caps]`` table.
+    """
+
+    line_amount_fen: int = 10**10
+    line_people: int = 10_000_000
+    line_no: int = 1_000_000
+    members: int = 10_000_000
+    #: A purchase file: rows, bytes (as uploaded and uncompressed), seconds of parsing.
+    import_rows: int = 50_000
+    import_bytes: int = 20 * 1024 * 1024
+    import_unzipped_bytes: int = 200 * 1024 * 1024
+    import_seconds: int = 60
+    #: How many bad rows a refused import lists (the rest are counted).
+    import_errors_shown: int = 200
+
+
+@dataclass(frozen=True)
 class Policy:
     code: str
     document: str
@@ -100,6 +122,10 @@ class Policy:
     reminder_hour: int
     scope: str | None = None
     source_text: str = field(default="", repr=False, compare=False)
+    caps: Caps = field(default_factory=Caps)
+    #: Four eyes (``[review] four_eyes``, default on): the user who entered data on a record's
+    #: behalf or submitted it since its last return may not accept it.
+    four_eyes: bool = True
 
     @property
     def digest(self) -> str:
@@ -286,6 +312,7 @@ def parse_policy(text: str, *, source: str = "<string>") -> Policy:
     if len({c.code for c in channels}) != len(channels):
         raise PolicyError("策略文件字段 channels 无效：渠道代码重复")
 
+    caps = _caps(top.data.get("caps"))
     lim = top.table("ordinary_limits")
     gifts = top.table("gifts")
     soft = lim.integer("budget_share_soft_percent", lo=0, hi=100)
@@ -317,6 +344,30 @@ def parse_policy(text: str, *, source: str = "<string>") -> Policy:
         reminder_hour=dl.integer("reminder_hour", lo=0, hi=23),
         scope=scope,
         source_text=text,
+        caps=caps,
+        four_eyes=_Reader(top.data.get("review") or {}, "review.").flag("four_eyes", default=True),
+    )
+
+
+def _caps(raw: object) -> Caps:
+    """The optional ``[caps]`` table (yuan for the amount); each bound keeps sums inside 64 bits."""
+    if raw is None:
+        return Caps()
+    if not isinstance(raw, dict):
+        raise PolicyError("策略文件字段 caps 无效：需要一个表")
+    r = _Reader(raw, "caps.")
+    d = Caps()
+    return Caps(
+        line_amount_fen=r.integer("line_amount_yuan", lo=1, hi=10**8, default=d.line_amount_fen // 100) * 100,
+        line_people=r.integer("line_people", lo=1, hi=10**8, default=d.line_people),
+        line_no=r.integer("line_no", lo=1, hi=10**7, default=d.line_no),
+        members=r.integer("members", lo=1, hi=10**8, default=d.members),
+        import_rows=r.integer("import_rows", lo=1, hi=1_000_000, default=d.import_rows),
+        import_bytes=r.integer("import_bytes", lo=1024, hi=1024**3, default=d.import_bytes),
+        import_unzipped_bytes=r.integer("import_unzipped_bytes", lo=1024, hi=4 * 1024**3,
+                                        default=d.import_unzipped_bytes),
+        import_seconds=r.integer("import_seconds", lo=1, hi=3600, default=d.import_seconds),
+        import_errors_shown=r.integer("import_errors_shown", lo=1, hi=10_000, default=d.import_errors_shown),
     )
 
 

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from states import ACCEPTED, SUBMITTED
 from workflow.domain.clock import CHINA, deadline_last_day
 from workflow.domain.errors import Refusal
+from workflow.domain.money import yuan
 
 FEN_PER_YUAN = 100
 MAX_MEMBERS = 10_000_000
@@ -22,13 +23,6 @@ MAX_MEMBERS = 10_000_000
 MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
 # Area code 0 + 2-3 digits, a 7-8 digit number, an optional extension: 020-12345678, 0755-1234567-801
 LANDLINE_RE = re.compile(r"^0\d{2,3}-?\d{7,8}(?:(?:-|转|ext\.?)\d{1,6})?$")
-
-
-def yuan(fen: int) -> str:
-    """Format integer fen as yuan with thousands separators: 1234560 -> '12,345.60'."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
 
 
 # --- planning -------------------------------------------------------------------------------
@@ -148,6 +142,35 @@ def check_purchase_people(amount_fen: int, people: int) -> Refusal | None:
     return None
 
 
+def check_line_caps(
+    amount_fen: int, people: int, line_no: int, *, max_amount_fen: int, max_people: int, max_line_no: int
+) -> Refusal | None:
+    """A purchase line stays inside the policy's caps (:class:`workflow.domain.policy.Caps`), so
+    that no sum over a province can overflow a 64-bit column."""
+    if abs(amount_fen) > max_amount_fen:
+        return Refusal("purchase.amount_over_cap",
+                       f"金额 {yuan(amount_fen)} 元超过单笔上限 {yuan(max_amount_fen)} 元：请核对金额，或分行录入")
+    if people > max_people:
+        return Refusal("purchase.people_over_cap", f"领取人数 {people:,} 超过单笔上限 {max_people:,} 人次")
+    if not 1 <= line_no <= max_line_no:
+        return Refusal("purchase.line_over_cap", f"订单行号须在 1 至 {max_line_no:,} 之间")
+    return None
+
+
+def check_refunds_within_order(
+    order_no: str, order_fen: int, order_people: int, refunds_fen: int, refunds_people: int
+) -> Refusal | None:
+    """The refunds of an order (negative amounts, linked to it) never add up to more than the
+    order, in amount or in people; so no Annex 2 figure can go negative."""
+    if -refunds_fen > order_fen:
+        return Refusal("purchase.refund_exceeds_order",
+                       f"订单 {order_no} 的退款合计 {yuan(-refunds_fen)} 元超过订单金额 {yuan(order_fen)} 元")
+    if refunds_people > order_people:
+        return Refusal("purchase.refund_people_exceed_order",
+                       f"订单 {order_no} 的退款人次合计 {refunds_people:,} 超过订单人次 {order_people:,}")
+    return None
+
+
 def check_entry_window(now: datetime, entry_cutoff: datetime) -> Refusal | None:
     """Purchases of a round may be entered until its entry cutoff."""
     if now >= entry_cutoff:
@@ -234,6 +257,18 @@ def check_parent_unlocked(parent_state: str | None) -> Refusal | None:
 
 
 # --- deadlines ------------------------------------------------------------------------------
+
+
+def check_four_eyes(enabled: bool, actor_user_id: int | None, fillers: frozenset[int]) -> Refusal | None:
+    """Four eyes (a policy switch, on by default): whoever entered data on the record's behalf
+    (代填报) or submitted it since its last return may not also accept it."""
+    if enabled and actor_user_id is not None and actor_user_id in fillers:
+        return Refusal(
+            "review.four_eyes",
+            "四眼原则：您自上次退回以来代填报或提交了本记录，不能再由您本人审核通过，"
+            "请由上级单位的其他审核人审核",
+        )
+    return None
 
 
 def is_overdue(state: str, deadline: datetime, now: datetime) -> bool:

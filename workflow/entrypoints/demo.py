@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from workflow.app import directory, records
+from workflow.app import directory, records, views
 from workflow.app.passwords import hash_password
 from workflow.domain import clock
 from workflow.domain.policy import POLICY_DIR, builtin, parse_policy
@@ -43,6 +43,28 @@ INDUSTRY: list[tuple[str, str, str]] = [
 UNIT_SUFFIXES = ["人民医院", "第一中学", "供电局", "自来水公司", "税务局", "科技有限公司", "物流集团", "食品厂"]
 # How the grassroots records are spread over the lifecycle (plus a few returned for revision).
 STATE_PLAN = ["planned", "purchased", "summarized", "submitted", "accepted", "returned", "accepted", "submitted"]
+
+#: The accounts the README and `make run` name, each with what it can do at once on a fresh
+#: demo (tests/test_demo_round.py plays every line). Password: DEMO_PASSWORD.
+ACCOUNTS: list[tuple[str, str, str]] = [
+    ("gz-d1-g1-clerk", "grassroots clerk (GZ-D1-G1)",
+     "record GZ-D1-G1 is planned with one mistyped line (order GZ-D1-G1-001, 500 people): void it "
+     "with a reason, enter it again with 50, add purchases, then 完成采购 → 汇总 → 提交"),
+    ("gz-d1-reviewer", "district reviewer (天河区总工会, GZ-D1)",
+     "/review: GZ-D1-G4 awaits a decision: 通过, or 退回修改 with a reason"),
+    ("gz-d1-clerk", "district clerk (GZ-D1)",
+     "record GZ-D1 is 已采购 with its footer filled: after the reviewer's decisions, 汇总 and 提交 "
+     "to the city (the page shows the snapshot and the subordinates still missing)"),
+    ("gz-reviewer", "city reviewer (广州市总工会, GZ)",
+     "/review: the district GZ-D2 has submitted with its accepted grassroots unions: 通过 or 退回修改"),
+    ("gd-reviewer", "province reviewer (广东省总工会)",
+     "/review: the city SZ has submitted to the province: 通过 or 退回修改; /overview and the "
+     "province workbook"),
+    ("xczx-observer", "rural-revitalisation observer (read only)", "/overview and the downloads"),
+    ("gd-admin", "administrator", "/overview, accounts"),
+]
+#: The mistyped line the grassroots clerk finds on the demo (people typed 10 times too many).
+MISTYPED_ORDER = "GZ-D1-G1-001"
 
 
 def demo_policy_text(today: Any) -> str:
@@ -125,11 +147,47 @@ def build(database: Database, *, reset: bool = False, seed: int = 17) -> dict[st
         target = STATE_PLAN[i % len(STATE_PLAN)]
         _advance(database, code, parent, label, target, rng, now)
         counts[target] = counts.get(target, 0) + 1
-    # Two district federations summarize and submit to their city, one city reaches the province.
-    for dcode in ("GZ-D1", "SZ-D1"):
-        _advance_federation(database, dcode, label, now, submit=True)
+    _round_in_progress(database, label, now)
     return {"demo": "loaded", "round": label, "grassroots": len(grassroots), "states": counts,
             "database": database.url, "password": DEMO_PASSWORD}
+
+
+def _round_in_progress(database: Database, label: str, now: datetime) -> None:
+    """Leave every account of :data:`ACCOUNTS` with its part of the round to do at once:
+
+    - GZ-D1-G1 (planned) holds one mistyped line for its clerk to void and re-enter;
+    - GZ-D1 is purchased, not submitted, so its reviewer's decisions on GZ-D1-G* are open
+      (a submitted parent would lock them) and its clerk summarizes and submits afterwards;
+    - GZ-D2 accepts its waiting child, then summarizes and submits to GZ (the city's inbox);
+    - SZ-D1 accepts its waiting child, submits, SZ accepts it, and SZ submits to the province.
+    """
+    g1 = records.find_record(UnitOfWork(database), org_code="GZ-D1-G1", round_label=label)
+    records.add_purchase(
+        UnitOfWork(database), record_id=g1, user_id=_uid(database, "gz-d1-g1-clerk"), now=now,
+        purchase=records.PurchaseInput(
+            paid_at=max(now - timedelta(days=3), min(now, datetime(now.year, 1, 1, 1, tzinfo=clock.CHINA))),
+            channel="ygh", amount_fen=250000, people=500,
+            order_no=MISTYPED_ORDER, product="梅州金柚礼盒", holiday="中秋"),
+    )
+    _advance_federation(database, "GZ-D1", label, now, submit=False, summarize=False)
+    for district in ("GZ-D2", "SZ-D1"):
+        reviewer = _uid(database, f"{district.lower()}-reviewer")
+        for child in _submitted_children(database, reviewer, district, label, now):
+            _fire(database, child, "accept", reviewer, None, now)
+        _advance_federation(database, district, label, now, submit=True)
+    sz_d1 = records.find_record(UnitOfWork(database), org_code="SZ-D1", round_label=label)
+    _fire(database, sz_d1, "accept", _uid(database, "sz-reviewer"), None, now)
+    _advance_federation(database, "SZ", label, now, submit=True)
+
+
+def _submitted_children(database: Database, reviewer: int, org_code: str, label: str, now: datetime) -> list[int]:
+    """The submissions waiting in the reviewer's inbox (the demo's districts have a handful)."""
+    rid = records.find_record(UnitOfWork(database), org_code=org_code, round_label=label)
+    with UnitOfWork(database, readonly=True) as uow:
+        round_id = uow.record(rid).round_id
+    inbox = views.review_inbox(UnitOfWork(database, readonly=True), user_id=reviewer, round_id=round_id,
+                               per_page=200, now=now)
+    return [i["record_id"] for i in inbox.items]
 
 
 def _set_demo_passwords(database: Database, shared_hash: str) -> None:
@@ -199,7 +257,8 @@ def _advance(database: Database, code: str, parent: str, label: str, target: str
     _fire(database, rid, "accept", reviewer, None, now)
 
 
-def _advance_federation(database: Database, code: str, label: str, now: datetime, *, submit: bool) -> None:
+def _advance_federation(database: Database, code: str, label: str, now: datetime, *, submit: bool,
+                        summarize: bool = True) -> None:
     rid = records.find_record(UnitOfWork(database), org_code=code, round_label=label)
     clerk = _uid(database, f"{code.lower()}-clerk")
     with UnitOfWork(database, readonly=True) as uow:
@@ -208,6 +267,8 @@ def _advance_federation(database: Database, code: str, label: str, now: datetime
                                 reporter=f"{code}填报员", phone="020-83828111",
                                 work_experience="组织基层工会集中采购帮扶产品", work_highlights="节日慰问品全部来自帮扶地区", now=now)
     _fire(database, rid, "finish_purchasing", clerk, None, now)
+    if not summarize:
+        return
     _fire(database, rid, "summarize", clerk, None, now)
     if submit:
         _fire(database, rid, "submit", clerk, None, now)

@@ -20,12 +20,8 @@ NEXT_STEPS = """
 bangfu is set up on {db}.
 
 The web pages and the JSON API: {web}  (OpenAPI: {web}/docs)
-Demo accounts (password {password}):
-  gz-d1-g1-clerk   a grassroots union's clerk (广州市天河区…工会)
-  gz-d1-reviewer   the district federation's reviewer (approves GZ-D1-G*)
-  gz-reviewer      the city federation's reviewer
-  gd-reviewer      the province (overview of every reporting unit)
-  xczx-observer    the rural-revitalization observer (read only)
+Demo accounts (password {password}), each with its part of the round to do now:
+{accounts}
 
 Or on the command line, as a clerk and as a reviewer:
   .venv/bin/bangfu show GZ-D1-G1 --as gz-d1-g1-clerk
@@ -47,7 +43,8 @@ def main() -> int:
     swept = run_sweep(database, now=clock.now())
     print(f"sweep: {swept.total_notifications} notifications written")
     database.dispose()
-    print(NEXT_STEPS.format(db=settings.database_url, password=demo.DEMO_PASSWORD,
+    accounts = "\n".join(f"  {name:<15}  {who}\n  {'':<15}  {what}" for name, who, what in demo.ACCOUNTS)
+    print(NEXT_STEPS.format(db=settings.database_url, password=demo.DEMO_PASSWORD, accounts=accounts,
                             web=f"http://{WEB_HOST}:{WEB_PORT}"))
     procs = []
     for argv in _services():

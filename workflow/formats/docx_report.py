@@ -65,7 +65,8 @@ def write_work_report(ctx: Mapping[str, Any]) -> bytes:
 
     Args:
         ctx: ``org_name``, ``round_label``, ``state_label``, ``status_note``, ``draft``,
-            ``has_texts`` (reporting units and federations: 先进经验 and 工作亮点), ``experience``,
+            ``has_texts`` (reporting units and federations: 先进经验 and 工作亮点), ``single_union``
+            (a grassroots union: people and yuan as they are, not 万), ``experience``,
             ``highlights``, ``rows`` (``label``, ``people``, ``amount`` in 万 / 万元), ``total_people``,
             ``total_amount``, ``official_text``, ``subordinates`` (``name``, ``state_label``,
             ``highlights``), ``reporter``, ``phone``, ``fill_date``.
@@ -107,7 +108,12 @@ def write_work_report(ctx: Mapping[str, Any]) -> bytes:
     table.autofit = False
     for j, width in enumerate(widths):  # the grid (Word and LibreOffice read it) and each cell
         table.columns[j].width = width
-    cells = [("采购平台", "人次(万)", "消费总金额或投入总额度(万元)")]
+    if ctx.get("single_union"):  # one grassroots union: people and yuan as they are
+        _para(doc, "单个基层工会，按实数列示（附件2汇总表以万为单位）", size=10.5)
+        cells = [("采购平台", "人次", "消费总金额或投入总额度(元)")]
+    else:
+        _para(doc, "附件2口径：人次以万为单位、金额以万元为单位，保留两位小数", size=10.5)
+        cells = [("采购平台", "人次(万)", "消费总金额或投入总额度(万元)")]
     cells += [(r["label"], str(r["people"]), str(r["amount"])) for r in rows]
     cells.append(("合计", str(ctx["total_people"]), str(ctx["total_amount"])))
     for i, values in enumerate(cells):

@@ -370,8 +370,23 @@ _MAX_LIST_WIDTH = 30
 # ------------------------------------------------------------------------------ CSV
 
 
-def _csv_text(value: str) -> str:
-    return f"'{value}" if _is_dangerous(value) else value
+def csv_cell(value: object) -> object:
+    """The one neutraliser for every CSV writer: text starting with ``= + - @``, a tab or a
+    carriage return gets a leading ``'`` so no spreadsheet reads it as a formula. Numbers
+    (``int``, ``Decimal``) are written as they are, so a refund's ``-15.00`` stays a number."""
+    if isinstance(value, str) and _is_dangerous(value):
+        return f"'{value}"
+    return value
+
+
+def csv_bytes(rows: Sequence[Sequence[object]]) -> bytes:
+    """Rows -> CSV bytes: every cell through :func:`csv_cell`, UTF-8 with BOM (Chinese Excel
+    needs it), CRLF lines."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow([csv_cell(v) for v in row])
+    return buffer.getvalue().encode("utf-8-sig")
 
 
 def write_csv(table: Annex2Table) -> bytes:
@@ -383,20 +398,14 @@ def write_csv(table: Annex2Table) -> bytes:
     Returns:
         The CSV bytes: title, round, unit, header, the rows, 合计, blank line, footer.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([ANNEX2_TITLE])
-    writer.writerow([_csv_text(table.round_line)])
-    writer.writerow([f"单位（公章）：{table.unit_name}"])
-    writer.writerow(ANNEX2_HEADERS)
-    for line in _lines(table):
-        writer.writerow([_csv_text(line.label), f"{line.people:.2f}", f"{line.amount:.2f}"])
-    writer.writerow([])
-    for text in _footer(table):
-        writer.writerow([text])
+    rows: list[Sequence[object]] = [[ANNEX2_TITLE], [table.round_line], [f"单位（公章）：{table.unit_name}"],
+                                     ANNEX2_HEADERS]
+    rows += [[line.label, line.people, line.amount] for line in _lines(table)]
+    rows.append([])
+    rows += [[text] for text in _footer(table)]
     if table.draft and table.status_note:  # a draft says so (the footer stays last otherwise)
-        writer.writerow([_csv_text(f"状态：{table.status_note}")])
-    return buffer.getvalue().encode("utf-8-sig")
+        rows.append([f"状态：{table.status_note}"])
+    return csv_bytes(rows)
 
 
 # ------------------------------------------------------------------------------ HTML
@@ -431,7 +440,14 @@ def render_html(table: Annex2Table) -> str:
         rows=[(ln.label, f"{ln.people:.2f}", f"{ln.amount:.2f}") for ln in lines[:-1]],
         total=(lines[-1].label, f"{lines[-1].people:.2f}", f"{lines[-1].amount:.2f}"),
         footer=_footer(table),
+        exact_people=f"{table.total_people:,}", exact_yuan=_yuan_text(table.total_amount_fen),
     )
+
+
+def _yuan_text(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole:,}.{cents:02d}"
 
 
 # ------------------------------------------------------------------------------ import templates

@@ -36,16 +36,21 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time as _time
 import unicodedata
-from collections.abc import Collection, Mapping, Sequence
+import zipfile
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from workflow.domain import money
+
 __all__ = [
     "BUDGET_LABELS",
+    "Bounds",
     "HeaderHelp",
     "REQUIRED_FIELDS",
     "TEMPLATE_FIELDS",
@@ -60,7 +65,6 @@ __all__ = [
     "ParseResult",
     "PurchaseRow",
     "RowError",
-    "parse_amount_fen",
     "parse_paid_at",
     "parse_purchases",
 ]
@@ -387,67 +391,6 @@ def _norm_key(value: str) -> str:
     return re.sub(r"\s", "", _nfkc(value)).lower()
 
 
-_AMOUNT_RE = re.compile(r"^(?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?:\.(?P<frac>\d+))?$")
-
-
-def parse_amount_fen(value: object) -> int:
-    """Parse a money value into integer fen.
-
-    Args:
-        value: a cell value: ``str`` (``"￥1,234.50"``, ``"１２３.４"``, ``"(15.00)"``), ``int``,
-            ``float`` or ``Decimal``.
-
-    Returns:
-        The amount in fen, negative for a refund.
-
-    Raises:
-        ValueError: with a Chinese message when the value is not an exact amount.
-    """
-    if isinstance(value, bool) or value is None:
-        raise ValueError("金额为空")
-    if isinstance(value, int):
-        return value * 100
-    if isinstance(value, float):
-        dec = Decimal(repr(value))
-        if dec.as_tuple().exponent < -2:  # type: ignore[operator]
-            # Spreadsheet arithmetic noise (30.000000000000004): Excel keeps 15 digits.
-            dec = Decimal(format(value, ".15g"))
-        return _decimal_to_fen(dec, repr(value))
-    if isinstance(value, Decimal):
-        return _decimal_to_fen(value, str(value))
-    raw = str(value)
-    text = _nfkc(raw)
-    text = re.sub(r"\s", "", text)
-    negative = False
-    if text.startswith("(") and text.endswith(")"):
-        negative, text = True, text[1:-1]
-    for token in ("人民币", "元", "RMB", "CNY", "rmb", "cny", "¥", "￥"):
-        text = text.replace(token, "")
-    if text.startswith("-"):
-        negative, text = True, text[1:]
-    elif text.startswith("+"):
-        text = text[1:]
-    for token in ("¥", "￥"):  # "-¥15.00"
-        text = text.replace(token, "")
-    match = _AMOUNT_RE.match(text)
-    if not text or match is None or (match["int"] is None and match["frac"] is None):
-        raise ValueError(f"金额“{raw}”不是有效的数字")
-    frac = match["frac"] or ""
-    if len(frac.rstrip("0")) > 2:
-        raise ValueError(f"金额“{raw}”超过两位小数")
-    whole = int((match["int"] or "0").replace(",", ""))
-    cents = int((frac[:2]).ljust(2, "0"))
-    fen = whole * 100 + cents
-    return -fen if negative else fen
-
-
-def _decimal_to_fen(dec: Decimal, shown: str) -> int:
-    if not dec.is_finite():
-        raise ValueError(f"金额“{shown}”不是有效的数字")
-    fen = dec * 100
-    if fen != fen.to_integral_value():
-        raise ValueError(f"金额“{shown}”超过两位小数")
-    return int(fen)
 
 
 _DATE_RE = re.compile(
@@ -523,28 +466,9 @@ def _from_serial(serial: float, shown: str) -> datetime:
 
 
 def _parse_count(value: object, what: str, *, minimum: int) -> int:
-    raw = value
-    if isinstance(value, bool):
-        raise ValueError(f"{what}“{raw}”不是整数")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ValueError(f"{what}“{raw}”不是整数")
-        number = int(value)
-    elif isinstance(value, int):
-        number = value
-    else:
-        text = re.sub(r"\s", "", _nfkc(str(value))).replace(",", "")
-        text = re.sub(r"(人次|人|个|行)$", "", text)
-        try:
-            dec = Decimal(text)
-        except InvalidOperation:
-            raise ValueError(f"{what}“{raw}”不是整数") from None
-        if not dec.is_finite() or dec != dec.to_integral_value():
-            raise ValueError(f"{what}“{raw}”不是整数")
-        number = int(dec)
-    if number < minimum:
-        raise ValueError(f"{what}“{raw}”不能小于 {minimum}")
-    return number
+    if isinstance(value, str):
+        value = re.sub(r"(人次|人|个|行)$", "", money.ime_text(value).strip()).strip()
+    return money.parse_count(value, what, minimum=minimum)
 
 
 def _parse_text(value: object) -> str | None:
@@ -565,21 +489,70 @@ def _parse_text(value: object) -> str | None:
 # File reading
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """What one file may hold before it is refused unread: data rows, uncompressed bytes of an
+    XLSX (the zip entries' sizes; zipfile never inflates an entry past its declared size), and
+    seconds of parsing. The numbers come from the policy (:class:`workflow.domain.policy.Caps`)."""
+
+    max_rows: int = 50_000
+    max_unzipped_bytes: int = 200 * 1024 * 1024
+    max_seconds: float = 60.0
+
+
+class _TooBig(Exception):
+    """Raised inside the readers when a bound is crossed; the message is for the user."""
+
+
+def _limited(rows: Iterator[Sequence[object]], bounds: Bounds) -> list[list[object]]:
+    """Materialise rows, stopping at the row bound (blank rows count: a sheet of 700,000 empty
+    ``<row>`` elements is refused after max_rows) or the time bound."""
+    limit = bounds.max_rows + HEADER_SEARCH_ROWS
+    deadline = _time.monotonic() + bounds.max_seconds
+    out: list[list[object]] = []
+    for row in rows:
+        out.append(list(row))
+        if len(out) > limit:
+            raise _TooBig(f"文件超过 {bounds.max_rows:,} 行上限：请拆分为多个文件后分别导入")
+        if len(out) % 1000 == 0 and _time.monotonic() > deadline:
+            raise _TooBig(f"文件解析超过 {bounds.max_seconds:g} 秒上限：请拆分为多个较小的文件后分别导入")
+    return out
+
+
 def _read_table(
-    data: bytes, filename: str, mapping: ColumnMapping
+    data: bytes, filename: str, mapping: ColumnMapping, bounds: Bounds
 ) -> tuple[list[list[object]], str | None]:
     """Bytes → list of rows of cell values, or an error message."""
     name = filename.lower()
-    if data.startswith(_XLSX_MAGIC) or name.endswith((".xlsx", ".xlsm")):
-        return _read_xlsx(data, mapping)
-    if data.startswith(_OLE_MAGIC) or name.endswith(".xls"):
-        return [], "不支持 Excel 97-2003（.xls）格式：请另存为 .xlsx 或 CSV 后再导入"
-    return _read_csv(data, mapping)
+    try:
+        if data.startswith(_XLSX_MAGIC) or name.endswith((".xlsx", ".xlsm")):
+            return _read_xlsx(data, mapping, bounds)
+        if data.startswith(_OLE_MAGIC) or name.endswith(".xls"):
+            return [], "不支持 Excel 97-2003（.xls）格式：请另存为 .xlsx 或 CSV 后再导入"
+        return _read_csv(data, mapping, bounds)
+    except _TooBig as exc:
+        return [], str(exc)
 
 
-def _read_xlsx(data: bytes, mapping: ColumnMapping) -> tuple[list[list[object]], str | None]:
+def _check_zip(data: bytes, bounds: Bounds) -> str | None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, ValueError):
+        return None  # openpyxl names the damage
+    total = sum(max(0, e.file_size) for e in entries)
+    if len(entries) > 10_000 or total > bounds.max_unzipped_bytes:
+        limit = f"{bounds.max_unzipped_bytes / 1024 / 1024:.2f}".rstrip("0").rstrip(".")
+        return (f"XLSX 文件解压后超过 {limit} MB 上限：请删除多余的工作表、"
+                "或拆分为多个文件后分别导入")
+    return None
+
+
+def _read_xlsx(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[list[list[object]], str | None]:
     import openpyxl  # local: keeps importing this module cheap for CSV-only callers
 
+    if (too_big := _check_zip(data, bounds)) is not None:
+        return [], too_big
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - bad content must never raise
@@ -595,14 +568,16 @@ def _read_xlsx(data: bytes, mapping: ColumnMapping) -> tuple[list[list[object]],
             if _find_header(top, mapping)[0] is not None:
                 chosen = sheet
                 break
-        return [list(r) for r in chosen.iter_rows(values_only=True)], None
+        return _limited(chosen.iter_rows(values_only=True), bounds), None
+    except _TooBig:
+        raise
     except Exception as exc:  # noqa: BLE001 - bad content must never raise
         return [], f"无法读取 XLSX 文件内容：{type(exc).__name__}"
     finally:
         workbook.close()
 
 
-def _read_csv(data: bytes, mapping: ColumnMapping) -> tuple[list[list[object]], str | None]:
+def _read_csv(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[list[list[object]], str | None]:
     text: str | None = None
     for encoding in ("utf-8-sig", "gb18030"):  # gb18030 is a superset of gbk
         try:
@@ -628,9 +603,7 @@ def _read_csv(data: bytes, mapping: ColumnMapping) -> tuple[list[list[object]], 
         if score > best:
             delimiter, best = candidate, score
     try:
-        rows: list[list[object]] = [
-            list(r) for r in csv.reader(io.StringIO(text), delimiter=delimiter)
-        ]
+        rows = _limited(csv.reader(io.StringIO(text), delimiter=delimiter), bounds)
     except csv.Error as exc:
         return [], f"CSV 格式错误：{exc}"
     return rows, None
@@ -691,6 +664,7 @@ def parse_purchases(
     channel_codes: Collection[str],
     default_channel: str | None = None,
     channel_aliases: Mapping[str, str] | None = None,
+    bounds: Bounds | None = None,
 ) -> ParseResult:
     """Parse a purchase file. Never raises on bad content (see the module docstring).
 
@@ -734,7 +708,7 @@ def parse_purchases(
     def fail(message: str) -> ParseResult:
         return ParseResult([], [RowError(0, "file", message)], None, mapping.name, 0)
 
-    table, read_error = _read_table(data, filename, mapping)
+    table, read_error = _read_table(data, filename, mapping, bounds or Bounds())
     if read_error:
         return fail(read_error)
     header_index, columns = _find_header(table, mapping)
@@ -791,8 +765,7 @@ def parse_purchases(
 
 
 def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+    return money.yuan_plain(fen)
 
 
 def _parse_row(
@@ -812,8 +785,8 @@ def _parse_row(
     def attempt(field_name: str, func: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except ValueError as exc:
-            refuse(field_name, str(exc))
+        except ValueError as exc:  # MoneyInputError is a ValueError too
+            refuse(field_name, str(getattr(exc, "message", exc)))
             return None
 
     order_no = _parse_text(values.get("order_no"))
@@ -844,7 +817,7 @@ def _parse_row(
     if _parse_text(values.get("amount")) is None:
         refuse("amount", "金额为空")
     else:
-        amount_fen = attempt("amount", parse_amount_fen, values["amount"])
+        amount_fen = attempt("amount", money.parse_yuan, values["amount"], "金额")
 
     people = None
     if not people_mapped:

@@ -24,10 +24,13 @@ sweeps at once serialise instead of both writing a history row.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -38,8 +41,13 @@ from sqlmodel import Session
 import states
 from workflow.domain import clock
 from workflow.domain.policy import Policy
+from workflow.scheduler.locks import named_lock
+from workflow.settings import get_settings
+from workflow.store import rollup
 from workflow.store.tables import Database, Round, UTCDateTime
 from workflow.store.uow import UnitOfWork
+
+log = logging.getLogger("bangfu.sweep")
 
 SYSTEM_ROLE = "system"
 NOT_SUBMITTED = (states.PLANNED, states.PURCHASED, states.SUMMARIZED)
@@ -74,6 +82,7 @@ class SweepReport:
     overdue: int = 0
     late: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    stood_aside: str | None = None
 
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
@@ -100,6 +109,7 @@ class SweepReport:
             "overdue": self.overdue,
             "late": self.late,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "stood_aside": self.stood_aside,
         }
 
 
@@ -184,6 +194,7 @@ def _state_label(column: str) -> str:
 def _exec(session: Session, sql: str, params: dict[str, Any]) -> int:
     """Run one statement; datetimes are bound through :class:`UTCDateTime` so SQLite compares
     them in the stored format."""
+    params = {"sms_on": int(_SMS_ON.get()), **params}
     used = {k: v for k, v in params.items() if re.search(rf":{k}\b", sql)}
     stmt = text(sql).bindparams(
         *[bindparam(k, type_=UTCDateTime) for k, v in used.items() if isinstance(v, datetime)]
@@ -192,13 +203,15 @@ def _exec(session: Session, sql: str, params: dict[str, Any]) -> int:
 
 
 # Who receives a personal reminder on which channel: the inbox always, e-mail when chosen and
-# the user has an address, SMS when chosen and the user has a phone number.
+# the user has an address, SMS when chosen, the user has a phone number and a provider is
+# configured (``:sms_on``; without one no SMS row is written, so none waits for ever).
+_SMS_ON: ContextVar[bool] = ContextVar("bangfu_sweep_sms_on", default=False)
 _CHANNELS = "(SELECT 'inbox' AS ch UNION ALL SELECT 'email' UNION ALL SELECT 'sms')"
 _CHANNEL_OK = (
     "(c.ch = 'inbox'"
     " OR (c.ch = 'email' AND u.email IS NOT NULL AND u.email <> ''"
     "     AND (',' || REPLACE(u.channels, ' ', '') || ',') LIKE '%,email,%')"
-    " OR (c.ch = 'sms' AND u.phone IS NOT NULL AND u.phone <> ''"
+    " OR (c.ch = 'sms' AND :sms_on = 1 AND u.phone IS NOT NULL AND u.phone <> ''"
     "     AND (',' || REPLACE(u.channels, ' ', '') || ',') LIKE '%,sms,%'))"
 )
 _INSERT = (
@@ -247,17 +260,50 @@ def _source(kind: str, org: str) -> str:
 # --- the sweep ------------------------------------------------------------------------------
 
 
-def run_sweep(database: Database, *, now: datetime) -> SweepReport:
+def run_sweep(database: Database, *, now: datetime, sms: bool | None = None,
+              holder: str = "sweep") -> SweepReport:
     """Write every reminder and round check due at ``now``. Idempotent.
+
+    Two sweeps never run at once: the sweep takes the ``sweep`` lock (a PostgreSQL advisory
+    lock; a lock row with expiry on SQLite); a second one stands aside, logs it and returns a
+    report with ``stood_aside`` set.
 
     Args:
         database: the database.
-        now: the as-of instant (aware).
+        now: the as-of (business) instant, aware.
+        sms: write SMS rows (default: when an SMS provider is configured).
+        holder: who sweeps (logged, written in the lock row).
 
     Returns:
         What this sweep wrote.
     """
     report = SweepReport(now=now)
+    settings = get_settings()
+    started = time.perf_counter()
+    with named_lock(database, "sweep", holder=holder,
+                    seconds=settings.sweep_lock_seconds) as lock:
+        if not lock.held:
+            report.stood_aside = lock.holder or "?"
+            log.info("sweep stood aside", extra={"event": "sweep_stood_aside",
+                                                 "holder": holder, "held_by": lock.holder})
+            return report
+        token = _SMS_ON.set(bool(settings.sms_url) if sms is None else sms)
+        try:
+            _sweep(database, now, report)
+        finally:
+            _SMS_ON.reset(token)
+        seconds = time.perf_counter() - started
+        lock.finish({"finished": True, "seconds": round(seconds, 3),
+                     "rows": report.total_notifications, "now": now.isoformat()})
+    log.info("sweep", extra={"event": "sweep", "holder": holder, "now": now.isoformat(),
+                             "rows": report.total_notifications,
+                             "notifications": json.dumps(report.notifications),
+                             "lapsed": report.lapsed, "overdue": report.overdue,
+                             "late": report.late, "seconds": round(seconds, 3)})
+    return report
+
+
+def _sweep(database: Database, now: datetime, report: SweepReport) -> None:
     sql = _Sql(database.dialect)
     with UnitOfWork(database, readonly=True) as uow:
         rounds = []
@@ -276,7 +322,6 @@ def run_sweep(database: Database, *, now: datetime) -> SweepReport:
         if now >= rnd.entry_cutoff:
             with report.timed("lapse"):
                 _lapse(database, sql, rnd, now, report)
-    return report
 
 
 def _decide(session: Session, rnd: Round, grp: str, last_day: date, policy: Policy,
@@ -354,7 +399,7 @@ def _quota_reminders(database: Database, sql: _Sql, rnd: Round, policy: Policy, 
     from_clause = (
         "(SELECT r.id AS rid, r.org_id, o.name, r.quota_fen,"
         "  (SELECT COALESCE(SUM(p.amount_fen), 0) FROM purchase p"
-        "   WHERE p.record_id = r.id AND p.budget = 'extra_quota') AS used"
+        "   WHERE p.record_id = r.id AND p.budget = 'extra_quota' AND p.voided_at IS NULL) AS used"
         " FROM record r JOIN organisation o ON o.id = r.org_id"
         " WHERE r.round_id = :rid AND r.id BETWEEN :lo AND :hi AND r.is_grassroots"
         "  AND COALESCE(r.amount_per_member_fen, 0) > 0) t"
@@ -502,8 +547,9 @@ def _late(database: Database, sql: _Sql, rnd: Round, now: datetime, report: Swee
         sql.lock_round(session, rnd.id or 0)
         params = {"rid": rnd.id, "now": now}
         report.late += _exec(session, _system_history("late", detail, "record r", where), params)
-        _exec(session, "UPDATE record SET is_late = TRUE WHERE round_id = :rid AND NOT is_late"
-                       " AND submitted_at IS NOT NULL AND submitted_at >= report_deadline", params)
+        if _exec(session, "UPDATE record SET is_late = TRUE WHERE round_id = :rid AND NOT is_late"
+                          " AND submitted_at IS NOT NULL AND submitted_at >= report_deadline", params):
+            rollup.rebuild(session, rnd.id or 0)  # the overview's figures, in this transaction
 
 
 def _overdue(database: Database, sql: _Sql, rnd: Round, now: datetime, report: SweepReport) -> None:
@@ -535,15 +581,16 @@ def _overdue(database: Database, sql: _Sql, rnd: Round, now: datetime, report: S
         for stmt in (people, robots):
             report.add("overdue_notice", _exec(session, stmt.replace("{from_clause}", from_clause),
                                                params))
-        _exec(session, "UPDATE record SET is_overdue = TRUE WHERE round_id = :rid"
-                       f" AND report_deadline <= :now AND NOT is_overdue"
-                       f" AND state IN ({_in(NOT_SUBMITTED)})", params)
+        if _exec(session, "UPDATE record SET is_overdue = TRUE WHERE round_id = :rid"
+                          f" AND report_deadline <= :now AND NOT is_overdue"
+                          f" AND state IN ({_in(NOT_SUBMITTED)})", params):
+            rollup.rebuild(session, rnd.id or 0)  # the overview's figures, in this transaction
 
 
 def _unused(alias: str) -> str:
     """The unused extra quota of the record ``alias`` (never negative)."""
     used = ("(SELECT COALESCE(SUM(p.amount_fen), 0) FROM purchase p"
-            f" WHERE p.record_id = {alias}.id AND p.budget = 'extra_quota')")
+            f" WHERE p.record_id = {alias}.id AND p.budget = 'extra_quota' AND p.voided_at IS NULL)")
     return f"(CASE WHEN {alias}.quota_fen > {used} THEN {alias}.quota_fen - {used} ELSE 0 END)"
 
 

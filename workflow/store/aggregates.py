@@ -49,6 +49,7 @@ from workflow.domain.figures import (
     wan_yuan,
 )
 from workflow.domain.policy import Policy
+from workflow.store import rollup
 from workflow.store.tables import (
     AggregateLine,
     Membership,
@@ -76,10 +77,27 @@ def snapshot_lines(session: Session, record_id: int) -> tuple[dict[str, tuple[in
         ``({channel: (people, amount_fen)}, [missing child org codes])``: its own purchases and
         aggregate lines plus its children's accepted snapshots.
     """
-    lines: dict[str, tuple[int, int]] = {}
+    parts = snapshot_parts(session, record_id)
+    lines = add_lines(parts["own"], parts["aggregate"], parts["children"])
+    child = Record.__table__.alias("child")
+    missing = [
+        code
+        for (code,) in session.execute(
+            select(Organisation.code)
+            .join(child, child.c.org_id == Organisation.id)
+            .where(child.c.parent_id == record_id, child.c.state != "accepted")
+            .order_by(Organisation.code)
+        ).all()
+    ]
+    return lines, missing
+
+
+def snapshot_parts(session: Session, record_id: int) -> dict[str, Lines]:
+    """The three parts a snapshot of ``record_id`` adds up, per channel: ``own`` purchases (live
+    lines), ``aggregate`` lines, and the accepted ``children``'s snapshot lines (three GROUP BYs)."""
     own = session.execute(
         select(Purchase.channel, func.sum(Purchase.people), func.sum(Purchase.amount_fen))
-        .where(Purchase.record_id == record_id)
+        .where(Purchase.record_id == record_id, Purchase.voided_at.is_(None))  # type: ignore[union-attr]
         .group_by(Purchase.channel)
     ).all()
     aggregates = session.execute(
@@ -94,19 +112,29 @@ def snapshot_lines(session: Session, record_id: int) -> tuple[dict[str, tuple[in
         .where(child.c.parent_id == record_id, child.c.state == "accepted")
         .group_by(SnapshotLine.channel)
     ).all()
-    for channel, people, amount in [*own, *aggregates, *from_children]:
-        p, a = lines.get(channel, (0, 0))
-        lines[channel] = (p + int(people or 0), a + int(amount or 0))
-    missing = [
-        code
-        for (code,) in session.execute(
-            select(Organisation.code)
-            .join(child, child.c.org_id == Organisation.id)
-            .where(child.c.parent_id == record_id, child.c.state != "accepted")
-            .order_by(Organisation.code)
-        ).all()
-    ]
-    return lines, missing
+
+    def as_lines(rows: Sequence[Any]) -> Lines:
+        return {channel: (int(people or 0), int(amount or 0)) for channel, people, amount in rows}
+
+    return {"own": as_lines(own), "aggregate": as_lines(aggregates), "children": as_lines(from_children)}
+
+
+def children_status(session: Session, record_id: int, *, limit: int = 50) -> tuple[dict[str, int], list[Any]]:
+    """A federation record's direct children: how many in each state (one GROUP BY), and the
+    first ``limit`` not yet accepted with their organisation, state and snapshot figures."""
+    child = Record.__table__.alias("child")
+    counts = {state: int(n) for state, n in session.execute(
+        select(child.c.state, func.count()).where(child.c.parent_id == record_id).group_by(child.c.state)
+    ).all()}
+    org, snap = Organisation.__table__, Snapshot.__table__
+    missing = list(session.execute(
+        select(child.c.id, org.c.code, org.c.name, child.c.state, child.c.is_overdue,
+               snap.c.people_total, snap.c.amount_total_fen)
+        .select_from(child.join(org, org.c.id == child.c.org_id).outerjoin(snap, snap.c.id == child.c.snapshot_id))
+        .where(child.c.parent_id == record_id, child.c.state != states.ACCEPTED)
+        .order_by(org.c.code).limit(limit)
+    ).all())
+    return counts, missing
 
 
 
@@ -188,7 +216,7 @@ def _lines_statement(frozen: list[int], drafts: list[int]) -> Any:
 
     parts = [
         part(rec.c.id, sl, rec.join(sl, sl.c.snapshot_id == rec.c.snapshot_id), rec.c.id.in_(frozen)),
-        part(pur.c.record_id, pur, pur, pur.c.record_id.in_(drafts)),
+        part(pur.c.record_id, pur, pur, pur.c.record_id.in_(drafts), pur.c.voided_at.is_(None)),
         part(agg.c.record_id, agg, agg, agg.c.record_id.in_(drafts)),
         part(child.c.parent_id, sl, child.join(sl, sl.c.snapshot_id == child.c.snapshot_id),
              child.c.parent_id.in_(drafts), child.c.state == states.ACCEPTED),
@@ -318,9 +346,10 @@ def subtree_stats(session: Session, org_id: int, round_id: int) -> SubtreeStats:
     own: Lines = {}
     if rec is not None:
         for table in (Purchase, AggregateLine):
+            live = [table.voided_at.is_(None)] if table is Purchase else []  # type: ignore[attr-defined]
             for channel, people, amount in session.execute(
                 select(table.channel, func.sum(table.people), func.sum(table.amount_fen))
-                .where(table.record_id == rec.id).group_by(table.channel)
+                .where(table.record_id == rec.id, *live).group_by(table.channel)
             ).all():
                 own = add_lines(own, {channel: (int(people or 0), int(amount or 0))})
     return SubtreeStats(
@@ -372,7 +401,8 @@ def live_rollup_by_path(session: Session, parent_org_id: int, round_id: int) -> 
         rows = session.execute(
             select(unit_id, table.c.channel, func.sum(table.c.people), func.sum(table.c.amount_fen))
             .select_from(table.join(rec, rec.c.id == table.c.record_id).join(org, org.c.id == rec.c.org_id))
-            .where(rec.c.round_id == round_id, org.c.path.startswith(parent.path), org.c.id != parent_org_id)
+            .where(rec.c.round_id == round_id, org.c.path.startswith(parent.path), org.c.id != parent_org_id,
+                   *([table.c.voided_at.is_(None)] if "voided_at" in table.c else []))
             .group_by(unit_id, table.c.channel)
         ).all()
         for uid, channel, people, amount in rows:
@@ -557,7 +587,7 @@ def _live_totals(round_id: int) -> Any:
 
     parts = union_all(
         part(pur.c.record_id, pur.c.people, pur.c.amount_fen,
-             pur.join(rec, rec.c.id == pur.c.record_id), rec.c.round_id == round_id),
+             pur.join(rec, rec.c.id == pur.c.record_id), rec.c.round_id == round_id, pur.c.voided_at.is_(None)),
         part(agg.c.record_id, agg.c.people, agg.c.amount_fen,
              agg.join(rec, rec.c.id == agg.c.record_id), rec.c.round_id == round_id),
         part(child.c.parent_id, snap.c.people_total, snap.c.amount_total_fen,
@@ -630,7 +660,7 @@ def _group_sums(
 
 def completeness(
     session: Session, round_id: int, *, now: datetime, scope: Scope = "children",
-    under_org_id: int | None = None, check_snapshots: bool = True,
+    under_org_id: int | None = None, check_snapshots: bool = True, use_rollup: bool = True,
 ) -> list[CompletenessRow]:
     """How complete a round is, per group, then a total row (全省合计, or 合计 under
     ``under_org_id``). The completeness report (issue 4), the round status (issue 3) and the web
@@ -655,6 +685,10 @@ def completeness(
             included); ``subtree``: the organisation whose children are the units.
         check_snapshots: compare fresh snapshots with live sums (``mismatched``); without it
             ``mismatched`` is None and no purchase is read.
+        use_rollup: ``subtree`` without the snapshot check reads the units' rows of the rollup
+            table (:mod:`workflow.store.rollup`: tens of rows per unit, kept current by every
+            transition) instead of grouping the round's records; False forces the full scan
+            (the test compares both).
 
     Returns:
         :class:`CompletenessRow` per group (by depth, code), then the total row.
@@ -688,6 +722,8 @@ def completeness(
         else:
             is_self = and_(rec.c.parent_id.is_(None),
                            rec.c.org_id.in_(select(org.c.id).where(org.c.parent_id == root.id)))
+        if use_rollup and not check_snapshots:
+            return _completeness_from_rollup(session, round_id, now=now, root=root, is_self=is_self)
         own_state = dict(session.execute(
             select(rec.c.org_id, rec.c.state).where(rec.c.round_id == round_id, is_self)
         ).all())
@@ -726,13 +762,62 @@ def completeness(
         for o in sorted(orgs.values(), key=lambda o: (o.depth, o.code))
         if o.id in sums or scope == "subtree"
     ]
+    return [*rows, _total_row(root, rows, check_snapshots)]
+
+
+
+def _total_row(root: Organisation | None, rows: list[CompletenessRow], check_snapshots: bool) -> CompletenessRow:
     total_name = f"{root.name}合计" if root is not None and root.parent_id is not None else "全省合计"
-    total = CompletenessRow(None, "", total_name, **{
+    return CompletenessRow(None, "", total_name, **{
         f: (None if f == "mismatched" and not check_snapshots else sum(getattr(r, f) or 0 for r in rows))
         for f in ("total", *states.STATES, *_BELOW, *_INCLUDED)
     })
-    return [*rows, total]
 
+
+def _completeness_from_rollup(session: Session, round_id: int, *, now: datetime, root: Organisation | None,
+                              is_self: Any) -> list[CompletenessRow]:
+    """:func:`completeness` in ``subtree`` scope without the snapshot check, from the rollup:
+    each unit's rows are the records below it; its own record is added to the included figures."""
+    rec, org, snap = Record.__table__, Organisation.__table__, Snapshot.__table__
+    own = {r.org_id: r for r in session.execute(
+        select(rec.c.org_id, rec.c.state, rec.c.is_overdue, rec.c.is_late, rec.c.report_deadline,
+               rec.c.is_grassroots, rec.c.snapshot_id, snap.c.people_total, snap.c.amount_total_fen,
+               org.c.code, org.c.name, org.c.depth)
+        .join(org, org.c.id == rec.c.org_id)
+        .outerjoin(snap, snap.c.id == rec.c.snapshot_id)
+        .where(rec.c.round_id == round_id, is_self)
+    ).all()}
+    frozen = set(FROZEN_STATES)
+
+    def overdue(state: str, flag: bool, deadline: datetime) -> bool:
+        return state not in frozen and (bool(flag) or deadline <= now)
+
+    def add_included(acc: dict[str, Any], n: int, state: str, grassroots: bool, has_snapshot: bool,
+                     people: int, fen: int) -> None:
+        acc["snapshots"] += n if has_snapshot else 0
+        if grassroots:
+            acc["grassroots"] += n
+            acc["grassroots_accepted"] += n if state == states.ACCEPTED else 0
+            acc["accepted_people"] += people
+            acc["accepted_fen"] += fen
+
+    rows = []
+    by_unit = rollup.read(session, round_id, sorted(own))
+    for unit_id, u in sorted(own.items(), key=lambda kv: (kv[1].depth, kv[1].code)):
+        acc: dict[str, Any] = dict.fromkeys(("total", *states.STATES, *_BELOW, *_INCLUDED), 0)
+        acc["mismatched"] = None
+        for key, n, people, fen in by_unit.get(unit_id, []):
+            acc["total"] += n
+            acc[key.state] += n
+            acc["overdue"] += n if overdue(key.state, key.is_overdue, key.report_deadline) else 0
+            acc["late"] += n if key.is_late else 0
+            add_included(acc, n, key.state, key.is_grassroots, key.has_snapshot, people, fen)
+        accepted = u.state == states.ACCEPTED
+        add_included(acc, 1, u.state, bool(u.is_grassroots), u.snapshot_id is not None,
+                     int(u.people_total or 0) if accepted else 0, int(u.amount_total_fen or 0) if accepted else 0)
+        rows.append(CompletenessRow(unit_id, u.code, u.name, **acc, own_state=u.state,
+                                    own_overdue=overdue(u.state, u.is_overdue, u.report_deadline)))
+    return [*rows, _total_row(root, rows, False)]
 
 
 def _units_of_groups(session: Session, group_ids: set[int], unit_paths: dict[str, int]) -> dict[int, int]:

@@ -102,6 +102,9 @@ class User(SQLModel, table=True):
     # Channels the user chose, comma separated: inbox, email, sms.
     channels: str = Field(default="inbox,email", sa_type=String(100))
     created_at: datetime | None = _instant()
+    # Bumped by logout (and by a reset or handover): a session carries the generation it was
+    # opened under, so a copied cookie stops working once its holder logs out.
+    session_gen: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Membership(SQLModel, table=True):
@@ -195,11 +198,42 @@ class Record(SQLModel, table=True):
     updated_at: datetime | None = _instant()
 
 
+class Rollup(SQLModel, table=True):
+    """The overview's figures kept current: per round and organisation, the round's records
+    below the organisation (its subtree without its own record), counted per state and per the
+    flags the figures read, with the accepted records' snapshot totals. Leaves have no rows.
+
+    Maintained in the transaction of every change of a record's key (a transition, a deadline
+    change: one upsert over the organisation's ancestors), recomputed set-based after bulk
+    changes (sweeps, imports, opening records) and by ``bangfu rollup-rebuild``. Overdue is read
+    at any instant from ``is_overdue`` and ``report_deadline``, so nothing goes stale with time.
+    """
+
+    __tablename__ = "rollup"
+
+    round_id: int = Field(primary_key=True)
+    org_id: int = Field(primary_key=True)
+    state: str = Field(sa_type=String(32), primary_key=True)
+    is_grassroots: bool = Field(primary_key=True)
+    is_overdue: bool = Field(primary_key=True)
+    is_late: bool = Field(primary_key=True)
+    has_snapshot: bool = Field(primary_key=True)
+    report_deadline: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    n: int = Field(default=0, sa_type=BigInteger)
+    people: int = _money(default=0)  # accepted records' snapshot people
+    amount_fen: int = _money(default=0)  # accepted records' snapshot amount
+
+
 class Purchase(SQLModel, table=True):
-    """One line of the purchase ledger. Refunds are negative rows linked to their order."""
+    """One line of the purchase ledger. Refunds are negative rows linked to their order.
+
+    A line entered wrongly is *voided* (who, when, why), never deleted: it stays visible and
+    counts nowhere. The key (record, channel, order, line) is unique among live lines only, so
+    the corrected line can be entered under the same order number."""
 
     __table_args__ = (
-        UniqueConstraint("record_id", "channel", "order_no", "line_no"),
+        Index("uq_purchase_live_key", "record_id", "channel", "order_no", "line_no", unique=True,
+              sqlite_where=text("voided_at IS NULL"), postgresql_where=text("voided_at IS NULL")),
         Index("ix_purchase_record_channel", "record_id", "channel"),
     )
 
@@ -223,6 +257,11 @@ class Purchase(SQLModel, table=True):
     entered_at: datetime | None = _instant()
     on_behalf: bool = False
     source: str = Field(default="manual", sa_type=String(200))
+    voided_at: datetime | None = _instant()
+    voided_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    void_reason: str | None = Field(default=None, sa_type=Text)
+    # A server default too: bulk loaders that predate voiding insert without the column.
+    void_on_behalf: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
 
 
 class History(SQLModel, table=True):
@@ -291,6 +330,8 @@ class Notification(SQLModel, table=True):
     sent_at: datetime | None = _instant()
     read_at: datetime | None = _instant()
     last_error: str | None = Field(default=None, sa_type=Text)
+    # Who holds the lease: "<worker id>:<claim id>"; a mark succeeds only while it still holds.
+    claim: str | None = Field(default=None, sa_type=String(120))
 
     @property
     def key(self) -> str:
@@ -316,6 +357,31 @@ class ReminderRun(SQLModel, table=True):
     due_at: datetime = Field(sa_type=UTCDateTime)
     status: str = Field(sa_type=String(16))  # sent | skipped
     at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SchedulerLock(SQLModel, table=True):
+    """A named lock with an expiry, taken by the sweep so that two beats run one sweep (the
+    SQLite way; PostgreSQL takes an advisory lock as well)."""
+
+    __tablename__ = "scheduler_lock"
+
+    name: str = Field(sa_type=String(64), primary_key=True)
+    holder: str = Field(sa_type=String(120))
+    until: datetime = Field(sa_type=UTCDateTime)
+    info: str | None = Field(default=None, sa_type=Text)  # JSON: the last run's figures
+
+
+class OutboxEvent(SQLModel, table=True):
+    """Audit of what an operator did to the outbox (``bangfu outbox retry``, the admin page)."""
+
+    __tablename__ = "outbox_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor: str = Field(sa_type=String(120))
+    action: str = Field(sa_type=String(32))  # retry
+    rows: int = 0
+    detail: str | None = Field(default=None, sa_type=Text)  # JSON: the selection
 
 
 class OrgRobot(SQLModel, table=True):
@@ -380,6 +446,19 @@ class LoginFailure(SQLModel, table=True):
     at: datetime = Field(sa_type=UTCDateTime)
 
 
+class LoginThrottle(SQLModel, table=True):
+    """The throttle's counter per (username, client address): one row, incremented atomically
+    (INSERT … ON CONFLICT DO UPDATE … RETURNING) before the password is checked, so concurrent
+    guesses cannot all read the same old count."""
+
+    __tablename__ = "login_throttle"
+
+    username: str = Field(sa_type=String(64), primary_key=True)
+    client_ip: str = Field(sa_type=String(64), primary_key=True)
+    window_start: datetime = Field(sa_type=UTCDateTime)
+    attempts: int = 0
+
+
 class AccountEvent(SQLModel, table=True):
     """Audit of account changes made by a reviewer: password resets and handovers."""
 
@@ -413,6 +492,10 @@ class Attachment(SQLModel, table=True):
 # --- engines, sessions, migrations ----------------------------------------------------------
 
 
+#: PostgreSQL connections older than this are replaced at checkout.
+POOL_RECYCLE_SECONDS = 1800
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
@@ -444,7 +527,9 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping round trip per checkout (W1 paid one per transition): connections are
+    # recycled after half an hour instead, below any server or proxy idle timeout we know of.
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=POOL_RECYCLE_SECONDS)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -472,9 +557,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, echo=echo)
         self.dialect = self.engine.dialect.name
-        read_engine = self.engine.execution_options(sqlite_begin="DEFERRED")
+        self.read_engine = self.engine.execution_options(sqlite_begin="DEFERRED")
         self._write = sessionmaker(bind=self.engine, class_=Session, expire_on_commit=False)
-        self._read = sessionmaker(bind=read_engine, class_=Session, expire_on_commit=False)
+        self._read = sessionmaker(bind=self.read_engine, class_=Session, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -547,4 +632,29 @@ SQLITE_HISTORY_APPEND_ONLY = [
 
 def history_guard_statements(dialect: str) -> list[Any]:
     stmts = PG_HISTORY_APPEND_ONLY if dialect == "postgresql" else SQLITE_HISTORY_APPEND_ONLY
+    return [text(s) for s in stmts]
+
+
+# Revision 0008 closes the two ways around the guards above: on SQLite ``INSERT OR REPLACE`` /
+# ``REPLACE INTO`` delete the old row without firing DELETE triggers, so a BEFORE INSERT trigger
+# refuses an id that exists; on PostgreSQL ``TRUNCATE`` fires no row trigger, so a statement
+# trigger refuses it. (``INSERT … ON CONFLICT DO UPDATE`` fires the UPDATE triggers on both.)
+PG_HISTORY_NO_TRUNCATE = [
+    "DROP TRIGGER IF EXISTS history_no_truncate ON history",
+    """
+    CREATE TRIGGER history_no_truncate BEFORE TRUNCATE ON history
+    FOR EACH STATEMENT EXECUTE FUNCTION bangfu_history_append_only()
+    """,
+]
+SQLITE_HISTORY_NO_REPLACE = [
+    """
+    CREATE TRIGGER IF NOT EXISTS history_no_replace BEFORE INSERT ON history
+    WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM history WHERE id = NEW.id)
+    BEGIN SELECT RAISE(ABORT, 'history is append-only: REPLACE refused'); END
+    """,
+]
+
+
+def history_tamper_guard_statements(dialect: str) -> list[Any]:
+    stmts = PG_HISTORY_NO_TRUNCATE if dialect == "postgresql" else SQLITE_HISTORY_NO_REPLACE
     return [text(s) for s in stmts]

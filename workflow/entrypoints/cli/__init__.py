@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import states
-from workflow.domain import clock, rules
+from workflow.domain import clock, money, rules
 from workflow.domain.errors import BadInput, BangfuError
 from workflow.domain.policy import POLICY_DIR, load_policy
 from workflow.entrypoints.cli.argparse_zh import ChineseParser, json_refusal, wants_json
@@ -100,23 +100,17 @@ def _to_jsonable(value: Any) -> Any:
 
 
 def _parse_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"日期“{text}”格式应为 YYYY-MM-DD", code="input.date") from None
+    return money.parse_date(text, "日期")
 
 
-def _parse_int(text: str, what: str) -> int:
-    try:
-        return int(text.replace(",", ""))
-    except ValueError:
-        raise BadInput(f"{what}“{text}”不是整数", code="input.int") from None
+def _parse_int(text: str, what: str, *, minimum: int = 0) -> int:
+    return money.parse_count(text, what, minimum=minimum)
 
 
 def _version(ctx: Context, record_id: int) -> int:
     """The version the caller saw: ``--version`` or, on the command line, the current one."""
     if ctx.args.version is not None:
-        return int(ctx.args.version)
+        return money.parse_count(ctx.args.version, "版本号", minimum=1)
     with ctx.uow(readonly=True) as uow:
         return uow.record(record_id).version
 
@@ -193,6 +187,13 @@ def cmd_members_import(args: argparse.Namespace, ctx: Context) -> Any:
     return directory.import_member_counts(ctx.uow(), data=_read_file(args.file), round_label=args.round)
 
 
+@command("rollup-rebuild")
+def cmd_rollup_rebuild(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import directory  # lazy: start-up time
+
+    return directory.rebuild_rollup(ctx.uow(), round_label=args.round)
+
+
 @command("rounds")
 def cmd_rounds(args: argparse.Namespace, ctx: Context) -> Any:
     with ctx.uow(readonly=True) as uow:
@@ -213,7 +214,7 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> Any:
     rid = ctx.record_id(args.org)
     return records.plan(
         ctx.uow(), record_id=rid, user_id=ctx.user_id(), seen_version=_version(ctx, rid),
-        amount_per_member_fen=records.parse_money(args.amount),
+        amount_per_member_fen=money.parse_yuan(args.amount, "每人增加额度"),
         members=_parse_int(args.members, "会员人数") if args.members is not None else None,
     )
 
@@ -236,20 +237,28 @@ def cmd_purchase_add(args: argparse.Namespace, ctx: Context) -> Any:
     from workflow.app import records  # lazy: start-up time
 
     rid = ctx.record_id(args.org)
-    try:
-        paid_at = clock.parse_instant(args.paid_at)
-    except ValueError:
-        raise BadInput(f"支付时间“{args.paid_at}”格式应为 2021-12-31T10:30（北京时间）", code="input.time") from None
+    paid_at = money.parse_paid_at(args.paid_at)
     pid = records.add_purchase(
         ctx.uow(), record_id=rid, user_id=ctx.user_id(),
         purchase=records.PurchaseInput(
-            paid_at=paid_at, channel=args.channel, amount_fen=records.parse_money(args.amount),
-            people=_parse_int(args.people, "领取人数"), order_no=args.order, line_no=args.line,
+            paid_at=paid_at, channel=args.channel, amount_fen=money.parse_yuan(args.amount, "金额"),
+            people=_parse_int(args.people, "领取人数"), order_no=args.order,
+            line_no=_parse_int(args.line, "商品行号", minimum=1),
             product=args.product or "", product_form=args.form, holiday=args.holiday,
             origin_region=args.origin, budget=args.budget, refund_of=args.refund_of,
         ),
     )
     return {"purchase_id": pid, "record_id": rid}
+
+
+@command("purchase-void")
+def cmd_purchase_void(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import records  # lazy: start-up time
+
+    rid = ctx.record_id(args.org)
+    hid = records.void_purchase(ctx.uow(), record_id=rid, purchase_id=_parse_int(args.id, "采购行编号"),
+                                user_id=ctx.user_id(), reason=args.reason or "")
+    return {"purchase_id": int(args.id), "record_id": rid, "history_id": hid}
 
 
 @command("purchase-list")
@@ -377,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="输出 JSON（出错时也输出 JSON：code、message、exit）")
     common.add_argument("--as", dest="as_user", metavar="用户名", help="以该用户身份操作（或设置环境变量 BANGFU_USER）")
     common.add_argument("--round", metavar="年度", help="年度名称或年份，如 2021（默认最新年度）")
-    common.add_argument("--version", type=int, metavar="版本号", help="你看到的记录版本号（默认当前版本）")
+    common.add_argument("--version", metavar="版本号", help="你看到的记录版本号（默认当前版本）")
 
     parser = ChineseParser(prog="bangfu", description="消费帮扶记录工作流（粤工总〔2021〕17号）",
                            epilog="退出码：0 完成，2 输入有误或找不到，3 规则或权限不允许，4 版本冲突（请重读后重试），1 程序错误。")
@@ -396,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
         ).add_argument("file", metavar="文件")
     add("members-import", "导入 --round 年度各单位会员人数（org_code,members）").add_argument("file", metavar="文件")
     add("rounds", "列出已加载的年度及其截止日期")
+    add("rollup-rebuild", "按记录重算概况用的汇总表（--round 指定年度，不指定则全部年度）")
     p = add("plan", "填写每人额外额度和会员人数")
     p.add_argument("org", metavar="单位代码")
     p.add_argument("--amount", required=True, metavar="元", help="每人额外额度（元），0–600")
@@ -414,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amount", required=True, metavar="元", help="金额（元）；退款填负数")
     p.add_argument("--people", required=True, metavar="人次", help="领取慰问品的人次")
     p.add_argument("--order", required=True, metavar="订单号")
-    p.add_argument("--line", type=int, default=1, metavar="行号", help="订单行号（默认 1）")
+    p.add_argument("--line", default="1", metavar="行号", help="订单行号（默认 1）")
     p.add_argument("--product", metavar="商品", help="商品名称")
     p.add_argument("--form", metavar="形态", help="商品形态（现金、购物卡、代金券等不允许）")
     p.add_argument("--holiday", metavar="节日", help="慰问节日，如 春节")
@@ -422,6 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", default="extra_quota", choices=sorted(BUDGET_LABELS), metavar="经费来源",
                    help="经费来源：" + "，".join(f"{k}={v}" for k, v in BUDGET_LABELS.items()) + "（默认 extra_quota）")
     p.add_argument("--refund-of", metavar="订单号", help="退款对应的原订单号")
+    p = add("purchase-void", "作废一笔采购并说明原因（提交前；作废的行仍列出，但不计入任何数字）")
+    p.add_argument("org", metavar="单位代码")
+    p.add_argument("--id", required=True, metavar="编号", help="采购行编号（purchase-list 显示）")
+    p.add_argument("--reason", required=True, metavar="原因", help="作废原因")
     add("purchase-list", "列出一个单位的采购").add_argument("org", metavar="单位代码")
     p = add("fire", "执行一步流程操作（提交、通过、退回……）")
     p.add_argument("org", metavar="单位代码")

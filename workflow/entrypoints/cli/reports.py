@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workflow.domain import figures, limits
+from workflow.domain import figures, limits, money
 from workflow.domain.errors import BadInput
 from workflow.entrypoints.cli import Context, command
 
@@ -84,13 +84,7 @@ def _write(path: str, data: bytes | str) -> str:
 
 
 def _int(text: str, what: str) -> int:
-    try:
-        value = int(text.replace(",", ""))
-    except ValueError:
-        raise BadInput(f"{what}“{text}”不是整数", code="input.int") from None
-    if value < 0:
-        raise BadInput(f"{what}不能为负数", code="input.int")
-    return value
+    return money.parse_count(text, what, minimum=0)
 
 
 @command("stats")
@@ -156,7 +150,7 @@ def cmd_import_purchases(args: argparse.Namespace, ctx: Context) -> Any:
                                          filename=Path(args.file).name, mapping=args.mapping)
     if args.json:
         return result
-    return f"导入完成：新增 {result.new} 条，重复 {result.repeated} 条（表头在第 {result.header_row} 行，列映射 {result.mapping}）"
+    return f"{result.summary(limit=len(result.voided_notes))}（表头在第 {result.header_row} 行，列映射 {result.mapping}）"
 
 
 @command("limits")
@@ -165,9 +159,9 @@ def cmd_limits(args: argparse.Namespace, ctx: Context) -> Any:
 
     result = reporting.limits_for(
         ctx.uow(readonly=True), org_code=args.org, user_id=ctx.user_id(), round_label=args.round,
-        ordinary_fen=reporting.parse_yuan(args.ordinary, "普通节日慰问品"),
-        budget_fen=reporting.parse_yuan(args.budget, "年度预算支出"),
-        retained_fen=reporting.parse_yuan(args.retained, "留成经费"), basis=args.basis,
+        ordinary_fen=money.parse_yuan(args.ordinary, "普通节日慰问品"),
+        budget_fen=money.parse_yuan(args.budget, "年度预算支出"),
+        retained_fen=money.parse_yuan(args.retained, "留成经费"), basis=args.basis,
     )
     if args.json:
         return {"level": result.level, "exempt_fen": result.exempt_fen, "moved_fen": result.moved_fen,
@@ -231,7 +225,7 @@ def cmd_aggregate_add(args: argparse.Namespace, ctx: Context) -> Any:
     rid = ctx.record_id(args.org)
     line_id = reporting.add_aggregate_line(
         ctx.uow(), record_id=rid, user_id=ctx.user_id(), channel=args.channel,
-        people=_int(args.people, "人次"), amount_fen=reporting.parse_yuan(args.amount, "金额"), note=args.note,
+        people=_int(args.people, "人次"), amount_fen=money.parse_yuan(args.amount, "金额"), note=args.note,
     )
     return {"aggregate_line_id": line_id, "record_id": rid}
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from workflow.entrypoints.cli import Context, command
+from workflow.settings import Settings, get_settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -31,8 +32,18 @@ def cmd_serve(args: argparse.Namespace, ctx: Context) -> Any:
 
     from workflow.entrypoints.web.app import create_app  # lazy, see above
 
-    uvicorn.run(create_app(ctx.db), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(create_app(ctx.db), host=args.host, port=args.port, log_level="info",
+                **uvicorn_proxy_options(get_settings()))
     return {"stopped": True}
+
+
+def uvicorn_proxy_options(settings: Settings) -> dict[str, Any]:
+    """Forwarded headers only from the proxies named in ``BANGFU_TRUSTED_PROXIES`` (default:
+    none). uvicorn's own default trusts 127.0.0.1, so any local process could claim another
+    client address and step around the login throttle."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(settings.trusted_proxies)}
 
 
 @command("token-create")

@@ -15,14 +15,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from workflow.app import accounts, attachments, oversight, records, views
 from workflow.app.accounts import UserInfo
-from workflow.domain import clock
-from workflow.domain.errors import BadInput
+from workflow.domain import money
+from workflow.domain.money import MAX_COUNT
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.inbox import with_texts
+from workflow.entrypoints.web.params import MAX_ID, Id, PageQ, PerPageQ, RoundQ
 from workflow.entrypoints.web.rendering import download_response
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
@@ -47,17 +48,21 @@ def _round_id(request: Request, round_id: int | None) -> int:
 
 
 class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     username: str = Field(max_length=64)
     password: str = Field(max_length=200)
 
 
 class PurchaseBody(BaseModel):
-    paid_at: str = Field(description="payment time, ISO 8601; naive = China time", examples=["2021-11-01T10:30"])
+    model_config = ConfigDict(extra="forbid")
+
+    paid_at: str = Field(max_length=40, description="payment time, ISO 8601; naive = China time", examples=["2021-11-01T10:30"])
     channel: str = Field(max_length=32, examples=["ygh"])
-    amount: str = Field(description="yuan, at most two decimals; negative for a refund", examples=["1234.50"])
-    people: int
+    amount: str = Field(max_length=64, description="yuan, at most two decimals; negative for a refund", examples=["1234.50"])
+    people: int = Field(ge=0, le=MAX_COUNT)
     order_no: str = Field(max_length=100)
-    line_no: int = 1
+    line_no: int = Field(default=1, ge=1, le=MAX_COUNT)
     product: str = Field(default="", max_length=300)
     product_form: str | None = Field(default=None, max_length=64)
     holiday: str | None = Field(default=None, max_length=32)
@@ -66,14 +71,22 @@ class PurchaseBody(BaseModel):
     refund_of: str | None = Field(default=None, max_length=100)
 
 
+class VoidBody(BaseModel):
+    reason: str = Field(max_length=500, description="why the line is voided (required)")
+
+
 class PlanBody(BaseModel):
-    seen_version: int
-    amount: str = Field(description="yuan per member, 0-600", examples=["600"])
-    members: int
+    model_config = ConfigDict(extra="forbid")
+
+    seen_version: int = Field(ge=1, le=MAX_COUNT)
+    amount: str = Field(max_length=64, description="yuan per member, 0-600", examples=["600"])
+    members: int = Field(ge=0, le=MAX_COUNT)
 
 
 class ReportInfoBody(BaseModel):
-    seen_version: int
+    model_config = ConfigDict(extra="forbid")
+
+    seen_version: int = Field(ge=1, le=MAX_COUNT)
     reporter: str | None = Field(default=None, max_length=100)
     phone: str | None = Field(default=None, max_length=64)
     fill_date: date | None = None
@@ -82,33 +95,45 @@ class ReportInfoBody(BaseModel):
 
 
 class FireBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     trigger: str = Field(max_length=64)
-    seen_version: int
+    seen_version: int = Field(ge=1, le=MAX_COUNT)
     reason: str | None = Field(default=None, max_length=2000)
 
 
 class DeadlineBody(BaseModel):
-    seen_version: int
+    model_config = ConfigDict(extra="forbid")
+
+    seen_version: int = Field(ge=1, le=MAX_COUNT)
     last_day: date
     reason: str | None = Field(default=None, max_length=2000)
 
 
 class BulkItem(BaseModel):
-    record_id: int
-    seen_version: int
+    model_config = ConfigDict(extra="forbid")
+
+    record_id: int = Field(ge=1, le=MAX_ID)
+    seen_version: int = Field(ge=1, le=MAX_COUNT)
 
 
 class BulkAcceptBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     items: list[BulkItem] = Field(max_length=500)
 
 
 class PasswordBody(BaseModel):
-    new_password: str = Field(max_length=200)
+    model_config = ConfigDict(extra="forbid")
+
+    new_password: str = Field(min_length=accounts.MIN_PASSWORD_LENGTH, max_length=200)
 
 
 class HandoverBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     display_name: str = Field(max_length=100)
-    new_password: str = Field(max_length=200)
+    new_password: str = Field(min_length=accounts.MIN_PASSWORD_LENGTH, max_length=200)
     email: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, max_length=64)
 
@@ -119,12 +144,9 @@ def purchase_input(
     origin_region: str | None = None, budget: str = "extra_quota", refund_of: str | None = None,
 ) -> records.PurchaseInput:
     """Parse a purchase as the CLI does (same messages for the same mistakes)."""
-    try:
-        paid = clock.parse_instant(paid_at)
-    except ValueError:
-        raise BadInput(f"支付时间“{paid_at}”格式应为 2021-12-31T10:30（北京时间）", code="input.time") from None
+    paid = money.parse_paid_at(paid_at)
     return records.PurchaseInput(
-        paid_at=paid, channel=channel.strip(), amount_fen=records.parse_money(amount), people=people,
+        paid_at=paid, channel=channel.strip(), amount_fen=money.parse_yuan(amount, "金额"), people=people,
         order_no=order_no, line_no=line_no, product=product or "", product_form=product_form or None,
         holiday=holiday or None, origin_region=origin_region or None, budget=budget,
         refund_of=refund_of or None,
@@ -145,7 +167,7 @@ def api_login(body: LoginBody, request: Request) -> dict[str, Any]:
 
 @router.delete("/session", status_code=204, summary="log out")
 def api_logout(request: Request, user: User) -> Response:
-    auth.logout(request)
+    auth.end_session(request)
     return Response(status_code=204)
 
 
@@ -164,9 +186,9 @@ def list_rounds(request: Request, user: User) -> list[dict[str, Any]]:
 
 @router.get("/records", summary="records in the user's view, with filters and paging")
 def list_records(
-    request: Request, user: User, round: int | None = None, state: str | None = None,
+    request: Request, user: User, round: RoundQ = None, state: str | None = None,
     overdue: str | None = None, q: Annotated[str | None, Query(max_length=100)] = None,
-    sort: str | None = None, page: int = 1, per_page: int = 50,
+    sort: str | None = None, page: PageQ = 1, per_page: PerPageQ = 50,
 ) -> dict[str, Any]:
     return jsonable_encoder(views.visible_records(
         _uow(request, True), user_id=user.id, round_id=_round_id(request, round), state=state,
@@ -174,30 +196,50 @@ def list_records(
 
 
 @router.get("/records/{record_id}", summary="a record: quota, deadlines, the actions open to you")
-def show_record(record_id: int, request: Request, user: User) -> dict[str, Any]:
+def show_record(record_id: Id, request: Request, user: User) -> dict[str, Any]:
     return jsonable_encoder(
         records.record_view(_uow(request, True), record_id=record_id, user_id=user.id).to_dict())
 
 
+@router.get("/records/{record_id}/federation",
+            summary="a federation's record: its snapshot, the live parts, children not yet accepted (null for grassroots)")
+def record_federation(record_id: int, request: Request, user: User) -> dict[str, Any] | None:
+    return jsonable_encoder(records.federation_view(_uow(request, True), record_id=record_id, user_id=user.id))
+
+
+@router.get("/records/{record_id}/changes-since-return",
+            summary="what changed since the latest return, against the returned submission (null if never returned)")
+def record_changes(record_id: int, request: Request, user: User) -> dict[str, Any] | None:
+    return jsonable_encoder(records.changes_since_return(_uow(request, True), record_id=record_id, user_id=user.id))
+
+
 @router.get("/records/{record_id}/history")
-def record_history(record_id: int, request: Request, user: User) -> list[dict[str, Any]]:
+def record_history(record_id: Id, request: Request, user: User) -> list[dict[str, Any]]:
     return jsonable_encoder(records.history(_uow(request, True), record_id=record_id, user_id=user.id))
 
 
 @router.get("/records/{record_id}/purchases")
-def record_purchases(record_id: int, request: Request, user: User) -> list[dict[str, Any]]:
+def record_purchases(record_id: Id, request: Request, user: User) -> list[dict[str, Any]]:
     return jsonable_encoder(records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id))
 
 
 @router.post("/records/{record_id}/purchases", status_code=201)
-def add_purchase(record_id: int, body: PurchaseBody, request: Request, user: User) -> dict[str, Any]:
+def add_purchase(record_id: Id, body: PurchaseBody, request: Request, user: User) -> dict[str, Any]:
     pid = records.add_purchase(_uow(request), record_id=record_id, user_id=user.id,
                                 purchase=purchase_input(**body.model_dump()))
     return {"purchase_id": pid, "record_id": record_id}
 
 
+@router.post("/records/{record_id}/purchases/{purchase_id}/void",
+             summary="void a purchase line with a reason (before submit); it stays listed and counts nowhere")
+def void_purchase(record_id: int, purchase_id: int, body: VoidBody, request: Request, user: User) -> dict[str, Any]:
+    history_id = records.void_purchase(_uow(request), record_id=record_id, purchase_id=purchase_id,
+                                       user_id=user.id, reason=body.reason)
+    return {"purchase_id": purchase_id, "record_id": record_id, "history_id": history_id}
+
+
 @router.get("/records/{record_id}/attachments")
-def record_attachments(record_id: int, request: Request, user: User) -> list[dict[str, Any]]:
+def record_attachments(record_id: Id, request: Request, user: User) -> list[dict[str, Any]]:
     return jsonable_encoder(attachments.list_attachments(_uow(request, True), record_id=record_id,
                                                          user_id=user.id))
 
@@ -205,7 +247,7 @@ def record_attachments(record_id: int, request: Request, user: User) -> list[dic
 @router.post("/records/{record_id}/attachments", status_code=201,
              summary="upload a PDF, JPG or PNG (at most 10 MB): the sealed Annex 2 scan or an invoice")
 def upload_attachment(
-    record_id: int, request: Request, user: User, file: Annotated[UploadFile, File()],
+    record_id: Id, request: Request, user: User, file: Annotated[UploadFile, File()],
     kind: Annotated[str, Form(max_length=32)] = "annex2_scan",
 ) -> dict[str, Any]:
     data = file.file.read(attachments.MAX_BYTES + 1)
@@ -215,20 +257,20 @@ def upload_attachment(
 
 
 @router.get("/records/{record_id}/attachments/{attachment_id}")
-def download_attachment(record_id: int, attachment_id: int, request: Request, user: User) -> Response:
+def download_attachment(record_id: Id, attachment_id: Id, request: Request, user: User) -> Response:
     return download_response(attachments.get_attachment(
         _uow(request, True), record_id=record_id, attachment_id=attachment_id, user_id=user.id))
 
 
 @router.put("/records/{record_id}/plan")
-def set_plan(record_id: int, body: PlanBody, request: Request, user: User) -> dict[str, Any]:
+def set_plan(record_id: Id, body: PlanBody, request: Request, user: User) -> dict[str, Any]:
     view = records.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=body.seen_version,
-                         amount_per_member_fen=records.parse_money(body.amount), members=body.members)
+                         amount_per_member_fen=money.parse_yuan(body.amount, "每人增加额度"), members=body.members)
     return jsonable_encoder(view.to_dict())
 
 
 @router.put("/records/{record_id}/report-info")
-def set_report_info(record_id: int, body: ReportInfoBody, request: Request, user: User) -> dict[str, Any]:
+def set_report_info(record_id: Id, body: ReportInfoBody, request: Request, user: User) -> dict[str, Any]:
     view = records.update_report_info(
         _uow(request), record_id=record_id, user_id=user.id, seen_version=body.seen_version,
         reporter=body.reporter, phone=body.phone, fill_date=body.fill_date,
@@ -237,14 +279,14 @@ def set_report_info(record_id: int, body: ReportInfoBody, request: Request, user
 
 
 @router.post("/records/{record_id}/fire", summary="fire a lifecycle trigger with the version you saw")
-def fire(record_id: int, body: FireBody, request: Request, user: User) -> dict[str, Any]:
+def fire(record_id: Id, body: FireBody, request: Request, user: User) -> dict[str, Any]:
     result = records.fire(_uow(request), record_id=record_id, trigger=body.trigger, user_id=user.id,
                            seen_version=body.seen_version, reason=body.reason)
     return jsonable_encoder(result)
 
 
 @router.put("/records/{record_id}/deadline", summary="a parent's reviewer changes a child's report deadline")
-def set_deadline(record_id: int, body: DeadlineBody, request: Request, user: User) -> dict[str, Any]:
+def set_deadline(record_id: Id, body: DeadlineBody, request: Request, user: User) -> dict[str, Any]:
     view = oversight.set_report_deadline(_uow(request), record_id=record_id, user_id=user.id,
                                          seen_version=body.seen_version, last_day=body.last_day,
                                          reason=body.reason)
@@ -256,9 +298,9 @@ def set_deadline(record_id: int, body: DeadlineBody, request: Request, user: Use
 
 @router.get("/review/inbox", summary="submissions awaiting your decision")
 def review_inbox(
-    request: Request, user: User, round: int | None = None,
+    request: Request, user: User, round: RoundQ = None,
     q: Annotated[str | None, Query(max_length=100)] = None, sort: str | None = None,
-    page: int = 1, per_page: int = 50,
+    page: PageQ = 1, per_page: PerPageQ = 50,
 ) -> dict[str, Any]:
     return jsonable_encoder(views.review_inbox(
         _uow(request, True), user_id=user.id, round_id=_round_id(request, round), q=q, sort=sort,
@@ -267,9 +309,9 @@ def review_inbox(
 
 @router.get("/review/subordinates", summary="your direct subordinates' records")
 def review_subordinates(
-    request: Request, user: User, round: int | None = None, state: str | None = None,
+    request: Request, user: User, round: RoundQ = None, state: str | None = None,
     overdue: str | None = None, q: Annotated[str | None, Query(max_length=100)] = None,
-    sort: str | None = None, page: int = 1, per_page: int = 50,
+    sort: str | None = None, page: PageQ = 1, per_page: PerPageQ = 50,
 ) -> dict[str, Any]:
     return jsonable_encoder(views.subordinates(
         _uow(request, True), user_id=user.id, round_id=_round_id(request, round), state=state,
@@ -285,13 +327,13 @@ def bulk_accept(body: BulkAcceptBody, request: Request, user: User) -> dict[str,
 
 
 @router.get("/overview", summary="counts per state and accepted numbers per organisation under you")
-def overview(request: Request, user: User, round: int | None = None) -> dict[str, Any]:
+def overview(request: Request, user: User, round: RoundQ = None) -> dict[str, Any]:
     return jsonable_encoder(views.overview(_uow(request, True), user_id=user.id,
                                              round_id=_round_id(request, round)))
 
 
 @router.get("/notifications")
-def notifications(request: Request, user: User, page: int = 1, per_page: int = 50) -> dict[str, Any]:
+def notifications(request: Request, user: User, page: PageQ = 1, per_page: PerPageQ = 50) -> dict[str, Any]:
     data = views.notifications(_uow(request, True), user_id=user.id, page=page, per_page=per_page)
     with_texts(data.items)  # subject, text (as in the e-mail) and path
     return jsonable_encoder(data.to_dict())

@@ -14,13 +14,16 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from notifications.templates import make_environment
-from workflow.app.attachments import MAX_BYTES
 from workflow.domain.errors import BangfuError
-from workflow.entrypoints.web import api, auth, pages, reports_pages
+from workflow.domain.figures import wan_people, wan_yuan
+from workflow.entrypoints.web import api, auth, health, pages, reports_pages
+from workflow.entrypoints.web.guard import InputGuard
+from workflow.entrypoints.web.openapi import describe as describe_errors
 from workflow.entrypoints.web.rendering import LoginRedirect, ShowRecordPage, page_user, render
 from workflow.settings import Settings, get_settings
 from workflow.store.tables import Database
@@ -52,18 +55,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app.state.database = database
     app.state.settings = settings
     app.state.templates = make_environment(TEMPLATE_DIR)
-
-    @app.middleware("http")
-    async def upload_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # Refuse an oversized upload before its body is read and spooled to disk; the service
-        # checks the exact size of what it stores.
-        length = request.headers.get("content-length", "")
-        if request.method == "POST" and length.isdigit() and int(length) > MAX_BYTES + 64 * 1024:
-            message = f"上传内容超过 {MAX_BYTES // 1024 // 1024} MB 上限"
-            if _wants_json(request):
-                return JSONResponse({"code": "attachment.too_large", "message": message}, status_code=413)
-            return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{message}</p>", status_code=413)
-        return await call_next(request)
+    # The notice's table unit (万人次, 万元, two decimals) for federations' figures.
+    app.state.templates.filters["wan_people"] = lambda n: str(wan_people(int(n or 0)))
+    app.state.templates.filters["wan_yuan"] = lambda fen: str(wan_yuan(int(fen or 0)))
 
     @app.middleware("http")
     async def session_middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -104,6 +98,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
                                                     "code": "input.invalid", "message": message},
                       status=422)
 
+    # Outermost: body size counted as it streams, NUL characters refused (web/guard.py).
+    app.add_middleware(InputGuard)
+
     @app.exception_handler(LoginRedirect)
     async def login_redirect(request: Request, exc: LoginRedirect) -> Response:
         return RedirectResponse(f"/login?next={exc.next_path}", status_code=303)
@@ -119,6 +116,14 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app.include_router(reports_pages.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe_errors(get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
     def docs(request: Request) -> HTMLResponse:
         spec = app.openapi()
@@ -132,6 +137,8 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> HTMLResponse:
         return HTMLResponse("ok")
+
+    health.install(app)  # /readyz, /metrics, request latency
 
     return app
 
@@ -158,6 +165,11 @@ def _describe(error: dict[str, Any]) -> str:
         "date_parsing": "须为日期 YYYY-MM-DD",
         "string_too_long": "太长",
         "too_long": "条目太多",
+        "greater_than_equal": f"不能小于 {error.get('ctx', {}).get('ge', '')}",
+        "less_than_equal": f"不能大于 {error.get('ctx', {}).get('le', '')}",
+        "int_from_float": "须为整数",
+        "string_type": "须为文字",
+        "int_type": "须为整数",
         "json_invalid": "不是有效的 JSON",
     }.get(kind, "格式不正确")
     return f"{where or '请求'} {what}"

@@ -2,6 +2,7 @@
 
 The session is a cookie signed with ``settings.secret_key`` (itsdangerous): the user id, a
 fingerprint of the password hash (so a password reset or an account handover ends old sessions),
+the user's session generation (logout moves it on, so a copied cookie dies with the logout),
 the CSRF token and at most one flash message. It is HttpOnly, SameSite=Lax, and Secure when
 ``settings.secure_cookies``. Anonymous visitors get a session too, holding only the CSRF token,
 so the login form is protected like every other form.
@@ -81,13 +82,23 @@ def check_csrf(request: Request, supplied: str | None) -> None:
 
 def login(request: Request, user: UserInfo) -> None:
     """Start a fresh session for ``user`` (a new CSRF token: no fixation across a login)."""
-    request.state.session = {"uid": user.id, "fp": user.fingerprint, "csrf": secrets.token_urlsafe(24)}
+    request.state.session = {"uid": user.id, "fp": user.fingerprint, "gen": user.session_gen,
+                             "csrf": secrets.token_urlsafe(24)}
     mark_dirty(request)
 
 
 def logout(request: Request) -> None:
+    """Forget the session in this browser only (see :func:`end_session` for a real logout)."""
     request.state.session = {"csrf": secrets.token_urlsafe(24)}
     mark_dirty(request)
+
+
+def end_session(request: Request) -> None:
+    """Log out: the user's sessions end on the server too, so a copied cookie no longer works."""
+    uid = session(request).get("uid")
+    if isinstance(uid, int):
+        accounts.end_sessions(UnitOfWork(request.app.state.database), user_id=uid)
+    logout(request)
 
 
 def flash(request: Request, message: str, kind: str = "ok") -> None:
@@ -129,9 +140,10 @@ def current_user(request: Request) -> UserInfo | None:
                 info = accounts.user_info(UnitOfWork(database, readonly=True), user_id=uid)
             except BangfuError:
                 info = None
-            if info is not None and hmac.compare_digest(info.fingerprint, str(session(request).get("fp", ""))):
+            if (info is not None and hmac.compare_digest(info.fingerprint, str(session(request).get("fp", "")))
+                    and session(request).get("gen", 0) == info.session_gen):
                 user = info
-            else:  # password changed, account handed over or deactivated: the session ends
+            else:  # logged out, password changed, account handed over or deactivated: it ends
                 logout(request)
     request.state.user = user
     return user

@@ -8,9 +8,8 @@ values the user typed kept; on success it redirects (post/redirect/get) with a f
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -19,12 +18,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 import states
 from workflow.app import accounts, attachments, oversight, records, reporting, views
 from workflow.app.accounts import UserInfo
-from workflow.domain import clock, rules
+from workflow.domain import clock, money, rules
 from workflow.domain.errors import BadInput, BangfuError, NotFound
 from workflow.entrypoints.web import auth, reports_pages
 from workflow.entrypoints.web.api import purchase_input
 from workflow.entrypoints.web.diagram import lifecycle_svg
 from workflow.entrypoints.web.inbox import linked, with_texts
+from workflow.entrypoints.web.params import Id, PageQ, RoundQ, VersionForm
 from workflow.entrypoints.web.rendering import (
     OVERVIEW_ROLES,
     download_response,
@@ -32,6 +32,7 @@ from workflow.entrypoints.web.rendering import (
     render,
 )
 from workflow.entrypoints.web.rendering import uow_for as _uow
+from workflow.formats import exports
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,11 +54,8 @@ def _round(request: Request, round_id: int | None) -> Any:
     return views.current_round(_uow(request, True), round_id=round_id)
 
 
-def _int(text: str, what: str) -> int:
-    try:
-        return int(text.strip().replace(",", ""))
-    except ValueError:
-        raise BadInput(f"{what}“{text}”不是整数", code="input.int") from None
+def _int(text: str, what: str, *, minimum: int = 0) -> int:
+    return money.parse_count(text, what, minimum=minimum)
 
 
 # --- login ----------------------------------------------------------------------------------
@@ -94,7 +92,7 @@ def login_submit(
 @router.post("/logout")
 def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
     auth.check_csrf(request, csrf_token)
-    auth.logout(request)
+    auth.end_session(request)
     return _redirect("/login")
 
 
@@ -102,7 +100,7 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, round: int | None = None) -> Response:
+def home(request: Request, round: RoundQ = None) -> Response:
     user = page_user(request)
     rnd = _round(request, round)
     own = views.own_records(_uow(request, True), user_id=user.id, round_id=rnd.id or 0)
@@ -128,16 +126,18 @@ FORM_DEFAULTS: dict[str, dict[str, str]] = {
     "attachment": {"kind": "annex2_scan"},
     "import": {"mapping": "generic"},
     "limits": {"ordinary": "", "budget": "", "retained": "0", "basis": "budget"},
+    "void": {"reason": ""},
 }
 
 
 def _record_page(
-    request: Request, user: UserInfo, record_id: int, *, typed: dict[str, dict[str, str]] | None = None,
+    request: Request, user: UserInfo, record_id: Id, *, typed: dict[str, dict[str, str]] | None = None,
     errors: dict[str, str] | None = None, status: int = 200, extra: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
     rel = views.record_relation(_uow(request, True), user_id=user.id, record_id=record_id)
     purchases = records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
+    fed = records.federation_view(_uow(request, True), record_id=record_id, user_id=user.id)
     files = attachments.list_attachments(_uow(request, True), record_id=record_id, user_id=user.id)
     options = views.entry_options(_uow(request, True), round_id=view.round_id)
     forms = {k: dict(v) for k, v in FORM_DEFAULTS.items()}
@@ -166,6 +166,7 @@ def _record_page(
     open_for_entry = view.state not in (states.SUBMITTED, states.ACCEPTED)
     return render(request, "pages/record.html", {
         "title": view.org_name, "v": view, "rel": rel, "purchases": purchases, "options": options,
+        "fed": fed, "state_list": states.STATES,
         "files": files, "attachment_kinds": attachments.KINDS,
         "max_mb": attachments.MAX_BYTES // 1024 // 1024,
         "forms": forms, "errors": errors or {}, "allowed": allowed, "refused": refused, "forward": forward,
@@ -182,11 +183,11 @@ def _record_page(
 
 
 @router.get("/records/{record_id}", response_class=HTMLResponse)
-def record_page(request: Request, record_id: int) -> HTMLResponse:
+def record_page(request: Request, record_id: Id) -> HTMLResponse:
     return _record_page(request, page_user(request), record_id)
 
 
-def _refused(request: Request, user: UserInfo, record_id: int, form: str, typed: dict[str, str],
+def _refused(request: Request, user: UserInfo, record_id: Id, form: str, typed: dict[str, str],
              exc: BangfuError) -> HTMLResponse:
     if isinstance(exc, NotFound):
         raise exc
@@ -196,7 +197,7 @@ def _refused(request: Request, user: UserInfo, record_id: int, form: str, typed:
 
 @router.post("/records/{record_id}/plan", response_class=HTMLResponse)
 def plan_submit(
-    request: Request, record_id: int, seen_version: Annotated[int, Form()],
+    request: Request, record_id: Id, seen_version: VersionForm,
     amount: Annotated[str, Form(max_length=50)] = "", members: Annotated[str, Form(max_length=50)] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
@@ -205,7 +206,7 @@ def plan_submit(
     typed = {"amount": amount, "members": members}
     try:
         records.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=seen_version,
-                      amount_per_member_fen=records.parse_money(amount), members=_int(members, "会员人数"))
+                      amount_per_member_fen=money.parse_yuan(amount, "每人增加额度"), members=_int(members, "会员人数"))
     except BangfuError as exc:
         return _refused(request, user, record_id, "plan", typed, exc)
     auth.flash(request, "计划已保存")
@@ -214,7 +215,7 @@ def plan_submit(
 
 @router.post("/records/{record_id}/purchases", response_class=HTMLResponse)
 def purchase_submit(
-    request: Request, record_id: int,
+    request: Request, record_id: Id,
     paid_at: Annotated[str, Form(max_length=40)] = "", channel: Annotated[str, Form(max_length=32)] = "",
     amount: Annotated[str, Form(max_length=50)] = "", people: Annotated[str, Form(max_length=20)] = "",
     order_no: Annotated[str, Form(max_length=100)] = "", line_no: Annotated[str, Form(max_length=10)] = "1",
@@ -239,9 +240,25 @@ def purchase_submit(
     return _redirect(f"/records/{record_id}#purchases")
 
 
+@router.post("/records/{record_id}/purchases/{purchase_id}/void", response_class=HTMLResponse)
+def purchase_void(
+    request: Request, record_id: int, purchase_id: int,
+    reason: Annotated[str, Form(max_length=2000)] = "", csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    try:
+        records.void_purchase(_uow(request), record_id=record_id, purchase_id=purchase_id, user_id=user.id,
+                              reason=reason)
+    except BangfuError as exc:
+        return _refused(request, user, record_id, "void", {"reason": reason}, exc)
+    auth.flash(request, "已作废该采购行；如需更正，请重新录入正确的数据")
+    return _redirect(f"/records/{record_id}#purchases")
+
+
 @router.post("/records/{record_id}/report-info", response_class=HTMLResponse)
 def info_submit(
-    request: Request, record_id: int, seen_version: Annotated[int, Form()],
+    request: Request, record_id: Id, seen_version: VersionForm,
     reporter: Annotated[str, Form(max_length=100)] = "", phone: Annotated[str, Form(max_length=64)] = "",
     fill_date: Annotated[str, Form(max_length=20)] = "",
     work_experience: Annotated[str, Form(max_length=20000)] = "",
@@ -255,10 +272,7 @@ def info_submit(
     try:
         parsed: date | None = None
         if fill_date.strip():
-            try:
-                parsed = date.fromisoformat(fill_date.strip())
-            except ValueError:
-                raise BadInput(f"日期“{fill_date}”格式应为 YYYY-MM-DD", code="input.date") from None
+            parsed = money.parse_date(fill_date, "日期")
         records.update_report_info(
             _uow(request), record_id=record_id, user_id=user.id, seen_version=seen_version,
             reporter=reporter or None, phone=phone or None, fill_date=parsed,
@@ -269,17 +283,9 @@ def info_submit(
     return _redirect(f"/records/{record_id}")
 
 
-def transition_label(trigger: str, from_state: str) -> str:
-    """The label of the transition a trigger fired from a state (one trigger may name two)."""
-    for t in states.TRANSITIONS:
-        if t.trigger == trigger and t.source == from_state:
-            return t.label
-    return states.TRIGGER_LABELS.get(trigger, trigger)
-
-
 @router.post("/records/{record_id}/fire", response_class=HTMLResponse)
 def fire_submit(
-    request: Request, record_id: int, seen_version: Annotated[int, Form()],
+    request: Request, record_id: Id, seen_version: VersionForm,
     trigger: Annotated[str, Form(max_length=64)] = "", reason: Annotated[str, Form(max_length=2000)] = "",
     next: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
@@ -293,8 +299,7 @@ def fire_submit(
             auth.flash(request, exc.message, "error")
             return _redirect(_safe_next(next))
         return _refused(request, user, record_id, "fire", {"trigger": trigger, "reason": reason}, exc)
-    # The label of the transition that fired (reopen is 退回计划 from 已采购, 重新采购 from 已汇总).
-    label = transition_label(trigger, result.from_state)
+    label = result.label or states.TRIGGER_LABELS.get(trigger, trigger)
     auth.flash(request, f"已{label}：{states.STATE_LABELS[result.from_state]} → {states.STATE_LABELS[result.to_state]}"
                + ("（代填报）" if result.on_behalf else ""))
     return _redirect(_safe_next(next, f"/records/{record_id}"))
@@ -302,7 +307,7 @@ def fire_submit(
 
 @router.post("/records/{record_id}/deadline", response_class=HTMLResponse)
 def deadline_submit(
-    request: Request, record_id: int, seen_version: Annotated[int, Form()],
+    request: Request, record_id: Id, seen_version: VersionForm,
     last_day: Annotated[str, Form(max_length=20)] = "", reason: Annotated[str, Form(max_length=2000)] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
@@ -324,7 +329,7 @@ def deadline_submit(
 
 @router.post("/records/{record_id}/attachments", response_class=HTMLResponse)
 def attachment_submit(
-    request: Request, record_id: int, file: Annotated[UploadFile, File()],
+    request: Request, record_id: Id, file: Annotated[UploadFile, File()],
     kind: Annotated[str, Form(max_length=32)] = "annex2_scan", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
@@ -340,7 +345,7 @@ def attachment_submit(
 
 
 @router.get("/records/{record_id}/attachments/{attachment_id}")
-def attachment_download(request: Request, record_id: int, attachment_id: int) -> Response:
+def attachment_download(request: Request, record_id: Id, attachment_id: Id) -> Response:
     user = page_user(request)
     stored = attachments.get_attachment(_uow(request, True), record_id=record_id,
                                         attachment_id=attachment_id, user_id=user.id)
@@ -348,7 +353,7 @@ def attachment_download(request: Request, record_id: int, attachment_id: int) ->
 
 
 @router.get("/records/{record_id}/history", response_class=HTMLResponse)
-def history_page(request: Request, record_id: int) -> HTMLResponse:
+def history_page(request: Request, record_id: Id) -> HTMLResponse:
     user = page_user(request)
     view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
     rows = records.history(_uow(request, True), record_id=record_id, user_id=user.id)
@@ -356,34 +361,32 @@ def history_page(request: Request, record_id: int) -> HTMLResponse:
         if h["trigger"] == oversight.DEADLINE_TRIGGER:
             d = h["detail"] or {}
             h["label"] = f"{oversight.DEADLINE_LABEL}：{d.get('from', '')} → {d.get('to', '')}"
+    diff = records.changes_since_return(_uow(request, True), record_id=record_id, user_id=user.id)
     return render(request, "pages/history.html", {
-        "title": f"{view.org_name} 历史", "v": view, "rows": list(reversed(rows)),
+        "title": f"{view.org_name} 历史", "v": view, "rows": list(reversed(rows)), "diff": diff,
         "diagram": lifecycle_svg(view.state), "transitions": states.TRANSITIONS,
         "state_labels": states.STATE_LABELS,
     })
 
 
 @router.get("/records/{record_id}/purchases.csv")
-def purchases_csv(request: Request, record_id: int) -> Response:
+def purchases_csv(request: Request, record_id: Id) -> Response:
     user = page_user(request)
     view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
     rows = records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["支付日期", "渠道", "金额（元）", "领取人次", "订单号", "行号", "商品", "节日", "经费来源", "代填报"])
+    table: list[list[object]] = [
+        ["支付日期", "渠道", "金额（元）", "领取人次", "订单号", "行号", "商品", "节日", "经费来源", "代填报",
+         "已作废", "作废人", "作废时间", "作废原因"]]
     for p in rows:
-        writer.writerow([p["paid_on"].isoformat(), p["channel_name"], rules.yuan(p["amount_fen"]).replace(",", ""),
-                         p["people"], _csv_safe(p["order_no"]), p["line_no"], _csv_safe(p["product"]),
-                         p["holiday"] or "", records.BUDGETS.get(p["budget"], p["budget"]),
-                         "是" if p["on_behalf"] else ""])
+        table.append([p["paid_on"].isoformat(), p["channel_name"], Decimal(money.yuan_plain(p["amount_fen"])),
+                      p["people"], p["order_no"], p["line_no"], p["product"], p["holiday"] or "",
+                      records.BUDGETS.get(p["budget"], p["budget"]), "是" if p["on_behalf"] else "",
+                      "是" if p["voided"] else "", p["voided_by"] or "",
+                      p["voided_at"].astimezone(clock.CHINA).strftime("%Y-%m-%d %H:%M") if p["voided_at"] else "",
+                      p["void_reason"] or ""])
     filename = f"purchases-{view.org_code}-{view.year}.csv"
-    return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
+    return Response(exports.csv_bytes(table), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
-def _csv_safe(value: str) -> str:
-    """Neutralise spreadsheet formulas in user text (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
 # --- reviewing ------------------------------------------------------------------------------
@@ -391,8 +394,8 @@ def _csv_safe(value: str) -> str:
 
 @router.get("/review", response_class=HTMLResponse)
 def review_page(
-    request: Request, round: int | None = None, q: str | None = None, sort: str | None = None,
-    page: int = 1, state: str | None = None, overdue: str | None = None, spage: int = 1,
+    request: Request, round: RoundQ = None, q: str | None = None, sort: str | None = None,
+    page: PageQ = 1, state: str | None = None, overdue: str | None = None, spage: PageQ = 1,
 ) -> HTMLResponse:
     user = page_user(request)
     return _review(request, user, round_id=round, q=q, sort=sort, page=page, state=state,
@@ -407,7 +410,12 @@ def _review(request: Request, user: UserInfo, *, round_id: int | None, q: str | 
                                  sort=sort, page=page, per_page=20)
     subs = views.subordinates(_uow(request, True), user_id=user.id, round_id=rnd.id or 0, state=state,
                                 overdue=overdue, page=spage, per_page=20)
+    # Only records returned before carry a last reason: the diff is read for those alone.
+    diffs = {r["record_id"]: records.changes_since_return(_uow(request, True), record_id=r["record_id"],
+                                                          user_id=user.id)
+             for r in inbox.items if r["last_reason"]}
     return render(request, "pages/review.html", {
+        "diffs": diffs,
         "title": "审核", "round": rnd, "rounds": views.rounds(_uow(request, True)), "inbox": inbox,
         "subs": subs, "bulk": bulk, "state_filters": [(s, states.STATE_LABELS[s]) for s in states.STATES],
         "sorts": [("submitted_at", "提交时间"), ("org_code", "单位代码"), ("amount", "金额")],
@@ -425,18 +433,20 @@ def bulk_accept_submit(
     pairs: list[tuple[int, int]] = []
     for raw in item or []:
         rid, _, ver = raw.partition(":")
-        if not (rid.isdigit() and ver.isdigit()):
-            raise BadInput(f"无效的选择“{raw}”", code="input.bulk_item")
-        pairs.append((int(rid), int(ver)))
+        try:
+            pairs.append((money.parse_count(rid, "记录", minimum=1), money.parse_count(ver, "版本号", minimum=1)))
+        except BadInput:
+            raise BadInput(f"无效的选择“{raw[:40]}”", code="input.bulk_item") from None
+    round_id = money.parse_count(round, "年度", minimum=1) if round.strip() else None
     if not pairs:
         auth.flash(request, "请先勾选要通过的记录", "error")
     out = oversight.bulk_accept(request.app.state.database, user_id=user.id, items=pairs)
-    return _review(request, user, round_id=int(round) if round.isdigit() else None, q=None, sort=None,
+    return _review(request, user, round_id=round_id, q=None, sort=None,
                    page=1, state=None, overdue=None, spage=1, bulk=out)
 
 
 @router.get("/overview", response_class=HTMLResponse)
-def overview_page(request: Request, round: int | None = None) -> HTMLResponse:
+def overview_page(request: Request, round: RoundQ = None) -> HTMLResponse:
     user = page_user(request)
     rnd = _round(request, round)
     data = views.overview(_uow(request, True), user_id=user.id, round_id=rnd.id or 0)
@@ -461,7 +471,7 @@ def _receiver_code(request: Request, round_id: int) -> str | None:
 
 
 @router.get("/notifications", response_class=HTMLResponse)
-def notifications_page(request: Request, page: int = 1) -> HTMLResponse:
+def notifications_page(request: Request, page: PageQ = 1) -> HTMLResponse:
     user = page_user(request)
     data = views.notifications(_uow(request, True), user_id=user.id, page=page, per_page=30)
     for item in with_texts(data.items):

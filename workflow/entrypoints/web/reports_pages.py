@@ -16,9 +16,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from workflow.app import attachments, purchase_import, records, reporting, views
 from workflow.app.accounts import UserInfo
-from workflow.domain import limits
+from workflow.domain import limits, money
 from workflow.domain.errors import BadInput, BangfuError, NotFound
 from workflow.entrypoints.web import auth
+from workflow.entrypoints.web.params import Id, RoundQ
 from workflow.entrypoints.web.rendering import ShowRecordPage, file_response, page_user, render
 from workflow.entrypoints.web.rendering import uow_for as _uow
 from workflow.formats import exports, ledger
@@ -44,7 +45,7 @@ def _round_label(request: Request, round_id: int | None) -> str:
     return views.current_round(_uow(request, True), round_id=round_id).label
 
 
-def _record_org(request: Request, user_id: int, record_id: int) -> tuple[records.RecordView, str]:
+def _record_org(request: Request, user_id: int, record_id: Id) -> tuple[records.RecordView, str]:
     """The record as the user may see it (404 outside their view) and its round's label."""
     view = records.record_view(_uow(request, True), record_id=record_id, user_id=user_id)
     return view, _round_label(request, view.round_id)
@@ -55,7 +56,7 @@ def org_stats(request: Request, user_id: int, org_code: str, round_id: int | Non
                          round_label=_round_label(request, round_id))
 
 
-def record_stats(request: Request, user_id: int, record_id: int) -> reporting.StatsView:
+def record_stats(request: Request, user_id: int, record_id: Id) -> reporting.StatsView:
     view, label = _record_org(request, user_id, record_id)
     return reporting.stats(_uow(request, True), org_code=view.org_code, user_id=user_id, round_label=label)
 
@@ -88,7 +89,7 @@ def province_file(request: Request, user_id: int, round_id: int | None) -> Respo
     return file_response(data, f"{label}工会消费帮扶情况汇总表.xlsx", XLSX)
 
 
-def work_report_of(request: Request, user_id: int, record_id: int) -> tuple[records.RecordView, reporting.WorkReport]:
+def work_report_of(request: Request, user_id: int, record_id: Id) -> tuple[records.RecordView, reporting.WorkReport]:
     view, label = _record_org(request, user_id, record_id)
     return view, reporting.work_report(_uow(request, True), org_code=view.org_code, user_id=user_id,
                                      round_label=label)
@@ -129,14 +130,14 @@ def read_upload(file: UploadFile) -> bytes:
     return data
 
 
-def limit_check(request: Request, user_id: int, record_id: int, *, ordinary: str, budget: str,
+def limit_check(request: Request, user_id: int, record_id: Id, *, ordinary: str, budget: str,
                 retained: str, basis: str) -> limits.LimitCheck:
     view, label = _record_org(request, user_id, record_id)
     result: limits.LimitCheck = reporting.limits_for(
         _uow(request, True), org_code=view.org_code, user_id=user_id, round_label=label,
-        ordinary_fen=reporting.parse_yuan(ordinary or "0", "普通节日慰问品支出"),
-        budget_fen=reporting.parse_yuan(budget or "0", "年度预算支出"),
-        retained_fen=reporting.parse_yuan(retained or "0", "留成经费"), basis=basis)
+        ordinary_fen=money.parse_yuan(ordinary or "0", "普通节日慰问品支出"),
+        budget_fen=money.parse_yuan(budget or "0", "年度预算支出"),
+        retained_fen=money.parse_yuan(retained or "0", "留成经费"), basis=basis)
     return result
 
 
@@ -144,31 +145,31 @@ def limit_check(request: Request, user_id: int, record_id: int, *, ordinary: str
 
 
 @pages.get("/records/{record_id}/annex2.{fmt}")
-def record_annex2_download(request: Request, record_id: int, fmt: str) -> Response:
+def record_annex2_download(request: Request, record_id: Id, fmt: str) -> Response:
     user = page_user(request)
     return annex2_file(record_stats(request, user.id, record_id), fmt)
 
 
 @pages.get("/orgs/{org_code}/annex2.{fmt}")
-def org_annex2_download(request: Request, org_code: str, fmt: str, round: int | None = None) -> Response:
+def org_annex2_download(request: Request, org_code: str, fmt: str, round: RoundQ = None) -> Response:
     user = page_user(request)
     return annex2_file(org_stats(request, user.id, org_code, round), fmt)
 
 
 @pages.get("/orgs/{org_code}/chase.xlsx")
-def chase_download(request: Request, org_code: str, round: int | None = None) -> Response:
+def chase_download(request: Request, org_code: str, round: RoundQ = None) -> Response:
     user = page_user(request)
     return chase_file(request, user.id, org_code, round)[1]
 
 
 @pages.get("/province-workbook.xlsx")
-def province_download(request: Request, round: int | None = None) -> Response:
+def province_download(request: Request, round: RoundQ = None) -> Response:
     user = page_user(request)
     return province_file(request, user.id, round)
 
 
 @pages.get("/records/{record_id}/work-report", response_class=HTMLResponse)
-def work_report_page(request: Request, record_id: int) -> HTMLResponse:
+def work_report_page(request: Request, record_id: Id) -> HTMLResponse:
     user = page_user(request)
     view, report = work_report_of(request, user.id, record_id)
     return render(request, "pages/work_report.html", {
@@ -207,7 +208,7 @@ def work_report_docx(request: Request, record_id: int) -> Response:
 
 
 @pages.get("/records/{record_id}/work-report.md")
-def work_report_markdown(request: Request, record_id: int) -> Response:
+def work_report_markdown(request: Request, record_id: Id) -> Response:
     user = page_user(request)
     view, report = work_report_of(request, user.id, record_id)
     return file_response(report.markdown, f"{view.org_name}{view.year}年度工作报告.md", MARKDOWN)
@@ -215,7 +216,7 @@ def work_report_markdown(request: Request, record_id: int) -> Response:
 
 @pages.post("/records/{record_id}/purchases/import", response_class=HTMLResponse)
 def import_submit(
-    request: Request, record_id: int, file: Annotated[UploadFile, File()],
+    request: Request, record_id: Id, file: Annotated[UploadFile, File()],
     mapping: Annotated[str, Form(max_length=32)] = "generic", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
@@ -227,18 +228,20 @@ def import_submit(
     except BangfuError as exc:
         if isinstance(exc, NotFound):
             raise
-        problems = getattr(exc, "errors", None) or []
+        problems = list(getattr(exc, "errors", None) or [])
+        if getattr(exc, "more", 0):
+            problems.append(f"……另有 {exc.more:,} 处错误未列出（只列出前 {len(problems)} 处）")  # type: ignore[attr-defined]
         head = exc.message.split("\n", 1)[0] if problems else exc.message
         raise ShowRecordPage(record_id, typed={"import": {"mapping": mapping}},
                              errors={"import": head}, status=exc.http_status,
                              extra={"import_problems": problems}) from None
-    auth.flash(request, f"导入完成：新增 {result.new} 条，重复 {result.repeated} 条")
+    auth.flash(request, result.summary())
     return RedirectResponse(f"/records/{record_id}#purchases", status_code=303)
 
 
 @pages.post("/records/{record_id}/limits", response_class=HTMLResponse)
 def limits_submit(
-    request: Request, record_id: int, ordinary: Annotated[str, Form(max_length=50)] = "",
+    request: Request, record_id: Id, ordinary: Annotated[str, Form(max_length=50)] = "",
     budget: Annotated[str, Form(max_length=50)] = "", retained: Annotated[str, Form(max_length=50)] = "",
     basis: Annotated[str, Form(max_length=16)] = "budget", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
@@ -261,44 +264,44 @@ def limits_submit(
 
 
 @api.get("/records/{record_id}/annex2", summary="a record's Annex 2 statistics (snapshot or live)")
-def api_record_annex2(record_id: int, request: Request, user: ApiUser) -> dict[str, Any]:
+def api_record_annex2(record_id: Id, request: Request, user: ApiUser) -> dict[str, Any]:
     return jsonable_encoder(record_stats(request, user.id, record_id).to_dict())
 
 
 @api.get("/records/{record_id}/annex2.{fmt}", summary="a record's Annex 2 form as xlsx, csv or html")
-def api_record_annex2_file(record_id: int, fmt: str, request: Request, user: ApiUser) -> Response:
+def api_record_annex2_file(record_id: Id, fmt: str, request: Request, user: ApiUser) -> Response:
     return annex2_file(record_stats(request, user.id, record_id), fmt)
 
 
 @api.get("/orgs/{org_code}/annex2", summary="an organisation's Annex 2 statistics (its record or subtree)")
-def api_org_annex2(org_code: str, request: Request, user: ApiUser, round: int | None = None) -> dict[str, Any]:
+def api_org_annex2(org_code: str, request: Request, user: ApiUser, round: RoundQ = None) -> dict[str, Any]:
     return jsonable_encoder(org_stats(request, user.id, org_code, round).to_dict())
 
 
 @api.get("/orgs/{org_code}/annex2.{fmt}", summary="an organisation's Annex 2 form as xlsx, csv or html")
 def api_org_annex2_file(org_code: str, fmt: str, request: Request, user: ApiUser,
-                        round: int | None = None) -> Response:
+                        round: RoundQ = None) -> Response:
     return annex2_file(org_stats(request, user.id, org_code, round), fmt)
 
 
 @api.get("/orgs/{org_code}/chase", summary="the subordinates not yet submitted (催报), as JSON")
-def api_chase(org_code: str, request: Request, user: ApiUser, round: int | None = None) -> list[dict[str, Any]]:
+def api_chase(org_code: str, request: Request, user: ApiUser, round: RoundQ = None) -> list[dict[str, Any]]:
     rows, _file = chase_file(request, user.id, org_code, round)
     return jsonable_encoder([dict(zip(aggregates.CHASE_HEADERS, r, strict=True)) for r in rows])
 
 
 @api.get("/orgs/{org_code}/chase.xlsx", summary="the 催报 list as XLSX")
-def api_chase_file(org_code: str, request: Request, user: ApiUser, round: int | None = None) -> Response:
+def api_chase_file(org_code: str, request: Request, user: ApiUser, round: RoundQ = None) -> Response:
     return chase_file(request, user.id, org_code, round)[1]
 
 
 @api.get("/province-workbook.xlsx", summary="the province workbook: overview + one sheet per reporting unit")
-def api_province_workbook(request: Request, user: ApiUser, round: int | None = None) -> Response:
+def api_province_workbook(request: Request, user: ApiUser, round: RoundQ = None) -> Response:
     return province_file(request, user.id, round)
 
 
 @api.get("/records/{record_id}/work-report", summary="a reporting unit's work report (Markdown and HTML)")
-def api_work_report(record_id: int, request: Request, user: ApiUser) -> dict[str, Any]:
+def api_work_report(record_id: Id, request: Request, user: ApiUser) -> dict[str, Any]:
     _view, report = work_report_of(request, user.id, record_id)
     return {"markdown": report.markdown, "html": report.html}
 
@@ -306,7 +309,7 @@ def api_work_report(record_id: int, request: Request, user: ApiUser) -> dict[str
 @api.post("/records/{record_id}/purchases/import",
           summary="import a purchase file (CSV/XLSX, at most 10 MB), all or nothing")
 def api_import(
-    record_id: int, request: Request, user: ApiUser, file: Annotated[UploadFile, File()],
+    record_id: Id, request: Request, user: ApiUser, file: Annotated[UploadFile, File()],
     mapping: Annotated[str, Form(max_length=32)] = "generic",
 ) -> Response:
     try:
@@ -314,15 +317,17 @@ def api_import(
                                              data=read_upload(file), filename=file.filename or "file",
                                              mapping=mapping or None)
     except purchase_import.ImportRefused as exc:
-        return JSONResponse({"code": exc.code, "message": exc.message, "errors": exc.errors},
+        return JSONResponse({"code": exc.code, "message": exc.message, "errors": exc.errors,
+                             "total_errors": exc.total, "more_errors": exc.more},
                             status_code=exc.http_status)
     return JSONResponse({"new": result.new, "repeated": result.repeated, "header_row": result.header_row,
-                         "mapping": result.mapping, "record_id": record_id})
+                         "mapping": result.mapping, "record_id": record_id,
+                         "voided_skipped": result.voided_skipped, "voided_notes": list(result.voided_notes)})
 
 
 @api.get("/records/{record_id}/limits", summary="the gift-limit check of a grassroots record")
 def api_limits(
-    record_id: int, request: Request, user: ApiUser, ordinary: str, budget: str, retained: str = "0",
+    record_id: Id, request: Request, user: ApiUser, ordinary: str, budget: str, retained: str = "0",
     basis: str = "budget",
 ) -> dict[str, Any]:
     r = limit_check(request, user.id, record_id, ordinary=ordinary, budget=budget, retained=retained, basis=basis)

@@ -1,0 +1,73 @@
+"""Operations endpoints (issue 11.6): /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from tests.conftest import REDIS_URL, World, need, port_open
+from tests.scheduler.conftest import DEC_1_0900
+from workflow.entrypoints.web.app import create_app
+from workflow.scheduler.sweeps import run_sweep
+from workflow.settings import from_env
+
+
+def test_healthz_and_readyz_answer(anon: TestClient, web_world: World) -> None:
+    assert anon.get("/healthz").text == "ok"
+    ready = anon.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"ready": True, "database": "ok", "broker": "ok"}
+
+
+def test_readyz_says_the_migrations_are_behind(anon: TestClient, web_world: World) -> None:
+    with web_world.db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
+    try:
+        ready = anon.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["database"].startswith("migrations: at 0006")
+    finally:
+        with web_world.db.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :h"),
+                         {"h": _head(web_world)})
+
+
+def _head(w: World) -> str:
+    from alembic.script import ScriptDirectory
+
+    from workflow.store.tables import alembic_config
+
+    return str(ScriptDirectory.from_config(alembic_config(w.db.engine)).get_current_head())
+
+
+def test_readyz_fails_when_the_broker_does_not_answer(web_world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.notifications.conftest import free_port
+
+    settings = dataclasses.replace(from_env(), var_dir=tmp_path,
+                                   broker_url=f"redis://127.0.0.1:{free_port()}/0")
+    with TestClient(create_app(web_world.db, settings)) as client:
+        ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["broker"].startswith("broker:")
+
+
+def test_readyz_with_a_real_redis(web_world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    need("Redis", port_open("127.0.0.1", 6379))
+    settings = dataclasses.replace(from_env(), var_dir=tmp_path, broker_url=REDIS_URL)
+    with TestClient(create_app(web_world.db, settings)) as client:
+        assert client.get("/readyz").json()["broker"] == "ok"
+
+
+def test_metrics_show_the_outbox_transitions_and_latency(anon: TestClient,
+                                                         web_world: World) -> None:
+    web_world.to_submitted("G3")
+    run_sweep(web_world.db, now=DEC_1_0900)
+    anon.get("/healthz")
+    body = anon.get("/metrics").text
+    assert 'bangfu_outbox_rows{channel="email",status="pending"}' in body
+    assert "bangfu_outbox_oldest_pending_seconds" in body
+    assert 'bangfu_deliveries_total{channel="email"} 0.0' in body
+    assert "bangfu_transitions_total{trigger=\"submit\"}" in body, body
+    assert "bangfu_sweep_last_seconds" in body and "bangfu_sweep_last_rows" in body
+    assert 'bangfu_request_seconds_count{method="GET",route="/healthz"} 1.0' in body

@@ -1,0 +1,129 @@
+"""Operations endpoints: ``/readyz`` (database, broker, migrations at head) and ``/metrics``
+(Prometheus). ``/healthz`` (the process answers) lives in :mod:`workflow.entrypoints.web.app`.
+
+The outbox and transition figures are read from the database at each scrape, so they are the
+same whichever web, worker or CLI process did the work; request latency is this process's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from kombu import Connection
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+
+from workflow.scheduler import operations
+from workflow.scheduler.locks import last_run
+from workflow.settings import Settings
+from workflow.store.tables import Database, alembic_config
+
+router = APIRouter(include_in_schema=False)
+
+
+def check_database(database: Database) -> tuple[bool, str]:
+    try:
+        with database.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            current = MigrationContext.configure(conn).get_current_revision()
+        head = ScriptDirectory.from_config(alembic_config(database.engine)).get_current_head()
+    except Exception as exc:  # any failure means "not ready"; the reason is logged by the caller
+        return False, f"database: {type(exc).__name__}"
+    if current != head:
+        return False, f"migrations: at {current}, head is {head}"
+    return True, "ok"
+
+
+def check_broker(settings: Settings) -> tuple[bool, str]:
+    if settings.broker_url.startswith("filesystem"):
+        folder = (settings.var_dir / "broker").resolve()
+        return (folder.is_dir(), "ok" if folder.is_dir() else f"broker folder {folder} missing")
+    try:
+        with Connection(settings.broker_url, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1, timeout=3)
+    except Exception as exc:  # kombu raises transport-specific errors
+        return False, f"broker: {type(exc).__name__}"
+    return True, "ok"
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> Response:
+    """200 when the database answers at the newest migration and the broker answers."""
+    db_ok, db_text = check_database(request.app.state.database)
+    broker_ok, broker_text = check_broker(request.app.state.settings)
+    body = {"ready": db_ok and broker_ok, "database": db_text, "broker": broker_text}
+    return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+
+class OutboxCollector(Collector):
+    """Figures read from the database at scrape time."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def collect(self) -> Iterator[Any]:
+        status = operations.outbox_status(self.database)
+        rows = GaugeMetricFamily("bangfu_outbox_rows", "Outbox rows by channel and status",
+                                 labels=["channel", "status"])
+        delivered = CounterMetricFamily("bangfu_deliveries", "Notifications delivered",
+                                        labels=["channel"])
+        failures = CounterMetricFamily("bangfu_delivery_failures",
+                                       "Notifications failed for good", labels=["channel"])
+        per_channel: dict[str, dict[str, int]] = {}
+        for line in status.lines:
+            acc = per_channel.setdefault(line["channel"], {})
+            for key in ("pending", "leased", "retrying", "sent", "failed"):
+                acc[key] = acc.get(key, 0) + int(line[key])
+        for channel, acc in sorted(per_channel.items()):
+            for key, value in acc.items():
+                rows.add_metric([channel, key], value)
+            delivered.add_metric([channel], acc["sent"])
+            failures.add_metric([channel], acc["failed"])
+        yield rows
+        yield delivered
+        yield failures
+        yield GaugeMetricFamily("bangfu_outbox_oldest_pending_seconds",
+                                "Age of the oldest pending notification",
+                                value=status.oldest_pending_seconds or 0.0)
+        transitions = CounterMetricFamily("bangfu_transitions", "History rows per trigger",
+                                          labels=["trigger"])
+        for trigger, n in sorted(operations.transition_counts(self.database).items()):
+            transitions.add_metric([trigger], n)
+        yield transitions
+        run = last_run(self.database, "sweep") or {}
+        yield GaugeMetricFamily("bangfu_sweep_last_seconds", "Duration of the last sweep",
+                                value=float(run.get("seconds", 0.0)))
+        yield GaugeMetricFamily("bangfu_sweep_last_rows", "Notifications the last sweep wrote",
+                                value=float(run.get("rows", 0)))
+
+
+def install(app: FastAPI) -> None:
+    """Add ``/readyz``, ``/metrics`` and the request-latency middleware to ``app``."""
+    registry = CollectorRegistry()
+    registry.register(OutboxCollector(app.state.database))
+    latency = Histogram("bangfu_request_seconds", "Request latency", ["method", "route"],
+                        registry=registry)
+    app.state.metrics_registry = registry
+
+    @app.middleware("http")
+    async def timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        latency.labels(request.method, path).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(router)

@@ -1,0 +1,181 @@
+"""The rollup table: per round and organisation, the round's records *below* the organisation
+(its subtree without its own record) counted per key, kept current in the transaction of every
+change. An organisation's whole figures are its rows plus its own record; leaves have no rows,
+so a province is a few hundred federations' rows, not one row per grassroots union.
+
+A record's *key* is what the overview and the completeness figures group by: its state, whether
+it is grassroots, its overdue and late flags, whether it has a snapshot, and its report deadline
+(overdue is judged at any instant from the flag and the deadline). Its *measures* are one
+record and, while accepted, its snapshot's people and amount.
+
+- :func:`move` — a record changed key: one upsert of ``-1`` at the old key and ``+1`` at the new
+  one for every ancestor of its organisation (the ids of the materialised path above it), rows
+  sorted so concurrent transitions lock them in one order (no deadlock on PostgreSQL).
+- :func:`computed` — the rollup recomputed from the records (one GROUP BY per parent
+  organisation and key, expanded to the parent's ancestors in memory); :func:`rebuild` replaces a
+  round's rows with it (after set-based changes: sweeps, imports, opening records;
+  ``bangfu rollup-rebuild``).
+- :func:`stored` — the rows as kept, zero rows dropped (the test compares it with :func:`computed`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from sqlalchemy import case, delete, func, select
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+import states
+from workflow.store.bulk import bulk_insert, driver_value
+from workflow.store.tables import Organisation, Record, Rollup, Snapshot
+
+COLUMNS = ("round_id", "org_id", "state", "is_grassroots", "is_overdue", "is_late", "has_snapshot",
+           "report_deadline", "n", "people", "amount_fen")
+_KEY = COLUMNS[:8]
+
+
+class Key(NamedTuple):
+    """What a record is counted under (besides round and organisation)."""
+
+    state: str
+    is_grassroots: bool
+    is_overdue: bool
+    is_late: bool
+    has_snapshot: bool
+    report_deadline: datetime
+
+
+class Entry(NamedTuple):
+    """One record's key and measures."""
+
+    key: Key
+    people: int  # the accepted record's snapshot people, else 0
+    amount_fen: int
+
+
+def entry(*, state: str, is_grassroots: bool, is_overdue: bool, is_late: bool, has_snapshot: bool,
+          report_deadline: datetime, snapshot_people: int | None, snapshot_fen: int | None) -> Entry:
+    accepted = state == states.ACCEPTED
+    return Entry(Key(state, bool(is_grassroots), bool(is_overdue), bool(is_late), bool(has_snapshot),
+                     report_deadline.astimezone(UTC)),
+                 int(snapshot_people or 0) if accepted else 0, int(snapshot_fen or 0) if accepted else 0)
+
+
+def ancestors(path: str) -> list[int]:
+    """The organisation ids of a materialised path, root first (``/1/7/42/`` -> 1, 7, 42)."""
+    return [int(x) for x in path.split("/") if x]
+
+
+def above(path: str) -> list[int]:
+    """The ancestors of the organisation whose path this is, itself excluded (``/1/7/42/`` -> 1, 7)."""
+    return ancestors(path)[:-1]
+
+
+@lru_cache(maxsize=64)
+def _upsert_sql(dialect: str, rows: int) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    one = "(" + ", ".join([mark] * len(COLUMNS)) + ")"
+    keys = ", ".join(_KEY)
+    return (f"INSERT INTO rollup ({', '.join(COLUMNS)}) VALUES {', '.join([one] * rows)}"
+            f" ON CONFLICT ({keys}) DO UPDATE SET n = rollup.n + excluded.n,"
+            " people = rollup.people + excluded.people, amount_fen = rollup.amount_fen + excluded.amount_fen")
+
+
+def move_rows(round_id: int, path: str, old: Entry | None, new: Entry | None) -> list[tuple[Any, ...]]:
+    """The delta rows of a record going from ``old`` to ``new`` (None: not counted), sorted."""
+    if old == new:
+        return []
+    out: dict[tuple[Any, ...], list[int]] = {}
+    for sign, e in ((-1, old), (1, new)):
+        if e is None:
+            continue
+        for org_id in above(path):
+            acc = out.setdefault((round_id, org_id, *e.key), [0, 0, 0])
+            acc[0] += sign
+            acc[1] += sign * e.people
+            acc[2] += sign * e.amount_fen
+    return sorted((*k, *v) for k, v in out.items() if v != [0, 0, 0])
+
+
+def move(conn: Connection, round_id: int, path: str, old: Entry | None, new: Entry | None,
+         run: Any) -> None:
+    """Apply a record's change of key to its organisation and ancestors: one upsert statement.
+    ``run(conn, sql, args)`` executes driver SQL (the unit of work's cursor path)."""
+    rows = move_rows(round_id, path, old, new)
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    args: list[Any] = []
+    for r in rows:
+        args.extend(driver_value(dialect, v) for v in r)
+    run(conn, _upsert_sql(dialect, len(rows)), tuple(args))
+
+
+def computed(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int, int, int]]:
+    """The round's rollup recomputed from its records: (org_id, *key) -> (n, people, fen).
+    One GROUP BY per parent organisation's path and key (hundreds of groups at province scale),
+    each group added to the parent and the parent's ancestors."""
+    rec, org, snap = Record.__table__, Organisation.__table__, Snapshot.__table__
+    parent = org.alias("parent_org")
+    accepted = rec.c.state == states.ACCEPTED
+    has_snapshot = case((rec.c.snapshot_id.is_not(None), 1), else_=0)
+    keys = (parent.c.path, rec.c.state, rec.c.is_grassroots, rec.c.is_overdue, rec.c.is_late, has_snapshot,
+            rec.c.report_deadline)
+    q = (
+        select(*keys, func.count(),
+               func.sum(case((accepted, func.coalesce(snap.c.people_total, 0)), else_=0)),
+               func.sum(case((accepted, func.coalesce(snap.c.amount_total_fen, 0)), else_=0)))
+        .select_from(rec.join(org, org.c.id == rec.c.org_id).join(parent, parent.c.id == org.c.parent_id)
+                     .outerjoin(snap, snap.c.id == rec.c.snapshot_id))
+        .where(rec.c.round_id == round_id)
+        .group_by(*keys)
+    )
+    out: dict[tuple[Any, ...], list[int]] = {}
+    for path, state, gr, overdue, late, has, deadline, n, people, fen in session.execute(q):
+        key = (state, bool(gr), bool(overdue), bool(late), bool(has), deadline.astimezone(UTC))
+        for org_id in ancestors(path):
+            acc = out.setdefault((org_id, *key), [0, 0, 0])
+            acc[0] += int(n)
+            acc[1] += int(people or 0)
+            acc[2] += int(fen or 0)
+    return {k: (v[0], v[1], v[2]) for k, v in out.items() if v != [0, 0, 0]}
+
+
+def stored(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int, int, int]]:
+    """The round's rollup rows as kept, rows whose measures are all zero dropped."""
+    t = Rollup.__table__
+    return {
+        (org_id, state, bool(gr), bool(od), bool(late), bool(has), deadline.astimezone(UTC)): (int(n), int(p), int(f))
+        for org_id, state, gr, od, late, has, deadline, n, p, f in session.execute(
+            select(t.c.org_id, t.c.state, t.c.is_grassroots, t.c.is_overdue, t.c.is_late, t.c.has_snapshot,
+                   t.c.report_deadline, t.c.n, t.c.people, t.c.amount_fen).where(t.c.round_id == round_id))
+        if (n, p, f) != (0, 0, 0)
+    }
+
+
+def rebuild(session: Session, round_id: int) -> int:
+    """Replace the round's rows by :func:`computed` (one bulk insert); returns the rows written."""
+    rows = computed(session, round_id)
+    session.execute(delete(Rollup.__table__).where(Rollup.__table__.c.round_id == round_id))
+    return bulk_insert(session.connection(), "rollup", COLUMNS,
+                       ((round_id, *k, *v) for k, v in sorted(rows.items())))
+
+
+def read(session: Session, round_id: int, org_ids: Sequence[int]) -> dict[int, list[tuple[Key, int, int, int]]]:
+    """The rows of some organisations: org_id -> [(key, n, people, fen)]."""
+    t = Rollup.__table__
+    out: dict[int, list[tuple[Key, int, int, int]]] = {o: [] for o in org_ids}
+    ids = list(org_ids)
+    for start in range(0, len(ids), 500):
+        for org_id, state, gr, od, late, has, deadline, n, p, f in session.execute(
+            select(t.c.org_id, t.c.state, t.c.is_grassroots, t.c.is_overdue, t.c.is_late, t.c.has_snapshot,
+                   t.c.report_deadline, t.c.n, t.c.people, t.c.amount_fen)
+            .where(t.c.round_id == round_id, t.c.org_id.in_(ids[start:start + 500]), t.c.n != 0)
+        ):
+            out[org_id].append((Key(state, bool(gr), bool(od), bool(late), bool(has), deadline.astimezone(UTC)),
+                                int(n), int(p), int(f)))
+    return out
