@@ -118,3 +118,22 @@ def test_moving_an_organisation_below_its_own_descendant_is_refused(any_world: W
         )
     assert "C1" in exc.value.message
     assert [_org(w, c) for c in ("C1", "D1", "G1")] == before
+
+
+def test_a_bulk_import_refreshes_the_planner_statistics(any_world: World) -> None:
+    """After an import of 1,200 organisations the planner knows the tables' sizes (ANALYZE):
+    PostgreSQL planned the sweep as nested loops over "empty" tables without it."""
+    from sqlalchemy import text
+
+    w = any_world
+    lines = ["code,name,kind,parent_code"] + [f"B{i:04d},基层工会{i},grassroots,D1" for i in range(1200)]
+    directory.import_organisations(w.uow(), data="\n".join(lines).encode(), now=NOW_2021)
+    with w.db.engine.connect() as conn:
+        if w.db.dialect == "postgresql":
+            tuples = conn.execute(text(
+                "SELECT reltuples FROM pg_class WHERE relname = 'organisation'")).scalar()
+            assert tuples is not None and tuples >= 1200
+            assert conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'record'")).scalar() >= 2400
+        else:
+            stats = dict(conn.execute(text("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'organisation'")).all())
+            assert stats and all(int(s.split()[0]) >= 1200 for s in stats.values())

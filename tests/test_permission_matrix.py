@@ -294,7 +294,7 @@ def _four_eyes_world(tmp_path: Path, record: str, scenario: str) -> World:
         from workflow.domain.policy import builtin, parse_policy
 
         text = builtin().source_text + "\n[review]\nfour_eyes = false\n"
-        directory.load_policy(UnitOfWork(database), policy=parse_policy(text), now=NOW_2021)
+        directory.install_policy(UnitOfWork(database), policy=parse_policy(text), now=NOW_2021)
     parent = f"{PARENT_OF[record].lower()}-reviewer"
     clerk = f"{record.lower()}-clerk"
     filler = parent if scenario in ("submitted_on_behalf", "switch_off") else clerk

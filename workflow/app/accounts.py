@@ -22,7 +22,13 @@ from sqlalchemy import select, update
 import states
 from workflow.app.passwords import hash_password, verify_password
 from workflow.domain import access, clock
-from workflow.domain.errors import BadInput, BangfuError, NotFound, PermissionDenied
+from workflow.domain.errors import (
+    BadInput,
+    LoginFailed,
+    NotFound,
+    PermissionDenied,
+    TooManyAttempts,
+)
 from workflow.store.tables import (
     AccountEvent,
     ApiToken,
@@ -45,18 +51,6 @@ def _dummy_hash() -> str:
     verification (made on first use, with the hasher's current parameters)."""
     return hash_password("bangfu-dummy-password")
 
-
-
-class LoginFailed(BangfuError):
-    code = "login.failed"
-    exit_code = 3
-    http_status = 401
-
-
-class TooManyAttempts(BangfuError):
-    code = "login.throttled"
-    exit_code = 3
-    http_status = 429
 
 
 @dataclass(frozen=True)

@@ -26,26 +26,16 @@ from sqlalchemy.dialects.sqlite import insert as lite_insert
 import states
 from workflow.app import records
 from workflow.domain import clock, money, rules
-from workflow.domain.errors import BadInput, LimitExceeded, RuleViolation
+from workflow.domain.errors import (
+    BadInput,
+    ImportRefused,
+    ImportUsageError,
+    LimitExceeded,
+    RuleViolation,
+)
 from workflow.formats import ledger
 from workflow.store.tables import Purchase, Record
-from workflow.store.uow import UnitOfWork
-
-
-class ImportRefused(BadInput):
-    """A file with bad rows: ``errors`` holds the first ``shown`` Chinese sentences (one per bad
-    row), ``total`` how many there were and ``more`` how many are not listed."""
-
-    code = "import.refused"
-
-    def __init__(self, errors: list[str], *, filename: str, shown: int = 200) -> None:
-        head = f"文件“{filename[:100]}”有 {len(errors):,} 处错误，未导入任何数据："
-        listed = errors[:shown]
-        self.total = len(errors)
-        self.more = self.total - len(listed)
-        tail = [f"……另有 {self.more:,} 处错误未列出（只列出前 {shown} 处）"] if self.more else []
-        super().__init__("\n".join([head, *listed, *tail]))
-        self.errors = listed
+from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -135,7 +125,7 @@ def import_purchases(
             bounds=ledger.Bounds(max_rows=caps.import_rows, max_unzipped_bytes=caps.import_unzipped_bytes,
                                  max_seconds=caps.import_seconds),
         )
-    except ledger.ImportUsageError as exc:
+    except ImportUsageError as exc:
         raise BadInput(f"导入设置有误：{exc}", code="import.usage") from None
     errors = [e.reason for e in parsed.errors]
     rows = parsed.rows
@@ -201,6 +191,8 @@ def import_purchases(
             _link_refunds(uow, record_id, [r for r in new_rows if r.refund_of])
             uow.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
         inserted = _count(uow, record_id) - before
+        if inserted >= ANALYZE_MIN_ROWS:  # a bulk load: fresh planner statistics
+            uow.analyze("purchase")
         uow.commit()
     return ImportResult(new=inserted, repeated=repeated + len(new_rows) - inserted, header_row=parsed.header_row,
                         mapping=parsed.mapping_name, record_id=record_id, voided_notes=tuple(notes),

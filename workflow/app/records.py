@@ -230,10 +230,10 @@ def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reas
         today=clock.china_date(now),
         reason=reason,
         parent_state=parent_state,
-        four_eyes=uow.policy(rnd.policy_code).four_eyes,
-        actor_user_id=actor.user.id if actor is not None else None,
-        # Only accept (from submitted) asks; other states skip the query.
-        fillers=uow.record_fillers(rec.id or 0) if rec.state == states.SUBMITTED else frozenset(),
+        four_eyes=rnd.four_eyes,
+        # Only accept (from submitted) asks; other states skip the question.
+        actor_is_filler=(actor is not None and rec.state == states.SUBMITTED
+                         and uow.is_filler(rec.id or 0, actor.user.id or 0)),
     )
 
 
@@ -275,7 +275,7 @@ def fire(
         if not relation.visible:
             # Outside the user's subtree the record does not exist for them.
             raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
-        decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason, **_four_eyes(uow, fc)), relation)
+        decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason), relation)
         if fc.version != seen_version:
             raise _conflict(fc.version)
         values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
@@ -304,9 +304,9 @@ def fire(
             "record_id": record_id, "at": now, "actor_user_id": fc.user_id, "actor_role": decision.acting_role,
             "actor_org_id": acting_org, "on_behalf": decision.on_behalf, "from_state": fc.state,
             "to_state": decision.dest, "trigger": trigger, "reason": reason,
-            # A submission keeps what it sent: its snapshot and the report texts, so the reviewer
-            # can see what changed when a returned record comes back.
-            "detail": json.dumps(submission_detail(fc), ensure_ascii=False, sort_keys=True)
+            # A submission keeps what it sent: its snapshot and the report texts, so the
+            # reviewer can see what changed when a returned record comes back.
+            "detail": json.dumps(_submission_detail_of(fc), ensure_ascii=False, sort_keys=True)
             if trigger == "submit" else None,
         })
         if trigger in ("accept", "revoke_acceptance"):
@@ -327,12 +327,68 @@ def fire(
         )
 
 
-def submission_detail(rec: Record | FireContext) -> dict[str, Any]:
+def _submission_detail_of(fc: FireContext) -> dict[str, Any]:
+    """:func:`submission_detail` from a transition's plain context."""
+    return {"snapshot_id": fc.snapshot_id, "reporter": fc.reporter, "phone": fc.phone,
+            "fill_date": fc.fill_date.isoformat() if fc.fill_date else None,
+            "work_experience": fc.work_experience, "work_highlights": fc.work_highlights}
+
+
+def _on_behalf(fc: FireContext) -> bool:
+    """Whether the actor is not one of the record's own clerks (a parent's reviewer acting)."""
+    return not any(o.id == fc.org_id and r == states.CLERK for o, r in fc.seats)
+
+
+def guard_context_of(fc: FireContext, now: datetime, reason: str | None) -> GuardContext:
+    """The guards' values from a transition's plain context."""
+    amount, members = fc.amount_per_member_fen, fc.members
+    if not fc.is_grassroots:  # quota rules apply to grassroots records only
+        amount, members = amount or 0, members or 0
+    return GuardContext(
+        cap_fen=fc.cap_fen_per_member, amount_per_member_fen=amount, members=members,
+        is_grassroots=fc.is_grassroots, is_reporting_unit=fc.is_reporting_unit,
+        work_experience=fc.work_experience, work_highlights=fc.work_highlights,
+        has_snapshot=fc.snapshot_id is not None, snapshot_stale=fc.snapshot_stale, reporter=fc.reporter,
+        phone=fc.phone, fill_date=fc.fill_date, today=clock.china_date(now), reason=reason,
+        parent_state=fc.parent_state, four_eyes=fc.four_eyes,
+        # The statement said whether the actor is one of the record's fillers since its last
+        # return (asked of submitted records only): the guard needs no more than that.
+        actor_is_filler=fc.actor_filled,
+    )
+
+
+def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: int, reason: str | None,
+                  now: datetime) -> int:
+    """Outbox rows for an event, keyed by (recipient, channel, history row), in one statement:
+    the parent's reviewers or the record's own clerks (see :data:`EVENT_RECIPIENTS`); for other
+    triggers the own clerks when somebody acted on their behalf."""
+    who = EVENT_RECIPIENTS.get(trigger)
+    if who is None and not _on_behalf(fc):
+        return 0
+    if who == "parent_reviewers" and fc.org_parent_id is not None:
+        org_id, role = fc.org_parent_id, states.REVIEWER
+    else:
+        org_id, role = fc.org_id, states.CLERK
+    payload = json.dumps({
+        "org_name": fc.org_name,
+        "org_code": fc.org_code,
+        "event": states.TRIGGER_LABELS.get(trigger, trigger),
+        "trigger": trigger,
+        "actor_name": fc.user_name,
+        "reason": reason,
+        "path": f"/records/{fc.record_id}",
+    }, ensure_ascii=False, sort_keys=True, default=str)
+    return uow.add_event_notifications(org_id=org_id, role=role, actor_user_id=fc.user_id,
+                                       source=f"history:{history_id}", record_id=fc.record_id,
+                                       payload=payload, now=now)
+
+
+def submission_detail(rec: Record) -> dict[str, Any]:
     """What a submission sends: its snapshot id and the report texts (the history row's detail)."""
     return {"snapshot_id": rec.snapshot_id, **_texts(rec)}
 
 
-def _texts(rec: Record | FireContext) -> dict[str, Any]:
+def _texts(rec: Record) -> dict[str, Any]:
     return {"reporter": rec.reporter, "phone": rec.phone,
             "fill_date": rec.fill_date.isoformat() if rec.fill_date else None,
             "work_experience": rec.work_experience, "work_highlights": rec.work_highlights}
@@ -396,62 +452,6 @@ def _acting_org_id(actor: Actor, role: str) -> int | None:
     if role == states.REVIEWER:
         return actor.org.parent_id
     return actor.org.id
-
-
-def _on_behalf(fc: FireContext) -> bool:
-    """Whether the actor is not one of the record's own clerks (a parent's reviewer acting)."""
-    return not any(o.id == fc.org_id and r == states.CLERK for o, r in fc.seats)
-
-
-def _four_eyes(uow: UnitOfWork, fc: FireContext) -> dict[str, Any]:
-    """Four eyes (a decision from submitted): the policy's switch and who entered data on the
-    record's behalf or submitted it since its last return. Other states skip the queries."""
-    if fc.state != states.SUBMITTED:
-        return {}
-    policy = uow.policy(uow.round(fc.round_id).policy_code)
-    return {"four_eyes": policy.four_eyes, "fillers": uow.record_fillers(fc.record_id)}
-
-
-def guard_context_of(fc: FireContext, now: datetime, reason: str | None, *, four_eyes: bool = True,
-                     fillers: frozenset[int] = frozenset()) -> GuardContext:
-    """The guards' values from a transition's plain context."""
-    amount, members = fc.amount_per_member_fen, fc.members
-    if not fc.is_grassroots:  # quota rules apply to grassroots records only
-        amount, members = amount or 0, members or 0
-    return GuardContext(
-        cap_fen=fc.cap_fen_per_member, amount_per_member_fen=amount, members=members,
-        is_grassroots=fc.is_grassroots, is_reporting_unit=fc.is_reporting_unit,
-        work_experience=fc.work_experience, work_highlights=fc.work_highlights,
-        has_snapshot=fc.snapshot_id is not None, snapshot_stale=fc.snapshot_stale, reporter=fc.reporter,
-        phone=fc.phone, fill_date=fc.fill_date, today=clock.china_date(now), reason=reason,
-        parent_state=fc.parent_state, four_eyes=four_eyes, actor_user_id=fc.user_id, fillers=fillers,
-    )
-
-
-def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: int, reason: str | None,
-                  now: datetime) -> int:
-    """Outbox rows for an event, keyed by (recipient, channel, history row), in one statement:
-    the parent's reviewers or the record's own clerks (see :data:`EVENT_RECIPIENTS`); for other
-    triggers the own clerks when somebody acted on their behalf."""
-    who = EVENT_RECIPIENTS.get(trigger)
-    if who is None and not _on_behalf(fc):
-        return 0
-    if who == "parent_reviewers" and fc.org_parent_id is not None:
-        org_id, role = fc.org_parent_id, states.REVIEWER
-    else:
-        org_id, role = fc.org_id, states.CLERK
-    payload = json.dumps({
-        "org_name": fc.org_name,
-        "org_code": fc.org_code,
-        "event": states.TRIGGER_LABELS.get(trigger, trigger),
-        "trigger": trigger,
-        "actor_name": fc.user_name,
-        "reason": reason,
-        "path": f"/records/{fc.record_id}",
-    }, ensure_ascii=False, sort_keys=True, default=str)
-    return uow.add_event_notifications(org_id=org_id, role=role, actor_user_id=fc.user_id,
-                                       source=f"history:{history_id}", record_id=fc.record_id,
-                                       payload=payload, now=now)
 
 
 def version_conflict(rec: Record) -> VersionConflict:

@@ -19,10 +19,12 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
     literal,
     literal_column,
+    or_,
     select,
     text,
     update,
@@ -53,6 +55,33 @@ from workflow.store.tables import (
     SnapshotLine,
     User,
 )
+
+_RETURNS = ("return_for_revision", "revoke_acceptance")
+
+
+def _filler_exists(record_id: Any, user_id: int) -> Any:
+    """SQL: did ``user_id`` submit the record, fire a trigger on its behalf, or enter its
+    purchases or aggregate lines since its last return? History rows count by id (after the
+    return's row), entries by time (one at the very instant of the return counts)."""
+    last = aliased(History, name="last_return")
+    last_id = (select(func.max(last.id)).where(last.record_id == record_id, last.trigger.in_(_RETURNS))
+               .scalar_subquery())
+    ret = aliased(History, name="return_row")
+    last_at = select(ret.at).where(ret.id == last_id).scalar_subquery()
+    agg = tables.AggregateLine
+    return or_(
+        exists().where(History.record_id == record_id, History.id > func.coalesce(last_id, 0),
+                       History.actor_user_id == user_id,
+                       or_(History.trigger == "submit", History.on_behalf.is_(True))),
+        exists().where(Purchase.record_id == record_id, Purchase.entered_by_user_id == user_id,
+                       or_(last_at.is_(None), Purchase.entered_at >= last_at)),
+        exists().where(agg.record_id == record_id, agg.entered_by_user_id == user_id,
+                       or_(last_at.is_(None), agg.entered_at >= last_at)),
+    )
+
+
+#: Parsed policies by digest, so a transition reads only the digest (in its context statement).
+_POLICIES: dict[str, Policy] = {}
 
 
 @lru_cache(maxsize=32)
@@ -92,6 +121,41 @@ _P = _R.alias("parent_record")
 _U, _M = User.__table__, Membership.__table__
 _MO = _O.alias("seat_org")
 _S = Snapshot.__table__
+_PD = PolicyDoc.__table__
+
+
+def _lit(value: str) -> Any:
+    """A SQL string literal (no bind: prepared statements take only the named parameters)."""
+    return literal_column(f"'{value}'")
+
+
+# Four eyes: whether the acting user submitted the record, acted on its behalf, or entered its
+# purchases or aggregate lines since its last return or revocation (asked of submitted records;
+# the same rows as UnitOfWork.record_fillers, for one user, inside the context statement).
+_H, _PU, _AG = History.__table__, Purchase.__table__, tables.AggregateLine.__table__
+_HR, _HRA, _HF = _H.alias("h_return"), _H.alias("h_return_at"), _H.alias("h_fill")
+_LAST_RETURN = (
+    select(func.max(_HR.c.id))
+    .where(_HR.c.record_id == _R.c.id,
+           or_(_HR.c.trigger == _lit("return_for_revision"), _HR.c.trigger == _lit("revoke_acceptance")))
+    .scalar_subquery()
+)
+_LAST_RETURN_AT = select(_HRA.c.at).where(_HRA.c.id == _LAST_RETURN).scalar_subquery()
+
+
+def _entered_since(table: Any) -> Any:
+    return exists(select(literal_column("1")).select_from(table).where(
+        table.c.record_id == _R.c.id, table.c.entered_by_user_id == bindparam("user_id"),
+        or_(_LAST_RETURN_AT.is_(None), table.c.entered_at >= _LAST_RETURN_AT)))
+
+
+_ACTOR_FILLED = case((and_(_R.c.state == _lit("submitted"), or_(
+    exists(select(literal_column("1")).select_from(_HF).where(
+        _HF.c.record_id == _R.c.id, _HF.c.actor_user_id == bindparam("user_id"),
+        _HF.c.id > func.coalesce(_LAST_RETURN, literal_column("0")),
+        or_(_HF.c.trigger == _lit("submit"), _HF.c.on_behalf.is_(True)))),
+    _entered_since(_PU), _entered_since(_AG),
+)), literal_column("1")), else_=literal_column("0"))
 #: Record, organisation, round cap, parent record's state, the user and every seat (membership
 #: with its organisation's id, path and parent) of the user: one statement, one row per seat
 #: (one row without seats) when the record exists. Access is decided from these by
@@ -105,7 +169,8 @@ FIRE_CONTEXT = (
         _S.c.people_total, _S.c.amount_total_fen,
         _O.c.code.label("org_code"), _O.c.name.label("org_name"), _O.c.parent_id.label("org_parent_id"),
         _O.c.path.label("org_path"),
-        _RD.c.cap_fen_per_member, _P.c.state.label("parent_state"),
+        _RD.c.cap_fen_per_member, _RD.c.policy_code, _PD.c.digest.label("policy_digest"),
+        _ACTOR_FILLED.label("actor_filled"), _P.c.state.label("parent_state"),
         _U.c.id.label("user_id"), _U.c.display_name, _U.c.is_active,
         _M.c.role.label("seat_role"), _MO.c.id.label("seat_org_id"), _MO.c.path.label("seat_org_path"),
         _MO.c.parent_id.label("seat_org_parent_id"),
@@ -113,6 +178,7 @@ FIRE_CONTEXT = (
     .select_from(
         _R.join(_O, _O.c.id == _R.c.org_id)
         .join(_RD, _RD.c.id == _R.c.round_id)
+        .outerjoin(_PD, _PD.c.code == _RD.c.policy_code)
         .outerjoin(_P, _P.c.id == _R.c.parent_id)
         .outerjoin(_S, _S.c.id == _R.c.snapshot_id)
         .outerjoin(_U, _U.c.id == bindparam("user_id"))
@@ -266,6 +332,8 @@ class FireContext:
     is_late: bool
     snapshot_people: int | None
     snapshot_fen: int | None
+    four_eyes: bool  # the round's policy's switch
+    actor_filled: bool  # the actor entered or submitted the (submitted) record since its last return
 
     def rollup_entry(self) -> rollup.Entry:
         """The record's rollup key and measures as read."""
@@ -305,6 +373,7 @@ class UnitOfWork:
         self._session: Session | None = None
         self._conn: Connection | None = None
         self._tx: Any = None  # the transaction of a connection this unit opened itself
+        self._fillers: dict[tuple[int, int], bool] = {}
 
     def __enter__(self) -> UnitOfWork:
         self._committed = False
@@ -420,7 +489,9 @@ class UnitOfWork:
         doc = self.session.get(PolicyDoc, code)
         if doc is None:
             raise NotFound(f"未加载策略“{code}”", code="policy.not_found")
-        return _parse_cached(doc.digest, doc.source_text)
+        policy = _parse_cached(doc.digest, doc.source_text)
+        _POLICIES[doc.digest] = policy
+        return policy
 
     def round(self, round_id: int) -> Round:
         rnd = self.session.get(Round, round_id)
@@ -528,10 +599,12 @@ class UnitOfWork:
         (rid, org_id, round_id, parent_id, state, version, is_grassroots, is_reporting_unit, amount, members,
          experience, highlights, snapshot_id, stale, reporter, phone, fill_date, deadline, is_overdue, is_late,
          snap_people, snap_fen, org_code, org_name,
-         org_parent_id, org_path, cap, parent_state, uid, user_name, is_active, *_seat) = rows[0]
+         org_parent_id, org_path, cap, policy_code, policy_digest, actor_filled, parent_state, uid, user_name,
+         is_active, *_seat) = rows[0]
         if uid is None or not is_active:
             raise NotFound(f"找不到用户 #{user_id}", code="user.not_found")
         seats = tuple((OrgRef(x[-3], x[-2], x[-1]), x[-4]) for x in rows if x[-4] is not None)
+        policy = _POLICIES.get(policy_digest) or self.policy(policy_code)
         return FireContext(
             record_id=rid, org_id=org_id, round_id=round_id, parent_id=parent_id, state=state,
             version=version, is_grassroots=bool(is_grassroots), is_reporting_unit=bool(is_reporting_unit),
@@ -542,6 +615,7 @@ class UnitOfWork:
             parent_state=parent_state, user_id=uid, user_name=user_name,
             org=OrgRef(org_id, org_path, org_parent_id), seats=seats, is_overdue=bool(is_overdue),
             is_late=bool(is_late), snapshot_people=snap_people, snapshot_fen=snap_fen,
+            four_eyes=policy.four_eyes, actor_filled=bool(actor_filled),
         )
 
     def add_event_notifications(self, *, org_id: int, role: str, actor_user_id: int, source: str,
@@ -796,100 +870,6 @@ class UnitOfWork:
         self.session.add_all(objs)
         self.session.flush()
 
-    # --- four eyes ----------------------------------------------------------------------------
-
-    def record_fillers(self, record_id: int) -> frozenset[int]:
-        """Users who, since the record's last return (or revocation), submitted it, fired a
-        trigger on its behalf, or entered its purchases or aggregate lines."""
-        last = self.session.execute(
-            select(History.id, History.at)
-            .where(History.record_id == record_id,
-                   History.trigger.in_(("return_for_revision", "revoke_acceptance")))
-            .order_by(History.id.desc()).limit(1)
-        ).first()
-        after_id, since = (last[0], last[1]) if last else (0, None)
-        agg = tables.AggregateLine
-        # History rows are ordered by id; entries by time (one at the very instant of the
-        # return counts: four eyes errs on the side of a second person).
-        parts = [
-            select(History.actor_user_id.label("uid")).where(
-                History.record_id == record_id, History.id > after_id,
-                (History.trigger == "submit") | History.on_behalf.is_(True)),
-            select(Purchase.entered_by_user_id.label("uid")).where(
-                Purchase.record_id == record_id, *([Purchase.entered_at >= since] if since else [])),
-            select(agg.entered_by_user_id.label("uid")).where(
-                agg.record_id == record_id, *([agg.entered_at >= since] if since else [])),
-        ]
-        ids = self.session.execute(parts[0].union(*parts[1:])).scalars()
-        return frozenset(int(i) for i in ids if i is not None)
-
-    # --- login throttle ------------------------------------------------------------------------
-
-    def count_login_attempt(self, username: str, client_ip: str, *, now: datetime, since: datetime) -> int:
-        """Count one more login attempt for (username, address) and return the count in the
-        current window, in one atomic statement (INSERT … ON CONFLICT DO UPDATE … RETURNING): the
-        row lock serialises concurrent attempts, so no two of them read the same count. A window
-        older than ``since`` starts again at 1."""
-        table = tables.LoginThrottle.__table__
-        dialect_insert = pg_insert if self.dialect == "postgresql" else lite_insert
-        stmt = dialect_insert(table).values(username=username, client_ip=client_ip, window_start=now, attempts=1)
-        stale = table.c.window_start <= since
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["username", "client_ip"],
-            set_={
-                "attempts": case((stale, 1), else_=table.c.attempts + 1),
-                "window_start": case((stale, now), else_=table.c.window_start),
-            },
-        ).returning(table.c.attempts)
-        return int(self.session.execute(stmt).scalar_one())
-
-    def clear_login_attempts(self, username: str, client_ip: str, *, upto: int) -> None:
-        """After a success: forget the attempts counted up to this one (``upto``, the count it
-        was given); attempts counted after it, still in flight, keep counting."""
-        table = tables.LoginThrottle.__table__
-        self.session.execute(
-            update(table)
-            .where(table.c.username == username, table.c.client_ip == client_ip)
-            .values(attempts=case((table.c.attempts > upto, table.c.attempts - upto), else_=0))
-        )
-
-    def forget_old_login_attempts(self, since: datetime) -> None:
-        table = tables.LoginThrottle.__table__
-        self.session.execute(delete(table).where(table.c.window_start <= since))
-        failures = tables.LoginFailure.__table__
-        self.session.execute(delete(failures).where(failures.c.at <= since))
-
-    def log_login_failure(self, username: str, client_ip: str, at: datetime) -> None:
-        self.session.add(tables.LoginFailure(username=username, client_ip=client_ip, at=at))
-
-    def clear_login_failures(self, username: str, client_ip: str) -> None:
-        failures = tables.LoginFailure.__table__
-        self.session.execute(delete(failures).where(failures.c.username == username,
-                                                    failures.c.client_ip == client_ip))
-
-    def user_named(self, username: str) -> User | None:
-        return self.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-
-    def end_sessions(self, user_id: int) -> None:
-        """Move the user's session generation on: every cookie issued so far stops working."""
-        self.session.execute(update(User).where(User.id == user_id).values(session_gen=User.session_gen + 1))
-
-    # --- attachments -------------------------------------------------------------------------
-
-    def attachment_list(self, record_id: int) -> list[Any]:
-        """A record's attachments without their bytes, oldest first."""
-        return list(self.session.execute(
-            select(Attachment.id, Attachment.kind, Attachment.filename, Attachment.content_type,
-                   Attachment.size, Attachment.uploaded_at, Attachment.on_behalf)
-            .where(Attachment.record_id == record_id).order_by(Attachment.id)
-        ).all())
-
-    def attachment(self, record_id: int, attachment_id: int) -> Attachment:
-        row = self.session.get(Attachment, attachment_id)
-        if row is None or row.record_id != record_id:
-            raise NotFound(f"找不到附件 #{attachment_id}", code="attachment.not_found")
-        return row
-
     # --- bulk loads --------------------------------------------------------------------------
 
     def org_rows(self) -> list[Any]:
@@ -960,6 +940,85 @@ class UnitOfWork:
             self.session.execute(text(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}"))
         for name in names:
             self.session.execute(text(f"ANALYZE {name}"))
+
+    # --- four eyes ----------------------------------------------------------------------------
+
+    def is_filler(self, record_id: int, user_id: int) -> bool:
+        """Whether ``user_id``, since the record's last return (or revocation), submitted it,
+        fired a trigger on its behalf, or entered its purchases or aggregate lines. Answered by
+        :meth:`record_with_context` when it was given the actor, else by one query."""
+        cached = self._fillers.get((record_id, user_id))
+        if cached is not None:
+            return cached
+        rid = literal(record_id)
+        return bool(self.session.execute(select(_filler_exists(rid, user_id))).scalar_one())
+
+    # --- login throttle ------------------------------------------------------------------------
+
+    def count_login_attempt(self, username: str, client_ip: str, *, now: datetime, since: datetime) -> int:
+        """Count one more login attempt for (username, address) and return the count in the
+        current window, in one atomic statement (INSERT … ON CONFLICT DO UPDATE … RETURNING): the
+        row lock serialises concurrent attempts, so no two of them read the same count. A window
+        older than ``since`` starts again at 1."""
+        table = tables.LoginThrottle.__table__
+        dialect_insert = pg_insert if self.dialect == "postgresql" else lite_insert
+        stmt = dialect_insert(table).values(username=username, client_ip=client_ip, window_start=now, attempts=1)
+        stale = table.c.window_start <= since
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["username", "client_ip"],
+            set_={
+                "attempts": case((stale, 1), else_=table.c.attempts + 1),
+                "window_start": case((stale, now), else_=table.c.window_start),
+            },
+        ).returning(table.c.attempts)
+        return int(self.session.execute(stmt).scalar_one())
+
+    def clear_login_attempts(self, username: str, client_ip: str, *, upto: int) -> None:
+        """After a success: forget the attempts counted up to this one (``upto``, the count it
+        was given); attempts counted after it, still in flight, keep counting."""
+        table = tables.LoginThrottle.__table__
+        self.session.execute(
+            update(table)
+            .where(table.c.username == username, table.c.client_ip == client_ip)
+            .values(attempts=case((table.c.attempts > upto, table.c.attempts - upto), else_=0))
+        )
+
+    def forget_old_login_attempts(self, since: datetime) -> None:
+        table = tables.LoginThrottle.__table__
+        self.session.execute(delete(table).where(table.c.window_start <= since))
+        failures = tables.LoginFailure.__table__
+        self.session.execute(delete(failures).where(failures.c.at <= since))
+
+    def log_login_failure(self, username: str, client_ip: str, at: datetime) -> None:
+        self.session.add(tables.LoginFailure(username=username, client_ip=client_ip, at=at))
+
+    def clear_login_failures(self, username: str, client_ip: str) -> None:
+        failures = tables.LoginFailure.__table__
+        self.session.execute(delete(failures).where(failures.c.username == username,
+                                                    failures.c.client_ip == client_ip))
+
+    def user_named(self, username: str) -> User | None:
+        return self.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+
+    def end_sessions(self, user_id: int) -> None:
+        """Move the user's session generation on: every cookie issued so far stops working."""
+        self.session.execute(update(User).where(User.id == user_id).values(session_gen=User.session_gen + 1))
+
+    # --- attachments -------------------------------------------------------------------------
+
+    def attachment_list(self, record_id: int) -> list[Any]:
+        """A record's attachments without their bytes, oldest first."""
+        return list(self.session.execute(
+            select(Attachment.id, Attachment.kind, Attachment.filename, Attachment.content_type,
+                   Attachment.size, Attachment.uploaded_at, Attachment.on_behalf)
+            .where(Attachment.record_id == record_id).order_by(Attachment.id)
+        ).all())
+
+    def attachment(self, record_id: int, attachment_id: int) -> Attachment:
+        row = self.session.get(Attachment, attachment_id)
+        if row is None or row.record_id != record_id:
+            raise NotFound(f"找不到附件 #{attachment_id}", code="attachment.not_found")
+        return row
 
 
 def _duplicate_order(row: Purchase) -> Exception:

@@ -26,7 +26,18 @@ from typing import TYPE_CHECKING, Any
 
 import states
 from workflow.domain import clock, money, rules
-from workflow.domain.errors import BadInput, BangfuError
+from workflow.domain.errors import (
+    AuthRequired,
+    BadInput,
+    BangfuError,
+    CsrfFailed,
+    LoginFailed,
+    NotFound,
+    PermissionDenied,
+    RuleViolation,
+    TooManyAttempts,
+    VersionConflict,
+)
 from workflow.domain.policy import POLICY_DIR, load_policy
 from workflow.entrypoints.cli.argparse_zh import ChineseParser, json_refusal, wants_json
 from workflow.formats.ledger import BUDGET_LABELS
@@ -40,6 +51,27 @@ log = logging.getLogger("bangfu.cli")
 
 Handler = Callable[[argparse.Namespace, "Context"], Any]
 COMMANDS: dict[str, Handler] = {}
+
+#: Exit codes: 0 done, 2 bad input or not found, 3 refused by a rule or a permission, 4 version
+#: conflict (read again and retry), 1 a bug. Looked up along the class hierarchy, nearest first.
+EXIT_CODES: dict[type[BangfuError], int] = {
+    BadInput: 2,
+    NotFound: 2,
+    PermissionDenied: 3,
+    RuleViolation: 3,
+    VersionConflict: 4,
+    LoginFailed: 3,
+    AuthRequired: 3,
+    CsrfFailed: 3,
+    TooManyAttempts: 3,
+}
+
+
+def exit_code_for(exc: BangfuError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]  # type: ignore[index]
+    return 1
 
 
 class Context:
@@ -490,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_human(args.command, result)
         return 0
     except BangfuError as exc:
-        return _refuse(json_out, exc.code, exc.message, exc.exit_code)
+        return _refuse(json_out, exc.code, exc.message, exit_code_for(exc))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into `head`: not an error

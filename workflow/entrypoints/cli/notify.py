@@ -159,14 +159,12 @@ def _age(seconds: float | None) -> str:
     return f"{hours} 小时 {minutes} 分" if hours else f"{minutes} 分 {sec} 秒"
 
 
-KIND_LABELS = {"quota_reminder": "额度使用提醒", "report_reminder": "报送提醒",
-               "reviewer_digest": "审核汇总", "record_event": "记录动态",
-               "overdue_notice": "逾期通知", "quota_lapsed": "额度作废通知"}
 _CHANNEL_LABELS = {"email": "邮件", "sms": "短信", "wecom": "企业微信", "dingtalk": "钉钉"}
 
 
 @command("outbox")
 def cmd_outbox(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app.views import KIND_LABELS  # lazy: start-up time (SQLAlchemy)
     from workflow.scheduler import operations  # lazy: start-up time (SQLAlchemy)
 
     action = args.outbox_action
