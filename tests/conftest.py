@@ -183,9 +183,10 @@ class World:
                              seen_version=self.version(org), amount_per_member_fen=amount_fen, members=members, now=now)
 
     def buy(self, org: str, order: str, amount_fen: int, people: int = 10, channel: str = "ygh",
-            paid_at: datetime = NOW_2021, user: str | None = None, **kw) -> int:  # type: ignore[no-untyped-def]
+            paid_at: datetime = NOW_2021, user: str | None = None, now: datetime = NOW_2021,
+            **kw) -> int:  # type: ignore[no-untyped-def]
         return records.add_purchase(
-            self.uow(), record_id=self.rid(org), user_id=self.uid(user or f"{org.lower()}-clerk"), now=NOW_2021,
+            self.uow(), record_id=self.rid(org), user_id=self.uid(user or f"{org.lower()}-clerk"), now=now,
             purchase=records.PurchaseInput(paid_at=paid_at, channel=channel, amount_fen=amount_fen,
                                             people=people, order_no=order, **kw),
         )

@@ -90,13 +90,14 @@ def test_init_creates_the_database_under_the_var_dir(bangfu: Cli, tmp_path: Path
 def test_a_record_through_its_lifecycle_from_the_command_line(ready: Cli) -> None:
     run = ready
     assert run("plan", "G1", "--amount", "600", "--members", "100", "--as", "g1-clerk").code == 0
-    r = run("purchase-add", "G1", "--paid-at", "2021-12-31T23:50", "--channel", "ygh",
+    # Paid late in the evening, China time, before the moment of entry (BANGFU_NOW 2021-11-01).
+    r = run("purchase-add", "G1", "--paid-at", "2021-10-31T23:50", "--channel", "ygh",
             "--amount", "1,200.50", "--people", "20", "--order", "A-1", "--as", "g1-clerk", "--json")
     assert r.code == 0, r.err
     assert set(r.json()) == {"purchase_id", "record_id"}  # type: ignore[arg-type]
     listed = run("purchase-list", "G1", "--as", "g1-clerk", "--json").json()
     assert [(p["order_no"], p["amount_fen"], p["paid_on"]) for p in listed] == [  # type: ignore[union-attr]
-        ("A-1", 120050, "2021-12-31")]
+        ("A-1", 120050, "2021-10-31")]
     human = run("show", "G1", "--as", "g1-clerk")
     assert human.code == 0
     assert "额度 60,000.00 元" in human.out and "✓ finish_purchasing" in human.out
@@ -218,6 +219,153 @@ def test_the_real_process_reports_exit_codes(tmp_path: Path) -> None:
     assert run("init").returncode == 0
     r = run("show", "G1")
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+# --- the CLI for scripts and operators (issue 9, points 8, 14, 15; issue 12, point 5) --------
+
+
+def test_under_json_a_refusal_is_json_too(ready: Cli) -> None:
+    r = ready("plan", "G1", "--amount", "600.01", "--members", "1", "--as", "g1-clerk", "--json")
+    assert r.code == 3
+    assert r.json() == {"code": "plan.amount_out_of_range", "message": r.json()["message"], "exit": 3}  # type: ignore[index]
+    assert "600" in r.json()["message"]  # type: ignore[index]
+    r = ready("show", "NOPE", "--as", "g1-clerk", "--json")
+    assert r.code == 2 and r.json()["code"] == "org.not_found" and r.json()["exit"] == 2  # type: ignore[index]
+
+
+def test_under_json_a_usage_error_is_json_and_chinese(ready: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["fire", "G1", "approve_all", "--as", "g1-clerk", "--json"])
+    assert exc.value.code == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["code"] == "cli.usage" and out["exit"] == 2
+    assert "无效的选项" in out["message"] and "approve_all" in out["message"]
+
+
+def _help(*args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "workflow.entrypoints.cli", *args, "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize("command", ["", "purchase-add", "fire", "stats", "inbox", "serve", "work-report"])
+def test_the_help_is_chinese_for_every_command(command: str) -> None:
+    text = _help(*([command] if command else []))
+    assert text.startswith("用法：") and "显示本帮助并退出" in text
+    for english in ("usage:", "show this help", "positional arguments", "machine-readable", "act as"):
+        assert english not in text
+    # No English sentence is left in the help: every help line with letters has Chinese too.
+    for line in text.splitlines():
+        words = [w for w in line.replace(",", " ").split() if w.isascii() and w.isalpha() and len(w) > 3]
+        if len(words) >= 3:
+            assert any("\u4e00" <= ch <= "\u9fff" for ch in line), line
+
+
+def test_the_help_and_a_command_without_a_database_import_no_heavy_library() -> None:
+    """Start-up: ``bangfu --help`` and ``lifecycle`` import neither SQLAlchemy nor openpyxl,
+    FastAPI, Celery or Alembic (the CPU time is measured in the README, not here)."""
+    code = ("import sys, contextlib, io\n"
+            "from workflow.entrypoints import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    cli.main(['lifecycle'])\n"
+            "    try:\n"
+            "        cli.main(['--help'])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "heavy = sorted(m for m in ('sqlalchemy', 'sqlmodel', 'openpyxl', 'fastapi', 'celery', 'alembic',"
+            " 'uvicorn', 'docx') if m in sys.modules)\n"
+            "print(','.join(heavy))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+def test_a_purchase_channel_may_be_named_in_chinese(ready: Cli) -> None:
+    run = ready
+    assert run("plan", "G1", "--amount", "600", "--members", "100", "--as", "g1-clerk").code == 0
+    r = run("purchase-add", "G1", "--paid-at", "2021-10-10T10:00", "--channel", "粤工惠购", "--amount", "100",
+            "--people", "2", "--order", "ZH-1", "--as", "g1-clerk")
+    assert r.code == 0, r.err
+    r = run("purchase-add", "G1", "--paid-at", "2021-10-10T10:00", "--channel", "832平台", "--amount", "100",
+            "--people", "2", "--order", "ZH-2", "--as", "g1-clerk")
+    assert r.code == 0, r.err
+    listed = run("purchase-list", "G1", "--as", "g1-clerk", "--json").json()
+    assert [p["channel"] for p in listed] == ["ygh", "p832"]  # type: ignore[index,union-attr]
+    r = run("purchase-add", "G1", "--paid-at", "2021-10-10T10:00", "--channel", "淘宝", "--amount", "100",
+            "--people", "2", "--order", "ZH-3", "--as", "g1-clerk")
+    assert_one_line_error(r, 3, "purchase.unknown_channel")
+    assert "粤工惠购" in r.err and "ygh" not in r.err and "local_hall" not in r.err
+
+
+@pytest.mark.parametrize(
+    ("paid_at", "people", "error_code", "words"),
+    [
+        ("2021-12-25T10:00", "10", "purchase.paid_in_future", "晚于录入时间"),  # entered 2021-11-01
+        ("2022-01-05T10:00", "10", "purchase.outside_year", "额度须于 12 月 31 日前使用"),
+        ("2021-10-10T10:00", "0", "purchase.people_zero", "人次"),
+    ],
+)
+def test_a_purchase_that_cannot_be_right_is_refused(
+    ready: Cli, paid_at: str, people: str, error_code: str, words: str
+) -> None:
+    assert ready("plan", "G1", "--amount", "600", "--members", "100", "--as", "g1-clerk").code == 0
+    r = ready("purchase-add", "G1", "--paid-at", paid_at, "--channel", "ygh", "--amount", "88",
+              "--people", people, "--order", "BAD-1", "--as", "g1-clerk")
+    assert_one_line_error(r, 3, error_code)
+    assert words in r.err
+    assert ready("purchase-list", "G1", "--as", "g1-clerk", "--json").json() == []
+
+
+def test_rounds_prints_a_table_without_json(ready: Cli) -> None:
+    r = ready("rounds")
+    assert r.code == 0 and not r.out.lstrip().startswith(("[", "{"))
+    assert "2021年度" in r.out and "额度截止 2021年12月31日" in r.out
+    assert ready("rounds", "--json").json()[0]["label"] == "2021年度"  # type: ignore[index]
+
+
+def test_show_says_days_past_like_the_web(ready: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BANGFU_NOW", "2022-01-15T10:00")
+    get_settings.cache_clear()
+    r = ready("show", "G1", "--as", "g1-clerk", "--round", "2021")
+    assert r.code == 0, r.err
+    assert "已过 15 天" in r.out and "剩 -" not in r.out
+
+
+def test_history_times_in_json_carry_their_offset(ready: Cli) -> None:
+    assert ready("sweep", "--as-of", "2022-01-02T09:00").code == 0  # G1 missed its deadline: overdue
+    history = ready("history", "G1", "--as", "d1-reviewer", "--json").json()
+    overdue = [h for h in history if h["trigger"] == "overdue"]  # type: ignore[union-attr,index]
+    assert overdue, history
+    for h in overdue:
+        assert h["at"].endswith("+00:00")  # type: ignore[index]
+        for value in (h["detail"] or {}).values():  # type: ignore[index]
+            if isinstance(value, str) and value[:2] == "20":
+                assert value.endswith("+00:00"), value
+
+
+def test_an_export_without_a_fill_date_leaves_it_blank(ready: Cli, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    target = tmp_path / "gd.xlsx"
+    r = ready("stats", "GD", "--as", "gd-reviewer", "--xlsx", str(target))
+    assert r.code == 0, r.err
+    cells = [c.value for row in load_workbook(target).active.iter_rows() for c in row if c.value]
+    assert "填表时间：" in cells  # blank for the hand to fill, not today's date
+
+
+def test_the_clis_light_choices_mirror_the_services() -> None:
+    """The parser names choices without importing the services (start-up); they must agree."""
+    from workflow.app.records import BUDGETS
+    from workflow.entrypoints.cli import reports
+    from workflow.formats import ledger
+    from workflow.formats.ledger import BUDGET_LABELS
+    from workflow.store.aggregates import SCOPES
+
+    assert BUDGET_LABELS == BUDGETS
+    assert set(reports.MAPPING_CHOICES) == set(ledger.MAPPINGS)
+    assert tuple(reports.SCOPE_CHOICES) == tuple(SCOPES)
 
 
 def test_rollup_rebuild_repairs_the_overview_table_after_writes_outside_bangfu(ready: Cli) -> None:

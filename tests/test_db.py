@@ -166,7 +166,7 @@ def _history(w: World) -> list[tuple[object, ...]]:
 def test_utc_datetime_round_trips_aware_utc(any_world: World) -> None:
     w = any_world
     paid = datetime(2021, 12, 31, 23, 50, 7, 123456, tzinfo=CN)
-    w.buy("G1", "T-1", 100, paid_at=paid)
+    w.buy("G1", "T-1", 100, paid_at=paid, now=datetime(2022, 1, 2, 9, 0, tzinfo=CN))  # entered after payment
     with w.uow(True) as uow:
         p = uow.purchases(w.rid("G1"))[0]
         assert p.paid_at == paid

@@ -155,7 +155,10 @@ class RecordsMachine(RuleBasedStateMachine):
         try:
             self.w.buy(org, f"O-{self.order}", amount, people, channel=channel)
         except BangfuError as exc:
-            assert state in (states.SUBMITTED, states.ACCEPTED) and exc.code == "purchase.record_locked"
+            if state in (states.SUBMITTED, states.ACCEPTED):
+                assert exc.code == "purchase.record_locked"
+            else:  # a purchase for 0 人次 is refused (Annex 2 counts people who received goods)
+                assert people == 0 and exc.code == "purchase.people_zero", exc.code
 
     @rule(org=st.sampled_from(ORGS[1:]), days=st.integers(-3, 40))
     def move_deadline(self, org: str, days: int) -> None:

@@ -287,9 +287,10 @@ def test_summarize_fills_the_fill_date_with_the_snapshot_date(any_world: World) 
 def test_purchase_year_is_decided_in_china_time_at_entry(any_world: World) -> None:
     w = any_world
     w.plan("G1")
-    w.buy("G1", "NYE", 8800, paid_at=datetime(2021, 12, 31, 23, 50, tzinfo=CN))
+    entered = datetime(2022, 1, 2, 9, 0, tzinfo=CN)  # entered after both payments, before the cutoff
+    w.buy("G1", "NYE", 8800, paid_at=datetime(2021, 12, 31, 23, 50, tzinfo=CN), now=entered)
     with pytest.raises(RuleViolation) as exc:
-        w.buy("G1", "NYD", 8800, paid_at=datetime(2022, 1, 1, 0, 10, tzinfo=CN))
+        w.buy("G1", "NYD", 8800, paid_at=datetime(2022, 1, 1, 0, 10, tzinfo=CN), now=entered)
     assert exc.value.code == "purchase.outside_year"
     assert "2022-01-01 00:10" in exc.value.message
     with w.uow(True) as uow:

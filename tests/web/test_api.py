@@ -492,3 +492,36 @@ def test_notification_inbox_shows_the_return_and_marks_it_read(login, web_world:
     assert "未读 0 条" in client.get("/notifications").text
     api = client.get("/api/notifications").json()
     assert [(n["kind"], n["read"]) for n in api["items"]] == [("record_event", True)]
+
+
+def test_the_inbox_shows_the_mails_text_with_a_link_and_marks_one_read(login, web_world: World) -> None:
+    """Issue 9, point 9: the page shows what the e-mail says (amounts, dates, names), links to
+    the record, says read/unread, and opening an item (or 标为已读) marks only that one read."""
+    import re as _re
+    from datetime import UTC, datetime
+
+    from workflow.scheduler.sweeps import run_sweep
+
+    web_world.plan("G1", 60000, 100)  # 600 yuan x 100 members = 60,000.00 yuan quota
+    web_world.buy("G1", "Q-1", 1_234_560, 30)
+    web_world.to_submitted("G2")
+    run_sweep(web_world.db, now=datetime(2021, 12, 1, 1, 0, tzinfo=UTC))  # 09:00 China time
+    clerk = login("g1-clerk")
+    page = clerk.get("/notifications").text
+    assert "额度提醒" in page and "60,000.00 元" in page and "12,345.60 元" in page and "2021年12月31日" in page
+    rid = web_world.rid("G1")
+    assert f'href="/records/{rid}"' in page  # the mail's link, clickable and relative
+    assert "未读" in page
+    first = next(n["id"] for n in clerk.get("/api/notifications").json()["items"] if n["kind"] == "quota_reminder")
+    opened = clerk.get(f"/notifications/{first}/open", follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"] == f"/records/{rid}"
+    items = {n["id"]: n for n in clerk.get("/api/notifications").json()["items"]}
+    assert items[first]["read"] is True and "60,000.00" in items[first]["text"]
+    reviewer = login("d1-reviewer")
+    page = reviewer.get("/notifications").text
+    assert "审核提醒" in page and "天河供电局工会" in page and "待审核（1 项）" in page
+    unread = int(_re.search(r"未读 (\d+) 条", page).group(1))  # type: ignore[union-attr]
+    one = int(_re.findall(r'id="note-(\d+)"', page)[0])
+    reviewer.post(f"/notifications/{one}/read", data={"csrf_token": csrf_from(page)})
+    assert f"未读 {unread - 1} 条" in reviewer.get("/notifications").text
+    assert clerk.get(f"/notifications/{one}/open").status_code == 404  # another user's notification

@@ -242,3 +242,84 @@ def test_pages_fit_a_375_wide_phone_with_the_main_action_on_screen(browser: Any,
     province.goto(server + "/overview")
     _no_horizontal_scroll(province)
     _shot(province, "m5-overview")
+
+
+# --- issue 9: the inbox with content, printable work report, wide tables (points 9, 11, 14) --
+
+
+def _fits(page: Any, name: str) -> None:
+    """No horizontal scroll, nothing cut at the right edge; a screenshot to look at."""
+    _no_horizontal_scroll(page)
+    right = page.evaluate("Math.max(...[...document.querySelectorAll('main *')].map(e => e.getBoundingClientRect().right))")
+    width = page.evaluate("window.innerWidth")
+    assert right <= width + 1, f"{page.url}: content reaches {right}px in a {width}px window"
+    hidden = page.evaluate("[...document.querySelectorAll('.table-wrap')].map(e => e.scrollWidth - e.clientWidth)")
+    assert all(h <= 1 for h in hidden), f"{page.url}: a table scrolls sideways by {hidden}px (columns cut off)"
+    _shot(page, name)
+
+
+def test_the_inbox_shows_the_mail_and_opening_it_goes_to_the_record(browser: Any, server: str, world: World) -> None:
+    from datetime import UTC, datetime
+
+    from workflow.scheduler.sweeps import run_sweep
+
+    world.plan("G1", 60000, 100)
+    world.buy("G1", "B-1", 1_234_560, 30)
+    world.to_submitted("G2")
+    run_sweep(world.db, now=datetime(2021, 12, 1, 1, 0, tzinfo=UTC))
+    for viewport, tag in (({"width": 1366, "height": 900}, "desk"), (MOBILE, "phone")):
+        clerk = _login(browser, server, "g1-clerk", viewport)
+        clerk.goto(server + "/notifications")
+        text = _text(clerk)
+        assert "额度提醒" in text and "60,000.00 元" in text and "剩余" in text and "2021年12月31日" in text
+        assert "未读" in text
+        _fits(clerk, f"i1-inbox-{tag}")
+    unread = int(clerk.inner_text("main section.card p").split("未读 ")[1].split(" 条")[0])
+    clerk.click("li.note.unread a.subject >> nth=0")
+    clerk.wait_for_load_state()
+    assert "/records/" in clerk.url and "天河一中工会" in _text(clerk)
+    clerk.goto(server + "/notifications")
+    assert f"未读 {unread - 1} 条" in _text(clerk)
+    reviewer = _login(browser, server, "d1-reviewer", {"width": 1366, "height": 900})
+    reviewer.goto(server + "/notifications")
+    text = _text(reviewer)
+    assert "审核提醒" in text and "待审核（1 项）" in text and "天河供电局工会" in text
+    _fits(reviewer, "i2-reviewer-inbox-desk")
+
+
+def test_the_work_report_fits_a_phone_and_prints_on_a4(browser: Any, server: str, world: World) -> None:
+    from tests.test_reports import federation_up, grassroots
+
+    grassroots(world, "G1", [("ygh", 4_541_910, 321)])
+    world.fire("G1", "accept", "d1-reviewer")
+    federation_up(world, "D1")
+    world.fire("D1", "accept", "c1-reviewer")
+    federation_up(world, "C1", reporting_unit=True)
+    accounts.set_password(UnitOfWork(world.db), username="c1-reviewer", new_password=PASSWORD)
+    rid = world.rid("C1")
+    for viewport, tag in (({"width": 1366, "height": 900}, "desk"), (MOBILE, "phone")):
+        page = _login(browser, server, "c1-reviewer", viewport)
+        page.goto(f"{server}/records/{rid}/work-report")
+        assert "消费总金额或投入总额度(万元)" in _text(page) and "合计" in _text(page)
+        _fits(page, f"w1-work-report-{tag}")
+        page.goto(f"{server}/records/{rid}/work-report/print")
+        assert "消费帮扶工作报告" in page.inner_text("body")
+        _no_horizontal_scroll(page)
+        _shot(page, f"w2-work-report-print-{tag}")
+    pdf = page.pdf(format="A4")  # the browser's own print of the print view
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") in (1, 2)
+
+
+def test_the_district_overview_fits_1366(browser: Any, server: str, world: World) -> None:
+    from tests.test_reports import grassroots
+    from workflow.app import directory
+
+    long_name = "广州市天河区天河路街道某某科技股份有限公司工会委员会"
+    directory.import_organisations(UnitOfWork(world.db),
+                                   data=f"code,name,kind,parent_code\nG2,{long_name},grassroots,D1\n".encode())
+    grassroots(world, "G1", [("ygh", 9_876_543_21, 12_345)])
+    world.fire("G1", "accept", "d1-reviewer")
+    world.to_submitted("G2")
+    page = _login(browser, server, "d1-reviewer", {"width": 1366, "height": 900})
+    page.goto(server + "/overview")
+    _fits(page, "o1-district-overview-desk")

@@ -235,3 +235,122 @@ def test_limit_check_api_and_annex2_file_api(web_world: World, token_client: Cal
     xlsx = api.get(f"/api/records/{rid}/annex2.xlsx")
     assert xlsx.status_code == 200 and xlsx.headers["content-type"] == XLSX and "合计" in cells(xlsx.content)[0]
     assert api.get(f"/api/records/{rid}/annex2.pdf").status_code == 404
+
+
+# --- issue 9: import help, printable work report, plain Chinese (points 8, 10, 11, 14) -------
+
+
+def test_import_templates_and_the_columns_are_on_the_page(web_world: World, login: Callable[[str], TestClient]) -> None:
+    w = web_world
+    w.plan("G1")
+    client = login("g1-clerk")
+    rid = w.rid("G1")
+    page = client.get(f"/records/{rid}").text
+    for words in ("需要的列", "受益人数", "领取人次", "支付时间", "成交时间", "必填",
+                  f"/records/{rid}/import-template/generic.xlsx", f"/records/{rid}/import-template/ygh.csv"):
+        assert words in page, words
+    csv_resp = client.get(f"/records/{rid}/import-template/generic.csv")
+    assert csv_resp.status_code == 200 and "导入模板" in filename_of(csv_resp)
+    header = csv_resp.content.decode("utf-8-sig").strip().split(",")
+    assert header[:6] == ["订单号", "商品行号", "支付时间", "实付金额", "领取人数", "商品名称"] and "渠道" in header
+    xlsx = client.get(f"/records/{rid}/import-template/ygh.xlsx")
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx.content))
+    assert wb.sheetnames == ["采购明细", "填写说明"]
+    assert [c.value for c in wb["采购明细"][1]][:3] == ["订单编号", "商品行号", "支付时间"]
+    helps = {r[0]: r for r in wb["填写说明"].iter_rows(min_row=3, values_only=True)}
+    assert helps["领取人数"][1] == "必填" and "受益人数" in helps["领取人数"][3]
+    # A template filled in as it comes imports as it is.
+    filled = ("订单号,商品行号,支付时间,实付金额,领取人数,商品名称,渠道\r\n"
+              "T-1,1,2021-10-01 10:00,120.00,3,荔枝,粤工惠购\r\n").encode("utf-8-sig")
+    resp = _import(client, rid, filled)
+    assert resp.status_code in (200, 303)
+    listed = client.get(f"/api/records/{rid}/purchases").json()
+    assert [p["order_no"] for p in listed] == ["T-1"]
+    assert client.get(f"/records/{rid}/import-template/nope.csv").status_code == 404
+
+
+def test_a_file_without_the_people_column_is_refused_once(web_world: World, login: Callable[[str], TestClient]) -> None:
+    w = web_world
+    w.plan("G1")
+    client = login("g1-clerk")
+    rid = w.rid("G1")
+    rows = "\r\n".join(f"N-{i},2021-10-0{i} 10:00,10.00,荔枝,粤工惠购" for i in range(1, 6))
+    resp = _import(client, rid, ("订单号,支付时间,实付金额,商品名称,渠道\r\n" + rows + "\r\n").encode("utf-8"))
+    assert resp.status_code == 422
+    assert resp.text.count("领取人数") - resp.text.count("<td>领取人数</td>") >= 1
+    assert "第 2 行" not in resp.text and "第 3 行" not in resp.text  # not once per row
+    assert "缺少必需的列" in resp.text
+
+
+def test_the_work_report_opens_as_an_a4_print_view_and_downloads_as_word(
+    web_world: World, login: Callable[[str], TestClient]
+) -> None:
+    import docx
+
+    w = web_world
+    grassroots(w, "G5", [("ygh", 1_234_567, 321)])
+    w.fire("G5", "accept", "ind-reviewer")
+    federation_up(w, "IND", reporting_unit=True)
+    rid = w.rid("IND")
+    client = login("ind-reviewer")
+    page = client.get(f"/records/{rid}/work-report").text
+    assert f"/records/{rid}/work-report/print" in page and f"/records/{rid}/work-report.docx" in page
+    printed = client.get(f"/records/{rid}/work-report/print")
+    assert printed.status_code == 200 and printed.headers["content-type"].startswith("text/html")
+    assert "content-disposition" not in printed.headers  # opens in the browser, not a download
+    assert "@page" in printed.text and "A4" in printed.text and "IND先进经验" in printed.text
+    word = client.get(f"/records/{rid}/work-report.docx")
+    assert word.status_code == 200 and filename_of(word).endswith("工作报告.docx")
+    document = docx.Document(io.BytesIO(word.content))
+    text = "\n".join(p.text for p in document.paragraphs)
+    assert "消费帮扶工作报告" in text and "IND先进经验" in text and "单位（公章）" in text
+    cells_text = [c.text for row in document.tables[0].rows for c in row.cells]
+    assert "合计" in cells_text and "消费总金额或投入总额度(万元)" in cells_text
+
+
+def test_a_grassroots_work_report_has_no_federation_sections(web_world: World, login: Callable[[str], TestClient]) -> None:
+    w = web_world
+    grassroots(w, "G5", [("ygh", 1_234_567, 321)])
+    page = login("g5-clerk").get(f"/records/{w.rid('G5')}/work-report").text
+    assert "消费帮扶情况统计" in page and "先进经验" not in page and "（未填写）" not in page
+
+
+def test_pages_name_channels_and_keep_rule_codes_out_of_sight(web_world: World, login: Callable[[str], TestClient]) -> None:
+    w = web_world
+    w.plan("G1")
+    w.buy("G1", "C-1", 5000, channel="p832")
+    client = login("g1-clerk")
+    rid = w.rid("G1")
+    page = client.get(f"/records/{rid}").text
+    assert "脱贫地区农副产品网络销售平台(832平台)" in page and "· p832 ·" not in page
+    assert 'title="渠道代码 p832"' in page
+    csv_text = client.get(f"/records/{rid}/purchases.csv").content.decode("utf-8-sig")
+    assert "832平台" in csv_text and ",p832," not in csv_text
+    # A rule that stops an action is named in words; its code is only in a title (for support).
+    w.plan("G2", 60000, 10)
+    page = login("g2-clerk").get(f"/records/{w.rid('G2')}").text
+    visible = re.sub(r'title="[^"]*"', "", page)
+    assert not re.search(r"\b(contact|plan|purchase|transition|permission)\.[a-z_]+\b", visible)
+    missing = client.get("/records/999999")
+    assert missing.status_code == 404 and "错误代码" not in missing.text and "HTTP" not in missing.text
+    assert "record.not_found" not in re.sub(r'title="[^"]*"', "", missing.text)
+
+
+def test_reopen_flashes_its_own_label_and_a_submitted_record_says_it_waits(
+    web_world: World, login: Callable[[str], TestClient]
+) -> None:
+    w = web_world
+    w.plan("G1")
+    w.buy("G1", "R-1", 5000)
+    w.fire("G1", "finish_purchasing", "g1-clerk")
+    w.info("G1")
+    w.fire("G1", "summarize", "g1-clerk")
+    client = login("g1-clerk")
+    rid = w.rid("G1")
+    page = client.get(f"/records/{rid}").text
+    after = client.post(f"/records/{rid}/fire", data={"csrf_token": csrf_from(page),
+                                                      "seen_version": str(w.version("G1")), "trigger": "reopen"}).text
+    assert "已重新采购：已汇总 → 已采购" in after and "退回计划" not in after.split("现在可以做")[0]
+    w.fire("G1", "summarize", "g1-clerk")
+    w.fire("G1", "submit", "g1-clerk")
+    assert "等待上级审核" in client.get(f"/records/{rid}").text

@@ -9,8 +9,9 @@ call these and nothing deeper.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import states
@@ -27,6 +28,7 @@ from workflow.domain.errors import (
 )
 from workflow.domain.figures import wan_people, wan_yuan
 from workflow.domain.policy import Policy
+from workflow.formats.ledger import CHANNEL_ALIASES
 from workflow.store import aggregates, rollup
 from workflow.store.tables import History, Organisation, Purchase, Record, Round, User
 from workflow.store.uow import FireContext, UnitOfWork
@@ -638,6 +640,19 @@ def find_record(
         raise NotFound("该单位在已开始的年度中没有记录", code="record.not_found")
 
 
+_NAIVE_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+
+
+def _aware_detail(detail: Any) -> Any:
+    """History details written by set-based SQL hold instants as the database's naive UTC text
+    (``2021-12-31 16:00:00.000000``); give them their offset (ISO 8601, ``+00:00``)."""
+    if isinstance(detail, dict):
+        return {k: _aware_detail(v) for k, v in detail.items()}
+    if isinstance(detail, str) and _NAIVE_INSTANT.match(detail):
+        return datetime.fromisoformat(detail.replace(" ", "T")).replace(tzinfo=UTC).isoformat()
+    return detail
+
+
 def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
     """The record's history rows, oldest first, with actor names."""
     with uow:
@@ -659,7 +674,7 @@ def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, 
                     "trigger": h.trigger,
                     "label": action_label(h.trigger, h.from_state, grassroots=rec.is_grassroots),
                     "reason": h.reason,
-                    "detail": detail,
+                    "detail": _aware_detail(detail) if detail else None,
                     "summary": _history_summary(h.trigger, detail),
                 }
             )
@@ -754,11 +769,24 @@ def update_report_info(
     return record_view(UnitOfWork(uow.database), record_id=record_id, user_id=user_id, now=now)
 
 
+def resolve_channel(policy: Policy, text: str) -> str:
+    """A channel as a clerk names it: its code, its name in the policy, or a common Chinese name
+    (粤工惠购, 832平台 ...); unknown text is returned as typed (the check refuses it)."""
+    typed = text.strip()
+    if policy.channel(typed) is not None:
+        return typed
+    for c in policy.channels:
+        if typed in (c.name, c.name.replace("(", "（").replace(")", "）")):
+            return c.code
+    code = CHANNEL_ALIASES.get(typed)
+    return code if code is not None and policy.channel(code) is not None else typed
+
+
 def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetime) -> Refusal | None:
     """Every rule a purchase line must pass before it is stored (manual entry and import)."""
     if policy.channel(p.channel) is None:
-        codes = "、".join(c.code for c in policy.channels)
-        return Refusal("purchase.unknown_channel", f"未知采购渠道“{p.channel}”，可选：{codes}")
+        names = "、".join(c.name for c in policy.channels)
+        return Refusal("purchase.unknown_channel", f"未知采购渠道“{p.channel}”，可选：{names}")
     if p.budget not in BUDGETS:
         return Refusal("purchase.unknown_budget", f"未知经费来源“{p.budget}”，可选：{'、'.join(BUDGETS)}")
     if not p.order_no.strip():
@@ -767,9 +795,11 @@ def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetim
         return Refusal("purchase.line_invalid", "订单行号须为正整数")
     for check in (
         rules.check_purchase_amounts(p.amount_fen, p.people),
+        rules.check_purchase_people(p.amount_fen, p.people),
         rules.check_line_caps(p.amount_fen, p.people, p.line_no, max_amount_fen=policy.caps.line_amount_fen,
                               max_people=policy.caps.line_people, max_line_no=policy.caps.line_no),
-        rules.check_purchase_year(p.paid_at, rnd.year),
+        rules.check_purchase_year(p.paid_at, rnd.year, clock.deadline_last_day(rnd.quota_deadline)),
+        rules.check_paid_not_after_entry(p.paid_at, now),
         rules.check_product_form(p.product_form, policy.forbidden_forms),
         rules.check_entry_window(now, rnd.entry_cutoff),
     ):
@@ -798,6 +828,7 @@ def add_purchase(
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
         rnd, policy = policy_for(uow, rec)
+        purchase = replace(purchase, channel=resolve_channel(policy, purchase.channel))
         if refusal := check_purchase(policy, rnd, purchase, now=now):
             raise RuleViolation(refusal)
         refund_of_id = None
@@ -900,6 +931,8 @@ def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dic
     with uow:
         rec = uow.record(record_id)
         actor_for(uow, user_id, rec)
+        _rnd, policy = policy_for(uow, rec)
+        channel_names = {c.code: c.name for c in policy.channels}
         lines = uow.purchases(record_id)
         names = uow.display_names({p.voided_by_user_id for p in lines if p.voided_by_user_id})
         return [
@@ -908,6 +941,7 @@ def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dic
                 "paid_at": p.paid_at,
                 "paid_on": p.paid_on,
                 "channel": p.channel,
+                "channel_name": channel_names.get(p.channel, p.channel),
                 "amount_fen": p.amount_fen,
                 "people": p.people,
                 "order_no": p.order_no,

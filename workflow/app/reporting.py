@@ -7,7 +7,7 @@ check. The SQL they need is in :mod:`workflow.store.aggregates`; the arithmetic 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -290,6 +290,14 @@ def limits_for(
 class WorkReport:
     markdown: str
     html: str
+    context: dict[str, Any] = field(default_factory=dict)  # what the templates were given
+
+    def docx(self) -> bytes:
+        """The report as a Word document (offices edit and seal it)."""
+        # lazy: start-up time (python-docx)
+        from workflow.formats.docx_report import write_work_report
+
+        return write_work_report(self.context)
 
 
 
@@ -324,10 +332,12 @@ def work_report(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: st
                              for n, h, st in highlights],
             "reporter": rec.reporter or "", "phone": rec.phone or "",
             "fill_date": view.table.fill_date,
+            # 先进经验 and 工作亮点 are asked of reporting units and federations, not of grassroots unions.
+            "has_texts": not rec.is_grassroots, "draft": view.table.draft,
         }
     env = make_environment(TEMPLATE_DIR)
     return WorkReport(markdown=env.get_template("work_report.md").render(ctx),
-                      html=env.get_template("work_report.html").render(ctx))
+                      html=env.get_template("work_report.html").render(ctx), context=ctx)
 
 
 

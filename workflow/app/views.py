@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -363,16 +363,35 @@ def notifications(uow: UnitOfWork, *, user_id: int, page: int = 1, per_page: int
     return Page(items=items, total=int(total), page=page, per_page=per_page, filters={"unread": int(unread)})
 
 
-def mark_notifications_read(uow: UnitOfWork, *, user_id: int, now: datetime | None = None) -> int:
+def mark_notifications_read(uow: UnitOfWork, *, user_id: int, now: datetime | None = None,
+                            ids: Sequence[int] | None = None) -> int:
+    """Mark the user's unread inbox notifications read: all of them, or only ``ids`` (another
+    user's ids change nothing)."""
     with uow:
-        n = uow.session.execute(
-            update(Notification)
-            .where(Notification.user_id == user_id, Notification.channel == "inbox",
-                   Notification.read_at.is_(None))  # type: ignore[union-attr]
-            .values(read_at=now or clock.now())
-        ).rowcount or 0
+        cond = [Notification.user_id == user_id, Notification.channel == "inbox",
+                Notification.read_at.is_(None)]  # type: ignore[union-attr]
+        if ids is not None:
+            cond.append(Notification.id.in_(list(ids)))  # type: ignore[union-attr]
+        n = uow.session.execute(update(Notification).where(*cond).values(read_at=now or clock.now())).rowcount or 0
         uow.commit()
         return n
+
+
+def notification_target(uow: UnitOfWork, *, user_id: int, notification_id: int) -> str:
+    """Where a notification of the user's inbox points (its record, or the review list); 404 for
+    another user's notification."""
+    with uow:
+        n = uow.session.get(Notification, notification_id)
+        if n is None or n.user_id != user_id or n.channel != "inbox":
+            raise NotFound(f"找不到通知 #{notification_id}", code="notification.not_found")
+        try:
+            payload = json.loads(n.payload or "{}")
+        except ValueError:
+            payload = {}
+    path = payload.get("path") if isinstance(payload, dict) else None
+    if isinstance(path, str) and path.startswith("/") and not path.startswith("//"):
+        return path
+    return f"/records/{n.record_id}" if n.record_id else "/"
 
 
 def entry_options(uow: UnitOfWork, *, round_id: int) -> dict[str, Any]:

@@ -47,7 +47,10 @@ class Annex2Table:
         reporter: 填报人.
         fill_date: 填表时间 (the snapshot's as-of date).
         phone: 联系电话.
-        status_note: e.g. ``已审核`` / ``未报送``; shown in the province overview.
+        status_note: e.g. ``已审核`` / ``未报送``; shown in the province overview and under
+            the form.
+        draft: not submitted (a live draft or a snapshot not yet sent up): the form says
+            未提交（草稿） beside the round, so a printed draft is never taken for the report.
     """
 
     unit_name: str
@@ -57,6 +60,12 @@ class Annex2Table:
     fill_date: date | None = None
     phone: str | None = None
     status_note: str | None = None
+    draft: bool = False
+
+    @property
+    def round_line(self) -> str:
+        """The round as the form's second line; a draft says so."""
+        return f"{self.round_label}（未提交，草稿）" if self.draft else self.round_label
 
     @property
     def total_people(self) -> int:

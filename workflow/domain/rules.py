@@ -87,15 +87,30 @@ def quota_use(quota: int, extra_spent: int) -> QuotaUse:
 # --- purchases ------------------------------------------------------------------------------
 
 
-def check_purchase_year(paid_at: datetime, year: int) -> Refusal | None:
-    """A purchase counts for a round only if paid within that year in China time."""
+def check_purchase_year(paid_at: datetime, year: int, quota_last_day: date | None = None) -> Refusal | None:
+    """A purchase counts for a round only if paid within that year in China time. The refusal
+    names the deadline the clerk missed (the quota's last day, 12 月 31 日 by default)."""
     if paid_at.tzinfo is None:
         return Refusal("purchase.naive_time", "支付时间缺少时区")
     local = paid_at.astimezone(CHINA)
     if local.year != year:
+        last = quota_last_day or date(year, 12, 31)
+        why = (f"额度须于 {last.month} 月 {last.day} 日前使用（{last:%Y年%m月%d日}）" if local.year > year
+               else f"本年度额度自 {year} 年 1 月 1 日起使用")
         return Refusal(
             "purchase.outside_year",
-            f"支付时间 {local:%Y-%m-%d %H:%M}（北京时间）不在 {year} 年度内，不能计入本年度",
+            f"支付时间 {local:%Y-%m-%d %H:%M}（北京时间）不在 {year} 年度内：{why}，不能计入本年度",
+        )
+    return None
+
+
+def check_paid_not_after_entry(paid_at: datetime, now: datetime) -> Refusal | None:
+    """A purchase cannot be paid later than the moment it is entered (a typo in the date)."""
+    if paid_at > now:
+        return Refusal(
+            "purchase.paid_in_future",
+            f"支付时间 {paid_at.astimezone(CHINA):%Y-%m-%d %H:%M}（北京时间）晚于录入时间 "
+            f"{now.astimezone(CHINA):%Y-%m-%d %H:%M}：请核对支付日期",
         )
     return None
 
@@ -115,6 +130,15 @@ def check_purchase_amounts(amount_fen: int, people: int) -> Refusal | None:
         return Refusal("purchase.zero_amount", "金额不能为 0")
     if people < 0:
         return Refusal("purchase.people_negative", "领取人数不能为负数")
+    return None
+
+
+def check_purchase_people(amount_fen: int, people: int) -> Refusal | None:
+    """Annex 2 counts the 人次 who received goods: a purchase (positive amount) for nobody is
+    meaningless there. Refund lines (negative amounts) may carry 0."""
+    if amount_fen > 0 and people == 0:
+        return Refusal("purchase.people_zero",
+                       "领取人次为 0：附件2按领取慰问品的人次统计，请填写这笔采购发放给多少人次")
     return None
 
 

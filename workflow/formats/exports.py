@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -61,6 +62,7 @@ ANNEX2_ROW_LABELS: tuple[str, ...] = (
     "其他采购渠道(含线上和线下)",
 )
 ANNEX2_HEADERS = ("采购平台", "人次(万)", "消费总金额或投入总额度(万元)")
+ANNEX2_LABEL = "附件2"  # the notice's label above the form (top left), printed in the page header
 TOTAL_LABEL = "合计"
 OVERVIEW_SHEET = "汇总"
 
@@ -168,7 +170,7 @@ def _write_annex2_sheet(ws: Worksheet, table: Annex2Table) -> None:
     title.alignment = _CENTER
     ws.row_dimensions[1].height = 36
     ws.merge_cells("A2:C2")
-    _put(ws, 2, 1, table.round_label).alignment = _CENTER
+    _put(ws, 2, 1, table.round_line).alignment = _CENTER
     ws.merge_cells("A3:C3")
     _put(ws, 3, 1, f"单位（公章）：{table.unit_name}").alignment = _LEFT
     ws.row_dimensions[3].height = 24
@@ -199,10 +201,19 @@ def _write_annex2_sheet(ws: Worksheet, table: Annex2Table) -> None:
     _put(ws, row, 2, filled).alignment = _LEFT
     row += 1
     _put(ws, row, 1, phone).alignment = _LEFT
+    if table.status_note:
+        row += 1
+        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=3)
+        _put(ws, row, 1, f"状态：{table.status_note}").alignment = _LEFT
+        ws.row_dimensions[row].height = 32
     ws.column_dimensions["A"].width = 34
     ws.column_dimensions["B"].width = 14
     ws.column_dimensions["C"].width = 32
     _page_setup(ws, row, 3)
+    # The notice's form carries "附件2" at its top left: printed in the page header.
+    ws.oddHeader.left.text = ANNEX2_LABEL
+    ws.oddHeader.left.size = 12
+    ws.oddHeader.left.font = _FONT
 
 
 def _write_overview(ws: Worksheet, tables: Sequence[Annex2Table], title: str) -> None:
@@ -218,6 +229,9 @@ def _write_overview(ws: Worksheet, tables: Sequence[Annex2Table], title: str) ->
         cell.font = Font(name=_FONT, size=11, bold=True)
         cell.alignment = _CENTER
         cell.border = _BORDER
+    # Spreadsheet programs do not grow a row for wrapped text written by a library: the header
+    # row gets the height of its two lines, or the wrapped 万元 header covers the first data row.
+    ws.row_dimensions[2].height = 34
     row = 3
     for index, table in enumerate(tables, start=1):
         values = (
@@ -239,7 +253,7 @@ def _write_overview(ws: Worksheet, tables: Sequence[Annex2Table], title: str) ->
         cell.border = _BORDER
         cell.alignment = _CENTER
         cell.font = Font(name=_FONT, size=11, bold=True)
-    for letter, width in zip("ABCDE", (6, 34, 12, 18, 16), strict=True):
+    for letter, width in zip("ABCDE", (6, 34, 12, 20, 22), strict=True):
         ws.column_dimensions[letter].width = width
     ws.print_title_rows = "2:2"
     _page_setup(ws, row, last_col, tall=len(tables) <= 45)
@@ -292,8 +306,14 @@ def _display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def write_rows_xlsx(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes:
+def write_rows_xlsx(
+    title: str, headers: Sequence[str], rows: Sequence[Sequence[object]], *, landscape: bool = True
+) -> bytes:
     """Write a plain list sheet (e.g. the 催报 list of units not yet submitted).
+
+    Printed on A4 landscape, fitted to the page width (as many pages down as needed) with the
+    header row repeated on every page; long cells wrap in columns of at most 30 characters, so
+    the print stays readable (about 10 pt) instead of shrinking a wide sheet onto one page.
 
     Args:
         title: the sheet's title line (also the sheet name, made Excel-safe).
@@ -324,11 +344,27 @@ def write_rows_xlsx(title: str, headers: Sequence[str], rows: Sequence[Sequence[
             cell.alignment = _LEFT
             if col <= len(widths):
                 widths[col - 1] = max(widths[col - 1], _display_width(str(value or "")))
-    for col, width in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(col)].width = min(max(width + 2, 8), 60)
+    columns = [min(max(width + 2, 8), _MAX_LIST_WIDTH) for width in widths]
+    for col, width in enumerate(columns, start=1):
+        ws.column_dimensions[get_column_letter(col)].width = width
+    for r, values in enumerate(rows, start=3):
+        # Wrapped cells need their height set (spreadsheet programs do not grow rows written by a
+        # library); a CJK character (display width 2) takes about 1.6 width units in 宋体 11 pt.
+        lines = max((math.ceil(_display_width(str(v or "")) / (1.2 * w))
+                     for v, w in zip(values, columns, strict=False)), default=1)
+        if lines > 1:
+            ws.row_dimensions[r].height = 15 * lines
+    ws.row_dimensions[1].height = 24
+    ws.row_dimensions[2].height = 20
     ws.print_title_rows = "2:2"
     _page_setup(ws, max(2, len(rows) + 2), last_col, tall=False)
+    if landscape:
+        ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
+    ws.oddFooter.center.text = "第 &P 页，共 &N 页"
     return _save(workbook)
+
+
+_MAX_LIST_WIDTH = 30
 
 
 # ------------------------------------------------------------------------------ CSV
@@ -362,11 +398,13 @@ def write_csv(table: Annex2Table) -> bytes:
     Returns:
         The CSV bytes: title, round, unit, header, the rows, 合计, blank line, footer.
     """
-    rows: list[Sequence[object]] = [[ANNEX2_TITLE], [table.round_label], [f"单位（公章）：{table.unit_name}"],
+    rows: list[Sequence[object]] = [[ANNEX2_TITLE], [table.round_line], [f"单位（公章）：{table.unit_name}"],
                                      ANNEX2_HEADERS]
     rows += [[line.label, line.people, line.amount] for line in _lines(table)]
     rows.append([])
     rows += [[text] for text in _footer(table)]
+    if table.draft and table.status_note:  # a draft says so (the footer stays last otherwise)
+        rows.append([f"状态：{table.status_note}"])
     return csv_bytes(rows)
 
 
@@ -396,6 +434,7 @@ def render_html(table: Annex2Table) -> str:
     lines = _lines(table)
     return template.render(
         title=ANNEX2_TITLE,
+        label=ANNEX2_LABEL,
         headers=ANNEX2_HEADERS,
         table=table,
         rows=[(ln.label, f"{ln.people:.2f}", f"{ln.amount:.2f}") for ln in lines[:-1]],
@@ -409,3 +448,40 @@ def _yuan_text(fen: int) -> str:
     sign = "-" if fen < 0 else ""
     whole, cents = divmod(abs(fen), 100)
     return f"{sign}{whole:,}.{cents:02d}"
+
+
+# ------------------------------------------------------------------------------ import templates
+
+
+def write_import_template(headers: Sequence[str], help_rows: Sequence[Sequence[str]], *, title: str) -> bytes:
+    """An empty purchase-import template: a sheet 采购明细 with the header row (every column
+    formatted as text, so long order numbers keep their digits) and a sheet 填写说明 listing
+    each column, whether it is required and the other header names accepted.
+
+    Args:
+        headers: the template's header row.
+        help_rows: ``(列名, 是否必填, 含义, 也可以叫)`` per column.
+        title: the first line of the help sheet (which export this template is for).
+    """
+    workbook = Workbook()
+    ws: Worksheet = workbook.active  # type: ignore[assignment]
+    ws.title = "采购明细"
+    for col, header in enumerate(headers, start=1):
+        cell = _put(ws, 1, col, header)
+        cell.font = Font(name=_FONT, size=11, bold=True)
+        cell.border = _BORDER
+        letter = get_column_letter(col)
+        ws.column_dimensions[letter].width = max(12, _display_width(header) + 4)
+        for r in range(2, 202):  # text cells for the rows a clerk types or pastes
+            ws.cell(row=r, column=col).number_format = "@"
+    ws.freeze_panes = "A2"
+    info: Worksheet = workbook.create_sheet("填写说明")
+    _put(info, 1, 1, title).font = Font(name=_FONT, size=12, bold=True)
+    for col, header in enumerate(("列名", "是否必填", "含义", "也可以叫"), start=1):
+        _put(info, 2, col, header).font = Font(name=_FONT, size=11, bold=True)
+    for r, values in enumerate(help_rows, start=3):
+        for col, value in enumerate(values, start=1):
+            _put(info, r, col, value).alignment = _LEFT
+    for letter, width in zip("ABCD", (16, 10, 16, 80), strict=True):
+        info.column_dimensions[letter].width = width
+    return _save(workbook)

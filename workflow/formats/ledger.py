@@ -52,6 +52,11 @@ from workflow.domain.errors import ImportUsageError
 __all__ = [
     "BUDGET_LABELS",
     "Bounds",
+    "HeaderHelp",
+    "REQUIRED_FIELDS",
+    "TEMPLATE_FIELDS",
+    "header_help",
+    "template_csv",
     "CHANNEL_ALIASES",
     "CHINA_TZ",
     "FIELD_LABELS",
@@ -193,7 +198,9 @@ FIELD_LABELS: dict[str, str] = {
     "refund_of": "原订单号",
 }
 
-# Columns without which no row can be read (``people`` is required too, but its absence refuses
+# Columns without which no row can be read (``people`` is required too: its absence refuses the
+# file once, at the header, like these; ``ColumnMapping`` checks only these have aliases).
+# The old per-row refusal for a missing people column said the same thing on every row.
 # each row rather than the file, so the user sees which rows were affected).
 _REQUIRED_COLUMNS = ("order_no", "paid_at", "amount", "product")
 
@@ -245,10 +252,15 @@ CHANNEL_ALIASES: dict[str, str] = {
     "其他采购渠道(含线上和线下)": "other",
 }
 
+# Header names as platforms' order exports and clerks' own sheets really have them, most
+# preferred first. Headers are compared after NFKC (full-width brackets become ASCII), without
+# spaces or ``*``; a trailing unit in brackets (``（元）``, ``(人)``) may be left off either side.
 _COMMON: dict[str, tuple[str, ...]] = {
-    "order_no": ("订单号", "订单编号", "主订单号", "订单id"),
-    "line_no": ("商品行号", "行号", "子订单号", "子订单编号", "明细行号"),
-    "paid_at": ("支付时间", "付款时间", "下单时间", "订单时间", "采购日期", "日期"),
+    "order_no": ("订单号", "订单编号", "主订单号", "订单id", "订单ID", "交易单号", "交易订单号", "单号",
+                 "采购单号", "外部订单号"),
+    "line_no": ("商品行号", "行号", "子订单号", "子订单编号", "明细行号", "明细编号"),
+    "paid_at": ("支付时间", "付款时间", "支付日期", "付款日期", "下单时间", "订单时间", "成交时间", "交易时间",
+                "购买时间", "购买日期", "采购时间", "采购日期", "日期"),
     "amount": (
         "实付金额",
         "实付金额(元)",
@@ -260,13 +272,21 @@ _COMMON: dict[str, tuple[str, ...]] = {
         "订单金额(元)",
         "采购金额",
         "采购金额(元)",
+        "支付金额",
+        "付款金额",
+        "实际支付金额",
+        "成交金额",
+        "交易金额",
+        "消费金额",
     ),
-    "people": ("领取人数", "人次", "发放人数", "慰问人数", "受惠人数"),
-    "holiday": ("节日", "慰问节日"),
-    "product": ("商品名称", "商品", "品名", "产品名称"),
+    "people": ("领取人数", "领取人次", "人次", "人数", "受益人数", "受益人次", "受益职工人数", "受益职工人次",
+               "发放人数", "发放人次", "慰问人数", "慰问人次", "慰问职工人数", "受惠人数", "受惠人次",
+               "惠及人数", "惠及职工人数", "发放对象人数"),
+    "holiday": ("节日", "慰问节日", "节日名称", "节日类型"),
+    "product": ("商品名称", "商品", "品名", "产品名称", "产品", "商品标题", "货品名称", "商品信息", "采购商品"),
     "product_form": ("商品形态", "形式", "商品形式", "发放形式"),
-    "origin_region": ("产地", "商品产地", "帮扶地区", "来源地"),
-    "budget": ("经费来源", "预算科目", "经费科目"),
+    "origin_region": ("产地", "商品产地", "帮扶地区", "来源地", "产品产地"),
+    "budget": ("经费来源", "预算科目", "经费科目", "资金来源"),
     "refund_of": ("原订单号", "退款原订单号", "关联订单号"),
 }
 
@@ -308,9 +328,46 @@ MAPPINGS: dict[str, ColumnMapping] = {
     # Our own template: any channel, named by a 渠道 column (code or Chinese name).
     "generic": ColumnMapping(
         name="generic",
-        columns={**_COMMON, "channel": ("渠道", "采购平台", "采购渠道", "平台")},
+        columns={**_COMMON, "channel": ("渠道", "采购平台", "采购渠道", "平台", "购买平台", "平台名称", "销售平台")},
     ),
 }
+
+
+# The order of a template's columns; required ones first.
+TEMPLATE_FIELDS = ("order_no", "line_no", "paid_at", "amount", "people", "product", "channel", "holiday",
+                   "product_form", "origin_region", "budget", "refund_of")
+REQUIRED_FIELDS = (*_REQUIRED_COLUMNS, "people")
+
+
+@dataclass(frozen=True)
+class HeaderHelp:
+    """One column as the import page explains it."""
+
+    field: str
+    label: str  # our name for it (FIELD_LABELS)
+    header: str  # the name a template uses
+    required: bool
+    aliases: tuple[str, ...]  # every header name accepted for it
+
+
+def header_help(mapping: ColumnMapping) -> list[HeaderHelp]:
+    """The columns of a mapping: the template's header, whether it is required, and the other
+    names accepted for it (a platform export's own headers)."""
+    out = []
+    for f in TEMPLATE_FIELDS:
+        aliases = mapping.columns.get(f)
+        if not aliases:
+            continue
+        required = f in REQUIRED_FIELDS or (f == "channel" and mapping.channel is None)
+        out.append(HeaderHelp(f, FIELD_LABELS[f], aliases[0], required, tuple(aliases)))
+    return out
+
+
+def template_csv(mapping: ColumnMapping) -> bytes:
+    """An empty import template for a mapping: its header row, UTF-8 with BOM (Chinese Excel)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow([h.header for h in header_help(mapping)])
+    return buffer.getvalue().encode("utf-8-sig")
 
 
 # --------------------------------------------------------------------------------------------
@@ -552,6 +609,9 @@ def _read_csv(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[list
     return rows, None
 
 
+_UNIT_SUFFIX = re.compile(r"\((元|人|人次|个|份|次|件)\)$")
+
+
 def _find_header(
     table: Sequence[Sequence[object]], mapping: ColumnMapping
 ) -> tuple[int | None, dict[str, int]]:
@@ -559,6 +619,7 @@ def _find_header(
     best: tuple[int | None, dict[str, int]] = (None, {})
     for index, row in enumerate(table[:HEADER_SEARCH_ROWS]):
         normalized = [_norm_header(cell) for cell in row]
+        bare = [_UNIT_SUFFIX.sub("", h) for h in normalized]
         found: dict[str, int] = {}
         for field_name, aliases in mapping.columns.items():
             for alias in aliases:  # most preferred alias first
@@ -566,6 +627,12 @@ def _find_header(
                 if key in normalized:
                     found[field_name] = normalized.index(key)
                     break
+            else:  # the same names with a unit in brackets added or left off: 人数(人), 金额（元）
+                for alias in aliases:
+                    key = _UNIT_SUFFIX.sub("", _norm_header(alias))
+                    if key and key in bare and bare.index(key) not in found.values():
+                        found[field_name] = bare.index(key)
+                        break
         if len(found) > len(best[1]):
             best = (index, found)
     if len(best[1]) < 2:
@@ -649,12 +716,12 @@ def parse_purchases(
         needed = "、".join("/".join(mapping.columns[f][:3]) for f in (*_REQUIRED_COLUMNS, "people"))
         return fail(f"未在前 {HEADER_SEARCH_ROWS} 行找到表头：需要 {needed} 等列")
     header_row = header_index + 1
-    missing = [f for f in _REQUIRED_COLUMNS if f not in columns]
+    missing = [f for f in (*_REQUIRED_COLUMNS, "people") if f not in columns]
     if "channel" not in columns and ctx.fixed_channel is None:
         missing.append("channel")
     if missing:
         names = "；".join(
-            f"{FIELD_LABELS[f]}（可用列名：{'/'.join(mapping.columns.get(f, ()) or ('渠道',))}）"
+            f"{FIELD_LABELS[f]}（可用列名：{'/'.join((mapping.columns.get(f, ()) or ('渠道',))[:8])}）"
             for f in missing
         )
         return ParseResult(

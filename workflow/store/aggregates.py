@@ -292,6 +292,7 @@ def unit_table(session: Session, unit: UnitFigures, policy: Policy, round_label:
     return Annex2Table(
         unit_name=unit.org_name, round_label=round_label, rows=annex2_rows(unit.lines, policy),
         reporter=unit.reporter, fill_date=fill, phone=unit.phone, status_note=unit.status_note,
+        draft=unit.state not in FROZEN_STATES,
     )
 
 
@@ -373,8 +374,9 @@ def annex2_for_subtree(session: Session, org_id: int, round_id: int, policy: Pol
     st = subtree_stats(session, org_id, round_id)
     return Annex2Table(
         unit_name=st.org_name, round_label=st.round_label, rows=annex2_rows(st.accepted, policy),
-        reporter=rec.reporter if rec else None, fill_date=(rec.fill_date if rec else None) or clock.today(),
-        phone=rec.phone if rec else None, status_note=st.note(),
+        # No 填表时间 given: blank for the hand to fill, not today's date.
+        reporter=rec.reporter if rec else None, fill_date=rec.fill_date if rec else None,
+        phone=rec.phone if rec else None, status_note=st.note(), draft=rec is not None,
     )
 
 

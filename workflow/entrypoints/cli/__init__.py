@@ -2,7 +2,13 @@
 
 Exit codes: 0 done, 2 bad input (or not found), 3 refused by a rule or a permission,
 4 version conflict (try again), 1 a bug. Errors are one line on stderr, never a traceback
-(set ``BANGFU_DEBUG=1`` to see one). ``--json`` prints machine-readable output.
+(set ``BANGFU_DEBUG=1`` to see one). ``--json`` prints machine-readable output, and under it a
+refusal is JSON too: ``{"code", "message", "exit"}`` on stdout.
+
+Start-up: this module imports only the standard library, ``states`` and pure domain modules, so
+``bangfu --help`` and commands without a database start fast. The services, SQLAlchemy,
+openpyxl, FastAPI and Celery are imported inside the commands that use them (each such import
+says so). The help and argparse's own messages are Chinese (see :mod:`.argparse_zh`).
 """
 
 from __future__ import annotations
@@ -16,10 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import states
-from workflow.app import directory, records
 from workflow.domain import clock, money, rules
 from workflow.domain.errors import (
     AuthRequired,
@@ -34,9 +39,13 @@ from workflow.domain.errors import (
     VersionConflict,
 )
 from workflow.domain.policy import POLICY_DIR, load_policy
+from workflow.entrypoints.cli.argparse_zh import ChineseParser, json_refusal, wants_json
+from workflow.formats.ledger import BUDGET_LABELS
 from workflow.settings import get_settings
-from workflow.store.tables import Database
-from workflow.store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from workflow.store.tables import Database
+    from workflow.store.uow import UnitOfWork
 
 log = logging.getLogger("bangfu.cli")
 
@@ -75,10 +84,14 @@ class Context:
     @property
     def db(self) -> Database:
         if self._db is None:
+            from workflow.store.tables import Database  # lazy: start-up time (SQLAlchemy)
+
             self._db = Database(get_settings().database_url)
         return self._db
 
     def uow(self, *, readonly: bool = False) -> UnitOfWork:
+        from workflow.store.uow import UnitOfWork  # lazy: start-up time (SQLAlchemy)
+
         return UnitOfWork(self.db, readonly=readonly)
 
     def user_id(self) -> int:
@@ -89,6 +102,8 @@ class Context:
             return uow.user_by_name(name).id or 0
 
     def record_id(self, org: str) -> int:
+        from workflow.app import records  # lazy: start-up time
+
         return records.find_record(self.uow(readonly=True), org_code=org, round_label=self.args.round)
 
     def close(self) -> None:
@@ -133,10 +148,13 @@ def _version(ctx: Context, record_id: int) -> int:
 
 
 # --- commands -------------------------------------------------------------------------------
+# The services are imported inside each command (lazy: start-up time, see the module docstring).
 
 
 @command("init")
 def cmd_init(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import directory  # lazy: start-up time
+
     ctx.db.upgrade()
     out: dict[str, Any] = {"database": ctx.db.url, "schema": "head"}
     if not args.no_policy:
@@ -165,6 +183,8 @@ def cmd_policy_check(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("policy-load")
 def cmd_policy_load(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import directory  # lazy: start-up time
+
     return directory.install_policy(ctx.uow(), policy=load_policy(_policy_path(args.file)))
 
 
@@ -177,19 +197,23 @@ def _read_file(path: str) -> bytes:
 
 @command("org-import")
 def cmd_org_import(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import directory  # lazy: start-up time
+
     return directory.import_organisations(ctx.uow(), data=_read_file(args.file))
 
 
 @command("user-import")
 def cmd_user_import(args: argparse.Namespace, ctx: Context) -> Any:
-    # Lazy: loaded only by this command, keeping `bangfu --help` and other commands quick to start.
-    from workflow.app.passwords import hash_password
+    from workflow.app import directory  # lazy: start-up time
+    from workflow.app.passwords import hash_password  # lazy: start-up time
 
     return directory.import_users(ctx.uow(), data=_read_file(args.file), hash_password=hash_password)
 
 
 @command("members-import")
 def cmd_members_import(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import directory  # lazy: start-up time
+
     if not args.round:
         raise BadInput("请用 --round 指定年度", code="cli.no_round")
     return directory.import_member_counts(ctx.uow(), data=_read_file(args.file), round_label=args.round)
@@ -197,6 +221,8 @@ def cmd_members_import(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("rollup-rebuild")
 def cmd_rollup_rebuild(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import directory  # lazy: start-up time
+
     return directory.rebuild_rollup(ctx.uow(), round_label=args.round)
 
 
@@ -215,6 +241,8 @@ def cmd_rounds(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("plan")
 def cmd_plan(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import records  # lazy: start-up time
+
     rid = ctx.record_id(args.org)
     return records.plan(
         ctx.uow(), record_id=rid, user_id=ctx.user_id(), seen_version=_version(ctx, rid),
@@ -225,6 +253,8 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("report-info")
 def cmd_report_info(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import records  # lazy: start-up time
+
     rid = ctx.record_id(args.org)
     return records.update_report_info(
         ctx.uow(), record_id=rid, user_id=ctx.user_id(), seen_version=_version(ctx, rid),
@@ -236,6 +266,8 @@ def cmd_report_info(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("purchase-add")
 def cmd_purchase_add(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import records  # lazy: start-up time
+
     rid = ctx.record_id(args.org)
     paid_at = money.parse_paid_at(args.paid_at)
     pid = records.add_purchase(
@@ -253,6 +285,8 @@ def cmd_purchase_add(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("purchase-void")
 def cmd_purchase_void(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import records  # lazy: start-up time
+
     rid = ctx.record_id(args.org)
     hid = records.void_purchase(ctx.uow(), record_id=rid, purchase_id=_parse_int(args.id, "采购行编号"),
                                 user_id=ctx.user_id(), reason=args.reason or "")
@@ -261,12 +295,16 @@ def cmd_purchase_void(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("purchase-list")
 def cmd_purchase_list(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import records  # lazy: start-up time
+
     rid = ctx.record_id(args.org)
     return records.list_purchases(ctx.uow(readonly=True), record_id=rid, user_id=ctx.user_id())
 
 
 @command("fire")
 def cmd_fire(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import records  # lazy: start-up time
+
     rid = ctx.record_id(args.org)
     return records.fire(
         ctx.uow(), record_id=rid, trigger=args.trigger, user_id=ctx.user_id(),
@@ -276,12 +314,16 @@ def cmd_fire(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("show")
 def cmd_show(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import records  # lazy: start-up time
+
     rid = ctx.record_id(args.org)
     return records.record_view(ctx.uow(readonly=True), record_id=rid, user_id=ctx.user_id())
 
 
 @command("history")
 def cmd_history(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import records  # lazy: start-up time
+
     rid = ctx.record_id(args.org)
     return records.history(ctx.uow(readonly=True), record_id=rid, user_id=ctx.user_id())
 
@@ -293,48 +335,68 @@ def cmd_lifecycle(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("demo")
 def cmd_demo(args: argparse.Namespace, ctx: Context) -> Any:
-    # Lazy: loaded only by this command, keeping `bangfu --help` and other commands quick to start.
-    from workflow.entrypoints import demo
+    from workflow.entrypoints import demo  # lazy: start-up time
 
     return demo.build(ctx.db, reset=args.reset)
 
 
 # --- output ---------------------------------------------------------------------------------
 
+ROLE_LABELS = {states.CLERK: "填报员", states.REVIEWER: "审核人", states.OBSERVER: "观察员", states.ADMIN: "管理员"}
+
+
+def days_text(n: int) -> str:
+    """Days to a deadline in the web's words: 剩 N 天 / 今天截止 / 已过 N 天."""
+    if n > 0:
+        return f"剩 {n} 天"
+    return "今天截止" if n == 0 else f"已过 {-n} 天"
+
 
 def _print_human(name: str, result: Any) -> None:
     if isinstance(result, str):
         print(result, end="" if result.endswith("\n") else "\n")
         return
-    if isinstance(result, records.RecordView):
+    if name == "show":
         _print_record(result)
         return
     if name == "history":
         for h in result:
-            who = f"{h['actor']}（{h['role']}{'，代填报' if h['on_behalf'] else ''}）"
+            role = ROLE_LABELS.get(h["role"], h["role"] or "")
+            who = f"{h['actor']}（{role}{'，代填报' if h['on_behalf'] else ''}）" if role else h["actor"]
             reason = f"  原因：{h['reason']}" if h["reason"] else ""
             at = h["at"].astimezone(clock.CHINA).strftime("%Y-%m-%d %H:%M")
-            print(f"{at}  {h['label']}  {h['from']} → {h['to']}  {who}{reason}")
+            moved = (f"{states.STATE_LABELS.get(h['from'], h['from'])} → {states.STATE_LABELS.get(h['to'], h['to'])}"
+                     if h["from"] != h["to"] else "")
+            print(f"{at}  {h['label']}  {moved}  {who}{reason}")
         return
     if name == "purchase-list":
         for p in result:
-            print(f"{p['paid_on']}  {p['channel']:<12} {rules.yuan(p['amount_fen']):>14} 元  "
+            print(f"{p['paid_on']}  {p.get('channel_name') or p['channel']:<12} {rules.yuan(p['amount_fen']):>14} 元  "
                   f"{p['people']:>6} 人次  订单 {p['order_no']}#{p['line_no']}  {p['product']}")
         print(f"共 {len(result)} 条")
+        return
+    if name == "rounds":
+        if not result:
+            print("尚未加载任何年度（先运行 bangfu init）")
+        for r in result:
+            print(f"{r['label']}（{r['policy']}）  额度截止 {r['quota_deadline']:%Y年%m月%d日}  "
+                  f"报送单位报送截止 {r['report_deadline_reporting_unit']:%Y年%m月%d日}  "
+                  f"下级默认报送截止 {r['report_deadline_default']:%Y年%m月%d日}  "
+                  f"补录截止 {r['entry_cutoff']:%Y年%m月%d日}")
         return
     print(json.dumps(_to_jsonable(result), ensure_ascii=False, indent=2))
 
 
-def _print_record(v: records.RecordView) -> None:
+def _print_record(v: Any) -> None:
     print(f"{v.org_name}（{v.org_code}）  {v.round_label}  状态：{v.state_label}  版本 {v.version}")
     if v.is_grassroots:
         per = rules.yuan(v.amount_per_member_fen) if v.amount_per_member_fen is not None else "未填"
         print(f"  每人额度 {per} 元 × 会员 {v.members if v.members is not None else '未填'} 人 = 额度 {rules.yuan(v.quota_fen)} 元")
         print(f"  已用 {rules.yuan(min(v.extra_spent_fen, v.quota_fen))} 元，剩余 {rules.yuan(v.quota_left_fen)} 元"
               + (f"，超出额度 {rules.yuan(v.over_quota_fen)} 元计入普通慰问品限额" if v.over_quota_fen else ""))
-        print(f"  额度截止 {clock.deadline_last_day(v.quota_deadline):%Y年%m月%d日}（剩 {v.days_left_quota} 天）")
+        print(f"  额度截止 {clock.deadline_last_day(v.quota_deadline):%Y年%m月%d日}（{days_text(v.days_left_quota)}）")
     print(f"  采购合计 {rules.yuan(v.spent_total_fen)} 元")
-    print(f"  报送截止 {clock.deadline_last_day(v.report_deadline):%Y年%m月%d日}（剩 {v.days_left_report} 天）"
+    print(f"  报送截止 {clock.deadline_last_day(v.report_deadline):%Y年%m月%d日}（{days_text(v.days_left_report)}）"
           + ("  【已逾期】" if v.is_overdue else "") + ("  【迟报】" if v.is_late else ""))
     if v.last_reason:
         print(f"  退回/撤销原因：{v.last_reason}")
@@ -344,74 +406,79 @@ def _print_record(v: records.RecordView) -> None:
             print(f"    ✓ {a.trigger}（{a.label}）" + ("  需填写原因 --reason" if a.needs_reason else ""))
     for a in v.actions:
         if not a.allowed and a.refusal and a.refusal.code != "transition.not_allowed":
-            print(f"    ✗ {a.trigger}（{a.label}）：{a.refusal.message} [{a.refusal.code}]")
+            print(f"    ✗ {a.label}：{a.refusal.message}（{a.refusal.code}）")
 
 
 # --- parser ---------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("--as", dest="as_user", help="act as this username (or BANGFU_USER)")
-    common.add_argument("--round", help="round label or year (default: the newest)")
-    common.add_argument("--version", help="the record version you saw (default: current)")
+    common = ChineseParser(add_help=False)
+    common.add_argument("--json", action="store_true",
+                        help="输出 JSON（出错时也输出 JSON：code、message、exit）")
+    common.add_argument("--as", dest="as_user", metavar="用户名", help="以该用户身份操作（或设置环境变量 BANGFU_USER）")
+    common.add_argument("--round", metavar="年度", help="年度名称或年份，如 2021（默认最新年度）")
+    common.add_argument("--version", metavar="版本号", help="你看到的记录版本号（默认当前版本）")
 
-    parser = argparse.ArgumentParser(prog="bangfu", description="消费帮扶记录工作流（粤工总〔2021〕17号）")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = ChineseParser(prog="bangfu", description="消费帮扶记录工作流（粤工总〔2021〕17号）",
+                           epilog="退出码：0 完成，2 输入有误或找不到，3 规则或权限不允许，4 版本冲突（请重读后重试），1 程序错误。")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="命令", title="可用命令")
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, parents=[common])
+        return sub.add_parser(name, help=help_, description=help_, parents=[common])  # type: ignore[no-any-return]
 
-    p = add("init", "create or upgrade the database and load the 17号 policy")
-    p.add_argument("--no-policy", action="store_true")
-    add("db-upgrade", "upgrade the schema to the newest migration")
-    add("policy-check", "check a policy file").add_argument("file")
-    add("policy-load", "load a policy file (or a built-in policy code)").add_argument("file")
-    add("org-import", "import the organisation tree from CSV").add_argument("file")
-    add("user-import", "import users and memberships from CSV").add_argument("file")
-    add("members-import", "import member counts per organisation for --round (org_code,members)").add_argument("file")
-    add("rounds", "list the loaded rounds and their deadlines")
-    add("rollup-rebuild", "recompute the overview's rollup table from the records (--round, or every round)")
-    p = add("plan", "set the chosen amount per member and the member count")
-    p.add_argument("org")
-    p.add_argument("--amount", required=True, help="yuan per member, 0-600")
-    p.add_argument("--members", help="member count (default: the round's imported count)")
-    p = add("report-info", "set reporter, phone, fill date and work-report texts")
-    p.add_argument("org")
-    p.add_argument("--reporter")
-    p.add_argument("--phone")
-    p.add_argument("--fill-date")
-    p.add_argument("--experience", help="先进经验")
-    p.add_argument("--highlights", help="工作亮点")
-    p = add("purchase-add", "enter one purchase line")
-    p.add_argument("org")
-    p.add_argument("--paid-at", required=True, help="payment time, China time unless an offset is given")
-    p.add_argument("--channel", required=True)
-    p.add_argument("--amount", required=True, help="yuan; negative for a refund")
-    p.add_argument("--people", required=True)
-    p.add_argument("--order", required=True)
-    p.add_argument("--line", default="1")
-    p.add_argument("--product")
-    p.add_argument("--form", help="product form (cash, cards and vouchers are refused)")
-    p.add_argument("--holiday")
-    p.add_argument("--origin")
-    p.add_argument("--budget", default="extra_quota", choices=sorted(records.BUDGETS))
-    p.add_argument("--refund-of", help="order number a refund line belongs to")
-    p = add("purchase-void", "void a purchase line with a reason (before submit; it stays listed, counts nowhere)")
-    p.add_argument("org")
-    p.add_argument("--id", required=True, help="the purchase id (purchase-list shows it)")
-    p.add_argument("--reason", required=True)
-    add("purchase-list", "list a record's purchases").add_argument("org")
-    p = add("fire", "fire a lifecycle trigger")
-    p.add_argument("org")
-    p.add_argument("trigger", choices=list(states.TRIGGERS))
-    p.add_argument("--reason")
-    add("show", "show a record: quota, deadlines, available actions").add_argument("org")
-    add("history", "show a record's history").add_argument("org")
-    add("lifecycle", "print the lifecycle as a Mermaid diagram")
-    p = add("demo", "load the demo province and a current-year demo round")
-    p.add_argument("--reset", action="store_true")
+    p = add("init", "创建或升级数据库，并加载 17号文政策")
+    p.add_argument("--no-policy", action="store_true", help="不加载政策")
+    add("db-upgrade", "把数据库结构升级到最新版本")
+    add("policy-check", "检查政策文件").add_argument("file", metavar="文件", help="政策文件（TOML）或内置政策代码")
+    add("policy-load", "加载政策文件（或内置政策代码）").add_argument("file", metavar="文件", help="政策文件（TOML）或内置政策代码")
+    add("org-import", "从 CSV 导入单位树（code,name,kind,parent_code[,phone]）").add_argument("file", metavar="文件")
+    add("user-import", "从 CSV 导入用户和任职（username,display_name,org_code,role[,email,phone,password]）"
+        ).add_argument("file", metavar="文件")
+    add("members-import", "导入 --round 年度各单位会员人数（org_code,members）").add_argument("file", metavar="文件")
+    add("rounds", "列出已加载的年度及其截止日期")
+    add("rollup-rebuild", "按记录重算概况用的汇总表（--round 指定年度，不指定则全部年度）")
+    p = add("plan", "填写每人额外额度和会员人数")
+    p.add_argument("org", metavar="单位代码")
+    p.add_argument("--amount", required=True, metavar="元", help="每人额外额度（元），0–600")
+    p.add_argument("--members", metavar="人数", help="会员人数（默认用本年度导入的人数）")
+    p = add("report-info", "填写填报人、联系电话、填表时间和工作报告内容")
+    p.add_argument("org", metavar="单位代码")
+    p.add_argument("--reporter", metavar="姓名", help="填报人")
+    p.add_argument("--phone", metavar="电话", help="联系电话")
+    p.add_argument("--fill-date", metavar="日期", help="填表时间，如 2021-12-20；不填则导出时留空")
+    p.add_argument("--experience", metavar="文字", help="先进经验")
+    p.add_argument("--highlights", metavar="文字", help="工作亮点")
+    p = add("purchase-add", "录入一笔采购")
+    p.add_argument("org", metavar="单位代码")
+    p.add_argument("--paid-at", required=True, metavar="时间", help="支付时间，如 2021-12-20T10:30（北京时间，可带时区）；不能晚于录入时刻")
+    p.add_argument("--channel", required=True, metavar="渠道", help="采购渠道：名称（如 粤工惠购）或代码（如 ygh）")
+    p.add_argument("--amount", required=True, metavar="元", help="金额（元）；退款填负数")
+    p.add_argument("--people", required=True, metavar="人次", help="领取慰问品的人次")
+    p.add_argument("--order", required=True, metavar="订单号")
+    p.add_argument("--line", default="1", metavar="行号", help="订单行号（默认 1）")
+    p.add_argument("--product", metavar="商品", help="商品名称")
+    p.add_argument("--form", metavar="形态", help="商品形态（现金、购物卡、代金券等不允许）")
+    p.add_argument("--holiday", metavar="节日", help="慰问节日，如 春节")
+    p.add_argument("--origin", metavar="产地", help="产地或帮扶地区")
+    p.add_argument("--budget", default="extra_quota", choices=sorted(BUDGET_LABELS), metavar="经费来源",
+                   help="经费来源：" + "，".join(f"{k}={v}" for k, v in BUDGET_LABELS.items()) + "（默认 extra_quota）")
+    p.add_argument("--refund-of", metavar="订单号", help="退款对应的原订单号")
+    p = add("purchase-void", "作废一笔采购并说明原因（提交前；作废的行仍列出，但不计入任何数字）")
+    p.add_argument("org", metavar="单位代码")
+    p.add_argument("--id", required=True, metavar="编号", help="采购行编号（purchase-list 显示）")
+    p.add_argument("--reason", required=True, metavar="原因", help="作废原因")
+    add("purchase-list", "列出一个单位的采购").add_argument("org", metavar="单位代码")
+    p = add("fire", "执行一步流程操作（提交、通过、退回……）")
+    p.add_argument("org", metavar="单位代码")
+    p.add_argument("trigger", choices=list(states.TRIGGERS), metavar="操作",
+                   help="，".join(f"{t}={states.TRIGGER_LABELS.get(t, t)}" for t in states.TRIGGERS))
+    p.add_argument("--reason", metavar="原因", help="原因（退回修改、撤销通过时必填）")
+    add("show", "查看记录：额度、截止日期、可执行操作").add_argument("org", metavar="单位代码")
+    add("history", "查看记录的历史").add_argument("org", metavar="单位代码")
+    add("lifecycle", "以 Mermaid 图输出流程")
+    p = add("demo", "加载演示省份和本年度演示年度")
+    p.add_argument("--reset", action="store_true", help="先清空再加载")
     for extra in _extensions():
         extra(sub, common)
     return parser
@@ -431,8 +498,18 @@ def _extensions() -> list[Callable[[Any, argparse.ArgumentParser], None]]:
     return found
 
 
+def _refuse(json_out: bool, code: str, message: str, exit_code: int) -> int:
+    if json_out:
+        print(json_refusal(code, message, exit_code))
+    else:
+        print(f"错误 [{code}]：{message}", file=sys.stderr)
+    return exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("BANGFU_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    json_out = wants_json(argv)
+    ChineseParser.json_errors = json_out
     parser = build_parser()
     args = parser.parse_args(argv)
     ctx = Context(args)
@@ -445,8 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_human(args.command, result)
         return 0
     except BangfuError as exc:
-        print(f"错误 [{exc.code}]：{exc.message}", file=sys.stderr)
-        return exit_code_for(exc)
+        return _refuse(json_out, exc.code, exc.message, exit_code_for(exc))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into `head`: not an error
@@ -457,7 +533,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # The traceback goes to the log at DEBUG only: stderr gets one line, never a traceback.
         log.debug("unexpected error", exc_info=True)
-        print(f"内部错误（{type(exc).__name__}）：{exc}。设置 BANGFU_DEBUG=1 查看详情", file=sys.stderr)
+        message = f"内部错误（{type(exc).__name__}）：{exc}。设置 BANGFU_DEBUG=1 查看详情"
+        if json_out:
+            print(json_refusal("internal", message, 1))
+            return 1
+        print(message, file=sys.stderr)
         return 1
     finally:
         ctx.close()

@@ -14,50 +14,44 @@ from pathlib import Path
 from typing import Any
 
 from notifications.templates import KINDS, SAMPLES, render
-from workflow.app.views import KIND_LABELS
 from workflow.domain import clock
 from workflow.domain.errors import BadInput
 from workflow.entrypoints.cli import Context, command
-from workflow.scheduler import operations
-from workflow.scheduler.operations import backup_sqlite
 from workflow.settings import get_settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("sweep", help="write the reminders and round checks due now", parents=[common])
-    p.add_argument("--as-of", help="run as of this instant (ISO; naive = China time)")
-    p = sub.add_parser("deliver", help="send pending notifications from the outbox",
-                       parents=[common])
-    p.add_argument("--as-of", help="deliver as of this instant (ISO; naive = China time)")
-    p = sub.add_parser("notify-preview", help="render a notification kind with sample data",
-                       parents=[common])
-    p.add_argument("kind", help=f"one of: {', '.join(KINDS)}")
-    p = sub.add_parser("inbox", help="list a user's in-app notifications, newest first",
-                       parents=[common])
-    p.add_argument("username")
-    p.add_argument("--limit", type=int, default=20)
-    sub.add_parser("round-status", help="per reporting unit: states, overdue, snapshots",
-                   parents=[common])
-    p = sub.add_parser("outbox", help="the outbox: status, failed rows, retry, health",
-                       parents=[common])
-    ops = p.add_subparsers(dest="outbox_action", required=True, metavar="ACTION")
-    ops.add_parser("status", help="pending / leased / sent / failed per channel and kind",
-                   parents=[common])
-    q = ops.add_parser("list", help="list rows (--failed: the failed ones with their error)",
-                       parents=[common])
-    q.add_argument("--failed", action="store_true", help="only failed rows (the default)")
-    q.add_argument("--limit", type=int, default=100)
-    q = ops.add_parser("retry", help="put failed rows back to pending, attempts reset (audited)",
-                       parents=[common])
-    q.add_argument("ids", nargs="*", type=int, help="notification ids")
-    q.add_argument("--kind", help="every failed row of this kind")
-    q.add_argument("--all-failed", action="store_true", help="every failed row")
-    q = ops.add_parser("health", help="exit 1 when the oldest pending row is too old",
-                       parents=[common])
-    q.add_argument("--max-age", type=int, help="seconds (default BANGFU_OUTBOX_MAX_AGE)")
-    p = sub.add_parser("backup", help="online backup of the SQLite database to a file",
-                       parents=[common])
-    p.add_argument("target", help="the backup file to write")
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=help_, parents=[common])  # type: ignore[no-any-return]
+
+    p = add("sweep", "生成现在到期的提醒和年度检查（逾期、迟报、额度失效）")
+    p.add_argument("--as-of", metavar="时间", help="按此时刻运行（ISO 格式；不带时区为北京时间）")
+    p = add("deliver", "发送待发的通知")
+    p.add_argument("--as-of", metavar="时间", help="按此时刻发送（ISO 格式；不带时区为北京时间）")
+    p = add("notify-preview", "用示例数据预览一种通知")
+    p.add_argument("kind", metavar="类型", help=f"通知类型：{'，'.join(KINDS)}")
+    p = add("inbox", "列出用户的站内通知（最新在前）")
+    p.add_argument("username", metavar="用户名")
+    p.add_argument("--limit", type=int, default=20, metavar="条数", help="最多显示几条（默认 20）")
+    add("round-status", "各报送单位：状态、逾期、快照核对")
+    p = add("outbox", "发件箱：状态、失败记录、重发、健康检查")
+    ops = p.add_subparsers(dest="outbox_action", required=True, metavar="操作", title="操作")
+    ops.add_parser("status", help="各渠道、各类型的待发／发送中／已发／失败数量",
+                   description="各渠道、各类型的待发／发送中／已发／失败数量", parents=[common])
+    q = ops.add_parser("list", help="列出记录（--failed：失败的记录及其错误）",
+                       description="列出记录（--failed：失败的记录及其错误）", parents=[common])
+    q.add_argument("--failed", action="store_true", help="只列失败的记录（默认）")
+    q.add_argument("--limit", type=int, default=100, metavar="条数", help="最多列出几条（默认 100）")
+    q = ops.add_parser("retry", help="把失败的记录重新设为待发，重试次数清零（留有审计记录）",
+                       description="把失败的记录重新设为待发，重试次数清零（留有审计记录）", parents=[common])
+    q.add_argument("ids", nargs="*", type=int, metavar="编号", help="通知编号")
+    q.add_argument("--kind", metavar="类型", help="该类型的全部失败记录")
+    q.add_argument("--all-failed", action="store_true", help="全部失败记录")
+    q = ops.add_parser("health", help="最早的待发记录过旧时以退出码 1 结束",
+                       description="最早的待发记录过旧时以退出码 1 结束", parents=[common])
+    q.add_argument("--max-age", type=int, metavar="秒", help="秒数（默认 BANGFU_OUTBOX_MAX_AGE）")
+    p = add("backup", "在线备份 SQLite 数据库到文件")
+    p.add_argument("target", metavar="文件", help="要写入的备份文件")
 
 
 def _as_of(text: str | None) -> datetime:
@@ -170,6 +164,9 @@ _CHANNEL_LABELS = {"email": "邮件", "sms": "短信", "wecom": "企业微信", 
 
 @command("outbox")
 def cmd_outbox(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app.views import KIND_LABELS  # lazy: start-up time (SQLAlchemy)
+    from workflow.scheduler import operations  # lazy: start-up time (SQLAlchemy)
+
     action = args.outbox_action
     if action == "status":
         st = operations.outbox_status(ctx.db)
@@ -222,6 +219,8 @@ def cmd_outbox(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("backup")
 def cmd_backup(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.scheduler.operations import backup_sqlite  # lazy: start-up time (SQLAlchemy)
+
     db = ctx.db
     if db.dialect != "sqlite":
         raise BadInput("PostgreSQL 请用 pg_dump 备份，例如：pg_dump -Fc -f bangfu.dump 数据库名"

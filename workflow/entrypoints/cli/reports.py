@@ -9,60 +9,66 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workflow.app import purchase_import, reporting
 from workflow.domain import figures, limits, money
 from workflow.domain.errors import BadInput
 from workflow.entrypoints.cli import Context, command
-from workflow.formats import exports
-from workflow.store import aggregates
+
+if TYPE_CHECKING:
+    from workflow.app import reporting
+
+# The services and writers (SQLAlchemy, openpyxl) are imported inside each command: lazy, for
+# start-up time. The choices below mirror aggregates.SCOPES and ledger.MAPPINGS (tests check).
+SCOPE_CHOICES = ("children", "subtree")
+MAPPING_CHOICES = ("ygh", "p832", "gdg", "dxb", "generic")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     def add(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, parents=[common])  # type: ignore[no-any-return]
+        return sub.add_parser(name, help=help_, description=help_, parents=[common])  # type: ignore[no-any-return]
 
-    p = add("stats", "Annex 2 statistics of an organisation (snapshot, live or subtree)")
-    p.add_argument("org")
-    p.add_argument("--live", action="store_true", help="live sums for a draft even when summarized")
-    p.add_argument("--xlsx", help="write the Annex 2 form as XLSX")
-    p.add_argument("--csv", help="write it as CSV (UTF-8 with BOM)")
-    p.add_argument("--html", help="write an HTML print view")
-    add("province-workbook", "the province workbook: overview + one sheet per reporting unit").add_argument("file")
-    p = add("import-purchases", "import a purchase file (CSV/XLSX) into an organisation's record")
-    p.add_argument("org")
-    p.add_argument("file")
-    p.add_argument("--mapping", help="column mapping: ygh, p832, gdg, dxb or generic (default)")
-    p = add("limits", "check the ordinary holiday-gift limits of a grassroots record")
-    p.add_argument("org")
-    p.add_argument("--ordinary", required=True, help="the year's ordinary holiday-gift spending, yuan")
-    p.add_argument("--budget", required=True, help="the year's budgeted expenditure, yuan")
-    p.add_argument("--retained", default="0", help="retained funds, yuan")
-    p.add_argument("--basis", required=True, choices=sorted(limits.BASES))
-    p = add("completeness", "per federation: subordinates by state, overdue, late, snapshot check")
-    p.add_argument("--under", help="only federations in this organisation's subtree (subtree scope: "
-                                   "the organisations directly under it)")
-    p.add_argument("--scope", choices=aggregates.SCOPES, default="children",
-                   help="children: direct subordinates per federation (default); subtree: every record "
-                        "below each reporting unit")
-    p = add("chase-list", "the subordinates not yet submitted, with clerks' phones, as XLSX (催报)")
-    p.add_argument("org")
-    p.add_argument("file")
-    p = add("work-report", "render a reporting unit's work report (工作报告)")
-    p.add_argument("org")
-    p.add_argument("--md", help="write Markdown here")
-    p.add_argument("--html", help="write HTML here")
-    p = add("aggregate-add", "a federation enters an aggregate line (channel, people, amount, source)")
-    p.add_argument("org")
-    p.add_argument("--channel", required=True)
-    p.add_argument("--people", required=True)
-    p.add_argument("--amount", required=True, help="yuan")
-    p.add_argument("--note", required=True, help="where the numbers come from")
-    p = add("compare", "compare the subordinates' figures between two rounds")
-    p.add_argument("org")
-    p.add_argument("--before", required=True, help="round label or year, e.g. 2021")
-    p.add_argument("--after", required=True, help="round label or year, e.g. 2022")
+    p = add("stats", "单位的附件2统计（快照、实时或下级汇总）")
+    p.add_argument("org", metavar="单位代码")
+    p.add_argument("--live", action="store_true", help="草稿即使已汇总也按实时采购统计")
+    p.add_argument("--xlsx", metavar="文件", help="把附件2写成 XLSX")
+    p.add_argument("--csv", metavar="文件", help="写成 CSV（UTF-8，带 BOM）")
+    p.add_argument("--html", metavar="文件", help="写成可打印的 HTML")
+    add("province-workbook", "全省汇总工作簿：汇总表 + 每个报送单位一张附件2").add_argument("file", metavar="文件")
+    p = add("import-purchases", "把采购文件（CSV/XLSX）导入单位的记录")
+    p.add_argument("org", metavar="单位代码")
+    p.add_argument("file", metavar="文件")
+    p.add_argument("--mapping", choices=MAPPING_CHOICES, metavar="格式",
+                   help="文件格式：ygh=粤工惠购订单，p832=832平台，gdg=广东馆，dxb=东西部交易网，generic=通用模板（默认）")
+    p = add("limits", "检查基层工会的普通节日慰问品限额")
+    p.add_argument("org", metavar="单位代码")
+    p.add_argument("--ordinary", required=True, metavar="元", help="本年度普通节日慰问品支出（元）")
+    p.add_argument("--budget", required=True, metavar="元", help="本年度预算支出（元）")
+    p.add_argument("--retained", default="0", metavar="元", help="留成经费（元）")
+    p.add_argument("--basis", required=True, choices=sorted(limits.BASES), metavar="基数",
+                   help="计算基数：" + "，".join(f"{k}={v}" for k, v in limits.BASES.items()))
+    p = add("completeness", "各级工会：下级各状态数量、逾期、迟报、快照核对")
+    p.add_argument("--under", metavar="单位代码", help="只看该单位之下的工会（subtree 范围时为其直属单位）")
+    p.add_argument("--scope", choices=SCOPE_CHOICES, default="children", metavar="范围",
+                   help="children=每个工会的直属下级（默认）；subtree=每个报送单位之下的全部记录")
+    p = add("chase-list", "未提交的下级单位及填报员电话，写成 XLSX（催报名单）")
+    p.add_argument("org", metavar="单位代码")
+    p.add_argument("file", metavar="文件")
+    p = add("work-report", "生成报送单位的工作报告")
+    p.add_argument("org", metavar="单位代码")
+    p.add_argument("--md", metavar="文件", help="写成 Markdown")
+    p.add_argument("--html", metavar="文件", help="写成可打印的 HTML（A4）")
+    p.add_argument("--docx", metavar="文件", help="写成 Word 文档（DOCX，可编辑、盖章）")
+    p = add("aggregate-add", "上级工会录入一条汇总数据（渠道、人次、金额、来源）")
+    p.add_argument("org", metavar="单位代码")
+    p.add_argument("--channel", required=True, metavar="渠道", help="采购渠道代码")
+    p.add_argument("--people", required=True, metavar="人次")
+    p.add_argument("--amount", required=True, metavar="元", help="金额（元）")
+    p.add_argument("--note", required=True, metavar="说明", help="数据来源")
+    p = add("compare", "比较下级单位两个年度的数字")
+    p.add_argument("org", metavar="单位代码")
+    p.add_argument("--before", required=True, metavar="年度", help="年度名称或年份，如 2021")
+    p.add_argument("--after", required=True, metavar="年度", help="年度名称或年份，如 2022")
 
 
 def _write(path: str, data: bytes | str) -> str:
@@ -83,6 +89,9 @@ def _int(text: str, what: str) -> int:
 
 @command("stats")
 def cmd_stats(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import reporting  # lazy: start-up time
+    from workflow.formats import exports  # lazy: start-up time
+
     view = reporting.stats(ctx.uow(readonly=True), org_code=args.org, user_id=ctx.user_id(),
                          round_label=args.round, live=args.live)
     written = []
@@ -98,6 +107,8 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> Any:
 
 
 def _stats_text(view: reporting.StatsView) -> str:
+    from workflow.formats import exports  # lazy: start-up time
+
     t = view.table
     lines = [f"{view.org_name}（{view.org_code}）  {view.round_label}  {t.status_note or ''}",
              f"{'采购平台':<24}{'人次(万)':>10}{'金额(万元)':>14}"]
@@ -120,12 +131,16 @@ def _stats_text(view: reporting.StatsView) -> str:
 
 @command("province-workbook")
 def cmd_province_workbook(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import reporting  # lazy: start-up time
+
     data = reporting.province_workbook(ctx.uow(readonly=True), user_id=ctx.user_id(), round_label=args.round)
     return {"written": _write(args.file, data)}
 
 
 @command("import-purchases")
 def cmd_import_purchases(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import purchase_import  # lazy: start-up time
+
     try:
         data = Path(args.file).read_bytes()
     except OSError as exc:
@@ -140,6 +155,8 @@ def cmd_import_purchases(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("limits")
 def cmd_limits(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import reporting  # lazy: start-up time
+
     result = reporting.limits_for(
         ctx.uow(readonly=True), org_code=args.org, user_id=ctx.user_id(), round_label=args.round,
         ordinary_fen=money.parse_yuan(args.ordinary, "普通节日慰问品"),
@@ -155,6 +172,8 @@ def cmd_limits(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("completeness")
 def cmd_completeness(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import reporting  # lazy: start-up time
+
     rows = reporting.completeness_for(ctx.uow(readonly=True), user_id=ctx.user_id(), round_label=args.round,
                                     under_code=args.under, scope=args.scope)
     if args.json:
@@ -170,6 +189,9 @@ def cmd_completeness(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("chase-list")
 def cmd_chase_list(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import reporting  # lazy: start-up time
+    from workflow.store import aggregates  # lazy: start-up time
+
     rows, data = reporting.chase(ctx.uow(readonly=True), user_id=ctx.user_id(), org_code=args.org,
                                round_label=args.round)
     written = _write(args.file, data)
@@ -180,6 +202,8 @@ def cmd_chase_list(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("work-report")
 def cmd_work_report(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import reporting  # lazy: start-up time
+
     report = reporting.work_report(ctx.uow(readonly=True), org_code=args.org, user_id=ctx.user_id(),
                                  round_label=args.round)
     written = []
@@ -187,6 +211,8 @@ def cmd_work_report(args: argparse.Namespace, ctx: Context) -> Any:
         written.append(_write(args.md, report.markdown))
     if args.html:
         written.append(_write(args.html, report.html))
+    if args.docx:
+        written.append(_write(args.docx, report.docx()))
     if args.json:
         return {"markdown": report.markdown, "written": written}
     return report.markdown if not written else "".join(f"已写入 {w}\n" for w in written)
@@ -194,6 +220,8 @@ def cmd_work_report(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("aggregate-add")
 def cmd_aggregate_add(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import reporting  # lazy: start-up time
+
     rid = ctx.record_id(args.org)
     line_id = reporting.add_aggregate_line(
         ctx.uow(), record_id=rid, user_id=ctx.user_id(), channel=args.channel,
@@ -204,6 +232,9 @@ def cmd_aggregate_add(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("compare")
 def cmd_compare(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import reporting  # lazy: start-up time
+    from workflow.formats import exports  # lazy: start-up time
+
     rows = reporting.compare_rounds(ctx.uow(readonly=True), org_code=args.org, user_id=ctx.user_id(),
                                   before=args.before, after=args.after)
     if args.json:

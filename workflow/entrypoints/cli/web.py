@@ -7,22 +7,22 @@ import argparse
 import sys
 from typing import Any
 
-from workflow.app import accounts
 from workflow.entrypoints.cli import Context, command
 from workflow.settings import Settings, get_settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("serve", help="serve the web pages and the JSON API (uvicorn)", parents=[common])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p = sub.add_parser("token-create", help="create a bearer API token for a user (shown once)",
+    p = sub.add_parser("serve", help="启动网页和 JSON 接口（uvicorn）", description="启动网页和 JSON 接口（uvicorn）",
                        parents=[common])
-    p.add_argument("username")
-    p.add_argument("--name", default="", help="what the token is for")
+    p.add_argument("--host", default="127.0.0.1", metavar="地址", help="监听地址（默认 127.0.0.1）")
+    p.add_argument("--port", type=int, default=8000, metavar="端口", help="端口（默认 8000）")
+    p = sub.add_parser("token-create", help="为用户创建接口访问令牌（只显示一次）",
+                       description="为用户创建接口访问令牌（只显示一次）", parents=[common])
+    p.add_argument("username", metavar="用户名")
+    p.add_argument("--name", default="", metavar="用途", help="令牌的用途")
     p = sub.add_parser("password-reset", help="上级审核人重置下级单位填报员的密码（新密码从标准输入读取）",
-                       parents=[common])
-    p.add_argument("username", help="要重置密码的填报员用户名")
+                       description="上级审核人重置下级单位填报员的密码（新密码从标准输入读取）", parents=[common])
+    p.add_argument("username", metavar="用户名", help="要重置密码的填报员用户名")
 
 
 @command("serve")
@@ -48,6 +48,8 @@ def uvicorn_proxy_options(settings: Settings) -> dict[str, Any]:
 
 @command("token-create")
 def cmd_token_create(args: argparse.Namespace, ctx: Context) -> Any:
+    from workflow.app import accounts  # lazy: start-up time
+
     token = accounts.create_token(ctx.uow(), username=args.username, name=args.name)
     return {"username": args.username, "token": token,
             "usage": "Authorization: Bearer <token>（只显示这一次，请妥善保存）"}
@@ -56,6 +58,8 @@ def cmd_token_create(args: argparse.Namespace, ctx: Context) -> Any:
 @command("password-reset")
 def cmd_password_reset(args: argparse.Namespace, ctx: Context) -> Any:
     # The new password comes from standard input, never from the command line (ps, shell history).
+    from workflow.app import accounts  # lazy: start-up time
+
     new_password = sys.stdin.readline().rstrip("\r\n")
     accounts.reset_password(ctx.uow(), actor_id=ctx.user_id(), username=args.username,
                             new_password=new_password)

@@ -22,6 +22,7 @@ from workflow.app.accounts import UserInfo
 from workflow.domain import money
 from workflow.domain.money import MAX_COUNT
 from workflow.entrypoints.web import auth
+from workflow.entrypoints.web.inbox import with_texts
 from workflow.entrypoints.web.params import MAX_ID, Id, PageQ, PerPageQ, RoundQ
 from workflow.entrypoints.web.rendering import download_response
 from workflow.store.tables import Database
@@ -335,8 +336,9 @@ def overview(request: Request, user: User, round: RoundQ = None) -> dict[str, An
 
 @router.get("/notifications")
 def notifications(request: Request, user: User, page: PageQ = 1, per_page: PerPageQ = 50) -> dict[str, Any]:
-    return jsonable_encoder(views.notifications(_uow(request, True), user_id=user.id, page=page,
-                                                  per_page=per_page).to_dict())
+    data = views.notifications(_uow(request, True), user_id=user.id, page=page, per_page=per_page)
+    with_texts(data.items)  # subject, text (as in the e-mail) and path
+    return jsonable_encoder(data.to_dict())
 
 
 # --- accounts -------------------------------------------------------------------------------

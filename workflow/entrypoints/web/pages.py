@@ -24,6 +24,7 @@ from workflow.entrypoints.web import auth, reports_pages
 from workflow.entrypoints.web.api import purchase_input
 from workflow.entrypoints.web.diagram import lifecycle_svg
 from workflow.entrypoints.web.errors import http_status
+from workflow.entrypoints.web.inbox import linked, with_texts
 from workflow.entrypoints.web.params import Id, PageQ, RoundQ, VersionForm
 from workflow.entrypoints.web.rendering import (
     OVERVIEW_ROLES,
@@ -175,6 +176,7 @@ def _record_page(
         "report_last_day": clock.deadline_last_day(view.report_deadline),
         "state_labels": states.STATE_LABELS,
         "mappings": reports_pages.mapping_choices(options["channels"]),
+        "import_help": reports_pages.import_help(),
         "import_max_mb": reports_pages.MAX_IMPORT_BYTES // 1024 // 1024,
         "import_problems": [], "limit_result": None, "limit_bases": reports_pages.limits.BASES,
         **(extra or {}),
@@ -377,7 +379,7 @@ def purchases_csv(request: Request, record_id: Id) -> Response:
         ["支付日期", "渠道", "金额（元）", "领取人次", "订单号", "行号", "商品", "节日", "经费来源", "代填报",
          "已作废", "作废人", "作废时间", "作废原因"]]
     for p in rows:
-        table.append([p["paid_on"].isoformat(), p["channel"], Decimal(money.yuan_plain(p["amount_fen"])),
+        table.append([p["paid_on"].isoformat(), p["channel_name"], Decimal(money.yuan_plain(p["amount_fen"])),
                       p["people"], p["order_no"], p["line_no"], p["product"], p["holiday"] or "",
                       records.BUDGETS.get(p["budget"], p["budget"]), "是" if p["on_behalf"] else "",
                       "是" if p["voided"] else "", p["voided_by"] or "",
@@ -473,6 +475,8 @@ def _receiver_code(request: Request, round_id: int) -> str | None:
 def notifications_page(request: Request, page: PageQ = 1) -> HTMLResponse:
     user = page_user(request)
     data = views.notifications(_uow(request, True), user_id=user.id, page=page, per_page=30)
+    for item in with_texts(data.items):
+        item["body"] = linked(item["text"])
     return render(request, "pages/notifications.html", {"title": "通知", "n": data})
 
 
@@ -482,6 +486,23 @@ def notifications_read(request: Request, csrf_token: Annotated[str, Form()] = ""
     auth.check_csrf(request, csrf_token)
     views.mark_notifications_read(_uow(request), user_id=user.id)
     return _redirect("/notifications")
+
+
+@router.post("/notifications/{notification_id}/read")
+def notification_read(request: Request, notification_id: int, csrf_token: Annotated[str, Form()] = "") -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    views.mark_notifications_read(_uow(request), user_id=user.id, ids=[notification_id])
+    return _redirect("/notifications")
+
+
+@router.get("/notifications/{notification_id}/open")
+def notification_open(request: Request, notification_id: int) -> Response:
+    """Follow a notification's link: it is marked read and the browser goes to its record."""
+    user = page_user(request)
+    target = views.notification_target(_uow(request, True), user_id=user.id, notification_id=notification_id)
+    views.mark_notifications_read(_uow(request), user_id=user.id, ids=[notification_id])
+    return _redirect(target)
 
 
 def _accounts_page(request: Request, user: UserInfo, *, error: dict[str, str] | None = None,

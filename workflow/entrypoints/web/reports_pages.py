@@ -34,6 +34,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv; charset=utf-8"
 HTML = "text/html; charset=utf-8"
 MARKDOWN = "text/markdown; charset=utf-8"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 ANNEX2_FORMATS = {"xlsx": XLSX, "csv": CSV, "html": HTML}
 MAX_IMPORT_BYTES = attachments.MAX_BYTES
 
@@ -104,6 +105,23 @@ def mapping_choices(channels: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return out
 
 
+def import_help() -> dict[str, list[ledger.HeaderHelp]]:
+    """Per mapping, the columns its template has and the names accepted for each."""
+    return {code: ledger.header_help(m) for code, m in ledger.MAPPINGS.items()}
+
+
+def import_template(mapping: str, fmt: str, label: str) -> Response:
+    if mapping not in ledger.MAPPINGS or fmt not in ("csv", "xlsx"):
+        raise NotFound(f"没有“{mapping}.{fmt}”这种导入模板", code="import.template")
+    columns = ledger.header_help(ledger.MAPPINGS[mapping])
+    name = f"采购导入模板（{label}）.{fmt}"
+    if fmt == "csv":
+        return file_response(ledger.template_csv(ledger.MAPPINGS[mapping]), name, CSV)
+    rows = [(c.header, "必填" if c.required else "选填", c.label, "、".join(c.aliases[1:]) or "—") for c in columns]
+    data = exports.write_import_template([c.header for c in columns], rows, title=f"采购导入模板：{label}")
+    return file_response(data, name, XLSX)
+
+
 def read_upload(file: UploadFile) -> bytes:
     data = file.file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
@@ -164,6 +182,30 @@ def _body_of(html: str) -> str:
     the page; the page styles the table)."""
     start, end = html.find("<body>"), html.rfind("</body>")
     return html[start + len("<body>"):end] if start >= 0 and end > start else html
+
+
+@pages.get("/records/{record_id}/import-template/{mapping}.{fmt}")
+def import_template_download(request: Request, record_id: int, mapping: str, fmt: str) -> Response:
+    user = page_user(request)
+    view, _label = _record_org(request, user.id, record_id)
+    options = views.entry_options(_uow(request, True), round_id=view.round_id)
+    labels = dict(mapping_choices(options["channels"]))
+    return import_template(mapping, fmt, labels.get(mapping, mapping))
+
+
+@pages.get("/records/{record_id}/work-report/print", response_class=HTMLResponse)
+def work_report_print(request: Request, record_id: int) -> HTMLResponse:
+    """The A4 print view: the standalone report, opened in the browser (not a download)."""
+    user = page_user(request)
+    _view, report = work_report_of(request, user.id, record_id)
+    return HTMLResponse(report.html, headers={"Cache-Control": "private, no-store"})
+
+
+@pages.get("/records/{record_id}/work-report.docx")
+def work_report_docx(request: Request, record_id: int) -> Response:
+    user = page_user(request)
+    view, report = work_report_of(request, user.id, record_id)
+    return file_response(report.docx(), f"{view.org_name}{view.year}年度工作报告.docx", DOCX)
 
 
 @pages.get("/records/{record_id}/work-report.md")

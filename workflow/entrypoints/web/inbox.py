@@ -1,0 +1,48 @@
+"""The in-app inbox as its users read it: each notification with the subject and text of its
+e-mail (the same templates and context as delivery), its links clickable."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from notifications.templates import render as render_notification
+from workflow.scheduler.outbox import template_context
+from workflow.settings import get_settings
+
+__all__ = ["linked", "with_texts"]
+
+
+def with_texts(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each inbox item with the subject and text its e-mail has (the same templates and the same
+    context), and the path it points to."""
+    base = get_settings().base_url.rstrip("/")
+    for item in items:
+        context = template_context(item["payload"], base)
+        try:
+            rendered = render_notification(item["kind"], context)
+            item["subject"], item["text"] = rendered.subject, rendered.text.strip()
+        except Exception:  # a stored payload the templates cannot render: say so, keep the list
+            item["subject"], item["text"] = item["kind_label"], "（此通知的内容无法显示）"
+        link = str(context.get("link", ""))
+        item["path"] = link[len(base):] if link.startswith(base) else "/"
+    return items
+
+
+_URL = re.compile(r"https?://[^\s<>\"'）)]+")
+
+
+def linked(text: str) -> Markup:
+    """The e-mail's text with its links clickable (links into this site become relative, so
+    they work whatever host serves the page)."""
+    base = get_settings().base_url.rstrip("/")
+    out, last = [], 0
+    for m in _URL.finditer(text):
+        url = m.group(0)
+        href = (url[len(base):] or "/") if url.startswith(base) else url
+        out += [str(escape(text[last:m.start()])), f'<a href="{escape(href)}">{escape(url)}</a>']
+        last = m.end()
+    out.append(str(escape(text[last:])))
+    return Markup("".join(out))
