@@ -117,7 +117,9 @@ def _stoppable() -> Any:
     """In a prefork child, SIGTERM during a task asks it to stop between messages (billiard's
     own handler would end the process mid-batch); outside a task the default applies. The solo
     pool keeps Celery's handler, which sets ``worker_state.should_stop``."""
-    if not _IN_POOL_CHILD.is_set():
+    if not _IN_POOL_CHILD.is_set() or threading.current_thread() is not threading.main_thread():
+        # Signal handlers can only be set from the main thread (a threads pool, or a test's
+        # in-process worker, runs tasks elsewhere): there Celery's own shutdown applies.
         yield
         return
     _STOP.clear()

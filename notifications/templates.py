@@ -35,6 +35,9 @@ record (or of the review list), built by the caller from the configured base URL
     ``child_org_name``, ``deadline`` date, ``link``.
 ``quota_lapsed``  to a grassroots union after the quota deadline.
     ``union_name``, ``lapsed_fen`` int (fen), ``round_label``, ``link``.
+``outbox_failed``  daily, to the province's admins while notifications failed for good.
+    ``org_name``, ``failed`` int, ``by_channel``: list of mappings (``label``, ``failed``),
+    ``link`` (the admins' outbox page).
 
 Webhook (robot) payloads are JSON built with ``json.dumps`` in ``channels``; they are never
 templated text.
@@ -134,6 +137,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "lapsed_fen": 120_000,
         "round_label": "2021年度",
         "link": _SAMPLE_LINK,
+    },
+    "outbox_failed": {
+        "org_name": "广东省总工会",
+        "failed": 3,
+        "by_channel": [{"label": "邮件", "failed": 2}, {"label": "短信", "failed": 1}],
+        "link": "https://bangfu.example.gd.cn/admin/outbox",
     },
 }
 """One sample context per kind: documentation, preview input and test fixture."""

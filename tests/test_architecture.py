@@ -12,6 +12,10 @@ from pathlib import Path
 
 import grimp
 
+from workflow.domain import errors
+from workflow.entrypoints.cli import EXIT_CODES
+from workflow.entrypoints.web.errors import HTTP_STATUS
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("states", "workflow", "notifications")
 
@@ -109,3 +113,23 @@ def test_the_layer_contracts_hold() -> None:
     lint = Path(sys.executable).with_name("lint-imports")
     result = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
+
+
+def test_every_error_lives_in_errors_and_has_a_status_and_an_exit_code() -> None:
+    """One exception tree in workflow.domain.errors; the edges' tables name every error we
+    raise on purpose (no user-facing error answers 500 or exit code 1)."""
+    def row(table: dict[type, int], cls: type) -> int | None:
+        return next((table[c] for c in cls.__mro__ if c in table), None)
+
+    tree = _subclasses(errors.BangfuError)
+    assert tree, "no errors found"
+    assert {c.__module__ for c in tree} == {"workflow.domain.errors"}
+    missing = [c.__name__ for c in tree if row(HTTP_STATUS, c) is None or row(EXIT_CODES, c) is None]
+    assert missing == []

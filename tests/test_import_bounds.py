@@ -12,8 +12,7 @@ import pytest
 
 from tests.conftest import World
 from tests.test_imports_db import csv, run
-from workflow.app import purchase_import
-from workflow.domain.errors import BadInput
+from workflow.domain.errors import BadInput, ImportRefused
 from workflow.formats import ledger
 
 _HEAD = ["订单号", "商品行号", "支付时间", "实付金额", "领取人数", "商品名称", "商品形态", "经费来源", "渠道", "原订单号"]
@@ -43,7 +42,7 @@ def test_a_sheet_of_700000_empty_rows_is_refused_by_the_row_bound(world: World) 
     data = xlsx_bomb(700_000)
     assert len(data) < 200 * 1024
     world.plan("G1")
-    with pytest.raises(purchase_import.ImportRefused) as exc:
+    with pytest.raises(ImportRefused) as exc:
         run(world, data, filename="bomb.xlsx")
     assert "文件超过 50,000 行上限" in exc.value.message
 
@@ -82,7 +81,7 @@ def test_other_clerks_save_while_a_big_import_is_parsed(world: World) -> None:
         saved += 1
     thread.join()
     assert saved > 0
-    assert isinstance(outcome[0], purchase_import.ImportRefused)
+    assert isinstance(outcome[0], ImportRefused)
 
 
 def _bad_rows(n: int) -> bytes:
@@ -91,7 +90,7 @@ def _bad_rows(n: int) -> bytes:
 
 def test_a_refused_import_lists_the_first_200_bad_rows_and_counts_the_rest(world: World) -> None:
     world.plan("G1")
-    with pytest.raises(purchase_import.ImportRefused) as exc:
+    with pytest.raises(ImportRefused) as exc:
         run(world, _bad_rows(3_000))
     e = exc.value
     assert (len(e.errors), e.total, e.more) == (200, 3_000, 2_800)

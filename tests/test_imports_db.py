@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from tests.conftest import NOW_2021, World
 from workflow.app import purchase_import
-from workflow.domain.errors import PermissionDenied, RuleViolation
+from workflow.domain.errors import ImportRefused, PermissionDenied, RuleViolation
+from workflow.entrypoints.cli import exit_code_for
 from workflow.store.tables import Purchase, Record
 
 HEADER = "订单号,商品行号,支付时间,实付金额,领取人数,商品名称,商品形态,经费来源,渠道,原订单号"
@@ -65,10 +66,10 @@ def test_one_bad_row_imports_nothing_and_every_bad_row_is_named(any_world: World
         "C002,1,2021-10-20,50.00,2,超市购物卡,购物卡,额外额度,粤工惠购,",  # forbidden form
         "C003,1,2020-12-31,50.00,2,茶叶,实物,额外额度,粤工惠购,",  # outside the round's year
     ]
-    with pytest.raises(purchase_import.ImportRefused) as caught:
+    with pytest.raises(ImportRefused) as caught:
         run(w, csv(bad))
     err = caught.value
-    assert err.exit_code == 2
+    assert exit_code_for(err) == 2
     assert len(err.errors) == 3
     assert "第 5 行" in err.errors[0] and "两位小数" in err.message
     assert any("第 6 行" in e for e in err.errors) and any("第 7 行" in e for e in err.errors)
@@ -81,7 +82,7 @@ def test_same_key_with_another_amount_is_a_conflict_naming_both_rows(any_world: 
     run(w, csv(GOOD))
     existing = next(p for p in ledger(w) if (p.order_no, p.line_no) == ("A001", 2))
     changed = [GOOD[0], "A001,2,2021/10/20,310.00,5,清远鸡,实物,额外额度,粤工惠购,"]
-    with pytest.raises(purchase_import.ImportRefused) as caught:
+    with pytest.raises(ImportRefused) as caught:
         run(w, csv(changed))
     (message,) = caught.value.errors
     assert "第 3 行" in message and f"#{existing.id}" in message
@@ -118,7 +119,7 @@ def test_xlsx_import_by_parent_reviewer_on_behalf_with_a_refund(any_world: World
 
 def test_refund_of_an_unknown_order_is_refused(any_world: World) -> None:
     w = any_world
-    with pytest.raises(purchase_import.ImportRefused, match="原订单 NOPE"):
+    with pytest.raises(ImportRefused, match="原订单 NOPE"):
         run(w, csv(["X1,1,2021-10-06,-1.00,0,退款,实物,额外额度,粤工惠购,NOPE"]))
 
 

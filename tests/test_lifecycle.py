@@ -15,6 +15,8 @@ from workflow.domain import engine
 from workflow.domain.access import Relation
 from workflow.domain.engine import GuardContext
 from workflow.domain.errors import PermissionDenied, RuleViolation
+from workflow.entrypoints.cli import exit_code_for
+from workflow.entrypoints.web.errors import http_status
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -173,7 +175,7 @@ def test_unknown_trigger_is_refused_with_its_code() -> None:
     with pytest.raises(RuleViolation) as exc:
         engine.decide("planned", "approve_everything", GOOD, CLERK)
     assert exc.value.code == "transition.unknown"
-    assert exc.value.http_status == 409 and exc.value.exit_code == 3
+    assert http_status(exc.value) == 409 and exit_code_for(exc.value) == 3
 
 
 WRONG_STATE = [(s, t) for s in states.STATES for t in states.TRIGGERS if states.find(t, s) is None]

@@ -9,6 +9,8 @@ import pytest
 
 from workflow.domain import money
 from workflow.domain.errors import BadInput
+from workflow.entrypoints.cli import exit_code_for
+from workflow.entrypoints.web.errors import http_status
 
 
 @pytest.mark.parametrize(("text", "fen"), [
@@ -32,7 +34,7 @@ def test_refused_amounts_name_the_field(text: str) -> None:
         money.parse_yuan(text, "每人增加额度")
     assert exc.value.code.startswith("input.money")
     assert exc.value.message.startswith("每人增加额度“")
-    assert exc.value.http_status == 422 and exc.value.exit_code == 2
+    assert http_status(exc.value) == 422 and exit_code_for(exc.value) == 2
 
 
 def test_amounts_beyond_the_parser_cap_are_refused() -> None:

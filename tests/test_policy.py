@@ -13,6 +13,7 @@ from tests.conftest import NOW_2021, World
 from workflow.app import directory, records
 from workflow.domain import policy
 from workflow.domain.errors import BadInput, NotFound, PolicyError
+from workflow.entrypoints.cli import exit_code_for
 from workflow.store.tables import Organisation, Record, Round
 from workflow.store.uow import UnitOfWork
 
@@ -113,7 +114,7 @@ def test_malformed_policy_is_refused_with_field_and_reason(name: str, mutate, fi
     assert text != BASE, "the mutation did not apply"
     with pytest.raises(PolicyError) as exc:
         policy.parse_policy(text, source="bad.toml")
-    assert isinstance(exc.value, BadInput) and exc.value.exit_code == 2
+    assert isinstance(exc.value, BadInput) and exit_code_for(exc.value) == 2
     assert exc.value.code == "policy.invalid"
     assert field in exc.value.message
     assert reason in exc.value.message
@@ -247,7 +248,7 @@ def test_a_scope_naming_an_unknown_organisation_is_refused(any_world: World) -> 
     w = any_world
     with pytest.raises(NotFound) as exc:
         directory.install_policy(w.uow(), policy=policy.builtin("guangzhou-2023"), now=NOW_2021)
-    assert "GZ" in exc.value.message and exc.value.exit_code == 2
+    assert "GZ" in exc.value.message and exit_code_for(exc.value) == 2
     with w.uow(True) as uow:
         assert [r.policy_code for r in uow.rounds()] == ["yuegongzong-2021-17"] * 2
 

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from tests.conftest import World
 from tests.test_imports_db import csv, run
-from workflow.app import purchase_import, reporting
-from workflow.domain.errors import RuleViolation
+from workflow.app import reporting
+from workflow.domain.errors import ImportRefused, RuleViolation
 from workflow.store.tables import Purchase
 
 
@@ -49,14 +49,14 @@ def test_import_refunds_beyond_the_order_are_refused(any_world: World) -> None:
         "A1-退1,1,2021-10-21 10:00,-300.00,0,梅州金柚,实物,额外额度,粤工惠购,A1",
         "A1-退2,1,2021-10-22 10:00,-300.00,0,梅州金柚,实物,额外额度,粤工惠购,A1",
     ])
-    with pytest.raises(purchase_import.ImportRefused) as exc:
+    with pytest.raises(ImportRefused) as exc:
         run(w, data)
     assert any("第 4 行" in e and "超过订单金额 500.00 元" in e for e in exc.value.errors), exc.value.errors
     assert _count(w) == 0
     # Within the order it goes in; a later file cannot push the ledger's refunds past it.
     run(w, csv(["A1,1,2021-10-20 10:00,500.00,5,梅州金柚,实物,额外额度,粤工惠购,",
                 "A1-退1,1,2021-10-21 10:00,-300.00,0,梅州金柚,实物,额外额度,粤工惠购,A1"]))
-    with pytest.raises(purchase_import.ImportRefused):
+    with pytest.raises(ImportRefused):
         run(w, csv(["A1-退3,1,2021-10-23 10:00,-200.01,0,梅州金柚,实物,额外额度,粤工惠购,A1"]))
     with pytest.raises(RuleViolation):
         w.buy("G1", "A1-退4", -20001, 0, refund_of="A1")

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from tests.conftest import NOW_2021, World
 from workflow.app import records
 from workflow.domain.errors import NotFound, PermissionDenied, RuleViolation, VersionConflict
+from workflow.entrypoints.cli import exit_code_for
 from workflow.store.tables import History, Notification, Purchase
 from workflow.store.uow import UnitOfWork
 
@@ -395,7 +396,7 @@ def test_a_stale_version_is_a_conflict(any_world: World) -> None:
     with pytest.raises(VersionConflict) as exc:
         records.fire(w.uow(), record_id=w.rid("G1"), trigger="reopen", user_id=w.uid("g1-clerk"),
                       seen_version=seen, now=NOW_2021)
-    assert exc.value.code == "version.conflict" and exc.value.exit_code == 4
+    assert exc.value.code == "version.conflict" and exit_code_for(exc.value) == 4
     assert w.state("G1") == "purchased"
     with pytest.raises(VersionConflict):
         records.update_report_info(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"),

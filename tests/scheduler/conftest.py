@@ -108,6 +108,7 @@ class SlowHandler(RecordingHandler):
     def __init__(self, delay: float) -> None:
         super().__init__()
         self.delay = delay
+        self.controller: Controller | None = None
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         await asyncio.sleep(self.delay)
@@ -121,10 +122,11 @@ def slow_smtp() -> Iterator[SmtpServer]:
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
+    handler.controller = controller  # an outage drill stops and restarts it
     try:
         yield SmtpServer("127.0.0.1", port, handler)
     finally:
-        controller.stop()
+        handler.controller.stop()
 
 
 def received_pairs(server: SmtpServer, prefix: str = "drill") -> list[tuple[str, str]]:

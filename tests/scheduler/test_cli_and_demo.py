@@ -139,7 +139,7 @@ def test_outbox_status_list_and_retry_commands(round_world: World, use_db, capsy
                           " last_error = 'SMTP 550: no such mailbox' WHERE id IN"
                           " (SELECT MIN(id) FROM notification WHERE channel = 'email')"))
     code, out, _ = run(capsys, "outbox", "status")
-    assert code == 0 and "邮件 / 额度使用提醒：待发送" in out and "失败 1" in out
+    assert code == 0 and "邮件 / 额度提醒：待发送" in out and "失败 1" in out
     assert "最早的待发送通知已等待" in out
     code, out, _ = run(capsys, "outbox", "status", "--json")
     status = json.loads(out)

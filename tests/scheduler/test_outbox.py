@@ -258,3 +258,30 @@ def test_sms_rows_go_to_the_http_provider(round_world: World, sms_provider) -> N
     report = deliver_all(w.db, channels={"sms": bad}, worker_id="t", base_url=BASE_URL)
     assert report.failed == len(sms)
     assert all("provider refused" in r["last_error"] for r in rows(w.db, "channel = 'sms'"))
+
+
+def test_failed_rows_are_told_to_the_province_admins_once_a_day(
+    round_world: World, smtp_server: SmtpServer
+) -> None:
+    w = round_world
+    _sql(w, "INSERT INTO membership (user_id, org_id, role) SELECT u.id, o.id, 'admin'"
+            " FROM app_user u, organisation o WHERE u.username = 'gd-reviewer' AND o.code = 'GD'")
+    first = sweeps.run_sweep(w.db, now=DEC_1_0900)
+    assert "outbox_failed" not in first.notifications  # nothing failed yet
+    _sql(w, "UPDATE app_user SET email = 'reject-g3@example.test' WHERE username = 'g3-clerk'")
+    _sql(w, "UPDATE notification SET status = 'pending', lease_until = NULL"
+            " WHERE channel = 'email'")
+    deliver_all(w.db, channels=channels_for(smtp_server), worker_id="t", base_url=BASE_URL)
+    later = DEC_1_0900 + timedelta(hours=1)
+    report = sweeps.run_sweep(w.db, now=later)
+    assert report.notifications.get("outbox_failed", 0) >= 1
+    notice = rows(w.db, "kind = 'outbox_failed'")
+    assert {r["user_id"] for r in notice} == {w.uid("gd-reviewer")}
+    import json
+
+    payload = json.loads(str(notice[0]["payload"]))
+    assert payload["org_name"] == "广东省总工会" and payload["failed"] >= 1
+    assert payload["by_channel"][0]["label"] == "邮件" and payload["path"] == "/admin/outbox"
+    # Once a China day: the next hourly sweep adds nothing.
+    again = sweeps.run_sweep(w.db, now=later + timedelta(hours=1))
+    assert again.notifications.get("outbox_failed", 0) == 0

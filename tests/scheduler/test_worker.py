@@ -296,11 +296,16 @@ def test_production_config_uses_the_broker_url_and_prefixed_queues(tmp_path: Pat
 
 DRILL_ENV = {"BANGFU_LEASE_SECONDS": "3", "BANGFU_DELIVERY_BATCH": "100"}
 BACKLOG = 600
+#: The drills' broker: the embedded filesystem one, or ``redis`` / ``amqp`` for the production
+#: shapes (``BANGFU_DRILL_BROKER=redis pytest -m slow tests/scheduler``).
+DRILL_BROKER = {"redis": REDIS_URL, "amqp": RABBIT_URL}.get(
+    os.environ.get("BANGFU_DRILL_BROKER", ""), "filesystem://")
 
 
 @pytest.fixture()
 def drill(round_world: World, slow_smtp: SmtpServer, tmp_path: Path) -> Iterator[Workers]:
-    ws = Workers(settings_for(round_world, slow_smtp, tmp_path, tag="_lease"), tmp_path)
+    ws = Workers(settings_for(round_world, slow_smtp, tmp_path, DRILL_BROKER, tag="_lease"),
+                 tmp_path)
     ws.extra_env = dict(DRILL_ENV)
     yield ws
     ws.stop()
@@ -491,3 +496,56 @@ def test_a_sweep_killed_by_a_terminated_connection_is_retried_with_backoff(
     assert "terminat" in retries[0].lower() or "connection" in retries[0].lower(), retries
     # Nothing missing: a fresh sweep finds nothing more to write, and the digests are there.
     assert rows(w.db, "kind = 'quota_reminder' AND channel = 'email'")
+
+
+@pytest.mark.slow
+def test_two_prefork_workers_and_two_beats_send_a_long_backlog_once(
+    round_world: World, slow_smtp: SmtpServer, drill: Workers
+) -> None:
+    w = round_world
+    expected = backlog(w.db, BACKLOG)
+    drill.start(pool="prefork", concurrency=2)
+    drill.start(pool="prefork", concurrency=2)
+    for beat in ("a", "b"):  # two beats: each publishes the sweep and, every minute, delivery
+        drill.send("bangfu.sweep", AS_OF, task_id=f"beat-{beat}-sweep")
+        for minute in range(3):
+            drill.send("bangfu.deliver", None, task_id=f"beat-{beat}-deliver-{minute}")  # type: ignore[arg-type]
+    wait_for(lambda: _email_status(w)["sent"] == BACKLOG, "the whole backlog", limit=150)
+    drill.stop()
+    table = _drill_table(expected, slow_smtp)
+    print("drill 2 workers x 2 processes + 2 beats:", w.db.dialect, table)
+    assert table == {"expected": BACKLOG, "received": BACKLOG, "twice": 0, "missing": 0}
+    keys = [(r["user_id"], r["channel"], r["source"]) for r in rows(w.db)]
+    assert len(keys) == len(set(keys))  # two sweeps wrote each reminder once
+
+
+@pytest.mark.slow
+def test_an_smtp_outage_spends_no_attempts_and_loses_nothing(
+    round_world: World, drill: Workers, slow_smtp: SmtpServer
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    w = round_world
+    expected = backlog(w.db, BACKLOG)
+    outage = float(os.environ.get("BANGFU_DRILL_OUTAGE", "5"))
+    drill.start(pool="prefork", concurrency=2)
+    drill.send("bangfu.deliver", None)  # type: ignore[arg-type]
+    wait_for(lambda: _email_status(w)["sent"] >= 50, "the worker to be sending")
+    controller = slow_smtp.handler.controller  # type: ignore[attr-defined]
+    controller.stop()  # the relay goes away ...
+    time.sleep(outage)  # an outage, not a wait for an event: nothing is asserted on time
+    refused = rows(w.db, "source LIKE 'drill:%' AND status = 'pending' AND last_error IS NOT NULL")
+    again = Controller(slow_smtp.handler, hostname="127.0.0.1", port=slow_smtp.port)
+    again.start()  # ... and comes back on the same port
+    slow_smtp.handler.controller = again  # type: ignore[attr-defined]  (the fixture stops it)
+    # Attempts are not spent while the relay is unreachable for everybody.
+    assert refused and all(r["attempts"] == 0 for r in refused), refused[:3]
+    assert all(r["status"] != "failed" for r in rows(w.db, "source LIKE 'drill:%'"))
+    deadline = time.monotonic() + 150
+    while _email_status(w)["sent"] < BACKLOG and time.monotonic() < deadline:
+        drill.send("bangfu.deliver", None)  # type: ignore[arg-type]  (the beat's minute)
+        time.sleep(2)
+    drill.stop()
+    table = _drill_table(expected, slow_smtp)
+    print(f"drill {outage:.0f} s SMTP outage:", w.db.dialect, table)
+    assert table["missing"] == 0 and table["twice"] == 0, table

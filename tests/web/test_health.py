@@ -71,3 +71,35 @@ def test_metrics_show_the_outbox_transitions_and_latency(anon: TestClient,
     assert "bangfu_transitions_total{trigger=\"submit\"}" in body, body
     assert "bangfu_sweep_last_seconds" in body and "bangfu_sweep_last_rows" in body
     assert 'bangfu_request_seconds_count{method="GET",route="/healthz"} 1.0' in body
+
+
+def test_the_province_admins_outbox_page_lists_failed_rows_and_retries_them(
+    web_world: World, login  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.web.conftest import csrf_from
+
+    w = web_world
+    w.to_submitted("G3")
+    run_sweep(w.db, now=DEC_1_0900)
+    with w.db.engine.begin() as conn:
+        gd = conn.execute(text("SELECT id FROM organisation WHERE code = 'GD'")).scalar()
+        conn.execute(text("INSERT INTO membership (user_id, org_id, role) SELECT id, :o, 'admin'"
+                          " FROM app_user WHERE username = 'gd-reviewer'"), {"o": gd})
+        failed_id = conn.execute(text("SELECT MIN(id) FROM notification WHERE channel = 'email'")).scalar()
+        conn.execute(text("UPDATE notification SET status = 'failed', attempts = 8,"
+                          " last_error = 'SMTP 550: no such mailbox' WHERE id = :i"), {"i": failed_id})
+    assert login("d1-reviewer").get("/admin/outbox").status_code == 403
+    admin = login("gd-reviewer")
+    page = admin.get("/admin/outbox")
+    assert page.status_code == 200 and "发送失败的通知" in page.text
+    assert "SMTP 550: no such mailbox" in page.text and "失败 1 条" in page.text
+    done = admin.post("/admin/outbox/retry", data={"csrf_token": csrf_from(page.text),
+                                                   "ids": [str(failed_id)]})
+    assert done.status_code == 200 and "已将 1 条失败的通知重新排队" in done.text
+    assert "没有发送失败的通知" in done.text
+    with w.db.engine.connect() as conn:
+        assert conn.execute(text("SELECT status FROM notification WHERE id = :i"),
+                            {"i": failed_id}).scalar() == "pending"
+        assert conn.execute(text("SELECT actor FROM outbox_event")).scalar() == "web:gd-reviewer"
+    refused = admin.post("/admin/outbox/retry", data={"csrf_token": "wrong", "all_failed": "1"})
+    assert refused.status_code == 403

@@ -17,17 +17,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-
 import states
 from workflow.app.passwords import hash_password, verify_password
 from workflow.domain import access, clock
-from workflow.domain.errors import BadInput, BangfuError, NotFound, PermissionDenied
+from workflow.domain.errors import (
+    BadInput,
+    LoginFailed,
+    NotFound,
+    PermissionDenied,
+    TooManyAttempts,
+)
+from workflow.store import accounts as account_store
 from workflow.store.tables import (
-    AccountEvent,
-    ApiToken,
-    Membership,
-    Organisation,
     User,
 )
 from workflow.store.uow import UnitOfWork
@@ -45,18 +46,6 @@ def _dummy_hash() -> str:
     verification (made on first use, with the hasher's current parameters)."""
     return hash_password("bangfu-dummy-password")
 
-
-
-class LoginFailed(BangfuError):
-    code = "login.failed"
-    exit_code = 3
-    http_status = 401
-
-
-class TooManyAttempts(BangfuError):
-    code = "login.throttled"
-    exit_code = 3
-    http_status = 429
 
 
 @dataclass(frozen=True)
@@ -185,8 +174,8 @@ def create_token(uow: UnitOfWork, *, username: str, name: str = "", now: datetim
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with uow:
         user = uow.user_by_name(username)
-        uow.session.add(ApiToken(user_id=user.id or 0, name=name[:100], token_hash=_token_hash(token),
-                                 created_at=now))
+        account_store.add_token(uow, user_id=user.id or 0, name=name[:100], token_hash=_token_hash(token),
+                                now=now)
         uow.commit()
     return token
 
@@ -197,23 +186,12 @@ def user_for_token(uow: UnitOfWork, *, token: str, now: datetime | None = None) 
         return None
     now = now or clock.now()
     with uow:
-        row = uow.session.execute(
-            select(ApiToken).where(ApiToken.token_hash == _token_hash(token))
-        ).scalar_one_or_none()
-        if row is None or row.revoked_at is not None:
-            return None
-        user = uow.session.get(User, row.user_id)
-        if user is None or not user.is_active:
-            return None
-        return row.user_id
+        return account_store.token_user(uow, _token_hash(token))
 
 
 def revoke_tokens(uow: UnitOfWork, user_id: int, now: datetime) -> None:
     """Inside an open unit of work: revoke every token of a user."""
-    uow.session.execute(
-        update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
-        .values(revoked_at=now)
-    )
+    account_store.revoke_tokens(uow, user_id, now)
 
 
 # --- a reviewer managing subordinate clerks -------------------------------------------------
@@ -228,7 +206,7 @@ def _check_password(password: str) -> None:
 
 def _managed(uow: UnitOfWork, actor_id: int, username: str) -> User:
     """The clerk account ``username`` if the actor is a reviewer of its organisation's parent."""
-    target = uow.session.execute(select(User).where(User.username == username.strip())).scalar_one_or_none()
+    target = account_store.user_named(uow, username.strip())
     if target is None:
         raise NotFound(f"找不到用户“{username}”", code="user.not_found")
     actor_mems = uow.memberships(actor_id)
@@ -242,8 +220,8 @@ def _managed(uow: UnitOfWork, actor_id: int, username: str) -> User:
 
 def _audit(uow: UnitOfWork, actor_id: int, target_id: int, action: str, detail: dict[str, Any],
            now: datetime) -> None:
-    uow.session.add(AccountEvent(at=now, actor_user_id=actor_id, target_user_id=target_id,
-                                 action=action, detail=json.dumps(detail, ensure_ascii=False)))
+    account_store.add_event(uow, at=now, actor_user_id=actor_id, target_user_id=target_id, action=action,
+                            detail=json.dumps(detail, ensure_ascii=False))
 
 
 def reset_password(
@@ -256,7 +234,7 @@ def reset_password(
     with uow:
         target = _managed(uow, actor_id, username)
         target.password_hash = hash_password(new_password)
-        uow.session.add(target)
+        account_store.save_user(uow, target)
         revoke_tokens(uow, target.id or 0, now)
         _audit(uow, actor_id, target.id or 0, "password_reset", {}, now)
         uow.commit()
@@ -289,7 +267,7 @@ def handover(
         target.email = (email or "").strip() or None
         target.phone = (phone or "").strip() or None
         target.password_hash = hash_password(new_password)
-        uow.session.add(target)
+        account_store.save_user(uow, target)
         revoke_tokens(uow, target.id or 0, now)
         _audit(uow, actor_id, target.id or 0, "handover", {"before": before}, now)
         uow.commit()
@@ -301,15 +279,7 @@ def managed_clerks(uow: UnitOfWork, *, actor_id: int) -> list[dict[str, Any]]:
         reviewer_org_ids = [o.id for o, r in uow.memberships(actor_id) if r == states.REVIEWER]
         if not reviewer_org_ids:
             return []
-        rows = uow.session.execute(
-            select(User.username, User.display_name, User.email, User.phone,
-                   Organisation.code, Organisation.name)
-            .join(Membership, Membership.user_id == User.id)
-            .join(Organisation, Organisation.id == Membership.org_id)
-            .where(Organisation.parent_id.in_(reviewer_org_ids), Membership.role == states.CLERK,  # type: ignore[union-attr]
-                   User.is_active.is_(True))  # type: ignore[attr-defined]
-            .order_by(Organisation.code, User.username)
-        ).all()
+        rows = account_store.clerks_under(uow, [i for i in reviewer_org_ids if i is not None])
         return [
             {"username": u, "display_name": d, "email": e, "phone": p, "org_code": c, "org_name": n}
             for u, d, e, p, c, n in rows
@@ -322,5 +292,5 @@ def set_password(uow: UnitOfWork, *, username: str, new_password: str) -> None:
     with uow:
         user = uow.user_by_name(username)
         user.password_hash = hash_password(new_password)
-        uow.session.add(user)
+        account_store.save_user(uow, user)
         uow.commit()

@@ -58,6 +58,7 @@ def install_policy(uow: UnitOfWork, *, policy: Policy, now: datetime | None = No
                     "report_deadline_default": spec.report_deadline_default,
                     "entry_cutoff": spec.entry_cutoff,
                     "cap_fen_per_member": spec.cap_fen_per_member,
+                    "four_eyes": policy.four_eyes,
                     "scope_org_id": scope_id if spec.scope else None,
                 }
             )

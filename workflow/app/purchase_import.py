@@ -19,33 +19,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as lite_insert
-
 import states
 from workflow.app import records
 from workflow.domain import clock, money, rules
-from workflow.domain.errors import BadInput, LimitExceeded, RuleViolation
+from workflow.domain.errors import (
+    BadInput,
+    ImportRefused,
+    ImportUsageError,
+    LimitExceeded,
+    RuleViolation,
+)
 from workflow.formats import ledger
-from workflow.store.tables import Purchase, Record
+from workflow.store import purchases
 from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
-
-
-class ImportRefused(BadInput):
-    """A file with bad rows: ``errors`` holds the first ``shown`` Chinese sentences (one per bad
-    row), ``total`` how many there were and ``more`` how many are not listed."""
-
-    code = "import.refused"
-
-    def __init__(self, errors: list[str], *, filename: str, shown: int = 200) -> None:
-        head = f"文件“{filename[:100]}”有 {len(errors):,} 处错误，未导入任何数据："
-        listed = errors[:shown]
-        self.total = len(errors)
-        self.more = self.total - len(listed)
-        tail = [f"……另有 {self.more:,} 处错误未列出（只列出前 {shown} 处）"] if self.more else []
-        super().__init__("\n".join([head, *listed, *tail]))
-        self.errors = listed
 
 
 @dataclass(frozen=True)
@@ -135,7 +121,7 @@ def import_purchases(
             bounds=ledger.Bounds(max_rows=caps.import_rows, max_unzipped_bytes=caps.import_unzipped_bytes,
                                  max_seconds=caps.import_seconds),
         )
-    except ledger.ImportUsageError as exc:
+    except ImportUsageError as exc:
         raise BadInput(f"导入设置有误：{exc}", code="import.usage") from None
     errors = [e.reason for e in parsed.errors]
     rows = parsed.rows
@@ -150,9 +136,7 @@ def import_purchases(
         raise ImportRefused(errors, filename=filename, shown=shown)
     # 3. One short write transaction: what the ledger already holds, then one bulk insert.
     with uow:
-        # Serialise imports into one record (PostgreSQL row lock; SQLite writers already queue
-        # behind BEGIN IMMEDIATE), so two imports of one file cannot both count rows as new.
-        uow.session.execute(select(Record.id).where(Record.id == record_id).with_for_update())
+        purchases.lock_record(uow, record_id)
         rec = uow.record(record_id)
         actor = records.actor_for(uow, user_id, rec)
         _role, on_behalf = records.entry_role(actor, "导入采购")
@@ -194,13 +178,13 @@ def import_purchases(
         errors.extend(_refunds_beyond_orders(uow.orders_with_refunds(record_id), new_rows))
         if errors:
             raise ImportRefused(errors, filename=filename, shown=shown)
-        before = _count(uow, record_id)
+        before = purchases.count(uow, record_id)
         if new_rows:
             _bulk_insert(uow, record_id, new_rows, user_id=actor.user.id, on_behalf=on_behalf, now=now,
                          source=f"import:{filename}"[:200])
             _link_refunds(uow, record_id, [r for r in new_rows if r.refund_of])
             uow.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
-        inserted = _count(uow, record_id) - before
+        inserted = purchases.count(uow, record_id) - before
         if inserted >= ANALYZE_MIN_ROWS:  # a bulk load: fresh planner statistics
             uow.analyze("purchase")
         uow.commit()
@@ -223,12 +207,7 @@ Key = tuple[str, str, int]
 def _existing(uow: UnitOfWork, record_id: int) -> tuple[dict[Key, dict[str, Any]], dict[Key, list[dict[str, Any]]]]:
     """The record's live ledger keys with what decides "identical", and its voided lines per key
     (one query)."""
-    rows = uow.session.execute(
-        select(Purchase.id, Purchase.channel, Purchase.order_no, Purchase.line_no, Purchase.amount_fen,
-               Purchase.people, Purchase.paid_at, Purchase.paid_on, Purchase.voided_at, Purchase.void_reason)
-        .where(Purchase.record_id == record_id)
-        .order_by(Purchase.id)
-    ).all()
+    rows = purchases.ledger_lines(uow, record_id)
     live: dict[Key, dict[str, Any]] = {}
     voided: dict[Key, list[dict[str, Any]]] = {}
     for r in rows:
@@ -279,18 +258,11 @@ def _refunds_beyond_orders(
     return out
 
 
-def _count(uow: UnitOfWork, record_id: int) -> int:
-    return int(uow.session.execute(
-        select(func.count()).select_from(Purchase).where(Purchase.record_id == record_id)
-    ).scalar_one())
-
-
 def _bulk_insert(
     uow: UnitOfWork, record_id: int, rows: list[ledger.PurchaseRow], *, user_id: int | None, on_behalf: bool,
     now: datetime, source: str,
 ) -> None:
-    """One INSERT … ON CONFLICT DO NOTHING, executed as a batch (executemany)."""
-    table = Purchase.__table__
+    """The new lines, inserted in one batch (the SQL: :func:`workflow.store.purchases.insert_new`)."""
     values = [
         {
             "record_id": record_id, "paid_at": r.paid_at, "paid_on": clock.china_date(r.paid_at),
@@ -301,40 +273,14 @@ def _bulk_insert(
         }
         for r in rows
     ]
-    keys = ["record_id", "channel", "order_no", "line_no"]
-    live = table.c.voided_at.is_(None)  # the key is unique among live lines (a partial index)
-    if uow.dialect == "postgresql":
-        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=keys, index_where=live)
-    elif uow.dialect == "sqlite":
-        stmt = lite_insert(table).on_conflict_do_nothing(index_elements=keys, index_where=live)
-    else:  # pragma: no cover - other databases are not supported deployments
-        stmt = insert(table)
-    uow.session.execute(stmt, values)
+    purchases.insert_new(uow, values)
 
 
 def _link_refunds(uow: UnitOfWork, record_id: int, refunds: list[ledger.PurchaseRow]) -> None:
     """Point each imported refund line at its order's line 1 (one executemany UPDATE)."""
-    if not refunds:
-        return
-    orig = Purchase.__table__.alias("orig")
-    table = Purchase.__table__
-    original_id = (
-        select(orig.c.id)
-        .where(orig.c.record_id == record_id, orig.c.channel == bindparam("b_channel"),
-               orig.c.order_no == bindparam("b_ref"), orig.c.line_no == 1, orig.c.voided_at.is_(None))
-        .scalar_subquery()
-    )
-    stmt = (
-        update(table)
-        .where(table.c.record_id == record_id, table.c.channel == bindparam("b_channel"),
-               table.c.order_no == bindparam("b_order"), table.c.line_no == bindparam("b_line"),
-               table.c.voided_at.is_(None))
-        .values(refund_of_id=original_id)
-    )
-    uow.session.connection().execute(
-        stmt, [{"b_channel": r.channel, "b_ref": r.refund_of, "b_order": r.order_no, "b_line": r.line_no}
-               for r in refunds],
-    )
+    purchases.link_refunds(uow, record_id, [
+        {"channel": r.channel, "refund_of": r.refund_of, "order_no": r.order_no, "line_no": r.line_no}
+        for r in refunds])
 
 
 __all__ = ["ImportRefused", "ImportResult", "import_purchases"]

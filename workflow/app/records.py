@@ -228,10 +228,10 @@ def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reas
         today=clock.china_date(now),
         reason=reason,
         parent_state=parent_state,
-        four_eyes=uow.policy(rnd.policy_code).four_eyes,
-        actor_user_id=actor.user.id if actor is not None else None,
-        # Only accept (from submitted) asks; other states skip the query.
-        fillers=uow.record_fillers(rec.id or 0) if rec.state == states.SUBMITTED else frozenset(),
+        four_eyes=rnd.four_eyes,
+        # Only accept (from submitted) asks; other states skip the question.
+        actor_is_filler=(actor is not None and rec.state == states.SUBMITTED
+                         and uow.is_filler(rec.id or 0, actor.user.id or 0)),
     )
 
 
@@ -348,10 +348,10 @@ def guard_context_of(fc: FireContext, now: datetime, reason: str | None) -> Guar
         work_experience=fc.work_experience, work_highlights=fc.work_highlights,
         has_snapshot=fc.snapshot_id is not None, snapshot_stale=fc.snapshot_stale, reporter=fc.reporter,
         phone=fc.phone, fill_date=fc.fill_date, today=clock.china_date(now), reason=reason,
-        parent_state=fc.parent_state, four_eyes=fc.four_eyes, actor_user_id=fc.user_id,
+        parent_state=fc.parent_state, four_eyes=fc.four_eyes,
         # The statement said whether the actor is one of the record's fillers since its last
         # return (asked of submitted records only): the guard needs no more than that.
-        fillers=frozenset({fc.user_id}) if fc.actor_filled else frozenset(),
+        actor_is_filler=fc.actor_filled,
     )
 
 

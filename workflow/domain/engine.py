@@ -44,11 +44,10 @@ class GuardContext:
     today: date = date(2000, 1, 1)
     reason: str | None = None
     parent_state: str | None = None
-    #: Four eyes: the policy's switch, who is acting, and who entered data on the record's
+    #: Four eyes: the policy's switch, and whether the actor entered data on the record's
     #: behalf or submitted it since its last return.
     four_eyes: bool = True
-    actor_user_id: int | None = None
-    fillers: frozenset[int] = frozenset()
+    actor_is_filler: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ GUARD_RULES: dict[str, GuardFn] = {
     "contact_valid": lambda c: rules.check_contact(c.reporter, c.phone, c.fill_date, c.today),
     "reason_given": lambda c: rules.check_reason(c.reason),
     "parent_unlocked": lambda c: rules.check_parent_unlocked(c.parent_state),
-    "four_eyes": lambda c: rules.check_four_eyes(c.four_eyes, c.actor_user_id, c.fillers),
+    "four_eyes": lambda c: rules.check_four_eyes(c.four_eyes, c.actor_is_filler),
 }
 
 _missing = states.GUARDS - GUARD_RULES.keys()

@@ -2,16 +2,29 @@
 
 ::
 
-    BangfuError                    every error we raise on purpose (exit code 1 if uncaught)
-    ├── BadInput                   malformed input: a file, a flag, a form field (exit 2, HTTP 422)
-    │   └── PolicyError            a policy file that cannot be loaded (names field and reason)
-    ├── NotFound                   no such record / organisation / user in the actor's view (exit 2, HTTP 404)
-    ├── PermissionDenied           the actor has no membership that allows this (exit 3, HTTP 403)
-    ├── RuleViolation              a rule of the notice refuses it (exit 3, HTTP 409)
-    └── VersionConflict            somebody changed the record since the caller saw it (exit 4, HTTP 409)
+    BangfuError                    every error we raise on purpose
+    ├── BadInput                   malformed input: a file, a flag, a form field
+    │   ├── PolicyError            a policy file that cannot be loaded (names field and reason)
+    │   ├── MoneyInputError        an amount or count a clerk may not type
+    │   ├── TimeInputError         a time or date that is not one, or out of range
+    │   ├── LimitExceeded          input beyond a cap (file size, rows, a line's amount)
+    │   └── ImportRefused          an order file with bad rows (the first N listed)
+    ├── NotFound                   no such record / organisation / user in the actor's view
+    ├── PermissionDenied           the actor has no membership that allows this
+    ├── RuleViolation              a rule of the notice refuses it (``refusal`` says which)
+    ├── VersionConflict            somebody changed the record since the caller saw it
+    ├── LoginFailed                wrong username or password
+    ├── TooManyAttempts            the login throttle refuses for a while
+    ├── CsrfFailed                 a form or cookie write without its CSRF token
+    └── AuthRequired               no session or token
 
-Each carries a stable ``code`` and a Chinese ``message`` for users; entry points turn them into
-exit codes or HTTP statuses, nothing else does.
+    ExportUsageError, ImportUsageError (ValueError): a programmer's mistake in calling the
+    formats (no tables to write, an unknown mapping), never a user's.
+
+Each carries a stable ``code`` and a Chinese ``message`` for users. The entry points turn them
+into exit codes (``workflow.entrypoints.cli.EXIT_CODES``) or HTTP statuses
+(``workflow.entrypoints.web.errors.HTTP_STATUS``); nothing else does. The notifications package
+keeps its own delivery errors (it imports nothing of ``workflow``).
 """
 
 from __future__ import annotations
@@ -34,8 +47,6 @@ class BangfuError(Exception):
     """Base of every error bangfu raises on purpose."""
 
     code = "error"
-    exit_code = 1
-    http_status = 500
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -49,8 +60,6 @@ class BangfuError(Exception):
 
 class BadInput(BangfuError):
     code = "bad_input"
-    exit_code = 2
-    http_status = 422
 
 
 class PolicyError(BadInput):
@@ -59,21 +68,15 @@ class PolicyError(BadInput):
 
 class NotFound(BangfuError):
     code = "not_found"
-    exit_code = 2
-    http_status = 404
 
 
 class PermissionDenied(BangfuError):
     code = "permission.denied"
-    exit_code = 3
-    http_status = 403
 
 
 class RuleViolation(BangfuError):
     """A rule refused the action; ``refusal`` says which."""
 
-    exit_code = 3
-    http_status = 409
 
     def __init__(self, refusal: Refusal, *, trigger: str | None = None, state: str | None = None):
         super().__init__(refusal.message, code=refusal.code)
@@ -84,8 +87,6 @@ class RuleViolation(BangfuError):
 
 class VersionConflict(BangfuError):
     code = "version.conflict"
-    exit_code = 4
-    http_status = 409
 
 
 class MoneyInputError(BadInput, ValueError):
@@ -105,3 +106,43 @@ class LimitExceeded(BadInput):
     """Input beyond a cap (file size, rows, a line's amount): refused before anything is written."""
 
     code = "input.limit"
+
+
+class ImportRefused(BadInput):
+    """A file with bad rows: ``errors`` holds the first ``shown`` Chinese sentences (one per bad
+    row), ``total`` how many there were and ``more`` how many are not listed."""
+
+    code = "import.refused"
+
+    def __init__(self, errors: list[str], *, filename: str, shown: int = 200) -> None:
+        head = f"文件“{filename[:100]}”有 {len(errors):,} 处错误，未导入任何数据："
+        listed = errors[:shown]
+        self.total = len(errors)
+        self.more = self.total - len(listed)
+        tail = [f"……另有 {self.more:,} 处错误未列出（只列出前 {shown} 处）"] if self.more else []
+        super().__init__("\n".join([head, *listed, *tail]))
+        self.errors = listed
+
+
+class CsrfFailed(BangfuError):
+    code = "csrf.failed"
+
+
+class LoginFailed(BangfuError):
+    code = "login.failed"
+
+
+class TooManyAttempts(BangfuError):
+    code = "login.throttled"
+
+
+class AuthRequired(BangfuError):
+    code = "auth.required"
+
+
+class ExportUsageError(ValueError):
+    """A programmer error in calling the export writers (e.g. no tables to write)."""
+
+
+class ImportUsageError(ValueError):
+    """A programmer error in calling the ledger parser (e.g. an unknown mapping)."""

@@ -235,10 +235,10 @@ def check_parent_unlocked(parent_state: str | None) -> Refusal | None:
 # --- deadlines ------------------------------------------------------------------------------
 
 
-def check_four_eyes(enabled: bool, actor_user_id: int | None, fillers: frozenset[int]) -> Refusal | None:
+def check_four_eyes(enabled: bool, actor_is_filler: bool) -> Refusal | None:
     """Four eyes (a policy switch, on by default): whoever entered data on the record's behalf
     (代填报) or submitted it since its last return may not also accept it."""
-    if enabled and actor_user_id is not None and actor_user_id in fillers:
+    if enabled and actor_is_filler:
         return Refusal(
             "review.four_eyes",
             "四眼原则：您自上次退回以来代填报或提交了本记录，不能再由您本人审核通过，"

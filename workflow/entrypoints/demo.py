@@ -61,7 +61,7 @@ ACCOUNTS: list[tuple[str, str, str]] = [
      "/review: the city SZ has submitted to the province: 通过 or 退回修改; /overview and the "
      "province workbook"),
     ("xczx-observer", "rural-revitalisation observer (read only)", "/overview and the downloads"),
-    ("gd-admin", "administrator", "/overview, accounts"),
+    ("gd-admin", "administrator", "/overview and the downloads"),
 ]
 #: The mistyped line the grassroots clerk finds on the demo (people typed 10 times too many).
 MISTYPED_ORDER = "GZ-D1-G1-001"

@@ -39,6 +39,7 @@ from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from workflow.domain.errors import ExportUsageError
 from workflow.domain.figures import Annex2Table, wan_people, wan_yuan
 
 __all__ = [
@@ -68,8 +69,7 @@ _DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _TEMPLATES = Path(__file__).parent / "templates"
 
 
-class ExportUsageError(ValueError):
-    """A programmer error in calling this module (e.g. no tables to write)."""
+
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from workflow.domain import money
+from workflow.domain.errors import ImportUsageError
 
 __all__ = [
     "BUDGET_LABELS",
@@ -71,8 +72,7 @@ _XLSX_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"
 
 
-class ImportUsageError(ValueError):
-    """A programmer error in calling this module (never raised for bad file content)."""
+
 
 
 # --------------------------------------------------------------------------------------------

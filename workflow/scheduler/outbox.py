@@ -494,6 +494,12 @@ _MARK = (update(_N)
                  attempts=_N.c.attempts - bindparam("give_back")))
 
 
+# The same statement for the driver itself (psycopg), skipping the per-call statement handling.
+_PG_MARK = ("UPDATE notification SET status = %(new_status)s, lease_until = %(new_lease)s,"
+            " last_error = %(error)s, sent_at = %(sent)s, attempts = attempts - %(give_back)s"
+            " WHERE id = %(row_id)s AND status = 'pending' AND claim = %(token)s")
+
+
 def _mark(database: Database, row: Claimed, lease: _Lease, status: str, now: datetime, *,
           error: str | None = None, lease_until: datetime | None = None,
           give_back: bool = False) -> bool:
@@ -507,7 +513,7 @@ def _mark(database: Database, row: Claimed, lease: _Lease, status: str, now: dat
         with database.engine.begin() as conn:
             return bool(conn.execute(_MARK, params).rowcount)
     if database.dialect == "postgresql":  # autocommit: the UPDATE is its own transaction
-        return bool(conn.execute(_MARK, params).rowcount)
+        return bool(conn.exec_driver_sql(_PG_MARK, params).rowcount)
     with conn.begin():
         return bool(conn.execute(_MARK, params).rowcount)
 

@@ -322,6 +322,8 @@ def _sweep(database: Database, now: datetime, report: SweepReport) -> None:
         if now >= rnd.entry_cutoff:
             with report.timed("lapse"):
                 _lapse(database, sql, rnd, now, report)
+    with report.timed("outbox_failed"):
+        _outbox_failed(database, now, report)
     if report.total_notifications >= ANALYZE_MIN_ROWS:
         # A bulk load of outbox and history rows: fresh planner statistics for the next steps
         # (delivery claims, the next sweep's NOT EXISTS checks).
@@ -527,6 +529,39 @@ def _digest_stmts(sql: _Sql) -> list[str]:
     robots = _to_robots(target="po.id", source=source, kind="reviewer_digest", record="pr.id",
                         payload=payload, where=where)
     return [people.replace("{from_clause}", agg), robots.replace("{from_clause}", agg)]
+
+
+# --- the outbox's failures, to the province's admins ----------------------------------------
+
+_FAILED_LABELS = {"email": "邮件", "sms": "短信", "wecom": "企业微信", "dingtalk": "钉钉"}
+
+
+def _outbox_failed(database: Database, now: datetime, report: SweepReport) -> None:
+    """Once a China day while notifications failed for good: tell the admins of the top of the
+    tree (inbox, and e-mail/SMS as they chose), with the counts per channel and a link to the
+    admins' outbox page."""
+    with database.session(readonly=True) as session:
+        counts = session.execute(text(
+            "SELECT channel, COUNT(*) FROM notification WHERE status = 'failed'"
+            " AND kind <> 'outbox_failed' GROUP BY channel ORDER BY channel")).all()
+        roots = session.execute(text(
+            "SELECT id, name FROM organisation WHERE parent_id IS NULL AND NOT is_observer")).all()
+    total = sum(int(n) for _, n in counts)
+    if not total:
+        return
+    by_channel = [{"label": _FAILED_LABELS.get(str(c), str(c)), "failed": int(n)}
+                  for c, n in counts]
+    stmt = _to_people(
+        target="po.id", role=states.ADMIN, source="CAST(:src AS TEXT)", kind="outbox_failed",
+        record="NULL", payload="CAST(:payload AS TEXT)", where="po.id = :root",
+    ).replace("{from_clause}", "organisation po")
+    with database.begin() as session:
+        for root_id, name in roots:
+            payload = json.dumps({"org_name": name, "failed": total, "by_channel": by_channel,
+                                  "path": "/admin/outbox"}, ensure_ascii=False)
+            report.add("outbox_failed", _exec(session, stmt, {
+                "src": f"outbox_failed:{clock.china_date(now).isoformat()}",
+                "payload": payload, "root": root_id, "now": now}))
 
 
 # --- round checks ---------------------------------------------------------------------------

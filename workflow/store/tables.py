@@ -30,6 +30,7 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy import true as sa_true
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -148,6 +149,9 @@ class Round(SQLModel, table=True):
     cap_fen_per_member: int = _money()
     scope_org_id: int | None = Field(default=None, foreign_key="organisation.id")
     lapsed_at: datetime | None = _instant()
+    # The policy's four-eyes switch, copied here when the policy is loaded so that deciding a
+    # record reads no policy document.
+    four_eyes: bool = Field(default=True, sa_column_kwargs={"server_default": sa_true()})
 
 
 class MemberCount(SQLModel, table=True):

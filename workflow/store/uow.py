@@ -56,6 +56,30 @@ from workflow.store.tables import (
     User,
 )
 
+_RETURNS = ("return_for_revision", "revoke_acceptance")
+
+
+def _filler_exists(record_id: Any, user_id: int) -> Any:
+    """SQL: did ``user_id`` submit the record, fire a trigger on its behalf, or enter its
+    purchases or aggregate lines since its last return? History rows count by id (after the
+    return's row), entries by time (one at the very instant of the return counts)."""
+    last = aliased(History, name="last_return")
+    last_id = (select(func.max(last.id)).where(last.record_id == record_id, last.trigger.in_(_RETURNS))
+               .scalar_subquery())
+    ret = aliased(History, name="return_row")
+    last_at = select(ret.at).where(ret.id == last_id).scalar_subquery()
+    agg = tables.AggregateLine
+    return or_(
+        exists().where(History.record_id == record_id, History.id > func.coalesce(last_id, 0),
+                       History.actor_user_id == user_id,
+                       or_(History.trigger == "submit", History.on_behalf.is_(True))),
+        exists().where(Purchase.record_id == record_id, Purchase.entered_by_user_id == user_id,
+                       or_(last_at.is_(None), Purchase.entered_at >= last_at)),
+        exists().where(agg.record_id == record_id, agg.entered_by_user_id == user_id,
+                       or_(last_at.is_(None), agg.entered_at >= last_at)),
+    )
+
+
 #: Parsed policies by digest, so a transition reads only the digest (in its context statement).
 _POLICIES: dict[str, Policy] = {}
 
@@ -350,6 +374,7 @@ class UnitOfWork:
         self._session: Session | None = None
         self._conn: Connection | None = None
         self._tx: Any = None  # the transaction of a connection this unit opened itself
+        self._fillers: dict[tuple[int, int], bool] = {}
 
     def __enter__(self) -> UnitOfWork:
         self._committed = False
@@ -752,7 +777,7 @@ class UnitOfWork:
         out: dict[tuple[str, str], list[int]] = {}
         for channel, order_no, amount, people in self.session.execute(
             select(Purchase.channel, Purchase.order_no, func.sum(Purchase.amount_fen), func.sum(Purchase.people))
-            .where(Purchase.record_id == record_id, Purchase.amount_fen > 0)
+            .where(Purchase.record_id == record_id, Purchase.amount_fen > 0, Purchase.voided_at.is_(None))
             .group_by(Purchase.channel, Purchase.order_no)
         ):
             out[(channel, order_no)] = [int(amount or 0), int(people or 0), 0, 0]
@@ -760,7 +785,7 @@ class UnitOfWork:
         for channel, order_no, amount, people in self.session.execute(
             select(orig.channel, orig.order_no, func.sum(Purchase.amount_fen), func.sum(Purchase.people))
             .join(orig, orig.id == Purchase.refund_of_id)
-            .where(Purchase.record_id == record_id)
+            .where(Purchase.record_id == record_id, Purchase.voided_at.is_(None))
             .group_by(orig.channel, orig.order_no)
         ):
             row = out.setdefault((channel, order_no), [0, 0, 0, 0])
@@ -919,30 +944,15 @@ class UnitOfWork:
 
     # --- four eyes ----------------------------------------------------------------------------
 
-    def record_fillers(self, record_id: int) -> frozenset[int]:
-        """Users who, since the record's last return (or revocation), submitted it, fired a
-        trigger on its behalf, or entered its purchases or aggregate lines."""
-        last = self.session.execute(
-            select(History.id, History.at)
-            .where(History.record_id == record_id,
-                   History.trigger.in_(("return_for_revision", "revoke_acceptance")))
-            .order_by(History.id.desc()).limit(1)
-        ).first()
-        after_id, since = (last[0], last[1]) if last else (0, None)
-        agg = tables.AggregateLine
-        # History rows are ordered by id; entries by time (one at the very instant of the
-        # return counts: four eyes errs on the side of a second person).
-        parts = [
-            select(History.actor_user_id.label("uid")).where(
-                History.record_id == record_id, History.id > after_id,
-                (History.trigger == "submit") | History.on_behalf.is_(True)),
-            select(Purchase.entered_by_user_id.label("uid")).where(
-                Purchase.record_id == record_id, *([Purchase.entered_at >= since] if since else [])),
-            select(agg.entered_by_user_id.label("uid")).where(
-                agg.record_id == record_id, *([agg.entered_at >= since] if since else [])),
-        ]
-        ids = self.session.execute(parts[0].union(*parts[1:])).scalars()
-        return frozenset(int(i) for i in ids if i is not None)
+    def is_filler(self, record_id: int, user_id: int) -> bool:
+        """Whether ``user_id``, since the record's last return (or revocation), submitted it,
+        fired a trigger on its behalf, or entered its purchases or aggregate lines. Answered by
+        :meth:`record_with_context` when it was given the actor, else by one query."""
+        cached = self._fillers.get((record_id, user_id))
+        if cached is not None:
+            return cached
+        rid = literal(record_id)
+        return bool(self.session.execute(select(_filler_exists(rid, user_id))).scalar_one())
 
     # --- login throttle ------------------------------------------------------------------------
 

@@ -21,7 +21,18 @@ from typing import Any
 import states
 from workflow.app import directory, records
 from workflow.domain import clock, money, rules
-from workflow.domain.errors import BadInput, BangfuError
+from workflow.domain.errors import (
+    AuthRequired,
+    BadInput,
+    BangfuError,
+    CsrfFailed,
+    LoginFailed,
+    NotFound,
+    PermissionDenied,
+    RuleViolation,
+    TooManyAttempts,
+    VersionConflict,
+)
 from workflow.domain.policy import POLICY_DIR, load_policy
 from workflow.settings import get_settings
 from workflow.store.tables import Database
@@ -31,6 +42,27 @@ log = logging.getLogger("bangfu.cli")
 
 Handler = Callable[[argparse.Namespace, "Context"], Any]
 COMMANDS: dict[str, Handler] = {}
+
+#: Exit codes: 0 done, 2 bad input or not found, 3 refused by a rule or a permission, 4 version
+#: conflict (read again and retry), 1 a bug. Looked up along the class hierarchy, nearest first.
+EXIT_CODES: dict[type[BangfuError], int] = {
+    BadInput: 2,
+    NotFound: 2,
+    PermissionDenied: 3,
+    RuleViolation: 3,
+    VersionConflict: 4,
+    LoginFailed: 3,
+    AuthRequired: 3,
+    CsrfFailed: 3,
+    TooManyAttempts: 3,
+}
+
+
+def exit_code_for(exc: BangfuError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]  # type: ignore[index]
+    return 1
 
 
 class Context:
@@ -414,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except BangfuError as exc:
         print(f"错误 [{exc.code}]：{exc.message}", file=sys.stderr)
-        return exc.exit_code
+        return exit_code_for(exc)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into `head`: not an error

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from notifications.templates import KINDS, SAMPLES, render
+from workflow.app.views import KIND_LABELS
 from workflow.domain import clock
 from workflow.domain.errors import BadInput
 from workflow.entrypoints.cli import Context, command
@@ -164,9 +165,6 @@ def _age(seconds: float | None) -> str:
     return f"{hours} 小时 {minutes} 分" if hours else f"{minutes} 分 {sec} 秒"
 
 
-KIND_LABELS = {"quota_reminder": "额度使用提醒", "report_reminder": "报送提醒",
-               "reviewer_digest": "审核汇总", "record_event": "记录动态",
-               "overdue_notice": "逾期通知", "quota_lapsed": "额度作废通知"}
 _CHANNEL_LABELS = {"email": "邮件", "sms": "短信", "wecom": "企业微信", "dingtalk": "钉钉"}
 
 

@@ -22,6 +22,7 @@ from notifications.templates import make_environment
 from workflow.domain.errors import BangfuError
 from workflow.domain.figures import wan_people, wan_yuan
 from workflow.entrypoints.web import api, auth, health, pages, reports_pages
+from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.guard import InputGuard
 from workflow.entrypoints.web.openapi import describe as describe_errors
 from workflow.entrypoints.web.rendering import LoginRedirect, ShowRecordPage, page_user, render
@@ -80,12 +81,12 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     @app.exception_handler(BangfuError)
     async def bangfu_error(request: Request, exc: BangfuError) -> Response:
         if _wants_json(request):
-            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.http_status)
-        if exc.http_status == 401:
+            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=http_status(exc))
+        if http_status(exc) == 401:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        return render(request, "pages/error.html", {"title": "无法完成", "status": exc.http_status,
+        return render(request, "pages/error.html", {"title": "无法完成", "status": http_status(exc),
                                                     "code": exc.code, "message": exc.message},
-                      status=exc.http_status)
+                      status=http_status(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

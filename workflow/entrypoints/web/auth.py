@@ -23,24 +23,12 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from workflow.app import accounts
 from workflow.app.accounts import UserInfo
-from workflow.domain.errors import BangfuError
+from workflow.domain.errors import AuthRequired, BangfuError, CsrfFailed
 from workflow.store.uow import UnitOfWork
 
 COOKIE = "bangfu_session"
 SESSION_MAX_AGE = 12 * 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class AuthRequired(BangfuError):
-    code = "auth.required"
-    exit_code = 3
-    http_status = 401
-
-
-class CsrfFailed(BangfuError):
-    code = "csrf.failed"
-    exit_code = 3
-    http_status = 403
 
 
 def serializer(secret: str) -> URLSafeTimedSerializer:

@@ -1,5 +1,5 @@
-"""Operations endpoints: ``/readyz`` (database, broker, migrations at head) and ``/metrics``
-(Prometheus). ``/healthz`` (the process answers) lives in :mod:`workflow.entrypoints.web.app`.
+"""Operations endpoints: ``/readyz`` (database, broker, migrations at head), ``/metrics``
+(Prometheus) and the admins' outbox page (:mod:`outbox_page`). ``/healthz`` (the process answers) lives in :mod:`workflow.entrypoints.web.app`.
 
 The outbox and transition figures are read from the database at each scrape, so they are the
 same whichever web, worker or CLI process did the work; request latency is this process's.
@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
+from workflow.entrypoints.web import outbox_page
 from workflow.scheduler import operations
 from workflow.scheduler.locks import last_run
 from workflow.settings import Settings
@@ -127,3 +128,4 @@ def install(app: FastAPI) -> None:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(router)
+    app.include_router(outbox_page.router)  # the admins' outbox page

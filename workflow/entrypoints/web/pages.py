@@ -19,10 +19,11 @@ import states
 from workflow.app import accounts, attachments, oversight, records, reporting, views
 from workflow.app.accounts import UserInfo
 from workflow.domain import clock, money, rules
-from workflow.domain.errors import BadInput, BangfuError, NotFound
+from workflow.domain.errors import BadInput, BangfuError, LoginFailed, NotFound, TooManyAttempts
 from workflow.entrypoints.web import auth, reports_pages
 from workflow.entrypoints.web.api import purchase_input
 from workflow.entrypoints.web.diagram import lifecycle_svg
+from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.params import Id, PageQ, RoundQ, VersionForm
 from workflow.entrypoints.web.rendering import (
     OVERVIEW_ROLES,
@@ -78,10 +79,10 @@ def login_submit(
     try:
         uid = accounts.authenticate(_uow(request), username=username, password=password,
                                     client_ip=auth.client_ip(request))
-    except (accounts.LoginFailed, accounts.TooManyAttempts) as exc:
+    except (LoginFailed, TooManyAttempts) as exc:
         return render(request, "pages/login.html", {"title": "登录", "next": _safe_next(next),
                                                     "username": username, "error": exc.message},
-                      status=exc.http_status)
+                      status=http_status(exc))
     info = accounts.user_info(_uow(request, True), user_id=uid)
     auth.login(request, info)
     request.state.user = info
@@ -190,7 +191,7 @@ def _refused(request: Request, user: UserInfo, record_id: Id, form: str, typed: 
     if isinstance(exc, NotFound):
         raise exc
     return _record_page(request, user, record_id, typed={form: typed}, errors={form: exc.message},
-                        status=exc.http_status)
+                        status=http_status(exc))
 
 
 @router.post("/records/{record_id}/plan", response_class=HTMLResponse)
@@ -508,7 +509,7 @@ def reset_submit(
     except BangfuError as exc:
         if isinstance(exc, NotFound):
             raise
-        return _accounts_page(request, user, error={username: exc.message}, status=exc.http_status)
+        return _accounts_page(request, user, error={username: exc.message}, status=http_status(exc))
     auth.flash(request, f"已重置 {username} 的密码；该账号原有的登录已失效")
     return _redirect("/accounts")
 
@@ -529,6 +530,6 @@ def handover_submit(
             raise
         return _accounts_page(request, user, error={username: exc.message},
                               typed={username: {"display_name": display_name, "email": email, "phone": phone}},
-                              status=exc.http_status)
+                              status=http_status(exc))
     auth.flash(request, f"账号 {username} 已交接给 {display_name.strip()}")
     return _redirect("/accounts")

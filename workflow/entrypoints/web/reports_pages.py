@@ -17,8 +17,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from workflow.app import attachments, purchase_import, records, reporting, views
 from workflow.app.accounts import UserInfo
 from workflow.domain import limits, money
-from workflow.domain.errors import BadInput, BangfuError, NotFound
+from workflow.domain.errors import BadInput, BangfuError, ImportRefused, NotFound
 from workflow.entrypoints.web import auth
+from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.params import Id, RoundQ
 from workflow.entrypoints.web.rendering import ShowRecordPage, file_response, page_user, render
 from workflow.entrypoints.web.rendering import uow_for as _uow
@@ -191,7 +192,7 @@ def import_submit(
             problems.append(f"……另有 {exc.more:,} 处错误未列出（只列出前 {len(problems)} 处）")  # type: ignore[attr-defined]
         head = exc.message.split("\n", 1)[0] if problems else exc.message
         raise ShowRecordPage(record_id, typed={"import": {"mapping": mapping}},
-                             errors={"import": head}, status=exc.http_status,
+                             errors={"import": head}, status=http_status(exc),
                              extra={"import_problems": problems}) from None
     auth.flash(request, result.summary())
     return RedirectResponse(f"/records/{record_id}#purchases", status_code=303)
@@ -213,7 +214,7 @@ def limits_submit(
         if isinstance(exc, NotFound):
             raise
         raise ShowRecordPage(record_id, typed={"limits": typed}, errors={"limits": exc.message},
-                             status=exc.http_status) from None
+                             status=http_status(exc)) from None
     raise ShowRecordPage(record_id, typed={"limits": typed},
                          extra={"limit_result": result, "level_labels": limits.LEVEL_LABELS})
 
@@ -274,10 +275,10 @@ def api_import(
         result = purchase_import.import_purchases(_uow(request), record_id=record_id, user_id=user.id,
                                              data=read_upload(file), filename=file.filename or "file",
                                              mapping=mapping or None)
-    except purchase_import.ImportRefused as exc:
+    except ImportRefused as exc:
         return JSONResponse({"code": exc.code, "message": exc.message, "errors": exc.errors,
                              "total_errors": exc.total, "more_errors": exc.more},
-                            status_code=exc.http_status)
+                            status_code=http_status(exc))
     return JSONResponse({"new": result.new, "repeated": result.repeated, "header_row": result.header_row,
                          "mapping": result.mapping, "record_id": record_id,
                          "voided_skipped": result.voided_skipped, "voided_notes": list(result.voided_notes)})

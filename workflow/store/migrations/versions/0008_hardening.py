@@ -27,6 +27,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('app_user', schema=None) as batch_op:
         batch_op.add_column(sa.Column('session_gen', sa.Integer(), server_default='0', nullable=False))
+    with op.batch_alter_table('round', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('four_eyes', sa.Boolean(), server_default=sa.true(), nullable=False))
     for stmt in workflow.store.tables.history_tamper_guard_statements(op.get_bind().dialect.name):
         op.execute(stmt)
 
@@ -36,6 +38,8 @@ def downgrade() -> None:
         op.execute('DROP TRIGGER IF EXISTS history_no_truncate ON history')
     else:
         op.execute('DROP TRIGGER IF EXISTS history_no_replace')
+    with op.batch_alter_table('round', schema=None) as batch_op:
+        batch_op.drop_column('four_eyes')
     with op.batch_alter_table('app_user', schema=None) as batch_op:
         batch_op.drop_column('session_gen')
     op.drop_table('login_throttle')
