@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
-
 import states
 from workflow.domain import clock
 from workflow.domain.errors import BadInput
 from workflow.domain.policy import Policy
+from workflow.store import directory as directory_store
 from workflow.store.bulk import driver_value
-from workflow.store.tables import Membership, Organisation, User
 from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
 
 ORG_COLUMNS = ("code", "name", "kind", "parent_code")
@@ -250,8 +248,7 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
     rows = _read_csv(data, USER_COLUMNS)
     errors: list[str] = []
     with uow:
-        o = Organisation.__table__
-        orgs: dict[str, int] = dict(uow.session.execute(select(o.c.code, o.c.id)).all())  # type: ignore[arg-type]
+        orgs = directory_store.org_ids_by_code(uow)
         for i, row in enumerate(rows, start=2):
             if not row["username"] or not row["display_name"]:
                 errors.append(f"第 {i} 行：username、display_name 不能为空")
@@ -262,9 +259,7 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
         if errors:
             raise BadInput("用户导入失败，未导入任何数据：\n" + "\n".join(errors), code="import.rows")
         created = updated = 0
-        u = User.__table__
-        existing = {r.username: r for r in uow.session.execute(
-            select(u.c.username, u.c.id, u.c.email, u.c.phone, u.c.channels, u.c.password_hash)).all()}
+        existing = directory_store.user_rows(uow)
         # Merge the lines per username first (a later line wins, field by field), then write
         # the users and memberships in bulk: a few statements, not a round trip per line.
         merged: dict[str, dict[str, Any]] = {}
@@ -288,7 +283,6 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
             if row.get("password") and hash_password is not None:
                 base["password_hash"] = hash_password(row["password"])
             merged[name] = base
-        table = User.__table__
         columns = ("username", "display_name", "email", "phone", "channels", "password_hash", "is_active",
                    "created_at")
         active, created_at = driver_value(uow.dialect, True), driver_value(uow.dialect, now)
@@ -296,19 +290,9 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
             (n, v["display_name"], v["email"], v["phone"], v["channels"], v["password_hash"], active, created_at)
             for n, v in merged.items() if n not in existing), ready=True)
         changed = [{"b_username": n, **v} for n, v in merged.items() if n in existing]
-        if changed:
-            uow.session.execute(
-                update(table).where(table.c.username == bindparam("b_username")).values(
-                    {k: bindparam(k) for k in ("display_name", "email", "phone", "channels", "password_hash")}
-                ).execution_options(synchronize_session=False),
-                changed,
-            )
-        user_ids = {name: uid for name, uid in uow.session.execute(select(table.c.username, table.c.id))}
-        have = {
-            (u, o, r) for u, o, r in uow.session.execute(
-                select(Membership.user_id, Membership.org_id, Membership.role)
-            )
-        }
+        directory_store.update_users(uow, changed)
+        user_ids = directory_store.user_ids(uow)
+        have = directory_store.memberships(uow)
         wanted: list[dict[str, Any]] = []
         for row in rows:
             key = (user_ids[row["username"]], orgs[row["org_code"]], row["role"])
@@ -329,8 +313,7 @@ def import_member_counts(uow: UnitOfWork, *, data: bytes, round_label: str) -> I
     errors: list[str] = []
     with uow:
         rnd = uow.round_by_label(round_label)
-        o = Organisation.__table__
-        ids: dict[str, int] = dict(uow.session.execute(select(o.c.code, o.c.id)).all())  # type: ignore[arg-type]
+        ids = directory_store.org_ids_by_code(uow)
         counts: dict[int, int] = {}
         for i, row in enumerate(rows, start=2):
             if row["org_code"] not in ids:

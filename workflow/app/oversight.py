@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 import states
 from workflow.app import records
 from workflow.domain import clock
@@ -28,7 +26,7 @@ from workflow.domain.errors import (
 from workflow.domain.money import MAX_COUNT
 from workflow.store import rollup
 from workflow.store.tables import History, dumps
-from workflow.store.uow import UnitOfWork
+from workflow.store.uow import DatabaseError, UnitOfWork
 
 log = logging.getLogger("bangfu.oversight")
 DEADLINE_TRIGGER = "change_deadline"
@@ -161,7 +159,7 @@ def bulk_accept(
             out.append(BulkOutcome(record_id, False, "", exc.code, exc.message))
         except BangfuError as exc:
             out.append(BulkOutcome(record_id, False, name, exc.code, exc.message))
-        except SQLAlchemyError:
+        except DatabaseError:
             log.warning("bulk accept: record %s failed in the database", record_id, exc_info=True)
             out.append(BulkOutcome(record_id, False, name, "bulk.db_error", "数据库暂时无法完成该条，请稍后重试"))
     return out

@@ -11,13 +11,11 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
-
 from workflow.app import directory, records, views
 from workflow.app.passwords import hash_password
 from workflow.domain import clock
 from workflow.domain.policy import POLICY_DIR, builtin, parse_policy
-from workflow.store.tables import Database, User
+from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
 
 DEMO_PASSWORD = "demo1234"
@@ -191,8 +189,7 @@ def _submitted_children(database: Database, reviewer: int, org_code: str, label:
 
 
 def _set_demo_passwords(database: Database, shared_hash: str) -> None:
-    with database.begin() as s:
-        s.execute(update(User).where(User.password_hash.is_(None)).values(password_hash=shared_hash))  # type: ignore[union-attr]
+    database.set_missing_passwords(shared_hash)
 
 
 def _uid(database: Database, username: str) -> int:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     text,
+    update,
 )
 from sqlalchemy import true as sa_true
 from sqlalchemy.engine import Dialect, Engine
@@ -581,6 +582,24 @@ class Database:
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (``alembic upgrade head``)."""
         upgrade(self.engine)
+
+    def schema_revisions(self) -> tuple[str | None, str | None]:
+        """(the database's migration revision, the newest one shipped): equal when current.
+        Raises the driver's error when the database does not answer."""
+        # Lazy: Alembic loads only for this check and for upgrades (start-up time).
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory  # lazy, see above
+
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            current = MigrationContext.configure(conn).get_current_revision()
+        head = ScriptDirectory.from_config(alembic_config(self.engine)).get_current_head()
+        return current, head
+
+    def set_missing_passwords(self, password_hash: str) -> None:
+        """Give every user without a password this one (the demo's shared password)."""
+        with self.begin() as s:
+            s.execute(update(User).where(User.password_hash.is_(None)).values(password_hash=password_hash))
 
     def dispose(self) -> None:
         self.engine.dispose()

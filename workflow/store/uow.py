@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as lite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import SQLAlchemyError as DatabaseError  # noqa: F401 - what callers catch for a failed statement
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 

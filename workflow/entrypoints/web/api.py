@@ -71,6 +71,8 @@ class PurchaseBody(BaseModel):
 
 
 class VoidBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field(max_length=500, description="why the line is voided (required)")
 
 
@@ -202,13 +204,13 @@ def show_record(record_id: Id, request: Request, user: User) -> dict[str, Any]:
 
 @router.get("/records/{record_id}/federation",
             summary="a federation's record: its snapshot, the live parts, children not yet accepted (null for grassroots)")
-def record_federation(record_id: int, request: Request, user: User) -> dict[str, Any] | None:
+def record_federation(record_id: Id, request: Request, user: User) -> dict[str, Any] | None:
     return jsonable_encoder(records.federation_view(_uow(request, True), record_id=record_id, user_id=user.id))
 
 
 @router.get("/records/{record_id}/changes-since-return",
             summary="what changed since the latest return, against the returned submission (null if never returned)")
-def record_changes(record_id: int, request: Request, user: User) -> dict[str, Any] | None:
+def record_changes(record_id: Id, request: Request, user: User) -> dict[str, Any] | None:
     return jsonable_encoder(records.changes_since_return(_uow(request, True), record_id=record_id, user_id=user.id))
 
 
@@ -231,7 +233,7 @@ def add_purchase(record_id: Id, body: PurchaseBody, request: Request, user: User
 
 @router.post("/records/{record_id}/purchases/{purchase_id}/void",
              summary="void a purchase line with a reason (before submit); it stays listed and counts nowhere")
-def void_purchase(record_id: int, purchase_id: int, body: VoidBody, request: Request, user: User) -> dict[str, Any]:
+def void_purchase(record_id: Id, purchase_id: Id, body: VoidBody, request: Request, user: User) -> dict[str, Any]:
     history_id = records.void_purchase(_uow(request), record_id=record_id, purchase_id=purchase_id,
                                        user_id=user.id, reason=body.reason)
     return {"purchase_id": purchase_id, "record_id": record_id, "history_id": history_id}

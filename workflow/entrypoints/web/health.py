@@ -11,31 +11,25 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from kombu import Connection
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import text
 
 from workflow.entrypoints.web import outbox_page
 from workflow.scheduler import operations
 from workflow.scheduler.locks import last_run
 from workflow.settings import Settings
-from workflow.store.tables import Database, alembic_config
+from workflow.store.tables import Database
 
 router = APIRouter(include_in_schema=False)
 
 
 def check_database(database: Database) -> tuple[bool, str]:
     try:
-        with database.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-            current = MigrationContext.configure(conn).get_current_revision()
-        head = ScriptDirectory.from_config(alembic_config(database.engine)).get_current_head()
+        current, head = database.schema_revisions()
     except Exception as exc:  # any failure means "not ready"; the reason is logged by the caller
         return False, f"database: {type(exc).__name__}"
     if current != head:

@@ -41,7 +41,8 @@ STATUS_TEXT = {401: "not logged in or token invalid", 403: "visible but not perm
 
 _DIGIT = "[0-9０-９]"
 #: Yuan as :func:`workflow.domain.money.parse_yuan` reads them (at most 13 integer digits).
-AMOUNT_PATTERN = (rf"^[-+]?(?:[￥¥]|人民币)?(?:{_DIGIT}{{1,13}}|{_DIGIT}{{1,3}}(?:[,，]{_DIGIT}{{3}}){{1,4}})"
+AMOUNT_PATTERN = (rf"^[-+]?(?:[￥¥]|人民币)?(?:{_DIGIT}{{1,13}}|{_DIGIT}{{1,3}}(?:[,，]{_DIGIT}{{3}}){{1,3}}"
+                  rf"|{_DIGIT}(?:[,，]{_DIGIT}{{3}}){{4}})"
                   rf"(?:[.．]{_DIGIT}{{1,2}})?元?$")
 _YEAR = "(?:20[0-9]{2}|2100)"
 _LEAP = "(?:20(?:0[48]|[2468][048]|[13579][26])|2000)"

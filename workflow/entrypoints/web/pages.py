@@ -241,7 +241,7 @@ def purchase_submit(
 
 @router.post("/records/{record_id}/purchases/{purchase_id}/void", response_class=HTMLResponse)
 def purchase_void(
-    request: Request, record_id: int, purchase_id: int,
+    request: Request, record_id: Id, purchase_id: Id,
     reason: Annotated[str, Form(max_length=2000)] = "", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
