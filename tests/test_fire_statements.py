@@ -135,3 +135,25 @@ def test_the_outbox_insert_select_matches_the_channels_each_user_chose(any_world
     assert got == want
     assert (w.uid("rv-sms"), "sms", "pending") in got and (w.uid("rv-sms"), "email", "pending") not in got
     assert not any(u == w.uid("rv-noaddr") and ch == "email" for u, ch, _ in got)
+
+
+def test_four_eyes_counts_only_this_records_returns(any_world: World) -> None:
+    """The context statement asks whether the actor filled *this* record since *its* last
+    return: a return of another record later does not clear the actor's on-behalf submit."""
+    import pytest
+
+    from workflow.domain.errors import RuleViolation
+
+    w = any_world
+    w.plan("G1")
+    w.buy("G1", "G1-1", 120000, 20)
+    w.fire("G1", "finish_purchasing", "g1-clerk")
+    w.info("G1")
+    w.fire("G1", "summarize", "g1-clerk")
+    w.fire("G1", "submit", "d1-reviewer")  # on the clerk's behalf (代填报)
+    w.to_submitted("G2")
+    w.fire("G2", "return_for_revision", "d1-reviewer", reason="请补充发票")
+    with pytest.raises(RuleViolation) as refused:
+        w.fire("G1", "accept", "d1-reviewer")
+    assert refused.value.code == "review.four_eyes"
+    assert w.state("G1") == "submitted"

@@ -42,6 +42,12 @@ def _lite(value: Any) -> Any:
     return driver_value("sqlite", value)
 
 
+def driver_value_cached(value: Any) -> Any:
+    """:func:`driver_value` on SQLite for a hashable value: plain ones as they are, the rest
+    memoised (a transition's rollup rows repeat one deadline)."""
+    return value if type(value) in _PLAIN else _lite(value)
+
+
 def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
                 ready: bool = False) -> int:
     """Insert many rows inside the connection's transaction: ``COPY`` on PostgreSQL, the

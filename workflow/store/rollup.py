@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 import states
-from workflow.store.bulk import bulk_insert, driver_value
+from workflow.store.bulk import bulk_insert, driver_value_cached
 from workflow.store.tables import Organisation, Record, Rollup, Snapshot
 
 COLUMNS = ("round_id", "org_id", "state", "is_grassroots", "is_overdue", "is_late", "has_snapshot",
@@ -111,7 +111,7 @@ def move(conn: Connection, round_id: int, path: str, old: Entry | None, new: Ent
     dialect = conn.dialect.name
     args: list[Any] = []
     for r in rows:
-        args.extend(driver_value(dialect, v) for v in r)
+        args.extend(r if dialect != "sqlite" else (driver_value_cached(v) for v in r))
     run(conn, _upsert_sql(dialect, len(rows)), tuple(args))
 
 

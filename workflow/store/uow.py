@@ -139,22 +139,23 @@ _LAST_RETURN = (
     select(func.max(_HR.c.id))
     .where(_HR.c.record_id == _R.c.id,
            or_(_HR.c.trigger == _lit("return_for_revision"), _HR.c.trigger == _lit("revoke_acceptance")))
+    .correlate(_R)  # nested two levels down: name the outer record explicitly
     .scalar_subquery()
 )
-_LAST_RETURN_AT = select(_HRA.c.at).where(_HRA.c.id == _LAST_RETURN).scalar_subquery()
+_LAST_RETURN_AT = select(_HRA.c.at).where(_HRA.c.id == _LAST_RETURN).correlate(_R).scalar_subquery()
 
 
 def _entered_since(table: Any) -> Any:
     return exists(select(literal_column("1")).select_from(table).where(
         table.c.record_id == _R.c.id, table.c.entered_by_user_id == bindparam("user_id"),
-        or_(_LAST_RETURN_AT.is_(None), table.c.entered_at >= _LAST_RETURN_AT)))
+        or_(_LAST_RETURN_AT.is_(None), table.c.entered_at >= _LAST_RETURN_AT)).correlate(_R))
 
 
 _ACTOR_FILLED = case((and_(_R.c.state == _lit("submitted"), or_(
     exists(select(literal_column("1")).select_from(_HF).where(
         _HF.c.record_id == _R.c.id, _HF.c.actor_user_id == bindparam("user_id"),
         _HF.c.id > func.coalesce(_LAST_RETURN, literal_column("0")),
-        or_(_HF.c.trigger == _lit("submit"), _HF.c.on_behalf.is_(True)))),
+        or_(_HF.c.trigger == _lit("submit"), _HF.c.on_behalf.is_(True))).correlate(_R)),
     _entered_since(_PU), _entered_since(_AG),
 )), literal_column("1")), else_=literal_column("0"))
 #: Record, organisation, round cap, parent record's state, the user and every seat (membership
