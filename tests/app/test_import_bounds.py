@@ -10,8 +10,8 @@ import zipfile
 
 import pytest
 
+from tests.app.test_purchase_import import csv, run
 from tests.conftest import World
-from tests.test_imports_db import csv, run
 from workflow.domain.errors import BadInput, ImportRefused
 from workflow.formats import ledger
 

@@ -30,8 +30,8 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 import states
+from tests.app.test_permission_matrix import drive
 from tests.conftest import NOW_2021, build_world
-from tests.test_permission_matrix import drive
 from workflow.app import accounts, directory, passwords, records
 from workflow.entrypoints import cli
 from workflow.entrypoints.web.app import create_app

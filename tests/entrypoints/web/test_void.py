@@ -11,7 +11,7 @@ from collections.abc import Callable
 from fastapi.testclient import TestClient
 
 from tests.conftest import World
-from tests.web.test_reports_web import csv_file
+from tests.entrypoints.web.test_reports_web import csv_file
 
 BUY = {"paid_at": "2021-10-20T10:00", "channel": "ygh", "amount": "1200", "order_no": "A1"}
 
@@ -134,7 +134,7 @@ def test_the_record_page_strikes_a_voided_line_through(web_world: World, login: 
     clerk = login("g1-clerk")
     page = clerk.get(f"/records/{rid}").text
     assert "作废此行" in page
-    from tests.web.conftest import csrf_from
+    from tests.entrypoints.web.conftest import csrf_from
 
     pid = _lines_of(w, rid)[0]
     resp = clerk.post(f"/records/{rid}/purchases/{pid}/void",

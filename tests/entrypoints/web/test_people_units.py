@@ -4,8 +4,8 @@ is meant (federations, the province, the Annex 2 form), and the page says which.
 from __future__ import annotations
 
 from tests.conftest import World
-from tests.web.test_overview_totals import _grassroots
-from tests.web.test_review_levels import federation_to_submitted
+from tests.entrypoints.web.test_overview_totals import _grassroots
+from tests.entrypoints.web.test_review_levels import federation_to_submitted
 
 
 def test_a_grassroots_work_report_shows_30_people_not_0_00(web_world: World, login) -> None:  # type: ignore[no-untyped-def]

@@ -76,7 +76,7 @@ def test_metrics_show_the_outbox_transitions_and_latency(anon: TestClient,
 def test_the_province_admins_outbox_page_lists_failed_rows_and_retries_them(
     web_world: World, login  # type: ignore[no-untyped-def]
 ) -> None:
-    from tests.web.conftest import csrf_from
+    from tests.entrypoints.web.conftest import csrf_from
 
     w = web_world
     w.to_submitted("G3")

@@ -19,7 +19,7 @@ import openpyxl
 import pytest
 
 from tests.conftest import World, need
-from tests.web.conftest import NOW_TEXT, PASSWORD
+from tests.entrypoints.web.conftest import NOW_TEXT, PASSWORD
 from workflow.app import accounts
 from workflow.entrypoints.web.app import create_app
 from workflow.settings import Settings
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
         "--disable-gpu", "--no-first-run", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 MOBILE = {"width": 375, "height": 667}
 
 
@@ -288,7 +288,7 @@ def test_the_inbox_shows_the_mail_and_opening_it_goes_to_the_record(browser: Any
 
 
 def test_the_work_report_fits_a_phone_and_prints_on_a4(browser: Any, server: str, world: World) -> None:
-    from tests.test_reports import federation_up, grassroots
+    from tests.app.test_reporting import federation_up, grassroots
 
     grassroots(world, "G1", [("ygh", 4_541_910, 321)])
     world.fire("G1", "accept", "d1-reviewer")
@@ -311,7 +311,7 @@ def test_the_work_report_fits_a_phone_and_prints_on_a4(browser: Any, server: str
 
 
 def test_the_district_overview_fits_1366(browser: Any, server: str, world: World) -> None:
-    from tests.test_reports import grassroots
+    from tests.app.test_reporting import grassroots
     from workflow.app import directory
 
     long_name = "广州市天河区天河路街道某某科技股份有限公司工会委员会"

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tests.test_cli import Cli, assert_one_line_error, bangfu, ready  # noqa: F401  (fixtures)
+from tests.entrypoints.cli.test_cli import Cli, assert_one_line_error, bangfu, ready  # noqa: F401  (fixtures)
 
 
 def test_purchase_void_from_the_command_line(ready: Cli) -> None:  # noqa: F811

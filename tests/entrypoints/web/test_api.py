@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import World
-from tests.web.conftest import PASSWORD, csrf_from
+from tests.entrypoints.web.conftest import PASSWORD, csrf_from
 from workflow.app import accounts
 from workflow.domain.errors import BadInput
 from workflow.entrypoints import cli

@@ -35,7 +35,7 @@ from workflow.formats.exports import (
 )
 from workflow.store.aggregates import CHASE_HEADERS
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "print"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "print"
 
 
 def _tools() -> tuple[str, str]:

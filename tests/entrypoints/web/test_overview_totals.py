@@ -10,7 +10,7 @@ from decimal import Decimal
 import openpyxl
 
 from tests.conftest import World
-from tests.web.test_review_levels import federation_to_submitted
+from tests.entrypoints.web.test_review_levels import federation_to_submitted
 
 
 def _grassroots(w: World, org: str, amount_fen: int, people: int, reviewer: str) -> None:

@@ -17,7 +17,7 @@ from workflow.entrypoints import demo
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_every_readme_account_can_do_its_part_at_once(sqlite_db: Database) -> None:

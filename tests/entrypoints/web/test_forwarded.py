@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from tests.conftest import World
-from tests.web.conftest import PASSWORD
+from tests.entrypoints.web.conftest import PASSWORD
 from workflow.app import accounts
 from workflow.entrypoints.cli.web import uvicorn_proxy_options
 from workflow.entrypoints.web.app import create_app

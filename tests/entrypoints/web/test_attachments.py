@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import World
-from tests.web.conftest import csrf_from
+from tests.entrypoints.web.conftest import csrf_from
 from workflow.app import attachments
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"

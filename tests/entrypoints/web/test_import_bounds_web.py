@@ -3,9 +3,9 @@ the rest, in the JSON API, the page and the CLI."""
 
 from __future__ import annotations
 
+from tests.app.test_import_bounds import _bad_rows
 from tests.conftest import World
-from tests.test_import_bounds import _bad_rows
-from tests.web.conftest import csrf_from
+from tests.entrypoints.web.conftest import csrf_from
 from workflow.entrypoints import cli
 from workflow.settings import get_settings
 

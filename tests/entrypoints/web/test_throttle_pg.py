@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from tests.conftest import World
-from tests.web.conftest import PASSWORD
+from tests.entrypoints.web.conftest import PASSWORD
 from workflow.app import accounts
 from workflow.entrypoints.web.app import create_app
 from workflow.settings import Settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_cli import Cli, assert_one_line_error, bangfu, ready  # noqa: F401 - fixtures
+from tests.entrypoints.cli.test_cli import Cli, assert_one_line_error, bangfu, ready  # noqa: F401 - fixtures
 
 BIG = str(2**63)
 BUY = ("purchase-add", "G1", "--paid-at", "2021-10-01T10:00", "--channel", "ygh", "--order", "X-1",

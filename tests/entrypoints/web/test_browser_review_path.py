@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import World
-from tests.web.conftest import PASSWORD
-from tests.web.test_browser import (  # noqa: F401  (fixtures)
+from tests.entrypoints.web.conftest import PASSWORD
+from tests.entrypoints.web.test_browser import (  # noqa: F401  (fixtures)
     ARTIFACTS,
     MOBILE,
     _login,
@@ -19,7 +19,7 @@ from tests.web.test_browser import (  # noqa: F401  (fixtures)
     browser,
     server,
 )
-from tests.web.test_review_levels import federation_to_submitted
+from tests.entrypoints.web.test_review_levels import federation_to_submitted
 from workflow.app import accounts
 from workflow.store.uow import UnitOfWork
 

@@ -4,7 +4,7 @@ lines, accepted children), the children still missing, and actions in its own wo
 from __future__ import annotations
 
 from tests.conftest import World
-from tests.web.test_overview_totals import _grassroots
+from tests.entrypoints.web.test_overview_totals import _grassroots
 
 
 def test_a_district_page_shows_its_snapshot_missing_children_and_its_words(web_world: World, login, token_client) -> None:  # type: ignore[no-untyped-def]

@@ -21,7 +21,7 @@ from tests.conftest import WORLD_ORGS, world_users_csv
 from workflow.entrypoints import cli
 from workflow.settings import get_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass

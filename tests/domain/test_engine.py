@@ -18,7 +18,7 @@ from workflow.domain.errors import PermissionDenied, RuleViolation
 from workflow.entrypoints.cli import exit_code_for
 from workflow.entrypoints.web.errors import http_status
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 # --- the table as the design draws it -------------------------------------------------------

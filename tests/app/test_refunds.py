@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from tests.app.test_purchase_import import csv, run
 from tests.conftest import World
-from tests.test_imports_db import csv, run
 from workflow.app import reporting
 from workflow.domain.errors import ImportRefused, RuleViolation
 from workflow.store.tables import Purchase

@@ -158,7 +158,7 @@ def test_a_chunked_upload_is_refused_once_it_passes_the_limit(app, web_world: Wo
 def test_a_copied_cookie_stops_working_after_logout(login, app, web_world: World) -> None:  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
-    from tests.web.conftest import csrf_from
+    from tests.entrypoints.web.conftest import csrf_from
     from workflow.entrypoints.web.auth import COOKIE
 
     client = login("g1-clerk")
@@ -215,7 +215,7 @@ def test_the_one_csv_neutraliser() -> None:
 
 
 def test_bulk_accept_with_a_bad_item_after_a_good_one_writes_nothing(token_client, login, web_world: World) -> None:  # type: ignore[no-untyped-def]
-    from tests.web.conftest import csrf_from
+    from tests.entrypoints.web.conftest import csrf_from
 
     web_world.to_submitted("G1")
     good = {"record_id": web_world.rid("G1"), "seen_version": web_world.version("G1")}

@@ -11,9 +11,9 @@ from urllib.parse import unquote
 import openpyxl
 from fastapi.testclient import TestClient
 
+from tests.app.test_reporting import federation_up, grassroots
 from tests.conftest import World
-from tests.test_reports import federation_up, grassroots
-from tests.web.conftest import csrf_from
+from tests.entrypoints.web.conftest import csrf_from
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 WECHAT_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 16_0 like Mac OS X) AppleWebKit/605.1.15 "
