@@ -1,8 +1,9 @@
-"""List queries for the pages and the JSON API: a reviewer's inbox, subordinates' status, the
+"""The read side for the pages and the JSON API: a reviewer's inbox, subordinates' status, the
 records a user may see, the province overview, the notification inbox.
 
-Each is one or two set-based SELECTs (GROUP BY, LIMIT/OFFSET), never a loop of ORM round trips.
-Filter and sort keys come from fixed lists; anything else is refused with a Chinese message
+The queries are :mod:`workflow.store.lists` (set-based, LIMIT/OFFSET) and the rollup behind
+:func:`workflow.store.aggregates.completeness`. Filter and sort keys are checked here against
+fixed lists; anything else is refused with a Chinese message
 (:class:`~workflow.domain.errors.BadInput`, HTTP 422), so user input never reaches SQL as a name.
 """
 
@@ -15,28 +16,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select, update
-
 import states
 from workflow.app.records import BUDGETS
 from workflow.domain import access, clock
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal
 from workflow.domain.figures import wan_people, wan_yuan
+from workflow.store import lists
 from workflow.store.aggregates import completeness
-from workflow.store.tables import Membership, Notification, Organisation, Record, Round, Snapshot
+from workflow.store.lists import RecordQuery
+from workflow.store.tables import Round
 from workflow.store.uow import UnitOfWork
 
 MAX_PER_PAGE = 200
 #: The last page anyone pages to (keeps OFFSET inside 64 bits).
 MAX_PAGE = 100_000
-#: Sort keys a list accepts (the value is the column, newest/most first where it makes sense).
-RECORD_SORTS: dict[str, Any] = {
-    "org_code": Organisation.code,
-    "state": Record.state,
-    "deadline": Record.report_deadline,
-    "submitted_at": Record.submitted_at,
-    "amount": Snapshot.amount_total_fen,
-}
+#: Sort keys a list accepts (newest / most first for amount and submission time).
+RECORD_SORTS: tuple[str, ...] = tuple(lists.RECORD_SORTS)
 STATE_FILTERS: tuple[str, ...] = states.STATES
 OVERDUE_FILTERS: tuple[str, ...] = ("yes", "no")
 OVERVIEW_ROLES = frozenset({states.REVIEWER, states.OBSERVER, states.ADMIN})
@@ -110,13 +105,7 @@ def own_records(uow: UnitOfWork, *, user_id: int, round_id: int) -> list[dict[st
     """The records of the organisations the user holds a seat in (one per seat), for the home
     page: a clerk lands on their record, a reviewer sees their own federation's record."""
     with uow:
-        rows = uow.session.execute(
-            select(Record.id, Record.state, Organisation.code, Organisation.name, Membership.role)
-            .join(Organisation, Organisation.id == Record.org_id)
-            .join(Membership, Membership.org_id == Organisation.id)
-            .where(Membership.user_id == user_id, Record.round_id == round_id)
-            .order_by(Organisation.depth, Organisation.code)
-        ).all()
+        rows = lists.own_record_rows(uow, user_id, round_id)
         return [{"record_id": i, "state": s, "state_label": states.STATE_LABELS[s], "org_code": c,
                  "org_name": n, "role": r} for i, s, c, n, r in rows]
 
@@ -124,57 +113,19 @@ def own_records(uow: UnitOfWork, *, user_id: int, round_id: int) -> list[dict[st
 # --- record lists ---------------------------------------------------------------------------
 
 
-def _overdue_expr(now: datetime) -> Any:
-    return or_(
-        Record.is_overdue.is_(True),  # type: ignore[attr-defined]
-        and_(Record.report_deadline <= now, Record.state.not_in([states.SUBMITTED, states.ACCEPTED])),  # type: ignore[attr-defined]
-    )
-
-
 def _paged_records(
-    uow: UnitOfWork, *, where: list[Any], join_parent_seat: int | None, state: str | None,
-    overdue: str | None, q: str | None, sort: str | None, page: int, per_page: int, now: datetime,
+    uow: UnitOfWork, *, round_id: int, now: datetime, submitted_only: bool = False,
+    parent_seat_of: int | None = None, under_paths: list[str] | None = None, state: str | None,
+    overdue: str | None, q: str | None, sort: str | None, page: int, per_page: int,
 ) -> Page:
     state = check_key(state, STATE_FILTERS, "状态筛选")
     overdue = check_key(overdue, OVERDUE_FILTERS, "逾期筛选")
     sort = check_key(sort, RECORD_SORTS, "排序字段") or "org_code"
     page, per_page = check_paging(page, per_page)
-    conds = list(where)
-    if state:
-        conds.append(Record.state == state)
-    if overdue == "yes":
-        conds.append(_overdue_expr(now))
-    elif overdue == "no":
-        conds.append(~_overdue_expr(now))
-    if q:
-        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conds.append(or_(Organisation.code.like(like, escape="\\"), Organisation.name.like(like, escape="\\")))  # type: ignore[attr-defined]
-    base = (
-        select(Record.id)
-        .join(Organisation, Organisation.id == Record.org_id)
-        .outerjoin(Snapshot, Snapshot.id == Record.snapshot_id)
-    )
-    if join_parent_seat is not None:
-        # Through the organisation tree, not the parent's record: the province has no record of
-        # its own, and its reviewers decide the reporting units' records all the same.
-        base = base.join(
-            Membership,
-            and_(Membership.org_id == Organisation.parent_id, Membership.user_id == join_parent_seat,
-                 Membership.role == states.REVIEWER),
-        )
-    base = base.where(*conds)
+    query = RecordQuery(round_id=round_id, now=now, submitted_only=submitted_only, parent_seat_of=parent_seat_of,
+                        under_paths=under_paths, state=state, overdue=overdue, q=q, sort=sort)
     with uow:
-        total = uow.session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-        column = RECORD_SORTS[sort]
-        order = column.desc() if sort in ("amount", "submitted_at") else column
-        rows = uow.session.execute(
-            base.with_only_columns(
-                Record.id, Record.version, Record.state, Record.report_deadline, Record.submitted_at,
-                Record.is_late, Record.quota_fen, Record.amount_per_member_fen, Record.members,
-                Record.snapshot_stale, Record.last_reason, Record.is_grassroots, Organisation.code, Organisation.name,
-                Snapshot.people_total, Snapshot.amount_total_fen, _overdue_expr(now).label("overdue"),
-            ).order_by(order, Organisation.code, Record.id).limit(per_page).offset((page - 1) * per_page)
-        ).all()
+        total, rows = lists.record_page(uow, query, page=page, per_page=per_page)
     items = [
         {
             "record_id": r.id, "version": r.version, "state": r.state,
@@ -200,9 +151,8 @@ def review_inbox(
     """Submissions awaiting the user's decision: submitted records whose parent organisation the
     user reviews."""
     return _paged_records(
-        uow, where=[Record.round_id == round_id, Record.state == states.SUBMITTED],
-        join_parent_seat=user_id, state=None, overdue=None, q=q, sort=sort or "submitted_at",
-        page=page, per_page=per_page, now=now or clock.now(),
+        uow, round_id=round_id, submitted_only=True, parent_seat_of=user_id, state=None, overdue=None,
+        q=q, sort=sort or "submitted_at", page=page, per_page=per_page, now=now or clock.now(),
     )
 
 
@@ -213,8 +163,8 @@ def subordinates(
 ) -> Page:
     """The records of the organisations directly under the user's reviewer seats."""
     return _paged_records(
-        uow, where=[Record.round_id == round_id], join_parent_seat=user_id, state=state,
-        overdue=overdue, q=q, sort=sort, page=page, per_page=per_page, now=now or clock.now(),
+        uow, round_id=round_id, parent_seat_of=user_id, state=state, overdue=overdue, q=q, sort=sort,
+        page=page, per_page=per_page, now=now or clock.now(),
     )
 
 
@@ -226,10 +176,9 @@ def visible_records(
     """Every record in the user's visible subtrees (their seats' organisations and below)."""
     with uow:
         paths = [o.path for o, _r in uow.memberships(user_id)]
-    visible = or_(*[Organisation.path.like(p + "%") for p in paths]) if paths else false()  # type: ignore[attr-defined]
     return _paged_records(
-        uow, where=[Record.round_id == round_id, visible], join_parent_seat=None, state=state,
-        overdue=overdue, q=q, sort=sort, page=page, per_page=per_page, now=now or clock.now(),
+        uow, round_id=round_id, under_paths=paths, state=state, overdue=overdue, q=q, sort=sort,
+        page=page, per_page=per_page, now=now or clock.now(),
     )
 
 
@@ -252,16 +201,7 @@ def overview(uow: UnitOfWork, *, user_id: int, round_id: int, now: datetime | No
         head = {"org_code": top.code, "org_name": top.name, "round_id": rnd.id, "round_label": rnd.label}
         *rows, _total = completeness(uow.session, round_id, now=now, scope="subtree", under_org_id=top.id,
                                      check_snapshots=False)
-        o, s = Organisation.__table__, Snapshot.__table__
-        child = Record.__table__.alias("unit_record")
-        units = uow.session.execute(
-            select(o.c.id, o.c.code, o.c.name, o.c.kind, child.c.id, child.c.state,
-                   s.c.people_total, s.c.amount_total_fen, child.c.report_deadline)
-            .select_from(o.outerjoin(child, and_(child.c.org_id == o.c.id, child.c.round_id == round_id))
-                         .outerjoin(s, s.c.id == child.c.snapshot_id))
-            .where(o.c.parent_id == top.id)
-            .order_by(o.c.code)
-        ).all()
+        units = lists.overview_units(uow, round_id, top.id or 0)
     by_org = {r.org_id: r for r in rows}
 
     def stat(uid: int) -> dict[str, Any]:
@@ -340,16 +280,8 @@ KIND_LABELS = {
 def notifications(uow: UnitOfWork, *, user_id: int, page: int = 1, per_page: int = 50) -> Page:
     """The user's in-app inbox, newest first."""
     page, per_page = check_paging(page, per_page)
-    cond = and_(Notification.user_id == user_id, Notification.channel == "inbox")
     with uow:
-        total = uow.session.execute(select(func.count()).select_from(Notification).where(cond)).scalar_one()
-        unread = uow.session.execute(
-            select(func.count()).select_from(Notification).where(cond, Notification.read_at.is_(None))  # type: ignore[union-attr]
-        ).scalar_one()
-        rows = list(uow.session.execute(
-            select(Notification).where(cond).order_by(Notification.id.desc())  # type: ignore[union-attr]
-            .limit(per_page).offset((page - 1) * per_page)
-        ).scalars())
+        total, unread, rows = lists.inbox_page(uow, user_id, page=page, per_page=per_page)
         items = []
         for n in rows:
             try:
@@ -368,11 +300,7 @@ def mark_notifications_read(uow: UnitOfWork, *, user_id: int, now: datetime | No
     """Mark the user's unread inbox notifications read: all of them, or only ``ids`` (another
     user's ids change nothing)."""
     with uow:
-        cond = [Notification.user_id == user_id, Notification.channel == "inbox",
-                Notification.read_at.is_(None)]  # type: ignore[union-attr]
-        if ids is not None:
-            cond.append(Notification.id.in_(list(ids)))  # type: ignore[union-attr]
-        n = uow.session.execute(update(Notification).where(*cond).values(read_at=now or clock.now())).rowcount or 0
+        n = lists.mark_inbox_read(uow, user_id, now=now or clock.now(), ids=ids)
         uow.commit()
         return n
 
@@ -381,7 +309,7 @@ def notification_target(uow: UnitOfWork, *, user_id: int, notification_id: int) 
     """Where a notification of the user's inbox points (its record, or the review list); 404 for
     another user's notification."""
     with uow:
-        n = uow.session.get(Notification, notification_id)
+        n = lists.notification(uow, notification_id)
         if n is None or n.user_id != user_id or n.channel != "inbox":
             raise NotFound(f"找不到通知 #{notification_id}", code="notification.not_found")
         try:

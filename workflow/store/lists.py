@@ -1,0 +1,150 @@
+"""The read side's list queries: a user's own records, pages of records (a reviewer's inbox,
+subordinates, everything in view), the overview's unit rows and the notification inbox.
+
+Each is one or two set-based SELECTs (LIMIT/OFFSET, COUNT), never a loop of ORM round trips.
+The keys callers pass (sort, filters) were checked against fixed lists by
+:mod:`workflow.app.views`; nothing a user typed becomes a column name here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, false, func, or_, select, update
+
+import states
+from workflow.store.tables import Membership, Notification, Organisation, Record, Snapshot
+from workflow.store.uow import UnitOfWork
+
+#: Sort keys of record lists and their columns; these sort newest / most first.
+RECORD_SORTS: dict[str, Any] = {
+    "org_code": Organisation.code,
+    "state": Record.state,
+    "deadline": Record.report_deadline,
+    "submitted_at": Record.submitted_at,
+    "amount": Snapshot.amount_total_fen,
+}
+DESCENDING = frozenset({"amount", "submitted_at"})
+
+
+def own_record_rows(uow: UnitOfWork, user_id: int, round_id: int) -> list[Any]:
+    """(record id, state, org code, org name, role) per seat of the user, shallowest first."""
+    return list(uow.session.execute(
+        select(Record.id, Record.state, Organisation.code, Organisation.name, Membership.role)
+        .join(Organisation, Organisation.id == Record.org_id)
+        .join(Membership, Membership.org_id == Organisation.id)
+        .where(Membership.user_id == user_id, Record.round_id == round_id)
+        .order_by(Organisation.depth, Organisation.code)
+    ).all())
+
+
+def _overdue(now: datetime) -> Any:
+    return or_(
+        Record.is_overdue.is_(True),
+        and_(Record.report_deadline <= now, Record.state.not_in([states.SUBMITTED, states.ACCEPTED])),
+    )
+
+
+@dataclass(frozen=True)
+class RecordQuery:
+    """Which records a list shows (keys already checked by the caller)."""
+
+    round_id: int
+    now: datetime
+    submitted_only: bool = False
+    #: Only the children of organisations this user reviews (through the organisation tree:
+    #: the province has no record of its own, and its reviewers decide the reporting units').
+    parent_seat_of: int | None = None
+    #: Only organisations at or below these paths (the user's seats), when given.
+    under_paths: Sequence[str] | None = None
+    state: str | None = None
+    overdue: str | None = None  # "yes" | "no" | None
+    q: str | None = None
+    sort: str = "org_code"
+
+
+def record_page(uow: UnitOfWork, query: RecordQuery, *, page: int, per_page: int) -> tuple[int, list[Any]]:
+    """(total, the rows of one page) of the records ``query`` selects."""
+    conds: list[Any] = [Record.round_id == query.round_id]
+    if query.submitted_only:
+        conds.append(Record.state == states.SUBMITTED)
+    if query.under_paths is not None:
+        paths = list(query.under_paths)
+        conds.append(or_(*[Organisation.path.like(p + "%") for p in paths]) if paths else false())
+    if query.state:
+        conds.append(Record.state == query.state)
+    if query.overdue == "yes":
+        conds.append(_overdue(query.now))
+    elif query.overdue == "no":
+        conds.append(~_overdue(query.now))
+    if query.q:
+        like = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conds.append(or_(Organisation.code.like(like, escape="\\"), Organisation.name.like(like, escape="\\")))
+    base = (
+        select(Record.id)
+        .join(Organisation, Organisation.id == Record.org_id)
+        .outerjoin(Snapshot, Snapshot.id == Record.snapshot_id)
+    )
+    if query.parent_seat_of is not None:
+        base = base.join(
+            Membership,
+            and_(Membership.org_id == Organisation.parent_id, Membership.user_id == query.parent_seat_of,
+                 Membership.role == states.REVIEWER),
+        )
+    base = base.where(*conds)
+    total = uow.session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    column = RECORD_SORTS[query.sort]
+    order = column.desc() if query.sort in DESCENDING else column
+    rows = uow.session.execute(
+        base.with_only_columns(
+            Record.id, Record.version, Record.state, Record.report_deadline, Record.submitted_at,
+            Record.is_late, Record.quota_fen, Record.amount_per_member_fen, Record.members,
+            Record.snapshot_stale, Record.last_reason, Record.is_grassroots, Organisation.code, Organisation.name,
+            Snapshot.people_total, Snapshot.amount_total_fen, _overdue(query.now).label("overdue"),
+        ).order_by(order, Organisation.code, Record.id).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return int(total), list(rows)
+
+
+def overview_units(uow: UnitOfWork, round_id: int, top_org_id: int) -> list[Any]:
+    """The organisations directly under ``top_org_id`` with their record in the round:
+    (org id, code, name, kind, record id, state, snapshot people, snapshot fen, deadline)."""
+    o, s = Organisation.__table__, Snapshot.__table__
+    child = Record.__table__.alias("unit_record")
+    return list(uow.session.execute(
+        select(o.c.id, o.c.code, o.c.name, o.c.kind, child.c.id, child.c.state,
+               s.c.people_total, s.c.amount_total_fen, child.c.report_deadline)
+        .select_from(o.outerjoin(child, and_(child.c.org_id == o.c.id, child.c.round_id == round_id))
+                     .outerjoin(s, s.c.id == child.c.snapshot_id))
+        .where(o.c.parent_id == top_org_id)
+        .order_by(o.c.code)
+    ).all())
+
+
+def inbox_page(uow: UnitOfWork, user_id: int, *, page: int, per_page: int) -> tuple[int, int, list[Notification]]:
+    """(total, unread, one page newest first) of the user's in-app notifications."""
+    cond = and_(Notification.user_id == user_id, Notification.channel == "inbox")
+    total = uow.session.execute(select(func.count()).select_from(Notification).where(cond)).scalar_one()
+    unread = uow.session.execute(
+        select(func.count()).select_from(Notification).where(cond, Notification.read_at.is_(None))
+    ).scalar_one()
+    rows = list(uow.session.execute(
+        select(Notification).where(cond).order_by(Notification.id.desc())
+        .limit(per_page).offset((page - 1) * per_page)
+    ).scalars())
+    return int(total), int(unread), rows
+
+
+def mark_inbox_read(uow: UnitOfWork, user_id: int, *, now: datetime, ids: Sequence[int] | None = None) -> int:
+    """Mark the user's unread inbox rows read (all, or only ``ids``); how many changed."""
+    cond = [Notification.user_id == user_id, Notification.channel == "inbox", Notification.read_at.is_(None)]
+    if ids is not None:
+        cond.append(Notification.id.in_(list(ids)))
+    return int(uow.session.execute(update(Notification).where(*cond).values(read_at=now)).rowcount or 0)
+
+
+def notification(uow: UnitOfWork, notification_id: int) -> Notification | None:
+    return uow.session.get(Notification, notification_id)
