@@ -333,6 +333,13 @@ MAPPINGS: dict[str, ColumnMapping] = {
 }
 
 
+def mapping_label(code: str, channel_names: Mapping[str, str]) -> str:
+    """A mapping's name for users: 通用表格 or the platform's export, named after its channel."""
+    if code == "generic":
+        return "通用表格（按表头识别）"
+    return f"{channel_names.get(code, code)}导出"
+
+
 # The order of a template's columns; required ones first.
 TEMPLATE_FIELDS = ("order_no", "line_no", "paid_at", "amount", "people", "product", "channel", "holiday",
                    "product_form", "origin_region", "budget", "refund_of")

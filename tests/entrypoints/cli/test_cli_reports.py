@@ -37,6 +37,8 @@ def test_import_stats_and_exports(run, world: World, tmp_path: Path) -> None:  #
     code, out, err = run("import-purchases", "G1", str(src), "--as", "g1-clerk")
     assert code == 0, err
     assert "新增 2 条，重复 0 条" in out
+    # The mapping is named in the clerk's words, never by its internal code.
+    assert "按“通用表格（按表头识别）”识别列" in out and "generic" not in out
     code, out, _ = run("import-purchases", "G1", str(src), "--as", "g1-clerk")
     assert "新增 0 条，重复 2 条" in out
 

@@ -150,7 +150,13 @@ def cmd_import_purchases(args: argparse.Namespace, ctx: Context) -> Any:
                                          filename=Path(args.file).name, mapping=args.mapping)
     if args.json:
         return result
-    return f"{result.summary(limit=len(result.voided_notes))}（表头在第 {result.header_row} 行，列映射 {result.mapping}）"
+    from workflow.formats import ledger  # lazy: start-up time
+
+    with ctx.uow(readonly=True) as uow:
+        rnd = uow.round(uow.record(rid).round_id)
+        names = {c.code: c.name for c in uow.policy(rnd.policy_code).channels}
+    return (f"{result.summary(limit=len(result.voided_notes))}（表头在第 {result.header_row} 行，"
+            f"按“{ledger.mapping_label(result.mapping, names)}”识别列）")
 
 
 @command("limits")

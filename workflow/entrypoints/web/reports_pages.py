@@ -100,9 +100,8 @@ def mapping_choices(channels: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """The column mappings with Chinese labels (a platform mapping is named after its channel);
     ``channels`` as in :func:`workflow.app.views.entry_options`."""
     names = {c["code"]: c["name"] for c in channels}
-    out = [("generic", "通用表格（按表头识别）")]
-    out += [(code, f"{names.get(code, code)}导出") for code in ledger.MAPPINGS if code != "generic"]
-    return out
+    codes = ["generic", *(code for code in ledger.MAPPINGS if code != "generic")]
+    return [(code, ledger.mapping_label(code, names)) for code in codes]
 
 
 def import_help() -> dict[str, list[ledger.HeaderHelp]]:
