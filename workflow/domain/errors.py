@@ -29,6 +29,7 @@ keeps its own delivery errors (it imports nothing of ``workflow``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -146,3 +147,9 @@ class ExportUsageError(ValueError):
 
 class ImportUsageError(ValueError):
     """A programmer error in calling the ledger parser (e.g. an unknown mapping)."""
+
+
+def nearest(table: Mapping[type[BangfuError], int], exc: BangfuError, default: int) -> int:
+    """The value an edge's table gives ``exc``: its class's row, else the nearest base class's
+    row along the hierarchy, else ``default`` (an error no row names is a bug)."""
+    return next((table[c] for c in type(exc).__mro__ if c in table), default)  # type: ignore[index]

@@ -37,6 +37,7 @@ from workflow.domain.errors import (
     RuleViolation,
     TooManyAttempts,
     VersionConflict,
+    nearest,
 )
 from workflow.domain.policy import POLICY_DIR, load_policy
 from workflow.entrypoints.cli.argparse_zh import ChineseParser, json_refusal, wants_json
@@ -68,10 +69,7 @@ EXIT_CODES: dict[type[BangfuError], int] = {
 
 
 def exit_code_for(exc: BangfuError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]  # type: ignore[index]
-    return 1
+    return nearest(EXIT_CODES, exc, 1)
 
 
 class Context:

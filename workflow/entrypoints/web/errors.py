@@ -14,6 +14,7 @@ from workflow.domain.errors import (
     RuleViolation,
     TooManyAttempts,
     VersionConflict,
+    nearest,
 )
 
 #: Looked up along the exception's class hierarchy, nearest class first.
@@ -32,7 +33,4 @@ HTTP_STATUS: dict[type[BangfuError], int] = {
 
 def http_status(exc: BangfuError) -> int:
     """The status an error answers with; 500 for an error no row names (a bug)."""
-    for cls in type(exc).__mro__:
-        if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]  # type: ignore[index]
-    return 500
+    return nearest(HTTP_STATUS, exc, 500)
