@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import states
 from workflow.domain import access, changes, clock, engine, money, rules
@@ -29,9 +29,12 @@ from workflow.domain.errors import (
 from workflow.domain.figures import wan_people, wan_yuan
 from workflow.domain.policy import Policy
 from workflow.formats.ledger import CHANNEL_ALIASES
-from workflow.store import aggregates, rollup
-from workflow.store.tables import History, Organisation, Purchase, Record, Round, User
-from workflow.store.uow import FireContext, UnitOfWork
+from workflow.store import rollup
+from workflow.store.unit import CoreUnitOfWork, FireContext
+
+if TYPE_CHECKING:
+    from workflow.store.tables import Organisation, Purchase, Record, Round, User
+    from workflow.store.uow import UnitOfWork
 
 BUDGETS: dict[str, str] = {
     "extra_quota": "额外额度",
@@ -174,7 +177,7 @@ class PurchaseInput:
 # --- membership -----------------------------------------------------------------------------
 
 
-def relation_to(uow: UnitOfWork, user_id: int, org: Organisation) -> tuple[User, Relation, bool]:
+def relation_to(uow: CoreUnitOfWork, user_id: int, org: Organisation) -> tuple[User, Relation, bool]:
     """The user's roles in ``org`` and in its parent, and whether ``org`` is in their view
     (:mod:`workflow.domain.access`)."""
     user, mems = uow.user_with_memberships(user_id)
@@ -182,7 +185,7 @@ def relation_to(uow: UnitOfWork, user_id: int, org: Organisation) -> tuple[User,
     return user, rel, rel.visible
 
 
-def actor_for(uow: UnitOfWork, user_id: int, rec: Record) -> Actor:
+def actor_for(uow: CoreUnitOfWork, user_id: int, rec: Record) -> Actor:
     """The acting user and their relation to ``rec``; NotFound outside their subtree."""
     org = uow.org(rec.org_id)
     user, relation, visible = relation_to(uow, user_id, org)
@@ -200,7 +203,7 @@ def entry_role(actor: Actor, what: str) -> tuple[str, bool]:
     return who
 
 
-def policy_for(uow: UnitOfWork, rec: Record) -> tuple[Round, Policy]:
+def policy_for(uow: CoreUnitOfWork, rec: Record) -> tuple[Round, Policy]:
     rnd = uow.round(rec.round_id)
     return rnd, uow.policy(rnd.policy_code)
 
@@ -208,7 +211,7 @@ def policy_for(uow: UnitOfWork, rec: Record) -> tuple[Round, Policy]:
 # --- the lifecycle --------------------------------------------------------------------------
 
 
-def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reason: str | None,
+def _guard_context(uow: CoreUnitOfWork, rec: Record, rnd: Round, now: datetime, reason: str | None,
                    actor: Actor | None = None) -> GuardContext:
     parent_state = uow.record(rec.parent_id).state if rec.parent_id is not None else None
     amount, members = rec.amount_per_member_fen, rec.members
@@ -238,7 +241,7 @@ def _guard_context(uow: UnitOfWork, rec: Record, rnd: Round, now: datetime, reas
 
 
 def fire(
-    uow: UnitOfWork,
+    uow: CoreUnitOfWork,
     *,
     record_id: int,
     trigger: str,
@@ -357,7 +360,7 @@ def guard_context_of(fc: FireContext, now: datetime, reason: str | None) -> Guar
     )
 
 
-def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: int, reason: str | None,
+def _notify_event(uow: CoreUnitOfWork, fc: FireContext, trigger: str, history_id: int, reason: str | None,
                   now: datetime) -> int:
     """Outbox rows for an event, keyed by (recipient, channel, history row), in one statement:
     the parent's reviewers or the record's own clerks (see :data:`EVENT_RECIPIENTS`); for other
@@ -427,6 +430,8 @@ def changes_since_return(uow: UnitOfWork, *, record_id: int, user_id: int) -> di
             if rec.snapshot_id is not None and not rec.snapshot_stale and rec.state == states.SUMMARIZED:
                 after_lines, after_what = uow.snapshot_lines_map(rec.snapshot_id), "snapshot"
             else:
+                from workflow.store import aggregates  # lazy: the ORM (start-up)
+
                 after_lines, after_what = aggregates.snapshot_lines(uow.session, record_id)[0], "live"
         before_lines = uow.snapshot_lines_map(before_snapshot)
         added, voided = uow.purchases_changed_since(record_id, ret.at)
@@ -511,7 +516,7 @@ def notification_rows(
 # --- reading --------------------------------------------------------------------------------
 
 
-def record_view(uow: UnitOfWork, *, record_id: int, user_id: int, now: datetime | None = None) -> RecordView:
+def record_view(uow: CoreUnitOfWork, *, record_id: int, user_id: int, now: datetime | None = None) -> RecordView:
     """A record with its quota use, deadlines and the actions open to this user."""
     now = now or clock.now()
     with uow:
@@ -520,7 +525,7 @@ def record_view(uow: UnitOfWork, *, record_id: int, user_id: int, now: datetime 
         return _view(uow, rec, actor, now)
 
 
-def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordView:
+def _view(uow: CoreUnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordView:
     rnd, _policy = policy_for(uow, rec)
     spent = uow.spent_by_budget(rec.id or 0)
     use = rules.quota_use(rec.quota_fen, spent.get("extra_quota", 0))
@@ -583,6 +588,8 @@ def federation_view(uow: UnitOfWork, *, record_id: int, user_id: int, limit: int
         actor_for(uow, user_id, rec)
         if rec.is_grassroots:
             return None
+        from workflow.store import aggregates  # lazy: the ORM (start-up)
+
         parts = aggregates.snapshot_parts(uow.session, record_id)
         counts, missing = aggregates.children_status(uow.session, record_id, limit=limit)
         snapshot = None
@@ -608,13 +615,13 @@ def federation_view(uow: UnitOfWork, *, record_id: int, user_id: int, limit: int
     }
 
 
-def available_actions(uow: UnitOfWork, *, record_id: int, user_id: int, now: datetime | None = None) -> list[Action]:
+def available_actions(uow: CoreUnitOfWork, *, record_id: int, user_id: int, now: datetime | None = None) -> list[Action]:
     """Each trigger with allowed, or the rule that refuses it, for this user."""
     return record_view(uow, record_id=record_id, user_id=user_id, now=now).actions
 
 
 def find_record(
-    uow: UnitOfWork, *, org_code: str, round_label: str | None = None, now: datetime | None = None
+    uow: CoreUnitOfWork, *, org_code: str, round_label: str | None = None, now: datetime | None = None
 ) -> int:
     """The record id of an organisation in a round.
 
@@ -723,7 +730,7 @@ def plan(
         if rec.version != seen_version or not uow.write_record(record_id, seen_version, values):
             raise version_conflict(rec)
         uow.commit()
-    return record_view(UnitOfWork(uow.database), record_id=record_id, user_id=user_id, now=now)
+    return record_view(type(uow)(uow.database), record_id=record_id, user_id=user_id, now=now)
 
 
 def update_report_info(
@@ -766,7 +773,7 @@ def update_report_info(
         if rec.version != seen_version or not uow.write_record(record_id, seen_version, values):
             raise version_conflict(rec)
         uow.commit()
-    return record_view(UnitOfWork(uow.database), record_id=record_id, user_id=user_id, now=now)
+    return record_view(type(uow)(uow.database), record_id=record_id, user_id=user_id, now=now)
 
 
 def resolve_channel(policy: Policy, text: str) -> str:
@@ -813,7 +820,7 @@ def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetim
 
 
 def add_purchase(
-    uow: UnitOfWork, *, record_id: int, user_id: int, purchase: PurchaseInput, now: datetime | None = None
+    uow: CoreUnitOfWork, *, record_id: int, user_id: int, purchase: PurchaseInput, now: datetime | None = None
 ) -> int:
     """Enter one purchase line; a summarized record's snapshot becomes stale.
 
@@ -844,30 +851,30 @@ def add_purchase(
             if refusal := rules.check_refunds_within_order(
                     purchase.refund_of, amount, people, r_amount + purchase.amount_fen, r_people + purchase.people):
                 raise RuleViolation(refusal)
-        row = uow.add_purchase(
-            Purchase(
-                record_id=record_id,
-                paid_at=purchase.paid_at,
-                paid_on=clock.china_date(purchase.paid_at),
-                channel=purchase.channel,
-                amount_fen=purchase.amount_fen,
-                people=purchase.people,
-                holiday=purchase.holiday,
-                product=purchase.product,
-                product_form=purchase.product_form,
-                origin_region=purchase.origin_region,
-                order_no=purchase.order_no.strip(),
-                line_no=purchase.line_no,
-                budget=purchase.budget,
-                refund_of_id=refund_of_id,
-                entered_by_user_id=actor.user.id,
-                entered_at=now,
-                on_behalf=on_behalf,
-            )
-        )
+        purchase_id = uow.insert_purchase({
+            "record_id": record_id,
+            "paid_at": purchase.paid_at,
+            "paid_on": clock.china_date(purchase.paid_at),
+            "channel": purchase.channel,
+            "amount_fen": purchase.amount_fen,
+            "people": purchase.people,
+            "holiday": purchase.holiday,
+            "product": purchase.product,
+            "product_form": purchase.product_form,
+            "origin_region": purchase.origin_region,
+            "order_no": purchase.order_no.strip(),
+            "line_no": purchase.line_no,
+            "budget": purchase.budget,
+            "refund_of_id": refund_of_id,
+            "entered_by_user_id": actor.user.id,
+            "entered_at": now,
+            "on_behalf": on_behalf,
+            "source": "manual",
+            "void_on_behalf": False,
+        })
         uow.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
         uow.commit()
-        return row.id or 0
+        return purchase_id
 
 
 def void_purchase(
@@ -916,17 +923,17 @@ def void_purchase(
         detail = {"purchase_id": purchase_id, "order_no": line.order_no, "line_no": line.line_no,
                   "channel": line.channel, "amount_fen": line.amount_fen, "people": line.people,
                   "paid_on": line.paid_on.isoformat()}
-        history_id = uow.add_history(History(
-            record_id=record_id, at=now, actor_user_id=actor.user.id, actor_role=role,
-            actor_org_id=_acting_org_id(actor, role), on_behalf=on_behalf, from_state=rec.state,
-            to_state=rec.state, trigger="void_purchase", reason=reason,
-            detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
-        ))
+        history_id = uow.add_history_values({
+            "record_id": record_id, "at": now, "actor_user_id": actor.user.id, "actor_role": role,
+            "actor_org_id": _acting_org_id(actor, role), "on_behalf": on_behalf, "from_state": rec.state,
+            "to_state": rec.state, "trigger": "void_purchase", "reason": reason,
+            "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True),
+        })
         uow.commit()
         return history_id
 
 
-def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
+def list_purchases(uow: CoreUnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
     """The record's ledger, voided lines included (with who voided them, when and why)."""
     with uow:
         rec = uow.record(record_id)

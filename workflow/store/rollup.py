@@ -23,15 +23,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.engine import Connection
-from sqlmodel import Session
 
 import states
 from workflow.store.bulk import bulk_insert, driver_value_cached
-from workflow.store.tables import Organisation, Record, Rollup, Snapshot
+from workflow.store.schema import ORGANISATION, RECORD, ROLLUP, SNAPSHOT
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 COLUMNS = ("round_id", "org_id", "state", "is_grassroots", "is_overdue", "is_late", "has_snapshot",
            "report_deadline", "n", "people", "amount_fen")
@@ -119,7 +121,7 @@ def computed(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int
     """The round's rollup recomputed from its records: (org_id, *key) -> (n, people, fen).
     One GROUP BY per parent organisation's path and key (hundreds of groups at province scale),
     each group added to the parent and the parent's ancestors."""
-    rec, org, snap = Record.__table__, Organisation.__table__, Snapshot.__table__
+    rec, org, snap = RECORD, ORGANISATION, SNAPSHOT
     parent = org.alias("parent_org")
     accepted = rec.c.state == states.ACCEPTED
     has_snapshot = case((rec.c.snapshot_id.is_not(None), 1), else_=0)
@@ -147,7 +149,7 @@ def computed(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int
 
 def stored(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int, int, int]]:
     """The round's rollup rows as kept, rows whose measures are all zero dropped."""
-    t = Rollup.__table__
+    t = ROLLUP
     return {
         (org_id, state, bool(gr), bool(od), bool(late), bool(has), deadline.astimezone(UTC)): (int(n), int(p), int(f))
         for org_id, state, gr, od, late, has, deadline, n, p, f in session.execute(
@@ -160,14 +162,14 @@ def stored(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int, 
 def rebuild(session: Session, round_id: int) -> int:
     """Replace the round's rows by :func:`computed` (one bulk insert); returns the rows written."""
     rows = computed(session, round_id)
-    session.execute(delete(Rollup.__table__).where(Rollup.__table__.c.round_id == round_id))
+    session.execute(delete(ROLLUP).where(ROLLUP.c.round_id == round_id))
     return bulk_insert(session.connection(), "rollup", COLUMNS,
                        ((round_id, *k, *v) for k, v in sorted(rows.items())))
 
 
 def read(session: Session, round_id: int, org_ids: Sequence[int]) -> dict[int, list[tuple[Key, int, int, int]]]:
     """The rows of some organisations: org_id -> [(key, n, people, fen)]."""
-    t = Rollup.__table__
+    t = ROLLUP
     out: dict[int, list[tuple[Key, int, int, int]]] = {o: [] for o in org_ids}
     ids = list(org_ids)
     for start in range(0, len(ids), 500):

@@ -12,56 +12,23 @@ queue instead of failing half-way with "database is locked".
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    DateTime,
-    Index,
-    LargeBinary,
-    String,
-    Text,
-    TypeDecorator,
-    UniqueConstraint,
-    event,
-    text,
-    update,
-)
+from sqlalchemy import BigInteger, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy import true as sa_true
-from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.orm import sessionmaker
-from sqlalchemy.pool import StaticPool
-from sqlmodel import Field, Session, SQLModel, create_engine
+from sqlmodel import Field, SQLModel
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """An aware datetime stored as UTC; refuses naive values so no local time slips in."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime refused: bangfu stores aware UTC instants only")
-        value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+# The engine and the Core view of the tables live apart (SQLAlchemy alone, no SQLModel: CLI
+# start-up time); their names stay importable from here.
+from workflow.store.engine import MIGRATIONS_DIR as MIGRATIONS_DIR
+from workflow.store.engine import POOL_RECYCLE_SECONDS as POOL_RECYCLE_SECONDS
+from workflow.store.engine import Database as Database
+from workflow.store.engine import alembic_config as alembic_config
+from workflow.store.engine import is_sqlite as is_sqlite
+from workflow.store.engine import make_engine as make_engine
+from workflow.store.engine import upgrade as upgrade
+from workflow.store.schema import UTCDateTime as UTCDateTime
 
 
 def _money(**kw: Any) -> Any:
@@ -492,133 +459,6 @@ class Attachment(SQLModel, table=True):
     uploaded_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
     uploaded_at: datetime | None = _instant()
     on_behalf: bool = False
-
-
-# --- engines, sessions, migrations ----------------------------------------------------------
-
-
-#: PostgreSQL connections older than this are replaced at checkout.
-POOL_RECYCLE_SECONDS = 1800
-
-
-def is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
-
-
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
-    """Create an engine with bangfu's connection settings.
-
-    Args:
-        url: a SQLAlchemy URL; ``postgresql://`` is mapped to psycopg 3.
-        pool_size: connections kept open on PostgreSQL.
-        echo: log SQL.
-
-    Returns:
-        The engine. On SQLite, WAL + busy timeout on connect; ``BEGIN IMMEDIATE`` for sessions
-        made by :func:`sessions` (writes), plain ``BEGIN`` for ``readonly=True``.
-    """
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if is_sqlite(url):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        memory = path in ("", ":memory:")
-        if not memory:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            echo=echo,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            poolclass=StaticPool if memory else None,
-        )
-        _configure_sqlite(engine)
-        return engine
-    # No pre-ping round trip per checkout (W1 paid one per transition): connections are
-    # recycled after half an hour instead, below any server or proxy idle timeout we know of.
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=POOL_RECYCLE_SECONDS)
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not pysqlite, decide when transactions begin.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        conn.exec_driver_sql("BEGIN" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
-
-
-class Database:
-    """An engine and two session factories: writes (IMMEDIATE on SQLite) and reads."""
-
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
-        self.url = url
-        self.engine = make_engine(url, pool_size=pool_size, echo=echo)
-        self.dialect = self.engine.dialect.name
-        self.read_engine = self.engine.execution_options(sqlite_begin="DEFERRED")
-        self._write = sessionmaker(bind=self.engine, class_=Session, expire_on_commit=False)
-        self._read = sessionmaker(bind=self.read_engine, class_=Session, expire_on_commit=False)
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.dialect == "sqlite"
-
-    def session(self, *, readonly: bool = False) -> Session:
-        return (self._read if readonly else self._write)()
-
-    @contextmanager
-    def begin(self, *, readonly: bool = False) -> Iterator[Session]:
-        """A session in a transaction that commits on success and rolls back on error."""
-        with self.session(readonly=readonly) as s, s.begin():
-            yield s
-
-    def upgrade(self) -> None:
-        """Bring the schema to the newest migration (``alembic upgrade head``)."""
-        upgrade(self.engine)
-
-    def schema_revisions(self) -> tuple[str | None, str | None]:
-        """(the database's migration revision, the newest one shipped): equal when current.
-        Raises the driver's error when the database does not answer."""
-        # Lazy: Alembic loads only for this check and for upgrades (start-up time).
-        from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory  # lazy, see above
-
-        with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-            current = MigrationContext.configure(conn).get_current_revision()
-        head = ScriptDirectory.from_config(alembic_config(self.engine)).get_current_head()
-        return current, head
-
-    def set_missing_passwords(self, password_hash: str) -> None:
-        """Give every user without a password this one (the demo's shared password)."""
-        with self.begin() as s:
-            s.execute(update(User).where(User.password_hash.is_(None)).values(password_hash=password_hash))
-
-    def dispose(self) -> None:
-        self.engine.dispose()
-
-
-def alembic_config(engine: Engine) -> Any:
-    # Lazy: Alembic loads only when a schema is upgraded (start-up time of every other command).
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["engine"] = engine
-    return cfg
-
-
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    from alembic import command  # lazy, see alembic_config
-
-    command.upgrade(alembic_config(engine), revision)
 
 
 def dumps(value: Any) -> str:

@@ -8,39 +8,30 @@ at all. The services in :mod:`workflow.app.records` call these methods and never
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from functools import lru_cache
-from types import TracebackType
-from typing import Any, NamedTuple
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     and_,
     bindparam,
     case,
     delete,
-    exists,
     func,
     insert,
     literal,
-    literal_column,
-    or_,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as lite_insert
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import SQLAlchemyError as DatabaseError  # noqa: F401 - what callers catch for a failed statement
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from workflow.domain.errors import NotFound, Refusal, RuleViolation
-from workflow.domain.policy import Policy, parse_policy
+from workflow.domain.errors import NotFound
+from workflow.domain.policy import Policy
 from workflow.store import aggregates, bulk, rollup, tables
-from workflow.store.bulk import driver_value
 from workflow.store.tables import (
     Attachment,
     History,
@@ -56,39 +47,7 @@ from workflow.store.tables import (
     SnapshotLine,
     User,
 )
-
-_RETURNS = ("return_for_revision", "revoke_acceptance")
-
-
-def _filler_exists(record_id: Any, user_id: int) -> Any:
-    """SQL: did ``user_id`` submit the record, fire a trigger on its behalf, or enter its
-    purchases or aggregate lines since its last return? History rows count by id (after the
-    return's row), entries by time (one at the very instant of the return counts)."""
-    last = aliased(History, name="last_return")
-    last_id = (select(func.max(last.id)).where(last.record_id == record_id, last.trigger.in_(_RETURNS))
-               .scalar_subquery())
-    ret = aliased(History, name="return_row")
-    last_at = select(ret.at).where(ret.id == last_id).scalar_subquery()
-    agg = tables.AggregateLine
-    return or_(
-        exists().where(History.record_id == record_id, History.id > func.coalesce(last_id, 0),
-                       History.actor_user_id == user_id,
-                       or_(History.trigger == "submit", History.on_behalf.is_(True))),
-        exists().where(Purchase.record_id == record_id, Purchase.entered_by_user_id == user_id,
-                       or_(last_at.is_(None), Purchase.entered_at >= last_at)),
-        exists().where(agg.record_id == record_id, agg.entered_by_user_id == user_id,
-                       or_(last_at.is_(None), agg.entered_at >= last_at)),
-    )
-
-
-#: Parsed policies by digest, so a transition reads only the digest (in its context statement).
-_POLICIES: dict[str, Policy] = {}
-
-
-@lru_cache(maxsize=32)
-def _parse_cached(digest: str, text: str) -> Policy:
-    return parse_policy(text, source=f"policy:{digest}")
-
+from workflow.store.unit import INSERT_HISTORY, CoreUnitOfWork
 
 _MEMBERSHIPS = (
     select(Organisation, Membership.role)
@@ -108,110 +67,6 @@ _USERS_WITH_ROLE = (
            User.is_active.is_(True))  # type: ignore[attr-defined]
     .order_by(User.id)
 )
-_INSERT_HISTORY = (
-    insert(History.__table__)
-    .values({c.name: bindparam(c.name) for c in History.__table__.columns if c.name != "id"})
-    .returning(History.__table__.c.id)
-)
-
-
-# --- the transition's hot path: Core statements built once, compiled once per dialect --------
-
-_R, _O, _RD = Record.__table__, Organisation.__table__, Round.__table__
-_P = _R.alias("parent_record")
-_U, _M = User.__table__, Membership.__table__
-_MO = _O.alias("seat_org")
-_S = Snapshot.__table__
-_PD = PolicyDoc.__table__
-
-
-def _lit(value: str) -> Any:
-    """A SQL string literal (no bind: prepared statements take only the named parameters)."""
-    return literal_column(f"'{value}'")
-
-
-# Four eyes: whether the acting user submitted the record, acted on its behalf, or entered its
-# purchases or aggregate lines since its last return or revocation (asked of submitted records;
-# the same rows as UnitOfWork.record_fillers, for one user, inside the context statement).
-_H, _PU, _AG = History.__table__, Purchase.__table__, tables.AggregateLine.__table__
-_HR, _HRA, _HF = _H.alias("h_return"), _H.alias("h_return_at"), _H.alias("h_fill")
-_LAST_RETURN = (
-    select(func.max(_HR.c.id))
-    .where(_HR.c.record_id == _R.c.id,
-           or_(_HR.c.trigger == _lit("return_for_revision"), _HR.c.trigger == _lit("revoke_acceptance")))
-    .correlate(_R)  # nested two levels down: name the outer record explicitly
-    .scalar_subquery()
-)
-_LAST_RETURN_AT = select(_HRA.c.at).where(_HRA.c.id == _LAST_RETURN).correlate(_R).scalar_subquery()
-
-
-def _entered_since(table: Any) -> Any:
-    return exists(select(literal_column("1")).select_from(table).where(
-        table.c.record_id == _R.c.id, table.c.entered_by_user_id == bindparam("user_id"),
-        or_(_LAST_RETURN_AT.is_(None), table.c.entered_at >= _LAST_RETURN_AT)).correlate(_R))
-
-
-_ACTOR_FILLED = case((and_(_R.c.state == _lit("submitted"), or_(
-    exists(select(literal_column("1")).select_from(_HF).where(
-        _HF.c.record_id == _R.c.id, _HF.c.actor_user_id == bindparam("user_id"),
-        _HF.c.id > func.coalesce(_LAST_RETURN, literal_column("0")),
-        or_(_HF.c.trigger == _lit("submit"), _HF.c.on_behalf.is_(True))).correlate(_R)),
-    _entered_since(_PU), _entered_since(_AG),
-)), literal_column("1")), else_=literal_column("0"))
-#: Record, organisation, round cap, parent record's state, the user and every seat (membership
-#: with its organisation's id, path and parent) of the user: one statement, one row per seat
-#: (one row without seats) when the record exists. Access is decided from these by
-#: :func:`workflow.domain.access.relation`.
-FIRE_CONTEXT = (
-    select(
-        _R.c.id, _R.c.org_id, _R.c.round_id, _R.c.parent_id, _R.c.state, _R.c.version,
-        _R.c.is_grassroots, _R.c.is_reporting_unit, _R.c.amount_per_member_fen, _R.c.members,
-        _R.c.work_experience, _R.c.work_highlights, _R.c.snapshot_id, _R.c.snapshot_stale,
-        _R.c.reporter, _R.c.phone, _R.c.fill_date, _R.c.report_deadline, _R.c.is_overdue, _R.c.is_late,
-        _S.c.people_total, _S.c.amount_total_fen,
-        _O.c.code.label("org_code"), _O.c.name.label("org_name"), _O.c.parent_id.label("org_parent_id"),
-        _O.c.path.label("org_path"),
-        _RD.c.cap_fen_per_member, _RD.c.policy_code, _PD.c.digest.label("policy_digest"),
-        _ACTOR_FILLED.label("actor_filled"), _P.c.state.label("parent_state"),
-        _U.c.id.label("user_id"), _U.c.display_name, _U.c.is_active,
-        _M.c.role.label("seat_role"), _MO.c.id.label("seat_org_id"), _MO.c.path.label("seat_org_path"),
-        _MO.c.parent_id.label("seat_org_parent_id"),
-    )
-    .select_from(
-        _R.join(_O, _O.c.id == _R.c.org_id)
-        .join(_RD, _RD.c.id == _R.c.round_id)
-        .outerjoin(_PD, _PD.c.code == _RD.c.policy_code)
-        .outerjoin(_P, _P.c.id == _R.c.parent_id)
-        .outerjoin(_S, _S.c.id == _R.c.snapshot_id)
-        .outerjoin(_U, _U.c.id == bindparam("user_id"))
-        .outerjoin(_M, _M.c.user_id == _U.c.id)
-        .outerjoin(_MO, _MO.c.id == _M.c.org_id)
-    )
-    .where(_R.c.id == bindparam("record_id"))
-)
-_MARK_STALE = (
-    update(_R)
-    .where(_R.c.id == bindparam("record_id"), _R.c.state == bindparam("only_state"),
-           _R.c.snapshot_id.is_not(None))
-    .values(snapshot_stale=bindparam("stale"))
-)
-#: One outbox row per active member of ``role`` in ``org_id`` (the actor excepted) and channel
-#: they chose: the inbox always, e-mail with an address, SMS; the inbox copy is delivered at once.
-#: Same rows as :func:`workflow.app.records.notification_rows`, as one ``INSERT … SELECT``.
-_EVENT_NOTIFICATIONS = text(
-    "INSERT INTO notification (user_id, channel, source, kind, record_id, payload, status,"
-    " attempts, created_at, sent_at)"
-    " SELECT u.id, c.ch, :source, :kind, :record_id, :payload,"
-    " CASE WHEN c.ch = 'inbox' THEN 'sent' ELSE 'pending' END, 0, :now,"
-    " CASE WHEN c.ch = 'inbox' THEN :now END"
-    " FROM membership m JOIN app_user u ON u.id = m.user_id"
-    " CROSS JOIN (SELECT 'inbox' AS ch UNION ALL SELECT 'email' UNION ALL SELECT 'sms') c"
-    " WHERE m.org_id = :org_id AND m.role = :role AND u.is_active = :active AND u.id <> :actor"
-    " AND (c.ch = 'inbox' OR ((',' || REPLACE(u.channels, ' ', '') || ',') LIKE '%,' || c.ch || ',%'"
-    "      AND (c.ch <> 'email' OR (u.email IS NOT NULL AND u.email <> ''))))"
-    " ON CONFLICT (user_id, channel, source) DO NOTHING RETURNING id"
-).bindparams(bindparam("now", type_=tables.UTCDateTime))
-
 
 #: Rows a bulk load writes before it refreshes the planner's statistics (ANALYZE).
 ANALYZE_MIN_ROWS = 1_000
@@ -219,147 +74,9 @@ ANALYZE_MIN_ROWS = 1_000
 SQLITE_ANALYSIS_LIMIT = 2_000
 
 
-class Prepared:
-    """A Core statement compiled once per dialect into the driver's SQL and parameter order,
-    executed on the driver's cursor of the unit's connection (inside its transaction).
-
-    The transition's hot path pays neither SQLAlchemy's per-execution cache key nor its result
-    metadata and processors (W1 measured them as a third of a transition's client CPU). Engine
-    listeners of ``before_cursor_execute`` / ``after_cursor_execute`` are still called for each
-    statement (statement counters, logs; a listener's rewritten statement is not applied), and
-    driver errors are raised as SQLAlchemy's ``DBAPIError`` subclasses, a lost connection being
-    invalidated. Parameters must be driver-ready (:func:`driver_value`); rows come back as the
-    driver returns them (tuples in column order).
-    """
-
-    def __init__(self, statement: Any) -> None:
-        self.statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
-
-    def run(self, conn: Connection, params: dict[str, Any]) -> tuple[list[Any], int]:
-        """Execute; returns (rows, or [] for a statement without any, the row count)."""
-        dialect = conn.dialect
-        got = self._compiled.get(dialect.name)
-        if got is None:
-            compiled = self.statement.compile(dialect=dialect)
-            order = tuple(compiled.positiontup) if compiled.positional else None
-            got = self._compiled[dialect.name] = (compiled.string, order)
-        sql, order = got
-        args: Any = params if order is None else tuple(params[k] for k in order)
-        return driver_execute(conn, sql, args)
-
-
-def driver_execute(conn: Connection, sql: str, args: Any) -> tuple[list[Any], int]:
-    """Execute driver SQL on the connection's driver cursor, inside its transaction: engine
-    cursor listeners called, driver errors raised as ``DBAPIError`` (see :class:`Prepared`)."""
-    dialect = conn.dialect
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    cur = raw.cursor()
-    try:
-        events = conn.dispatch
-        if events.before_cursor_execute:
-            events.before_cursor_execute(conn, cur, sql, args, None, False)
-        try:
-            cur.execute(sql, args)
-            rows = cur.fetchall() if cur.description is not None else []
-        except dialect.loaded_dbapi.Error as e:
-            if dialect.is_disconnect(e, conn.connection.dbapi_connection, cur):
-                conn.invalidate(e)
-            raise DBAPIError.instance(sql, args, e, dialect.loaded_dbapi.Error) from e
-        if events.after_cursor_execute:
-            events.after_cursor_execute(conn, cur, sql, args, None, False)
-        return rows, cur.rowcount
-    finally:
-        cur.close()
-
-
-def _instant_of(value: Any) -> datetime:
-    if isinstance(value, str):  # SQLite's text
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _date_of(value: Any) -> date | None:
-    return date.fromisoformat(value) if isinstance(value, str) else value
-
-
-_FIRE_CONTEXT = Prepared(FIRE_CONTEXT)
-_MARK_STALE_P = Prepared(_MARK_STALE)
-_EVENT_NOTIFICATIONS_P = Prepared(_EVENT_NOTIFICATIONS)
-_INSERT_HISTORY_P = Prepared(_INSERT_HISTORY)
-
-
-class OrgRef(NamedTuple):
-    """An organisation as the access policy reads it."""
-
-    id: int
-    path: str
-    parent_id: int | None
-
-
-@dataclass(frozen=True)
-class FireContext:
-    """What a transition reads, as plain values (no ORM objects): the record, its organisation,
-    the round's cap, the parent record's state, the actor and their roles."""
-
-    record_id: int
-    org_id: int
-    round_id: int
-    parent_id: int | None
-    state: str
-    version: int
-    is_grassroots: bool
-    is_reporting_unit: bool
-    amount_per_member_fen: int | None
-    members: int | None
-    work_experience: str | None
-    work_highlights: str | None
-    snapshot_id: int | None
-    snapshot_stale: bool
-    reporter: str | None
-    phone: str | None
-    fill_date: date | None
-    report_deadline: datetime
-    org_code: str
-    org_name: str
-    org_parent_id: int | None
-    cap_fen_per_member: int
-    parent_state: str | None
-    user_id: int
-    user_name: str
-    org: OrgRef  # the record's organisation
-    seats: tuple[tuple[OrgRef, str], ...]  # the user's memberships
-    is_overdue: bool
-    is_late: bool
-    snapshot_people: int | None
-    snapshot_fen: int | None
-    four_eyes: bool  # the round's policy's switch
-    actor_filled: bool  # the actor entered or submitted the (submitted) record since its last return
-
-    def rollup_entry(self) -> rollup.Entry:
-        """The record's rollup key and measures as read."""
-        return rollup.entry(state=self.state, is_grassroots=self.is_grassroots, is_overdue=self.is_overdue,
-                            is_late=self.is_late, has_snapshot=self.snapshot_id is not None,
-                            report_deadline=self.report_deadline, snapshot_people=self.snapshot_people,
-                            snapshot_fen=self.snapshot_fen)
-
-
-@lru_cache(maxsize=64)
-def _write_record_statement(columns: tuple[str, ...]) -> Prepared:
-    """The versioned UPDATE for one set of columns, built once per set (each trigger writes the
-    same columns every time)."""
-    table = Record.__table__
-    return Prepared(
-        update(table)
-        .where(table.c.id == bindparam("record_id"), table.c.version == bindparam("seen_version"))
-        .values(version=table.c.version + literal_column("1"),
-                **{c: bindparam(f"new_{c}", type_=table.c[c].type) for c in columns})
-    )
-
-
-class UnitOfWork:
-    """A transaction plus the repository methods the use cases call.
+class UnitOfWork(CoreUnitOfWork):
+    """A transaction plus the repository methods the use cases call: the Core ones of
+    :class:`~workflow.store.unit.CoreUnitOfWork` and the ORM's (reads return mapped objects).
 
     Usage::
 
@@ -368,18 +85,7 @@ class UnitOfWork:
             uow.commit()        # without this, everything rolls back
     """
 
-    def __init__(self, database: tables.Database, *, readonly: bool = False) -> None:
-        self.database = database
-        self.readonly = readonly
-        self._committed = False
-        self._session: Session | None = None
-        self._conn: Connection | None = None
-        self._tx: Any = None  # the transaction of a connection this unit opened itself
-        self._fillers: dict[tuple[int, int], bool] = {}
-
-    def __enter__(self) -> UnitOfWork:
-        self._committed = False
-        return self
+    _session: Session | None
 
     @property
     def session(self) -> Session:
@@ -394,45 +100,6 @@ class UnitOfWork:
                 self._session = Session(bind=self._conn, expire_on_commit=False,
                                         join_transaction_mode="rollback_only")
         return self._session
-
-    def connection(self) -> Connection:
-        """The transaction's connection, for Core statements that need no ORM objects. Without
-        a session yet, a plain connection from the pool (no ORM session is built at all)."""
-        if self._conn is None:
-            if self._session is not None:
-                self._conn = self._session.connection()
-            else:
-                engine = self.database.read_engine if self.readonly else self.database.engine
-                self._conn = engine.connect()
-                self._tx = self._conn.begin()
-        return self._conn
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            if not self._committed:
-                if self._session is not None:
-                    self._session.rollback()
-                if self._tx is not None and self._tx.is_active:
-                    self._tx.rollback()
-        finally:
-            if self._session is not None:
-                self._session.close()
-            if self._tx is not None and self._conn is not None:
-                self._conn.close()
-            self._session, self._conn, self._tx = None, None, None
-
-    def commit(self) -> None:
-        if self._session is not None:
-            self._session.commit()
-        if self._tx is not None:
-            self._tx.commit()
-        self._committed = True
-
-    @property
-    def dialect(self) -> str:
-        return self.database.dialect
 
     # --- directory ---------------------------------------------------------------------------
 
@@ -486,14 +153,6 @@ class UnitOfWork:
             doc.digest, doc.source_text, doc.loaded_at = policy.digest, policy.source_text, now
         self.session.add(doc)
         self.session.flush()
-
-    def policy(self, code: str) -> Policy:
-        doc = self.session.get(PolicyDoc, code)
-        if doc is None:
-            raise NotFound(f"未加载策略“{code}”", code="policy.not_found")
-        policy = _parse_cached(doc.digest, doc.source_text)
-        _POLICIES[doc.digest] = policy
-        return policy
 
     def round(self, round_id: int) -> Round:
         rnd = self.session.get(Round, round_id)
@@ -589,88 +248,14 @@ class UnitOfWork:
 
     # --- records -----------------------------------------------------------------------------
 
-    def fire_context(self, record_id: int, user_id: int) -> FireContext:
-        """Everything a transition checks, in one statement.
-
-        Raises:
-            NotFound: no such record (``record.not_found``); no such active user (``user.not_found``).
-        """
-        rows, _n = _FIRE_CONTEXT.run(self.connection(), {"record_id": record_id, "user_id": user_id})
-        if not rows:
-            raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
-        (rid, org_id, round_id, parent_id, state, version, is_grassroots, is_reporting_unit, amount, members,
-         experience, highlights, snapshot_id, stale, reporter, phone, fill_date, deadline, is_overdue, is_late,
-         snap_people, snap_fen, org_code, org_name,
-         org_parent_id, org_path, cap, policy_code, policy_digest, actor_filled, parent_state, uid, user_name,
-         is_active, *_seat) = rows[0]
-        if uid is None or not is_active:
-            raise NotFound(f"找不到用户 #{user_id}", code="user.not_found")
-        seats = tuple((OrgRef(x[-3], x[-2], x[-1]), x[-4]) for x in rows if x[-4] is not None)
-        policy = _POLICIES.get(policy_digest) or self.policy(policy_code)
-        return FireContext(
-            record_id=rid, org_id=org_id, round_id=round_id, parent_id=parent_id, state=state,
-            version=version, is_grassroots=bool(is_grassroots), is_reporting_unit=bool(is_reporting_unit),
-            amount_per_member_fen=amount, members=members, work_experience=experience,
-            work_highlights=highlights, snapshot_id=snapshot_id, snapshot_stale=bool(stale), reporter=reporter,
-            phone=phone, fill_date=_date_of(fill_date), report_deadline=_instant_of(deadline),
-            org_code=org_code, org_name=org_name, org_parent_id=org_parent_id, cap_fen_per_member=cap,
-            parent_state=parent_state, user_id=uid, user_name=user_name,
-            org=OrgRef(org_id, org_path, org_parent_id), seats=seats, is_overdue=bool(is_overdue),
-            is_late=bool(is_late), snapshot_people=snap_people, snapshot_fen=snap_fen,
-            four_eyes=policy.four_eyes, actor_filled=bool(actor_filled),
-        )
-
-    def add_event_notifications(self, *, org_id: int, role: str, actor_user_id: int, source: str,
-                                record_id: int, payload: str, now: datetime, kind: str = "record_event") -> int:
-        """Outbox rows for an event to the members of ``role`` in ``org_id``, in one statement;
-        rows whose (user, channel, source) key exists are skipped. Returns the rows inserted."""
-        d = self.dialect
-        return len(_EVENT_NOTIFICATIONS_P.run(self.connection(), {
-            "org_id": org_id, "role": role, "actor": actor_user_id, "source": source, "kind": kind,
-            "record_id": record_id, "payload": payload, "now": driver_value(d, now),
-            "active": driver_value(d, True),
-        })[0])
-
-    def add_history_values(self, values: dict[str, Any]) -> int:
-        """Append a history row from plain values (every column but ``id``)."""
-        d = self.dialect
-        rows, _n = _INSERT_HISTORY_P.run(self.connection(), {k: driver_value(d, v) for k, v in values.items()})
-        return int(rows[0][0])
-
     def record(self, record_id: int) -> Record:
         rec = self.session.get(Record, record_id)
         if rec is None:
             raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
         return rec
 
-    def record_for(self, org_id: int, round_id: int) -> Record:
-        rec = self.session.execute(
-            select(Record).where(Record.org_id == org_id, Record.round_id == round_id)
-        ).scalar_one_or_none()
-        if rec is None:
-            raise NotFound("该单位在本年度没有记录", code="record.not_found")
-        return rec
-
     def refresh(self, obj: Any) -> None:
         self.session.refresh(obj)
-
-    def write_record(self, record_id: int, seen_version: int, values: dict[str, Any]) -> bool:
-        """``UPDATE record SET … , version = version + 1 WHERE id = :id AND version = :seen``.
-
-        Returns:
-            False when somebody else wrote first (the caller raises VersionConflict).
-        """
-        params = {"record_id": record_id, "seen_version": seen_version}
-        d = self.dialect
-        params.update({f"new_{k}": driver_value(d, v) for k, v in values.items()})
-        _rows, count = _write_record_statement(tuple(sorted(values))).run(self.connection(), params)
-        return count == 1
-
-    def mark_snapshot_stale(self, record_id: int | None, *, only_state: str) -> None:
-        if record_id is None:
-            return
-        _MARK_STALE_P.run(self.connection(), {"record_id": record_id, "only_state": only_state,
-                                              "stale": driver_value(self.dialect, True)})
 
     def history(self, record_id: int) -> list[History]:
         return list(
@@ -683,7 +268,7 @@ class UnitOfWork:
         """Append a history row (a Core ``INSERT … RETURNING id``: no unit-of-work flush)."""
         table = History.__table__
         values = {c.name: getattr(row, c.name) for c in table.columns if c.name != "id"}
-        row.id = int(self.session.execute(_INSERT_HISTORY, values).scalar_one())
+        row.id = int(self.session.execute(INSERT_HISTORY, values).scalar_one())
         return row.id
 
     def add_notifications(self, rows: Iterable[dict[str, Any]]) -> int:
@@ -701,24 +286,6 @@ class UnitOfWork:
         return len(self.session.execute(stmt.returning(table.c.id), rows).all())
 
     # --- purchases ---------------------------------------------------------------------------
-
-    def add_purchase(self, row: Purchase) -> Purchase:
-        try:
-            with self.session.begin_nested():
-                self.session.add(row)
-                self.session.flush()
-        except IntegrityError:
-            raise _duplicate_order(row) from None
-        return row
-
-    def find_purchase(self, record_id: int, channel: str, order_no: str, line_no: int) -> Purchase | None:
-        return self.session.execute(
-            select(Purchase).where(
-                Purchase.record_id == record_id, Purchase.channel == channel,
-                Purchase.order_no == order_no, Purchase.line_no == line_no,
-                Purchase.voided_at.is_(None),  # type: ignore[union-attr]
-            )
-        ).scalar_one_or_none()
 
     def purchase(self, purchase_id: int) -> Purchase | None:
         return self.session.get(Purchase, purchase_id)
@@ -739,38 +306,12 @@ class UnitOfWork:
         )
         return (result.rowcount or 0) == 1
 
-    def display_names(self, user_ids: Iterable[int]) -> dict[int, str]:
-        ids = list(user_ids)
-        if not ids:
-            return {}
-        return dict(self.session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())  # type: ignore[union-attr]
-
     def purchases(self, record_id: int) -> list[Purchase]:
         return list(
             self.session.execute(
                 select(Purchase).where(Purchase.record_id == record_id).order_by(Purchase.paid_at, Purchase.id)
             ).scalars()
         )
-
-    def order_and_refunds(self, record_id: int, channel: str, order_no: str) -> tuple[int, int, int, int]:
-        """(order amount, order people, refunds' amount, refunds' people) of one order: its
-        positive lines, and the refund lines linked to its line 1. The order's line 1 is locked
-        (PostgreSQL) so two refunds of one order are checked one after the other."""
-        first = self.session.execute(
-            select(Purchase.id).where(Purchase.record_id == record_id, Purchase.channel == channel,
-                                      Purchase.order_no == order_no, Purchase.line_no == 1)
-            .with_for_update()
-        ).scalar_one_or_none()
-        amount, people = self.session.execute(
-            select(func.coalesce(func.sum(Purchase.amount_fen), 0), func.coalesce(func.sum(Purchase.people), 0))
-            .where(Purchase.record_id == record_id, Purchase.channel == channel,
-                   Purchase.order_no == order_no, Purchase.amount_fen > 0)
-        ).one()
-        r_amount, r_people = (0, 0) if first is None else self.session.execute(
-            select(func.coalesce(func.sum(Purchase.amount_fen), 0), func.coalesce(func.sum(Purchase.people), 0))
-            .where(Purchase.refund_of_id == first)
-        ).one()
-        return int(amount), int(people), int(r_amount), int(r_people)
 
     def orders_with_refunds(self, record_id: int) -> dict[tuple[str, str], list[int]]:
         """Per (channel, order number) of the record's ledger: [order amount, order people,
@@ -792,14 +333,6 @@ class UnitOfWork:
             row = out.setdefault((channel, order_no), [0, 0, 0, 0])
             row[2], row[3] = int(amount or 0), int(people or 0)
         return out
-
-    def spent_by_budget(self, record_id: int) -> dict[str, int]:
-        rows = self.session.execute(
-            select(Purchase.budget, func.coalesce(func.sum(Purchase.amount_fen), 0))
-            .where(Purchase.record_id == record_id, Purchase.voided_at.is_(None))  # type: ignore[union-attr]
-            .group_by(Purchase.budget)
-        ).all()
-        return {b: int(s) for b, s in rows}
 
     # --- snapshots ---------------------------------------------------------------------------
 
@@ -925,10 +458,6 @@ class UnitOfWork:
         for start in range(0, len(ids), 5000):
             self.session.execute(update(rec).where(rec.c.org_id.in_(ids[start:start + 5000])).values(parent_id=new_parent))
 
-    def rollup_move(self, round_id: int, path: str, old: rollup.Entry | None, new: rollup.Entry | None) -> None:
-        """A record's change of rollup key, applied to its organisation and ancestors (one upsert)."""
-        rollup.move(self.connection(), round_id, path, old, new, driver_execute)
-
     def rollup_rebuild(self, round_id: int | None = None) -> int:
         """Recompute the rollup of a round (all rounds without one) from the records; rows written."""
         ids = [round_id] if round_id is not None else [r.id or 0 for r in self.rounds()]
@@ -943,19 +472,6 @@ class UnitOfWork:
         for name in names:
             self.session.execute(text(f"ANALYZE {name}"))
 
-    # --- four eyes ----------------------------------------------------------------------------
-
-    def is_filler(self, record_id: int, user_id: int) -> bool:
-        """Whether ``user_id``, since the record's last return (or revocation), submitted it,
-        fired a trigger on its behalf, or entered its purchases or aggregate lines. Answered by
-        :meth:`record_with_context` when it was given the actor, else by one query."""
-        cached = self._fillers.get((record_id, user_id))
-        if cached is not None:
-            return cached
-        rid = literal(record_id)
-        return bool(self.session.execute(select(_filler_exists(rid, user_id))).scalar_one())
-
-    # --- login throttle ------------------------------------------------------------------------
 
     def count_login_attempt(self, username: str, client_ip: str, *, now: datetime, since: datetime) -> int:
         """Count one more login attempt for (username, address) and return the count in the
@@ -1021,10 +537,3 @@ class UnitOfWork:
         if row is None or row.record_id != record_id:
             raise NotFound(f"找不到附件 #{attachment_id}", code="attachment.not_found")
         return row
-
-
-def _duplicate_order(row: Purchase) -> Exception:
-    return RuleViolation(Refusal(
-        "purchase.duplicate",
-        f"订单 {row.order_no} 第 {row.line_no} 行（渠道 {row.channel}）已经录入过",
-    ))

@@ -45,7 +45,8 @@ from workflow.formats.ledger import BUDGET_LABELS
 from workflow.settings import get_settings
 
 if TYPE_CHECKING:
-    from workflow.store.tables import Database
+    from workflow.store.engine import Database
+    from workflow.store.unit import CoreUnitOfWork
     from workflow.store.uow import UnitOfWork
 
 log = logging.getLogger("bangfu.cli")
@@ -82,27 +83,34 @@ class Context:
     @property
     def db(self) -> Database:
         if self._db is None:
-            from workflow.store.tables import Database  # lazy: start-up time (SQLAlchemy)
+            from workflow.store.engine import Database  # lazy: start-up time (SQLAlchemy)
 
             self._db = Database(get_settings().database_url)
         return self._db
 
     def uow(self, *, readonly: bool = False) -> UnitOfWork:
-        from workflow.store.uow import UnitOfWork  # lazy: start-up time (SQLAlchemy)
+        from workflow.store.uow import UnitOfWork  # lazy: start-up time (SQLAlchemy, SQLModel)
 
         return UnitOfWork(self.db, readonly=readonly)
+
+    def core_uow(self, *, readonly: bool = False) -> CoreUnitOfWork:
+        """A unit of work without the ORM, for the clerk's everyday commands: SQLModel and the
+        mapped classes are never imported (start-up time)."""
+        from workflow.store.unit import CoreUnitOfWork  # lazy: start-up time (SQLAlchemy)
+
+        return CoreUnitOfWork(self.db, readonly=readonly)
 
     def user_id(self) -> int:
         name = self.args.as_user or os.environ.get("BANGFU_USER")
         if not name:
             raise BadInput("请用 --as 用户名 指定以哪个用户身份操作（或设置 BANGFU_USER）", code="cli.no_user")
-        with self.uow(readonly=True) as uow:
+        with self.core_uow(readonly=True) as uow:
             return uow.user_by_name(name).id or 0
 
     def record_id(self, org: str) -> int:
         from workflow.app import records  # lazy: start-up time
 
-        return records.find_record(self.uow(readonly=True), org_code=org, round_label=self.args.round)
+        return records.find_record(self.core_uow(readonly=True), org_code=org, round_label=self.args.round)
 
     def close(self) -> None:
         if self._db is not None:
@@ -141,7 +149,7 @@ def _version(ctx: Context, record_id: int) -> int:
     """The version the caller saw: ``--version`` or, on the command line, the current one."""
     if ctx.args.version is not None:
         return money.parse_count(ctx.args.version, "版本号", minimum=1)
-    with ctx.uow(readonly=True) as uow:
+    with ctx.core_uow(readonly=True) as uow:
         return uow.record(record_id).version
 
 
@@ -269,7 +277,7 @@ def cmd_purchase_add(args: argparse.Namespace, ctx: Context) -> Any:
     rid = ctx.record_id(args.org)
     paid_at = money.parse_paid_at(args.paid_at)
     pid = records.add_purchase(
-        ctx.uow(), record_id=rid, user_id=ctx.user_id(),
+        ctx.core_uow(), record_id=rid, user_id=ctx.user_id(),
         purchase=records.PurchaseInput(
             paid_at=paid_at, channel=args.channel, amount_fen=money.parse_yuan(args.amount, "金额"),
             people=_parse_int(args.people, "领取人数"), order_no=args.order,
@@ -296,7 +304,7 @@ def cmd_purchase_list(args: argparse.Namespace, ctx: Context) -> Any:
     from workflow.app import records  # lazy: start-up time
 
     rid = ctx.record_id(args.org)
-    return records.list_purchases(ctx.uow(readonly=True), record_id=rid, user_id=ctx.user_id())
+    return records.list_purchases(ctx.core_uow(readonly=True), record_id=rid, user_id=ctx.user_id())
 
 
 @command("fire")
@@ -304,8 +312,10 @@ def cmd_fire(args: argparse.Namespace, ctx: Context) -> Any:
     from workflow.app import records  # lazy: start-up time
 
     rid = ctx.record_id(args.org)
+    # summarize freezes the Annex 2 numbers through the ORM; every other trigger is Core only.
+    uow = ctx.uow() if args.trigger == "summarize" else ctx.core_uow()
     return records.fire(
-        ctx.uow(), record_id=rid, trigger=args.trigger, user_id=ctx.user_id(),
+        uow, record_id=rid, trigger=args.trigger, user_id=ctx.user_id(),
         seen_version=_version(ctx, rid), reason=args.reason,
     )
 
@@ -315,7 +325,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> Any:
     from workflow.app import records  # lazy: start-up time
 
     rid = ctx.record_id(args.org)
-    return records.record_view(ctx.uow(readonly=True), record_id=rid, user_id=ctx.user_id())
+    return records.record_view(ctx.core_uow(readonly=True), record_id=rid, user_id=ctx.user_id())
 
 
 @command("history")
