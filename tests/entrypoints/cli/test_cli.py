@@ -275,11 +275,40 @@ def test_the_help_and_a_command_without_a_database_import_no_heavy_library() -> 
             "    except SystemExit:\n"
             "        pass\n"
             "heavy = sorted(m for m in ('sqlalchemy', 'sqlmodel', 'openpyxl', 'fastapi', 'celery', 'alembic',"
-            " 'uvicorn', 'docx') if m in sys.modules)\n"
+            " 'uvicorn', 'docx', 'jinja2') if m in sys.modules)\n"
             "print(','.join(heavy))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_the_clerks_everyday_commands_build_no_orm(ready: Cli) -> None:
+    """Start-up: ``show``, ``purchase-list``, ``purchase-add`` and ``fire`` (but ``summarize``)
+    run Core statements only, so on SQLite they import neither SQLModel, nor the ORM, nor the
+    PostgreSQL dialect, nor Jinja2 (the CPU time is measured by ``python -m bench.cli_start``)."""
+    assert ready("plan", "G1", "--amount", "600", "--members", "100", "--as", "g1-clerk").code == 0
+    code = ("import contextlib, io, json, sys\n"
+            "from workflow.entrypoints import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    code = cli.main(json.loads(sys.argv[1]))\n"
+            "heavy = sorted(m for m in ('sqlmodel', 'sqlalchemy.orm', 'sqlalchemy.dialects.postgresql', 'pydantic',"
+            " 'jinja2', 'alembic', 'openpyxl') if m in sys.modules)\n"
+            "print(json.dumps([code, heavy]))\n")
+    for args in (
+        ["show", "G1", "--as", "g1-clerk"],
+        ["purchase-list", "G1", "--as", "g1-clerk"],
+        ["purchase-add", "G1", "--paid-at", "2021-10-31T10:00", "--channel", "ygh", "--amount", "12.50",
+         "--people", "1", "--order", "CORE-1", "--as", "g1-clerk"],
+        ["fire", "G1", "finish_purchasing", "--as", "g1-clerk"],
+        ["fire", "G1", "reopen", "--as", "g1-clerk"],
+    ):
+        proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == [0, []], (args, proc.stdout)
+    listed = ready("purchase-list", "G1", "--as", "g1-clerk", "--json").json()
+    assert [p["order_no"] for p in listed] == ["CORE-1"]  # type: ignore[index]
+    assert ready("show", "G1", "--as", "g1-clerk", "--json").json()["version"] == 4  # type: ignore[index]
 
 
 def test_a_purchase_channel_may_be_named_in_chinese(ready: Cli) -> None:
@@ -357,8 +386,9 @@ def test_an_export_without_a_fill_date_leaves_it_blank(ready: Cli, tmp_path: Pat
 
 def test_the_clis_light_choices_mirror_the_services() -> None:
     """The parser names choices without importing the services (start-up); they must agree."""
+    from notifications.templates import KINDS
     from workflow.app.records import BUDGETS
-    from workflow.entrypoints.cli import reports
+    from workflow.entrypoints.cli import notify, reports
     from workflow.formats import ledger
     from workflow.formats.ledger import BUDGET_LABELS
     from workflow.store.aggregates import SCOPES
@@ -366,6 +396,7 @@ def test_the_clis_light_choices_mirror_the_services() -> None:
     assert BUDGET_LABELS == BUDGETS
     assert set(reports.MAPPING_CHOICES) == set(ledger.MAPPINGS)
     assert tuple(reports.SCOPE_CHOICES) == tuple(SCOPES)
+    assert notify.KINDS == KINDS
 
 
 def test_rollup_rebuild_repairs_the_overview_table_after_writes_outside_bangfu(ready: Cli) -> None:
