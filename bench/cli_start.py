@@ -3,7 +3,8 @@
 Each command runs as its own process, as a clerk's script runs it; its CPU is the child's
 user + sys time (``getrusage(RUSAGE_CHILDREN)``), min and median of ``--runs`` runs after one
 warm-up run (bytecode cached: ``PYTHONDONTWRITEBYTECODE`` is removed from the children's
-environment). Baselines first: ``python -c pass`` and ``python -c "import sqlalchemy"``. The
+environment). Baselines first: ``python -c pass``, ``python -c "import sqlalchemy"`` (the floor of
+a command that opens a database) and, with PostgreSQL, SQLAlchemy plus psycopg and its dialect. The
 database commands run against the demo province (``bangfu demo``) in a throw-away SQLite file and,
 when the server answers, a throw-away PostgreSQL database (``BANGFU_BENCH_PG_URL``, default
 ``postgresql://postgres@127.0.0.1:5432/test``). ``purchase-add`` enters a new order each run;
@@ -114,9 +115,11 @@ def run(*, runs: int = DEFAULT_RUNS, kinds: tuple[str, ...] = ("sqlite", "postgr
     """
     out: dict[str, Any] = {"baseline": {}}
     env = _env(None)
-    for name, argv in (("python -c pass", [sys.executable, "-c", "pass"]),
-                       ("import sqlalchemy", [sys.executable, "-c", "import sqlalchemy"])):
-        out["baseline"][name] = measure(lambda i, a=argv: a, env, runs)  # type: ignore[misc]
+    baselines = [("python -c pass", "pass"), ("import sqlalchemy", "import sqlalchemy")]
+    if "postgres" in kinds:  # the PostgreSQL driver and dialect a command loads on top
+        baselines.append(("import sqlalchemy + psycopg", "import sqlalchemy.dialects.postgresql.psycopg, psycopg"))
+    for name, code in baselines:
+        out["baseline"][name] = measure(lambda i, c=code: [sys.executable, "-c", c], env, runs)  # type: ignore[misc]
         log(_line(name, out["baseline"][name]))
     for kind in kinds:
         with _demo_database(kind) as url:
