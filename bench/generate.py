@@ -299,9 +299,16 @@ def generate(database: Database, scale: str = "tiny", *, seed: int = 17,
                          policy_code="", round_id=0, round_label="", grassroots=SCALES[scale],
                          reporting_units=0, members=0)
 
-    def step(name: str, fn: Callable[[], int]) -> int:
+    def step(name: str, fn: Callable[[], int], analyze: Sequence[str] = ()) -> int:
+        """Run one bulk step and refresh the planner's statistics of the tables it wrote
+        (``analyze``, default the table named ``name``), timed with it: without them the next
+        step's statements are planned over "empty" tables (PostgreSQL planned the sweep as
+        nested loops)."""
         t0 = time.perf_counter()
         rows = fn()
+        with UnitOfWork(database) as uow:
+            uow.analyze(*(analyze or (name,)))
+            uow.commit()
         dt = time.perf_counter() - t0
         info.counts[name], info.seconds[name] = info.counts.get(name, 0) + rows, info.seconds.get(name, 0.0) + dt
         say(f"  {name:<16} {rows:>10,} rows {dt:8.2f} s {rows / dt if dt else 0:>12,.0f} rows/s")
@@ -328,7 +335,7 @@ def generate(database: Database, scale: str = "tiny", *, seed: int = 17,
         with database.engine.connect() as conn:
             return int(conn.execute(text("SELECT count(*) FROM record")).scalar() or 0)
 
-    step("record", load)
+    step("record", load, ("record", "rollup", "round"))
     with database.engine.connect() as conn:
         row = conn.execute(text("SELECT id, label FROM round WHERE policy_code = :p AND year = :y"),
                            {"p": policy.code, "y": ROUND_YEAR}).one()
@@ -354,7 +361,7 @@ def generate(database: Database, scale: str = "tiny", *, seed: int = 17,
                 {"r": info.round_id})
         return int(n or 0)
 
-    step("plan (UPDATE)", plans)
+    step("plan (UPDATE)", plans, ("record", "member_count"))
     pairs = [(record_of[oid], clerk) for oid, clerk in tree.grassroots]
     step("purchase", lambda: bulk_insert(database, "purchase", PURCHASE_COLUMNS, _purchase_rows(pairs, rng, NOW)))
     _spread_states(database, info, step)
@@ -367,7 +374,6 @@ def generate(database: Database, scale: str = "tiny", *, seed: int = 17,
         return n
 
     step("rollup", rollups)
-    _analyze(database)
     with database.engine.connect() as conn:
         info.members = int(conn.execute(text(
             "SELECT coalesce(sum(members), 0) FROM record WHERE round_id = :r"), {"r": info.round_id}).scalar() or 0)
@@ -378,7 +384,7 @@ def generate(database: Database, scale: str = "tiny", *, seed: int = 17,
     return info
 
 
-def _spread_states(database: Database, info: GeneratedInfo, step: Callable[[str, Callable[[], int]], int]) -> None:
+def _spread_states(database: Database, info: GeneratedInfo, step: Callable[..., int]) -> None:
     """Move grassroots records to their target states (set-based), with contact details, history
     rows along the path, and a snapshot (+ lines per channel) for summarized and later."""
     as_of = clock.china_date(NOW)
@@ -411,7 +417,7 @@ def _spread_states(database: Database, info: GeneratedInfo, step: Callable[[str,
                 {**base, "now": NOW, "as_of": as_of})
         return int(n or 0)
 
-    step("state (UPDATE)", states_update)
+    step("state (UPDATE)", states_update, ("record",))
 
     def snapshots() -> int:
         with database.begin() as s:
@@ -429,7 +435,7 @@ def _spread_states(database: Database, info: GeneratedInfo, step: Callable[[str,
                 " WHERE s.record_id = record.id AND record.round_id = :r"), {"r": info.round_id, "f": False})
         return int(n or 0)
 
-    step("snapshot", snapshots)
+    step("snapshot", snapshots, ("snapshot", "record"))
 
     def lines() -> int:
         with database.begin() as s:
@@ -467,12 +473,6 @@ def _date_type() -> Any:
     from sqlalchemy import Date
 
     return Date()
-
-
-def _analyze(database: Database) -> None:
-    with database.engine.connect() as conn:
-        conn.execute(text("ANALYZE"))
-        conn.commit()
 
 
 __all__ = ["GeneratedInfo", "NOW", "SCALES", "build_tree", "bulk_insert", "generate"]

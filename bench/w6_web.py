@@ -1,21 +1,22 @@
-"""W6: the reviewer's inbox with 5,000 pending submissions and the province overview on a
-province-sized round, served by uvicorn, beside a static file from the same server.
+"""W6: the reviewer's inbox with 5,000 pending submissions and the province overview on the
+generated province, served by uvicorn, beside a static file from the same server.
 
 Usage::
 
-    python -m bench.w6_web [--grassroots 215000] [--pending 5000] [--requests 200]
-                           [--concurrency 8] [--database-url URL] [--reuse]
+    python -m bench.w6_web [--scale province] [--pending 5000] [--requests 100]
+                           [--concurrency 1,8] [--db sqlite|postgres|both]
 
-The data set is generated with set-based SQL (organisations in chunks of executemany, records by
-the store's INSERT … SELECT, states and snapshots by UPDATE/INSERT … SELECT): 40 reporting units,
-8 districts each, the grassroots unions spread over them, plus one district ``BENCH-D`` whose
-``--pending`` grassroots unions are all submitted and await ``bench-reviewer``. Other grassroots
-records are spread over the five states; submitted and accepted ones have a snapshot. Purchases
-are not generated: neither page reads them.
+(``python -m bench`` runs it on the province it generated for the other workloads.) The data set
+is :func:`bench.generate.generate`'s province plus one set-based step,
+:func:`add_pending_district`: a district ``BENCH-D`` under the first city, with its own reviewer
+``bench-reviewer``, to which ``--pending`` grassroots unions whose 2021 record is already
+submitted are moved (organisation paths, the records' parent links, the rollup rebuilt,
+``ANALYZE``). Their submissions then all await ``bench-reviewer``; the province's reviewer
+``gd-reviewer`` reads the overview.
 
 The load generator sends a fixed number of requests per endpoint from a fixed number of threads
 (one httpx client each) against a uvicorn subprocess (one worker) and reports median and p95
-latency and throughput. Results go to ``bench/out/w6.json``.
+latency and throughput; the static file is the web stack's own floor.
 """
 
 from __future__ import annotations
@@ -29,108 +30,77 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import bindparam, insert, text
+from sqlalchemy import bindparam, text
 
-from workflow.app import accounts, directory
-from workflow.domain.policy import parse_policy
-from workflow.entrypoints import demo
-from workflow.store.tables import Database, Membership, Organisation, User, UTCDateTime
+from bench.generate import NOW, SCALES, GeneratedInfo, generate
+from bench.scratch import OUT, bench_database, kinds
+from workflow.app import accounts
+from workflow.store.tables import Database, UTCDateTime
 from workflow.store.uow import UnitOfWork
 
-OUT = Path(__file__).resolve().parent / "out"
-NOW = datetime(2021, 11, 1, 2, 0, tzinfo=UTC)
 NOW_TEXT = "2021-11-01T10:00"
-RU_COUNT, DISTRICTS_PER_RU = 40, 8
+BENCH_DISTRICT = "BENCH-D"
+#: The endpoints, in the order they are loaded: (label, path, whose token).
+CASES: list[tuple[str, str, str | None]] = [
+    ("static file (floor)", "/static/app.css", None),
+    ("inbox JSON (50 of the pending)", "/api/review/inbox?per_page=50", "bench-reviewer"),
+    ("inbox page (inbox + subordinates)", "/review", "bench-reviewer"),
+    ("overview JSON (whole province)", "/api/overview", "gd-reviewer"),
+    ("overview page", "/overview", "gd-reviewer"),
+]
 
 
-def build(database: Database, *, grassroots: int, pending: int) -> dict[str, Any]:
-    """Generate the province; returns the tokens of the two users the load generator acts as."""
+def add_pending_district(database: Database, info: GeneratedInfo, pending: int) -> dict[str, Any]:
+    """Give a generated province a district whose reviewer has ``pending`` submissions waiting:
+    set-based, a few statements. Returns the tokens the load generator uses and the counts."""
     t0 = time.perf_counter()
-    database.upgrade()
-    org = Organisation.__table__  # type: ignore[attr-defined]
-    rows: list[dict[str, Any]] = [dict(id=1, code="GD", name="广东省总工会", kind="province", parent_id=None,
-                                       path="/1/", depth=0, is_observer=False)]
-    next_id = 2
-    districts: list[tuple[int, str]] = []
-    bench_district: tuple[int, str] | None = None
-    for r in range(RU_COUNT):
-        ru_id = next_id
-        next_id += 1
-        kind = "city_federation" if r < 21 else "industry_union"
-        rows.append(dict(id=ru_id, code=f"RU{r:02d}", name=f"第{r + 1}报告单位总工会", kind=kind, parent_id=1,
-                         path=f"/1/{ru_id}/", depth=1, is_observer=False))
-        for d in range(DISTRICTS_PER_RU + (1 if r == 0 else 0)):
-            d_id = next_id
-            next_id += 1
-            code = "BENCH-D" if (r == 0 and d == DISTRICTS_PER_RU) else f"RU{r:02d}-D{d}"
-            rows.append(dict(id=d_id, code=code, name=f"{code}区总工会", kind="district_federation",
-                             parent_id=ru_id, path=f"/1/{ru_id}/{d_id}/", depth=2, is_observer=False))
-            if code == "BENCH-D":
-                bench_district = (d_id, f"/1/{ru_id}/{d_id}/")
-            else:
-                districts.append((d_id, f"/1/{ru_id}/{d_id}/"))
-    assert bench_district is not None
-    spread = grassroots - pending
-    for i in range(grassroots):
-        parent_id, parent_path = bench_district if i < pending else districts[(i - pending) % len(districts)]
-        g_id = next_id
-        next_id += 1
-        rows.append(dict(id=g_id, code=f"G{i:06d}", name=f"基层工会{i:06d}", kind="grassroots",
-                         parent_id=parent_id, path=f"{parent_path}{g_id}/", depth=3, is_observer=False))
-    with database.engine.begin() as conn:
-        for start in range(0, len(rows), 20_000):
-            conn.execute(insert(org), rows[start:start + 20_000])
-        users = [dict(id=1, username="gd-reviewer", display_name="省总审核人", is_active=True, channels="inbox"),
-                 dict(id=2, username="bench-reviewer", display_name="基准区审核人", is_active=True, channels="inbox")]
-        conn.execute(insert(User.__table__), users)  # type: ignore[attr-defined]
-        conn.execute(insert(Membership.__table__), [dict(user_id=1, org_id=1, role="reviewer"),  # type: ignore[attr-defined]
-                                                    dict(user_id=2, org_id=bench_district[0], role="reviewer")])
-    t_orgs = time.perf_counter()
-    policy = parse_policy(demo.demo_policy_text(date(2021, 11, 1)), source="bench")
-    directory.install_policy(UnitOfWork(database), policy=policy, now=NOW)
-    t_records = time.perf_counter()
-    now = bindparam("now", NOW, type_=UTCDateTime)
-    bench_like = bench_district[1] + "%"
-    with database.engine.begin() as conn:
-        conn.execute(text(
-            "UPDATE record SET state = CASE id % 5 WHEN 0 THEN 'planned' WHEN 1 THEN 'purchased' "
-            "WHEN 2 THEN 'summarized' WHEN 3 THEN 'submitted' ELSE 'accepted' END "
-            "WHERE is_grassroots"))
-        conn.execute(text(
-            "UPDATE record SET state = 'submitted', submitted_at = :now "
-            "WHERE is_grassroots AND org_id IN (SELECT id FROM organisation WHERE path LIKE :p)"
-        ).bindparams(now, p=bench_like))
-        conn.execute(text(
-            "UPDATE record SET submitted_at = :now WHERE state IN ('submitted', 'accepted')").bindparams(now))
-        conn.execute(text(
-            "INSERT INTO snapshot (record_id, taken_at, as_of, people_total, amount_total_fen, missing_children) "
-            "SELECT id, :now, :asof, 10 + id % 50, 100000 + (id % 7) * 1000, '[]' FROM record "
-            "WHERE is_grassroots AND state IN ('summarized', 'submitted', 'accepted')"
-        ).bindparams(now, asof=date(2021, 11, 1)))
-        conn.execute(text(
-            "UPDATE record SET snapshot_id = (SELECT s.id FROM snapshot s WHERE s.record_id = record.id) "
-            "WHERE is_grassroots AND state IN ('summarized', 'submitted', 'accepted')"))
-    with UnitOfWork(database) as uow:  # states were set by SQL: recompute the overview's rollup
+    params = {"r": info.round_id, "t": True, "n": pending}
+    with database.begin() as s:
+        city_id, city_path = s.execute(text(
+            "SELECT id, path FROM organisation WHERE kind = 'city_federation' ORDER BY id LIMIT 1")).one()
+        d_id = int(s.execute(text("SELECT max(id) FROM organisation")).scalar_one()) + 1
+        d_path = f"{city_path}{d_id}/"
+        s.execute(text(
+            "INSERT INTO organisation (id, code, name, kind, parent_id, path, depth, is_observer)"
+            " VALUES (:id, :code, :name, 'district_federation', :parent, :path, 2, :f)"),
+            {"id": d_id, "code": BENCH_DISTRICT, "name": "基准区总工会", "parent": city_id, "path": d_path,
+             "f": False})
+        moved = [int(o) for (o,) in s.execute(text(
+            "SELECT org_id FROM record WHERE round_id = :r AND is_grassroots = :t AND state = 'submitted'"
+            " ORDER BY org_id LIMIT :n"), params)]
+        for start in range(0, len(moved), 5_000):
+            chunk = moved[start:start + 5_000]
+            marks = ", ".join(str(o) for o in chunk)
+            s.execute(text(f"UPDATE organisation SET parent_id = :d, depth = 3,"
+                           f" path = :p || CAST(id AS VARCHAR(20)) || '/' WHERE id IN ({marks})"),
+                      {"d": d_id, "p": d_path})
+            # Unlinked here, linked to the new district's records by open_records below.
+            s.execute(text(f"UPDATE record SET parent_id = NULL WHERE org_id IN ({marks})"))
+        uid = int(s.execute(text("SELECT max(id) FROM app_user")).scalar_one()) + 1
+        s.execute(text(
+            "INSERT INTO app_user (id, username, display_name, email, is_active, channels, created_at)"
+            " VALUES (:id, 'bench-reviewer', '基准区审核人', 'bench-reviewer@example.test', :t,"
+            " 'inbox,email', :now)").bindparams(bindparam("now", type_=UTCDateTime)), {"id": uid, "t": True, "now": NOW})
+        s.execute(text("INSERT INTO membership (user_id, org_id, role) VALUES (:u, :o, 'reviewer')"),
+                  {"u": uid, "o": d_id})
+        if database.dialect == "postgresql":
+            for t in ("organisation", "app_user"):
+                s.execute(text(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT max(id) FROM {t}))"))
+    with UnitOfWork(database) as uow:
+        for rnd in uow.rounds():  # the district's records, and the moved records' parent links
+            uow.open_records(rnd, uow.policy(rnd.policy_code), now=NOW)
         uow.rollup_rebuild()
+        uow.analyze("organisation", "record", "rollup", "app_user", "membership")
         uow.commit()
-    t_states = time.perf_counter()
-    if database.dialect == "postgresql":
-        with database.engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
-    else:
-        with database.engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
     tokens = {u: accounts.create_token(UnitOfWork(database), username=u, name="bench")
               for u in ("gd-reviewer", "bench-reviewer")}
-    return {"tokens": tokens, "organisations": len(rows), "grassroots": grassroots, "pending": pending,
-            "spread": spread,
-            "seconds": {"organisations": round(t_orgs - t0, 1), "records": round(t_records - t_orgs, 1),
-                        "states_and_snapshots": round(t_states - t_records, 1)}}
+    return {"tokens": tokens, "pending": len(moved), "district_id": d_id,
+            "seconds": round(time.perf_counter() - t0, 2)}
+
 
 
 def _free_port() -> int:
@@ -194,55 +164,51 @@ def load(base: str, path: str, token: str | None, *, requests: int, concurrency:
             "max_ms": round(max(latencies), 1), "throughput_rps": round(len(latencies) / wall, 1)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
-    ap.add_argument("--grassroots", type=int, default=215_000)
-    ap.add_argument("--pending", type=int, default=5_000)
-    ap.add_argument("--requests", type=int, default=200)
-    ap.add_argument("--concurrency", default="1,8", help="comma-separated thread counts, each run in turn")
-    ap.add_argument("--database-url", default=f"sqlite:///{OUT / 'w6.db'}")
-    ap.add_argument("--reuse", action="store_true", help="reuse a database built by an earlier run")
-    args = ap.parse_args(argv)
-    OUT.mkdir(exist_ok=True)
-    meta_file = OUT / "w6-data.json"
-    if args.reuse and meta_file.exists():
-        meta = json.loads(meta_file.read_text())
-    else:
-        if args.database_url.startswith("sqlite:///"):
-            for suffix in ("", "-wal", "-shm"):
-                Path(args.database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
-        database = Database(args.database_url)
-        meta = build(database, grassroots=args.grassroots, pending=args.pending)
-        database.dispose()
-        meta_file.write_text(json.dumps(meta))
-        print(f"built: {meta['organisations']} organisations, seconds {meta['seconds']}")
-    proc, base = serve(args.database_url)
+def run(database: Database, meta: dict[str, Any], *, requests: int,
+        concurrency: tuple[int, ...] = (1, 8), log: Any = print) -> dict[str, Any]:
+    """Serve ``database`` with uvicorn and load each endpoint of :data:`CASES` at each
+    concurrency; the inbox's total is checked against ``meta["pending"]`` first."""
+    proc, base = serve(database.url)
+    results = []
     try:
-        reviewer, province = meta["tokens"]["bench-reviewer"], meta["tokens"]["gd-reviewer"]
-        check = httpx.get(base + "/api/review/inbox?per_page=1", headers={"Authorization": f"Bearer {reviewer}"})
+        tokens = meta["tokens"]
+        check = httpx.get(base + "/api/review/inbox?per_page=1",
+                          headers={"Authorization": f"Bearer {tokens['bench-reviewer']}"})
         assert check.json()["total"] == meta["pending"], check.text[:300]
-        cases = [
-            ("static page", "/static/app.css", None),
-            ("inbox JSON (50 of 5,000 pending)", "/api/review/inbox?per_page=50", reviewer),
-            ("inbox page (inbox + subordinates)", "/review", reviewer),
-            ("overview JSON (whole province)", "/api/overview", province),
-            ("overview page", "/overview", province),
-        ]
-        results = []
-        for concurrency in (int(c) for c in str(args.concurrency).split(",")):
-            for label, path, token in cases:
-                r = load(base, path, token, requests=args.requests, concurrency=concurrency)
+        for c in concurrency:
+            for label, path, who in CASES:
+                r = load(base, path, tokens[who] if who else None, requests=requests, concurrency=c)
                 r["label"] = label
                 results.append(r)
-                print(f"c={concurrency:<3} {label:<36} median {r['median_ms']:>8.1f} ms  p95 "
-                      f"{r['p95_ms']:>8.1f} ms  {r['throughput_rps']:>7.1f} req/s  errors {r['errors']}")
+                log(f"  c={c:<3} {label:<36} median {r['median_ms']:>8.1f} ms  p95 "
+                    f"{r['p95_ms']:>8.1f} ms  {r['throughput_rps']:>7.1f} req/s  errors {r['errors']}")
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-    (OUT / "w6.json").write_text(json.dumps({"data": {k: v for k, v in meta.items() if k != "tokens"},
-                                             "database": args.database_url.split("://")[0],
-                                             "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-                                             "results": results}, ensure_ascii=False, indent=2))
+    return {"pending": meta["pending"], "requests": requests, "concurrency": list(concurrency),
+            "data_seconds": meta["seconds"], "results": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
+    ap.add_argument("--scale", choices=list(SCALES), default="province")
+    ap.add_argument("--pending", type=int, default=5_000)
+    ap.add_argument("--requests", type=int, default=100)
+    ap.add_argument("--concurrency", default="1,8", help="comma-separated thread counts, each run in turn")
+    ap.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    args = ap.parse_args(argv)
+    out = {}
+    for kind in kinds(args.db):
+        with bench_database(kind, prefix="bangfu_w6") as database:
+            info = generate(database, args.scale)
+            meta = add_pending_district(database, info, args.pending)
+            print(f"{kind}: {meta['pending']:,} pending under {BENCH_DISTRICT} in {meta['seconds']} s")
+            out[kind] = run(database, meta, requests=args.requests,
+                            concurrency=tuple(int(c) for c in args.concurrency.split(",")))
+    OUT.mkdir(exist_ok=True)
+    (OUT / "w6.json").write_text(json.dumps({"scale": args.scale, "cpus": os.cpu_count(),
+                                             "load_average": os.getloadavg(), "results": out},
+                                            ensure_ascii=False, indent=2))
     return 0
 
 

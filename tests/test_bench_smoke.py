@@ -1,15 +1,16 @@
-"""The benchmarks, smoke-run at tiny scale: the generator's rows and W1's transitions are
-checked by count (never by time) on SQLite and PostgreSQL."""
+"""The benchmarks, smoke-run at tiny scale: the generator's rows, W1's transitions, W6's pending
+district and W2's sweep beside its floor are checked by count (never by time) on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
 
-from bench import w1_transitions
+from bench import w1_transitions, w2_sweep, w6_web
 from bench.__main__ import summary
 from bench.generate import SCALES, build_tree, generate
-from workflow.app import records
+from workflow.app import records, views
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
 
@@ -94,6 +95,32 @@ def test_generator_and_w1_at_tiny_scale(bench_db: Database) -> None:
     assert result.engine_tps > 0 and result.floor_tps > 0
     table = summary({bench_db.dialect: {"generate": info.to_dict(), "w1": result.to_dict()}})
     assert "W1 submit→accept" in table and "purchase" in table
+
+
+def test_w6_pending_district_and_w2_sweep_beside_its_floor_at_tiny_scale(bench_db: Database) -> None:
+    info = generate(bench_db, "tiny")
+    meta = w6_web.add_pending_district(bench_db, info, 20)
+    assert meta["pending"] == 20 and set(meta["tokens"]) == {"gd-reviewer", "bench-reviewer"}
+    # The moved unions sit under the new district, paths and record links included.
+    assert _scalar(bench_db, "SELECT count(*) FROM organisation o JOIN organisation p ON p.id = o.parent_id"
+                             " WHERE o.path <> p.path || CAST(o.id AS VARCHAR(20)) || '/'") == 0
+    assert _scalar(bench_db, "SELECT count(*) FROM record r JOIN organisation o ON o.id = r.org_id"
+                             " JOIN record p ON p.id = r.parent_id WHERE p.org_id <> o.parent_id") == 0
+    reviewer = _scalar(bench_db, "SELECT id FROM app_user WHERE username = 'bench-reviewer'")
+    inbox = views.review_inbox(UnitOfWork(bench_db), user_id=reviewer, round_id=info.round_id, now=info.now)
+    assert inbox.total == 20
+
+    out = w2_sweep.run(bench_db, info, naive=20, log=lambda _line: None)
+    rows = out["sweep_rows"]
+    assert rows["quota_reminder"] > 0 and rows["report_reminder"] > 0 and rows["reviewer_digest"] > 0
+    # The floor writes the same rows per kind, then rolls back; the sweep again writes nothing.
+    assert out["floor"]["same_rows"] and out["floor"]["rows"]["report_reminder"] == rows["report_reminder"]
+    assert out["sweep_again_rows"] == 0
+    assert _scalar(bench_db, "SELECT count(*) FROM notification WHERE source LIKE 'floor:%'") == 0
+    assert _scalar(bench_db, "SELECT count(*) FROM notification") == out["sweep_rows_total"]
+    assert out["naive"]["records"] == 20
+    table = summary({bench_db.dialect: {"generate": info.to_dict(), "w2": out}})
+    assert "W2 sweep" in table and "sweep ÷ floor" in table
 
 
 def _first_summarized(database: Database, round_id: int) -> tuple[int, int]:

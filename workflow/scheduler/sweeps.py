@@ -253,6 +253,12 @@ def _to_robots(*, target: str, source: str, kind: str, record: str, payload: str
     )
 
 
+def _has_robots(session: Session) -> bool:
+    """Whether any organisation has a group robot: without one the robot statements (each
+    aggregating the round before joining ``org_robot``) would write nothing, so they are not run."""
+    return session.execute(text("SELECT 1 FROM org_robot LIMIT 1")).first() is not None
+
+
 def _source(kind: str, org: str) -> str:
     return f"(CAST(:src_pre AS TEXT) || '{kind}:' || CAST({org} AS TEXT) || CAST(:src_post AS TEXT))"
 
@@ -324,11 +330,14 @@ def _sweep(database: Database, now: datetime, report: SweepReport) -> None:
                 _lapse(database, sql, rnd, now, report)
     with report.timed("outbox_failed"):
         _outbox_failed(database, now, report)
-    if report.total_notifications >= ANALYZE_MIN_ROWS:
-        # A bulk load of outbox and history rows: fresh planner statistics for the next steps
+    flagged = report.lapsed + report.overdue + report.late
+    if report.total_notifications + flagged >= ANALYZE_MIN_ROWS:
+        # A bulk load of outbox and history rows (and record flags: a catch-up sweep may lapse
+        # a whole round without a notice): fresh planner statistics for the next steps
         # (delivery claims, the next sweep's NOT EXISTS checks).
+        tables = ("notification", "history", "reminder_run") + (("record",) if flagged >= ANALYZE_MIN_ROWS else ())
         with UnitOfWork(database) as uow, report.timed("analyze"):
-            uow.analyze("notification", "history", "reminder_run")
+            uow.analyze(*tables)
             uow.commit()
 
 
@@ -404,11 +413,15 @@ def _quota_reminders(database: Database, sql: _Sql, rnd: Round, policy: Policy, 
         return
     _offset, due_on = decided
     # The round's grassroots records with their extra-quota spending, one id range at a time.
+    # The spending is one GROUP BY over the range's purchases, joined: as a correlated
+    # subquery in the derived table it was flattened into the outer query and evaluated three
+    # times per row (the filter, used_fen, left_fen) — 0.7 million index scans on PostgreSQL.
     from_clause = (
-        "(SELECT r.id AS rid, r.org_id, o.name, r.quota_fen,"
-        "  (SELECT COALESCE(SUM(p.amount_fen), 0) FROM purchase p"
-        "   WHERE p.record_id = r.id AND p.budget = 'extra_quota' AND p.voided_at IS NULL) AS used"
+        "(SELECT r.id AS rid, r.org_id, o.name, r.quota_fen, COALESCE(s.used, 0) AS used"
         " FROM record r JOIN organisation o ON o.id = r.org_id"
+        " LEFT JOIN (SELECT p.record_id, SUM(p.amount_fen) AS used FROM purchase p"
+        "   WHERE p.record_id BETWEEN :lo AND :hi AND p.budget = 'extra_quota'"
+        "   AND p.voided_at IS NULL GROUP BY p.record_id) s ON s.record_id = r.id"
         " WHERE r.round_id = :rid AND r.id BETWEEN :lo AND :hi AND r.is_grassroots"
         "  AND COALESCE(r.amount_per_member_fen, 0) > 0) t"
     )
@@ -456,7 +469,8 @@ def _report_reminders(database: Database, sql: _Sql, rnd: Round, policy: Policy,
         # Digests group subordinates by parent: one statement (a few hundred rows a province).
         with database.begin() as session:
             sql.lock_round(session, rnd.id or 0)
-            for stmt in _digest_stmts(sql):
+            people, robots = _digest_stmts(sql)
+            for stmt in (people, robots) if _has_robots(session) else (people,):
                 report.add("reviewer_digest", _exec(session, stmt, params))
 
 
@@ -619,7 +633,7 @@ def _overdue(database: Database, sql: _Sql, rnd: Round, now: datetime, report: S
                   "horizon": now - NOTICE_HORIZON}
         report.overdue += _exec(session, _system_history("overdue", detail, "record r", where),
                                 params)
-        for stmt in (people, robots):
+        for stmt in (people, robots) if _has_robots(session) else (people,):
             report.add("overdue_notice", _exec(session, stmt.replace("{from_clause}", from_clause),
                                                params))
         if _exec(session, "UPDATE record SET is_overdue = TRUE WHERE round_id = :rid"

@@ -139,6 +139,9 @@ class Record(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("org_id", "round_id"),
         Index("ix_record_round_state", "round_id", "state"),
+        # The sweep's deadline checks (overdue, report reminders per deadline) find their few
+        # records by round and deadline instead of joining the whole round.
+        Index("ix_record_round_deadline", "round_id", "report_deadline"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
