@@ -144,6 +144,8 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
         ids = {c: r.id for c, r in existing.items()}
         ids.update(zip((r["code"] for r in fresh), uow.reserve_ids("organisation", len(fresh)), strict=True))
         paths = _paths(parent_of, ids)
+        # Parents before their children (SQLite checks the parent key row by row).
+        fresh.sort(key=lambda r: paths[r["code"]][1])
 
         def values(r: dict[str, str]) -> dict[str, Any]:
             parent = r["parent_code"] or None
@@ -151,9 +153,10 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
                     "phone": r.get("phone") or None,
                     "is_observer": r.get("observer", "") in ("1", "yes", "是")}
 
-        uow.bulk_insert("organisation", ("id", "code", "name", "kind", "parent_id", "phone", "is_observer",
-                                         "path", "depth"),
-                        ((ids[r["code"]], r["code"], *_ordered(values(r)), *paths[r["code"]]) for r in fresh))
+        with uow.deferred_indexes("organisation"):  # the first load of a tree: indexes built once
+            uow.bulk_insert("organisation", ("id", "code", "name", "kind", "parent_id", "phone", "is_observer",
+                                             "path", "depth"),
+                            ((ids[r["code"]], r["code"], *_ordered(values(r)), *paths[r["code"]]) for r in fresh))
         changed: list[dict[str, Any]] = []
         reparented: list[int] = []
         for r in rows:
@@ -175,8 +178,11 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
             uow.reparent_records(reparented)
         opened = 0
         moved = any((r.path, r.depth) != paths[c] for c, r in existing.items())
-        for rnd in uow.rounds():
-            created = uow.open_records(rnd, uow.policy(rnd.policy_code), now=now)
+        rounds = uow.rounds()
+        with uow.deferred_indexes("record"):  # no record yet: the rounds' records, indexes built once
+            news = [uow.open_records(rnd, uow.policy(rnd.policy_code), now=now, link=False) for rnd in rounds]
+        for rnd, created in zip(rounds, news, strict=True):
+            uow.link_record_parents(rnd.id or 0)
             opened += created
             if created or moved:  # new records, or records now below other ancestors
                 uow.rollup_rebuild(rnd.id)
@@ -258,48 +264,49 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
                 errors.append(f"第 {i} 行：角色“{row['role']}”无效，可选 {', '.join(sorted(states.ROLES))}")
         if errors:
             raise BadInput("用户导入失败，未导入任何数据：\n" + "\n".join(errors), code="import.rows")
-        created = updated = 0
         existing = directory_store.user_rows(uow)
         # Merge the lines per username first (a later line wins, field by field), then write
         # the users and memberships in bulk: a few statements, not a round trip per line.
-        merged: dict[str, dict[str, Any]] = {}
+        # A user's fields: display_name, email, phone, channels, password_hash.
+        merged: dict[str, list[Any]] = {}
         for row in rows:
             name = row["username"]
-            if name in merged or name in existing:
-                updated += 1
-            else:
-                created += 1
-            old = existing.get(name)
-            base = merged.get(name) or {
-                "email": old.email if old else None,
-                "phone": old.phone if old else None,
-                "channels": old.channels if old else "inbox,email",
-                "password_hash": old.password_hash if old else None,
-            }
-            base["display_name"] = row["display_name"]
-            base["email"] = row.get("email") or base["email"]
-            base["phone"] = row.get("phone") or base["phone"]
-            base["channels"] = row.get("channels") or base["channels"]
+            v = merged.get(name)
+            if v is None:
+                old = existing.get(name)
+                v = merged[name] = ([None, old.email, old.phone, old.channels, old.password_hash] if old
+                                    else [None, None, None, "inbox,email", None])
+            v[0] = row["display_name"]
+            if row.get("email"):
+                v[1] = row["email"]
+            if row.get("phone"):
+                v[2] = row["phone"]
+            if row.get("channels"):
+                v[3] = row["channels"]
             if row.get("password") and hash_password is not None:
-                base["password_hash"] = hash_password(row["password"])
-            merged[name] = base
-        columns = ("username", "display_name", "email", "phone", "channels", "password_hash", "is_active",
+                v[4] = hash_password(row["password"])
+        fresh = [n for n in merged if n not in existing]
+        created = len(fresh)
+        updated = len(rows) - created
+        columns = ("id", "username", "display_name", "email", "phone", "channels", "password_hash", "is_active",
                    "created_at")
         active, created_at = driver_value(uow.dialect, True), driver_value(uow.dialect, now)
-        uow.bulk_insert("app_user", columns, (
-            (n, v["display_name"], v["email"], v["phone"], v["channels"], v["password_hash"], active, created_at)
-            for n, v in merged.items() if n not in existing), ready=True)
-        changed = [{"b_username": n, **v} for n, v in merged.items() if n in existing]
-        directory_store.update_users(uow, changed)
-        user_ids = directory_store.user_ids(uow)
-        have = directory_store.memberships(uow)
-        wanted: list[dict[str, Any]] = []
-        for row in rows:
-            key = (user_ids[row["username"]], orgs[row["org_code"]], row["role"])
-            if key not in have:
-                have.add(key)
-                wanted.append(key)
-        uow.bulk_insert("membership", ("user_id", "org_id", "role"), wanted, ready=True)
+        user_ids = {n: int(r.id) for n, r in existing.items()}
+        user_ids.update(zip(fresh, uow.reserve_ids("app_user", len(fresh)), strict=True))
+        with uow.deferred_indexes("app_user", "membership"):  # a first load: indexes built once
+            uow.bulk_insert("app_user", columns, (
+                (user_ids[n], n, *merged[n], active, created_at) for n in fresh), ready=True)
+            directory_store.update_users(uow, [
+                {"b_username": n, **dict(zip(directory_store.USER_FIELDS, v, strict=True))}
+                for n, v in merged.items() if n in existing])
+            have = directory_store.memberships(uow)
+            wanted: list[tuple[int, int, str]] = []
+            for row in rows:
+                key = (user_ids[row["username"]], orgs[row["org_code"]], row["role"])
+                if key not in have:
+                    have.add(key)
+                    wanted.append(key)
+            uow.bulk_insert("membership", ("user_id", "org_id", "role"), wanted, ready=True)
         if created + len(wanted) >= ANALYZE_MIN_ROWS:
             uow.analyze("app_user", "membership")
         uow.commit()
