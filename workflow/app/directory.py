@@ -22,6 +22,8 @@ from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
 
 ORG_COLUMNS = ("code", "name", "kind", "parent_code")
 USER_COLUMNS = ("username", "display_name", "org_code", "role")
+#: The organisation fields an import sets, in the order of ``values`` in :func:`import_organisations`.
+ORG_FIELDS = ("name", "kind", "parent_id", "phone", "is_observer")
 
 
 @dataclass(frozen=True)
@@ -147,16 +149,18 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
         # Parents before their children (SQLite checks the parent key row by row).
         fresh.sort(key=lambda r: paths[r["code"]][1])
 
-        def values(r: dict[str, str]) -> dict[str, Any]:
+        def values(r: dict[str, str]) -> tuple[Any, ...]:
+            """(name, kind, parent_id, phone, is_observer) of a row."""
             parent = r["parent_code"] or None
-            return {"name": r["name"], "kind": r["kind"], "parent_id": ids[parent] if parent else None,
-                    "phone": r.get("phone") or None,
-                    "is_observer": r.get("observer", "") in ("1", "yes", "是")}
+            return (r["name"], r["kind"], ids[parent] if parent else None, r.get("phone") or None,
+                    r.get("observer", "") in ("1", "yes", "是"))
 
+        flag = {b: driver_value(uow.dialect, b) for b in (True, False)}
         with uow.deferred_indexes("organisation"):  # the first load of a tree: indexes built once
             uow.bulk_insert("organisation", ("id", "code", "name", "kind", "parent_id", "phone", "is_observer",
                                              "path", "depth"),
-                            ((ids[r["code"]], r["code"], *_ordered(values(r)), *paths[r["code"]]) for r in fresh))
+                            ((ids[r["code"]], r["code"], *v[:4], flag[v[4]], *paths[r["code"]])
+                             for r in fresh for v in (values(r),)), ready=True)
         changed: list[dict[str, Any]] = []
         reparented: list[int] = []
         for r in rows:
@@ -164,11 +168,11 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
             if old is None:
                 continue
             v = values(r)
-            if (old.name, old.kind, old.parent_id, old.phone, bool(old.is_observer)) != tuple(_ordered(v)):
-                changed.append({"id": old.id, **v})
-            if old.parent_id != v["parent_id"]:
+            if (old.name, old.kind, old.parent_id, old.phone, bool(old.is_observer)) != v:
+                changed.append({"id": old.id, **dict(zip(ORG_FIELDS, v, strict=True))})
+            if old.parent_id != v[2]:
                 reparented.append(old.id)
-        uow.bulk_update("organisation", ("name", "kind", "parent_id", "phone", "is_observer"), changed)
+        uow.bulk_update("organisation", ORG_FIELDS, changed)
         # Paths and depths that differ from the stored ones: moved organisations and their
         # whole subtrees.
         uow.bulk_update("organisation", ("path", "depth"), [
@@ -176,24 +180,21 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
             for c, r in existing.items() if (r.path, r.depth) != paths[c]])
         if reparented:
             uow.reparent_records(reparented)
-        opened = 0
         moved = any((r.path, r.depth) != paths[c] for c, r in existing.items())
         rounds = uow.rounds()
         with uow.deferred_indexes("record"):  # no record yet: the rounds' records, indexes built once
             news = [uow.open_records(rnd, uow.policy(rnd.policy_code), now=now, link=False) for rnd in rounds]
-        for rnd, created in zip(rounds, news, strict=True):
+        for rnd in rounds:
             uow.link_record_parents(rnd.id or 0)
-            opened += created
-            if created or moved:  # new records, or records now below other ancestors
-                uow.rollup_rebuild(rnd.id)
+        opened = sum(news)
+        # The statistics of the loaded tables before the rollup's GROUP BY reads them.
         if len(fresh) + len(changed) + opened >= ANALYZE_MIN_ROWS:
             uow.analyze("organisation", "record")
+        for rnd, created in zip(rounds, news, strict=True):
+            if created or moved:  # new records, or records now below other ancestors
+                uow.rollup_rebuild(rnd.id)
         uow.commit()
     return ImportReport(created=len(fresh), updated=len(rows) - len(fresh), records_opened=opened)
-
-
-def _ordered(v: dict[str, Any]) -> list[Any]:
-    return [v["name"], v["kind"], v["parent_id"], v["phone"], v["is_observer"]]
 
 
 def _cycles_among_new(rows: list[dict[str, str]], existing: dict[str, Any]) -> list[str]:
@@ -255,7 +256,11 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
     errors: list[str] = []
     with uow:
         orgs = directory_store.org_ids_by_code(uow)
-        for i, row in enumerate(rows, start=2):
+        roles = states.ROLES
+        # One quick pass finds the bad lines; only those are looked at again for the messages.
+        bad = [i for i, row in enumerate(rows) if not row["username"] or not row["display_name"]
+               or row["org_code"] not in orgs or row["role"] not in roles]
+        for i, row in ((i + 2, rows[i]) for i in bad):
             if not row["username"] or not row["display_name"]:
                 errors.append(f"第 {i} 行：username、display_name 不能为空")
             if row["org_code"] not in orgs:
@@ -268,6 +273,9 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
         # Merge the lines per username first (a later line wins, field by field), then write
         # the users and memberships in bulk: a few statements, not a round trip per line.
         # A user's fields: display_name, email, phone, channels, password_hash.
+        # Every line has every column of the header (see _read_csv): the optional ones present.
+        optional = [(k, c) for k, c in ((1, "email"), (2, "phone"), (3, "channels")) if c in rows[0]] if rows else []
+        hashing = bool(rows) and "password" in rows[0] and hash_password is not None
         merged: dict[str, list[Any]] = {}
         for row in rows:
             name = row["username"]
@@ -277,13 +285,10 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
                 v = merged[name] = ([None, old.email, old.phone, old.channels, old.password_hash] if old
                                     else [None, None, None, "inbox,email", None])
             v[0] = row["display_name"]
-            if row.get("email"):
-                v[1] = row["email"]
-            if row.get("phone"):
-                v[2] = row["phone"]
-            if row.get("channels"):
-                v[3] = row["channels"]
-            if row.get("password") and hash_password is not None:
+            for k, c in optional:
+                if row[c]:
+                    v[k] = row[c]
+            if hashing and row["password"]:
                 v[4] = hash_password(row["password"])
         fresh = [n for n in merged if n not in existing]
         created = len(fresh)

