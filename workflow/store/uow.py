@@ -529,7 +529,7 @@ class UnitOfWork:
         """Create the round's missing records, set-based: one per organisation in scope, none
         for the receiver or observers, each linked to its parent's record of the round in the
         same ``INSERT … SELECT`` (the new records' ids are worked out first, in a materialised
-        CTE: the sequence on PostgreSQL, after ``max(id)`` on SQLite under the write lock, so a
+        CTE: the sequence on PostgreSQL, after the statement's own ``max(id)`` on SQLite, so a
         new record's parent is found among the new ones or the round's existing records). Then
         records still without a parent whose parent organisation has a record are linked
         (:meth:`link_record_parents`; ``link=False`` leaves that to the caller, e.g. after the
@@ -547,8 +547,9 @@ class UnitOfWork:
             self.session.execute(text("SET LOCAL jit = off"))
             new_id: Any = literal_column(self._nextval("record"))
         else:
-            top = int(self.session.execute(select(func.coalesce(func.max(rec.c.id), 0))).scalar() or 0)
-            new_id = literal(top) + func.row_number().over(order_by=org.c.id)
+            # max(id) read by the inserting statement itself: no writer can come between.
+            top = select(func.coalesce(func.max(rec.c.id), 0)).scalar_subquery()
+            new_id = top + func.row_number().over(order_by=org.c.id)
         new = (select(new_id.label("rid"), org.c.id.label("org_id"), org.c.parent_id.label("parent_org"),
                       org.c.kind.label("kind"))
                .where(and_(*conds), ~exists).cte("new_record").prefix_with("MATERIALIZED"))
