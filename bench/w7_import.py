@@ -94,6 +94,16 @@ def run_one(database: Database, scale: str) -> dict[str, Any]:
     return out
 
 
+def table(results: dict[str, dict[str, Any]]) -> str:
+    """The seconds per part and the total (organisations + users) per database, as plain text."""
+    head = ("database", "organisations s", "users s", "total s", "re-import moving a city s")
+    rows = [(k, f"{r['organisations_s']:.1f}", f"{r['users_s']:.1f}", f"{r['total_s']:.1f}",
+             f"{r['reimport_move_s']:.1f}") for k, r in results.items()]
+    widths = [max(len(c[i]) for c in (head, *rows)) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
+                     for line in (head, *rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.w7_import", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=list(SCALES), default="province")
@@ -103,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     for kind in kinds(args.db):
         with bench_database(kind, prefix="bangfu_w7") as database:
             r = results[kind] = run_one(database, args.scale)
-            print(f"{kind}: {r['organisations']:,} organisations in {r['organisations_s']:.1f} s"
-                  f" (+{r['records_opened']:,} records), {r['user_lines']:,} user lines in {r['users_s']:.1f} s,"
-                  f" re-import moving a city ({r['moved_subtree']:,} below it) in {r['reimport_move_s']:.1f} s,"
-                  f" moved paths correct: {r['moved_ok']}")
+            r["total_s"] = r["organisations_s"] + r["users_s"]
+            print(f"{kind}: {r['organisations']:,} organisations (+{r['records_opened']:,} records),"
+                  f" {r['user_lines']:,} user lines, a city moved with {r['moved_subtree']:,} below it:"
+                  f" moved paths correct: {r['moved_ok']}", flush=True)
+    print(table(results))
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "w7.json").write_text(json.dumps({"scale": args.scale, "results": results}, indent=2), encoding="utf-8")
     return 0

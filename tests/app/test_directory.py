@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import NOW_2021, World
+from tests.conftest import NOW_2021, WORLD_ORGS, World, world_users_csv
 from workflow.app import directory, records
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied
+from workflow.domain.policy import builtin
+from workflow.store.tables import Database
+from workflow.store.uow import UnitOfWork
 
 
 def _org(w: World, code: str) -> tuple[str, int, int | None]:
@@ -137,3 +140,86 @@ def test_a_bulk_import_refreshes_the_planner_statistics(any_world: World) -> Non
         else:
             stats = dict(conn.execute(text("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'organisation'")).all())
             assert stats and all(int(s.split()[0]) >= 1200 for s in stats.values())
+
+
+def _catalogue(db: Database) -> list[str]:
+    """The definitions of every index and constraint the schema has, sorted."""
+    from sqlalchemy import text
+
+    with db.engine.connect() as conn:
+        if db.dialect == "postgresql":
+            rows = conn.execute(text(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'"
+                " UNION ALL SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)"
+                " FROM pg_constraint WHERE connamespace = 'public'::regnamespace")).scalars()
+        else:
+            rows = conn.execute(text("SELECT tbl_name || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master"
+                                     " WHERE type = 'index'")).scalars()
+        return sorted(rows)
+
+
+def _record_links(db: Database) -> tuple[int, set[tuple[str, int, str | None]]]:
+    """(records, {(organisation code, round id, the parent record's organisation code)})."""
+    from sqlalchemy import text
+
+    with db.engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT o.code, r.round_id, po.code FROM record r JOIN organisation o ON o.id = r.org_id"
+            " LEFT JOIN record p ON p.id = r.parent_id LEFT JOIN organisation po ON po.id = p.org_id")).all()
+    return len(rows), {(c, rid, p) for c, rid, p in rows}
+
+
+def test_a_first_load_links_every_record_to_its_parent_and_keeps_the_schema(any_db: Database) -> None:
+    """Into empty tables the imports load without the secondary indexes and constraints and
+    build them once: afterwards the catalogue is the migrations' one, every record is linked to
+    its parent organisation's record of the same round, users and memberships are all there."""
+    before = _catalogue(any_db)
+    directory.install_policy(UnitOfWork(any_db), policy=builtin(), now=NOW_2021)
+    # Children before their parents: the file's order does not matter.
+    lines = [ln for ln in WORLD_ORGS.strip().splitlines()[1:]]
+    extra = [f"B{i:03d},基层工会{i},grassroots,{'D3' if i % 2 else 'G1'}" for i in range(40)]
+    orgs_csv = "\n".join(["code,name,kind,parent_code", *extra, *reversed(lines)]) + "\n"
+    report = directory.import_organisations(UnitOfWork(any_db), data=orgs_csv.encode(), now=NOW_2021)
+    n_orgs = len(lines) + len(extra)
+    assert report.created == n_orgs
+    with UnitOfWork(any_db, readonly=True) as uow:
+        rounds = [r.id for r in uow.rounds()]
+        parent = {o.code: o.parent_id for o in uow.org_rows()}
+        code_of = {o.id: o.code for o in uow.org_rows()}
+    assert len(rounds) == 2
+    count, links = _record_links(any_db)
+    assert report.records_opened == count == 2 * (n_orgs - 1)  # every organisation but the province
+    expected = {(c, rid, None if code_of[parent[c]] == "GD" else code_of[parent[c]])
+                for c in parent if c != "GD" for rid in rounds}
+    assert links == expected
+    users = directory.import_users(UnitOfWork(any_db), data=world_users_csv().encode(), now=NOW_2021)
+    assert _catalogue(any_db) == before
+    from sqlalchemy import text
+
+    with any_db.engine.connect() as conn:
+        n_users = conn.execute(text("SELECT count(*) FROM app_user")).scalar()
+        n_members = conn.execute(text("SELECT count(*) FROM membership m JOIN app_user u ON u.id = m.user_id"
+                                      " JOIN organisation o ON o.id = m.org_id")).scalar()
+    assert users.created == n_users
+    assert n_members == len(world_users_csv().strip().splitlines()) - 1
+    # A second load goes through the maintained indexes and finds nothing to add.
+    again = directory.import_organisations(UnitOfWork(any_db), data=orgs_csv.encode(), now=NOW_2021)
+    assert (again.created, again.records_opened) == (0, 0)
+    assert _record_links(any_db) == (count, links)
+
+
+def test_moving_an_organisation_under_a_new_one_links_its_records_to_the_new_records(any_world: World) -> None:
+    """D1 moves below C3, created by the same file: D1's records report to C3's new records,
+    C3's to C1's; the grassroots below D1 stay below D1."""
+    w = any_world
+    report = directory.import_organisations(
+        w.uow(), data=("code,name,kind,parent_code\nD1,天河区总工会,district_federation,C3\n"
+                       "C3,广州开发区总工会,district_federation,C1\n").encode(), now=NOW_2021)
+    assert (report.created, report.records_opened) == (1, 2)
+    for label in ("2021年度", "2022年度"):
+        assert _record_parent(w, "D1", label) == "C3"
+        assert _record_parent(w, "C3", label) == "C1"
+        assert _record_parent(w, "G1", label) == "D1"
+    c3_path, c3_depth, _ = _org(w, "C3")
+    g1_path, g1_depth, _ = _org(w, "G1")
+    assert g1_path.startswith(c3_path) and (c3_depth, g1_depth) == (2, 4)

@@ -22,6 +22,8 @@ from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
 
 ORG_COLUMNS = ("code", "name", "kind", "parent_code")
 USER_COLUMNS = ("username", "display_name", "org_code", "role")
+#: The organisation fields an import sets, in the order of ``values`` in :func:`import_organisations`.
+ORG_FIELDS = ("name", "kind", "parent_id", "phone", "is_observer")
 
 
 @dataclass(frozen=True)
@@ -144,16 +146,21 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
         ids = {c: r.id for c, r in existing.items()}
         ids.update(zip((r["code"] for r in fresh), uow.reserve_ids("organisation", len(fresh)), strict=True))
         paths = _paths(parent_of, ids)
+        # Parents before their children (SQLite checks the parent key row by row).
+        fresh.sort(key=lambda r: paths[r["code"]][1])
 
-        def values(r: dict[str, str]) -> dict[str, Any]:
+        def values(r: dict[str, str]) -> tuple[Any, ...]:
+            """(name, kind, parent_id, phone, is_observer) of a row."""
             parent = r["parent_code"] or None
-            return {"name": r["name"], "kind": r["kind"], "parent_id": ids[parent] if parent else None,
-                    "phone": r.get("phone") or None,
-                    "is_observer": r.get("observer", "") in ("1", "yes", "是")}
+            return (r["name"], r["kind"], ids[parent] if parent else None, r.get("phone") or None,
+                    r.get("observer", "") in ("1", "yes", "是"))
 
-        uow.bulk_insert("organisation", ("id", "code", "name", "kind", "parent_id", "phone", "is_observer",
-                                         "path", "depth"),
-                        ((ids[r["code"]], r["code"], *_ordered(values(r)), *paths[r["code"]]) for r in fresh))
+        flag = {b: driver_value(uow.dialect, b) for b in (True, False)}
+        with uow.deferred_indexes("organisation"):  # the first load of a tree: indexes built once
+            uow.bulk_insert("organisation", ("id", "code", "name", "kind", "parent_id", "phone", "is_observer",
+                                             "path", "depth"),
+                            ((ids[r["code"]], r["code"], *v[:4], flag[v[4]], *paths[r["code"]])
+                             for r in fresh for v in (values(r),)), ready=True)
         changed: list[dict[str, Any]] = []
         reparented: list[int] = []
         for r in rows:
@@ -161,11 +168,11 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
             if old is None:
                 continue
             v = values(r)
-            if (old.name, old.kind, old.parent_id, old.phone, bool(old.is_observer)) != tuple(_ordered(v)):
-                changed.append({"id": old.id, **v})
-            if old.parent_id != v["parent_id"]:
+            if (old.name, old.kind, old.parent_id, old.phone, bool(old.is_observer)) != v:
+                changed.append({"id": old.id, **dict(zip(ORG_FIELDS, v, strict=True))})
+            if old.parent_id != v[2]:
                 reparented.append(old.id)
-        uow.bulk_update("organisation", ("name", "kind", "parent_id", "phone", "is_observer"), changed)
+        uow.bulk_update("organisation", ORG_FIELDS, changed)
         # Paths and depths that differ from the stored ones: moved organisations and their
         # whole subtrees.
         uow.bulk_update("organisation", ("path", "depth"), [
@@ -173,21 +180,21 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
             for c, r in existing.items() if (r.path, r.depth) != paths[c]])
         if reparented:
             uow.reparent_records(reparented)
-        opened = 0
         moved = any((r.path, r.depth) != paths[c] for c, r in existing.items())
-        for rnd in uow.rounds():
-            created = uow.open_records(rnd, uow.policy(rnd.policy_code), now=now)
-            opened += created
-            if created or moved:  # new records, or records now below other ancestors
-                uow.rollup_rebuild(rnd.id)
+        rounds = uow.rounds()
+        with uow.deferred_indexes("record"):  # no record yet: the rounds' records, indexes built once
+            news = [uow.open_records(rnd, uow.policy(rnd.policy_code), now=now, link=False) for rnd in rounds]
+        for rnd in rounds:
+            uow.link_record_parents(rnd.id or 0)
+        opened = sum(news)
+        # The statistics of the loaded tables before the rollup's GROUP BY reads them.
         if len(fresh) + len(changed) + opened >= ANALYZE_MIN_ROWS:
             uow.analyze("organisation", "record")
+        for rnd, created in zip(rounds, news, strict=True):
+            if created or moved:  # new records, or records now below other ancestors
+                uow.rollup_rebuild(rnd.id)
         uow.commit()
     return ImportReport(created=len(fresh), updated=len(rows) - len(fresh), records_opened=opened)
-
-
-def _ordered(v: dict[str, Any]) -> list[Any]:
-    return [v["name"], v["kind"], v["parent_id"], v["phone"], v["is_observer"]]
 
 
 def _cycles_among_new(rows: list[dict[str, str]], existing: dict[str, Any]) -> list[str]:
@@ -249,7 +256,11 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
     errors: list[str] = []
     with uow:
         orgs = directory_store.org_ids_by_code(uow)
-        for i, row in enumerate(rows, start=2):
+        roles = states.ROLES
+        # One quick pass finds the bad lines; only those are looked at again for the messages.
+        bad = [i for i, row in enumerate(rows) if not row["username"] or not row["display_name"]
+               or row["org_code"] not in orgs or row["role"] not in roles]
+        for i, row in ((i + 2, rows[i]) for i in bad):
             if not row["username"] or not row["display_name"]:
                 errors.append(f"第 {i} 行：username、display_name 不能为空")
             if row["org_code"] not in orgs:
@@ -258,48 +269,49 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
                 errors.append(f"第 {i} 行：角色“{row['role']}”无效，可选 {', '.join(sorted(states.ROLES))}")
         if errors:
             raise BadInput("用户导入失败，未导入任何数据：\n" + "\n".join(errors), code="import.rows")
-        created = updated = 0
         existing = directory_store.user_rows(uow)
         # Merge the lines per username first (a later line wins, field by field), then write
         # the users and memberships in bulk: a few statements, not a round trip per line.
-        merged: dict[str, dict[str, Any]] = {}
+        # A user's fields: display_name, email, phone, channels, password_hash.
+        # Every line has every column of the header (see _read_csv): the optional ones present.
+        optional = [(k, c) for k, c in ((1, "email"), (2, "phone"), (3, "channels")) if c in rows[0]] if rows else []
+        hashing = bool(rows) and "password" in rows[0] and hash_password is not None
+        merged: dict[str, list[Any]] = {}
         for row in rows:
             name = row["username"]
-            if name in merged or name in existing:
-                updated += 1
-            else:
-                created += 1
-            old = existing.get(name)
-            base = merged.get(name) or {
-                "email": old.email if old else None,
-                "phone": old.phone if old else None,
-                "channels": old.channels if old else "inbox,email",
-                "password_hash": old.password_hash if old else None,
-            }
-            base["display_name"] = row["display_name"]
-            base["email"] = row.get("email") or base["email"]
-            base["phone"] = row.get("phone") or base["phone"]
-            base["channels"] = row.get("channels") or base["channels"]
-            if row.get("password") and hash_password is not None:
-                base["password_hash"] = hash_password(row["password"])
-            merged[name] = base
-        columns = ("username", "display_name", "email", "phone", "channels", "password_hash", "is_active",
+            v = merged.get(name)
+            if v is None:
+                old = existing.get(name)
+                v = merged[name] = ([None, old.email, old.phone, old.channels, old.password_hash] if old
+                                    else [None, None, None, "inbox,email", None])
+            v[0] = row["display_name"]
+            for k, c in optional:
+                if row[c]:
+                    v[k] = row[c]
+            if hashing and row["password"]:
+                v[4] = hash_password(row["password"])
+        fresh = [n for n in merged if n not in existing]
+        created = len(fresh)
+        updated = len(rows) - created
+        columns = ("id", "username", "display_name", "email", "phone", "channels", "password_hash", "is_active",
                    "created_at")
         active, created_at = driver_value(uow.dialect, True), driver_value(uow.dialect, now)
-        uow.bulk_insert("app_user", columns, (
-            (n, v["display_name"], v["email"], v["phone"], v["channels"], v["password_hash"], active, created_at)
-            for n, v in merged.items() if n not in existing), ready=True)
-        changed = [{"b_username": n, **v} for n, v in merged.items() if n in existing]
-        directory_store.update_users(uow, changed)
-        user_ids = directory_store.user_ids(uow)
-        have = directory_store.memberships(uow)
-        wanted: list[dict[str, Any]] = []
-        for row in rows:
-            key = (user_ids[row["username"]], orgs[row["org_code"]], row["role"])
-            if key not in have:
-                have.add(key)
-                wanted.append(key)
-        uow.bulk_insert("membership", ("user_id", "org_id", "role"), wanted, ready=True)
+        user_ids = {n: int(r.id) for n, r in existing.items()}
+        user_ids.update(zip(fresh, uow.reserve_ids("app_user", len(fresh)), strict=True))
+        with uow.deferred_indexes("app_user", "membership"):  # a first load: indexes built once
+            uow.bulk_insert("app_user", columns, (
+                (user_ids[n], n, *merged[n], active, created_at) for n in fresh), ready=True)
+            directory_store.update_users(uow, [
+                {"b_username": n, **dict(zip(directory_store.USER_FIELDS, v, strict=True))}
+                for n, v in merged.items() if n in existing])
+            have = directory_store.memberships(uow)
+            wanted: list[tuple[int, int, str]] = []
+            for row in rows:
+                key = (user_ids[row["username"]], orgs[row["org_code"]], row["role"])
+                if key not in have:
+                    have.add(key)
+                    wanted.append(key)
+            uow.bulk_insert("membership", ("user_id", "org_id", "role"), wanted, ready=True)
         if created + len(wanted) >= ANALYZE_MIN_ROWS:
             uow.analyze("app_user", "membership")
         uow.commit()

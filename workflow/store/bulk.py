@@ -3,7 +3,8 @@ the driver takes them, and bulk inserts (``COPY`` on PostgreSQL, ``executemany``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
@@ -80,3 +81,75 @@ def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Iter
     finally:
         cur.close()
     return n
+
+
+@contextmanager
+def deferred_indexes(conn: Connection, *tables: str) -> Iterator[list[str]]:
+    """Inside the connection's transaction, load the given tables *that are empty* without their
+    secondary indexes and constraints, then build them again once (the names and definitions
+    read from the catalogue before dropping them, so the schema after is the migrations' one).
+    A bulk load into a table with several indexes and foreign keys otherwise maintains every
+    index row by row and, on PostgreSQL, runs a foreign key trigger per row and key; building an
+    index over the loaded rows and validating a foreign key in one pass are far cheaper.
+
+    PostgreSQL: the foreign keys, unique constraints and indexes other than the primary key
+    (and than any a foreign key of another table depends on); the table is locked until commit.
+    SQLite: the explicit indexes (constraints are part of its tables). A table that has rows is
+    left as it is. Yields the tables deferred; on an error nothing is rebuilt and the
+    transaction's rollback restores them."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cur = raw.cursor()
+    rebuild: list[str] = []
+    done: list[str] = []
+    try:
+        for table in tables:
+            cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
+            row = cur.fetchone()
+            if row is None or row[0]:
+                continue
+            if conn.dialect.name == "postgresql":
+                drops, creates = _pg_secondary(cur, table)
+            else:
+                cur.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+                            " AND sql IS NOT NULL ORDER BY name", (table,))
+                found = cur.fetchall()
+                drops = [f'DROP INDEX "{name}"' for name, _sql in found]
+                creates = [sql for _name, sql in found]
+            for sql in drops:
+                cur.execute(sql)
+            rebuild.extend(creates)
+            done.append(table)
+    finally:
+        cur.close()
+    yield done
+    cur = raw.cursor()
+    try:
+        for sql in rebuild:
+            cur.execute(sql)
+    finally:
+        cur.close()
+
+
+def _pg_secondary(cur: Any, table: str) -> tuple[list[str], list[str]]:
+    """(drop statements, create statements) of a PostgreSQL table's secondary indexes and
+    constraints: unique constraints and plain indexes first, foreign keys last when rebuilding."""
+    cur.execute(
+        "SELECT c.conname, c.contype, pg_get_constraintdef(c.oid) FROM pg_constraint c"
+        " WHERE c.conrelid = %s::regclass AND c.contype IN ('u', 'f')"
+        " AND NOT EXISTS (SELECT 1 FROM pg_constraint r WHERE r.contype = 'f' AND r.conindid = c.conindid"
+        "                 AND r.conrelid <> c.conrelid AND c.contype = 'u')"
+        " ORDER BY c.contype DESC, c.conname", (table,))
+    constraints = cur.fetchall()
+    cur.execute(
+        "SELECT i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
+        " WHERE x.indrelid = %s::regclass AND NOT x.indisprimary"
+        " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)"
+        " ORDER BY i.relname", (table,))
+    indexes = cur.fetchall()
+    drops = [f'ALTER TABLE {table} DROP CONSTRAINT "{name}"' for name, _t, _d in constraints]
+    drops += [f'DROP INDEX "{name}"' for name, _d in indexes]
+    creates = [f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {d}' for name, t, d in constraints if t == "u"]
+    creates += [d for _name, d in indexes]
+    creates += [f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {d}' for name, t, d in constraints if t == "f"]
+    return drops, creates

@@ -39,11 +39,6 @@ def update_users(uow: UnitOfWork, changed: list[dict[str, Any]]) -> None:
     )
 
 
-def user_ids(uow: UnitOfWork) -> dict[str, int]:
-    table = User.__table__
-    return {name: int(uid) for name, uid in uow.session.execute(select(table.c.username, table.c.id))}
-
-
 def memberships(uow: UnitOfWork) -> set[tuple[int, int, str]]:
     return {(u, o, r) for u, o, r in uow.session.execute(
         select(Membership.user_id, Membership.org_id, Membership.role))}
