@@ -17,9 +17,7 @@ end (``--keep`` leaves both behind).
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.util
-import inspect
 import json
 import os
 import platform
@@ -30,7 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import w1_transitions, w2_sweep, w5_delivery, w6_web, w7_import
+from bench import cli_start, w1_transitions, w2_sweep, w5_delivery, w6_web, w7_import
 from bench.generate import SCALES, GeneratedInfo, generate
 from bench.scratch import OUT, bench_database
 from workflow.store.tables import Database
@@ -80,19 +78,12 @@ def _w7(database: Database, info: GeneratedInfo, args: argparse.Namespace) -> di
 
 
 def _cli(database: Database, info: GeneratedInfo, args: argparse.Namespace) -> dict[str, Any]:
-    """The hook for CLI start CPU: ``bench/cli_start.py``'s ``run(...) -> dict``, called with the
-    keyword arguments it names among ``database``, ``database_url``, ``dialect``, ``scale`` and
-    ``info``; skipped (and said so) while the module does not exist."""
-    if importlib.util.find_spec("bench.cli_start") is None:
-        print("  skipped: bench/cli_start.py is not on this branch (hook: bench.__main__._cli)")
-        return {"skipped": "bench/cli_start.py missing"}
-    run = importlib.import_module("bench.cli_start").run
-    offered = {"database": database, "database_url": database.url, "dialect": database.dialect,
-               "scale": args.scale, "info": info}
-    wanted = inspect.signature(run).parameters
-    result: dict[str, Any] = run(**{k: v for k, v in offered.items() if k in wanted})
-    print(f"  {result}")
-    return result
+    """CLI start: the CPU of a clerk's everyday commands, each its own process, on a throw-away
+    demo database of this kind, beside ``python -c pass`` and ``import sqlalchemy``
+    (:mod:`bench.cli_start`)."""
+    kind = "sqlite" if database.dialect == "sqlite" else "postgres"
+    result = cli_start.run(kinds=(kind,), log=print)
+    return {"baseline": result["baseline"], "commands": result[kind] or {}}
 
 
 def _w1(database: Database, info: GeneratedInfo, args: argparse.Namespace) -> dict[str, Any]:
@@ -234,14 +225,19 @@ def _w7_table(runs: list[dict[str, Any]], kinds: list[str]) -> str:
         ("organisations (+ records opened)", lambda r: f"{r['organisations_s']:.1f} ({r['organisations']:,}"
          f" + {r['records_opened']:,})"),
         ("users and memberships", lambda r: f"{r['users_s']:.1f} ({r['user_lines']:,} lines)"),
+        ("total (organisations + users)", lambda r: f"{r['organisations_s'] + r['users_s']:.1f}"),
         ("re-import moving a city", lambda r: f"{r['reimport_move_s']:.1f} ({r['moved_subtree']:,} moved)"),
         ("moved paths correct", lambda r: str(r["moved_ok"])),
     ], runs)
 
 
 def _cli_table(runs: list[dict[str, Any]], kinds: list[str]) -> str:
-    keys = sorted({k for r in runs for k in r})
-    return _side_by_side("CLI start", kinds, [(k, lambda r, k=k: str(r.get(k, "-"))) for k in keys], runs)
+    def cpu(m: dict[str, float] | None) -> str:
+        return f"{m['min']:.2f} / {m['median']:.2f}" if m else "-"
+    names = list(dict.fromkeys(n for r in runs for n in [*r["baseline"], *r["commands"]]))
+    return _side_by_side("CLI start, CPU s (min / median)", kinds, [
+        (name, lambda r, n=name: cpu(r["baseline"].get(n) or r["commands"].get(n))) for name in names
+    ], runs)
 
 
 def main(argv: list[str] | None = None) -> int:

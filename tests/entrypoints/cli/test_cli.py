@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -219,6 +220,35 @@ def test_the_real_process_reports_exit_codes(tmp_path: Path) -> None:
     assert run("init").returncode == 0
     r = run("show", "G1")
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_console_scripts_quick_exit_keeps_every_write_and_every_byte(tmp_path: Path) -> None:
+    """``bangfu`` ends its process without the interpreter's teardown (issue 12, point 5): what a
+    command wrote is committed, its whole output reaches a pipe, its exit code is kept, and a
+    reader that stops early (``| head``) gets no traceback."""
+    env = {**os.environ, "BANGFU_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}", "BANGFU_VAR_DIR": str(tmp_path)}
+    env.pop("BANGFU_USER", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "workflow.entrypoints.cli", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    assert run("demo").returncode == 0
+    paid = (datetime.now(UTC) + timedelta(hours=7)).strftime("%Y-%m-%dT%H:%M")  # an hour ago, China time
+    added = run("purchase-add", "GZ-D1-G1", "--as", "gz-d1-g1-clerk", "--channel", "ygh", "--amount", "12.50",
+                "--people", "1", "--order", "QUICK-EXIT-1", "--paid-at", paid)
+    assert added.returncode == 0, added.stderr
+    after = run("purchase-list", "GZ-D1-G1", "--as", "gz-d1-g1-clerk", "--json")
+    assert after.returncode == 0 and "QUICK-EXIT-1" in after.stdout
+    json.loads(after.stdout)  # the whole document arrived
+    refused = run("purchase-add", "GZ-D1-G1", "--as", "gz-d1-g1-clerk", "--channel", "ygh", "--amount", "1e999999",
+                  "--people", "1", "--order", "QUICK-EXIT-2", "--paid-at", paid)
+    assert refused.returncode == 2 and refused.stdout == "" and len(refused.stderr.strip().splitlines()) == 1
+    assert "QUICK-EXIT-2" not in run("purchase-list", "GZ-D1-G1", "--as", "gz-d1-g1-clerk").stdout
+    head = subprocess.run(f"{sys.executable} -m workflow.entrypoints.cli purchase-list GZ-D1-G1 --as gz-d1-g1-clerk"
+                          " --json | head -c 10", shell=True, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert head.returncode == 0 and "Traceback" not in head.stderr and len(head.stdout) == 10
 
 
 # --- the CLI for scripts and operators (issue 9, points 8, 14, 15; issue 12, point 5) --------

@@ -14,15 +14,18 @@ says so). The help and argparse's own messages are Chinese (see :mod:`.argparse_
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import states
 from workflow.domain import clock, money, rules
@@ -512,6 +515,25 @@ def _refuse(json_out: bool, code: str, message: str, exit_code: int) -> int:
     else:
         print(f"错误 [{code}]：{message}", file=sys.stderr)
     return exit_code
+
+
+def run() -> NoReturn:
+    """The ``bangfu`` console script: :func:`main`, then a quick exit.
+
+    A command's work is done when :func:`main` returns (its transaction committed, its database
+    connections closed by ``ctx.close``); what is left is the interpreter tearing down every
+    module's objects, about 0.07 s of CPU for SQLAlchemy alone, paid by every call of a clerk's
+    script. So the exit handlers run and the streams are flushed here, then the process ends
+    without that teardown. With another thread still running, the normal exit waits for it.
+    """
+    code = main()
+    if threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()  # noqa: SLF001 - what interpreter exit would run (logging.shutdown included)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError):  # piped into `head`, or closed
+            stream.flush()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

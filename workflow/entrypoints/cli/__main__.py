@@ -1,7 +1,5 @@
 """``python -m workflow.entrypoints.cli``."""
 
-import sys
+from workflow.entrypoints.cli import run
 
-from workflow.entrypoints.cli import main
-
-sys.exit(main())
+run()
