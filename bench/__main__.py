@@ -191,7 +191,8 @@ def _w6_table(runs: list[dict[str, Any]], kinds: list[str]) -> str:
             row += [f"{r['median_ms']:,.1f} / {r['p95_ms']:,.1f}" + (f" ({r['errors']} errors)" if r["errors"] else ""),
                     "floor" if r is static else f"{r['median_ms'] / max(static['median_ms'], 0.1):,.1f}×"]
         rows.append(row)
-    return _table(rows) + f"\n({runs[0]['pending']:,} pending, {runs[0]['requests']} requests per endpoint and clients)"
+    return _table(rows) + (f"\n({runs[0]['pending']:,} pending, {runs[0]['requests']} requests per endpoint and clients,"
+                          f" {runs[0].get('workers', 1)} uvicorn workers as deployed)")
 
 
 def _w2_table(runs: list[dict[str, Any]], kinds: list[str]) -> str:

@@ -15,8 +15,8 @@ submitted are moved (organisation paths, the records' parent links, the rollup r
 ``gd-reviewer`` reads the overview.
 
 The load generator sends a fixed number of requests per endpoint from a fixed number of threads
-(one httpx client each) against a uvicorn subprocess (one worker) and reports median and p95
-latency and throughput; the static file is the web stack's own floor.
+(one httpx client each) against a uvicorn subprocess with the deployed worker count
+(:data:`WORKERS`) and reports median and p95 latency and throughput; the static file is the web stack's own floor.
 """
 
 from __future__ import annotations
@@ -109,12 +109,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
+#: uvicorn worker processes, as deployed (``Procfile`` and ``deploy/bangfu-web.service``).
+WORKERS = 2
+
+
+def serve(database_url: str, workers: int = WORKERS) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = dict(os.environ, BANGFU_DATABASE_URL=database_url, BANGFU_NOW=NOW_TEXT, BANGFU_ENV="development")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "workflow.entrypoints.web.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-access-log"],
+         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
         env=env, cwd=Path(__file__).resolve().parent.parent)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -185,7 +189,7 @@ def run(database: Database, meta: dict[str, Any], *, requests: int,
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-    return {"pending": meta["pending"], "requests": requests, "concurrency": list(concurrency),
+    return {"pending": meta["pending"], "requests": requests, "concurrency": list(concurrency), "workers": WORKERS,
             "data_seconds": meta["seconds"], "results": results}
 
 
