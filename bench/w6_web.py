@@ -15,8 +15,8 @@ submitted are moved (organisation paths, the records' parent links, the rollup r
 ``gd-reviewer`` reads the overview.
 
 The load generator sends a fixed number of requests per endpoint from a fixed number of threads
-(one httpx client each) against a uvicorn subprocess with the deployed worker count
-(:data:`WORKERS`) and reports median and p95 latency and throughput; the static file is the web stack's own floor.
+(one httpx client each) against the web process as deployed (``bangfu serve --workers``
+:data:`WORKERS`) and reports median and p95 latency and throughput; the static file is the web stack's own floor.
 """
 
 from __future__ import annotations
@@ -114,12 +114,15 @@ WORKERS = 2
 
 
 def serve(database_url: str, workers: int = WORKERS) -> tuple[subprocess.Popen[bytes], str]:
+    """The web process as deployed (``bangfu serve --workers N``); its log goes to ``bench/out``."""
     port = _free_port()
     env = dict(os.environ, BANGFU_DATABASE_URL=database_url, BANGFU_NOW=NOW_TEXT, BANGFU_ENV="development")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "workflow.entrypoints.web.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        env=env, cwd=Path(__file__).resolve().parent.parent)
+    OUT.mkdir(parents=True, exist_ok=True)
+    with (OUT / "w6-server.log").open("ab") as server_log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workflow.entrypoints.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(workers)],
+            env=env, cwd=Path(__file__).resolve().parent.parent, stdout=server_log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

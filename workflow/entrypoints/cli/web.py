@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import Any
 
+from workflow.domain.errors import BadInput
 from workflow.entrypoints.cli import Context, command
 from workflow.settings import Settings, get_settings
 
@@ -16,6 +17,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        parents=[common])
     p.add_argument("--host", default="127.0.0.1", metavar="地址", help="监听地址（默认 127.0.0.1）")
     p.add_argument("--port", type=int, default=8000, metavar="端口", help="端口（默认 8000）")
+    p.add_argument("--workers", type=int, default=1, metavar="进程数", help="工作进程数（默认 1；生产环境按 CPU 核数）")
     p = sub.add_parser("token-create", help="为用户创建接口访问令牌（只显示一次）",
                        description="为用户创建接口访问令牌（只显示一次）", parents=[common])
     p.add_argument("username", metavar="用户名")
@@ -28,11 +30,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 @command("serve")
 def cmd_serve(args: argparse.Namespace, ctx: Context) -> Any:
     # Lazy: uvicorn and FastAPI load only for `bangfu serve` (start-up time of the other commands).
-    import uvicorn
+    from workflow.entrypoints.web import serve
 
-    from workflow.entrypoints.web.app import create_app  # lazy, see above
-
-    uvicorn.run(create_app(ctx.db), host=args.host, port=args.port, log_level="info",
+    if args.workers < 1:
+        raise BadInput("工作进程数至少为 1", code="serve.workers")
+    get_settings().check()
+    serve.serve(host=args.host, port=args.port, workers=args.workers, log_level="info",
                 **uvicorn_proxy_options(get_settings()))
     return {"stopped": True}
 
