@@ -341,6 +341,25 @@ _SEATS = (
 )
 
 
+#: The one refusal per lookup, for the Core rows here and the ORM objects of ``uow``:
+#: (message template, code) by what was looked up.
+_MISSING = {
+    "org": ("找不到单位 #{}", "org.not_found"),
+    "org_code": ("找不到单位代码“{}”", "org.not_found"),
+    "user": ("找不到用户 #{}", "user.not_found"),
+    "username": ("找不到用户“{}”", "user.not_found"),
+    "round": ("找不到年度 #{}", "round.not_found"),
+    "round_label": ("找不到年度“{}”", "round.not_found"),
+    "record": ("找不到记录 #{}", "record.not_found"),
+}
+
+
+def not_found(what: str, key: object) -> NotFound:
+    """The :class:`NotFound` for a missing ``what`` (a key of :data:`_MISSING`) named ``key``."""
+    message, code = _MISSING[what]
+    return NotFound(message.format(key), code=code)
+
+
 def duplicate_order(order_no: str, line_no: int, channel: str) -> RuleViolation:
     return RuleViolation(Refusal(
         "purchase.duplicate", f"订单 {order_no} 第 {line_no} 行（渠道 {channel}）已经录入过",
@@ -425,26 +444,26 @@ class CoreUnitOfWork:
     def org(self, org_id: int) -> Any:
         org = self._first(select(ORGANISATION).where(ORGANISATION.c.id == org_id))
         if org is None:
-            raise NotFound(f"找不到单位 #{org_id}", code="org.not_found")
+            raise not_found("org", org_id)
         return org
 
     def org_by_code(self, code: str) -> Any:
         org = self._first(select(ORGANISATION).where(ORGANISATION.c.code == code))
         if org is None:
-            raise NotFound(f"找不到单位代码“{code}”", code="org.not_found")
+            raise not_found("org_code", code)
         return org
 
     def user_by_name(self, username: str) -> Any:
         user = self._first(select(USER).where(USER.c.username == username))
         if user is None or not user.is_active:
-            raise NotFound(f"找不到用户“{username}”", code="user.not_found")
+            raise not_found("username", username)
         return user
 
     def user_with_memberships(self, user_id: int) -> tuple[Any, list[tuple[Any, str]]]:
         """The active user and their memberships (organisation, role)."""
         user = self._first(select(USER).where(USER.c.id == user_id))
         if user is None or not user.is_active:
-            raise NotFound(f"找不到用户 #{user_id}", code="user.not_found")
+            raise not_found("user", user_id)
         return user, [(row, row.role) for row in self.execute(_SEATS, {"user_id": user_id})]
 
     def policy(self, code: str) -> Policy:
@@ -458,7 +477,7 @@ class CoreUnitOfWork:
     def round(self, round_id: int) -> Any:
         rnd = self._first(select(ROUND).where(ROUND.c.id == round_id))
         if rnd is None:
-            raise NotFound(f"找不到年度 #{round_id}", code="round.not_found")
+            raise not_found("round", round_id)
         return rnd
 
     def rounds(self) -> list[Any]:
@@ -467,7 +486,7 @@ class CoreUnitOfWork:
     def round_by_label(self, label: str) -> Any:
         rnd = self._first(_ROUND_BY_LABEL, {"label": label})
         if rnd is None:
-            raise NotFound(f"找不到年度“{label}”", code="round.not_found")
+            raise not_found("round_label", label)
         return rnd
 
     # --- records (rows) ---------------------------------------------------------------------
@@ -475,7 +494,7 @@ class CoreUnitOfWork:
     def record(self, record_id: int) -> Any:
         rec = self._first(select(RECORD).where(RECORD.c.id == record_id))
         if rec is None:
-            raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
+            raise not_found("record", record_id)
         return rec
 
     def record_for(self, org_id: int, round_id: int) -> Any:
@@ -494,14 +513,14 @@ class CoreUnitOfWork:
         """
         rows, _n = _FIRE_CONTEXT.run(self.connection(), {"record_id": record_id, "user_id": user_id})
         if not rows:
-            raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
+            raise not_found("record", record_id)
         (rid, org_id, round_id, parent_id, state, version, is_grassroots, is_reporting_unit, amount, members,
          experience, highlights, snapshot_id, stale, reporter, phone, fill_date, deadline, is_overdue, is_late,
          snap_people, snap_fen, org_code, org_name,
          org_parent_id, org_path, cap, policy_code, policy_digest, actor_filled, parent_state, uid, user_name,
          is_active, *_seat) = rows[0]
         if uid is None or not is_active:
-            raise NotFound(f"找不到用户 #{user_id}", code="user.not_found")
+            raise not_found("user", user_id)
         seats = tuple((OrgRef(x[-3], x[-2], x[-1]), x[-4]) for x in rows if x[-4] is not None)
         policy = _POLICIES.get(policy_digest) or self.policy(policy_code)
         return FireContext(

@@ -49,7 +49,7 @@ from workflow.store.tables import (
     SnapshotLine,
     User,
 )
-from workflow.store.unit import INSERT_HISTORY, CoreUnitOfWork
+from workflow.store.unit import INSERT_HISTORY, CoreUnitOfWork, not_found
 
 _MEMBERSHIPS = (
     select(Organisation, Membership.role)
@@ -108,32 +108,32 @@ class UnitOfWork(CoreUnitOfWork):
     def org(self, org_id: int) -> Organisation:
         org = self.session.get(Organisation, org_id)
         if org is None:
-            raise NotFound(f"找不到单位 #{org_id}", code="org.not_found")
+            raise not_found("org", org_id)
         return org
 
     def org_by_code(self, code: str) -> Organisation:
         org = self.session.exec(select(Organisation).where(Organisation.code == code)).scalar_one_or_none()  # type: ignore[call-overload]
         if org is None:
-            raise NotFound(f"找不到单位代码“{code}”", code="org.not_found")
+            raise not_found("org_code", code)
         return org
 
     def user(self, user_id: int) -> User:
         user = self.session.get(User, user_id)
         if user is None or not user.is_active:
-            raise NotFound(f"找不到用户 #{user_id}", code="user.not_found")
+            raise not_found("user", user_id)
         return user
 
     def user_by_name(self, username: str) -> User:
         user = self.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
         if user is None or not user.is_active:
-            raise NotFound(f"找不到用户“{username}”", code="user.not_found")
+            raise not_found("username", username)
         return user
 
     def user_with_memberships(self, user_id: int) -> tuple[User, list[tuple[Organisation, str]]]:
         """The active user and their memberships, in one query."""
         rows = self.session.execute(_USER_WITH_MEMBERSHIPS, {"user_id": user_id}).all()
         if not rows or not rows[0][0].is_active:
-            raise NotFound(f"找不到用户 #{user_id}", code="user.not_found")
+            raise not_found("user", user_id)
         return rows[0][0], [(o, r) for _u, o, r in rows if o is not None]
 
     def memberships(self, user_id: int) -> list[tuple[Organisation, str]]:
@@ -159,7 +159,7 @@ class UnitOfWork(CoreUnitOfWork):
     def round(self, round_id: int) -> Round:
         rnd = self.session.get(Round, round_id)
         if rnd is None:
-            raise NotFound(f"找不到年度 #{round_id}", code="round.not_found")
+            raise not_found("round", round_id)
         return rnd
 
     def rounds(self) -> list[Round]:
@@ -171,7 +171,7 @@ class UnitOfWork(CoreUnitOfWork):
             .order_by(Round.id.desc())  # type: ignore[union-attr]
         ).scalars())
         if not rows:
-            raise NotFound(f"找不到年度“{label}”", code="round.not_found")
+            raise not_found("round_label", label)
         return rows[0]
 
     def upsert_round(self, values: dict[str, Any]) -> Round:
@@ -288,7 +288,7 @@ class UnitOfWork(CoreUnitOfWork):
     def record(self, record_id: int) -> Record:
         rec = self.session.get(Record, record_id)
         if rec is None:
-            raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
+            raise not_found("record", record_id)
         return rec
 
     def refresh(self, obj: Any) -> None:
