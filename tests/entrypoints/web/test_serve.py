@@ -83,3 +83,17 @@ def test_bangfu_serve_refuses_no_workers_in_chinese(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "workflow.entrypoints.cli", "serve", "--workers", "0"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "工作进程数至少为 1" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bangfu_serve_refuses_a_bad_or_taken_port_in_chinese(tmp_path: Path) -> None:
+    env = {**os.environ, "BANGFU_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}", "BANGFU_VAR_DIR": str(tmp_path),
+           "BANGFU_ENV": "development"}
+    cli = [sys.executable, "-m", "workflow.entrypoints.cli", "serve", "--host", "127.0.0.1"]
+    done = subprocess.run([*cli, "--port", "99999"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "端口须在 1 到 65535 之间" in done.stderr and "Traceback" not in done.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = subprocess.run([*cli, "--port", port], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "端口已被占用" in done.stderr and "Traceback" not in done.stderr

@@ -34,6 +34,8 @@ def cmd_serve(args: argparse.Namespace, ctx: Context) -> Any:
 
     if args.workers < 1:
         raise BadInput("工作进程数至少为 1", code="serve.workers")
+    if not 1 <= args.port <= 65535:
+        raise BadInput(f"端口须在 1 到 65535 之间，收到 {args.port}", code="serve.port")
     get_settings().check()
     serve.serve(host=args.host, port=args.port, workers=args.workers, log_level="info",
                 **uvicorn_proxy_options(get_settings()))

@@ -18,6 +18,8 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from workflow.domain.errors import BadInput
+
 #: The application factory every worker process calls (settings from the environment).
 APP = "workflow.entrypoints.web.app:create_app"
 
@@ -34,7 +36,10 @@ def serve(*, host: str, port: int, workers: int = 1, **options: Any) -> None:
     """Run the web application until stopped: ``workers`` processes (one: this process) on one
     listening socket; ``options`` are :class:`uvicorn.Config`'s (log level, proxy headers)."""
     config = uvicorn.Config(APP, factory=True, host=host, port=port, workers=workers, **options)
-    sock = listening_socket(config)
+    try:
+        sock = listening_socket(config)
+    except (OSError, SystemExit) as exc:  # in use, not allowed, no such address (uvicorn logs it and exits)
+        raise BadInput(f"无法在 {host}:{port} 监听：端口已被占用、无权使用或地址无效", code="serve.bind") from exc
     if config.workers > 1:
         Multiprocess(config, sockets=[sock]).run()
     else:
