@@ -109,11 +109,14 @@ def record_page(uow: UnitOfWork, query: RecordQuery, *, page: int, per_page: int
     return int(total), list(rows)
 
 
+# Built once: an alias builds its column collection (a proxy per column) when first used.
+_UNIT_RECORD = Record.__table__.alias("unit_record")
+
+
 def overview_units(uow: UnitOfWork, round_id: int, top_org_id: int) -> list[Any]:
     """The organisations directly under ``top_org_id`` with their record in the round:
     (org id, code, name, kind, record id, state, snapshot people, snapshot fen, deadline)."""
-    o, s = Organisation.__table__, Snapshot.__table__
-    child = Record.__table__.alias("unit_record")
+    o, s, child = Organisation.__table__, Snapshot.__table__, _UNIT_RECORD
     return list(uow.session.execute(
         select(o.c.id, o.c.code, o.c.name, o.c.kind, child.c.id, child.c.state,
                s.c.people_total, s.c.amount_total_fen, child.c.report_deadline)

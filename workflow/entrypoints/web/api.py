@@ -14,7 +14,6 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
-from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field
 
 from workflow.app import accounts, attachments, oversight, records, views
@@ -24,7 +23,7 @@ from workflow.domain.money import MAX_COUNT
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.inbox import with_texts
 from workflow.entrypoints.web.params import MAX_ID, Id, PageQ, PerPageQ, RoundQ
-from workflow.entrypoints.web.rendering import download_response
+from workflow.entrypoints.web.rendering import ApiJSON, api_json, download_response
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
 
@@ -186,43 +185,50 @@ def list_rounds(request: Request, user: User) -> list[dict[str, Any]]:
 # --- records --------------------------------------------------------------------------------
 
 
-@router.get("/records", summary="records in the user's view, with filters and paging")
+@router.get("/records", summary="records in the user's view, with filters and paging",
+            response_model=dict[str, Any])
 def list_records(
     request: Request, user: User, round: RoundQ = None, state: str | None = None,
     overdue: str | None = None, q: Annotated[str | None, Query(max_length=100)] = None,
     sort: str | None = None, page: PageQ = 1, per_page: PerPageQ = 50,
-) -> dict[str, Any]:
-    return jsonable_encoder(views.visible_records(
+) -> ApiJSON:
+    return api_json(views.visible_records(
         _uow(request, True), user_id=user.id, round_id=_round_id(request, round), state=state,
         overdue=overdue, q=q, sort=sort, page=page, per_page=per_page).to_dict())
 
 
-@router.get("/records/{record_id}", summary="a record: quota, deadlines, the actions open to you")
-def show_record(record_id: Id, request: Request, user: User) -> dict[str, Any]:
-    return jsonable_encoder(
+@router.get("/records/{record_id}", summary="a record: quota, deadlines, the actions open to you",
+            response_model=dict[str, Any])
+def show_record(record_id: Id, request: Request, user: User) -> ApiJSON:
+    return api_json(
         records.record_view(_uow(request, True), record_id=record_id, user_id=user.id).to_dict())
 
 
 @router.get("/records/{record_id}/federation",
-            summary="a federation's record: its snapshot, the live parts, children not yet accepted (null for grassroots)")
-def record_federation(record_id: Id, request: Request, user: User) -> dict[str, Any] | None:
-    return jsonable_encoder(records.federation_view(_uow(request, True), record_id=record_id, user_id=user.id))
+            summary="a federation's record: its snapshot, the live parts, children not yet accepted (null for grassroots)",
+            response_model=dict[str, Any] | None)
+def record_federation(record_id: Id, request: Request, user: User) -> ApiJSON:
+    return api_json(records.federation_view(_uow(request, True), record_id=record_id,
+                                            user_id=user.id))
 
 
 @router.get("/records/{record_id}/changes-since-return",
-            summary="what changed since the latest return, against the returned submission (null if never returned)")
-def record_changes(record_id: Id, request: Request, user: User) -> dict[str, Any] | None:
-    return jsonable_encoder(records.changes_since_return(_uow(request, True), record_id=record_id, user_id=user.id))
+            summary="what changed since the latest return, against the returned submission (null if never returned)",
+            response_model=dict[str, Any] | None)
+def record_changes(record_id: Id, request: Request, user: User) -> ApiJSON:
+    return api_json(records.changes_since_return(_uow(request, True), record_id=record_id,
+                                                 user_id=user.id))
 
 
-@router.get("/records/{record_id}/history")
-def record_history(record_id: Id, request: Request, user: User) -> list[dict[str, Any]]:
-    return jsonable_encoder(records.history(_uow(request, True), record_id=record_id, user_id=user.id))
+@router.get("/records/{record_id}/history", response_model=list[dict[str, Any]])
+def record_history(record_id: Id, request: Request, user: User) -> ApiJSON:
+    return api_json(records.history(_uow(request, True), record_id=record_id, user_id=user.id))
 
 
-@router.get("/records/{record_id}/purchases")
-def record_purchases(record_id: Id, request: Request, user: User) -> list[dict[str, Any]]:
-    return jsonable_encoder(records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id))
+@router.get("/records/{record_id}/purchases", response_model=list[dict[str, Any]])
+def record_purchases(record_id: Id, request: Request, user: User) -> ApiJSON:
+    return api_json(records.list_purchases(_uow(request, True), record_id=record_id,
+                                           user_id=user.id))
 
 
 @router.post("/records/{record_id}/purchases", status_code=201)
@@ -240,10 +246,10 @@ def void_purchase(record_id: Id, purchase_id: Id, body: VoidBody, request: Reque
     return {"purchase_id": purchase_id, "record_id": record_id, "history_id": history_id}
 
 
-@router.get("/records/{record_id}/attachments")
-def record_attachments(record_id: Id, request: Request, user: User) -> list[dict[str, Any]]:
-    return jsonable_encoder(attachments.list_attachments(_uow(request, True), record_id=record_id,
-                                                         user_id=user.id))
+@router.get("/records/{record_id}/attachments", response_model=list[dict[str, Any]])
+def record_attachments(record_id: Id, request: Request, user: User) -> ApiJSON:
+    return api_json(attachments.list_attachments(_uow(request, True), record_id=record_id,
+                                                 user_id=user.id))
 
 
 @router.post("/records/{record_id}/attachments", status_code=201,
@@ -264,58 +270,62 @@ def download_attachment(record_id: Id, attachment_id: Id, request: Request, user
         _uow(request, True), record_id=record_id, attachment_id=attachment_id, user_id=user.id))
 
 
-@router.put("/records/{record_id}/plan")
-def set_plan(record_id: Id, body: PlanBody, request: Request, user: User) -> dict[str, Any]:
+@router.put("/records/{record_id}/plan", response_model=dict[str, Any])
+def set_plan(record_id: Id, body: PlanBody, request: Request, user: User) -> ApiJSON:
     view = records.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=body.seen_version,
                          amount_per_member_fen=money.parse_yuan(body.amount, "每人增加额度"), members=body.members)
-    return jsonable_encoder(view.to_dict())
+    return api_json(view.to_dict())
 
 
-@router.put("/records/{record_id}/report-info")
-def set_report_info(record_id: Id, body: ReportInfoBody, request: Request, user: User) -> dict[str, Any]:
+@router.put("/records/{record_id}/report-info", response_model=dict[str, Any])
+def set_report_info(record_id: Id, body: ReportInfoBody, request: Request, user: User) -> ApiJSON:
     view = records.update_report_info(
         _uow(request), record_id=record_id, user_id=user.id, seen_version=body.seen_version,
         reporter=body.reporter, phone=body.phone, fill_date=body.fill_date,
         work_experience=body.work_experience, work_highlights=body.work_highlights)
-    return jsonable_encoder(view.to_dict())
+    return api_json(view.to_dict())
 
 
-@router.post("/records/{record_id}/fire", summary="fire a lifecycle trigger with the version you saw")
-def fire(record_id: Id, body: FireBody, request: Request, user: User) -> dict[str, Any]:
+@router.post("/records/{record_id}/fire", summary="fire a lifecycle trigger with the version you saw",
+             response_model=dict[str, Any])
+def fire(record_id: Id, body: FireBody, request: Request, user: User) -> ApiJSON:
     result = records.fire(_uow(request), record_id=record_id, trigger=body.trigger, user_id=user.id,
                            seen_version=body.seen_version, reason=body.reason)
-    return jsonable_encoder(result)
+    return api_json(result)
 
 
-@router.put("/records/{record_id}/deadline", summary="a parent's reviewer changes a child's report deadline")
-def set_deadline(record_id: Id, body: DeadlineBody, request: Request, user: User) -> dict[str, Any]:
+@router.put("/records/{record_id}/deadline", summary="a parent's reviewer changes a child's report deadline",
+            response_model=dict[str, Any])
+def set_deadline(record_id: Id, body: DeadlineBody, request: Request, user: User) -> ApiJSON:
     view = oversight.set_report_deadline(_uow(request), record_id=record_id, user_id=user.id,
                                          seen_version=body.seen_version, last_day=body.last_day,
                                          reason=body.reason)
-    return jsonable_encoder(view.to_dict())
+    return api_json(view.to_dict())
 
 
 # --- reviewing ------------------------------------------------------------------------------
 
 
-@router.get("/review/inbox", summary="submissions awaiting your decision")
+@router.get("/review/inbox", summary="submissions awaiting your decision",
+            response_model=dict[str, Any])
 def review_inbox(
     request: Request, user: User, round: RoundQ = None,
     q: Annotated[str | None, Query(max_length=100)] = None, sort: str | None = None,
     page: PageQ = 1, per_page: PerPageQ = 50,
-) -> dict[str, Any]:
-    return jsonable_encoder(views.review_inbox(
+) -> ApiJSON:
+    return api_json(views.review_inbox(
         _uow(request, True), user_id=user.id, round_id=_round_id(request, round), q=q, sort=sort,
         page=page, per_page=per_page).to_dict())
 
 
-@router.get("/review/subordinates", summary="your direct subordinates' records")
+@router.get("/review/subordinates", summary="your direct subordinates' records",
+            response_model=dict[str, Any])
 def review_subordinates(
     request: Request, user: User, round: RoundQ = None, state: str | None = None,
     overdue: str | None = None, q: Annotated[str | None, Query(max_length=100)] = None,
     sort: str | None = None, page: PageQ = 1, per_page: PerPageQ = 50,
-) -> dict[str, Any]:
-    return jsonable_encoder(views.subordinates(
+) -> ApiJSON:
+    return api_json(views.subordinates(
         _uow(request, True), user_id=user.id, round_id=_round_id(request, round), state=state,
         overdue=overdue, q=q, sort=sort, page=page, per_page=per_page).to_dict())
 
@@ -328,17 +338,19 @@ def bulk_accept(body: BulkAcceptBody, request: Request, user: User) -> dict[str,
             "results": [o.to_dict() for o in out]}
 
 
-@router.get("/overview", summary="counts per state and accepted numbers per organisation under you")
-def overview(request: Request, user: User, round: RoundQ = None) -> dict[str, Any]:
-    return jsonable_encoder(views.overview(_uow(request, True), user_id=user.id,
+@router.get("/overview", summary="counts per state and accepted numbers per organisation under you",
+            response_model=dict[str, Any])
+def overview(request: Request, user: User, round: RoundQ = None) -> ApiJSON:
+    return api_json(views.overview(_uow(request, True), user_id=user.id,
                                              round_id=_round_id(request, round)))
 
 
-@router.get("/notifications")
-def notifications(request: Request, user: User, page: PageQ = 1, per_page: PerPageQ = 50) -> dict[str, Any]:
+@router.get("/notifications", response_model=dict[str, Any])
+def notifications(request: Request, user: User, page: PageQ = 1,
+                  per_page: PerPageQ = 50) -> ApiJSON:
     data = views.notifications(_uow(request, True), user_id=user.id, page=page, per_page=per_page)
     with_texts(data.items)  # subject, text (as in the e-mail) and path
-    return jsonable_encoder(data.to_dict())
+    return api_json(data.to_dict())
 
 
 # --- accounts -------------------------------------------------------------------------------

@@ -9,11 +9,15 @@ raising :class:`ShowRecordPage`, which ``app`` renders through ``pages``.
 
 from __future__ import annotations
 
+import json
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 import states
 from workflow.app import views
@@ -92,3 +96,28 @@ def file_response(data: bytes | str, filename: str, media_type: str) -> Response
 def download_response(stored: Any) -> Response:
     """A stored attachment (``filename``, ``content_type``, ``data``) as a download."""
     return file_response(stored.data, stored.filename, stored.content_type)
+
+
+class ApiJSON(JSONResponse):
+    """A JSON body written in one pass by the C encoder, the same text as FastAPI's
+    ``jsonable_encoder`` then ``JSONResponse``: dates and times in ISO 8601, ``Decimal`` as a
+    number, anything else through ``jsonable_encoder``. Returning a plain dict made FastAPI walk
+    the whole tree in Python (twice where the route had already called ``jsonable_encoder``):
+    two thirds of the province overview's CPU."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
+                          separators=(",", ":"), default=_json_default).encode("utf-8")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, date | datetime | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):  # as jsonable_encoder: an int when it has no fraction
+        return int(value) if value.as_tuple().exponent >= 0 else float(value)  # type: ignore[operator]
+    return jsonable_encoder(value)
+
+
+def api_json(content: Any, status_code: int = 200) -> ApiJSON:
+    """An API route's JSON answer (see :class:`ApiJSON`)."""
+    return ApiJSON(content, status_code=status_code)

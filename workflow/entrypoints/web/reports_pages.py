@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from workflow.app import attachments, purchase_import, records, reporting, views
@@ -21,7 +20,14 @@ from workflow.domain.errors import BadInput, BangfuError, ImportRefused, NotFoun
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.params import Id, RoundQ
-from workflow.entrypoints.web.rendering import ShowRecordPage, file_response, page_user, render
+from workflow.entrypoints.web.rendering import (
+    ApiJSON,
+    ShowRecordPage,
+    api_json,
+    file_response,
+    page_user,
+    render,
+)
 from workflow.entrypoints.web.rendering import uow_for as _uow
 from workflow.formats import exports, ledger
 from workflow.store import aggregates
@@ -263,9 +269,10 @@ def limits_submit(
 # --- JSON API -------------------------------------------------------------------------------
 
 
-@api.get("/records/{record_id}/annex2", summary="a record's Annex 2 statistics (snapshot or live)")
-def api_record_annex2(record_id: Id, request: Request, user: ApiUser) -> dict[str, Any]:
-    return jsonable_encoder(record_stats(request, user.id, record_id).to_dict())
+@api.get("/records/{record_id}/annex2", summary="a record's Annex 2 statistics (snapshot or live)",
+         response_model=dict[str, Any])
+def api_record_annex2(record_id: Id, request: Request, user: ApiUser) -> ApiJSON:
+    return api_json(record_stats(request, user.id, record_id).to_dict())
 
 
 @api.get("/records/{record_id}/annex2.{fmt}", summary="a record's Annex 2 form as xlsx, csv or html")
@@ -273,9 +280,10 @@ def api_record_annex2_file(record_id: Id, fmt: str, request: Request, user: ApiU
     return annex2_file(record_stats(request, user.id, record_id), fmt)
 
 
-@api.get("/orgs/{org_code}/annex2", summary="an organisation's Annex 2 statistics (its record or subtree)")
-def api_org_annex2(org_code: str, request: Request, user: ApiUser, round: RoundQ = None) -> dict[str, Any]:
-    return jsonable_encoder(org_stats(request, user.id, org_code, round).to_dict())
+@api.get("/orgs/{org_code}/annex2", summary="an organisation's Annex 2 statistics (its record or subtree)",
+         response_model=dict[str, Any])
+def api_org_annex2(org_code: str, request: Request, user: ApiUser, round: RoundQ = None) -> ApiJSON:
+    return api_json(org_stats(request, user.id, org_code, round).to_dict())
 
 
 @api.get("/orgs/{org_code}/annex2.{fmt}", summary="an organisation's Annex 2 form as xlsx, csv or html")
@@ -284,10 +292,11 @@ def api_org_annex2_file(org_code: str, fmt: str, request: Request, user: ApiUser
     return annex2_file(org_stats(request, user.id, org_code, round), fmt)
 
 
-@api.get("/orgs/{org_code}/chase", summary="the subordinates not yet submitted (催报), as JSON")
-def api_chase(org_code: str, request: Request, user: ApiUser, round: RoundQ = None) -> list[dict[str, Any]]:
+@api.get("/orgs/{org_code}/chase", summary="the subordinates not yet submitted (催报), as JSON",
+         response_model=list[dict[str, Any]])
+def api_chase(org_code: str, request: Request, user: ApiUser, round: RoundQ = None) -> ApiJSON:
     rows, _file = chase_file(request, user.id, org_code, round)
-    return jsonable_encoder([dict(zip(aggregates.CHASE_HEADERS, r, strict=True)) for r in rows])
+    return api_json([dict(zip(aggregates.CHASE_HEADERS, r, strict=True)) for r in rows])
 
 
 @api.get("/orgs/{org_code}/chase.xlsx", summary="the 催报 list as XLSX")
