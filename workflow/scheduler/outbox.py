@@ -31,6 +31,7 @@ worker's shutdown) is checked before each message; rows not yet sent are release
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -43,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import Connection, Dialect, bindparam, select, text, update
 
 from notifications.channels import (
     EMAIL,
@@ -291,8 +292,9 @@ def deliver_pending(
     by_channel: dict[str, list[Claimed]] = {}
     for row in rows:
         by_channel.setdefault(row.channel, []).append(row)
-    # PostgreSQL: each mark is one autocommitted UPDATE on this batch's connection (one round
-    # trip); SQLite: one BEGIN IMMEDIATE … COMMIT per mark on it (no network to save).
+    # Each mark is one autocommitted UPDATE on this batch's connection, sent to the driver
+    # itself: one round trip on PostgreSQL; on SQLite (the connection has no transaction open,
+    # so the statement is its own) no BEGIN IMMEDIATE … COMMIT and no statement handling.
     pg = database.dialect == "postgresql"
     conn = database.engine.connect()
     if pg:
@@ -494,10 +496,13 @@ _MARK = (update(_N)
                  attempts=_N.c.attempts - bindparam("give_back")))
 
 
-# The same statement for the driver itself (psycopg), skipping the per-call statement handling.
-_PG_MARK = ("UPDATE notification SET status = %(new_status)s, lease_until = %(new_lease)s,"
-            " last_error = %(error)s, sent_at = %(sent)s, attempts = attempts - %(give_back)s"
-            " WHERE id = %(row_id)s AND status = 'pending' AND claim = %(token)s")
+# The same statement for the driver itself (psycopg; sqlite3's named style), skipping the
+# per-call statement handling.
+_SET = ("status = {p}new_status{s}, lease_until = {p}new_lease{s}, last_error = {p}error{s},"
+        " sent_at = {p}sent{s}, attempts = attempts - {p}give_back{s}")
+_WHERE = " WHERE id = {p}row_id{s} AND status = 'pending' AND claim = {p}token{s}"
+_PG_MARK = ("UPDATE notification SET " + _SET + _WHERE).format(p="%(", s=")s")
+_SQLITE_MARK = ("UPDATE notification SET " + _SET + _WHERE).format(p=":", s="")
 
 
 def _mark(database: Database, row: Claimed, lease: _Lease, status: str, now: datetime, *,
@@ -505,17 +510,29 @@ def _mark(database: Database, row: Claimed, lease: _Lease, status: str, now: dat
           give_back: bool = False) -> bool:
     """Mark one row of this claim; False (and nothing changed) if the claim no longer holds."""
     lease.held.discard(row.id)
-    params = {"row_id": row.id, "token": lease.token, "new_status": status,
-              "new_lease": lease_until, "error": error,
-              "sent": now if status == "sent" else None, "give_back": 1 if give_back else 0}
+    params: dict[str, Any] = {
+        "row_id": row.id, "token": lease.token, "new_status": status, "new_lease": lease_until,
+        "error": error, "sent": now if status == "sent" else None,
+        "give_back": 1 if give_back else 0}
     conn = lease.conn
     if conn is None:
         with database.engine.begin() as conn:
             return bool(conn.execute(_MARK, params).rowcount)
     if database.dialect == "postgresql":  # autocommit: the UPDATE is its own transaction
         return bool(conn.exec_driver_sql(_PG_MARK, params).rowcount)
-    with conn.begin():
-        return bool(conn.execute(_MARK, params).rowcount)
+    # SQLite: the stored instant format, then the driver's own autocommitted statement.
+    instant = _bind_instant(database.engine.dialect)
+    params["new_lease"], params["sent"] = instant(params["new_lease"]), instant(params["sent"])
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return bool(driver.execute(_SQLITE_MARK, params).rowcount)
+
+
+@functools.cache
+def _bind_instant(dialect: Dialect) -> Callable[[datetime | None], Any]:
+    """How :class:`UTCDateTime` binds an instant on this dialect (SQLite stores text)."""
+    proc = UTCDateTime().bind_processor(dialect)
+    return proc if proc is not None else (lambda value: value)
 
 
 def _recipients(database: Database, rows: list[Claimed]) -> dict[tuple[str, int], str]:
