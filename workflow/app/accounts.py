@@ -92,13 +92,17 @@ def fingerprint(password_hash: str | None) -> str:
 
 def user_info(uow: UnitOfWork, *, user_id: int) -> UserInfo:
     with uow:
-        user = uow.user(user_id)
-        mems = tuple(
-            Seat(o.id or 0, o.code, o.name, o.kind, o.depth, r)
-            for o, r in sorted(uow.memberships(user_id), key=lambda m: (m[0].depth, m[0].code, m[1]))
-        )
-        return UserInfo(user.id or 0, user.username, user.display_name,
-                        fingerprint(user.password_hash), mems, user.session_gen or 0)
+        return _user_info(uow, user_id)
+
+
+def _user_info(uow: UnitOfWork, user_id: int) -> UserInfo:
+    user = uow.user(user_id)
+    mems = tuple(
+        Seat(o.id or 0, o.code, o.name, o.kind, o.depth, r)
+        for o, r in sorted(uow.memberships(user_id), key=lambda m: (m[0].depth, m[0].code, m[1]))
+    )
+    return UserInfo(user.id or 0, user.username, user.display_name,
+                    fingerprint(user.password_hash), mems, user.session_gen or 0)
 
 
 def end_sessions(uow: UnitOfWork, *, user_id: int) -> None:
@@ -180,13 +184,14 @@ def create_token(uow: UnitOfWork, *, username: str, name: str = "", now: datetim
     return token
 
 
-def user_for_token(uow: UnitOfWork, *, token: str, now: datetime | None = None) -> int | None:
-    """The user a bearer token belongs to, or None (unknown, revoked, inactive user)."""
+def user_for_token(uow: UnitOfWork, *, token: str) -> UserInfo | None:
+    """The user a bearer token belongs to, with their seats, or None (unknown, revoked,
+    inactive user). One unit of work: every API request asks."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    now = now or clock.now()
     with uow:
-        return account_store.token_user(uow, _token_hash(token))
+        user_id = account_store.token_user(uow, _token_hash(token))
+        return None if user_id is None else _user_info(uow, user_id)
 
 
 def revoke_tokens(uow: UnitOfWork, user_id: int, now: datetime) -> None:

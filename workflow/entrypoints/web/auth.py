@@ -116,10 +116,9 @@ def current_user(request: Request) -> UserInfo | None:
     request.state.via_token = False
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        uid = accounts.user_for_token(UnitOfWork(database, readonly=True), token=header[7:].strip())
-        if uid is None:
+        user = accounts.user_for_token(UnitOfWork(database, readonly=True), token=header[7:].strip())
+        if user is None:
             raise AuthRequired("API 令牌无效或已撤销")
-        user = accounts.user_info(UnitOfWork(database, readonly=True), user_id=uid)
         request.state.via_token = True
     else:
         uid = session(request).get("uid")
