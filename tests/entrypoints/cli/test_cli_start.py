@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from workflow.entrypoints import cli
+from workflow.entrypoints.cli.argparse_zh import ChineseParser
 from workflow.store.engine import Database
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -26,6 +27,12 @@ ROOT = Path(__file__).resolve().parents[3]
 def _names() -> list[str]:
     sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
     return list(sub.choices)
+
+
+@pytest.fixture(autouse=True)
+def _plain_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Usage errors in text (an earlier ``main(["…", "--json"])`` leaves them in JSON)."""
+    monkeypatch.setattr(ChineseParser, "json_errors", False)
 
 
 def _outcome(parser: argparse.ArgumentParser, argv: list[str], capsys: pytest.CaptureFixture[str]) -> Any:
