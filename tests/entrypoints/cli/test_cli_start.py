@@ -123,6 +123,19 @@ def test_a_short_command_runs_with_the_collector_paused_and_gives_it_back(
     assert "内部错误" in capsys.readouterr().err
 
 
+def test_the_console_script_leaves_the_collector_paused_after_a_short_command_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its process ends right after ``main``: resuming would scan every object the command made."""
+    try:
+        assert cli.main(["lifecycle"], process_ends=True) == 0
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    monkeypatch.setitem(cli.COMMANDS, "db-upgrade", lambda args, ctx: None)
+    assert cli.main(["db-upgrade"], process_ends=True) == 0  # a long command: the collector stays on
+    assert gc.isenabled()
+
+
 def test_a_postgresql_engine_skips_the_hstore_lookup(pg_url: str) -> None:
     database = Database(pg_url)
     try:

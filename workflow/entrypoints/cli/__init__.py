@@ -573,7 +573,7 @@ def run() -> NoReturn:
     script. So the exit handlers run and the streams are flushed here, then the process ends
     without that teardown. With another thread still running, the normal exit waits for it.
     """
-    code = main()
+    code = main(process_ends=True)
     if threading.active_count() > 1:
         sys.exit(code)
     atexit._run_exitfuncs()  # noqa: SLF001 - what interpreter exit would run (logging.shutdown included)
@@ -584,8 +584,9 @@ def run() -> NoReturn:
 
 
 @contextlib.contextmanager
-def _collector_paused(paused: bool) -> Iterator[None]:
-    """Pause the cyclic garbage collector while a short command runs (``paused``), then resume it.
+def _collector_paused(paused: bool, *, resume: bool = True) -> Iterator[None]:
+    """Pause the cyclic garbage collector while a short command runs (``paused``), then resume it
+    (unless not ``resume``: the process ends right after).
 
     A short command's CPU is mostly imports: SQLAlchemy and psycopg build some 90,000 objects, and
     with the collector on, Python scans the growing heap about 140 times on the way (a tenth of
@@ -600,21 +601,29 @@ def _collector_paused(paused: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        gc.enable()
+        if resume:
+            gc.enable()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, process_ends: bool = False) -> int:
+    """Run one command line; its exit code. ``process_ends``: the process ends right after (the
+    console script, :func:`run`), so a short command leaves the garbage collector paused."""
     logging.basicConfig(level=os.environ.get("BANGFU_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     json_out = wants_json(argv)
     ChineseParser.json_errors = json_out
     words = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(words[0] if words and not words[0].startswith("-") else None)
     args = parser.parse_args(words)
+    # The output and the closing too: resuming the collector scans every object made since.
+    with _collector_paused(args.command in SHORT_COMMANDS, resume=not process_ends):
+        return _dispatch(args, json_out)
+
+
+def _dispatch(args: argparse.Namespace, json_out: bool) -> int:
     ctx = Context(args)
     try:
         handler = COMMANDS[args.command]
-        with _collector_paused(args.command in SHORT_COMMANDS):
-            result = handler(args, ctx)
+        result = handler(args, ctx)
         if args.json:
             print(json.dumps(_to_jsonable(result), ensure_ascii=False, indent=2))
         else:
