@@ -179,3 +179,20 @@ def test_the_clerks_commands_in_real_processes_on_postgresql(pg_db: Database) ->
     assert "错误" in again.stderr
     missing = run("show", "NOPE", *me)
     assert missing.returncode == 2 and "找不到单位代码“NOPE”" in missing.stderr
+
+
+def test_a_core_commands_parser_imports_no_command_group_and_a_groups_command_still_parses() -> None:
+    """In a fresh process: ``show`` is parsed without importing the reports, notify and web
+    command groups; ``stats`` (a report command) is found and parsed from its own parser."""
+    code = ("import json, sys\n"
+            "from workflow.entrypoints import cli\n"
+            "show = vars(cli.build_parser('show').parse_args(['show', 'G1', '--as', 'u']))\n"
+            "groups = sorted(m for m in sys.modules if m.rsplit('.', 1)[-1] in ('reports', 'notify', 'web'))\n"
+            "stats = vars(cli.build_parser('stats').parse_args(['stats', 'G1', '--live']))\n"
+            "print(json.dumps([show, groups, stats]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    show, groups, stats = json.loads(proc.stdout)
+    assert show["command"] == "show" and show["org"] == "G1" and show["as_user"] == "u"
+    assert groups == []
+    assert stats["command"] == "stats" and stats["live"] is True

@@ -537,8 +537,9 @@ def _build_parser(only: str | None) -> tuple[bool, argparse.ArgumentParser]:
     add("lifecycle", "以 Mermaid 图输出流程")
     p = add("demo", "加载演示省份和本年度演示年度")
     p.add_argument("--reset", action="store_true", help="先清空再加载")
-    for extra in _extensions():
-        extra(sub, common)
+    if only is None or only not in COMMANDS:  # a command of this module needs no other module
+        for extra in _extensions():
+            extra(sub, common)
     return (sub.found if only is not None else True), parser
 
 
