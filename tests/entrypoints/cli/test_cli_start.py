@@ -183,11 +183,12 @@ def test_the_clerks_commands_in_real_processes_on_postgresql(pg_db: Database) ->
 
 def test_a_core_commands_parser_imports_no_command_group_and_a_groups_command_still_parses() -> None:
     """In a fresh process: ``show`` is parsed without importing the reports, notify and web
-    command groups; ``stats`` (a report command) is found and parsed from its own parser."""
+    command groups nor the ledger module (``purchase-add``'s budgets); ``stats`` (a report
+    command) is found and parsed from its own parser."""
     code = ("import json, sys\n"
             "from workflow.entrypoints import cli\n"
             "show = vars(cli.build_parser('show').parse_args(['show', 'G1', '--as', 'u']))\n"
-            "groups = sorted(m for m in sys.modules if m.rsplit('.', 1)[-1] in ('reports', 'notify', 'web'))\n"
+            "groups = sorted(m for m in sys.modules if m.rsplit('.', 1)[-1] in ('reports', 'notify', 'web', 'ledger'))\n"
             "stats = vars(cli.build_parser('stats').parse_args(['stats', 'G1', '--live']))\n"
             "print(json.dumps([show, groups, stats]))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

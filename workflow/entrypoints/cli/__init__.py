@@ -45,7 +45,6 @@ from workflow.domain.errors import (
 )
 from workflow.domain.policy import POLICY_DIR, load_policy
 from workflow.entrypoints.cli.argparse_zh import ChineseParser, json_refusal, wants_json
-from workflow.formats.ledger import BUDGET_LABELS
 from workflow.settings import get_settings
 
 if TYPE_CHECKING:
@@ -508,6 +507,9 @@ def _build_parser(only: str | None) -> tuple[bool, argparse.ArgumentParser]:
     p.add_argument("--experience", metavar="文字", help="先进经验")
     p.add_argument("--highlights", metavar="文字", help="工作亮点")
     p = add("purchase-add", "录入一笔采购")
+    budgets: dict[str, str] = {}
+    if only in (None, "purchase-add"):  # lazy: the ledger module only for this command's parser
+        from workflow.formats.ledger import BUDGET_LABELS as budgets
     p.add_argument("org", metavar="单位代码")
     p.add_argument("--paid-at", required=True, metavar="时间", help="支付时间，如 2021-12-20T10:30（北京时间，可带时区）；不能晚于录入时刻")
     p.add_argument("--channel", required=True, metavar="渠道", help="采购渠道：名称（如 粤工惠购）或代码（如 ygh）")
@@ -519,8 +521,8 @@ def _build_parser(only: str | None) -> tuple[bool, argparse.ArgumentParser]:
     p.add_argument("--form", metavar="形态", help="商品形态（现金、购物卡、代金券等不允许）")
     p.add_argument("--holiday", metavar="节日", help="慰问节日，如 春节")
     p.add_argument("--origin", metavar="产地", help="产地或帮扶地区")
-    p.add_argument("--budget", default="extra_quota", choices=sorted(BUDGET_LABELS), metavar="经费来源",
-                   help="经费来源：" + "，".join(f"{k}={v}" for k, v in BUDGET_LABELS.items()) + "（默认 extra_quota）")
+    p.add_argument("--budget", default="extra_quota", choices=sorted(budgets), metavar="经费来源",
+                   help="经费来源：" + "，".join(f"{k}={v}" for k, v in budgets.items()) + "（默认 extra_quota）")
     p.add_argument("--refund-of", metavar="订单号", help="退款对应的原订单号")
     p = add("purchase-void", "作废一笔采购并说明原因（提交前；作废的行仍列出，但不计入任何数字）")
     p.add_argument("org", metavar="单位代码")
