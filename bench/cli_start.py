@@ -4,7 +4,8 @@ Each command runs as its own process, as a clerk's script runs it; its CPU is th
 user + sys time (``getrusage(RUSAGE_CHILDREN)``), min and median of ``--runs`` runs after one
 warm-up run (bytecode cached: ``PYTHONDONTWRITEBYTECODE`` is removed from the children's
 environment). Baselines first: ``python -c pass``, ``python -c "import sqlalchemy"`` (the floor of
-a command that opens a database) and, with PostgreSQL, SQLAlchemy plus psycopg and its dialect. The
+a command that opens a database) and, with PostgreSQL, SQLAlchemy plus psycopg and its dialect, also
+imported as the console script runs a short command (garbage collector paused, no teardown). The
 database commands run against the demo province (``bangfu demo``) in a throw-away SQLite file and,
 when the server answers, a throw-away PostgreSQL database (``BANGFU_BENCH_PG_URL``, default
 ``postgresql://postgres@127.0.0.1:5432/test``). ``purchase-add`` enters a new order each run;
@@ -118,6 +119,10 @@ def run(*, runs: int = DEFAULT_RUNS, kinds: tuple[str, ...] = ("sqlite", "postgr
     baselines = [("python -c pass", "pass"), ("import sqlalchemy", "import sqlalchemy")]
     if "postgres" in kinds:  # the PostgreSQL driver and dialect a command loads on top
         baselines.append(("import sqlalchemy + psycopg", "import sqlalchemy.dialects.postgresql.psycopg, psycopg"))
+        # The same imports as the console script runs a short command: the garbage collector
+        # paused, no interpreter teardown. What a PostgreSQL command pays before its own code.
+        baselines.append(("  same, no GC, quick exit", "import gc, os; gc.disable(); "
+                          "import sqlalchemy.dialects.postgresql.psycopg, psycopg; os._exit(0)"))
     for name, code in baselines:
         out["baseline"][name] = measure(lambda i, c=code: [sys.executable, "-c", c], env, runs)  # type: ignore[misc]
         log(_line(name, out["baseline"][name]))

@@ -11,7 +11,7 @@ time). Its reads return rows (the columns as attributes, read-only) where the OR
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -88,65 +88,70 @@ def _lit(value: str) -> Any:
     return literal_column(f"'{value}'")
 
 
-# Four eyes: whether the acting user submitted the record, acted on its behalf, or entered its
-# purchases or aggregate lines since its last return or revocation (asked of submitted records;
-# the same rows as UnitOfWork.record_fillers, for one user, inside the context statement).
-_H, _PU, _AG = HISTORY, PURCHASE, AGGREGATE_LINE
-_HR, _HRA, _HF = _H.alias("h_return"), _H.alias("h_return_at"), _H.alias("h_fill")
-_LAST_RETURN = (
-    select(func.max(_HR.c.id))
-    .where(_HR.c.record_id == _R.c.id,
-           or_(_HR.c.trigger == _lit("return_for_revision"), _HR.c.trigger == _lit("revoke_acceptance")))
-    .correlate(_R)  # nested two levels down: name the outer record explicitly
-    .scalar_subquery()
-)
-_LAST_RETURN_AT = select(_HRA.c.at).where(_HRA.c.id == _LAST_RETURN).correlate(_R).scalar_subquery()
+@lru_cache(maxsize=1)
+def fire_context_statement() -> Any:
+    """Record, organisation, round cap, parent record's state, the user and every seat (membership
+    with its organisation's id, path and parent) of the user: one statement, one row per seat
+    (one row without seats) when the record exists. Access is decided from these by
+    :func:`workflow.domain.access.relation`.
 
-
-def _entered_since(table: Any) -> Any:
-    return exists(select(literal_column("1")).select_from(table).where(
-        table.c.record_id == _R.c.id, table.c.entered_by_user_id == bindparam("user_id"),
-        or_(_LAST_RETURN_AT.is_(None), table.c.entered_at >= _LAST_RETURN_AT)).correlate(_R))
-
-
-_ACTOR_FILLED = case((and_(_R.c.state == _lit("submitted"), or_(
-    exists(select(literal_column("1")).select_from(_HF).where(
-        _HF.c.record_id == _R.c.id, _HF.c.actor_user_id == bindparam("user_id"),
-        _HF.c.id > func.coalesce(_LAST_RETURN, literal_column("0")),
-        or_(_HF.c.trigger == _lit("submit"), _HF.c.on_behalf.is_(True))).correlate(_R)),
-    _entered_since(_PU), _entered_since(_AG),
-)), literal_column("1")), else_=literal_column("0"))
-#: Record, organisation, round cap, parent record's state, the user and every seat (membership
-#: with its organisation's id, path and parent) of the user: one statement, one row per seat
-#: (one row without seats) when the record exists. Access is decided from these by
-#: :func:`workflow.domain.access.relation`.
-FIRE_CONTEXT = (
-    select(
-        _R.c.id, _R.c.org_id, _R.c.round_id, _R.c.parent_id, _R.c.state, _R.c.version,
-        _R.c.is_grassroots, _R.c.is_reporting_unit, _R.c.amount_per_member_fen, _R.c.members,
-        _R.c.work_experience, _R.c.work_highlights, _R.c.snapshot_id, _R.c.snapshot_stale,
-        _R.c.reporter, _R.c.phone, _R.c.fill_date, _R.c.report_deadline, _R.c.is_overdue, _R.c.is_late,
-        _S.c.people_total, _S.c.amount_total_fen,
-        _O.c.code.label("org_code"), _O.c.name.label("org_name"), _O.c.parent_id.label("org_parent_id"),
-        _O.c.path.label("org_path"),
-        _RD.c.cap_fen_per_member, _RD.c.policy_code, _PD.c.digest.label("policy_digest"),
-        _ACTOR_FILLED.label("actor_filled"), _P.c.state.label("parent_state"),
-        _U.c.id.label("user_id"), _U.c.display_name, _U.c.is_active,
-        _M.c.role.label("seat_role"), _MO.c.id.label("seat_org_id"), _MO.c.path.label("seat_org_path"),
-        _MO.c.parent_id.label("seat_org_parent_id"),
+    Built on first use (a command that fires no trigger never builds it: start-up time).
+    """
+    # Four eyes: whether the acting user submitted the record, acted on its behalf, or entered its
+    # purchases or aggregate lines since its last return or revocation (asked of submitted records;
+    # the same rows as UnitOfWork.record_fillers, for one user, inside the context statement).
+    hist, pur, agg = HISTORY, PURCHASE, AGGREGATE_LINE
+    h_return, h_return_at, h_fill = hist.alias("h_return"), hist.alias("h_return_at"), hist.alias("h_fill")
+    last_return = (
+        select(func.max(h_return.c.id))
+        .where(h_return.c.record_id == _R.c.id,
+               or_(h_return.c.trigger == _lit("return_for_revision"), h_return.c.trigger == _lit("revoke_acceptance")))
+        .correlate(_R)  # nested two levels down: name the outer record explicitly
+        .scalar_subquery()
     )
-    .select_from(
-        _R.join(_O, _O.c.id == _R.c.org_id)
-        .join(_RD, _RD.c.id == _R.c.round_id)
-        .outerjoin(_PD, _PD.c.code == _RD.c.policy_code)
-        .outerjoin(_P, _P.c.id == _R.c.parent_id)
-        .outerjoin(_S, _S.c.id == _R.c.snapshot_id)
-        .outerjoin(_U, _U.c.id == bindparam("user_id"))
-        .outerjoin(_M, _M.c.user_id == _U.c.id)
-        .outerjoin(_MO, _MO.c.id == _M.c.org_id)
+    last_return_at = select(h_return_at.c.at).where(h_return_at.c.id == last_return).correlate(_R).scalar_subquery()
+
+    def entered_since(table: Any) -> Any:
+        return exists(select(literal_column("1")).select_from(table).where(
+            table.c.record_id == _R.c.id, table.c.entered_by_user_id == bindparam("user_id"),
+            or_(last_return_at.is_(None), table.c.entered_at >= last_return_at)).correlate(_R))
+
+    actor_filled = case((and_(_R.c.state == _lit("submitted"), or_(
+        exists(select(literal_column("1")).select_from(h_fill).where(
+            h_fill.c.record_id == _R.c.id, h_fill.c.actor_user_id == bindparam("user_id"),
+            h_fill.c.id > func.coalesce(last_return, literal_column("0")),
+            or_(h_fill.c.trigger == _lit("submit"), h_fill.c.on_behalf.is_(True))).correlate(_R)),
+        entered_since(pur), entered_since(agg),
+    )), literal_column("1")), else_=literal_column("0"))
+    return (
+        select(
+            _R.c.id, _R.c.org_id, _R.c.round_id, _R.c.parent_id, _R.c.state, _R.c.version,
+            _R.c.is_grassroots, _R.c.is_reporting_unit, _R.c.amount_per_member_fen, _R.c.members,
+            _R.c.work_experience, _R.c.work_highlights, _R.c.snapshot_id, _R.c.snapshot_stale,
+            _R.c.reporter, _R.c.phone, _R.c.fill_date, _R.c.report_deadline, _R.c.is_overdue, _R.c.is_late,
+            _S.c.people_total, _S.c.amount_total_fen,
+            _O.c.code.label("org_code"), _O.c.name.label("org_name"), _O.c.parent_id.label("org_parent_id"),
+            _O.c.path.label("org_path"),
+            _RD.c.cap_fen_per_member, _RD.c.policy_code, _PD.c.digest.label("policy_digest"),
+            actor_filled.label("actor_filled"), _P.c.state.label("parent_state"),
+            _U.c.id.label("user_id"), _U.c.display_name, _U.c.is_active,
+            _M.c.role.label("seat_role"), _MO.c.id.label("seat_org_id"), _MO.c.path.label("seat_org_path"),
+            _MO.c.parent_id.label("seat_org_parent_id"),
+        )
+        .select_from(
+            _R.join(_O, _O.c.id == _R.c.org_id)
+            .join(_RD, _RD.c.id == _R.c.round_id)
+            .outerjoin(_PD, _PD.c.code == _RD.c.policy_code)
+            .outerjoin(_P, _P.c.id == _R.c.parent_id)
+            .outerjoin(_S, _S.c.id == _R.c.snapshot_id)
+            .outerjoin(_U, _U.c.id == bindparam("user_id"))
+            .outerjoin(_M, _M.c.user_id == _U.c.id)
+            .outerjoin(_MO, _MO.c.id == _M.c.org_id)
+        )
+        .where(_R.c.id == bindparam("record_id"))
     )
-    .where(_R.c.id == bindparam("record_id"))
-)
+
+
 _MARK_STALE = (
     update(_R)
     .where(_R.c.id == bindparam("record_id"), _R.c.state == bindparam("only_state"),
@@ -185,9 +190,17 @@ class Prepared:
     driver returns them (tuples in column order).
     """
 
-    def __init__(self, statement: Any) -> None:
-        self.statement = statement
+    def __init__(self, statement: Any = None, *, build: Callable[[], Any] | None = None) -> None:
+        """``statement``, or ``build``: a function returning it, called at the first run (a
+        process that never runs it never builds it: start-up time)."""
+        self._statement, self._build = statement, build
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+
+    @property
+    def statement(self) -> Any:
+        if self._statement is None and self._build is not None:
+            self._statement = self._build()
+        return self._statement
 
     def run(self, conn: Connection, params: dict[str, Any]) -> tuple[list[Any], int]:
         """Execute; returns (rows, or [] for a statement without any, the row count)."""
@@ -237,7 +250,7 @@ def _date_of(value: Any) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) else value
 
 
-_FIRE_CONTEXT = Prepared(FIRE_CONTEXT)
+_FIRE_CONTEXT = Prepared(build=fire_context_statement)
 _MARK_STALE_P = Prepared(_MARK_STALE)
 _EVENT_NOTIFICATIONS_P = Prepared(_EVENT_NOTIFICATIONS)
 _INSERT_HISTORY_P = Prepared(INSERT_HISTORY)
