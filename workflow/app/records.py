@@ -28,7 +28,6 @@ from workflow.domain.errors import (
 )
 from workflow.domain.figures import wan_people, wan_yuan
 from workflow.domain.policy import Policy
-from workflow.formats.ledger import CHANNEL_ALIASES
 from workflow.store import rollup
 from workflow.store.unit import CoreUnitOfWork, FireContext
 
@@ -785,6 +784,10 @@ def resolve_channel(policy: Policy, text: str) -> str:
     for c in policy.channels:
         if typed in (c.name, c.name.replace("(", "（").replace(")", "）")):
             return c.code
+    # Imported here: the ledger module (the file parsers) is not needed by the clerk's
+    # short commands that never name a channel (CLI start-up, issue 12 point 5).
+    from workflow.formats.ledger import CHANNEL_ALIASES
+
     code = CHANNEL_ALIASES.get(typed)
     return code if code is not None and policy.channel(code) is not None else typed
 
