@@ -642,11 +642,22 @@ def _overdue(database: Database, sql: _Sql, rnd: Round, now: datetime, report: S
             rollup.rebuild(session, rnd.id or 0)  # the overview's figures, in this transaction
 
 
-def _unused(alias: str) -> str:
-    """The unused extra quota of the record ``alias`` (never negative)."""
-    used = ("(SELECT COALESCE(SUM(p.amount_fen), 0) FROM purchase p"
-            f" WHERE p.record_id = {alias}.id AND p.budget = 'extra_quota' AND p.voided_at IS NULL)")
-    return f"(CASE WHEN {alias}.quota_fen > {used} THEN {alias}.quota_fen - {used} ELSE 0 END)"
+#: The round's grassroots records not yet lapsed (``r``) with their extra-quota spending
+#: ``s.used`` joined: one ``GROUP BY`` over those records' purchases, not a correlated subquery
+#: evaluated per row and per use (filter, detail, payload, UPDATE).
+_LAPSE_WHERE = "r.round_id = :rid AND r.is_grassroots AND r.lapsed_fen IS NULL"
+_LAPSE_FROM = (
+    "record r LEFT JOIN (SELECT p.record_id, SUM(p.amount_fen) AS used FROM purchase p"
+    " JOIN record pr ON pr.id = p.record_id"
+    " WHERE pr.round_id = :rid AND pr.is_grassroots AND pr.lapsed_fen IS NULL"
+    " AND p.budget = 'extra_quota' AND p.voided_at IS NULL GROUP BY p.record_id) s"
+    " ON s.record_id = r.id"
+)
+
+
+#: The unused extra quota of ``r`` in :data:`_LAPSE_FROM` (never negative).
+_LEFT = ("(CASE WHEN r.quota_fen > COALESCE(s.used, 0) THEN r.quota_fen - COALESCE(s.used, 0)"
+         " ELSE 0 END)")
 
 
 def _last_day_sql(sql: _Sql, column: str) -> str:
@@ -660,11 +671,11 @@ def _last_day_sql(sql: _Sql, column: str) -> str:
 def _lapse(database: Database, sql: _Sql, rnd: Round, now: datetime, report: SweepReport) -> None:
     """At the entry cutoff: each grassroots record's unused extra quota lapses (``lapsed_fen``,
     a ``lapse`` history row when something lapsed, a ``quota_lapsed`` notice to its clerks)."""
-    left = _unused("r")
-    where = "r.round_id = :rid AND r.is_grassroots AND r.lapsed_fen IS NULL"
+    left = _LEFT
+    where = _LAPSE_WHERE
     detail = sql.obj(("lapsed_fen", left), ("quota_fen", "r.quota_fen"))
     last_day = clock.deadline_last_day(rnd.entry_cutoff)
-    from_clause = "record r JOIN organisation o ON o.id = r.org_id"
+    from_clause = f"{_LAPSE_FROM} JOIN organisation o ON o.id = r.org_id"
     payload = sql.obj(
         ("union_name", "o.name"), ("lapsed_fen", left), ("round_label", "CAST(:round_label AS TEXT)"),
         ("path", "'/records/' || CAST(r.id AS TEXT)"),
@@ -672,17 +683,19 @@ def _lapse(database: Database, sql: _Sql, rnd: Round, now: datetime, report: Swe
     people = _to_people(target="r.org_id", role=states.CLERK,
                         source=_source("quota_lapsed", "r.org_id"), kind="quota_lapsed",
                         record="r.id", payload=payload, where=f"{where} AND {left} > 0")
+    # Every grassroots record gets its amount (0 included), in one pass: UPDATE … FROM
+    # (PostgreSQL; SQLite since 3.33).
+    update = (f"UPDATE record SET lapsed_fen = t.lapsed FROM (SELECT r.id AS rid, {left} AS lapsed"
+              f" FROM {_LAPSE_FROM} WHERE {where}) t WHERE record.id = t.rid")
     with database.begin() as session:
         sql.lock_round(session, rnd.id or 0)
         params = {"rid": rnd.id, "now": now, "round_label": rnd.label,
                   "src_pre": f"reminder:{rnd.id}:", "src_post": f":{last_day.isoformat()}"}
-        _exec(session, _system_history("lapse", detail, "record r", f"{where} AND {left} > 0"),
-              params)
+        _exec(session, _system_history("lapse", detail, _LAPSE_FROM,
+                                       f"{where} AND {left} > 0"), params)
         if now - rnd.entry_cutoff < NOTICE_HORIZON:
             report.add("quota_lapsed", _exec(session, people.replace("{from_clause}", from_clause),
                                              params))
-        report.lapsed += _exec(session, f"UPDATE record SET lapsed_fen = {_unused('record')}"
-                                        " WHERE round_id = :rid AND is_grassroots"
-                                        " AND lapsed_fen IS NULL", params)
+        report.lapsed += _exec(session, update, params)
         _exec(session, "UPDATE round SET lapsed_at = :now WHERE id = :rid AND lapsed_at IS NULL",
               params)
