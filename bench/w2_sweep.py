@@ -16,8 +16,11 @@ province of :func:`bench.generate.generate` it times
   reminders per due deadline, one digest per parent — to the same users and channels, but with an
   empty payload, a ``floor:`` source, no reminder bookkeeping, no round lock, no channel
   preference parsing (every generated user chose inbox and e-mail). It runs first, twice, each
-  time in a transaction rolled back after the timing (the first run also warms the caches; the
-  better run counts), so the sweep then writes into the same empty outbox. The row counts per
+  time in a transaction timed with its commit, its rows deleted after the timing (the first run
+  also warms the caches; the better run counts), so the sweep then writes into the same empty
+  outbox. On PostgreSQL each
+  timed run (floor, sweep, sweep again) starts after a ``CHECKPOINT`` (untimed), so none pays
+  for another's dirty pages or falls on the server's checkpoint cycle by chance. The row counts per
   kind are checked against the sweep's (``same_rows``), so the two are comparable;
 - ``naive ORM``: the quota reminders written the way an ORM loop would, one record at a time
   (load, sum its purchases, load its clerks, add rows), over ``--naive`` records, extrapolated to
@@ -140,8 +143,13 @@ def due_now(db: Database) -> dict[int, dict[str, Any]]:
 
 def raw_floor(db: Database, due: dict[int, dict[str, Any]]) -> tuple[dict[str, int], float]:
     """The sweep's rows (by kind, user, channel and record) the least way (see the module doc),
-    in one transaction that is timed up to its commit and then rolled back, so the sweep after
-    it finds the same empty outbox. Returns rows by kind and seconds."""
+    in one transaction timed up to and including its commit, as the sweep's own commits are;
+    the rows are then deleted (untimed), so the sweep after it finds the same empty outbox.
+    Returns rows by kind and seconds.
+
+    (A floor rolled back instead skipped the commit's work: nothing on PostgreSQL, whose rows
+    are in the WAL already, but on SQLite writing the cached pages to the WAL, 1.35 s of a
+    4.7 s floor at province scale, which the sweep pays.)"""
     rows = {"quota_reminder": 0, "report_reminder": 0, "reviewer_digest": 0}
     now = bindparam("now", type_=UTCDateTime)
     deadline = bindparam("deadline", type_=UTCDateTime)
@@ -158,30 +166,48 @@ def raw_floor(db: Database, due: dict[int, dict[str, Any]]) -> tuple[dict[str, i
                     text(FLOOR_REPORT).bindparams(now, deadline), p).rowcount or 0
                 rows["reviewer_digest"] += conn.execute(
                     text(FLOOR_DIGEST).bindparams(now, deadline), p).rowcount or 0
+        tx.commit()
         seconds = time.perf_counter() - started
-        tx.rollback()
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM notification WHERE source LIKE 'floor:%'"))
     return rows, seconds
 
 
 def _vacuum(db: Database) -> None:
-    """After a rolled-back floor: PostgreSQL's dead outbox rows cleared, as a live database's
-    autovacuum would (SQLite's rollback leaves nothing)."""
+    """After a floor: PostgreSQL's dead outbox rows cleared, as a live database's autovacuum
+    would (SQLite's delete leaves free pages in the file, which the sweep's rows reuse)."""
     if db.dialect == "postgresql":
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE notification"))
 
 
+def _checkpoint(db: Database) -> None:
+    """Before each timed run on PostgreSQL (untimed): a checkpoint, so every run starts with the
+    same clean buffers and a whole checkpoint interval of WAL ahead. Without it a run's cost
+    depended on where the server's checkpoint cycle fell (one is requested every ~540 MB of WAL
+    at ``max_wal_size`` 1 GB; each floor run writes ~350 MB, the sweep ~550 MB): a run that
+    crossed a checkpoint start wrote the pages it touched again as full-page images (one sweep
+    measured 23k of them against a floor run's 11.5k), and the better of two floor runs could
+    be one that crossed none while the sweep, writing more, always crossed one."""
+    if db.dialect == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("CHECKPOINT"))
+
+
 def run(db: Database, info: GeneratedInfo, *, naive: int, log: Any = print) -> dict[str, Any]:
-    """W2 on a generated province (see the module doc): the floor twice (rolled back; the
+    """W2 on a generated province (see the module doc): the floor twice (committed, then deleted; the
     first run also warms the caches), then the sweep, the sweep again, the naive loop."""
     out: dict[str, Any] = {"as_of": AS_OF.isoformat(), "grassroots": info.grassroots}
     due = due_now(db)
+    _checkpoint(db)
     floor_rows, first = raw_floor(db, due)
     _vacuum(db)
+    _checkpoint(db)
     floor_rows, second = raw_floor(db, due)
     _vacuum(db)
     floor_s = min(first, second)
     log(f"  raw floor    {sum(floor_rows.values()):>9,} rows {first:8.2f} / {second:.2f} s  {floor_rows}")
+    _checkpoint(db)
     t = time.perf_counter()
     report = run_sweep(db, now=AS_OF)
     out["sweep_s"] = round(time.perf_counter() - t, 2)
@@ -194,6 +220,8 @@ def run(db: Database, info: GeneratedInfo, *, naive: int, log: Any = print) -> d
     out["sweep_vs_floor"] = round(out["sweep_s"] / floor_s, 2) if floor_s else None
     log(f"  sweep        {report.total_notifications:>9,} rows {out['sweep_s']:8.2f} s  {out['sweep_rows']}"
         f"  same rows as the floor: {same}  sweep/floor {out['sweep_vs_floor']}×")
+    log("               steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in out["sweep_steps_s"].items()))
+    _checkpoint(db)
     t = time.perf_counter()
     again = run_sweep(db, now=AS_OF)
     out["sweep_again_s"] = round(time.perf_counter() - t, 2)
