@@ -508,7 +508,8 @@ def _build_parser(only: str | None) -> tuple[bool, argparse.ArgumentParser]:
     p.add_argument("--highlights", metavar="文字", help="工作亮点")
     p = add("purchase-add", "录入一笔采购")
     budgets: dict[str, str] = {}
-    if only in (None, "purchase-add"):  # lazy: the ledger module only for this command's parser
+    if only in (None, "purchase-add"):
+        # lazy: the ledger module only for this command's parser (start-up time)
         from workflow.formats.ledger import BUDGET_LABELS as budgets
     p.add_argument("org", metavar="单位代码")
     p.add_argument("--paid-at", required=True, metavar="时间", help="支付时间，如 2021-12-20T10:30（北京时间，可带时区）；不能晚于录入时刻")
