@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
-from tests.conftest import World
+from tests.conftest import NOW_2021, World
 from tests.entrypoints.web.conftest import PASSWORD, csrf_from
 from workflow.app import accounts
 from workflow.domain.errors import BadInput
@@ -116,6 +117,28 @@ def test_no_credentials_is_401_and_a_bad_token_is_401(anon: TestClient, web_worl
     # Pages send the browser to the login form instead.
     page = anon.get(f"/records/{rid}", follow_redirects=False)
     assert page.status_code == 303 and page.headers["location"].startswith("/login")
+
+
+@pytest.mark.parametrize(("username", "seat"), [
+    ("g1-clerk", "G1"), ("d1-reviewer", "D1"), ("c1-reviewer", "C1"), ("gd-reviewer", "GD")])
+def test_a_token_carries_its_users_seats_and_dies_with_a_deactivation_or_a_revocation(
+        token_client, web_world: World, username: str, seat: str) -> None:  # type: ignore[no-untyped-def]
+    client = token_client(username)
+    me = client.get("/api/me")
+    assert me.status_code == 200 and me.json()["username"] == username
+    assert [m["org_code"] for m in me.json()["memberships"]] == [seat]
+    uid = web_world.uid(username)
+    with web_world.db.begin() as s:
+        s.execute(text("UPDATE app_user SET is_active = FALSE WHERE id = :u"), {"u": uid})
+    gone = client.get("/api/me")
+    assert gone.status_code == 401 and gone.json()["code"] == "auth.required"
+    with web_world.db.begin() as s:
+        s.execute(text("UPDATE app_user SET is_active = TRUE WHERE id = :u"), {"u": uid})
+    assert client.get("/api/me").status_code == 200
+    with UnitOfWork(web_world.db) as uow:
+        accounts.revoke_tokens(uow, uid, NOW_2021)
+        uow.commit()
+    assert client.get("/api/me").status_code == 401
 
 
 def test_token_create_cli_makes_a_working_bearer_token(app, web_world: World, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
