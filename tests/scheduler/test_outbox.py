@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from notifications.channels import message_id_for
 from tests.conftest import World
@@ -12,7 +13,7 @@ from tests.notifications.conftest import RobotServer, SmtpServer
 from tests.scheduler.conftest import BASE_URL, DEC_1_0900, channels_for, message_ids, rows
 from workflow.scheduler import sweeps
 from workflow.scheduler.outbox import claim, deliver_all, deliver_pending
-from workflow.store.tables import OrgRobot
+from workflow.store.tables import Notification, OrgRobot
 
 
 def _deliver(w: World, server: SmtpServer, now=DEC_1_0900):  # type: ignore[no-untyped-def]
@@ -285,3 +286,37 @@ def test_failed_rows_are_told_to_the_province_admins_once_a_day(
     # Once a China day: the next hourly sweep adds nothing.
     again = sweeps.run_sweep(w.db, now=later + timedelta(hours=1))
     assert again.notifications.get("outbox_failed", 0) == 0
+
+
+def test_marks_store_instants_as_every_other_write_does(
+    round_world: World, smtp_server: SmtpServer
+) -> None:
+    """The marks go to the driver itself: their ``sent_at`` and backoff ``lease_until`` must be
+    stored in the format the typed columns write (SQLite keeps text and compares it as text),
+    and read back as the delivery clock's instants."""
+    w = round_world
+    _sql(w, "UPDATE app_user SET email = 'busy-g1@example.test' WHERE username = 'g1-clerk'")
+    sweeps.run_sweep(w.db, now=DEC_1_0900)
+    report = _deliver(w, smtp_server)
+    assert report.sent >= 1 and report.retry >= 1
+    with w.db.engine.connect() as conn:
+        raw = conn.execute(text(
+            "SELECT created_at, sent_at, lease_until FROM notification WHERE channel = 'email'"
+            " AND (status = 'sent' OR last_error IS NOT NULL)")).all()
+    assert raw
+    if w.db.dialect == "sqlite":
+        stored = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
+        for created, sent, lease in raw:
+            assert stored.fullmatch(created), created
+            assert all(stored.fullmatch(v) for v in (sent, lease) if v is not None), (sent, lease)
+    n = Notification.__table__  # type: ignore[attr-defined]
+    with w.db.engine.connect() as conn:
+        typed = conn.execute(select(n.c.sent_at, n.c.lease_until, n.c.status)
+                             .where(n.c.channel == "email", n.c.status != "failed")).all()
+    sent = [s for s, _lease, status in typed if status == "sent"]
+    backoff = [lease for _s, lease, status in typed if status == "pending" and lease is not None]
+    assert sent and backoff
+    assert all(DEC_1_0900 <= s < DEC_1_0900 + timedelta(minutes=1) for s in sent)
+    # A temporary failure's first backoff: one minute from the attempt.
+    assert all(DEC_1_0900 + timedelta(seconds=55) <= t < DEC_1_0900 + timedelta(minutes=2)
+               for t in backoff)
