@@ -518,14 +518,16 @@ def _mark(database: Database, row: Claimed, lease: _Lease, status: str, now: dat
     if conn is None:
         with database.engine.begin() as conn:
             return bool(conn.execute(_MARK, params).rowcount)
-    if database.dialect == "postgresql":  # autocommit: the UPDATE is its own transaction
-        return bool(conn.exec_driver_sql(_PG_MARK, params).rowcount)
-    # SQLite: the stored instant format, then the driver's own autocommitted statement.
+    # The stored instant format (text on SQLite), then the driver's own statement on the
+    # lease's autocommitting connection: the UPDATE is its own transaction, without
+    # SQLAlchemy's per-statement execution context (PostgreSQL's psycopg prepares it after a
+    # few marks).
     instant = _bind_instant(database.engine.dialect)
     params["new_lease"], params["sent"] = instant(params["new_lease"]), instant(params["sent"])
     driver = conn.connection.driver_connection
     assert driver is not None
-    return bool(driver.execute(_SQLITE_MARK, params).rowcount)
+    sql = _PG_MARK if database.dialect == "postgresql" else _SQLITE_MARK
+    return bool(driver.execute(sql, params).rowcount)
 
 
 @functools.cache

@@ -15,6 +15,15 @@ from sqlalchemy.engine import Connection
 BULK_BATCH = 10_000
 
 
+#: The last instant converted for SQLite and its text, swapped as one tuple (thread-safe).
+_LAST_INSTANT: tuple[Any, str] = (None, "")
+
+
+def _remember_instant(value: datetime, stored: str) -> None:
+    global _LAST_INSTANT
+    _LAST_INSTANT = (value, stored)
+
+
 def driver_value(dialect: str, value: Any) -> Any:
     """A value as the driver takes it, stored exactly as SQLAlchemy's column types store it:
     on SQLite naive-UTC text for instants (refusing naive ones), ISO text for dates, 0/1."""
@@ -23,9 +32,14 @@ def driver_value(dialect: str, value: Any) -> Any:
             raise ValueError("naive datetime refused: bangfu stores aware UTC instants only")
         return value
     if isinstance(value, datetime):
+        last = _LAST_INSTANT
+        if last[0] is value:  # a transition stores its one instant in three to five columns
+            return last[1]
         if value.tzinfo is None:
             raise ValueError("naive datetime refused: bangfu stores aware UTC instants only")
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        stored = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        _remember_instant(value, stored)
+        return stored
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bool):

@@ -20,9 +20,10 @@ record and, while accepted, its snapshot's people and amount.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import chain
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import case, delete, func, select
@@ -87,34 +88,42 @@ def _upsert_sql(dialect: str, rows: int) -> str:
             " people = rollup.people + excluded.people, amount_fen = rollup.amount_fen + excluded.amount_fen")
 
 
-def move_rows(round_id: int, path: str, old: Entry | None, new: Entry | None) -> list[tuple[Any, ...]]:
-    """The delta rows of a record going from ``old`` to ``new`` (None: not counted), sorted."""
+def move_rows(round_id: int, path: str, old: Entry | None, new: Entry | None,
+              ready: Callable[[Key], tuple[Any, ...]] | None = None) -> list[tuple[Any, ...]]:
+    """The delta rows of a record going from ``old`` to ``new`` (None: not counted), sorted.
+    ``ready`` turns a key into the values the driver takes (once per key, not per row)."""
     if old == new:
         return []
+    orgs = above(path)
     out: dict[tuple[Any, ...], list[int]] = {}
     for sign, e in ((-1, old), (1, new)):
         if e is None:
             continue
-        for org_id in above(path):
-            acc = out.setdefault((round_id, org_id, *e.key), [0, 0, 0])
+        key = e.key if ready is None else ready(e.key)
+        for org_id in orgs:
+            acc = out.setdefault((round_id, org_id, *key), [0, 0, 0])
             acc[0] += sign
             acc[1] += sign * e.people
             acc[2] += sign * e.amount_fen
     return sorted((*k, *v) for k, v in out.items() if v != [0, 0, 0])
 
 
+@lru_cache(maxsize=256)
+def _sqlite_key(key: Key) -> tuple[Any, ...]:
+    """A key as SQLite's driver takes it (bools as 0/1, the deadline as stored text); the
+    order of keys is kept (the text sorts as the instants do)."""
+    return tuple(driver_value_cached(v) for v in key)
+
+
 def move(conn: Connection, round_id: int, path: str, old: Entry | None, new: Entry | None,
          run: Any) -> None:
     """Apply a record's change of key to its organisation and ancestors: one upsert statement.
     ``run(conn, sql, args)`` executes driver SQL (the unit of work's cursor path)."""
-    rows = move_rows(round_id, path, old, new)
+    dialect = conn.dialect.name
+    rows = move_rows(round_id, path, old, new, _sqlite_key if dialect == "sqlite" else None)
     if not rows:
         return
-    dialect = conn.dialect.name
-    args: list[Any] = []
-    for r in rows:
-        args.extend(r if dialect != "sqlite" else (driver_value_cached(v) for v in r))
-    run(conn, _upsert_sql(dialect, len(rows)), tuple(args))
+    run(conn, _upsert_sql(dialect, len(rows)), tuple(chain.from_iterable(rows)))
 
 
 def computed(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int, int, int]]:

@@ -34,13 +34,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from workflow.domain.errors import NotFound, Refusal, RuleViolation
 from workflow.domain.policy import Policy, parse_policy
 from workflow.store import rollup
 from workflow.store.bulk import driver_value
-from workflow.store.engine import Database
+from workflow.store.engine import Database, driver_execute
 from workflow.store.schema import (
     AGGREGATE_LINE,
     HISTORY,
@@ -213,31 +213,6 @@ class Prepared:
         sql, order = got
         args: Any = params if order is None else tuple(params[k] for k in order)
         return driver_execute(conn, sql, args)
-
-
-def driver_execute(conn: Connection, sql: str, args: Any) -> tuple[list[Any], int]:
-    """Execute driver SQL on the connection's driver cursor, inside its transaction: engine
-    cursor listeners called, driver errors raised as ``DBAPIError`` (see :class:`Prepared`)."""
-    dialect = conn.dialect
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    cur = raw.cursor()
-    try:
-        events = conn.dispatch
-        if events.before_cursor_execute:
-            events.before_cursor_execute(conn, cur, sql, args, None, False)
-        try:
-            cur.execute(sql, args)
-            rows = cur.fetchall() if cur.description is not None else []
-        except dialect.loaded_dbapi.Error as e:
-            if dialect.is_disconnect(e, conn.connection.dbapi_connection, cur):
-                conn.invalidate(e)
-            raise DBAPIError.instance(sql, args, e, dialect.loaded_dbapi.Error) from e
-        if events.after_cursor_execute:
-            events.after_cursor_execute(conn, cur, sql, args, None, False)
-        return rows, cur.rowcount
-    finally:
-        cur.close()
 
 
 def _instant_of(value: Any) -> datetime:
