@@ -453,3 +453,48 @@ def test_rollup_rebuild_repairs_the_overview_table_after_writes_outside_bangfu(r
     finally:
         db.dispose()
     assert_one_line_error(run("rollup-rebuild", "--round", "1999"), 2, "round.not_found")
+
+
+# --- a database that is not set up, and arguments nobody defined ---------------------------
+
+
+@pytest.mark.parametrize("command", [("show", "G1", "--as", "g1-clerk"), ("rollup-rebuild",),
+                                     ("purchase-list", "G1", "--as", "g1-clerk")])
+def test_a_database_not_set_up_gets_the_step_to_take_in_chinese(bangfu: Cli, tmp_path: Path,
+                                                                  command: tuple[str, ...]) -> None:
+    """A clerk whose BANGFU_DATABASE_URL points at an empty file (a typo in the path, a new
+    machine) was shown the driver's English and the SQL of the failed statement."""
+    (tmp_path / "var").mkdir()
+    r = bangfu(*command)
+    assert_one_line_error(r, 3, "db.schema")
+    assert "bangfu db-upgrade" in r.err and "数据库尚未建立" in r.err
+    assert "sqlite" not in r.err.lower() and "SELECT" not in r.err and "no such table" not in r.err
+    j = bangfu(*command, "--json")
+    assert j.code == 3 and j.json() == {"code": "db.schema", "message": j.json()["message"], "exit": 3}  # type: ignore[index]
+
+
+def test_a_schema_older_than_the_release_is_named_and_a_current_one_is_not(ready: Cli, tmp_path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "var" / "bangfu.db")
+    with db:
+        (head,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        db.execute("UPDATE alembic_version SET version_num = '0001'")
+        db.execute("ALTER TABLE record RENAME TO record_old")  # what an older schema lacks
+    r = ready("show", "G1", "--as", "g1-clerk")
+    assert_one_line_error(r, 3, "db.schema")
+    assert "不是本版本所需的最新版本" in r.err and "bangfu db-upgrade" in r.err
+    with db:
+        db.execute("ALTER TABLE record_old RENAME TO record")
+        db.execute("UPDATE alembic_version SET version_num = ?", (head,))
+    db.close()
+    assert ready("show", "G1", "--as", "g1-clerk").code == 0
+
+
+def test_an_unknown_argument_is_refused_in_chinese(ready: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["show", "G1", "--as", "g1-clerk", "--colour"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "无法识别的参数：--colour" in err and "unrecognized" not in err

@@ -94,6 +94,11 @@ class Context:
             self._db = Database(get_settings().database_url)
         return self._db
 
+    @property
+    def opened_db(self) -> Database | None:
+        """The database if this command opened one (nothing is opened to ask)."""
+        return self._db
+
     def uow(self, *, readonly: bool = False) -> UnitOfWork:
         from workflow.store.uow import UnitOfWork  # lazy: start-up time (SQLAlchemy, SQLModel)
 
@@ -560,6 +565,23 @@ def _extensions() -> list[Callable[[Any, argparse.ArgumentParser], None]]:
     return found
 
 
+def _schema_not_current(ctx: Context, exc: Exception) -> str | None:
+    """A database error from a database bangfu has not set up, or one whose schema is older
+    than this release: the step to take, in Chinese, instead of the driver's English and SQL."""
+    if ctx.opened_db is None or not type(exc).__module__.startswith("sqlalchemy"):
+        return None
+    try:
+        current, head = ctx.opened_db.schema_revisions()
+    except Exception:  # the database does not answer at all: the error as it came
+        log.debug("schema check failed", exc_info=True)
+        return None
+    if current == head:
+        return None
+    if current is None:
+        return "数据库尚未建立：请先运行 bangfu db-upgrade（或 make run），再执行此命令"
+    return "数据库结构不是本版本所需的最新版本：请先运行 bangfu db-upgrade，再执行此命令"
+
+
 def _refuse(json_out: bool, code: str, message: str, exit_code: int) -> int:
     if json_out:
         print(json_refusal(code, message, exit_code))
@@ -645,6 +667,9 @@ def _dispatch(args: argparse.Namespace, json_out: bool) -> int:
             raise
         # The traceback goes to the log at DEBUG only: stderr gets one line, never a traceback.
         log.debug("unexpected error", exc_info=True)
+        missing = _schema_not_current(ctx, exc)
+        if missing is not None:
+            return _refuse(json_out, "db.schema", missing, 3)
         message = f"内部错误（{type(exc).__name__}）：{exc}。设置 BANGFU_DEBUG=1 查看详情"
         if json_out:
             print(json_refusal("internal", message, 1))

@@ -89,6 +89,11 @@ class ChineseParser(argparse.ArgumentParser):
         with _chinese():
             return super().parse_known_args(*args, **kwargs)
 
+    def parse_args(self, *args: Any, **kwargs: Any) -> Any:
+        # Extra arguments are refused here, after parse_known_args: Chinese too.
+        with _chinese():
+            return super().parse_args(*args, **kwargs)
+
     def format_usage(self) -> str:
         with _chinese():
             return super().format_usage()
