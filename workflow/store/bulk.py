@@ -15,15 +15,6 @@ from sqlalchemy.engine import Connection
 BULK_BATCH = 10_000
 
 
-#: The last instant converted for SQLite and its text, swapped as one tuple (thread-safe).
-_LAST_INSTANT: tuple[Any, str] = (None, "")
-
-
-def _remember_instant(value: datetime, stored: str) -> None:
-    global _LAST_INSTANT
-    _LAST_INSTANT = (value, stored)
-
-
 def driver_value(dialect: str, value: Any) -> Any:
     """A value as the driver takes it, stored exactly as SQLAlchemy's column types store it:
     on SQLite naive-UTC text for instants (refusing naive ones), ISO text for dates, 0/1."""
@@ -32,19 +23,21 @@ def driver_value(dialect: str, value: Any) -> Any:
             raise ValueError("naive datetime refused: bangfu stores aware UTC instants only")
         return value
     if isinstance(value, datetime):
-        last = _LAST_INSTANT
-        if last[0] is value:  # a transition stores its one instant in three to five columns
-            return last[1]
         if value.tzinfo is None:
             raise ValueError("naive datetime refused: bangfu stores aware UTC instants only")
-        stored = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        _remember_instant(value, stored)
-        return stored
+        return _instant_text(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bool):
         return int(value)
     return value
+
+
+@lru_cache(maxsize=64)
+def _instant_text(value: datetime) -> str:
+    """An aware instant as SQLite stores it, memoised: a transition stores its one instant in
+    three to five columns (equal instants in any zone give the same UTC text)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 #: Values SQLite's driver takes as they are.
