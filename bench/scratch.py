@@ -17,6 +17,19 @@ OUT = Path(__file__).parent / "out"
 PG_URL = os.environ.get("BANGFU_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def checkpoint(db: Database) -> None:
+    """Before a timed run on PostgreSQL (untimed): a checkpoint, so the run starts with clean
+    buffers and a whole checkpoint interval of WAL ahead, and pays neither for the previous
+    workload's dirty pages nor for a checkpoint cycle falling on it by chance. W2: a run that
+    crossed a checkpoint start wrote the pages it touched again as full-page images (one sweep
+    measured 23k of them against a floor run's 11.5k; at ``max_wal_size`` 1 GB one is requested
+    every ~540 MB of WAL, a floor run writes ~350 MB, the sweep ~550 MB). W5 follows W2 on the
+    same server and gets one too."""
+    if db.dialect == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("CHECKPOINT"))
+
+
 def kinds(choice: str) -> tuple[str, ...]:
     """``--db sqlite|postgres|both`` as the database kinds to run, in order."""
     return ("sqlite", "postgres") if choice == "both" else (choice,)

@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, text
 
 from bench.generate import SCALES, GeneratedInfo, generate
-from bench.scratch import OUT, bench_database, kinds
+from bench.scratch import OUT, bench_database, checkpoint, kinds
 from workflow.domain import clock
 from workflow.scheduler.sweeps import due_offsets, run_sweep
 from workflow.store.tables import (
@@ -181,33 +181,20 @@ def _vacuum(db: Database) -> None:
             conn.execute(text("VACUUM ANALYZE notification"))
 
 
-def _checkpoint(db: Database) -> None:
-    """Before each timed run on PostgreSQL (untimed): a checkpoint, so every run starts with the
-    same clean buffers and a whole checkpoint interval of WAL ahead. Without it a run's cost
-    depended on where the server's checkpoint cycle fell (one is requested every ~540 MB of WAL
-    at ``max_wal_size`` 1 GB; each floor run writes ~350 MB, the sweep ~550 MB): a run that
-    crossed a checkpoint start wrote the pages it touched again as full-page images (one sweep
-    measured 23k of them against a floor run's 11.5k), and the better of two floor runs could
-    be one that crossed none while the sweep, writing more, always crossed one."""
-    if db.dialect == "postgresql":
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("CHECKPOINT"))
-
-
 def run(db: Database, info: GeneratedInfo, *, naive: int, log: Any = print) -> dict[str, Any]:
     """W2 on a generated province (see the module doc): the floor twice (committed, then deleted; the
     first run also warms the caches), then the sweep, the sweep again, the naive loop."""
     out: dict[str, Any] = {"as_of": AS_OF.isoformat(), "grassroots": info.grassroots}
     due = due_now(db)
-    _checkpoint(db)
+    checkpoint(db)
     floor_rows, first = raw_floor(db, due)
     _vacuum(db)
-    _checkpoint(db)
+    checkpoint(db)
     floor_rows, second = raw_floor(db, due)
     _vacuum(db)
     floor_s = min(first, second)
     log(f"  raw floor    {sum(floor_rows.values()):>9,} rows {first:8.2f} / {second:.2f} s  {floor_rows}")
-    _checkpoint(db)
+    checkpoint(db)
     t = time.perf_counter()
     report = run_sweep(db, now=AS_OF)
     out["sweep_s"] = round(time.perf_counter() - t, 2)
@@ -221,7 +208,7 @@ def run(db: Database, info: GeneratedInfo, *, naive: int, log: Any = print) -> d
     log(f"  sweep        {report.total_notifications:>9,} rows {out['sweep_s']:8.2f} s  {out['sweep_rows']}"
         f"  same rows as the floor: {same}  sweep/floor {out['sweep_vs_floor']}×")
     log("               steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in out["sweep_steps_s"].items()))
-    _checkpoint(db)
+    checkpoint(db)
     t = time.perf_counter()
     again = run_sweep(db, now=AS_OF)
     out["sweep_again_s"] = round(time.perf_counter() - t, 2)
