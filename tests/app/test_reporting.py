@@ -326,8 +326,11 @@ def test_province_workbook_overview_and_one_sheet_per_unit(any_world: World) -> 
     assert float(ind[3]) == 1.23 and "已提交，待审核" in ind[4]
     c1 = next(r for r in overview if r[1] == "广州市总工会")
     assert float(c1[3]) == 0.0 and "未报送" in c1[4]
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PermissionDenied) as refused:
         reporting.province_workbook(w.uow(True), user_id=w.uid("c1-reviewer"), round_label="2021年度")
+    # The refusal names who may (every account of the province, not only its reviewers: an
+    # observer there downloads it too) and where a city looks instead.
+    assert "审核人" not in str(refused.value) and "附件2" in str(refused.value)
 
 
 def test_work_report_has_texts_numbers_and_subordinates_highlights(any_world: World) -> None:

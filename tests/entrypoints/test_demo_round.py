@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import time_machine
+from sqlalchemy import text
 
 from tests.scheduler.conftest import at
 from workflow.app import records, views
@@ -81,3 +82,13 @@ def test_the_readme_lists_every_demo_account_with_what_to_try() -> None:
     named = re.findall(r"^\| `([a-z0-9-]+)` \|", section, flags=re.M)
     assert named == [name for name, _who, _what in demo.ACCOUNTS]
     assert "demo1234" in section
+
+
+def test_the_demo_forms_name_a_person_as_reporter_not_an_organisation_code(sqlite_db: Database) -> None:
+    """The printed Annex 2 shows 填报人: in the demo it is a person's name, never ``GZ-D1填报员``."""
+    with time_machine.travel(at("2026-06-10T10:00"), tick=False):
+        demo.build(sqlite_db)
+    with sqlite_db.session(readonly=True) as session:
+        reporters = [r for (r,) in session.execute(text("SELECT reporter FROM record WHERE reporter IS NOT NULL"))]
+    assert reporters, "the demo fills the report info of its summarized records"
+    assert [r for r in reporters if re.search(r"[A-Za-z0-9]", r)] == []

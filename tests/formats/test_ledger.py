@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+import zipfile
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -146,6 +148,28 @@ def test_xls_refused_with_hint() -> None:
 def test_broken_xlsx_does_not_raise() -> None:
     result = parse(b"PK\x03\x04 not really a zip", "a.xlsx")
     assert len(result.errors) == 1 and "XLSX" in result.errors[0].reason
+
+
+def _zip_without_workbook() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("readme.txt", "not a workbook")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("data", [
+    b"\x89PNG\r\n\x1a\n" + b"\0" * 200,  # a picture renamed .xlsx
+    b"PK\x03\x04 not really a zip",
+    _zip_without_workbook(),
+], ids=["png", "truncated-zip", "zip-not-workbook"])
+def test_a_file_that_is_not_a_workbook_says_what_to_do_in_chinese(data: bytes) -> None:
+    result = parse(data, "采购明细.xlsx")
+    assert result.rows == [] and len(result.errors) == 1
+    reason = result.errors[0].reason
+    assert "另存为 .xlsx" in reason
+    # No library exception name (BadZipFile, KeyError ...) reaches the clerk: the only Latin
+    # words are the file type and the programs' names.
+    assert set(re.findall(r"[A-Za-z]+", reason)) <= {"XLSX", "Excel", "WPS", "xlsx"}
 
 
 # ------------------------------------------------------------------ dates

@@ -154,6 +154,13 @@ class FireResult:
     notifications: int
     label: str = ""  # the transition's name for this record (its source state and kind)
 
+    @property
+    def message(self) -> str:
+        """What the user is told once it is done (the web's flash, the CLI's line)."""
+        label = self.label or states.TRIGGER_LABELS.get(self.trigger, self.trigger)
+        return (f"已{label}：{states.STATE_LABELS[self.from_state]} → {states.STATE_LABELS[self.to_state]}"
+                + ("（代填报）" if self.on_behalf else ""))
+
 
 @dataclass(frozen=True)
 class PurchaseInput:

@@ -167,7 +167,10 @@ def province_workbook(uow: UnitOfWork, *, user_id: int, round_label: str | None 
         policy = uow.policy(rnd.policy_code)
         root = receiver_org(uow, rnd, policy)
         if not access.can_view(uow.memberships(user_id), root):
-            raise PermissionDenied(f"只有“{root.name}”的审核人可以下载全省汇总表", code="permission.report_scope")
+            # Any seat at the receiver (its reviewers, admins, observers) sees the whole
+            # system, as on the overview; the message says so, and where a lower level looks.
+            raise PermissionDenied(f"全省汇总表只供“{root.name}”的账户下载；下级单位请在统计页下载本单位的附件2汇总表",
+                                   code="permission.report_scope")
         tables = province_tables(uow.session, rnd.id, policy, root_org_id=root.id)
         title = f"{rnd.label}工会消费帮扶情况汇总表"
     if not tables:

@@ -104,6 +104,17 @@ def _org_csv() -> tuple[str, list[tuple[str, str, str]]]:
     return "\n".join(lines) + "\n", grassroots
 
 
+_SURNAMES = "陈李黄张梁林刘吴罗何郑杨谢郭邓"
+_GIVEN = ("晓敏", "志强", "丽华", "建国", "美玲", "国栋", "秀英", "伟明", "慧珍", "家豪", "嘉欣", "永康")
+
+
+def _person(code: str) -> str:
+    """A clerk's name for the printed forms (填报人), the same for an organisation every run; a
+    form never shows an organisation code."""
+    n = sum(map(ord, code))
+    return _SURNAMES[n % len(_SURNAMES)] + _GIVEN[n // len(_SURNAMES) % len(_GIVEN)]
+
+
 def _user_csv(org_lines: str) -> str:
     rows = ["username,display_name,org_code,role,email,phone,password"]
     for line in org_lines.splitlines()[1:]:
@@ -128,7 +139,7 @@ def build(database: Database, *, reset: bool = False, seed: int = 17) -> dict[st
     with UnitOfWork(database, readonly=True) as uow:
         already = bool(uow.rounds())
     if already and not reset:
-        return {"demo": "already loaded", "database": database.url}
+        return {"demo": "already loaded", "database": database.shown_url}
     org_csv, grassroots = _org_csv()
     directory.import_organisations(UnitOfWork(database), data=org_csv.encode(), now=now)
     shared_hash = hash_password(DEMO_PASSWORD)
@@ -147,7 +158,7 @@ def build(database: Database, *, reset: bool = False, seed: int = 17) -> dict[st
         counts[target] = counts.get(target, 0) + 1
     _round_in_progress(database, label, now)
     return {"demo": "loaded", "round": label, "grassroots": len(grassroots), "states": counts,
-            "database": database.url, "password": DEMO_PASSWORD}
+            "database": database.shown_url, "password": DEMO_PASSWORD}
 
 
 def _round_in_progress(database: Database, label: str, now: datetime) -> None:
@@ -241,7 +252,7 @@ def _advance(database: Database, code: str, parent: str, label: str, target: str
     with UnitOfWork(database, readonly=True) as uow:
         version = uow.record(rid).version
     records.update_report_info(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
-                                reporter=f"{code}填报员", phone="13800000000", now=now)
+                                reporter=_person(code), phone="13800000000", now=now)
     _fire(database, rid, "summarize", clerk, None, now)
     if target == "summarized":
         return
@@ -261,7 +272,7 @@ def _advance_federation(database: Database, code: str, label: str, now: datetime
     with UnitOfWork(database, readonly=True) as uow:
         version = uow.record(rid).version
     records.update_report_info(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
-                                reporter=f"{code}填报员", phone="020-83828111",
+                                reporter=_person(code), phone="020-83828111",
                                 work_experience="组织基层工会集中采购帮扶产品", work_highlights="节日慰问品全部来自帮扶地区", now=now)
     _fire(database, rid, "finish_purchasing", clerk, None, now)
     if not summarize:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 import time as _time
 import unicodedata
@@ -48,6 +49,8 @@ from zoneinfo import ZoneInfo
 
 from workflow.domain import money
 from workflow.domain.errors import ImportUsageError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BUDGET_LABELS",
@@ -555,6 +558,12 @@ def _check_zip(data: bytes, bounds: Bounds) -> str | None:
     return None
 
 
+#: The clerk's words for a file that is not a workbook (or is damaged): what to do, not the
+#: library's exception (that goes to the log for the operator).
+XLSX_UNREADABLE = "无法读取该 XLSX 文件：文件已损坏，或并不是 Excel 工作簿。请用 Excel 或 WPS 打开后另存为 .xlsx 再导入"
+XLSX_CONTENT_UNREADABLE = "无法读取该 XLSX 文件的内容：文件可能已损坏。请用 Excel 或 WPS 打开后另存为 .xlsx 再导入"
+
+
 def _read_xlsx(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[list[list[object]], str | None]:
     import openpyxl  # local: keeps importing this module cheap for CSV-only callers
 
@@ -563,7 +572,8 @@ def _read_xlsx(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[lis
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - bad content must never raise
-        return [], f"无法读取 XLSX 文件（文件已损坏或不是 Excel 文件）：{type(exc).__name__}"
+        log.info("xlsx upload unreadable: %s: %s", type(exc).__name__, exc)
+        return [], XLSX_UNREADABLE
     try:
         if not workbook.worksheets:
             return [], "XLSX 文件中没有工作表"
@@ -579,7 +589,8 @@ def _read_xlsx(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[lis
     except _TooBig:
         raise
     except Exception as exc:  # noqa: BLE001 - bad content must never raise
-        return [], f"无法读取 XLSX 文件内容：{type(exc).__name__}"
+        log.info("xlsx upload content unreadable: %s: %s", type(exc).__name__, exc)
+        return [], XLSX_CONTENT_UNREADABLE
     finally:
         workbook.close()
 

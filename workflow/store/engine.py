@@ -133,6 +133,11 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
+    @property
+    def shown_url(self) -> str:
+        """The URL to print or log: a password in it is masked (``***``)."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     def session(self, *, readonly: bool = False) -> Session:
         if self._makers is None:
             # Lazy: the ORM loads with the first session (Core-only commands never build one).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import states
 from tests.conftest import WORLD_ORGS, world_users_csv
 from workflow.entrypoints import cli
 from workflow.settings import get_settings
+from workflow.store.engine import Database
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -498,3 +500,41 @@ def test_an_unknown_argument_is_refused_in_chinese(ready: Cli, capsys: pytest.Ca
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "无法识别的参数：--colour" in err and "unrecognized" not in err
+
+
+def test_a_clerks_writing_commands_answer_in_a_chinese_sentence_without_json(ready: Cli, tmp_path: Path) -> None:
+    """Without ``--json`` a clerk reads what happened, not a JSON object with English keys."""
+    run = ready
+
+    def human(*args: str) -> str:
+        r = run(*args, "--as", "g1-clerk")
+        assert r.code == 0, (args, r.err)
+        assert not r.out.lstrip().startswith(("{", "[")), (args, r.out)
+        return r.out
+
+    assert "额度 60,000.00 元" in human("plan", "G1", "--amount", "600", "--members", "100")
+    added = human("purchase-add", "G1", "--paid-at", "2021-10-31T10:00", "--channel", "ygh",
+                  "--amount", "100", "--people", "5", "--order", "A-1")
+    pid = re.search(r"已录入采购行 #(\d+)", added)
+    assert pid, added
+    # The list shows the 编号 that purchase-void takes, and the voided line stays, marked.
+    assert f"编号 {pid.group(1)} " in human("purchase-list", "G1")
+    assert "已作废采购行" in human("purchase-void", "G1", "--id", pid.group(1), "--reason", "金额录错")
+    listed = human("purchase-list", "G1")
+    assert "【已作废：金额录错】" in listed and "其中已作废 1 条" in listed
+    assert "已完成采购：计划中 → 已采购" in human("fire", "G1", "finish_purchasing")
+    assert "状态：已采购" in human("report-info", "G1", "--reporter", "张三", "--phone", "020-83871234")
+    (tmp_path / "members.csv").write_text("org_code,members\nG1,120\n", encoding="utf-8")
+    r = run("members-import", str(tmp_path / "members.csv"), "--round", "2021年度")
+    assert r.code == 0 and r.out.startswith("导入完成："), (r.out, r.err)
+
+
+def test_setting_up_answers_in_chinese_and_never_prints_a_password(bangfu: Cli, tmp_path: Path) -> None:
+    r = bangfu("init")
+    assert r.code == 0, r.err
+    assert r.out.splitlines() == [f"数据库结构已是最新版本：sqlite:///{tmp_path / 'var' / 'bangfu.db'}",
+                                  "已加载政策 粤工总〔2021〕17号：2021年度、2022年度"]
+    assert bangfu("policy-check", "yuegongzong-2021-17").out.startswith("政策文件无误：粤工总〔2021〕17号")
+    # A production URL carries a password: what the command prints (and JSON) masks it.
+    shown = Database("postgresql://bangfu:s3cret@db.example/bangfu").shown_url
+    assert "s3cret" not in shown and "bangfu:***@db.example" in shown

@@ -173,19 +173,23 @@ def _version(ctx: Context, record_id: int) -> int:
 
 @command("init")
 def cmd_init(args: argparse.Namespace, ctx: Context) -> Any:
+    ctx.db.upgrade()
+    out: dict[str, Any] = {"database": ctx.db.shown_url, "schema": "head"}
+    if not args.no_policy:
+        out["policy"] = _install(ctx, load_policy(POLICY_DIR / "yuegongzong-2021-17.toml"))
+    return out
+
+
+def _install(ctx: Context, policy: Any) -> dict[str, Any]:
     from workflow.app import directory  # lazy: start-up time
 
-    ctx.db.upgrade()
-    out: dict[str, Any] = {"database": ctx.db.url, "schema": "head"}
-    if not args.no_policy:
-        out["policy"] = directory.install_policy(ctx.uow(), policy=load_policy(POLICY_DIR / "yuegongzong-2021-17.toml"))
-    return out
+    return {**directory.install_policy(ctx.uow(), policy=policy), "document": policy.document}
 
 
 @command("db-upgrade")
 def cmd_db_upgrade(args: argparse.Namespace, ctx: Context) -> Any:
     ctx.db.upgrade()
-    return {"database": ctx.db.url, "schema": "head"}
+    return {"database": ctx.db.shown_url, "schema": "head"}
 
 
 def _policy_path(arg: str) -> Path:
@@ -198,14 +202,13 @@ def _policy_path(arg: str) -> Path:
 @command("policy-check")
 def cmd_policy_check(args: argparse.Namespace, ctx: Context) -> Any:
     p = load_policy(_policy_path(args.file))
-    return {"policy": p.code, "rounds": [r.label for r in p.rounds], "channels": len(p.channels)}
+    return {"policy": p.code, "document": p.document, "rounds": [r.label for r in p.rounds],
+            "channels": len(p.channels)}
 
 
 @command("policy-load")
 def cmd_policy_load(args: argparse.Namespace, ctx: Context) -> Any:
-    from workflow.app import directory  # lazy: start-up time
-
-    return directory.install_policy(ctx.uow(), policy=load_policy(_policy_path(args.file)))
+    return _install(ctx, load_policy(_policy_path(args.file)))
 
 
 def _read_file(path: str) -> bytes:
@@ -375,11 +378,38 @@ def days_text(n: int) -> str:
 
 
 def _print_human(name: str, result: Any) -> None:
+    if result is None:
+        return
     if isinstance(result, str):
         print(result, end="" if result.endswith("\n") else "\n")
         return
-    if name == "show":
+    if name in ("init", "db-upgrade"):
+        print(f"数据库结构已是最新版本：{result['database']}")
+        if result.get("policy"):
+            _print_human("policy-load", result["policy"])
+        return
+    if name == "policy-check":
+        print(f"政策文件无误：{result['document']}，年度 {'、'.join(result['rounds'])}，采购渠道 {result['channels']} 个")
+        return
+    if name == "policy-load":
+        print(f"已加载政策 {result['document']}：{'、'.join(result['rounds'])}"
+              + (f"，新开记录 {result['records_opened']} 份" if result["records_opened"] else ""))
+        return
+    if name in ("show", "plan", "report-info"):
         _print_record(result)
+        return
+    if name == "fire":
+        print(f"{result.message}（版本 {result.version}，通知 {result.notifications} 条）")
+        return
+    if name == "purchase-add":
+        print(f"已录入采购行 #{result['purchase_id']}（记录 #{result['record_id']}）")
+        return
+    if name == "purchase-void":
+        print(f"已作废采购行 #{result['purchase_id']}；如需更正，请重新录入正确的数据")
+        return
+    if name in ("org-import", "user-import", "members-import"):
+        print(f"导入完成：新增 {result.created} 条，更新 {result.updated} 条"
+              + (f"，新开记录 {result.records_opened} 份" if result.records_opened else ""))
         return
     if name == "history":
         for h in result:
@@ -392,10 +422,14 @@ def _print_human(name: str, result: Any) -> None:
             print(f"{at}  {h['label']}  {moved}  {who}{reason}")
         return
     if name == "purchase-list":
+        # The line's 编号 is what purchase-void --id takes; a voided line stays listed, marked.
         for p in result:
-            print(f"{p['paid_on']}  {p.get('channel_name') or p['channel']:<12} {rules.yuan(p['amount_fen']):>14} 元  "
-                  f"{p['people']:>6} 人次  订单 {p['order_no']}#{p['line_no']}  {p['product']}")
-        print(f"共 {len(result)} 条")
+            void = f"  【已作废：{p['void_reason']}】" if p["voided"] else ""
+            print(f"编号 {p['id']:<6} {p['paid_on']}  {p.get('channel_name') or p['channel']:<12} "
+                  f"{rules.yuan(p['amount_fen']):>14} 元  {p['people']:>6} 人次  订单 {p['order_no']}#{p['line_no']}"
+                  f"  {p['product']}{void}")
+        voided = sum(1 for p in result if p["voided"])
+        print(f"共 {len(result)} 条" + (f"，其中已作废 {voided} 条（不计入任何数字）" if voided else ""))
         return
     if name == "rounds":
         if not result:
