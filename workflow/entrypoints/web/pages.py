@@ -165,12 +165,17 @@ def _record_page(
     used = min(view.extra_spent_fen, view.quota_fen) if view.quota_fen else 0
     percent = round(100 * used / view.quota_fen) if view.quota_fen else 0
     open_for_entry = view.state not in (states.SUBMITTED, states.ACCEPTED)
+    shown = _shown_forms(view, rel, open_for_entry)
+    errors = errors or {}
+    # A refusal of a form the record's state (or the user's relation) hides now, e.g. a plan
+    # posted from a stale tab after 完成采购: shown at the top of the page, never dropped.
+    general_errors = [msg for name, msg in errors.items() if msg and not shown.get(name)]
     return render(request, "pages/record.html", {
         "title": view.org_name, "v": view, "rel": rel, "purchases": purchases, "options": options,
         "fed": fed, "state_list": states.STATES,
         "files": files, "attachment_kinds": attachments.KINDS,
         "max_mb": attachments.MAX_BYTES // 1024 // 1024,
-        "forms": forms, "errors": errors or {}, "allowed": allowed, "refused": refused, "forward": forward,
+        "forms": forms, "errors": errors, "shown": shown, "general_errors": general_errors, "allowed": allowed, "refused": refused, "forward": forward,
         "quota_used_fen": used, "quota_percent": percent, "open_for_entry": open_for_entry,
         "quota_last_day": clock.deadline_last_day(view.quota_deadline),
         "report_last_day": clock.deadline_last_day(view.report_deadline),
@@ -181,6 +186,23 @@ def _record_page(
         "import_problems": [], "limit_result": None, "limit_bases": reports_pages.limits.BASES,
         **(extra or {}),
     }, status=status)
+
+
+def _shown_forms(view: records.RecordView, rel: dict[str, bool], open_for_entry: bool) -> dict[str, bool]:
+    """Which of the record page's forms (the keys of ``FORM_DEFAULTS``) the page shows: the
+    template asks this, and an error of a form not shown goes to the page's top instead."""
+    enter = rel["can_enter"] and open_for_entry
+    return {
+        "fire": True,
+        "void": True,  # its message sits at the head of the purchase list, always shown
+        "plan": rel["can_enter"] and view.state == states.PLANNED and view.is_grassroots,
+        "purchase": enter,
+        "import": enter,
+        "info": enter,
+        "attachment": rel["can_enter"] and view.state != states.ACCEPTED,
+        "limits": view.is_grassroots,
+        "deadline": rel["parent_reviewer"] and view.state != states.ACCEPTED,
+    }
 
 
 @router.get("/records/{record_id}", response_class=HTMLResponse)
