@@ -8,7 +8,7 @@ configured database. ``uvicorn --factory workflow.entrypoints.web.app:create_app
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from notifications.templates import make_environment
 from workflow.domain.errors import BangfuError
@@ -80,13 +81,16 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
 
     @app.exception_handler(BangfuError)
     async def bangfu_error(request: Request, exc: BangfuError) -> Response:
-        if _wants_json(request):
-            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=http_status(exc))
-        if http_status(exc) == 401:
+        if http_status(exc) == 401 and not _wants_json(request):
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        return render(request, "pages/error.html", {"title": "无法完成", "status": http_status(exc),
-                                                    "code": exc.code, "message": exc.message},
-                      status=http_status(exc))
+        return _problem(request, http_status(exc), exc.code, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # The framework's own refusals (no such route, wrong method, a body it cannot read):
+        # the same Chinese answer as the project's errors, status and headers (Allow) kept.
+        code, title, message = _http_problem(exc)
+        return _problem(request, exc.status_code, code, message, title=title, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -150,6 +154,44 @@ def _body_schema(operation: dict[str, Any]) -> str:
     for media in content.values():
         return str(media.get("schema", {}).get("$ref", "")).rsplit("/", 1)[-1]
     return ""
+
+
+def _problem(request: Request, status: int, code: str, message: str, *, title: str = "无法完成",
+             headers: Mapping[str, str] | None = None) -> Response:
+    """An error's answer: ``{"code", "message"}`` under /api, the Chinese error page elsewhere."""
+    if _wants_json(request):
+        return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+    page = render(request, "pages/error.html", {"title": title, "status": status, "code": code,
+                                                "message": message}, status=status)
+    page.headers.update(headers or {})
+    return page
+
+
+#: Starlette's default limit on one form field (``Request.form(max_part_size=...)``), in MB.
+FORM_FIELD_MAX_MB = 1
+
+#: The framework's refusals by status: code, page title, message.
+HTTP_PROBLEMS: dict[int, tuple[str, str, str]] = {
+    404: ("http.not_found", "页面不存在", "页面不存在：请检查网址，或回到首页重新进入"),
+    405: ("http.method_not_allowed", "不支持此操作", "不支持此操作：该地址不接受这种提交方式"),
+    413: ("input.too_large", "提交的内容过大", "提交的内容过大，未保存任何内容"),
+}
+
+
+def _http_problem(exc: StarletteHTTPException) -> tuple[str, str, str]:
+    """Code, title and Chinese message of a framework HTTP error (its ``detail`` is English)."""
+    if exc.status_code == 400:
+        detail = str(exc.detail)
+        # Starlette's form parser says only this, in English: "Field exceeded maximum size of
+        # 1024KB.", "Part exceeded ...", "Too many fields. ...", "Too many files. ...".
+        if "exceeded maximum size" in detail:
+            return ("input.too_large", "提交的内容过大",
+                    f"提交的内容过大（单项不得超过 {FORM_FIELD_MAX_MB} MB），未保存任何内容")
+        if detail.startswith("Too many"):
+            return "input.too_many_fields", "提交的项目过多", "提交的项目过多，未保存任何内容"
+        return ("input.unparseable", "提交的内容无法解析",
+                "提交的内容无法解析（格式不正确，或其中的数字位数过多），未保存任何内容")
+    return HTTP_PROBLEMS.get(exc.status_code, ("http.error", "无法完成", "请求无法完成，请返回上一页重试"))
 
 
 def _wants_json(request: Request) -> bool:
