@@ -477,6 +477,7 @@ def overview_page(request: Request, round: RoundQ = None) -> HTMLResponse:
         "title": "汇总概况", "o": data, "round": rnd, "rounds": views.rounds(_uow(request, True)),
         "state_labels": states.STATE_LABELS, "state_list": states.STATES,
         "province_code": _receiver_code(request, rnd.id or 0),
+        "can_chase": reporting.may_chase(_uow(request, True), user_id=user.id, org_code=data["org_code"]),
     })
 
 
