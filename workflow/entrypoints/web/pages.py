@@ -29,6 +29,7 @@ from workflow.entrypoints.web.params import Id, PageQ, RoundQ, VersionForm
 from workflow.entrypoints.web.rendering import (
     OVERVIEW_ROLES,
     download_response,
+    file_response,
     page_user,
     render,
 )
@@ -407,9 +408,9 @@ def purchases_csv(request: Request, record_id: Id) -> Response:
                       "是" if p["voided"] else "", p["voided_by"] or "",
                       p["voided_at"].astimezone(clock.CHINA).strftime("%Y-%m-%d %H:%M") if p["voided_at"] else "",
                       p["void_reason"] or ""])
-    filename = f"purchases-{view.org_code}-{view.year}.csv"
-    return Response(exports.csv_bytes(table), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    # A Chinese name like every other download (filename*, ASCII fallback): 天河一中工会2021年度采购明细.csv
+    return file_response(exports.csv_bytes(table), f"{view.org_name}{view.year}年度采购明细.csv",
+                         "text/csv; charset=utf-8")
 
 
 # --- reviewing ------------------------------------------------------------------------------
