@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from notifications.templates import make_environment
 from workflow.domain.errors import BangfuError
 from workflow.domain.figures import wan_people, wan_yuan
-from workflow.entrypoints.web import api, auth, health, pages, reports_pages
+from workflow.entrypoints.web import api, auth, fields, health, pages, reports_pages
 from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.guard import InputGuard
 from workflow.entrypoints.web.openapi import describe as describe_errors
@@ -94,8 +94,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = "；".join(_describe(e) for e in exc.errors()[:5])
-        message = f"请求参数不正确：{problems}"
+        form = fields.form_of(request.url.path)
+        problems = "；".join(dict.fromkeys(_describe(e, form) for e in exc.errors()[:5]))
+        message = f"输入有误：{problems}"
         if _wants_json(request):
             return JSONResponse({"code": "input.invalid", "message": message,
                                  "detail": [_plain(e) for e in exc.errors()]}, status_code=422)
@@ -198,24 +199,56 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path == "/api"
 
 
-def _describe(error: dict[str, Any]) -> str:
-    where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "form"))
+#: Where pydantic says a value came from: not a field name.
+_SOURCES = ("body", "query", "path", "form", "header", "cookie")
+
+
+def _describe(error: dict[str, Any], form: str = "") -> str:
+    """One validation error in Chinese, the field named by its label (:mod:`.fields`), never by
+    its internal name; ``form`` is the request path's last segment."""
     kind = str(error.get("type", ""))
-    what = {
-        "missing": "必填",
+    loc = tuple(error.get("loc", ()))
+    ctx = error.get("ctx") or {}
+    if kind == "json_invalid":  # its loc holds the character offset, not a field
+        offset = next((p for p in loc if isinstance(p, int)), None)
+        return "提交的 JSON 格式不正确" + (f"（第 {offset + 1} 个字符附近）" if offset is not None else "")
+    if kind == "extra_forbidden":
+        return "提交了不接受的项目"
+    names = [p for p in loc if isinstance(p, str) and p not in _SOURCES]
+    name = names[-1] if names else ""
+    what = fields.label(name, form) if name else "提交的内容"
+    index = next((p for p in loc if isinstance(p, int)), None)
+    if index is not None:  # an item of a list (bulk accept's items)
+        what = f"第 {index + 1} 项的{what}"
+    if kind == "string_too_long" and name:
+        message = fields.too_long(name, int(ctx.get("max_length", 0)), form)
+        return message if index is None else f"第 {index + 1} 项的{message}"
+    what_is = {
+        "missing": "为必填项",
         "int_parsing": "须为整数",
-        "date_from_datetime_parsing": "须为日期 YYYY-MM-DD",
-        "date_parsing": "须为日期 YYYY-MM-DD",
-        "string_too_long": "太长",
-        "too_long": "条目太多",
-        "greater_than_equal": f"不能小于 {error.get('ctx', {}).get('ge', '')}",
-        "less_than_equal": f"不能大于 {error.get('ctx', {}).get('le', '')}",
         "int_from_float": "须为整数",
-        "string_type": "须为文字",
         "int_type": "须为整数",
-        "json_invalid": "不是有效的 JSON",
+        "float_parsing": "须为数字",
+        "bool_parsing": "须为是或否",
+        "date_from_datetime_parsing": "须为日期（年-月-日，如 2021-11-01）",
+        "date_parsing": "须为日期（年-月-日，如 2021-11-01）",
+        "string_too_long": f"太长（最多 {ctx.get('max_length', '')} 个字符）",
+        "string_too_short": f"太短（至少 {ctx.get('min_length', '')} 个字符）",
+        "too_long": f"条目太多（最多 {ctx.get('max_length', '')} 条）",
+        "too_short": f"条目太少（至少 {ctx.get('min_length', '')} 条）",
+        "greater_than_equal": f"不能小于 {ctx.get('ge', '')}",
+        "less_than_equal": f"不能大于 {ctx.get('le', '')}",
+        "greater_than": f"须大于 {ctx.get('gt', '')}",
+        "less_than": f"须小于 {ctx.get('lt', '')}",
+        "string_type": "须为文字",
+        "list_type": "须为列表",
+        "dict_type": "须为 JSON 对象",
+        "model_attributes_type": "须为 JSON 对象",
+        "model_type": "须为 JSON 对象",
+        "literal_error": "不在可选范围内",
+        "enum": "不在可选范围内",
     }.get(kind, "格式不正确")
-    return f"{where or '请求'} {what}"
+    return f"{what}{what_is}"
 
 
 def _plain(error: dict[str, Any]) -> dict[str, Any]:

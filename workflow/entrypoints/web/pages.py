@@ -20,7 +20,7 @@ from workflow.app import accounts, attachments, oversight, records, reporting, v
 from workflow.app.accounts import UserInfo
 from workflow.domain import clock, money, rules
 from workflow.domain.errors import BadInput, BangfuError, LoginFailed, NotFound, TooManyAttempts
-from workflow.entrypoints.web import auth, reports_pages
+from workflow.entrypoints.web import auth, fields, reports_pages
 from workflow.entrypoints.web.api import purchase_input
 from workflow.entrypoints.web.diagram import lifecycle_svg
 from workflow.entrypoints.web.errors import http_status
@@ -58,6 +58,28 @@ def _round(request: Request, round_id: int | None) -> Any:
 
 def _int(text: str, what: str, *, minimum: int = 0) -> int:
     return money.parse_count(text, what, minimum=minimum)
+
+
+#: The longest value each record-page form field takes (characters). Checked in the route, not
+#: by ``Form(max_length=...)``, so an over-long value is refused beside its form with the input
+#: kept, not on the generic error page; the template's ``maxlength`` attributes read them too.
+#: (Starlette refuses any form field over 1 MB before this, with the Chinese 400 of app.py.)
+FIELD_LIMITS: dict[str, dict[str, int]] = {
+    "plan": {"amount": 50, "members": 50},
+    "purchase": {"paid_at": 40, "channel": 32, "amount": 50, "people": 20, "order_no": 100, "line_no": 10,
+                 "product": 300, "product_form": 64, "holiday": 32, "budget": 32, "refund_of": 100},
+    "info": {"reporter": 100, "phone": 64, "fill_date": 20, "work_experience": 20000, "work_highlights": 20000},
+    "fire": {"trigger": 64, "reason": 2000},
+    "deadline": {"last_day": 20, "reason": 2000},
+    "void": {"reason": records.VOID_REASON_MAX},
+}
+
+
+def _check_lengths(form: str, typed: dict[str, str]) -> None:
+    """Refuse (beside ``form``, in its field's words) a value longer than :data:`FIELD_LIMITS`."""
+    for name, limit in FIELD_LIMITS[form].items():
+        if len(typed.get(name, "")) > limit:
+            raise BadInput(fields.too_long(name, limit, form), code="input.too_long")
 
 
 # --- login ----------------------------------------------------------------------------------
@@ -176,7 +198,7 @@ def _record_page(
         "fed": fed, "state_list": states.STATES,
         "files": files, "attachment_kinds": attachments.KINDS,
         "max_mb": attachments.MAX_BYTES // 1024 // 1024,
-        "forms": forms, "errors": errors, "shown": shown, "general_errors": general_errors, "allowed": allowed, "refused": refused, "forward": forward,
+        "forms": forms, "maxlen": FIELD_LIMITS, "errors": errors, "shown": shown, "general_errors": general_errors, "allowed": allowed, "refused": refused, "forward": forward,
         "quota_used_fen": used, "quota_percent": percent, "open_for_entry": open_for_entry,
         "quota_last_day": clock.deadline_last_day(view.quota_deadline),
         "report_last_day": clock.deadline_last_day(view.report_deadline),
@@ -222,13 +244,14 @@ def _refused(request: Request, user: UserInfo, record_id: Id, form: str, typed: 
 @router.post("/records/{record_id}/plan", response_class=HTMLResponse)
 def plan_submit(
     request: Request, record_id: Id, seen_version: VersionForm,
-    amount: Annotated[str, Form(max_length=50)] = "", members: Annotated[str, Form(max_length=50)] = "",
+    amount: Annotated[str, Form()] = "", members: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
     typed = {"amount": amount, "members": members}
     try:
+        _check_lengths("plan", typed)
         records.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=seen_version,
                       amount_per_member_fen=money.parse_yuan(amount, "每人增加额度"), members=_int(members, "会员人数"))
     except BangfuError as exc:
@@ -240,12 +263,12 @@ def plan_submit(
 @router.post("/records/{record_id}/purchases", response_class=HTMLResponse)
 def purchase_submit(
     request: Request, record_id: Id,
-    paid_at: Annotated[str, Form(max_length=40)] = "", channel: Annotated[str, Form(max_length=32)] = "",
-    amount: Annotated[str, Form(max_length=50)] = "", people: Annotated[str, Form(max_length=20)] = "",
-    order_no: Annotated[str, Form(max_length=100)] = "", line_no: Annotated[str, Form(max_length=10)] = "1",
-    product: Annotated[str, Form(max_length=300)] = "", product_form: Annotated[str, Form(max_length=64)] = "",
-    holiday: Annotated[str, Form(max_length=32)] = "", budget: Annotated[str, Form(max_length=32)] = "extra_quota",
-    refund_of: Annotated[str, Form(max_length=100)] = "", csrf_token: Annotated[str, Form()] = "",
+    paid_at: Annotated[str, Form()] = "", channel: Annotated[str, Form()] = "",
+    amount: Annotated[str, Form()] = "", people: Annotated[str, Form()] = "",
+    order_no: Annotated[str, Form()] = "", line_no: Annotated[str, Form()] = "1",
+    product: Annotated[str, Form()] = "", product_form: Annotated[str, Form()] = "",
+    holiday: Annotated[str, Form()] = "", budget: Annotated[str, Form()] = "extra_quota",
+    refund_of: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
@@ -253,6 +276,7 @@ def purchase_submit(
              "order_no": order_no, "line_no": line_no, "product": product, "product_form": product_form,
              "holiday": holiday, "budget": budget, "refund_of": refund_of}
     try:
+        _check_lengths("purchase", typed)
         purchase = purchase_input(
             paid_at=paid_at, channel=channel, amount=amount, people=_int(people, "领取人数"),
             order_no=order_no, line_no=_int(line_no or "1", "订单行号"), product=product,
@@ -267,11 +291,12 @@ def purchase_submit(
 @router.post("/records/{record_id}/purchases/{purchase_id}/void", response_class=HTMLResponse)
 def purchase_void(
     request: Request, record_id: Id, purchase_id: Id,
-    reason: Annotated[str, Form(max_length=2000)] = "", csrf_token: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
     try:
+        _check_lengths("void", {"reason": reason})
         records.void_purchase(_uow(request), record_id=record_id, purchase_id=purchase_id, user_id=user.id,
                               reason=reason)
     except BangfuError as exc:
@@ -283,10 +308,10 @@ def purchase_void(
 @router.post("/records/{record_id}/report-info", response_class=HTMLResponse)
 def info_submit(
     request: Request, record_id: Id, seen_version: VersionForm,
-    reporter: Annotated[str, Form(max_length=100)] = "", phone: Annotated[str, Form(max_length=64)] = "",
-    fill_date: Annotated[str, Form(max_length=20)] = "",
-    work_experience: Annotated[str, Form(max_length=20000)] = "",
-    work_highlights: Annotated[str, Form(max_length=20000)] = "",
+    reporter: Annotated[str, Form()] = "", phone: Annotated[str, Form()] = "",
+    fill_date: Annotated[str, Form()] = "",
+    work_experience: Annotated[str, Form()] = "",
+    work_highlights: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
@@ -294,6 +319,7 @@ def info_submit(
     typed = {"reporter": reporter, "phone": phone, "fill_date": fill_date,
              "work_experience": work_experience, "work_highlights": work_highlights}
     try:
+        _check_lengths("info", typed)
         parsed: date | None = None
         if fill_date.strip():
             parsed = money.parse_date(fill_date, "日期")
@@ -310,12 +336,13 @@ def info_submit(
 @router.post("/records/{record_id}/fire", response_class=HTMLResponse)
 def fire_submit(
     request: Request, record_id: Id, seen_version: VersionForm,
-    trigger: Annotated[str, Form(max_length=64)] = "", reason: Annotated[str, Form(max_length=2000)] = "",
+    trigger: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
     try:
+        _check_lengths("fire", {"trigger": trigger, "reason": reason})
         result = records.fire(_uow(request), record_id=record_id, trigger=trigger, user_id=user.id,
                                seen_version=seen_version, reason=reason or None)
     except BangfuError as exc:
@@ -332,13 +359,14 @@ def fire_submit(
 @router.post("/records/{record_id}/deadline", response_class=HTMLResponse)
 def deadline_submit(
     request: Request, record_id: Id, seen_version: VersionForm,
-    last_day: Annotated[str, Form(max_length=20)] = "", reason: Annotated[str, Form(max_length=2000)] = "",
+    last_day: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
     typed = {"last_day": last_day, "reason": reason}
     try:
+        _check_lengths("deadline", typed)
         try:
             day = date.fromisoformat(last_day.strip())
         except ValueError:
