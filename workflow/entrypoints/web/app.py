@@ -236,10 +236,10 @@ def _describe(error: dict[str, Any], form: str = "") -> str:
         "string_too_short": f"太短（至少 {ctx.get('min_length', '')} 个字符）",
         "too_long": f"条目太多（最多 {ctx.get('max_length', '')} 条）",
         "too_short": f"条目太少（至少 {ctx.get('min_length', '')} 条）",
-        "greater_than_equal": f"不能小于 {ctx.get('ge', '')}",
-        "less_than_equal": f"不能大于 {ctx.get('le', '')}",
-        "greater_than": f"须大于 {ctx.get('gt', '')}",
-        "less_than": f"须小于 {ctx.get('lt', '')}",
+        "greater_than_equal": f"不能小于 {_number(ctx.get('ge', ''))}",
+        "less_than_equal": f"不能大于 {_number(ctx.get('le', ''))}",
+        "greater_than": f"须大于 {_number(ctx.get('gt', ''))}",
+        "less_than": f"须小于 {_number(ctx.get('lt', ''))}",
         "string_type": "须为文字",
         "list_type": "须为列表",
         "dict_type": "须为 JSON 对象",
@@ -249,6 +249,11 @@ def _describe(error: dict[str, Any], form: str = "") -> str:
         "enum": "不在可选范围内",
     }.get(kind, "格式不正确")
     return f"{what}{what_is}"
+
+
+def _number(value: object) -> str:
+    """A bound as the money messages write numbers: 2,147,483,647."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def _plain(error: dict[str, Any]) -> dict[str, Any]:
