@@ -225,6 +225,17 @@ def _chase_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
         raise PermissionDenied("催报名单含填报员联系电话，只供工会上级审核人使用", code="permission.contact_data")
 
 
+def may_chase(uow: UnitOfWork, *, user_id: int, org_code: str) -> bool:
+    """Whether :func:`chase` would give the user this organisation's 催报 list (the same rule,
+    asked, not copied): a page offers the download only to those it would not refuse."""
+    with uow:
+        try:
+            _chase_scope(uow, user_id, uow.org_by_code(org_code))
+        except (PermissionDenied, NotFound):
+            return False
+    return True
+
+
 def completeness_for(
     uow: UnitOfWork, *, user_id: int, round_label: str | None = None, under_code: str | None = None,
     now: datetime | None = None, scope: Scope = "children",

@@ -8,7 +8,7 @@ configured database. ``uvicorn --factory workflow.entrypoints.web.app:create_app
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from notifications.templates import make_environment
 from workflow.domain.errors import BangfuError
 from workflow.domain.figures import wan_people, wan_yuan
-from workflow.entrypoints.web import api, auth, health, pages, reports_pages
+from workflow.entrypoints.web import api, auth, fields, health, pages, reports_pages
 from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.guard import InputGuard
 from workflow.entrypoints.web.openapi import describe as describe_errors
@@ -80,18 +81,22 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
 
     @app.exception_handler(BangfuError)
     async def bangfu_error(request: Request, exc: BangfuError) -> Response:
-        if _wants_json(request):
-            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=http_status(exc))
-        if http_status(exc) == 401:
+        if http_status(exc) == 401 and not _wants_json(request):
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        return render(request, "pages/error.html", {"title": "无法完成", "status": http_status(exc),
-                                                    "code": exc.code, "message": exc.message},
-                      status=http_status(exc))
+        return _problem(request, http_status(exc), exc.code, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # The framework's own refusals (no such route, wrong method, a body it cannot read):
+        # the same Chinese answer as the project's errors, status and headers (Allow) kept.
+        code, title, message = _http_problem(exc)
+        return _problem(request, exc.status_code, code, message, title=title, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = "；".join(_describe(e) for e in exc.errors()[:5])
-        message = f"请求参数不正确：{problems}"
+        form = fields.form_of(request.url.path)
+        problems = "；".join(dict.fromkeys(_describe(e, form) for e in exc.errors()[:5]))
+        message = f"输入有误：{problems}"
         if _wants_json(request):
             return JSONResponse({"code": "input.invalid", "message": message,
                                  "detail": [_plain(e) for e in exc.errors()]}, status_code=422)
@@ -152,28 +157,103 @@ def _body_schema(operation: dict[str, Any]) -> str:
     return ""
 
 
+def _problem(request: Request, status: int, code: str, message: str, *, title: str = "无法完成",
+             headers: Mapping[str, str] | None = None) -> Response:
+    """An error's answer: ``{"code", "message"}`` under /api, the Chinese error page elsewhere."""
+    if _wants_json(request):
+        return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+    page = render(request, "pages/error.html", {"title": title, "status": status, "code": code,
+                                                "message": message}, status=status)
+    page.headers.update(headers or {})
+    return page
+
+
+#: Starlette's default limit on one form field (``Request.form(max_part_size=...)``), in MB.
+FORM_FIELD_MAX_MB = 1
+
+#: The framework's refusals by status: code, page title, message.
+HTTP_PROBLEMS: dict[int, tuple[str, str, str]] = {
+    404: ("http.not_found", "页面不存在", "页面不存在：请检查网址，或回到首页重新进入"),
+    405: ("http.method_not_allowed", "不支持此操作", "不支持此操作：该地址不接受这种提交方式"),
+    413: ("input.too_large", "提交的内容过大", "提交的内容过大，未保存任何内容"),
+}
+
+
+def _http_problem(exc: StarletteHTTPException) -> tuple[str, str, str]:
+    """Code, title and Chinese message of a framework HTTP error (its ``detail`` is English)."""
+    if exc.status_code == 400:
+        detail = str(exc.detail)
+        # Starlette's form parser says only this, in English: "Field exceeded maximum size of
+        # 1024KB.", "Part exceeded ...", "Too many fields. ...", "Too many files. ...".
+        if "exceeded maximum size" in detail:
+            return ("input.too_large", "提交的内容过大",
+                    f"提交的内容过大（单项不得超过 {FORM_FIELD_MAX_MB} MB），未保存任何内容")
+        if detail.startswith("Too many"):
+            return "input.too_many_fields", "提交的项目过多", "提交的项目过多，未保存任何内容"
+        return ("input.unparseable", "提交的内容无法解析",
+                "提交的内容无法解析（格式不正确，或其中的数字位数过多），未保存任何内容")
+    return HTTP_PROBLEMS.get(exc.status_code, ("http.error", "无法完成", "请求无法完成，请返回上一页重试"))
+
+
 def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path == "/api"
 
 
-def _describe(error: dict[str, Any]) -> str:
-    where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "form"))
+#: Where pydantic says a value came from: not a field name.
+_SOURCES = ("body", "query", "path", "form", "header", "cookie")
+
+
+def _describe(error: dict[str, Any], form: str = "") -> str:
+    """One validation error in Chinese, the field named by its label (:mod:`.fields`), never by
+    its internal name; ``form`` is the request path's last segment."""
     kind = str(error.get("type", ""))
-    what = {
-        "missing": "必填",
+    loc = tuple(error.get("loc", ()))
+    ctx = error.get("ctx") or {}
+    if kind == "json_invalid":  # its loc holds the character offset, not a field
+        offset = next((p for p in loc if isinstance(p, int)), None)
+        return "提交的 JSON 格式不正确" + (f"（第 {offset + 1} 个字符附近）" if offset is not None else "")
+    if kind == "extra_forbidden":
+        return "提交了不接受的项目"
+    names = [p for p in loc if isinstance(p, str) and p not in _SOURCES]
+    name = names[-1] if names else ""
+    what = fields.label(name, form) if name else "提交的内容"
+    index = next((p for p in loc if isinstance(p, int)), None)
+    if index is not None:  # an item of a list (bulk accept's items)
+        what = f"第 {index + 1} 项的{what}"
+    if kind == "string_too_long" and name:
+        message = fields.too_long(name, int(ctx.get("max_length", 0)), form)
+        return message if index is None else f"第 {index + 1} 项的{message}"
+    what_is = {
+        "missing": "为必填项",
         "int_parsing": "须为整数",
-        "date_from_datetime_parsing": "须为日期 YYYY-MM-DD",
-        "date_parsing": "须为日期 YYYY-MM-DD",
-        "string_too_long": "太长",
-        "too_long": "条目太多",
-        "greater_than_equal": f"不能小于 {error.get('ctx', {}).get('ge', '')}",
-        "less_than_equal": f"不能大于 {error.get('ctx', {}).get('le', '')}",
         "int_from_float": "须为整数",
-        "string_type": "须为文字",
         "int_type": "须为整数",
-        "json_invalid": "不是有效的 JSON",
+        "float_parsing": "须为数字",
+        "bool_parsing": "须为是或否",
+        "date_from_datetime_parsing": "须为日期（年-月-日，如 2021-11-01）",
+        "date_parsing": "须为日期（年-月-日，如 2021-11-01）",
+        "string_too_long": f"太长（最多 {ctx.get('max_length', '')} 个字符）",
+        "string_too_short": f"太短（至少 {ctx.get('min_length', '')} 个字符）",
+        "too_long": f"条目太多（最多 {ctx.get('max_length', '')} 条）",
+        "too_short": f"条目太少（至少 {ctx.get('min_length', '')} 条）",
+        "greater_than_equal": f"不能小于 {_number(ctx.get('ge', ''))}",
+        "less_than_equal": f"不能大于 {_number(ctx.get('le', ''))}",
+        "greater_than": f"须大于 {_number(ctx.get('gt', ''))}",
+        "less_than": f"须小于 {_number(ctx.get('lt', ''))}",
+        "string_type": "须为文字",
+        "list_type": "须为列表",
+        "dict_type": "须为 JSON 对象",
+        "model_attributes_type": "须为 JSON 对象",
+        "model_type": "须为 JSON 对象",
+        "literal_error": "不在可选范围内",
+        "enum": "不在可选范围内",
     }.get(kind, "格式不正确")
-    return f"{where or '请求'} {what}"
+    return f"{what}{what_is}"
+
+
+def _number(value: object) -> str:
+    """A bound as the money messages write numbers: 2,147,483,647."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def _plain(error: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from workflow.app import accounts, attachments, oversight, records, reporting, v
 from workflow.app.accounts import UserInfo
 from workflow.domain import clock, money, rules
 from workflow.domain.errors import BadInput, BangfuError, LoginFailed, NotFound, TooManyAttempts
-from workflow.entrypoints.web import auth, reports_pages
+from workflow.entrypoints.web import auth, fields, reports_pages
 from workflow.entrypoints.web.api import purchase_input
 from workflow.entrypoints.web.diagram import lifecycle_svg
 from workflow.entrypoints.web.errors import http_status
@@ -29,6 +29,7 @@ from workflow.entrypoints.web.params import Id, PageQ, RoundQ, VersionForm
 from workflow.entrypoints.web.rendering import (
     OVERVIEW_ROLES,
     download_response,
+    file_response,
     page_user,
     render,
 )
@@ -57,6 +58,28 @@ def _round(request: Request, round_id: int | None) -> Any:
 
 def _int(text: str, what: str, *, minimum: int = 0) -> int:
     return money.parse_count(text, what, minimum=minimum)
+
+
+#: The longest value each record-page form field takes (characters). Checked in the route, not
+#: by ``Form(max_length=...)``, so an over-long value is refused beside its form with the input
+#: kept, not on the generic error page; the template's ``maxlength`` attributes read them too.
+#: (Starlette refuses any form field over 1 MB before this, with the Chinese 400 of app.py.)
+FIELD_LIMITS: dict[str, dict[str, int]] = {
+    "plan": {"amount": 50, "members": 50},
+    "purchase": {"paid_at": 40, "channel": 32, "amount": 50, "people": 20, "order_no": 100, "line_no": 10,
+                 "product": 300, "product_form": 64, "holiday": 32, "budget": 32, "refund_of": 100},
+    "info": {"reporter": 100, "phone": 64, "fill_date": 20, "work_experience": 20000, "work_highlights": 20000},
+    "fire": {"trigger": 64, "reason": 2000},
+    "deadline": {"last_day": 20, "reason": 2000},
+    "void": {"reason": records.VOID_REASON_MAX},
+}
+
+
+def _check_lengths(form: str, typed: dict[str, str]) -> None:
+    """Refuse (beside ``form``, in its field's words) a value longer than :data:`FIELD_LIMITS`."""
+    for name, limit in FIELD_LIMITS[form].items():
+        if len(typed.get(name, "")) > limit:
+            raise BadInput(fields.too_long(name, limit, form), code="input.too_long")
 
 
 # --- login ----------------------------------------------------------------------------------
@@ -165,12 +188,17 @@ def _record_page(
     used = min(view.extra_spent_fen, view.quota_fen) if view.quota_fen else 0
     percent = round(100 * used / view.quota_fen) if view.quota_fen else 0
     open_for_entry = view.state not in (states.SUBMITTED, states.ACCEPTED)
+    shown = _shown_forms(view, rel, open_for_entry)
+    errors = errors or {}
+    # A refusal of a form the record's state (or the user's relation) hides now, e.g. a plan
+    # posted from a stale tab after 完成采购: shown at the top of the page, never dropped.
+    general_errors = [msg for name, msg in errors.items() if msg and not shown.get(name)]
     return render(request, "pages/record.html", {
         "title": view.org_name, "v": view, "rel": rel, "purchases": purchases, "options": options,
         "fed": fed, "state_list": states.STATES,
         "files": files, "attachment_kinds": attachments.KINDS,
         "max_mb": attachments.MAX_BYTES // 1024 // 1024,
-        "forms": forms, "errors": errors or {}, "allowed": allowed, "refused": refused, "forward": forward,
+        "forms": forms, "maxlen": FIELD_LIMITS, "errors": errors, "shown": shown, "general_errors": general_errors, "allowed": allowed, "refused": refused, "forward": forward,
         "quota_used_fen": used, "quota_percent": percent, "open_for_entry": open_for_entry,
         "quota_last_day": clock.deadline_last_day(view.quota_deadline),
         "report_last_day": clock.deadline_last_day(view.report_deadline),
@@ -181,6 +209,23 @@ def _record_page(
         "import_problems": [], "limit_result": None, "limit_bases": reports_pages.limits.BASES,
         **(extra or {}),
     }, status=status)
+
+
+def _shown_forms(view: records.RecordView, rel: dict[str, bool], open_for_entry: bool) -> dict[str, bool]:
+    """Which of the record page's forms (the keys of ``FORM_DEFAULTS``) the page shows: the
+    template asks this, and an error of a form not shown goes to the page's top instead."""
+    enter = rel["can_enter"] and open_for_entry
+    return {
+        "fire": True,
+        "void": True,  # its message sits at the head of the purchase list, always shown
+        "plan": rel["can_enter"] and view.state == states.PLANNED and view.is_grassroots,
+        "purchase": enter,
+        "import": enter,
+        "info": enter,
+        "attachment": rel["can_enter"] and view.state != states.ACCEPTED,
+        "limits": view.is_grassroots,
+        "deadline": rel["parent_reviewer"] and view.state != states.ACCEPTED,
+    }
 
 
 @router.get("/records/{record_id}", response_class=HTMLResponse)
@@ -199,13 +244,14 @@ def _refused(request: Request, user: UserInfo, record_id: Id, form: str, typed: 
 @router.post("/records/{record_id}/plan", response_class=HTMLResponse)
 def plan_submit(
     request: Request, record_id: Id, seen_version: VersionForm,
-    amount: Annotated[str, Form(max_length=50)] = "", members: Annotated[str, Form(max_length=50)] = "",
+    amount: Annotated[str, Form()] = "", members: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
     typed = {"amount": amount, "members": members}
     try:
+        _check_lengths("plan", typed)
         records.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=seen_version,
                       amount_per_member_fen=money.parse_yuan(amount, "每人增加额度"), members=_int(members, "会员人数"))
     except BangfuError as exc:
@@ -217,12 +263,12 @@ def plan_submit(
 @router.post("/records/{record_id}/purchases", response_class=HTMLResponse)
 def purchase_submit(
     request: Request, record_id: Id,
-    paid_at: Annotated[str, Form(max_length=40)] = "", channel: Annotated[str, Form(max_length=32)] = "",
-    amount: Annotated[str, Form(max_length=50)] = "", people: Annotated[str, Form(max_length=20)] = "",
-    order_no: Annotated[str, Form(max_length=100)] = "", line_no: Annotated[str, Form(max_length=10)] = "1",
-    product: Annotated[str, Form(max_length=300)] = "", product_form: Annotated[str, Form(max_length=64)] = "",
-    holiday: Annotated[str, Form(max_length=32)] = "", budget: Annotated[str, Form(max_length=32)] = "extra_quota",
-    refund_of: Annotated[str, Form(max_length=100)] = "", csrf_token: Annotated[str, Form()] = "",
+    paid_at: Annotated[str, Form()] = "", channel: Annotated[str, Form()] = "",
+    amount: Annotated[str, Form()] = "", people: Annotated[str, Form()] = "",
+    order_no: Annotated[str, Form()] = "", line_no: Annotated[str, Form()] = "1",
+    product: Annotated[str, Form()] = "", product_form: Annotated[str, Form()] = "",
+    holiday: Annotated[str, Form()] = "", budget: Annotated[str, Form()] = "extra_quota",
+    refund_of: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
@@ -230,6 +276,7 @@ def purchase_submit(
              "order_no": order_no, "line_no": line_no, "product": product, "product_form": product_form,
              "holiday": holiday, "budget": budget, "refund_of": refund_of}
     try:
+        _check_lengths("purchase", typed)
         purchase = purchase_input(
             paid_at=paid_at, channel=channel, amount=amount, people=_int(people, "领取人数"),
             order_no=order_no, line_no=_int(line_no or "1", "订单行号"), product=product,
@@ -244,11 +291,12 @@ def purchase_submit(
 @router.post("/records/{record_id}/purchases/{purchase_id}/void", response_class=HTMLResponse)
 def purchase_void(
     request: Request, record_id: Id, purchase_id: Id,
-    reason: Annotated[str, Form(max_length=2000)] = "", csrf_token: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
     try:
+        _check_lengths("void", {"reason": reason})
         records.void_purchase(_uow(request), record_id=record_id, purchase_id=purchase_id, user_id=user.id,
                               reason=reason)
     except BangfuError as exc:
@@ -260,10 +308,10 @@ def purchase_void(
 @router.post("/records/{record_id}/report-info", response_class=HTMLResponse)
 def info_submit(
     request: Request, record_id: Id, seen_version: VersionForm,
-    reporter: Annotated[str, Form(max_length=100)] = "", phone: Annotated[str, Form(max_length=64)] = "",
-    fill_date: Annotated[str, Form(max_length=20)] = "",
-    work_experience: Annotated[str, Form(max_length=20000)] = "",
-    work_highlights: Annotated[str, Form(max_length=20000)] = "",
+    reporter: Annotated[str, Form()] = "", phone: Annotated[str, Form()] = "",
+    fill_date: Annotated[str, Form()] = "",
+    work_experience: Annotated[str, Form()] = "",
+    work_highlights: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
@@ -271,6 +319,7 @@ def info_submit(
     typed = {"reporter": reporter, "phone": phone, "fill_date": fill_date,
              "work_experience": work_experience, "work_highlights": work_highlights}
     try:
+        _check_lengths("info", typed)
         parsed: date | None = None
         if fill_date.strip():
             parsed = money.parse_date(fill_date, "日期")
@@ -287,12 +336,13 @@ def info_submit(
 @router.post("/records/{record_id}/fire", response_class=HTMLResponse)
 def fire_submit(
     request: Request, record_id: Id, seen_version: VersionForm,
-    trigger: Annotated[str, Form(max_length=64)] = "", reason: Annotated[str, Form(max_length=2000)] = "",
+    trigger: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
     try:
+        _check_lengths("fire", {"trigger": trigger, "reason": reason})
         result = records.fire(_uow(request), record_id=record_id, trigger=trigger, user_id=user.id,
                                seen_version=seen_version, reason=reason or None)
     except BangfuError as exc:
@@ -309,13 +359,14 @@ def fire_submit(
 @router.post("/records/{record_id}/deadline", response_class=HTMLResponse)
 def deadline_submit(
     request: Request, record_id: Id, seen_version: VersionForm,
-    last_day: Annotated[str, Form(max_length=20)] = "", reason: Annotated[str, Form(max_length=2000)] = "",
+    last_day: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
     typed = {"last_day": last_day, "reason": reason}
     try:
+        _check_lengths("deadline", typed)
         try:
             day = date.fromisoformat(last_day.strip())
         except ValueError:
@@ -385,9 +436,9 @@ def purchases_csv(request: Request, record_id: Id) -> Response:
                       "是" if p["voided"] else "", p["voided_by"] or "",
                       p["voided_at"].astimezone(clock.CHINA).strftime("%Y-%m-%d %H:%M") if p["voided_at"] else "",
                       p["void_reason"] or ""])
-    filename = f"purchases-{view.org_code}-{view.year}.csv"
-    return Response(exports.csv_bytes(table), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    # A Chinese name like every other download (filename*, ASCII fallback): 天河一中工会2021年度采购明细.csv
+    return file_response(exports.csv_bytes(table), f"{view.org_name}{view.year}年度采购明细.csv",
+                         "text/csv; charset=utf-8")
 
 
 # --- reviewing ------------------------------------------------------------------------------
@@ -455,6 +506,7 @@ def overview_page(request: Request, round: RoundQ = None) -> HTMLResponse:
         "title": "汇总概况", "o": data, "round": rnd, "rounds": views.rounds(_uow(request, True)),
         "state_labels": states.STATE_LABELS, "state_list": states.STATES,
         "province_code": _receiver_code(request, rnd.id or 0),
+        "can_chase": reporting.may_chase(_uow(request, True), user_id=user.id, org_code=data["org_code"]),
     })
 
 

@@ -1,0 +1,103 @@
+"""The Chinese name of every request field the web routes take (form fields, query and path
+parameters, JSON body keys): a refusal names a field as the form labels it, never by its
+internal name. ``tests/entrypoints/web/test_field_labels.py`` checks that every parameter of
+every route has a label here.
+"""
+
+from __future__ import annotations
+
+#: Field name -> the label the forms show (or, for a parameter no form shows, what it is).
+FIELD_LABELS: dict[str, str] = {
+    # the plan and the purchase form
+    "amount": "金额",
+    "members": "会员人数",
+    "paid_at": "支付时间",
+    "channel": "渠道",
+    "people": "领取人次",
+    "order_no": "订单号",
+    "line_no": "行号",
+    "product": "商品",
+    "product_form": "商品形式",
+    "holiday": "节日",
+    "budget": "经费来源",
+    "refund_of": "退款对应原订单号",
+    "origin_region": "产地",
+    # report texts
+    "reporter": "填报人",
+    "phone": "联系电话",
+    "fill_date": "填表时间",
+    "work_experience": "先进经验",
+    "work_highlights": "工作亮点",
+    # actions, deadlines, voiding
+    "trigger": "操作",
+    "reason": "原因",
+    "seen_version": "版本号",
+    "last_day": "截止日期",
+    "next": "返回地址",
+    # uploads, imports, reports
+    "file": "文件",
+    "kind": "附件类别",
+    "mapping": "表格来源",
+    "fmt": "文件格式",
+    "ordinary": "普通节日慰问品支出",
+    "retained": "留成经费",
+    "basis": "计算基数",
+    # ids, paging, filters
+    "record_id": "记录编号",
+    "purchase_id": "采购行编号",
+    "attachment_id": "附件编号",
+    "notification_id": "通知编号",
+    "org_code": "单位代码",
+    "round": "年度",
+    "page": "页码",
+    "spage": "页码",
+    "per_page": "每页条数",
+    "q": "单位名称或代码",
+    "sort": "排序",
+    "state": "状态",
+    "overdue": "逾期",
+    "item": "勾选的记录",
+    "items": "勾选的记录",
+    "ids": "勾选的通知",
+    "all_failed": "全部重发",
+    # login and accounts
+    "username": "用户名",
+    "password": "密码",
+    "new_password": "新密码",
+    "display_name": "新填报员姓名",
+    "email": "电子邮箱",
+    "csrf_token": "表单校验码",
+    "body": "提交的内容",
+}
+
+#: Where one name means another thing on one form (the path's last segment).
+FORM_LABELS: dict[str, dict[str, str]] = {
+    "plan": {"amount": "每人增加额度"},
+    "limits": {"budget": "年度预算支出"},
+}
+
+#: Fields that carry a whole number: "too long" means too many digits there.
+NUMBER_FIELDS = frozenset({
+    "members", "people", "line_no", "seen_version", "record_id", "purchase_id", "attachment_id",
+    "notification_id", "round", "page", "spage", "per_page", "ids",
+})
+
+#: The label of a field this table does not know (never its internal name).
+UNKNOWN = "某一项"
+
+
+def label(name: str, form: str = "") -> str:
+    """The Chinese label of request field ``name`` on ``form`` (the path's last segment)."""
+    return FORM_LABELS.get(form, {}).get(name) or FIELD_LABELS.get(name, UNKNOWN)
+
+
+def too_long(name: str, limit: int, form: str = "") -> str:
+    """The refusal of a value longer than ``limit`` characters, in the words of its field."""
+    if name in NUMBER_FIELDS:
+        return f"{label(name, form)}的数字位数过多（最多 {limit} 位）"
+    return f"{label(name, form)}太长（最多 {limit:,} 个字符）"
+
+
+def form_of(path: str) -> str:
+    """The form a request path posts (its last segment), for :data:`FORM_LABELS`."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
