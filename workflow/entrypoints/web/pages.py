@@ -350,9 +350,7 @@ def fire_submit(
             auth.flash(request, exc.message, "error")
             return _redirect(_safe_next(next))
         return _refused(request, user, record_id, "fire", {"trigger": trigger, "reason": reason}, exc)
-    label = result.label or states.TRIGGER_LABELS.get(trigger, trigger)
-    auth.flash(request, f"已{label}：{states.STATE_LABELS[result.from_state]} → {states.STATE_LABELS[result.to_state]}"
-               + ("（代填报）" if result.on_behalf else ""))
+    auth.flash(request, result.message)
     return _redirect(_safe_next(next, f"/records/{record_id}"))
 
 
