@@ -21,6 +21,7 @@ from workflow.app.accounts import UserInfo
 from workflow.domain import money
 from workflow.domain.money import MAX_COUNT
 from workflow.entrypoints.web import auth
+from workflow.entrypoints.web.fields import LIMITS
 from workflow.entrypoints.web.inbox import with_texts
 from workflow.entrypoints.web.params import MAX_ID, Id, PageQ, PerPageQ, RoundQ
 from workflow.entrypoints.web.rendering import ApiJSON, api_json, download_response
@@ -53,34 +54,37 @@ class LoginBody(BaseModel):
     password: str = Field(max_length=200)
 
 
+_P = LIMITS["purchase"]
+
+
 class PurchaseBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    paid_at: str = Field(max_length=40, description="payment time, ISO 8601; naive = China time", examples=["2021-11-01T10:30"])
-    channel: str = Field(max_length=32, examples=["ygh"])
-    amount: str = Field(max_length=64, description="yuan, at most two decimals; negative for a refund", examples=["1234.50"])
+    paid_at: str = Field(max_length=_P["paid_at"], description="payment time, ISO 8601; naive = China time", examples=["2021-11-01T10:30"])
+    channel: str = Field(max_length=_P["channel"], examples=["ygh"])
+    amount: str = Field(max_length=_P["amount"], description="yuan, at most two decimals; negative for a refund", examples=["1234.50"])
     people: int = Field(ge=0, le=MAX_COUNT)
-    order_no: str = Field(max_length=100)
+    order_no: str = Field(max_length=_P["order_no"])
     line_no: int = Field(default=1, ge=1, le=MAX_COUNT)
-    product: str = Field(default="", max_length=300)
-    product_form: str | None = Field(default=None, max_length=64)
-    holiday: str | None = Field(default=None, max_length=32)
-    origin_region: str | None = Field(default=None, max_length=100)
+    product: str = Field(default="", max_length=_P["product"])
+    product_form: str | None = Field(default=None, max_length=_P["product_form"])
+    holiday: str | None = Field(default=None, max_length=_P["holiday"])
+    origin_region: str | None = Field(default=None, max_length=_P["origin_region"])
     budget: str = "extra_quota"
-    refund_of: str | None = Field(default=None, max_length=100)
+    refund_of: str | None = Field(default=None, max_length=_P["refund_of"])
 
 
 class VoidBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(max_length=500, description="why the line is voided (required)")
+    reason: str = Field(max_length=LIMITS["void"]["reason"], description="why the line is voided (required)")
 
 
 class PlanBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seen_version: int = Field(ge=1, le=MAX_COUNT)
-    amount: str = Field(max_length=64, description="yuan per member, 0-600", examples=["600"])
+    amount: str = Field(max_length=LIMITS["plan"]["amount"], description="yuan per member, 0-600", examples=["600"])
     members: int = Field(ge=0, le=MAX_COUNT)
 
 
@@ -88,19 +92,19 @@ class ReportInfoBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seen_version: int = Field(ge=1, le=MAX_COUNT)
-    reporter: str | None = Field(default=None, max_length=100)
-    phone: str | None = Field(default=None, max_length=64)
+    reporter: str | None = Field(default=None, max_length=LIMITS["info"]["reporter"])
+    phone: str | None = Field(default=None, max_length=LIMITS["info"]["phone"])
     fill_date: date | None = None
-    work_experience: str | None = Field(default=None, max_length=20000)
-    work_highlights: str | None = Field(default=None, max_length=20000)
+    work_experience: str | None = Field(default=None, max_length=LIMITS["info"]["work_experience"])
+    work_highlights: str | None = Field(default=None, max_length=LIMITS["info"]["work_highlights"])
 
 
 class FireBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    trigger: str = Field(max_length=64)
+    trigger: str = Field(max_length=LIMITS["fire"]["trigger"])
     seen_version: int = Field(ge=1, le=MAX_COUNT)
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: str | None = Field(default=None, max_length=LIMITS["fire"]["reason"])
 
 
 class DeadlineBody(BaseModel):
@@ -108,7 +112,7 @@ class DeadlineBody(BaseModel):
 
     seen_version: int = Field(ge=1, le=MAX_COUNT)
     last_day: date
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: str | None = Field(default=None, max_length=LIMITS["deadline"]["reason"])
 
 
 class BulkItem(BaseModel):

@@ -6,6 +6,25 @@ every route has a label here.
 
 from __future__ import annotations
 
+from workflow.app.records import VOID_REASON_MAX
+
+#: The longest value each form field takes (characters), per form (the path's last segment): the
+#: pages check it in the route, so an over-long value is refused beside its form with the input
+#: kept (not by ``Form(max_length=...)`` on the generic error page), the inputs' ``maxlength``
+#: read it, and the API's bodies take the same bounds. (Starlette refuses any form field over
+#: 1 MB before this, with the Chinese 400 of app.py.)
+LIMITS: dict[str, dict[str, int]] = {
+    "plan": {"amount": 64, "members": 50},
+    "purchase": {"paid_at": 40, "channel": 32, "amount": 64, "people": 20, "order_no": 100, "line_no": 10,
+                 "product": 300, "product_form": 64, "holiday": 32, "origin_region": 100, "budget": 32,
+                 "refund_of": 100},
+    "info": {"reporter": 100, "phone": 64, "fill_date": 20, "work_experience": 20000, "work_highlights": 20000},
+    "fire": {"trigger": 64, "reason": 2000},
+    "deadline": {"last_day": 20, "reason": 2000},
+    "void": {"reason": VOID_REASON_MAX},
+    "limits": {"ordinary": 50, "budget": 50, "retained": 50, "basis": 16},
+}
+
 #: Field name -> the label the forms show (or, for a parameter no form shows, what it is).
 FIELD_LABELS: dict[str, str] = {
     # the plan and the purchase form

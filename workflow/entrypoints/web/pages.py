@@ -60,19 +60,9 @@ def _int(text: str, what: str, *, minimum: int = 0) -> int:
     return money.parse_count(text, what, minimum=minimum)
 
 
-#: The longest value each record-page form field takes (characters). Checked in the route, not
-#: by ``Form(max_length=...)``, so an over-long value is refused beside its form with the input
-#: kept, not on the generic error page; the template's ``maxlength`` attributes read them too.
-#: (Starlette refuses any form field over 1 MB before this, with the Chinese 400 of app.py.)
-FIELD_LIMITS: dict[str, dict[str, int]] = {
-    "plan": {"amount": 50, "members": 50},
-    "purchase": {"paid_at": 40, "channel": 32, "amount": 50, "people": 20, "order_no": 100, "line_no": 10,
-                 "product": 300, "product_form": 64, "holiday": 32, "budget": 32, "refund_of": 100},
-    "info": {"reporter": 100, "phone": 64, "fill_date": 20, "work_experience": 20000, "work_highlights": 20000},
-    "fire": {"trigger": 64, "reason": 2000},
-    "deadline": {"last_day": 20, "reason": 2000},
-    "void": {"reason": records.VOID_REASON_MAX},
-}
+#: The longest value each record-page form field takes: the one table the pages' own checks,
+#: the inputs' ``maxlength`` and the API's bodies read (:data:`.fields.LIMITS`).
+FIELD_LIMITS = fields.LIMITS
 
 
 def _check_lengths(form: str, typed: dict[str, str]) -> None:

@@ -19,6 +19,7 @@ from workflow.domain import limits, money
 from workflow.domain.errors import BadInput, BangfuError, ImportRefused, NotFound
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.errors import http_status
+from workflow.entrypoints.web.fields import LIMITS
 from workflow.entrypoints.web.params import Id, RoundQ
 from workflow.entrypoints.web.rendering import (
     ApiJSON,
@@ -245,11 +246,15 @@ def import_submit(
     return RedirectResponse(f"/records/{record_id}#purchases", status_code=303)
 
 
+_LIMITS = LIMITS["limits"]
+
+
 @pages.post("/records/{record_id}/limits", response_class=HTMLResponse)
 def limits_submit(
-    request: Request, record_id: Id, ordinary: Annotated[str, Form(max_length=50)] = "",
-    budget: Annotated[str, Form(max_length=50)] = "", retained: Annotated[str, Form(max_length=50)] = "",
-    basis: Annotated[str, Form(max_length=16)] = "budget", csrf_token: Annotated[str, Form()] = "",
+    request: Request, record_id: Id, ordinary: Annotated[str, Form(max_length=_LIMITS["ordinary"])] = "",
+    budget: Annotated[str, Form(max_length=_LIMITS["budget"])] = "",
+    retained: Annotated[str, Form(max_length=_LIMITS["retained"])] = "",
+    basis: Annotated[str, Form(max_length=_LIMITS["basis"])] = "budget", csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
