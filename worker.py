@@ -29,10 +29,10 @@ from celery import Celery, signals
 from celery.schedules import crontab
 from celery.worker import state as worker_state
 from kombu import Queue
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from workflow import logs
 from workflow.domain import clock
+from workflow.domain.errors import StoreUnavailable
 from workflow.scheduler.outbox import default_channels, deliver_all
 from workflow.scheduler.sweeps import run_sweep
 from workflow.settings import Settings, get_settings
@@ -176,7 +176,7 @@ def create_app(settings: Settings) -> Celery:
     celery.conf.bangfu_settings = settings
     logs.configure(settings)
     celery.task(name="bangfu.sweep", bind=True, shared=False,
-                autoretry_for=(OperationalError, InterfaceError), retry_backoff=2,
+                autoretry_for=(StoreUnavailable,), retry_backoff=2,
                 retry_backoff_max=300, retry_jitter=False, max_retries=10)(sweep)
     celery.task(name="bangfu.deliver", bind=True, shared=False)(deliver)
     return celery

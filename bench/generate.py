@@ -307,7 +307,7 @@ def generate(database: Database, scale: str = "tiny", *, seed: int = 17,
         t0 = time.perf_counter()
         rows = fn()
         with UnitOfWork(database) as uow:
-            uow.analyze(*(analyze or (name,)))
+            uow.bulk.analyze(*(analyze or (name,)))
             uow.commit()
         dt = time.perf_counter() - t0
         info.counts[name], info.seconds[name] = info.counts.get(name, 0) + rows, info.seconds.get(name, 0.0) + dt
@@ -369,7 +369,7 @@ def generate(database: Database, scale: str = "tiny", *, seed: int = 17,
     def rollups() -> int:
         # States were spread by set-based SQL: the overview's rollup is recomputed once.
         with UnitOfWork(database) as uow:
-            n = uow.rollup_rebuild()
+            n = uow.records.rollup_rebuild()
             uow.commit()
         return n
 

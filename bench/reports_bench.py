@@ -42,7 +42,7 @@ from workflow.app import (
 from workflow.domain.policy import builtin  # noqa: E402
 from workflow.formats import ledger
 from workflow.store import (  # noqa: E402
-    aggregates,
+    reports as aggregates,
 )
 from workflow.store.tables import (  # noqa: E402
     Membership,
@@ -109,8 +109,8 @@ def build(database: tables.Database, *, units: int, districts: int, grassroots: 
             for table in ("organisation", "app_user"):
                 s.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
     with UnitOfWork(database) as uow:
-        rnd = uow.round_by_label("2021年度")
-        uow.open_records(rnd, policy, now=NOW)
+        rnd = uow.directory.round_by_label("2021年度")
+        uow.records.open_records(rnd, policy, now=NOW)
         uow.commit()
     rec, pur = Record.__table__, Purchase.__table__
     nums = union_all(select(literal(1).label("n")), *(select(literal(k)) for k in range(2, per + 1))).subquery("k")

@@ -127,8 +127,8 @@ def due_now(db: Database) -> dict[int, dict[str, Any]]:
     :func:`~workflow.scheduler.sweeps.due_offsets`): the quota reminder, and the report deadlines."""
     due: dict[int, dict[str, Any]] = {}
     with UnitOfWork(db, readonly=True) as uow:
-        for rnd in uow.rounds():
-            policy = uow.policy(rnd.policy_code)
+        for rnd in uow.directory.rounds():
+            policy = uow.directory.policy(rnd.policy_code)
             offsets, hour = policy.reminder_offsets, policy.reminder_hour
 
             def is_due(last_day: Any, offsets: Any = offsets, hour: int = hour) -> bool:

@@ -91,10 +91,10 @@ def add_pending_district(database: Database, info: GeneratedInfo, pending: int) 
             for t in ("organisation", "app_user"):
                 s.execute(text(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT max(id) FROM {t}))"))
     with UnitOfWork(database) as uow:
-        for rnd in uow.rounds():  # the district's records, and the moved records' parent links
-            uow.open_records(rnd, uow.policy(rnd.policy_code), now=NOW)
-        uow.rollup_rebuild()
-        uow.analyze("organisation", "record", "rollup", "app_user", "membership")
+        for rnd in uow.directory.rounds():  # the district's records, and the moved records' parent links
+            uow.records.open_records(rnd, uow.directory.policy(rnd.policy_code), now=NOW)
+        uow.records.rollup_rebuild()
+        uow.bulk.analyze("organisation", "record", "rollup", "app_user", "membership")
         uow.commit()
     tokens = {u: accounts.create_token(UnitOfWork(database), username=u, name="bench")
               for u in ("gd-reviewer", "bench-reviewer")}

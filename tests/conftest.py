@@ -161,16 +161,16 @@ class World:
     def uid(self, username: str) -> int:
         if username not in self.users:
             with self.uow(True) as uow:
-                self.users[username] = uow.user_by_name(username).id or 0
+                self.users[username] = uow.directory.user_by_name(username).id or 0
         return self.users[username]
 
     def version(self, org: str) -> int:
         with self.uow(True) as uow:
-            return uow.record(self.rid(org)).version
+            return uow.records.get(self.rid(org)).version
 
     def state(self, org: str) -> str:
         with self.uow(True) as uow:
-            return uow.record(self.rid(org)).state
+            return uow.records.get(self.rid(org)).state
 
     def fire(self, org: str, trigger: str, user: str, reason: str | None = None,
              now: datetime = NOW_2021) -> records.FireResult:

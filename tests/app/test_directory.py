@@ -15,17 +15,17 @@ from workflow.store.uow import UnitOfWork
 
 def _org(w: World, code: str) -> tuple[str, int, int | None]:
     with w.uow(True) as uow:
-        o = uow.org_by_code(code)
+        o = uow.directory.org_by_code(code)
         return o.path, o.depth, o.parent_id
 
 
 def _record_parent(w: World, code: str, label: str = "2021年度") -> str | None:
     rid = records.find_record(w.uow(True), org_code=code, round_label=label)
     with w.uow(True) as uow:
-        rec = uow.record(rid)
+        rec = uow.records.get(rid)
         if rec.parent_id is None:
             return None
-        return uow.org(uow.record(rec.parent_id).org_id).code
+        return uow.directory.org(uow.records.get(rec.parent_id).org_id).code
 
 
 def test_moving_a_district_to_another_city_moves_its_subtree(any_world: World) -> None:
@@ -183,9 +183,9 @@ def test_a_first_load_links_every_record_to_its_parent_and_keeps_the_schema(any_
     n_orgs = len(lines) + len(extra)
     assert report.created == n_orgs
     with UnitOfWork(any_db, readonly=True) as uow:
-        rounds = [r.id for r in uow.rounds()]
-        parent = {o.code: o.parent_id for o in uow.org_rows()}
-        code_of = {o.id: o.code for o in uow.org_rows()}
+        rounds = [r.id for r in uow.directory.rounds()]
+        parent = {o.code: o.parent_id for o in uow.directory.org_rows()}
+        code_of = {o.id: o.code for o in uow.directory.org_rows()}
     assert len(rounds) == 2
     count, links = _record_links(any_db)
     assert report.records_opened == count == 2 * (n_orgs - 1)  # every organisation but the province

@@ -29,7 +29,7 @@ from tests.conftest import NOW_2021, World, build_world
 from workflow.app import oversight
 from workflow.domain import clock
 from workflow.domain.errors import BangfuError
-from workflow.store import aggregates, rollup
+from workflow.store import rollup
 from workflow.store.tables import Database
 
 ORGS = ("C1", "D1", "D2", "G1", "G2", "G3")
@@ -81,7 +81,7 @@ class RecordsMachine(RuleBasedStateMachine):
 
     def _snapshot_state(self, org: str) -> tuple[str, int]:
         with self.w.uow(True) as uow:
-            rec = uow.record(self.rid[org])
+            rec = uow.records.get(self.rid[org])
             return rec.state, rec.version
 
     # --- actions ------------------------------------------------------------------------------
@@ -190,9 +190,9 @@ class RecordsMachine(RuleBasedStateMachine):
     def history_is_a_walk_along_the_table(self) -> None:
         with self.w.uow(True) as uow:
             for org in ORGS:
-                rec = uow.record(self.rid[org])
+                rec = uow.records.get(self.rid[org])
                 state = states.INITIAL
-                for h in uow.history(self.rid[org]):
+                for h in uow.records.history(self.rid[org]):
                     assert h.from_state == state
                     if h.trigger == oversight.DEADLINE_TRIGGER:  # a deadline change keeps the state
                         assert h.to_state == state
@@ -206,15 +206,15 @@ class RecordsMachine(RuleBasedStateMachine):
     @invariant()
     def the_rollup_equals_its_recomputation_and_the_full_scan(self) -> None:
         with self.w.uow(True) as uow:
-            for rnd in uow.rounds():
+            for rnd in uow.directory.rounds():
                 assert rollup.stored(uow.session, rnd.id or 0) == rollup.computed(uow.session, rnd.id or 0)
-            rnd_id = uow.record(self.rid["C1"]).round_id
+            rnd_id = uow.records.get(self.rid["C1"]).round_id
             # The province's units (no root) and the city's districts; two months on, every
             # record not submitted is overdue by its deadline.
-            for under, when in ((None, NOW_2021), (uow.org_by_code("C1").id, NOW_2021 + timedelta(days=60))):
-                fast = aggregates.completeness(uow.session, rnd_id, now=when, scope="subtree",
+            for under, when in ((None, NOW_2021), (uow.directory.org_by_code("C1").id, NOW_2021 + timedelta(days=60))):
+                fast = uow.reports.completeness(rnd_id, now=when, scope="subtree",
                                                under_org_id=under, check_snapshots=False)
-                full = aggregates.completeness(uow.session, rnd_id, now=when, scope="subtree",
+                full = uow.reports.completeness(rnd_id, now=when, scope="subtree",
                                                under_org_id=under, check_snapshots=False, use_rollup=False)
                 assert [r.to_dict() for r in fast] == [r.to_dict() for r in full], (under, when)
 
@@ -222,15 +222,15 @@ class RecordsMachine(RuleBasedStateMachine):
     def frozen_snapshots_match_what_summarizing_would_freeze(self) -> None:
         with self.w.uow(True) as uow:
             for org in ORGS:
-                rec = uow.record(self.rid[org])
+                rec = uow.records.get(self.rid[org])
                 frozen = rec.state in (states.SUBMITTED, states.ACCEPTED) or (
                     rec.state == states.SUMMARIZED and not rec.snapshot_stale)
                 if not frozen:
                     continue
                 assert rec.snapshot_id is not None
-                _snap, lines = uow.snapshot(rec.snapshot_id)
+                _snap, lines = uow.records.snapshot(rec.snapshot_id)
                 stored = {ln.channel: (ln.people, ln.amount_fen) for ln in lines}
-                now, _missing = aggregates.snapshot_lines(uow.session, self.rid[org])
+                now, _missing = uow.reports.snapshot_lines(self.rid[org])
                 assert stored == now, (org, rec.state)
 
 

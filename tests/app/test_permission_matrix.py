@@ -206,7 +206,7 @@ def test_cell(
         uid = w.uid(cell.username)
         before_version = w.version(cell.record)
         with w.uow(True) as uow:
-            before_history = len(uow.history(rid))
+            before_history = len(uow.records.history(rid))
         assert w.state(cell.record) == t.source
         outcome, detail = cell.expected()
         reason = REASON if t.needs_reason else None
@@ -231,10 +231,10 @@ def test_cell(
             assert w.state(cell.record) == t.dest
             assert w.version(cell.record) == before_version + 1
             with w.uow(True) as uow:
-                rows = uow.history(rid)
+                rows = uow.records.history(rid)
                 assert len(rows) == before_history + 1
                 h = rows[-1]
-                acting_org = uow.org_by_code(cell.actor_org).id
+                acting_org = uow.directory.org_by_code(cell.actor_org).id
                 assert (h.trigger, h.from_state, h.to_state) == (t.trigger, t.source, t.dest)
                 assert h.actor_user_id == uid
                 assert h.actor_role == cell.role
@@ -252,7 +252,7 @@ def test_cell(
             assert w.state(cell.record) == t.source
             assert w.version(cell.record) == before_version
             with w.uow(True) as uow:
-                assert len(uow.history(rid)) == before_history
+                assert len(uow.records.history(rid)) == before_history
         RESULTS[cell.id] = outcome
     finally:
         database.engine.dispose()

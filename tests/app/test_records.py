@@ -12,6 +12,7 @@ from tests.conftest import NOW_2021, World
 from workflow.app import records
 from workflow.domain.errors import NotFound, PermissionDenied, RuleViolation, VersionConflict
 from workflow.entrypoints.cli import exit_code_for
+from workflow.store.notifications import Notifications
 from workflow.store.tables import History, Notification, Purchase
 from workflow.store.uow import UnitOfWork
 
@@ -22,15 +23,15 @@ REASON = "人次统计有误，请核对后重新提交"
 def history_rows(w: World, org: str) -> list[tuple[str, str, str, str, bool, str | None]]:
     with w.uow(True) as uow:
         return [(h.trigger, h.from_state, h.to_state, h.actor_role, h.on_behalf, h.reason)
-                for h in uow.history(w.rid(org))]
+                for h in uow.records.history(w.rid(org))]
 
 
 def snapshot_of(w: World, org: str) -> tuple[dict[str, tuple[int, int]], list[str], int, bool]:
     """(lines by channel, missing children, total fen, stale) of the record's current snapshot."""
     with w.uow(True) as uow:
-        rec = uow.record(w.rid(org))
+        rec = uow.records.get(w.rid(org))
         assert rec.snapshot_id is not None
-        snap, lines = uow.snapshot(rec.snapshot_id)
+        snap, lines = uow.records.snapshot(rec.snapshot_id)
         return ({ln.channel: (ln.people, ln.amount_fen) for ln in lines},
                 json.loads(snap.missing_children), snap.amount_total_fen, rec.snapshot_stale)
 
@@ -120,7 +121,7 @@ def test_parent_reviewer_acting_on_behalf_is_recorded(any_world: World) -> None:
     assert result.on_behalf is True
     assert history_rows(w, "G1")[-1] == ("finish_purchasing", "planned", "purchased", "reviewer", True, None)
     with w.uow(True) as uow:
-        p = uow.purchases(w.rid("G1"))[0]
+        p = uow.purchases.of_record(w.rid("G1"))[0]
         assert p.on_behalf is True
     # The union's own clerks hear that somebody acted for them.
     assert count(w, Notification, user_id=w.uid("g1-clerk"), source=f"history:{result.history_id}") >= 1
@@ -260,7 +261,7 @@ def test_submit_needs_reporter_and_phone(any_world: World) -> None:
     assert exc.value.code == "contact.reporter_missing"
     w.info("G1", reporter="李四", phone=None)
     with w.uow(True) as uow:  # info(phone=None) leaves the phone unset
-        assert uow.record(w.rid("G1")).phone is None
+        assert uow.records.get(w.rid("G1")).phone is None
     with pytest.raises(RuleViolation) as exc:
         w.fire("G1", "submit", "g1-clerk")
     assert exc.value.code == "contact.phone_missing"
@@ -281,7 +282,7 @@ def test_summarize_fills_the_fill_date_with_the_snapshot_date(any_world: World) 
     w = any_world
     _summarized(w)
     with w.uow(True) as uow:
-        assert uow.record(w.rid("G1")).fill_date == date(2021, 11, 1)
+        assert uow.records.get(w.rid("G1")).fill_date == date(2021, 11, 1)
 
 
 def test_purchase_year_is_decided_in_china_time_at_entry(any_world: World) -> None:
@@ -294,7 +295,7 @@ def test_purchase_year_is_decided_in_china_time_at_entry(any_world: World) -> No
     assert exc.value.code == "purchase.outside_year"
     assert "2022-01-01 00:10" in exc.value.message
     with w.uow(True) as uow:
-        rows = uow.purchases(w.rid("G1"))
+        rows = uow.purchases.of_record(w.rid("G1"))
         assert [(p.order_no, p.paid_on) for p in rows] == [("NYE", date(2021, 12, 31))]
         assert rows[0].paid_at == datetime(2021, 12, 31, 15, 50, tzinfo=UTC)
 
@@ -328,7 +329,7 @@ def test_refund_and_duplicate_order(any_world: World) -> None:
     assert exc.value.code == "purchase.duplicate"
     w.buy("G1", "ORD-1-R", -4000, refund_of="ORD-1")
     with w.uow(True) as uow:
-        assert uow.spent_by_budget(w.rid("G1")) == {"extra_quota": 6000}
+        assert uow.purchases.spent_by_budget(w.rid("G1")) == {"extra_quota": 6000}
 
 
 def test_purchase_entry_closes_at_the_cutoff(any_world: World) -> None:
@@ -409,7 +410,7 @@ def test_a_stale_version_is_a_conflict(any_world: World) -> None:
         records.plan(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), seen_version=seen,
                       amount_per_member_fen=100, members=1, now=NOW_2021)
     with w.uow(True) as uow:
-        assert uow.record(w.rid("G1")).amount_per_member_fen == 60000
+        assert uow.records.get(w.rid("G1")).amount_per_member_fen == 60000
 
 
 def test_state_history_and_outbox_commit_together_or_not_at_all(
@@ -427,7 +428,7 @@ def test_state_history_and_outbox_commit_together_or_not_at_all(
         raise RuntimeError("outbox insert failed")
 
     # fire writes its outbox rows with one INSERT … SELECT (add_event_notifications).
-    monkeypatch.setattr(UnitOfWork, "add_event_notifications", broken)
+    monkeypatch.setattr(Notifications, "add_event_notifications", broken)
     with pytest.raises(RuntimeError):
         w.fire("G1", "submit", "g1-clerk")
     assert (w.state("G1"), w.version("G1"), count(w, History), count(w, Notification)) == before
@@ -440,7 +441,7 @@ def test_submit_notifies_the_parent_reviewers_once_per_channel(any_world: World)
     w = any_world
     w.to_submitted("G1")
     with w.uow(True) as uow:
-        h = uow.history(w.rid("G1"))[-1]
+        h = uow.records.history(w.rid("G1"))[-1]
         assert h.trigger == "submit"
         source = f"history:{h.id}"
         rows = list(uow.session.execute(select(Notification).where(Notification.source == source)).scalars())
@@ -451,10 +452,10 @@ def test_submit_notifies_the_parent_reviewers_once_per_channel(any_world: World)
     assert payload["trigger"] == "submit" and payload["org_code"] == "G1"
     # The unique key (user, channel, source): inserting the same rows again adds nothing.
     with w.uow() as uow:
-        user = uow.user(reviewer)
+        user = uow.directory.user(reviewer)
         again = records.notification_rows([user], kind="record_event", source=source,
                                            record_id=w.rid("G1"), payload={}, now=NOW_2021)
-        assert uow.add_notifications(again) == 0
+        assert uow.notifications.add(again) == 0
         uow.commit()
     assert count(w, Notification, source=source) == 2
 
@@ -490,14 +491,14 @@ def test_default_round_is_the_newest_that_has_begun(any_world: World) -> None:
     w = any_world
     rounds = {}
     with w.uow(True) as uow:
-        for r in uow.rounds():
+        for r in uow.directory.rounds():
             rounds[r.year] = r.id
-            assert uow.record(records.find_record(w.uow(True), org_code="G1", round_label=r.label)).round_id == r.id
+            assert uow.records.get(records.find_record(w.uow(True), org_code="G1", round_label=r.label)).round_id == r.id
 
     def default_round(now: datetime) -> int:
         rid = records.find_record(w.uow(True), org_code="G1", now=now)
         with w.uow(True) as uow:
-            return uow.record(rid).round_id
+            return uow.records.get(rid).round_id
 
     assert default_round(NOW_2021) == rounds[2021]
     assert default_round(datetime(2021, 12, 31, 16, 0, tzinfo=UTC)) == rounds[2022]  # 2022-01-01 China

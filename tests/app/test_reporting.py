@@ -18,7 +18,7 @@ from workflow.domain import figures as annex
 from workflow.domain.errors import NotFound, PermissionDenied, RuleViolation
 from workflow.domain.figures import wan_yuan
 from workflow.domain.policy import builtin
-from workflow.store import aggregates
+from workflow.store import reports as aggregates
 from workflow.store.tables import Purchase
 
 POLICY = builtin()
@@ -70,7 +70,7 @@ def test_rollup_level_by_level_reads_snapshots_of_accepted_and_submitted(any_wor
 
     # D1 (a draft) adds its accepted child only; G2 is submitted, not yet accepted.
     with w.uow(True) as uow:
-        st = aggregates.subtree_stats(uow.session, _org_id(w, "D1"), _round_id(w))
+        st = uow.reports.subtree_stats(_org_id(w, "D1"), _round_id(w))
     assert total(st.accepted) == (180, 1_800_000)
     assert total(st.pending) == (20, 200_000)
     assert [u.org_code for u in st.units] == ["G1", "G2"]
@@ -98,14 +98,14 @@ def test_rollup_level_by_level_reads_snapshots_of_accepted_and_submitted(any_wor
     assert total(figures(w, "C1")) == (205, 2_050_000)
 
     with w.uow(True) as uow:
-        province = aggregates.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
-        units = aggregates.unit_figures(uow.session, _round_id(w), parent_org_id=_org_id(w, "GD"))
+        province = uow.reports.annex2_for_subtree(_org_id(w, "GD"), _round_id(w), POLICY)
+        units = uow.reports.unit_figures(_round_id(w), parent_org_id=_org_id(w, "GD"))
     assert (province.total_people, province.total_amount_fen) == (0, 0)  # C1 submitted, not accepted
     assert "已提交，待审核 1 个" in (province.status_note or "")
     assert {u.org_code: u.amount_fen for u in units}["C1"] == 2_050_000
     w.fire("C1", "accept", "gd-reviewer")
     with w.uow(True) as uow:
-        province = aggregates.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
+        province = uow.reports.annex2_for_subtree(_org_id(w, "GD"), _round_id(w), POLICY)
     assert (province.total_people, province.total_amount_fen) == (205, 2_050_000)
 
 
@@ -130,7 +130,7 @@ def test_submitted_and_accepted_read_snapshots_only(any_world: World) -> None:
     assert total(figures(w, "G1")) == (100, 1_000_000)
     assert total(figures(w, "G1", live=True)) == (100, 1_000_000)  # accepted: snapshot whatever
     with w.uow(True) as uow:
-        d1 = aggregates.subtree_stats(uow.session, _org_id(w, "D1"), _round_id(w))
+        d1 = uow.reports.subtree_stats(_org_id(w, "D1"), _round_id(w))
         progress = aggregates.live_rollup_by_path(uow.session, _org_id(w, "C1"), _round_id(w))
     assert total(d1.accepted) == (100, 1_000_000)
     # The live progress by path prefix sees every ledger line below D1, whatever the states.
@@ -222,7 +222,7 @@ def test_completeness_counts_states_overdue_and_late(any_world: World) -> None:
     # After the grassroots deadline (20 Dec), before the reporting units' (31 Dec).
     late = datetime(2021, 12, 25, 2, 0, tzinfo=UTC)
     with w.uow(True) as uow:
-        rows = aggregates.completeness(uow.session, _round_id(w), now=late)
+        rows = uow.reports.completeness(_round_id(w), now=late)
     by = {r.org_code: r for r in rows}
     d1 = by["D1"]
     assert (d1.total, d1.accepted, d1.submitted, d1.not_submitted, d1.overdue) == (2, 1, 1, 0, 0)
@@ -236,7 +236,7 @@ def test_completeness_counts_states_overdue_and_late(any_world: World) -> None:
     grassroots(w, "G3", [("ygh", 100_000, 10)], submit=False)
     w.fire("G3", "submit", "g3-clerk", now=late)
     with w.uow(True) as uow:
-        by = {r.org_code: r for r in aggregates.completeness(uow.session, _round_id(w), now=late)}
+        by = {r.org_code: r for r in uow.reports.completeness(_round_id(w), now=late)}
     assert (by["D2"].submitted, by["D2"].overdue, by["D2"].late) == (1, 0, 1)
     assert (by[""].late, by[""].overdue) == (1, 5)
     under = reporting.completeness_for(w.uow(True), round_label="2021年度", user_id=w.uid("c1-reviewer"), now=late)
@@ -259,7 +259,7 @@ def test_completeness_subtree_scope_and_the_snapshot_check(any_world: World) -> 
 
     def scoped(scope: aggregates.Scope, under: str | None = None) -> dict[str, aggregates.CompletenessRow]:
         with w.uow(True) as uow:
-            rows = aggregates.completeness(uow.session, _round_id(w), now=NOW_2021, scope=scope,
+            rows = uow.reports.completeness(_round_id(w), now=NOW_2021, scope=scope,
                                         under_org_id=_org_id(w, under) if under else None)
         return {r.org_code: r for r in rows}
 
@@ -278,7 +278,7 @@ def test_completeness_subtree_scope_and_the_snapshot_check(any_world: World) -> 
     assert (under["D1"].grassroots, under["D1"].grassroots_accepted, under["D1"].accepted_people,
             under["D1"].accepted_fen) == (2, 1, 10, 100_000)  # G1's snapshot; G2 not accepted
     with w.uow(True) as uow:  # the web overview's call: no snapshot check, no purchase read
-        unchecked = aggregates.completeness(uow.session, _round_id(w), now=NOW_2021, scope="subtree",
+        unchecked = uow.reports.completeness(_round_id(w), now=NOW_2021, scope="subtree",
                                          check_snapshots=False)
     assert [(r.mismatched, r.adds_up) for r in unchecked] == [(None, None)] * 4
     assert [r.total for r in unchecked] == [sub[c].total for c in ("C1", "C2", "IND", "")]
@@ -353,12 +353,12 @@ def test_work_report_has_texts_numbers_and_subordinates_highlights(any_world: Wo
 
 def _org_id(w: World, code: str) -> int:
     with w.uow(True) as uow:
-        return uow.org_by_code(code).id or 0
+        return uow.directory.org_by_code(code).id or 0
 
 
 def _round_id(w: World) -> int:
     with w.uow(True) as uow:
-        return uow.round_by_label(w.round_label).id or 0
+        return uow.directory.round_by_label(w.round_label).id or 0
 
 
 def test_province_workbook_prints_one_a4_page_per_sheet(world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -422,9 +422,9 @@ def test_full_chain_province_total_equals_every_ledger_line(any_world: World) ->
         p, a = expected.get(channel, (0, 0))
         expected[channel] = (p + people, a + amount)
     with w.uow(True) as uow:
-        table = aggregates.annex2_for_subtree(uow.session, _org_id(w, "GD"), _round_id(w), POLICY)
+        table = uow.reports.annex2_for_subtree(_org_id(w, "GD"), _round_id(w), POLICY)
         progress = aggregates.live_rollup_by_path(uow.session, _org_id(w, "GD"), _round_id(w))
-        units = aggregates.unit_figures(uow.session, _round_id(w), parent_org_id=_org_id(w, "GD"))
+        units = uow.reports.unit_figures(_round_id(w), parent_org_id=_org_id(w, "GD"))
     assert [r.label for r in table.rows] == [s.label for s in POLICY.stats_rows]
     assert [(r.people, r.amount_fen) for r in table.rows] == [
         (r.people, r.amount_fen) for r in annex.annex2_rows(expected, POLICY)]

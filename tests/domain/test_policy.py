@@ -132,7 +132,7 @@ def test_a_missing_policy_file_is_refused(tmp_path) -> None:  # type: ignore[no-
 
 def _records(database, round_label: str) -> list[str]:  # type: ignore[no-untyped-def]
     with UnitOfWork(database, readonly=True) as uow:
-        rnd = uow.round_by_label(round_label)
+        rnd = uow.directory.round_by_label(round_label)
         return sorted(uow.session.execute(
             select(Organisation.code).join(Record, Record.org_id == Organisation.id)
             .where(Record.round_id == rnd.id)
@@ -149,14 +149,14 @@ def test_loading_17_hao_opens_one_record_per_org_and_round(any_world: World) -> 
     again = directory.install_policy(w.uow(), policy=policy.builtin(), now=NOW_2021)
     assert again == {"policy": "yuegongzong-2021-17", "rounds": ["2021年度", "2022年度"], "records_opened": 0}
     with w.uow(True) as uow:
-        c1 = uow.record(w.rid("C1"))
-        g1 = uow.record(w.rid("G1"))
-        rnd = uow.round(g1.round_id)
+        c1 = uow.records.get(w.rid("C1"))
+        g1 = uow.records.get(w.rid("G1"))
+        rnd = uow.directory.round(g1.round_id)
         assert (c1.is_reporting_unit, c1.is_grassroots) == (True, False)
         assert (g1.is_reporting_unit, g1.is_grassroots) == (False, True)
         assert c1.report_deadline == rnd.report_deadline_reporting_unit
         assert g1.report_deadline == rnd.report_deadline_default
-        assert uow.record(g1.parent_id).org_id == uow.org_by_code("D1").id  # type: ignore[arg-type]
+        assert uow.records.get(g1.parent_id).org_id == uow.directory.org_by_code("D1").id  # type: ignore[arg-type]
 
 
 def test_load_reports_the_records_it_opened(any_db) -> None:  # type: ignore[no-untyped-def]
@@ -200,9 +200,9 @@ def test_guangzhou_policy_adds_rounds_scoped_to_one_city(any_world: World) -> No
     # The 17号 rounds are untouched and now include the new organisations.
     assert "GZG1" in _records(w.db, "2021年度")
     with w.uow(True) as uow:
-        rounds = {r.label: r for r in uow.rounds()}
+        rounds = {r.label: r for r in uow.directory.rounds()}
         gz_round = rounds["2024年度（广州）"]
-        assert gz_round.scope_org_id == uow.org_by_code("GZ").id
+        assert gz_round.scope_org_id == uow.directory.org_by_code("GZ").id
         assert gz_round.year == 2024 and gz_round.policy_code == "guangzhou-2023"
         assert rounds["2021年度"].scope_org_id is None
 
@@ -220,14 +220,14 @@ def test_a_scoped_policy_written_as_data_needs_no_code_change(any_world: World) 
     for label in ("2023年度（C1）", "2024年度（C1）"):
         assert _records(w.db, label) == ["D1", "D2", "G1", "G2", "G3"]
     with w.uow(True) as uow:
-        rnd = uow.round_by_label("2023年度（C1）")
+        rnd = uow.directory.round_by_label("2023年度（C1）")
         assert rnd.cap_fen_per_member == 50000
         assert uow.session.execute(select(Round).where(Round.policy_code == "c1-2023")).scalars().all()
     # The round's own cap applies: 600 yuan is refused in 2023, allowed in 2021.
     rid = records.find_record(w.uow(True), org_code="G1", round_label="2023年度（C1）")
     in_2023 = datetime(2023, 3, 1, 2, 0, tzinfo=UTC)
     with w.uow(True) as uow:
-        version = uow.record(rid).version
+        version = uow.records.get(rid).version
     with pytest.raises(records.RuleViolation) as exc:
         records.plan(w.uow(), record_id=rid, user_id=w.uid("g1-clerk"), seen_version=version,
                       amount_per_member_fen=60000, members=10, now=in_2023)
@@ -250,7 +250,7 @@ def test_a_scope_naming_an_unknown_organisation_is_refused(any_world: World) -> 
         directory.install_policy(w.uow(), policy=policy.builtin("guangzhou-2023"), now=NOW_2021)
     assert "GZ" in exc.value.message and exit_code_for(exc.value) == 2
     with w.uow(True) as uow:
-        assert [r.policy_code for r in uow.rounds()] == ["yuegongzong-2021-17"] * 2
+        assert [r.policy_code for r in uow.directory.rounds()] == ["yuegongzong-2021-17"] * 2
 
 
 @pytest.mark.parametrize("year", [2024, 2025])

@@ -162,7 +162,7 @@ class Edges:
         self.app = create_app(self.db, Settings(env="test", secret_key="matrix-secret-" + "x" * 32))
         self.rid = records.find_record(UnitOfWork(self.db, readonly=True), org_code=TARGET, round_label="2021年度")
         with UnitOfWork(self.db, readonly=True) as uow:
-            self.version = uow.record(self.rid).version
+            self.version = uow.records.get(self.rid).version
 
     def close(self) -> None:
         self.db.dispose()

@@ -28,14 +28,14 @@ def test_every_readme_account_can_do_its_part_at_once(sqlite_db: Database) -> No
 
         def uid(name: str) -> int:
             with UnitOfWork(db, readonly=True) as uow:
-                return uow.user_by_name(name).id or 0
+                return uow.directory.user_by_name(name).id or 0
 
         def rid(code: str) -> int:
             return records.find_record(UnitOfWork(db), org_code=code)
 
         def fire(code: str, trigger: str, user: str, reason: str | None = None) -> str:
             with UnitOfWork(db, readonly=True) as uow:
-                version = uow.record(rid(code)).version
+                version = uow.records.get(rid(code)).version
             return records.fire(UnitOfWork(db), record_id=rid(code), trigger=trigger, user_id=uid(user),
                                 seen_version=version, reason=reason).to_state
 

@@ -33,7 +33,7 @@ from workflow.formats.exports import (
     write_rows_xlsx,
     write_xlsx,
 )
-from workflow.store.aggregates import CHASE_HEADERS
+from workflow.store.reports import CHASE_HEADERS
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "print"
 

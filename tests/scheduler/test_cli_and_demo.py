@@ -14,7 +14,6 @@ from workflow import settings
 from workflow.domain import clock
 from workflow.entrypoints import cli, demo
 from workflow.scheduler.sweeps import run_sweep
-from workflow.store.aggregates import completeness
 from workflow.store.tables import Database
 
 
@@ -71,15 +70,12 @@ def test_the_demo_round_puts_todays_reminders_in_the_inbox(sqlite_db: Database) 
     assert report.notifications["report_reminder"] > 0
     assert [o[3] for o in report.sent_offsets if o[1] == "report"] == [14]
     assert report.skipped_offsets == []
-    from workflow.scheduler.outbox import inbox_rows
+    from workflow.store.uow import UnitOfWork
 
-    with sqlite_db.session(readonly=True) as session:
-        from workflow.store.uow import UnitOfWork
-
-        with UnitOfWork(sqlite_db, readonly=True) as uow:
-            clerk = uow.user_by_name("gz-d1-g1-clerk").id or 0
-        inbox = inbox_rows(session, clerk, limit=10)
-    reminders = [payload for _, kind, payload, _, _ in inbox if kind == "report_reminder"]
+    with UnitOfWork(sqlite_db, readonly=True) as uow:
+        clerk = uow.directory.user_by_name("gz-d1-g1-clerk").id or 0
+        _total, _unread, inbox = uow.notifications.inbox_page(clerk, page=1, per_page=10)
+    reminders = [n.payload for n in inbox if n.kind == "report_reminder"]
     assert len(reminders) == 2 and all('"2026-06-24"' in p for p in reminders)
 
 
@@ -87,8 +83,8 @@ def test_round_status_counts_states_overdue_and_snapshots(round_world: World) ->
     w = round_world
     run_sweep(w.db, now=at("2021-12-21T10:00"))
     with w.uow(True) as uow:
-        rnd = uow.round_by_label("2021年度")
-        *units, total = completeness(uow.session, rnd.id or 0, now=at("2021-12-21T10:00"),
+        rnd = uow.directory.round_by_label("2021年度")
+        *units, total = uow.reports.completeness(rnd.id or 0, now=at("2021-12-21T10:00"),
                                      scope="subtree")
     rows = {r.org_code: r for r in units}
     assert sorted(rows) == ["C1", "C2", "IND"] and total.org_id is None
@@ -107,8 +103,8 @@ def test_round_status_finds_a_snapshot_that_does_not_add_up(round_world: World) 
     with w.db.engine.begin() as conn:
         conn.execute(text("UPDATE snapshot SET amount_total_fen = amount_total_fen + 1"))
     with w.uow(True) as uow:
-        rnd = uow.round_by_label("2021年度")
-        rows = {r.org_code: r for r in completeness(uow.session, rnd.id or 0, now=DEC_1_0900,
+        rnd = uow.directory.round_by_label("2021年度")
+        rows = {r.org_code: r for r in uow.reports.completeness(rnd.id or 0, now=DEC_1_0900,
                                                     scope="subtree")}
     assert not rows["C1"].adds_up and rows["C1"].mismatched == 1 and rows["C2"].adds_up
 

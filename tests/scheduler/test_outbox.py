@@ -87,8 +87,8 @@ def test_reviewer_digest_reaches_the_federation_robot(
 ) -> None:
     w = round_world
     with w.uow() as uow:
-        d1 = uow.org_by_code("D1").id
-        gd = uow.org_by_code("GD").id
+        d1 = uow.directory.org_by_code("D1").id
+        gd = uow.directory.org_by_code("GD").id
         uow.session.add(OrgRobot(org_id=d1, kind="wecom", url=robot_server.url("/ok?key=secret")))
         uow.session.add(OrgRobot(org_id=gd, kind="dingtalk", url=robot_server.url("/invalid-key")))
         uow.commit()

@@ -15,7 +15,7 @@ def test_a_voided_line_neither_uses_quota_nor_stops_it_lapsing(round_world: Worl
     w = round_world
     # G4 spent its whole 3,000 yuan in one line; the line is voided: all of it is left again.
     with w.uow(True) as uow:
-        line = uow.purchases(w.rid("G4"))[0].id or 0
+        line = uow.purchases.of_record(w.rid("G4"))[0].id or 0
     records.void_purchase(w.uow(), record_id=w.rid("G4"), purchase_id=line, user_id=w.uid("g4-clerk"),
                           reason="订单已取消", now=at("2021-11-02T10:00"))
     sweeps.run_sweep(w.db, now=at("2021-12-01T09:00"))

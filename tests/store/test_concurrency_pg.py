@@ -60,7 +60,7 @@ def test_twenty_threads_decide_one_submitted_record(pg_world: World, org: str) -
 
     def decide(i: int, barrier: threading.Barrier) -> records.FireResult:
         with UnitOfWork(w.db, readonly=True) as uow:
-            seen = uow.record(rid).version
+            seen = uow.records.get(rid).version
         barrier.wait()
         trigger, reason = ("accept", None) if i % 2 == 0 else ("return_for_revision", "数据不全")
         return records.fire(UnitOfWork(w.db), record_id=rid, trigger=trigger, user_id=reviewer,
@@ -81,7 +81,7 @@ def test_twenty_threads_decide_one_submitted_record(pg_world: World, org: str) -
     assert w.state(org) == win.to_state
     assert w.version(org) == win.version
     with w.uow(True) as uow:
-        last = uow.history(rid)[-1]
+        last = uow.records.history(rid)[-1]
         assert (last.id, last.trigger) == (win.history_id, win.trigger)
         # The clerks hear of the winner's decision only (the submit went to the reviewer).
         sources = set(uow.session.execute(
@@ -104,7 +104,7 @@ def test_sqlite_two_writers_one_conflict_never_locked(world: World, attempt: int
 
     def decide(i: int, barrier: threading.Barrier) -> records.FireResult:
         with UnitOfWork(w.db, readonly=True) as uow:
-            seen = uow.record(rid).version
+            seen = uow.records.get(rid).version
         barrier.wait()
         trigger, reason = ("accept", None) if i == 0 else ("return_for_revision", "请补充")
         return records.fire(UnitOfWork(w.db), record_id=rid, trigger=trigger, user_id=reviewer,
@@ -129,7 +129,7 @@ def test_sqlite_many_writers_on_distinct_records_all_succeed(world: World) -> No
     def work(i: int, barrier: threading.Barrier) -> Any:
         org = orgs[i]
         with UnitOfWork(w.db, readonly=True) as uow:
-            seen = uow.record(ids[org]).version
+            seen = uow.records.get(ids[org]).version
         barrier.wait()
         return records.fire(UnitOfWork(w.db), record_id=ids[org], trigger="finish_purchasing",
                              user_id=clerks[org], seen_version=seen, now=NOW_2021)
@@ -200,7 +200,7 @@ def test_concurrent_duplicate_order_lines_store_one(pg_world: World) -> None:
     assert len(stored) == 1 and len(refused) == 9, results
     assert all(r.code == "purchase.duplicate" for r in refused)
     with w.uow(True) as uow:
-        assert [p.order_no for p in uow.purchases(rid)] == ["DUP-1"]
+        assert [p.order_no for p in uow.purchases.of_record(rid)] == ["DUP-1"]
 
 
 @pytest.mark.postgres
@@ -234,5 +234,5 @@ def test_twenty_four_threads_deciding_one_districts_records_keep_the_rollup_exac
     assert [r for r in results if isinstance(r, Exception)] == []
     assert all(w.state(o) == "accepted" for o in orgs)
     with w.uow(True) as uow:
-        for rnd in uow.rounds():
+        for rnd in uow.directory.rounds():
             assert rollup.stored(uow.session, rnd.id or 0) == rollup.computed(uow.session, rnd.id or 0)

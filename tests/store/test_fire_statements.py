@@ -73,8 +73,8 @@ def test_a_repeated_history_source_inserts_no_second_notification(any_world: Wor
     row = {"user_id": w.uid("g1-clerk"), "channel": "inbox", "source": "history:999999", "kind": "record_event",
            "record_id": w.rid("G1"), "payload": "{}", "status": "sent", "attempts": 0}
     with UnitOfWork(w.db) as uow:
-        assert uow.add_notifications([row, {**row, "channel": "email", "status": "pending"}]) == 2
-        assert uow.add_notifications([row]) == 0
+        assert uow.notifications.add([row, {**row, "channel": "email", "status": "pending"}]) == 2
+        assert uow.notifications.add([row]) == 0
         uow.commit()
 
 
@@ -125,10 +125,10 @@ def test_the_outbox_insert_select_matches_the_channels_each_user_chose(any_world
         s.add_all([Membership(user_id=u.id or 0, org_id=d1, role="reviewer") for u in extra])
     w.to_submitted("G1")
     with w.uow(True) as uow:
-        h = uow.history(w.rid("G1"))[-1]
+        h = uow.records.history(w.rid("G1"))[-1]
         got = sorted((r.user_id, r.channel, r.status) for r in uow.session.execute(
             select(Notification).where(Notification.source == f"history:{h.id}")).scalars())
-        reviewers = uow.users_with_role(d1, "reviewer")
+        reviewers = uow.directory.users_with_role(d1, "reviewer")
         want = sorted((r["user_id"], r["channel"], r["status"]) for r in records.notification_rows(
             reviewers, kind="record_event", source="x", record_id=None, payload={}, now=NOW_2021,
             exclude_user_id=h.actor_user_id))

@@ -168,12 +168,12 @@ def test_utc_datetime_round_trips_aware_utc(any_world: World) -> None:
     paid = datetime(2021, 12, 31, 23, 50, 7, 123456, tzinfo=CN)
     w.buy("G1", "T-1", 100, paid_at=paid, now=datetime(2022, 1, 2, 9, 0, tzinfo=CN))  # entered after payment
     with w.uow(True) as uow:
-        p = uow.purchases(w.rid("G1"))[0]
+        p = uow.purchases.of_record(w.rid("G1"))[0]
         assert p.paid_at == paid
         assert p.paid_at.tzinfo is not None and p.paid_at.utcoffset() == timedelta(0)
         assert p.paid_at == datetime(2021, 12, 31, 15, 50, 7, 123456, tzinfo=UTC)
         assert p.paid_on == date(2021, 12, 31)  # the China date beside it
-        rnd = uow.rounds()[0]
+        rnd = uow.directory.rounds()[0]
         assert rnd.quota_deadline.tzinfo is not None
         assert rnd.quota_deadline == datetime(2021, 12, 31, 16, 0, tzinfo=UTC)
 
@@ -220,7 +220,7 @@ def test_province_sized_sum_on_postgres(pg_world: World) -> None:
     assert expected > 10**12
     assert int(people) == 21_500_000
     with w.uow(True) as uow:
-        assert uow.spent_by_budget(rid) == {"extra_quota": expected}
+        assert uow.purchases.spent_by_budget(rid) == {"extra_quota": expected}
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -237,8 +237,8 @@ def test_big_amounts_sum_exactly_on_postgres(pg_world: World, amounts: list[int]
             for i, a in enumerate(amounts)
         ])
     with w.uow(True) as uow:
-        assert uow.spent_by_budget(rid) == {"extra_quota": sum(amounts)}
-        amounts_back = sorted(p.amount_fen for p in uow.purchases(rid))
+        assert uow.purchases.spent_by_budget(rid) == {"extra_quota": sum(amounts)}
+        amounts_back = sorted(p.amount_fen for p in uow.purchases.of_record(rid))
     assert amounts_back == sorted(amounts)
 
 
@@ -247,7 +247,7 @@ def test_quota_of_a_50000_member_union_is_stored_exactly(any_world: World) -> No
     view = w.plan("G1", 60000, 50_000)
     assert view.quota_fen == 3_000_000_000 > 2**31
     with w.uow(True) as uow:
-        assert uow.record(w.rid("G1")).quota_fen == 3_000_000_000
+        assert uow.records.get(w.rid("G1")).quota_fen == 3_000_000_000
 
 
 # --- SQLite connection settings -------------------------------------------------------------
@@ -269,13 +269,13 @@ def test_sqlite_write_transactions_take_the_write_lock_at_their_first_statement(
     other = sqlite3.connect(path, timeout=0.05, isolation_level=None)
     try:
         with world.uow() as uow:
-            uow.record(world.rid("G1"))  # a read only
+            uow.records.get(world.rid("G1"))  # a read only
             with pytest.raises(sqlite3.OperationalError, match="locked"):
                 other.execute("BEGIN IMMEDIATE")
         other.execute("BEGIN IMMEDIATE")  # released when the unit of work ended
         other.execute("ROLLBACK")
         with world.uow(readonly=True) as uow:  # readers do not block writers
-            uow.record(world.rid("G1"))
+            uow.records.get(world.rid("G1"))
             other.execute("BEGIN IMMEDIATE")
             other.execute("ROLLBACK")
     finally:

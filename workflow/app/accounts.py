@@ -27,7 +27,6 @@ from workflow.domain.errors import (
     PermissionDenied,
     TooManyAttempts,
 )
-from workflow.store import accounts as account_store
 from workflow.store.tables import (
     User,
 )
@@ -96,10 +95,10 @@ def user_info(uow: UnitOfWork, *, user_id: int) -> UserInfo:
 
 
 def _user_info(uow: UnitOfWork, user_id: int) -> UserInfo:
-    user = uow.user(user_id)
+    user = uow.directory.user(user_id)
     mems = tuple(
         Seat(o.id or 0, o.code, o.name, o.kind, o.depth, r)
-        for o, r in sorted(uow.memberships(user_id), key=lambda m: (m[0].depth, m[0].code, m[1]))
+        for o, r in sorted(uow.directory.memberships(user_id), key=lambda m: (m[0].depth, m[0].code, m[1]))
     )
     return UserInfo(user.id or 0, user.username, user.display_name,
                     fingerprint(user.password_hash), mems, user.session_gen or 0)
@@ -109,7 +108,7 @@ def end_sessions(uow: UnitOfWork, *, user_id: int) -> None:
     """Logout: every session cookie issued to the user so far stops working (the session
     generation moves on; a copied cookie carries the old one)."""
     with uow:
-        uow.end_sessions(user_id)
+        uow.accounts.end_sessions(user_id)
         uow.commit()
 
 
@@ -141,7 +140,7 @@ def authenticate(
     client_ip = client_ip[:64]
     since = now - FAILURE_WINDOW
     with uow:
-        attempts = uow.count_login_attempt(username, client_ip, now=now, since=since)
+        attempts = uow.accounts.count_login_attempt(username, client_ip, now=now, since=since)
         uow.commit()
     if attempts > MAX_FAILURES:
         raise TooManyAttempts(
@@ -149,18 +148,18 @@ def authenticate(
             "或请上级审核人重置密码"
         )
     with UnitOfWork(uow.database, readonly=True) as read:
-        user = read.user_named(username)
+        user = read.accounts.user_named(username)
         stored_hash = user.password_hash if user else None
         user_id, active = (user.id or 0, user.is_active) if user else (0, False)
     ok = verify_password(stored_hash or _dummy_hash(), password)
     with UnitOfWork(uow.database) as write:
         if user is None or not active or not ok:
-            write.log_login_failure(username, client_ip, now)
-            write.forget_old_login_attempts(since)  # keep the tables small
+            write.accounts.log_login_failure(username, client_ip, now)
+            write.accounts.forget_old_login_attempts(since)  # keep the tables small
             write.commit()
             raise LoginFailed("用户名或密码不正确")
-        write.clear_login_failures(username, client_ip)
-        write.clear_login_attempts(username, client_ip, upto=attempts)
+        write.accounts.clear_login_failures(username, client_ip)
+        write.accounts.clear_login_attempts(username, client_ip, upto=attempts)
         write.commit()
         return user_id
 
@@ -177,8 +176,8 @@ def create_token(uow: UnitOfWork, *, username: str, name: str = "", now: datetim
     now = now or clock.now()
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with uow:
-        user = uow.user_by_name(username)
-        account_store.add_token(uow, user_id=user.id or 0, name=name[:100], token_hash=_token_hash(token),
+        user = uow.directory.user_by_name(username)
+        uow.accounts.add_token(user_id=user.id or 0, name=name[:100], token_hash=_token_hash(token),
                                 now=now)
         uow.commit()
     return token
@@ -190,13 +189,13 @@ def user_for_token(uow: UnitOfWork, *, token: str) -> UserInfo | None:
     if not token.startswith(TOKEN_PREFIX):
         return None
     with uow:
-        user_id = account_store.token_user(uow, _token_hash(token))
+        user_id = uow.accounts.token_user(_token_hash(token))
         return None if user_id is None else _user_info(uow, user_id)
 
 
 def revoke_tokens(uow: UnitOfWork, user_id: int, now: datetime) -> None:
     """Inside an open unit of work: revoke every token of a user."""
-    account_store.revoke_tokens(uow, user_id, now)
+    uow.accounts.revoke_tokens(user_id, now)
 
 
 # --- a reviewer managing subordinate clerks -------------------------------------------------
@@ -211,11 +210,11 @@ def _check_password(password: str) -> None:
 
 def _managed(uow: UnitOfWork, actor_id: int, username: str) -> User:
     """The clerk account ``username`` if the actor is a reviewer of its organisation's parent."""
-    target = account_store.user_named(uow, username.strip())
+    target = uow.accounts.user_named(username.strip())
     if target is None:
         raise NotFound(f"找不到用户“{username}”", code="user.not_found")
-    actor_mems = uow.memberships(actor_id)
-    target_mems = uow.memberships(target.id or 0)
+    actor_mems = uow.directory.memberships(actor_id)
+    target_mems = uow.directory.memberships(target.id or 0)
     if not access.can_view_account(actor_mems, target_mems):
         raise NotFound(f"找不到用户“{username}”", code="user.not_found")
     if refusal := access.account_refusal(actor_mems, target_mems):
@@ -225,7 +224,7 @@ def _managed(uow: UnitOfWork, actor_id: int, username: str) -> User:
 
 def _audit(uow: UnitOfWork, actor_id: int, target_id: int, action: str, detail: dict[str, Any],
            now: datetime) -> None:
-    account_store.add_event(uow, at=now, actor_user_id=actor_id, target_user_id=target_id, action=action,
+    uow.accounts.add_event(at=now, actor_user_id=actor_id, target_user_id=target_id, action=action,
                             detail=json.dumps(detail, ensure_ascii=False))
 
 
@@ -239,7 +238,7 @@ def reset_password(
     with uow:
         target = _managed(uow, actor_id, username)
         target.password_hash = hash_password(new_password)
-        account_store.save_user(uow, target)
+        uow.accounts.save_user(target)
         revoke_tokens(uow, target.id or 0, now)
         _audit(uow, actor_id, target.id or 0, "password_reset", {}, now)
         uow.commit()
@@ -272,7 +271,7 @@ def handover(
         target.email = (email or "").strip() or None
         target.phone = (phone or "").strip() or None
         target.password_hash = hash_password(new_password)
-        account_store.save_user(uow, target)
+        uow.accounts.save_user(target)
         revoke_tokens(uow, target.id or 0, now)
         _audit(uow, actor_id, target.id or 0, "handover", {"before": before}, now)
         uow.commit()
@@ -281,10 +280,10 @@ def handover(
 def managed_clerks(uow: UnitOfWork, *, actor_id: int) -> list[dict[str, Any]]:
     """The clerk accounts of the organisations directly under the actor's reviewer seats."""
     with uow:
-        reviewer_org_ids = [o.id for o, r in uow.memberships(actor_id) if r == states.REVIEWER]
+        reviewer_org_ids = [o.id for o, r in uow.directory.memberships(actor_id) if r == states.REVIEWER]
         if not reviewer_org_ids:
             return []
-        rows = account_store.clerks_under(uow, [i for i in reviewer_org_ids if i is not None])
+        rows = uow.accounts.clerks_under([i for i in reviewer_org_ids if i is not None])
         return [
             {"username": u, "display_name": d, "email": e, "phone": p, "org_code": c, "org_name": n}
             for u, d, e, p, c, n in rows
@@ -295,7 +294,7 @@ def set_password(uow: UnitOfWork, *, username: str, new_password: str) -> None:
     """Set a password directly (administration and tests; no actor check)."""
     _check_password(new_password)
     with uow:
-        user = uow.user_by_name(username)
+        user = uow.directory.user_by_name(username)
         user.password_hash = hash_password(new_password)
-        account_store.save_user(uow, user)
+        uow.accounts.save_user(user)
         uow.commit()

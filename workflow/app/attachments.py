@@ -75,7 +75,7 @@ def add_attachment(
     now = now or clock.now()
     content_type, name = check_upload(filename, data, kind)
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         actor = records.actor_for(uow, user_id, rec)
         _role, on_behalf = records.entry_role(actor, "上传附件")
         if rec.state == states.ACCEPTED:
@@ -83,23 +83,23 @@ def add_attachment(
         row = Attachment(record_id=record_id, kind=kind, filename=name, content_type=content_type,
                          size=len(data), sha256=hashlib.sha256(data).hexdigest(), data=data,
                          uploaded_by_user_id=user_id, uploaded_at=now, on_behalf=on_behalf)
-        uow.add_all([row])
+        uow.add(row)
         uow.commit()
         return row.id or 0
 
 
 def list_attachments(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         records.actor_for(uow, user_id, rec)
-        rows = uow.attachment_list(record_id)
+        rows = uow.records.attachment_list(record_id)
         return [{"id": i, "kind": k, "kind_label": KINDS.get(k, k), "filename": f, "content_type": c,
                  "size": s, "uploaded_at": u, "on_behalf": b} for i, k, f, c, s, u, b in rows]
 
 
 def get_attachment(uow: UnitOfWork, *, record_id: int, attachment_id: int, user_id: int) -> StoredFile:
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         records.actor_for(uow, user_id, rec)
-        row = uow.attachment(record_id, attachment_id)
+        row = uow.records.attachment(record_id, attachment_id)
         return StoredFile(row.id or 0, row.filename, row.content_type, row.data)

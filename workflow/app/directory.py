@@ -41,14 +41,14 @@ def install_policy(uow: UnitOfWork, *, policy: Policy, now: datetime | None = No
     """
     now = now or clock.now()
     with uow:
-        uow.save_policy(policy, now=now)
+        uow.directory.save_policy(policy, now=now)
         scope_id = None
         if policy.scope:
-            scope_id = uow.org_by_code(policy.scope).id
+            scope_id = uow.directory.org_by_code(policy.scope).id
         opened = 0
         labels = []
         for spec in policy.rounds:
-            rnd = uow.upsert_round(
+            rnd = uow.directory.upsert_round(
                 {
                     "policy_code": policy.code,
                     "year": spec.year,
@@ -62,11 +62,11 @@ def install_policy(uow: UnitOfWork, *, policy: Policy, now: datetime | None = No
                     "scope_org_id": scope_id if spec.scope else None,
                 }
             )
-            opened += uow.open_records(rnd, policy, now=now)
-            uow.rollup_rebuild(rnd.id)
+            opened += uow.records.open_records(rnd, policy, now=now)
+            uow.records.rollup_rebuild(rnd.id)
             labels.append(spec.label)
         if opened >= ANALYZE_MIN_ROWS:
-            uow.analyze("record", "rollup")
+            uow.bulk.analyze("record", "rollup")
         uow.commit()
     return {"policy": policy.code, "rounds": labels, "records_opened": opened}
 
@@ -96,9 +96,9 @@ def rebuild_rollup(uow: UnitOfWork, *, round_label: str | None = None) -> str:
     """Recompute the overview's rollup table from the records (one round, or every round), in
     one transaction: a repair after writes made outside bangfu. Returns the message to show."""
     with uow:
-        rounds = [uow.round_by_label(round_label)] if round_label else uow.rounds()
-        rows = sum(uow.rollup_rebuild(rnd.id) for rnd in rounds)
-        uow.analyze("rollup")
+        rounds = [uow.directory.round_by_label(round_label)] if round_label else uow.directory.rounds()
+        rows = sum(uow.records.rollup_rebuild(rnd.id) for rnd in rounds)
+        uow.bulk.analyze("rollup")
         uow.commit()
     return f"已重建汇总表：{'、'.join(r.label for r in rounds) or '无年度'}，共 {rows} 行"
 
@@ -127,7 +127,7 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
             errors.append(f"第 {i} 行：单位代码“{row['code']}”与第 {seen[row['code']]} 行重复")
         seen[row["code"]] = i
     with uow:
-        existing = {r.code: r for r in uow.org_rows()}
+        existing = {r.code: r for r in uow.directory.org_rows()}
         codes = set(existing) | set(seen)
         for i, row in enumerate(rows, start=2):
             if row["parent_code"] and row["parent_code"] not in codes:
@@ -144,7 +144,7 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
         _refuse_moves_below_descendants(rows, existing, parent_of)
         fresh = [r for r in rows if r["code"] not in existing]
         ids = {c: r.id for c, r in existing.items()}
-        ids.update(zip((r["code"] for r in fresh), uow.reserve_ids("organisation", len(fresh)), strict=True))
+        ids.update(zip((r["code"] for r in fresh), uow.bulk.reserve_ids("organisation", len(fresh)), strict=True))
         paths = _paths(parent_of, ids)
         # Parents before their children (SQLite checks the parent key row by row).
         fresh.sort(key=lambda r: paths[r["code"]][1])
@@ -156,8 +156,8 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
                     r.get("observer", "") in ("1", "yes", "是"))
 
         flag = {b: driver_value(uow.dialect, b) for b in (True, False)}
-        with uow.deferred_indexes("organisation"):  # the first load of a tree: indexes built once
-            uow.bulk_insert("organisation", ("id", "code", "name", "kind", "parent_id", "phone", "is_observer",
+        with uow.bulk.deferred_indexes("organisation"):  # the first load of a tree: indexes built once
+            uow.bulk.insert("organisation", ("id", "code", "name", "kind", "parent_id", "phone", "is_observer",
                                              "path", "depth"),
                             ((ids[r["code"]], r["code"], *v[:4], flag[v[4]], *paths[r["code"]])
                              for r in fresh for v in (values(r),)), ready=True)
@@ -172,27 +172,27 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
                 changed.append({"id": old.id, **dict(zip(ORG_FIELDS, v, strict=True))})
             if old.parent_id != v[2]:
                 reparented.append(old.id)
-        uow.bulk_update("organisation", ORG_FIELDS, changed)
+        uow.bulk.update("organisation", ORG_FIELDS, changed)
         # Paths and depths that differ from the stored ones: moved organisations and their
         # whole subtrees.
-        uow.bulk_update("organisation", ("path", "depth"), [
+        uow.bulk.update("organisation", ("path", "depth"), [
             {"id": r.id, "path": paths[c][0], "depth": paths[c][1]}
             for c, r in existing.items() if (r.path, r.depth) != paths[c]])
         if reparented:
-            uow.reparent_records(reparented)
+            uow.records.reparent_records(reparented)
         moved = any((r.path, r.depth) != paths[c] for c, r in existing.items())
-        rounds = uow.rounds()
-        with uow.deferred_indexes("record"):  # no record yet: the rounds' records, indexes built once
-            news = [uow.open_records(rnd, uow.policy(rnd.policy_code), now=now, link=False) for rnd in rounds]
+        rounds = uow.directory.rounds()
+        with uow.bulk.deferred_indexes("record"):  # no record yet: the rounds' records, indexes built once
+            news = [uow.records.open_records(rnd, uow.directory.policy(rnd.policy_code), now=now, link=False) for rnd in rounds]
         for rnd in rounds:
-            uow.link_record_parents(rnd.id or 0)
+            uow.records.link_record_parents(rnd.id or 0)
         opened = sum(news)
         # The statistics of the loaded tables before the rollup's GROUP BY reads them.
         if len(fresh) + len(changed) + opened >= ANALYZE_MIN_ROWS:
-            uow.analyze("organisation", "record")
+            uow.bulk.analyze("organisation", "record")
         for rnd, created in zip(rounds, news, strict=True):
             if created or moved:  # new records, or records now below other ancestors
-                uow.rollup_rebuild(rnd.id)
+                uow.records.rollup_rebuild(rnd.id)
         uow.commit()
     return ImportReport(created=len(fresh), updated=len(rows) - len(fresh), records_opened=opened)
 
@@ -255,7 +255,7 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
     rows = _read_csv(data, USER_COLUMNS)
     errors: list[str] = []
     with uow:
-        orgs = directory_store.org_ids_by_code(uow)
+        orgs = uow.directory.org_ids_by_code()
         roles = states.ROLES
         # One quick pass finds the bad lines; only those are looked at again for the messages.
         bad = [i for i, row in enumerate(rows) if not row["username"] or not row["display_name"]
@@ -269,7 +269,7 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
                 errors.append(f"第 {i} 行：角色“{row['role']}”无效，可选 {', '.join(sorted(states.ROLES))}")
         if errors:
             raise BadInput("用户导入失败，未导入任何数据：\n" + "\n".join(errors), code="import.rows")
-        existing = directory_store.user_rows(uow)
+        existing = uow.directory.user_rows()
         # Merge the lines per username first (a later line wins, field by field), then write
         # the users and memberships in bulk: a few statements, not a round trip per line.
         # A user's fields: display_name, email, phone, channels, password_hash.
@@ -297,23 +297,23 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
                    "created_at")
         active, created_at = driver_value(uow.dialect, True), driver_value(uow.dialect, now)
         user_ids = {n: int(r.id) for n, r in existing.items()}
-        user_ids.update(zip(fresh, uow.reserve_ids("app_user", len(fresh)), strict=True))
-        with uow.deferred_indexes("app_user", "membership"):  # a first load: indexes built once
-            uow.bulk_insert("app_user", columns, (
+        user_ids.update(zip(fresh, uow.bulk.reserve_ids("app_user", len(fresh)), strict=True))
+        with uow.bulk.deferred_indexes("app_user", "membership"):  # a first load: indexes built once
+            uow.bulk.insert("app_user", columns, (
                 (user_ids[n], n, *merged[n], active, created_at) for n in fresh), ready=True)
-            directory_store.update_users(uow, [
+            uow.directory.update_users([
                 {"b_username": n, **dict(zip(directory_store.USER_FIELDS, v, strict=True))}
                 for n, v in merged.items() if n in existing])
-            have = directory_store.memberships(uow)
+            have = uow.directory.membership_keys()
             wanted: list[tuple[int, int, str]] = []
             for row in rows:
                 key = (user_ids[row["username"]], orgs[row["org_code"]], row["role"])
                 if key not in have:
                     have.add(key)
                     wanted.append(key)
-            uow.bulk_insert("membership", ("user_id", "org_id", "role"), wanted, ready=True)
+            uow.bulk.insert("membership", ("user_id", "org_id", "role"), wanted, ready=True)
         if created + len(wanted) >= ANALYZE_MIN_ROWS:
-            uow.analyze("app_user", "membership")
+            uow.bulk.analyze("app_user", "membership")
         uow.commit()
     return ImportReport(created=created, updated=updated, records_opened=0)
 
@@ -324,8 +324,8 @@ def import_member_counts(uow: UnitOfWork, *, data: bytes, round_label: str) -> I
     rows = _read_csv(data, ("org_code", "members"))
     errors: list[str] = []
     with uow:
-        rnd = uow.round_by_label(round_label)
-        ids = directory_store.org_ids_by_code(uow)
+        rnd = uow.directory.round_by_label(round_label)
+        ids = uow.directory.org_ids_by_code()
         counts: dict[int, int] = {}
         for i, row in enumerate(rows, start=2):
             if row["org_code"] not in ids:
@@ -342,8 +342,8 @@ def import_member_counts(uow: UnitOfWork, *, data: bytes, round_label: str) -> I
             counts[ids[row["org_code"]] or 0] = members
         if errors:
             raise BadInput("会员人数导入失败，未导入任何数据：\n" + "\n".join(errors), code="import.rows")
-        uow.upsert_member_counts(rnd.id or 0, counts)
+        uow.directory.upsert_member_counts(rnd.id or 0, counts)
         if len(counts) >= ANALYZE_MIN_ROWS:
-            uow.analyze("member_count")
+            uow.bulk.analyze("member_count")
         uow.commit()
     return ImportReport(created=len(counts), updated=0, records_opened=0)

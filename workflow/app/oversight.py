@@ -22,11 +22,12 @@ from workflow.domain.errors import (
     PermissionDenied,
     Refusal,
     RuleViolation,
+    StoreError,
 )
 from workflow.domain.money import MAX_COUNT
 from workflow.store import rollup
-from workflow.store.tables import History, dumps
-from workflow.store.uow import DatabaseError, UnitOfWork
+from workflow.store.tables import dumps
+from workflow.store.uow import UnitOfWork
 
 log = logging.getLogger("bangfu.oversight")
 DEADLINE_TRIGGER = "change_deadline"
@@ -55,7 +56,7 @@ def set_report_deadline(
     now = now or clock.now()
     reason = (reason or "").strip() or None
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         actor = records.actor_for(uow, user_id, rec)
         if states.REVIEWER not in actor.relation.parent_roles:
             raise PermissionDenied("只有上级单位的审核人可以调整报送截止日期", code="permission.not_parent_reviewer")
@@ -65,7 +66,7 @@ def set_report_deadline(
         if last_day < today:
             raise RuleViolation(Refusal(
                 "deadline.past", f"新的截止日期 {last_day:%Y年%m月%d日} 早于今天 {today:%Y年%m月%d日}"))
-        rnd = uow.round(rec.round_id)
+        rnd = uow.directory.round(rec.round_id)
         final_last = clock.deadline_last_day(rnd.report_deadline_reporting_unit)
         if last_day > final_last:
             raise RuleViolation(Refusal(
@@ -76,7 +77,7 @@ def set_report_deadline(
         values: dict[str, Any] = {"report_deadline": new_deadline, "updated_at": now}
         if new_deadline > now and rec.state not in (states.SUBMITTED, states.ACCEPTED):
             values["is_overdue"] = False
-        if rec.version != seen_version or not uow.write_record(record_id, seen_version, values):
+        if rec.version != seen_version or not uow.records.write(record_id, seen_version, values):
             raise records.version_conflict(rec)
         # The overview's rollup follows the deadline (an accepted record is refused above, so no
         # snapshot totals are counted).
@@ -85,16 +86,16 @@ def set_report_deadline(
                                 is_late=rec.is_late, has_snapshot=rec.snapshot_id is not None,
                                 report_deadline=deadline, snapshot_people=None, snapshot_fen=None)
 
-        uow.rollup_move(rec.round_id, actor.org.path, entry(rec.report_deadline, rec.is_overdue),
+        uow.records.rollup_move(rec.round_id, actor.org.path, entry(rec.report_deadline, rec.is_overdue),
                         entry(new_deadline, values.get("is_overdue", rec.is_overdue)))
-        history_id = uow.add_history(History(
-            record_id=record_id, at=now, actor_user_id=actor.user.id, actor_role=states.REVIEWER,
-            actor_org_id=actor.org.parent_id, on_behalf=False, from_state=rec.state,
-            to_state=rec.state, trigger=DEADLINE_TRIGGER, reason=reason,
-            detail=dumps({"from": old_last.isoformat(), "to": last_day.isoformat()}),
-        ))
-        clerks = uow.users_with_role(actor.org.id or 0, states.CLERK)
-        uow.add_notifications(records.notification_rows(
+        history_id = uow.records.add_history({
+            "record_id": record_id, "at": now, "actor_user_id": actor.user.id, "actor_role": states.REVIEWER,
+            "actor_org_id": actor.org.parent_id, "on_behalf": False, "from_state": rec.state,
+            "to_state": rec.state, "trigger": DEADLINE_TRIGGER, "reason": reason,
+            "detail": dumps({"from": old_last.isoformat(), "to": last_day.isoformat()}),
+        })
+        clerks = uow.directory.users_with_role(actor.org.id or 0, states.CLERK)
+        uow.notifications.add(records.notification_rows(
             clerks, kind="record_event", source=f"history:{history_id}", record_id=record_id,
             payload={"org_name": actor.org.name, "org_code": actor.org.code,
                      "event": f"{DEADLINE_LABEL}为 {last_day:%Y年%m月%d日}", "trigger": DEADLINE_TRIGGER,
@@ -151,15 +152,15 @@ def bulk_accept(
         name = ""
         try:
             with UnitOfWork(database, readonly=True) as uow:
-                name = uow.org(uow.record(record_id).org_id).name
+                name = uow.directory.org(uow.records.get(record_id).org_id).name
             records.fire(UnitOfWork(database), record_id=record_id, trigger="accept", user_id=user_id,
                           seen_version=version, now=now)
             out.append(BulkOutcome(record_id, True, name, "ok", "已通过"))
         except NotFound as exc:
             out.append(BulkOutcome(record_id, False, "", exc.code, exc.message))
-        except BangfuError as exc:
-            out.append(BulkOutcome(record_id, False, name, exc.code, exc.message))
-        except DatabaseError:
+        except StoreError:
             log.warning("bulk accept: record %s failed in the database", record_id, exc_info=True)
             out.append(BulkOutcome(record_id, False, name, "bulk.db_error", "数据库暂时无法完成该条，请稍后重试"))
+        except BangfuError as exc:
+            out.append(BulkOutcome(record_id, False, name, exc.code, exc.message))
     return out

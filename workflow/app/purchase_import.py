@@ -30,7 +30,7 @@ from workflow.domain.errors import (
     RuleViolation,
 )
 from workflow.formats import ledger
-from workflow.store import purchases
+from workflow.store.purchases import OrderBalance
 from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
 
 
@@ -100,14 +100,14 @@ def import_purchases(
     column_mapping = _mapping(mapping)
     # 1. Who and where, in a short read-only transaction.
     with UnitOfWork(uow.database, readonly=True) as read:
-        rec = read.record(record_id)
+        rec = read.records.get(record_id)
         actor = records.actor_for(read, user_id, rec)
         records.entry_role(actor, "导入采购")
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
         rnd, policy = records.policy_for(read, rec)
         year = rnd.year
-        read.session.expunge(rnd)  # the rules read it after this transaction ends
+        read.detach(rnd)  # the rules read it after this transaction ends
     caps = policy.caps
     shown = caps.import_errors_shown
     # 2. Parse and check every row with no transaction open: a big or hostile file costs its
@@ -136,8 +136,8 @@ def import_purchases(
         raise ImportRefused(errors, filename=filename, shown=shown)
     # 3. One short write transaction: what the ledger already holds, then one bulk insert.
     with uow:
-        purchases.lock_record(uow, record_id)
-        rec = uow.record(record_id)
+        uow.purchases.lock_record(record_id)
+        rec = uow.records.get(record_id)
         actor = records.actor_for(uow, user_id, rec)
         _role, on_behalf = records.entry_role(actor, "导入采购")
         if refusal := rules.check_record_open_for_purchases(rec.state):  # it may have moved on
@@ -175,18 +175,18 @@ def import_purchases(
                     f"{row.people} 人次，支付日期 {clock.china_date(row.paid_at):%Y-%m-%d}，两者不一致"
                 )
         errors.extend(_unknown_refunds(rows, existing))
-        errors.extend(_refunds_beyond_orders(uow.orders_with_refunds(record_id), new_rows))
+        errors.extend(_refunds_beyond_orders(uow.purchases.order_balances(record_id), new_rows))
         if errors:
             raise ImportRefused(errors, filename=filename, shown=shown)
-        before = purchases.count(uow, record_id)
+        before = uow.purchases.count(record_id)
         if new_rows:
             _bulk_insert(uow, record_id, new_rows, user_id=actor.user.id, on_behalf=on_behalf, now=now,
                          source=f"import:{filename}"[:200])
             _link_refunds(uow, record_id, [r for r in new_rows if r.refund_of])
-            uow.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
-        inserted = purchases.count(uow, record_id) - before
+            uow.records.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
+        inserted = uow.purchases.count(record_id) - before
         if inserted >= ANALYZE_MIN_ROWS:  # a bulk load: fresh planner statistics
-            uow.analyze("purchase")
+            uow.bulk.analyze("purchase")
         uow.commit()
     return ImportResult(new=inserted, repeated=repeated + len(new_rows) - inserted, header_row=parsed.header_row,
                         mapping=parsed.mapping_name, record_id=record_id, voided_notes=tuple(notes),
@@ -207,7 +207,7 @@ Key = tuple[str, str, int]
 def _existing(uow: UnitOfWork, record_id: int) -> tuple[dict[Key, dict[str, Any]], dict[Key, list[dict[str, Any]]]]:
     """The record's live ledger keys with what decides "identical", and its voided lines per key
     (one query)."""
-    rows = purchases.ledger_lines(uow, record_id)
+    rows = uow.purchases.ledger_lines(record_id)
     live: dict[Key, dict[str, Any]] = {}
     voided: dict[Key, list[dict[str, Any]]] = {}
     for r in rows:
@@ -233,7 +233,7 @@ def _unknown_refunds(rows: list[ledger.PurchaseRow], existing: dict[tuple[str, s
 
 
 def _refunds_beyond_orders(
-    ledger_orders: dict[tuple[str, str], list[int]], new_rows: list[ledger.PurchaseRow]
+    ledger_orders: dict[tuple[str, str], OrderBalance], new_rows: list[ledger.PurchaseRow]
 ) -> list[str]:
     """The refunds of an order (in the ledger and in the file) never exceed the order."""
     totals = {key: list(v) for key, v in ledger_orders.items()}
@@ -273,12 +273,12 @@ def _bulk_insert(
         }
         for r in rows
     ]
-    purchases.insert_new(uow, values)
+    uow.purchases.insert_new(values)
 
 
 def _link_refunds(uow: UnitOfWork, record_id: int, refunds: list[ledger.PurchaseRow]) -> None:
     """Point each imported refund line at its order's line 1 (one executemany UPDATE)."""
-    purchases.link_refunds(uow, record_id, [
+    uow.purchases.link_refunds(record_id, [
         {"channel": r.channel, "refund_of": r.refund_of, "order_no": r.order_no, "line_no": r.line_no}
         for r in refunds])
 

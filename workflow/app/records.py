@@ -29,11 +29,12 @@ from workflow.domain.errors import (
 from workflow.domain.figures import wan_people, wan_yuan
 from workflow.domain.policy import Policy
 from workflow.store import rollup
-from workflow.store.unit import CoreUnitOfWork, FireContext
+from workflow.store.purchases import OrderBalance
+from workflow.store.records import FireContext
+from workflow.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
     from workflow.store.tables import Organisation, Purchase, Record, Round, User
-    from workflow.store.uow import UnitOfWork
 
 BUDGETS: dict[str, str] = {
     "extra_quota": "额外额度",
@@ -183,17 +184,17 @@ class PurchaseInput:
 # --- membership -----------------------------------------------------------------------------
 
 
-def relation_to(uow: CoreUnitOfWork, user_id: int, org: Organisation) -> tuple[User, Relation, bool]:
+def relation_to(uow: UnitOfWork, user_id: int, org: Organisation) -> tuple[User, Relation, bool]:
     """The user's roles in ``org`` and in its parent, and whether ``org`` is in their view
     (:mod:`workflow.domain.access`)."""
-    user, mems = uow.user_with_memberships(user_id)
+    user, mems = uow.directory.user_with_memberships(user_id)
     rel = access.relation(mems, org)
     return user, rel, rel.visible
 
 
-def actor_for(uow: CoreUnitOfWork, user_id: int, rec: Record) -> Actor:
+def actor_for(uow: UnitOfWork, user_id: int, rec: Record) -> Actor:
     """The acting user and their relation to ``rec``; NotFound outside their subtree."""
-    org = uow.org(rec.org_id)
+    org = uow.directory.org(rec.org_id)
     user, relation, visible = relation_to(uow, user_id, org)
     if not visible:
         # Outside the user's subtree the record does not exist for them.
@@ -209,45 +210,16 @@ def entry_role(actor: Actor, what: str) -> tuple[str, bool]:
     return who
 
 
-def policy_for(uow: CoreUnitOfWork, rec: Record) -> tuple[Round, Policy]:
-    rnd = uow.round(rec.round_id)
-    return rnd, uow.policy(rnd.policy_code)
+def policy_for(uow: UnitOfWork, rec: Record) -> tuple[Round, Policy]:
+    rnd = uow.directory.round(rec.round_id)
+    return rnd, uow.directory.policy(rnd.policy_code)
 
 
 # --- the lifecycle --------------------------------------------------------------------------
 
 
-def _guard_context(uow: CoreUnitOfWork, rec: Record, rnd: Round, now: datetime, reason: str | None,
-                   actor: Actor | None = None) -> GuardContext:
-    parent_state = uow.record(rec.parent_id).state if rec.parent_id is not None else None
-    amount, members = rec.amount_per_member_fen, rec.members
-    if not rec.is_grassroots:  # quota rules apply to grassroots records only
-        amount, members = amount or 0, members or 0
-    return GuardContext(
-        cap_fen=rnd.cap_fen_per_member,
-        amount_per_member_fen=amount,
-        members=members,
-        is_grassroots=rec.is_grassroots,
-        is_reporting_unit=rec.is_reporting_unit,
-        work_experience=rec.work_experience,
-        work_highlights=rec.work_highlights,
-        has_snapshot=rec.snapshot_id is not None,
-        snapshot_stale=rec.snapshot_stale,
-        reporter=rec.reporter,
-        phone=rec.phone,
-        fill_date=rec.fill_date,
-        today=clock.china_date(now),
-        reason=reason,
-        parent_state=parent_state,
-        four_eyes=rnd.four_eyes,
-        # Only accept (from submitted) asks; other states skip the question.
-        actor_is_filler=(actor is not None and rec.state == states.SUBMITTED
-                         and uow.is_filler(rec.id or 0, actor.user.id or 0)),
-    )
-
-
 def fire(
-    uow: CoreUnitOfWork,
+    uow: UnitOfWork,
     *,
     record_id: int,
     trigger: str,
@@ -279,7 +251,7 @@ def fire(
     with uow:
         # One statement reads the record, its organisation, the round's cap, the parent record's
         # state, the actor and their memberships; everything after it is plain values.
-        fc = uow.fire_context(record_id, user_id)
+        fc = uow.records.fire_context(record_id, user_id)
         relation = access.relation(fc.seats, fc.org)
         if not relation.visible:
             # Outside the user's subtree the record does not exist for them.
@@ -289,7 +261,7 @@ def fire(
             raise _conflict(fc.version)
         values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
         if trigger == "summarize":
-            snap = uow.take_snapshot(uow.record(record_id), now=now, as_of=clock.china_date(now))
+            snap = uow.records.take_snapshot(record_id, now=now, as_of=clock.china_date(now))
             values.update(snapshot_id=snap.id, snapshot_stale=False)
             if fc.fill_date is None:
                 values["fill_date"] = snap.as_of
@@ -299,28 +271,28 @@ def fire(
             values.update(decided_at=now, last_reason=None)
         elif trigger in ("return_for_revision", "revoke_acceptance"):
             values.update(decided_at=now, last_reason=reason)
-        if not uow.write_record(record_id, seen_version, values):
+        if not uow.records.write(record_id, seen_version, values):
             raise _conflict(fc.version)
         # The overview's rollup moves with the record, in this transaction.
-        uow.rollup_move(fc.round_id, fc.org.path, fc.rollup_entry(), rollup.entry(
+        uow.records.rollup_move(fc.round_id, fc.org.path, fc.rollup_entry(), rollup.entry(
             state=decision.dest, is_grassroots=fc.is_grassroots,
             is_overdue=values.get("is_overdue", fc.is_overdue), is_late=values.get("is_late", fc.is_late),
             has_snapshot=values.get("snapshot_id", fc.snapshot_id) is not None,
             report_deadline=fc.report_deadline, snapshot_people=fc.snapshot_people, snapshot_fen=fc.snapshot_fen,
         ))
         acting_org = fc.org_parent_id if decision.acting_role == states.REVIEWER else fc.org_id
-        history_id = uow.add_history_values({
+        history_id = uow.records.add_history({
             "record_id": record_id, "at": now, "actor_user_id": fc.user_id, "actor_role": decision.acting_role,
             "actor_org_id": acting_org, "on_behalf": decision.on_behalf, "from_state": fc.state,
             "to_state": decision.dest, "trigger": trigger, "reason": reason,
             # A submission keeps what it sent: its snapshot and the report texts, so the
             # reviewer can see what changed when a returned record comes back.
-            "detail": json.dumps(_submission_detail_of(fc), ensure_ascii=False, sort_keys=True)
+            "detail": json.dumps(submission_detail(fc), ensure_ascii=False, sort_keys=True)
             if trigger == "submit" else None,
         })
         if trigger in ("accept", "revoke_acceptance"):
             # The parent's frozen sum no longer matches its children's accepted numbers.
-            uow.mark_snapshot_stale(fc.parent_id, only_state=states.SUMMARIZED)
+            uow.records.mark_snapshot_stale(fc.parent_id, only_state=states.SUMMARIZED)
         sent = _notify_event(uow, fc, trigger, history_id, reason, now)
         uow.commit()
         return FireResult(
@@ -334,13 +306,6 @@ def fire(
             notifications=sent,
             label=action_label(trigger, decision.transition.source, grassroots=fc.is_grassroots),
         )
-
-
-def _submission_detail_of(fc: FireContext) -> dict[str, Any]:
-    """:func:`submission_detail` from a transition's plain context."""
-    return {"snapshot_id": fc.snapshot_id, "reporter": fc.reporter, "phone": fc.phone,
-            "fill_date": fc.fill_date.isoformat() if fc.fill_date else None,
-            "work_experience": fc.work_experience, "work_highlights": fc.work_highlights}
 
 
 def _on_behalf(fc: FireContext) -> bool:
@@ -366,7 +331,7 @@ def guard_context_of(fc: FireContext, now: datetime, reason: str | None) -> Guar
     )
 
 
-def _notify_event(uow: CoreUnitOfWork, fc: FireContext, trigger: str, history_id: int, reason: str | None,
+def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: int, reason: str | None,
                   now: datetime) -> int:
     """Outbox rows for an event, keyed by (recipient, channel, history row), in one statement:
     the parent's reviewers or the record's own clerks (see :data:`EVENT_RECIPIENTS`); for other
@@ -387,17 +352,17 @@ def _notify_event(uow: CoreUnitOfWork, fc: FireContext, trigger: str, history_id
         "reason": reason,
         "path": f"/records/{fc.record_id}",
     }, ensure_ascii=False, sort_keys=True, default=str)
-    return uow.add_event_notifications(org_id=org_id, role=role, actor_user_id=fc.user_id,
+    return uow.notifications.add_event_notifications(org_id=org_id, role=role, actor_user_id=fc.user_id,
                                        source=f"history:{history_id}", record_id=fc.record_id,
                                        payload=payload, now=now)
 
 
-def submission_detail(rec: Record) -> dict[str, Any]:
+def submission_detail(rec: Record | FireContext) -> dict[str, Any]:
     """What a submission sends: its snapshot id and the report texts (the history row's detail)."""
     return {"snapshot_id": rec.snapshot_id, **_texts(rec)}
 
 
-def _texts(rec: Record) -> dict[str, Any]:
+def _texts(rec: Record | FireContext) -> dict[str, Any]:
     return {"reporter": rec.reporter, "phone": rec.phone,
             "fill_date": rec.fill_date.isoformat() if rec.fill_date else None,
             "work_experience": rec.work_experience, "work_highlights": rec.work_highlights}
@@ -416,34 +381,33 @@ def changes_since_return(uow: UnitOfWork, *, record_id: int, user_id: int) -> di
     one, else the record as it stands (its fresh snapshot, or the live sums). None if the record
     was never returned."""
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         actor_for(uow, user_id, rec)
-        rows = uow.history(record_id)
+        rows = uow.records.history(record_id)
         returns = [h for h in rows if h.trigger == "return_for_revision"]
         if not returns:
             return None
         ret = returns[-1]
         before_submit = [h for h in rows if h.trigger == "submit" and (h.id or 0) < (ret.id or 0)]
         before = json.loads(before_submit[-1].detail) if before_submit and before_submit[-1].detail else {}
-        before_snapshot = before.get("snapshot_id") or uow.snapshot_before(record_id, ret.at)
+        before_snapshot = before.get("snapshot_id") or uow.records.snapshot_before(record_id, ret.at)
         after_submit = [h for h in rows if h.trigger == "submit" and (h.id or 0) > (ret.id or 0)]
         if after_submit and after_submit[-1].detail:
             after = json.loads(after_submit[-1].detail)
-            after_lines = uow.snapshot_lines_map(after.get("snapshot_id"))
+            after_lines = uow.records.snapshot_lines_map(after.get("snapshot_id"))
             after_what = "resubmitted"
         else:
             after = _texts(rec)
             if rec.snapshot_id is not None and not rec.snapshot_stale and rec.state == states.SUMMARIZED:
-                after_lines, after_what = uow.snapshot_lines_map(rec.snapshot_id), "snapshot"
+                after_lines, after_what = uow.records.snapshot_lines_map(rec.snapshot_id), "snapshot"
             else:
-                from workflow.store import aggregates  # lazy: the ORM (start-up)
 
-                after_lines, after_what = aggregates.snapshot_lines(uow.session, record_id)[0], "live"
-        before_lines = uow.snapshot_lines_map(before_snapshot)
-        added, voided = uow.purchases_changed_since(record_id, ret.at)
-        aggregate_added = uow.aggregate_lines_since(record_id, ret.at)
+                after_lines, after_what = uow.reports.snapshot_lines(record_id)[0], "live"
+        before_lines = uow.records.snapshot_lines_map(before_snapshot)
+        added, voided = uow.purchases.changed_since(record_id, ret.at)
+        aggregate_added = uow.purchases.aggregate_lines_since(record_id, ret.at)
         _rnd, policy = policy_for(uow, rec)
-        returned_by = uow.user(ret.actor_user_id).display_name if ret.actor_user_id else "系统"
+        returned_by = uow.directory.user(ret.actor_user_id).display_name if ret.actor_user_id else "系统"
         table = [r.to_dict() for r in changes.row_changes(before_lines, after_lines, policy)]
         texts = changes.text_changes(before, after) if before else []
         return {
@@ -522,20 +486,21 @@ def notification_rows(
 # --- reading --------------------------------------------------------------------------------
 
 
-def record_view(uow: CoreUnitOfWork, *, record_id: int, user_id: int, now: datetime | None = None) -> RecordView:
+def record_view(uow: UnitOfWork, *, record_id: int, user_id: int, now: datetime | None = None) -> RecordView:
     """A record with its quota use, deadlines and the actions open to this user."""
     now = now or clock.now()
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         actor = actor_for(uow, user_id, rec)
         return _view(uow, rec, actor, now)
 
 
-def _view(uow: CoreUnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordView:
+def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordView:
     rnd, _policy = policy_for(uow, rec)
-    spent = uow.spent_by_budget(rec.id or 0)
+    spent = uow.purchases.spent_by_budget(rec.id or 0)
     use = rules.quota_use(rec.quota_fen, spent.get("extra_quota", 0))
-    ctx = _guard_context(uow, rec, rnd, now, None, actor)
+    # The guards read what a transition would read: the one context statement.
+    ctx = guard_context_of(uow.records.fire_context(rec.id or 0, actor.user.id or 0), now, None)
     return RecordView(
         id=rec.id or 0,
         org_code=actor.org.code,
@@ -590,17 +555,15 @@ def federation_view(uow: UnitOfWork, *, record_id: int, user_id: int, limit: int
     aggregate lines, accepted children's snapshots), its children per state and the children not
     yet accepted (the first ``limit``). None for a grassroots record."""
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         actor_for(uow, user_id, rec)
         if rec.is_grassroots:
             return None
-        from workflow.store import aggregates  # lazy: the ORM (start-up)
-
-        parts = aggregates.snapshot_parts(uow.session, record_id)
-        counts, missing = aggregates.children_status(uow.session, record_id, limit=limit)
+        parts = uow.reports.snapshot_parts(record_id)
+        counts, missing = uow.reports.children_status(record_id, limit=limit)
         snapshot = None
         if rec.snapshot_id is not None:
-            snap, _lines = uow.snapshot(rec.snapshot_id)
+            snap, _lines = uow.records.snapshot(rec.snapshot_id)
             snapshot = {**_figure(snap.people_total, snap.amount_total_fen), "as_of": snap.as_of,
                         "taken_at": snap.taken_at, "stale": rec.snapshot_stale,
                         "missing_children": json.loads(snap.missing_children or "[]")}
@@ -621,13 +584,13 @@ def federation_view(uow: UnitOfWork, *, record_id: int, user_id: int, limit: int
     }
 
 
-def available_actions(uow: CoreUnitOfWork, *, record_id: int, user_id: int, now: datetime | None = None) -> list[Action]:
+def available_actions(uow: UnitOfWork, *, record_id: int, user_id: int, now: datetime | None = None) -> list[Action]:
     """Each trigger with allowed, or the rule that refuses it, for this user."""
     return record_view(uow, record_id=record_id, user_id=user_id, now=now).actions
 
 
 def find_record(
-    uow: CoreUnitOfWork, *, org_code: str, round_label: str | None = None, now: datetime | None = None
+    uow: UnitOfWork, *, org_code: str, round_label: str | None = None, now: datetime | None = None
 ) -> int:
     """The record id of an organisation in a round.
 
@@ -636,18 +599,18 @@ def find_record(
     when none has begun yet.
     """
     with uow:
-        org = uow.org_by_code(org_code)
+        org = uow.directory.org_by_code(org_code)
         if round_label:
-            rnd = uow.round_by_label(round_label)
-            return uow.record_for(org.id or 0, rnd.id or 0).id or 0
-        rounds = uow.rounds()
+            rnd = uow.directory.round_by_label(round_label)
+            return uow.records.for_org(org.id or 0, rnd.id or 0).id or 0
+        rounds = uow.directory.rounds()
         if not rounds:
             raise NotFound("尚未加载任何年度", code="round.not_found")
         year = clock.china_date(now or clock.now()).year
         begun = [r for r in rounds if r.year <= year] or rounds
         for rnd in reversed(begun):
             try:
-                return uow.record_for(org.id or 0, rnd.id or 0).id or 0
+                return uow.records.for_org(org.id or 0, rnd.id or 0).id or 0
             except NotFound:
                 continue  # a round scoped to another subtree
         raise NotFound("该单位在已开始的年度中没有记录", code="record.not_found")
@@ -669,11 +632,11 @@ def _aware_detail(detail: Any) -> Any:
 def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
     """The record's history rows, oldest first, with actor names."""
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         actor_for(uow, user_id, rec)
         out = []
-        for h in uow.history(record_id):
-            actor_name = uow.user(h.actor_user_id).display_name if h.actor_user_id else "系统"
+        for h in uow.records.history(record_id):
+            actor_name = uow.directory.user(h.actor_user_id).display_name if h.actor_user_id else "系统"
             detail = json.loads(h.detail) if h.detail else None
             out.append(
                 {
@@ -719,21 +682,21 @@ def plan(
     Without ``members`` the round's imported member count for the organisation is used."""
     now = now or clock.now()
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         actor = actor_for(uow, user_id, rec)
         entry_role(actor, "填写计划")
         rnd, _ = policy_for(uow, rec)
         if rec.state != states.PLANNED:
             raise RuleViolation(Refusal("plan.locked", "只有“计划中”的记录可以修改计划；请先退回计划"))
         if members is None:
-            members = uow.member_count(rec.org_id, rec.round_id)
+            members = uow.directory.member_count(rec.org_id, rec.round_id)
         if refusal := rules.check_plan(amount_per_member_fen, members, cap_fen=rnd.cap_fen_per_member):
             raise RuleViolation(refusal)
         assert members is not None  # check_plan refuses a missing count
         quota = rules.quota_fen(amount_per_member_fen, members, is_grassroots=rec.is_grassroots)
         values = {"amount_per_member_fen": amount_per_member_fen, "members": members,
                   "quota_fen": quota, "updated_at": now}
-        if rec.version != seen_version or not uow.write_record(record_id, seen_version, values):
+        if rec.version != seen_version or not uow.records.write(record_id, seen_version, values):
             raise version_conflict(rec)
         uow.commit()
     return record_view(type(uow)(uow.database), record_id=record_id, user_id=user_id, now=now)
@@ -756,7 +719,7 @@ def update_report_info(
     their value. Refused once submitted."""
     now = now or clock.now()
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         actor = actor_for(uow, user_id, rec)
         entry_role(actor, "填写报表信息")
         if rec.state in (states.SUBMITTED, states.ACCEPTED):
@@ -776,7 +739,7 @@ def update_report_info(
             work_experience is not None or work_highlights is not None
         ):
             values["snapshot_stale"] = True
-        if rec.version != seen_version or not uow.write_record(record_id, seen_version, values):
+        if rec.version != seen_version or not uow.records.write(record_id, seen_version, values):
             raise version_conflict(rec)
         uow.commit()
     return record_view(type(uow)(uow.database), record_id=record_id, user_id=user_id, now=now)
@@ -830,7 +793,7 @@ def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetim
 
 
 def add_purchase(
-    uow: CoreUnitOfWork, *, record_id: int, user_id: int, purchase: PurchaseInput, now: datetime | None = None
+    uow: UnitOfWork, *, record_id: int, user_id: int, purchase: PurchaseInput, now: datetime | None = None
 ) -> int:
     """Enter one purchase line; a summarized record's snapshot becomes stale.
 
@@ -839,7 +802,7 @@ def add_purchase(
     """
     now = now or clock.now()
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         actor = actor_for(uow, user_id, rec)
         role, on_behalf = entry_role(actor, "录入采购")
         if refusal := rules.check_record_open_for_purchases(rec.state):
@@ -850,18 +813,20 @@ def add_purchase(
             raise RuleViolation(refusal)
         refund_of_id = None
         if purchase.amount_fen < 0 and purchase.refund_of:
-            original = uow.find_purchase(record_id, purchase.channel, purchase.refund_of, 1)
+            uow.purchases.lock_record(record_id)  # refunds of one order are checked one at a time
+            original = uow.purchases.find_live(record_id, purchase.channel, purchase.refund_of, 1)
             if original is None:
                 raise RuleViolation(Refusal(
                     "purchase.refund_unknown_order", f"找不到退款对应的原订单 {purchase.refund_of}"
                 ))
             refund_of_id = original.id
-            amount, people, r_amount, r_people = uow.order_and_refunds(
-                record_id, purchase.channel, purchase.refund_of)
+            key = (purchase.channel, purchase.refund_of)
+            order = uow.purchases.order_balances(record_id, key).get(key, OrderBalance(0, 0, 0, 0))
             if refusal := rules.check_refunds_within_order(
-                    purchase.refund_of, amount, people, r_amount + purchase.amount_fen, r_people + purchase.people):
+                    purchase.refund_of, order.order_fen, order.order_people,
+                    order.refunds_fen + purchase.amount_fen, order.refunds_people + purchase.people):
                 raise RuleViolation(refusal)
-        purchase_id = uow.insert_purchase({
+        purchase_id = uow.purchases.insert({
             "record_id": record_id,
             "paid_at": purchase.paid_at,
             "paid_on": clock.china_date(purchase.paid_at),
@@ -882,7 +847,7 @@ def add_purchase(
             "source": "manual",
             "void_on_behalf": False,
         })
-        uow.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
+        uow.records.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
         uow.commit()
         return purchase_id
 
@@ -908,7 +873,7 @@ def void_purchase(
     now = now or clock.now()
     reason = (reason or "").strip()
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         actor = actor_for(uow, user_id, rec)
         role, on_behalf = entry_role(actor, "作废采购行")
         if not reason:
@@ -917,23 +882,23 @@ def void_purchase(
             raise BadInput(f"作废原因不能超过 {VOID_REASON_MAX} 字", code="purchase.void_reason_long")
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
-        line = uow.purchase(purchase_id)
+        line = uow.purchases.get(purchase_id)
         if line is None or line.record_id != record_id:
             raise NotFound(f"本记录中没有第 #{purchase_id} 条采购", code="purchase.not_found")
         if line.voided_at is not None:
             raise RuleViolation(Refusal("purchase.already_voided",
                                         f"订单 {line.order_no} 第 {line.line_no} 行已于 "
                                         f"{clock.china_date(line.voided_at):%Y-%m-%d} 作废"))
-        if refunds := uow.live_refunds_of(purchase_id):
+        if refunds := uow.purchases.live_refunds_of(purchase_id):
             raise RuleViolation(Refusal("purchase.void_has_refunds",
                                         f"订单 {line.order_no} 还有 {len(refunds)} 条退款未作废，请先作废退款行"))
-        if not uow.void_purchase(purchase_id, user_id=actor.user.id or 0, reason=reason, on_behalf=on_behalf, now=now):
+        if not uow.purchases.void(purchase_id, user_id=actor.user.id or 0, reason=reason, on_behalf=on_behalf, now=now):
             raise RuleViolation(Refusal("purchase.already_voided", f"订单 {line.order_no} 第 {line.line_no} 行已作废"))
-        uow.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
+        uow.records.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
         detail = {"purchase_id": purchase_id, "order_no": line.order_no, "line_no": line.line_no,
                   "channel": line.channel, "amount_fen": line.amount_fen, "people": line.people,
                   "paid_on": line.paid_on.isoformat()}
-        history_id = uow.add_history_values({
+        history_id = uow.records.add_history({
             "record_id": record_id, "at": now, "actor_user_id": actor.user.id, "actor_role": role,
             "actor_org_id": _acting_org_id(actor, role), "on_behalf": on_behalf, "from_state": rec.state,
             "to_state": rec.state, "trigger": "void_purchase", "reason": reason,
@@ -943,15 +908,15 @@ def void_purchase(
         return history_id
 
 
-def list_purchases(uow: CoreUnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
+def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
     """The record's ledger, voided lines included (with who voided them, when and why)."""
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         actor_for(uow, user_id, rec)
         _rnd, policy = policy_for(uow, rec)
         channel_names = {c.code: c.name for c in policy.channels}
-        lines = uow.purchases(record_id)
-        names = uow.display_names({p.voided_by_user_id for p in lines if p.voided_by_user_id})
+        lines = uow.purchases.of_record(record_id)
+        names = uow.directory.display_names({p.voided_by_user_id for p in lines if p.voided_by_user_id})
         return [
             {
                 "id": p.id,

@@ -1,6 +1,6 @@
 """Report use cases: an organisation's Annex 2 table, the province workbook, aggregate lines,
 completeness and 催报 lists, the gift-limit check and the work report, each with its access
-check. The SQL they need is in :mod:`workflow.store.aggregates`; the arithmetic in
+check. The SQL they need is in :mod:`workflow.store.reports`; the arithmetic in
 :mod:`workflow.domain.figures`.
 """
 
@@ -30,23 +30,7 @@ from workflow.domain.figures import (
 )
 from workflow.domain.policy import Policy
 from workflow.formats.exports import write_rows_xlsx, write_xlsx
-from workflow.store.aggregates import (
-    CHASE_HEADERS,
-    ComparisonRow,
-    CompletenessRow,
-    Scope,
-    annex2_for_subtree,
-    chase_list,
-    child_highlights,
-    comparison,
-    completeness,
-    province_tables,
-    receiver_root,
-    record_of,
-    subtree_stats,
-    unit_figures,
-    unit_table,
-)
+from workflow.store.reports import CHASE_HEADERS, ComparisonRow, CompletenessRow, Scope
 from workflow.store.tables import AggregateLine, Organisation, Round
 from workflow.store.uow import UnitOfWork
 
@@ -73,8 +57,8 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "formats" / "templates"
 
 def _round(uow: UnitOfWork, round_label: str | None) -> Round:
     if round_label:
-        return uow.round_by_label(round_label)  # type: ignore[no-any-return]
-    rounds = uow.rounds()
+        return uow.directory.round_by_label(round_label)  # type: ignore[no-any-return]
+    rounds = uow.directory.rounds()
     if not rounds:
         raise NotFound("尚未加载任何年度", code="round.not_found")
     return rounds[-1]  # type: ignore[no-any-return]
@@ -82,9 +66,9 @@ def _round(uow: UnitOfWork, round_label: str | None) -> Round:
 
 
 def _visible_org(uow: UnitOfWork, user_id: int, org_code: str) -> Organisation:
-    org = uow.org_by_code(org_code)
-    uow.user(user_id)
-    check_can_view(uow.memberships(user_id), org)
+    org = uow.directory.org_by_code(org_code)
+    uow.directory.user(user_id)
+    check_can_view(uow.directory.memberships(user_id), org)
     return org  # type: ignore[no-any-return]
 
 
@@ -131,18 +115,17 @@ def stats(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: str | No
     with uow:
         org = _visible_org(uow, user_id, org_code)
         rnd = _round(uow, round_label)
-        policy = uow.policy(rnd.policy_code)
-        s = uow.session
-        units = unit_figures(s, rnd.id, parent_org_id=org.id)
+        policy = uow.directory.policy(rnd.policy_code)
+        units = uow.reports.unit_figures(rnd.id, parent_org_id=org.id)
         pending = add_lines(*(u.lines for u in units if u.state == states.SUBMITTED))
-        rec = record_of(s, org.id, rnd.id)
+        rec = uow.reports.record_of(org.id, rnd.id)
         if rec is not None:
-            (unit,) = unit_figures(s, rnd.id, record_ids=[rec.id or 0], live=live)
-            table = unit_table(s, unit, policy, rnd.label)
+            (unit,) = uow.reports.unit_figures(rnd.id, record_ids=[rec.id or 0], live=live)
+            table = uow.reports.unit_table(unit, policy, rnd.label)
             return StatsView(org.code, org.name, rnd.label, rec.state, unit.source, table,
                              official_share(unit.lines, policy), units, pending)
-        st = subtree_stats(s, org.id, rnd.id)
-        table = annex2_for_subtree(s, org.id, rnd.id, policy)
+        st = uow.reports.subtree_stats(org.id, rnd.id)
+        table = uow.reports.annex2_for_subtree(org.id, rnd.id, policy)
         return StatsView(org.code, org.name, rnd.label, None, "subtree", table,
                          official_share(st.accepted, policy), units, pending)
 
@@ -151,8 +134,8 @@ def stats(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: str | No
 def receiver_org(uow: UnitOfWork, rnd: Round, policy: Policy) -> Organisation:
     """The organisation that receives a round's reports (the province, or a scoped root)."""
     if rnd.scope_org_id is not None:
-        return uow.org(rnd.scope_org_id)
-    org = receiver_root(uow.session, policy.receiver_kind)
+        return uow.directory.org(rnd.scope_org_id)
+    org = uow.reports.receiver_root(policy.receiver_kind)
     if org is None:
         raise NotFound("找不到接收报表的单位（省总工会）", code="org.not_found")
     return org
@@ -164,14 +147,14 @@ def province_workbook(uow: UnitOfWork, *, user_id: int, round_label: str | None 
 
     with uow:
         rnd = _round(uow, round_label)
-        policy = uow.policy(rnd.policy_code)
+        policy = uow.directory.policy(rnd.policy_code)
         root = receiver_org(uow, rnd, policy)
-        if not access.can_view(uow.memberships(user_id), root):
+        if not access.can_view(uow.directory.memberships(user_id), root):
             # Any seat at the receiver (its reviewers, admins, observers) sees the whole
             # system, as on the overview; the message says so, and where a lower level looks.
             raise PermissionDenied(f"全省汇总表只供“{root.name}”的账户下载；下级单位请在统计页下载本单位的附件2汇总表",
                                    code="permission.report_scope")
-        tables = province_tables(uow.session, rnd.id, policy, root_org_id=root.id)
+        tables = uow.reports.province_tables(rnd.id, policy, root_org_id=root.id)
         title = f"{rnd.label}工会消费帮扶情况汇总表"
     if not tables:
         raise NotFound("本年度没有报送单位", code="report.empty")
@@ -191,7 +174,7 @@ def add_aggregate_line(
 
     now = now or clock.now()
     with uow:
-        rec = uow.record(record_id)
+        rec = uow.records.get(record_id)
         actor = records.actor_for(uow, user_id, rec)
         _role, _on_behalf = records.entry_role(actor, "录入汇总数据")
         if rec.is_grassroots:
@@ -203,8 +186,8 @@ def add_aggregate_line(
             raise RuleViolation(refusal)
         line = AggregateLine(record_id=record_id, channel=channel, people=people, amount_fen=amount_fen,
                              note=note.strip(), entered_by_user_id=actor.user.id, entered_at=now)
-        uow.add_all([line])
-        uow.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
+        uow.add(line)
+        uow.records.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
         uow.commit()
         return line.id or 0
 
@@ -212,7 +195,7 @@ def add_aggregate_line(
 
 def _reviewer_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
     """Completeness is for reviewers, admins and observers of the organisation's subtree."""
-    seats = uow.memberships(user_id)
+    seats = uow.directory.memberships(user_id)
     check_can_view(seats, org)
     if not access.can_view_completeness(seats, org):
         raise PermissionDenied(f"只有“{org.name}”或其上级的审核人可以查看报送情况", code="permission.report_scope")
@@ -221,7 +204,7 @@ def _reviewer_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
 def _chase_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
     """The 催报 list carries clerks' phone numbers: the chain of federations only."""
     _reviewer_scope(uow, user_id, org)
-    if not access.can_see_contacts(uow.memberships(user_id), org):
+    if not access.can_see_contacts(uow.directory.memberships(user_id), org):
         raise PermissionDenied("催报名单含填报员联系电话，只供工会上级审核人使用", code="permission.contact_data")
 
 
@@ -230,7 +213,7 @@ def may_chase(uow: UnitOfWork, *, user_id: int, org_code: str) -> bool:
     asked, not copied): a page offers the download only to those it would not refuse."""
     with uow:
         try:
-            _chase_scope(uow, user_id, uow.org_by_code(org_code))
+            _chase_scope(uow, user_id, uow.directory.org_by_code(org_code))
         except (PermissionDenied, NotFound):
             return False
     return True
@@ -245,14 +228,14 @@ def completeness_for(
     with uow:
         rnd = _round(uow, round_label)
         if under_code:
-            org = uow.org_by_code(under_code)
+            org = uow.directory.org_by_code(under_code)
         else:
-            mine = [o for o, role in uow.memberships(user_id) if role != states.CLERK]
+            mine = [o for o, role in uow.directory.memberships(user_id) if role != states.CLERK]
             if not mine:
                 raise PermissionDenied("只有审核人可以查看报送情况", code="permission.report_scope")
             org = min(mine, key=lambda o: o.depth)
         _reviewer_scope(uow, user_id, org)
-        return completeness(uow.session, rnd.id, now=now, scope=scope, under_org_id=org.id)
+        return uow.reports.completeness(rnd.id, now=now, scope=scope, under_org_id=org.id)
 
 
 
@@ -263,10 +246,10 @@ def chase(
 
     now = now or clock.now()
     with uow:
-        org = uow.org_by_code(org_code)
+        org = uow.directory.org_by_code(org_code)
         _chase_scope(uow, user_id, org)
         rnd = _round(uow, round_label)
-        rows = chase_list(uow.session, rnd.id, org.id, now=now)
+        rows = uow.reports.chase_list(rnd.id, org.id, now=now)
         title = f"{org.name}{rnd.label}未报送单位催报名单"
     return rows, write_rows_xlsx(title, CHASE_HEADERS, rows)
 
@@ -287,11 +270,11 @@ def limits_for(
     with uow:
         org = _visible_org(uow, user_id, org_code)
         rnd = _round(uow, round_label)
-        rec = record_of(uow.session, org.id, rnd.id)
+        rec = uow.reports.record_of(org.id, rnd.id)
         if rec is None or not rec.is_grassroots:
             raise RuleViolation(Refusal("limits.not_grassroots", "慰问品限额只适用于基层工会的记录"))
-        policy = uow.policy(rnd.policy_code)
-        spent = uow.spent_by_budget(rec.id)
+        policy = uow.directory.policy(rnd.policy_code)
+        spent = uow.purchases.spent_by_budget(rec.id)
         return limits.check_limits(
             ordinary_fen=ordinary_fen, budget_fen=budget_fen, retained_fen=retained_fen, basis=basis,
             quota_fen=rec.quota_fen, extra_fen=spent.get("extra_quota", 0), members=rec.members,
@@ -321,12 +304,12 @@ def work_report(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: st
 
     view = stats(uow, org_code=org_code, user_id=user_id, round_label=round_label)
     with uow:
-        org = uow.org_by_code(org_code)
+        org = uow.directory.org_by_code(org_code)
         rnd = _round(uow, round_label)
-        rec = record_of(uow.session, org.id, rnd.id)
+        rec = uow.reports.record_of(org.id, rnd.id)
         if rec is None:
             raise NotFound(f"“{org.name}”在{rnd.label}没有记录", code="record.not_found")
-        highlights = child_highlights(uow.session, rec.id or 0)
+        highlights = uow.reports.child_highlights(rec.id or 0)
         # A single (grassroots) union's figures as they are; 万 with two decimals is the notice's
         # table, for federations (30 people would print as 0.00 万).
         single = rec.is_grassroots
@@ -362,5 +345,5 @@ def compare_rounds(
     with uow:
         org = _visible_org(uow, user_id, org_code)
         _reviewer_scope(uow, user_id, org)
-        b, a = uow.round_by_label(before), uow.round_by_label(after)
-        return comparison(uow.session, org.id, b.id, a.id)
+        b, a = uow.directory.round_by_label(before), uow.directory.round_by_label(after)
+        return uow.reports.comparison(org.id, b.id, a.id)

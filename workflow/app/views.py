@@ -2,7 +2,7 @@
 records a user may see, the province overview, the notification inbox.
 
 The queries are :mod:`workflow.store.lists` (set-based, LIMIT/OFFSET) and the rollup behind
-:func:`workflow.store.aggregates.completeness`. Filter and sort keys are checked here against
+:meth:`workflow.store.reports.Reports.completeness`. Filter and sort keys are checked here against
 fixed lists; anything else is refused with a Chinese message
 (:class:`~workflow.domain.errors.BadInput`, HTTP 422), so user input never reaches SQL as a name.
 """
@@ -22,7 +22,6 @@ from workflow.domain import access, clock
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal
 from workflow.domain.figures import wan_people, wan_yuan
 from workflow.store import lists
-from workflow.store.aggregates import completeness
 from workflow.store.lists import RecordQuery
 from workflow.store.tables import Round
 from workflow.store.uow import UnitOfWork
@@ -77,7 +76,7 @@ def check_paging(page: int, per_page: int) -> tuple[int, int]:
 
 def rounds(uow: UnitOfWork) -> list[dict[str, Any]]:
     with uow:
-        return [{"id": r.id, "label": r.label, "year": r.year} for r in uow.rounds()]
+        return [{"id": r.id, "label": r.label, "year": r.year} for r in uow.directory.rounds()]
 
 
 @dataclass(frozen=True)
@@ -91,9 +90,9 @@ def current_round(uow: UnitOfWork, *, round_id: int | None = None, now: datetime
     """The round asked for, else the round of the current China year, else the newest."""
     with uow:
         if round_id is not None:
-            rnd: Round = uow.round(round_id)
+            rnd: Round = uow.directory.round(round_id)
         else:
-            all_rounds = uow.rounds()
+            all_rounds = uow.directory.rounds()
             if not all_rounds:
                 raise NotFound("尚未加载任何年度", code="round.not_found")
             year = clock.china_date(now or clock.now()).year
@@ -105,7 +104,7 @@ def own_records(uow: UnitOfWork, *, user_id: int, round_id: int) -> list[dict[st
     """The records of the organisations the user holds a seat in (one per seat), for the home
     page: a clerk lands on their record, a reviewer sees their own federation's record."""
     with uow:
-        rows = lists.own_record_rows(uow, user_id, round_id)
+        rows = uow.lists.own_record_rows(user_id, round_id)
         return [{"record_id": i, "state": s, "state_label": states.STATE_LABELS[s], "org_code": c,
                  "org_name": n, "role": r} for i, s, c, n, r in rows]
 
@@ -125,7 +124,7 @@ def _paged_records(
     query = RecordQuery(round_id=round_id, now=now, submitted_only=submitted_only, parent_seat_of=parent_seat_of,
                         under_paths=under_paths, state=state, overdue=overdue, q=q, sort=sort)
     with uow:
-        total, rows = lists.record_page(uow, query, page=page, per_page=per_page)
+        total, rows = uow.lists.record_page(query, page=page, per_page=per_page)
     items = [
         {
             "record_id": r.id, "version": r.version, "state": r.state,
@@ -175,7 +174,7 @@ def visible_records(
 ) -> Page:
     """Every record in the user's visible subtrees (their seats' organisations and below)."""
     with uow:
-        paths = [o.path for o, _r in uow.memberships(user_id)]
+        paths = [o.path for o, _r in uow.directory.memberships(user_id)]
     return _paged_records(
         uow, round_id=round_id, under_paths=paths, state=state, overdue=overdue, q=q, sort=sort,
         page=page, per_page=per_page, now=now or clock.now(),
@@ -193,15 +192,15 @@ def overview(uow: UnitOfWork, *, user_id: int, round_id: int, now: datetime | No
     report and the round status read), without the snapshot check."""
     now = now or clock.now()
     with uow:
-        seats = [(o, r) for o, r in uow.memberships(user_id) if r in OVERVIEW_ROLES]
+        seats = [(o, r) for o, r in uow.directory.memberships(user_id) if r in OVERVIEW_ROLES]
         if not seats:
             raise PermissionDenied("只有审核人、管理员或观察员可以查看汇总概况", code="overview.not_allowed")
         top = min((o for o, _ in seats), key=lambda o: (o.depth, o.code))
-        rnd = uow.round(round_id)
+        rnd = uow.directory.round(round_id)
         head = {"org_code": top.code, "org_name": top.name, "round_id": rnd.id, "round_label": rnd.label}
-        *rows, _total = completeness(uow.session, round_id, now=now, scope="subtree", under_org_id=top.id,
+        *rows, _total = uow.reports.completeness(round_id, now=now, scope="subtree", under_org_id=top.id,
                                      check_snapshots=False)
-        units = lists.overview_units(uow, round_id, top.id or 0)
+        units = uow.lists.overview_units(round_id, top.id or 0)
     by_org = {r.org_id: r for r in rows}
 
     def stat(uid: int) -> dict[str, Any]:
@@ -281,7 +280,7 @@ def notifications(uow: UnitOfWork, *, user_id: int, page: int = 1, per_page: int
     """The user's in-app inbox, newest first."""
     page, per_page = check_paging(page, per_page)
     with uow:
-        total, unread, rows = lists.inbox_page(uow, user_id, page=page, per_page=per_page)
+        total, unread, rows = uow.notifications.inbox_page(user_id, page=page, per_page=per_page)
         items = []
         for n in rows:
             try:
@@ -300,7 +299,7 @@ def mark_notifications_read(uow: UnitOfWork, *, user_id: int, now: datetime | No
     """Mark the user's unread inbox notifications read: all of them, or only ``ids`` (another
     user's ids change nothing)."""
     with uow:
-        n = lists.mark_inbox_read(uow, user_id, now=now or clock.now(), ids=ids)
+        n = uow.notifications.mark_inbox_read(user_id, now=now or clock.now(), ids=ids)
         uow.commit()
         return n
 
@@ -309,7 +308,7 @@ def notification_target(uow: UnitOfWork, *, user_id: int, notification_id: int) 
     """Where a notification of the user's inbox points (its record, or the review list); 404 for
     another user's notification."""
     with uow:
-        n = lists.notification(uow, notification_id)
+        n = uow.notifications.notification(notification_id)
         if n is None or n.user_id != user_id or n.channel != "inbox":
             raise NotFound(f"找不到通知 #{notification_id}", code="notification.not_found")
         try:
@@ -325,8 +324,8 @@ def notification_target(uow: UnitOfWork, *, user_id: int, notification_id: int) 
 def entry_options(uow: UnitOfWork, *, round_id: int) -> dict[str, Any]:
     """What a purchase form offers: the round's channels, holidays and budgets (policy data)."""
     with uow:
-        rnd = uow.round(round_id)
-        policy = uow.policy(rnd.policy_code)
+        rnd = uow.directory.round(round_id)
+        policy = uow.directory.policy(rnd.policy_code)
         year = rnd.year
     return {
         "channels": [{"code": c.code, "name": c.name, "official": c.official} for c in policy.channels],
@@ -341,8 +340,8 @@ def record_relation(uow: UnitOfWork, *, user_id: int, record_id: int) -> dict[st
     """What the page may offer this user on a record: data entry (its clerk, or the parent's
     reviewer on its behalf) and the parent's reviewer's decisions. The services check again."""
     with uow:
-        rec = uow.record(record_id)
-        rel = access.relation(uow.memberships(user_id), uow.org(rec.org_id))
+        rec = uow.records.get(record_id)
+        rel = access.relation(uow.directory.memberships(user_id), uow.directory.org(rec.org_id))
     if not rel.visible:
         raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
     parent_reviewer = states.REVIEWER in rel.parent_roles

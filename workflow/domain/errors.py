@@ -125,6 +125,19 @@ class ImportRefused(BadInput):
         self.errors = listed
 
 
+class StoreError(BangfuError):
+    """A statement the database refused for a reason no rule foresaw (a bug, or a schema not
+    set up): the store's translation of its library's errors, so nothing above it names them."""
+
+    code = "store.error"
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached, dropped the connection, or stayed busy: try again."""
+
+    code = "store.unavailable"
+
+
 class CsrfFailed(BangfuError):
     code = "csrf.failed"
 

@@ -137,7 +137,7 @@ def build(database: Database, *, reset: bool = False, seed: int = 17) -> dict[st
     today = clock.china_date(now)
     database.upgrade()
     with UnitOfWork(database, readonly=True) as uow:
-        already = bool(uow.rounds())
+        already = bool(uow.directory.rounds())
     if already and not reset:
         return {"demo": "already loaded", "database": database.shown_url}
     org_csv, grassroots = _org_csv()
@@ -193,7 +193,7 @@ def _submitted_children(database: Database, reviewer: int, org_code: str, label:
     """The submissions waiting in the reviewer's inbox (the demo's districts have a handful)."""
     rid = records.find_record(UnitOfWork(database), org_code=org_code, round_label=label)
     with UnitOfWork(database, readonly=True) as uow:
-        round_id = uow.record(rid).round_id
+        round_id = uow.records.get(rid).round_id
     inbox = views.review_inbox(UnitOfWork(database, readonly=True), user_id=reviewer, round_id=round_id,
                                per_page=200, now=now)
     return [i["record_id"] for i in inbox.items]
@@ -205,12 +205,12 @@ def _set_demo_passwords(database: Database, shared_hash: str) -> None:
 
 def _uid(database: Database, username: str) -> int:
     with UnitOfWork(database, readonly=True) as uow:
-        return uow.user_by_name(username).id or 0
+        return uow.directory.user_by_name(username).id or 0
 
 
 def _fire(database: Database, rid: int, trigger: str, user: int, reason: str | None, now: datetime) -> None:
     with UnitOfWork(database, readonly=True) as uow:
-        version = uow.record(rid).version
+        version = uow.records.get(rid).version
     records.fire(UnitOfWork(database), record_id=rid, trigger=trigger, user_id=user,
                   seen_version=version, reason=reason, now=now)
 
@@ -223,7 +223,7 @@ def _advance(database: Database, code: str, parent: str, label: str, target: str
     members = rng.randint(20, 800)
     amount = rng.choice([0, 30000, 50000, 60000, 60000, 60000])
     with UnitOfWork(database, readonly=True) as uow:
-        version = uow.record(rid).version
+        version = uow.records.get(rid).version
     records.plan(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
                   amount_per_member_fen=amount, members=members, now=now)
     if target == "planned":
@@ -250,7 +250,7 @@ def _advance(database: Database, code: str, parent: str, label: str, target: str
     if target == "purchased":
         return
     with UnitOfWork(database, readonly=True) as uow:
-        version = uow.record(rid).version
+        version = uow.records.get(rid).version
     records.update_report_info(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
                                 reporter=_person(code), phone="13800000000", now=now)
     _fire(database, rid, "summarize", clerk, None, now)
@@ -270,7 +270,7 @@ def _advance_federation(database: Database, code: str, label: str, now: datetime
     rid = records.find_record(UnitOfWork(database), org_code=code, round_label=label)
     clerk = _uid(database, f"{code.lower()}-clerk")
     with UnitOfWork(database, readonly=True) as uow:
-        version = uow.record(rid).version
+        version = uow.records.get(rid).version
     records.update_report_info(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
                                 reporter=_person(code), phone="020-83828111",
                                 work_experience="组织基层工会集中采购帮扶产品", work_highlights="节日慰问品全部来自帮扶地区", now=now)

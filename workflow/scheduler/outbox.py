@@ -62,6 +62,7 @@ from notifications.channels import (
 )
 from notifications.templates import render
 from workflow.settings import Settings, get_settings
+from workflow.store.errors import translated
 from workflow.store.tables import Database, Notification, OrgRobot, User, UTCDateTime
 
 log = logging.getLogger("bangfu.outbox")
@@ -414,6 +415,7 @@ def _retry(database: Database, row: Claimed, now: datetime, error: str,
     report.errors.append((row.id, error))
 
 
+@translated()  # the worker retries StoreUnavailable, never a SQLAlchemy name
 def deliver_all(database: Database, *, channels: Mapping[str, Channel],
                 now: datetime | None = None, worker_id: str, batch: int | None = None,
                 lease_seconds: float | None = None, max_batches: int = 50,
@@ -583,17 +585,6 @@ def _message(channel: Channel, row: Claimed, recipients: dict[tuple[str, int], s
     context = template_context(json.loads(row.payload), base)
     return OutgoingMessage(key=row.key, recipient=recipient, rendered=render(row.kind, context),
                            link=context["link"])
-
-
-def inbox_rows(session: Any, user_id: int, *, limit: int) -> list[tuple[Any, ...]]:
-    """A user's in-app notifications, newest first: ``(id, kind, payload, created_at, read_at)``."""
-    n = Notification.__table__
-    return [tuple(r) for r in session.execute(
-        select(n.c.id, n.c.kind, n.c.payload, n.c.created_at, n.c.read_at)
-        .where(n.c.user_id == user_id, n.c.channel == INBOX)
-        .order_by(n.c.created_at.desc(), n.c.id.desc())
-        .limit(limit)
-    ).all()]
 
 
 def template_context(payload: dict[str, Any], base: str) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from workflow.domain.policy import Policy
 from workflow.scheduler.locks import named_lock
 from workflow.settings import get_settings
 from workflow.store import rollup
+from workflow.store.errors import translated
 from workflow.store.tables import Database, Round, UTCDateTime
 from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
 
@@ -266,6 +267,7 @@ def _source(kind: str, org: str) -> str:
 # --- the sweep ------------------------------------------------------------------------------
 
 
+@translated()  # the worker retries StoreUnavailable, never a SQLAlchemy name
 def run_sweep(database: Database, *, now: datetime, sms: bool | None = None,
               holder: str = "sweep") -> SweepReport:
     """Write every reminder and round check due at ``now``. Idempotent.
@@ -313,9 +315,9 @@ def _sweep(database: Database, now: datetime, report: SweepReport) -> None:
     sql = _Sql(database.dialect)
     with UnitOfWork(database, readonly=True) as uow:
         rounds = []
-        for r in uow.rounds():
-            uow.session.expunge(r)
-            rounds.append((r, uow.policy(r.policy_code)))
+        for r in uow.directory.rounds():
+            uow.detach(r)
+            rounds.append((r, uow.directory.policy(r.policy_code)))
     for rnd, policy in rounds:
         with report.timed("quota_reminders"):
             _quota_reminders(database, sql, rnd, policy, now, report)
@@ -340,7 +342,7 @@ def _sweep(database: Database, now: datetime, report: SweepReport) -> None:
         ("history", "record") if flagged >= ANALYZE_MIN_ROWS else ())
     if tables:
         with UnitOfWork(database) as uow, report.timed("analyze"):
-            uow.analyze(*tables)
+            uow.bulk.analyze(*tables)
             uow.commit()
 
 

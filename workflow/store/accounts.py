@@ -4,59 +4,116 @@ name, and the clerk accounts under a reviewer's seats."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, case, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as lite_insert
 
 import states
-from workflow.store.tables import AccountEvent, ApiToken, Membership, Organisation, User
-from workflow.store.uow import UnitOfWork
-
-
-def add_token(uow: UnitOfWork, *, user_id: int, name: str, token_hash: str, now: datetime) -> None:
-    uow.session.add(ApiToken(user_id=user_id, name=name, token_hash=token_hash, created_at=now))
-
-
-def token_user(uow: UnitOfWork, token_hash: str) -> int | None:
-    """The active user a live token belongs to, or None. One statement (every API request asks)."""
-    return uow.session.execute(_TOKEN_USER, {"token_hash": token_hash}).scalar_one_or_none()
-
+from workflow.store.tables import (
+    AccountEvent,
+    ApiToken,
+    LoginFailure,
+    LoginThrottle,
+    Membership,
+    Organisation,
+    User,
+)
 
 _T, _U = ApiToken.__table__, User.__table__  # type: ignore[attr-defined]
 _TOKEN_USER = (select(_T.c.user_id).join(_U, _U.c.id == _T.c.user_id)
                .where(_T.c.token_hash == bindparam("token_hash"), _T.c.revoked_at.is_(None),
                       _U.c.is_active.is_(True)))
 
-
-def revoke_tokens(uow: UnitOfWork, user_id: int, now: datetime) -> None:
-    uow.session.execute(
-        update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+if TYPE_CHECKING:
+    from workflow.store.uow import UnitOfWork
 
 
-def user_named(uow: UnitOfWork, username: str) -> User | None:
-    """A user by name, active or not."""
-    return uow.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+class Accounts:
+    """Accounts: API tokens (hashes only), account events, the login throttle, users by name."""
 
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
 
-def save_user(uow: UnitOfWork, user: User) -> None:
-    uow.session.add(user)
+    def add_token(self, *, user_id: int, name: str, token_hash: str, now: datetime) -> None:
+        self._uow.session.add(ApiToken(user_id=user_id, name=name, token_hash=token_hash, created_at=now))
 
+    def token_user(self, token_hash: str) -> int | None:
+        """The active user a live token belongs to, or None. One statement (every API request asks)."""
+        return self._uow.session.execute(_TOKEN_USER, {"token_hash": token_hash}).scalar_one_or_none()
 
-def add_event(uow: UnitOfWork, *, at: datetime, actor_user_id: int, target_user_id: int, action: str,
-              detail: str) -> None:
-    uow.session.add(AccountEvent(at=at, actor_user_id=actor_user_id, target_user_id=target_user_id,
-                                 action=action, detail=detail))
+    def revoke_tokens(self, user_id: int, now: datetime) -> None:
+        self._uow.session.execute(
+            update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
 
+    def user_named(self, username: str) -> User | None:
+        """A user by name, active or not."""
+        return self._uow.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
 
-def clerks_under(uow: UnitOfWork, org_ids: list[int]) -> list[Any]:
-    """(username, display name, email, phone, org code, org name) of the active clerks of the
-    organisations directly under ``org_ids``."""
-    return list(uow.session.execute(
-        select(User.username, User.display_name, User.email, User.phone, Organisation.code, Organisation.name)
-        .join(Membership, Membership.user_id == User.id)
-        .join(Organisation, Organisation.id == Membership.org_id)
-        .where(Organisation.parent_id.in_(org_ids), Membership.role == states.CLERK, User.is_active.is_(True))
-        .order_by(Organisation.code, User.username)
-    ).all())
+    def save_user(self, user: User) -> None:
+        self._uow.session.add(user)
+
+    def add_event(self, *, at: datetime, actor_user_id: int, target_user_id: int, action: str,
+                  detail: str) -> None:
+        self._uow.session.add(AccountEvent(at=at, actor_user_id=actor_user_id, target_user_id=target_user_id,
+                                     action=action, detail=detail))
+
+    def clerks_under(self, org_ids: list[int]) -> list[Any]:
+        """(username, display name, email, phone, org code, org name) of the active clerks of the
+        organisations directly under ``org_ids``."""
+        return list(self._uow.session.execute(
+            select(User.username, User.display_name, User.email, User.phone, Organisation.code, Organisation.name)
+            .join(Membership, Membership.user_id == User.id)
+            .join(Organisation, Organisation.id == Membership.org_id)
+            .where(Organisation.parent_id.in_(org_ids), Membership.role == states.CLERK, User.is_active.is_(True))
+            .order_by(Organisation.code, User.username)
+        ).all())
+
+    def count_login_attempt(self, username: str, client_ip: str, *, now: datetime, since: datetime) -> int:
+        """Count one more login attempt for (username, address) and return the count in the
+        current window, in one atomic statement (INSERT … ON CONFLICT DO UPDATE … RETURNING): the
+        row lock serialises concurrent attempts, so no two of them read the same count. A window
+        older than ``since`` starts again at 1."""
+        table = LoginThrottle.__table__
+        dialect_insert = pg_insert if self._uow.dialect == "postgresql" else lite_insert
+        stmt = dialect_insert(table).values(username=username, client_ip=client_ip, window_start=now, attempts=1)
+        stale = table.c.window_start <= since
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["username", "client_ip"],
+            set_={
+                "attempts": case((stale, 1), else_=table.c.attempts + 1),
+                "window_start": case((stale, now), else_=table.c.window_start),
+            },
+        ).returning(table.c.attempts)
+        return int(self._uow.session.execute(stmt).scalar_one())
+
+    def clear_login_attempts(self, username: str, client_ip: str, *, upto: int) -> None:
+        """After a success: forget the attempts counted up to this one (``upto``, the count it
+        was given); attempts counted after it, still in flight, keep counting."""
+        table = LoginThrottle.__table__
+        self._uow.session.execute(
+            update(table)
+            .where(table.c.username == username, table.c.client_ip == client_ip)
+            .values(attempts=case((table.c.attempts > upto, table.c.attempts - upto), else_=0))
+        )
+
+    def forget_old_login_attempts(self, since: datetime) -> None:
+        table = LoginThrottle.__table__
+        self._uow.session.execute(delete(table).where(table.c.window_start <= since))
+        failures = LoginFailure.__table__
+        self._uow.session.execute(delete(failures).where(failures.c.at <= since))
+
+    def log_login_failure(self, username: str, client_ip: str, at: datetime) -> None:
+        self._uow.session.add(LoginFailure(username=username, client_ip=client_ip, at=at))
+
+    def clear_login_failures(self, username: str, client_ip: str) -> None:
+        failures = LoginFailure.__table__
+        self._uow.session.execute(delete(failures).where(failures.c.username == username,
+                                                    failures.c.client_ip == client_ip))
+
+    def end_sessions(self, user_id: int) -> None:
+        """Move the user's session generation on: every cookie issued so far stops working."""
+        self._uow.session.execute(update(User).where(User.id == user_id).values(session_gen=User.session_gen + 1))

@@ -1,5 +1,4 @@
-"""Engines, sessions and migrations: SQLAlchemy alone (SQLModel's ``Session`` loads with the first
-ORM session, so a command that runs Core statements only never imports it: CLI start-up time).
+"""Engines, sessions and migrations.
 
 On SQLite (the embedded default, shared by a web server, a worker and the CLI) every connection
 runs in WAL mode with a busy timeout, and write transactions begin IMMEDIATE, so two writers
@@ -14,12 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, event, text, update
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
-
-from workflow.store.schema import USER
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import sessionmaker
@@ -171,11 +168,6 @@ class Database:
             current = MigrationContext.configure(conn).get_current_revision()
         head = ScriptDirectory.from_config(alembic_config(self.engine)).get_current_head()
         return current, head
-
-    def set_missing_passwords(self, password_hash: str) -> None:
-        """Give every user without a password this one (the demo's shared password)."""
-        with self.engine.begin() as conn:
-            conn.execute(update(USER).where(USER.c.password_hash.is_(None)).values(password_hash=password_hash))
 
     def dispose(self) -> None:
         self.engine.dispose()

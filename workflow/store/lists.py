@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, false, func, or_, select, update
+from sqlalchemy import and_, false, func, or_, select
 
 import states
-from workflow.store.tables import Membership, Notification, Organisation, Record, Snapshot
-from workflow.store.uow import UnitOfWork
+from workflow.store.tables import Membership, Organisation, Record, Snapshot
 
 #: Sort keys of record lists and their columns; these sort newest / most first.
 RECORD_SORTS: dict[str, Any] = {
@@ -28,17 +27,6 @@ RECORD_SORTS: dict[str, Any] = {
     "amount": Snapshot.amount_total_fen,
 }
 DESCENDING = frozenset({"amount", "submitted_at"})
-
-
-def own_record_rows(uow: UnitOfWork, user_id: int, round_id: int) -> list[Any]:
-    """(record id, state, org code, org name, role) per seat of the user, shallowest first."""
-    return list(uow.session.execute(
-        select(Record.id, Record.state, Organisation.code, Organisation.name, Membership.role)
-        .join(Organisation, Organisation.id == Record.org_id)
-        .join(Membership, Membership.org_id == Organisation.id)
-        .where(Membership.user_id == user_id, Record.round_id == round_id)
-        .order_by(Organisation.depth, Organisation.code)
-    ).all())
 
 
 def _overdue(now: datetime) -> Any:
@@ -66,88 +54,80 @@ class RecordQuery:
     sort: str = "org_code"
 
 
-def record_page(uow: UnitOfWork, query: RecordQuery, *, page: int, per_page: int) -> tuple[int, list[Any]]:
-    """(total, the rows of one page) of the records ``query`` selects."""
-    conds: list[Any] = [Record.round_id == query.round_id]
-    if query.submitted_only:
-        conds.append(Record.state == states.SUBMITTED)
-    if query.under_paths is not None:
-        paths = list(query.under_paths)
-        conds.append(or_(*[Organisation.path.like(p + "%") for p in paths]) if paths else false())
-    if query.state:
-        conds.append(Record.state == query.state)
-    if query.overdue == "yes":
-        conds.append(_overdue(query.now))
-    elif query.overdue == "no":
-        conds.append(~_overdue(query.now))
-    if query.q:
-        like = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conds.append(or_(Organisation.code.like(like, escape="\\"), Organisation.name.like(like, escape="\\")))
-    base = (
-        select(Record.id)
-        .join(Organisation, Organisation.id == Record.org_id)
-        .outerjoin(Snapshot, Snapshot.id == Record.snapshot_id)
-    )
-    if query.parent_seat_of is not None:
-        base = base.join(
-            Membership,
-            and_(Membership.org_id == Organisation.parent_id, Membership.user_id == query.parent_seat_of,
-                 Membership.role == states.REVIEWER),
-        )
-    base = base.where(*conds)
-    total = uow.session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-    column = RECORD_SORTS[query.sort]
-    order = column.desc() if query.sort in DESCENDING else column
-    rows = uow.session.execute(
-        base.with_only_columns(
-            Record.id, Record.version, Record.state, Record.report_deadline, Record.submitted_at,
-            Record.is_late, Record.quota_fen, Record.amount_per_member_fen, Record.members,
-            Record.snapshot_stale, Record.last_reason, Record.is_grassroots, Organisation.code, Organisation.name,
-            Snapshot.people_total, Snapshot.amount_total_fen, _overdue(query.now).label("overdue"),
-        ).order_by(order, Organisation.code, Record.id).limit(per_page).offset((page - 1) * per_page)
-    ).all()
-    return int(total), list(rows)
-
-
 # Built once: an alias builds its column collection (a proxy per column) when first used.
 _UNIT_RECORD = Record.__table__.alias("unit_record")
 
-
-def overview_units(uow: UnitOfWork, round_id: int, top_org_id: int) -> list[Any]:
-    """The organisations directly under ``top_org_id`` with their record in the round:
-    (org id, code, name, kind, record id, state, snapshot people, snapshot fen, deadline)."""
-    o, s, child = Organisation.__table__, Snapshot.__table__, _UNIT_RECORD
-    return list(uow.session.execute(
-        select(o.c.id, o.c.code, o.c.name, o.c.kind, child.c.id, child.c.state,
-               s.c.people_total, s.c.amount_total_fen, child.c.report_deadline)
-        .select_from(o.outerjoin(child, and_(child.c.org_id == o.c.id, child.c.round_id == round_id))
-                     .outerjoin(s, s.c.id == child.c.snapshot_id))
-        .where(o.c.parent_id == top_org_id)
-        .order_by(o.c.code)
-    ).all())
+if TYPE_CHECKING:
+    from workflow.store.uow import UnitOfWork
 
 
-def inbox_page(uow: UnitOfWork, user_id: int, *, page: int, per_page: int) -> tuple[int, int, list[Notification]]:
-    """(total, unread, one page newest first) of the user's in-app notifications."""
-    cond = and_(Notification.user_id == user_id, Notification.channel == "inbox")
-    total = uow.session.execute(select(func.count()).select_from(Notification).where(cond)).scalar_one()
-    unread = uow.session.execute(
-        select(func.count()).select_from(Notification).where(cond, Notification.read_at.is_(None))
-    ).scalar_one()
-    rows = list(uow.session.execute(
-        select(Notification).where(cond).order_by(Notification.id.desc())
-        .limit(per_page).offset((page - 1) * per_page)
-    ).scalars())
-    return int(total), int(unread), rows
+class RecordLists:
+    """The read side's lists of records: a user's own, pages of them, the overview's units."""
 
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
 
-def mark_inbox_read(uow: UnitOfWork, user_id: int, *, now: datetime, ids: Sequence[int] | None = None) -> int:
-    """Mark the user's unread inbox rows read (all, or only ``ids``); how many changed."""
-    cond = [Notification.user_id == user_id, Notification.channel == "inbox", Notification.read_at.is_(None)]
-    if ids is not None:
-        cond.append(Notification.id.in_(list(ids)))
-    return int(uow.session.execute(update(Notification).where(*cond).values(read_at=now)).rowcount or 0)
+    def own_record_rows(self, user_id: int, round_id: int) -> list[Any]:
+        """(record id, state, org code, org name, role) per seat of the user, shallowest first."""
+        return list(self._uow.session.execute(
+            select(Record.id, Record.state, Organisation.code, Organisation.name, Membership.role)
+            .join(Organisation, Organisation.id == Record.org_id)
+            .join(Membership, Membership.org_id == Organisation.id)
+            .where(Membership.user_id == user_id, Record.round_id == round_id)
+            .order_by(Organisation.depth, Organisation.code)
+        ).all())
 
+    def record_page(self, query: RecordQuery, *, page: int, per_page: int) -> tuple[int, list[Any]]:
+        """(total, the rows of one page) of the records ``query`` selects."""
+        conds: list[Any] = [Record.round_id == query.round_id]
+        if query.submitted_only:
+            conds.append(Record.state == states.SUBMITTED)
+        if query.under_paths is not None:
+            paths = list(query.under_paths)
+            conds.append(or_(*[Organisation.path.like(p + "%") for p in paths]) if paths else false())
+        if query.state:
+            conds.append(Record.state == query.state)
+        if query.overdue == "yes":
+            conds.append(_overdue(query.now))
+        elif query.overdue == "no":
+            conds.append(~_overdue(query.now))
+        if query.q:
+            like = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conds.append(or_(Organisation.code.like(like, escape="\\"), Organisation.name.like(like, escape="\\")))
+        base = (
+            select(Record.id)
+            .join(Organisation, Organisation.id == Record.org_id)
+            .outerjoin(Snapshot, Snapshot.id == Record.snapshot_id)
+        )
+        if query.parent_seat_of is not None:
+            base = base.join(
+                Membership,
+                and_(Membership.org_id == Organisation.parent_id, Membership.user_id == query.parent_seat_of,
+                     Membership.role == states.REVIEWER),
+            )
+        base = base.where(*conds)
+        total = self._uow.session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+        column = RECORD_SORTS[query.sort]
+        order = column.desc() if query.sort in DESCENDING else column
+        rows = self._uow.session.execute(
+            base.with_only_columns(
+                Record.id, Record.version, Record.state, Record.report_deadline, Record.submitted_at,
+                Record.is_late, Record.quota_fen, Record.amount_per_member_fen, Record.members,
+                Record.snapshot_stale, Record.last_reason, Record.is_grassroots, Organisation.code, Organisation.name,
+                Snapshot.people_total, Snapshot.amount_total_fen, _overdue(query.now).label("overdue"),
+            ).order_by(order, Organisation.code, Record.id).limit(per_page).offset((page - 1) * per_page)
+        ).all()
+        return int(total), list(rows)
 
-def notification(uow: UnitOfWork, notification_id: int) -> Notification | None:
-    return uow.session.get(Notification, notification_id)
+    def overview_units(self, round_id: int, top_org_id: int) -> list[Any]:
+        """The organisations directly under ``top_org_id`` with their record in the round:
+        (org id, code, name, kind, record id, state, snapshot people, snapshot fen, deadline)."""
+        o, s, child = Organisation.__table__, Snapshot.__table__, _UNIT_RECORD
+        return list(self._uow.session.execute(
+            select(o.c.id, o.c.code, o.c.name, o.c.kind, child.c.id, child.c.state,
+                   s.c.people_total, s.c.amount_total_fen, child.c.report_deadline)
+            .select_from(o.outerjoin(child, and_(child.c.org_id == o.c.id, child.c.round_id == round_id))
+                         .outerjoin(s, s.c.id == child.c.snapshot_id))
+            .where(o.c.parent_id == top_org_id)
+            .order_by(o.c.code)
+        ).all())

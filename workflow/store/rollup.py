@@ -31,7 +31,10 @@ from sqlalchemy.engine import Connection
 
 import states
 from workflow.store.bulk import bulk_insert, driver_value_cached
-from workflow.store.schema import ORGANISATION, RECORD, ROLLUP, SNAPSHOT
+from workflow.store.tables import Organisation, Record, Rollup, Snapshot
+
+ORGANISATION, RECORD, ROLLUP, SNAPSHOT = (Organisation.__table__, Record.__table__, Rollup.__table__,  # type: ignore[attr-defined]
+                                          Snapshot.__table__)  # type: ignore[attr-defined]
 
 if TYPE_CHECKING:
     from sqlmodel import Session

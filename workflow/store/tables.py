@@ -19,8 +19,7 @@ from sqlalchemy import BigInteger, Index, LargeBinary, String, Text, UniqueConst
 from sqlalchemy import true as sa_true
 from sqlmodel import Field, SQLModel
 
-# The engine and the Core view of the tables live apart (SQLAlchemy alone, no SQLModel: CLI
-# start-up time); their names stay importable from here.
+# The engine lives apart (SQLAlchemy alone); its names stay importable from here.
 from workflow.store.engine import MIGRATIONS_DIR as MIGRATIONS_DIR
 from workflow.store.engine import POOL_RECYCLE_SECONDS as POOL_RECYCLE_SECONDS
 from workflow.store.engine import Database as Database
@@ -28,7 +27,7 @@ from workflow.store.engine import alembic_config as alembic_config
 from workflow.store.engine import is_sqlite as is_sqlite
 from workflow.store.engine import make_engine as make_engine
 from workflow.store.engine import upgrade as upgrade
-from workflow.store.schema import UTCDateTime as UTCDateTime
+from workflow.store.types import UTCDateTime as UTCDateTime
 
 
 def _money(**kw: Any) -> Any:

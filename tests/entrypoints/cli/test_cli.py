@@ -423,7 +423,7 @@ def test_the_clis_light_choices_mirror_the_services() -> None:
     from workflow.entrypoints.cli import notify, reports
     from workflow.formats import ledger
     from workflow.formats.ledger import BUDGET_LABELS
-    from workflow.store.aggregates import SCOPES
+    from workflow.store.reports import SCOPES
 
     assert BUDGET_LABELS == BUDGETS
     assert set(reports.MAPPING_CHOICES) == set(ledger.MAPPINGS)

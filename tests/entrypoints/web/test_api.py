@@ -385,7 +385,7 @@ def test_handover_gives_the_account_to_a_new_clerk_and_revokes_tokens(token_clie
     assert resp.status_code == 204
     assert old.get("/api/me").status_code == 401
     with UnitOfWork(web_world.db, readonly=True) as uow:
-        user = uow.user_by_name("g1-clerk")
+        user = uow.directory.user_by_name("g1-clerk")
         assert (user.display_name, user.phone) == ("李四", "13900001111")
     clerks = token_client("d1-reviewer").get("/api/accounts").json()
     assert [c["username"] for c in clerks] == ["g1-clerk", "g2-clerk"]

@@ -33,7 +33,7 @@ def test_a_plan_from_a_stale_tab_after_finish_purchasing_is_refused_at_the_top(l
         assert 'id="plan"' not in page.text  # the form stays hidden; the message is not lost with it
         assert web_world.version("G1") == version
         with web_world.uow(True) as uow:
-            assert uow.record(rid).members == 100
+            assert uow.records.get(rid).members == 100
 
 
 def test_a_purchase_posted_to_an_accepted_record_is_refused_at_the_top(login, web_world: World) -> None:  # type: ignore[no-untyped-def]
@@ -66,7 +66,7 @@ def test_report_info_posted_to_a_submitted_record_is_refused_at_the_top(login, w
     assert len(_alerts(resp.text)) == 1
     assert web_world.version("G1") == version
     with web_world.uow(True) as uow:
-        assert uow.record(rid).reporter == "张三"
+        assert uow.records.get(rid).reporter == "张三"
 
 
 def test_an_error_of_a_shown_form_stays_beside_it_not_at_the_top(login, web_world: World) -> None:  # type: ignore[no-untyped-def]

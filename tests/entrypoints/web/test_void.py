@@ -51,7 +51,7 @@ def test_clerk_voids_a_mistyped_line_and_enters_the_right_one(web_world: World, 
     w.info("G1")
     w.fire("G1", "summarize", "g1-clerk")
     with w.uow(True) as uow:
-        s, snap_lines = uow.snapshot(uow.record(rid).snapshot_id or 0)
+        s, snap_lines = uow.records.snapshot(uow.records.get(rid).snapshot_id or 0)
         assert (s.people_total, s.amount_total_fen) == (50, 120000)
         assert [(x.channel, x.people, x.amount_fen) for x in snap_lines] == [("ygh", 50, 120000)]
     # In the history, with the reason and what the line held.
@@ -67,7 +67,7 @@ def test_clerk_voids_a_mistyped_line_and_enters_the_right_one(web_world: World, 
     w.info("D1")
     w.fire("D1", "summarize", "d1-clerk")
     with w.uow(True) as uow:
-        d_snap, _ = uow.snapshot(uow.record(w.rid("D1")).snapshot_id or 0)
+        d_snap, _ = uow.records.snapshot(uow.records.get(w.rid("D1")).snapshot_id or 0)
         assert d_snap.people_total == 50
 
 
@@ -148,4 +148,4 @@ def test_the_record_page_strikes_a_voided_line_through(web_world: World, login: 
 
 def _lines_of(w: World, rid: int) -> list[int]:
     with w.uow(True) as uow:
-        return [p.id or 0 for p in uow.purchases(rid)]
+        return [p.id or 0 for p in uow.purchases.of_record(rid)]

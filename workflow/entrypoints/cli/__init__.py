@@ -39,6 +39,7 @@ from workflow.domain.errors import (
     NotFound,
     PermissionDenied,
     RuleViolation,
+    StoreError,
     TooManyAttempts,
     VersionConflict,
     nearest,
@@ -49,7 +50,6 @@ from workflow.settings import get_settings
 
 if TYPE_CHECKING:
     from workflow.store.engine import Database
-    from workflow.store.unit import CoreUnitOfWork
     from workflow.store.uow import UnitOfWork
 
 log = logging.getLogger("bangfu.cli")
@@ -104,19 +104,15 @@ class Context:
 
         return UnitOfWork(self.db, readonly=readonly)
 
-    def core_uow(self, *, readonly: bool = False) -> CoreUnitOfWork:
-        """A unit of work without the ORM, for the clerk's everyday commands: SQLModel and the
-        mapped classes are never imported (start-up time)."""
-        from workflow.store.unit import CoreUnitOfWork  # lazy: start-up time (SQLAlchemy)
-
-        return CoreUnitOfWork(self.db, readonly=readonly)
+    def core_uow(self, *, readonly: bool = False) -> UnitOfWork:
+        return self.uow(readonly=readonly)
 
     def user_id(self) -> int:
         name = self.args.as_user or os.environ.get("BANGFU_USER")
         if not name:
             raise BadInput("请用 --as 用户名 指定以哪个用户身份操作（或设置 BANGFU_USER）", code="cli.no_user")
         with self.core_uow(readonly=True) as uow:
-            return uow.user_by_name(name).id or 0
+            return uow.directory.user_by_name(name).id or 0
 
     def record_id(self, org: str) -> int:
         from workflow.app import records  # lazy: start-up time
@@ -164,7 +160,7 @@ def _version(ctx: Context, record_id: int) -> int:
     if ctx.args.version is not None:
         return money.parse_count(ctx.args.version, "版本号", minimum=1)
     with ctx.core_uow(readonly=True) as uow:
-        return uow.record(record_id).version
+        return uow.records.get(record_id).version
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -258,7 +254,7 @@ def cmd_rounds(args: argparse.Namespace, ctx: Context) -> Any:
              "report_deadline_reporting_unit": clock.deadline_last_day(r.report_deadline_reporting_unit),
              "report_deadline_default": clock.deadline_last_day(r.report_deadline_default),
              "entry_cutoff": clock.deadline_last_day(r.entry_cutoff)}
-            for r in uow.rounds()
+            for r in uow.directory.rounds()
         ]
 
 
@@ -602,7 +598,7 @@ def _extensions() -> list[Callable[[Any, argparse.ArgumentParser], None]]:
 def _schema_not_current(ctx: Context, exc: Exception) -> str | None:
     """A database error from a database bangfu has not set up, or one whose schema is older
     than this release: the step to take, in Chinese, instead of the driver's English and SQL."""
-    if ctx.opened_db is None or not type(exc).__module__.startswith("sqlalchemy"):
+    if ctx.opened_db is None or not isinstance(exc, StoreError):
         return None
     try:
         current, head = ctx.opened_db.schema_revisions()
@@ -690,6 +686,9 @@ def _dispatch(args: argparse.Namespace, json_out: bool) -> int:
             _print_human(args.command, result)
         return 0
     except BangfuError as exc:
+        missing = _schema_not_current(ctx, exc)
+        if missing is not None:
+            return _refuse(json_out, "db.schema", missing, 3)
         return _refuse(json_out, exc.code, exc.message, exit_code_for(exc))
     except KeyboardInterrupt:
         return 130

@@ -108,16 +108,17 @@ def cmd_notify_preview(args: argparse.Namespace, ctx: Context) -> Any:
 def cmd_inbox(args: argparse.Namespace, ctx: Context) -> Any:
     # Lazy: loaded only by this command, keeping `bangfu --help` and other commands quick to start.
     from notifications.templates import render
-    from workflow.scheduler.outbox import inbox_rows, template_context  # lazy, see above
+    from workflow.scheduler.outbox import template_context  # lazy, see above
 
     base = get_settings().base_url
     with ctx.uow(readonly=True) as uow:
-        user = uow.user_by_name(args.username)
+        user = uow.directory.user_by_name(args.username)
         who = f"{user.display_name}（{user.username}）"
-        stored = inbox_rows(uow.session, user.id or 0, limit=max(args.limit, 1))
+        _total, _unread, stored = uow.notifications.inbox_page(user.id or 0, page=1, per_page=max(args.limit, 1))
     items = []
-    for nid, kind, payload, created_at, read_at in stored:
-        context = template_context(json.loads(payload), base)
+    for row in stored:
+        nid, kind, created_at, read_at = row.id, row.kind, row.created_at, row.read_at
+        context = template_context(json.loads(row.payload), base)
         try:
             subject = render(kind, context).subject
         except Exception as exc:  # a stored payload the templates cannot render: say so
@@ -139,13 +140,12 @@ def cmd_inbox(args: argparse.Namespace, ctx: Context) -> Any:
 @command("round-status")
 def cmd_round_status(args: argparse.Namespace, ctx: Context) -> Any:
     # Lazy: loaded only by this command, keeping `bangfu --help` and other commands quick to start.
-    from states import STATE_LABELS  # noqa: I001 - lazy, see above
-    from workflow.store.aggregates import completeness  # lazy, see above
+    from states import STATE_LABELS  # lazy, see above
 
     now = clock.now()
     with ctx.uow(readonly=True) as uow:
-        rnd = uow.round_by_label(args.round) if args.round else uow.rounds()[-1]
-        *rows, total = completeness(uow.session, rnd.id or 0, now=now, scope="subtree")
+        rnd = uow.directory.round_by_label(args.round) if args.round else uow.directory.rounds()[-1]
+        *rows, total = uow.reports.completeness(rnd.id or 0, now=now, scope="subtree")
         label = rnd.label
     if args.json:
         return [r.to_dict() for r in [*rows, total]]

@@ -153,8 +153,8 @@ def cmd_import_purchases(args: argparse.Namespace, ctx: Context) -> Any:
     from workflow.formats import ledger  # lazy: start-up time
 
     with ctx.uow(readonly=True) as uow:
-        rnd = uow.round(uow.record(rid).round_id)
-        names = {c.code: c.name for c in uow.policy(rnd.policy_code).channels}
+        rnd = uow.directory.round(uow.records.get(rid).round_id)
+        names = {c.code: c.name for c in uow.directory.policy(rnd.policy_code).channels}
     return (f"{result.summary(limit=len(result.voided_notes))}（表头在第 {result.header_row} 行，"
             f"按“{ledger.mapping_label(result.mapping, names)}”识别列）")
 
@@ -196,13 +196,13 @@ def cmd_completeness(args: argparse.Namespace, ctx: Context) -> Any:
 @command("chase-list")
 def cmd_chase_list(args: argparse.Namespace, ctx: Context) -> Any:
     from workflow.app import reporting  # lazy: start-up time
-    from workflow.store import aggregates  # lazy: start-up time
+    from workflow.store.reports import CHASE_HEADERS  # lazy: start-up time
 
     rows, data = reporting.chase(ctx.uow(readonly=True), user_id=ctx.user_id(), org_code=args.org,
                                round_label=args.round)
     written = _write(args.file, data)
     if args.json:
-        return {"written": written, "rows": [dict(zip(aggregates.CHASE_HEADERS, r, strict=True)) for r in rows]}
+        return {"written": written, "rows": [dict(zip(CHASE_HEADERS, r, strict=True)) for r in rows]}
     return "\n".join([*("  ".join(str(c) for c in r) for r in rows), f"共 {len(rows)} 个单位未报送，已写入 {written}"])
 
 

@@ -12,6 +12,7 @@ from workflow.domain.errors import (
     NotFound,
     PermissionDenied,
     RuleViolation,
+    StoreUnavailable,
     TooManyAttempts,
     VersionConflict,
     nearest,
@@ -28,6 +29,7 @@ HTTP_STATUS: dict[type[BangfuError], int] = {
     LoginFailed: 401,
     AuthRequired: 401,
     TooManyAttempts: 429,
+    StoreUnavailable: 503,
 }
 
 

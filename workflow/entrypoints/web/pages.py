@@ -501,9 +501,9 @@ def overview_page(request: Request, round: RoundQ = None) -> HTMLResponse:
 def _receiver_code(request: Request, round_id: int) -> str | None:
     """The code of the organisation receiving the round's reports (the province workbook's)."""
     with _uow(request, True) as uow:
-        rnd = uow.round(round_id)
+        rnd = uow.directory.round(round_id)
         try:
-            return reporting.receiver_org(uow, rnd, uow.policy(rnd.policy_code)).code
+            return reporting.receiver_org(uow, rnd, uow.directory.policy(rnd.policy_code)).code
         except NotFound:
             return None
 

@@ -31,7 +31,7 @@ from workflow.entrypoints.web.rendering import (
 )
 from workflow.entrypoints.web.rendering import uow_for as _uow
 from workflow.formats import exports, ledger
-from workflow.store import aggregates
+from workflow.store.reports import CHASE_HEADERS
 
 pages = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api", tags=["reports"])
@@ -87,7 +87,7 @@ def chase_file(request: Request, user_id: int, org_code: str, round_id: int | No
     label = _round_label(request, round_id)
     rows, data = reporting.chase(_uow(request, True), user_id=user_id, org_code=org_code, round_label=label)
     with _uow(request, True) as uow:
-        org_name = uow.org_by_code(org_code).name
+        org_name = uow.directory.org_by_code(org_code).name
     return rows, file_response(data, f"{org_name}{label}催报名单.xlsx", XLSX)
 
 
@@ -301,7 +301,7 @@ def api_org_annex2_file(org_code: str, fmt: str, request: Request, user: ApiUser
          response_model=list[dict[str, Any]])
 def api_chase(org_code: str, request: Request, user: ApiUser, round: RoundQ = None) -> ApiJSON:
     rows, _file = chase_file(request, user.id, org_code, round)
-    return api_json([dict(zip(aggregates.CHASE_HEADERS, r, strict=True)) for r in rows])
+    return api_json([dict(zip(CHASE_HEADERS, r, strict=True)) for r in rows])
 
 
 @api.get("/orgs/{org_code}/chase.xlsx", summary="the 催报 list as XLSX")

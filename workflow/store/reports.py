@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Integer, and_, case, cast, false, func, null, or_, select, union_all
 from sqlmodel import Session
@@ -63,6 +63,9 @@ from workflow.store.tables import (
 )
 
 # --- per-record snapshot lines (used by summarize) ------------------------------------------
+
+if TYPE_CHECKING:
+    from workflow.store.uow import UnitOfWork
 
 
 def snapshot_lines(session: Session, record_id: int) -> tuple[dict[str, tuple[int, int]], list[str]]:
@@ -896,3 +899,66 @@ def child_highlights(session: Session, record_id: int) -> list[Any]:
         .where(Record.parent_id == record_id, Record.work_highlights.is_not(None), Record.work_highlights != "")
         .order_by(child_org.c.code)
     ).all())
+
+
+class Reports:
+    """The read side's sums as the use cases ask for them, on the unit's transaction (the
+    functions above take the session; nothing above the store sees it)."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    def snapshot_lines(self, record_id: int) -> tuple[dict[str, tuple[int, int]], list[str]]:
+        """See :func:`snapshot_lines`."""
+        return snapshot_lines(self._uow.session, record_id)
+
+    def snapshot_parts(self, record_id: int) -> dict[str, Lines]:
+        """See :func:`snapshot_parts`."""
+        return snapshot_parts(self._uow.session, record_id)
+
+    def children_status(self, record_id: int, *, limit: int = 50) -> tuple[dict[str, int], list[Any]]:
+        """See :func:`children_status`."""
+        return children_status(self._uow.session, record_id, limit=limit)
+
+    def unit_figures(self, round_id: int, *, parent_org_id: int | None = None, record_ids: Sequence[int] = (), live: bool = False) -> list[UnitFigures]:
+        """See :func:`unit_figures`."""
+        return unit_figures(self._uow.session, round_id, parent_org_id=parent_org_id, record_ids=record_ids, live=live)
+
+    def unit_table(self, unit: UnitFigures, policy: Policy, round_label: str) -> Annex2Table:
+        return unit_table(self._uow.session, unit, policy, round_label)
+
+    def subtree_stats(self, org_id: int, round_id: int) -> SubtreeStats:
+        """See :func:`subtree_stats`."""
+        return subtree_stats(self._uow.session, org_id, round_id)
+
+    def annex2_for_subtree(self, org_id: int, round_id: int, policy: Policy) -> Annex2Table:
+        """See :func:`annex2_for_subtree`."""
+        return annex2_for_subtree(self._uow.session, org_id, round_id, policy)
+
+    def province_tables(self, round_id: int, policy: Policy, *, root_org_id: int) -> list[Annex2Table]:
+        """See :func:`province_tables`."""
+        return province_tables(self._uow.session, round_id, policy, root_org_id=root_org_id)
+
+    def comparison(self, parent_org_id: int, before_round_id: int, after_round_id: int) -> list[ComparisonRow]:
+        """See :func:`comparison`."""
+        return comparison(self._uow.session, parent_org_id, before_round_id, after_round_id)
+
+    def completeness(self, round_id: int, *, now: datetime, scope: Scope = 'children', under_org_id: int | None = None, check_snapshots: bool = True, use_rollup: bool = True) -> list[CompletenessRow]:
+        """See :func:`completeness`."""
+        return completeness(self._uow.session, round_id, now=now, scope=scope, under_org_id=under_org_id, check_snapshots=check_snapshots, use_rollup=use_rollup)
+
+    def chase_list(self, round_id: int, parent_org_id: int, *, now: datetime | None = None) -> list[tuple[Any, ...]]:
+        """See :func:`chase_list`."""
+        return chase_list(self._uow.session, round_id, parent_org_id, now=now)
+
+    def record_of(self, org_id: int, round_id: int) -> Record | None:
+        """An organisation's record in a round, if it has one."""
+        return record_of(self._uow.session, org_id, round_id)
+
+    def receiver_root(self, receiver_kind: str) -> Organisation | None:
+        """The root organisation of the receiver's kind (the province)."""
+        return receiver_root(self._uow.session, receiver_kind)
+
+    def child_highlights(self, record_id: int) -> list[Any]:
+        """(name, work highlights, state) of the children of a record that wrote highlights."""
+        return child_highlights(self._uow.session, record_id)

@@ -1,0 +1,94 @@
+"""Notifications: the outbox rows an event or a reminder writes (one per recipient and channel
+they chose; the inbox copy delivered at once) and the in-app inbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as lite_insert
+
+from workflow.store.bulk import driver_value
+from workflow.store.prepared import Prepared
+from workflow.store.tables import Notification
+from workflow.store.types import UTCDateTime
+
+if TYPE_CHECKING:
+    from workflow.store.uow import UnitOfWork
+
+#: One outbox row per active member of ``role`` in ``org_id`` (the actor excepted) and channel
+#: they chose: the inbox always, e-mail with an address, SMS; the inbox copy is delivered at once.
+#: Same rows as :func:`workflow.app.records.notification_rows`, as one ``INSERT … SELECT``.
+_EVENT_NOTIFICATIONS = text(
+    "INSERT INTO notification (user_id, channel, source, kind, record_id, payload, status,"
+    " attempts, created_at, sent_at)"
+    " SELECT u.id, c.ch, :source, :kind, :record_id, :payload,"
+    " CASE WHEN c.ch = 'inbox' THEN 'sent' ELSE 'pending' END, 0, :now,"
+    " CASE WHEN c.ch = 'inbox' THEN :now END"
+    " FROM membership m JOIN app_user u ON u.id = m.user_id"
+    " CROSS JOIN (SELECT 'inbox' AS ch UNION ALL SELECT 'email' UNION ALL SELECT 'sms') c"
+    " WHERE m.org_id = :org_id AND m.role = :role AND u.is_active = :active AND u.id <> :actor"
+    " AND (c.ch = 'inbox' OR ((',' || REPLACE(u.channels, ' ', '') || ',') LIKE '%,' || c.ch || ',%'"
+    "      AND (c.ch <> 'email' OR (u.email IS NOT NULL AND u.email <> ''))))"
+    " ON CONFLICT (user_id, channel, source) DO NOTHING RETURNING id"
+).bindparams(bindparam("now", type_=UTCDateTime))
+
+_EVENT_NOTIFICATIONS_P = Prepared(_EVENT_NOTIFICATIONS)
+
+
+class Notifications:
+    """The outbox rows of events and reminders, and each user's in-app inbox."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    def add_event_notifications(self, *, org_id: int, role: str, actor_user_id: int, source: str,
+                                record_id: int, payload: str, now: datetime, kind: str = "record_event") -> int:
+        """Outbox rows for an event to the members of ``role`` in ``org_id``, in one statement;
+        rows whose (user, channel, source) key exists are skipped. Returns the rows inserted."""
+        d = self._uow.dialect
+        return len(_EVENT_NOTIFICATIONS_P.run(self._uow.connection(), {
+            "org_id": org_id, "role": role, "actor": actor_user_id, "source": source, "kind": kind,
+            "record_id": record_id, "payload": payload, "now": driver_value(d, now),
+            "active": driver_value(d, True),
+        })[0])
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Insert outbox rows, skipping any whose (user, channel, source) key exists."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        table = Notification.__table__
+        if self._uow.dialect == "postgresql":
+            stmt = pg_insert(table).on_conflict_do_nothing(constraint="uq_notification_key")
+        else:
+            stmt = lite_insert(table).on_conflict_do_nothing()
+        # executemany of one cached statement; RETURNING counts the rows really inserted (the
+        # driver's rowcount is -1 for executemany on psycopg).
+        return len(self._uow.session.execute(stmt.returning(table.c.id), rows).all())
+
+    def inbox_page(self, user_id: int, *, page: int, per_page: int) -> tuple[int, int, list[Notification]]:
+        """(total, unread, one page newest first) of the user's in-app notifications."""
+        cond = and_(Notification.user_id == user_id, Notification.channel == "inbox")
+        total = self._uow.session.execute(select(func.count()).select_from(Notification).where(cond)).scalar_one()
+        unread = self._uow.session.execute(
+            select(func.count()).select_from(Notification).where(cond, Notification.read_at.is_(None))
+        ).scalar_one()
+        rows = list(self._uow.session.execute(
+            select(Notification).where(cond).order_by(Notification.id.desc())
+            .limit(per_page).offset((page - 1) * per_page)
+        ).scalars())
+        return int(total), int(unread), rows
+
+    def mark_inbox_read(self, user_id: int, *, now: datetime, ids: Sequence[int] | None = None) -> int:
+        """Mark the user's unread inbox rows read (all, or only ``ids``); how many changed."""
+        cond = [Notification.user_id == user_id, Notification.channel == "inbox", Notification.read_at.is_(None)]
+        if ids is not None:
+            cond.append(Notification.id.in_(list(ids)))
+        return int(self._uow.session.execute(update(Notification).where(*cond).values(read_at=now)).rowcount or 0)
+
+    def notification(self, notification_id: int) -> Notification | None:
+        return self._uow.session.get(Notification, notification_id)
