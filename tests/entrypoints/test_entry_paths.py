@@ -133,7 +133,7 @@ class Path:
     def enter_by_hand(self, line: Line) -> Outcome:
         raise NotImplementedError
 
-    def void(self, order_no: str, reason: str) -> Outcome:
+    def void(self, order_no: str, reason: str, line_no: int = 1) -> Outcome:
         raise NotImplementedError
 
     def import_file(self, lines: list[Line]) -> Outcome:
@@ -179,14 +179,14 @@ class CliSurface(Path):
             args += ["--refund-of", line.refund_of]
         return self._call(*args)[0]
 
-    def _live_id(self, order_no: str) -> int | None:
+    def _live_id(self, order_no: str, line_no: int) -> int | None:
         outcome, listed = self._call("purchase-list", self.org)
         assert outcome.accepted, outcome
-        live = [p["id"] for p in listed if p["order_no"] == order_no and not p["voided"]]
+        live = [p["id"] for p in listed if (p["order_no"], p["line_no"]) == (order_no, line_no) and not p["voided"]]
         return live[0] if live else None
 
-    def void(self, order_no: str, reason: str) -> Outcome:
-        pid = self._live_id(order_no)
+    def void(self, order_no: str, reason: str, line_no: int = 1) -> Outcome:
+        pid = self._live_id(order_no, line_no)
         assert pid is not None, f"{self.name}: no live line of {order_no} to void"
         return self._call("purchase-void", self.org, "--id", str(pid), "--reason", reason)[0]
 
@@ -230,9 +230,10 @@ class ApiSurface(Path):
                 "product_form": "实物", "refund_of": line.refund_of}
         return self._answer(self._client.post(f"/api/records/{self._rid}/purchases", json=body))
 
-    def void(self, order_no: str, reason: str) -> Outcome:
+    def void(self, order_no: str, reason: str, line_no: int = 1) -> Outcome:
         listed = self._client.get(f"/api/records/{self._rid}/purchases").json()
-        live = [p["id"] for p in listed if p["order_no"] == order_no and not p["voided"]]
+        live = [p["id"] for p in listed
+                if (p["order_no"], p["line_no"]) == (order_no, line_no) and not p["voided"]]
         assert live, f"{self.name}: no live line of {order_no} to void"
         return self._answer(self._client.post(f"/api/records/{self._rid}/purchases/{live[0]}/void",
                                               json={"reason": reason}))
@@ -338,7 +339,7 @@ def paths(any_world: World, tmp_path: FsPath, monkeypatch: pytest.MonkeyPatch,
 def stored_rows(w: World, org: str) -> list[tuple[Any, ...]]:
     """The record's purchase lines, normalised: (channel, order, line, fen, people, paid_on,
     voided, the order a refund is linked to, whether that linked line is voided)."""
-    t = Purchase.__table__
+    t = Purchase.__table__  # type: ignore[attr-defined]
     with w.uow(True) as uow:
         rows = list(uow.session.execute(select(t).where(t.c.record_id == w.rid(org))).all())
     by_id = {r.id: r for r in rows}
@@ -487,6 +488,27 @@ def test_2_refund_beyond_the_live_line_is_refused_everywhere(any_world: World, p
     r.same_everywhere("2 refund 120元 of A-1 (live 50元)")
     r.same_ledger("2 nothing written", [ROW_MISTYPED_VOIDED, ROW_CORRECTED])
     r.same_annex2("2 nothing written", total=(5, 5000))
+    r.done()
+
+
+def test_2b_refund_beside_a_voided_second_line_is_refused_everywhere(any_world: World,
+                                                                    paths: dict[str, Path]) -> None:
+    """The observed −70.00 元: a live 50 元 line 1 beside a voided 100 元 line 2 of the same
+    order; a 120 元 refund counted against 150 元 by one copy of the query and 50 元 by the other."""
+    r = Run(any_world, paths)
+    r.step("2b-a enter E-1#1 50元/5人次", lambda p: p.enter(Line("E-1", "50.00", 5)))
+    r.expect("2b-a enter E-1#1 50元/5人次", code=None)
+    r.step("2b-b enter E-1#2 100元/10人次", lambda p: p.enter(Line("E-1", "100.00", 10, line_no=2)))
+    r.expect("2b-b enter E-1#2 100元/10人次", code=None)
+    r.step("2b-c void E-1#2", lambda p: p.void("E-1", "重复录入", line_no=2))
+    r.expect("2b-c void E-1#2", code=None)
+    r.step("2b-d refund 120元 of E-1 (live 50元)", lambda p: p.enter(Line("E-1-R1", "-120.00", 0, refund_of="E-1")))
+    r.expect("2b-d refund 120元 of E-1 (live 50元)", code="purchase.refund_exceeds_order",
+             reason="订单 E-1 的退款合计 120.00 元超过订单金额 50.00 元")
+    r.same_everywhere("2b-d refund 120元 of E-1 (live 50元)")
+    r.same_ledger("2b nothing written", [("ygh", "E-1", 1, 5000, 5, "2021-10-20", False, None, None),
+                                         ("ygh", "E-1", 2, 10000, 10, "2021-10-20", True, None, None)])
+    r.same_annex2("2b nothing written", total=(5, 5000))
     r.done()
 
 
