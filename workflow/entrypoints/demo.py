@@ -200,7 +200,9 @@ def _submitted_children(database: Database, reviewer: int, org_code: str, label:
 
 
 def _set_demo_passwords(database: Database, shared_hash: str) -> None:
-    database.set_missing_passwords(shared_hash)
+    with UnitOfWork(database) as uow:
+        uow.directory.set_missing_passwords(shared_hash)
+        uow.commit()
 
 
 def _uid(database: Database, username: str) -> int:
