@@ -4,7 +4,7 @@ name, and the clerk accounts under a reviewer's seats."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import bindparam, case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,20 +20,19 @@ from workflow.store.tables import (
     Organisation,
     User,
 )
+from workflow.store.transaction import Transaction
 
 _T, _U = ApiToken.__table__, User.__table__  # type: ignore[attr-defined]
 _TOKEN_USER = (select(_T.c.user_id).join(_U, _U.c.id == _T.c.user_id)
                .where(_T.c.token_hash == bindparam("token_hash"), _T.c.revoked_at.is_(None),
                       _U.c.is_active.is_(True)))
 
-if TYPE_CHECKING:
-    from workflow.store.uow import UnitOfWork
 
 
 class Accounts:
     """Accounts: API tokens (hashes only), account events, the login throttle, users by name."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: Transaction) -> None:
         self._uow = uow
 
     def add_token(self, *, user_id: int, name: str, token_hash: str, now: datetime) -> None:

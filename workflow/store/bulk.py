@@ -7,14 +7,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import bindparam, text, update
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-if TYPE_CHECKING:
-    from workflow.store.uow import UnitOfWork
+from workflow.store.transaction import Transaction
 
 #: Rows per ``executemany`` of a SQLite bulk insert.
 BULK_BATCH = 10_000
@@ -167,15 +166,24 @@ def _pg_secondary(cur: Any, table: str) -> tuple[list[str], list[str]]:
     return drops, creates
 
 
+def nextval(tx: Transaction, table: str) -> str:
+    """PostgreSQL: ``nextval('<the table's id sequence>'::regclass)``, the sequence looked up
+    once (``pg_get_serial_sequence`` in the call itself is a catalogue lookup per row: 6× slower)."""
+    seq = str(tx.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table}).scalar())
+    return "nextval('" + seq.replace("'", "''") + "'::regclass)"
+
+
 #: SQLite's ANALYZE reads at most about this many index entries per index.
 SQLITE_ANALYSIS_LIMIT = 2_000
+
+
 
 
 class Bulk:
     """Set-based loads inside the unit's transaction: ids reserved in one go, COPY or
     executemany, secondary indexes rebuilt once, fresh planner statistics."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: Transaction) -> None:
         self._uow = uow
 
     def reserve_ids(self, table: str, n: int) -> list[int]:
@@ -185,7 +193,7 @@ class Bulk:
         if n <= 0:
             return []
         if self._uow.dialect == "postgresql":
-            seq = self.nextval(table)
+            seq = nextval(self._uow, table)
             # One row back when the values drawn are one run (nobody drew between them): the run.
             low, high = self._uow.session.execute(text(
                 f"SELECT min(v), max(v) FROM (SELECT {seq} AS v FROM generate_series(1, :n)) s"), {"n": n}).one()
@@ -196,11 +204,6 @@ class Bulk:
         top = int(self._uow.session.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar() or 0)
         return list(range(top + 1, top + 1 + n))
 
-    def nextval(self, table: str) -> str:
-        """PostgreSQL: ``nextval('<the table's id sequence>'::regclass)``, the sequence looked up
-        once (``pg_get_serial_sequence`` in the call itself is a catalogue lookup per row: 6× slower)."""
-        seq = str(self._uow.session.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table}).scalar())
-        return "nextval('" + seq.replace("'", "''") + "'::regclass)"
 
     def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
                     ready: bool = False) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import String, bindparam, func, insert, select, update
 
@@ -14,6 +14,7 @@ from workflow.domain.errors import NotFound
 from workflow.domain.policy import Policy, parse_policy
 from workflow.store.errors import not_found
 from workflow.store.tables import MemberCount, Membership, Organisation, PolicyDoc, Round, User
+from workflow.store.transaction import Transaction
 
 #: The user fields an import may change.
 USER_FIELDS = ("display_name", "email", "phone", "channels", "password_hash")
@@ -50,14 +51,12 @@ def parsed_policy(digest: str, text: str) -> Policy:
     return policy
 
 
-if TYPE_CHECKING:
-    from workflow.store.uow import UnitOfWork
 
 
 class Directory:
     """The directory: organisations, users, memberships, policies, rounds and member counts."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: Transaction) -> None:
         self._uow = uow
 
     def org_ids_by_code(self) -> dict[str, int]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, false, func, or_, select
 
 import states
 from workflow.store.tables import Membership, Organisation, Record, Snapshot
+from workflow.store.transaction import Transaction
 
 #: Sort keys of record lists and their columns; these sort newest / most first.
 RECORD_SORTS: dict[str, Any] = {
@@ -57,14 +58,12 @@ class RecordQuery:
 # Built once: an alias builds its column collection (a proxy per column) when first used.
 _UNIT_RECORD = Record.__table__.alias("unit_record")
 
-if TYPE_CHECKING:
-    from workflow.store.uow import UnitOfWork
 
 
 class RecordLists:
     """The read side's lists of records: a user's own, pages of them, the overview's units."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: Transaction) -> None:
         self._uow = uow
 
     def own_record_rows(self, user_id: int, round_id: int) -> list[Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -14,10 +14,8 @@ from sqlalchemy.dialects.sqlite import insert as lite_insert
 from workflow.store.bulk import driver_value
 from workflow.store.prepared import Prepared
 from workflow.store.tables import Notification
+from workflow.store.transaction import Transaction
 from workflow.store.types import UTCDateTime
-
-if TYPE_CHECKING:
-    from workflow.store.uow import UnitOfWork
 
 #: One outbox row per active member of ``role`` in ``org_id`` (the actor excepted) and channel
 #: they chose: the inbox always, e-mail with an address, SMS; the inbox copy is delivered at once.
@@ -42,7 +40,7 @@ _EVENT_NOTIFICATIONS_P = Prepared(_EVENT_NOTIFICATIONS)
 class Notifications:
     """The outbox rows of events and reminders, and each user's in-app inbox."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: Transaction) -> None:
         self._uow = uow
 
     def add_event_notifications(self, *, org_id: int, role: str, actor_user_id: int, source: str,

@@ -5,7 +5,7 @@ a refund against."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from workflow.domain.errors import Refusal, RuleViolation
 from workflow.store.tables import AggregateLine, Purchase, Record
+from workflow.store.transaction import Transaction
 
 PURCHASE = Purchase.__table__  # type: ignore[attr-defined]
 
@@ -32,14 +33,12 @@ def duplicate_order(order_no: str, line_no: int, channel: str) -> RuleViolation:
         "purchase.duplicate", f"订单 {order_no} 第 {line_no} 行（渠道 {channel}）已经录入过",
     ))
 
-if TYPE_CHECKING:
-    from workflow.store.uow import UnitOfWork
 
 
 class Purchases:
     """The purchase ledger: one set of statements for hand entry, the API and imports."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: Transaction) -> None:
         self._uow = uow
 
     def lock_record(self, record_id: int) -> None:

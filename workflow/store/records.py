@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     and_,
@@ -34,7 +34,7 @@ from workflow.domain.errors import NotFound
 from workflow.domain.policy import Policy
 from workflow.store import reports as aggregates
 from workflow.store import rollup, tables
-from workflow.store.bulk import driver_value
+from workflow.store.bulk import driver_value, nextval
 from workflow.store.engine import driver_execute
 from workflow.store.errors import not_found
 from workflow.store.prepared import Prepared
@@ -51,9 +51,7 @@ from workflow.store.tables import (
     SnapshotLine,
     User,
 )
-
-if TYPE_CHECKING:
-    from workflow.store.uow import UnitOfWork
+from workflow.store.transaction import Transaction
 
 HISTORY, PURCHASE, AGGREGATE_LINE = History.__table__, Purchase.__table__, AggregateLine.__table__  # type: ignore[attr-defined]
 RECORD, ORGANISATION, ROUND = Record.__table__, Organisation.__table__, Round.__table__  # type: ignore[attr-defined]
@@ -237,7 +235,7 @@ class Records:
     """Records and what hangs off them (history, snapshots, attachments), the transition's
     statements and the round's set-based record work."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: Transaction) -> None:
         self._uow = uow
 
     def get(self, record_id: int) -> Record:
@@ -377,14 +375,16 @@ class Records:
         rec = Record.__table__
         conds = [org.c.is_observer.is_(False), org.c.kind != policy.receiver_kind]
         if rnd.scope_org_id is not None:
-            scope = self._uow.directory.org(rnd.scope_org_id)
+            scope = self._uow.session.get(Organisation, rnd.scope_org_id)
+            if scope is None:
+                raise not_found("org", rnd.scope_org_id)
             conds.append(org.c.path.like(scope.path + "%"))
             conds.append(org.c.id != scope.id)
         exists = select(rec.c.id).where(rec.c.org_id == org.c.id, rec.c.round_id == rnd.id).exists()
         if self._uow.dialect == "postgresql":
             # The CTE's row estimates are guesses: no JIT compilation for this transaction's bulk SQL.
             self._uow.session.execute(text("SET LOCAL jit = off"))
-            new_id: Any = literal_column(self._uow.bulk.nextval("record"))
+            new_id: Any = literal_column(nextval(self._uow, "record"))
         else:
             # max(id) read by the inserting statement itself: no writer can come between.
             top = select(func.coalesce(func.max(rec.c.id), 0)).scalar_subquery()
@@ -463,7 +463,7 @@ class Records:
 
     def rollup_rebuild(self, round_id: int | None = None) -> int:
         """Recompute the rollup of a round (all rounds without one) from the records; rows written."""
-        ids = [round_id] if round_id is not None else [r.id or 0 for r in self._uow.directory.rounds()]
+        ids = [round_id] if round_id is not None else [int(i) for (i,) in self._uow.execute(select(Round.id).order_by(Round.year, Round.id))]
         return sum(rollup.rebuild(self._uow.session, rid) for rid in ids)
 
     def attachment_list(self, record_id: int) -> list[Any]:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from sqlalchemy import Integer, and_, case, cast, false, func, null, or_, select, union_all
 from sqlmodel import Session
@@ -61,11 +61,10 @@ from workflow.store.tables import (
     SnapshotLine,
     User,
 )
+from workflow.store.transaction import Transaction
 
 # --- per-record snapshot lines (used by summarize) ------------------------------------------
 
-if TYPE_CHECKING:
-    from workflow.store.uow import UnitOfWork
 
 
 def snapshot_lines(session: Session, record_id: int) -> tuple[dict[str, tuple[int, int]], list[str]]:
@@ -905,7 +904,7 @@ class Reports:
     """The read side's sums as the use cases ask for them, on the unit's transaction (the
     functions above take the session; nothing above the store sees it)."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: Transaction) -> None:
         self._uow = uow
 
     def snapshot_lines(self, record_id: int) -> tuple[dict[str, tuple[int, int]], list[str]]:

@@ -72,6 +72,7 @@ EXIT_CODES: dict[type[BangfuError], int] = {
     AuthRequired: 3,
     CsrfFailed: 3,
     TooManyAttempts: 3,
+    StoreError: 1,  # a database refusal no rule foresaw: a bug, as an unexpected error is
 }
 
 

@@ -12,6 +12,7 @@ from workflow.domain.errors import (
     NotFound,
     PermissionDenied,
     RuleViolation,
+    StoreError,
     StoreUnavailable,
     TooManyAttempts,
     VersionConflict,
@@ -29,6 +30,7 @@ HTTP_STATUS: dict[type[BangfuError], int] = {
     LoginFailed: 401,
     AuthRequired: 401,
     TooManyAttempts: 429,
+    StoreError: 500,
     StoreUnavailable: 503,
 }
 
