@@ -15,13 +15,13 @@ which voided line it corrects. New rows go in with one bulk INSERT … ON CONFLI
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import states
 from workflow.app import records
-from workflow.domain import clock, money, rules
+from workflow.domain import channels, clock, money, rules
 from workflow.domain.errors import (
     BadInput,
     ImportRefused,
@@ -106,7 +106,6 @@ def import_purchases(
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
         rnd, policy = records.policy_for(read, rec)
-        year = rnd.year
         read.session.expunge(rnd)  # the rules read it after this transaction ends
     caps = policy.caps
     shown = caps.import_errors_shown
@@ -114,26 +113,36 @@ def import_purchases(
     #    own request time, never other users' writes.
     if len(data) > caps.import_bytes:
         raise LimitExceeded(f"导入文件超过 {caps.import_bytes // 1024 // 1024} MB 上限", code="import.too_large")
+    if column_mapping is not None and column_mapping.channel is not None \
+            and policy.channel(column_mapping.channel) is None:
+        raise BadInput(f"导入设置有误：列映射“{column_mapping.name}”的渠道 {column_mapping.channel} 不是本轮的采购渠道",
+                       code="import.usage")
     try:
         parsed = ledger.parse_purchases(
-            data, filename, mapping=column_mapping, year=year,
-            forbidden_forms=policy.forbidden_forms, channel_codes=[c.code for c in policy.channels],
+            data, filename, mapping=column_mapping, channel_aliases=channels.alias_table(policy.channels),
             bounds=ledger.Bounds(max_rows=caps.import_rows, max_unzipped_bytes=caps.import_unzipped_bytes,
                                  max_seconds=caps.import_seconds),
         )
     except ImportUsageError as exc:
         raise BadInput(f"导入设置有误：{exc}", code="import.usage") from None
-    errors = [e.reason for e in parsed.errors]
+    # (row number, sentence, code): the file's and the cells' problems, then the rules'.
+    found: list[tuple[int, str, str]] = [(e.row_number, e.reason, e.code) for e in parsed.errors]
     rows = parsed.rows
     if len(rows) > caps.import_rows:
-        errors.insert(0, f"文件超过 {caps.import_rows:,} 行上限：请拆分为多个文件后分别导入")
-    # The same rules as a manual entry.
+        found.append((0, f"文件超过 {caps.import_rows:,} 行上限：请拆分为多个文件后分别导入", "import.too_many_rows"))
+    # Exactly what a line entered by hand goes through (records.add_purchase): the same
+    # normalisation, the same rules, the same refusal (code and sentence).
+    checked: list[ledger.PurchaseRow] = []
     for row in rows:
-        refusal = records.check_purchase(policy, rnd, _as_input(row), now=now)
-        if refusal:
-            errors.append(f"第 {row.row_number} 行：{refusal.message}")
-    if errors:
-        raise ImportRefused(errors, filename=filename, shown=shown)
+        line = records.normalise_purchase(policy, _as_input(row))
+        if refusal := records.check_purchase(policy, rnd, line, now=now):
+            found.append((row.row_number, f"第 {row.row_number} 行：{refusal.message}", refusal.code))
+        checked.append(replace(row, channel=line.channel, budget=line.budget))
+    rows = checked
+    if found:
+        found.sort(key=lambda f: f[0])
+        raise ImportRefused([f[1] for f in found], filename=filename, shown=shown, codes=[f[2] for f in found])
+    errors: list[tuple[str, str]] = []  # (sentence, code)
     # 3. One short write transaction: what the ledger already holds, then one bulk insert.
     with uow:
         purchases.lock_record(uow, record_id)
@@ -168,16 +177,16 @@ def import_purchases(
             elif (found["amount_fen"], found["people"], found["paid_at"]) == (row.amount_fen, row.people, row.paid_at):
                 repeated += 1
             else:
-                errors.append(
+                errors.append((
                     f"第 {row.row_number} 行：订单 {row.order_no}（行号 {row.line_no}，渠道 {row.channel}）"
                     f"已录入为第 #{found['id']} 条（金额 {_yuan(found['amount_fen'])} 元，{found['people']} 人次，"
                     f"支付日期 {found['paid_on']:%Y-%m-%d}），文件中为金额 {_yuan(row.amount_fen)} 元，"
-                    f"{row.people} 人次，支付日期 {clock.china_date(row.paid_at):%Y-%m-%d}，两者不一致"
-                )
+                    f"{row.people} 人次，支付日期 {clock.china_date(row.paid_at):%Y-%m-%d}，两者不一致",
+                    "import.conflict"))
         errors.extend(_unknown_refunds(rows, existing))
         errors.extend(_refunds_beyond_orders(uow.orders_with_refunds(record_id), new_rows))
         if errors:
-            raise ImportRefused(errors, filename=filename, shown=shown)
+            raise ImportRefused([e[0] for e in errors], filename=filename, shown=shown, codes=[e[1] for e in errors])
         before = purchases.count(uow, record_id)
         if new_rows:
             _bulk_insert(uow, record_id, new_rows, user_id=actor.user.id, on_behalf=on_behalf, now=now,
@@ -221,20 +230,23 @@ def _existing(uow: UnitOfWork, record_id: int) -> tuple[dict[Key, dict[str, Any]
     return live, voided
 
 
-def _unknown_refunds(rows: list[ledger.PurchaseRow], existing: dict[tuple[str, str, int], Any]) -> list[str]:
+def _unknown_refunds(
+    rows: list[ledger.PurchaseRow], existing: dict[tuple[str, str, int], Any]
+) -> list[tuple[str, str]]:
     """A refund line must name an order that is in the ledger or in the file (line 1)."""
     in_file = {(r.channel, r.order_no) for r in rows if r.amount_fen > 0}
     in_ledger = {(c, o) for (c, o, _line) in existing}
-    return [
-        f"第 {r.row_number} 行：找不到退款对应的原订单 {r.refund_of}（渠道 {r.channel}）"
-        for r in rows
-        if r.refund_of and (r.channel, r.refund_of) not in in_file | in_ledger
-    ]
+    out = []
+    for r in rows:
+        if r.refund_of and (r.channel, r.refund_of) not in in_file | in_ledger:
+            refusal = rules.refund_order_unknown(r.refund_of)
+            out.append((f"第 {r.row_number} 行：{refusal.message}（渠道 {r.channel}）", refusal.code))
+    return out
 
 
 def _refunds_beyond_orders(
     ledger_orders: dict[tuple[str, str], list[int]], new_rows: list[ledger.PurchaseRow]
-) -> list[str]:
+) -> list[tuple[str, str]]:
     """The refunds of an order (in the ledger and in the file) never exceed the order."""
     totals = {key: list(v) for key, v in ledger_orders.items()}
     last_row: dict[tuple[str, str], int] = {}
@@ -254,7 +266,7 @@ def _refunds_beyond_orders(
         amount, people, r_amount, r_people = totals[key]
         refusal = rules.check_refunds_within_order(key[1], amount, people, r_amount, r_people)
         if refusal:
-            out.append(f"第 {row_number} 行：{refusal.message}")
+            out.append((f"第 {row_number} 行：{refusal.message}", refusal.code))
     return out
 
 
