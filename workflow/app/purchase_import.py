@@ -183,8 +183,10 @@ def import_purchases(
                     f"支付日期 {found['paid_on']:%Y-%m-%d}），文件中为金额 {_yuan(row.amount_fen)} 元，"
                     f"{row.people} 人次，支付日期 {clock.china_date(row.paid_at):%Y-%m-%d}，两者不一致",
                     "import.conflict"))
-        errors.extend(_unknown_refunds(rows, existing))
-        errors.extend(_refunds_beyond_orders(uow.orders_with_refunds(record_id), new_rows))
+        unknown = _unknown_refunds(rows, existing)
+        errors.extend(unknown)
+        if not unknown:  # like a line by hand: an unknown order is refused as such, not as exceeded
+            errors.extend(_refunds_beyond_orders(uow.orders_with_refunds(record_id), new_rows))
         if errors:
             raise ImportRefused([e[0] for e in errors], filename=filename, shown=shown, codes=[e[1] for e in errors])
         before = purchases.count(uow, record_id)
