@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import states
 from workflow.app import records
@@ -27,6 +27,7 @@ from workflow.domain.errors import (
     ImportRefused,
     ImportUsageError,
     LimitExceeded,
+    Refusal,
     RuleViolation,
 )
 from workflow.formats import ledger
@@ -125,24 +126,24 @@ def import_purchases(
         )
     except ImportUsageError as exc:
         raise BadInput(f"导入设置有误：{exc}", code="import.usage") from None
-    # (row number, sentence, code): the file's and the cells' problems, then the rules'.
-    found: list[tuple[int, str, str]] = [(e.row_number, e.reason, e.code) for e in parsed.errors]
+    # (row number, refusal): the file's and the cells' problems, then the rules'.
+    found: list[tuple[int, Refusal]] = [(e.row_number, Refusal(e.code, e.reason)) for e in parsed.errors]
     rows = parsed.rows
     if len(rows) > caps.import_rows:
-        found.append((0, f"文件超过 {caps.import_rows:,} 行上限：请拆分为多个文件后分别导入", "import.too_many_rows"))
+        found.append((0, Refusal("import.too_many_rows", f"文件超过 {caps.import_rows:,} 行上限：请拆分为多个文件后分别导入")))
     # Exactly what a line entered by hand goes through (records.add_purchase): the same
     # normalisation, the same rules, the same refusal (code and sentence).
     checked: list[ledger.PurchaseRow] = []
     for row in rows:
         line = records.normalise_purchase(policy, _as_input(row))
         if refusal := records.check_purchase(policy, rnd, line, now=now):
-            found.append((row.row_number, f"第 {row.row_number} 行：{refusal.message}", refusal.code))
+            found.append((row.row_number, Refusal(refusal.code, f"第 {row.row_number} 行：{refusal.message}")))
         checked.append(replace(row, channel=line.channel, budget=line.budget))
     rows = checked
     if found:
         found.sort(key=lambda f: f[0])
-        raise ImportRefused([f[1] for f in found], filename=filename, shown=shown, codes=[f[2] for f in found])
-    errors: list[tuple[str, str]] = []  # (sentence, code)
+        _refuse([f[1] for f in found], filename, shown)
+    errors: list[Refusal] = []
     # 3. One short write transaction: what the ledger already holds, then one bulk insert.
     with uow:
         purchases.lock_record(uow, record_id)
@@ -177,18 +178,18 @@ def import_purchases(
             elif (found["amount_fen"], found["people"], found["paid_at"]) == (row.amount_fen, row.people, row.paid_at):
                 repeated += 1
             else:
-                errors.append((
+                errors.append(Refusal(
+                    "import.conflict",
                     f"第 {row.row_number} 行：订单 {row.order_no}（行号 {row.line_no}，渠道 {row.channel}）"
                     f"已录入为第 #{found['id']} 条（金额 {_yuan(found['amount_fen'])} 元，{found['people']} 人次，"
                     f"支付日期 {found['paid_on']:%Y-%m-%d}），文件中为金额 {_yuan(row.amount_fen)} 元，"
-                    f"{row.people} 人次，支付日期 {clock.china_date(row.paid_at):%Y-%m-%d}，两者不一致",
-                    "import.conflict"))
+                    f"{row.people} 人次，支付日期 {clock.china_date(row.paid_at):%Y-%m-%d}，两者不一致"))
         unknown = _unknown_refunds(rows, existing)
         errors.extend(unknown)
         if not unknown:  # like a line by hand: an unknown order is refused as such, not as exceeded
             errors.extend(_refunds_beyond_orders(uow.orders_with_refunds(record_id), new_rows))
         if errors:
-            raise ImportRefused([e[0] for e in errors], filename=filename, shown=shown, codes=[e[1] for e in errors])
+            _refuse(errors, filename, shown)
         before = purchases.count(uow, record_id)
         if new_rows:
             _bulk_insert(uow, record_id, new_rows, user_id=actor.user.id, on_behalf=on_behalf, now=now,
@@ -202,6 +203,12 @@ def import_purchases(
     return ImportResult(new=inserted, repeated=repeated + len(new_rows) - inserted, header_row=parsed.header_row,
                         mapping=parsed.mapping_name, record_id=record_id, voided_notes=tuple(notes),
                         voided_skipped=skipped_voided)
+
+
+def _refuse(refusals: list[Refusal], filename: str, shown: int) -> NoReturn:
+    """All or nothing: one ImportRefused listing every bad row (sentence and code)."""
+    raise ImportRefused([r.message for r in refusals], filename=filename, shown=shown,
+                        codes=[r.code for r in refusals])
 
 
 def _as_input(row: ledger.PurchaseRow) -> records.PurchaseInput:
@@ -234,7 +241,7 @@ def _existing(uow: UnitOfWork, record_id: int) -> tuple[dict[Key, dict[str, Any]
 
 def _unknown_refunds(
     rows: list[ledger.PurchaseRow], existing: dict[tuple[str, str, int], Any]
-) -> list[tuple[str, str]]:
+) -> list[Refusal]:
     """A refund line must name an order that is in the ledger or in the file (line 1)."""
     in_file = {(r.channel, r.order_no) for r in rows if r.amount_fen > 0}
     in_ledger = {(c, o) for (c, o, _line) in existing}
@@ -242,13 +249,13 @@ def _unknown_refunds(
     for r in rows:
         if r.refund_of and (r.channel, r.refund_of) not in in_file | in_ledger:
             refusal = rules.refund_order_unknown(r.refund_of)
-            out.append((f"第 {r.row_number} 行：{refusal.message}（渠道 {r.channel}）", refusal.code))
+            out.append(Refusal(refusal.code, f"第 {r.row_number} 行：{refusal.message}（渠道 {r.channel}）"))
     return out
 
 
 def _refunds_beyond_orders(
     ledger_orders: dict[tuple[str, str], list[int]], new_rows: list[ledger.PurchaseRow]
-) -> list[tuple[str, str]]:
+) -> list[Refusal]:
     """The refunds of an order (in the ledger and in the file) never exceed the order."""
     totals = {key: list(v) for key, v in ledger_orders.items()}
     last_row: dict[tuple[str, str], int] = {}
@@ -268,7 +275,7 @@ def _refunds_beyond_orders(
         amount, people, r_amount, r_people = totals[key]
         refusal = rules.check_refunds_within_order(key[1], amount, people, r_amount, r_people)
         if refusal:
-            out.append((f"第 {row_number} 行：{refusal.message}", refusal.code))
+            out.append(Refusal(refusal.code, f"第 {row_number} 行：{refusal.message}"))
     return out
 
 
