@@ -792,15 +792,10 @@ def normalise_purchase(policy: Policy, p: PurchaseInput) -> PurchaseInput:
 
 def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetime) -> Refusal | None:
     """Every rule a purchase line must pass before it is stored (manual entry and import)."""
-    if refusal := rules.check_channel(p.channel, policy.channels):
-        return refusal
-    if refusal := rules.check_budget(p.budget):
-        return refusal
-    if not p.order_no.strip():
-        return Refusal("purchase.order_missing", "请填写订单号")
-    if p.line_no < 1:
-        return Refusal("purchase.line_invalid", "订单行号须为正整数")
     for check in (
+        rules.check_channel(p.channel, policy.channels),
+        rules.check_budget(p.budget),
+        rules.check_order_ref(p.order_no, p.line_no),
         rules.check_purchase_amounts(p.amount_fen, p.people),
         rules.check_purchase_people(p.amount_fen, p.people),
         rules.check_line_caps(p.amount_fen, p.people, p.line_no, max_amount_fen=policy.caps.line_amount_fen,
@@ -809,12 +804,12 @@ def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetim
         rules.check_paid_not_after_entry(p.paid_at, now),
         rules.check_product_form(p.product_form, policy.forbidden_forms, p.product),
         rules.check_entry_window(now, rnd.entry_cutoff),
+        rules.check_holiday(p.holiday, policy.holidays),
+        rules.check_refund_link(p.amount_fen, p.refund_of),
     ):
         if check:
             return check
-    if p.holiday and p.holiday not in policy.holidays:
-        return Refusal("purchase.unknown_holiday", f"节日“{p.holiday}”不在政策列出的节日中：{'、'.join(policy.holidays)}")
-    return rules.check_refund_link(p.amount_fen, p.refund_of)
+    return None
 
 
 def add_purchase(

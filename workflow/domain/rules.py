@@ -164,6 +164,22 @@ def refund_order_unknown(refund_of: str) -> Refusal:
     return Refusal("purchase.refund_unknown_order", f"找不到退款对应的原订单 {refund_of}")
 
 
+def check_order_ref(order_no: str, line_no: int) -> Refusal | None:
+    """A line names its order (the platform's order number) and a line number from 1."""
+    if not order_no.strip():
+        return Refusal("purchase.order_missing", "请填写订单号")
+    if line_no < 1:
+        return Refusal("purchase.line_invalid", "订单行号须为正整数")
+    return None
+
+
+def check_holiday(holiday: str | None, holidays: Collection[str]) -> Refusal | None:
+    """A line's holiday, when given, is one the policy lists."""
+    if holiday and holiday not in holidays:
+        return Refusal("purchase.unknown_holiday", f"节日“{holiday}”不在政策列出的节日中：{'、'.join(holidays)}")
+    return None
+
+
 def check_purchase_amounts(amount_fen: int, people: int) -> Refusal | None:
     if amount_fen == 0:
         return Refusal("purchase.zero_amount", "金额不能为 0")
