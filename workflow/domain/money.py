@@ -169,7 +169,8 @@ def parse_count(value: object, field: str, *, minimum: int = 0, maximum: int = M
 _EXCEL_EPOCH = datetime(1899, 12, 30)
 _DATE_RE = re.compile(
     r"^(?P<y>\d{4})\s*[-/.年]\s*(?P<m>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?"
-    r"(?:\s*[T ]?\s*(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?)?$"
+    r"(?:\s*[T ]?\s*(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?)?$",
+    re.ASCII,  # ASCII digits only (full-width ones are mapped first), as for amounts
 )
 #: What :func:`parse_paid_at` reads, as the refusal tells the clerk.
 PAID_AT_FORMATS = "2021-12-31、2021/12/31、2021年12月31日、2021.12.31，可带 时:分[:秒]，或 2021-12-31T10:30"
@@ -195,7 +196,11 @@ def parse_paid_at(value: object, field: str = "支付时间") -> datetime:
     elif isinstance(value, date):
         parsed = datetime(value.year, value.month, value.day)
     elif isinstance(value, int | float | Decimal):
-        parsed = _from_serial(float(value), str(value), field)
+        try:
+            serial = float(value)
+        except (ValueError, OverflowError):  # a signalling NaN, an integer beyond a float
+            serial = float("nan")
+        parsed = _from_serial(serial, str(value)[:40], field)
     else:
         parsed = _parse_time_text(str(value), field)
     if not MIN_YEAR <= parsed.year <= MAX_YEAR:
@@ -211,7 +216,7 @@ def _parse_time_text(raw: str, field: str) -> datetime:
     text = ime_text(raw).replace("\u2212", "-").replace("\xa0", " ").strip()
     if not text:
         raise TimeInputError(f"{field}为空", code="input.time")
-    if re.fullmatch(r"\d{1,6}(?:\.\d+)?", text):
+    if re.fullmatch(r"\d{1,6}(?:\.\d+)?", text, re.ASCII):
         return _from_serial(float(text), shown, field)
     match = _DATE_RE.match(text)
     if match:

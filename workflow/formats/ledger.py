@@ -340,7 +340,7 @@ def template_csv(mapping: ColumnMapping) -> bytes:
 
 
 # --------------------------------------------------------------------------------------------
-# Cell-level parsers (public: the web form for one purchase reuses them)
+# Cell readers (the values themselves are read by the domain's parsers: money, channels, budgets)
 
 
 def _nfkc(value: str) -> str:
