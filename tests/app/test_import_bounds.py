@@ -49,12 +49,10 @@ def test_a_sheet_of_700000_empty_rows_is_refused_by_the_row_bound(world: World) 
 
 def test_the_uncompressed_size_bound_reads_the_zip_entries() -> None:
     data = xlsx_bomb(40_000)  # about 0.24 MB uncompressed
-    result = ledger.parse_purchases(data, "a.xlsx", year=2021, forbidden_forms=[], channel_codes=["ygh"],
-                                    bounds=ledger.Bounds(max_unzipped_bytes=128 * 1024))
+    result = ledger.parse_purchases(data, "a.xlsx", bounds=ledger.Bounds(max_unzipped_bytes=128 * 1024))
     assert [e.reason for e in result.errors] == [
         "XLSX 文件解压后超过 0.12 MB 上限：请删除多余的工作表、或拆分为多个文件后分别导入"]
-    result = ledger.parse_purchases(data, "a.xlsx", year=2021, forbidden_forms=[], channel_codes=["ygh"],
-                                    bounds=ledger.Bounds(max_seconds=0.0))
+    result = ledger.parse_purchases(data, "a.xlsx", bounds=ledger.Bounds(max_seconds=0.0))
     assert "秒上限" in result.errors[0].reason
 
 

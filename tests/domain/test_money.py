@@ -66,6 +66,23 @@ def test_paid_at() -> None:
         assert exc.value.code.startswith("input.time") and "支付时间" in exc.value.message
 
 
+@pytest.mark.parametrize("value", [
+    "2021-12-31 10:30", "2021/12/31 10:30", "2021年12月31日 10:30", "2021.12.31 10:30", "２０２１－１２－３１ １０:３０",
+    "2021-12-31T10:30", "2021-12-31T02:30:00Z", "2021-12-31T10:30:00+08:00", "44561.4375",
+    datetime(2021, 12, 31, 10, 30),
+])
+def test_paid_at_reads_every_accepted_format_as_the_same_instant(value: object) -> None:
+    """The one payment-time parser: typed text and spreadsheet cells alike (issue 19 point 3)."""
+    assert money.parse_paid_at(value) == datetime(2021, 12, 31, 2, 30, tzinfo=UTC)
+
+
+def test_paid_at_date_cells_and_serials_are_china_midnight() -> None:
+    assert money.parse_paid_at(date(2021, 12, 31)) == money.parse_paid_at("2021-12-31") == money.parse_paid_at(44561)
+    with pytest.raises(BadInput) as exc:
+        money.parse_paid_at("12")  # an Excel serial before 1900-03-01: not a date
+    assert exc.value.code == "input.time"
+
+
 def test_dates() -> None:
     assert money.parse_date("２０２１-１２-３１") == date(2021, 12, 31)
     with pytest.raises(BadInput, match="年份须在"):

@@ -394,3 +394,32 @@ def test_days_left_uses_china_date_not_utc_date() -> None:
     # 2021-12-31 01:00 China is still 2021-12-30 in UTC; in China it is the last day.
     now = datetime(2021, 12, 30, 17, 0, tzinfo=UTC)
     assert rules.days_left(DEADLINE, now) == 0
+
+
+@pytest.mark.parametrize(("form", "product"), [
+    ("实物", "大闸蟹提货券"), ("实物", "超市 购物卡"), ("购 物 卡", "超市卡"), (None, "电子代金券"),
+])
+def test_a_forbidden_form_in_the_product_name_is_refused_too(form: str | None, product: str) -> None:
+    refusal = rules.check_product_form(form, ("现金", "购物卡", "代金券", "提货券"), product)
+    assert refusal is not None and refusal.code == "purchase.forbidden_form"
+    assert "工会经费不得发放" in refusal.message
+
+
+def test_goods_named_plainly_are_allowed() -> None:
+    assert rules.check_product_form("实物", ("现金", "购物卡"), "梅州金柚") is None
+
+
+def test_refund_links() -> None:
+    assert rules.check_refund_link(-100, "A1") is None
+    assert rules.check_refund_link(100, None) is None
+    assert rules.check_refund_link(-100, None).code == "purchase.refund_unlinked"  # type: ignore[union-attr]
+    assert rules.check_refund_link(100, "A1").code == "purchase.refund_of_not_refund"  # type: ignore[union-attr]
+    assert rules.refund_order_unknown("NOPE").code == "purchase.refund_unknown_order"
+
+
+def test_order_ref_and_holiday() -> None:
+    assert rules.check_order_ref(" ", 1).code == "purchase.order_missing"  # type: ignore[union-attr]
+    assert rules.check_order_ref("A", 0).code == "purchase.line_invalid"  # type: ignore[union-attr]
+    assert rules.check_order_ref("A", 1) is None
+    assert rules.check_holiday(None, ("春节",)) is None
+    assert rules.check_holiday("圣诞节", ("春节",)).code == "purchase.unknown_holiday"  # type: ignore[union-attr]

@@ -15,18 +15,19 @@ which voided line it corrects. New rows go in with one bulk INSERT … ON CONFLI
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import states
 from workflow.app import records
-from workflow.domain import clock, money, rules
+from workflow.domain import channels, clock, money, rules
 from workflow.domain.errors import (
     BadInput,
     ImportRefused,
     ImportUsageError,
     LimitExceeded,
+    Refusal,
     RuleViolation,
 )
 from workflow.formats import ledger
@@ -106,7 +107,6 @@ def import_purchases(
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
         rnd, policy = records.policy_for(read, rec)
-        year = rnd.year
         read.detach(rnd)  # the rules read it after this transaction ends
     caps = policy.caps
     shown = caps.import_errors_shown
@@ -114,26 +114,36 @@ def import_purchases(
     #    own request time, never other users' writes.
     if len(data) > caps.import_bytes:
         raise LimitExceeded(f"导入文件超过 {caps.import_bytes // 1024 // 1024} MB 上限", code="import.too_large")
+    if column_mapping is not None and column_mapping.channel is not None \
+            and policy.channel(column_mapping.channel) is None:
+        raise BadInput(f"导入设置有误：列映射“{column_mapping.name}”的渠道 {column_mapping.channel} 不是本轮的采购渠道",
+                       code="import.usage")
     try:
         parsed = ledger.parse_purchases(
-            data, filename, mapping=column_mapping, year=year,
-            forbidden_forms=policy.forbidden_forms, channel_codes=[c.code for c in policy.channels],
+            data, filename, mapping=column_mapping, channel_aliases=channels.alias_table(policy.channels),
             bounds=ledger.Bounds(max_rows=caps.import_rows, max_unzipped_bytes=caps.import_unzipped_bytes,
                                  max_seconds=caps.import_seconds),
         )
     except ImportUsageError as exc:
         raise BadInput(f"导入设置有误：{exc}", code="import.usage") from None
-    errors = [e.reason for e in parsed.errors]
+    # (row number, refusal): the file's and the cells' problems, then the rules'.
+    found: list[tuple[int, Refusal]] = [(e.row_number, Refusal(e.code, e.reason)) for e in parsed.errors]
     rows = parsed.rows
     if len(rows) > caps.import_rows:
-        errors.insert(0, f"文件超过 {caps.import_rows:,} 行上限：请拆分为多个文件后分别导入")
-    # The same rules as a manual entry.
+        found.append((0, Refusal("import.too_many_rows", f"文件超过 {caps.import_rows:,} 行上限：请拆分为多个文件后分别导入")))
+    # Exactly what a line entered by hand goes through (records.add_purchase): the same
+    # normalisation, the same rules, the same refusal (code and sentence).
+    checked: list[ledger.PurchaseRow] = []
     for row in rows:
-        refusal = records.check_purchase(policy, rnd, _as_input(row), now=now)
-        if refusal:
-            errors.append(f"第 {row.row_number} 行：{refusal.message}")
-    if errors:
-        raise ImportRefused(errors, filename=filename, shown=shown)
+        line = records.normalise_purchase(policy, _as_input(row))
+        if refusal := records.check_purchase(policy, rnd, line, now=now):
+            found.append((row.row_number, Refusal(refusal.code, f"第 {row.row_number} 行：{refusal.message}")))
+        checked.append(replace(row, channel=line.channel, budget=line.budget))
+    rows = checked
+    if found:
+        found.sort(key=lambda f: f[0])
+        _refuse([f[1] for f in found], filename, shown)
+    errors: list[Refusal] = []
     # 3. One short write transaction: what the ledger already holds, then one bulk insert.
     with uow:
         uow.purchases.lock_record(record_id)
@@ -168,16 +178,18 @@ def import_purchases(
             elif (found["amount_fen"], found["people"], found["paid_at"]) == (row.amount_fen, row.people, row.paid_at):
                 repeated += 1
             else:
-                errors.append(
+                errors.append(Refusal(
+                    "import.conflict",
                     f"第 {row.row_number} 行：订单 {row.order_no}（行号 {row.line_no}，渠道 {row.channel}）"
                     f"已录入为第 #{found['id']} 条（金额 {_yuan(found['amount_fen'])} 元，{found['people']} 人次，"
                     f"支付日期 {found['paid_on']:%Y-%m-%d}），文件中为金额 {_yuan(row.amount_fen)} 元，"
-                    f"{row.people} 人次，支付日期 {clock.china_date(row.paid_at):%Y-%m-%d}，两者不一致"
-                )
-        errors.extend(_unknown_refunds(rows, existing))
-        errors.extend(_refunds_beyond_orders(uow.purchases.order_balances(record_id), new_rows))
+                    f"{row.people} 人次，支付日期 {clock.china_date(row.paid_at):%Y-%m-%d}，两者不一致"))
+        unknown = _unknown_refunds(rows, existing)
+        errors.extend(unknown)
+        if not unknown:  # like a line by hand: an unknown order is refused as such, not as exceeded
+            errors.extend(_refunds_beyond_orders(uow.purchases.order_balances(record_id), new_rows))
         if errors:
-            raise ImportRefused(errors, filename=filename, shown=shown)
+            _refuse(errors, filename, shown)
         before = uow.purchases.count(record_id)
         if new_rows:
             _bulk_insert(uow, record_id, new_rows, user_id=actor.user.id, on_behalf=on_behalf, now=now,
@@ -191,6 +203,12 @@ def import_purchases(
     return ImportResult(new=inserted, repeated=repeated + len(new_rows) - inserted, header_row=parsed.header_row,
                         mapping=parsed.mapping_name, record_id=record_id, voided_notes=tuple(notes),
                         voided_skipped=skipped_voided)
+
+
+def _refuse(refusals: list[Refusal], filename: str, shown: int) -> NoReturn:
+    """All or nothing: one ImportRefused listing every bad row (sentence and code)."""
+    raise ImportRefused([r.message for r in refusals], filename=filename, shown=shown,
+                        codes=[r.code for r in refusals])
 
 
 def _as_input(row: ledger.PurchaseRow) -> records.PurchaseInput:
@@ -221,20 +239,23 @@ def _existing(uow: UnitOfWork, record_id: int) -> tuple[dict[Key, dict[str, Any]
     return live, voided
 
 
-def _unknown_refunds(rows: list[ledger.PurchaseRow], existing: dict[tuple[str, str, int], Any]) -> list[str]:
+def _unknown_refunds(
+    rows: list[ledger.PurchaseRow], existing: dict[tuple[str, str, int], Any]
+) -> list[Refusal]:
     """A refund line must name an order that is in the ledger or in the file (line 1)."""
     in_file = {(r.channel, r.order_no) for r in rows if r.amount_fen > 0}
     in_ledger = {(c, o) for (c, o, _line) in existing}
-    return [
-        f"第 {r.row_number} 行：找不到退款对应的原订单 {r.refund_of}（渠道 {r.channel}）"
-        for r in rows
-        if r.refund_of and (r.channel, r.refund_of) not in in_file | in_ledger
-    ]
+    out = []
+    for r in rows:
+        if r.refund_of and (r.channel, r.refund_of) not in in_file | in_ledger:
+            refusal = rules.refund_order_unknown(r.refund_of)
+            out.append(Refusal(refusal.code, f"第 {r.row_number} 行：{refusal.message}（渠道 {r.channel}）"))
+    return out
 
 
 def _refunds_beyond_orders(
     ledger_orders: dict[tuple[str, str], OrderBalance], new_rows: list[ledger.PurchaseRow]
-) -> list[str]:
+) -> list[Refusal]:
     """The refunds of an order (in the ledger and in the file) never exceed the order."""
     totals = {key: list(v) for key, v in ledger_orders.items()}
     last_row: dict[tuple[str, str], int] = {}
@@ -254,7 +275,7 @@ def _refunds_beyond_orders(
         amount, people, r_amount, r_people = totals[key]
         refusal = rules.check_refunds_within_order(key[1], amount, people, r_amount, r_people)
         if refusal:
-            out.append(f"第 {row_number} 行：{refusal.message}")
+            out.append(Refusal(refusal.code, f"第 {row_number} 行：{refusal.message}"))
     return out
 
 
@@ -278,7 +299,7 @@ def _bulk_insert(
 
 def _link_refunds(uow: UnitOfWork, record_id: int, refunds: list[ledger.PurchaseRow]) -> None:
     """Point each imported refund line at its order's line 1 (one executemany UPDATE)."""
-    uow.purchases.link_refunds(record_id, [
+    uow.record_id.purchases.link_refunds([
         {"channel": r.channel, "refund_of": r.refund_of, "order_no": r.order_no, "line_no": r.line_no}
         for r in refunds])
 

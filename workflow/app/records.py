@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import states
-from workflow.domain import access, changes, clock, engine, money, rules
+from workflow.domain import access, budgets, changes, channels, clock, engine, money, rules
 from workflow.domain.access import Relation
 from workflow.domain.engine import Action, GuardContext
 from workflow.domain.errors import (
@@ -36,13 +36,8 @@ from workflow.store.uow import UnitOfWork
 if TYPE_CHECKING:
     from workflow.store.tables import Organisation, Purchase, Record, Round, User
 
-BUDGETS: dict[str, str] = {
-    "extra_quota": "额外额度",
-    "ordinary_gift": "普通节日慰问品",
-    "collective_welfare": "集体福利",
-    "hardship": "困难帮扶",
-    "member_activity": "会员活动",
-}
+#: The budget sources (one table, in the domain); the name stays for the pages, views and CLI.
+BUDGETS = budgets.BUDGETS
 #: History rows that are not transitions of the lifecycle (the state stays as it was).
 EVENT_LABELS: dict[str, str] = {
     "void_purchase": "作废采购行",
@@ -747,48 +742,36 @@ def update_report_info(
 
 def resolve_channel(policy: Policy, text: str) -> str:
     """A channel as a clerk names it: its code, its name in the policy, or a common Chinese name
-    (粤工惠购, 832平台 ...); unknown text is returned as typed (the check refuses it)."""
-    typed = text.strip()
-    if policy.channel(typed) is not None:
-        return typed
-    for c in policy.channels:
-        if typed in (c.name, c.name.replace("(", "（").replace(")", "）")):
-            return c.code
-    # Imported here: the ledger module (the file parsers) is not needed by the clerk's
-    # short commands that never name a channel (CLI start-up, issue 12 point 5).
-    from workflow.formats.ledger import CHANNEL_ALIASES
+    (粤工惠购, 832平台 ...); unknown text is returned as typed (the check refuses it). The one
+    resolver is :func:`workflow.domain.channels.resolve_channel`."""
+    return channels.resolve_channel(policy.channels, text)
 
-    code = CHANNEL_ALIASES.get(typed)
-    return code if code is not None and policy.channel(code) is not None else typed
+
+def normalise_purchase(policy: Policy, p: PurchaseInput) -> PurchaseInput:
+    """The line with its channel and budget as codes (typed names resolved, unknown text kept for
+    the refusal to quote): what every entry path does before :func:`check_purchase`."""
+    return replace(p, channel=resolve_channel(policy, p.channel), budget=budgets.resolve_budget(p.budget))
 
 
 def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetime) -> Refusal | None:
     """Every rule a purchase line must pass before it is stored (manual entry and import)."""
-    if policy.channel(p.channel) is None:
-        names = "、".join(c.name for c in policy.channels)
-        return Refusal("purchase.unknown_channel", f"未知采购渠道“{p.channel}”，可选：{names}")
-    if p.budget not in BUDGETS:
-        return Refusal("purchase.unknown_budget", f"未知经费来源“{p.budget}”，可选：{'、'.join(BUDGETS)}")
-    if not p.order_no.strip():
-        return Refusal("purchase.order_missing", "请填写订单号")
-    if p.line_no < 1:
-        return Refusal("purchase.line_invalid", "订单行号须为正整数")
     for check in (
+        rules.check_channel(p.channel, policy.channels),
+        rules.check_budget(p.budget),
+        rules.check_order_ref(p.order_no, p.line_no),
         rules.check_purchase_amounts(p.amount_fen, p.people),
         rules.check_purchase_people(p.amount_fen, p.people),
         rules.check_line_caps(p.amount_fen, p.people, p.line_no, max_amount_fen=policy.caps.line_amount_fen,
                               max_people=policy.caps.line_people, max_line_no=policy.caps.line_no),
         rules.check_purchase_year(p.paid_at, rnd.year, clock.deadline_last_day(rnd.quota_deadline)),
         rules.check_paid_not_after_entry(p.paid_at, now),
-        rules.check_product_form(p.product_form, policy.forbidden_forms),
+        rules.check_product_form(p.product_form, policy.forbidden_forms, p.product),
         rules.check_entry_window(now, rnd.entry_cutoff),
+        rules.check_holiday(p.holiday, policy.holidays),
+        rules.check_refund_link(p.amount_fen, p.refund_of),
     ):
         if check:
             return check
-    if p.holiday and p.holiday not in policy.holidays:
-        return Refusal("purchase.unknown_holiday", f"节日“{p.holiday}”不在政策列出的节日中：{'、'.join(policy.holidays)}")
-    if p.amount_fen < 0 and not p.refund_of:
-        return Refusal("purchase.refund_unlinked", "退款（负数金额）须注明原订单号")
     return None
 
 
@@ -808,7 +791,7 @@ def add_purchase(
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
         rnd, policy = policy_for(uow, rec)
-        purchase = replace(purchase, channel=resolve_channel(policy, purchase.channel))
+        purchase = normalise_purchase(policy, purchase)
         if refusal := check_purchase(policy, rnd, purchase, now=now):
             raise RuleViolation(refusal)
         refund_of_id = None
@@ -816,9 +799,7 @@ def add_purchase(
             uow.purchases.lock_record(record_id)  # refunds of one order are checked one at a time
             original = uow.purchases.find_live(record_id, purchase.channel, purchase.refund_of, 1)
             if original is None:
-                raise RuleViolation(Refusal(
-                    "purchase.refund_unknown_order", f"找不到退款对应的原订单 {purchase.refund_of}"
-                ))
+                raise RuleViolation(rules.refund_order_unknown(purchase.refund_of))
             refund_of_id = original.id
             key = (purchase.channel, purchase.refund_of)
             order = uow.purchases.order_balances(record_id, key).get(key, OrderBalance(0, 0, 0, 0))
@@ -945,7 +926,7 @@ def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dic
 
 
 __all__ = [
-    "Actor", "actor_for", "entry_role", "policy_for", "version_conflict", "BUDGETS", "FireResult", "PurchaseInput", "RecordView", "add_purchase",
+    "Actor", "actor_for", "entry_role", "policy_for", "version_conflict", "BUDGETS", "normalise_purchase", "FireResult", "PurchaseInput", "RecordView", "add_purchase",
     "available_actions", "check_purchase", "find_record", "fire", "history", "list_purchases",
     "notification_rows", "plan", "record_view", "relation_to",
     "update_report_info", "user_channels", "void_purchase", "EVENT_LABELS",

@@ -111,13 +111,16 @@ class LimitExceeded(BadInput):
 
 class ImportRefused(BadInput):
     """A file with bad rows: ``errors`` holds the first ``shown`` Chinese sentences (one per bad
-    row), ``total`` how many there were and ``more`` how many are not listed."""
+    row), ``codes`` their codes (a rule's code, e.g. ``purchase.outside_year``, or a cell's, e.g.
+    ``input.time``), ``total`` how many there were and ``more`` how many are not listed."""
 
     code = "import.refused"
 
-    def __init__(self, errors: list[str], *, filename: str, shown: int = 200) -> None:
+    def __init__(self, errors: list[str], *, filename: str, shown: int = 200, codes: list[str] | None = None) -> None:
         head = f"文件“{filename[:100]}”有 {len(errors):,} 处错误，未导入任何数据："
         listed = errors[:shown]
+        #: The code of each listed row's refusal (the rule's, as a line entered by hand would get).
+        self.codes = list(codes[:shown]) if codes is not None else [self.code] * len(listed)
         self.total = len(errors)
         self.more = self.total - len(listed)
         tail = [f"……另有 {self.more:,} 处错误未列出（只列出前 {shown} 处）"] if self.more else []

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from states import ACCEPTED, SUBMITTED
+from workflow.domain.budgets import BUDGETS
+from workflow.domain.channels import name_key
 from workflow.domain.clock import CHINA, deadline_last_day
 from workflow.domain.errors import Refusal
 from workflow.domain.money import yuan
+from workflow.domain.policy import Channel
 
 FEN_PER_YUAN = 100
 MAX_MEMBERS = 10_000_000
@@ -115,13 +118,65 @@ def check_paid_not_after_entry(paid_at: datetime, now: datetime) -> Refusal | No
     return None
 
 
-def check_product_form(form: str | None, forbidden: Collection[str]) -> Refusal | None:
-    """No cash, shopping cards or vouchers (the forms are policy data)."""
-    if form and any(f in form for f in forbidden):
-        return Refusal(
-            "purchase.forbidden_form",
-            f"商品形式“{form}”不允许：工会经费不得发放{'、'.join(forbidden)}",
-        )
+def check_product_form(form: str | None, forbidden: Collection[str], product: str | None = None) -> Refusal | None:
+    """No cash, shopping cards or vouchers (the forms are policy data): neither the line's product
+    form nor its product name may contain one of them (``超市购物卡``, ``大闸蟹提货券``). Compared
+    after NFKC, without spaces, ignoring case (a spreadsheet's ``购物 卡`` is still a card)."""
+    words = [(f, name_key(f)) for f in forbidden if f.strip()]
+    for label, text in (("商品形式", form), ("商品名称", product)):
+        if not text:
+            continue
+        key = name_key(text)
+        hit = next((f for f, k in words if k in key), None)
+        if hit is not None:
+            what = f"{label}“{text}”不允许" if label == "商品形式" else f"商品名称“{text}”含有“{hit}”，不允许"
+            return Refusal("purchase.forbidden_form", f"{what}：工会经费不得发放{'、'.join(forbidden)}")
+    return None
+
+
+def check_channel(channel: str, channels: Collection[Channel]) -> Refusal | None:
+    """A line's channel is one of the round's (after :func:`workflow.domain.channels.resolve_channel`)."""
+    if not any(c.code == channel for c in channels):
+        names = "、".join(c.name for c in channels)
+        return Refusal("purchase.unknown_channel", f"未知采购渠道“{channel}”，可选：{names}")
+    return None
+
+
+def check_budget(budget: str) -> Refusal | None:
+    """A line's budget source is one of :data:`workflow.domain.budgets.BUDGETS` (after
+    :func:`workflow.domain.budgets.resolve_budget`)."""
+    if budget not in BUDGETS:
+        return Refusal("purchase.unknown_budget", f"未知经费来源“{budget}”，可选：{'、'.join(BUDGETS.values())}")
+    return None
+
+
+def check_refund_link(amount_fen: int, refund_of: str | None) -> Refusal | None:
+    """A refund (negative amount) names the order it refunds; only a refund may name one."""
+    if amount_fen < 0 and not refund_of:
+        return Refusal("purchase.refund_unlinked", "退款（负数金额）须注明原订单号")
+    if amount_fen >= 0 and refund_of:
+        return Refusal("purchase.refund_of_not_refund", f"原订单号“{refund_of}”只能用于退款（负金额）行")
+    return None
+
+
+def refund_order_unknown(refund_of: str) -> Refusal:
+    """A refund line names an order that is neither in the ledger nor in the same file."""
+    return Refusal("purchase.refund_unknown_order", f"找不到退款对应的原订单 {refund_of}")
+
+
+def check_order_ref(order_no: str, line_no: int) -> Refusal | None:
+    """A line names its order (the platform's order number) and a line number from 1."""
+    if not order_no.strip():
+        return Refusal("purchase.order_missing", "请填写订单号")
+    if line_no < 1:
+        return Refusal("purchase.line_invalid", "订单行号须为正整数")
+    return None
+
+
+def check_holiday(holiday: str | None, holidays: Collection[str]) -> Refusal | None:
+    """A line's holiday, when given, is one the policy lists."""
+    if holiday and holiday not in holidays:
+        return Refusal("purchase.unknown_holiday", f"节日“{holiday}”不在政策列出的节日中：{'、'.join(holidays)}")
     return None
 
 

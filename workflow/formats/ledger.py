@@ -1,7 +1,13 @@
 """Parse purchase-ledger files (CSV or XLSX order exports) into plain rows.
 
-This module is pure: bytes in, dataclasses out. It imports no database code; the import
-service on the DB side decides what to do with a :class:`ParseResult`.
+This module is pure: bytes in, dataclasses out. It imports no database code, and it *parses*, it
+does not *decide*: it says that a cell is empty, not a number or not a date, but whether a row is
+allowed (the round's year, forbidden product forms, a channel or budget the round knows, refund
+links) is decided by the import use case (:mod:`workflow.app.purchase_import`) with the same
+domain rules as a line entered by hand (:func:`workflow.app.records.check_purchase`). Cells are
+read by the domain's one parser of each kind: amounts and counts by :mod:`workflow.domain.money`,
+payment times by :func:`workflow.domain.money.parse_paid_at`, channel names by
+:mod:`workflow.domain.channels` and budget names by :mod:`workflow.domain.budgets`.
 
 Contract for callers
 --------------------
@@ -11,8 +17,7 @@ file, no header row) is one error with ``row_number == 0``. **When ``ParseResult
 empty the caller must import nothing** (all or nothing): ``rows`` then only holds the rows that
 parsed cleanly, so that the UI can show how far the file got, but they must not be stored.
 
-Only programmer errors (a bad ``year``, a ``default_channel`` that is not a known channel, a
-mapping without the required fields) raise :class:`ImportUsageError`.
+Only programmer errors (a mapping without the required fields) raise :class:`ImportUsageError`.
 
 What is accepted
 ----------------
@@ -22,10 +27,10 @@ What is accepted
 * The header row is searched within the first 10 rows; the row matching the most known header
   aliases wins (title rows above it are skipped). Headers are compared after NFKC normalisation,
   with spaces and ``*`` removed, so ``金额（元）`` matches ``金额(元)``.
-* Dates: ``2021-12-31``, ``2021/12/31``, ``2021年12月31日``, ``2021.12.31``, optionally followed
-  by ``HH:MM`` or ``HH:MM:SS``; ISO 8601 with an offset; Excel date cells and Excel serial
-  numbers. Naive values are China time (Asia/Shanghai). ``paid_at`` is returned aware, in China
-  time; the round year is checked in China time.
+* Dates: whatever :func:`workflow.domain.money.parse_paid_at` reads (``2021-12-31``,
+  ``2021/12/31``, ``2021年12月31日``, ``2021.12.31``, optionally followed by ``HH:MM[:SS]``; ISO
+  8601 with an offset; Excel date cells and serial numbers). Naive values are China time
+  (Asia/Shanghai); ``paid_at`` is returned aware, in China time.
 * Amounts: ``元``, ``￥``/``¥``, thousands commas, full-width digits and spaces are tolerated.
   More than two decimals is refused, never rounded (trailing zeros such as ``12.340`` are exact
   and accepted). A leading ``-`` or parentheses ``(15.00)`` make a refund (negative fen).
@@ -40,14 +45,13 @@ import re
 import time as _time
 import unicodedata
 import zipfile
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workflow.domain import money
+from workflow.domain import budgets, channels, money
 from workflow.domain.errors import ImportUsageError
 
 log = logging.getLogger(__name__)
@@ -60,7 +64,6 @@ __all__ = [
     "TEMPLATE_FIELDS",
     "header_help",
     "template_csv",
-    "CHANNEL_ALIASES",
     "CHINA_TZ",
     "FIELD_LABELS",
     "MAPPINGS",
@@ -69,13 +72,11 @@ __all__ = [
     "ParseResult",
     "PurchaseRow",
     "RowError",
-    "parse_paid_at",
     "parse_purchases",
 ]
 
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
 HEADER_SEARCH_ROWS = 10
-_EXCEL_EPOCH = datetime(1899, 12, 30)
 _XLSX_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"
 
@@ -136,6 +137,9 @@ class RowError:
     row_number: int
     field: str
     reason: str
+    #: The code of the cell's refusal (``input.money``, ``input.time`` ...) when the domain's
+    #: parser gave one; ``import.row`` for the file's own problems (empty cell, repeated key).
+    code: str = "import.row"
 
     def __str__(self) -> str:
         return self.reason
@@ -207,53 +211,8 @@ FIELD_LABELS: dict[str, str] = {
 # each row rather than the file, so the user sees which rows were affected).
 _REQUIRED_COLUMNS = ("order_no", "paid_at", "amount", "product")
 
-BUDGET_LABELS: dict[str, str] = {
-    "extra_quota": "额外额度",
-    "ordinary_gift": "普通节日慰问品",
-    "collective_welfare": "集体福利",
-    "hardship": "困难帮扶",
-    "member_activity": "会员活动",
-}
-_BUDGET_ALIASES: dict[str, str] = {
-    **{code: code for code in BUDGET_LABELS},
-    **{label: code for code, label in BUDGET_LABELS.items()},
-    "消费帮扶额外额度": "extra_quota",
-    "额外慰问额度": "extra_quota",
-    "节日慰问品": "ordinary_gift",
-    "节日慰问": "ordinary_gift",
-    "普通慰问品": "ordinary_gift",
-    "困难职工帮扶": "hardship",
-    "会员活动经费": "member_activity",
-}
-
-# Channel names as they appear in exports and in Annex 1 / Annex 2 → channel code. Policy data
-# may pass its own table; this default follows policy/platforms.csv of 粤工总〔2021〕17号.
-CHANNEL_ALIASES: dict[str, str] = {
-    "粤工惠购": "ygh",
-    "粤工惠购平台": "ygh",
-    "乡村振兴全国消费帮扶广东馆": "gdg",
-    "全国消费扶贫广东馆": "gdg",
-    "广东馆": "gdg",
-    "广东东西部扶贫协作产品交易网": "dxb",
-    "东西部扶贫协作产品交易网": "dxb",
-    "832平台": "p832",
-    "832": "p832",
-    "脱贫地区农副产品网络销售平台": "p832",
-    "东西优选网": "dxyx",
-    "东西优选": "dxyx",
-    "广州帮扶馆": "gzbf",
-    "广东南粤分享汇消费帮扶专区": "nyfx",
-    "南粤分享汇": "nyfx",
-    "南方优品消费协作馆": "nfyp",
-    "南方优品": "nfyp",
-    "各地消费帮扶专馆": "local_hall",
-    "消费帮扶专馆": "local_hall",
-    "对口帮扶点": "counterpart",
-    "各单位对口帮扶点": "counterpart",
-    "其他": "other",
-    "其他采购渠道": "other",
-    "其他采购渠道(含线上和线下)": "other",
-}
+#: The budget sources: one table, in the domain (the name stays for the CLI's choices).
+BUDGET_LABELS = budgets.BUDGETS
 
 # Header names as platforms' order exports and clerks' own sheets really have them, most
 # preferred first. Headers are compared after NFKC (full-width brackets become ASCII), without
@@ -381,7 +340,7 @@ def template_csv(mapping: ColumnMapping) -> bytes:
 
 
 # --------------------------------------------------------------------------------------------
-# Cell-level parsers (public: the web form for one purchase reuses them)
+# Cell readers (the values themselves are read by the domain's parsers: money, channels, budgets)
 
 
 def _nfkc(value: str) -> str:
@@ -397,82 +356,14 @@ def _norm_header(value: object) -> str:
     return re.sub(r"[\s*＊]", "", text).lower()
 
 
-def _norm_key(value: str) -> str:
-    return re.sub(r"\s", "", _nfkc(value)).lower()
 
 
 
 
-_DATE_RE = re.compile(
-    r"^(?P<y>\d{4})\s*[-/.年]\s*(?P<m>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?"
-    r"(?:\s*[T ]?\s*(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?)?$"
-)
-
-
-def parse_paid_at(value: object) -> datetime:
-    """Parse a payment time into an aware datetime in China time.
-
-    Args:
-        value: ``datetime``/``date`` (Excel date cells), an Excel serial number (``int``/``float``
-            or a numeric string), or a string in one of the accepted formats. Naive values are
-            China time.
-
-    Returns:
-        An aware datetime with tzinfo Asia/Shanghai.
-
-    Raises:
-        ValueError: with a Chinese message when the value is not a date.
-    """
-    if value is None or isinstance(value, bool):
-        raise ValueError("支付时间为空")
-    if isinstance(value, datetime):
-        return _aware(value)
-    if isinstance(value, date):
-        return datetime.combine(value, time(), CHINA_TZ)
-    if isinstance(value, int | float | Decimal):
-        return _from_serial(float(value), str(value))
-    raw = str(value)
-    text = _nfkc(raw)
-    if re.fullmatch(r"\d{1,6}(?:\.\d+)?", text):
-        return _from_serial(float(text), raw)
-    match = _DATE_RE.match(text)
-    if match:
-        try:
-            naive = datetime(
-                int(match["y"]),
-                int(match["m"]),
-                int(match["d"]),
-                int(match["H"] or 0),
-                int(match["M"] or 0),
-                int(match["S"] or 0),
-            )
-        except ValueError:
-            raise ValueError(f"支付时间“{raw}”不是有效的日期") from None
-        return naive.replace(tzinfo=CHINA_TZ)
-    try:
-        return _aware(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        raise ValueError(
-            f"支付时间“{raw}”无法识别（支持 2021-12-31、2021/12/31、"
-            f"2021年12月31日、2021.12.31，可带 时:分[:秒]）"
-        ) from None
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=CHINA_TZ)
-    return value.astimezone(CHINA_TZ)
-
-
-def _from_serial(serial: float, shown: str) -> datetime:
-    # Excel serial day numbers (1900 system); 61 = 1900-03-01, below that Excel's fake
-    # 1900-02-29 makes values ambiguous, and nobody paid for aid products then.
-    if not 61 <= serial < 2958466:
-        raise ValueError(f"支付时间“{shown}”不是有效的日期")
-    naive = _EXCEL_EPOCH + timedelta(days=serial)
-    # Excel serials carry float noise: round to the second.
-    naive = (naive + timedelta(microseconds=500_000)).replace(microsecond=0)
-    return naive.replace(tzinfo=CHINA_TZ)
+def _paid_at(value: object) -> datetime:
+    """A payment-time cell, read by the one parser (:func:`workflow.domain.money.parse_paid_at`),
+    shown in China time."""
+    return money.parse_paid_at(value).astimezone(CHINA_TZ)
 
 
 def _parse_count(value: object, what: str, *, minimum: int) -> int:
@@ -664,9 +555,6 @@ def _find_header(
 
 @dataclass
 class _Context:
-    year: int
-    forbidden: tuple[str, ...]
-    channel_codes: frozenset[str]
     channel_aliases: dict[str, str]
     fixed_channel: str | None
     errors: list[RowError] = field(default_factory=list)
@@ -677,49 +565,32 @@ def parse_purchases(
     filename: str,
     *,
     mapping: ColumnMapping | None = None,
-    year: int,
-    forbidden_forms: Collection[str],
-    channel_codes: Collection[str],
     default_channel: str | None = None,
     channel_aliases: Mapping[str, str] | None = None,
     bounds: Bounds | None = None,
 ) -> ParseResult:
-    """Parse a purchase file. Never raises on bad content (see the module docstring).
+    """Parse a purchase file into candidate rows. Never raises on bad content (see the module
+    docstring). Parses, never decides: the round's year, forbidden product forms, unknown channels
+    or budgets and refund links are the rules of :func:`workflow.app.records.check_purchase`,
+    applied by the import use case to every row, exactly as to a line entered by hand.
 
     Args:
         data: the uploaded file's bytes.
         filename: its name; the extension is a hint, the content (ZIP signature) decides.
         mapping: header aliases; ``MAPPINGS["generic"]`` (with a 渠道 column) when None.
-        year: the round's year; purchases paid outside it (China time) are refused.
-        forbidden_forms: product forms refused by policy (e.g. 现金, 购物卡, 代金券, 提货券);
-            a product form equal to, or a product name containing, one of them is refused.
-        channel_codes: the round's channel codes; any other channel is refused.
         default_channel: the channel of rows whose channel is neither in a column nor fixed by
             the mapping.
-        channel_aliases: Chinese channel name → code; defaults to :data:`CHANNEL_ALIASES`.
+        channel_aliases: channel name → code (:func:`workflow.domain.channels.alias_table` of the
+            round's channels); every known name when None. A name it does not hold is kept as
+            written, for the unknown-channel rule to quote.
 
     Returns:
         A :class:`ParseResult`. Import nothing unless ``result.errors`` is empty.
-
-    Raises:
-        ImportUsageError: only for programmer errors (bad year, unknown default channel).
     """
     mapping = mapping or MAPPINGS["generic"]
-    codes = frozenset(channel_codes)
-    if not 2000 <= year <= 2100:
-        raise ImportUsageError(f"year out of range: {year}")
-    for fixed in (default_channel, mapping.channel):
-        if fixed is not None and fixed not in codes:
-            raise ImportUsageError(f"channel {fixed!r} is not in channel_codes")
-    aliases = {
-        _norm_key(k): v
-        for k, v in (CHANNEL_ALIASES if channel_aliases is None else channel_aliases).items()
-    }
+    table_of_names = channels.alias_table() if channel_aliases is None else channel_aliases
     ctx = _Context(
-        year=year,
-        forbidden=tuple(_norm_key(f) for f in forbidden_forms if f.strip()),
-        channel_codes=codes,
-        channel_aliases=aliases,
+        channel_aliases={channels.name_key(k): v for k, v in table_of_names.items()},
         fixed_channel=mapping.channel or default_channel,
     )
 
@@ -797,14 +668,14 @@ def _parse_row(
     """Parse one data row; append its errors to ``ctx.errors`` and return None if any."""
     errors: list[RowError] = []
 
-    def refuse(field_name: str, reason: str) -> None:
-        errors.append(RowError(row_number, field_name, f"第 {row_number} 行：{reason}"))
+    def refuse(field_name: str, reason: str, code: str = "import.row") -> None:
+        errors.append(RowError(row_number, field_name, f"第 {row_number} 行：{reason}", code))
 
     def attempt(field_name: str, func: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except ValueError as exc:  # MoneyInputError is a ValueError too
-            refuse(field_name, str(getattr(exc, "message", exc)))
+        except ValueError as exc:  # MoneyInputError and TimeInputError are ValueErrors too
+            refuse(field_name, str(getattr(exc, "message", exc)), getattr(exc, "code", "import.row"))
             return None
 
     order_no = _parse_text(values.get("order_no"))
@@ -823,13 +694,7 @@ def _parse_row(
     if _parse_text(values.get("paid_at")) is None:
         refuse("paid_at", "支付时间为空")
     else:
-        paid_at = attempt("paid_at", parse_paid_at, values["paid_at"])
-        if paid_at is not None and paid_at.year != ctx.year:
-            refuse(
-                "paid_at",
-                f"支付时间 {paid_at:%Y-%m-%d %H:%M} 不在 {ctx.year} 年度内（按北京时间），"
-                "不能计入本轮",
-            )
+        paid_at = attempt("paid_at", _paid_at, values["paid_at"])
 
     amount_fen = None
     if _parse_text(values.get("amount")) is None:
@@ -849,35 +714,10 @@ def _parse_row(
     if product is None:
         refuse("product", "商品名称为空")
     product_form = _parse_text(values.get("product_form"))
-    for label, text in (("商品形态", product_form), ("商品名称", product)):
-        if text is None:
-            continue
-        key = _norm_key(text)
-        hit = next(
-            (f for f in ctx.forbidden if f == key or (label == "商品名称" and f in key)), None
-        )
-        if hit is not None:
-            refuse(
-                "product_form",
-                f"{label}“{text}”属于禁止的发放形式“{hit}”（不得以现金、购物卡、代金券等发放）",
-            )
-            break
-
-    channel = _resolve_channel(values.get("channel"), ctx, refuse)
-
-    budget = "extra_quota"
+    channel = _channel(values.get("channel"), ctx, refuse)
     budget_text = _parse_text(values.get("budget"))
-    if budget_text is not None:
-        resolved = _BUDGET_ALIASES.get(_norm_key(budget_text))
-        if resolved is None:
-            allowed = "、".join(BUDGET_LABELS.values())
-            refuse("budget", f"经费来源“{budget_text}”无法识别（可填：{allowed}）")
-        else:
-            budget = resolved
-
+    budget = budgets.DEFAULT_BUDGET if budget_text is None else budgets.resolve_budget(budget_text)
     refund_of = _parse_text(values.get("refund_of"))
-    if refund_of is not None and amount_fen is not None and amount_fen >= 0:
-        refuse("refund_of", f"原订单号“{refund_of}”只能用于退款（负金额）行")
 
     if errors:
         ctx.errors.extend(errors)
@@ -901,15 +741,12 @@ def _parse_row(
     )
 
 
-def _resolve_channel(value: object, ctx: _Context, refuse: Any) -> str | None:
+def _channel(value: object, ctx: _Context, refuse: Any) -> str | None:
+    """The row's channel: the cell (a code or a name, resolved by the domain's one resolver), or
+    the mapping's (or the caller's) channel when the cell is empty."""
     text = _parse_text(value)
     if text is None:
         if ctx.fixed_channel is None:
             refuse("channel", "渠道为空")
         return ctx.fixed_channel
-    key = _norm_key(text)
-    code = key if key in ctx.channel_codes else ctx.channel_aliases.get(key)
-    if code is None or code not in ctx.channel_codes:
-        refuse("channel", f"渠道“{text}”不是本轮认可的采购渠道")
-        return None
-    return code
+    return channels.resolve(text, ctx.channel_aliases)
