@@ -249,7 +249,7 @@ def _unknown_refunds(
     for r in rows:
         if r.refund_of and (r.channel, r.refund_of) not in in_file | in_ledger:
             refusal = rules.refund_order_unknown(r.refund_of)
-            out.append(Refusal(refusal.code, f"第 {r.row_number} 行：{refusal.message}（渠道 {r.channel}）"))
+            out.append(Refusal(refusal.code, f"第 {r.row_number} 行：{refusal.message}"))
     return out
 
 
@@ -299,7 +299,7 @@ def _bulk_insert(
 
 def _link_refunds(uow: UnitOfWork, record_id: int, refunds: list[ledger.PurchaseRow]) -> None:
     """Point each imported refund line at its order's line 1 (one executemany UPDATE)."""
-    uow.record_id.purchases.link_refunds([
+    uow.purchases.link_refunds(record_id, [
         {"channel": r.channel, "refund_of": r.refund_of, "order_no": r.order_no, "line_no": r.line_no}
         for r in refunds])
 
