@@ -134,6 +134,14 @@ class StoreError(BangfuError):
 
     code = "store.error"
 
+    def __init__(self, message: str, *, cause: str = "") -> None:
+        super().__init__(message)
+        #: The driver's own words (English, for the operator's log; never shown on a page).
+        self.cause = cause
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, cause={self.cause!r})"
+
 
 class StoreUnavailable(StoreError):
     """The database could not be reached, dropped the connection, or stayed busy: try again."""

@@ -25,9 +25,10 @@ def translate(exc: BaseException) -> None:
     """Raise the domain's error for a database error (chained to it); return for any other."""
     if not isinstance(exc, SQLAlchemyError):
         return
+    cause = f"{type(exc).__name__}: {str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0][:300]}"
     if isinstance(exc, _TRANSIENT) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
-        raise StoreUnavailable("数据库暂时无法连接或繁忙，请稍后重试") from exc
-    raise StoreError(f"数据库拒绝了这次操作（{type(exc).__name__}）") from exc
+        raise StoreUnavailable("数据库暂时无法连接或繁忙，请稍后重试", cause=cause) from exc
+    raise StoreError(f"数据库拒绝了这次操作（{type(exc).__name__}）", cause=cause) from exc
 
 
 @contextmanager
