@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from bench.scratch import bench_database
 from tests.conftest import build_world
-from workflow.app import purchase_import, records
+from workflow.app import purchase_import, purchases
 from workflow.domain import clock
 
 NOW = datetime(2021, 11, 1, 2, 0, tzinfo=UTC)
@@ -49,7 +49,7 @@ def main() -> None:
         n = 0
         while thread.is_alive():
             t0 = time.perf_counter()
-            records.add_purchase(w.uow(), record_id=rid, user_id=uid, now=NOW, purchase=records.PurchaseInput(
+            purchases.add_purchase(w.uow(), record_id=rid, user_id=uid, now=NOW, purchase=purchases.PurchaseInput(
                 paid_at=NOW, channel="ygh", amount_fen=1000, people=1, order_no=f"S-{n}"))
             latencies.append(time.perf_counter() - t0)
             n += 1

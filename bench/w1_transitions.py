@@ -1,7 +1,7 @@
 """W1: submit → accept pairs on distinct records, one process, beside the raw-SQL floor.
 
 The engine side fires ``submit`` as the record's clerk and ``accept`` as the parent's reviewer
-through :func:`workflow.app.records.fire` (membership, rules, the version check, state + history +
+through :func:`workflow.app.lifecycle.fire` (membership, rules, the version check, state + history +
 outbox in one transaction each). The floor executes the same writes directly on the driver's
 connection, one transaction per transition, without reading anything: ``UPDATE record … WHERE
 id = ? AND version = ?``, ``INSERT history … RETURNING id``, ``INSERT notification … ON CONFLICT
@@ -29,7 +29,7 @@ from sqlalchemy import Date, bindparam, text
 
 import states
 from bench.generate import NOW, GeneratedInfo, _sqlite_value
-from workflow.app import records
+from workflow.app import lifecycle
 from workflow.domain import clock, rules
 from workflow.store import rollup
 from workflow.store.tables import Database, UTCDateTime
@@ -168,12 +168,12 @@ def _work(database: Database, side: str) -> list[_Work]:
 
 
 def run_engine(database: Database, work: list[_Work], now: datetime = NOW) -> tuple[float, float]:
-    """Submit then accept each record through records.fire; returns (wall, client CPU) seconds."""
+    """Submit then accept each record through lifecycle.fire; returns (wall, client CPU) seconds."""
     t0, c0 = time.perf_counter(), time.process_time()
     for w in work:
-        records.fire(UnitOfWork(database), record_id=w.record_id, trigger="submit",
+        lifecycle.fire(UnitOfWork(database), record_id=w.record_id, trigger="submit",
                       user_id=w.clerk[0], seen_version=w.version, now=now)
-        records.fire(UnitOfWork(database), record_id=w.record_id, trigger="accept",
+        lifecycle.fire(UnitOfWork(database), record_id=w.record_id, trigger="accept",
                       user_id=w.reviewer[0], seen_version=w.version + 1, now=now)
     return time.perf_counter() - t0, time.process_time() - c0
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from workflow.app import directory, records
+from workflow.app import directory, lifecycle, planning, purchases, record_views
 from workflow.domain.policy import builtin
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
@@ -156,7 +156,7 @@ class World:
         return UnitOfWork(self.db, readonly=readonly)
 
     def rid(self, org: str) -> int:
-        return records.find_record(self.uow(True), org_code=org, round_label=self.round_label)
+        return record_views.find_record(self.uow(True), org_code=org, round_label=self.round_label)
 
     def uid(self, username: str) -> int:
         if username not in self.users:
@@ -173,28 +173,28 @@ class World:
             return uow.records.get(self.rid(org)).state
 
     def fire(self, org: str, trigger: str, user: str, reason: str | None = None,
-             now: datetime = NOW_2021) -> records.FireResult:
-        return records.fire(self.uow(), record_id=self.rid(org), trigger=trigger,
+             now: datetime = NOW_2021) -> lifecycle.FireResult:
+        return lifecycle.fire(self.uow(), record_id=self.rid(org), trigger=trigger,
                              user_id=self.uid(user), seen_version=self.version(org), reason=reason, now=now)
 
     def plan(self, org: str, amount_fen: int = 60000, members: int = 100, user: str | None = None,
-             now: datetime = NOW_2021) -> records.RecordView:
-        return records.plan(self.uow(), record_id=self.rid(org), user_id=self.uid(user or f"{org.lower()}-clerk"),
+             now: datetime = NOW_2021) -> record_views.RecordView:
+        return planning.plan(self.uow(), record_id=self.rid(org), user_id=self.uid(user or f"{org.lower()}-clerk"),
                              seen_version=self.version(org), amount_per_member_fen=amount_fen, members=members, now=now)
 
     def buy(self, org: str, order: str, amount_fen: int, people: int = 10, channel: str = "ygh",
             paid_at: datetime = NOW_2021, user: str | None = None, now: datetime = NOW_2021,
             **kw) -> int:  # type: ignore[no-untyped-def]
-        return records.add_purchase(
+        return purchases.add_purchase(
             self.uow(), record_id=self.rid(org), user_id=self.uid(user or f"{org.lower()}-clerk"), now=now,
-            purchase=records.PurchaseInput(paid_at=paid_at, channel=channel, amount_fen=amount_fen,
+            purchase=purchases.PurchaseInput(paid_at=paid_at, channel=channel, amount_fen=amount_fen,
                                             people=people, order_no=order, **kw),
         )
 
-    def info(self, org: str, user: str | None = None, **kw) -> records.RecordView:  # type: ignore[no-untyped-def]
+    def info(self, org: str, user: str | None = None, **kw) -> record_views.RecordView:  # type: ignore[no-untyped-def]
         kw.setdefault("reporter", "张三")
         kw.setdefault("phone", "13812345678")
-        return records.update_report_info(self.uow(), record_id=self.rid(org),
+        return planning.update_report_info(self.uow(), record_id=self.rid(org),
                                            user_id=self.uid(user or f"{org.lower()}-clerk"),
                                            seen_version=self.version(org), now=NOW_2021, **kw)
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from bench import w1_transitions, w2_sweep, w6_web
 from bench.__main__ import summary
 from bench.generate import SCALES, build_tree, generate
-from workflow.app import records, views
+from workflow.app import record_views, views
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
 
@@ -77,10 +77,10 @@ def test_generator_and_w1_at_tiny_scale(bench_db: Database) -> None:
 
     # The engine reads the generated rows like its own: a summarized record shows submit allowed.
     rid, clerk = _first_summarized(bench_db, info.round_id)
-    view = records.record_view(UnitOfWork(bench_db), record_id=rid, user_id=clerk, now=info.now)
+    view = record_views.record_view(UnitOfWork(bench_db), record_id=rid, user_id=clerk, now=info.now)
     assert view.state == "summarized" and view.snapshot_id is not None
     assert {a.trigger for a in view.actions if a.allowed} >= {"submit"}
-    assert len(records.list_purchases(UnitOfWork(bench_db), record_id=rid, user_id=clerk)) >= 8
+    assert len(purchases.list_purchases(UnitOfWork(bench_db), record_id=rid, user_id=clerk)) >= 8
 
     # W1 at tiny size: 200 pairs through the engine and 200 on the floor.
     history_before = _scalar(bench_db, "SELECT count(*) FROM history")

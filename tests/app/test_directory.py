@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import NOW_2021, WORLD_ORGS, World, world_users_csv
-from workflow.app import directory, records
+from workflow.app import directory, record_views
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied
 from workflow.domain.policy import builtin
 from workflow.store.tables import Database
@@ -20,7 +20,7 @@ def _org(w: World, code: str) -> tuple[str, int, int | None]:
 
 
 def _record_parent(w: World, code: str, label: str = "2021年度") -> str | None:
-    rid = records.find_record(w.uow(True), org_code=code, round_label=label)
+    rid = record_views.find_record(w.uow(True), org_code=code, round_label=label)
     with w.uow(True) as uow:
         rec = uow.records.get(rid)
         if rec.parent_id is None:
@@ -44,8 +44,8 @@ def test_moving_a_district_to_another_city_moves_its_subtree(any_world: World) -
         assert _record_parent(w, "G1", label) == "D1"
     # Who may see and decide follows the move.
     with pytest.raises(NotFound):
-        records.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("c1-reviewer"), now=NOW_2021)
-    records.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("c2-reviewer"), now=NOW_2021)
+        record_views.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("c1-reviewer"), now=NOW_2021)
+    record_views.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("c2-reviewer"), now=NOW_2021)
     w.fire("D1", "finish_purchasing", "d1-clerk")
     w.info("D1")
     w.fire("D1", "summarize", "d1-clerk")

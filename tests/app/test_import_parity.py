@@ -1,5 +1,5 @@
 """Issue 19 point 3: one rule, one place. The same bad line gets the same refusal (code and Chinese
-sentence) whether a clerk enters it by hand (:func:`workflow.app.records.add_purchase`, after the
+sentence) whether a clerk enters it by hand (:func:`workflow.app.lifecycle.add_purchase`, after the
 one payment-time and amount parsers the CLI and the API use) or it arrives in a file
 (:func:`workflow.app.purchase_import.import_purchases`); the same good line is stored the same way.
 """
@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from tests.app.test_purchase_import import csv
 from tests.conftest import NOW_2021, World
-from workflow.app import purchase_import, records
+from workflow.app import purchase_import, purchases
 from workflow.domain import money
 from workflow.domain.errors import BadInput, ImportRefused, RuleViolation, TimeInputError
 from workflow.formats import ledger
@@ -46,11 +46,11 @@ class Line:
 def by_hand(w: World, line: Line, *, now: datetime = NOW_2021) -> tuple[str, str] | int:
     """(code, message) of the refusal, or the new purchase's id."""
     try:
-        purchase = records.PurchaseInput(
+        purchase = purchases.PurchaseInput(
             paid_at=money.parse_paid_at(line.paid), channel=line.channel, amount_fen=money.parse_yuan(line.amount),
             people=line.people, order_no=line.order, product=line.product, product_form=line.form,
             budget=line.budget, refund_of=line.refund_of or None)
-        return records.add_purchase(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), purchase=purchase,
+        return purchases.add_purchase(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), purchase=purchase,
                                     now=now)
     except (RuleViolation, BadInput) as exc:
         return exc.code, exc.message

@@ -29,7 +29,7 @@ import pytest
 
 import states
 from tests.conftest import NOW_2021, World, build_world
-from workflow.app import directory, records
+from workflow.app import directory, lifecycle, record_views
 from workflow.domain.errors import NotFound, PermissionDenied
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
@@ -214,17 +214,17 @@ def test_cell(
         # What the pages would show must agree with what firing does.
         if outcome == "NotFound":
             with pytest.raises(NotFound) as nf:
-                records.available_actions(w.uow(True), record_id=rid, user_id=uid, now=NOW_2021)
+                record_views.available_actions(w.uow(True), record_id=rid, user_id=uid, now=NOW_2021)
             assert nf.value.code == "record.not_found"
         else:
-            actions = records.available_actions(w.uow(True), record_id=rid, user_id=uid, now=NOW_2021)
+            actions = record_views.available_actions(w.uow(True), record_id=rid, user_id=uid, now=NOW_2021)
             action = next(a for a in actions if a.trigger == t.trigger)
             assert action.allowed == (outcome == "ok"), action.refusal
             if outcome != "ok":
                 assert action.refusal is not None and action.refusal.code == detail
 
         if outcome == "ok":
-            result = records.fire(w.uow(), record_id=rid, trigger=t.trigger, user_id=uid,
+            result = lifecycle.fire(w.uow(), record_id=rid, trigger=t.trigger, user_id=uid,
                                    seen_version=before_version, reason=reason, now=NOW_2021)
             assert (result.from_state, result.to_state) == (t.source, t.dest)
             assert result.on_behalf is detail
@@ -244,7 +244,7 @@ def test_cell(
         else:
             error = NotFound if outcome == "NotFound" else PermissionDenied
             with pytest.raises(error) as exc:
-                records.fire(w.uow(), record_id=rid, trigger=t.trigger, user_id=uid,
+                lifecycle.fire(w.uow(), record_id=rid, trigger=t.trigger, user_id=uid,
                               seen_version=before_version, reason=reason, now=NOW_2021)
             assert type(exc.value) is error
             assert exc.value.code == detail
@@ -328,7 +328,7 @@ def test_four_eyes(tmp_path: Path, record: str, scenario: str, acceptor: str) ->
     user = f"{parent.lower()}-reviewer" if acceptor == "same_reviewer" else f"m-{parent.lower()}-reviewer"
     refused = acceptor == "same_reviewer" and scenario in ("submitted_on_behalf", "purchase_on_behalf")
     rid, uid, version = w.rid(record), w.uid(user), w.version(record)
-    actions = records.available_actions(w.uow(True), record_id=rid, user_id=uid, now=NOW_2021)
+    actions = record_views.available_actions(w.uow(True), record_id=rid, user_id=uid, now=NOW_2021)
     accept = next(a for a in actions if a.trigger == "accept")
     assert accept.allowed is not refused, accept.refusal
     if refused:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import NOW_2021, World
-from workflow.app import records
+from workflow.app import lifecycle, planning, purchases, record_views
 from workflow.domain.errors import NotFound, PermissionDenied, RuleViolation, VersionConflict
 from workflow.entrypoints.cli import exit_code_for
 from workflow.store.notifications import Notifications
@@ -70,7 +70,7 @@ def test_nil_plan_goes_all_the_way_to_accepted(any_world: World) -> None:
 def test_full_lifecycle_with_return_withdraw_and_revoke(any_world: World) -> None:
     w = any_world
     w.to_submitted("G1", 60000, 100)
-    view = records.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), now=NOW_2021)
+    view = record_views.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), now=NOW_2021)
     assert view.quota_fen == 6_000_000
     assert view.extra_spent_fen == 120000 and view.quota_left_fen == 6_000_000 - 120000
     w.fire("G1", "withdraw", "g1-clerk")
@@ -107,7 +107,7 @@ def test_return_and_revoke_need_a_reason(any_world: World, trigger: str) -> None
         assert exc.value.code == "decision.reason_missing"
     assert (w.state("G1"), w.version("G1"), len(history_rows(w, "G1"))) == before
     w.fire("G1", trigger, "d1-reviewer", reason="  " + REASON + " ")
-    view = records.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), now=NOW_2021)
+    view = record_views.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), now=NOW_2021)
     assert view.state == "purchased"
     assert view.last_reason == REASON
     assert history_rows(w, "G1")[-1][5] == REASON
@@ -273,7 +273,7 @@ def test_submit_needs_reporter_and_phone(any_world: World) -> None:
     assert exc.value.code == "contact.fill_date_future"
     w.info("G1", reporter="李四", phone="020-83871234-801", fill_date=date(2021, 10, 31))
     w.fire("G1", "submit", "g1-clerk")
-    view = records.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("d1-reviewer"), now=NOW_2021)
+    view = record_views.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("d1-reviewer"), now=NOW_2021)
     assert (view.state, view.reporter, view.phone, view.fill_date) == (
         "submitted", "李四", "020-83871234-801", date(2021, 10, 31))
 
@@ -336,9 +336,9 @@ def test_purchase_entry_closes_at_the_cutoff(any_world: World) -> None:
     w = any_world
     after = datetime(2022, 2, 1, 0, 0, tzinfo=CN)  # the 17号 cutoff is 31 January
     with pytest.raises(RuleViolation) as exc:
-        records.add_purchase(
+        purchases.add_purchase(
             w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), now=after,
-            purchase=records.PurchaseInput(paid_at=NOW_2021, channel="ygh", amount_fen=100,
+            purchase=purchases.PurchaseInput(paid_at=NOW_2021, channel="ygh", amount_fen=100,
                                             people=1, order_no="LATE"),
         )
     assert exc.value.code == "purchase.after_cutoff"
@@ -378,7 +378,7 @@ def test_spending_above_the_quota_is_shown_as_over_quota(any_world: World) -> No
     w.buy("G1", "A", 80000)
     w.buy("G1", "B", 50000)
     w.buy("G1", "C", 7000, budget="ordinary_gift")
-    view = records.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), now=NOW_2021)
+    view = record_views.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), now=NOW_2021)
     assert view.quota_fen == 100000
     assert view.extra_spent_fen == 130000
     assert view.over_quota_fen == 30000
@@ -396,18 +396,18 @@ def test_a_stale_version_is_a_conflict(any_world: World) -> None:
     w.buy("G1", "A", 1000)  # purchases do not bump the version
     w.fire("G1", "finish_purchasing", "g1-clerk")
     with pytest.raises(VersionConflict) as exc:
-        records.fire(w.uow(), record_id=w.rid("G1"), trigger="reopen", user_id=w.uid("g1-clerk"),
+        lifecycle.fire(w.uow(), record_id=w.rid("G1"), trigger="reopen", user_id=w.uid("g1-clerk"),
                       seen_version=seen, now=NOW_2021)
     assert exc.value.code == "version.conflict" and exit_code_for(exc.value) == 4
     assert w.state("G1") == "purchased"
     with pytest.raises(VersionConflict):
-        records.update_report_info(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"),
+        planning.update_report_info(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"),
                                     seen_version=seen, reporter="x", now=NOW_2021)
     w.fire("G1", "reopen", "g1-clerk")
     seen = w.version("G1")
     w.info("G1")  # somebody else saves the footer: the version moves on
     with pytest.raises(VersionConflict):
-        records.plan(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), seen_version=seen,
+        planning.plan(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), seen_version=seen,
                       amount_per_member_fen=100, members=1, now=NOW_2021)
     with w.uow(True) as uow:
         assert uow.records.get(w.rid("G1")).amount_per_member_fen == 60000
@@ -453,7 +453,7 @@ def test_submit_notifies_the_parent_reviewers_once_per_channel(any_world: World)
     # The unique key (user, channel, source): inserting the same rows again adds nothing.
     with w.uow() as uow:
         user = uow.directory.user(reviewer)
-        again = records.notification_rows([user], kind="record_event", source=source,
+        again = lifecycle.notification_rows([user], kind="record_event", source=source,
                                            record_id=w.rid("G1"), payload={}, now=NOW_2021)
         assert uow.notifications.add(again) == 0
         uow.commit()
@@ -475,7 +475,7 @@ def test_accept_notifies_the_records_clerks(any_world: World) -> None:
 def test_observers_read_but_cannot_act(any_world: World) -> None:
     w = any_world
     w.to_submitted("G1")
-    view = records.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("observer"), now=NOW_2021)
+    view = record_views.record_view(w.uow(True), record_id=w.rid("G1"), user_id=w.uid("observer"), now=NOW_2021)
     assert view.state == "submitted"
     assert not any(a.allowed for a in view.actions)
     with pytest.raises(PermissionDenied):
@@ -484,7 +484,7 @@ def test_observers_read_but_cannot_act(any_world: World) -> None:
         w.buy("G1", "OBS", 100, user="observer")
     # Outside the observer's scope (C1's subtree) the record does not exist for them.
     with pytest.raises(NotFound):
-        records.record_view(w.uow(True), record_id=w.rid("G4"), user_id=w.uid("observer"), now=NOW_2021)
+        record_views.record_view(w.uow(True), record_id=w.rid("G4"), user_id=w.uid("observer"), now=NOW_2021)
 
 
 def test_default_round_is_the_newest_that_has_begun(any_world: World) -> None:
@@ -493,10 +493,10 @@ def test_default_round_is_the_newest_that_has_begun(any_world: World) -> None:
     with w.uow(True) as uow:
         for r in uow.directory.rounds():
             rounds[r.year] = r.id
-            assert uow.records.get(records.find_record(w.uow(True), org_code="G1", round_label=r.label)).round_id == r.id
+            assert uow.records.get(record_views.find_record(w.uow(True), org_code="G1", round_label=r.label)).round_id == r.id
 
     def default_round(now: datetime) -> int:
-        rid = records.find_record(w.uow(True), org_code="G1", now=now)
+        rid = record_views.find_record(w.uow(True), org_code="G1", now=now)
         with w.uow(True) as uow:
             return uow.records.get(rid).round_id
 
@@ -564,19 +564,19 @@ def test_roll_up_goes_level_by_level(any_world: World) -> None:
 def test_days_left_overdue_and_late_are_facts_of_the_view(any_world: World) -> None:
     w = any_world
     uid = w.uid("g1-clerk")
-    view = records.record_view(w.uow(True), record_id=w.rid("G1"), user_id=uid, now=NOW_2021)
+    view = record_views.record_view(w.uow(True), record_id=w.rid("G1"), user_id=uid, now=NOW_2021)
     # NOW_2021 is 2021-11-01 10:00 China; G1 reports by 12-20, the quota lasts until 12-31.
     assert (view.days_left_report, view.days_left_quota) == (49, 60)
     assert not view.is_overdue and not view.is_late
     _summarized(w)
     w.info("G1")
     after_deadline = datetime(2021, 12, 21, 9, 0, tzinfo=CN)
-    view = records.record_view(w.uow(True), record_id=w.rid("G1"), user_id=uid, now=after_deadline)
+    view = record_views.record_view(w.uow(True), record_id=w.rid("G1"), user_id=uid, now=after_deadline)
     assert view.is_overdue and view.days_left_report == -1
-    records.fire(w.uow(), record_id=w.rid("G1"), trigger="submit", user_id=uid,
+    lifecycle.fire(w.uow(), record_id=w.rid("G1"), trigger="submit", user_id=uid,
                   seen_version=w.version("G1"), now=after_deadline)
-    view = records.record_view(w.uow(True), record_id=w.rid("G1"), user_id=uid, now=after_deadline)
+    view = record_views.record_view(w.uow(True), record_id=w.rid("G1"), user_id=uid, now=after_deadline)
     assert view.is_late and not view.is_overdue
     # The reporting unit C1 has until 12-31: not overdue on 12-21.
-    c1 = records.record_view(w.uow(True), record_id=w.rid("C1"), user_id=w.uid("c1-clerk"), now=after_deadline)
+    c1 = record_views.record_view(w.uow(True), record_id=w.rid("C1"), user_id=w.uid("c1-clerk"), now=after_deadline)
     assert not c1.is_overdue and c1.days_left_report == 10

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert
 
 from tests.conftest import NOW_2021, World
-from workflow.app import directory, reporting
+from workflow.app import directory, purchases, reporting
 from workflow.domain import clock
 from workflow.domain import figures as annex
 from workflow.domain.errors import NotFound, PermissionDenied, RuleViolation
@@ -201,10 +201,9 @@ def test_comparison_between_2021_and_2022(any_world: World) -> None:
     now_2022 = datetime(2022, 11, 1, 2, 0, tzinfo=UTC)
     with clock.frozen(now_2022):
         w2022.plan("G1", 60000, 100, now=now_2022)
-        from workflow.app import records
 
-        records.add_purchase(w.uow(), record_id=w2022.rid("G1"), user_id=w.uid("g1-clerk"), now=now_2022,
-                              purchase=records.PurchaseInput(paid_at=now_2022, channel="ygh", amount_fen=1_500_000,
+        purchases.add_purchase(w.uow(), record_id=w2022.rid("G1"), user_id=w.uid("g1-clerk"), now=now_2022,
+                              purchase=purchases.PurchaseInput(paid_at=now_2022, channel="ygh", amount_fen=1_500_000,
                                                               people=120, order_no="2022-1"))
     rows = reporting.compare_rounds(w.uow(True), org_code="D1", user_id=w.uid("d1-reviewer"),
                                   before="2021年度", after="2022年度")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from workflow.app import purchases
 from workflow.domain import budgets, channels, rules
 from workflow.domain.policy import builtin
 
@@ -50,7 +51,6 @@ def test_the_budget_rule_reads_the_one_table() -> None:
 
 
 def test_the_names_other_layers_import_are_the_one_table() -> None:
-    from workflow.app import records
     from workflow.formats import ledger
 
-    assert records.BUDGETS is budgets.BUDGETS and ledger.BUDGET_LABELS is budgets.BUDGETS
+    assert purchases.BUDGETS is budgets.BUDGETS and ledger.BUDGET_LABELS is budgets.BUDGETS

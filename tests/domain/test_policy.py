@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import NOW_2021, World
-from workflow.app import directory, records
+from workflow.app import directory, planning, purchases, record_views
 from workflow.domain import policy
-from workflow.domain.errors import BadInput, NotFound, PolicyError
+from workflow.domain.errors import BadInput, NotFound, PolicyError, RuleViolation
 from workflow.entrypoints.cli import exit_code_for
 from workflow.store.tables import Organisation, Record, Round
 from workflow.store.uow import UnitOfWork
@@ -224,22 +224,22 @@ def test_a_scoped_policy_written_as_data_needs_no_code_change(any_world: World) 
         assert rnd.cap_fen_per_member == 50000
         assert uow.session.execute(select(Round).where(Round.policy_code == "c1-2023")).scalars().all()
     # The round's own cap applies: 600 yuan is refused in 2023, allowed in 2021.
-    rid = records.find_record(w.uow(True), org_code="G1", round_label="2023年度（C1）")
+    rid = record_views.find_record(w.uow(True), org_code="G1", round_label="2023年度（C1）")
     in_2023 = datetime(2023, 3, 1, 2, 0, tzinfo=UTC)
     with w.uow(True) as uow:
         version = uow.records.get(rid).version
-    with pytest.raises(records.RuleViolation) as exc:
-        records.plan(w.uow(), record_id=rid, user_id=w.uid("g1-clerk"), seen_version=version,
+    with pytest.raises(RuleViolation) as exc:
+        planning.plan(w.uow(), record_id=rid, user_id=w.uid("g1-clerk"), seen_version=version,
                       amount_per_member_fen=60000, members=10, now=in_2023)
     assert exc.value.code == "plan.amount_out_of_range"
-    records.plan(w.uow(), record_id=rid, user_id=w.uid("g1-clerk"), seen_version=version,
+    planning.plan(w.uow(), record_id=rid, user_id=w.uid("g1-clerk"), seen_version=version,
                   amount_per_member_fen=50000, members=10, now=in_2023)
     w.plan("G1", 60000, 10)  # the 2021 record keeps the 17号 cap
     # A purchase paid in 2023 counts for the 2023 round and is refused for 2021.
-    purchase = records.PurchaseInput(paid_at=in_2023, channel="ygh", amount_fen=100, people=1, order_no="Z")
-    records.add_purchase(w.uow(), record_id=rid, user_id=w.uid("g1-clerk"), purchase=purchase, now=in_2023)
-    with pytest.raises(records.RuleViolation) as exc:
-        records.add_purchase(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"),
+    purchase = purchases.PurchaseInput(paid_at=in_2023, channel="ygh", amount_fen=100, people=1, order_no="Z")
+    purchases.add_purchase(w.uow(), record_id=rid, user_id=w.uid("g1-clerk"), purchase=purchase, now=in_2023)
+    with pytest.raises(RuleViolation) as exc:
+        purchases.add_purchase(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"),
                               purchase=purchase, now=NOW_2021)
     assert exc.value.code == "purchase.outside_year"
 

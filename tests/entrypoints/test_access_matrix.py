@@ -32,7 +32,7 @@ from fastapi.testclient import TestClient
 import states
 from tests.app.test_permission_matrix import drive
 from tests.conftest import NOW_2021, build_world
-from workflow.app import accounts, directory, passwords, records
+from workflow.app import accounts, directory, passwords, record_views
 from workflow.entrypoints import cli
 from workflow.entrypoints.web.app import create_app
 from workflow.settings import Settings, get_settings
@@ -160,7 +160,7 @@ class Edges:
         self.path, self.tokens, self.mp, self.capsys = path, tokens, monkeypatch, capsys
         self.db = Database(f"sqlite:///{path}")
         self.app = create_app(self.db, Settings(env="test", secret_key="matrix-secret-" + "x" * 32))
-        self.rid = records.find_record(UnitOfWork(self.db, readonly=True), org_code=TARGET, round_label="2021年度")
+        self.rid = record_views.find_record(UnitOfWork(self.db, readonly=True), org_code=TARGET, round_label="2021年度")
         with UnitOfWork(self.db, readonly=True) as uow:
             self.version = uow.records.get(self.rid).version
 

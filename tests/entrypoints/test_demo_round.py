@@ -13,7 +13,7 @@ import time_machine
 from sqlalchemy import text
 
 from tests.scheduler.conftest import at
-from workflow.app import records, views
+from workflow.app import lifecycle, purchases, record_views, views
 from workflow.entrypoints import demo
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
@@ -31,12 +31,12 @@ def test_every_readme_account_can_do_its_part_at_once(sqlite_db: Database) -> No
                 return uow.directory.user_by_name(name).id or 0
 
         def rid(code: str) -> int:
-            return records.find_record(UnitOfWork(db), org_code=code)
+            return record_views.find_record(UnitOfWork(db), org_code=code)
 
         def fire(code: str, trigger: str, user: str, reason: str | None = None) -> str:
             with UnitOfWork(db, readonly=True) as uow:
                 version = uow.records.get(rid(code)).version
-            return records.fire(UnitOfWork(db), record_id=rid(code), trigger=trigger, user_id=uid(user),
+            return lifecycle.fire(UnitOfWork(db), record_id=rid(code), trigger=trigger, user_id=uid(user),
                                 seen_version=version, reason=reason).to_state
 
         round_id = views.current_round(UnitOfWork(db)).id
@@ -47,12 +47,12 @@ def test_every_readme_account_can_do_its_part_at_once(sqlite_db: Database) -> No
 
         # The grassroots clerk: void the mistyped line, enter it right, finish purchasing.
         clerk = uid("gz-d1-g1-clerk")
-        lines = records.list_purchases(UnitOfWork(db), record_id=rid("GZ-D1-G1"), user_id=clerk)
+        lines = purchases.list_purchases(UnitOfWork(db), record_id=rid("GZ-D1-G1"), user_id=clerk)
         wrong = [p for p in lines if p["order_no"] == demo.MISTYPED_ORDER]
         assert len(wrong) == 1 and wrong[0]["people"] == 500
-        records.void_purchase(UnitOfWork(db), record_id=rid("GZ-D1-G1"), purchase_id=wrong[0]["id"],
+        purchases.void_purchase(UnitOfWork(db), record_id=rid("GZ-D1-G1"), purchase_id=wrong[0]["id"],
                               user_id=clerk, reason="人次误录为 500，应为 50")
-        records.add_purchase(UnitOfWork(db), record_id=rid("GZ-D1-G1"), user_id=clerk, purchase=records.PurchaseInput(
+        purchases.add_purchase(UnitOfWork(db), record_id=rid("GZ-D1-G1"), user_id=clerk, purchase=purchases.PurchaseInput(
             paid_at=wrong[0]["paid_at"], channel="ygh", amount_fen=wrong[0]["amount_fen"], people=50,
             order_no=demo.MISTYPED_ORDER))
         assert fire("GZ-D1-G1", "finish_purchasing", "gz-d1-g1-clerk") == "purchased"

@@ -7,7 +7,7 @@ import json
 
 from tests.conftest import World
 from tests.scheduler.conftest import at, rows, system_history
-from workflow.app import records
+from workflow.app import purchases
 from workflow.scheduler import sweeps
 
 
@@ -16,7 +16,7 @@ def test_a_voided_line_neither_uses_quota_nor_stops_it_lapsing(round_world: Worl
     # G4 spent its whole 3,000 yuan in one line; the line is voided: all of it is left again.
     with w.uow(True) as uow:
         line = uow.purchases.of_record(w.rid("G4"))[0].id or 0
-    records.void_purchase(w.uow(), record_id=w.rid("G4"), purchase_id=line, user_id=w.uid("g4-clerk"),
+    purchases.void_purchase(w.uow(), record_id=w.rid("G4"), purchase_id=line, user_id=w.uid("g4-clerk"),
                           reason="订单已取消", now=at("2021-11-02T10:00"))
     sweeps.run_sweep(w.db, now=at("2021-12-01T09:00"))
     reminders = [json.loads(str(r["payload"])) for r in rows(w.db, "kind = 'quota_reminder' AND channel = 'inbox'")

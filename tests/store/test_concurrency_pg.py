@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from tests.conftest import NOW_2021, World
-from workflow.app import records
+from workflow.app import lifecycle, purchases
 from workflow.domain.errors import BangfuError, RuleViolation, VersionConflict
 from workflow.store.tables import History, Notification
 from workflow.store.uow import UnitOfWork
@@ -58,17 +58,17 @@ def test_twenty_threads_decide_one_submitted_record(pg_world: World, org: str) -
                       "G4": "d3-reviewer", "G5": "ind-reviewer"}[org])
     history_before = _history_count(w, rid)
 
-    def decide(i: int, barrier: threading.Barrier) -> records.FireResult:
+    def decide(i: int, barrier: threading.Barrier) -> lifecycle.FireResult:
         with UnitOfWork(w.db, readonly=True) as uow:
             seen = uow.records.get(rid).version
         barrier.wait()
         trigger, reason = ("accept", None) if i % 2 == 0 else ("return_for_revision", "数据不全")
-        return records.fire(UnitOfWork(w.db), record_id=rid, trigger=trigger, user_id=reviewer,
+        return lifecycle.fire(UnitOfWork(w.db), record_id=rid, trigger=trigger, user_id=reviewer,
                              seen_version=seen, reason=reason, now=NOW_2021)
 
     results = _race(THREADS, decide)
-    wins = [r for r in results if isinstance(r, records.FireResult)]
-    losses = [r for r in results if not isinstance(r, records.FireResult)]
+    wins = [r for r in results if isinstance(r, lifecycle.FireResult)]
+    losses = [r for r in results if not isinstance(r, lifecycle.FireResult)]
     unexpected = [r for r in losses if not isinstance(r, VersionConflict | RuleViolation)]
     assert unexpected == []
     assert len(wins) == 1, Counter(type(r).__name__ for r in results)
@@ -102,18 +102,18 @@ def test_sqlite_two_writers_one_conflict_never_locked(world: World, attempt: int
     reviewer = w.uid("d1-reviewer")
     before = _history_count(w, rid)
 
-    def decide(i: int, barrier: threading.Barrier) -> records.FireResult:
+    def decide(i: int, barrier: threading.Barrier) -> lifecycle.FireResult:
         with UnitOfWork(w.db, readonly=True) as uow:
             seen = uow.records.get(rid).version
         barrier.wait()
         trigger, reason = ("accept", None) if i == 0 else ("return_for_revision", "请补充")
-        return records.fire(UnitOfWork(w.db), record_id=rid, trigger=trigger, user_id=reviewer,
+        return lifecycle.fire(UnitOfWork(w.db), record_id=rid, trigger=trigger, user_id=reviewer,
                              seen_version=seen, reason=reason, now=NOW_2021)
 
     results = _race(2, decide)
     assert not any("locked" in str(r) for r in results), results
-    assert sum(isinstance(r, records.FireResult) for r in results) == 1, results
-    loser = next(r for r in results if not isinstance(r, records.FireResult))
+    assert sum(isinstance(r, lifecycle.FireResult) for r in results) == 1, results
+    loser = next(r for r in results if not isinstance(r, lifecycle.FireResult))
     assert isinstance(loser, VersionConflict | RuleViolation), repr(loser)
     assert _history_count(w, rid) == before + 1
 
@@ -131,7 +131,7 @@ def test_sqlite_many_writers_on_distinct_records_all_succeed(world: World) -> No
         with UnitOfWork(w.db, readonly=True) as uow:
             seen = uow.records.get(ids[org]).version
         barrier.wait()
-        return records.fire(UnitOfWork(w.db), record_id=ids[org], trigger="finish_purchasing",
+        return lifecycle.fire(UnitOfWork(w.db), record_id=ids[org], trigger="finish_purchasing",
                              user_id=clerks[org], seen_version=seen, now=NOW_2021)
 
     results = _race(len(orgs), work)
@@ -177,7 +177,7 @@ def test_sqlite_writer_waits_for_an_open_write_transaction(world: World) -> None
     release.set()
     t.join(10)
     u.join(30)
-    assert len(outcome) == 1 and isinstance(outcome[0], records.FireResult), outcome
+    assert len(outcome) == 1 and isinstance(outcome[0], lifecycle.FireResult), outcome
     assert w.state("G1") == "purchased"
 
 
@@ -187,12 +187,12 @@ def test_concurrent_duplicate_order_lines_store_one(pg_world: World) -> None:
     w = pg_world
     w.plan("G1")
     rid, uid = w.rid("G1"), w.uid("g1-clerk")
-    line = records.PurchaseInput(paid_at=NOW_2021, channel="ygh", amount_fen=8800, people=2,
+    line = purchases.PurchaseInput(paid_at=NOW_2021, channel="ygh", amount_fen=8800, people=2,
                                   order_no="DUP-1")
 
     def add(i: int, barrier: threading.Barrier) -> int:
         barrier.wait()
-        return records.add_purchase(UnitOfWork(w.db), record_id=rid, user_id=uid, purchase=line, now=NOW_2021)
+        return purchases.add_purchase(UnitOfWork(w.db), record_id=rid, user_id=uid, purchase=line, now=NOW_2021)
 
     results = _race(10, add)
     stored = [r for r in results if isinstance(r, int)]
@@ -227,7 +227,7 @@ def test_twenty_four_threads_deciding_one_districts_records_keep_the_rollup_exac
     def accept(i: int, barrier: threading.Barrier) -> Any:
         rid, version = work[i]
         barrier.wait()
-        return records.fire(UnitOfWork(w.db), record_id=rid, trigger="accept", user_id=reviewer,
+        return lifecycle.fire(UnitOfWork(w.db), record_id=rid, trigger="accept", user_id=reviewer,
                             seen_version=version, now=NOW_2021)
 
     results = _race(n, accept)

@@ -1,4 +1,4 @@
-"""records.fire does its work in a bounded number of SQL statements (W1 found it reading the
+"""lifecycle.fire does its work in a bounded number of SQL statements (W1 found it reading the
 same rows several times), and still writes state, history and outbox rows together."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from sqlalchemy import event, text
 
 from tests.conftest import NOW_2021, World
-from workflow.app import records
+from workflow.app import lifecycle
 from workflow.store.uow import UnitOfWork
 
 
@@ -47,7 +47,7 @@ def test_submit_and_accept_each_take_a_handful_of_statements(any_world: World) -
     rid, clerk, reviewer = w.rid("G1"), w.uid("g1-clerk"), w.uid("d1-reviewer")
     version = w.version("G1")
     with counted(w) as submit_sql:
-        done = records.fire(UnitOfWork(w.db), record_id=rid, trigger="submit", user_id=clerk,
+        done = lifecycle.fire(UnitOfWork(w.db), record_id=rid, trigger="submit", user_id=clerk,
                              seen_version=version, now=NOW_2021)
     # Record+org+round cap+parent state+snapshot totals+user+seats (1), the versioned UPDATE,
     # the rollup upsert over the organisation and its ancestors, INSERT history, INSERT … SELECT
@@ -58,7 +58,7 @@ def test_submit_and_accept_each_take_a_handful_of_statements(any_world: World) -
     assert len(_work(submit_sql)) <= 5, "\n".join(submit_sql)
     assert done.to_state == "submitted" and done.notifications == 2  # d1-reviewer: inbox + e-mail
     with counted(w) as accept_sql:
-        done = records.fire(UnitOfWork(w.db), record_id=rid, trigger="accept", user_id=reviewer,
+        done = lifecycle.fire(UnitOfWork(w.db), record_id=rid, trigger="accept", user_id=reviewer,
                              seen_version=version + 1, now=NOW_2021)
     # accept adds the parent's stale-snapshot UPDATE.
     assert len(_work(accept_sql)) <= 6, "\n".join(accept_sql)
@@ -90,14 +90,14 @@ def test_users_without_membership_or_inactive_are_refused_as_before(any_world: W
         s.add(User(username="nobody", display_name="无单位用户"))
     rid = w.rid("G1")
     with pytest.raises(NotFound) as lost:
-        records.fire(UnitOfWork(w.db), record_id=rid, trigger="finish_purchasing", user_id=w.uid("nobody"),
+        lifecycle.fire(UnitOfWork(w.db), record_id=rid, trigger="finish_purchasing", user_id=w.uid("nobody"),
                       seen_version=w.version("G1"), now=NOW_2021)
     assert lost.value.code == "record.not_found"
     clerk = w.uid("g1-clerk")
     with w.db.begin() as s:
         s.execute(update(User).where(User.id == clerk).values(is_active=False))
     with pytest.raises(NotFound) as gone:
-        records.fire(UnitOfWork(w.db), record_id=rid, trigger="finish_purchasing", user_id=clerk,
+        lifecycle.fire(UnitOfWork(w.db), record_id=rid, trigger="finish_purchasing", user_id=clerk,
                       seen_version=w.version("G1"), now=NOW_2021)
     assert gone.value.code == "user.not_found"
     assert w.state("G1") == "planned"
@@ -105,7 +105,7 @@ def test_users_without_membership_or_inactive_are_refused_as_before(any_world: W
 
 def test_the_outbox_insert_select_matches_the_channels_each_user_chose(any_world: World) -> None:
     """fire writes its outbox rows with one INSERT … SELECT; they are the rows
-    records.notification_rows makes for the same users: the inbox always, e-mail only with an
+    lifecycle.notification_rows makes for the same users: the inbox always, e-mail only with an
     address, SMS when chosen, spaces ignored, inactive members and the actor left out."""
     from sqlalchemy import select
 
@@ -129,7 +129,7 @@ def test_the_outbox_insert_select_matches_the_channels_each_user_chose(any_world
         got = sorted((r.user_id, r.channel, r.status) for r in uow.session.execute(
             select(Notification).where(Notification.source == f"history:{h.id}")).scalars())
         reviewers = uow.directory.users_with_role(d1, "reviewer")
-        want = sorted((r["user_id"], r["channel"], r["status"]) for r in records.notification_rows(
+        want = sorted((r["user_id"], r["channel"], r["status"]) for r in lifecycle.notification_rows(
             reviewers, kind="record_event", source="x", record_id=None, payload={}, now=NOW_2021,
             exclude_user_id=h.actor_user_id))
     assert got == want

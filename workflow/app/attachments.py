@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import states
-from workflow.app import records
+from workflow.app import actors
 from workflow.domain import clock
 from workflow.domain.errors import BadInput, Refusal, RuleViolation
 from workflow.store.tables import Attachment
@@ -76,8 +76,8 @@ def add_attachment(
     content_type, name = check_upload(filename, data, kind)
     with uow:
         rec = uow.records.get(record_id)
-        actor = records.actor_for(uow, user_id, rec)
-        _role, on_behalf = records.entry_role(actor, "上传附件")
+        actor = actors.actor_for(uow, user_id, rec)
+        _role, on_behalf = actors.entry_role(actor, "上传附件")
         if rec.state == states.ACCEPTED:
             raise RuleViolation(Refusal("attachment.record_accepted", "记录已通过，不能再上传附件"))
         row = Attachment(record_id=record_id, kind=kind, filename=name, content_type=content_type,
@@ -91,7 +91,7 @@ def add_attachment(
 def list_attachments(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
     with uow:
         rec = uow.records.get(record_id)
-        records.actor_for(uow, user_id, rec)
+        actors.actor_for(uow, user_id, rec)
         rows = uow.records.attachment_list(record_id)
         return [{"id": i, "kind": k, "kind_label": KINDS.get(k, k), "filename": f, "content_type": c,
                  "size": s, "uploaded_at": u, "on_behalf": b} for i, k, f, c, s, u, b in rows]
@@ -100,6 +100,6 @@ def list_attachments(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[d
 def get_attachment(uow: UnitOfWork, *, record_id: int, attachment_id: int, user_id: int) -> StoredFile:
     with uow:
         rec = uow.records.get(record_id)
-        records.actor_for(uow, user_id, rec)
+        actors.actor_for(uow, user_id, rec)
         row = uow.records.attachment(record_id, attachment_id)
         return StoredFile(row.id or 0, row.filename, row.content_type, row.data)

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 import states
-from workflow.app import records
+from workflow.app import actors, lifecycle, record_views
 from workflow.domain import clock
 from workflow.domain.errors import (
     BadInput,
@@ -43,7 +43,7 @@ def set_report_deadline(
     last_day: date,
     reason: str | None = None,
     now: datetime | None = None,
-) -> records.RecordView:
+) -> record_views.RecordView:
     """A parent's reviewer sets a child's report deadline (its last China day).
 
     Rules: not in the past; not after the round's final report deadline (the reporting units'
@@ -57,7 +57,7 @@ def set_report_deadline(
     reason = (reason or "").strip() or None
     with uow:
         rec = uow.records.get(record_id)
-        actor = records.actor_for(uow, user_id, rec)
+        actor = actors.actor_for(uow, user_id, rec)
         if states.REVIEWER not in actor.relation.parent_roles:
             raise PermissionDenied("只有上级单位的审核人可以调整报送截止日期", code="permission.not_parent_reviewer")
         if rec.state == states.ACCEPTED:
@@ -78,7 +78,7 @@ def set_report_deadline(
         if new_deadline > now and rec.state not in (states.SUBMITTED, states.ACCEPTED):
             values["is_overdue"] = False
         if rec.version != seen_version or not uow.records.write(record_id, seen_version, values):
-            raise records.version_conflict(rec)
+            raise actors.version_conflict(rec)
         # The overview's rollup follows the deadline (an accepted record is refused above, so no
         # snapshot totals are counted).
         def entry(deadline: datetime, overdue: bool) -> rollup.Entry:
@@ -95,7 +95,7 @@ def set_report_deadline(
             "detail": dumps({"from": old_last.isoformat(), "to": last_day.isoformat()}),
         })
         clerks = uow.directory.users_with_role(actor.org.id or 0, states.CLERK)
-        uow.notifications.add(records.notification_rows(
+        uow.notifications.add(lifecycle.notification_rows(
             clerks, kind="record_event", source=f"history:{history_id}", record_id=record_id,
             payload={"org_name": actor.org.name, "org_code": actor.org.code,
                      "event": f"{DEADLINE_LABEL}为 {last_day:%Y年%m月%d日}", "trigger": DEADLINE_TRIGGER,
@@ -104,7 +104,7 @@ def set_report_deadline(
             now=now, exclude_user_id=actor.user.id,
         ))
         uow.commit()
-    return records.record_view(UnitOfWork(uow.database), record_id=record_id, user_id=user_id, now=now)
+    return record_views.record_view(UnitOfWork(uow.database), record_id=record_id, user_id=user_id, now=now)
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def bulk_accept(
         try:
             with UnitOfWork(database, readonly=True) as uow:
                 name = uow.directory.org(uow.records.get(record_id).org_id).name
-            records.fire(UnitOfWork(database), record_id=record_id, trigger="accept", user_id=user_id,
+            lifecycle.fire(UnitOfWork(database), record_id=record_id, trigger="accept", user_id=user_id,
                           seen_version=version, now=now)
             out.append(BulkOutcome(record_id, True, name, "ok", "已通过"))
         except NotFound as exc:

@@ -1,7 +1,7 @@
 """Purchase import: a platform's order export (CSV or XLSX) into a record's ledger, all or nothing.
 
 The file is parsed by the pure :mod:`workflow.formats.ledger`; every row then passes the same rules as a
-manual entry (:func:`workflow.app.records.check_purchase`). Any bad row refuses the whole file with
+manual entry (:func:`workflow.app.lifecycle.check_purchase`). Any bad row refuses the whole file with
 one :class:`ImportRefused` naming every bad row (row number and reason), and nothing is stored.
 
 The key of a purchase line is (record, channel, order number, line). A row whose key is already
@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 import states
-from workflow.app import records
+from workflow.app import actors, purchases
 from workflow.domain import channels, clock, money, rules
 from workflow.domain.errors import (
     BadInput,
@@ -102,11 +102,11 @@ def import_purchases(
     # 1. Who and where, in a short read-only transaction.
     with UnitOfWork(uow.database, readonly=True) as read:
         rec = read.records.get(record_id)
-        actor = records.actor_for(read, user_id, rec)
-        records.entry_role(actor, "导入采购")
+        actor = actors.actor_for(read, user_id, rec)
+        actors.entry_role(actor, "导入采购")
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
-        rnd, policy = records.policy_for(read, rec)
+        rnd, policy = actors.policy_for(read, rec)
         read.detach(rnd)  # the rules read it after this transaction ends
     caps = policy.caps
     shown = caps.import_errors_shown
@@ -131,12 +131,12 @@ def import_purchases(
     rows = parsed.rows
     if len(rows) > caps.import_rows:
         found.append((0, Refusal("import.too_many_rows", f"文件超过 {caps.import_rows:,} 行上限：请拆分为多个文件后分别导入")))
-    # Exactly what a line entered by hand goes through (records.add_purchase): the same
+    # Exactly what a line entered by hand goes through (purchases.add_purchase): the same
     # normalisation, the same rules, the same refusal (code and sentence).
     checked: list[ledger.PurchaseRow] = []
     for row in rows:
-        line = records.normalise_purchase(policy, _as_input(row))
-        if refusal := records.check_purchase(policy, rnd, line, now=now):
+        line = purchases.normalise_purchase(policy, _as_input(row))
+        if refusal := purchases.check_purchase(policy, rnd, line, now=now):
             found.append((row.row_number, Refusal(refusal.code, f"第 {row.row_number} 行：{refusal.message}")))
         checked.append(replace(row, channel=line.channel, budget=line.budget))
     rows = checked
@@ -148,8 +148,8 @@ def import_purchases(
     with uow:
         uow.purchases.lock_record(record_id)
         rec = uow.records.get(record_id)
-        actor = records.actor_for(uow, user_id, rec)
-        _role, on_behalf = records.entry_role(actor, "导入采购")
+        actor = actors.actor_for(uow, user_id, rec)
+        _role, on_behalf = actors.entry_role(actor, "导入采购")
         if refusal := rules.check_record_open_for_purchases(rec.state):  # it may have moved on
             raise RuleViolation(refusal)
         existing, voided = _existing(uow, record_id)
@@ -211,8 +211,8 @@ def _refuse(refusals: list[Refusal], filename: str, shown: int) -> NoReturn:
                         codes=[r.code for r in refusals])
 
 
-def _as_input(row: ledger.PurchaseRow) -> records.PurchaseInput:
-    return records.PurchaseInput(
+def _as_input(row: ledger.PurchaseRow) -> purchases.PurchaseInput:
+    return purchases.PurchaseInput(
         paid_at=row.paid_at, channel=row.channel, amount_fen=row.amount_fen, people=row.people,
         order_no=row.order_no, line_no=row.line_no, product=row.product, product_form=row.product_form,
         holiday=row.holiday, origin_region=row.origin_region, budget=row.budget, refund_of=row.refund_of,

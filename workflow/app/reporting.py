@@ -14,7 +14,7 @@ from typing import Any
 
 import states
 from notifications.templates import make_environment
-from workflow.app import records
+from workflow.app import actors
 from workflow.domain import access, clock, limits, rules
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal, RuleViolation
 from workflow.domain.figures import (
@@ -175,13 +175,13 @@ def add_aggregate_line(
     now = now or clock.now()
     with uow:
         rec = uow.records.get(record_id)
-        actor = records.actor_for(uow, user_id, rec)
-        _role, _on_behalf = records.entry_role(actor, "录入汇总数据")
+        actor = actors.actor_for(uow, user_id, rec)
+        _role, _on_behalf = actors.entry_role(actor, "录入汇总数据")
         if rec.is_grassroots:
             raise RuleViolation(Refusal("aggregate.grassroots", "基层工会请逐笔录入采购明细，汇总数据只能由上级工会录入"))
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
-        _rnd, policy = records.policy_for(uow, rec)
+        _rnd, policy = actors.policy_for(uow, rec)
         if refusal := check_aggregate_line(policy, channel=channel, people=people, amount_fen=amount_fen, note=note):
             raise RuleViolation(refusal)
         line = AggregateLine(record_id=record_id, channel=channel, people=people, amount_fen=amount_fen,

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import states
-from workflow.app.records import BUDGETS
+from workflow.app.purchases import BUDGETS
 from workflow.domain import access, clock
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal
 from workflow.domain.figures import wan_people, wan_yuan

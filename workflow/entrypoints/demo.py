@@ -11,7 +11,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from workflow.app import directory, records, views
+from workflow.app import directory, lifecycle, planning, purchases, record_views, views
 from workflow.app.passwords import hash_password
 from workflow.domain import clock
 from workflow.domain.policy import POLICY_DIR, builtin, parse_policy
@@ -170,10 +170,10 @@ def _round_in_progress(database: Database, label: str, now: datetime) -> None:
     - GZ-D2 accepts its waiting child, then summarizes and submits to GZ (the city's inbox);
     - SZ-D1 accepts its waiting child, submits, SZ accepts it, and SZ submits to the province.
     """
-    g1 = records.find_record(UnitOfWork(database), org_code="GZ-D1-G1", round_label=label)
-    records.add_purchase(
+    g1 = record_views.find_record(UnitOfWork(database), org_code="GZ-D1-G1", round_label=label)
+    purchases.add_purchase(
         UnitOfWork(database), record_id=g1, user_id=_uid(database, "gz-d1-g1-clerk"), now=now,
-        purchase=records.PurchaseInput(
+        purchase=purchases.PurchaseInput(
             paid_at=max(now - timedelta(days=3), min(now, datetime(now.year, 1, 1, 1, tzinfo=clock.CHINA))),
             channel="ygh", amount_fen=250000, people=500,
             order_no=MISTYPED_ORDER, product="梅州金柚礼盒", holiday="中秋"),
@@ -184,14 +184,14 @@ def _round_in_progress(database: Database, label: str, now: datetime) -> None:
         for child in _submitted_children(database, reviewer, district, label, now):
             _fire(database, child, "accept", reviewer, None, now)
         _advance_federation(database, district, label, now, submit=True)
-    sz_d1 = records.find_record(UnitOfWork(database), org_code="SZ-D1", round_label=label)
+    sz_d1 = record_views.find_record(UnitOfWork(database), org_code="SZ-D1", round_label=label)
     _fire(database, sz_d1, "accept", _uid(database, "sz-reviewer"), None, now)
     _advance_federation(database, "SZ", label, now, submit=True)
 
 
 def _submitted_children(database: Database, reviewer: int, org_code: str, label: str, now: datetime) -> list[int]:
     """The submissions waiting in the reviewer's inbox (the demo's districts have a handful)."""
-    rid = records.find_record(UnitOfWork(database), org_code=org_code, round_label=label)
+    rid = record_views.find_record(UnitOfWork(database), org_code=org_code, round_label=label)
     with UnitOfWork(database, readonly=True) as uow:
         round_id = uow.records.get(rid).round_id
     inbox = views.review_inbox(UnitOfWork(database, readonly=True), user_id=reviewer, round_id=round_id,
@@ -213,20 +213,20 @@ def _uid(database: Database, username: str) -> int:
 def _fire(database: Database, rid: int, trigger: str, user: int, reason: str | None, now: datetime) -> None:
     with UnitOfWork(database, readonly=True) as uow:
         version = uow.records.get(rid).version
-    records.fire(UnitOfWork(database), record_id=rid, trigger=trigger, user_id=user,
+    lifecycle.fire(UnitOfWork(database), record_id=rid, trigger=trigger, user_id=user,
                   seen_version=version, reason=reason, now=now)
 
 
 def _advance(database: Database, code: str, parent: str, label: str, target: str,
              rng: random.Random, now: datetime) -> None:
-    rid = records.find_record(UnitOfWork(database), org_code=code, round_label=label)
+    rid = record_views.find_record(UnitOfWork(database), org_code=code, round_label=label)
     clerk = _uid(database, f"{code.lower()}-clerk")
     reviewer = _uid(database, f"{parent.lower()}-reviewer")
     members = rng.randint(20, 800)
     amount = rng.choice([0, 30000, 50000, 60000, 60000, 60000])
     with UnitOfWork(database, readonly=True) as uow:
         version = uow.records.get(rid).version
-    records.plan(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
+    planning.plan(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
                   amount_per_member_fen=amount, members=members, now=now)
     if target == "planned":
         return
@@ -238,9 +238,9 @@ def _advance(database: Database, code: str, parent: str, label: str, target: str
         paid_at = year_start + timedelta(seconds=rng.randint(0, span))
         value = max(100, min(budget_left, rng.randint(2000, 12000) * 100)) if budget_left > 0 else rng.randint(500, 3000) * 100
         budget_left -= value
-        records.add_purchase(
+        purchases.add_purchase(
             UnitOfWork(database), record_id=rid, user_id=clerk, now=now,
-            purchase=records.PurchaseInput(
+            purchase=purchases.PurchaseInput(
                 paid_at=paid_at, channel=rng.choice(channels), amount_fen=value,
                 people=rng.randint(10, max(11, members)), order_no=f"{code}-{n + 1:03d}",
                 product=rng.choice(["梅州金柚", "清远鸡", "英德红茶", "湛江菠萝", "河源米粉"]),
@@ -253,7 +253,7 @@ def _advance(database: Database, code: str, parent: str, label: str, target: str
         return
     with UnitOfWork(database, readonly=True) as uow:
         version = uow.records.get(rid).version
-    records.update_report_info(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
+    planning.update_report_info(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
                                 reporter=_person(code), phone="13800000000", now=now)
     _fire(database, rid, "summarize", clerk, None, now)
     if target == "summarized":
@@ -269,11 +269,11 @@ def _advance(database: Database, code: str, parent: str, label: str, target: str
 
 def _advance_federation(database: Database, code: str, label: str, now: datetime, *, submit: bool,
                         summarize: bool = True) -> None:
-    rid = records.find_record(UnitOfWork(database), org_code=code, round_label=label)
+    rid = record_views.find_record(UnitOfWork(database), org_code=code, round_label=label)
     clerk = _uid(database, f"{code.lower()}-clerk")
     with UnitOfWork(database, readonly=True) as uow:
         version = uow.records.get(rid).version
-    records.update_report_info(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
+    planning.update_report_info(UnitOfWork(database), record_id=rid, user_id=clerk, seen_version=version,
                                 reporter=_person(code), phone="020-83828111",
                                 work_experience="组织基层工会集中采购帮扶产品", work_highlights="节日慰问品全部来自帮扶地区", now=now)
     _fire(database, rid, "finish_purchasing", clerk, None, now)

@@ -50,7 +50,7 @@ def _heading(doc: Any, text: str) -> None:
     _para(doc, text, size=14, font=HEADING_FONT, space_after=6)
 
 
-def _texts(doc: Any, text: str) -> None:
+def report_texts(doc: Any, text: str) -> None:
     for line in (text or "（未填写）").splitlines() or [""]:
         p = _para(doc, line)
         p.paragraph_format.first_line_indent = Pt(24)
@@ -92,10 +92,10 @@ def write_work_report(ctx: Mapping[str, Any]) -> bytes:
     n = 0
     if ctx.get("has_texts"):
         _heading(doc, f"{NUMBERS[n]}、先进经验")
-        _texts(doc, ctx.get("experience") or "")
+        report_texts(doc, ctx.get("experience") or "")
         n += 1
         _heading(doc, f"{NUMBERS[n]}、工作亮点")
-        _texts(doc, ctx.get("highlights") or "")
+        report_texts(doc, ctx.get("highlights") or "")
         n += 1
 
     _heading(doc, f"{NUMBERS[n]}、消费帮扶情况统计")
@@ -131,7 +131,7 @@ def write_work_report(ctx: Mapping[str, Any]) -> bytes:
         subordinates = list(ctx.get("subordinates") or [])
         for s in subordinates:
             _para(doc, f"{s['name']}（{s['state_label']}）", bold=True)
-            _texts(doc, s["highlights"])
+            report_texts(doc, s["highlights"])
         if not subordinates:
             _para(doc, "（暂无下级单位填报工作亮点）")
 

@@ -4,7 +4,7 @@ This module is pure: bytes in, dataclasses out. It imports no database code, and
 does not *decide*: it says that a cell is empty, not a number or not a date, but whether a row is
 allowed (the round's year, forbidden product forms, a channel or budget the round knows, refund
 links) is decided by the import use case (:mod:`workflow.app.purchase_import`) with the same
-domain rules as a line entered by hand (:func:`workflow.app.records.check_purchase`). Cells are
+domain rules as a line entered by hand (:func:`workflow.app.lifecycle.check_purchase`). Cells are
 read by the domain's one parser of each kind: amounts and counts by :mod:`workflow.domain.money`,
 payment times by :func:`workflow.domain.money.parse_paid_at`, channel names by
 :mod:`workflow.domain.channels` and budget names by :mod:`workflow.domain.budgets`.
@@ -571,7 +571,7 @@ def parse_purchases(
 ) -> ParseResult:
     """Parse a purchase file into candidate rows. Never raises on bad content (see the module
     docstring). Parses, never decides: the round's year, forbidden product forms, unknown channels
-    or budgets and refund links are the rules of :func:`workflow.app.records.check_purchase`,
+    or budgets and refund links are the rules of :func:`workflow.app.lifecycle.check_purchase`,
     applied by the import use case to every row, exactly as to a line entered by hand.
 
     Args:

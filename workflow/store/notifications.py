@@ -19,7 +19,7 @@ from workflow.store.types import UTCDateTime
 
 #: One outbox row per active member of ``role`` in ``org_id`` (the actor excepted) and channel
 #: they chose: the inbox always, e-mail with an address, SMS; the inbox copy is delivered at once.
-#: Same rows as :func:`workflow.app.records.notification_rows`, as one ``INSERT … SELECT``.
+#: Same rows as :func:`workflow.app.lifecycle.notification_rows`, as one ``INSERT … SELECT``.
 _EVENT_NOTIFICATIONS = text(
     "INSERT INTO notification (user_id, channel, source, kind, record_id, payload, status,"
     " attempts, created_at, sent_at)"

@@ -419,7 +419,7 @@ def test_an_export_without_a_fill_date_leaves_it_blank(ready: Cli, tmp_path: Pat
 def test_the_clis_light_choices_mirror_the_services() -> None:
     """The parser names choices without importing the services (start-up); they must agree."""
     from notifications.templates import KINDS
-    from workflow.app.records import BUDGETS
+    from workflow.app.purchases import BUDGETS
     from workflow.entrypoints.cli import notify, reports
     from workflow.formats import ledger
     from workflow.formats.ledger import BUDGET_LABELS

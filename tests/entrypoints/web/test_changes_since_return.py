@@ -7,14 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.conftest import NOW_2021, World
-from workflow.app import records
+from workflow.app import purchases
 
 EARLIER = NOW_2021 - timedelta(hours=3)
 
 
 def _buy_at(w: World, order: str, amount_fen: int, people: int, channel: str = "ygh") -> None:
-    records.add_purchase(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), now=EARLIER,
-                         purchase=records.PurchaseInput(paid_at=EARLIER, channel=channel, amount_fen=amount_fen,
+    purchases.add_purchase(w.uow(), record_id=w.rid("G1"), user_id=w.uid("g1-clerk"), now=EARLIER,
+                         purchase=purchases.PurchaseInput(paid_at=EARLIER, channel=channel, amount_fen=amount_fen,
                                                         people=people, order_no=order))
 
 

@@ -116,9 +116,9 @@ class Context:
             return uow.directory.user_by_name(name).id or 0
 
     def record_id(self, org: str) -> int:
-        from workflow.app import records  # lazy: start-up time
+        from workflow.app import record_views  # lazy: start-up time
 
-        return records.find_record(self.core_uow(readonly=True), org_code=org, round_label=self.args.round)
+        return record_views.find_record(self.core_uow(readonly=True), org_code=org, round_label=self.args.round)
 
     def close(self) -> None:
         if self._db is not None:
@@ -261,10 +261,10 @@ def cmd_rounds(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("plan", short=True)
 def cmd_plan(args: argparse.Namespace, ctx: Context) -> Any:
-    from workflow.app import records  # lazy: start-up time
+    from workflow.app import planning  # lazy: start-up time
 
     rid = ctx.record_id(args.org)
-    return records.plan(
+    return planning.plan(
         ctx.uow(), record_id=rid, user_id=ctx.user_id(), seen_version=_version(ctx, rid),
         amount_per_member_fen=money.parse_yuan(args.amount, "每人增加额度"),
         members=_parse_int(args.members, "会员人数") if args.members is not None else None,
@@ -273,10 +273,10 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("report-info", short=True)
 def cmd_report_info(args: argparse.Namespace, ctx: Context) -> Any:
-    from workflow.app import records  # lazy: start-up time
+    from workflow.app import planning  # lazy: start-up time
 
     rid = ctx.record_id(args.org)
-    return records.update_report_info(
+    return planning.update_report_info(
         ctx.uow(), record_id=rid, user_id=ctx.user_id(), seen_version=_version(ctx, rid),
         reporter=args.reporter, phone=args.phone,
         fill_date=_parse_date(args.fill_date) if args.fill_date else None,
@@ -286,13 +286,13 @@ def cmd_report_info(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("purchase-add", short=True)
 def cmd_purchase_add(args: argparse.Namespace, ctx: Context) -> Any:
-    from workflow.app import records  # lazy: start-up time
+    from workflow.app import purchases  # lazy: start-up time
 
     rid = ctx.record_id(args.org)
     paid_at = money.parse_paid_at(args.paid_at)
-    pid = records.add_purchase(
+    pid = purchases.add_purchase(
         ctx.core_uow(), record_id=rid, user_id=ctx.user_id(),
-        purchase=records.PurchaseInput(
+        purchase=purchases.PurchaseInput(
             paid_at=paid_at, channel=args.channel, amount_fen=money.parse_yuan(args.amount, "金额"),
             people=_parse_int(args.people, "领取人数"), order_no=args.order,
             line_no=_parse_int(args.line, "商品行号", minimum=1),
@@ -305,30 +305,30 @@ def cmd_purchase_add(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("purchase-void", short=True)
 def cmd_purchase_void(args: argparse.Namespace, ctx: Context) -> Any:
-    from workflow.app import records  # lazy: start-up time
+    from workflow.app import purchases  # lazy: start-up time
 
     rid = ctx.record_id(args.org)
-    hid = records.void_purchase(ctx.uow(), record_id=rid, purchase_id=_parse_int(args.id, "采购行编号"),
+    hid = purchases.void_purchase(ctx.uow(), record_id=rid, purchase_id=_parse_int(args.id, "采购行编号"),
                                 user_id=ctx.user_id(), reason=args.reason or "")
     return {"purchase_id": int(args.id), "record_id": rid, "history_id": hid}
 
 
 @command("purchase-list", short=True)
 def cmd_purchase_list(args: argparse.Namespace, ctx: Context) -> Any:
-    from workflow.app import records  # lazy: start-up time
+    from workflow.app import purchases  # lazy: start-up time
 
     rid = ctx.record_id(args.org)
-    return records.list_purchases(ctx.core_uow(readonly=True), record_id=rid, user_id=ctx.user_id())
+    return purchases.list_purchases(ctx.core_uow(readonly=True), record_id=rid, user_id=ctx.user_id())
 
 
 @command("fire", short=True)
 def cmd_fire(args: argparse.Namespace, ctx: Context) -> Any:
-    from workflow.app import records  # lazy: start-up time
+    from workflow.app import lifecycle  # lazy: start-up time
 
     rid = ctx.record_id(args.org)
     # summarize freezes the Annex 2 numbers through the ORM; every other trigger is Core only.
     uow = ctx.uow() if args.trigger == "summarize" else ctx.core_uow()
-    return records.fire(
+    return lifecycle.fire(
         uow, record_id=rid, trigger=args.trigger, user_id=ctx.user_id(),
         seen_version=_version(ctx, rid), reason=args.reason,
     )
@@ -336,18 +336,18 @@ def cmd_fire(args: argparse.Namespace, ctx: Context) -> Any:
 
 @command("show", short=True)
 def cmd_show(args: argparse.Namespace, ctx: Context) -> Any:
-    from workflow.app import records  # lazy: start-up time
+    from workflow.app import record_views  # lazy: start-up time
 
     rid = ctx.record_id(args.org)
-    return records.record_view(ctx.core_uow(readonly=True), record_id=rid, user_id=ctx.user_id())
+    return record_views.record_view(ctx.core_uow(readonly=True), record_id=rid, user_id=ctx.user_id())
 
 
 @command("history", short=True)
 def cmd_history(args: argparse.Namespace, ctx: Context) -> Any:
-    from workflow.app import records  # lazy: start-up time
+    from workflow.app import record_views  # lazy: start-up time
 
     rid = ctx.record_id(args.org)
-    return records.history(ctx.uow(readonly=True), record_id=rid, user_id=ctx.user_id())
+    return record_views.history(ctx.uow(readonly=True), record_id=rid, user_id=ctx.user_id())
 
 
 @command("lifecycle", short=True)

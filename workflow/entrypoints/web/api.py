@@ -16,7 +16,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflow.app import accounts, attachments, oversight, records, views
+from workflow.app import (
+    accounts,
+    attachments,
+    lifecycle,
+    oversight,
+    planning,
+    purchases,
+    record_views,
+    views,
+)
 from workflow.app.accounts import UserInfo
 from workflow.domain import money
 from workflow.domain.money import MAX_COUNT
@@ -147,10 +156,10 @@ def purchase_input(
     *, paid_at: str, channel: str, amount: str, people: int, order_no: str, line_no: int = 1,
     product: str = "", product_form: str | None = None, holiday: str | None = None,
     origin_region: str | None = None, budget: str = "extra_quota", refund_of: str | None = None,
-) -> records.PurchaseInput:
+) -> purchases.PurchaseInput:
     """Parse a purchase as the CLI does (same messages for the same mistakes)."""
     paid = money.parse_paid_at(paid_at)
-    return records.PurchaseInput(
+    return purchases.PurchaseInput(
         paid_at=paid, channel=channel.strip(), amount_fen=money.parse_yuan(amount, "金额"), people=people,
         order_no=order_no, line_no=line_no, product=product or "", product_form=product_form or None,
         holiday=holiday or None, origin_region=origin_region or None, budget=budget,
@@ -205,14 +214,14 @@ def list_records(
             response_model=dict[str, Any])
 def show_record(record_id: Id, request: Request, user: User) -> ApiJSON:
     return api_json(
-        records.record_view(_uow(request, True), record_id=record_id, user_id=user.id).to_dict())
+        record_views.record_view(_uow(request, True), record_id=record_id, user_id=user.id).to_dict())
 
 
 @router.get("/records/{record_id}/federation",
             summary="a federation's record: its snapshot, the live parts, children not yet accepted (null for grassroots)",
             response_model=dict[str, Any] | None)
 def record_federation(record_id: Id, request: Request, user: User) -> ApiJSON:
-    return api_json(records.federation_view(_uow(request, True), record_id=record_id,
+    return api_json(record_views.federation_view(_uow(request, True), record_id=record_id,
                                             user_id=user.id))
 
 
@@ -220,24 +229,24 @@ def record_federation(record_id: Id, request: Request, user: User) -> ApiJSON:
             summary="what changed since the latest return, against the returned submission (null if never returned)",
             response_model=dict[str, Any] | None)
 def record_changes(record_id: Id, request: Request, user: User) -> ApiJSON:
-    return api_json(records.changes_since_return(_uow(request, True), record_id=record_id,
+    return api_json(record_views.changes_since_return(_uow(request, True), record_id=record_id,
                                                  user_id=user.id))
 
 
 @router.get("/records/{record_id}/history", response_model=list[dict[str, Any]])
 def record_history(record_id: Id, request: Request, user: User) -> ApiJSON:
-    return api_json(records.history(_uow(request, True), record_id=record_id, user_id=user.id))
+    return api_json(record_views.history(_uow(request, True), record_id=record_id, user_id=user.id))
 
 
 @router.get("/records/{record_id}/purchases", response_model=list[dict[str, Any]])
 def record_purchases(record_id: Id, request: Request, user: User) -> ApiJSON:
-    return api_json(records.list_purchases(_uow(request, True), record_id=record_id,
+    return api_json(purchases.list_purchases(_uow(request, True), record_id=record_id,
                                            user_id=user.id))
 
 
 @router.post("/records/{record_id}/purchases", status_code=201)
 def add_purchase(record_id: Id, body: PurchaseBody, request: Request, user: User) -> dict[str, Any]:
-    pid = records.add_purchase(_uow(request), record_id=record_id, user_id=user.id,
+    pid = purchases.add_purchase(_uow(request), record_id=record_id, user_id=user.id,
                                 purchase=purchase_input(**body.model_dump()))
     return {"purchase_id": pid, "record_id": record_id}
 
@@ -245,7 +254,7 @@ def add_purchase(record_id: Id, body: PurchaseBody, request: Request, user: User
 @router.post("/records/{record_id}/purchases/{purchase_id}/void",
              summary="void a purchase line with a reason (before submit); it stays listed and counts nowhere")
 def void_purchase(record_id: Id, purchase_id: Id, body: VoidBody, request: Request, user: User) -> dict[str, Any]:
-    history_id = records.void_purchase(_uow(request), record_id=record_id, purchase_id=purchase_id,
+    history_id = purchases.void_purchase(_uow(request), record_id=record_id, purchase_id=purchase_id,
                                        user_id=user.id, reason=body.reason)
     return {"purchase_id": purchase_id, "record_id": record_id, "history_id": history_id}
 
@@ -276,14 +285,14 @@ def download_attachment(record_id: Id, attachment_id: Id, request: Request, user
 
 @router.put("/records/{record_id}/plan", response_model=dict[str, Any])
 def set_plan(record_id: Id, body: PlanBody, request: Request, user: User) -> ApiJSON:
-    view = records.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=body.seen_version,
+    view = planning.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=body.seen_version,
                          amount_per_member_fen=money.parse_yuan(body.amount, "每人增加额度"), members=body.members)
     return api_json(view.to_dict())
 
 
 @router.put("/records/{record_id}/report-info", response_model=dict[str, Any])
 def set_report_info(record_id: Id, body: ReportInfoBody, request: Request, user: User) -> ApiJSON:
-    view = records.update_report_info(
+    view = planning.update_report_info(
         _uow(request), record_id=record_id, user_id=user.id, seen_version=body.seen_version,
         reporter=body.reporter, phone=body.phone, fill_date=body.fill_date,
         work_experience=body.work_experience, work_highlights=body.work_highlights)
@@ -293,7 +302,7 @@ def set_report_info(record_id: Id, body: ReportInfoBody, request: Request, user:
 @router.post("/records/{record_id}/fire", summary="fire a lifecycle trigger with the version you saw",
              response_model=dict[str, Any])
 def fire(record_id: Id, body: FireBody, request: Request, user: User) -> ApiJSON:
-    result = records.fire(_uow(request), record_id=record_id, trigger=body.trigger, user_id=user.id,
+    result = lifecycle.fire(_uow(request), record_id=record_id, trigger=body.trigger, user_id=user.id,
                            seen_version=body.seen_version, reason=body.reason)
     return api_json(result)
 

@@ -1,5 +1,5 @@
 """The FastAPI application: the JSON API (:mod:`workflow.entrypoints.web.api`) and the server-rendered pages
-(:mod:`workflow.entrypoints.web.pages`), both thin over :mod:`workflow.app.records`.
+(:mod:`workflow.entrypoints.web.pages`), both thin over the use cases of :mod:`workflow.app`.
 
 ``create_app(database=None, settings=None)`` builds one; with no arguments it reads the
 settings from the environment (refusing the default secret outside development) and opens the

@@ -6,7 +6,7 @@ every route has a label here.
 
 from __future__ import annotations
 
-from workflow.app.records import VOID_REASON_MAX
+from workflow.app.purchases import VOID_REASON_MAX
 
 #: The longest value each form field takes (characters), per form (the path's last segment): the
 #: pages check it in the route, so an over-long value is refused beside its form with the input

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import states
-from workflow.app import attachments, records, views
+from workflow.app import attachments, purchases, views
 from workflow.domain.money import MAX_YEAR, MIN_YEAR
 from workflow.formats import ledger
 
@@ -58,7 +58,7 @@ _ENUMS: dict[str, list[str]] = {
     "overdue": list(views.OVERDUE_FILTERS),
     "sort": list(views.RECORD_SORTS),
     "trigger": list(states.TRIGGERS),
-    "budget": list(records.BUDGETS),
+    "budget": list(purchases.BUDGETS),
     "fmt": ["xlsx", "csv", "html"],
     "basis": ["budget", "retained"],
     "mapping": list(ledger.MAPPINGS),

@@ -16,7 +16,17 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import states
-from workflow.app import accounts, attachments, oversight, records, reporting, views
+from workflow.app import (
+    accounts,
+    attachments,
+    lifecycle,
+    oversight,
+    planning,
+    purchases,
+    record_views,
+    reporting,
+    views,
+)
 from workflow.app.accounts import UserInfo
 from workflow.domain import clock, money, rules
 from workflow.domain.errors import BadInput, BangfuError, LoginFailed, NotFound, TooManyAttempts
@@ -148,10 +158,10 @@ def _record_page(
     request: Request, user: UserInfo, record_id: Id, *, typed: dict[str, dict[str, str]] | None = None,
     errors: dict[str, str] | None = None, status: int = 200, extra: dict[str, Any] | None = None,
 ) -> HTMLResponse:
-    view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
+    view = record_views.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
     rel = views.record_relation(_uow(request, True), user_id=user.id, record_id=record_id)
-    purchases = records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
-    fed = records.federation_view(_uow(request, True), record_id=record_id, user_id=user.id)
+    ledger_lines = purchases.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
+    fed = record_views.federation_view(_uow(request, True), record_id=record_id, user_id=user.id)
     files = attachments.list_attachments(_uow(request, True), record_id=record_id, user_id=user.id)
     options = views.entry_options(_uow(request, True), round_id=view.round_id)
     forms = {k: dict(v) for k, v in FORM_DEFAULTS.items()}
@@ -184,7 +194,7 @@ def _record_page(
     # posted from a stale tab after 完成采购: shown at the top of the page, never dropped.
     general_errors = [msg for name, msg in errors.items() if msg and not shown.get(name)]
     return render(request, "pages/record.html", {
-        "title": view.org_name, "v": view, "rel": rel, "purchases": purchases, "options": options,
+        "title": view.org_name, "v": view, "rel": rel, "purchases": ledger_lines, "options": options,
         "fed": fed, "state_list": states.STATES,
         "files": files, "attachment_kinds": attachments.KINDS,
         "max_mb": attachments.MAX_BYTES // 1024 // 1024,
@@ -201,7 +211,7 @@ def _record_page(
     }, status=status)
 
 
-def _shown_forms(view: records.RecordView, rel: dict[str, bool], open_for_entry: bool) -> dict[str, bool]:
+def _shown_forms(view: record_views.RecordView, rel: dict[str, bool], open_for_entry: bool) -> dict[str, bool]:
     """Which of the record page's forms (the keys of ``FORM_DEFAULTS``) the page shows: the
     template asks this, and an error of a form not shown goes to the page's top instead."""
     enter = rel["can_enter"] and open_for_entry
@@ -242,7 +252,7 @@ def plan_submit(
     typed = {"amount": amount, "members": members}
     try:
         _check_lengths("plan", typed)
-        records.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=seen_version,
+        planning.plan(_uow(request), record_id=record_id, user_id=user.id, seen_version=seen_version,
                       amount_per_member_fen=money.parse_yuan(amount, "每人增加额度"), members=_int(members, "会员人数"))
     except BangfuError as exc:
         return _refused(request, user, record_id, "plan", typed, exc)
@@ -271,7 +281,7 @@ def purchase_submit(
             paid_at=paid_at, channel=channel, amount=amount, people=_int(people, "领取人数"),
             order_no=order_no, line_no=_int(line_no or "1", "订单行号"), product=product,
             product_form=product_form, holiday=holiday, budget=budget, refund_of=refund_of)
-        records.add_purchase(_uow(request), record_id=record_id, user_id=user.id, purchase=purchase)
+        purchases.add_purchase(_uow(request), record_id=record_id, user_id=user.id, purchase=purchase)
     except BangfuError as exc:
         return _refused(request, user, record_id, "purchase", typed, exc)
     auth.flash(request, f"已录入订单 {order_no.strip()}")
@@ -287,7 +297,7 @@ def purchase_void(
     auth.check_csrf(request, csrf_token)
     try:
         _check_lengths("void", {"reason": reason})
-        records.void_purchase(_uow(request), record_id=record_id, purchase_id=purchase_id, user_id=user.id,
+        purchases.void_purchase(_uow(request), record_id=record_id, purchase_id=purchase_id, user_id=user.id,
                               reason=reason)
     except BangfuError as exc:
         return _refused(request, user, record_id, "void", {"reason": reason}, exc)
@@ -313,7 +323,7 @@ def info_submit(
         parsed: date | None = None
         if fill_date.strip():
             parsed = money.parse_date(fill_date, "日期")
-        records.update_report_info(
+        planning.update_report_info(
             _uow(request), record_id=record_id, user_id=user.id, seen_version=seen_version,
             reporter=reporter or None, phone=phone or None, fill_date=parsed,
             work_experience=work_experience or None, work_highlights=work_highlights or None)
@@ -333,7 +343,7 @@ def fire_submit(
     auth.check_csrf(request, csrf_token)
     try:
         _check_lengths("fire", {"trigger": trigger, "reason": reason})
-        result = records.fire(_uow(request), record_id=record_id, trigger=trigger, user_id=user.id,
+        result = lifecycle.fire(_uow(request), record_id=record_id, trigger=trigger, user_id=user.id,
                                seen_version=seen_version, reason=reason or None)
     except BangfuError as exc:
         if next.startswith("/review") and not isinstance(exc, NotFound):
@@ -395,13 +405,13 @@ def attachment_download(request: Request, record_id: Id, attachment_id: Id) -> R
 @router.get("/records/{record_id}/history", response_class=HTMLResponse)
 def history_page(request: Request, record_id: Id) -> HTMLResponse:
     user = page_user(request)
-    view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
-    rows = records.history(_uow(request, True), record_id=record_id, user_id=user.id)
+    view = record_views.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
+    rows = record_views.history(_uow(request, True), record_id=record_id, user_id=user.id)
     for h in rows:
         if h["trigger"] == oversight.DEADLINE_TRIGGER:
             d = h["detail"] or {}
             h["label"] = f"{oversight.DEADLINE_LABEL}：{d.get('from', '')} → {d.get('to', '')}"
-    diff = records.changes_since_return(_uow(request, True), record_id=record_id, user_id=user.id)
+    diff = record_views.changes_since_return(_uow(request, True), record_id=record_id, user_id=user.id)
     return render(request, "pages/history.html", {
         "title": f"{view.org_name} 历史", "v": view, "rows": list(reversed(rows)), "diff": diff,
         "diagram": lifecycle_svg(view.state), "transitions": states.TRANSITIONS,
@@ -412,15 +422,15 @@ def history_page(request: Request, record_id: Id) -> HTMLResponse:
 @router.get("/records/{record_id}/purchases.csv")
 def purchases_csv(request: Request, record_id: Id) -> Response:
     user = page_user(request)
-    view = records.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
-    rows = records.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
+    view = record_views.record_view(_uow(request, True), record_id=record_id, user_id=user.id)
+    rows = purchases.list_purchases(_uow(request, True), record_id=record_id, user_id=user.id)
     table: list[list[object]] = [
         ["支付日期", "渠道", "金额（元）", "领取人次", "订单号", "行号", "商品", "节日", "经费来源", "代填报",
          "已作废", "作废人", "作废时间", "作废原因"]]
     for p in rows:
         table.append([p["paid_on"].isoformat(), p["channel_name"], Decimal(money.yuan_plain(p["amount_fen"])),
                       p["people"], p["order_no"], p["line_no"], p["product"], p["holiday"] or "",
-                      records.BUDGETS.get(p["budget"], p["budget"]), "是" if p["on_behalf"] else "",
+                      purchases.BUDGETS.get(p["budget"], p["budget"]), "是" if p["on_behalf"] else "",
                       "是" if p["voided"] else "", p["voided_by"] or "",
                       p["voided_at"].astimezone(clock.CHINA).strftime("%Y-%m-%d %H:%M") if p["voided_at"] else "",
                       p["void_reason"] or ""])
@@ -451,7 +461,7 @@ def _review(request: Request, user: UserInfo, *, round_id: int | None, q: str | 
     subs = views.subordinates(_uow(request, True), user_id=user.id, round_id=rnd.id or 0, state=state,
                                 overdue=overdue, page=spage, per_page=20)
     # Only records returned before carry a last reason: the diff is read for those alone.
-    diffs = {r["record_id"]: records.changes_since_return(_uow(request, True), record_id=r["record_id"],
+    diffs = {r["record_id"]: record_views.changes_since_return(_uow(request, True), record_id=r["record_id"],
                                                           user_id=user.id)
              for r in inbox.items if r["last_reason"]}
     return render(request, "pages/review.html", {

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from workflow.app import attachments, purchase_import, records, reporting, views
+from workflow.app import attachments, purchase_import, record_views, reporting, views
 from workflow.app.accounts import UserInfo
 from workflow.domain import limits, money
 from workflow.domain.errors import BadInput, BangfuError, ImportRefused, NotFound
@@ -53,9 +53,9 @@ def _round_label(request: Request, round_id: int | None) -> str:
     return views.current_round(_uow(request, True), round_id=round_id).label
 
 
-def _record_org(request: Request, user_id: int, record_id: Id) -> tuple[records.RecordView, str]:
+def _record_org(request: Request, user_id: int, record_id: Id) -> tuple[record_views.RecordView, str]:
     """The record as the user may see it (404 outside their view) and its round's label."""
-    view = records.record_view(_uow(request, True), record_id=record_id, user_id=user_id)
+    view = record_views.record_view(_uow(request, True), record_id=record_id, user_id=user_id)
     return view, _round_label(request, view.round_id)
 
 
@@ -97,7 +97,7 @@ def province_file(request: Request, user_id: int, round_id: int | None) -> Respo
     return file_response(data, f"{label}工会消费帮扶情况汇总表.xlsx", XLSX)
 
 
-def work_report_of(request: Request, user_id: int, record_id: Id) -> tuple[records.RecordView, reporting.WorkReport]:
+def work_report_of(request: Request, user_id: int, record_id: Id) -> tuple[record_views.RecordView, reporting.WorkReport]:
     view, label = _record_org(request, user_id, record_id)
     return view, reporting.work_report(_uow(request, True), org_code=view.org_code, user_id=user_id,
                                      round_label=label)

@@ -1,0 +1,275 @@
+"""The lifecycle: fire a trigger on a record (membership, the rules, the version seen), and write
+state, history, the rollup's move and the outbox rows in one transaction."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import states
+from workflow.app.actors import _conflict
+from workflow.domain import access, clock, engine, rules
+from workflow.domain.engine import GuardContext
+from workflow.domain.errors import (
+    NotFound,
+)
+from workflow.store import rollup
+from workflow.store.records import FireContext
+from workflow.store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from workflow.store.tables import Record, User
+
+
+#: History rows that are not transitions of the lifecycle (the state stays as it was).
+EVENT_LABELS: dict[str, str] = {
+    "void_purchase": "作废采购行",
+}
+
+
+#: A federation's own words for the transitions whose grassroots label speaks of purchasing: it
+#: enters its own lines and aggregate lines, then adds up its accepted subordinates.
+FEDERATION_ACTION_LABELS: dict[tuple[str, str], str] = {
+    ("finish_purchasing", states.PLANNED): "完成本级录入",
+    ("reopen", states.PURCHASED): "退回本级录入",
+    ("reopen", states.SUMMARIZED): "撤销汇总（继续录入）",
+    ("summarize", states.PURCHASED): "汇总（本级数据＋已通过的下级）",
+}
+
+
+def action_label(trigger: str, source: str, *, grassroots: bool) -> str:
+    """The label of ``trigger`` fired from ``source`` for this kind of record."""
+    if not grassroots and (trigger, source) in FEDERATION_ACTION_LABELS:
+        return FEDERATION_ACTION_LABELS[(trigger, source)]
+    transition = states.find(trigger, source)
+    if transition is not None and transition.label:
+        return transition.label
+    return states.TRIGGER_LABELS.get(trigger) or EVENT_LABELS.get(trigger, trigger)
+
+
+#: Who hears about an event: the parent's reviewers or the record's own clerks.
+EVENT_RECIPIENTS: dict[str, str] = {
+    "submit": "parent_reviewers",
+    "withdraw": "parent_reviewers",
+    "accept": "own_clerks",
+    "return_for_revision": "own_clerks",
+    "revoke_acceptance": "own_clerks",
+}
+
+
+@dataclass(frozen=True)
+class FireResult:
+    record_id: int
+    trigger: str
+    from_state: str
+    to_state: str
+    version: int
+    history_id: int
+    on_behalf: bool
+    notifications: int
+    label: str = ""  # the transition's name for this record (its source state and kind)
+
+    @property
+    def message(self) -> str:
+        """What the user is told once it is done (the web's flash, the CLI's line)."""
+        label = self.label or states.TRIGGER_LABELS.get(self.trigger, self.trigger)
+        return (f"已{label}：{states.STATE_LABELS[self.from_state]} → {states.STATE_LABELS[self.to_state]}"
+                + ("（代填报）" if self.on_behalf else ""))
+
+
+def fire(
+    uow: UnitOfWork,
+    *,
+    record_id: int,
+    trigger: str,
+    user_id: int,
+    seen_version: int,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> FireResult:
+    """Fire ``trigger`` on a record as a user.
+
+    Args:
+        uow: a fresh unit of work.
+        record_id: the record.
+        trigger: ``finish_purchasing``, ``summarize``, ``submit``, ``withdraw``, ``reopen``,
+            ``accept``, ``return_for_revision`` or ``revoke_acceptance``.
+        user_id: the actor.
+        seen_version: the record version the caller saw.
+        reason: required for return and revoke.
+        now: the instant (defaults to :func:`workflow.domain.clock.now`).
+
+    Returns:
+        What happened: states, the new version, the history row.
+
+    Raises:
+        NotFound, PermissionDenied, RuleViolation, VersionConflict.
+    """
+    now = now or clock.now()
+    reason = reason.strip() if reason else None
+    with uow:
+        # One statement reads the record, its organisation, the round's cap, the parent record's
+        # state, the actor and their memberships; everything after it is plain values.
+        fc = uow.records.fire_context(record_id, user_id)
+        relation = access.relation(fc.seats, fc.org)
+        if not relation.visible:
+            # Outside the user's subtree the record does not exist for them.
+            raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
+        decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason), relation)
+        if fc.version != seen_version:
+            raise _conflict(fc.version)
+        values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
+        if trigger == "summarize":
+            snap = uow.records.take_snapshot(record_id, now=now, as_of=clock.china_date(now))
+            values.update(snapshot_id=snap.id, snapshot_stale=False)
+            if fc.fill_date is None:
+                values["fill_date"] = snap.as_of
+        elif trigger == "submit":
+            values.update(submitted_at=now, is_late=rules.is_late(now, fc.report_deadline), is_overdue=False)
+        elif trigger == "accept":
+            values.update(decided_at=now, last_reason=None)
+        elif trigger in ("return_for_revision", "revoke_acceptance"):
+            values.update(decided_at=now, last_reason=reason)
+        if not uow.records.write(record_id, seen_version, values):
+            raise _conflict(fc.version)
+        # The overview's rollup moves with the record, in this transaction.
+        uow.records.rollup_move(fc.round_id, fc.org.path, fc.rollup_entry(), rollup.entry(
+            state=decision.dest, is_grassroots=fc.is_grassroots,
+            is_overdue=values.get("is_overdue", fc.is_overdue), is_late=values.get("is_late", fc.is_late),
+            has_snapshot=values.get("snapshot_id", fc.snapshot_id) is not None,
+            report_deadline=fc.report_deadline, snapshot_people=fc.snapshot_people, snapshot_fen=fc.snapshot_fen,
+        ))
+        acting_org = fc.org_parent_id if decision.acting_role == states.REVIEWER else fc.org_id
+        history_id = uow.records.add_history({
+            "record_id": record_id, "at": now, "actor_user_id": fc.user_id, "actor_role": decision.acting_role,
+            "actor_org_id": acting_org, "on_behalf": decision.on_behalf, "from_state": fc.state,
+            "to_state": decision.dest, "trigger": trigger, "reason": reason,
+            # A submission keeps what it sent: its snapshot and the report texts, so the
+            # reviewer can see what changed when a returned record comes back.
+            "detail": json.dumps(submission_detail(fc), ensure_ascii=False, sort_keys=True)
+            if trigger == "submit" else None,
+        })
+        if trigger in ("accept", "revoke_acceptance"):
+            # The parent's frozen sum no longer matches its children's accepted numbers.
+            uow.records.mark_snapshot_stale(fc.parent_id, only_state=states.SUMMARIZED)
+        sent = _notify_event(uow, fc, trigger, history_id, reason, now)
+        uow.commit()
+        return FireResult(
+            record_id=record_id,
+            trigger=trigger,
+            from_state=decision.transition.source,
+            to_state=decision.dest,
+            version=seen_version + 1,
+            history_id=history_id,
+            on_behalf=decision.on_behalf,
+            notifications=sent,
+            label=action_label(trigger, decision.transition.source, grassroots=fc.is_grassroots),
+        )
+
+
+def _on_behalf(fc: FireContext) -> bool:
+    """Whether the actor is not one of the record's own clerks (a parent's reviewer acting)."""
+    return not any(o.id == fc.org_id and r == states.CLERK for o, r in fc.seats)
+
+
+def guard_context_of(fc: FireContext, now: datetime, reason: str | None) -> GuardContext:
+    """The guards' values from a transition's plain context."""
+    amount, members = fc.amount_per_member_fen, fc.members
+    if not fc.is_grassroots:  # quota rules apply to grassroots records only
+        amount, members = amount or 0, members or 0
+    return GuardContext(
+        cap_fen=fc.cap_fen_per_member, amount_per_member_fen=amount, members=members,
+        is_grassroots=fc.is_grassroots, is_reporting_unit=fc.is_reporting_unit,
+        work_experience=fc.work_experience, work_highlights=fc.work_highlights,
+        has_snapshot=fc.snapshot_id is not None, snapshot_stale=fc.snapshot_stale, reporter=fc.reporter,
+        phone=fc.phone, fill_date=fc.fill_date, today=clock.china_date(now), reason=reason,
+        parent_state=fc.parent_state, four_eyes=fc.four_eyes,
+        # The statement said whether the actor is one of the record's fillers since its last
+        # return (asked of submitted records only): the guard needs no more than that.
+        actor_is_filler=fc.actor_filled,
+    )
+
+
+def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: int, reason: str | None,
+                  now: datetime) -> int:
+    """Outbox rows for an event, keyed by (recipient, channel, history row), in one statement:
+    the parent's reviewers or the record's own clerks (see :data:`EVENT_RECIPIENTS`); for other
+    triggers the own clerks when somebody acted on their behalf."""
+    who = EVENT_RECIPIENTS.get(trigger)
+    if who is None and not _on_behalf(fc):
+        return 0
+    if who == "parent_reviewers" and fc.org_parent_id is not None:
+        org_id, role = fc.org_parent_id, states.REVIEWER
+    else:
+        org_id, role = fc.org_id, states.CLERK
+    payload = json.dumps({
+        "org_name": fc.org_name,
+        "org_code": fc.org_code,
+        "event": states.TRIGGER_LABELS.get(trigger, trigger),
+        "trigger": trigger,
+        "actor_name": fc.user_name,
+        "reason": reason,
+        "path": f"/records/{fc.record_id}",
+    }, ensure_ascii=False, sort_keys=True, default=str)
+    return uow.notifications.add_event_notifications(org_id=org_id, role=role, actor_user_id=fc.user_id,
+                                       source=f"history:{history_id}", record_id=fc.record_id,
+                                       payload=payload, now=now)
+
+
+def submission_detail(rec: Record | FireContext) -> dict[str, Any]:
+    """What a submission sends: its snapshot id and the report texts (the history row's detail)."""
+    return {"snapshot_id": rec.snapshot_id, **_texts(rec)}
+
+
+def _texts(rec: Record | FireContext) -> dict[str, Any]:
+    return {"reporter": rec.reporter, "phone": rec.phone,
+            "fill_date": rec.fill_date.isoformat() if rec.fill_date else None,
+            "work_experience": rec.work_experience, "work_highlights": rec.work_highlights}
+
+
+def user_channels(user: User) -> list[str]:
+    """The channels a user chose; the in-app inbox always, e-mail only with an address."""
+    chosen = [c.strip() for c in (user.channels or "").split(",") if c.strip()]
+    out = ["inbox"]
+    for c in chosen:
+        if c == "email" and not user.email:
+            continue
+        if c not in out:
+            out.append(c)
+    return out
+
+
+def notification_rows(
+    recipients: list[User],
+    *,
+    kind: str,
+    source: str,
+    record_id: int | None,
+    payload: dict[str, Any],
+    now: datetime,
+    exclude_user_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Outbox rows, one per recipient and chosen channel; the inbox copy is delivered at once."""
+    body = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
+    rows: list[dict[str, Any]] = []
+    for user in recipients:
+        if user.id == exclude_user_id:
+            continue
+        for channel in user_channels(user):
+            rows.append(
+                {
+                    "user_id": user.id,
+                    "channel": channel,
+                    "source": source,
+                    "kind": kind,
+                    "record_id": record_id,
+                    "payload": body,
+                    "status": "sent" if channel == "inbox" else "pending",
+                    "attempts": 0,
+                    "created_at": now,
+                    "sent_at": now if channel == "inbox" else None,
+                }
+            )
+    return rows
