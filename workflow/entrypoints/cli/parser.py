@@ -10,17 +10,6 @@ from workflow.entrypoints.cli import registry
 from workflow.entrypoints.cli.argparse_zh import ChineseParser
 
 
-def common_options() -> argparse.ArgumentParser:
-    """The options every command takes (the parent of every command's parser)."""
-    common = ChineseParser(add_help=False)
-    common.add_argument("--json", action="store_true",
-                        help="输出 JSON（出错时也输出 JSON：code、message、exit）")
-    common.add_argument("--as", dest="as_user", metavar="用户名", help="以该用户身份操作（或设置环境变量 BANGFU_USER）")
-    common.add_argument("--round", metavar="年度", help="年度名称或年份，如 2021（默认最新年度）")
-    common.add_argument("--version", metavar="版本号", help="你看到的记录版本号（默认当前版本）")
-    return common
-
-
 class CommandParser(ChineseParser):
     """A command's parser: its arguments come from its module, imported the first time the
     command line is parsed or its help formatted (only the named command's module loads)."""
@@ -44,6 +33,17 @@ class CommandParser(ChineseParser):
     def format_help(self) -> str:
         self._complete_arguments()
         return super().format_help()
+
+
+def common_options() -> CommandParser:
+    """The options every command takes (the parent of every command's parser)."""
+    common = CommandParser(add_help=False)
+    common.add_argument("--json", action="store_true",
+                        help="输出 JSON（出错时也输出 JSON：code、message、exit）")
+    common.add_argument("--as", dest="as_user", metavar="用户名", help="以该用户身份操作（或设置环境变量 BANGFU_USER）")
+    common.add_argument("--round", metavar="年度", help="年度名称或年份，如 2021（默认最新年度）")
+    common.add_argument("--version", metavar="版本号", help="你看到的记录版本号（默认当前版本）")
+    return common
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
