@@ -46,6 +46,11 @@ def common_options() -> CommandParser:
     return common
 
 
+def org_argument(p: argparse.ArgumentParser) -> None:
+    """The organisation a record command acts on (its only argument for several)."""
+    p.add_argument("org", metavar="单位代码")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser. ``only`` (the first word of a command line) is accepted for
     callers of the earlier one-command parser: every parser now builds a command's arguments only

@@ -9,9 +9,9 @@ import states
 from workflow.app import records
 from workflow.domain import clock
 from workflow.entrypoints.cli.command import Command
-from workflow.entrypoints.cli.commands.show import org_argument
 from workflow.entrypoints.cli.context import Context
 from workflow.entrypoints.cli.output import ROLE_LABELS
+from workflow.entrypoints.cli.parser import org_argument
 
 
 def history(args: argparse.Namespace, ctx: Context) -> Any:

@@ -8,8 +8,8 @@ from typing import Any
 from workflow.app import records
 from workflow.domain import money, rules
 from workflow.entrypoints.cli.command import Command
-from workflow.entrypoints.cli.commands.show import org_argument
 from workflow.entrypoints.cli.context import Context
+from workflow.entrypoints.cli.parser import org_argument
 from workflow.formats.ledger import BUDGET_LABELS
 
 

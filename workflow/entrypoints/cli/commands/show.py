@@ -11,10 +11,7 @@ from workflow.domain import clock, rules
 from workflow.entrypoints.cli.command import Command
 from workflow.entrypoints.cli.context import Context
 from workflow.entrypoints.cli.output import days_text
-
-
-def org_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("org", metavar="单位代码")
+from workflow.entrypoints.cli.parser import org_argument
 
 
 def show(args: argparse.Namespace, ctx: Context) -> records.RecordView:
