@@ -222,3 +222,14 @@ def test_the_help_lists_every_command_from_the_registry_and_a_command_loads_its_
     listed = "".join(help_text.split())  # argparse wraps the long help lines
     for name, entry in cli.registry.COMMANDS.items():
         assert name in listed and "".join(entry.help.split()) in listed, name
+
+
+def test_a_command_whose_module_fails_to_load_is_a_bug_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The module loads while the command line is parsed: a failure there is exit 1, one line."""
+    monkeypatch.delenv("BANGFU_DEBUG", raising=False)
+    monkeypatch.setitem(cli.registry.COMMANDS, "lifecycle", cli.registry.Entry("no_such_module", "以 Mermaid 图输出流程"))
+    capsys.readouterr()
+    assert cli.main(["lifecycle"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err and len(err.strip().splitlines()) == 1 and "内部错误" in err

@@ -17,7 +17,6 @@ The help and argparse's own messages are Chinese (see :mod:`.argparse_zh`).
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import gc
@@ -31,7 +30,7 @@ from typing import NoReturn
 from workflow.domain.errors import BangfuError
 from workflow.entrypoints.cli import registry
 from workflow.entrypoints.cli.argparse_zh import ChineseParser, json_refusal, wants_json
-from workflow.entrypoints.cli.command import Handler, Session
+from workflow.entrypoints.cli.command import CommandContext, Handler
 from workflow.entrypoints.cli.exits import EXIT_CODES, exit_code_for, refuse
 from workflow.entrypoints.cli.output import print_result
 from workflow.entrypoints.cli.parser import build_parser
@@ -99,13 +98,14 @@ def main(argv: Sequence[str] | None = None, *, process_ends: bool = False) -> in
     # output and the closing too (resuming the collector scans every object made since).
     short = bool(words) and words[0] in SHORT_COMMANDS
     with _collector_paused(short, resume=not process_ends):
-        args = build_parser().parse_args(words)
-        return _dispatch(args, json_out)
+        return _dispatch(words, json_out)
 
 
-def _dispatch(args: argparse.Namespace, json_out: bool) -> int:
-    ctx: Session | None = None
+def _dispatch(words: list[str], json_out: bool) -> int:
+    """Parse (a usage error exits 2 from argparse), run and print; a refusal or a bug as one line."""
+    ctx: CommandContext | None = None
     try:
+        args = build_parser().parse_args(words)  # imports the command's module: a failure is a bug
         command = registry.load(args.command)
         ctx = command.context(args)
         result = COMMANDS.get(args.command, command.run)(args, ctx)

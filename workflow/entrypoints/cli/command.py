@@ -16,7 +16,7 @@ from typing import Any, Protocol
 Handler = Callable[[argparse.Namespace, Any], Any]
 
 
-class Session(Protocol):
+class CommandContext(Protocol):
     """What the dispatcher needs of a command's context."""
 
     args: argparse.Namespace
@@ -38,7 +38,7 @@ class Command:
     the result prints as JSON."""
 
     run: Handler
-    context: Callable[[argparse.Namespace], Session]
+    context: Callable[[argparse.Namespace], CommandContext]
     arguments: Callable[[argparse.ArgumentParser], None] = no_arguments
     human: Callable[[Any], None] | None = None
 
