@@ -1,11 +1,13 @@
 """The layers as code: no import cycle between our modules, no import hidden inside a function
-to dodge one, and the import-linter contracts kept (``make test`` runs ``lint-imports`` too; this
-test keeps the same promise for a bare ``pytest``).
+to dodge one (nor behind ``__import__`` or ``importlib``), the command line's registry whole, and
+the import-linter contracts kept (``make test`` runs ``lint-imports`` too; this test keeps the
+same promise for a bare ``pytest``).
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +15,13 @@ from pathlib import Path
 import grimp
 
 from workflow.domain import errors
-from workflow.entrypoints.cli import EXIT_CODES
+from workflow.entrypoints.cli import EXIT_CODES, registry
+from workflow.entrypoints.cli.command import Command
 from workflow.entrypoints.web.errors import HTTP_STATUS
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("states", "workflow", "notifications")
+CLI = ROOT / "workflow" / "entrypoints" / "cli"
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -107,6 +111,88 @@ def test_no_unexplained_import_inside_a_function() -> None:
     if worker:
         offenders["worker.py"] = worker
     assert offenders == {}
+
+
+def _sources() -> list[Path]:
+    return [*(p for package in PACKAGES for p in sorted((ROOT / package).rglob("*.py"))), ROOT / "worker.py"]
+
+
+def _dynamic_imports(path: Path) -> list[tuple[str, int, str]]:
+    """``__import__(...)`` and ``importlib.import_module(...)`` calls that may load one of our
+    modules (a name that is not a literal may): (enclosing function, line, source)."""
+    source = path.read_text()
+    tree = ast.parse(source)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Module):
+            continue
+        where = getattr(node, "name", "<module>")
+        for call in ast.walk(node):
+            if not isinstance(call, ast.Call):
+                continue
+            func = call.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name not in ("__import__", "import_module"):
+                continue
+            first = call.args[0] if call.args else None
+            literal = first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+            if literal is None or literal.split(".")[0] in PACKAGES:
+                found.append((where, call.lineno, ast.get_source_segment(source, call) or ""))
+    return found
+
+
+def test_no_dynamic_import_of_our_modules_but_the_registrys_loader() -> None:
+    """A module loaded by name is an import the graph (grimp, import-linter) cannot see: the one
+    allowed is the command line's registry loading the module of the command being run."""
+    found = {}
+    for path in _sources():
+        # A call inside a function is seen from the module and from each enclosing function.
+        if calls := sorted({(line, text) for _where, line, text in _dynamic_imports(path)}):
+            found[str(path.relative_to(ROOT))] = calls
+    loader = "workflow/entrypoints/cli/registry.py"
+    assert set(found) == {loader}, found
+    assert [w for w, _line, _text in _dynamic_imports(ROOT / loader) if w != "<module>"] == ["load"]
+
+
+def test_every_registered_command_has_its_module_and_its_parts() -> None:
+    """Each entry of the registry names a module of ``cli/commands`` whose ``COMMANDS`` defines
+    that command (handler, context, arguments, output); each command defined there is registered."""
+    modules = {p.stem for p in (CLI / "commands").glob("*.py") if p.stem != "__init__"}
+    assert {entry.module for entry in registry.COMMANDS.values()} == modules
+    for name, entry in registry.COMMANDS.items():
+        path = CLI / "commands" / f"{entry.module}.py"
+        tree = ast.parse(path.read_text())
+        top = {t.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
+               for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+        assert "COMMANDS" in top, path
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in entry.help), name
+        command = registry.load(name)
+        assert isinstance(command, Command), name
+        assert callable(command.run) and callable(command.context) and callable(command.arguments), name
+        assert command.human is None or callable(command.human), name
+    for module in modules:
+        defined = vars(importlib.import_module(f"{registry.PACKAGE}.{module}"))["COMMANDS"]
+        assert {n for n, e in registry.COMMANDS.items() if e.module == module} == set(defined), module
+
+
+def test_the_command_line_imports_nothing_inside_a_function() -> None:
+    """Its modules import at the top: a command's module is loaded only when that command runs
+    (by the registry), so what it needs may load with it."""
+    found = {}
+    for path in sorted(CLI.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        lines = [inner.lineno for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                 for inner in ast.walk(node) if isinstance(inner, ast.Import | ast.ImportFrom)]
+        if lines:
+            found[str(path.relative_to(ROOT))] = sorted(set(lines))
+    assert found == {}
+
+
+def test_nothing_imports_the_command_line_package_back() -> None:
+    """The commands import the shared modules (context, output, exits), never the package that
+    dispatches to them: only ``python -m``'s ``__main__`` imports it."""
+    graph = grimp.build_graph(*PACKAGES)
+    assert graph.find_modules_that_directly_import("workflow.entrypoints.cli") <= {"workflow.entrypoints.cli.__main__"}
 
 
 def test_the_layer_contracts_hold() -> None:

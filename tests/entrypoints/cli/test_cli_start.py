@@ -197,3 +197,39 @@ def test_a_core_commands_parser_imports_no_command_group_and_a_groups_command_st
     assert show["command"] == "show" and show["org"] == "G1" and show["as_user"] == "u"
     assert groups == []
     assert stats["command"] == "stats" and stats["live"] is True
+
+
+def test_the_help_lists_every_command_from_the_registry_and_a_command_loads_its_module_only() -> None:
+    """``bangfu --help`` lists the registry's commands, each with its help line, importing no
+    command module; ``bangfu purchase-list --help`` imports that command's module alone."""
+    code = ("import contextlib, io, json, sys\n"
+            "from workflow.entrypoints import cli\n"
+            "def loaded():\n"
+            "    return sorted(m.rsplit('.', 1)[-1] for m in sys.modules\n"
+            "                  if m.startswith('workflow.entrypoints.cli.commands.'))\n"
+            "out = []\n"
+            "for argv in (['--help'], ['purchase-list', '--help']):\n"
+            "    text = io.StringIO()\n"
+            "    with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):\n"
+            "        cli.main(argv)\n"
+            "    out.append([text.getvalue(), loaded()])\n"
+            "print(json.dumps(out))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (help_text, after_help), (_command_help, after_command) = json.loads(proc.stdout)
+    assert after_help == []
+    assert after_command == ["purchases"]
+    listed = "".join(help_text.split())  # argparse wraps the long help lines
+    for name, entry in cli.registry.COMMANDS.items():
+        assert name in listed and "".join(entry.help.split()) in listed, name
+
+
+def test_a_command_whose_module_fails_to_load_is_a_bug_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The module loads while the command line is parsed: a failure there is exit 1, one line."""
+    monkeypatch.delenv("BANGFU_DEBUG", raising=False)
+    monkeypatch.setitem(cli.registry.COMMANDS, "lifecycle", cli.registry.Entry("no_such_module", "以 Mermaid 图输出流程"))
+    capsys.readouterr()
+    assert cli.main(["lifecycle"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err and len(err.strip().splitlines()) == 1 and "内部错误" in err

@@ -1,0 +1,41 @@
+"""``token-create`` and ``password-reset``: API tokens and a clerk's password, by an operator or
+a parent union's reviewer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from workflow.app import accounts
+from workflow.entrypoints.cli.command import Command
+from workflow.entrypoints.cli.context import Context
+
+
+def _token_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("username", metavar="用户名")
+    p.add_argument("--name", default="", metavar="用途", help="令牌的用途")
+
+
+def create_token(args: argparse.Namespace, ctx: Context) -> Any:
+    token = accounts.create_token(ctx.uow(), username=args.username, name=args.name)
+    return {"username": args.username, "token": token,
+            "usage": "Authorization: Bearer <token>（只显示这一次，请妥善保存）"}
+
+
+def _reset_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("username", metavar="用户名", help="要重置密码的填报员用户名")
+
+
+def reset_password(args: argparse.Namespace, ctx: Context) -> Any:
+    # The new password comes from standard input, never from the command line (ps, shell history).
+    new_password = sys.stdin.readline().rstrip("\r\n")
+    accounts.reset_password(ctx.uow(), actor_id=ctx.user_id(), username=args.username,
+                            new_password=new_password)
+    return {"username": args.username, "reset": True}
+
+
+COMMANDS = {
+    "token-create": Command(arguments=_token_arguments, run=create_token, context=Context),
+    "password-reset": Command(arguments=_reset_arguments, run=reset_password, context=Context),
+}
