@@ -31,12 +31,14 @@ from celery.worker import state as worker_state
 from kombu import Queue
 
 from workflow import logs
+from workflow.app import verify as verifying
 from workflow.domain import clock
 from workflow.domain.errors import StoreUnavailable
 from workflow.scheduler.outbox import default_channels, deliver_all
 from workflow.scheduler.sweeps import run_sweep
 from workflow.settings import Settings, get_settings
 from workflow.store.tables import Database
+from workflow.store.uow import UnitOfWork
 
 TIMEZONE = "Asia/Shanghai"
 
@@ -72,6 +74,8 @@ def make_config(settings: Settings) -> dict[str, Any]:
             # (idempotent: a repeat writes nothing new).
             "sweep-hourly": {"task": "bangfu.sweep", "schedule": crontab(minute="5")},
             "deliver-every-minute": {"task": "bangfu.deliver", "schedule": 60.0},
+            # Every night the stored figures are recomputed from the ledger (``bangfu verify``).
+            "verify-nightly": {"task": "bangfu.verify", "schedule": crontab(hour="3", minute="30")},
         },
     }
     if settings.broker_url.startswith(("redis", "rediss")):
@@ -165,6 +169,20 @@ def deliver(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
         ).to_dict()
 
 
+def verify(self: Any) -> dict[str, int]:
+    """Recompute every round's figures from the ledger (read-only); each difference is logged
+    as an error naming the organisation, for the operators' alerting. Returns the differences
+    per round."""
+    s = self.app.conf.bangfu_settings
+    found = {}
+    for report in verifying.verify(UnitOfWork(database(s.database_url), readonly=True)):
+        found[report.round_label] = len(report.findings)
+        for finding in report.findings:
+            log.error("verify: %s: %s", report.round_label, finding.line)
+        log.info("verify: %s: %d differences in %.1f s", report.round_label, len(report.findings), report.seconds)
+    return found
+
+
 def create_app(settings: Settings) -> Celery:
     """A Celery app for ``settings``, with the two tasks registered.
 
@@ -179,6 +197,8 @@ def create_app(settings: Settings) -> Celery:
                 autoretry_for=(StoreUnavailable,), retry_backoff=2,
                 retry_backoff_max=300, retry_jitter=False, max_retries=10)(sweep)
     celery.task(name="bangfu.deliver", bind=True, shared=False)(deliver)
+    celery.task(name="bangfu.verify", bind=True, shared=False,
+                autoretry_for=(StoreUnavailable,), retry_backoff=2, max_retries=5)(verify)
     return celery
 
 

@@ -29,6 +29,7 @@ from sqlmodel import Session
 
 from workflow.store.accounts import Accounts
 from workflow.store.bulk import Bulk
+from workflow.store.checks import Checks
 from workflow.store.directory import Directory
 from workflow.store.engine import Database
 from workflow.store.errors import translate
@@ -54,6 +55,7 @@ class UnitOfWork:
         reports: the read side's sums (Annex 2, completeness, comparisons).
         lists: pages of records (a reviewer's inbox, subordinates), a user's own, the overview's units.
         bulk: set-based loads (COPY / executemany, deferred indexes, ANALYZE).
+        checks: the stored figures recomputed from the ledger (``bangfu verify``).
     """
 
     def __init__(self, database: Database, *, readonly: bool = False) -> None:
@@ -70,6 +72,7 @@ class UnitOfWork:
         self.notifications = Notifications(self)
         self.reports = Reports(self)
         self.lists = RecordLists(self)
+        self.checks = Checks(self)
         self.bulk = Bulk(self)
 
     # --- the transaction ---------------------------------------------------------------------

@@ -110,7 +110,7 @@ def _dispatch(words: list[str], json_out: bool) -> int:
         ctx = command.context(args)
         result = COMMANDS.get(args.command, command.run)(args, ctx)
         print_result(result, command.human, as_json=args.json)
-        return 0
+        return command.exit_code(result) if command.exit_code is not None else 0
     except BangfuError as exc:
         missing = ctx.schema_problem(exc) if ctx is not None else None
         if missing is not None:

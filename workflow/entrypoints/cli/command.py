@@ -41,6 +41,8 @@ class Command:
     context: Callable[[argparse.Namespace], CommandContext]
     arguments: Callable[[argparse.ArgumentParser], None] = no_arguments
     human: Callable[[Any], None] | None = None
+    #: The exit code of a result that was printed (``verify`` exits 1 on a difference); 0 without it.
+    exit_code: Callable[[Any], int] | None = None
 
 
 class Bare:

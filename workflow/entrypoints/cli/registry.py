@@ -34,6 +34,7 @@ COMMANDS: dict[str, Entry] = {
     "user-import": Entry("directory", "从 CSV 导入用户和任职（username,display_name,org_code,role[,email,phone,password]）"),
     "members-import": Entry("directory", "导入 --round 年度各单位会员人数（org_code,members）"),
     "rounds": Entry("rounds", "列出已加载的年度及其截止日期", short=True),
+    "verify": Entry("verify", "按明细重算汇总快照、概况汇总表、额外额度和作废额度，逐单位列出不一致（有则退出码 1）"),
     "rollup-rebuild": Entry("rollup_rebuild", "按记录重算概况用的汇总表（--round 指定年度，不指定则全部年度）"),
     "plan": Entry("plan", "填写每人额外额度和会员人数", short=True),
     "report-info": Entry("plan", "填写填报人、联系电话、填表时间和工作报告内容", short=True),
