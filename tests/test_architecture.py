@@ -219,3 +219,30 @@ def test_every_error_lives_in_errors_and_has_a_status_and_an_exit_code() -> None
     assert {c.__module__ for c in tree} == {"workflow.domain.errors"}
     missing = [c.__name__ for c in tree if row(HTTP_STATUS, c) is None or row(EXIT_CODES, c) is None]
     assert missing == []
+
+
+#: What a unit of work keeps for its repositories (inside workflow/store only).
+_STORE_INTERNALS = {"session", "connection", "execute"}
+
+
+def test_nothing_above_the_store_reaches_into_a_unit_of_works_transaction() -> None:
+    """Issue 19: the use cases and the edges say ``with uow:`` and call repositories
+    (``uow.records.get(…)``); none touches the session, the connection or a raw statement, nor
+    names SQLAlchemy (import-linter forbids the import; this catches an attribute reached through a
+    unit of work, whatever the variable is called)."""
+    offenders = []
+    above = [p for p in _sources() if not p.is_relative_to(ROOT / "workflow" / "store")
+             and not p.is_relative_to(ROOT / "workflow" / "scheduler")]
+    for path in above:
+        source = path.read_text()
+        tree = ast.parse(source)
+        units = {"uow", "read", "write", "unit"}
+        for node in ast.walk(tree):
+            # a variable bound to a unit of work: ``with UnitOfWork(...) as x`` or ``x = UnitOfWork(...)``
+            if isinstance(node, ast.withitem) and isinstance(node.optional_vars, ast.Name):
+                units.add(node.optional_vars.id)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr in _STORE_INTERNALS
+                    and isinstance(node.value, ast.Name) and node.value.id in units):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.get_source_segment(source, node)}")
+    assert offenders == []
