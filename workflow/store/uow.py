@@ -21,6 +21,7 @@ domain's errors (:func:`workflow.store.errors.translate`), a lost or busy databa
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 from typing import Any, Self
 
@@ -38,6 +39,8 @@ from workflow.store.notifications import Notifications
 from workflow.store.purchases import Purchases
 from workflow.store.records import Records
 from workflow.store.reports import Reports
+
+log = logging.getLogger("bangfu.store")
 
 #: Rows a bulk load writes before it refreshes the planner's statistics (ANALYZE).
 ANALYZE_MIN_ROWS = 1_000
@@ -87,6 +90,11 @@ class UnitOfWork:
         try:
             if not self._committed and self._tx is not None and self._tx.is_active:
                 self._tx.rollback()
+        except Exception as failed:  # a dead connection cannot roll back: the server already did
+            if exc is None:
+                translate(failed)
+                raise
+            log.warning("rollback failed after %s", type(exc).__name__, exc_info=True)
         finally:
             self._close()
         if exc is not None:
@@ -110,18 +118,6 @@ class UnitOfWork:
             translate(exc)
             raise
         self._committed = True
-
-    def rollback(self) -> None:
-        """Undo everything done so far; the unit may go on in a new transaction."""
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-        if self._tx is not None and self._tx.is_active:
-            self._tx.rollback()
-        self._tx = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
     @property
     def dialect(self) -> str:
