@@ -7,10 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, case, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as lite_insert
 
 import states
+from workflow.store.dialects import upsert_insert
 from workflow.store.tables import (
     AccountEvent,
     ApiToken,
@@ -77,8 +76,7 @@ class Accounts:
         row lock serialises concurrent attempts, so no two of them read the same count. A window
         older than ``since`` starts again at 1."""
         table = LoginThrottle.__table__
-        dialect_insert = pg_insert if self._uow.dialect == "postgresql" else lite_insert
-        stmt = dialect_insert(table).values(username=username, client_ip=client_ip, window_start=now, attempts=1)
+        stmt = upsert_insert(self._uow.dialect, table).values(username=username, client_ip=client_ip, window_start=now, attempts=1)
         stale = table.c.window_start <= since
         stmt = stmt.on_conflict_do_update(
             index_elements=["username", "client_ip"],

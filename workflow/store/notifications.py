@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as lite_insert
 
 from workflow.store.bulk import driver_value
+from workflow.store.dialects import upsert_insert
 from workflow.store.prepared import Prepared
 from workflow.store.tables import Notification
 from workflow.store.transaction import Transaction
@@ -60,10 +59,8 @@ class Notifications:
         if not rows:
             return 0
         table = Notification.__table__
-        if self._uow.dialect == "postgresql":
-            stmt = pg_insert(table).on_conflict_do_nothing(constraint="uq_notification_key")
-        else:
-            stmt = lite_insert(table).on_conflict_do_nothing()
+        stmt = upsert_insert(self._uow.dialect, table).on_conflict_do_nothing(
+            index_elements=["user_id", "channel", "source"])
         # executemany of one cached statement; RETURNING counts the rows really inserted (the
         # driver's rowcount is -1 for executemany on psycopg).
         return len(self._uow.session.execute(stmt.returning(table.c.id), rows).all())

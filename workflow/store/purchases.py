@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as lite_insert
 from sqlalchemy.exc import IntegrityError
 
 from workflow.domain.errors import Refusal, RuleViolation
+from workflow.store.dialects import upsert_insert
 from workflow.store.tables import AggregateLine, Purchase, Record
 from workflow.store.transaction import Transaction
 
@@ -65,12 +64,7 @@ class Purchases:
         table = Purchase.__table__
         keys = ["record_id", "channel", "order_no", "line_no"]
         live = table.c.voided_at.is_(None)  # the key is unique among live lines (a partial index)
-        if self._uow.dialect == "postgresql":
-            stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=keys, index_where=live)
-        elif self._uow.dialect == "sqlite":
-            stmt = lite_insert(table).on_conflict_do_nothing(index_elements=keys, index_where=live)
-        else:  # pragma: no cover - other databases are not supported deployments
-            stmt = insert(table)
+        stmt = upsert_insert(self._uow.dialect, table).on_conflict_do_nothing(index_elements=keys, index_where=live)
         self._uow.session.execute(stmt, values)
 
     def link_refunds(self, record_id: int, refunds: list[dict[str, Any]]) -> None:
