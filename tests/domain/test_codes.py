@@ -7,7 +7,7 @@ A code is given (found by reading the source with :mod:`ast`, not by importing i
 * a ``code="…"`` keyword of any call (``BadInput(…, code="…")``, ``TimeInputError(…)`` …);
 * a class's ``code = "…"`` (the error classes' defaults, ``RowError.code``);
 * a parameter named ``code``: its default (``money._refuse(…, code="input.money")``) and the
-  argument passed in its place (``_refuse(json_out, "db.schema", …)``, ``json_refusal("cli.usage", …)``);
+  argument passed in its place (``print_refusal(json_out, "db.schema", …)``, ``json_refusal("cli.usage", …)``);
 * a ``{"code": "…"}`` literal (the web's JSON answers);
 * a tuple of a code and a Chinese sentence (the web's ``(code, title, message)`` problems).
 """

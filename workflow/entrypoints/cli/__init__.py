@@ -31,7 +31,7 @@ from workflow.domain.errors import BangfuError
 from workflow.entrypoints.cli import registry
 from workflow.entrypoints.cli.argparse_zh import ChineseParser, json_refusal, wants_json
 from workflow.entrypoints.cli.command import CommandContext, Handler
-from workflow.entrypoints.cli.exits import EXIT_CODES, exit_code_for, refuse
+from workflow.entrypoints.cli.exits import EXIT_CODES, exit_code_for, print_refusal
 from workflow.entrypoints.cli.output import print_result
 from workflow.entrypoints.cli.parser import build_parser
 
@@ -114,8 +114,8 @@ def _dispatch(words: list[str], json_out: bool) -> int:
     except BangfuError as exc:
         missing = ctx.schema_problem(exc) if ctx is not None else None
         if missing is not None:
-            return refuse(json_out, "db.schema", missing, 3)
-        return refuse(json_out, exc.code, exc.message, exit_code_for(exc))
+            return print_refusal(json_out, "db.schema", missing, 3)
+        return print_refusal(json_out, exc.code, exc.message, exit_code_for(exc))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into `head`: not an error
@@ -128,7 +128,7 @@ def _dispatch(words: list[str], json_out: bool) -> int:
         log.debug("unexpected error", exc_info=True)
         missing = ctx.schema_problem(exc) if ctx is not None else None
         if missing is not None:
-            return refuse(json_out, "db.schema", missing, 3)
+            return print_refusal(json_out, "db.schema", missing, 3)
         message = f"内部错误（{type(exc).__name__}）：{exc}。设置 BANGFU_DEBUG=1 查看详情"
         if json_out:
             print(json_refusal("internal", message, 1))

@@ -43,7 +43,7 @@ def exit_code_for(exc: BangfuError) -> int:
     return nearest(EXIT_CODES, exc, 1)
 
 
-def refuse(json_out: bool, code: str, message: str, exit_code: int) -> int:
+def print_refusal(json_out: bool, code: str, message: str, exit_code: int) -> int:
     """Print a refusal (one line on stderr, or the JSON refusal on stdout); its exit code."""
     if json_out:
         print(json_refusal(code, message, exit_code))
