@@ -80,6 +80,12 @@ class Transition:
     def needs_reason(self) -> bool:
         return "reason_given" in self.guards
 
+    @property
+    def locks_parent(self) -> bool:
+        """A decision that changes what the parent's snapshot adds up (its accepted children):
+        guarded by the parent's state, and taken under the parent record's lock."""
+        return "parent_unlocked" in self.guards
+
 
 TRANSITIONS: tuple[Transition, ...] = (
     Transition("finish_purchasing", PLANNED, PURCHASED, OWN, ("plan_valid",), "完成采购"),

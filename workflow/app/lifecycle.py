@@ -4,7 +4,7 @@ state, history, the rollup's move and the outbox rows in one transaction."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +118,16 @@ def fire(
             # Outside the user's subtree the record does not exist for them.
             raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
         decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason), relation)
+        if decision.transition.locks_parent and fc.parent_id is not None:
+            # Accepting or revoking a child changes the sum its parent freezes. The parent's row
+            # is locked now (the child's first, then the parent's: the one order, and a parent's
+            # own transition locks only its own row), its state read again under the lock and a
+            # summarized parent's snapshot marked stale, in one statement. Until this commits,
+            # the parent can neither summarize (it would miss this decision) nor submit.
+            parent_state = uow.records.lock_parent(fc.parent_id)
+            if parent_state != fc.parent_state:
+                fc = replace(fc, parent_state=parent_state)
+                decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason), relation)
         if fc.version != seen_version:
             raise _conflict(fc.version)
         values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
@@ -151,9 +161,6 @@ def fire(
             "detail": json.dumps(submission_detail(fc), ensure_ascii=False, sort_keys=True)
             if trigger == "submit" else None,
         })
-        if trigger in ("accept", "revoke_acceptance"):
-            # The parent's frozen sum no longer matches its children's accepted numbers.
-            uow.records.mark_snapshot_stale(fc.parent_id, only_state=states.SUMMARIZED)
         sent = _notify_event(uow, fc, trigger, history_id, reason, now)
         uow.commit()
         return FireResult(

@@ -148,7 +148,8 @@ def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordVi
     spent = uow.purchases.spent_by_budget(rec.id or 0)
     use = rules.quota_use(rec.quota_fen, spent.get("extra_quota", 0))
     # The guards read what a transition would read: the one context statement.
-    ctx = guard_context_of(uow.records.fire_context(rec.id or 0, actor.user.id or 0), now, None)
+    # (unlocked: a page locks nothing).
+    ctx = guard_context_of(uow.records.fire_context(rec.id or 0, actor.user.id or 0, lock=False), now, None)
     return RecordView(
         id=rec.id or 0,
         org_code=actor.org.code,

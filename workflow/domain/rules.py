@@ -302,11 +302,15 @@ def check_reason(reason: str | None) -> Refusal | None:
 
 
 def check_parent_unlocked(parent_state: str | None) -> Refusal | None:
-    """While the parent is submitted or accepted, its children's acceptances are locked."""
+    """While the parent is submitted or accepted, its children's acceptances are locked: accepting
+    or revoking a child would change numbers the parent has already sent up. The lifecycle reads
+    ``parent_state`` under the parent record's lock (:attr:`states.Transition.locks_parent`), so
+    the rule holds against a parent submitting at the same moment."""
     if parent_state in (SUBMITTED, ACCEPTED):
         return Refusal(
             "decision.parent_locked",
-            "上级单位的报表已提交或已通过，下级审核结果已锁定；需先撤回或退回上级报表",
+            "上级单位的报表已提交或已通过，下级审核结果已锁定：现在通过或撤销通过，会改变上级已报送的数字。"
+            "请上级单位先撤回报表，或由更上一级退回后再审核",
         )
     return None
 

@@ -78,12 +78,22 @@ def _lit(value: str) -> Any:
     return literal_column(f"'{value}'")
 
 
-@lru_cache(maxsize=1)
-def fire_context_statement() -> Any:
+@lru_cache(maxsize=2)
+def fire_context_statement(lock: bool = True) -> Any:
     """Record, organisation, round cap, parent record's state, the user and every seat (membership
     with its organisation's id, path and parent) of the user: one statement, one row per seat
     (one row without seats) when the record exists. Access is decided from these by
     :func:`workflow.domain.access.relation`.
+
+    With ``lock`` (a transition), the record's own row is locked first on PostgreSQL
+    (``FOR NO KEY UPDATE OF record``: the lock its versioned UPDATE takes anyway, taken before
+    anything is decided; rows that only reference the record, history and purchases, still go
+    in). So a transition decides on the record as it is, not as it was when another
+    transition of it began: a parent's ``summarize`` waits for a child's decision that holds
+    the parent's row and then reads that child's new state; a ``submit`` reads the stale flag a
+    child's decision set. The parent record, on the nullable side of an outer join, is not
+    locked here (see :meth:`Records.lock_parent`). SQLite has no row locks and needs none: its
+    writers queue behind ``BEGIN IMMEDIATE`` before their first read.
 
     Built on first use (a command that fires no trigger never builds it: start-up time).
     """
@@ -113,7 +123,7 @@ def fire_context_statement() -> Any:
             or_(h_fill.c.trigger == _lit("submit"), h_fill.c.on_behalf.is_(True))).correlate(_R)),
         entered_since(pur), entered_since(agg),
     )), literal_column("1")), else_=literal_column("0"))
-    return (
+    statement = (
         select(
             _R.c.id, _R.c.org_id, _R.c.round_id, _R.c.parent_id, _R.c.state, _R.c.version,
             _R.c.is_grassroots, _R.c.is_reporting_unit, _R.c.amount_per_member_fen, _R.c.members,
@@ -139,6 +149,7 @@ def fire_context_statement() -> Any:
         )
         .where(_R.c.id == bindparam("record_id"))
     )
+    return statement.with_for_update(of=_R, key_share=True) if lock else statement
 
 
 _MARK_STALE = (
@@ -146,6 +157,20 @@ _MARK_STALE = (
     .where(_R.c.id == bindparam("record_id"), _R.c.state == bindparam("only_state"),
            _R.c.snapshot_id.is_not(None))
     .values(snapshot_stale=bindparam("stale"))
+)
+
+#: A decision on a child locks its parent's row (child, then parent: the one order; a parent's
+#: own transition locks only its own row, so no two transitions wait on each other in a circle),
+#: reads the parent's state under that lock and marks a summarized parent's snapshot stale, in
+#: one statement: the UPDATE's row lock, and on PostgreSQL the row as committed last (a
+#: concurrent summarize or submit of the parent is waited for, then read).
+_LOCK_PARENT = (
+    update(_R)
+    .where(_R.c.id == bindparam("record_id"))
+    .values(snapshot_stale=case(
+        (and_(_R.c.state == _lit("summarized"), _R.c.snapshot_id.is_not(None)), bindparam("stale")),
+        else_=_R.c.snapshot_stale))
+    .returning(_R.c.state)
 )
 def _instant_of(value: Any) -> datetime:
     if isinstance(value, str):  # SQLite's text
@@ -227,7 +252,9 @@ def _write_record_statement(columns: tuple[str, ...]) -> Prepared:
 
 
 _FIRE_CONTEXT = Prepared(build=fire_context_statement)
+_VIEW_CONTEXT = Prepared(build=lambda: fire_context_statement(lock=False))
 _MARK_STALE_P = Prepared(_MARK_STALE)
+_LOCK_PARENT_P = Prepared(_LOCK_PARENT)
 _INSERT_HISTORY_P = Prepared(INSERT_HISTORY)
 
 
@@ -263,13 +290,14 @@ class Records:
         rows, _n = _INSERT_HISTORY_P.run(self._uow.connection(), {k: driver_value(d, v) for k, v in values.items()})
         return int(rows[0][0])
 
-    def fire_context(self, record_id: int, user_id: int) -> FireContext:
-        """Everything a transition checks, in one statement.
+    def fire_context(self, record_id: int, user_id: int, *, lock: bool = True) -> FireContext:
+        """Everything a transition checks, in one statement; with ``lock`` (a transition; a page
+        showing the actions open passes False) the record's row is locked first on PostgreSQL.
 
         Raises:
             NotFound: no such record (``record.not_found``); no such active user (``user.not_found``).
         """
-        rows, _n = _FIRE_CONTEXT.run(self._uow.connection(), {"record_id": record_id, "user_id": user_id})
+        rows, _n = (_FIRE_CONTEXT if lock else _VIEW_CONTEXT).run(self._uow.connection(), {"record_id": record_id, "user_id": user_id})
         if not rows:
             raise not_found("record", record_id)
         (rid, org_id, round_id, parent_id, state, version, is_grassroots, is_reporting_unit, amount, members,
@@ -310,6 +338,22 @@ class Records:
             return
         _MARK_STALE_P.run(self._uow.connection(), {"record_id": record_id, "only_state": only_state,
                                               "stale": driver_value(self._uow.dialect, True)})
+
+    def lock_parent(self, parent_id: int) -> str:
+        """For a decision on a child that changes what its parent adds up (accept, revoke):
+        lock the parent record's row after the child's own, mark its snapshot stale if it is
+        summarized, and return its state as of the lock (the state the decision must obey).
+        The parent's row stays locked until the child's transaction ends, so no summarize or
+        submit of the parent comes between the decision and its commit.
+
+        Raises:
+            NotFound: no such record (``record.not_found``).
+        """
+        rows, _n = _LOCK_PARENT_P.run(self._uow.connection(), {
+            "record_id": parent_id, "stale": driver_value(self._uow.dialect, True)})
+        if not rows:
+            raise not_found("record", parent_id)
+        return str(rows[0][0])
 
     def rollup_move(self, round_id: int, path: str, old: rollup.Entry | None, new: rollup.Entry | None) -> None:
         """A record's change of rollup key, applied to its organisation and ancestors (one upsert)."""
