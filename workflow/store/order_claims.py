@@ -102,7 +102,7 @@ class OrderClaims:
         mine, other = PURCHASE.alias("mine"), PURCHASE.alias("other")
         stmt = (
             select(mine.c.channel, mine.c.order_no, other.c.record_id, ORG.c.id, ORG.c.name, ORG.c.parent_id,
-                   NOTE.c.record_ids)
+                   NOTE.c.record_ids, ORG.c.code)
             .select_from(mine)
             .join(other, and_(other.c.channel == mine.c.channel, other.c.order_no == mine.c.order_no,
                               other.c.record_id != mine.c.record_id, other.c.voided_at.is_(None),
@@ -117,7 +117,7 @@ class OrderClaims:
             .order_by(mine.c.channel, mine.c.order_no, ORG.c.code)
         )
         out = []
-        for channel, order_no, rid, org_id, name, parent_id, ids in self._uow.execute(stmt).all():
+        for channel, order_no, rid, org_id, name, parent_id, ids, _code in self._uow.execute(stmt).all():
             covered = covered_ids(ids)
             out.append(OtherClaim(channel, order_no, int(rid), int(org_id), name, parent_id,
                                   record_id in covered and int(rid) in covered))
