@@ -35,6 +35,9 @@ record (or of the review list), built by the caller from the configured base URL
     ``child_org_name``, ``deadline`` date, ``link``.
 ``quota_lapsed``  to a grassroots union after the quota deadline.
     ``union_name``, ``lapsed_fen`` int (fen), ``round_label``, ``link``.
+``duplicate_order``  to the reviewers of each union's parent when two unions hold one order.
+    ``org_name`` (the reviewer's side), ``other_org_name``, ``order_no``, ``channel_name``,
+    ``round_label``, ``link``.
 ``outbox_failed``  daily, to the province's admins while notifications failed for good.
     ``org_name``, ``failed`` int, ``by_channel``: list of mappings (``label``, ``failed``),
     ``link`` (the admins' outbox page).
@@ -135,6 +138,14 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "quota_lapsed": {
         "union_name": "某公司工会委员会",
         "lapsed_fen": 120_000,
+        "round_label": "2021年度",
+        "link": _SAMPLE_LINK,
+    },
+    "duplicate_order": {
+        "org_name": "天河一中工会",
+        "other_org_name": "越秀医院工会",
+        "order_no": "YGH20211101001",
+        "channel_name": "粤工惠购平台",
         "round_label": "2021年度",
         "link": _SAMPLE_LINK,
     },

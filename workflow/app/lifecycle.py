@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 #: History rows that are not transitions of the lifecycle (the state stays as it was).
 EVENT_LABELS: dict[str, str] = {
     "void_purchase": "作废采购行",
+    "explain_duplicate": "说明重复订单",
 }
 
 

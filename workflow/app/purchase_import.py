@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import states
 from workflow.app import actors, purchases
+from workflow.app.order_claims import DuplicateWarning, flag_claims
 from workflow.domain import channels, clock, money, rules
 from workflow.domain.errors import (
     BadInput,
@@ -45,14 +46,22 @@ class ImportResult:
     #: One Chinese sentence per row whose key matches a voided line (left out, or its correction).
     voided_notes: tuple[str, ...] = ()
     voided_skipped: int = 0
+    #: The new lines' orders also held by other unions of the round (a warning: they are stored).
+    duplicates: tuple[DuplicateWarning, ...] = ()
 
     def summary(self, *, limit: int = 3) -> str:
-        """One Chinese paragraph for a flash message or the CLI: counts, then the voided keys."""
+        """One Chinese paragraph for a flash message or the CLI: counts, then the voided keys,
+        then the orders other unions also entered."""
         text = f"导入完成：新增 {self.new} 条，重复 {self.repeated} 条"
         if self.voided_notes:
             text += f"；{len(self.voided_notes)} 行对应已作废的采购行：" + "；".join(self.voided_notes[:limit])
             if len(self.voided_notes) > limit:
                 text += f"；等 {len(self.voided_notes)} 行"
+        if self.duplicates:
+            text += (f"。注意：{len(self.duplicates)} 张订单其他单位也录入了："
+                     + "；".join(d.message for d in self.duplicates[:limit]))
+            if len(self.duplicates) > limit:
+                text += f"；等 {len(self.duplicates)} 张"
         return text
 
 
@@ -197,12 +206,15 @@ def import_purchases(
             _link_refunds(uow, record_id, [r for r in new_rows if r.refund_of])
             uow.records.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
         inserted = uow.purchases.count(record_id) - before
+        duplicates = flag_claims(uow, record_id=record_id, round_id=rec.round_id, round_label=rnd.label,
+                                 policy=policy, orders={(r.channel, r.order_no) for r in new_rows if r.amount_fen > 0},
+                                 actor_user_id=actor.user.id, now=now)
         if inserted >= ANALYZE_MIN_ROWS:  # a bulk load: fresh planner statistics
             uow.bulk.analyze("purchase")
         uow.commit()
     return ImportResult(new=inserted, repeated=repeated + len(new_rows) - inserted, header_row=parsed.header_row,
                         mapping=parsed.mapping_name, record_id=record_id, voided_notes=tuple(notes),
-                        voided_skipped=skipped_voided)
+                        voided_skipped=skipped_voided, duplicates=tuple(duplicates))
 
 
 def _refuse(refusals: list[Refusal], filename: str, shown: int) -> NoReturn:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import states
 from workflow.app.actors import _acting_org_id, actor_for, entry_role, policy_for
+from workflow.app.order_claims import DuplicateWarning, claims_by_order, flag_claims
 from workflow.domain import budgets, channels, clock, rules
 from workflow.domain.errors import (
     BadInput,
@@ -85,13 +86,36 @@ def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetim
     return None
 
 
+@dataclass(frozen=True)
+class PurchaseEntry:
+    """A line entered: its id, and the warnings it raised (its order also held by other unions)."""
+
+    purchase_id: int
+    record_id: int
+    duplicates: tuple[DuplicateWarning, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"purchase_id": self.purchase_id, "record_id": self.record_id,
+                "duplicate_warnings": [d.to_dict() for d in self.duplicates]}
+
+
 def add_purchase(
     uow: UnitOfWork, *, record_id: int, user_id: int, purchase: PurchaseInput, now: datetime | None = None
 ) -> int:
-    """Enter one purchase line; a summarized record's snapshot becomes stale.
+    """Enter one purchase line (:func:`enter_purchase`); the purchase id."""
+    return enter_purchase(uow, record_id=record_id, user_id=user_id, purchase=purchase, now=now).purchase_id
+
+
+def enter_purchase(
+    uow: UnitOfWork, *, record_id: int, user_id: int, purchase: PurchaseInput, now: datetime | None = None
+) -> PurchaseEntry:
+    """Enter one purchase line; a summarized record's snapshot becomes stale. When another
+    union's record of the round holds the same order (channel + order number) live and no
+    reviewer explained it, the line is stored all the same: the answer warns, and the reviewers
+    of both unions are notified (:func:`workflow.app.order_claims.flag_claims`).
 
     Returns:
-        The purchase id.
+        The purchase id and the duplicate-order warnings.
     """
     now = now or clock.now()
     with uow:
@@ -139,8 +163,11 @@ def add_purchase(
             "void_on_behalf": False,
         })
         uow.records.mark_snapshot_stale(record_id, only_state=states.SUMMARIZED)
+        warnings = flag_claims(uow, record_id=record_id, round_id=rec.round_id, round_label=rnd.label, policy=policy,
+                               orders=[(purchase.channel, purchase.order_no.strip())] if purchase.amount_fen > 0 else [],
+                               actor_user_id=actor.user.id, now=now)
         uow.commit()
-        return purchase_id
+        return PurchaseEntry(purchase_id, record_id, tuple(warnings))
 
 
 def void_purchase(
@@ -200,11 +227,14 @@ def void_purchase(
 
 
 def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
-    """The record's ledger, voided lines included (with who voided them, when and why)."""
+    """The record's ledger, voided lines included (with who voided them, when and why); a live
+    line whose order other unions of the round also hold (unexplained) lists them in
+    ``also_claimed_by``."""
     with uow:
         rec = uow.records.get(record_id)
         actor_for(uow, user_id, rec)
         _rnd, policy = policy_for(uow, rec)
+        claimed = claims_by_order(uow, record_id, rec.round_id)
         channel_names = {c.code: c.name for c in policy.channels}
         lines = uow.purchases.of_record(record_id)
         names = uow.directory.display_names({p.voided_by_user_id for p in lines if p.voided_by_user_id})
@@ -229,6 +259,8 @@ def list_purchases(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dic
                 "voided_by": names.get(p.voided_by_user_id or 0),
                 "void_reason": p.void_reason,
                 "void_on_behalf": p.void_on_behalf,
+                "also_claimed_by": [] if p.voided_at is not None or p.amount_fen <= 0
+                else claimed.get((p.channel, p.order_no), []),
             }
             for p in lines
         ]

@@ -311,4 +311,6 @@ def _history_summary(trigger: str, detail: Any) -> str | None:
     if trigger == "void_purchase" and isinstance(detail, dict):
         return (f"订单 {detail.get('order_no')}#{detail.get('line_no')}：{rules.yuan(int(detail.get('amount_fen') or 0))} 元，"
                 f"{detail.get('people')} 人次（支付日期 {detail.get('paid_on')}），已作废，不再计入")
+    if trigger == "explain_duplicate" and isinstance(detail, dict):
+        return f"订单 {detail.get('order_no')} 同时由{'、'.join(detail.get('unions') or [])}录入，审核人已说明原因"
     return None

@@ -1,11 +1,12 @@
 """Report use cases: an organisation's Annex 2 table, the province workbook, aggregate lines,
-completeness and 催报 lists, the gift-limit check and the work report, each with its access
-check. The SQL they need is in :mod:`workflow.store.reports`; the arithmetic in
+completeness and 催报 lists, the gift-limit check, the work report, and the orders held by more
+than one union (listed per level, explained by a reviewer), each with its access check. The SQL they need is in :mod:`workflow.store.reports`; the arithmetic in
 :mod:`workflow.domain.figures`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import Any
 import states
 from notifications.templates import make_environment
 from workflow.app import actors
-from workflow.domain import access, clock, limits, rules
+from workflow.domain import access, channels, clock, limits, rules
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal, RuleViolation
 from workflow.domain.figures import (
     Annex2Table,
@@ -347,3 +348,140 @@ def compare_rounds(
         _reviewer_scope(uow, user_id, org)
         b, a = uow.directory.round_by_label(before), uow.directory.round_by_label(after)
         return uow.reports.comparison(org.id, b.id, a.id)
+
+
+# --- orders held by more than one union (issue 20 point 3) ----------------------------------
+
+#: Orders listed at most per call (a province's list is read level by level).
+DUPLICATES_SHOWN = 500
+EXPLAIN_REASON_MAX = 500
+
+
+@dataclass(frozen=True)
+class DuplicateOrders:
+    """Within an organisation's subtree, the orders (channel + order number) held live by two or
+    more of its unions in a round, each with its holders and whether a reviewer explained it."""
+
+    org_code: str
+    org_name: str
+    round_label: str
+    orders: list[dict[str, Any]]
+    truncated: bool  # more than :data:`DUPLICATES_SHOWN` orders: the rest is in the subordinates' lists
+
+    @property
+    def unexplained(self) -> int:
+        return sum(1 for o in self.orders if not o["explained"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"org_code": self.org_code, "org_name": self.org_name, "round_label": self.round_label,
+                "orders": self.orders, "unexplained": self.unexplained, "truncated": self.truncated}
+
+
+def duplicate_orders(
+    uow: UnitOfWork, *, user_id: int, org_code: str, round_label: str | None = None,
+) -> DuplicateOrders:
+    """The orders held live by two or more unions' records of the round within the user's view of
+    ``org_code``'s subtree: each union's name, people and amount, and the explanation (who, when,
+    why) if a reviewer gave one covering every union now holding it. Set-based: one statement
+    over the subtree's live lines (:meth:`workflow.store.order_claims.OrderClaims.suspects`).
+
+    Who: a reviewer, admin or observer seat at the organisation or above (as completeness)."""
+    with uow:
+        org = uow.directory.org_by_code(org_code)
+        _reviewer_scope(uow, user_id, org)
+        rnd = _round(uow, round_label)
+        policy = uow.directory.policy(rnd.policy_code)
+        names = {c.code: c.name for c in policy.channels}
+        rows = uow.order_claims.suspects(rnd.id or 0, org.path, limit=DUPLICATES_SHOWN + 1)
+    grouped: dict[tuple[str, str], list[Any]] = {}
+    for holder, note in rows:
+        grouped.setdefault((holder.channel, holder.order_no), []).append((holder, note))
+    orders = []
+    for (channel, order_no), items in list(grouped.items())[:DUPLICATES_SHOWN]:
+        note = items[0][1]
+        held_by = {h.record_id for h, _n in items}
+        explained = note is not None and held_by <= note.record_ids
+        orders.append({
+            "channel": channel, "channel_name": names.get(channel, channel), "order_no": order_no,
+            "unions": [{"org_code": h.org_code, "org_name": h.org_name, "record_id": h.record_id,
+                        "state": h.state, "state_label": states.STATE_LABELS.get(h.state, h.state),
+                        "people": h.people, "amount_fen": h.amount_fen, "lines": h.lines} for h, _n in items],
+            "people": sum(h.people for h, _n in items), "amount_fen": sum(h.amount_fen for h, _n in items),
+            "explained": explained,
+            "explanation": None if note is None else {
+                "by": note.explained_by, "at": note.explained_at, "reason": note.reason,
+                # An explanation given before another union entered the order covers the earlier ones only.
+                "covers_all": explained},
+        })
+    return DuplicateOrders(org.code, org.name, rnd.label, orders, truncated=len(grouped) > DUPLICATES_SHOWN)
+
+
+@dataclass(frozen=True)
+class ExplainResult:
+    round_label: str
+    channel: str
+    channel_name: str
+    order_no: str
+    unions: tuple[str, ...]
+    history_ids: tuple[int, ...]
+
+    @property
+    def message(self) -> str:
+        return (f"已说明订单 {self.order_no}（{self.channel_name}）：{'、'.join(self.unions)}"
+                "录入同一订单的原因已记录，不再提示重复")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"round_label": self.round_label, "channel": self.channel, "channel_name": self.channel_name,
+                "order_no": self.order_no, "unions": list(self.unions), "history_ids": list(self.history_ids),
+                "message": self.message}
+
+
+def explain_duplicate(
+    uow: UnitOfWork, *, user_id: int, round_label: str | None, channel: str, order_no: str, reason: str,
+    now: datetime | None = None,
+) -> ExplainResult:
+    """A reviewer explains an order held by two or more unions (e.g. one platform order paid for
+    two unions' gifts): the explanation (who, when, why, which records) is stored, every holder's
+    record gets a history row (``explain_duplicate``, 说明重复订单, the reason), and the order
+    drops out of the warnings. Only a reviewer whose seat covers every union holding the order
+    (their common ancestor's reviewer or one above: :func:`workflow.domain.access.explaining_seat`)
+    may do it, with a reason. A union entering the order later is flagged again.
+
+    Raises:
+        BadInput (no reason, too long), NotFound (no such order held by two unions in the user's
+        view), PermissionDenied (the user's reviewer seats do not cover every holder).
+    """
+    now = now or clock.now()
+    reason = (reason or "").strip()
+    order_no = (order_no or "").strip()
+    if not reason:
+        raise BadInput("请写明说明原因，例如“同一张订单由两个单位分摊，各自金额见发票”",
+                       code="duplicate.reason_missing")
+    if len(reason) > EXPLAIN_REASON_MAX:
+        raise BadInput(f"说明原因不能超过 {EXPLAIN_REASON_MAX} 字", code="duplicate.reason_long")
+    with uow:
+        rnd = _round(uow, round_label)
+        policy = uow.directory.policy(rnd.policy_code)
+        code = channels.resolve_channel(policy.channels, channel)
+        channel_name = {c.code: c.name for c in policy.channels}.get(code, code)
+        holders = uow.order_claims.holders(rnd.id or 0, code, order_no)
+        seats = uow.directory.memberships(user_id)
+        if len(holders) < 2 or not any(access.can_view(seats, h.org) for h in holders):
+            raise NotFound(f"{rnd.label}没有找到被两个以上单位录入的订单 {order_no}（{channel_name}）",
+                           code="duplicate.not_found")
+        seat = access.explaining_seat(seats, [h.org for h in holders])
+        if seat is None:
+            raise PermissionDenied("只有同时管辖录入这张订单的所有单位的上级审核人（共同上级或更高一级）可以说明",
+                                   code="permission.duplicate_scope")
+        uow.order_claims.save_note(round_id=rnd.id or 0, channel=code, order_no=order_no,
+                                   record_ids={h.record_id for h in holders}, user_id=user_id, reason=reason, now=now)
+        unions = tuple(h.org_name for h in holders)
+        detail = json.dumps({"channel": code, "order_no": order_no, "unions": list(unions),
+                             "records": [h.record_id for h in holders]}, ensure_ascii=False, sort_keys=True)
+        history_ids = tuple(uow.records.add_history({
+            "record_id": h.record_id, "at": now, "actor_user_id": user_id, "actor_role": states.REVIEWER,
+            "actor_org_id": seat.id, "on_behalf": False, "from_state": h.state, "to_state": h.state,
+            "trigger": "explain_duplicate", "reason": reason, "detail": detail,
+        }) for h in holders)
+        uow.commit()
+    return ExplainResult(rnd.label, code, channel_name, order_no, unions, history_ids)

@@ -272,6 +272,7 @@ KIND_LABELS = {
     "reviewer_digest": "审核提醒",
     "overdue_notice": "逾期通知",
     "quota_lapsed": "额度失效",
+    "duplicate_order": "重复订单",
     "outbox_failed": "发送失败",
 }
 

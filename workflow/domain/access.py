@@ -25,6 +25,10 @@ see contact data       the chain of federations: a clerk, reviewer or admin seat
                        see figures, never clerks' names and phone numbers.
 view completeness      a reviewer, admin or observer seat at the organisation or above.
 download the 催报 list  completeness *and* contact data: reviewers and admins of the chain.
+see duplicate orders   completeness: a reviewer, admin or observer seat at the organisation or
+                       above sees the orders held by two or more unions of its subtree.
+explain a duplicate    a reviewer whose seat covers every union holding the order (their
+                       common ancestor's reviewer, or one above it).
 manage an account      a reviewer of the direct parent of every organisation the account clerks
                        for; only clerk accounts (reset password, hand over).
 =====================  ======================================================================
@@ -99,6 +103,15 @@ def can_see_contacts(seats: Iterable[Seat], target: Org) -> bool:
 
 def can_view_completeness(seats: Iterable[Seat], target: Org) -> bool:
     return bool(_roles_over(seats, target) & OVERSIGHT_ROLES)
+
+
+def explaining_seat(seats: Iterable[Seat], holders: Iterable[Org]) -> Org | None:
+    """The reviewer seat from which the actor may explain an order held by several unions: one
+    covering every holder (the holders' common ancestor or above; the deepest such seat), or
+    None when no reviewer seat of the actor covers them all."""
+    holders = list(holders)
+    covering = [o for o, r in seats if r == states.REVIEWER and holders and all(_covers(o, h) for h in holders)]
+    return max(covering, key=lambda o: len(o.path), default=None)
 
 
 def entry_role(rel: Relation, what: str) -> tuple[str, bool] | Refusal:

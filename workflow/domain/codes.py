@@ -133,6 +133,9 @@ _BY_AREA: dict[str, dict[str, str]] = {
         "deadline.after_round": "新的截止日期晚于本年度向省总工会报送的截止日期",
         "bulk.too_many": "一次批量通过的记录太多",
         "version.conflict": "记录已被别人修改过，请刷新页面后再操作",
+        "duplicate.reason_missing": "说明重复订单时没有写明原因",
+        "duplicate.reason_long": "说明重复订单的原因太长",
+        "duplicate.not_found": "没有找到被两个以上单位录入的这张订单（或您无权查看）",
     },
     "lookup": {
         "record.not_found": "找不到这份记录（或您无权查看）",
@@ -153,6 +156,7 @@ _BY_AREA: dict[str, dict[str, str]] = {
         "permission.not_parent_reviewer": "只有上级单位的审核人可以做这件事",
         "permission.contact_data": "催报名单含填报员联系电话，只给上级审核人看",
         "permission.report_scope": "您只能导出自己单位范围内的报表",
+        "permission.duplicate_scope": "只有同时管辖录入同一订单的所有单位的上级审核人才能说明重复订单",
         "overview.not_allowed": "只有审核人、管理员或观察员可以看汇总概况",
         "account.not_clerk": "只能管理下级单位填报员的账号",
         "account.not_parent_reviewer": "只有直接上级单位的审核人可以管理这个账号",

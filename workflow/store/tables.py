@@ -209,6 +209,9 @@ class Purchase(SQLModel, table=True):
         Index("uq_purchase_live_key", "record_id", "channel", "order_no", "line_no", unique=True,
               sqlite_where=text("voided_at IS NULL"), postgresql_where=text("voided_at IS NULL")),
         Index("ix_purchase_record_channel", "record_id", "channel"),
+        # The cross-union lookup: which records hold an order (channel, order number) live.
+        Index("ix_purchase_live_order", "channel", "order_no", "record_id",
+              sqlite_where=text("voided_at IS NULL"), postgresql_where=text("voided_at IS NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -236,6 +239,26 @@ class Purchase(SQLModel, table=True):
     void_reason: str | None = Field(default=None, sa_type=Text)
     # A server default too: bulk loaders that predate voiding insert without the column.
     void_on_behalf: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+
+
+class OrderClaimNote(SQLModel, table=True):
+    """A reviewer's explanation of an order (channel + platform order number) held live by two or
+    more unions' records in one round: who, when, why, and which records it covered
+    (``record_ids``: ``,12,57,``). A union that claims the order later is not covered, so it is
+    flagged again until the order is explained anew (the row is then rewritten; each explanation
+    also leaves a history row on every record it covered)."""
+
+    __tablename__ = "order_claim_note"
+    __table_args__ = (UniqueConstraint("round_id", "channel", "order_no", name="uq_order_claim_note"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: int = Field(foreign_key="round.id")
+    channel: str = Field(sa_type=String(32))
+    order_no: str = Field(sa_type=String(100))
+    record_ids: str = Field(default=",", sa_type=Text)
+    explained_by_user_id: int = Field(foreign_key="app_user.id")
+    explained_at: datetime = Field(sa_type=UTCDateTime)
+    reason: str = Field(sa_type=Text)
 
 
 class History(SQLModel, table=True):

@@ -36,6 +36,7 @@ from workflow.store.engine import Database
 from workflow.store.errors import translate
 from workflow.store.lists import RecordLists
 from workflow.store.notifications import Notifications
+from workflow.store.order_claims import OrderClaims
 from workflow.store.purchases import Purchases
 from workflow.store.records import Records
 from workflow.store.reports import Reports
@@ -52,6 +53,7 @@ class UnitOfWork:
     Attributes:
         records: records, their history, snapshots, the transition's statements, the rollup.
         purchases: the purchase ledger (hand entry, the API and imports alike).
+        order_claims: orders held by more than one union's record, and reviewers' explanations.
         directory: organisations, users, memberships, policies, rounds, member counts.
         accounts: tokens, the login throttle, account events.
         notifications: the outbox rows and the in-app inbox.
@@ -70,6 +72,7 @@ class UnitOfWork:
         self._committed = False
         self.records = Records(self)
         self.purchases = Purchases(self)
+        self.order_claims = OrderClaims(self)
         self.directory = Directory(self)
         self.accounts = Accounts(self)
         self.notifications = Notifications(self)

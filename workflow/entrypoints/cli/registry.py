@@ -50,6 +50,7 @@ COMMANDS: dict[str, Entry] = {
     "province-workbook": Entry("province_workbook", "全省汇总工作簿：汇总表 + 每个报送单位一张附件2"),
     "import-purchases": Entry("import_purchases", "把采购文件（CSV/XLSX）导入单位的记录"),
     "limits": Entry("limits", "检查基层工会的普通节日慰问品限额"),
+    "duplicates": Entry("duplicates", "列出被两个以上单位录入的同一订单（疑似重复计算）；审核人用 --explain 说明原因"),
     "completeness": Entry("completeness", "各级工会：下级各状态数量、逾期、迟报、快照核对"),
     "chase-list": Entry("chase_list", "未提交的下级单位及填报员电话，写成 XLSX（催报名单）"),
     "work-report": Entry("work_report", "生成报送单位的工作报告"),

@@ -246,9 +246,9 @@ def record_purchases(record_id: Id, request: Request, user: User) -> ApiJSON:
 
 @router.post("/records/{record_id}/purchases", status_code=201)
 def add_purchase(record_id: Id, body: PurchaseBody, request: Request, user: User) -> dict[str, Any]:
-    pid = purchases.add_purchase(_uow(request), record_id=record_id, user_id=user.id,
-                                purchase=purchase_input(**body.model_dump()))
-    return {"purchase_id": pid, "record_id": record_id}
+    entry = purchases.enter_purchase(_uow(request), record_id=record_id, user_id=user.id,
+                                     purchase=purchase_input(**body.model_dump()))
+    return entry.to_dict()  # duplicate_warnings: the order also held by other unions (stored all the same)
 
 
 @router.post("/records/{record_id}/purchases/{purchase_id}/void",

@@ -281,10 +281,10 @@ def purchase_submit(
             paid_at=paid_at, channel=channel, amount=amount, people=_int(people, "领取人数"),
             order_no=order_no, line_no=_int(line_no or "1", "订单行号"), product=product,
             product_form=product_form, holiday=holiday, budget=budget, refund_of=refund_of)
-        purchases.add_purchase(_uow(request), record_id=record_id, user_id=user.id, purchase=purchase)
+        entry = purchases.enter_purchase(_uow(request), record_id=record_id, user_id=user.id, purchase=purchase)
     except BangfuError as exc:
         return _refused(request, user, record_id, "purchase", typed, exc)
-    auth.flash(request, f"已录入订单 {order_no.strip()}")
+    auth.flash(request, "；".join([f"已录入订单 {order_no.strip()}", *(d.message for d in entry.duplicates)]))
     return _redirect(f"/records/{record_id}#purchases")
 
 

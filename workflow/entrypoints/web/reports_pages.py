@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from workflow.app import attachments, purchase_import, record_views, reporting, views
 from workflow.app.accounts import UserInfo
@@ -304,6 +305,32 @@ def api_chase(org_code: str, request: Request, user: ApiUser, round: RoundQ = No
     return api_json([dict(zip(CHASE_HEADERS, r, strict=True)) for r in rows])
 
 
+@api.get("/orgs/{org_code}/duplicates",
+         summary="orders (channel + order number) held by two or more unions of the subtree, and their explanations",
+         response_model=dict[str, Any])
+def api_duplicates(org_code: str, request: Request, user: ApiUser, round: RoundQ = None) -> ApiJSON:
+    found = reporting.duplicate_orders(_uow(request, True), user_id=user.id, org_code=org_code,
+                                       round_label=_round_label(request, round))
+    return api_json(found.to_dict())
+
+
+class ExplainBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    round: int | None = Field(default=None, ge=1, description="the round's id (default: the current round)")
+    channel: str = Field(max_length=64, description="the channel: code or name (e.g. ygh, 粤工惠购)")
+    order_no: str = Field(max_length=100, description="the platform's order number")
+    reason: str = Field(max_length=reporting.EXPLAIN_REASON_MAX, description="why two unions hold it (required)")
+
+
+@api.post("/duplicates/explain",
+          summary="a reviewer covering every union holding an order explains it (audited on each record)")
+def api_explain_duplicate(body: ExplainBody, request: Request, user: ApiUser) -> ApiJSON:
+    done = reporting.explain_duplicate(_uow(request), user_id=user.id, round_label=_round_label(request, body.round),
+                                       channel=body.channel, order_no=body.order_no, reason=body.reason)
+    return api_json(done.to_dict())
+
+
 @api.get("/orgs/{org_code}/chase.xlsx", summary="the 催报 list as XLSX")
 def api_chase_file(org_code: str, request: Request, user: ApiUser, round: RoundQ = None) -> Response:
     return chase_file(request, user.id, org_code, round)[1]
@@ -336,7 +363,8 @@ def api_import(
                             status_code=http_status(exc))
     return JSONResponse({"new": result.new, "repeated": result.repeated, "header_row": result.header_row,
                          "mapping": result.mapping, "record_id": record_id,
-                         "voided_skipped": result.voided_skipped, "voided_notes": list(result.voided_notes)})
+                         "voided_skipped": result.voided_skipped, "voided_notes": list(result.voided_notes),
+                         "duplicate_warnings": [d.to_dict() for d in result.duplicates]})
 
 
 @api.get("/records/{record_id}/limits", summary="the gift-limit check of a grassroots record")

@@ -31,7 +31,7 @@ def import_purchases(args: argparse.Namespace, ctx: Context) -> Any:
     with ctx.uow(readonly=True) as uow:
         rnd = uow.directory.round(uow.records.get(rid).round_id)
         names = {c.code: c.name for c in uow.directory.policy(rnd.policy_code).channels}
-    return (f"{result.summary(limit=len(result.voided_notes))}（表头在第 {result.header_row} 行，"
+    return (f"{result.summary(limit=max(len(result.voided_notes), len(result.duplicates)))}（表头在第 {result.header_row} 行，"
             f"按“{ledger.mapping_label(result.mapping, names)}”识别列）")
 
 

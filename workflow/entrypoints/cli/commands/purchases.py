@@ -33,7 +33,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 def add(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     rid = ctx.record_id(args.org)
     paid_at = money.parse_paid_at(args.paid_at)
-    pid = purchases.add_purchase(
+    entry = purchases.enter_purchase(
         ctx.uow(), record_id=rid, user_id=ctx.user_id(),
         purchase=purchases.PurchaseInput(
             paid_at=paid_at, channel=args.channel, amount_fen=money.parse_yuan(args.amount, "金额"),
@@ -43,11 +43,16 @@ def add(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
             origin_region=args.origin, budget=args.budget, refund_of=args.refund_of,
         ),
     )
-    return {"purchase_id": pid, "record_id": rid}
+    result = entry.to_dict()
+    if not entry.duplicates:  # the answer's keys stay as they were when nothing is to be said
+        del result["duplicate_warnings"]
+    return result
 
 
 def added_text(result: dict[str, Any]) -> None:
     print(f"已录入采购行 #{result['purchase_id']}（记录 #{result['record_id']}）")
+    for warning in result.get("duplicate_warnings", []):
+        print(f"注意：{warning['message']}")
 
 
 def _void_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,11 +82,14 @@ def listed_text(result: list[dict[str, Any]]) -> None:
     # The line's 编号 is what purchase-void --id takes; a voided line stays listed, marked.
     for p in result:
         void = f"  【已作废：{p['void_reason']}】" if p["voided"] else ""
+        also = f"  【疑似重复：{'、'.join(p['also_claimed_by'])}也录入了这张订单】" if p.get("also_claimed_by") else ""
         print(f"编号 {p['id']:<6} {p['paid_on']}  {p.get('channel_name') or p['channel']:<12} "
               f"{rules.yuan(p['amount_fen']):>14} 元  {p['people']:>6} 人次  订单 {p['order_no']}#{p['line_no']}"
-              f"  {p['product']}{void}")
+              f"  {p['product']}{void}{also}")
     voided = sum(1 for p in result if p["voided"])
-    print(f"共 {len(result)} 条" + (f"，其中已作废 {voided} 条（不计入任何数字）" if voided else ""))
+    claimed = sum(1 for p in result if p.get("also_claimed_by"))
+    print(f"共 {len(result)} 条" + (f"，其中已作废 {voided} 条（不计入任何数字）" if voided else "")
+          + (f"；{claimed} 条的订单其他单位也录入了，已通知上级审核人核实" if claimed else ""))
 
 
 COMMANDS = {
