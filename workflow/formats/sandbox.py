@@ -84,13 +84,14 @@ def _child(conn: Connection, memory_bytes: int, seconds: float, func: Callable[.
             outcome = ("memory", None)
         except Exception as exc:  # noqa: BLE001 - raised again in the parent
             outcome = ("error", exc)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
         try:
-            conn.send(outcome)
+            conn.send((*outcome, peak))
         except (TypeError, AttributeError, pickle.PicklingError):  # an exception that does not pickle
-            conn.send(("error", SandboxError(f"{type(outcome[1]).__name__}: {outcome[1]}")))
+            conn.send(("error", SandboxError(f"{type(outcome[1]).__name__}: {outcome[1]}"), peak))
     except MemoryError:
         with contextlib.suppress(Exception):  # else the parent sees the child die
-            conn.send(("memory", None))
+            conn.send(("memory", None, 0))
     finally:
         conn.close()
 
@@ -116,7 +117,7 @@ def run_bounded(func: Callable[..., T], *args: Any, memory_bytes: int, seconds: 
     started = time.monotonic()
     process.start()
     sender.close()
-    outcome: tuple[str, Any] | None = None
+    outcome: tuple[str, Any, int] | None = None
     try:
         if receiver.poll(max(0.0, seconds - (time.monotonic() - started))):
             try:
@@ -138,7 +139,9 @@ def run_bounded(func: Callable[..., T], *args: Any, memory_bytes: int, seconds: 
         if process.exitcode in (-signal.SIGXCPU, -signal.SIGKILL) and time.monotonic() - started >= seconds:
             raise SandboxRefused(timeout_message)
         raise _memory_refusal(memory_bytes)
-    kind, value = outcome
+    kind, value, peak = outcome
+    log.info("parse child %s: %s in %.2f s, peak RSS %.1f MB", process.pid, kind, time.monotonic() - started,
+             peak / 1024, extra={"child_peak_kb": peak, "child_seconds": time.monotonic() - started})
     if kind == "ok":
         return value  # type: ignore[no-any-return]
     if kind == "memory":
