@@ -485,6 +485,8 @@ def _read_xlsx(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[lis
         return [], too_big
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except MemoryError:
+        raise  # not the file's damage: the caller's memory limit (workflow.formats.sandbox)
     except Exception as exc:  # noqa: BLE001 - bad content must never raise
         log.info("xlsx upload unreadable: %s: %s", type(exc).__name__, exc)
         return [], (XLSX_UNREADABLE, "import.row")
@@ -500,7 +502,7 @@ def _read_xlsx(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[lis
                 chosen = sheet
                 break
         return _limited(chosen.iter_rows(values_only=True), bounds), None
-    except _TooBig:
+    except (_TooBig, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - bad content must never raise
         log.info("xlsx upload content unreadable: %s: %s", type(exc).__name__, exc)
