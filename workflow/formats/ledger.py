@@ -23,7 +23,11 @@ What is accepted
 ----------------
 * Files: ``.xlsx``/``.xlsm`` (detected by the ZIP signature whatever the name) and CSV/TSV text
   encoded as UTF-8 (with or without BOM), GBK or GB18030. Old ``.xls`` files are refused with a
-  hint to re-save them.
+  hint to re-save them. A workbook is first measured by :mod:`workflow.formats.xlsx_guard`
+  (zip members, unzipped bytes, compression ratio, shared strings, padded cells, rows: the
+  :class:`Bounds`) and refused unread past any of them; callers outside a test parse a workbook
+  in a child process (:func:`workflow.formats.sandbox.run_bounded`), so that what openpyxl
+  costs is bounded by a memory limit and a hard timeout too.
 * The header row is searched within the first 10 rows; the row matching the most known header
   aliases wins (title rows above it are skipped). Headers are compared after NFKC normalisation,
   with spaces and ``*`` removed, so ``金额（元）`` matches ``金额(元)``.
