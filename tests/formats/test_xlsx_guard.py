@@ -5,6 +5,7 @@ a memory limit and a hard timeout."""
 from __future__ import annotations
 
 import io
+import logging
 import time
 import zipfile
 
@@ -136,3 +137,13 @@ def test_the_child_is_killed_at_its_hard_timeout() -> None:
         sandbox.run_bounded(_sleep, 60, memory_bytes=128 * 1024**2, seconds=1, timeout_message="超时了")
     assert exc.value.message == "超时了"
     assert time.monotonic() - started < 10
+
+
+def test_the_bomb_measured_in_the_child_costs_the_child_little(strings_bomb: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    """The child's own peak RSS (it reports it) while it streams 45 MB of shared strings to the cap."""
+    caplog.set_level(logging.INFO, logger="workflow.formats.sandbox")
+    result = sandbox.run_bounded(ledger.parse_purchases, strings_bomb, "bomb.xlsx", memory_bytes=512 * 1024**2,
+                                 seconds=60, timeout_message="-")
+    assert result.errors[0].code == "import.file_too_costly"
+    peaks = [getattr(r, "child_peak_kb", None) for r in caplog.records]
+    assert peaks and peaks[-1] is not None and peaks[-1] < 120 * 1024, peaks
