@@ -147,3 +147,18 @@ def test_the_bomb_measured_in_the_child_costs_the_child_little(strings_bomb: byt
     assert result.errors[0].code == "import.file_too_costly"
     peaks = [getattr(r, "child_peak_kb", None) for r in caplog.records]
     assert peaks and peaks[-1] is not None and peaks[-1] < 120 * 1024, peaks
+
+
+def test_children_at_once_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every slot taken, a parse waits its time bound for one, then is refused (busy)."""
+    import threading
+
+    monkeypatch.setattr(sandbox, "_slots", threading.BoundedSemaphore(1))
+    sandbox._slots.acquire()
+    try:
+        with pytest.raises(sandbox.SandboxRefused) as exc:
+            sandbox.run_bounded(_sleep, 0, memory_bytes=128 * 1024**2, seconds=0.2, timeout_message="-")
+    finally:
+        sandbox._slots.release()
+    assert exc.value.code == "import.busy"
+    assert sandbox.run_bounded(_sleep, 0, memory_bytes=128 * 1024**2, seconds=30, timeout_message="-") == "woke"

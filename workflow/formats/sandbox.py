@@ -23,6 +23,7 @@ import os
 import pickle
 import resource
 import signal
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -33,6 +34,11 @@ log = logging.getLogger(__name__)
 __all__ = ["SandboxError", "SandboxRefused", "run_bounded"]
 
 T = TypeVar("T")
+
+#: Parse children at once per process: N concurrent uploads may not cost N times the memory
+#: limit; the others wait for a slot (at most their own time bound).
+CONCURRENT = 2
+_slots = threading.BoundedSemaphore(CONCURRENT)
 
 #: Modules the forkserver imports once, so that each child starts in milliseconds.
 PRELOAD = ["workflow.formats.ledger", "workflow.formats.xlsx_guard", "openpyxl"]
@@ -105,11 +111,25 @@ def run_bounded(func: Callable[..., T], *args: Any, memory_bytes: int, seconds: 
                 timeout_message: str, **kwargs: Any) -> T:
     """``func(*args, **kwargs)`` in a bounded child process (see the module docstring).
 
+    At most :data:`CONCURRENT` children run at once; a call waits up to ``seconds`` for a slot.
+
     Raises:
         SandboxRefused: out of memory (``memory_bytes`` over the child's start), past
-            ``seconds`` (then ``timeout_message``), or the child died.
+            ``seconds`` (then ``timeout_message``), the child died, or no slot came free
+            (``import.busy``).
         SandboxError: the function raised another exception.
     """
+    if not _slots.acquire(timeout=seconds):
+        raise SandboxRefused("服务器正在解析其他文件，请稍后再导入", code="import.busy")
+    try:
+        return _run(func, args, kwargs, memory_bytes=memory_bytes, seconds=seconds,
+                    timeout_message=timeout_message)
+    finally:
+        _slots.release()
+
+
+def _run(func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], *, memory_bytes: int,
+         seconds: float, timeout_message: str) -> T:
     ctx = _ctx()
     receiver, sender = ctx.Pipe(duplex=False)
     process = ctx.Process(target=_child, args=(sender, memory_bytes, seconds, func, args, kwargs),
