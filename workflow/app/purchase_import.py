@@ -31,7 +31,7 @@ from workflow.domain.errors import (
     Refusal,
     RuleViolation,
 )
-from workflow.formats import ledger
+from workflow.formats import ledger, sandbox
 from workflow.store.purchases import OrderBalance
 from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
 
@@ -127,14 +127,25 @@ def import_purchases(
             and policy.channel(column_mapping.channel) is None:
         raise BadInput(f"导入设置有误：列映射“{column_mapping.name}”的渠道 {column_mapping.channel} 不是本轮的采购渠道",
                        code="import.usage")
+    bounds = ledger.Bounds(
+        max_rows=caps.import_rows, max_unzipped_bytes=caps.import_unzipped_bytes, max_seconds=caps.import_seconds,
+        max_cells=caps.import_cells, max_strings=caps.import_strings, max_members=caps.import_zip_members,
+        max_ratio=caps.import_zip_ratio)
+    options: dict[str, Any] = {"mapping": column_mapping, "bounds": bounds,
+                               "channel_aliases": channels.alias_table(policy.channels)}
     try:
-        parsed = ledger.parse_purchases(
-            data, filename, mapping=column_mapping, channel_aliases=channels.alias_table(policy.channels),
-            bounds=ledger.Bounds(max_rows=caps.import_rows, max_unzipped_bytes=caps.import_unzipped_bytes,
-                                 max_seconds=caps.import_seconds),
-        )
+        if ledger.is_xlsx(data, filename):
+            # A workbook is measured, then read, in a child process with a memory limit and a
+            # hard timeout (issue 20 point 5): this process never loads it.
+            parsed = sandbox.run_bounded(ledger.parse_purchases, data, filename, **options,
+                                         memory_bytes=caps.import_memory_bytes, seconds=caps.import_seconds,
+                                         timeout_message=ledger.seconds_refusal(caps.import_seconds))
+        else:  # text costs what its bytes say: read here, under the row and time bounds
+            parsed = ledger.parse_purchases(data, filename, **options)
     except ImportUsageError as exc:
         raise BadInput(f"导入设置有误：{exc}", code="import.usage") from None
+    except sandbox.SandboxRefused as exc:
+        _refuse([Refusal(exc.code, exc.message)], filename, shown)
     # (row number, refusal): the file's and the cells' problems, then the rules'.
     found: list[tuple[int, Refusal]] = [(e.row_number, Refusal(e.code, e.reason)) for e in parsed.errors]
     rows = parsed.rows

@@ -86,6 +86,9 @@ _BY_AREA: dict[str, dict[str, str]] = {
         "import.conflict": "文件中的订单行已录入台账，但金额、人次或日期与台账不一致",
         "import.too_many_rows": "文件的行数超过上限，请拆分成几个文件分别导入",
         "import.too_large": "导入文件太大",
+        "import.file_too_costly": "导入文件读取的代价超过上限（解压后太大、压缩比异常、单元格或共享字符串太多、"
+                                  "解析超时或内存超限），整份文件都没有导入",
+        "import.busy": "服务器正在解析其他上传的文件，请稍后再导入",
         "import.empty": "导入文件是空的",
         "import.mapping": "选的列映射（哪种平台导出）不存在",
         "import.usage": "导入的设置有误（如列映射的渠道不是本年度的渠道），请联系管理员",

@@ -93,11 +93,20 @@ class Caps:
     line_people: int = 10_000_000
     line_no: int = 1_000_000
     members: int = 10_000_000
-    #: A purchase file: rows, bytes (as uploaded and uncompressed), seconds of parsing.
+    #: A purchase file: rows, bytes (as uploaded and uncompressed), seconds of parsing (a hard
+    #: timeout: the parse runs in a child process, killed when it overruns).
     import_rows: int = 50_000
     import_bytes: int = 20 * 1024 * 1024
-    import_unzipped_bytes: int = 200 * 1024 * 1024
+    import_unzipped_bytes: int = 50 * 1024 * 1024
     import_seconds: int = 60
+    #: What an XLSX may cost, measured before it is parsed (issue 20 point 5): cells (with the
+    #: empty cells a sheet's dimension pads rows with), shared strings, zip members, each large
+    #: member's compression ratio; and the memory of the child process that parses it.
+    import_cells: int = 2_000_000
+    import_strings: int = 1_000_000
+    import_zip_members: int = 1_000
+    import_zip_ratio: int = 100
+    import_memory_bytes: int = 512 * 1024 * 1024
     #: How many bad rows a refused import lists (the rest are counted).
     import_errors_shown: int = 200
 
@@ -367,6 +376,12 @@ def _caps(raw: object) -> Caps:
         import_unzipped_bytes=r.integer("import_unzipped_bytes", lo=1024, hi=4 * 1024**3,
                                         default=d.import_unzipped_bytes),
         import_seconds=r.integer("import_seconds", lo=1, hi=3600, default=d.import_seconds),
+        import_cells=r.integer("import_cells", lo=1000, hi=100_000_000, default=d.import_cells),
+        import_strings=r.integer("import_strings", lo=1000, hi=100_000_000, default=d.import_strings),
+        import_zip_members=r.integer("import_zip_members", lo=10, hi=100_000, default=d.import_zip_members),
+        import_zip_ratio=r.integer("import_zip_ratio", lo=10, hi=1100, default=d.import_zip_ratio),
+        import_memory_bytes=r.integer("import_memory_bytes", lo=64 * 1024**2, hi=16 * 1024**3,
+                                      default=d.import_memory_bytes),
         import_errors_shown=r.integer("import_errors_shown", lo=1, hi=10_000, default=d.import_errors_shown),
     )
 

@@ -23,7 +23,11 @@ What is accepted
 ----------------
 * Files: ``.xlsx``/``.xlsm`` (detected by the ZIP signature whatever the name) and CSV/TSV text
   encoded as UTF-8 (with or without BOM), GBK or GB18030. Old ``.xls`` files are refused with a
-  hint to re-save them.
+  hint to re-save them. A workbook is first measured by :mod:`workflow.formats.xlsx_guard`
+  (zip members, unzipped bytes, compression ratio, shared strings, padded cells, rows: the
+  :class:`Bounds`) and refused unread past any of them; callers outside a test parse a workbook
+  in a child process (:func:`workflow.formats.sandbox.run_bounded`), so that what openpyxl
+  costs is bounded by a memory limit and a hard timeout too.
 * The header row is searched within the first 10 rows; the row matching the most known header
   aliases wins (title rows above it are skipped). Headers are compared after NFKC normalisation,
   with spaces and ``*`` removed, so ``金额（元）`` matches ``金额(元)``.
@@ -44,7 +48,6 @@ import logging
 import re
 import time as _time
 import unicodedata
-import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,6 +56,7 @@ from zoneinfo import ZoneInfo
 
 from workflow.domain import budgets, channels, money
 from workflow.domain.errors import ImportUsageError
+from workflow.formats import xlsx_guard
 
 log = logging.getLogger(__name__)
 
@@ -392,17 +396,28 @@ def _parse_text(value: object) -> str | None:
 
 @dataclass(frozen=True)
 class Bounds:
-    """What one file may hold before it is refused unread: data rows, uncompressed bytes of an
-    XLSX (the zip entries' sizes; zipfile never inflates an entry past its declared size), and
-    seconds of parsing. The numbers come from the policy (:class:`workflow.domain.policy.Caps`)."""
+    """What one file may hold or cost before it is refused unread: data rows, seconds of parsing,
+    and for an XLSX what :func:`workflow.formats.xlsx_guard.inspect_xlsx` measures before openpyxl
+    touches it: uncompressed bytes (the zip entries' sizes; zipfile never inflates an entry past
+    its declared size), zip members, each member's compression ratio, shared strings and cells
+    (the empty cells openpyxl pads rows with included). The numbers come from the policy
+    (:class:`workflow.domain.policy.Caps`)."""
 
     max_rows: int = 50_000
-    max_unzipped_bytes: int = 200 * 1024 * 1024
+    max_unzipped_bytes: int = 50 * 1024 * 1024
     max_seconds: float = 60.0
+    max_cells: int = 2_000_000
+    max_strings: int = 1_000_000
+    max_members: int = 1_000
+    max_ratio: float = 100.0
 
 
 class _TooBig(Exception):
     """Raised inside the readers when a bound is crossed; the message is for the user."""
+
+    def __init__(self, message: str, code: str = "import.file_too_costly") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _limited(rows: Iterator[Sequence[object]], bounds: Bounds) -> list[list[object]]:
@@ -414,38 +429,50 @@ def _limited(rows: Iterator[Sequence[object]], bounds: Bounds) -> list[list[obje
     for row in rows:
         out.append(list(row))
         if len(out) > limit:
-            raise _TooBig(f"文件超过 {bounds.max_rows:,} 行上限：请拆分为多个文件后分别导入")
+            raise _TooBig(f"文件超过 {bounds.max_rows:,} 行上限：请拆分为多个文件后分别导入", "import.too_many_rows")
         if len(out) % 1000 == 0 and _time.monotonic() > deadline:
-            raise _TooBig(f"文件解析超过 {bounds.max_seconds:g} 秒上限：请拆分为多个较小的文件后分别导入")
+            raise _TooBig(seconds_refusal(bounds.max_seconds))
     return out
+
+
+def seconds_refusal(seconds: float) -> str:
+    """The clerk's sentence for a file whose parsing ran past the time bound."""
+    return f"文件解析超过 {seconds:g} 秒上限：请拆分为多个较小的文件后分别导入"
+
+
+#: A refused file: (the clerk's sentence, the refusal's code).
+FileRefusal = tuple[str, str]
 
 
 def _read_table(
     data: bytes, filename: str, mapping: ColumnMapping, bounds: Bounds
-) -> tuple[list[list[object]], str | None]:
-    """Bytes → list of rows of cell values, or an error message."""
+) -> tuple[list[list[object]], FileRefusal | None]:
+    """Bytes → list of rows of cell values, or the file's refusal."""
     name = filename.lower()
     try:
-        if data.startswith(_XLSX_MAGIC) or name.endswith((".xlsx", ".xlsm")):
+        if is_xlsx(data, filename):
             return _read_xlsx(data, mapping, bounds)
         if data.startswith(_OLE_MAGIC) or name.endswith(".xls"):
-            return [], "不支持 Excel 97-2003（.xls）格式：请另存为 .xlsx 或 CSV 后再导入"
+            return [], ("不支持 Excel 97-2003（.xls）格式：请另存为 .xlsx 或 CSV 后再导入", "import.row")
         return _read_csv(data, mapping, bounds)
     except _TooBig as exc:
-        return [], str(exc)
+        return [], (str(exc), exc.code)
 
 
-def _check_zip(data: bytes, bounds: Bounds) -> str | None:
+def is_xlsx(data: bytes, filename: str) -> bool:
+    """Whether the file is read as a workbook (the ZIP signature, or the name)."""
+    return data.startswith(_XLSX_MAGIC) or filename.lower().endswith((".xlsx", ".xlsm"))
+
+
+def _check_zip(data: bytes, bounds: Bounds) -> FileRefusal | None:
+    """The file's cost, measured before openpyxl touches it (:mod:`workflow.formats.xlsx_guard`)."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            entries = archive.infolist()
-    except (zipfile.BadZipFile, ValueError):
-        return None  # openpyxl names the damage
-    total = sum(max(0, e.file_size) for e in entries)
-    if len(entries) > 10_000 or total > bounds.max_unzipped_bytes:
-        limit = f"{bounds.max_unzipped_bytes / 1024 / 1024:.2f}".rstrip("0").rstrip(".")
-        return (f"XLSX 文件解压后超过 {limit} MB 上限：请删除多余的工作表、"
-                "或拆分为多个文件后分别导入")
+        xlsx_guard.inspect_xlsx(
+            data, max_members=bounds.max_members, max_unzipped_bytes=bounds.max_unzipped_bytes,
+            max_ratio=bounds.max_ratio, max_rows=bounds.max_rows, max_cells=bounds.max_cells,
+            max_strings=bounds.max_strings, header_rows=HEADER_SEARCH_ROWS)
+    except xlsx_guard.TooCostly as exc:
+        return exc.message, exc.code
     return None
 
 
@@ -455,19 +482,21 @@ XLSX_UNREADABLE = "无法读取该 XLSX 文件：文件已损坏，或并不是 
 XLSX_CONTENT_UNREADABLE = "无法读取该 XLSX 文件的内容：文件可能已损坏。请用 Excel 或 WPS 打开后另存为 .xlsx 再导入"
 
 
-def _read_xlsx(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[list[list[object]], str | None]:
+def _read_xlsx(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[list[list[object]], FileRefusal | None]:
     import openpyxl  # local: keeps importing this module cheap for CSV-only callers
 
     if (too_big := _check_zip(data, bounds)) is not None:
         return [], too_big
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except MemoryError:
+        raise  # not the file's damage: the caller's memory limit (workflow.formats.sandbox)
     except Exception as exc:  # noqa: BLE001 - bad content must never raise
         log.info("xlsx upload unreadable: %s: %s", type(exc).__name__, exc)
-        return [], XLSX_UNREADABLE
+        return [], (XLSX_UNREADABLE, "import.row")
     try:
         if not workbook.worksheets:
-            return [], "XLSX 文件中没有工作表"
+            return [], ("XLSX 文件中没有工作表", "import.row")
         # The first sheet whose header is recognisable (exports sometimes lead with a notes
         # sheet); the caller finds the header again in the chosen table.
         chosen = workbook.worksheets[0]
@@ -477,16 +506,16 @@ def _read_xlsx(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[lis
                 chosen = sheet
                 break
         return _limited(chosen.iter_rows(values_only=True), bounds), None
-    except _TooBig:
+    except (_TooBig, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - bad content must never raise
         log.info("xlsx upload content unreadable: %s: %s", type(exc).__name__, exc)
-        return [], XLSX_CONTENT_UNREADABLE
+        return [], (XLSX_CONTENT_UNREADABLE, "import.row")
     finally:
         workbook.close()
 
 
-def _read_csv(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[list[list[object]], str | None]:
+def _read_csv(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[list[list[object]], FileRefusal | None]:
     text: str | None = None
     for encoding in ("utf-8-sig", "gb18030"):  # gb18030 is a superset of gbk
         try:
@@ -497,7 +526,7 @@ def _read_csv(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[list
     if text is None or "\x00" in text:
         return (
             [],
-            "无法识别文件编码或文件不是文本表格（支持 UTF-8、GBK、GB18030 编码的 CSV 和 XLSX）",
+            ("无法识别文件编码或文件不是文本表格（支持 UTF-8、GBK、GB18030 编码的 CSV 和 XLSX）", "import.row"),
         )
     # The delimiter whose reading of the first rows matches the most header aliases
     # (csv.Sniffer guesses wrong on Chinese title rows).
@@ -514,7 +543,7 @@ def _read_csv(data: bytes, mapping: ColumnMapping, bounds: Bounds) -> tuple[list
     try:
         rows = _limited(csv.reader(io.StringIO(text), delimiter=delimiter), bounds)
     except csv.Error as exc:
-        return [], f"CSV 格式错误：{exc}"
+        return [], (f"CSV 格式错误：{exc}", "import.row")
     return rows, None
 
 
@@ -594,12 +623,12 @@ def parse_purchases(
         fixed_channel=mapping.channel or default_channel,
     )
 
-    def fail(message: str) -> ParseResult:
-        return ParseResult([], [RowError(0, "file", message)], None, mapping.name, 0)
+    def fail(message: str, code: str = "import.row") -> ParseResult:
+        return ParseResult([], [RowError(0, "file", message, code)], None, mapping.name, 0)
 
     table, read_error = _read_table(data, filename, mapping, bounds or Bounds())
     if read_error:
-        return fail(read_error)
+        return fail(*read_error)
     header_index, columns = _find_header(table, mapping)
     if header_index is None:
         needed = "、".join("/".join(mapping.columns[f][:3]) for f in (*_REQUIRED_COLUMNS, "people"))

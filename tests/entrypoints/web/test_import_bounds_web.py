@@ -36,3 +36,29 @@ def test_api_page_and_cli_show_200_and_the_count(web_world: World, token_client,
         get_settings.cache_clear()
     err = capsys.readouterr().err
     assert code == 2 and "另有 800 处错误未列出" in err and err.count("\n") <= 203
+
+
+def test_api_and_page_refuse_a_shared_strings_bomb_with_nothing_written(web_world: World, token_client, login) -> None:  # type: ignore[no-untyped-def]
+    """Issue 20 point 5 at the edges: the workbook is measured in the parse child and refused
+    (422, the file's refusal listed) in seconds; nothing is written."""
+    import time
+
+    from bench.xlsx_bomb import shared_strings_bomb
+
+    web_world.plan("G1")
+    rid = web_world.rid("G1")
+    data = shared_strings_bomb(11_000_000)
+    started = time.monotonic()
+    api = token_client("g1-clerk").post(f"/api/records/{rid}/purchases/import",
+                                        files={"file": ("bomb.xlsx", data, "application/octet-stream")})
+    assert time.monotonic() - started < 15
+    assert api.status_code == 422
+    body = api.json()
+    assert body["code"] == "import.refused" and body["errors"][0].startswith("XLSX 文件解压后超过 50 MB 上限")
+    client = login("g1-clerk")
+    csrf = csrf_from(client.get(f"/records/{rid}").text)
+    page = client.post(f"/records/{rid}/purchases/import", files={"file": ("bomb.xlsx", data, "application/octet-stream")},
+                       data={"csrf_token": csrf})
+    assert page.status_code == 422 and "XLSX 文件解压后超过 50 MB 上限" in page.text
+    with web_world.uow(True) as uow:
+        assert uow.purchases.count(rid) == 0
