@@ -119,6 +119,9 @@ def enter_purchase(
     """
     now = now or clock.now()
     with uow:
+        # The record's row first: a summarize or submit of it waits for this line, or this line
+        # for it (and then sees its new state), never a line landing under a frozen snapshot.
+        uow.purchases.lock_record(record_id)
         rec = uow.records.get(record_id)
         actor = actor_for(uow, user_id, rec)
         role, on_behalf = entry_role(actor, "录入采购")
@@ -130,7 +133,6 @@ def enter_purchase(
             raise RuleViolation(refusal)
         refund_of_id = None
         if purchase.amount_fen < 0 and purchase.refund_of:
-            uow.purchases.lock_record(record_id)  # refunds of one order are checked one at a time
             original = uow.purchases.find_live(record_id, purchase.channel, purchase.refund_of, 1)
             if original is None:
                 raise RuleViolation(rules.refund_order_unknown(purchase.refund_of))
@@ -191,6 +193,7 @@ def void_purchase(
     now = now or clock.now()
     reason = (reason or "").strip()
     with uow:
+        uow.purchases.lock_record(record_id)  # as for a new line: never under a frozen snapshot
         rec = uow.records.get(record_id)
         actor = actor_for(uow, user_id, rec)
         role, on_behalf = entry_role(actor, "作废采购行")

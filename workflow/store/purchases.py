@@ -41,9 +41,12 @@ class Purchases:
         self._uow = uow
 
     def lock_record(self, record_id: int) -> None:
-        """Serialise imports into one record (a PostgreSQL row lock; SQLite writers already queue
-        behind BEGIN IMMEDIATE), so two imports of one file cannot both count rows as new."""
-        self._uow.session.execute(select(Record.id).where(Record.id == record_id).with_for_update())
+        """Serialise the ledger's writes into one record with its transitions (a PostgreSQL row
+        lock, the one a transition takes: ``FOR NO KEY UPDATE``; SQLite writers already queue
+        behind BEGIN IMMEDIATE): two imports of one file cannot both count rows as new, two
+        refunds of one order are checked one after the other, and no line lands under a snapshot
+        a concurrent summarize is freezing."""
+        self._uow.execute(select(Record.id).where(Record.id == record_id).with_for_update(key_share=True))
 
     def ledger_lines(self, record_id: int) -> list[Any]:
         """Every line of the record's ledger (live and voided) with what decides "identical"."""
