@@ -57,8 +57,8 @@ def test_generator_and_w1_at_tiny_scale(bench_db: Database) -> None:
     assert _scalar(bench_db, "SELECT count(*) FROM record WHERE round_id = :r AND is_reporting_unit = :t",
                    r=info.round_id, t=True) == 40
     # ~10 purchases per grassroots record, all in the round's year.
-    purchases = _scalar(bench_db, "SELECT count(*) FROM purchase")
-    assert 8 * n <= purchases <= 12 * n and purchases == info.counts["purchase"]
+    lines = _scalar(bench_db, "SELECT count(*) FROM purchase")
+    assert 8 * n <= lines <= 12 * n and lines == info.counts["purchase"]
     assert _scalar(bench_db, "SELECT count(*) FROM purchase WHERE paid_on < '2021-01-01' OR paid_on > '2021-12-31'") == 0
     # Every state is reached; summarized and later records have a snapshot equal to their purchases.
     assert set(info.state_counts) == {"planned", "purchased", "summarized", "submitted", "accepted"}
