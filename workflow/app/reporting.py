@@ -15,7 +15,7 @@ from typing import Any
 import states
 from notifications.templates import make_environment
 from workflow.app import actors
-from workflow.domain import access, clock, limits, rules
+from workflow.domain import access, clock, limits, rules, text
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal, RuleViolation
 from workflow.domain.figures import (
     Annex2Table,
@@ -173,6 +173,7 @@ def add_aggregate_line(
     """
 
     now = now or clock.now()
+    note = text.clean_text(note, field="数据来源说明", multiline=True)
     with uow:
         rec = uow.records.get(record_id)
         actor = actors.actor_for(uow, user_id, rec)
