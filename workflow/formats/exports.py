@@ -41,8 +41,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from workflow.domain.errors import ExportUsageError
-from workflow.domain.text import writable
 from workflow.domain.figures import Annex2Table, wan_people, wan_yuan
+from workflow.domain.text import writable
 
 __all__ = [
     "ANNEX2_ROW_LABELS",
