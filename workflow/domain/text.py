@@ -56,11 +56,11 @@ def text_refusal(value: str | None, *, field: str, multiline: bool = False) -> R
         return None
     position = m.start() + 1
     if _BIDI_RE.match(m.group(0)):
-        return Refusal(BIDI_CODE, f"“{field}”第 {position} 个字符是看不见的文字方向控制符（常见于复制粘贴），"
+        return Refusal("input.bidi", f"“{field}”第 {position} 个字符是看不见的文字方向控制符（常见于复制粘贴），"
                                   "会让文字倒着显示，请删掉后再提交")
     if m.group(0) in "\n\t":
-        return Refusal(CONTROL_CODE, f"“{field}”只能填一行，第 {position} 个字符是换行或制表符，请删掉后再提交")
-    return Refusal(CONTROL_CODE, f"“{field}”第 {position} 个字符是看不见的控制字符（常见于复制粘贴），"
+        return Refusal("input.control_char", f"“{field}”只能填一行，第 {position} 个字符是换行或制表符，请删掉后再提交")
+    return Refusal("input.control_char", f"“{field}”第 {position} 个字符是看不见的控制字符（常见于复制粘贴），"
                                  "请删掉后再提交")
 
 

@@ -114,7 +114,7 @@ def _dispatch(words: list[str], json_out: bool) -> int:
     except BangfuError as exc:
         missing = ctx.schema_problem(exc) if ctx is not None else None
         if missing is not None:
-            return refuse(json_out, "db.schema", missing, 3)
+            return refuse(json_out, code="db.schema", message=missing, exit_code=3)
         return refuse(json_out, exc.code, exc.message, exit_code_for(exc))
     except KeyboardInterrupt:
         return 130
@@ -128,7 +128,7 @@ def _dispatch(words: list[str], json_out: bool) -> int:
         log.debug("unexpected error", exc_info=True)
         missing = ctx.schema_problem(exc) if ctx is not None else None
         if missing is not None:
-            return refuse(json_out, "db.schema", missing, 3)
+            return refuse(json_out, code="db.schema", message=missing, exit_code=3)
         message = f"内部错误（{type(exc).__name__}）：{exc}。设置 BANGFU_DEBUG=1 查看详情"
         if json_out:
             print(json_refusal("internal", message, 1))
