@@ -29,7 +29,7 @@ from workflow.domain.figures import (
     wan_yuan,
 )
 from workflow.domain.policy import Policy
-from workflow.formats.exports import write_rows_xlsx, write_xlsx
+from workflow.formats.exports import sanitising, write_rows_xlsx, write_xlsx
 from workflow.store.reports import CHASE_HEADERS, ComparisonRow, CompletenessRow, Scope
 from workflow.store.tables import AggregateLine, Organisation, Round
 from workflow.store.uow import UnitOfWork
@@ -343,7 +343,7 @@ def work_report(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: st
             # 先进经验 and 工作亮点 are asked of reporting units and federations, not of grassroots unions.
             "has_texts": not rec.is_grassroots, "draft": view.table.draft,
         }
-    env = make_environment(TEMPLATE_DIR)
+    env = sanitising(make_environment(TEMPLATE_DIR))
     return WorkReport(markdown=env.get_template("work_report.md").render(ctx),
                       html=env.get_template("work_report.html").render(ctx), context=ctx)
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 from openpyxl import Workbook
 from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Border, Font, Side
@@ -414,11 +415,26 @@ def write_csv(table: Annex2Table) -> bytes:
 # ------------------------------------------------------------------------------ HTML
 
 
+def finalize(value: Any) -> Any:
+    """Jinja2's ``finalize`` for every environment that renders stored text (the Annex 2 page,
+    the work report, the web pages): a string passes :func:`writable` (a control character or a
+    bidi override stored long ago never reaches a page); markup stays markup."""
+    if isinstance(value, Markup):
+        return Markup(writable(str(value)))
+    return writable(value) if isinstance(value, str) else value
+
+
+def sanitising(env: jinja2.Environment) -> jinja2.Environment:
+    """``env`` with :func:`finalize` (set before any template compiles)."""
+    env.finalize = finalize
+    return env
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(_TEMPLATES),
         autoescape=True,
-        finalize=lambda value: writable(value) if isinstance(value, str) else value,
+        finalize=finalize,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -27,6 +27,7 @@ from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.guard import InputGuard
 from workflow.entrypoints.web.openapi import describe as describe_errors
 from workflow.entrypoints.web.rendering import LoginRedirect, ShowRecordPage, page_user, render
+from workflow.formats.exports import sanitising
 from workflow.settings import Settings, get_settings
 from workflow.store.tables import Database
 
@@ -64,7 +65,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
                   description="消费帮扶记录工作流（粤工总〔2021〕17号）的 JSON 接口与页面")
     app.state.database = database
     app.state.settings = settings
-    app.state.templates = make_environment(TEMPLATE_DIR)
+    app.state.templates = sanitising(make_environment(TEMPLATE_DIR))
     # The notice's table unit (万人次, 万元, two decimals) for federations' figures.
     app.state.templates.filters["wan_people"] = lambda n: str(wan_people(int(n or 0)))
     app.state.templates.filters["wan_yuan"] = lambda fen: str(wan_yuan(int(fen or 0)))
