@@ -64,7 +64,7 @@ def normalise_purchase(policy: Policy, p: PurchaseInput) -> PurchaseInput:
     def norm(value: str | None, *, field: str, multiline: bool = False) -> str | None:
         if value is None or text.text_refusal(value, field=field, multiline=multiline):
             return value
-        return text.normalise(value, multiline=multiline)
+        return text.normalise(value, strip=False)  # stored as typed (the writers neutralise), in NFC
 
     return replace(p, channel=resolve_channel(policy, norm(p.channel, field="采购渠道") or ""),
                    budget=budgets.resolve_budget(norm(p.budget, field="经费来源") or ""),

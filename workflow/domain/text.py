@@ -50,7 +50,8 @@ def text_refusal(value: str | None, *, field: str, multiline: bool = False) -> R
     """Why ``value`` may not be stored in ``field`` (named in Chinese), or None."""
     if not value:
         return None
-    text = value.replace("\r\n", "\n").replace("\r", "\n") if multiline else value
+    # A one-line field is stored without surrounding blanks: a tab or line end there is trimmed.
+    text = value.replace("\r\n", "\n").replace("\r", "\n") if multiline else value.strip(" \t\r\n")
     m = (_MULTI_LINE if multiline else _ONE_LINE).search(text)
     if m is None:
         return None
@@ -64,12 +65,13 @@ def text_refusal(value: str | None, *, field: str, multiline: bool = False) -> R
                                  "请删掉后再提交")
 
 
-def normalise(value: str, *, multiline: bool = False) -> str:
-    """NFC, without surrounding blanks; in a long text, line ends as ``\\n``. Assumes the text
-    passed :func:`text_refusal` (lone surrogates cannot be normalised)."""
+def normalise(value: str, *, multiline: bool = False, strip: bool = True) -> str:
+    """NFC, without surrounding blanks (unless not ``strip``); in a long text, line ends as
+    ``\\n``. Assumes the text passed :func:`text_refusal` (lone surrogates cannot be normalised)."""
     if multiline:
         value = value.replace("\r\n", "\n").replace("\r", "\n")
-    return unicodedata.normalize("NFC", value).strip()
+    value = unicodedata.normalize("NFC", value)
+    return value.strip() if strip else value
 
 
 def clean_text(value: str, *, field: str, multiline: bool = False) -> str:
