@@ -139,10 +139,10 @@ def _plant(w: World) -> None:
     have left them."""
     hostile = "\u0001坏\u0085字\u202e符\u2066\x1b[31m\x0b\x0c\ufffe"
     with w.db.engine.begin() as conn:
-        conn.execute(text("UPDATE record SET reporter = :h, phone = :h, work_experience = :h, "
-                          "work_highlights = :h"), {"h": hostile})
-        conn.execute(text("UPDATE organisation SET name = name || :h"), {"h": hostile})
-        conn.execute(text("UPDATE purchase SET product = :h, order_no = order_no || :h"), {"h": hostile})
+        conn.execute(text("UPDATE record SET reporter = :a, phone = :b, work_experience = :c, work_highlights = :d"),
+                     dict.fromkeys("abcd", hostile))
+        conn.execute(text("UPDATE organisation SET name = name || :a"), {"a": hostile})
+        conn.execute(text("UPDATE purchase SET product = :a, order_no = order_no || :b"), dict.fromkeys("ab", hostile))
 
 
 def _valid(resp: Any, what: str) -> None:
