@@ -10,7 +10,7 @@ from sqlalchemy import text
 from bench import w1_transitions, w2_sweep, w6_web
 from bench.__main__ import summary
 from bench.generate import SCALES, build_tree, generate
-from workflow.app import record_views, views
+from workflow.app import purchases, record_views, views
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import states
 from workflow.app.passwords import hash_password, verify_password
-from workflow.domain import access, clock
+from workflow.domain import access, clock, rules, text
 from workflow.domain.errors import (
     BadInput,
     LoginFailed,
@@ -258,18 +258,23 @@ def handover(
     """Hand a clerk's account over to a new person: same username and membership, new name and
     contact details, a new password; the old holder's sessions and tokens end."""
     now = now or clock.now()
-    display_name = display_name.strip()
+    display_name = text.clean_text(display_name, field="新填报员姓名")
+    email = text.clean_text(email or "", field="电子邮箱")
+    phone = text.clean_text(phone or "", field="联系电话")
     if not display_name:
         raise BadInput("请填写新填报员姓名", code="handover.name_missing")
     if len(display_name) > 100:
         raise BadInput("姓名不能超过 100 个字符", code="handover.name_too_long")
+    for refusal in (rules.check_email(email), rules.check_phone(phone) if phone else None):
+        if refusal:
+            raise BadInput(refusal.message, code=refusal.code)
     _check_password(new_password)
     with uow:
         target = _managed(uow, actor_id, username)
         before = {"display_name": target.display_name, "email": target.email, "phone": target.phone}
         target.display_name = display_name
-        target.email = (email or "").strip() or None
-        target.phone = (phone or "").strip() or None
+        target.email = email or None
+        target.phone = phone or None
         target.password_hash = hash_password(new_password)
         uow.accounts.save_user(target)
         revoke_tokens(uow, target.id or 0, now)

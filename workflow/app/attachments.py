@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import states
 from workflow.app import actors
-from workflow.domain import clock
+from workflow.domain import clock, text
 from workflow.domain.errors import BadInput, Refusal, RuleViolation
 from workflow.store.tables import Attachment
 from workflow.store.uow import UnitOfWork
@@ -48,6 +49,7 @@ def sniff(data: bytes) -> tuple[str, str] | None:
 
 def clean_filename(name: str, ext: str) -> str:
     """Keep letters (any script), digits, dot, dash, underscore; force the detected extension."""
+    name = unicodedata.normalize("NFC", text.writable(name))
     base = re.sub(r"[^\w.\-]+", "_", name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]).strip("._") or "file"
     stem = base.rsplit(".", 1)[0][:120]
     return f"{stem}.{ext}"

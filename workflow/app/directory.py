@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import states
-from workflow.domain import clock
+from workflow.domain import clock, text
 from workflow.domain.errors import BadInput
 from workflow.domain.policy import Policy
 from workflow.store import directory as directory_store
@@ -74,13 +74,13 @@ def install_policy(uow: UnitOfWork, *, policy: Policy, now: datetime | None = No
 def _read_csv(data: bytes, required: tuple[str, ...]) -> list[dict[str, str]]:
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            text = data.decode(encoding)
+            decoded = data.decode(encoding)
             break
         except UnicodeDecodeError:
             continue
     else:
         raise BadInput("文件编码无法识别：请保存为 UTF-8 或 GBK", code="import.encoding")
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(decoded))
     header = [h.strip() for h in next(reader, [])]
     missing = [c for c in required if c not in header]
     if missing:
@@ -88,8 +88,24 @@ def _read_csv(data: bytes, required: tuple[str, ...]) -> list[dict[str, str]]:
     width = len(header)
     pad = [""] * width
     # A short line has its missing cells empty; cells beyond the header are ignored.
-    return [dict(zip(header, map(str.strip, row if len(row) >= width else row + pad[len(row):]), strict=False))
+    rows = [dict(zip(header, map(str.strip, row if len(row) >= width else row + pad[len(row):]), strict=False))
             for row in reader if row]
+    # Every cell passes the free-text rule (one line each), then is normalised to NFC.
+    errors: list[str] = []
+    code = "import.rows"
+    for i, row in enumerate(rows, start=2):
+        for column, value in row.items():
+            if refusal := text.text_refusal(value, field=column):
+                code = refusal.code
+                errors.append(f"第 {i} 行：{refusal.message}")
+                break
+        else:
+            row.update((column, text.normalise(value)) for column, value in row.items())
+        if len(errors) >= 200:
+            break
+    if errors:
+        raise BadInput("文件有错误的行，未导入任何数据：\n" + "\n".join(errors), code=code)
+    return rows
 
 
 def rebuild_rollup(uow: UnitOfWork, *, round_label: str | None = None) -> str:

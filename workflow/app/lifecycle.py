@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import states
 from workflow.app.actors import _conflict
-from workflow.domain import access, clock, engine, rules
+from workflow.domain import access, clock, engine, rules, text
 from workflow.domain.engine import GuardContext
 from workflow.domain.errors import (
     NotFound,
@@ -109,7 +109,7 @@ def fire(
         NotFound, PermissionDenied, RuleViolation, VersionConflict.
     """
     now = now or clock.now()
-    reason = reason.strip() if reason else None
+    reason = text.clean_text(reason, field="原因", multiline=True) or None if reason else None
     with uow:
         # One statement reads the record, its organisation, the round's cap, the parent record's
         # state, the actor and their memberships; everything after it is plain values.

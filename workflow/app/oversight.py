@@ -14,7 +14,7 @@ from typing import Any
 
 import states
 from workflow.app import actors, lifecycle, record_views
-from workflow.domain import clock
+from workflow.domain import clock, text
 from workflow.domain.errors import (
     BadInput,
     BangfuError,
@@ -54,7 +54,7 @@ def set_report_deadline(
     last day in its detail) and a notice to the child's clerks go in the same transaction.
     """
     now = now or clock.now()
-    reason = (reason or "").strip() or None
+    reason = text.clean_text(reason or "", field="原因", multiline=True) or None
     with uow:
         rec = uow.records.get(record_id)
         actor = actors.actor_for(uow, user_id, rec)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import states
 from workflow.app.actors import actor_for, entry_role, policy_for, version_conflict
 from workflow.app.record_views import RecordView, record_view
-from workflow.domain import clock, money, rules
+from workflow.domain import clock, money, rules, text
 from workflow.domain.errors import (
     Refusal,
     RuleViolation,
@@ -70,6 +70,10 @@ def update_report_info(
     """Set the footer (填报人, 联系电话, 填表时间) and the work-report texts. Fields left None keep
     their value. Refused once submitted."""
     now = now or clock.now()
+    reporter = text.clean_optional(reporter, field="填报人")
+    phone = text.clean_optional(phone, field="联系电话")
+    work_experience = text.clean_optional(work_experience, field="先进经验", multiline=True)
+    work_highlights = text.clean_optional(work_highlights, field="工作亮点", multiline=True)
     with uow:
         rec = uow.records.get(record_id)
         actor = actor_for(uow, user_id, rec)

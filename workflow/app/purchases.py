@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import states
 from workflow.app.actors import _acting_org_id, actor_for, entry_role, policy_for
 from workflow.app.order_claims import DuplicateWarning, claims_by_order, flag_claims
-from workflow.domain import budgets, channels, clock, rules
+from workflow.domain import budgets, channels, clock, rules, text
 from workflow.domain.errors import (
     BadInput,
     NotFound,
@@ -60,12 +60,37 @@ def resolve_channel(policy: Policy, text: str) -> str:
 
 def normalise_purchase(policy: Policy, p: PurchaseInput) -> PurchaseInput:
     """The line with its channel and budget as codes (typed names resolved, unknown text kept for
-    the refusal to quote): what every entry path does before :func:`check_purchase`."""
-    return replace(p, channel=resolve_channel(policy, p.channel), budget=budgets.resolve_budget(p.budget))
+    the refusal to quote), its texts in NFC: what every entry path does before
+    :func:`check_purchase`. Texts the free-text rule refuses are kept as typed for the refusal."""
+    def norm(value: str | None, *, field: str, multiline: bool = False) -> str | None:
+        if value is None or text.text_refusal(value, field=field, multiline=multiline):
+            return value
+        return text.normalise(value, strip=False)  # stored as typed (the writers neutralise), in NFC
+
+    return replace(p, channel=resolve_channel(policy, norm(p.channel, field="采购渠道") or ""),
+                   budget=budgets.resolve_budget(norm(p.budget, field="经费来源") or ""),
+                   order_no=norm(p.order_no, field="订单号") or "",
+                   product=norm(p.product, field="商品名称", multiline=True) or "",
+                   product_form=norm(p.product_form, field="商品形式"), holiday=norm(p.holiday, field="节日"),
+                   origin_region=norm(p.origin_region, field="产地"), refund_of=norm(p.refund_of, field="原订单号"))
+
+
+def text_fields_refusal(p: PurchaseInput) -> Refusal | None:
+    """The free-text rule (:mod:`workflow.domain.text`) on every text of a purchase line."""
+    for value, field, multiline in (
+        (p.channel, "采购渠道", False), (p.budget, "经费来源", False), (p.order_no, "订单号", False),
+        (p.product, "商品名称", True), (p.product_form, "商品形式", False), (p.holiday, "节日", False),
+        (p.origin_region, "产地", False), (p.refund_of, "原订单号", False),
+    ):
+        if refusal := text.text_refusal(value, field=field, multiline=multiline):
+            return refusal
+    return None
 
 
 def check_purchase(policy: Policy, rnd: Round, p: PurchaseInput, *, now: datetime) -> Refusal | None:
     """Every rule a purchase line must pass before it is stored (manual entry and import)."""
+    if refusal := text_fields_refusal(p):
+        return refusal
     for check in (
         rules.check_channel(p.channel, policy.channels),
         rules.check_budget(p.budget),
@@ -191,7 +216,7 @@ def void_purchase(
         NotFound, PermissionDenied, RuleViolation, BadInput (no reason).
     """
     now = now or clock.now()
-    reason = (reason or "").strip()
+    reason = text.clean_text(reason or "", field="作废原因", multiline=True)
     with uow:
         uow.purchases.lock_record(record_id)  # as for a new line: never under a frozen snapshot
         rec = uow.records.get(record_id)

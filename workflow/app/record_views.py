@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import states
 from workflow.app.actors import Actor, actor_for, policy_for
 from workflow.app.lifecycle import _texts, action_label, guard_context_of
-from workflow.domain import changes, clock, engine, rules
+from workflow.domain import access, changes, clock, engine, rules
 from workflow.domain.engine import Action
 from workflow.domain.errors import (
     NotFound,
@@ -93,7 +93,7 @@ def changes_since_return(uow: UnitOfWork, *, record_id: int, user_id: int) -> di
     was never returned."""
     with uow:
         rec = uow.records.get(record_id)
-        actor_for(uow, user_id, rec)
+        contacts = access.may_see_contacts(actor_for(uow, user_id, rec).relation)
         rows = uow.records.history(record_id)
         returns = [h for h in rows if h.trigger == "return_for_revision"]
         if not returns:
@@ -120,6 +120,8 @@ def changes_since_return(uow: UnitOfWork, *, record_id: int, user_id: int) -> di
         _rnd, policy = policy_for(uow, rec)
         returned_by = uow.directory.user(ret.actor_user_id).display_name if ret.actor_user_id else "系统"
         table = [r.to_dict() for r in changes.row_changes(before_lines, after_lines, policy)]
+        if not contacts:
+            before, after = _without_contacts(before), _without_contacts(after)
         texts = changes.text_changes(before, after) if before else []
         return {
             "returned_at": ret.at, "returned_by": returned_by, "reason": ret.reason,
@@ -178,8 +180,8 @@ def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordVi
         is_late=rec.is_late,
         snapshot_id=rec.snapshot_id,
         snapshot_stale=rec.snapshot_stale,
-        reporter=rec.reporter,
-        phone=rec.phone,
+        reporter=rec.reporter if access.may_see_contacts(actor.relation) else None,
+        phone=rec.phone if access.may_see_contacts(actor.relation) else None,
         fill_date=rec.fill_date,
         work_experience=rec.work_experience,
         work_highlights=rec.work_highlights,
@@ -278,15 +280,30 @@ def _aware_detail(detail: Any) -> Any:
     return detail
 
 
+ROLE_NAMES = {states.CLERK: "填报员", states.REVIEWER: "审核人", states.ADMIN: "管理员", states.OBSERVER: "观察员"}
+CONTACT_FIELDS = ("reporter", "phone")
+
+
+def _without_contacts(detail: Any) -> Any:
+    """A history detail without 填报人 and 联系电话 (for those who may not see contact data)."""
+    if isinstance(detail, dict):
+        return {k: v for k, v in detail.items() if k not in CONTACT_FIELDS}
+    return detail
+
+
 def history(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[dict[str, Any]]:
     """The record's history rows, oldest first, with actor names."""
     with uow:
         rec = uow.records.get(record_id)
-        actor_for(uow, user_id, rec)
+        contacts = access.may_see_contacts(actor_for(uow, user_id, rec).relation)
         out = []
         for h in uow.records.history(record_id):
             actor_name = uow.directory.user(h.actor_user_id).display_name if h.actor_user_id else "系统"
+            if not contacts and h.actor_user_id:  # an observer sees the role, not the clerk's name
+                actor_name = ROLE_NAMES.get(h.actor_role or "", "经办人")
             detail = json.loads(h.detail) if h.detail else None
+            if not contacts:
+                detail = _without_contacts(detail)
             out.append(
                 {
                     "id": h.id,

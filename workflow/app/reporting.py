@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 import states
 from notifications.templates import make_environment
 from workflow.app import actors
-from workflow.domain import access, channels, clock, limits, rules
+from workflow.domain import access, channels, clock, limits, rules, text
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal, RuleViolation
 from workflow.domain.figures import (
     Annex2Table,
@@ -30,7 +30,7 @@ from workflow.domain.figures import (
     wan_yuan,
 )
 from workflow.domain.policy import Policy
-from workflow.formats.exports import write_rows_xlsx, write_xlsx
+from workflow.formats.exports import sanitising, write_rows_xlsx, write_xlsx
 from workflow.store.reports import CHASE_HEADERS, ComparisonRow, CompletenessRow, Scope
 from workflow.store.tables import AggregateLine, Organisation, Round
 from workflow.store.uow import UnitOfWork
@@ -106,6 +106,12 @@ class StatsView:
 
 
 
+def _contacts_for(table: Annex2Table, allowed: bool) -> Annex2Table:
+    """The table as the user may see it: without 填报人 and 联系电话 unless ``allowed``
+    (:func:`workflow.domain.access.can_see_contacts`)."""
+    return table if allowed else replace(table, reporter=None, phone=None)
+
+
 def stats(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: str | None = None, live: bool = False) -> StatsView:
     """The Annex 2 table of an organisation in a round as the user may see it.
 
@@ -115,6 +121,7 @@ def stats(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: str | No
     """
     with uow:
         org = _visible_org(uow, user_id, org_code)
+        contacts = access.can_see_contacts(uow.directory.memberships(user_id), org)
         rnd = _round(uow, round_label)
         policy = uow.directory.policy(rnd.policy_code)
         units = uow.reports.unit_figures(rnd.id, parent_org_id=org.id)
@@ -122,11 +129,11 @@ def stats(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: str | No
         rec = uow.reports.record_of(org.id, rnd.id)
         if rec is not None:
             (unit,) = uow.reports.unit_figures(rnd.id, record_ids=[rec.id or 0], live=live)
-            table = uow.reports.unit_table(unit, policy, rnd.label)
+            table = _contacts_for(uow.reports.unit_table(unit, policy, rnd.label), contacts)
             return StatsView(org.code, org.name, rnd.label, rec.state, unit.source, table,
                              official_share(unit.lines, policy), units, pending)
         st = uow.reports.subtree_stats(org.id, rnd.id)
-        table = uow.reports.annex2_for_subtree(org.id, rnd.id, policy)
+        table = _contacts_for(uow.reports.annex2_for_subtree(org.id, rnd.id, policy), contacts)
         return StatsView(org.code, org.name, rnd.label, None, "subtree", table,
                          official_share(st.accepted, policy), units, pending)
 
@@ -150,12 +157,14 @@ def province_workbook(uow: UnitOfWork, *, user_id: int, round_label: str | None 
         rnd = _round(uow, round_label)
         policy = uow.directory.policy(rnd.policy_code)
         root = receiver_org(uow, rnd, policy)
-        if not access.can_view(uow.directory.memberships(user_id), root):
+        seats = uow.directory.memberships(user_id)
+        if not access.can_view(seats, root):
             # Any seat at the receiver (its reviewers, admins, observers) sees the whole
             # system, as on the overview; the message says so, and where a lower level looks.
             raise PermissionDenied(f"全省汇总表只供“{root.name}”的账户下载；下级单位请在统计页下载本单位的附件2汇总表",
                                    code="permission.report_scope")
-        tables = uow.reports.province_tables(rnd.id, policy, root_org_id=root.id)
+        contacts = access.can_see_contacts(seats, root)
+        tables = [_contacts_for(t, contacts) for t in uow.reports.province_tables(rnd.id, policy, root_org_id=root.id)]
         title = f"{rnd.label}工会消费帮扶情况汇总表"
     if not tables:
         raise NotFound("本年度没有报送单位", code="report.empty")
@@ -174,6 +183,7 @@ def add_aggregate_line(
     """
 
     now = now or clock.now()
+    note = text.clean_text(note, field="数据来源说明", multiline=True)
     with uow:
         rec = uow.records.get(record_id)
         actor = actors.actor_for(uow, user_id, rec)
@@ -306,6 +316,7 @@ def work_report(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: st
     view = stats(uow, org_code=org_code, user_id=user_id, round_label=round_label)
     with uow:
         org = uow.directory.org_by_code(org_code)
+        contacts = access.can_see_contacts(uow.directory.memberships(user_id), org)
         rnd = _round(uow, round_label)
         rec = uow.reports.record_of(org.id, rnd.id)
         if rec is None:
@@ -328,12 +339,12 @@ def work_report(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: st
             "official_text": view.official.text(),
             "subordinates": [{"name": n, "highlights": h.strip(), "state_label": states.STATE_LABELS[st]}
                              for n, h, st in highlights],
-            "reporter": rec.reporter or "", "phone": rec.phone or "",
+            "reporter": (rec.reporter or "") if contacts else "", "phone": (rec.phone or "") if contacts else "",
             "fill_date": view.table.fill_date,
             # 先进经验 and 工作亮点 are asked of reporting units and federations, not of grassroots unions.
             "has_texts": not rec.is_grassroots, "draft": view.table.draft,
         }
-    env = make_environment(TEMPLATE_DIR)
+    env = sanitising(make_environment(TEMPLATE_DIR))
     return WorkReport(markdown=env.get_template("work_report.md").render(ctx),
                       html=env.get_template("work_report.html").render(ctx), context=ctx)
 

@@ -72,6 +72,8 @@ class Relation:
     own_roles: frozenset[str] = frozenset()
     parent_roles: frozenset[str] = frozenset()
     visible: bool = True
+    #: Whether the actor may see the record's contact data (:func:`can_see_contacts`).
+    contacts: bool = False
 
 
 def _covers(seat_org: Org, target: Org) -> bool:
@@ -84,7 +86,8 @@ def relation(seats: Iterable[Seat], target: Org) -> Relation:
     seats = list(seats)
     own = frozenset(r for o, r in seats if o.id == target.id)
     parent = frozenset(r for o, r in seats if target.parent_id is not None and o.id == target.parent_id)
-    return Relation(own_roles=own, parent_roles=parent, visible=can_view(seats, target))
+    return Relation(own_roles=own, parent_roles=parent, visible=can_view(seats, target),
+                    contacts=can_see_contacts(seats, target))
 
 
 def can_view(seats: Iterable[Seat], target: Org) -> bool:
@@ -97,8 +100,15 @@ def _roles_over(seats: Iterable[Seat], target: Org) -> set[str]:
 
 
 def can_see_contacts(seats: Iterable[Seat], target: Org) -> bool:
-    """Clerks' names and phone numbers are for the chain of federations, not for observers."""
+    """Clerks' names and phone numbers (填报人, 联系电话) are for the chain of federations, not for
+    observers: every view and export of a record or a table asks this (the API's record, the
+    Annex 2 XLSX/CSV/HTML, the work report, the province workbook, the 催报 list)."""
     return bool(_roles_over(seats, target) & CONTACT_ROLES)
+
+
+def may_see_contacts(rel: Relation) -> bool:
+    """:func:`can_see_contacts` for a record the actor's :class:`Relation` was worked out for."""
+    return rel.contacts
 
 
 def can_view_completeness(seats: Iterable[Seat], target: Org) -> bool:

@@ -279,6 +279,21 @@ def check_phone(phone: str | None) -> Refusal | None:
     )
 
 
+#: An e-mail address: a plain local part (letters, digits, ``.!#$%&'*+/=?^_`{|}~-``), ``@``, a
+#: domain of dot-separated labels. Nothing that markup or a header could read as its own.
+EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+EMAIL_MAX = 254
+
+
+def check_email(email: str | None) -> Refusal | None:
+    """An optional e-mail address (empty is allowed): ``name@domain.tld``, nothing else."""
+    value = (email or "").strip()
+    if not value or (len(value) <= EMAIL_MAX and EMAIL_RE.fullmatch(value)):
+        return None
+    return Refusal("contact.email_invalid", "电子邮箱格式不正确，应为 名字@域名 的形式（如 zhangsan@example.cn）")
+
+
 def check_contact(reporter: str | None, phone: str | None, fill_date: date | None, today: date) -> Refusal | None:
     """Submit needs 填报人, 联系电话 and a 填表时间 not in the future."""
     if not (reporter or "").strip():

@@ -21,6 +21,8 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt
 
+from workflow.domain.text import writable
+
 __all__ = ["write_work_report"]
 
 BODY_FONT = "宋体"
@@ -38,7 +40,7 @@ def _font(run: Any, name: str, size: float, *, bold: bool = False) -> None:
 def _para(doc: Any, text: str, *, size: float = 12, font: str = BODY_FONT, bold: bool = False,
           align: Any = None, space_after: float = 4) -> Any:
     p = doc.add_paragraph()
-    _font(p.add_run(text), font, size, bold=bold)
+    _font(p.add_run(writable(text)), font, size, bold=bold)
     if align is not None:
         p.alignment = align
     p.paragraph_format.space_after = Pt(space_after)
@@ -123,7 +125,7 @@ def write_work_report(ctx: Mapping[str, Any]) -> bytes:
             cell.width = widths[j]
             p = cell.paragraphs[0]
             p.alignment = WD_ALIGN_PARAGRAPH.LEFT if j == 0 and 0 < i < len(cells) - 1 else WD_ALIGN_PARAGRAPH.CENTER
-            _font(p.add_run(value), BODY_FONT, 11, bold=bold)
+            _font(p.add_run(writable(value)), BODY_FONT, 11, bold=bold)
     _para(doc, f"{ctx['official_text']}。", size=10.5)
 
     if ctx.get("has_texts"):

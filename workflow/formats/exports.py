@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 from openpyxl import Workbook
 from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Border, Font, Side
@@ -42,6 +43,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from workflow.domain.errors import ExportUsageError
 from workflow.domain.figures import Annex2Table, wan_people, wan_yuan
+from workflow.domain.text import writable
 
 __all__ = [
     "ANNEX2_ROW_LABELS",
@@ -116,6 +118,7 @@ def _put(ws: Worksheet, row: int, column: int, value: Any) -> Cell:
     """Write a value; text is always stored as text, never as a formula."""
     cell = ws.cell(row=row, column=column)
     if isinstance(value, str):
+        value = writable(value)  # a stored string with a control character must not break the file
         cell.value = value
         cell.data_type = "s"  # openpyxl infers 'f' for a leading '='
         if _is_dangerous(value):
@@ -150,7 +153,7 @@ _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 
 def _sheet_title(name: str, used: set[str]) -> str:
     """A unique (case-insensitively) Excel-safe sheet name of at most 31 characters."""
-    base = _BAD_SHEET_CHARS.sub("_", name).strip().strip("'").strip() or "Sheet"
+    base = _BAD_SHEET_CHARS.sub("_", writable(name)).strip().strip("'").strip() or "Sheet"
     if base.lower() == "history":  # reserved by Excel
         base = f"{base}_"
     base = base[:31]
@@ -374,8 +377,9 @@ def csv_cell(value: object) -> object:
     """The one neutraliser for every CSV writer: text starting with ``= + - @``, a tab or a
     carriage return gets a leading ``'`` so no spreadsheet reads it as a formula. Numbers
     (``int``, ``Decimal``) are written as they are, so a refund's ``-15.00`` stays a number."""
-    if isinstance(value, str) and _is_dangerous(value):
-        return f"'{value}"
+    if isinstance(value, str):
+        value = writable(value)
+        return f"'{value}" if _is_dangerous(value) else value
     return value
 
 
@@ -411,10 +415,26 @@ def write_csv(table: Annex2Table) -> bytes:
 # ------------------------------------------------------------------------------ HTML
 
 
+def finalize(value: Any) -> Any:
+    """Jinja2's ``finalize`` for every environment that renders stored text (the Annex 2 page,
+    the work report, the web pages): a string passes :func:`writable` (a control character or a
+    bidi override stored long ago never reaches a page); markup stays markup."""
+    if isinstance(value, Markup):
+        return Markup(writable(str(value)))
+    return writable(value) if isinstance(value, str) else value
+
+
+def sanitising(env: jinja2.Environment) -> jinja2.Environment:
+    """``env`` with :func:`finalize` (set before any template compiles)."""
+    env.finalize = finalize
+    return env
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(_TEMPLATES),
         autoescape=True,
+        finalize=finalize,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

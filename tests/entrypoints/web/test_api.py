@@ -536,7 +536,10 @@ def test_the_inbox_shows_the_mails_text_with_a_link_and_marks_one_read(login, we
     assert f'href="/records/{rid}"' in page  # the mail's link, clickable and relative
     assert "未读" in page
     first = next(n["id"] for n in clerk.get("/api/notifications").json()["items"] if n["kind"] == "quota_reminder")
-    opened = clerk.get(f"/notifications/{first}/open", follow_redirects=False)
+    assert clerk.get(f"/notifications/{first}/open").status_code == 405  # a GET changes nothing
+    assert not {n["id"]: n for n in clerk.get("/api/notifications").json()["items"]}[first]["read"]
+    assert clerk.post(f"/notifications/{first}/open", data={}, follow_redirects=False).status_code == 403
+    opened = clerk.post(f"/notifications/{first}/open", data={"csrf_token": csrf_from(page)}, follow_redirects=False)
     assert opened.status_code == 303 and opened.headers["location"] == f"/records/{rid}"
     items = {n["id"]: n for n in clerk.get("/api/notifications").json()["items"]}
     assert items[first]["read"] is True and "60,000.00" in items[first]["text"]
@@ -547,4 +550,6 @@ def test_the_inbox_shows_the_mails_text_with_a_link_and_marks_one_read(login, we
     one = int(_re.findall(r'id="note-(\d+)"', page)[0])
     reviewer.post(f"/notifications/{one}/read", data={"csrf_token": csrf_from(page)})
     assert f"未读 {unread - 1} 条" in reviewer.get("/notifications").text
-    assert clerk.get(f"/notifications/{one}/open").status_code == 404  # another user's notification
+    clerk_csrf = csrf_from(clerk.get("/notifications").text)
+    assert clerk.post(f"/notifications/{one}/open", data={"csrf_token": clerk_csrf}).status_code == 404  # another user's
+    assert clerk.post(f"/notifications/{2**31}/open", data={"csrf_token": clerk_csrf}).status_code in (404, 422)

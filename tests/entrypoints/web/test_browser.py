@@ -275,7 +275,7 @@ def test_the_inbox_shows_the_mail_and_opening_it_goes_to_the_record(browser: Any
         assert "未读" in text
         _fits(clerk, f"i1-inbox-{tag}")
     unread = int(clerk.inner_text("main section.card p").split("未读 ")[1].split(" 条")[0])
-    clerk.click("li.note.unread a.subject >> nth=0")
+    clerk.click("li.note.unread button.subject >> nth=0")  # a POST form: a GET changes nothing
     clerk.wait_for_load_state()
     assert "/records/" in clerk.url and "天河一中工会" in _text(clerk)
     clerk.goto(server + "/notifications")

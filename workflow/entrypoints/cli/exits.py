@@ -22,6 +22,7 @@ from workflow.domain.errors import (
     VersionConflict,
     nearest,
 )
+from workflow.domain.text import terminal_safe
 from workflow.entrypoints.cli.argparse_zh import json_refusal
 
 #: Looked up along the class hierarchy, nearest first.
@@ -48,5 +49,5 @@ def print_refusal(json_out: bool, code: str, message: str, exit_code: int) -> in
     if json_out:
         print(json_refusal(code, message, exit_code))
     else:
-        print(f"错误 [{code}]：{message}", file=sys.stderr)
+        print(f"错误 [{code}]：{terminal_safe(message)}", file=sys.stderr)
     return exit_code

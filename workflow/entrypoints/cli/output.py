@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
@@ -11,6 +14,7 @@ from typing import Any
 
 import states
 from workflow.domain.errors import BadInput
+from workflow.domain.text import terminal_safe
 
 ROLE_LABELS = {states.CLERK: "填报员", states.REVIEWER: "审核人", states.OBSERVER: "观察员", states.ADMIN: "管理员"}
 
@@ -36,14 +40,20 @@ def print_result(result: Any, human: Callable[[Any], None] | None, *, as_json: b
     anything else through the command's ``human`` (JSON when it has none)."""
     if as_json:
         print_json(result)
-    elif result is None:
         return
-    elif isinstance(result, str):
-        print(result, end="" if result.endswith("\n") else "\n")
-    elif human is not None:
-        human(result)
-    else:
-        print_json(result)
+    if result is None:
+        return
+    # What a person reads passes :func:`terminal_safe`: a stored ANSI escape or bidi override is
+    # shown escaped, never sent raw to the terminal.
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        if isinstance(result, str):
+            print(result, end="" if result.endswith("\n") else "\n")
+        elif human is not None:
+            human(result)
+        else:
+            print_json(result)
+    sys.stdout.write(terminal_safe(buffer.getvalue()))
 
 
 def days_text(n: int) -> str:

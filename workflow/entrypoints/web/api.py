@@ -27,7 +27,7 @@ from workflow.app import (
     views,
 )
 from workflow.app.accounts import UserInfo
-from workflow.domain import money
+from workflow.domain import money, rules
 from workflow.domain.money import MAX_COUNT
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.fields import LIMITS
@@ -66,27 +66,39 @@ class LoginBody(BaseModel):
 _P = LIMITS["purchase"]
 
 
+#: What the free-text rule (:mod:`workflow.domain.text`) lets through, as the OpenAPI document
+#: describes it (the use cases decide; a client reads here what they will accept).
+_FORBIDDEN = "\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069"
+ONE_LINE: dict[str, Any] = {"pattern": f"^[^\\u0000-\\u001f{_FORBIDDEN}]*$"}
+LONG_TEXT: dict[str, Any] = {"pattern": f"^[^\\u0000-\\u0008\\u000b-\\u001f{_FORBIDDEN}]*$"}
+#: A name: one line with at least one character that is not a blank.
+NAME: dict[str, Any] = {"pattern": f"^[^\\u0000-\\u001f{_FORBIDDEN}]*[^\\s\\u0000-\\u001f{_FORBIDDEN}]"
+                                   f"[^\\u0000-\\u001f{_FORBIDDEN}]*$"}
+EMAIL: dict[str, Any] = {"pattern": "^$|^" + rules.EMAIL_RE.pattern + "$"}
+PHONE: dict[str, Any] = {"pattern": "^$|^(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})$"}
+
+
 class PurchaseBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     paid_at: str = Field(max_length=_P["paid_at"], description="payment time, ISO 8601; naive = China time", examples=["2021-11-01T10:30"])
-    channel: str = Field(max_length=_P["channel"], examples=["ygh"])
+    channel: str = Field(max_length=_P["channel"], json_schema_extra=ONE_LINE, examples=["ygh"])
     amount: str = Field(max_length=_P["amount"], description="yuan, at most two decimals; negative for a refund", examples=["1234.50"])
     people: int = Field(ge=0, le=MAX_COUNT)
-    order_no: str = Field(max_length=_P["order_no"])
+    order_no: str = Field(max_length=_P["order_no"], json_schema_extra=ONE_LINE)
     line_no: int = Field(default=1, ge=1, le=MAX_COUNT)
-    product: str = Field(default="", max_length=_P["product"])
-    product_form: str | None = Field(default=None, max_length=_P["product_form"])
-    holiday: str | None = Field(default=None, max_length=_P["holiday"])
-    origin_region: str | None = Field(default=None, max_length=_P["origin_region"])
+    product: str = Field(default="", max_length=_P["product"], json_schema_extra=LONG_TEXT)
+    product_form: str | None = Field(default=None, max_length=_P["product_form"], json_schema_extra=ONE_LINE)
+    holiday: str | None = Field(default=None, max_length=_P["holiday"], json_schema_extra=ONE_LINE)
+    origin_region: str | None = Field(default=None, max_length=_P["origin_region"], json_schema_extra=ONE_LINE)
     budget: str = "extra_quota"
-    refund_of: str | None = Field(default=None, max_length=_P["refund_of"])
+    refund_of: str | None = Field(default=None, max_length=_P["refund_of"], json_schema_extra=ONE_LINE)
 
 
 class VoidBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(max_length=LIMITS["void"]["reason"], description="why the line is voided (required)")
+    reason: str = Field(max_length=LIMITS["void"]["reason"], json_schema_extra=LONG_TEXT, description="why the line is voided (required)")
 
 
 class PlanBody(BaseModel):
@@ -101,11 +113,11 @@ class ReportInfoBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seen_version: int = Field(ge=1, le=MAX_COUNT)
-    reporter: str | None = Field(default=None, max_length=LIMITS["info"]["reporter"])
-    phone: str | None = Field(default=None, max_length=LIMITS["info"]["phone"])
+    reporter: str | None = Field(default=None, max_length=LIMITS["info"]["reporter"], json_schema_extra=ONE_LINE)
+    phone: str | None = Field(default=None, max_length=LIMITS["info"]["phone"], json_schema_extra=ONE_LINE)
     fill_date: date | None = None
-    work_experience: str | None = Field(default=None, max_length=LIMITS["info"]["work_experience"])
-    work_highlights: str | None = Field(default=None, max_length=LIMITS["info"]["work_highlights"])
+    work_experience: str | None = Field(default=None, max_length=LIMITS["info"]["work_experience"], json_schema_extra=LONG_TEXT)
+    work_highlights: str | None = Field(default=None, max_length=LIMITS["info"]["work_highlights"], json_schema_extra=LONG_TEXT)
 
 
 class FireBody(BaseModel):
@@ -113,7 +125,7 @@ class FireBody(BaseModel):
 
     trigger: str = Field(max_length=LIMITS["fire"]["trigger"])
     seen_version: int = Field(ge=1, le=MAX_COUNT)
-    reason: str | None = Field(default=None, max_length=LIMITS["fire"]["reason"])
+    reason: str | None = Field(default=None, max_length=LIMITS["fire"]["reason"], json_schema_extra=LONG_TEXT)
 
 
 class DeadlineBody(BaseModel):
@@ -121,7 +133,7 @@ class DeadlineBody(BaseModel):
 
     seen_version: int = Field(ge=1, le=MAX_COUNT)
     last_day: date
-    reason: str | None = Field(default=None, max_length=LIMITS["deadline"]["reason"])
+    reason: str | None = Field(default=None, max_length=LIMITS["deadline"]["reason"], json_schema_extra=LONG_TEXT)
 
 
 class BulkItem(BaseModel):
@@ -146,10 +158,10 @@ class PasswordBody(BaseModel):
 class HandoverBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str = Field(max_length=100)
+    display_name: str = Field(max_length=100, json_schema_extra=NAME)
     new_password: str = Field(min_length=accounts.MIN_PASSWORD_LENGTH, max_length=200)
-    email: str | None = Field(default=None, max_length=200)
-    phone: str | None = Field(default=None, max_length=64)
+    email: str | None = Field(default=None, max_length=200, json_schema_extra=EMAIL)
+    phone: str | None = Field(default=None, max_length=64, json_schema_extra=PHONE)
 
 
 def purchase_input(

@@ -27,12 +27,21 @@ from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.guard import InputGuard
 from workflow.entrypoints.web.openapi import describe as describe_errors
 from workflow.entrypoints.web.rendering import LoginRedirect, ShowRecordPage, page_user, render
+from workflow.formats.exports import sanitising
 from workflow.settings import Settings, get_settings
 from workflow.store.tables import Database
 
 WEB_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
+
+
+#: The pages run no script at all; styles come from /static (the print views and the quota bar
+#: carry inline styles); nothing is framed, posted elsewhere or loaded from another origin.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
@@ -56,7 +65,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
                   description="消费帮扶记录工作流（粤工总〔2021〕17号）的 JSON 接口与页面")
     app.state.database = database
     app.state.settings = settings
-    app.state.templates = make_environment(TEMPLATE_DIR)
+    app.state.templates = sanitising(make_environment(TEMPLATE_DIR))
     # The notice's table unit (万人次, 万元, two decimals) for federations' figures.
     app.state.templates.filters["wan_people"] = lambda n: str(wan_people(int(n or 0)))
     app.state.templates.filters["wan_yuan"] = lambda fen: str(wan_yuan(int(fen or 0)))
@@ -77,6 +86,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
 
     @app.exception_handler(BangfuError)

@@ -7,6 +7,7 @@ same whichever web, worker or CLI process did the work; request latency is this 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -24,6 +25,7 @@ from workflow.scheduler.locks import last_run
 from workflow.settings import Settings
 from workflow.store.tables import Database
 
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 
@@ -40,7 +42,10 @@ def check_database(database: Database) -> tuple[bool, str]:
 def check_broker(settings: Settings) -> tuple[bool, str]:
     if settings.broker_url.startswith("filesystem"):
         folder = (settings.var_dir / "broker").resolve()
-        return (folder.is_dir(), "ok" if folder.is_dir() else f"broker folder {folder} missing")
+        if folder.is_dir():
+            return True, "ok"
+        log.warning("readyz: the filesystem broker's folder %s is missing", folder)
+        return False, "broker: folder missing"  # what is wrong, not where (the log says where)
     try:
         with Connection(settings.broker_url, connect_timeout=3) as conn:
             conn.ensure_connection(max_retries=1, timeout=3)

@@ -1,5 +1,6 @@
 """The in-app inbox as its users read it: each notification with the subject and text of its
-e-mail (the same templates and context as delivery), its links clickable."""
+e-mail (the same templates and context as delivery), its own link clickable (a link somebody
+typed into a reason stays text)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def with_texts(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         except Exception:  # a stored payload the templates cannot render: say so, keep the list
             item["subject"], item["text"] = item["kind_label"], "（此通知的内容无法显示）"
         link = str(context.get("link", ""))
+        item["link"] = link
         item["path"] = link[len(base):] if link.startswith(base) else "/"
     return items
 
@@ -34,13 +36,16 @@ def with_texts(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 _URL = re.compile(r"https?://[^\s<>\"'）)]+")
 
 
-def linked(text: str) -> Markup:
-    """The e-mail's text with its links clickable (links into this site become relative, so
-    they work whatever host serves the page)."""
+def linked(text: str, link: str = "") -> Markup:
+    """The e-mail's text with the notification's own ``link`` clickable, made relative (so it
+    works whatever host serves the page). Any other address in the text (one a reviewer typed
+    into a reason) is shown as text, never as a link."""
     base = get_settings().base_url.rstrip("/")
     out, last = [], 0
     for m in _URL.finditer(text):
         url = m.group(0)
+        if not link or url != link:
+            continue
         href = (url[len(base):] or "/") if url.startswith(base) else url
         out += [str(escape(text[last:m.start()])), f'<a href="{escape(href)}">{escape(url)}</a>']
         last = m.end()

@@ -526,7 +526,7 @@ def notifications_page(request: Request, page: PageQ = 1) -> HTMLResponse:
     user = page_user(request)
     data = views.notifications(_uow(request, True), user_id=user.id, page=page, per_page=30)
     for item in with_texts(data.items):
-        item["body"] = linked(item["text"])
+        item["body"] = linked(item["text"], item["link"])
     return render(request, "pages/notifications.html", {"title": "通知", "n": data})
 
 
@@ -539,17 +539,19 @@ def notifications_read(request: Request, csrf_token: Annotated[str, Form()] = ""
 
 
 @router.post("/notifications/{notification_id}/read")
-def notification_read(request: Request, notification_id: int, csrf_token: Annotated[str, Form()] = "") -> Response:
+def notification_read(request: Request, notification_id: Id, csrf_token: Annotated[str, Form()] = "") -> Response:
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
     views.mark_notifications_read(_uow(request), user_id=user.id, ids=[notification_id])
     return _redirect("/notifications")
 
 
-@router.get("/notifications/{notification_id}/open")
-def notification_open(request: Request, notification_id: int) -> Response:
-    """Follow a notification's link: it is marked read and the browser goes to its record."""
+@router.post("/notifications/{notification_id}/open")
+def notification_open(request: Request, notification_id: Id, csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Follow a notification's link: it is marked read and the browser goes to its record. A
+    POST with the CSRF token like every other form (a GET changes nothing)."""
     user = page_user(request)
+    auth.check_csrf(request, csrf_token)
     target = views.notification_target(_uow(request, True), user_id=user.id, notification_id=notification_id)
     views.mark_notifications_read(_uow(request), user_id=user.id, ids=[notification_id])
     return _redirect(target)

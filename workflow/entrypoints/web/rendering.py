@@ -87,8 +87,9 @@ def page_user(request: Request) -> UserInfo:
 def file_response(data: bytes | str, filename: str, media_type: str) -> Response:
     """A download with a Chinese file name (RFC 5987 ``filename*``, ASCII fallback)."""
     body = data.encode("utf-8") if isinstance(data, str) else data
-    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
-    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    # Printable ASCII only (no control character, quote or backslash reaches the header).
+    ascii_name = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, errors='replace')}"
     return Response(body, media_type=media_type,
                     headers={"Content-Disposition": disposition, "Cache-Control": "private, no-store"})
 

@@ -192,7 +192,7 @@ def _body_of(html: str) -> str:
 
 
 @pages.get("/records/{record_id}/import-template/{mapping}.{fmt}")
-def import_template_download(request: Request, record_id: int, mapping: str, fmt: str) -> Response:
+def import_template_download(request: Request, record_id: Id, mapping: str, fmt: str) -> Response:
     user = page_user(request)
     view, _label = _record_org(request, user.id, record_id)
     options = views.entry_options(_uow(request, True), round_id=view.round_id)
@@ -201,7 +201,7 @@ def import_template_download(request: Request, record_id: int, mapping: str, fmt
 
 
 @pages.get("/records/{record_id}/work-report/print", response_class=HTMLResponse)
-def work_report_print(request: Request, record_id: int) -> HTMLResponse:
+def work_report_print(request: Request, record_id: Id) -> HTMLResponse:
     """The A4 print view: the standalone report, opened in the browser (not a download)."""
     user = page_user(request)
     _view, report = work_report_of(request, user.id, record_id)
@@ -209,7 +209,7 @@ def work_report_print(request: Request, record_id: int) -> HTMLResponse:
 
 
 @pages.get("/records/{record_id}/work-report.docx")
-def work_report_docx(request: Request, record_id: int) -> Response:
+def work_report_docx(request: Request, record_id: Id) -> Response:
     user = page_user(request)
     view, report = work_report_of(request, user.id, record_id)
     return file_response(report.docx(), f"{view.org_name}{view.year}年度工作报告.docx", DOCX)
