@@ -150,7 +150,7 @@ def fire(
             # reviewer can see what changed when a returned record comes back.
             "detail": json.dumps(submission_detail(fc), ensure_ascii=False, sort_keys=True)
             if trigger == "submit" else None,
-        })
+        }, after=fc)
         if trigger in ("accept", "revoke_acceptance"):
             # The parent's frozen sum no longer matches its children's accepted numbers.
             uow.records.mark_snapshot_stale(fc.parent_id, only_state=states.SUMMARIZED)
