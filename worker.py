@@ -1,4 +1,4 @@
-"""The Celery app, its beat schedule and two thin tasks.
+"""The Celery app, its beat schedule and three thin tasks.
 
 Embedded default: kombu's ``filesystem://`` broker in absolute folders under ``var/broker``
 (messages in and out of one folder, processed ones kept beside them on the same disk), one
@@ -31,12 +31,14 @@ from celery.worker import state as worker_state
 from kombu import Queue
 
 from workflow import logs
+from workflow.app import audit
 from workflow.domain import clock
 from workflow.domain.errors import StoreUnavailable
 from workflow.scheduler.outbox import default_channels, deliver_all
 from workflow.scheduler.sweeps import run_sweep
 from workflow.settings import Settings, get_settings
 from workflow.store.tables import Database
+from workflow.store.uow import UnitOfWork
 
 TIMEZONE = "Asia/Shanghai"
 
@@ -72,6 +74,9 @@ def make_config(settings: Settings) -> dict[str, Any]:
             # (idempotent: a repeat writes nothing new).
             "sweep-hourly": {"task": "bangfu.sweep", "schedule": crontab(minute="5")},
             "deliver-every-minute": {"task": "bangfu.deliver", "schedule": 60.0},
+            # The history chain's heads, appended to var/audit/heads.log and e-mailed to the
+            # province's admins: a rewritten tail is caught against the last export.
+            "audit-head-daily": {"task": "bangfu.audit_head", "schedule": crontab(minute="30", hour="1")},
         },
     }
     if settings.broker_url.startswith(("redis", "rediss")):
@@ -165,6 +170,13 @@ def deliver(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
         ).to_dict()
 
 
+def audit_head(self: Any) -> dict[str, Any]:
+    """Export the history chain's heads (:func:`workflow.app.audit.export_head`)."""
+    s = self.app.conf.bangfu_settings
+    entry: dict[str, Any] = audit.export_head(UnitOfWork(database(s.database_url)), var_dir=s.var_dir)
+    return entry
+
+
 def create_app(settings: Settings) -> Celery:
     """A Celery app for ``settings``, with the two tasks registered.
 
@@ -179,6 +191,8 @@ def create_app(settings: Settings) -> Celery:
                 autoretry_for=(StoreUnavailable,), retry_backoff=2,
                 retry_backoff_max=300, retry_jitter=False, max_retries=10)(sweep)
     celery.task(name="bangfu.deliver", bind=True, shared=False)(deliver)
+    celery.task(name="bangfu.audit_head", bind=True, shared=False,
+                autoretry_for=(StoreUnavailable,), retry_backoff=2, max_retries=10)(audit_head)
     return celery
 
 

@@ -273,6 +273,7 @@ KIND_LABELS = {
     "overdue_notice": "逾期通知",
     "quota_lapsed": "额度失效",
     "outbox_failed": "发送失败",
+    "audit_head": "历史链头",
 }
 
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -33,7 +33,8 @@ from workflow.domain.errors import StoreError
 from workflow.settings import get_settings
 from workflow.store.bulk import bulk_insert, driver_value
 from workflow.store.prepared import Prepared
-from workflow.store.tables import History, Organisation, Record
+from workflow.store.tables import History, Membership, Organisation, Record, User
+from workflow.store.transaction import Transaction
 
 HISTORY = History.__table__  # type: ignore[attr-defined]
 
@@ -127,11 +128,12 @@ def sealer() -> Sealer:
 
 # --- appending ---------------------------------------------------------------------------------
 
+_LAST = HISTORY.alias("last")
 _HEAD = Prepared(
     select(HISTORY.c.seq, HISTORY.c.row_hash)
-    .where(HISTORY.c.record_id == bindparam("record_id"), HISTORY.c.seq.is_not(None))
-    .order_by(HISTORY.c.seq.desc())
-    .limit(1)
+    .where(HISTORY.c.record_id == bindparam("record_id"),
+           HISTORY.c.seq == select(func.max(_LAST.c.seq)).where(_LAST.c.record_id == bindparam("record_id"))
+           .scalar_subquery())
 )
 
 
@@ -249,3 +251,31 @@ def heads(conn: Connection) -> list[tuple[int, int, str]]:
         "       GROUP BY record_id) m ON m.record_id = h.record_id AND m.seq = h.seq"
         " ORDER BY h.record_id")).all()
     return [(int(r), int(s), str(x)) for r, s, x in rows]
+
+
+class Audit:
+    """The unit of work's view of the chain: walking it, its heads, who hears of an export."""
+
+    def __init__(self, uow: Transaction) -> None:
+        self._uow = uow
+
+    @property
+    def sealer(self) -> Sealer:
+        return sealer()
+
+    def walk(self, *, round_id: int | None = None) -> Iterator[ChainRow]:
+        return walk(self._uow.connection(), round_id=round_id)
+
+    def heads(self) -> list[tuple[int, int, str]]:
+        return heads(self._uow.connection())
+
+    def province_admins(self) -> list[User]:
+        """Active administrators of the tree's roots (the province): the export's recipients,
+        bangfu having no auditor role yet."""
+        return list(self._uow.session.execute(
+            select(User).join(Membership, Membership.user_id == User.id)  # type: ignore[arg-type]
+            .join(Organisation, Organisation.id == Membership.org_id)  # type: ignore[arg-type]
+            .where(Organisation.parent_id.is_(None), Organisation.is_observer.is_(False),  # type: ignore[union-attr,attr-defined]
+                   Membership.role == "admin", User.is_active.is_(True))  # type: ignore[attr-defined]
+            .order_by(User.id).distinct()  # type: ignore[arg-type]
+        ).scalars())

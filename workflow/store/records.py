@@ -32,8 +32,8 @@ from sqlalchemy import (
 
 from workflow.domain.errors import NotFound
 from workflow.domain.policy import Policy
-from workflow.store import reports as aggregates
 from workflow.store import chain, rollup, tables
+from workflow.store import reports as aggregates
 from workflow.store.bulk import driver_value, nextval
 from workflow.store.engine import driver_execute
 from workflow.store.errors import not_found

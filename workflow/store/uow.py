@@ -29,6 +29,7 @@ from sqlmodel import Session
 
 from workflow.store.accounts import Accounts
 from workflow.store.bulk import Bulk
+from workflow.store.chain import Audit
 from workflow.store.directory import Directory
 from workflow.store.engine import Database
 from workflow.store.errors import translate
@@ -54,6 +55,7 @@ class UnitOfWork:
         reports: the read side's sums (Annex 2, completeness, comparisons).
         lists: pages of records (a reviewer's inbox, subordinates), a user's own, the overview's units.
         bulk: set-based loads (COPY / executemany, deferred indexes, ANALYZE).
+        audit: the history chain (walking it, its heads) and the export's recipients.
     """
 
     def __init__(self, database: Database, *, readonly: bool = False) -> None:
@@ -71,6 +73,7 @@ class UnitOfWork:
         self.reports = Reports(self)
         self.lists = RecordLists(self)
         self.bulk = Bulk(self)
+        self.audit = Audit(self)
 
     # --- the transaction ---------------------------------------------------------------------
 
