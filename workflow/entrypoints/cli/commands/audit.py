@@ -12,11 +12,8 @@ from workflow.entrypoints.cli.context import Context
 from workflow.settings import get_settings
 
 
-def _verify_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--round", help="只核对这个年度的记录（例如 2021；不指定则全部，并核对整条链被删除的记录）")
-
-
 def verify(args: argparse.Namespace, ctx: Context) -> Any:
+    """Every chain; with ``--round``, that round's records only (not the chains deleted whole)."""
     report = audit.verify(ctx.uow(readonly=True), var_dir=get_settings().var_dir, round_label=args.round)
     out = report.to_dict() if args.json else audit.verify_text(report)
     if not report.ok:
@@ -31,6 +28,6 @@ def export_head(args: argparse.Namespace, ctx: Context) -> Any:
 
 
 COMMANDS = {
-    "audit-verify": Command(arguments=_verify_arguments, run=verify, context=Context),
+    "audit-verify": Command(run=verify, context=Context),
     "audit-export-head": Command(run=export_head, context=Context),
 }
