@@ -211,7 +211,6 @@ _BY_AREA: dict[str, dict[str, str]] = {
         "settings.audit_key_missing": "没有设置历史记录链的密钥 BANGFU_AUDIT_KEY，正式运行前必须设置",
         "settings.audit_key_weak": "BANGFU_AUDIT_KEY 太短",
         "settings.audit_hash": "BANGFU_AUDIT_HASH 只能是 sha256 或 sm3",
-        "audit.no_export": "还没有导出过链头，无法核对尾部是否被改写",
         "policy.invalid": "政策文件有错，载入失败（会指出哪一项）",
         "db.schema": "数据库结构不是最新的，请先升级数据库",
         "internal": "程序内部错误，请把提示发给管理员",
