@@ -1,4 +1,4 @@
-"""The Celery app, its beat schedule and two thin tasks.
+"""The Celery app, its beat schedule and three thin tasks.
 
 Embedded default: kombu's ``filesystem://`` broker in absolute folders under ``var/broker``
 (messages in and out of one folder, processed ones kept beside them on the same disk), one
@@ -31,6 +31,7 @@ from celery.worker import state as worker_state
 from kombu import Queue
 
 from workflow import logs
+from workflow.app import audit
 from workflow.app import verify as verifying
 from workflow.domain import clock
 from workflow.domain.errors import StoreUnavailable
@@ -76,6 +77,9 @@ def make_config(settings: Settings) -> dict[str, Any]:
             "deliver-every-minute": {"task": "bangfu.deliver", "schedule": 60.0},
             # Every night the stored figures are recomputed from the ledger (``bangfu verify``).
             "verify-nightly": {"task": "bangfu.verify", "schedule": crontab(hour="3", minute="30")},
+            # The history chain's heads, appended to var/audit/heads.log and e-mailed to the
+            # province's admins: a rewritten tail is caught against the last export.
+            "audit-head-daily": {"task": "bangfu.audit_head", "schedule": crontab(minute="30", hour="1")},
         },
     }
     if settings.broker_url.startswith(("redis", "rediss")):
@@ -183,6 +187,13 @@ def verify(self: Any) -> dict[str, int]:
     return found
 
 
+def audit_head(self: Any) -> dict[str, Any]:
+    """Export the history chain's heads (:func:`workflow.app.audit.export_head`)."""
+    s = self.app.conf.bangfu_settings
+    entry: dict[str, Any] = audit.export_head(UnitOfWork(database(s.database_url)), var_dir=s.var_dir)
+    return entry
+
+
 def create_app(settings: Settings) -> Celery:
     """A Celery app for ``settings``, with the two tasks registered.
 
@@ -199,6 +210,8 @@ def create_app(settings: Settings) -> Celery:
     celery.task(name="bangfu.deliver", bind=True, shared=False)(deliver)
     celery.task(name="bangfu.verify", bind=True, shared=False,
                 autoretry_for=(StoreUnavailable,), retry_backoff=2, max_retries=5)(verify)
+    celery.task(name="bangfu.audit_head", bind=True, shared=False,
+                autoretry_for=(StoreUnavailable,), retry_backoff=2, max_retries=10)(audit_head)
     return celery
 
 

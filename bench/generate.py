@@ -34,6 +34,8 @@ from workflow.app import directory
 from workflow.domain import clock
 from workflow.domain.policy import builtin
 from workflow.entrypoints.demo import CITIES
+from workflow.store import chain
+from workflow.store.bulk import bulk_insert as store_bulk_insert
 from workflow.store.tables import Database, UTCDateTime
 from workflow.store.uow import UnitOfWork
 
@@ -448,6 +450,10 @@ def _spread_states(database: Database, info: GeneratedInfo, step: Callable[..., 
     step("snapshot_line", lines)
 
     def history() -> int:
+        # Chained as the system chains them (workflow.store.chain): the rows of each step
+        # selected set-based, sealed in Python after their record's previous row, bulk inserted.
+        seal = chain.sealer().seal
+        heads: dict[int, tuple[int, str | None]] = {}
         n = 0
         with database.begin() as s:
             for i, (trigger, src, dst, side) in enumerate(PATH_TO):
@@ -455,15 +461,20 @@ def _spread_states(database: Database, info: GeneratedInfo, step: Callable[..., 
                 member_org = "r.org_id" if side == "own" else "o.parent_id"
                 role = "clerk" if side == "own" else "reviewer"
                 acting_org = "r.org_id" if side == "own" else "o.parent_id"
-                n += s.execute(text(
-                    "INSERT INTO history (record_id, at, actor_user_id, actor_role, actor_org_id, on_behalf,"
-                    " from_state, to_state, trigger)"
-                    f" SELECT r.id, :now, m.user_id, '{role}', {acting_org}, :f, '{src}', '{dst}', '{trigger}'"
+                rows = s.execute(text(
+                    f"SELECT r.id, m.user_id, {acting_org}"
                     " FROM record r JOIN organisation o ON o.id = r.org_id"
                     f" JOIN membership m ON m.org_id = {member_org} AND m.role = '{role}'"
                     f" WHERE r.round_id = :r AND r.is_grassroots = :t AND r.state IN ('{reached}')"
-                    " ORDER BY r.id").bindparams(instant),
-                    {**base, "now": NOW, "f": False}).rowcount or 0
+                    " ORDER BY r.id, m.user_id"), base).all()
+                sealed = []
+                for rid, uid, org in rows:
+                    row = seal({"record_id": rid, "at": NOW, "actor_user_id": uid, "actor_role": role,
+                                "actor_org_id": org, "on_behalf": False, "from_state": src, "to_state": dst,
+                                "trigger": trigger, "reason": None, "detail": None}, heads.get(rid))
+                    heads[rid] = (row["seq"], row["row_hash"])
+                    sealed.append([row[c] for c in chain.COLUMNS])
+                n += store_bulk_insert(s.connection(), "history", chain.COLUMNS, sealed)
         return n
 
     step("history", history)

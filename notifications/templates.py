@@ -41,6 +41,9 @@ record (or of the review list), built by the caller from the configured base URL
 ``outbox_failed``  daily, to the province's admins while notifications failed for good.
     ``org_name``, ``failed`` int, ``by_channel``: list of mappings (``label``, ``failed``),
     ``link`` (the admins' outbox page).
+``audit_head``  daily, to the province's admins: the history chain's exported head.
+    ``at`` (China time text), ``records`` / ``rows`` int, ``algorithm``, ``digest``,
+    ``heads_file``, ``link``.
 
 Webhook (robot) payloads are JSON built with ``json.dumps`` in ``channels``; they are never
 templated text.
@@ -154,6 +157,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "failed": 3,
         "by_channel": [{"label": "邮件", "failed": 2}, {"label": "短信", "failed": 1}],
         "link": "https://bangfu.example.gd.cn/admin/outbox",
+    },
+    "audit_head": {
+        "at": "2021-12-01T02:00:00+08:00",
+        "records": 155_000,
+        "rows": 812_345,
+        "algorithm": "sm3",
+        "digest": "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0",
+        "heads_file": "heads-20211130T180000000000Z.tsv",
+        "link": "https://bangfu.example.gd.cn/",
     },
 }
 """One sample context per kind: documentation, preview input and test fixture."""

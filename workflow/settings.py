@@ -16,6 +16,12 @@ from workflow.domain.errors import BadInput
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "bangfu-development-secret-change-me"
+#: The history chain's HMAC key in development only (production refuses it: BANGFU_AUDIT_KEY).
+DEFAULT_AUDIT_KEY = "bangfu-development-audit-key-change-me"
+#: The history chain's hash functions (BANGFU_AUDIT_HASH): SHA-256, or SM3 (GB/T 32905-2016).
+AUDIT_HASHES = ("sha256", "sm3")
+#: The shortest audit key accepted outside development (characters).
+AUDIT_KEY_MIN = 32
 
 
 def _env(name: str, default: str) -> str:
@@ -58,6 +64,9 @@ class Settings:
     outbox_max_age: int = 900
     sweep_lock_seconds: int = 1800
     visibility_timeout: int = 7200
+    #: The history chain: the HMAC key (kept outside the database) and the hash function.
+    audit_key: str = DEFAULT_AUDIT_KEY
+    audit_hash: str = "sha256"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -73,6 +82,14 @@ class Settings:
             )
         if not self.is_development and len(self.secret_key) < 32:
             raise BadInput("BANGFU_SECRET_KEY 太短：至少 32 个字符", code="settings.weak_secret")
+        if self.audit_hash not in AUDIT_HASHES:
+            raise BadInput(f"BANGFU_AUDIT_HASH 应为 {' 或 '.join(AUDIT_HASHES)}，现为“{self.audit_hash}”",
+                           code="settings.audit_hash")
+        if not self.is_development and self.audit_key == DEFAULT_AUDIT_KEY:
+            raise BadInput("BANGFU_AUDIT_KEY 未设置（仍是开发默认值）：生产环境必须设置历史记录链的密钥，"
+                           "并保存在数据库之外", code="settings.audit_key_missing")
+        if not self.is_development and len(self.audit_key) < AUDIT_KEY_MIN:
+            raise BadInput(f"BANGFU_AUDIT_KEY 太短：至少 {AUDIT_KEY_MIN} 个字符", code="settings.audit_key_weak")
         return self
 
 
@@ -105,6 +122,8 @@ def from_env() -> Settings:
         outbox_max_age=int(_number("BANGFU_OUTBOX_MAX_AGE", 900)),
         sweep_lock_seconds=int(_number("BANGFU_SWEEP_LOCK_SECONDS", 1800)),
         visibility_timeout=int(_number("BANGFU_VISIBILITY_TIMEOUT", 7200)),
+        audit_key=_env("BANGFU_AUDIT_KEY", DEFAULT_AUDIT_KEY),
+        audit_hash=_env("BANGFU_AUDIT_HASH", "sha256").strip().lower(),
     ).check()
 
 

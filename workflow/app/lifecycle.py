@@ -161,7 +161,7 @@ def fire(
             # reviewer can see what changed when a returned record comes back.
             "detail": json.dumps(submission_detail(fc), ensure_ascii=False, sort_keys=True)
             if trigger == "submit" else None,
-        })
+        }, after=fc)
         sent = _notify_event(uow, fc, trigger, history_id, reason, now)
         uow.commit()
         return FireResult(

@@ -274,6 +274,7 @@ KIND_LABELS = {
     "quota_lapsed": "额度失效",
     "duplicate_order": "重复订单",
     "outbox_failed": "发送失败",
+    "audit_head": "历史链头",
 }
 
 

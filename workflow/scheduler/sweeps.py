@@ -43,7 +43,7 @@ from workflow.domain import clock
 from workflow.domain.policy import Policy
 from workflow.scheduler.locks import named_lock
 from workflow.settings import get_settings
-from workflow.store import rollup
+from workflow.store import chain, rollup
 from workflow.store.errors import translated
 from workflow.store.tables import Database, Round, UTCDateTime
 from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
@@ -201,6 +201,15 @@ def _exec(session: Session, sql: str, params: dict[str, Any]) -> int:
         *[bindparam(k, type_=UTCDateTime) for k, v in used.items() if isinstance(v, datetime)]
     )
     return session.execute(stmt, used).rowcount or 0
+
+
+def _select(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
+    """Rows of one query, parameters bound as :func:`_exec` binds them."""
+    used = {k: v for k, v in params.items() if re.search(rf":{k}\b", sql)}
+    stmt = text(sql).bindparams(
+        *[bindparam(k, type_=UTCDateTime) for k, v in used.items() if isinstance(v, datetime)]
+    )
+    return list(session.execute(stmt, used).all())
 
 
 # Who receives a personal reminder on which channel: the inbox always, e-mail when chosen and
@@ -585,15 +594,25 @@ def _outbox_failed(database: Database, now: datetime, report: SweepReport) -> No
 
 # --- round checks ---------------------------------------------------------------------------
 
-_HISTORY = (
-    "INSERT INTO history (record_id, at, actor_user_id, actor_role, actor_org_id, on_behalf,"
-    " from_state, to_state, trigger, reason, detail)"
-)
-
-
-def _system_history(trigger: str, detail: str, from_clause: str, where: str) -> str:
-    return (f"{_HISTORY} SELECT r.id, :now, NULL, '{SYSTEM_ROLE}', NULL, FALSE, r.state, r.state,"
-            f" '{trigger}', NULL, {detail} FROM {from_clause} WHERE {where}")
+def _system_history(session: Session, sql: _Sql, trigger: str, detail: str, from_clause: str, where: str,
+                    params: dict[str, Any]) -> int:
+    """One history row by the system actor per record ``r`` matching ``where``, chained onto each
+    record's chain (:mod:`workflow.store.chain`): the rows and their records' chain heads in one
+    SELECT, the hashes in Python, one bulk insert. On PostgreSQL the records are locked first
+    (``FOR UPDATE``), so their heads cannot move under the sweep: every other history writer
+    holds its record's row lock when it appends."""
+    if sql.pg:
+        _select(session, f"SELECT r.id FROM {from_clause} WHERE {where} FOR UPDATE OF r", params)
+    lock = " FOR UPDATE OF r" if sql.pg else ""
+    rows = _select(session, f"SELECT r.id, r.state, {detail}, {chain.head_columns_sql('r.id')}"
+                            f" FROM {from_clause} WHERE {where}{lock}", params)
+    now = params["now"]
+    return chain.append_many(session.connection(), [
+        ({"record_id": rid, "at": now, "actor_user_id": None, "actor_role": SYSTEM_ROLE, "actor_org_id": None,
+          "on_behalf": False, "from_state": state, "to_state": state, "trigger": trigger, "reason": None,
+          "detail": det}, head_seq, head_hash)
+        for rid, state, det, head_seq, head_hash in rows
+    ])
 
 
 def _late(database: Database, sql: _Sql, rnd: Round, now: datetime, report: SweepReport) -> None:
@@ -606,7 +625,7 @@ def _late(database: Database, sql: _Sql, rnd: Round, now: datetime, report: Swee
     with database.begin() as session:
         sql.lock_round(session, rnd.id or 0)
         params = {"rid": rnd.id, "now": now}
-        report.late += _exec(session, _system_history("late", detail, "record r", where), params)
+        report.late += _system_history(session, sql, "late", detail, "record r", where, params)
         if _exec(session, "UPDATE record SET is_late = TRUE WHERE round_id = :rid AND NOT is_late"
                           " AND submitted_at IS NOT NULL AND submitted_at >= report_deadline", params):
             rollup.rebuild(session, rnd.id or 0)  # the overview's figures, in this transaction
@@ -636,8 +655,7 @@ def _overdue(database: Database, sql: _Sql, rnd: Round, now: datetime, report: S
         sql.lock_round(session, rnd.id or 0)
         params = {"rid": rnd.id, "now": now, "src_pre": f"reminder:{rnd.id}:",
                   "horizon": now - NOTICE_HORIZON}
-        report.overdue += _exec(session, _system_history("overdue", detail, "record r", where),
-                                params)
+        report.overdue += _system_history(session, sql, "overdue", detail, "record r", where, params)
         for stmt in (people, robots) if _has_robots(session) else (people,):
             report.add("overdue_notice", _exec(session, stmt.replace("{from_clause}", from_clause),
                                                params))
@@ -696,8 +714,7 @@ def _lapse(database: Database, sql: _Sql, rnd: Round, now: datetime, report: Swe
         sql.lock_round(session, rnd.id or 0)
         params = {"rid": rnd.id, "now": now, "round_label": rnd.label,
                   "src_pre": f"reminder:{rnd.id}:", "src_post": f":{last_day.isoformat()}"}
-        _exec(session, _system_history("lapse", detail, _LAPSE_FROM,
-                                       f"{where} AND {left} > 0"), params)
+        _system_history(session, sql, "lapse", detail, _LAPSE_FROM, f"{where} AND {left} > 0", params)
         if now - rnd.entry_cutoff < NOTICE_HORIZON:
             report.add("quota_lapsed", _exec(session, people.replace("{from_clause}", from_clause),
                                              params))

@@ -32,8 +32,8 @@ from sqlalchemy import (
 
 from workflow.domain.errors import NotFound
 from workflow.domain.policy import Policy
+from workflow.store import chain, rollup, tables
 from workflow.store import reports as aggregates
-from workflow.store import rollup, tables
 from workflow.store.bulk import driver_value, nextval
 from workflow.store.engine import driver_execute
 from workflow.store.errors import not_found
@@ -56,13 +56,6 @@ from workflow.store.transaction import Transaction
 HISTORY, PURCHASE, AGGREGATE_LINE = History.__table__, Purchase.__table__, AggregateLine.__table__  # type: ignore[attr-defined]
 RECORD, ORGANISATION, ROUND = Record.__table__, Organisation.__table__, Round.__table__  # type: ignore[attr-defined]
 USER, MEMBERSHIP, SNAPSHOT = User.__table__, Membership.__table__, Snapshot.__table__  # type: ignore[attr-defined]
-
-INSERT_HISTORY = (
-    insert(HISTORY)
-    .values({c.name: bindparam(c.name) for c in HISTORY.columns if c.name != "id"})
-    .returning(HISTORY.c.id)
-)
-
 
 # --- the transition's hot path: Core statements built once, compiled once per dialect --------
 
@@ -123,6 +116,12 @@ def fire_context_statement(lock: bool = True) -> Any:
             or_(h_fill.c.trigger == _lit("submit"), h_fill.c.on_behalf.is_(True))).correlate(_R)),
         entered_since(pur), entered_since(agg),
     )), literal_column("1")), else_=literal_column("0"))
+    # The record's chain head (its last history row's seq and hash): the history row this
+    # transition appends is chained after it (re-read when stale, see workflow.store.chain).
+    h_seq, h_hash = hist.alias("h_head_seq"), hist.alias("h_head")
+    head_seq = select(func.max(h_seq.c.seq)).where(h_seq.c.record_id == _R.c.id).correlate(_R).scalar_subquery()
+    head_hash = (select(h_hash.c.row_hash).where(h_hash.c.record_id == _R.c.id, h_hash.c.seq == head_seq)
+                 .correlate(_R).scalar_subquery())
     statement = (
         select(
             _R.c.id, _R.c.org_id, _R.c.round_id, _R.c.parent_id, _R.c.state, _R.c.version,
@@ -134,6 +133,7 @@ def fire_context_statement(lock: bool = True) -> Any:
             _O.c.path.label("org_path"),
             _RD.c.cap_fen_per_member, _RD.c.four_eyes,
             actor_filled.label("actor_filled"), _P.c.state.label("parent_state"),
+            head_seq.label("head_seq"), head_hash.label("head_hash"),
             _U.c.id.label("user_id"), _U.c.display_name, _U.c.is_active,
             _M.c.role.label("seat_role"), _MO.c.id.label("seat_org_id"), _MO.c.path.label("seat_org_path"),
             _MO.c.parent_id.label("seat_org_parent_id"),
@@ -228,6 +228,7 @@ class FireContext:
     snapshot_fen: int | None
     four_eyes: bool  # the round's switch (from its policy)
     actor_filled: bool  # the actor entered or submitted the (submitted) record since its last return
+    chain_head: tuple[int, str | None] | None = None  # the record's last history row (seq, hash)
 
     def rollup_entry(self) -> rollup.Entry:
         """The record's rollup key and measures as read."""
@@ -255,7 +256,6 @@ _FIRE_CONTEXT = Prepared(build=fire_context_statement)
 _VIEW_CONTEXT = Prepared(build=lambda: fire_context_statement(lock=False))
 _MARK_STALE_P = Prepared(_MARK_STALE)
 _LOCK_PARENT_P = Prepared(_LOCK_PARENT)
-_INSERT_HISTORY_P = Prepared(INSERT_HISTORY)
 
 
 class Records:
@@ -284,11 +284,13 @@ class Records:
             ).scalars()
         )
 
-    def add_history(self, values: dict[str, Any]) -> int:
-        """Append a history row from plain values (every column but ``id``)."""
-        d = self._uow.dialect
-        rows, _n = _INSERT_HISTORY_P.run(self._uow.connection(), {k: driver_value(d, v) for k, v in values.items()})
-        return int(rows[0][0])
+    def add_history(self, values: dict[str, Any], *, after: FireContext | None = None) -> int:
+        """Append a history row from plain values (every column but ``id`` and the chain's) to
+        its record's chain (:mod:`workflow.store.chain`); its id. ``after``: the transition's
+        context, whose statement read the chain's head (else the head is read here)."""
+        if after is not None:
+            return chain.append(self._uow.connection(), values, seen=after.chain_head, seen_read=True)
+        return chain.append(self._uow.connection(), values)
 
     def fire_context(self, record_id: int, user_id: int, *, lock: bool = True) -> FireContext:
         """Everything a transition checks, in one statement; with ``lock`` (a transition; a page
@@ -303,7 +305,7 @@ class Records:
         (rid, org_id, round_id, parent_id, state, version, is_grassroots, is_reporting_unit, amount, members,
          experience, highlights, snapshot_id, stale, reporter, phone, fill_date, deadline, is_overdue, is_late,
          snap_people, snap_fen, org_code, org_name,
-         org_parent_id, org_path, cap, four_eyes, actor_filled, parent_state, uid, user_name,
+         org_parent_id, org_path, cap, four_eyes, actor_filled, parent_state, head_seq, head_hash, uid, user_name,
          is_active, *_seat) = rows[0]
         if uid is None or not is_active:
             raise not_found("user", user_id)
@@ -319,6 +321,7 @@ class Records:
             org=OrgRef(org_id, org_path, org_parent_id), seats=seats, is_overdue=bool(is_overdue),
             is_late=bool(is_late), snapshot_people=snap_people, snapshot_fen=snap_fen,
             four_eyes=bool(four_eyes), actor_filled=bool(actor_filled),
+            chain_head=None if head_seq is None else (int(head_seq), head_hash),
         )
 
     def write(self, record_id: int, seen_version: int, values: dict[str, Any]) -> bool:

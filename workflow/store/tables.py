@@ -262,10 +262,14 @@ class OrderClaimNote(SQLModel, table=True):
 
 
 class History(SQLModel, table=True):
-    """Append-only: PostgreSQL refuses UPDATE and DELETE on this table (a trigger)."""
+    """Append-only: PostgreSQL refuses UPDATE and DELETE on this table (a trigger). Each row is
+    chained to its record's previous one by a keyed hash (:mod:`workflow.store.chain`): ``seq``
+    1, 2, 3 … per record, unique, so two writers cannot both append after the same row."""
+
+    __table_args__ = (Index("uq_history_record_seq", "record_id", "seq", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
-    record_id: int = Field(foreign_key="record.id", index=True)
+    record_id: int = Field(foreign_key="record.id")
     at: datetime = Field(sa_type=UTCDateTime)
     # None for the system actor (sweeps: overdue, late, lapse).
     actor_user_id: int | None = Field(default=None, foreign_key="app_user.id")
@@ -277,6 +281,10 @@ class History(SQLModel, table=True):
     trigger: str = Field(sa_type=String(64))
     reason: str | None = Field(default=None, sa_type=Text)
     detail: str | None = Field(default=None, sa_type=Text)  # JSON
+    # The chain (NULL only in a row nobody sealed: audit-verify names it).
+    seq: int | None = None
+    prev_hash: str | None = Field(default=None, sa_type=String(64))
+    row_hash: str | None = Field(default=None, sa_type=String(64))
 
 
 class Snapshot(SQLModel, table=True):

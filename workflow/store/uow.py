@@ -30,6 +30,7 @@ from sqlmodel import Session
 
 from workflow.store.accounts import Accounts
 from workflow.store.bulk import Bulk
+from workflow.store.chain import Audit
 from workflow.store.checks import Checks
 from workflow.store.directory import Directory
 from workflow.store.engine import Database
@@ -61,6 +62,7 @@ class UnitOfWork:
         lists: pages of records (a reviewer's inbox, subordinates), a user's own, the overview's units.
         bulk: set-based loads (COPY / executemany, deferred indexes, ANALYZE).
         checks: the stored figures recomputed from the ledger (``bangfu verify``).
+        audit: the history chain (walking it, its heads) and the export's recipients.
     """
 
     def __init__(self, database: Database, *, readonly: bool = False) -> None:
@@ -80,6 +82,7 @@ class UnitOfWork:
         self.lists = RecordLists(self)
         self.checks = Checks(self)
         self.bulk = Bulk(self)
+        self.audit = Audit(self)
 
     # --- the transaction ---------------------------------------------------------------------
 

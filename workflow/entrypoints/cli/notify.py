@@ -11,7 +11,7 @@ from workflow.domain.errors import BadInput
 # The kinds mirror notifications.templates.KINDS (a test checks); ``bangfu outbox retry --kind``
 # checks against them without loading the templates.
 KINDS = ("quota_reminder", "report_reminder", "reviewer_digest", "record_event", "overdue_notice",
-         "quota_lapsed", "duplicate_order", "outbox_failed")
+         "quota_lapsed", "duplicate_order", "outbox_failed", "audit_head")
 
 CHANNEL_LABELS = {"email": "邮件", "sms": "短信", "wecom": "企业微信", "dingtalk": "钉钉"}
 
