@@ -21,7 +21,7 @@ from workflow.domain.errors import BadInput, BangfuError, ImportRefused, NotFoun
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.fields import LIMITS
-from workflow.entrypoints.web.params import Id, RoundQ
+from workflow.entrypoints.web.params import MAX_ID, Id, RoundQ
 from workflow.entrypoints.web.rendering import (
     ApiJSON,
     ShowRecordPage,
@@ -317,7 +317,7 @@ def api_duplicates(org_code: str, request: Request, user: ApiUser, round: RoundQ
 class ExplainBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    round: int | None = Field(default=None, ge=1, description="the round's id (default: the current round)")
+    round: int | None = Field(default=None, ge=1, le=MAX_ID, description="the round's id (default: the current round)")
     channel: str = Field(max_length=64, description="the channel: code or name (e.g. ygh, 粤工惠购)")
     order_no: str = Field(max_length=100, description="the platform's order number")
     reason: str = Field(max_length=reporting.EXPLAIN_REASON_MAX, description="why two unions hold it (required)")
