@@ -196,23 +196,24 @@ def verify_text(report: VerifyReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _append(path: Path, data: bytes) -> None:
-    """Append-only: the log is opened ``O_APPEND`` (never truncated, never rewritten)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+def _write(path: Path, data: bytes, flags: int, mode: int) -> None:
+    """Write and fsync through ``os.open`` with exactly these flags (never a truncating open)."""
+    fd = os.open(path, os.O_WRONLY | flags, mode)
     try:
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _append(path: Path, data: bytes) -> None:
+    """Append-only: the log is opened ``O_APPEND`` (never truncated, never rewritten)."""
+    _write(path, data, os.O_APPEND | os.O_CREAT, 0o640)
 
 
 def _write_new(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o440)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """A file written once: ``O_EXCL`` refuses one that exists."""
+    _write(path, data, os.O_CREAT | os.O_EXCL, 0o440)
 
 
 def export_head(uow: UnitOfWork, *, var_dir: Path, now: datetime | None = None) -> dict[str, Any]:
