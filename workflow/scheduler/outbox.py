@@ -36,8 +36,10 @@ import json
 import logging
 import os
 import smtplib
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +47,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, bindparam, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from notifications.channels import (
     EMAIL,
@@ -98,6 +101,9 @@ class DeliveryReport:
         renewed: lease renewals.
         lost: rows sent whose mark was refused (the lease had been taken over).
         stopped: the pass stopped early because the worker is shutting down.
+        out_of_time: the run's time was up (the next task carries on).
+        relay_down: a batch ended because no lane could reach the relay (the rest given back).
+        connections: the most lanes (SMTP connections) one batch used at once.
         errors: ``(notification id, error text)`` for every failure.
     """
 
@@ -111,6 +117,9 @@ class DeliveryReport:
     lost: int = 0
     batches: int = 0
     stopped: bool = False
+    out_of_time: bool = False
+    relay_down: bool = False
+    connections: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
     sent_by_channel: dict[str, int] = field(default_factory=dict)
     failed_by_channel: dict[str, int] = field(default_factory=dict)
@@ -120,6 +129,9 @@ class DeliveryReport:
                      "batches"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.stopped = self.stopped or other.stopped
+        self.out_of_time = self.out_of_time or other.out_of_time
+        self.relay_down = self.relay_down or other.relay_down
+        self.connections = max(self.connections, other.connections)
         self.errors.extend(other.errors)
         for mine, theirs in ((self.sent_by_channel, other.sent_by_channel),
                              (self.failed_by_channel, other.failed_by_channel)):
@@ -130,7 +142,8 @@ class DeliveryReport:
         return {"worker_id": self.worker_id, "claimed": self.claimed, "sent": self.sent,
                 "retry": self.retry, "failed": self.failed, "released": self.released,
                 "renewed": self.renewed, "lost": self.lost, "batches": self.batches,
-                "stopped": self.stopped,
+                "stopped": self.stopped, "out_of_time": self.out_of_time,
+                "relay_down": self.relay_down, "connections": self.connections,
                 "errors": [{"id": i, "error": e} for i, e in self.errors[:20]],
                 "error_count": len(self.errors)}
 
@@ -231,14 +244,43 @@ def claim(database: Database, *, channels: list[str], now: datetime, batch: int,
 
 @dataclass
 class _Lease:
-    """One batch's claim as its worker sees it."""
+    """One batch's claim as its worker sees it (shared by the batch's lanes)."""
 
     token: str
     until: datetime
     seconds: float
     held: set[int]
     renewals: int = 0
-    conn: Connection | None = None  # the batch's connection for its marks
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+#: A lane whose relay is unreachable waits this long before it probes again (seconds), then
+#: doubles the wait up to :data:`PROBE_MAX`: mail resumes within that of the relay's return.
+PROBE_FIRST = 0.5
+PROBE_MAX = 5.0
+
+
+@dataclass
+class _Batch:
+    """What the lanes of one batch share."""
+
+    database: Database
+    recipients: dict[tuple[str, int], str]
+    base: str
+    clock: MachineClock
+    lease: _Lease
+    stop: Callable[[], bool]
+    lanes: int = 1
+    down: int = 0
+    halt: threading.Event = field(default_factory=threading.Event)
+    failure: BaseException | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, exc: BaseException) -> None:
+        with self.lock:
+            if self.failure is None:
+                self.failure = exc
+        self.halt.set()
 
 
 def deliver_pending(
@@ -252,8 +294,23 @@ def deliver_pending(
     base_url: str | None = None,
     clock: MachineClock | None = None,
     should_stop: Callable[[], bool] | None = None,
+    connections: int | None = None,
 ) -> DeliveryReport:
     """Claim, send and mark one batch of pending notifications.
+
+    E-mail goes out on ``connections`` SMTP connections at once (lanes: one thread, one
+    smtplib connection and one database connection for its marks each), taking the batch's
+    rows from one queue, so each claimed row is sent by one lane only. Other channels use one
+    lane.
+
+    A lane that finds the relay unreachable delays only the row that failed (its attempt given
+    back), then waits and probes the relay (:data:`PROBE_FIRST` doubling to :data:`PROBE_MAX`)
+    and carries on when it answers. Once every lane is waiting, the rows still queued are given
+    back at once (not pushed back) and the batch ends with ``relay_down``.
+
+    A database error in a lane (a terminated connection) stops every lane: the message just
+    sent is marked on a fresh connection, the rest of the batch is given back at once, and the
+    error is raised (never masked by the clean-up).
 
     Args:
         database: the database.
@@ -267,6 +324,7 @@ def deliver_pending(
         base_url: the site's base URL for links (default: the settings').
         clock: the machine clock (overrides ``now``).
         should_stop: asked before each message; when true the rest is released unsent.
+        connections: SMTP connections in parallel (default ``BANGFU_SMTP_CONNECTIONS``).
 
     Returns:
         What was claimed, sent, left for retry and failed.
@@ -275,6 +333,7 @@ def deliver_pending(
     clock = clock or machine_clock(now)
     batch = batch or settings.delivery_batch
     lease = float(lease_seconds or settings.lease_seconds)
+    lanes_wanted = max(int(connections or settings.smtp_connections), 1)
     stop = should_stop or (lambda: False)
     report = DeliveryReport(worker_id=worker_id)
     started = time.perf_counter()
@@ -288,92 +347,194 @@ def deliver_pending(
     report.batches = 1
     _kill_point("after_claim")
     held = _Lease(token, claimed_at + timedelta(seconds=lease), lease, {r.id for r in rows})
-    base = (base_url or settings.base_url).rstrip("/")
-    recipients = _recipients(database, rows)
-    by_channel: dict[str, list[Claimed]] = {}
-    for row in rows:
-        by_channel.setdefault(row.channel, []).append(row)
-    # Each mark is one autocommitted UPDATE on this batch's connection, sent to the driver
-    # itself: one round trip on PostgreSQL; on SQLite (the connection has no transaction open,
-    # so the statement is its own) no BEGIN IMMEDIATE … COMMIT and no statement handling.
-    pg = database.dialect == "postgresql"
-    conn = database.engine.connect()
-    if pg:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-    with conn:
-        if pg:
-            # The marks need not wait for the WAL flush: if the database server itself crashed
-            # before flushing, a row would be sent once more with the same Message-ID, the
-            # same window as a worker killed before marking. A worker crash loses nothing.
-            # Session-level on this batch's connection only, reset before it goes back.
-            conn.execute(text("SET synchronous_commit TO OFF"))
-        held.conn = conn
-        try:
-            _send_groups(database, channels, by_channel, recipients, base, clock, report,
-                         held, stop)
-        finally:
-            held.conn = None
-            if pg:
-                conn.execute(text("RESET synchronous_commit"))
-    report.released += _release(database, held)
+    run = _Batch(database, {}, (base_url or settings.base_url).rstrip("/"), clock, held, stop)
+    try:
+        run.recipients = _recipients(database, rows)
+        by_channel: dict[str, list[Claimed]] = {}
+        for row in rows:
+            by_channel.setdefault(row.channel, []).append(row)
+        for name, group in by_channel.items():
+            if run.halt.is_set():
+                break
+            channel = channels[name]
+            lanes = min(lanes_wanted if isinstance(channel, EmailChannel) else 1, len(group))
+            _run_lanes(run, channel, group, lanes, report)
+    except BaseException as exc:
+        run.fail(exc)
+    report.released += _hand_back(database, held)
     report.renewed += held.renewals
-    log.info("delivery batch", extra={"event": "delivery_batch", **_batch_fields(
-        report, time.perf_counter() - started)})
+    fields = _batch_fields(report, time.perf_counter() - started)
+    if run.failure is not None:
+        log.error("delivery batch stopped by a database error; %d rows handed back",
+                  report.released, extra={"event": "delivery_batch", **fields,
+                                          "error": f"{type(run.failure).__name__}"})
+        raise run.failure
+    log.info("delivery batch", extra={"event": "delivery_batch", **fields})
     return report
 
 
-def _send_groups(database: Database, channels: Mapping[str, Channel],
-                 by_channel: dict[str, list[Claimed]], recipients: dict[tuple[str, int], str],
-                 base: str, clock: MachineClock, report: DeliveryReport, held: _Lease,
-                 stop: Callable[[], bool]) -> None:
-    for name, group in by_channel.items():
-        channel = channels[name]
+def _run_lanes(run: _Batch, channel: Channel, group: list[Claimed], lanes: int,
+               report: DeliveryReport) -> None:
+    """Send ``group`` on ``lanes`` lanes (threads beside this one when more than one)."""
+    queue = deque(group)
+    reports = [DeliveryReport(worker_id=report.worker_id) for _ in range(lanes)]
+    run.lanes, run.down = lanes, 0
+    run.halt.clear()
+    if lanes == 1:
+        _lane(run, channel, queue, reports[0])
+    else:
+        threads = [threading.Thread(target=_lane, args=(run, channel, queue, r),
+                                    name=f"delivery-lane-{i}", daemon=True)
+                   for i, r in enumerate(reports)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for r in reports:
+        report.add(r)
+    report.connections = max(report.connections, lanes)
+    if run.down >= run.lanes and queue:
+        report.relay_down = True
+    if run.failure is None and (report.stopped or report.relay_down):
+        run.halt.set()  # the other channels' groups wait for the next batch too
+
+
+def _lane(run: _Batch, channel: Channel, queue: deque[Claimed], report: DeliveryReport) -> None:
+    """One lane: its own connection for the marks and its own sender (an SMTP connection for
+    e-mail), taking rows from the batch's queue until it is empty or the batch halts."""
+    conn: Connection | None = None
+    try:
+        conn = _marks_connection(run.database)
         with _sender(channel) as send:
-            down: DeliveryError | None = None
-            for row in group:
-                if report.stopped or stop():
+            while not run.halt.is_set():
+                if run.stop():
                     report.stopped = True
+                    run.halt.set()
                     break
-                if down is not None:
-                    # The server is unreachable: don't knock once per row, try again later.
-                    _retry(database, row, clock(), f"not tried: {down}", report, held,
-                           spent=False)
-                    continue
-                if not _keep(database, held, clock()):
+                try:
+                    row = queue.popleft()
+                except IndexError:
                     break
-                if row.id not in held.held:
+                if not _keep(run.database, run.lease, run.clock()):
+                    break
+                if row.id not in run.lease.held:
                     continue
-                error = _deliver_one(database, channel, send, row, recipients, base, clock,
-                                     report, held)
-                if isinstance(error, TemporaryDeliveryError) and _unreachable(error):
-                    down = error
+                error = _deliver_one(run.database, channel, send, row, run.recipients, run.base,
+                                     run.clock, report, run.lease, conn)
+                if (isinstance(error, TemporaryDeliveryError) and _unreachable(error)
+                        and not _wait_for_relay(run, channel)):
+                    break
+    except BaseException as exc:  # the batch stops and hands its rows back; re-raised there
+        run.fail(exc)
+    finally:
+        if conn is not None:
+            _close_marks_connection(conn, clean=run.failure is None)
+
+
+def _wait_for_relay(run: _Batch, channel: Channel) -> bool:
+    """The relay did not answer this lane: wait and probe with a growing pause until it
+    answers (True) or every lane is waiting or the batch halts (False)."""
+    with run.lock:
+        run.down += 1
+        if run.down >= run.lanes:
+            run.halt.set()  # nobody is sending: give the queue back rather than hold it
+            return False
+    pause = PROBE_FIRST
+    try:
+        while not run.halt.wait(pause):
+            if probe(channel):
+                return True
+            pause = min(pause * 2, PROBE_MAX)
+        return False
+    finally:
+        with run.lock:
+            run.down -= 1 if not run.halt.is_set() else 0
+
+
+def probe(channel: Channel) -> bool:
+    """Whether the channel's server answers now (e-mail: a connection opened and closed);
+    channels without a probe say yes and let the next message tell."""
+    if not isinstance(channel, EmailChannel):
+        return True
+    try:
+        channel.probe()
+    except DeliveryError:
+        return False
+    return True
+
+
+def _marks_connection(database: Database) -> Connection:
+    """A lane's connection for its marks: each mark one autocommitted UPDATE sent to the driver
+    itself (one round trip on PostgreSQL; on SQLite no BEGIN IMMEDIATE … COMMIT)."""
+    conn = database.engine.connect()
+    if database.dialect == "postgresql":
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        # The marks need not wait for the WAL flush: if the database server itself crashed
+        # before flushing, a row would be sent once more with the same Message-ID, the
+        # same window as a worker killed before marking. A worker crash loses nothing.
+        # Session-level on this lane's connection only, reset before it goes back.
+        conn.execute(text("SET synchronous_commit TO OFF"))
+    return conn
+
+
+def _close_marks_connection(conn: Connection, *, clean: bool) -> None:
+    """Give a lane's connection back: reset on a clean end; after an error it is discarded
+    (never reset on a connection that may be dead: that error would hide the real one)."""
+    if clean and not conn.invalidated:
+        try:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("RESET synchronous_commit"))
+        except Exception:  # noqa: BLE001 - the real error, if any, was raised already
+            conn.invalidate()
+    else:
+        conn.invalidate()
+    conn.close()
 
 
 def _batch_fields(report: DeliveryReport, seconds: float) -> dict[str, Any]:
     return {"worker": report.worker_id, "claimed": report.claimed, "sent": report.sent,
             "retry": report.retry, "failed": report.failed, "released": report.released,
             "renewed": report.renewed, "lost": report.lost, "stopped": report.stopped,
+            "connections": report.connections, "relay_down": report.relay_down,
             "seconds": round(seconds, 3)}
 
 
 def _keep(database: Database, lease: _Lease, now: datetime) -> bool:
     """Renew the batch's lease once half of it is gone; False if nothing is held any more."""
-    if now < lease.until - timedelta(seconds=lease.seconds / 2):
+    with lease.lock:
+        if now < lease.until - timedelta(seconds=lease.seconds / 2):
+            return bool(lease.held)
+        n = Notification.__table__
+        until = now + timedelta(seconds=lease.seconds)
+        held = set(lease.held)
+        with database.begin() as session:
+            session.execute(update(n).where(n.c.claim == lease.token, n.c.status == "pending",
+                                            n.c.id.in_(held)).values(lease_until=until))
+            still = {r[0] for r in session.execute(
+                select(n.c.id).where(n.c.claim == lease.token, n.c.status == "pending",
+                                     n.c.id.in_(held))).all()}
+        # Marks wait for this lock, so only another worker can have taken rows meanwhile.
+        lost = held - still
+        if lost:
+            log.warning("lease %s lost %d rows to another worker", lease.token, len(lost))
+        lease.held &= still
+        lease.until = until
+        lease.renewals += 1
         return bool(lease.held)
-    n = Notification.__table__
-    until = now + timedelta(seconds=lease.seconds)
-    with database.begin() as session:
-        session.execute(update(n).where(n.c.claim == lease.token, n.c.status == "pending",
-                                        n.c.id.in_(lease.held)).values(lease_until=until))
-        still = {r[0] for r in session.execute(
-            select(n.c.id).where(n.c.claim == lease.token, n.c.status == "pending",
-                                 n.c.id.in_(lease.held))).all()}
-    if still != lease.held:
-        log.warning("lease %s lost %d rows to another worker", lease.token,
-                    len(lease.held - still))
-    lease.held, lease.until = still, until
-    lease.renewals += 1
-    return bool(still)
+
+
+def _hand_back(database: Database, lease: _Lease) -> int:
+    """:func:`_release`, on a fresh connection if the first one turns out dead (a terminated
+    connection leaves dead ones in the pool: the pool is invalidated and the next is new)."""
+    for attempt in range(3):
+        try:
+            return _release(database, lease)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or attempt == 2:
+                log.error("rows of claim %s not handed back (%s): they wait for the lease",
+                          lease.token, type(exc).__name__)
+                return 0
+    return 0
 
 
 def _release(database: Database, lease: _Lease) -> int:
@@ -400,17 +561,18 @@ def _unreachable(error: DeliveryError) -> bool:
 
 
 def _retry(database: Database, row: Claimed, now: datetime, error: str,
-           report: DeliveryReport, lease: _Lease, *, spent: bool = True) -> None:
+           report: DeliveryReport, lease: _Lease, *, spent: bool = True,
+           conn: Connection | None = None) -> None:
     """Leave the row pending with a backoff, or fail it after the last attempt. ``spent=False``
     (the server is unreachable for everybody) gives the attempt back."""
     attempts = row.attempts if spent else row.attempts - 1
     if spent and attempts >= MAX_ATTEMPTS:
         if _mark(database, row, lease, "failed", now,
-                 error=f"{error} (after {attempts} attempts)"):
+                 error=f"{error} (after {attempts} attempts)", conn=conn):
             report.failed += 1
             report.failed_by_channel[row.channel] = report.failed_by_channel.get(row.channel, 0) + 1
     elif _mark(database, row, lease, "pending", now, error=error,
-               lease_until=now + _backoff(max(attempts, 1)), give_back=not spent):
+               lease_until=now + _backoff(max(attempts, 1)), give_back=not spent, conn=conn):
         report.retry += 1
     report.errors.append((row.id, error))
 
@@ -418,30 +580,81 @@ def _retry(database: Database, row: Claimed, now: datetime, error: str,
 @translated()  # the worker retries StoreUnavailable, never a SQLAlchemy name
 def deliver_all(database: Database, *, channels: Mapping[str, Channel],
                 now: datetime | None = None, worker_id: str, batch: int | None = None,
-                lease_seconds: float | None = None, max_batches: int = 50,
+                lease_seconds: float | None = None, max_batches: int | None = None,
+                max_seconds: float | None = None, connections: int | None = None,
                 base_url: str | None = None, clock: MachineClock | None = None,
                 should_stop: Callable[[], bool] | None = None) -> DeliveryReport:
-    """Deliver batch after batch until a batch comes back short (or ``max_batches``, or the
-    worker is shutting down). Each batch reads the machine clock afresh."""
+    """Deliver batch after batch until a batch comes back short, the run's time is up
+    (``max_seconds``, default ``BANGFU_DELIVERY_RUN_SECONDS``), ``max_batches`` (if given) are
+    done, or the worker is shutting down. Each batch reads the machine clock afresh.
+
+    The run is bounded by time, not batches: once its time is up the batch under way stops
+    before its next message and hands the rest back, so a task lasts at most ``max_seconds``
+    plus one message (its SMTP timeout) however slow the relay — well inside the broker's
+    visibility timeout. While the relay is down the run probes it (:data:`PROBE_FIRST` doubling
+    to :data:`PROBE_MAX`) and claims again as soon as it answers, until its time is up.
+    """
+    settings = get_settings()
     clock = clock or machine_clock(now)
-    batch = batch or get_settings().delivery_batch
+    batch = batch or settings.delivery_batch
+    budget = float(max_seconds or settings.delivery_run_seconds)
+    deadline = time.monotonic() + budget
     stop = should_stop or (lambda: False)
+
+    def out_of_time() -> bool:
+        return time.monotonic() >= deadline
+
+    def halted() -> bool:
+        return stop() or out_of_time()
+
     total = DeliveryReport(worker_id=worker_id)
-    for _ in range(max_batches):
+    done = 0
+    while max_batches is None or done < max_batches:
         if stop():
             total.stopped = True
             break
+        if out_of_time():
+            total.out_of_time = True
+            break
         one = deliver_pending(database, channels=channels, worker_id=worker_id, batch=batch,
                               lease_seconds=lease_seconds, base_url=base_url, clock=clock,
-                              should_stop=stop)
+                              should_stop=halted, connections=connections)
+        done += 1
         total.add(one)
-        if one.claimed < batch or one.stopped:
+        if one.stopped:
+            total.stopped = stop()
+            total.out_of_time = not total.stopped
+            break
+        if one.relay_down:
+            if not _relay_back(channels, halted):
+                total.stopped = stop()
+                total.out_of_time = not total.stopped
+                break
+            continue
+        if one.claimed < batch:
             break
     if total.stopped:
         log.info("delivery stopped for shutdown", extra={
             "event": "delivery_stopped", "worker": worker_id, "sent": total.sent,
             "released": total.released})
     return total
+
+
+def _relay_back(channels: Mapping[str, Channel], halted: Callable[[], bool]) -> bool:
+    """Probe the e-mail relay with a growing pause until it answers (True) or the run must end
+    (False). Checked every tenth of a second for a stop."""
+    channel = channels.get(EMAIL)
+    pause = PROBE_FIRST
+    while True:
+        waited = 0.0
+        while waited < pause:
+            if halted():
+                return False
+            time.sleep(0.1)
+            waited += 0.1
+        if channel is None or probe(channel):
+            return True
+        pause = min(pause * 2, PROBE_MAX)
 
 
 @contextmanager
@@ -455,23 +668,25 @@ def _sender(channel: Channel) -> Iterator[Callable[[OutgoingMessage], None]]:
 
 def _deliver_one(database: Database, channel: Channel, send: Callable[[OutgoingMessage], None],
                  row: Claimed, recipients: dict[tuple[str, int], str], base: str,
-                 clock: MachineClock, report: DeliveryReport, lease: _Lease) -> DeliveryError | None:
+                 clock: MachineClock, report: DeliveryReport, lease: _Lease,
+                 conn: Connection | None = None) -> DeliveryError | None:
     try:
         msg = _message(channel, row, recipients, base)
         if msg is not None:
             send(msg)
     except TemporaryDeliveryError as exc:
-        _retry(database, row, clock(), str(exc), report, lease, spent=not _unreachable(exc))
+        _retry(database, row, clock(), str(exc), report, lease, spent=not _unreachable(exc),
+               conn=conn)
         return exc
     except DeliveryError as exc:
-        _fail(database, row, lease, clock(), str(exc), report)
+        _fail(database, row, lease, clock(), str(exc), report, conn)
         return exc
     except Exception as exc:  # a template or payload bug: retrying will not fix it
         log.exception("notification %s cannot be rendered", row.id)
-        _fail(database, row, lease, clock(), f"{type(exc).__name__}: {exc}", report)
+        _fail(database, row, lease, clock(), f"{type(exc).__name__}: {exc}", report, conn)
         return None
     _kill_point("after_send")
-    if _mark(database, row, lease, "sent", clock()):
+    if _mark(database, row, lease, "sent", clock(), conn=conn):
         report.sent += 1
         report.sent_by_channel[row.channel] = report.sent_by_channel.get(row.channel, 0) + 1
     else:
@@ -481,8 +696,8 @@ def _deliver_one(database: Database, channel: Channel, send: Callable[[OutgoingM
 
 
 def _fail(database: Database, row: Claimed, lease: _Lease, now: datetime, error: str,
-          report: DeliveryReport) -> None:
-    if _mark(database, row, lease, "failed", now, error=error):
+          report: DeliveryReport, conn: Connection | None = None) -> None:
+    if _mark(database, row, lease, "failed", now, error=error, conn=conn):
         report.failed += 1
         report.failed_by_channel[row.channel] = report.failed_by_channel.get(row.channel, 0) + 1
     report.errors.append((row.id, error))
@@ -509,27 +724,56 @@ _SQLITE_MARK = ("UPDATE notification SET " + _SET + _WHERE).format(p=":", s="")
 
 def _mark(database: Database, row: Claimed, lease: _Lease, status: str, now: datetime, *,
           error: str | None = None, lease_until: datetime | None = None,
-          give_back: bool = False) -> bool:
-    """Mark one row of this claim; False (and nothing changed) if the claim no longer holds."""
-    lease.held.discard(row.id)
+          give_back: bool = False, conn: Connection | None = None) -> bool:
+    """Mark one row of this claim; False (and nothing changed) if the claim no longer holds.
+
+    On ``conn`` (a lane's autocommitting connection) the driver's own statement is sent. If
+    that connection turns out dead the mark is made on a fresh one (so a message already sent
+    is not sent again), then the connection's error is raised: the batch stops."""
+    with lease.lock:
+        lease.held.discard(row.id)
     params: dict[str, Any] = {
         "row_id": row.id, "token": lease.token, "new_status": status, "new_lease": lease_until,
         "error": error, "sent": now if status == "sent" else None,
         "give_back": 1 if give_back else 0}
-    conn = lease.conn
     if conn is None:
-        with database.engine.begin() as conn:
-            return bool(conn.execute(_MARK, params).rowcount)
+        return _mark_fresh(database, params)
     # The stored instant format (text on SQLite), then the driver's own statement on the
-    # lease's autocommitting connection: the UPDATE is its own transaction, without
+    # lane's autocommitting connection: the UPDATE is its own transaction, without
     # SQLAlchemy's per-statement execution context (PostgreSQL's psycopg prepares it after a
     # few marks).
     instant = _bind_instant(database.engine.dialect)
-    params["new_lease"], params["sent"] = instant(params["new_lease"]), instant(params["sent"])
-    driver = conn.connection.driver_connection
-    assert driver is not None
+    raw = dict(params, new_lease=instant(params["new_lease"]), sent=instant(params["sent"]))
+    dialect = database.engine.dialect
     sql = _PG_MARK if database.dialect == "postgresql" else _SQLITE_MARK
-    return bool(driver.execute(sql, params).rowcount)
+    try:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        return bool(driver.execute(sql, raw).rowcount)
+    except dialect.loaded_dbapi.Error as exc:
+        dead = dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        error_ = DBAPIError.instance(sql, raw, exc, dialect.loaded_dbapi.Error,
+                                    connection_invalidated=dead)
+        if not dead:
+            raise error_ from exc
+        conn.invalidate(exc)
+        log.warning("the marks' connection was lost at notification %s: marked on a new one,"
+                    " the batch stops", row.id)
+        _mark_fresh(database, params)
+        raise error_ from exc
+
+
+def _mark_fresh(database: Database, params: dict[str, Any]) -> bool:
+    """One mark in its own transaction on a pooled connection; once more on a new one if the
+    pooled one was dead (a terminated connection invalidates the pool)."""
+    for attempt in range(3):
+        try:
+            with database.engine.begin() as fresh:
+                return bool(fresh.execute(_MARK, params).rowcount)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or attempt == 2:
+                raise
+    return False
 
 
 @functools.cache
