@@ -84,7 +84,8 @@ def make_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.broker_url.startswith(("redis", "rediss")):
         # Redis re-delivers an unacknowledged task after this many seconds: it must exceed the
-        # longest task (a province sweep, or 50 delivery batches at a slow relay).
+        # longest task (a province sweep; a delivery run ends after BANGFU_DELIVERY_RUN_SECONDS
+        # plus one message, however slow the relay: docs/operations.md).
         config["broker_transport_options"] = {"visibility_timeout": settings.visibility_timeout}
     if settings.broker_url.startswith("filesystem"):
         folders = broker_folders(settings)
@@ -143,9 +144,12 @@ def _stoppable() -> Any:
 
 @signals.worker_shutting_down.connect
 def _tell_children(**_: Any) -> None:
-    # A warm shutdown waits for running tasks: tell the pool's children to wind down now.
+    # A warm shutdown waits for running tasks: tell the pool's children to wind down now. A
+    # child between tasks ends on that SIGTERM; it is marked as a termination we asked for, so
+    # the pool does not log "exited with 'signal 15 (SIGTERM)'" as an ERROR on a clean stop.
     for child in billiard.process.active_children():
         if child.pid:
+            child._controlled_termination = True  # type: ignore[attr-defined]
             with contextlib.suppress(OSError):
                 os.kill(child.pid, signal.SIGTERM)
 
@@ -160,16 +164,19 @@ def sweep(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
 
 
 def deliver(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
-    """Deliver pending notifications. Leases, backoffs and ``sent_at`` use the real clock
-    (never ``BANGFU_NOW``); an explicit ``as_of_iso`` starts a clock that advances with real
-    time from there (drills, demos)."""
+    """Deliver pending notifications on ``BANGFU_SMTP_CONNECTIONS`` connections for at most
+    ``BANGFU_DELIVERY_RUN_SECONDS``. Leases, backoffs and ``sent_at`` use the real clock (never
+    ``BANGFU_NOW``); an explicit ``as_of_iso`` starts a clock that advances with real time from
+    there (drills, demos). A lost database connection hands the batch back and raises
+    ``StoreUnavailable``: Celery retries the task with backoff."""
     s = self.app.conf.bangfu_settings
     start = clock.parse_instant(as_of_iso) if as_of_iso else None
     with _stoppable():
         return deliver_all(
             database(s.database_url), channels=default_channels(s), now=start,
             worker_id=_worker_id(), base_url=s.base_url, batch=s.delivery_batch,
-            lease_seconds=s.lease_seconds, should_stop=shutting_down,
+            lease_seconds=s.lease_seconds, connections=s.smtp_connections,
+            max_seconds=s.delivery_run_seconds, should_stop=shutting_down,
         ).to_dict()
 
 
@@ -207,7 +214,9 @@ def create_app(settings: Settings) -> Celery:
     celery.task(name="bangfu.sweep", bind=True, shared=False,
                 autoretry_for=(StoreUnavailable,), retry_backoff=2,
                 retry_backoff_max=300, retry_jitter=False, max_retries=10)(sweep)
-    celery.task(name="bangfu.deliver", bind=True, shared=False)(deliver)
+    celery.task(name="bangfu.deliver", bind=True, shared=False,
+                autoretry_for=(StoreUnavailable,), retry_backoff=2, retry_backoff_max=60,
+                retry_jitter=False, max_retries=5)(deliver)
     celery.task(name="bangfu.verify", bind=True, shared=False,
                 autoretry_for=(StoreUnavailable,), retry_backoff=2, max_retries=5)(verify)
     celery.task(name="bangfu.audit_head", bind=True, shared=False,

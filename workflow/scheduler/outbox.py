@@ -40,8 +40,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -295,6 +295,7 @@ def deliver_pending(
     clock: MachineClock | None = None,
     should_stop: Callable[[], bool] | None = None,
     connections: int | None = None,
+    senders: _Senders | None = None,
 ) -> DeliveryReport:
     """Claim, send and mark one batch of pending notifications.
 
@@ -325,6 +326,7 @@ def deliver_pending(
         clock: the machine clock (overrides ``now``).
         should_stop: asked before each message; when true the rest is released unsent.
         connections: SMTP connections in parallel (default ``BANGFU_SMTP_CONNECTIONS``).
+        senders: the run's open connections (:func:`deliver_all`); default this batch's own.
 
     Returns:
         What was claimed, sent, left for retry and failed.
@@ -348,6 +350,8 @@ def deliver_pending(
     _kill_point("after_claim")
     held = _Lease(token, claimed_at + timedelta(seconds=lease), lease, {r.id for r in rows})
     run = _Batch(database, {}, (base_url or settings.base_url).rstrip("/"), clock, held, stop)
+    own = senders is None
+    pool = senders if senders is not None else _Senders()
     try:
         run.recipients = _recipients(database, rows)
         by_channel: dict[str, list[Claimed]] = {}
@@ -358,9 +362,12 @@ def deliver_pending(
                 break
             channel = channels[name]
             lanes = min(lanes_wanted if isinstance(channel, EmailChannel) else 1, len(group))
-            _run_lanes(run, channel, group, lanes, report)
+            _run_lanes(run, channel, group, lanes, report, pool)
     except BaseException as exc:
         run.fail(exc)
+    finally:
+        if own:
+            pool.close()
     report.released += _hand_back(database, held)
     report.renewed += held.renewals
     fields = _batch_fields(report, time.perf_counter() - started)
@@ -374,16 +381,17 @@ def deliver_pending(
 
 
 def _run_lanes(run: _Batch, channel: Channel, group: list[Claimed], lanes: int,
-               report: DeliveryReport) -> None:
+               report: DeliveryReport, senders: _Senders) -> None:
     """Send ``group`` on ``lanes`` lanes (threads beside this one when more than one)."""
     queue = deque(group)
     reports = [DeliveryReport(worker_id=report.worker_id) for _ in range(lanes)]
     run.lanes, run.down = lanes, 0
     run.halt.clear()
     if lanes == 1:
-        _lane(run, channel, queue, reports[0])
+        _lane(run, channel, queue, reports[0], senders.get(channel, 0))
     else:
-        threads = [threading.Thread(target=_lane, args=(run, channel, queue, r),
+        threads = [threading.Thread(target=_lane, args=(run, channel, queue, r,
+                                                        senders.get(channel, i)),
                                     name=f"delivery-lane-{i}", daemon=True)
                    for i, r in enumerate(reports)]
         for t in threads:
@@ -399,31 +407,31 @@ def _run_lanes(run: _Batch, channel: Channel, group: list[Claimed], lanes: int,
         run.halt.set()  # the other channels' groups wait for the next batch too
 
 
-def _lane(run: _Batch, channel: Channel, queue: deque[Claimed], report: DeliveryReport) -> None:
+def _lane(run: _Batch, channel: Channel, queue: deque[Claimed], report: DeliveryReport,
+          send: Callable[[OutgoingMessage], None]) -> None:
     """One lane: its own connection for the marks and its own sender (an SMTP connection for
     e-mail), taking rows from the batch's queue until it is empty or the batch halts."""
     conn: Connection | None = None
     try:
         conn = _marks_connection(run.database)
-        with _sender(channel) as send:
-            while not run.halt.is_set():
-                if run.stop():
-                    report.stopped = True
-                    run.halt.set()
-                    break
-                try:
-                    row = queue.popleft()
-                except IndexError:
-                    break
-                if not _keep(run.database, run.lease, run.clock()):
-                    break
-                if row.id not in run.lease.held:
-                    continue
-                error = _deliver_one(run.database, channel, send, row, run.recipients, run.base,
-                                     run.clock, report, run.lease, conn)
-                if (isinstance(error, TemporaryDeliveryError) and _unreachable(error)
-                        and not _wait_for_relay(run, channel)):
-                    break
+        while not run.halt.is_set():
+            if run.stop():
+                report.stopped = True
+                run.halt.set()
+                break
+            try:
+                row = queue.popleft()
+            except IndexError:
+                break
+            if not _keep(run.database, run.lease, run.clock()):
+                break
+            if row.id not in run.lease.held:
+                continue
+            error = _deliver_one(run.database, channel, send, row, run.recipients, run.base,
+                                 run.clock, report, run.lease, conn)
+            if (isinstance(error, TemporaryDeliveryError) and _unreachable(error)
+                    and not _wait_for_relay(run, channel)):
+                break
     except BaseException as exc:  # the batch stops and hands its rows back; re-raised there
         run.fail(exc)
     finally:
@@ -608,6 +616,21 @@ def deliver_all(database: Database, *, channels: Mapping[str, Channel],
         return stop() or out_of_time()
 
     total = DeliveryReport(worker_id=worker_id)
+    with _Senders() as senders:
+        _run(database, channels, worker_id, batch, lease_seconds, base_url, clock, stop,
+             out_of_time, halted, connections, max_batches, senders, total)
+    if total.stopped:
+        log.info("delivery stopped for shutdown", extra={
+            "event": "delivery_stopped", "worker": worker_id, "sent": total.sent,
+            "released": total.released})
+    return total
+
+
+def _run(database: Database, channels: Mapping[str, Channel], worker_id: str, batch: int,
+         lease_seconds: float | None, base_url: str | None, clock: MachineClock,
+         stop: Callable[[], bool], out_of_time: Callable[[], bool],
+         halted: Callable[[], bool], connections: int | None, max_batches: int | None,
+         senders: _Senders, total: DeliveryReport) -> None:
     done = 0
     while max_batches is None or done < max_batches:
         if stop():
@@ -618,7 +641,7 @@ def deliver_all(database: Database, *, channels: Mapping[str, Channel],
             break
         one = deliver_pending(database, channels=channels, worker_id=worker_id, batch=batch,
                               lease_seconds=lease_seconds, base_url=base_url, clock=clock,
-                              should_stop=halted, connections=connections)
+                              should_stop=halted, connections=connections, senders=senders)
         done += 1
         total.add(one)
         if one.stopped:
@@ -633,11 +656,6 @@ def deliver_all(database: Database, *, channels: Mapping[str, Channel],
             continue
         if one.claimed < batch:
             break
-    if total.stopped:
-        log.info("delivery stopped for shutdown", extra={
-            "event": "delivery_stopped", "worker": worker_id, "sent": total.sent,
-            "released": total.released})
-    return total
 
 
 def _relay_back(channels: Mapping[str, Channel], halted: Callable[[], bool]) -> bool:
@@ -657,13 +675,33 @@ def _relay_back(channels: Mapping[str, Channel], halted: Callable[[], bool]) -> 
         pause = min(pause * 2, PROBE_MAX)
 
 
-@contextmanager
-def _sender(channel: Channel) -> Iterator[Callable[[OutgoingMessage], None]]:
-    if isinstance(channel, EmailChannel):
-        with channel.session() as send:
-            yield send
-    else:
-        yield channel.send
+class _Senders:
+    """The lanes' senders, kept open across the batches of one run: lane ``i`` of an e-mail
+    channel always sends on its own SMTP connection (opened on its first message, reopened
+    after a temporary error), so a run of many batches keeps ``connections`` connections."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._open: dict[tuple[str, int], Callable[[OutgoingMessage], None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, channel: Channel, lane: int) -> Callable[[OutgoingMessage], None]:
+        if not isinstance(channel, EmailChannel):
+            return channel.send
+        key = (channel.name, lane)
+        with self._lock:
+            if key not in self._open:
+                self._open[key] = self._stack.enter_context(channel.session())
+            return self._open[key]
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> _Senders:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def _deliver_one(database: Database, channel: Channel, send: Callable[[OutgoingMessage], None],
