@@ -20,7 +20,14 @@ from sqlalchemy import text
 
 from tests.conftest import World
 from tests.notifications.conftest import SmtpServer, free_port
-from tests.scheduler.conftest import BASE_URL, SlowHandler, backlog, channels_for, received_pairs, rows
+from tests.scheduler.conftest import (
+    BASE_URL,
+    SlowHandler,
+    backlog,
+    channels_for,
+    received_pairs,
+    rows,
+)
 from workflow.scheduler.outbox import claim, deliver_all, deliver_pending
 from workflow.store.tables import Database
 

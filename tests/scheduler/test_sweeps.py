@@ -6,7 +6,6 @@ import json
 import threading
 
 import pytest
-
 from sqlalchemy import text
 
 from notifications.channels import message_id_for

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, text
@@ -196,7 +196,9 @@ def _state_label(column: str) -> str:
 def _exec(session: Session, sql: str, params: dict[str, Any]) -> int:
     """Run one statement; datetimes are bound through :class:`UTCDateTime` so SQLite compares
     them in the stored format."""
-    params = {"sms_on": int(_SMS_ON.get()), **params}
+    # ``:avail``: when a notification row became deliverable, on the real clock whatever the
+    # business time of the sweep (the outbox's age is measured from it).
+    params = {"sms_on": int(_SMS_ON.get()), "avail": datetime.now(UTC), **params}
     used = {k: v for k, v in params.items() if re.search(rf":{k}\b", sql)}
     stmt = text(sql).bindparams(
         *[bindparam(k, type_=UTCDateTime) for k, v in used.items() if isinstance(v, datetime)]
@@ -227,7 +229,7 @@ _CHANNEL_OK = (
 )
 _INSERT = (
     "INSERT INTO notification (user_id, channel, source, kind, record_id, payload, status,"
-    " attempts, created_at, sent_at)"
+    " attempts, created_at, sent_at, available_at)"
 )
 _ON_CONFLICT = " ON CONFLICT (user_id, channel, source) DO NOTHING"
 
@@ -239,7 +241,7 @@ def _to_people(*, target: str, role: str, source: str, kind: str, record: str,
     return (
         f"{_INSERT} SELECT u.id, c.ch, {source}, '{kind}', {record}, {payload},"
         " CASE WHEN c.ch = 'inbox' THEN 'sent' ELSE 'pending' END, 0, :now,"
-        " CASE WHEN c.ch = 'inbox' THEN :now END"
+        " CASE WHEN c.ch = 'inbox' THEN :now END, :avail"
         " FROM {from_clause}"
         f" JOIN membership m ON m.org_id = {target} AND m.role = '{role}'"
         " JOIN app_user u ON u.id = m.user_id AND u.is_active"
@@ -256,7 +258,7 @@ def _to_robots(*, target: str, source: str, kind: str, record: str, payload: str
                       " AND m.role = 'reviewer')")
     return (
         f"{_INSERT} SELECT {first_reviewer}, rb.kind, {source}, '{kind}', {record}, {payload},"
-        " 'pending', 0, :now, NULL"
+        " 'pending', 0, :now, NULL, :avail"
         " FROM {from_clause}"
         f" JOIN org_robot rb ON rb.org_id = {target}"
         f" WHERE {where} AND {first_reviewer} IS NOT NULL"
