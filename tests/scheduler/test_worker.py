@@ -549,3 +549,36 @@ def test_an_smtp_outage_spends_no_attempts_and_loses_nothing(
     table = _drill_table(expected, slow_smtp)
     print(f"drill {outage:.0f} s SMTP outage:", w.db.dialect, table)
     assert table["missing"] == 0 and table["twice"] == 0, table
+
+
+# --- issue 25.5: a clean stop logs no ERROR ---------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_prefork_worker_without_an_error_line(
+    round_world: World, smtp_server: SmtpServer, workers: Workers
+) -> None:
+    """Restarts as systemd does them: SIGTERM to the main process, idle or delivering. None of
+    them may log ``exited with 'signal 15 (SIGTERM)'`` (or any ERROR line)."""
+    w = round_world
+    backlog(w.db, 40)
+    for restart in range(6):
+        before = len(workers.procs)
+        proc = workers.start(pool="prefork", concurrency=2)
+        log_file = workers.tmp_path / f"worker-{before}.log"
+        wait_for(lambda f=log_file: " ready." in f.read_text(errors="replace"),
+                 "the worker to be ready")
+        if restart % 2:
+            workers.send("bangfu.deliver", None)  # type: ignore[arg-type]
+            time.sleep(0.3)
+        else:
+            time.sleep(0.1 * restart)  # idle children, caught at different moments
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the worker did not stop:\n" + workers.log())
+        text_ = log_file.read_text(errors="replace")
+        assert proc.returncode == 0, text_
+        assert "exited with" not in text_, text_
+        assert not [line for line in text_.splitlines() if "ERROR" in line], text_

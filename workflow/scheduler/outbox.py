@@ -372,9 +372,11 @@ def deliver_pending(
     report.renewed += held.renewals
     fields = _batch_fields(report, time.perf_counter() - started)
     if run.failure is not None:
-        log.error("delivery batch stopped by a database error; %d rows handed back",
-                  report.released, extra={"event": "delivery_batch", **fields,
-                                          "error": f"{type(run.failure).__name__}"})
+        level = logging.ERROR if isinstance(run.failure, Exception) else logging.WARNING
+        log.log(level, "delivery batch stopped by %s; %d rows handed back",
+                type(run.failure).__name__, report.released,
+                extra={"event": "delivery_batch", **fields,
+                       "error": type(run.failure).__name__})
         raise run.failure
     log.info("delivery batch", extra={"event": "delivery_batch", **fields})
     return report
@@ -396,8 +398,17 @@ def _run_lanes(run: _Batch, channel: Channel, group: list[Claimed], lanes: int,
                    for i, r in enumerate(reports)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException as exc:
+            # Interrupted here (a signal's SystemExit): the lanes finish the message each is
+            # sending and mark it before the batch hands the rest back, or a message sent
+            # and then handed back would go twice.
+            run.fail(exc)
+            for t in threads:
+                t.join()
+            raise
     for r in reports:
         report.add(r)
     report.connections = max(report.connections, lanes)
