@@ -6,7 +6,7 @@ showed as waiting for years. Rows written from now on carry the real time they w
 existing rows take their ``created_at``.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-07 20:15:00
 """
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ from alembic import op
 import workflow.store.tables
 
 revision: str = '0015'
-down_revision: str | None = '0013'
+down_revision: str | None = '0014'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
