@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from sqlalchemy import insert, text
+from sqlalchemy import text
 
 from bench.scratch import bench_database
-from workflow.store.tables import Database, Notification, User
+from workflow.store.tables import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,18 +70,10 @@ def _port() -> int:
 
 
 def fill(db: Database, n: int, first: int) -> None:
-    payload = json.dumps({"union_name": "演练工会", "quota_fen": 4_800_000, "used_fen": 3_565_440,
-                          "left_fen": 1_234_560, "deadline": "2021-12-31", "days_left": 30,
-                          "path": "/records/1"}, ensure_ascii=False)
-    ids = range(first, first + n)
-    with db.begin() as s:
-        s.execute(insert(User.__table__), [  # type: ignore[attr-defined]
-            dict(id=i, username=f"drill{i}", display_name=f"演练{i}",
-                 email=f"drill{i}@example.test", is_active=True, channels="inbox,email")
-            for i in ids])
-        s.execute(insert(Notification.__table__), [  # type: ignore[attr-defined]
-            dict(user_id=i, channel="email", source=f"drill:{i}", kind="quota_reminder",
-                 payload=payload, status="pending", attempts=0) for i in ids])
+    """``n`` users with an address and one pending e-mail each (the drills' backlog)."""
+    from tests.scheduler.conftest import backlog
+
+    backlog(db, n, first_user=first)
 
 
 def counts(db: Database) -> collections.Counter[str]:

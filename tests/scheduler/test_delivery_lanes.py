@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,6 +28,7 @@ from tests.scheduler.conftest import (
     received_pairs,
     rows,
 )
+from tests.scheduler.test_worker import wait_for
 from workflow.scheduler.outbox import claim, deliver_all, deliver_pending
 from workflow.store.tables import Database
 
@@ -46,14 +47,6 @@ def relay() -> Iterator[SmtpServer]:
         yield SmtpServer("127.0.0.1", port, handler)
     finally:
         handler.controller.stop()
-
-
-def wait_for(condition: Callable[[], bool], what: str, limit: float = 120) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.02)
 
 
 def _status(db: Database) -> collections.Counter[str]:

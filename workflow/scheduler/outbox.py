@@ -1,32 +1,39 @@
 """Delivery from the outbox: claim with a lease, render, send, mark — never lost, at most one
-repeat.
+repeat per connection.
 
 ``deliver_pending`` claims up to ``batch`` pending rows whose lease is free (PostgreSQL:
 ``SELECT … FOR UPDATE SKIP LOCKED``; SQLite: inside ``BEGIN IMMEDIATE``), writes their lease and
 a claim token (``<worker id>:<claim id>``) and commits, so two workers never hold the same row.
-It then sends the rows one by one and marks each in its own short transaction before sending
-the next; a mark succeeds only ``WHERE claim = :mine``, so a worker whose lease was taken over
-cannot mark (nor count) another's rows.
+It then sends the rows on ``BANGFU_SMTP_CONNECTIONS`` lanes at once (a thread, an SMTP
+connection and a database connection each; the run's SMTP connections stay open from batch to
+batch), each row taken from the batch's queue by one lane only. A lane marks each row in its
+own short transaction before sending its next; a mark succeeds only ``WHERE claim = :mine``, so
+a worker whose lease was taken over cannot mark (nor count) another's rows.
 
 Leases run on the machine clock (:func:`machine_clock`): the real time, never ``BANGFU_NOW``;
 given an as-of start (tests, demos) it advances with real time from there. Each batch reads it
-afresh, and before each message the worker checks its lease: once half of it is gone it renews
-the lease of the rows it still holds (and drops any it no longer holds), so no batch outlives
+afresh, and before each message a lane checks the lease: once half of it is gone it renews the
+lease of the rows the batch still holds (and drops any it no longer holds), so no batch outlives
 its lease at a slow relay. ``sent_at`` is the machine time of each mark. What a crash can do:
 
 - killed after claiming, before sending: the rows stay ``pending``; once the lease expires the
   next delivery claims and sends them, once;
-- killed after the server accepted a message, before it was marked sent: that one message is
-  sent again by the next delivery, with the same ``Message-ID`` (derived from the notification
-  key), so a mail client shows it once. That is the only repeat window, and it is one message
-  wide.
+- killed after the server accepted a message, before it was marked sent: that message is sent
+  again by the next delivery, with the same ``Message-ID`` (derived from the notification key),
+  so a mail client shows it once. That is the only repeat window: one message per connection
+  (the one each lane had in flight).
 
 A temporary failure (SMTP 4xx, robot rate limit) leaves the row pending with an exponential
 backoff in ``lease_until``; a permanent one (bad address, SMTP 5xx) marks it ``failed`` with
-``last_error``. While the server is unreachable for everybody (connection refused, dropped) the
-attempt is given back: attempts count only the errors of that message. ``should_stop`` (the
-worker's shutdown) is checked before each message; rows not yet sent are released at once. Kill points for drills: ``BANGFU_KILL_AT=after_claim`` or
-``after_send`` ends the process with ``os._exit(137)`` at that point, as a SIGKILL would.
+``last_error``. While the server is unreachable (connection refused, dropped) the attempt is
+given back (attempts count only the errors of that message), only the row that failed is
+delayed, and the lane probes the relay until it answers; once every lane waits, the batch
+hands its unsent rows back at once and :func:`deliver_all` probes until the relay returns.
+A lost database connection stops the batch: the row just sent is marked on a fresh
+connection, the rest handed back at once, the error raised. ``should_stop`` (the worker's
+shutdown, or the run's time being up) is checked before each message; rows not yet sent are
+released at once. Kill points for drills: ``BANGFU_KILL_AT=after_claim`` or ``after_send`` ends
+the process with ``os._exit(137)`` at that point, as a SIGKILL would.
 """
 
 from __future__ import annotations
