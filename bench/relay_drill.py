@@ -176,10 +176,13 @@ def phase(name: str, db: Database, relay: Relay, controller: list[Controller], p
         controller[0].stop()
         down_at = time.monotonic()
         time.sleep(args.outage)
-        with db.engine.connect() as conn:
-            out["rows_pushed_back"] = int(conn.execute(text(
+        with db.engine.connect() as conn:  # delayed by the outage: a backoff and its error
+            out["rows_delayed"] = int(conn.execute(text(
                 "SELECT COUNT(*) FROM notification WHERE status = 'pending'"
-                " AND lease_until > now() + interval '20 seconds'")).scalar_one())
+                " AND last_error IS NOT NULL AND lease_until IS NOT NULL")).scalar_one())
+            out["rows_pending_unclaimed"] = int(conn.execute(text(
+                "SELECT COUNT(*) FROM notification WHERE status = 'pending'"
+                " AND lease_until IS NULL")).scalar_one())
         before = len(relay.arrived)
         controller[0] = Controller(relay, hostname="127.0.0.1", port=port)
         controller[0].start()
