@@ -127,6 +127,7 @@ class DeliveryReport:
     out_of_time: bool = False
     relay_down: bool = False
     connections: int = 0
+    down_channel: str | None = None
     errors: list[tuple[int, str]] = field(default_factory=list)
     sent_by_channel: dict[str, int] = field(default_factory=dict)
     failed_by_channel: dict[str, int] = field(default_factory=dict)
@@ -138,6 +139,7 @@ class DeliveryReport:
         self.stopped = self.stopped or other.stopped
         self.out_of_time = self.out_of_time or other.out_of_time
         self.relay_down = self.relay_down or other.relay_down
+        self.down_channel = other.down_channel or self.down_channel
         self.connections = max(self.connections, other.connections)
         self.errors.extend(other.errors)
         for mine, theirs in ((self.sent_by_channel, other.sent_by_channel),
@@ -421,6 +423,7 @@ def _run_lanes(run: _Batch, channel: Channel, group: list[Claimed], lanes: int,
     report.connections = max(report.connections, lanes)
     if run.down >= run.lanes and queue:
         report.relay_down = True
+        report.down_channel = channel.name
     if run.failure is None and (report.stopped or report.relay_down):
         run.halt.set()  # the other channels' groups wait for the next batch too
 
@@ -448,7 +451,7 @@ def _lane(run: _Batch, channel: Channel, queue: deque[Claimed], report: Delivery
             error = _deliver_one(run.database, channel, send, row, run.recipients, run.base,
                                  run.clock, report, run.lease, conn)
             if (isinstance(error, TemporaryDeliveryError) and _unreachable(error)
-                    and not _wait_for_relay(run, channel)):
+                    and not _wait_for_relay(run, channel, queue)):
                 break
     except BaseException as exc:  # the batch stops and hands its rows back; re-raised there
         run.fail(exc)
@@ -457,24 +460,30 @@ def _lane(run: _Batch, channel: Channel, queue: deque[Claimed], report: Delivery
             _close_marks_connection(conn, clean=run.failure is None)
 
 
-def _wait_for_relay(run: _Batch, channel: Channel) -> bool:
+def _wait_for_relay(run: _Batch, channel: Channel, queue: deque[Claimed]) -> bool:
     """The relay did not answer this lane: wait and probe with a growing pause until it
-    answers (True) or every lane is waiting or the batch halts (False)."""
+    answers (True), or every lane is waiting, the queue is empty, the run must stop or the
+    batch halts (False)."""
     with run.lock:
         run.down += 1
         if run.down >= run.lanes:
             run.halt.set()  # nobody is sending: give the queue back rather than hold it
             return False
     pause = PROBE_FIRST
+    answered = False
     try:
         while not run.halt.wait(pause):
+            if not queue or run.stop():
+                return False
             if probe(channel):
+                answered = True
                 return True
             pause = min(pause * 2, PROBE_MAX)
         return False
     finally:
-        with run.lock:
-            run.down -= 1 if not run.halt.is_set() else 0
+        if answered:
+            with run.lock:
+                run.down -= 1
 
 
 def probe(channel: Channel) -> bool:
@@ -664,22 +673,24 @@ def _run(database: Database, channels: Mapping[str, Channel], worker_id: str, ba
         total.add(one)
         if one.stopped:
             total.stopped = stop()
-            total.out_of_time = not total.stopped
+            total.out_of_time = not total.stopped and out_of_time()
             break
         if one.relay_down:
-            if not _relay_back(channels, halted):
+            if not _relay_back(channels.get(one.down_channel or EMAIL), halted):
                 total.stopped = stop()
-                total.out_of_time = not total.stopped
+                total.out_of_time = not total.stopped and out_of_time()
                 break
             continue
         if one.claimed < batch:
             break
 
 
-def _relay_back(channels: Mapping[str, Channel], halted: Callable[[], bool]) -> bool:
-    """Probe the e-mail relay with a growing pause until it answers (True) or the run must end
-    (False). Checked every tenth of a second for a stop."""
-    channel = channels.get(EMAIL)
+def _relay_back(channel: Channel | None, halted: Callable[[], bool]) -> bool:
+    """Probe the server that was down with a growing pause until it answers (True) or the run
+    must end (False; at once for a channel without a probe: the next run tries again).
+    Checked every tenth of a second for a stop."""
+    if not isinstance(channel, EmailChannel):
+        return False
     pause = PROBE_FIRST
     while True:
         waited = 0.0
@@ -688,7 +699,7 @@ def _relay_back(channels: Mapping[str, Channel], halted: Callable[[], bool]) -> 
                 return False
             time.sleep(0.1)
             waited += 0.1
-        if channel is None or probe(channel):
+        if probe(channel):
             return True
         pause = min(pause * 2, PROBE_MAX)
 
