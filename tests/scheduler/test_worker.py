@@ -307,7 +307,9 @@ def test_production_config_uses_the_broker_url_and_prefixed_queues(tmp_path: Pat
 # to 3 s, batches of 100 taking about 5 s), a real prefork worker at concurrency 2 plus a second
 # delivery process (`bangfu deliver`), on SQLite and PostgreSQL.
 
-DRILL_ENV = {"BANGFU_LEASE_SECONDS": "3", "BANGFU_DELIVERY_BATCH": "100"}
+#: Two SMTP connections per process: a batch of 100 at 50 ms per message takes ~2.5 s on them,
+#: past half the 3 s lease, so the drills see leases renewed (on 4 it could finish before).
+DRILL_ENV = {"BANGFU_LEASE_SECONDS": "3", "BANGFU_DELIVERY_BATCH": "100", "BANGFU_SMTP_CONNECTIONS": "2"}
 BACKLOG = 600
 #: The drills' broker: the embedded filesystem one, or ``redis`` / ``amqp`` for the production
 #: shapes (``BANGFU_DRILL_BROKER=redis pytest -m slow tests/scheduler``).
