@@ -29,7 +29,7 @@ from workflow.domain.figures import (
     wan_people,
     wan_yuan,
 )
-from workflow.domain.policy import Policy
+from workflow.domain.policy import Policy, begun_rounds
 from workflow.formats.exports import sanitising, write_rows_xlsx, write_xlsx
 from workflow.store.reports import CHASE_HEADERS, ComparisonRow, CompletenessRow, Scope
 from workflow.store.tables import AggregateLine, Organisation, Round
@@ -62,7 +62,7 @@ def _round(uow: UnitOfWork, round_label: str | None) -> Round:
     rounds = uow.directory.rounds()
     if not rounds:
         raise NotFound("尚未加载任何年度", code="round.not_found")
-    return rounds[-1]  # type: ignore[no-any-return]
+    return begun_rounds(rounds, clock.today())[0]  # type: ignore[no-any-return]
 
 
 
@@ -193,6 +193,7 @@ def add_aggregate_line(
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
         _rnd, policy = actors.policy_for(uow, rec)
+        channel = channels.resolve_channel(policy.channels, channel)  # 粤工惠购 → ygh, as for purchases
         if refusal := check_aggregate_line(policy, channel=channel, people=people, amount_fen=amount_fen, note=note):
             raise RuleViolation(refusal)
         line = AggregateLine(record_id=record_id, channel=channel, people=people, amount_fen=amount_fen,

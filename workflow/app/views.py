@@ -21,6 +21,7 @@ from workflow.app.purchases import BUDGETS
 from workflow.domain import access, clock
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal
 from workflow.domain.figures import wan_people, wan_yuan
+from workflow.domain.policy import begun_rounds
 from workflow.store import lists
 from workflow.store.lists import RecordQuery
 from workflow.store.tables import Round
@@ -87,7 +88,8 @@ class RoundInfo:
 
 
 def current_round(uow: UnitOfWork, *, round_id: int | None = None, now: datetime | None = None) -> RoundInfo:
-    """The round asked for, else the round of the current China year, else the newest."""
+    """The round asked for, else the newest round whose year has begun (China time), else the
+    newest (:func:`workflow.domain.policy.begun_rounds`, as on the command line)."""
     with uow:
         if round_id is not None:
             rnd: Round = uow.directory.round(round_id)
@@ -95,8 +97,7 @@ def current_round(uow: UnitOfWork, *, round_id: int | None = None, now: datetime
             all_rounds = uow.directory.rounds()
             if not all_rounds:
                 raise NotFound("尚未加载任何年度", code="round.not_found")
-            year = clock.china_date(now or clock.now()).year
-            rnd = ([r for r in all_rounds if r.year == year] or all_rounds)[-1]
+            rnd = begun_rounds(all_rounds, clock.china_date(now or clock.now()))[0]
         return RoundInfo(id=rnd.id or 0, label=rnd.label, year=rnd.year)
 
 

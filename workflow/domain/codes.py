@@ -221,6 +221,7 @@ _BY_AREA: dict[str, dict[str, str]] = {
         "settings.audit_key_missing": "没有设置历史记录链的密钥 BANGFU_AUDIT_KEY，正式运行前必须设置",
         "settings.audit_key_weak": "BANGFU_AUDIT_KEY 太短",
         "settings.audit_hash": "BANGFU_AUDIT_HASH 只能是 sha256 或 sm3",
+        "settings.port": "BANGFU_PORT 应是 1–65535 的端口号",
         "policy.invalid": "政策文件有错，载入失败（会指出哪一项）",
         "db.schema": "数据库结构不是最新的，请先升级数据库",
         "internal": "程序内部错误，请把提示发给管理员",

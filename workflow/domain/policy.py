@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from workflow.domain import clock
 from workflow.domain.errors import PolicyError
@@ -234,6 +235,23 @@ class _Reader:
             return date.fromisoformat(value)
         except ValueError:
             raise self._fail(key, f"日期 {value!r} 不合法") from None
+
+
+class _HasYear(Protocol):
+    @property
+    def year(self) -> int: ...
+
+
+_R = TypeVar("_R", bound=_HasYear)
+
+
+def begun_rounds(rounds: Sequence[_R], today: date) -> list[_R]:
+    """The rounds a command or page means when none is named, best first: the newest round whose
+    year has begun (China time), so that on 31 December 2021 a clerk works on 2021's record even
+    when later rounds are loaded; then the older ones. When none has begun yet, all of them,
+    newest first. ``rounds`` come in year order."""
+    begun = [r for r in rounds if r.year <= today.year] or list(rounds)
+    return begun[::-1]
 
 
 def parse_policy(text: str, *, source: str = "<string>") -> Policy:
