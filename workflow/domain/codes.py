@@ -131,7 +131,7 @@ _BY_AREA: dict[str, dict[str, str]] = {
         "transition.unknown": "没有这种操作",
         "decision.reason_missing": "退回或撤销没有写明原因",
         "decision.parent_locked": "上级单位的报表已提交或已通过，下级的审核结果已锁定（会改变上级已报送的数字）；上级撤回或被退回后才能审核",
-        "review.four_eyes": "四眼原则：代填报或提交了这份记录的人，不能再自己审核通过",
+        "review.four_eyes": "代填报的人不能自己审核：代填报或提交了这份记录的人，不能再自己审核通过",
         "deadline.record_accepted": "记录已通过，不能再调整报送截止日期",
         "deadline.past": "新的截止日期早于今天",
         "deadline.after_round": "新的截止日期晚于本年度向省总工会报送的截止日期",

@@ -339,7 +339,7 @@ def check_four_eyes(enabled: bool, actor_is_filler: bool) -> Refusal | None:
     if enabled and actor_is_filler:
         return Refusal(
             "review.four_eyes",
-            "四眼原则：您自上次退回以来代填报或提交了本记录，不能再由您本人审核通过，"
+            "代填报的人不能自己审核：您自上次退回以来代填报或提交了本记录，不能再由您本人审核通过，"
             "请由上级单位的其他审核人审核",
         )
     return None

@@ -473,15 +473,19 @@ def _yuan_text(fen: int) -> str:
 # ------------------------------------------------------------------------------ import templates
 
 
-def write_import_template(headers: Sequence[str], help_rows: Sequence[Sequence[str]], *, title: str) -> bytes:
+def write_import_template(headers: Sequence[str], help_rows: Sequence[Sequence[str]], *, title: str,
+                          example: Sequence[str] = ()) -> bytes:
     """An empty purchase-import template: a sheet 采购明细 with the header row (every column
     formatted as text, so long order numbers keep their digits) and a sheet 填写说明 listing
-    each column, whether it is required and the other header names accepted.
+    each column, whether it is required, how to fill it in (format, allowed values), the other
+    header names accepted and an example; below, an example row laid out as the data sheet.
+    The data sheet stays empty: an example there would be imported.
 
     Args:
         headers: the template's header row.
-        help_rows: ``(列名, 是否必填, 含义, 也可以叫)`` per column.
+        help_rows: ``(列名, 是否必填, 怎么填, 也可以叫, 示例)`` per column.
         title: the first line of the help sheet (which export this template is for).
+        example: one example value per header, shown under the column table.
     """
     workbook = Workbook()
     ws: Worksheet = workbook.active  # type: ignore[assignment]
@@ -497,11 +501,19 @@ def write_import_template(headers: Sequence[str], help_rows: Sequence[Sequence[s
     ws.freeze_panes = "A2"
     info: Worksheet = workbook.create_sheet("填写说明")
     _put(info, 1, 1, title).font = Font(name=_FONT, size=12, bold=True)
-    for col, header in enumerate(("列名", "是否必填", "含义", "也可以叫"), start=1):
+    for col, header in enumerate(("列名", "是否必填", "怎么填", "也可以叫", "示例"), start=1):
         _put(info, 2, col, header).font = Font(name=_FONT, size=11, bold=True)
+    wrap = Alignment(horizontal="left", vertical="top", wrap_text=True)
     for r, values in enumerate(help_rows, start=3):
         for col, value in enumerate(values, start=1):
-            _put(info, r, col, value).alignment = _LEFT
-    for letter, width in zip("ABCD", (16, 10, 16, 80), strict=True):
+            _put(info, r, col, value).alignment = wrap
+    for letter, width in zip("ABCDE", (16, 10, 60, 40, 22), strict=True):
         info.column_dimensions[letter].width = width
+    if example:
+        top = len(help_rows) + 5
+        _put(info, top, 1, "示例：在“采购明细”表中照此格式逐行填写（第一行是表头，不要改动）").font = Font(
+            name=_FONT, size=11, bold=True)
+        for col, (header, value) in enumerate(zip(headers, example, strict=True), start=1):
+            _put(info, top + 1, col, header).font = Font(name=_FONT, size=11, bold=True)
+            _put(info, top + 2, col, value).alignment = _LEFT
     return _save(workbook)

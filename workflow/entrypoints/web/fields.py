@@ -25,6 +25,17 @@ LIMITS: dict[str, dict[str, int]] = {
     "limits": {"ordinary": 50, "budget": 50, "retained": 50, "basis": 16},
 }
 
+#: A refusal that names a missing field -> the id of that field's input on the record page
+#: (``field-<form>-<name>``): the page links the refusal to the field, which may be screens away.
+FIELD_LINKS: dict[str, str] = {
+    "plan.amount_missing": "field-plan-amount",
+    "plan.members_missing": "field-plan-members",
+    "contact.reporter_missing": "field-info-reporter",
+    "contact.phone_missing": "field-info-phone",
+    "contact.fill_date_missing": "field-info-fill_date",
+    "report.texts_missing": "field-info-work_experience",
+}
+
 #: Field name -> the label the forms show (or, for a parameter no form shows, what it is).
 FIELD_LABELS: dict[str, str] = {
     # the plan and the purchase form
