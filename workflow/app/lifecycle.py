@@ -71,6 +71,7 @@ class FireResult:
     on_behalf: bool
     notifications: int
     label: str = ""  # the transition's name for this record (its source state and kind)
+    org_name: str = ""  # the union whose record moved (a reviewer's message names it)
 
     @property
     def message(self) -> str:
@@ -174,6 +175,7 @@ def fire(
             on_behalf=decision.on_behalf,
             notifications=sent,
             label=action_label(trigger, decision.transition.source, grassroots=fc.is_grassroots),
+            org_name=fc.org_name,
         )
 
 

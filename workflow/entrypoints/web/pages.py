@@ -387,7 +387,10 @@ def fire_submit(
             auth.flash(request, exc.message, "error")
             return _redirect(_safe_next(next))
         return _refused(request, user, record_id, "fire", {"trigger": trigger, "reason": reason}, exc)
-    auth.flash(request, result.message, form="" if next.startswith("/review") else "fire")
+    if next.startswith("/review"):  # a reviewer's list: the message names the union it was about
+        auth.flash(request, f"{result.message}（{result.org_name}）")
+    else:
+        auth.flash(request, result.message, form="fire")
     return _redirect(_safe_next(next, f"/records/{record_id}"))
 
 
