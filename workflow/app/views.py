@@ -18,7 +18,7 @@ from typing import Any
 
 import states
 from workflow.app.purchases import BUDGETS
-from workflow.domain import access, clock
+from workflow.domain import access, clock, rules
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal
 from workflow.domain.figures import wan_people, wan_yuan
 from workflow.domain.policy import begun_rounds
@@ -136,6 +136,7 @@ def _paged_records(
             "quota_fen": r.quota_fen, "amount_per_member_fen": r.amount_per_member_fen,
             "members": r.members, "snapshot_stale": bool(r.snapshot_stale),
             "last_reason": r.last_reason, "is_grassroots": bool(r.is_grassroots),
+            "returned": rules.returned_not_resubmitted(r.state, r.last_reason),
             "people_total": r.people_total, "amount_total_fen": r.amount_total_fen,
         }
         for r in rows
@@ -277,6 +278,12 @@ KIND_LABELS = {
     "outbox_failed": "发送失败",
     "audit_head": "历史链头",
 }
+
+
+def unread_count(uow: UnitOfWork, *, user_id: int) -> int:
+    """The number the 通知 link carries on every page."""
+    with uow:
+        return uow.notifications.unread_count(user_id)  # type: ignore[no-any-return]
 
 
 def notifications(uow: UnitOfWork, *, user_id: int, page: int = 1, per_page: int = 50) -> Page:

@@ -207,8 +207,8 @@ def status_note(state: str, source: str, stale: bool = False) -> str:
 
 def check_aggregate_line(policy: Policy, *, channel: str, people: int, amount_fen: int, note: str) -> Refusal | None:
     if policy.channel(channel) is None:
-        codes = "、".join(c.code for c in policy.channels)
-        return Refusal("aggregate.unknown_channel", f"未知采购渠道“{channel}”，可选：{codes}")
+        names = "、".join(c.name for c in policy.channels)
+        return Refusal("aggregate.unknown_channel", f"未知采购渠道“{channel}”，可选：{names}")
     if refusal := rules.check_purchase_amounts(amount_fen, people):
         return refusal
     if not note.strip():

@@ -360,3 +360,9 @@ def days_left(deadline: datetime, now: datetime) -> int:
     negative once past)."""
     last_day = (deadline.astimezone(CHINA)).date().toordinal() - 1
     return last_day - now.astimezone(CHINA).date().toordinal()
+
+
+def returned_not_resubmitted(state: str, last_reason: str | None) -> bool:
+    """A record its parent returned (or whose acceptance it revoked), not yet submitted again: the
+    lists show it as 已退回 until it resubmits (its state alone, 已采购, would hide the return)."""
+    return last_reason is not None and state not in (SUBMITTED, ACCEPTED)

@@ -65,6 +65,13 @@ class Notifications:
         # driver's rowcount is -1 for executemany on psycopg).
         return len(self._uow.session.execute(stmt.returning(table.c.id), rows).all())
 
+    def unread_count(self, user_id: int) -> int:
+        """How many of the user's in-app notifications are unread (the 通知 link shows it)."""
+        return int(self._uow.session.execute(
+            select(func.count()).select_from(Notification).where(
+                Notification.user_id == user_id, Notification.channel == "inbox", Notification.read_at.is_(None))
+        ).scalar_one())
+
     def inbox_page(self, user_id: int, *, page: int, per_page: int) -> tuple[int, int, list[Notification]]:
         """(total, unread, one page newest first) of the user's in-app notifications."""
         cond = and_(Notification.user_id == user_id, Notification.channel == "inbox")

@@ -22,6 +22,7 @@ LIMITS: dict[str, dict[str, int]] = {
     "fire": {"trigger": 64, "reason": 2000},
     "deadline": {"last_day": 20, "reason": 2000},
     "void": {"reason": VOID_REASON_MAX},
+    "aggregates": {"channel": 32, "people": 20, "amount": 64, "note": 500},
     "limits": {"ordinary": 50, "budget": 50, "retained": 50, "basis": 16},
 }
 
@@ -61,6 +62,7 @@ FIELD_LABELS: dict[str, str] = {
     # actions, deadlines, voiding
     "trigger": "操作",
     "reason": "原因",
+    "note": "数据来源",
     "seen_version": "版本号",
     "last_day": "截止日期",
     "next": "返回地址",
@@ -104,6 +106,7 @@ FIELD_LABELS: dict[str, str] = {
 FORM_LABELS: dict[str, dict[str, str]] = {
     "plan": {"amount": "每人增加额度"},
     "limits": {"budget": "年度预算支出"},
+    "aggregates": {"people": "人次", "amount": "金额"},
 }
 
 #: Fields that carry a whole number: "too long" means too many digits there.

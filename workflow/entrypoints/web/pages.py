@@ -134,8 +134,11 @@ def home(request: Request, round: RoundQ = None) -> Response:
     clerk_records = [r for r in own if r["role"] == states.CLERK]
     if round is None and len(clerk_records) == 1 and not roles & OVERVIEW_ROLES:
         return _redirect(f"/records/{clerk_records[0]['record_id']}")
+    waiting = (views.review_inbox(_uow(request, True), user_id=user.id, round_id=rnd.id or 0, per_page=1).total
+               if states.REVIEWER in roles else 0)
     return render(request, "pages/home.html", {
         "title": "首页", "round": rnd, "rounds": views.rounds(_uow(request, True)), "own": own,
+        "waiting": waiting,
     })
 
 
@@ -153,6 +156,7 @@ FORM_DEFAULTS: dict[str, dict[str, str]] = {
     "import": {"mapping": "generic"},
     "limits": {"ordinary": "", "budget": "", "retained": "0", "basis": "budget"},
     "void": {"reason": ""},
+    "aggregates": {"channel": "ygh", "people": "", "amount": "", "note": ""},
 }
 
 
@@ -261,6 +265,7 @@ def _shown_forms(view: record_views.RecordView, rel: dict[str, bool], open_for_e
         "attachment": rel["can_enter"] and view.state != states.ACCEPTED,
         "limits": view.is_grassroots,
         "deadline": rel["parent_reviewer"] and view.state != states.ACCEPTED,
+        "aggregates": enter and not view.is_grassroots,
     }
 
 
@@ -392,6 +397,29 @@ def fire_submit(
     else:
         auth.flash(request, result.message, form="fire")
     return _redirect(_safe_next(next, f"/records/{record_id}"))
+
+
+@router.post("/records/{record_id}/aggregates", response_class=HTMLResponse)
+def aggregate_submit(
+    request: Request, record_id: Id,
+    channel: Annotated[str, Form()] = "", people: Annotated[str, Form()] = "",
+    amount: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """A federation's own aggregate line (a channel's people and yuan, with their source)."""
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    typed = {"channel": channel, "people": people, "amount": amount, "note": note}
+    try:
+        _check_lengths("aggregates", typed)
+        reporting.add_aggregate_line(_uow(request), record_id=record_id, user_id=user.id, channel=channel,
+                                     people=money.parse_count(people, "人次", minimum=0),
+                                     amount_fen=money.parse_yuan(amount, "金额"), note=note)
+    except BangfuError as exc:
+        return _refused(request, user, record_id, "aggregates", typed, exc)
+    auth.flash(request, f"已录入汇总数据：{people.strip()} 人次，{amount.strip()} 元（{note.strip()}）",
+               form="aggregates")
+    return _redirect(f"/records/{record_id}")
 
 
 @router.post("/records/{record_id}/deadline", response_class=HTMLResponse)

@@ -69,6 +69,7 @@ def render(request: Request, template: str, ctx: dict[str, Any], status: int = 2
         "flash": auth.pop_flash(request),
         "is_reviewer": states.REVIEWER in roles,
         "can_overview": bool(roles & OVERVIEW_ROLES),
+        "unread": views.unread_count(uow_for(request, True), user_id=user.id) if user else 0,
         "path": request.url.path,
         "title": "",
     }
