@@ -63,6 +63,7 @@ FIELD_LABELS: dict[str, str] = {
     "trigger": "操作",
     "reason": "原因",
     "note": "数据来源",
+    "record": "记录",
     "seen_version": "版本号",
     "last_day": "截止日期",
     "next": "返回地址",

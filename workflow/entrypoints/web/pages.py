@@ -541,6 +541,30 @@ def _review(request: Request, user: UserInfo, *, round_id: int | None, q: str | 
     })
 
 
+@router.post("/review/remind", response_class=HTMLResponse)
+def remind_submit(
+    request: Request, record: Annotated[str, Form()] = "", round: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """一键催办: one unit (``record``) or every unit not yet reported (no ``record``)."""
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    round_id = money.parse_count(round, "年度", minimum=1) if round.strip() else None
+    rnd = _round(request, round_id)
+    ids = [money.parse_count(record, "记录", minimum=1)] if record.strip() else None
+    done = oversight.remind(_uow(request), user_id=user.id, round_id=rnd.id or 0, record_ids=ids)
+    sent = [r.org_name for r in done if r.sent]
+    skipped = [f"{r.org_name}（{r.note}）" for r in done if not r.sent]
+    parts = [f"已催办 {len(sent)} 个单位：{'、'.join(sent)}（站内通知和邮件已发给其填报员，已记入历史）" if sent
+             else "没有发出催办"]
+    if skipped:
+        parts.append("未催办：" + "；".join(skipped))
+    if not done:
+        parts = ["没有尚未报送的下级单位，无需催办"]
+    auth.flash(request, "。".join(parts), "ok" if sent or not done else "error")
+    return _redirect(f"/review?round={rnd.id}")
+
+
 @router.post("/review/bulk-accept", response_class=HTMLResponse)
 def bulk_accept_submit(
     request: Request, item: Annotated[list[str] | None, Form()] = None,
