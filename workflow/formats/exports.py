@@ -42,7 +42,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from workflow.domain.errors import ExportUsageError
-from workflow.domain.figures import Annex2Table, wan_people, wan_yuan
+from workflow.domain.figures import Annex2Table, rounding_note, wan_people, wan_yuan
 from workflow.domain.text import writable
 
 __all__ = [
@@ -64,6 +64,8 @@ ANNEX2_ROW_LABELS: tuple[str, ...] = (
     "其他采购渠道(含线上和线下)",
 )
 ANNEX2_HEADERS = ("采购平台", "人次(万)", "消费总金额或投入总额度(万元)")
+#: A single union's own form: exact 人次 and 元.
+EXACT_HEADERS = ("采购平台", "人次", "消费总金额或投入总额度(元)")
 ANNEX2_LABEL = "附件2"  # the notice's label above the form (top left), printed in the page header
 TOTAL_LABEL = "合计"
 OVERVIEW_SHEET = "汇总"
@@ -83,8 +85,16 @@ class _Line:
     amount: Decimal
 
 
+def _headers(table: Annex2Table) -> tuple[str, str, str]:
+    return EXACT_HEADERS if table.exact else ANNEX2_HEADERS
+
+
 def _lines(table: Annex2Table) -> list[_Line]:
-    """The rows then 合计, each rounded from exact values."""
+    """The rows then 合计, each rounded from exact values (a single union's: exact)."""
+    if table.exact:
+        lines = [_Line(r.label, Decimal(r.people), Decimal(r.amount_fen) / 100) for r in table.rows]
+        lines.append(_Line(TOTAL_LABEL, Decimal(table.total_people), Decimal(table.total_amount_fen) / 100))
+        return lines
     lines = [_Line(r.label, wan_people(r.people), wan_yuan(r.amount_fen)) for r in table.rows]
     lines.append(
         _Line(TOTAL_LABEL, wan_people(table.total_people), wan_yuan(table.total_amount_fen))
@@ -178,7 +188,7 @@ def _write_annex2_sheet(ws: Worksheet, table: Annex2Table) -> None:
     _put(ws, 3, 1, f"单位（公章）：{table.unit_name}").alignment = _LEFT
     ws.row_dimensions[3].height = 24
 
-    for col, header in enumerate(ANNEX2_HEADERS, start=1):
+    for col, header in enumerate(_headers(table), start=1):
         cell = _put(ws, 4, col, header)
         cell.font = Font(name=_FONT, size=11, bold=True)
         cell.alignment = _CENTER
@@ -188,8 +198,11 @@ def _write_annex2_sheet(ws: Worksheet, table: Annex2Table) -> None:
     row = 5
     for line in _lines(table):
         bold = line.label == TOTAL_LABEL
-        for col, value in enumerate((line.label, line.people, line.amount), start=1):
+        people: Any = int(line.people) if table.exact else line.people
+        for col, value in enumerate((line.label, people, line.amount), start=1):
             cell = _put(ws, row, col, value)
+            if table.exact and col == 3:
+                cell.number_format = "#,##0.00"
             cell.border = _BORDER
             cell.alignment = _CENTER if col > 1 or bold else _LEFT
             if bold:
@@ -209,6 +222,11 @@ def _write_annex2_sheet(ws: Worksheet, table: Annex2Table) -> None:
         ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=3)
         _put(ws, row, 1, f"状态：{table.status_note}").alignment = _LEFT
         ws.row_dimensions[row].height = 32
+    if note := rounding_note(table):
+        row += 1
+        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=3)
+        _put(ws, row, 1, note).alignment = _LEFT
+        ws.row_dimensions[row].height = 48
     ws.column_dimensions["A"].width = 34
     ws.column_dimensions["B"].width = 14
     ws.column_dimensions["C"].width = 32
@@ -403,8 +421,11 @@ def write_csv(table: Annex2Table) -> bytes:
         The CSV bytes: title, round, unit, header, the rows, 合计, blank line, footer.
     """
     rows: list[Sequence[object]] = [[ANNEX2_TITLE], [table.round_line], [f"单位（公章）：{table.unit_name}"],
-                                     ANNEX2_HEADERS]
-    rows += [[line.label, line.people, line.amount] for line in _lines(table)]
+                                     _headers(table)]
+    rows += [[line.label, int(line.people) if table.exact else line.people,
+              line.amount.quantize(_CENT) if table.exact else line.amount] for line in _lines(table)]
+    if note := rounding_note(table):  # short lines: a printed CSV keeps to one page's width
+        rows += [[part] for part in re.split(r"(?<=[，；])", note) if part]
     rows.append([])
     rows += [[text] for text in _footer(table)]
     if table.draft and table.status_note:  # a draft says so (the footer stays last otherwise)
@@ -455,13 +476,20 @@ def render_html(table: Annex2Table) -> str:
     return template.render(
         title=ANNEX2_TITLE,
         label=ANNEX2_LABEL,
-        headers=ANNEX2_HEADERS,
+        headers=_headers(table),
         table=table,
-        rows=[(ln.label, f"{ln.people:.2f}", f"{ln.amount:.2f}") for ln in lines[:-1]],
-        total=(lines[-1].label, f"{lines[-1].people:.2f}", f"{lines[-1].amount:.2f}"),
+        rows=[(ln.label, *_html_figures(table, ln)) for ln in lines[:-1]],
+        total=(lines[-1].label, *_html_figures(table, lines[-1])),
+        rounding_note=rounding_note(table),
         footer=_footer(table),
         exact_people=f"{table.total_people:,}", exact_yuan=_yuan_text(table.total_amount_fen),
     )
+
+
+def _html_figures(table: Annex2Table, line: _Line) -> tuple[str, str]:
+    if table.exact:
+        return f"{int(line.people):,}", _yuan_text(int(line.amount * 100))
+    return f"{line.people:.2f}", f"{line.amount:.2f}"
 
 
 def _yuan_text(fen: int) -> str:

@@ -85,12 +85,14 @@ def page_user(request: Request) -> UserInfo:
     return user
 
 
-def file_response(data: bytes | str, filename: str, media_type: str) -> Response:
-    """A download with a Chinese file name (RFC 5987 ``filename*``, ASCII fallback)."""
+def file_response(data: bytes | str, filename: str, media_type: str, *, inline: bool = False) -> Response:
+    """A download with a Chinese file name (RFC 5987 ``filename*``, ASCII fallback); ``inline``:
+    a page the browser opens (a print view: a phone cannot print a downloaded .html file), with
+    the same name should the user save it."""
     body = data.encode("utf-8") if isinstance(data, str) else data
     # Printable ASCII only (no control character, quote or backslash reaches the header).
     ascii_name = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
-    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, errors='replace')}"
+    disposition = f"{'inline' if inline else 'attachment'}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, errors='replace')}"
     return Response(body, media_type=media_type,
                     headers={"Content-Disposition": disposition, "Cache-Control": "private, no-store"})
 

@@ -70,7 +70,9 @@ def record_stats(request: Request, user_id: int, record_id: Id) -> reporting.Sta
     return reporting.stats(_uow(request, True), org_code=view.org_code, user_id=user_id, round_label=label)
 
 
-def annex2_file(stats: reporting.StatsView, fmt: str) -> Response:
+def annex2_file(stats: reporting.StatsView, fmt: str, *, page: bool = False) -> Response:
+    """The Annex 2 form as a file; on the pages (``page``) the HTML print view opens in the
+    browser instead of downloading."""
     if fmt not in ANNEX2_FORMATS:
         raise NotFound(f"不支持的格式“{fmt}”，可选：xlsx、csv、html", code="export.format")
     name = f"{stats.org_name}{stats.round_label}附件2.{fmt}"
@@ -81,7 +83,7 @@ def annex2_file(stats: reporting.StatsView, fmt: str) -> Response:
         data = exports.write_csv(stats.table)
     else:
         data = exports.render_html(stats.table)
-    return file_response(data, name, ANNEX2_FORMATS[fmt])
+    return file_response(data, name, ANNEX2_FORMATS[fmt], inline=page and fmt == "html")
 
 
 def chase_file(request: Request, user_id: int, org_code: str, round_id: int | None) -> tuple[list[Any], Response]:
@@ -181,13 +183,13 @@ def limit_check(request: Request, user_id: int, record_id: Id, *, ordinary: str,
 @pages.get("/records/{record_id}/annex2.{fmt}")
 def record_annex2_download(request: Request, record_id: Id, fmt: str) -> Response:
     user = page_user(request)
-    return annex2_file(record_stats(request, user.id, record_id), fmt)
+    return annex2_file(record_stats(request, user.id, record_id), fmt, page=True)
 
 
 @pages.get("/orgs/{org_code}/annex2.{fmt}")
 def org_annex2_download(request: Request, org_code: str, fmt: str, round: RoundQ = None) -> Response:
     user = page_user(request)
-    return annex2_file(org_stats(request, user.id, org_code, round), fmt)
+    return annex2_file(org_stats(request, user.id, org_code, round), fmt, page=True)
 
 
 @pages.get("/orgs/{org_code}/chase.xlsx")
