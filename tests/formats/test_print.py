@@ -134,6 +134,7 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Printed]:
         "grassroots.docx": write_work_report(work_report_context(grassroots=True)),
         "report-print.html": env.get_template("work_report.html").render(work_report_context()),
         "union-exact.xlsx": write_xlsx([skewed("天河一中工会", exact=True)]),
+        "chase-empty.xlsx": write_rows_xlsx("天河区总工会2021年度未报送单位催报名单", CHASE_HEADERS, []),
         "union-exact.html": render_html(skewed("天河一中工会", exact=True)),
         "skewed.xlsx": write_xlsx([skewed("天河区总工会")]),
         "skewed-csv.csv": write_csv(skewed("天河区总工会")),
@@ -305,3 +306,10 @@ def test_the_work_report_is_a_letter_with_addressee_unit_date_and_seal(printed: 
         assert "单位（公章）：广州市总工会" in last and "2021年12月24日" in last, name
         seal = [w for w in p.words[-1] if "公章" in w[4]]
         assert seal and seal[0][0] > p.sizes[-1][0] / 2, name  # signed at the right, as a letter is
+
+
+def test_an_empty_chase_list_prints_none(printed: dict[str, Printed]) -> None:
+    p = printed["chase-empty.xlsx"]
+    text = flat(p.text)
+    assert p.pages == 1 and "催报名单" in text, text
+    assert flat([CHASE_HEADERS[-1]]) in text and text.split(flat([CHASE_HEADERS[-1]]), 1)[1].startswith("无"), text

@@ -377,8 +377,11 @@ def write_rows_xlsx(
             ws.row_dimensions[r].height = 15 * lines
     ws.row_dimensions[1].height = 24
     ws.row_dimensions[2].height = 20
+    if not rows:  # an empty list prints 无, never a header over nothing
+        ws.merge_cells(start_row=3, start_column=1, end_row=3, end_column=last_col)
+        _put(ws, 3, 1, "无").alignment = _CENTER
     ws.print_title_rows = "2:2"
-    _page_setup(ws, max(2, len(rows) + 2), last_col, tall=False)
+    _page_setup(ws, max(3, len(rows) + 2), last_col, tall=False)
     if landscape:
         ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
     ws.oddFooter.center.text = "第 &P 页，共 &N 页"
