@@ -136,6 +136,17 @@ class Policy:
     #: Four eyes (``[review] four_eyes``, default on): the user who entered data on a record's
     #: behalf or submitted it since its last return may not accept it.
     four_eyes: bool = True
+    #: The notice's official order of the reporting units (``[organisations] official_order``:
+    #: names or name prefixes, 广州 … 云浮, then the provincial unions); the province's workbook
+    #: follows it. Units it does not name come after, in code order.
+    official_order: tuple[str, ...] = ()
+
+    def official_rank(self, name: str) -> int:
+        """Where a unit named ``name`` stands in :attr:`official_order` (unnamed: last)."""
+        for i, prefix in enumerate(self.official_order):
+            if name.startswith(prefix):
+                return i
+        return len(self.official_order)
 
     @property
     def digest(self) -> str:
@@ -354,6 +365,7 @@ def parse_policy(text: str, *, source: str = "<string>") -> Policy:
         receiver_kind=orgs.text("receiver"),
         reporting_unit_kinds=frozenset(orgs.str_list("reporting_units")),
         grassroots_kinds=frozenset(orgs.str_list("grassroots")),
+        official_order=tuple(orgs.str_list("official_order")) if "official_order" in orgs.data else (),
         kind_labels=dict(labels_raw),
         rounds=tuple(rounds),
         stats_rows=stats_rows,

@@ -274,6 +274,18 @@ def _write_overview(ws: Worksheet, tables: Sequence[Annex2Table], title: str) ->
         cell.border = _BORDER
         cell.alignment = _CENTER
         cell.font = Font(name=_FONT, size=11, bold=True)
+    # The channel breakdown of the province's total: the Annex 2 rows summed over the units.
+    row += 2
+    _put(ws, row, 2, "其中：按采购渠道").font = Font(name=_FONT, size=11, bold=True)
+    labels = [r.label for r in tables[0].rows]
+    for label in labels:
+        row += 1
+        p = sum(r.people for t in tables for r in t.rows if r.label == label)
+        f = sum(r.amount_fen for t in tables for r in t.rows if r.label == label)
+        for col, value in enumerate(("", label, wan_people(p), wan_yuan(f), ""), start=1):
+            cell = _put(ws, row, col, value)
+            cell.border = _BORDER
+            cell.alignment = _LEFT if col == 2 else _CENTER
     for letter, width in zip("ABCDE", (6, 34, 12, 20, 22), strict=True):
         ws.column_dimensions[letter].width = width
     ws.print_title_rows = "2:2"
