@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/python -m workflow.entrypoints.run
+	$(BIN)/python -m workflow.entrypoints.run $(RUN_ARGS)
 
 demo: setup
 	$(BIN)/bangfu demo

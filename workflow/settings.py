@@ -39,6 +39,9 @@ class Settings:
     queue_prefix: str = "bangfu"
     secret_key: str = DEFAULT_SECRET
     base_url: str = "http://127.0.0.1:8000"
+    #: Where ``make run`` serves the pages (BANGFU_HOST, BANGFU_PORT).
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
     secure_cookies: bool = False
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
@@ -105,6 +108,12 @@ class Settings:
         return self
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise BadInput(f"BANGFU_PORT 应为 1–65535 的端口号，现为“{text}”", code="settings.port")
+    return int(text)
+
+
 def from_env() -> Settings:
     var_dir = Path(_env("BANGFU_VAR_DIR", str(ROOT / "var"))).resolve()
     return Settings(
@@ -116,6 +125,8 @@ def from_env() -> Settings:
         queue_prefix=_env("BANGFU_QUEUE_PREFIX", "bangfu"),
         secret_key=_env("BANGFU_SECRET_KEY", DEFAULT_SECRET),
         base_url=_env("BANGFU_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+        web_host=_env("BANGFU_HOST", "127.0.0.1"),
+        web_port=_port(_env("BANGFU_PORT", "8000")),
         secure_cookies=_env("BANGFU_SECURE_COOKIES", "0") == "1",
         smtp_host=_env("BANGFU_SMTP_HOST", "127.0.0.1"),
         smtp_port=int(_env("BANGFU_SMTP_PORT", "8025")),

@@ -335,7 +335,7 @@ def test_four_eyes(tmp_path: Path, record: str, scenario: str, acceptor: str) ->
         assert accept.refusal is not None and accept.refusal.code == "review.four_eyes"
         with pytest.raises(RuleViolation) as exc:
             w.fire(record, "accept", user)
-        assert exc.value.code == "review.four_eyes" and "四眼原则" in exc.value.message
+        assert exc.value.code == "review.four_eyes" and "代填报的人不能自己审核" in exc.value.message
         assert (w.state(record), w.version(record)) == (states.SUBMITTED, version)
     else:
         w.fire(record, "accept", user)

@@ -461,15 +461,16 @@ def test_submit_notifies_the_parent_reviewers_once_per_channel(any_world: World)
 
 
 def test_accept_notifies_the_records_clerks(any_world: World) -> None:
+    """The union's clerks, and (issue 22, point 11) the district's clerks, who compile its report."""
     w = any_world
     w.to_submitted("G1")
     result = w.fire("G1", "accept", "d1-reviewer")
-    assert result.notifications == 2  # inbox + e-mail
+    assert result.notifications == 4  # inbox + e-mail, to each
     with w.uow(True) as uow:
         users = set(uow.session.execute(
             select(Notification.user_id).where(Notification.source == f"history:{result.history_id}")
         ).scalars())
-    assert users == {w.uid("g1-clerk")}
+    assert users == {w.uid("g1-clerk"), w.uid("d1-clerk")}
 
 
 def test_observers_read_but_cannot_act(any_world: World) -> None:

@@ -147,12 +147,23 @@ def test_rounded_rows_do_not_add_up_to_rounded_total(any_world: World) -> None:
     assert wan_yuan(rows["粤工惠购平台"].amount_fen) == Decimal("0.00")
     assert wan_yuan(rows["乡村振兴全国消费帮扶广东馆"].amount_fen) == Decimal("0.00")
     assert wan_yuan(view.table.total_amount_fen) == Decimal("0.01")
-    from workflow.formats.exports import write_xlsx
+    from dataclasses import replace
 
+    from workflow.formats.exports import write_csv, write_xlsx
+
+    # The union's own paper shows its exact figures (issue 22, point 12) ...
     ws = openpyxl.load_workbook(io.BytesIO(write_xlsx([view.table]))).active
+    values = {row[0]: row[1:] for row in ws.iter_rows(values_only=True) if row and row[0]}
+    assert [float(v) for v in values["粤工惠购平台"][:2]] == [40.0, 40.0]
+    assert [float(v) for v in values["合计"][:2]] == [80.0, 80.0]
+    # ... and in 万 (as a federation's table rolls it up) the rows and 合计 differ, and the paper says so.
+    ws = openpyxl.load_workbook(io.BytesIO(write_xlsx([replace(view.table, exact=False)]))).active
     values = {row[0]: row[1:] for row in ws.iter_rows(values_only=True) if row and row[0]}
     assert [float(v) for v in values["粤工惠购平台"][:2]] == [0.0, 0.0]
     assert [float(v) for v in values["合计"][:2]] == [0.01, 0.01]
+    note = next(k for k in values if str(k).startswith("注："))
+    assert "各行相加为 0.00 万人次、0.00 万元" in note and "精确合计 80 人次，80.00 元" in note
+    assert "两者不同是舍入所致" in write_csv(replace(view.table, exact=False)).decode("utf-8-sig")
 
 
 def test_stats_view_scope_is_the_seats_subtree(any_world: World) -> None:

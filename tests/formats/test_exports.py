@@ -320,3 +320,26 @@ def test_xlsx_prints_one_a4_page_per_sheet(tmp_path: Path) -> None:
     for figure in ("0.01", "12.35", "1234.57", "0.50", "1.50", "15.00", "14.36", "1250.57"):
         assert figure in text, figure
     assert "填报人：张三" in pages[2]
+
+
+def test_the_province_overview_has_the_channel_breakdown() -> None:
+    """Issue 22, point 15: the summary sheet says how the province's total splits by channel."""
+    pending = make_table(unit="韶关市总工会", figures=((0, 0),) * 5, status="未报送")
+    ws = load(write_xlsx([SKEWED, BIG, pending]))["汇总"]
+    lines = [r for r in ws.iter_rows(min_row=3, values_only=True) if any(v not in (None, "") for v in r)]
+    start = next(i for i, r in enumerate(lines) if r[1] == "其中：按采购渠道")
+    breakdown = {r[1]: r[2:4] for r in lines[start + 1:]}
+    assert list(breakdown) == list(ANNEX2_ROW_LABELS)
+    for label in ANNEX2_ROW_LABELS:
+        rows = [r for t in (SKEWED, BIG) for r in t.rows if r.label == label]
+        assert breakdown[label] == (float(wan_people(sum(r.people for r in rows))),
+                                    float(wan_yuan(sum(r.amount_fen for r in rows))))
+
+
+def test_the_official_order_of_the_reporting_units_is_policy_data() -> None:
+    from workflow.domain.policy import builtin
+
+    policy = builtin()
+    names = ["潮州市总工会", "东莞市总工会", "佛山市总工会", "广州市总工会", "广东省教科文卫工会", "深圳市总工会"]
+    assert sorted(names, key=policy.official_rank) == [
+        "广州市总工会", "深圳市总工会", "佛山市总工会", "东莞市总工会", "潮州市总工会", "广东省教科文卫工会"]

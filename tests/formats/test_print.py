@@ -80,7 +80,18 @@ def work_report_context(*, grassroots: bool = False) -> dict[str, object]:
         "subordinates": [] if grassroots else [
             {"name": "天河区总工会", "highlights": "组织辖区基层工会赴对口帮扶地区采购。", "state_label": "已通过"}],
         "reporter": "张三", "phone": "020-83888888", "fill_date": None,
+        "addressee": "天河区总工会" if grassroots else "广东省总工会职工服务部",
+        "intro": "根据《关于深化拓展消费帮扶工作的通知》（粤工总〔2021〕17号）要求，现将本单位2021年度消费帮扶工作情况报告如下：",
+        "letter_date": date(2021, 12, 24),
     }
+
+
+def skewed(unit: str, *, exact: bool = False) -> Annex2Table:
+    """A union of 12 and 45 人次, 40 元 a row: in 万 every row is 0.00 and 合计 0.01 (issue 22)."""
+    figures = [(12, 4_000), (45, 4_000), (0, 0), (0, 0), (0, 0)]
+    return Annex2Table(unit_name=unit, round_label="2021年度", exact=exact,
+                       rows=[Annex2Row(label, p, f) for label, (p, f) in zip(ANNEX2_ROW_LABELS, figures, strict=True)],
+                       reporter="张三", fill_date=date(2021, 12, 20), phone="020-83888888", status_note="已通过")
 
 
 @dataclass
@@ -122,6 +133,12 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Printed]:
         "report.docx": write_work_report(work_report_context()),
         "grassroots.docx": write_work_report(work_report_context(grassroots=True)),
         "report-print.html": env.get_template("work_report.html").render(work_report_context()),
+        "union-exact.xlsx": write_xlsx([skewed("天河一中工会", exact=True)]),
+        "chase-empty.xlsx": write_rows_xlsx("天河区总工会2021年度未报送单位催报名单", CHASE_HEADERS, []),
+        "union-exact.html": render_html(skewed("天河一中工会", exact=True)),
+        "skewed.xlsx": write_xlsx([skewed("天河区总工会")]),
+        "skewed-csv.csv": write_csv(skewed("天河区总工会")),
+        "skewed.html": render_html(skewed("天河区总工会")),
     }
     sources = []
     for name, data in files.items():
@@ -254,3 +271,45 @@ def test_the_work_report_print_view_is_a4(printed: dict[str, Printed]) -> None:
     assert 1 <= p.pages <= 2 and all(_is_a4(s) for s in p.sizes)
     text = flat(p.text)
     assert "三、消费帮扶情况统计" in text and "166.65" in text and "合计" in text
+
+
+# --- issue 22: a union's exact paper, the rounding note in every format, the letter -----------
+
+
+def test_a_single_unions_annex2_prints_its_exact_figures(printed: dict[str, Printed]) -> None:
+    for name in ("union-exact.xlsx", "union-exact.html"):
+        p = printed[name]
+        text = flat(p.text)
+        assert p.pages == 1 and all(_is_a4(s) for s in p.sizes), name
+        assert "消费总金额或投入总额度(元)" in text and "(万元)" not in text, name
+        assert "粤工惠购平台1240.00" in text and "合计5780.00" in text, (name, text)
+        assert "0.01" not in text and "注：各行" not in text, name
+
+
+def test_the_rounding_note_is_printed_where_rows_and_total_differ(printed: dict[str, Printed]) -> None:
+    for name in ("skewed.xlsx", "skewed-csv.csv", "skewed.html"):
+        p = printed[name]
+        text = flat(p.text)
+        assert p.pages == 1, (name, p.pages)
+        assert "合计0.010.01" in text, (name, text)
+        assert "各行相加为0.00万人次、0.00万元" in text and "两者不同是舍入所致" in text, (name, text)
+        assert "精确合计57人次，80.00元" in text, name
+
+
+def test_the_work_report_is_a_letter_with_addressee_unit_date_and_seal(printed: dict[str, Printed]) -> None:
+    for name in ("report.docx", "report-print.html"):
+        p = printed[name]
+        text = flat(p.text)
+        assert text.index("广东省总工会职工服务部：") < text.index("一、先进经验"), name
+        assert "粤工总〔2021〕17号" in text and "状态：" not in text, name
+        last = flat([p.text[-1]])
+        assert "单位（公章）：广州市总工会" in last and "2021年12月24日" in last, name
+        seal = [w for w in p.words[-1] if "公章" in w[4]]
+        assert seal and seal[0][0] > p.sizes[-1][0] / 2, name  # signed at the right, as a letter is
+
+
+def test_an_empty_chase_list_prints_none(printed: dict[str, Printed]) -> None:
+    p = printed["chase-empty.xlsx"]
+    text = flat(p.text)
+    assert p.pages == 1 and "催报名单" in text, text
+    assert flat([CHASE_HEADERS[-1]]) in text and text.split(flat([CHASE_HEADERS[-1]]), 1)[1].startswith("无"), text

@@ -62,10 +62,12 @@ def test_submit_and_accept_each_take_a_handful_of_statements(any_world: World) -
                              seen_version=version + 1, now=NOW_2021)
     # accept adds the parent's stale-snapshot UPDATE.
     assert len(_work(accept_sql)) <= 6, "\n".join(accept_sql)
-    assert done.to_state == "accepted" and done.notifications == 2  # g1-clerk: inbox + e-mail
+    # g1-clerk and, since issue 22, d1-clerk (it compiles the district's report): inbox + e-mail each,
+    # still one INSERT … SELECT.
+    assert done.to_state == "accepted" and done.notifications == 4
     assert w.state("G1") == "accepted"
     assert _rows(w, f"SELECT count(*) FROM history WHERE record_id = {rid} AND trigger IN ('submit', 'accept')") == 2
-    assert _rows(w, f"SELECT count(*) FROM notification WHERE record_id = {rid}") == 4
+    assert _rows(w, f"SELECT count(*) FROM notification WHERE record_id = {rid}") == 6
 
 
 def test_a_repeated_history_source_inserts_no_second_notification(any_world: World) -> None:

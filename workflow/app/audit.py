@@ -35,7 +35,7 @@ from workflow.store.uow import UnitOfWork
 AUDIT_DIR = "audit"
 HEADS_LOG = "heads.log"
 SYSTEM_LABELS = {"late": "迟报（系统）", "overdue": "逾期（系统）", "lapse": "额度失效（系统）",
-                 "change_deadline": "调整报送截止日期"}
+                 "change_deadline": "调整报送截止日期", "remind": "上级催办"}
 
 
 @dataclass(frozen=True)

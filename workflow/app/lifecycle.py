@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import states
@@ -15,6 +15,7 @@ from workflow.domain.engine import GuardContext
 from workflow.domain.errors import (
     NotFound,
 )
+from workflow.domain.figures import wan_people, wan_yuan
 from workflow.store import rollup
 from workflow.store.records import FireContext
 from workflow.store.uow import UnitOfWork
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 EVENT_LABELS: dict[str, str] = {
     "void_purchase": "作废采购行",
     "explain_duplicate": "说明重复订单",
+    "remind": "上级催办",
 }
 
 
@@ -71,6 +73,7 @@ class FireResult:
     on_behalf: bool
     notifications: int
     label: str = ""  # the transition's name for this record (its source state and kind)
+    org_name: str = ""  # the union whose record moved (a reviewer's message names it)
 
     @property
     def message(self) -> str:
@@ -175,6 +178,7 @@ def fire(
             on_behalf=decision.on_behalf,
             notifications=sent,
             label=action_label(trigger, decision.transition.source, grassroots=fc.is_grassroots),
+            org_name=fc.org_name,
         )
 
 
@@ -209,10 +213,15 @@ def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: in
     who = EVENT_RECIPIENTS.get(trigger)
     if who is None and not _on_behalf(fc):
         return 0
+    audiences: list[tuple[int, str]] = []
     if who == "parent_reviewers" and fc.org_parent_id is not None:
-        org_id, role = fc.org_parent_id, states.REVIEWER
+        audiences.append((fc.org_parent_id, states.REVIEWER))
+        if _on_behalf(fc):  # a reviewer submitted for the union: its clerks are told too
+            audiences.append((fc.org_id, states.CLERK))
     else:
-        org_id, role = fc.org_id, states.CLERK
+        audiences.append((fc.org_id, states.CLERK))
+    if trigger == "accept" and fc.org_parent_id is not None:  # the parent's clerk compiles the report
+        audiences.append((fc.org_parent_id, states.CLERK))
     payload = json.dumps({
         "org_name": fc.org_name,
         "org_code": fc.org_code,
@@ -220,11 +229,37 @@ def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: in
         "trigger": trigger,
         "actor_name": fc.user_name,
         "reason": reason,
+        "figures": _event_figures(fc, trigger),
+        "note": event_note(trigger, clock.deadline_last_day(fc.report_deadline), clock.china_date(now)),
         "path": f"/records/{fc.record_id}",
     }, ensure_ascii=False, sort_keys=True, default=str)
-    return uow.notifications.add_event_notifications(org_id=org_id, role=role, actor_user_id=fc.user_id,
-                                       source=f"history:{history_id}", record_id=fc.record_id,
-                                       payload=payload, now=now)
+    (org_id, role), *more = audiences
+    return uow.notifications.add_event_notifications(  # one statement for both audiences
+        org_id=org_id, role=role, also=more[0] if more else None, actor_user_id=fc.user_id,
+        source=f"history:{history_id}", record_id=fc.record_id, payload=payload, now=now)
+
+
+def _event_figures(fc: FireContext, trigger: str) -> str | None:
+    """What the record sends (its snapshot), as a clerk reads it: a grassroots union's exact
+    figures, a federation's in 万 with the exact ones beside."""
+    if trigger not in ("submit", "accept", "return_for_revision", "withdraw") or fc.snapshot_people is None:
+        return None
+    people, fen = fc.snapshot_people, fc.snapshot_fen or 0
+    exact = f"{people:,} 人次，{rules.yuan(fen)} 元"
+    return exact if fc.is_grassroots else f"{wan_people(people)} 万人次，{wan_yuan(fen)} 万元（{exact}）"
+
+
+def event_note(trigger: str, last_day: date, today: date) -> str:
+    """What the recipient of an event does next, and by when (the record's report deadline)."""
+    when = (f"于 {last_day:%Y年%m月%d日} 前" if last_day >= today
+            else f"尽快（报送截止日期 {last_day:%Y年%m月%d日} 已过）")
+    return {
+        "submit": f"请审核：通过，或写明原因退回修改；请{when}处理。",
+        "withdraw": "下级已撤回提交，修改后会重新提交，暂无需处理。",
+        "accept": "已审核通过，无需进一步操作；数据已计入上级汇总。",
+        "return_for_revision": f"请根据审核意见修改，重新汇总后{when}再次提交。",
+        "revoke_acceptance": f"请根据意见修改，重新汇总后{when}再次提交。",
+    }.get(trigger, "请登录系统查看详情。")
 
 
 def submission_detail(rec: Record | FireContext) -> dict[str, Any]:

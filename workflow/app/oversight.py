@@ -1,5 +1,6 @@
 """What a parent's reviewer does over the children besides the lifecycle's own triggers:
-change or extend a child's report deadline, and accept many submissions at once.
+change or extend a child's report deadline, accept many submissions at once, and remind the
+units that have not reported (一键催办).
 
 Both go through the same membership check as every other use case (outside the visible subtree:
 NotFound; visible but not the parent's reviewer: PermissionDenied).
@@ -13,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 import states
-from workflow.app import actors, lifecycle, record_views
+from workflow.app import actors, lifecycle, record_views, views
 from workflow.domain import clock, text
 from workflow.domain.errors import (
     BadInput,
@@ -164,3 +165,89 @@ def bulk_accept(
         except BangfuError as exc:
             out.append(BulkOutcome(record_id, False, name, exc.code, exc.message))
     return out
+
+
+# --- 一键催办: remind the units not yet submitted -----------------------------------------------
+
+REMIND_TRIGGER = "remind"
+REMIND_LABEL = "上级催办"
+#: States in which a unit has not reported yet (a reminder makes sense).
+NOT_REPORTED = (states.PLANNED, states.PURCHASED, states.SUMMARIZED)
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """One unit's outcome of a reminder: sent now, or already reminded today (or reported)."""
+
+    record_id: int
+    org_name: str
+    sent: bool
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record_id": self.record_id, "org_name": self.org_name, "sent": self.sent, "note": self.note}
+
+
+def remind(
+    uow: UnitOfWork, *, user_id: int, round_id: int, record_ids: list[int] | None = None,
+    now: datetime | None = None,
+) -> list[Reminder]:
+    """A parent's reviewer reminds subordinate units that have not reported (一键催办): the given
+    records, or every unit under the reviewer's seats not yet submitted. Each unit's clerks get
+    an in-app and an e-mail reminder naming the deadline, and the record's history says who
+    reminded; a unit is reminded at most once a China day (a second click that day sends
+    nothing and says so). The XLSX of phones (催报名单) stays for calling."""
+    now = now or clock.now()
+    today = clock.china_date(now)
+    if record_ids is None:
+        record_ids = [r["record_id"] for r in _not_reported(uow, user_id=user_id, round_id=round_id, now=now)]
+    out: list[Reminder] = []
+    for record_id in record_ids:
+        with UnitOfWork(uow.database) as tx:
+            rec = tx.records.get(record_id)
+            actor = actors.actor_for(tx, user_id, rec)
+            if states.REVIEWER not in actor.relation.parent_roles:
+                raise PermissionDenied("只有上级单位的审核人可以催办", code="permission.not_parent_reviewer")
+            if rec.state not in NOT_REPORTED:
+                out.append(Reminder(record_id, actor.org.name, False, f"已{states.STATE_LABELS[rec.state]}，无需催办"))
+                continue
+            if any(h.trigger == REMIND_TRIGGER and clock.china_date(h.at) == today for h in tx.records.history(record_id)):
+                out.append(Reminder(record_id, actor.org.name, False, "今天已催办过，每个单位每天催办一次"))
+                continue
+            last_day = clock.deadline_last_day(rec.report_deadline)
+            days = (last_day - today).days
+            when = (f"报送截止 {last_day:%Y年%m月%d日}（剩 {days} 天）" if days > 0 else
+                    f"报送截止 {last_day:%Y年%m月%d日}（今天截止）" if days == 0 else
+                    f"报送截止 {last_day:%Y年%m月%d日}，已逾期 {-days} 天")
+            message = (f"当前状态：{states.STATE_LABELS[rec.state]}。{when}。"
+                       "请尽快完成采购录入、汇总并提交上级审核；如有困难请联系上级工会。")
+            history_id = tx.records.add_history({
+                "record_id": record_id, "at": now, "actor_user_id": actor.user.id, "actor_role": states.REVIEWER,
+                "actor_org_id": actor.org.parent_id, "on_behalf": False, "from_state": rec.state,
+                "to_state": rec.state, "trigger": REMIND_TRIGGER, "reason": None,
+                "detail": dumps({"deadline": last_day.isoformat()}),
+            })
+            clerks = tx.directory.users_with_role(actor.org.id or 0, states.CLERK)
+            tx.notifications.add(lifecycle.notification_rows(
+                clerks, kind="record_event", source=f"remind:{record_id}:{today.isoformat()}", record_id=record_id,
+                payload={"org_name": actor.org.name, "org_code": actor.org.code, "event": REMIND_LABEL,
+                         "trigger": REMIND_TRIGGER, "actor_name": actor.user.display_name, "note": message,
+                         "history_id": history_id, "path": f"/records/{record_id}"},
+                now=now, exclude_user_id=actor.user.id,
+            ))
+            tx.commit()
+            out.append(Reminder(record_id, actor.org.name, True))
+    return out
+
+
+def _not_reported(uow: UnitOfWork, *, user_id: int, round_id: int, now: datetime) -> list[dict[str, Any]]:
+    """The records under the user's reviewer seats that have not reported (every page)."""
+    found: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        batch = views.subordinates(UnitOfWork(uow.database), user_id=user_id, round_id=round_id, page=page,
+                                   per_page=200, now=now)
+        found += [r for r in batch.items if r["state"] in NOT_REPORTED]
+        if page * 200 >= batch.total:
+            return found
+        page += 1

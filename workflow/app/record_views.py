@@ -18,6 +18,7 @@ from workflow.domain.errors import (
     NotFound,
 )
 from workflow.domain.figures import wan_people, wan_yuan
+from workflow.domain.policy import begun_rounds
 from workflow.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -257,9 +258,7 @@ def find_record(
         rounds = uow.directory.rounds()
         if not rounds:
             raise NotFound("尚未加载任何年度", code="round.not_found")
-        year = clock.china_date(now or clock.now()).year
-        begun = [r for r in rounds if r.year <= year] or rounds
-        for rnd in reversed(begun):
+        for rnd in begun_rounds(rounds, clock.china_date(now or clock.now())):
             try:
                 return uow.records.for_org(org.id or 0, rnd.id or 0).id or 0
             except NotFound:

@@ -29,7 +29,7 @@ from workflow.domain.figures import (
     wan_people,
     wan_yuan,
 )
-from workflow.domain.policy import Policy
+from workflow.domain.policy import Policy, begun_rounds
 from workflow.formats.exports import sanitising, write_rows_xlsx, write_xlsx
 from workflow.store.reports import CHASE_HEADERS, ComparisonRow, CompletenessRow, Scope
 from workflow.store.tables import AggregateLine, Organisation, Round
@@ -62,7 +62,7 @@ def _round(uow: UnitOfWork, round_label: str | None) -> Round:
     rounds = uow.directory.rounds()
     if not rounds:
         raise NotFound("尚未加载任何年度", code="round.not_found")
-    return rounds[-1]  # type: ignore[no-any-return]
+    return begun_rounds(rounds, clock.today())[0]  # type: ignore[no-any-return]
 
 
 
@@ -130,6 +130,8 @@ def stats(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: str | No
         if rec is not None:
             (unit,) = uow.reports.unit_figures(rnd.id, record_ids=[rec.id or 0], live=live)
             table = _contacts_for(uow.reports.unit_table(unit, policy, rnd.label), contacts)
+            if rec.is_grassroots:  # a single union's own paper: its exact figures
+                table = replace(table, exact=True)
             return StatsView(org.code, org.name, rnd.label, rec.state, unit.source, table,
                              official_share(unit.lines, policy), units, pending)
         st = uow.reports.subtree_stats(org.id, rnd.id)
@@ -193,6 +195,7 @@ def add_aggregate_line(
         if refusal := rules.check_record_open_for_purchases(rec.state):
             raise RuleViolation(refusal)
         _rnd, policy = actors.policy_for(uow, rec)
+        channel = channels.resolve_channel(policy.channels, channel)  # 粤工惠购 → ygh, as for purchases
         if refusal := check_aggregate_line(policy, channel=channel, people=people, amount_fen=amount_fen, note=note):
             raise RuleViolation(refusal)
         line = AggregateLine(record_id=record_id, channel=channel, people=people, amount_fen=amount_fen,
@@ -309,6 +312,12 @@ class WorkReport:
 
 
 
+def letter_addressee(parent_name: str, *, reporting_unit: bool) -> str:
+    """Whom a work report is addressed to: a reporting unit writes to the receiving federation's
+    职工服务部 (广东省总工会职工服务部), any other unit to its parent federation."""
+    return f"{parent_name}职工服务部" if reporting_unit and parent_name else parent_name
+
+
 def work_report(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: str | None = None) -> WorkReport:
     """The work report (工作报告) of a reporting unit: its texts (先进经验, 工作亮点), its Annex 2
     numbers and its subordinates' highlights, as Markdown and HTML."""
@@ -322,6 +331,8 @@ def work_report(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: st
         if rec is None:
             raise NotFound(f"“{org.name}”在{rnd.label}没有记录", code="record.not_found")
         highlights = uow.reports.child_highlights(rec.id or 0)
+        policy = uow.directory.policy(rnd.policy_code)
+        parent = uow.directory.org(org.parent_id) if org.parent_id is not None else None
         # A single (grassroots) union's figures as they are; 万 with two decimals is the notice's
         # table, for federations (30 people would print as 0.00 万).
         single = rec.is_grassroots
@@ -343,6 +354,12 @@ def work_report(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: st
             "fill_date": view.table.fill_date,
             # 先进经验 and 工作亮点 are asked of reporting units and federations, not of grassroots unions.
             "has_texts": not rec.is_grassroots, "draft": view.table.draft,
+            # The letter a unit sends up: to its parent (a reporting unit: the receiver's 职工服务部),
+            # on the notice's authority, signed with the unit's name, the date and the seal.
+            "addressee": letter_addressee(parent.name if parent else "", reporting_unit=rec.is_reporting_unit),
+            "intro": (f"根据《{policy.title}》（{policy.document}）要求，"
+                      f"现将{org.name}{rnd.label}消费帮扶工作情况报告如下："),
+            "letter_date": view.table.fill_date or clock.today(),
         }
     env = sanitising(make_environment(TEMPLATE_DIR))
     return WorkReport(markdown=env.get_template("work_report.md").render(ctx),

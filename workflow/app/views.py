@@ -18,9 +18,10 @@ from typing import Any
 
 import states
 from workflow.app.purchases import BUDGETS
-from workflow.domain import access, clock
+from workflow.domain import access, clock, rules
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal
 from workflow.domain.figures import wan_people, wan_yuan
+from workflow.domain.policy import begun_rounds
 from workflow.store import lists
 from workflow.store.lists import RecordQuery
 from workflow.store.tables import Round
@@ -87,7 +88,8 @@ class RoundInfo:
 
 
 def current_round(uow: UnitOfWork, *, round_id: int | None = None, now: datetime | None = None) -> RoundInfo:
-    """The round asked for, else the round of the current China year, else the newest."""
+    """The round asked for, else the newest round whose year has begun (China time), else the
+    newest (:func:`workflow.domain.policy.begun_rounds`, as on the command line)."""
     with uow:
         if round_id is not None:
             rnd: Round = uow.directory.round(round_id)
@@ -95,8 +97,7 @@ def current_round(uow: UnitOfWork, *, round_id: int | None = None, now: datetime
             all_rounds = uow.directory.rounds()
             if not all_rounds:
                 raise NotFound("尚未加载任何年度", code="round.not_found")
-            year = clock.china_date(now or clock.now()).year
-            rnd = ([r for r in all_rounds if r.year == year] or all_rounds)[-1]
+            rnd = begun_rounds(all_rounds, clock.china_date(now or clock.now()))[0]
         return RoundInfo(id=rnd.id or 0, label=rnd.label, year=rnd.year)
 
 
@@ -135,6 +136,7 @@ def _paged_records(
             "quota_fen": r.quota_fen, "amount_per_member_fen": r.amount_per_member_fen,
             "members": r.members, "snapshot_stale": bool(r.snapshot_stale),
             "last_reason": r.last_reason, "is_grassroots": bool(r.is_grassroots),
+            "returned": rules.returned_not_resubmitted(r.state, r.last_reason),
             "people_total": r.people_total, "amount_total_fen": r.amount_total_fen,
         }
         for r in rows
@@ -276,6 +278,12 @@ KIND_LABELS = {
     "outbox_failed": "发送失败",
     "audit_head": "历史链头",
 }
+
+
+def unread_count(uow: UnitOfWork, *, user_id: int) -> int:
+    """The number the 通知 link carries on every page."""
+    with uow:
+        return uow.notifications.unread_count(user_id)  # type: ignore[no-any-return]
 
 
 def notifications(uow: UnitOfWork, *, user_id: int, page: int = 1, per_page: int = 50) -> Page:

@@ -61,6 +61,9 @@ class Annex2Table:
     phone: str | None = None
     status_note: str | None = None
     draft: bool = False
+    #: A single (grassroots) union's own form: 人次 and 元 as they are, never 万 (12 people would
+    #: print as 0.00 万 on the paper the union stamps).
+    exact: bool = False
 
     @property
     def round_line(self) -> str:
@@ -82,6 +85,22 @@ class Annex2Table:
 
 
 
+
+
+def rounding_note(table: Annex2Table) -> str | None:
+    """The note every format prints when the form's rows, each rounded to 万 from its exact value,
+    do not add up to its 合计 (rounded once from the exact totals); None when they do, or when
+    the form shows exact figures."""
+    if table.exact:
+        return None
+    rows_people = sum(wan_people(r.people) for r in table.rows)
+    rows_yuan = sum(wan_yuan(r.amount_fen) for r in table.rows)
+    total_people, total_yuan = wan_people(table.total_people), wan_yuan(table.total_amount_fen)
+    if rows_people == total_people and rows_yuan == total_yuan:
+        return None
+    return (f"注：各行与合计分别按精确数四舍五入到万，各行相加为 {rows_people} 万人次、{rows_yuan} 万元，"
+            f"合计为 {total_people} 万人次、{total_yuan} 万元，两者不同是舍入所致；"
+            f"精确合计 {table.total_people:,} 人次，{rules.yuan(table.total_amount_fen)} 元。")
 
 
 FROZEN_STATES = (states.SUBMITTED, states.ACCEPTED)
@@ -207,8 +226,8 @@ def status_note(state: str, source: str, stale: bool = False) -> str:
 
 def check_aggregate_line(policy: Policy, *, channel: str, people: int, amount_fen: int, note: str) -> Refusal | None:
     if policy.channel(channel) is None:
-        codes = "、".join(c.code for c in policy.channels)
-        return Refusal("aggregate.unknown_channel", f"未知采购渠道“{channel}”，可选：{codes}")
+        names = "、".join(c.name for c in policy.channels)
+        return Refusal("aggregate.unknown_channel", f"未知采购渠道“{channel}”，可选：{names}")
     if refusal := rules.check_purchase_amounts(amount_fen, people):
         return refusal
     if not note.strip():

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from workflow.domain import clock
 from workflow.domain.errors import PolicyError
@@ -135,6 +136,17 @@ class Policy:
     #: Four eyes (``[review] four_eyes``, default on): the user who entered data on a record's
     #: behalf or submitted it since its last return may not accept it.
     four_eyes: bool = True
+    #: The notice's official order of the reporting units (``[organisations] official_order``:
+    #: names or name prefixes, 广州 … 云浮, then the provincial unions); the province's workbook
+    #: follows it. Units it does not name come after, in code order.
+    official_order: tuple[str, ...] = ()
+
+    def official_rank(self, name: str) -> int:
+        """Where a unit named ``name`` stands in :attr:`official_order` (unnamed: last)."""
+        for i, prefix in enumerate(self.official_order):
+            if name.startswith(prefix):
+                return i
+        return len(self.official_order)
 
     @property
     def digest(self) -> str:
@@ -234,6 +246,23 @@ class _Reader:
             return date.fromisoformat(value)
         except ValueError:
             raise self._fail(key, f"日期 {value!r} 不合法") from None
+
+
+class _HasYear(Protocol):
+    @property
+    def year(self) -> int: ...
+
+
+_R = TypeVar("_R", bound=_HasYear)
+
+
+def begun_rounds(rounds: Sequence[_R], today: date) -> list[_R]:
+    """The rounds a command or page means when none is named, best first: the newest round whose
+    year has begun (China time), so that on 31 December 2021 a clerk works on 2021's record even
+    when later rounds are loaded; then the older ones. When none has begun yet, all of them,
+    newest first. ``rounds`` come in year order."""
+    begun = [r for r in rounds if r.year <= today.year] or list(rounds)
+    return begun[::-1]
 
 
 def parse_policy(text: str, *, source: str = "<string>") -> Policy:
@@ -336,6 +365,7 @@ def parse_policy(text: str, *, source: str = "<string>") -> Policy:
         receiver_kind=orgs.text("receiver"),
         reporting_unit_kinds=frozenset(orgs.str_list("reporting_units")),
         grassroots_kinds=frozenset(orgs.str_list("grassroots")),
+        official_order=tuple(orgs.str_list("official_order")) if "official_order" in orgs.data else (),
         kind_labels=dict(labels_raw),
         rounds=tuple(rounds),
         stats_rows=stats_rows,

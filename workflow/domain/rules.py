@@ -339,7 +339,7 @@ def check_four_eyes(enabled: bool, actor_is_filler: bool) -> Refusal | None:
     if enabled and actor_is_filler:
         return Refusal(
             "review.four_eyes",
-            "四眼原则：您自上次退回以来代填报或提交了本记录，不能再由您本人审核通过，"
+            "代填报的人不能自己审核：您自上次退回以来代填报或提交了本记录，不能再由您本人审核通过，"
             "请由上级单位的其他审核人审核",
         )
     return None
@@ -360,3 +360,9 @@ def days_left(deadline: datetime, now: datetime) -> int:
     negative once past)."""
     last_day = (deadline.astimezone(CHINA)).date().toordinal() - 1
     return last_day - now.astimezone(CHINA).date().toordinal()
+
+
+def returned_not_resubmitted(state: str, last_reason: str | None) -> bool:
+    """A record its parent returned (or whose acceptance it revoked), not yet submitted again: the
+    lists show it as 已退回 until it resubmits (its state alone, 已采购, would hide the return)."""
+    return last_reason is not None and state not in (SUBMITTED, ACCEPTED)

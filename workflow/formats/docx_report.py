@@ -71,7 +71,8 @@ def write_work_report(ctx: Mapping[str, Any]) -> bytes:
             (a grassroots union: people and yuan as they are, not 万), ``experience``,
             ``highlights``, ``rows`` (``label``, ``people``, ``amount`` in 万 / 万元), ``total_people``,
             ``total_amount``, ``official_text``, ``subordinates`` (``name``, ``state_label``,
-            ``highlights``), ``reporter``, ``phone``, ``fill_date``.
+            ``highlights``), ``reporter``, ``phone``, ``fill_date``; the letter's ``addressee``,
+            ``intro`` and ``letter_date``.
     """
     doc = Document()
     section = doc.sections[0]
@@ -86,10 +87,12 @@ def write_work_report(ctx: Mapping[str, Any]) -> bytes:
 
     title = f"{ctx['org_name']}{ctx['round_label']}消费帮扶工作报告"
     _para(doc, title, size=18, font=HEADING_FONT, bold=True, align=WD_ALIGN_PARAGRAPH.CENTER, space_after=12)
-    status = f"状态：{ctx['state_label']}" + (f"（{ctx['status_note']}）" if ctx.get("status_note") else "")
     if ctx.get("draft"):
-        status += "　【草稿，未提交】"
-    _para(doc, status, size=10.5)
+        _para(doc, "【草稿，未提交】", size=10.5, align=WD_ALIGN_PARAGRAPH.CENTER)
+    if ctx.get("addressee"):
+        _para(doc, f"{ctx['addressee']}：")
+    if ctx.get("intro"):
+        report_texts(doc, ctx["intro"])
 
     n = 0
     if ctx.get("has_texts"):
@@ -139,8 +142,10 @@ def write_work_report(ctx: Mapping[str, Any]) -> bytes:
 
     _para(doc, "", space_after=12)
     _para(doc, f"填报人：{ctx.get('reporter') or ''}　　联系电话：{ctx.get('phone') or ''}")
-    _para(doc, f"填表时间：{_cn_date(ctx.get('fill_date'))}")
-    _para(doc, "单位（公章）：", align=WD_ALIGN_PARAGRAPH.RIGHT)
+    _para(doc, "", space_after=18)
+    # The signature block of a letter: the unit's name, the date, and room for the seal.
+    _para(doc, f"单位（公章）：{ctx['org_name']}", align=WD_ALIGN_PARAGRAPH.RIGHT)
+    _para(doc, _cn_date(ctx.get("letter_date") or ctx.get("fill_date")), align=WD_ALIGN_PARAGRAPH.RIGHT)
     buffer = io.BytesIO()
     doc.save(buffer)
     return buffer.getvalue()

@@ -42,7 +42,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from workflow.domain.errors import ExportUsageError
-from workflow.domain.figures import Annex2Table, wan_people, wan_yuan
+from workflow.domain.figures import Annex2Table, rounding_note, wan_people, wan_yuan
 from workflow.domain.text import writable
 
 __all__ = [
@@ -64,6 +64,8 @@ ANNEX2_ROW_LABELS: tuple[str, ...] = (
     "其他采购渠道(含线上和线下)",
 )
 ANNEX2_HEADERS = ("采购平台", "人次(万)", "消费总金额或投入总额度(万元)")
+#: A single union's own form: exact 人次 and 元.
+EXACT_HEADERS = ("采购平台", "人次", "消费总金额或投入总额度(元)")
 ANNEX2_LABEL = "附件2"  # the notice's label above the form (top left), printed in the page header
 TOTAL_LABEL = "合计"
 OVERVIEW_SHEET = "汇总"
@@ -83,8 +85,16 @@ class _Line:
     amount: Decimal
 
 
+def _headers(table: Annex2Table) -> tuple[str, str, str]:
+    return EXACT_HEADERS if table.exact else ANNEX2_HEADERS
+
+
 def _lines(table: Annex2Table) -> list[_Line]:
-    """The rows then 合计, each rounded from exact values."""
+    """The rows then 合计, each rounded from exact values (a single union's: exact)."""
+    if table.exact:
+        lines = [_Line(r.label, Decimal(r.people), Decimal(r.amount_fen) / 100) for r in table.rows]
+        lines.append(_Line(TOTAL_LABEL, Decimal(table.total_people), Decimal(table.total_amount_fen) / 100))
+        return lines
     lines = [_Line(r.label, wan_people(r.people), wan_yuan(r.amount_fen)) for r in table.rows]
     lines.append(
         _Line(TOTAL_LABEL, wan_people(table.total_people), wan_yuan(table.total_amount_fen))
@@ -178,7 +188,7 @@ def _write_annex2_sheet(ws: Worksheet, table: Annex2Table) -> None:
     _put(ws, 3, 1, f"单位（公章）：{table.unit_name}").alignment = _LEFT
     ws.row_dimensions[3].height = 24
 
-    for col, header in enumerate(ANNEX2_HEADERS, start=1):
+    for col, header in enumerate(_headers(table), start=1):
         cell = _put(ws, 4, col, header)
         cell.font = Font(name=_FONT, size=11, bold=True)
         cell.alignment = _CENTER
@@ -188,8 +198,11 @@ def _write_annex2_sheet(ws: Worksheet, table: Annex2Table) -> None:
     row = 5
     for line in _lines(table):
         bold = line.label == TOTAL_LABEL
-        for col, value in enumerate((line.label, line.people, line.amount), start=1):
+        people: Any = int(line.people) if table.exact else line.people
+        for col, value in enumerate((line.label, people, line.amount), start=1):
             cell = _put(ws, row, col, value)
+            if table.exact and col == 3:
+                cell.number_format = "#,##0.00"
             cell.border = _BORDER
             cell.alignment = _CENTER if col > 1 or bold else _LEFT
             if bold:
@@ -209,6 +222,11 @@ def _write_annex2_sheet(ws: Worksheet, table: Annex2Table) -> None:
         ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=3)
         _put(ws, row, 1, f"状态：{table.status_note}").alignment = _LEFT
         ws.row_dimensions[row].height = 32
+    if note := rounding_note(table):
+        row += 1
+        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=3)
+        _put(ws, row, 1, note).alignment = _LEFT
+        ws.row_dimensions[row].height = 48
     ws.column_dimensions["A"].width = 34
     ws.column_dimensions["B"].width = 14
     ws.column_dimensions["C"].width = 32
@@ -256,6 +274,18 @@ def _write_overview(ws: Worksheet, tables: Sequence[Annex2Table], title: str) ->
         cell.border = _BORDER
         cell.alignment = _CENTER
         cell.font = Font(name=_FONT, size=11, bold=True)
+    # The channel breakdown of the province's total: the Annex 2 rows summed over the units.
+    row += 2
+    _put(ws, row, 2, "其中：按采购渠道").font = Font(name=_FONT, size=11, bold=True)
+    labels = [r.label for r in tables[0].rows]
+    for label in labels:
+        row += 1
+        p = sum(r.people for t in tables for r in t.rows if r.label == label)
+        f = sum(r.amount_fen for t in tables for r in t.rows if r.label == label)
+        for col, value in enumerate(("", label, wan_people(p), wan_yuan(f), ""), start=1):
+            cell = _put(ws, row, col, value)
+            cell.border = _BORDER
+            cell.alignment = _LEFT if col == 2 else _CENTER
     for letter, width in zip("ABCDE", (6, 34, 12, 20, 22), strict=True):
         ws.column_dimensions[letter].width = width
     ws.print_title_rows = "2:2"
@@ -359,8 +389,11 @@ def write_rows_xlsx(
             ws.row_dimensions[r].height = 15 * lines
     ws.row_dimensions[1].height = 24
     ws.row_dimensions[2].height = 20
+    if not rows:  # an empty list prints 无, never a header over nothing
+        ws.merge_cells(start_row=3, start_column=1, end_row=3, end_column=last_col)
+        _put(ws, 3, 1, "无").alignment = _CENTER
     ws.print_title_rows = "2:2"
-    _page_setup(ws, max(2, len(rows) + 2), last_col, tall=False)
+    _page_setup(ws, max(3, len(rows) + 2), last_col, tall=False)
     if landscape:
         ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
     ws.oddFooter.center.text = "第 &P 页，共 &N 页"
@@ -403,8 +436,11 @@ def write_csv(table: Annex2Table) -> bytes:
         The CSV bytes: title, round, unit, header, the rows, 合计, blank line, footer.
     """
     rows: list[Sequence[object]] = [[ANNEX2_TITLE], [table.round_line], [f"单位（公章）：{table.unit_name}"],
-                                     ANNEX2_HEADERS]
-    rows += [[line.label, line.people, line.amount] for line in _lines(table)]
+                                     _headers(table)]
+    rows += [[line.label, int(line.people) if table.exact else line.people,
+              line.amount.quantize(_CENT) if table.exact else line.amount] for line in _lines(table)]
+    if note := rounding_note(table):  # short lines: a printed CSV keeps to one page's width
+        rows += [[part] for part in re.split(r"(?<=[，；])", note) if part]
     rows.append([])
     rows += [[text] for text in _footer(table)]
     if table.draft and table.status_note:  # a draft says so (the footer stays last otherwise)
@@ -455,13 +491,20 @@ def render_html(table: Annex2Table) -> str:
     return template.render(
         title=ANNEX2_TITLE,
         label=ANNEX2_LABEL,
-        headers=ANNEX2_HEADERS,
+        headers=_headers(table),
         table=table,
-        rows=[(ln.label, f"{ln.people:.2f}", f"{ln.amount:.2f}") for ln in lines[:-1]],
-        total=(lines[-1].label, f"{lines[-1].people:.2f}", f"{lines[-1].amount:.2f}"),
+        rows=[(ln.label, *_html_figures(table, ln)) for ln in lines[:-1]],
+        total=(lines[-1].label, *_html_figures(table, lines[-1])),
+        rounding_note=rounding_note(table),
         footer=_footer(table),
         exact_people=f"{table.total_people:,}", exact_yuan=_yuan_text(table.total_amount_fen),
     )
+
+
+def _html_figures(table: Annex2Table, line: _Line) -> tuple[str, str]:
+    if table.exact:
+        return f"{int(line.people):,}", _yuan_text(int(line.amount * 100))
+    return f"{line.people:.2f}", f"{line.amount:.2f}"
 
 
 def _yuan_text(fen: int) -> str:
@@ -473,15 +516,19 @@ def _yuan_text(fen: int) -> str:
 # ------------------------------------------------------------------------------ import templates
 
 
-def write_import_template(headers: Sequence[str], help_rows: Sequence[Sequence[str]], *, title: str) -> bytes:
+def write_import_template(headers: Sequence[str], help_rows: Sequence[Sequence[str]], *, title: str,
+                          example: Sequence[str] = ()) -> bytes:
     """An empty purchase-import template: a sheet 采购明细 with the header row (every column
     formatted as text, so long order numbers keep their digits) and a sheet 填写说明 listing
-    each column, whether it is required and the other header names accepted.
+    each column, whether it is required, how to fill it in (format, allowed values), the other
+    header names accepted and an example; below, an example row laid out as the data sheet.
+    The data sheet stays empty: an example there would be imported.
 
     Args:
         headers: the template's header row.
-        help_rows: ``(列名, 是否必填, 含义, 也可以叫)`` per column.
+        help_rows: ``(列名, 是否必填, 怎么填, 也可以叫, 示例)`` per column.
         title: the first line of the help sheet (which export this template is for).
+        example: one example value per header, shown under the column table.
     """
     workbook = Workbook()
     ws: Worksheet = workbook.active  # type: ignore[assignment]
@@ -497,11 +544,19 @@ def write_import_template(headers: Sequence[str], help_rows: Sequence[Sequence[s
     ws.freeze_panes = "A2"
     info: Worksheet = workbook.create_sheet("填写说明")
     _put(info, 1, 1, title).font = Font(name=_FONT, size=12, bold=True)
-    for col, header in enumerate(("列名", "是否必填", "含义", "也可以叫"), start=1):
+    for col, header in enumerate(("列名", "是否必填", "怎么填", "也可以叫", "示例"), start=1):
         _put(info, 2, col, header).font = Font(name=_FONT, size=11, bold=True)
+    wrap = Alignment(horizontal="left", vertical="top", wrap_text=True)
     for r, values in enumerate(help_rows, start=3):
         for col, value in enumerate(values, start=1):
-            _put(info, r, col, value).alignment = _LEFT
-    for letter, width in zip("ABCD", (16, 10, 16, 80), strict=True):
+            _put(info, r, col, value).alignment = wrap
+    for letter, width in zip("ABCDE", (16, 10, 60, 40, 22), strict=True):
         info.column_dimensions[letter].width = width
+    if example:
+        top = len(help_rows) + 5
+        _put(info, top, 1, "示例：在“采购明细”表中照此格式逐行填写（第一行是表头，不要改动）").font = Font(
+            name=_FONT, size=11, bold=True)
+        for col, (header, value) in enumerate(zip(headers, example, strict=True), start=1):
+            _put(info, top + 1, col, header).font = Font(name=_FONT, size=11, bold=True)
+            _put(info, top + 2, col, value).alignment = _LEFT
     return _save(workbook)

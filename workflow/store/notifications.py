@@ -22,12 +22,13 @@ from workflow.store.types import UTCDateTime
 _EVENT_NOTIFICATIONS = text(
     "INSERT INTO notification (user_id, channel, source, kind, record_id, payload, status,"
     " attempts, created_at, sent_at, available_at)"
-    " SELECT u.id, c.ch, :source, :kind, :record_id, :payload,"
+    " SELECT DISTINCT u.id, c.ch, :source, :kind, :record_id, :payload,"
     " CASE WHEN c.ch = 'inbox' THEN 'sent' ELSE 'pending' END, 0, :now,"
     " CASE WHEN c.ch = 'inbox' THEN :now END, :avail"
     " FROM membership m JOIN app_user u ON u.id = m.user_id"
     " CROSS JOIN (SELECT 'inbox' AS ch UNION ALL SELECT 'email' UNION ALL SELECT 'sms') c"
-    " WHERE m.org_id = :org_id AND m.role = :role AND u.is_active = :active AND u.id <> :actor"
+    " WHERE ((m.org_id = :org_id AND m.role = :role) OR (m.org_id = :org_id2 AND m.role = :role2))"
+    " AND u.is_active = :active AND u.id <> :actor"
     " AND (c.ch = 'inbox' OR ((',' || REPLACE(u.channels, ' ', '') || ',') LIKE '%,' || c.ch || ',%'"
     "      AND (c.ch <> 'email' OR (u.email IS NOT NULL AND u.email <> ''))))"
     " ON CONFLICT (user_id, channel, source) DO NOTHING RETURNING id"
@@ -49,12 +50,16 @@ class Notifications:
         self._uow = uow
 
     def add_event_notifications(self, *, org_id: int, role: str, actor_user_id: int, source: str,
-                                record_id: int, payload: str, now: datetime, kind: str = "record_event") -> int:
-        """Outbox rows for an event to the members of ``role`` in ``org_id``, in one statement;
-        rows whose (user, channel, source) key exists are skipped. Returns the rows inserted."""
+                                record_id: int, payload: str, now: datetime, kind: str = "record_event",
+                                also: tuple[int, str] | None = None) -> int:
+        """Outbox rows for an event to the members of ``role`` in ``org_id`` (and of the second
+        audience ``also``, an (organisation, role)), in one statement; rows whose (user, channel,
+        source) key exists are skipped. Returns the rows inserted."""
         d = self._uow.dialect
+        org_id2, role2 = also if also is not None else (-1, role)
         return len(_EVENT_NOTIFICATIONS_P.run(self._uow.connection(), {
-            "org_id": org_id, "role": role, "actor": actor_user_id, "source": source, "kind": kind,
+            "org_id": org_id, "role": role, "org_id2": org_id2, "role2": role2,
+            "actor": actor_user_id, "source": source, "kind": kind,
             "record_id": record_id, "payload": payload, "now": driver_value(d, now),
             "avail": driver_value(d, available_now()), "active": driver_value(d, True),
         })[0])
@@ -71,6 +76,13 @@ class Notifications:
         # executemany of one cached statement; RETURNING counts the rows really inserted (the
         # driver's rowcount is -1 for executemany on psycopg).
         return len(self._uow.session.execute(stmt.returning(table.c.id), rows).all())
+
+    def unread_count(self, user_id: int) -> int:
+        """How many of the user's in-app notifications are unread (the 通知 link shows it)."""
+        return int(self._uow.session.execute(
+            select(func.count()).select_from(Notification).where(
+                Notification.user_id == user_id, Notification.channel == "inbox", Notification.read_at.is_(None))
+        ).scalar_one())
 
     def inbox_page(self, user_id: int, *, page: int, per_page: int) -> tuple[int, int, list[Notification]]:
         """(total, unread, one page newest first) of the user's in-app notifications."""

@@ -433,7 +433,9 @@ def province_tables(session: Session, round_id: int, policy: Policy, *, root_org
     "未报送"."""
     label = _round_label(session, round_id)
     tables = []
-    for unit in unit_figures(session, round_id, parent_org_id=root_org_id):
+    units = unit_figures(session, round_id, parent_org_id=root_org_id)
+    # The notice's official order (policy data), then code order for units it does not name.
+    for unit in sorted(units, key=lambda u: policy.official_rank(u.org_name)):
         if unit.state in FROZEN_STATES:
             tables.append(unit_table(session, unit, policy, label))
         else:

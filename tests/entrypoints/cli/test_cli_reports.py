@@ -48,7 +48,8 @@ def test_import_stats_and_exports(run, world: World, tmp_path: Path) -> None:  #
     assert "合计" in out and "1.24" in out  # 12,445.67 yuan = 1.24 万元
     ws = openpyxl.load_workbook(io.BytesIO(xlsx.read_bytes())).active
     values = {r[0]: r[1:] for r in ws.iter_rows(values_only=True) if r and r[0]}
-    assert float(values["粤工惠购平台"][1]) == 1.23 and float(values["合计"][1]) == 1.24
+    # a single union's own form: exact yuan (issue 22, point 12), not 1.23 / 1.24 万元
+    assert float(values["粤工惠购平台"][1]) == 12345.67 and float(values["合计"][1]) == 12445.67
     assert csv.read_bytes().startswith(b"\xef\xbb\xbf")
     assert "合计" in html.read_text(encoding="utf-8")
 

@@ -92,8 +92,26 @@ def _shot(page: Any, name: str) -> None:
 
 
 def _action(page: Any, label: str) -> None:
-    page.click(f"#actions button:has-text('{label}')")
+    """Press an action; one that sends something up asks first (a panel under the button with
+    what will be sent): open it, then confirm."""
+    summary = page.locator(f"#actions details.confirm > summary:text-is('{label}')")
+    if summary.count():
+        summary.first.click()
+        page.click(f"#actions details[open] button:text-is('确认{label}')")
+    else:
+        page.click(f"#actions button:has-text('{label}')")
     page.wait_for_load_state()
+
+
+def _confirm(page: Any, scope: str, trigger: str) -> str:
+    """Open the confirmation of ``trigger`` in ``scope`` (the first one), return what it says,
+    and confirm."""
+    page.click(f"{scope} summary[data-opens={trigger}] >> nth=0")
+    box = page.locator(f"{scope} details[open] .confirm-box").first
+    said = str(box.inner_text())
+    box.locator(f"button[data-trigger={trigger}]").click()
+    page.wait_for_load_state()
+    return said
 
 
 def _buy(page: Any, order: str, amount: str, people: str) -> None:
@@ -167,8 +185,7 @@ def test_submit_return_fix_resubmit_accept_and_the_province_sees_it(browser: Any
 
     reviewer.goto(server + "/review")
     assert "上报 10 人次，4,300.50 元" in reviewer.inner_text("#inbox")
-    reviewer.click("#inbox button[data-trigger=accept]")
-    reviewer.wait_for_load_state()
+    assert "通过天河一中工会的报送（10 人次，4,300.50 元）" in _confirm(reviewer, "#inbox", "accept")
     assert "已通过：已提交 → 已通过" in _text(reviewer)
 
     clerk.goto(clerk.url.split("#")[0] + "/history")
@@ -223,8 +240,8 @@ def test_pages_fit_a_375_wide_phone_with_the_main_action_on_screen(browser: Any,
     page.click("button:has-text('登录')")
     page.wait_for_load_state()
     _no_horizontal_scroll(page)
-    _on_first_screen(page, "#actions button.primary")
-    assert "完成采购" in page.inner_text("#actions button.primary")
+    _on_first_screen(page, "#actions summary.primary")
+    assert "完成采购" in page.inner_text("#actions summary.primary")
     assert "请在浏览器中打开" in _text(page)
     _shot(page, "m2-clerk-dashboard")
     page.goto(page.url + "/history")
@@ -236,7 +253,7 @@ def test_pages_fit_a_375_wide_phone_with_the_main_action_on_screen(browser: Any,
     reviewer = _login(browser, server, "d1-reviewer", MOBILE)
     reviewer.goto(server + "/review")
     _no_horizontal_scroll(reviewer)
-    _on_first_screen(reviewer, "#inbox button[data-trigger=accept]")
+    _on_first_screen(reviewer, "#inbox summary[data-opens=accept]")
     _shot(reviewer, "m4-reviewer-inbox")
     province = _login(browser, server, "gd-reviewer", MOBILE)
     province.goto(server + "/overview")

@@ -14,6 +14,8 @@ from tests.entrypoints.web.conftest import PASSWORD
 from tests.entrypoints.web.test_browser import (  # noqa: F401  (fixtures)
     ARTIFACTS,
     MOBILE,
+    _action,
+    _confirm,
     _login,
     _no_horizontal_scroll,
     browser,
@@ -101,8 +103,7 @@ def test_the_review_path_as_its_users_meet_it(browser: Any, server: str, world: 
     dclerk.goto(f"{server}/records/{rid_d1}")
     assert "完成本级录入" in dclerk.inner_text("#actions") and "完成采购" not in dclerk.inner_text("#actions")
     assert "下级单位（2 个，已通过 1 个，尚未通过 1 个）" in dclerk.inner_text("#federation")
-    dclerk.click("#actions button:has-text('完成本级录入')")
-    dclerk.wait_for_load_state()
+    _action(dclerk, "完成本级录入")
     assert "已完成本级录入：计划中 → 已采购" in dclerk.inner_text(".flash")
     dclerk.fill("#info input[name=reporter]", "王五")
     dclerk.fill("#info input[name=phone]", "13812345678")
@@ -111,10 +112,9 @@ def test_the_review_path_as_its_users_meet_it(browser: Any, server: str, world: 
     dclerk.click("#actions button:has-text('汇总')")
     dclerk.wait_for_load_state()
     fed = dclerk.inner_text("#federation")
-    assert "汇总快照" in fed and "0.00 万人次，0.12 万元 （20 人次，1,200.00 元）" in fed
+    assert "已汇总的数据" in fed and "0.00 万人次，0.12 万元 （20 人次，1,200.00 元）" in fed
     _both_sizes(browser, server, "d1-clerk", f"/records/{rid_d1}", "district-record")
-    dclerk.click("#actions button:has-text('提交')")
-    dclerk.wait_for_load_state()
+    _action(dclerk, "提交")
     assert w.state("D1") == "submitted"
 
     # 9.7 The city's reviewer sees the district's figures in the notice's 万, saying so.
@@ -131,8 +131,7 @@ def test_the_review_path_as_its_users_meet_it(browser: Any, server: str, world: 
     assert "待审核（1）" in inbox and "广州市总工会" in inbox
     assert "深圳市总工会" in province.inner_text("#subordinates")
     _both_sizes(browser, server, "gd-reviewer", "/review", "province-review")
-    province.click("#inbox button[data-trigger=accept]")
-    province.wait_for_load_state()
+    _confirm(province, "#inbox", "accept")
     assert "已通过：已提交 → 已通过" in province.inner_text(".flash")
     assert w.state("C1") == "accepted"
 

@@ -26,7 +26,7 @@ def test_a_district_page_shows_its_snapshot_missing_children_and_its_words(web_w
     assert "汇总（本级数据＋已通过的下级）" in resp
     w.fire("D1", "summarize", "d1-clerk")
     page = clerk.get(f"/records/{rid}").text
-    assert "汇总快照（填表时间 2021年11月1日）：<strong>0.11</strong> 万人次，<strong>4.54</strong> 万元" in page
+    assert "已汇总的数据（填表时间 2021年11月1日）：<strong>0.11</strong> 万人次，<strong>4.54</strong> 万元" in page
     assert "（1085 人次，45,419.10 元）" in page
     assert "汇总时尚未通过的下级 1 个，未计入" in page
     assert "撤销汇总（继续录入）" in page

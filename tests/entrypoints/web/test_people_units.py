@@ -18,9 +18,10 @@ def test_a_grassroots_work_report_shows_30_people_not_0_00(web_world: World, log
     assert "合计</td><td>30</td><td>1,234.50</td>" in page
     md = login("g1-clerk").get(f"/records/{rid}/work-report.md").text
     assert "| 合计 | 30 | 1,234.50 |" in md
-    # The Annex 2 form stays in 万 (the notice's form) and states the exact totals.
+    # The union's own Annex 2 form shows its exact figures too (issue 22, point 12: 30 人次 printed
+    # as 0.00 万 on the paper it stamps), and says so.
     annex = login("g1-clerk").get(f"/records/{rid}/annex2.html").text
-    assert "合计实数：30 人次，1,234.50 元" in annex and "0.00" in annex
+    assert "人次、金额按实数填列" in annex and '<td class="num">30</td><td class="num">1,234.50</td>' in annex
 
 
 def test_a_federation_shows_the_notices_units_and_says_so(web_world: World, login) -> None:  # type: ignore[no-untyped-def]

@@ -54,14 +54,15 @@ def test_record_annex2_downloads_have_total_and_figures(web_world: World, login:
     sheet = cells(resp.content)[0]
     assert "合计" in sheet
     total = sheet.index("合计")
-    assert sheet[total + 1:total + 3] == [0.03, 1.23]  # 万人次, 万元
+    assert sheet[total + 1:total + 3] == [321, 12345.67]  # a single union's own form: 人次, 元 (issue 22)
     assert "单位（公章）：天河一中工会" in sheet
     csv_resp = client.get(f"/records/{rid}/annex2.csv")
     assert csv_resp.headers["content-type"].startswith("text/csv")
     text = csv_resp.content.decode("utf-8-sig")
-    assert "合计" in text and "1.23" in text
+    assert "合计,321,12345.67" in text
     html = client.get(f"/records/{rid}/annex2.html")
-    assert "合计" in html.text and html.headers["content-disposition"].startswith("attachment;")
+    # The print view opens as a page (issue 22, point 14: a phone cannot print a downloaded .html).
+    assert "合计" in html.text and html.headers["content-disposition"].startswith("inline;")
     # The record page links them; the JSON API gives the same numbers.
     page = client.get(f"/records/{rid}")
     assert f"/records/{rid}/annex2.xlsx" in page.text and f"/records/{rid}/work-report" in page.text
@@ -130,8 +131,9 @@ def test_wechat_shows_open_in_browser_beside_downloads(web_world: World, login: 
     d1.headers["User-Agent"] = WECHAT_UA
     review = d1.get("/review").text
     section = review[review.index('id="downloads"'):]
-    # One note beside each link: 3 Annex 2 formats + the 催报 list.
-    assert section.count(" download>") == section.count("请在浏览器中打开") == 4
+    # One note beside each link: 3 Annex 2 formats (the print view opens as a page, issue 22) + the 催报 list.
+    links = section.count(" download>") + section.count('class="print-link"')
+    assert links == section.count("请在浏览器中打开") == 4
     record = d1.get(f"/records/{w.rid('G1')}").text
     reports_section = record[record.index('id="reports"'):record.index("</section>", record.index('id="reports"'))]
     assert reports_section.count("请在浏览器中打开") == 4

@@ -89,17 +89,19 @@ def end_session(request: Request) -> None:
     logout(request)
 
 
-def flash(request: Request, message: str, kind: str = "ok") -> None:
-    session(request)["flash"] = [kind, message]
+def flash(request: Request, message: str, kind: str = "ok", *, form: str = "") -> None:
+    """One message for the next page. ``form`` names the record-page form it answers: the page
+    shows it beside that form, where the user's eyes are (else at the top of the page)."""
+    session(request)["flash"] = [kind, message, form]
     mark_dirty(request)
 
 
-def pop_flash(request: Request) -> tuple[str, str] | None:
+def pop_flash(request: Request) -> tuple[str, str, str] | None:
     sess = session(request)
     value = sess.pop("flash", None)
     if value:
         mark_dirty(request)
-        return (str(value[0]), str(value[1]))
+        return (str(value[0]), str(value[1]), str(value[2]) if len(value) > 2 else "")
     return None
 
 

@@ -22,7 +22,19 @@ LIMITS: dict[str, dict[str, int]] = {
     "fire": {"trigger": 64, "reason": 2000},
     "deadline": {"last_day": 20, "reason": 2000},
     "void": {"reason": VOID_REASON_MAX},
+    "aggregates": {"channel": 32, "people": 20, "amount": 64, "note": 500},
     "limits": {"ordinary": 50, "budget": 50, "retained": 50, "basis": 16},
+}
+
+#: A refusal that names a missing field -> the id of that field's input on the record page
+#: (``field-<form>-<name>``): the page links the refusal to the field, which may be screens away.
+FIELD_LINKS: dict[str, str] = {
+    "plan.amount_missing": "field-plan-amount",
+    "plan.members_missing": "field-plan-members",
+    "contact.reporter_missing": "field-info-reporter",
+    "contact.phone_missing": "field-info-phone",
+    "contact.fill_date_missing": "field-info-fill_date",
+    "report.texts_missing": "field-info-work_experience",
 }
 
 #: Field name -> the label the forms show (or, for a parameter no form shows, what it is).
@@ -50,6 +62,8 @@ FIELD_LABELS: dict[str, str] = {
     # actions, deadlines, voiding
     "trigger": "操作",
     "reason": "原因",
+    "note": "数据来源",
+    "record": "记录",
     "seen_version": "版本号",
     "last_day": "截止日期",
     "next": "返回地址",
@@ -93,6 +107,7 @@ FIELD_LABELS: dict[str, str] = {
 FORM_LABELS: dict[str, dict[str, str]] = {
     "plan": {"amount": "每人增加额度"},
     "limits": {"budget": "年度预算支出"},
+    "aggregates": {"people": "人次", "amount": "金额"},
 }
 
 #: Fields that carry a whole number: "too long" means too many digits there.

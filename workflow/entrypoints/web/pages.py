@@ -30,6 +30,7 @@ from workflow.app import (
 from workflow.app.accounts import UserInfo
 from workflow.domain import clock, money, rules
 from workflow.domain.errors import BadInput, BangfuError, LoginFailed, NotFound, TooManyAttempts
+from workflow.domain.figures import wan_people, wan_yuan
 from workflow.entrypoints.web import auth, fields, reports_pages
 from workflow.entrypoints.web.api import purchase_input
 from workflow.entrypoints.web.diagram import lifecycle_svg
@@ -73,6 +74,7 @@ def _int(text: str, what: str, *, minimum: int = 0) -> int:
 #: The longest value each record-page form field takes: the one table the pages' own checks,
 #: the inputs' ``maxlength`` and the API's bodies read (:data:`.fields.LIMITS`).
 FIELD_LIMITS = fields.LIMITS
+FIELD_LINKS = fields.FIELD_LINKS
 
 
 def _check_lengths(form: str, typed: dict[str, str]) -> None:
@@ -132,8 +134,11 @@ def home(request: Request, round: RoundQ = None) -> Response:
     clerk_records = [r for r in own if r["role"] == states.CLERK]
     if round is None and len(clerk_records) == 1 and not roles & OVERVIEW_ROLES:
         return _redirect(f"/records/{clerk_records[0]['record_id']}")
+    waiting = (views.review_inbox(_uow(request, True), user_id=user.id, round_id=rnd.id or 0, per_page=1).total
+               if states.REVIEWER in roles else 0)
     return render(request, "pages/home.html", {
         "title": "首页", "round": rnd, "rounds": views.rounds(_uow(request, True)), "own": own,
+        "waiting": waiting,
     })
 
 
@@ -151,6 +156,7 @@ FORM_DEFAULTS: dict[str, dict[str, str]] = {
     "import": {"mapping": "generic"},
     "limits": {"ordinary": "", "budget": "", "retained": "0", "basis": "budget"},
     "void": {"reason": ""},
+    "aggregates": {"channel": "ygh", "people": "", "amount": "", "note": ""},
 }
 
 
@@ -198,6 +204,8 @@ def _record_page(
         "fed": fed, "state_list": states.STATES,
         "files": files, "attachment_kinds": attachments.KINDS,
         "max_mb": attachments.MAX_BYTES // 1024 // 1024,
+        "confirm": confirm_texts(view, fed, ledger_lines),
+        "answers": [name for name, on in shown.items() if on], "field_links": FIELD_LINKS,
         "forms": forms, "maxlen": FIELD_LIMITS, "errors": errors, "shown": shown, "general_errors": general_errors, "allowed": allowed, "refused": refused, "forward": forward,
         "quota_used_fen": used, "quota_percent": percent, "open_for_entry": open_for_entry,
         "quota_last_day": clock.deadline_last_day(view.quota_deadline),
@@ -206,9 +214,41 @@ def _record_page(
         "mappings": reports_pages.mapping_choices(options["channels"]),
         "import_help": reports_pages.import_help(),
         "import_max_mb": reports_pages.MAX_IMPORT_BYTES // 1024 // 1024,
-        "import_problems": [], "limit_result": None, "limit_bases": reports_pages.limits.BASES,
+        "import_problems": [], "limit_result": None, "error_codes": {}, "limit_bases": reports_pages.limits.BASES,
         **(extra or {}),
     }, status=status)
+
+
+def _figures_text(people: int, amount_fen: int, *, wan: bool) -> str:
+    exact = f"{people:,} 人次，{rules.yuan(amount_fen)} 元"
+    return f"{wan_people(people)} 万人次，{wan_yuan(amount_fen)} 万元（{exact}）" if wan else exact
+
+
+def confirm_texts(view: record_views.RecordView, fed: dict[str, Any] | None,
+                  ledger_lines: list[dict[str, Any]]) -> dict[str, str]:
+    """The triggers that send something upwards or cannot be undone alone, each with what the
+    page says before it (asked once): what will be sent, and who is missing."""
+    live = [p for p in ledger_lines if not p["voided"]]
+    if fed is None:
+        figures = _figures_text(sum(p["people"] for p in live), sum(p["amount_fen"] for p in live), wan=False)
+        finish = (f"完成采购后不能再录入或导入采购（如需补录，可退回“计划中”）。现有采购 {len(live)} 条，"
+                  f"合计 {figures}。")
+        missing = ""
+    else:
+        snap = fed["snapshot"] or fed["live"]["total"]
+        figures = _figures_text(snap["people"], snap["amount_fen"], wan=True)
+        finish = "完成本级录入后不能再录入本级采购和汇总数据（如需补录，可退回“计划中”）。"
+        names = [m["org_name"] for m in fed["missing"]]
+        more = "等" if fed["missing_total"] > len(names) else ""
+        missing = (f"尚未通过、不计入本次报送的下级 {fed['missing_total']} 个：{'、'.join(names)}{more}。"
+                   if fed["missing_total"] else "下级单位已全部通过。")
+    return {
+        "finish_purchasing": finish,
+        "submit": f"将向上级报送 {view.round_label} 的数据：{figures}。{missing}"
+                  "提交后不能修改，除非撤回或被上级退回。",
+        "withdraw": "撤回后，上级不再看到这次提交；修改后需要重新汇总、再次提交。",
+        "accept": f"通过{view.org_name}的报送（{figures}）？通过后计入本级汇总；如需更改只能撤销通过。",
+    }
 
 
 def _shown_forms(view: record_views.RecordView, rel: dict[str, bool], open_for_entry: bool) -> dict[str, bool]:
@@ -225,6 +265,7 @@ def _shown_forms(view: record_views.RecordView, rel: dict[str, bool], open_for_e
         "attachment": rel["can_enter"] and view.state != states.ACCEPTED,
         "limits": view.is_grassroots,
         "deadline": rel["parent_reviewer"] and view.state != states.ACCEPTED,
+        "aggregates": enter and not view.is_grassroots,
     }
 
 
@@ -238,7 +279,7 @@ def _refused(request: Request, user: UserInfo, record_id: Id, form: str, typed: 
     if isinstance(exc, NotFound):
         raise exc
     return _record_page(request, user, record_id, typed={form: typed}, errors={form: exc.message},
-                        status=http_status(exc))
+                        status=http_status(exc), extra={"error_codes": {form: exc.code}})
 
 
 @router.post("/records/{record_id}/plan", response_class=HTMLResponse)
@@ -256,7 +297,7 @@ def plan_submit(
                       amount_per_member_fen=money.parse_yuan(amount, "每人增加额度"), members=_int(members, "会员人数"))
     except BangfuError as exc:
         return _refused(request, user, record_id, "plan", typed, exc)
-    auth.flash(request, "计划已保存")
+    auth.flash(request, "计划已保存", form="plan")
     return _redirect(f"/records/{record_id}")
 
 
@@ -284,8 +325,9 @@ def purchase_submit(
         entry = purchases.enter_purchase(_uow(request), record_id=record_id, user_id=user.id, purchase=purchase)
     except BangfuError as exc:
         return _refused(request, user, record_id, "purchase", typed, exc)
-    auth.flash(request, "；".join([f"已录入订单 {order_no.strip()}", *(d.message for d in entry.duplicates)]))
-    return _redirect(f"/records/{record_id}#purchases")
+    auth.flash(request, "；".join([f"已录入订单 {order_no.strip()}", *(d.message for d in entry.duplicates)]),
+               form="purchase")
+    return _redirect(f"/records/{record_id}")
 
 
 @router.post("/records/{record_id}/purchases/{purchase_id}/void", response_class=HTMLResponse)
@@ -301,8 +343,8 @@ def purchase_void(
                               reason=reason)
     except BangfuError as exc:
         return _refused(request, user, record_id, "void", {"reason": reason}, exc)
-    auth.flash(request, "已作废该采购行；如需更正，请重新录入正确的数据")
-    return _redirect(f"/records/{record_id}#purchases")
+    auth.flash(request, "已作废该采购行；如需更正，请重新录入正确的数据", form="void")
+    return _redirect(f"/records/{record_id}")
 
 
 @router.post("/records/{record_id}/report-info", response_class=HTMLResponse)
@@ -329,7 +371,7 @@ def info_submit(
             work_experience=work_experience or None, work_highlights=work_highlights or None)
     except BangfuError as exc:
         return _refused(request, user, record_id, "info", typed, exc)
-    auth.flash(request, "报表信息已保存")
+    auth.flash(request, "报表信息已保存", form="info")
     return _redirect(f"/records/{record_id}")
 
 
@@ -350,8 +392,34 @@ def fire_submit(
             auth.flash(request, exc.message, "error")
             return _redirect(_safe_next(next))
         return _refused(request, user, record_id, "fire", {"trigger": trigger, "reason": reason}, exc)
-    auth.flash(request, result.message)
+    if next.startswith("/review"):  # a reviewer's list: the message names the union it was about
+        auth.flash(request, f"{result.message}（{result.org_name}）")
+    else:
+        auth.flash(request, result.message, form="fire")
     return _redirect(_safe_next(next, f"/records/{record_id}"))
+
+
+@router.post("/records/{record_id}/aggregates", response_class=HTMLResponse)
+def aggregate_submit(
+    request: Request, record_id: Id,
+    channel: Annotated[str, Form()] = "", people: Annotated[str, Form()] = "",
+    amount: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """A federation's own aggregate line (a channel's people and yuan, with their source)."""
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    typed = {"channel": channel, "people": people, "amount": amount, "note": note}
+    try:
+        _check_lengths("aggregates", typed)
+        reporting.add_aggregate_line(_uow(request), record_id=record_id, user_id=user.id, channel=channel,
+                                     people=money.parse_count(people, "人次", minimum=0),
+                                     amount_fen=money.parse_yuan(amount, "金额"), note=note)
+    except BangfuError as exc:
+        return _refused(request, user, record_id, "aggregates", typed, exc)
+    auth.flash(request, f"已录入汇总数据：{people.strip()} 人次，{amount.strip()} 元（{note.strip()}）",
+               form="aggregates")
+    return _redirect(f"/records/{record_id}")
 
 
 @router.post("/records/{record_id}/deadline", response_class=HTMLResponse)
@@ -373,7 +441,7 @@ def deadline_submit(
                                       seen_version=seen_version, last_day=day, reason=reason or None)
     except BangfuError as exc:
         return _refused(request, user, record_id, "deadline", typed, exc)
-    auth.flash(request, f"报送截止日期已调整为 {day:%Y年%m月%d日}")
+    auth.flash(request, f"报送截止日期已调整为 {day:%Y年%m月%d日}", form="deadline")
     return _redirect(f"/records/{record_id}")
 
 
@@ -390,8 +458,8 @@ def attachment_submit(
                                    filename=file.filename or "file", data=data)
     except BangfuError as exc:
         return _refused(request, user, record_id, "attachment", {"kind": kind}, exc)
-    auth.flash(request, f"已上传附件 {file.filename or ''}")
-    return _redirect(f"/records/{record_id}#attachments")
+    auth.flash(request, f"已上传附件 {file.filename or ''}", form="attachment")
+    return _redirect(f"/records/{record_id}")
 
 
 @router.get("/records/{record_id}/attachments/{attachment_id}")
@@ -471,6 +539,30 @@ def _review(request: Request, user: UserInfo, *, round_id: int | None, q: str | 
         "sorts": [("submitted_at", "提交时间"), ("org_code", "单位代码"), ("amount", "金额")],
         "f": {"q": q or "", "sort": sort or "", "state": state or "", "overdue": overdue or ""},
     })
+
+
+@router.post("/review/remind", response_class=HTMLResponse)
+def remind_submit(
+    request: Request, record: Annotated[str, Form()] = "", round: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """一键催办: one unit (``record``) or every unit not yet reported (no ``record``)."""
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    round_id = money.parse_count(round, "年度", minimum=1) if round.strip() else None
+    rnd = _round(request, round_id)
+    ids = [money.parse_count(record, "记录", minimum=1)] if record.strip() else None
+    done = oversight.remind(_uow(request), user_id=user.id, round_id=rnd.id or 0, record_ids=ids)
+    sent = [r.org_name for r in done if r.sent]
+    skipped = [f"{r.org_name}（{r.note}）" for r in done if not r.sent]
+    parts = [f"已催办 {len(sent)} 个单位：{'、'.join(sent)}（站内通知和邮件已发给其填报员，已记入历史）" if sent
+             else "没有发出催办"]
+    if skipped:
+        parts.append("未催办：" + "；".join(skipped))
+    if not done:
+        parts = ["没有尚未报送的下级单位，无需催办"]
+    auth.flash(request, "。".join(parts), "ok" if sent or not done else "error")
+    return _redirect(f"/review?round={rnd.id}")
 
 
 @router.post("/review/bulk-accept", response_class=HTMLResponse)

@@ -69,6 +69,7 @@ def render(request: Request, template: str, ctx: dict[str, Any], status: int = 2
         "flash": auth.pop_flash(request),
         "is_reviewer": states.REVIEWER in roles,
         "can_overview": bool(roles & OVERVIEW_ROLES),
+        "unread": views.unread_count(uow_for(request, True), user_id=user.id) if user else 0,
         "path": request.url.path,
         "title": "",
     }
@@ -84,12 +85,14 @@ def page_user(request: Request) -> UserInfo:
     return user
 
 
-def file_response(data: bytes | str, filename: str, media_type: str) -> Response:
-    """A download with a Chinese file name (RFC 5987 ``filename*``, ASCII fallback)."""
+def file_response(data: bytes | str, filename: str, media_type: str, *, inline: bool = False) -> Response:
+    """A download with a Chinese file name (RFC 5987 ``filename*``, ASCII fallback); ``inline``:
+    a page the browser opens (a print view: a phone cannot print a downloaded .html file), with
+    the same name should the user save it."""
     body = data.encode("utf-8") if isinstance(data, str) else data
     # Printable ASCII only (no control character, quote or backslash reaches the header).
     ascii_name = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
-    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, errors='replace')}"
+    disposition = f"{'inline' if inline else 'attachment'}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, errors='replace')}"
     return Response(body, media_type=media_type,
                     headers={"Content-Disposition": disposition, "Cache-Control": "private, no-store"})
 

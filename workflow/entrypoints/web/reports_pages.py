@@ -70,7 +70,9 @@ def record_stats(request: Request, user_id: int, record_id: Id) -> reporting.Sta
     return reporting.stats(_uow(request, True), org_code=view.org_code, user_id=user_id, round_label=label)
 
 
-def annex2_file(stats: reporting.StatsView, fmt: str) -> Response:
+def annex2_file(stats: reporting.StatsView, fmt: str, *, page: bool = False) -> Response:
+    """The Annex 2 form as a file; on the pages (``page``) the HTML print view opens in the
+    browser instead of downloading."""
     if fmt not in ANNEX2_FORMATS:
         raise NotFound(f"不支持的格式“{fmt}”，可选：xlsx、csv、html", code="export.format")
     name = f"{stats.org_name}{stats.round_label}附件2.{fmt}"
@@ -81,7 +83,7 @@ def annex2_file(stats: reporting.StatsView, fmt: str) -> Response:
         data = exports.write_csv(stats.table)
     else:
         data = exports.render_html(stats.table)
-    return file_response(data, name, ANNEX2_FORMATS[fmt])
+    return file_response(data, name, ANNEX2_FORMATS[fmt], inline=page and fmt == "html")
 
 
 def chase_file(request: Request, user_id: int, org_code: str, round_id: int | None) -> tuple[list[Any], Response]:
@@ -117,15 +119,41 @@ def import_help() -> dict[str, list[ledger.HeaderHelp]]:
     return {code: ledger.header_help(m) for code, m in ledger.MAPPINGS.items()}
 
 
-def import_template(mapping: str, fmt: str, label: str) -> Response:
+def how_to_fill(options: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Per template field: how a clerk fills it in (the format, the allowed values of the round's
+    policy) and an example value."""
+    channels = [c["name"] for c in options["channels"]]
+    budgets = [b["name"] for b in options["budgets"]]
+    year = options["year"]
+    return {
+        "order_no": ("平台的订单号，照抄；本表按文本保存，开头的 0 不会丢", f"YGH{year}1020001"),
+        "line_no": ("同一订单的第几件商品（整数）；只有一件可不填，默认 1", "1"),
+        "paid_at": ("支付时间（北京时间），格式 2021-10-20 10:30；也可写 2021/10/20、2021年10月20日，"
+                    f"只写日期也可以；须在 {year} 年内", f"{year}-10-20 10:30"),
+        "amount": ("实付金额（元），最多两位小数，不写“元”也可以；退款写负数，如 -15.00", "1234.50"),
+        "people": ("领取慰问品的人次（整数）", "30"),
+        "product": ("商品名称", "梅州金柚礼盒"),
+        "channel": ("可填：" + "、".join(channels) + "（写名称即可）", channels[0] if channels else ""),
+        "holiday": ("可填：" + "、".join(options["holidays"]) + "；可不填", (options["holidays"] or [""])[0]),
+        "product_form": ("如 实物礼盒；不得为 " + "、".join(options["forbidden_forms"]), "实物礼盒"),
+        "origin_region": ("产地或帮扶地区", "梅州市"),
+        "budget": ("可填：" + "、".join(budgets) + "；不填为 " + budgets[0], budgets[0]),
+        "refund_of": ("只在退款行填写：对应的原订单号", ""),
+    }
+
+
+def import_template(mapping: str, fmt: str, label: str, options: dict[str, Any]) -> Response:
     if mapping not in ledger.MAPPINGS or fmt not in ("csv", "xlsx"):
         raise NotFound(f"没有“{mapping}.{fmt}”这种导入模板", code="import.template")
     columns = ledger.header_help(ledger.MAPPINGS[mapping])
     name = f"采购导入模板（{label}）.{fmt}"
     if fmt == "csv":
         return file_response(ledger.template_csv(ledger.MAPPINGS[mapping]), name, CSV)
-    rows = [(c.header, "必填" if c.required else "选填", c.label, "、".join(c.aliases[1:]) or "—") for c in columns]
-    data = exports.write_import_template([c.header for c in columns], rows, title=f"采购导入模板：{label}")
+    how = how_to_fill(options)
+    rows = [(c.header, "必填" if c.required else "选填", how.get(c.field, (c.label, ""))[0],
+             "、".join(c.aliases[1:]) or "—", how.get(c.field, ("", ""))[1]) for c in columns]
+    data = exports.write_import_template([c.header for c in columns], rows, title=f"采购导入模板：{label}",
+                                         example=[r[4] for r in rows])
     return file_response(data, name, XLSX)
 
 
@@ -155,13 +183,13 @@ def limit_check(request: Request, user_id: int, record_id: Id, *, ordinary: str,
 @pages.get("/records/{record_id}/annex2.{fmt}")
 def record_annex2_download(request: Request, record_id: Id, fmt: str) -> Response:
     user = page_user(request)
-    return annex2_file(record_stats(request, user.id, record_id), fmt)
+    return annex2_file(record_stats(request, user.id, record_id), fmt, page=True)
 
 
 @pages.get("/orgs/{org_code}/annex2.{fmt}")
 def org_annex2_download(request: Request, org_code: str, fmt: str, round: RoundQ = None) -> Response:
     user = page_user(request)
-    return annex2_file(org_stats(request, user.id, org_code, round), fmt)
+    return annex2_file(org_stats(request, user.id, org_code, round), fmt, page=True)
 
 
 @pages.get("/orgs/{org_code}/chase.xlsx")
@@ -197,7 +225,7 @@ def import_template_download(request: Request, record_id: Id, mapping: str, fmt:
     view, _label = _record_org(request, user.id, record_id)
     options = views.entry_options(_uow(request, True), round_id=view.round_id)
     labels = dict(mapping_choices(options["channels"]))
-    return import_template(mapping, fmt, labels.get(mapping, mapping))
+    return import_template(mapping, fmt, labels.get(mapping, mapping), options)
 
 
 @pages.get("/records/{record_id}/work-report/print", response_class=HTMLResponse)
@@ -243,8 +271,8 @@ def import_submit(
         raise ShowRecordPage(record_id, typed={"import": {"mapping": mapping}},
                              errors={"import": head}, status=http_status(exc),
                              extra={"import_problems": problems}) from None
-    auth.flash(request, result.summary())
-    return RedirectResponse(f"/records/{record_id}#purchases", status_code=303)
+    auth.flash(request, result.summary(), form="import")
+    return RedirectResponse(f"/records/{record_id}", status_code=303)
 
 
 _LIMITS = LIMITS["limits"]

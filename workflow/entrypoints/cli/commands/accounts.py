@@ -23,6 +23,12 @@ def create_token(args: argparse.Namespace, ctx: Context) -> Any:
             "usage": "Authorization: Bearer <token>（只显示这一次，请妥善保存）"}
 
 
+def token_text(result: dict[str, Any]) -> None:
+    print(f"已为 {result['username']} 创建接口令牌（只显示这一次，请妥善保存）：")
+    print(result["token"])
+    print("使用方法：请求头 Authorization: Bearer <令牌>")
+
+
 def _reset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("username", metavar="用户名", help="要重置密码的填报员用户名")
 
@@ -35,7 +41,11 @@ def reset_password(args: argparse.Namespace, ctx: Context) -> Any:
     return {"username": args.username, "reset": True}
 
 
+def reset_text(result: dict[str, Any]) -> None:
+    print(f"已重置 {result['username']} 的密码；该账号原有的登录和接口令牌已失效")
+
+
 COMMANDS = {
-    "token-create": Command(arguments=_token_arguments, run=create_token, context=Context),
-    "password-reset": Command(arguments=_reset_arguments, run=reset_password, context=Context),
+    "token-create": Command(arguments=_token_arguments, run=create_token, human=token_text, context=Context),
+    "password-reset": Command(arguments=_reset_arguments, run=reset_password, human=reset_text, context=Context),
 }

@@ -13,7 +13,7 @@ from workflow.entrypoints.cli.context import Context
 
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("org", metavar="单位代码")
-    p.add_argument("--channel", required=True, metavar="渠道", help="采购渠道代码")
+    p.add_argument("--channel", required=True, metavar="渠道", help="采购渠道：名称（如 粤工惠购）或代码（如 ygh）")
     p.add_argument("--people", required=True, metavar="人次")
     p.add_argument("--amount", required=True, metavar="元", help="金额（元）")
     p.add_argument("--note", required=True, metavar="说明", help="数据来源")
@@ -26,7 +26,11 @@ def aggregate_add(args: argparse.Namespace, ctx: Context) -> Any:
         people=money.parse_count(args.people, "人次", minimum=0),
         amount_fen=money.parse_yuan(args.amount, "金额"), note=args.note,
     )
-    return {"aggregate_line_id": line_id, "record_id": rid}
+    return {"aggregate_line_id": line_id, "record_id": rid, "org": args.org}
 
 
-COMMANDS = {"aggregate-add": Command(arguments=_arguments, run=aggregate_add, context=Context)}
+def added_text(result: dict[str, Any]) -> None:
+    print(f"已录入 {result['org']} 的汇总数据（第 {result['aggregate_line_id']} 行）")
+
+
+COMMANDS = {"aggregate-add": Command(arguments=_arguments, run=aggregate_add, human=added_text, context=Context)}

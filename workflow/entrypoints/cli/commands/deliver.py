@@ -33,4 +33,17 @@ def deliver(args: argparse.Namespace, ctx: Context) -> Any:
                        should_stop=stop.is_set).to_dict()
 
 
-COMMANDS = {"deliver": Command(arguments=_arguments, run=deliver, context=Context)}
+def deliver_text(result: dict[str, Any]) -> None:
+    """What a delivery sent, in an operator's words (``--json`` gives every figure and error)."""
+    print(f"已发送 {result.get('sent', 0)} 条，稍后重试 {result.get('retry', 0)} 条，"
+          f"失败 {result.get('failed', 0)} 条")
+    errors = result.get("errors") or []
+    if errors:
+        print(f"第一个错误：{errors[0]['error']}")
+        if result.get("error_count", 0) > 1:
+            print(f"共 {result['error_count']} 个错误；详情：bangfu deliver --json、bangfu outbox list --failed")
+    if result.get("stopped"):
+        print("收到停止信号：其余通知已放回队列")
+
+
+COMMANDS = {"deliver": Command(arguments=_arguments, run=deliver, human=deliver_text, context=Context)}

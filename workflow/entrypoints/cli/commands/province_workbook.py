@@ -21,4 +21,9 @@ def province_workbook(args: argparse.Namespace, ctx: Context) -> Any:
     return {"written": write_file(args.file, data)}
 
 
-COMMANDS = {"province-workbook": Command(arguments=_arguments, run=province_workbook, context=Context)}
+def written_text(result: dict[str, Any]) -> None:
+    print(f"已写入全省汇总工作簿：{result['written']}")
+
+
+COMMANDS = {"province-workbook": Command(arguments=_arguments, run=province_workbook, human=written_text,
+                                         context=Context)}

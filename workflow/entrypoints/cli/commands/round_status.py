@@ -7,6 +7,7 @@ from typing import Any
 
 from states import STATE_LABELS
 from workflow.domain import clock
+from workflow.domain.policy import begun_rounds
 from workflow.entrypoints.cli.command import Command
 from workflow.entrypoints.cli.context import Context
 
@@ -14,7 +15,7 @@ from workflow.entrypoints.cli.context import Context
 def round_status(args: argparse.Namespace, ctx: Context) -> Any:
     now = clock.now()
     with ctx.uow(readonly=True) as uow:
-        rnd = uow.directory.round_by_label(args.round) if args.round else uow.directory.rounds()[-1]
+        rnd = uow.directory.round_by_label(args.round) if args.round else begun_rounds(uow.directory.rounds(), clock.china_date(now))[0]
         *rows, total = uow.reports.completeness(rnd.id or 0, now=now, scope="subtree")
         label = rnd.label
     if args.json:
