@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import states
+from workflow.app.oplog import audited
 from workflow.app.passwords import hash_password, verify_password
 from workflow.domain import access, clock, rules, text
 from workflow.domain.errors import (
@@ -104,6 +105,7 @@ def _user_info(uow: UnitOfWork, user_id: int) -> UserInfo:
                     fingerprint(user.password_hash), mems, user.session_gen or 0)
 
 
+@audited('auth.logout')
 def end_sessions(uow: UnitOfWork, *, user_id: int) -> None:
     """Logout: every session cookie issued to the user so far stops working (the session
     generation moves on; a copied cookie carries the old one)."""
@@ -171,6 +173,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@audited('token.create', keep=('name',))
 def create_token(uow: UnitOfWork, *, username: str, name: str = "", now: datetime | None = None) -> str:
     """Create a bearer token for a user; the token is shown once, only its hash is kept."""
     now = now or clock.now()
@@ -228,6 +231,7 @@ def _audit(uow: UnitOfWork, actor_id: int, target_id: int, action: str, detail: 
                             detail=json.dumps(detail, ensure_ascii=False))
 
 
+@audited('user.reset_password')
 def reset_password(
     uow: UnitOfWork, *, actor_id: int, username: str, new_password: str, now: datetime | None = None
 ) -> None:
@@ -244,6 +248,7 @@ def reset_password(
         uow.commit()
 
 
+@audited('user.handover', keep=('display_name',))
 def handover(
     uow: UnitOfWork,
     *,
@@ -295,6 +300,7 @@ def managed_clerks(uow: UnitOfWork, *, actor_id: int) -> list[dict[str, Any]]:
         ]
 
 
+@audited('user.set_password')
 def set_password(uow: UnitOfWork, *, username: str, new_password: str) -> None:
     """Set a password directly (administration and tests; no actor check)."""
     _check_password(new_password)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import states
+from workflow.app.oplog import audited
 from workflow.app.purchases import BUDGETS
 from workflow.domain import access, clock
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal
@@ -296,6 +297,7 @@ def notifications(uow: UnitOfWork, *, user_id: int, page: int = 1, per_page: int
     return Page(items=items, total=int(total), page=page, per_page=per_page, filters={"unread": int(unread)})
 
 
+@audited('notifications.read')
 def mark_notifications_read(uow: UnitOfWork, *, user_id: int, now: datetime | None = None,
                             ids: Sequence[int] | None = None) -> int:
     """Mark the user's unread inbox notifications read: all of them, or only ``ids`` (another

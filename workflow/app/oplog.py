@@ -1,0 +1,206 @@
+"""The operation audit log (issue 21): who did what, from where, to what, with what outcome.
+
+**The writer API** (for every caller, the login seam included)::
+
+    from workflow.app import oplog
+
+    # inside an open unit of work (the row commits or rolls back with the change):
+    oplog.record(uow, actor_id, role, org_id, "user.unlock", "user:gd-clerk", oplog.OK,
+                 address, {"why": "…"})
+
+    # on its own (a login, a failed login, a lockout, a logout, a reveal of phones):
+    oplog.log(database, action="auth.login_failed", actor_name="gd-clerk", outcome=oplog.REFUSED,
+              address="10.0.0.7", detail={"code": "login.failed"})
+
+``role``/``org_id`` None: the actor's seats are looked up (all roles held). ``address`` None:
+the client address of the request or command being served (:func:`acting_from`, set by the web
+middleware and the CLI). Action codes are in one catalogue, :mod:`workflow.domain.oplog`
+(``auth.login``, ``auth.login_failed``, ``auth.lockout``, ``auth.logout``,
+``auth.password_change``, ``user.unlock``, ``password.policy``, ``contacts.reveal``,
+``contacts.export`` …); add a code there before writing it.
+
+**The seam for use cases**: a write use case is decorated with :func:`audited`; its row is left
+pending on the unit of work and written by ``uow.commit()`` in the same transaction (so no
+committed write goes without its row); a refusal or an error writes a row with that outcome in a
+transaction of its own. ``tests/app/test_oplog.py`` fails for a use case that commits and is not
+decorated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import getpass
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from workflow.domain import oplog as catalogue
+from workflow.domain.errors import BangfuError, StoreError
+from workflow.domain.oplog import FAILED, OK, REFUSED
+from workflow.store.engine import Database
+from workflow.store.oplog import Entry
+from workflow.store.uow import UnitOfWork
+
+__all__ = ["FAILED", "OK", "REFUSED", "Where", "acting_from", "audited", "log", "record"]
+
+logger = logging.getLogger("bangfu.oplog")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where the current request or command comes from."""
+
+    channel: str | None = None  # web | api | cli | worker
+    address: str | None = None  # the client's address (the web's), or user@host (the CLI's)
+    operator: str | None = None  # who runs a command without an account (the OS user)
+
+
+_WHERE: ContextVar[Where] = ContextVar("bangfu_oplog_where", default=Where())  # noqa: B039 - frozen
+_INSIDE: ContextVar[bool] = ContextVar("bangfu_oplog_inside", default=False)
+
+
+@contextmanager
+def acting_from(channel: str, address: str | None, *, operator: str | None = None) -> Iterator[None]:
+    """Within the block, rows written without an address carry this one (the edges set it)."""
+    token = _WHERE.set(Where(channel, address, operator))
+    try:
+        yield
+    finally:
+        _WHERE.reset(token)
+
+
+def set_where(channel: str, address: str | None, *, operator: str | None = None) -> None:
+    """:func:`acting_from` for an edge that sets it once for its context (a request's task)."""
+    _WHERE.set(Where(channel, address, operator))
+
+
+def cli_where() -> Where:
+    """The command line's origin: the operating system's user at this host."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name (a container without /etc/passwd)
+        user = "unknown"
+    return Where("cli", f"{user}@{socket.gethostname()}"[:64], user)
+
+
+def where() -> Where:
+    return _WHERE.get()
+
+
+def record(uow: UnitOfWork, actor_id: int | None, role: str | None, org_id: int | None, action: str,
+           object: str | None, outcome: str = OK, address: str | None = None,
+           detail: dict[str, Any] | None = None, *, actor_name: str | None = None) -> int:
+    """Write one row inside an open unit of work (it commits with the unit); its sequence number."""
+    w = _WHERE.get()
+    return uow.oplog.write(actor_id, role, org_id, action, object, outcome, address or w.address, detail,
+                           actor_name=actor_name or (w.operator if actor_id is None else None),
+                           channel=w.channel)
+
+
+def log(database: Database, *, action: str, actor_id: int | None = None, actor_name: str | None = None,
+        role: str | None = None, org_id: int | None = None, object: str | None = None, outcome: str = OK,
+        address: str | None = None, detail: dict[str, Any] | None = None) -> int:
+    """Write one row in a transaction of its own (logins, logouts, lockouts, reveals)."""
+    with UnitOfWork(database) as uow:
+        seq = record(uow, actor_id, role, org_id, action, object, outcome, address, detail, actor_name=actor_name)
+        uow.commit()
+    return seq
+
+
+# --- the seam: write use cases -----------------------------------------------------------------
+
+#: Keyword arguments that name the object of a use case, in the order looked for.
+_OBJECT_KEYS = (("record_id", "record"), ("purchase_id", "purchase"), ("username", "user"),
+                ("org_code", "org"), ("round_label", "round"))
+#: Keyword arguments never copied into a row's detail.
+_SECRET = ("password", "token", "data", "phone", "email")
+
+
+def _object_of(kwargs: dict[str, Any]) -> str | None:
+    for key, kind in _OBJECT_KEYS:
+        if kwargs.get(key) not in (None, ""):
+            return f"{kind}:{kwargs[key]}"
+    return None
+
+
+def _detail_of(kwargs: dict[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in keep:
+        value = kwargs.get(key)
+        if value is None or any(s in key for s in _SECRET):
+            continue
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = {k: v for k, v in dataclasses.asdict(value).items()
+                     if v is not None and not any(s in k for s in _SECRET)}
+        out[key] = value if isinstance(value, str | int | float | bool | dict) else str(value)
+    return out
+
+
+def audited(action: str, *, keep: tuple[str, ...] = (),
+            subject: Callable[[dict[str, Any]], str | None] | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a write use case ``fn(uow, *, …)``: each call leaves one row of ``action``.
+
+    The actor is the ``user_id`` or ``actor_id`` keyword (None: an operator on the command line,
+    named by :func:`cli_where`); the object the first of ``record_id``, ``purchase_id``,
+    ``username``, ``org_code``, ``round_label`` (or ``subject(kwargs)``); the detail the ``keep``
+    keywords plus what the use case adds with ``uow.oplog.note(…)``. A call inside another
+    audited call writes no row of its own (the outer one speaks for both).
+    """
+    catalogue.check(action, OK)
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            if _INSIDE.get():
+                return fn(*args, **kwargs)
+            uow = args[0] if args else kwargs["uow"]
+            assert isinstance(uow, UnitOfWork)
+            actor = kwargs.get("user_id", kwargs.get("actor_id"))
+            w = _WHERE.get()
+            entry = Entry(action=action, actor_id=actor if isinstance(actor, int) else None,
+                          actor_name=w.operator if actor is None else None,
+                          object=(subject or _object_of)(kwargs), channel=w.channel, address=w.address,
+                          detail=_detail_of(kwargs, keep))
+            token = _INSIDE.set(True)
+            uow.oplog.expect(entry)
+            try:
+                result = fn(*args, **kwargs)
+            except BangfuError as exc:
+                _after(uow, entry, FAILED if isinstance(exc, StoreError) else REFUSED,
+                       {"code": exc.code, "message": exc.message[:200]})
+                raise
+            except Exception as exc:
+                _after(uow, entry, FAILED, {"error": type(exc).__name__})
+                raise
+            finally:
+                _INSIDE.reset(token)
+            if uow.oplog.pending is not None:  # the use case changed nothing it committed
+                _after(uow, entry, OK, {})
+            return result
+
+        run.__oplog_action__ = action  # type: ignore[attr-defined]
+        return run
+
+    return wrap
+
+
+def _after(uow: UnitOfWork, entry: Entry, outcome: str, more: dict[str, Any]) -> None:
+    """The row of a call that did not commit its own: in a transaction of its own."""
+    extra = uow.oplog.extra
+    uow.oplog.expect(None)
+    detail = dict(entry.detail or {}, **extra, **more)
+    try:
+        with UnitOfWork(uow.database) as own:
+            own.oplog.write(entry.actor_id, entry.role, entry.org_id, entry.action, entry.object, outcome,
+                            entry.address, detail or None, actor_name=entry.actor_name, channel=entry.channel)
+            own.commit()
+    except Exception:  # the database is gone: the caller's error says so; never hide it
+        logger.warning("oplog row not written for %s (%s)", entry.action, outcome, exc_info=True)
