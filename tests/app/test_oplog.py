@@ -96,7 +96,7 @@ def test_writes_and_refusals_leave_rows_with_actor_role_org_and_outcome(any_worl
     assert {r.action for r in _rows(w, actor="d1-reviewer")} == {"record.plan"}
     with w.uow(True) as uow:
         d1_path = uow.directory.org_by_code("D1").path
-    assert {r.actor_name for r in _rows(w, org_path=d1_path)} == {"g1-clerk", "d1-reviewer"}
+    assert {r.actor_name for r in _rows(w, org_paths=(d1_path,))} == {"g1-clerk", "d1-reviewer"}
     assert {r.action for r in _rows(w, action="record.")} == {"record.plan"}
 
 

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import states
 from workflow.app.oplog import audited
-from workflow.domain import clock, text
+from workflow.domain import access, clock, text
 from workflow.domain.errors import BadInput
 from workflow.domain.policy import Policy
 from workflow.store import directory as directory_store
@@ -277,7 +276,7 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
     errors: list[str] = []
     with uow:
         orgs = uow.directory.org_ids_by_code()
-        roles = states.ROLES
+        roles = access.ALL_ROLES
         # One quick pass finds the bad lines; only those are looked at again for the messages.
         bad = [i for i, row in enumerate(rows) if not row["username"] or not row["display_name"]
                or row["org_code"] not in orgs or row["role"] not in roles]
@@ -286,8 +285,8 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
                 errors.append(f"第 {i} 行：username、display_name 不能为空")
             if row["org_code"] not in orgs:
                 errors.append(f"第 {i} 行：单位“{row['org_code']}”不存在")
-            if row["role"] not in states.ROLES:
-                errors.append(f"第 {i} 行：角色“{row['role']}”无效，可选 {', '.join(sorted(states.ROLES))}")
+            if row["role"] not in roles:
+                errors.append(f"第 {i} 行：角色“{row['role']}”无效，可选 {', '.join(sorted(roles))}")
         if errors:
             raise BadInput("用户导入失败，未导入任何数据：\n" + "\n".join(errors), code="import.rows")
         existing = uow.directory.user_rows()

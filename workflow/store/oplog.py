@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, false, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from workflow.domain import oplog as catalogue
@@ -114,7 +114,7 @@ class Filters:
 
     actor: str | None = None  # username
     action: str | None = None  # an action code, or a prefix ending in "." ("user.")
-    org_path: str | None = None  # the actor's organisation at or under this path
+    org_paths: tuple[str, ...] | None = None  # the actor's organisation at or under one of these
     since: datetime | None = None
     until: datetime | None = None  # exclusive
     outcome: str | None = None
@@ -209,8 +209,8 @@ class OpLogRepo:
             stmt = stmt.where(T.c.at >= f.since)
         if f.until is not None:
             stmt = stmt.where(T.c.at < f.until)
-        if f.org_path:
-            stmt = stmt.where(_O.c.path.startswith(f.org_path))
+        if f.org_paths is not None:
+            stmt = stmt.where(or_(*[_O.c.path.startswith(p) for p in f.org_paths]) if f.org_paths else false())
         return stmt
 
     def search(self, f: Filters, *, limit: int | None = 100, offset: int = 0) -> list[Row]:
