@@ -68,6 +68,11 @@ COMMANDS: dict[str, Entry] = {
     "audit-log-archive": Entry("audit_log", "把操作审计日志的新记录归档到 var/oplog/ 下只写一次的文件（每天由后台任务执行）"),
     "backup": Entry("backup", "在线备份 SQLite 数据库到文件"),
     "serve": Entry("serve", "启动网页和 JSON 接口（uvicorn）"),
+    "account-add": Entry("administration", "系统管理员（或本单位、直接上级的审核人）为单位新增填报员或审核人账号（初始密码从标准输入读取）"),
+    "account-deactivate": Entry("administration", "停用账号：不能再登录，原有登录和接口令牌随即失效"),
+    "org-add": Entry("administration", "系统管理员在上级单位下新增单位"),
+    "org-rename": Entry("administration", "系统管理员为单位改名"),
+    "org-move": Entry("administration", "系统管理员调整单位隶属关系（连同下级单位，汇总随即重建）"),
     "token-create": Entry("accounts", "为用户创建接口访问令牌（只显示一次）"),
     "password-reset": Entry("accounts", "上级审核人重置下级单位填报员的密码（新密码从标准输入读取）"),
 }
