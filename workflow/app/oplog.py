@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import getpass
-import json
 import logging
 import socket
 from collections.abc import Callable, Iterator
@@ -274,11 +273,45 @@ def shown(row: Row) -> dict[str, Any]:
         "actor": row.actor_name or "系统", "actor_display": row.actor_display or "",
         "role": "、".join(ROLE_NAMES.get(r, r) for r in (row.actor_role or "").split(",") if r),
         "org": row.org_name or "", "action": row.action, "action_label": catalogue.label(row.action),
-        "object": row.object or "", "outcome": row.outcome,
+        "object": object_label(row.object), "outcome": row.outcome,
         "outcome_label": catalogue.OUTCOMES.get(row.outcome, row.outcome),
         "channel": CHANNEL_LABELS.get(row.channel or "", row.channel or ""), "address": row.address or "",
-        "detail": json.dumps(row.detail, ensure_ascii=False, sort_keys=True) if row.detail else "",
+        "detail": detail_text(row.detail),
     }
+
+
+OBJECT_KINDS = {"record": "记录 #", "purchase": "采购行 #", "user": "账号 ", "org": "单位 ", "round": "年度 "}
+#: The detail's keys as a clerk reads them (others as they are).
+DETAIL_LABELS = {
+    "trigger": "操作", "reason": "原因", "seen_version": "看到的版本", "on_behalf": "代填报", "before": "修改前",
+    "amount_per_member_fen": "每人额度（分）", "members": "会员人数", "purchase": "采购", "order_no": "订单号",
+    "amount_fen": "金额（分）", "people": "人次", "channel": "渠道", "display_name": "姓名", "new_username": "用户名",
+    "org_code": "单位代码", "role": "角色", "name": "名称", "kind": "类型", "parent_code": "上级单位代码",
+    "last_day": "截止日期", "filename": "文件名", "code": "拒绝原因代码", "message": "说明", "rows": "条数",
+    "reporter": "填报人", "fill_date": "填表时间", "note": "说明", "query": "筛选条件",
+}
+
+
+def object_label(obj: str | None) -> str:
+    """``record:12`` as 记录 #12, ``user:gd-clerk`` as 账号 gd-clerk."""
+    if not obj:
+        return ""
+    kind, _, rest = obj.partition(":")
+    return f"{OBJECT_KINDS[kind]}{rest}" if kind in OBJECT_KINDS else obj
+
+
+def detail_text(detail: dict[str, Any] | None) -> str:
+    """The detail as 键：值 pairs in Chinese (nested values as they are)."""
+    if not detail:
+        return ""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "是" if v else "否"
+        if isinstance(v, dict):
+            return "（" + "，".join(f"{DETAIL_LABELS.get(k, k)}：{value(x)}" for k, x in sorted(v.items())) + "）"
+        return str(v)
+    return "；".join(f"{DETAIL_LABELS.get(k, k)}：{value(v)}" for k, v in sorted(detail.items()))
 
 
 ROLE_NAMES = {"clerk": "填报员", "reviewer": "审核人", "admin": "管理员", "observer": "观察员",

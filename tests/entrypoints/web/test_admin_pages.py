@@ -65,10 +65,10 @@ def test_system_admin_adds_a_second_reviewer_and_the_auditor_reads_it(
     auditor = login("gd-auditor")
     assert 'href="/audit-log"' in auditor.get("/").text
     page = auditor.get("/audit-log", params={"actor": "gd-sysadmin"})
-    assert page.status_code == 200 and "新增账号" in page.text and "user:d1-reviewer2" in page.text
+    assert page.status_code == 200 and "新增账号" in page.text and "账号 d1-reviewer2" in page.text
     rows = _log_rows(auditor, actor="gd-sysadmin", action="user.add")
     assert [(r["操作人账号"], r["角色"], r["所属单位"], r["操作"], r["对象"], r["结果"], r["来源"]) for r in rows] == [
-        ("gd-sysadmin", "系统管理员", "广东省总工会", "新增账号", "user:d1-reviewer2", "成功", "网页")]
+        ("gd-sysadmin", "系统管理员", "广东省总工会", "新增账号", "账号 d1-reviewer2", "成功", "网页")]
     assert rows[0]["地址"] == "testclient"
     assert "13800000002" not in rows[0]["详情"]  # a phone never goes into the log
     assert auditor.post("/admin/orgs/D1/accounts", data={
@@ -144,6 +144,6 @@ def test_the_api_reads_the_log_for_auditors_and_adds_accounts(
     auditor = token_client("gd-auditor")
     body = auditor.get("/api/audit-log", params={"actor": "gd-sysadmin"}).json()
     assert [(x["action"], x["object"], x["channel"]) for x in body["rows"]] == [
-        ("user.add", "user:d2-reviewer2", "接口")]
+        ("user.add", "账号 d2-reviewer2", "接口")]
     assert token_client("gd-secadmin").get("/api/audit-log").status_code == 403
     assert token_client("d1-reviewer").get("/api/audit-log").status_code == 403
