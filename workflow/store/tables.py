@@ -600,18 +600,25 @@ def history_tamper_guard_statements(dialect: str) -> list[Any]:
 
 
 # The operation log (revision 0017) is guarded like the history: no UPDATE, DELETE, TRUNCATE or
-# REPLACE (the same function on PostgreSQL).
+# REPLACE.
 PG_OPLOG_APPEND_ONLY = [
-    PG_HISTORY_APPEND_ONLY[0],
+    """
+    CREATE OR REPLACE FUNCTION bangfu_oplog_append_only() RETURNS trigger AS $$
+    BEGIN
+        RAISE EXCEPTION 'oplog is append-only: % refused', TG_OP
+            USING ERRCODE = 'insufficient_privilege';
+    END;
+    $$ LANGUAGE plpgsql
+    """,
     "DROP TRIGGER IF EXISTS oplog_append_only ON oplog",
     """
     CREATE TRIGGER oplog_append_only BEFORE UPDATE OR DELETE ON oplog
-    FOR EACH ROW EXECUTE FUNCTION bangfu_history_append_only()
+    FOR EACH ROW EXECUTE FUNCTION bangfu_oplog_append_only()
     """,
     "DROP TRIGGER IF EXISTS oplog_no_truncate ON oplog",
     """
     CREATE TRIGGER oplog_no_truncate BEFORE TRUNCATE ON oplog
-    FOR EACH STATEMENT EXECUTE FUNCTION bangfu_history_append_only()
+    FOR EACH STATEMENT EXECUTE FUNCTION bangfu_oplog_append_only()
     """,
 ]
 SQLITE_OPLOG_APPEND_ONLY = [
