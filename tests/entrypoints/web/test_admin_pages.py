@@ -147,3 +147,35 @@ def test_the_api_reads_the_log_for_auditors_and_adds_accounts(
         ("user.add", "账号 d2-reviewer2", "接口")]
     assert token_client("gd-secadmin").get("/api/audit-log").status_code == 403
     assert token_client("d1-reviewer").get("/api/audit-log").status_code == 403
+
+
+def test_a_deactivated_account_cannot_log_in(web_world: World, login: Callable[[str], TestClient]) -> None:
+    _admins(web_world)
+    clerk = login("g1-clerk")
+    admin = login("gd-sysadmin")
+    r = admin.post("/admin/accounts/g1-clerk/deactivate", data={"code": "G1", "csrf_token": _csrf(admin)},
+                   follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert "已停用" in admin.get("/admin/orgs", params={"code": "G1"}).text
+    assert clerk.get("/", follow_redirects=False).status_code == 303  # the open session ended
+    again = TestClient(admin.app)
+    r = again.post("/login", data={"username": "g1-clerk", "password": "demo1234",
+                                   "csrf_token": csrf_from(again.get("/login").text), "next": "/"},
+                   follow_redirects=False)
+    assert r.status_code != 303
+    (row,) = _rows(web_world, "gd-sysadmin")
+    assert (row.action, row.object, row.outcome) == ("user.deactivate", "user:g1-clerk", "ok")
+    # The administrator cannot deactivate another administrator.
+    r = admin.post("/admin/accounts/gd-auditor/deactivate", data={"csrf_token": _csrf(admin)})
+    assert r.status_code in (403, 404)
+
+
+def test_retention_below_six_months_is_refused() -> None:
+    import pytest
+
+    from workflow.domain.errors import BadInput
+    from workflow.settings import Settings
+
+    assert Settings(env="test").oplog_retention_days == 180
+    with pytest.raises(BadInput, match="180"):
+        Settings(env="test", oplog_retention_days=90).check()
