@@ -148,7 +148,8 @@ def _detail_of(kwargs: dict[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
 
 
 def audited(action: str, *, keep: tuple[str, ...] = (),
-            subject: Callable[[dict[str, Any]], str | None] | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+            subject: Callable[[dict[str, Any]], str | None] | None = None,
+            success_row: bool = True) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a write use case ``fn(uow, *, …)``: each call leaves one row of ``action``.
 
     The actor is the ``user_id`` or ``actor_id`` keyword (None: an operator on the command line,
@@ -156,6 +157,11 @@ def audited(action: str, *, keep: tuple[str, ...] = (),
     ``username``, ``org_code``, ``round_label`` (or ``subject(kwargs)``); the detail the ``keep``
     keywords plus what the use case adds with ``uow.oplog.note(…)``. A call inside another
     audited call writes no row of its own (the outer one speaks for both).
+
+    ``success_row=False`` (a transition): a success's row is the history row the use case writes
+    in its own transaction (chained, append-only; the log's readers read it too, see
+    :meth:`workflow.store.oplog.OpLogRepo.search`), so the hot path writes nothing twice; only a
+    refusal or an error is written here.
     """
     catalogue.check(action, OK)
 
@@ -173,7 +179,7 @@ def audited(action: str, *, keep: tuple[str, ...] = (),
                           object=(subject or _object_of)(kwargs), channel=w.channel, address=w.address,
                           detail=_detail_of(kwargs, keep))
             token = _INSIDE.set(True)
-            uow.oplog.expect(entry)
+            uow.oplog.expect(entry if success_row else None)
             try:
                 result = fn(*args, **kwargs)
             except BangfuError as exc:
@@ -185,7 +191,7 @@ def audited(action: str, *, keep: tuple[str, ...] = (),
                 raise
             finally:
                 _INSIDE.reset(token)
-            if uow.oplog.pending is not None:  # the use case changed nothing it committed
+            if success_row and uow.oplog.pending is not None:  # the use case committed nothing
                 _after(uow, entry, OK, {})
             return result
 
