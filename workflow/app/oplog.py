@@ -44,7 +44,6 @@ from workflow.domain import access, clock
 from workflow.domain import oplog as catalogue
 from workflow.domain.errors import BadInput, BangfuError, NotFound, PermissionDenied, StoreError
 from workflow.domain.oplog import FAILED, OK, REFUSED
-from workflow.formats.exports import csv_bytes
 from workflow.store.engine import Database
 from workflow.store.oplog import Entry, Filters, Row, canonical
 from workflow.store.uow import UnitOfWork
@@ -338,6 +337,10 @@ def read(uow: UnitOfWork, *, user_id: int, query: LogQuery, page: int = 1, per_p
 def export_csv(uow: UnitOfWork, *, user_id: int, query: LogQuery) -> bytes:
     """Every row the query selects as CSV (the one CSV writer: UTF-8 with BOM, formulas
     neutralised); the export is itself a row of the log."""
+    # Imported here: the exports module loads openpyxl and Jinja2, which every command line
+    # that writes (and so imports this module) would pay for at start-up.
+    from workflow.formats.exports import csv_bytes
+
     with uow:
         f = _filters(uow, user_id, query)
         rows: list[list[object]] = [list(CSV_HEADER)]
