@@ -122,7 +122,7 @@ def account_reset(request: Request, username: str, code: Annotated[str | None, F
 def import_file(request: Request, kind: str, file: Annotated[UploadFile, File()],
                 csrf_token: Annotated[str, Form()] = "") -> Response:
     if kind not in ("orgs", "users"):
-        raise NotFound("没有这个页面", code="web.not_found")
+        raise NotFound("页面不存在：请检查网址，或回到首页重新进入", code="http.not_found")
     data = file.file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise BadInput(f"文件太大：最多 {MAX_IMPORT_BYTES // 1024 // 1024} MB", code="import.too_large")
