@@ -182,6 +182,7 @@ def create_token(uow: UnitOfWork, *, username: str, name: str = "", now: datetim
     return create_tokens(uow, usernames=[username], name=name, now=now)[username]
 
 
+@audited('token.create', keep=('name',), subject=lambda kw: "user:" + ",".join(kw.get("usernames") or []))
 def create_tokens(uow: UnitOfWork, *, usernames: list[str], name: str = "",
                   now: datetime | None = None) -> dict[str, str]:
     """A bearer token for each user, in one transaction (provisioning many machine clients at
