@@ -20,6 +20,8 @@ DEFAULT_SECRET = "bangfu-development-secret-change-me"
 DEFAULT_AUDIT_KEY = "bangfu-development-audit-key-change-me"
 #: The history chain's hash functions (BANGFU_AUDIT_HASH): SHA-256, or SM3 (GB/T 32905-2016).
 AUDIT_HASHES = ("sha256", "sm3")
+#: The least retention of the operation audit log (days; BANGFU_OPLOG_RETENTION_DAYS).
+OPLOG_RETENTION_MIN = 180
 #: The shortest audit key accepted outside development (characters).
 AUDIT_KEY_MIN = 32
 
@@ -82,6 +84,8 @@ class Settings:
     #: The history chain: the HMAC key (kept outside the database) and the hash function.
     audit_key: str = DEFAULT_AUDIT_KEY
     audit_hash: str = "sha256"
+    #: The operation audit log's retention in the database, in days (网络安全法 §21: six months).
+    oplog_retention_days: int = OPLOG_RETENTION_MIN
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -105,6 +109,9 @@ class Settings:
                            "并保存在数据库之外", code="settings.audit_key_missing")
         if not self.is_development and len(self.audit_key) < AUDIT_KEY_MIN:
             raise BadInput(f"BANGFU_AUDIT_KEY 太短：至少 {AUDIT_KEY_MIN} 个字符", code="settings.audit_key_weak")
+        if self.oplog_retention_days < OPLOG_RETENTION_MIN:
+            raise BadInput(f"BANGFU_OPLOG_RETENTION_DAYS 至少 {OPLOG_RETENTION_MIN} 天（网络安全法要求网络日志留存不少于六个月），"
+                           f"现为 {self.oplog_retention_days}", code="settings.number")
         return self
 
 
@@ -151,6 +158,7 @@ def from_env() -> Settings:
         metrics_allow=tuple(p.strip() for p in _env("BANGFU_METRICS_ALLOW", "").split(",") if p.strip()),
         audit_key=_env("BANGFU_AUDIT_KEY", DEFAULT_AUDIT_KEY),
         audit_hash=_env("BANGFU_AUDIT_HASH", "sha256").strip().lower(),
+        oplog_retention_days=int(_number("BANGFU_OPLOG_RETENTION_DAYS", OPLOG_RETENTION_MIN)),
     ).check()
 
 

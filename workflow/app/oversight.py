@@ -15,6 +15,7 @@ from typing import Any
 
 import states
 from workflow.app import actors, lifecycle, record_views, views
+from workflow.app.oplog import audited
 from workflow.domain import clock, text
 from workflow.domain.errors import (
     BadInput,
@@ -35,6 +36,7 @@ DEADLINE_TRIGGER = "change_deadline"
 DEADLINE_LABEL = "调整报送截止日期"
 
 
+@audited('round.deadline', keep=('last_day', 'reason', 'seen_version'))
 def set_report_deadline(
     uow: UnitOfWork,
     *,

@@ -22,9 +22,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifications.templates import make_environment
+from workflow.app import oplog
 from workflow.domain.errors import BangfuError
 from workflow.domain.figures import wan_people, wan_yuan
-from workflow.entrypoints.web import api, auth, fields, health, pages, reports_pages
+from workflow.entrypoints.web import admin_pages, api, auth, fields, health, pages, reports_pages
 from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.guard import InputGuard
 from workflow.entrypoints.web.openapi import describe as describe_errors
@@ -72,6 +73,8 @@ class SessionMiddleware:
         request.state.session = auth.load_session(request)
         request.state.session_dirty = False
         auth.csrf_token(request)  # every visitor, anonymous too, has a CSRF token
+        # Where the operation log's rows of this request come from (the client's address).
+        oplog.set_where("api" if request.url.path.startswith("/api/") else "web", auth.client_ip(request))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -160,6 +163,8 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app.include_router(api.router)
     app.include_router(reports_pages.api)
     app.include_router(pages.router)
+    app.include_router(admin_pages.pages)
+    app.include_router(admin_pages.api)
     app.include_router(reports_pages.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
