@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,14 +20,16 @@ from typing import Any
 
 import states
 from workflow.app.passwords import hash_password, verify_password
-from workflow.domain import access, clock, rules, text
+from workflow.domain import access, clock, rules, security, text
 from workflow.domain.errors import (
+    AccountLocked,
     BadInput,
     LoginFailed,
     NotFound,
     PermissionDenied,
     TooManyAttempts,
 )
+from workflow.domain.security import DEFAULT_RULES, SecurityRules
 from workflow.store.tables import (
     User,
 )
@@ -35,8 +38,10 @@ from workflow.store.uow import UnitOfWork
 #: Failed logins allowed per (username, client address) inside the window before refusing.
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = DEFAULT_RULES.min_length
 TOKEN_PREFIX = "bf_"
+
+log = logging.getLogger("bangfu.accounts")
 
 
 @functools.cache
@@ -67,6 +72,8 @@ class UserInfo:
     fingerprint: str
     memberships: tuple[Seat, ...]
     session_gen: int = 0
+    #: The password was set by someone else or has expired: only changing it is allowed.
+    must_change_password: bool = False
 
     def roles(self) -> set[str]:
         return {m.role for m in self.memberships}
@@ -76,6 +83,7 @@ class UserInfo:
             "id": self.id,
             "username": self.username,
             "display_name": self.display_name,
+            "must_change_password": self.must_change_password,
             "memberships": [
                 {"org_code": m.org_code, "org_name": m.org_name, "role": m.role}
                 for m in self.memberships
@@ -89,26 +97,42 @@ def fingerprint(password_hash: str | None) -> str:
     return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
 
 
-def user_info(uow: UnitOfWork, *, user_id: int) -> UserInfo:
+def user_info(uow: UnitOfWork, *, user_id: int, policy: SecurityRules = DEFAULT_RULES,
+              now: datetime | None = None) -> UserInfo:
     with uow:
-        return _user_info(uow, user_id)
+        return _user_info(uow, user_id, policy, now or clock.now())
 
 
-def _user_info(uow: UnitOfWork, user_id: int) -> UserInfo:
+def _user_info(uow: UnitOfWork, user_id: int, policy: SecurityRules = DEFAULT_RULES,
+               now: datetime | None = None) -> UserInfo:
     user = uow.directory.user(user_id)
     mems = tuple(
         Seat(o.id or 0, o.code, o.name, o.kind, o.depth, r)
         for o, r in sorted(uow.directory.memberships(user_id), key=lambda m: (m[0].depth, m[0].code, m[1]))
     )
+    must_change = bool(user.must_change_password) or security.password_expired(
+        user.password_changed_at, now or clock.now(), policy)
     return UserInfo(user.id or 0, user.username, user.display_name,
-                    fingerprint(user.password_hash), mems, user.session_gen or 0)
+                    fingerprint(user.password_hash), mems, user.session_gen or 0, must_change)
 
 
-def end_sessions(uow: UnitOfWork, *, user_id: int) -> None:
+def security_event(uow: UnitOfWork, action: str, *, user_id: int, actor_id: int | None = None,
+                   client_ip: str = "", now: datetime, **detail: Any) -> None:
+    """Inside an open unit of work: one audit row for a login, a failure, a lockout, a logout,
+    an unlock or a reveal of contact data (the one place these are written)."""
+    if client_ip:
+        detail["client_ip"] = client_ip
+    uow.accounts.add_event(at=now, actor_user_id=actor_id if actor_id is not None else user_id,
+                           target_user_id=user_id, action=action,
+                           detail=json.dumps(detail, ensure_ascii=False))
+
+
+def end_sessions(uow: UnitOfWork, *, user_id: int, client_ip: str = "", now: datetime | None = None) -> None:
     """Logout: every session cookie issued to the user so far stops working (the session
     generation moves on; a copied cookie carries the old one)."""
     with uow:
         uow.accounts.end_sessions(user_id)
+        security_event(uow, "logout", user_id=user_id, client_ip=client_ip, now=now or clock.now())
         uow.commit()
 
 
@@ -116,15 +140,21 @@ def end_sessions(uow: UnitOfWork, *, user_id: int) -> None:
 
 
 def authenticate(
-    uow: UnitOfWork, *, username: str, password: str, client_ip: str, now: datetime | None = None
+    uow: UnitOfWork, *, username: str, password: str, client_ip: str, now: datetime | None = None,
+    policy: SecurityRules = DEFAULT_RULES, totp: str | None = None,
 ) -> int:
-    """Check a username and password.
+    """Check a username and password (and the TOTP code of an account that has a second factor).
 
     The attempt is counted first, atomically and in its own short transaction (so the argon2
     check holds no write lock, and 30 simultaneous guesses see 30 different counts); only the
     first MAX_FAILURES attempts of a window reach the password check. A success forgets the
     attempts counted up to it (not those still in flight after it); a failure keeps its count
     and is also logged in ``login_failure``.
+
+    Besides that throttle per (username, address), the account counts its failures in a row:
+    ``policy.lockout_failures`` of them lock it until the security administrator unlocks it
+    (:func:`unlock`) or ``policy.lockout_minutes`` pass. Every success, failure and lockout is
+    an audit row (:func:`security_event`).
 
     Returns:
         The user id.
@@ -133,7 +163,9 @@ def authenticate(
         TooManyAttempts: more than MAX_FAILURES attempts for this username from this address
             inside the window (checked before the password, so a correct guess does not get
             through either).
-        LoginFailed: wrong username or password (one message for both).
+        AccountLocked: the account is locked (checked before the password too).
+        LoginFailed: wrong username or password (one message for both), or a missing or wrong
+            TOTP code (code ``login.totp_required`` / ``login.totp_wrong``).
     """
     now = now or clock.now()
     username = username.strip()[:64]
@@ -151,17 +183,117 @@ def authenticate(
         user = read.accounts.user_named(username)
         stored_hash = user.password_hash if user else None
         user_id, active = (user.id or 0, user.is_active) if user else (0, False)
+        locked_at = user.locked_at if user else None
+        totp_secret = user.totp_secret if user else None
+    if user is not None and security.locked(locked_at, now, policy):
+        with UnitOfWork(uow.database) as write:
+            security_event(write, "login_refused_locked", user_id=user_id, client_ip=client_ip, now=now)
+            write.commit()
+        raise AccountLocked(_locked_message(policy))
     ok = verify_password(stored_hash or _dummy_hash(), password)
+    refusal: LoginFailed | None = None
+    if not (user is not None and active and ok):
+        refusal = LoginFailed("用户名或密码不正确")
+    elif totp_secret and not (totp or "").strip():
+        refusal = LoginFailed("请填写手机验证器上的 6 位动态口令", code="login.totp_required")
+    elif totp_secret and not _totp_ok(totp_secret, totp or "", now):
+        refusal = LoginFailed("动态口令不正确或已过期", code="login.totp_wrong")
     with UnitOfWork(uow.database) as write:
-        if user is None or not active or not ok:
+        if refusal is not None:
             write.accounts.log_login_failure(username, client_ip, now)
             write.accounts.forget_old_login_attempts(since)  # keep the tables small
+            locked_now = False
+            if user is not None and refusal.code != "login.totp_required":
+                failures = write.accounts.count_failed_login(user_id, start_over=locked_at is not None)
+                security_event(write, "login_failed", user_id=user_id, client_ip=client_ip, now=now,
+                               reason=refusal.code)
+                if failures >= policy.lockout_failures:
+                    write.accounts.lock(user_id, now)
+                    security_event(write, "lockout", user_id=user_id, client_ip=client_ip, now=now,
+                                   failures=failures)
+                    locked_now = True
+            else:  # no such user: nothing to point an audit row at; the throttle still counts
+                log.info("login failed for an unknown or inactive account", extra={"client_ip": client_ip})
             write.commit()
-            raise LoginFailed("用户名或密码不正确")
+            if locked_now:
+                raise AccountLocked(_locked_message(policy))
+            raise refusal
         write.accounts.clear_login_failures(username, client_ip)
         write.accounts.clear_login_attempts(username, client_ip, upto=attempts)
+        write.accounts.clear_lockout(user_id)
+        security_event(write, "login", user_id=user_id, client_ip=client_ip, now=now)
         write.commit()
         return user_id
+
+
+def _locked_message(policy: SecurityRules) -> str:
+    after = f"，或 {policy.lockout_minutes} 分钟后再试" if policy.lockout_minutes > 0 else ""
+    return f"连续登录失败次数过多，账号已锁定：请联系安全管理员解锁{after}"
+
+
+def _totp_ok(secret: str, code: str, now: datetime) -> bool:
+    import pyotp
+
+    return bool(pyotp.TOTP(secret).verify(code.strip(), for_time=now, valid_window=1))
+
+
+def unlock(uow: UnitOfWork, *, username: str, actor_id: int | None = None, now: datetime | None = None) -> None:
+    """Lift a lockout (the security administrator: ``bangfu unlock USER``)."""
+    now = now or clock.now()
+    with uow:
+        user = uow.directory.user_by_name(username.strip())
+        uow.accounts.clear_lockout(user.id or 0)
+        security_event(uow, "unlock", user_id=user.id or 0, actor_id=actor_id, now=now)
+        uow.commit()
+
+
+def enroll_totp(uow: UnitOfWork, *, username: str, now: datetime | None = None) -> str:
+    """Give an account (an administrator's) a second factor: a new TOTP secret; returns the
+    ``otpauth://`` address to put into an authenticator app (shown once)."""
+    import pyotp
+
+    now = now or clock.now()
+    secret = pyotp.random_base32()
+    with uow:
+        user = uow.directory.user_by_name(username.strip())
+        user.totp_secret = secret
+        uow.accounts.save_user(user)
+        security_event(uow, "totp_enrolled", user_id=user.id or 0, now=now)
+        uow.commit()
+    return str(pyotp.TOTP(secret).provisioning_uri(name=username.strip(), issuer_name="bangfu"))
+
+
+def change_password(uow: UnitOfWork, *, user_id: int, current_password: str, new_password: str,
+                    policy: SecurityRules = DEFAULT_RULES, now: datetime | None = None) -> UserInfo:
+    """The user chooses a new password: the current one must be right, the new one must follow
+    the rules and differ from the last ``policy.history`` passwords. The forced change ends here.
+    Returns the user's new info (the old sessions end: the fingerprint changed)."""
+    now = now or clock.now()
+    check_password(new_password, policy)
+    with uow:
+        user = uow.directory.user(user_id)
+        if not verify_password(user.password_hash, current_password):
+            raise BadInput("原密码不正确", code="password.wrong_current")
+        _set_password(uow, user, new_password, policy, now, must_change=False)
+        uow.commit()
+        return _user_info(uow, user_id, policy, now)
+
+
+def _set_password(uow: UnitOfWork, user: User, new_password: str, policy: SecurityRules, now: datetime, *,
+                  must_change: bool, dated: bool = True) -> None:
+    """Inside an open unit of work: the one place a password is stored. Refuses the last
+    ``policy.history`` passwords; keeps the replaced hash in the history. An undated password
+    (a seeded demo or test account's) never expires."""
+    earlier = ([user.password_hash] if user.password_hash else []) + uow.accounts.password_history(
+        user.id or 0, policy.history - 1)
+    if any(verify_password(h, new_password) for h in earlier[:policy.history]):
+        raise BadInput(f"新密码不能与最近 {policy.history} 次用过的密码相同", code="password.reused")
+    if user.password_hash:
+        uow.accounts.remember_password(user.id or 0, user.password_hash, now, keep=max(policy.history - 1, 1))
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = now if dated else None
+    user.must_change_password = must_change
+    uow.accounts.save_user(user)
 
 
 # --- API tokens -----------------------------------------------------------------------------
@@ -183,14 +315,14 @@ def create_token(uow: UnitOfWork, *, username: str, name: str = "", now: datetim
     return token
 
 
-def user_for_token(uow: UnitOfWork, *, token: str) -> UserInfo | None:
+def user_for_token(uow: UnitOfWork, *, token: str, policy: SecurityRules = DEFAULT_RULES) -> UserInfo | None:
     """The user a bearer token belongs to, with their seats, or None (unknown, revoked,
     inactive user). One unit of work: every API request asks."""
     if not token.startswith(TOKEN_PREFIX):
         return None
     with uow:
         user_id = uow.accounts.token_user(_token_hash(token))
-        return None if user_id is None else _user_info(uow, user_id)
+        return None if user_id is None else _user_info(uow, user_id, policy)
 
 
 def revoke_tokens(uow: UnitOfWork, user_id: int, now: datetime) -> None:
@@ -201,11 +333,10 @@ def revoke_tokens(uow: UnitOfWork, user_id: int, now: datetime) -> None:
 # --- a reviewer managing subordinate clerks -------------------------------------------------
 
 
-def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise BadInput(f"新密码至少 {MIN_PASSWORD_LENGTH} 个字符", code="password.too_short")
-    if password.isdigit() and len(set(password)) <= 2:
-        raise BadInput("新密码过于简单", code="password.too_simple")
+def check_password(password: str, policy: SecurityRules = DEFAULT_RULES) -> None:
+    """Refuse a new password the rules do not accept (length, character classes)."""
+    if refusal := security.password_refusal(password, policy):
+        raise BadInput(refusal.message, code=refusal.code)
 
 
 def _managed(uow: UnitOfWork, actor_id: int, username: str) -> User:
@@ -229,16 +360,17 @@ def _audit(uow: UnitOfWork, actor_id: int, target_id: int, action: str, detail: 
 
 
 def reset_password(
-    uow: UnitOfWork, *, actor_id: int, username: str, new_password: str, now: datetime | None = None
+    uow: UnitOfWork, *, actor_id: int, username: str, new_password: str, now: datetime | None = None,
+    policy: SecurityRules = DEFAULT_RULES,
 ) -> None:
     """A parent's reviewer sets a subordinate clerk's password; the clerk's sessions end and the
-    clerk's API tokens are revoked."""
+    clerk's API tokens are revoked, and the clerk must choose a new password at the next login."""
     now = now or clock.now()
-    _check_password(new_password)
+    check_password(new_password, policy)
     with uow:
         target = _managed(uow, actor_id, username)
-        target.password_hash = hash_password(new_password)
-        uow.accounts.save_user(target)
+        _set_password(uow, target, new_password, policy, now, must_change=True)
+        uow.accounts.clear_lockout(target.id or 0)
         revoke_tokens(uow, target.id or 0, now)
         _audit(uow, actor_id, target.id or 0, "password_reset", {}, now)
         uow.commit()
@@ -254,6 +386,7 @@ def handover(
     email: str | None = None,
     phone: str | None = None,
     now: datetime | None = None,
+    policy: SecurityRules = DEFAULT_RULES,
 ) -> None:
     """Hand a clerk's account over to a new person: same username and membership, new name and
     contact details, a new password; the old holder's sessions and tokens end."""
@@ -268,15 +401,16 @@ def handover(
     for refusal in (rules.check_email(email), rules.check_phone(phone) if phone else None):
         if refusal:
             raise BadInput(refusal.message, code=refusal.code)
-    _check_password(new_password)
+    check_password(new_password, policy)
     with uow:
         target = _managed(uow, actor_id, username)
         before = {"display_name": target.display_name, "email": target.email, "phone": target.phone}
         target.display_name = display_name
         target.email = email or None
         target.phone = phone or None
-        target.password_hash = hash_password(new_password)
-        uow.accounts.save_user(target)
+        target.totp_secret = None  # the old holder's second factor goes with them
+        _set_password(uow, target, new_password, policy, now, must_change=True)
+        uow.accounts.clear_lockout(target.id or 0)
         revoke_tokens(uow, target.id or 0, now)
         _audit(uow, actor_id, target.id or 0, "handover", {"before": before}, now)
         uow.commit()
@@ -295,11 +429,20 @@ def managed_clerks(uow: UnitOfWork, *, actor_id: int) -> list[dict[str, Any]]:
         ]
 
 
-def set_password(uow: UnitOfWork, *, username: str, new_password: str) -> None:
-    """Set a password directly (administration and tests; no actor check)."""
-    _check_password(new_password)
+#: Seeding a demonstration or test account: the length rule only (the demo's ``demo1234``).
+SEED_RULES = SecurityRules(min_classes=1, history=1)
+
+
+def set_password(uow: UnitOfWork, *, username: str, new_password: str, must_change: bool = False,
+                 policy: SecurityRules = SEED_RULES, now: datetime | None = None) -> None:
+    """Set a password directly (seeding demo and test accounts; no actor check). With the
+    default rules only the length is checked and no change is forced; an operator setting a
+    real person's password passes ``must_change=True`` and the deployment's rules."""
+    now = now or clock.now()
+    check_password(new_password, policy)
     with uow:
         user = uow.directory.user_by_name(username)
-        user.password_hash = hash_password(new_password)
-        uow.accounts.save_user(user)
+        user.password_hash = None  # seeding repeats freely: no history check
+        _set_password(uow, user, new_password, policy, now, must_change=must_change, dated=must_change)
+        uow.accounts.clear_lockout(user.id or 0)
         uow.commit()

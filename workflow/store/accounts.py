@@ -17,6 +17,7 @@ from workflow.store.tables import (
     LoginThrottle,
     Membership,
     Organisation,
+    PasswordHistory,
     User,
 )
 from workflow.store.transaction import Transaction
@@ -114,3 +115,37 @@ class Accounts:
     def end_sessions(self, user_id: int) -> None:
         """Move the user's session generation on: every cookie issued so far stops working."""
         self._uow.session.execute(update(User).where(User.id == user_id).values(session_gen=User.session_gen + 1))
+
+    # --- password and lockout rules (workflow.domain.security) ------------------------------
+
+    def count_failed_login(self, user_id: int, *, start_over: bool) -> int:
+        """One more failed login in a row for the user (atomically; ``start_over`` after an
+        expired lockout starts the count again at 1); the new count."""
+        u = User.__table__  # type: ignore[attr-defined]
+        stmt = (update(u).where(u.c.id == user_id)
+                .values(failed_logins=1 if start_over else u.c.failed_logins + 1)
+                .returning(u.c.failed_logins))
+        return int(self._uow.session.execute(stmt).scalar_one())
+
+    def lock(self, user_id: int, now: datetime) -> None:
+        self._uow.session.execute(update(User).where(User.id == user_id).values(locked_at=now))
+
+    def clear_lockout(self, user_id: int) -> None:
+        self._uow.session.execute(update(User).where(User.id == user_id).values(failed_logins=0, locked_at=None))
+
+    def password_history(self, user_id: int, limit: int) -> list[str]:
+        """The hashes of the user's last ``limit`` earlier passwords, newest first."""
+        if limit <= 0:
+            return []
+        return list(self._uow.session.execute(
+            select(PasswordHistory.password_hash).where(PasswordHistory.user_id == user_id)
+            .order_by(PasswordHistory.at.desc(), PasswordHistory.id.desc()).limit(limit)  # type: ignore[union-attr]
+        ).scalars())
+
+    def remember_password(self, user_id: int, password_hash: str, at: datetime, keep: int) -> None:
+        """Keep an earlier password's hash, and only the last ``keep`` of them."""
+        self._uow.session.add(PasswordHistory(user_id=user_id, password_hash=password_hash, at=at))
+        self._uow.session.flush()
+        h = PasswordHistory.__table__  # type: ignore[attr-defined]
+        kept = select(h.c.id).where(h.c.user_id == user_id).order_by(h.c.at.desc(), h.c.id.desc()).limit(keep)
+        self._uow.session.execute(delete(h).where(h.c.user_id == user_id, h.c.id.not_in(kept)))

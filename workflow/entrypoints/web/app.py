@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from notifications.templates import make_environment
-from workflow.domain.errors import BangfuError
+from workflow.domain.errors import BangfuError, PasswordChangeRequired
 from workflow.domain.figures import wan_people, wan_yuan
 from workflow.entrypoints.web import api, auth, fields, health, pages, reports_pages
 from workflow.entrypoints.web.errors import http_status
@@ -93,6 +93,8 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     async def bangfu_error(request: Request, exc: BangfuError) -> Response:
         if http_status(exc) == 401 and not _wants_json(request):
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        if isinstance(exc, PasswordChangeRequired) and not _wants_json(request):
+            return RedirectResponse(f"/password?next={request.url.path}", status_code=303)
         return _problem(request, http_status(exc), exc.code, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
