@@ -152,7 +152,7 @@ def authenticate(
     and is also logged in ``login_failure``.
 
     Besides that throttle per (username, address), the account counts its failures in a row:
-    ``policy.lockout_failures`` of them lock it until the security administrator unlocks it
+    the ``policy.lockout_failures``-th of them (still answered as a failure) locks it until the security administrator unlocks it
     (:func:`unlock`) or ``policy.lockout_minutes`` pass. Every success, failure and lockout is
     an audit row (:func:`security_event`).
 
@@ -202,7 +202,6 @@ def authenticate(
         if refusal is not None:
             write.accounts.log_login_failure(username, client_ip, now)
             write.accounts.forget_old_login_attempts(since)  # keep the tables small
-            locked_now = False
             if user is not None and refusal.code != "login.totp_required":
                 failures = write.accounts.count_failed_login(user_id, start_over=locked_at is not None)
                 security_event(write, "login_failed", user_id=user_id, client_ip=client_ip, now=now,
@@ -211,19 +210,42 @@ def authenticate(
                     write.accounts.lock(user_id, now)
                     security_event(write, "lockout", user_id=user_id, client_ip=client_ip, now=now,
                                    failures=failures)
-                    locked_now = True
             else:  # no such user: nothing to point an audit row at; the throttle still counts
                 log.info("login failed for an unknown or inactive account", extra={"client_ip": client_ip})
             write.commit()
-            if locked_now:
-                raise AccountLocked(_locked_message(policy))
-            raise refusal
+            raise refusal  # this attempt is answered as a failure; the next ones find the lock
         write.accounts.clear_login_failures(username, client_ip)
         write.accounts.clear_login_attempts(username, client_ip, upto=attempts)
         write.accounts.clear_lockout(user_id)
         security_event(write, "login", user_id=user_id, client_ip=client_ip, now=now)
         write.commit()
         return user_id
+
+
+def sso_login(uow: UnitOfWork, *, account: str, client_ip: str, provider: str, now: datetime | None = None,
+              policy: SecurityRules = DEFAULT_RULES) -> int:
+    """Single sign-on: the identity provider vouched for ``account`` (the configured claim of
+    its ID token); the bangfu account of that name, if it exists, is active and not locked.
+
+    Raises:
+        LoginFailed: no active account of that name (code ``login.sso_unknown``).
+        AccountLocked: the account is locked.
+    """
+    now = now or clock.now()
+    account = account.strip()[:64]
+    with uow:
+        user = uow.accounts.user_named(account) if account else None
+        if user is None or not user.is_active:
+            raise LoginFailed("统一身份认证的账号在本系统中没有对应的有效账号，请联系管理员开通",
+                              code="login.sso_unknown")
+        if security.locked(user.locked_at, now, policy):
+            security_event(uow, "login_refused_locked", user_id=user.id or 0, client_ip=client_ip, now=now,
+                           via=provider)
+            uow.commit()
+            raise AccountLocked(_locked_message(policy))
+        security_event(uow, "login", user_id=user.id or 0, client_ip=client_ip, now=now, via=provider)
+        uow.commit()
+        return user.id or 0
 
 
 def _locked_message(policy: SecurityRules) -> str:

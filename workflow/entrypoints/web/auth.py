@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from fastapi import Request
@@ -80,10 +81,13 @@ def check_csrf(request: Request, supplied: str | None) -> None:
         raise CsrfFailed("缺少或错误的安全令牌（CSRF），请刷新页面后重试")
 
 
-def login(request: Request, user: UserInfo) -> None:
-    """Start a fresh session for ``user`` (a new CSRF token: no fixation across a login)."""
+def login(request: Request, user: UserInfo, *, via_sso: bool = False) -> None:
+    """Start a fresh session for ``user`` (a new CSRF token: no fixation across a login). A
+    single sign-on session is not held to the local password's forced change."""
     request.state.session = {"uid": user.id, "fp": user.fingerprint, "gen": user.session_gen,
                              "csrf": secrets.token_urlsafe(24), "seen": int(clock.now().timestamp())}
+    if via_sso:
+        request.state.session["via"] = "sso"
     mark_dirty(request)
 
 
@@ -158,7 +162,7 @@ def _resolve_user(request: Request) -> UserInfo | None:
                 info = None
             if (info is not None and hmac.compare_digest(info.fingerprint, str(sess.get("fp", "")))
                     and sess.get("gen", 0) == info.session_gen):
-                user = info
+                user = replace(info, must_change_password=False) if sess.get("via") == "sso" else info
                 if not isinstance(seen, int) or now - seen >= SEEN_REFRESH:
                     sess["seen"] = now
                     mark_dirty(request)
