@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import states
+from workflow.app import oplog
+from workflow.app.oplog import audited
 from workflow.app.passwords import hash_password, verify_password
 from workflow.domain import access, clock, rules, security, text
 from workflow.domain.errors import (
@@ -116,23 +118,22 @@ def _user_info(uow: UnitOfWork, user_id: int, policy: SecurityRules = DEFAULT_RU
                     fingerprint(user.password_hash), mems, user.session_gen or 0, must_change)
 
 
-def security_event(uow: UnitOfWork, action: str, *, user_id: int, actor_id: int | None = None,
-                   client_ip: str = "", now: datetime, **detail: Any) -> None:
-    """Inside an open unit of work: one audit row for a login, a failure, a lockout, a logout,
-    an unlock or a reveal of contact data (the one place these are written)."""
-    if client_ip:
-        detail["client_ip"] = client_ip
-    uow.accounts.add_event(at=now, actor_user_id=actor_id if actor_id is not None else user_id,
-                           target_user_id=user_id, action=action,
-                           detail=json.dumps(detail, ensure_ascii=False))
+def security_event(uow: UnitOfWork, action: str, *, user_id: int | None, username: str,
+                   actor_id: int | None = None, outcome: str = oplog.OK, client_ip: str = "",
+                   **detail: Any) -> None:
+    """Inside an open unit of work: the operation-log row of a login, a failed login, a lockout
+    or a reveal of contact data (the one place this module writes them; ``oplog.record``)."""
+    oplog.record(uow, actor_id if actor_id is not None else user_id, None, None, action, f"user:{username}",
+                 outcome, client_ip or None, detail or None,
+                 actor_name=username if user_id is None and actor_id is None else None)
 
 
-def end_sessions(uow: UnitOfWork, *, user_id: int, client_ip: str = "", now: datetime | None = None) -> None:
+@audited('auth.logout')
+def end_sessions(uow: UnitOfWork, *, user_id: int) -> None:
     """Logout: every session cookie issued to the user so far stops working (the session
     generation moves on; a copied cookie carries the old one)."""
     with uow:
         uow.accounts.end_sessions(user_id)
-        security_event(uow, "logout", user_id=user_id, client_ip=client_ip, now=now or clock.now())
         uow.commit()
 
 
@@ -187,7 +188,8 @@ def authenticate(
         totp_secret = user.totp_secret if user else None
     if user is not None and security.locked(locked_at, now, policy):
         with UnitOfWork(uow.database) as write:
-            security_event(write, "login_refused_locked", user_id=user_id, client_ip=client_ip, now=now)
+            security_event(write, "auth.login_failed", user_id=user_id, username=username, outcome=oplog.REFUSED,
+                           client_ip=client_ip, code="login.locked")
             write.commit()
         raise AccountLocked(_locked_message(policy))
     ok = verify_password(stored_hash or _dummy_hash(), password)
@@ -204,20 +206,21 @@ def authenticate(
             write.accounts.forget_old_login_attempts(since)  # keep the tables small
             if user is not None and refusal.code != "login.totp_required":
                 failures = write.accounts.count_failed_login(user_id, start_over=locked_at is not None)
-                security_event(write, "login_failed", user_id=user_id, client_ip=client_ip, now=now,
-                               reason=refusal.code)
+                security_event(write, "auth.login_failed", user_id=user_id, username=username,
+                               outcome=oplog.REFUSED, client_ip=client_ip, code=refusal.code)
                 if failures >= policy.lockout_failures:
                     write.accounts.lock(user_id, now)
-                    security_event(write, "lockout", user_id=user_id, client_ip=client_ip, now=now,
-                                   failures=failures)
-            else:  # no such user: nothing to point an audit row at; the throttle still counts
-                log.info("login failed for an unknown or inactive account", extra={"client_ip": client_ip})
+                    security_event(write, "auth.lockout", user_id=user_id, username=username,
+                                   client_ip=client_ip, failures=failures)
+            else:  # no such account: the row names what was typed
+                security_event(write, "auth.login_failed", user_id=None, username=username,
+                               outcome=oplog.REFUSED, client_ip=client_ip, code=refusal.code)
             write.commit()
             raise refusal  # this attempt is answered as a failure; the next ones find the lock
         write.accounts.clear_login_failures(username, client_ip)
         write.accounts.clear_login_attempts(username, client_ip, upto=attempts)
         write.accounts.clear_lockout(user_id)
-        security_event(write, "login", user_id=user_id, client_ip=client_ip, now=now)
+        security_event(write, "auth.login", user_id=user_id, username=username, client_ip=client_ip)
         write.commit()
         return user_id
 
@@ -239,11 +242,12 @@ def sso_login(uow: UnitOfWork, *, account: str, client_ip: str, provider: str, n
             raise LoginFailed("统一身份认证的账号在本系统中没有对应的有效账号，请联系管理员开通",
                               code="login.sso_unknown")
         if security.locked(user.locked_at, now, policy):
-            security_event(uow, "login_refused_locked", user_id=user.id or 0, client_ip=client_ip, now=now,
-                           via=provider)
+            security_event(uow, "auth.login_failed", user_id=user.id or 0, username=account,
+                           outcome=oplog.REFUSED, client_ip=client_ip, code="login.locked", via=provider)
             uow.commit()
             raise AccountLocked(_locked_message(policy))
-        security_event(uow, "login", user_id=user.id or 0, client_ip=client_ip, now=now, via=provider)
+        security_event(uow, "auth.login", user_id=user.id or 0, username=account, client_ip=client_ip,
+                       via=provider)
         uow.commit()
         return user.id or 0
 
@@ -259,16 +263,17 @@ def _totp_ok(secret: str, code: str, now: datetime) -> bool:
     return bool(pyotp.TOTP(secret).verify(code.strip(), for_time=now, valid_window=1))
 
 
+@audited('user.unlock')
 def unlock(uow: UnitOfWork, *, username: str, actor_id: int | None = None, now: datetime | None = None) -> None:
     """Lift a lockout (the security administrator: ``bangfu unlock USER``)."""
     now = now or clock.now()
     with uow:
         user = uow.directory.user_by_name(username.strip())
         uow.accounts.clear_lockout(user.id or 0)
-        security_event(uow, "unlock", user_id=user.id or 0, actor_id=actor_id, now=now)
         uow.commit()
 
 
+@audited('user.totp_enroll')
 def enroll_totp(uow: UnitOfWork, *, username: str, now: datetime | None = None) -> str:
     """Give an account (an administrator's) a second factor: a new TOTP secret; returns the
     ``otpauth://`` address to put into an authenticator app (shown once)."""
@@ -280,11 +285,11 @@ def enroll_totp(uow: UnitOfWork, *, username: str, now: datetime | None = None) 
         user = uow.directory.user_by_name(username.strip())
         user.totp_secret = secret
         uow.accounts.save_user(user)
-        security_event(uow, "totp_enrolled", user_id=user.id or 0, now=now)
         uow.commit()
     return str(pyotp.TOTP(secret).provisioning_uri(name=username.strip(), issuer_name="bangfu"))
 
 
+@audited('auth.password_change')
 def change_password(uow: UnitOfWork, *, user_id: int, current_password: str, new_password: str,
                     policy: SecurityRules = DEFAULT_RULES, now: datetime | None = None) -> UserInfo:
     """The user chooses a new password: the current one must be right, the new one must follow
@@ -325,6 +330,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@audited('token.create', keep=('name',))
 def create_token(uow: UnitOfWork, *, username: str, name: str = "", now: datetime | None = None) -> str:
     """Create a bearer token for a user; the token is shown once, only its hash is kept."""
     now = now or clock.now()
@@ -381,6 +387,7 @@ def _audit(uow: UnitOfWork, actor_id: int, target_id: int, action: str, detail: 
                             detail=json.dumps(detail, ensure_ascii=False))
 
 
+@audited('user.reset_password')
 def reset_password(
     uow: UnitOfWork, *, actor_id: int, username: str, new_password: str, now: datetime | None = None,
     policy: SecurityRules = DEFAULT_RULES,
@@ -398,6 +405,7 @@ def reset_password(
         uow.commit()
 
 
+@audited('user.handover', keep=('display_name',))
 def handover(
     uow: UnitOfWork,
     *,
@@ -455,6 +463,7 @@ def managed_clerks(uow: UnitOfWork, *, actor_id: int) -> list[dict[str, Any]]:
 SEED_RULES = SecurityRules(min_classes=1, history=1)
 
 
+@audited('user.set_password')
 def set_password(uow: UnitOfWork, *, username: str, new_password: str, must_change: bool = False,
                  policy: SecurityRules = SEED_RULES, now: datetime | None = None) -> None:
     """Set a password directly (seeding demo and test accounts; no actor check). With the

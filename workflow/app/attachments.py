@@ -16,6 +16,7 @@ from typing import Any
 
 import states
 from workflow.app import actors
+from workflow.app.oplog import audited
 from workflow.domain import clock, text
 from workflow.domain.errors import BadInput, Refusal, RuleViolation
 from workflow.store.tables import Attachment
@@ -69,6 +70,7 @@ def check_upload(filename: str, data: bytes, kind: str) -> tuple[str, str]:
     return found[0], clean_filename(filename, found[1])
 
 
+@audited('attachment.add', keep=('kind', 'filename'))
 def add_attachment(
     uow: UnitOfWork, *, record_id: int, user_id: int, kind: str, filename: str, data: bytes,
     now: datetime | None = None,

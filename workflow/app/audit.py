@@ -27,6 +27,7 @@ from typing import Any
 
 import states
 from workflow.app.lifecycle import EVENT_LABELS
+from workflow.app.oplog import audited
 from workflow.domain import clock
 from workflow.store import chain
 from workflow.store.uow import UnitOfWork
@@ -216,6 +217,7 @@ def _write_new(path: Path, data: bytes) -> None:
     _write(path, data, os.O_CREAT | os.O_EXCL, 0o440)
 
 
+@audited('history.export_heads')
 def export_head(uow: UnitOfWork, *, var_dir: Path, now: datetime | None = None) -> dict[str, Any]:
     """Write the heads file, append its line to the heads log, and queue it by e-mail to the
     province's administrators. Returns the line."""

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import states
-from workflow.domain import clock, text
+from workflow.app.oplog import audited
+from workflow.domain import access, clock, text
 from workflow.domain.errors import BadInput
 from workflow.domain.policy import Policy
 from workflow.store import directory as directory_store
@@ -34,6 +34,7 @@ class ImportReport:
     records_opened: int
 
 
+@audited('policy.install')
 def install_policy(uow: UnitOfWork, *, policy: Policy, now: datetime | None = None) -> dict[str, Any]:
     """Store a policy, create or update its rounds and open their records (idempotent).
 
@@ -109,6 +110,7 @@ def _read_csv(data: bytes, required: tuple[str, ...]) -> list[dict[str, str]]:
     return rows
 
 
+@audited('rollup.rebuild')
 def rebuild_rollup(uow: UnitOfWork, *, round_label: str | None = None) -> str:
     """Recompute the overview's rollup table from the records (one round, or every round), in
     one transaction: a repair after writes made outside bangfu. Returns the message to show."""
@@ -120,6 +122,7 @@ def rebuild_rollup(uow: UnitOfWork, *, round_label: str | None = None) -> str:
     return f"已重建汇总表：{'、'.join(r.label for r in rounds) or '无年度'}，共 {rows} 行"
 
 
+@audited('org.import')
 def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None = None) -> ImportReport:
     """Import or update the organisation tree from CSV (code,name,kind,parent_code[,phone]).
 
@@ -262,6 +265,7 @@ def _paths(parent_of: dict[str, str | None], ids: dict[str, int]) -> dict[str, t
     return out
 
 
+@audited('user.import')
 def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
                  hash_password: Any = None, first_login_change: bool = True) -> ImportReport:
     """Import users and memberships from CSV (username,display_name,org_code,role[,email,phone,password]).
@@ -275,7 +279,7 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
     errors: list[str] = []
     with uow:
         orgs = uow.directory.org_ids_by_code()
-        roles = states.ROLES
+        roles = access.ALL_ROLES
         # One quick pass finds the bad lines; only those are looked at again for the messages.
         bad = [i for i, row in enumerate(rows) if not row["username"] or not row["display_name"]
                or row["org_code"] not in orgs or row["role"] not in roles]
@@ -284,8 +288,8 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
                 errors.append(f"第 {i} 行：username、display_name 不能为空")
             if row["org_code"] not in orgs:
                 errors.append(f"第 {i} 行：单位“{row['org_code']}”不存在")
-            if row["role"] not in states.ROLES:
-                errors.append(f"第 {i} 行：角色“{row['role']}”无效，可选 {', '.join(sorted(states.ROLES))}")
+            if row["role"] not in roles:
+                errors.append(f"第 {i} 行：角色“{row['role']}”无效，可选 {', '.join(sorted(roles))}")
         if errors:
             raise BadInput("用户导入失败，未导入任何数据：\n" + "\n".join(errors), code="import.rows")
         existing = uow.directory.user_rows()
@@ -340,6 +344,7 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
     return ImportReport(created=created, updated=updated, records_opened=0)
 
 
+@audited('members.import')
 def import_member_counts(uow: UnitOfWork, *, data: bytes, round_label: str) -> ImportReport:
     """Member counts per organisation for a round from CSV (org_code,members). A plan that gives
     no member count uses this one. All-or-nothing like the other imports."""

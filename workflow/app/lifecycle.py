@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import states
 from workflow.app.actors import _conflict
+from workflow.app.oplog import audited
 from workflow.domain import access, clock, engine, rules, text
 from workflow.domain.engine import GuardContext
 from workflow.domain.errors import (
@@ -80,6 +81,7 @@ class FireResult:
                 + ("（代填报）" if self.on_behalf else ""))
 
 
+@audited('record.fire', keep=('trigger', 'reason', 'seen_version'))
 def fire(
     uow: UnitOfWork,
     *,

@@ -14,6 +14,7 @@ from typing import Any
 
 import states
 from workflow.app import actors, lifecycle, record_views
+from workflow.app.oplog import audited
 from workflow.domain import clock, text
 from workflow.domain.errors import (
     BadInput,
@@ -34,6 +35,7 @@ DEADLINE_TRIGGER = "change_deadline"
 DEADLINE_LABEL = "调整报送截止日期"
 
 
+@audited('round.deadline', keep=('last_day', 'reason', 'seen_version'))
 def set_report_deadline(
     uow: UnitOfWork,
     *,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import states
 from workflow.app.actors import actor_for, entry_role, policy_for, version_conflict
+from workflow.app.oplog import audited
 from workflow.app.record_views import RecordView, record_view
 from workflow.domain import clock, money, rules, text
 from workflow.domain.errors import (
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     pass
 
 
+@audited('record.plan', keep=('amount_per_member_fen', 'members', 'seen_version'))
 def plan(
     uow: UnitOfWork,
     *,
@@ -36,7 +38,9 @@ def plan(
     with uow:
         rec = uow.records.get(record_id)
         actor = actor_for(uow, user_id, rec)
-        entry_role(actor, "填写计划")
+        _role, on_behalf = entry_role(actor, "填写计划")
+        uow.oplog.note(on_behalf=on_behalf, before={"amount_per_member_fen": rec.amount_per_member_fen,
+                                                    "members": rec.members})
         rnd, _ = policy_for(uow, rec)
         if rec.state != states.PLANNED:
             raise RuleViolation(Refusal("plan.locked", "只有“计划中”的记录可以修改计划；请先退回计划"))
@@ -54,6 +58,7 @@ def plan(
     return record_view(type(uow)(uow.database), record_id=record_id, user_id=user_id, now=now)
 
 
+@audited('record.report_info', keep=('reporter', 'fill_date', 'work_experience', 'work_highlights', 'seen_version'))
 def update_report_info(
     uow: UnitOfWork,
     *,

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import states
 from workflow.app import actors, purchases
+from workflow.app.oplog import audited
 from workflow.app.order_claims import DuplicateWarning, flag_claims
 from workflow.domain import channels, clock, money, rules
 from workflow.domain.errors import (
@@ -78,6 +79,7 @@ def _yuan(fen: int) -> str:
     return money.yuan(fen)
 
 
+@audited('purchase.import', keep=('filename', 'mapping'))
 def import_purchases(
     uow: UnitOfWork,
     *,

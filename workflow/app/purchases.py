@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import states
 from workflow.app.actors import _acting_org_id, actor_for, entry_role, policy_for
+from workflow.app.oplog import audited
 from workflow.app.order_claims import DuplicateWarning, claims_by_order, flag_claims
 from workflow.domain import budgets, channels, clock, rules, text
 from workflow.domain.errors import (
@@ -131,6 +132,7 @@ def add_purchase(
     return enter_purchase(uow, record_id=record_id, user_id=user_id, purchase=purchase, now=now).purchase_id
 
 
+@audited('purchase.enter', keep=('purchase',))
 def enter_purchase(
     uow: UnitOfWork, *, record_id: int, user_id: int, purchase: PurchaseInput, now: datetime | None = None
 ) -> PurchaseEntry:
@@ -197,6 +199,7 @@ def enter_purchase(
         return PurchaseEntry(purchase_id, record_id, tuple(warnings))
 
 
+@audited('purchase.void', keep=('reason',))
 def void_purchase(
     uow: UnitOfWork, *, record_id: int, purchase_id: int, user_id: int, reason: str,
     now: datetime | None = None,

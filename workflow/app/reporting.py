@@ -16,6 +16,7 @@ from typing import Any
 import states
 from notifications.templates import make_environment
 from workflow.app import actors
+from workflow.app.oplog import audited
 from workflow.domain import access, channels, clock, limits, rules, text
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal, RuleViolation
 from workflow.domain.figures import (
@@ -172,6 +173,7 @@ def province_workbook(uow: UnitOfWork, *, user_id: int, round_label: str | None 
 
 
 
+@audited('aggregate.add', keep=('channel', 'people', 'amount_fen', 'note'))
 def add_aggregate_line(
     uow: UnitOfWork, *, record_id: int, user_id: int, channel: str, people: int, amount_fen: int, note: str,
     now: datetime | None = None,
@@ -447,6 +449,7 @@ class ExplainResult:
                 "message": self.message}
 
 
+@audited('duplicate.explain', keep=('channel', 'order_no', 'reason'))
 def explain_duplicate(
     uow: UnitOfWork, *, user_id: int, round_label: str | None, channel: str, order_no: str, reason: str,
     now: datetime | None = None,

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import states
+from workflow.app.oplog import audited
 from workflow.app.purchases import BUDGETS
 from workflow.domain import access, clock
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal
@@ -106,7 +107,7 @@ def own_records(uow: UnitOfWork, *, user_id: int, round_id: int) -> list[dict[st
     with uow:
         rows = uow.lists.own_record_rows(user_id, round_id)
         return [{"record_id": i, "state": s, "state_label": states.STATE_LABELS[s], "org_code": c,
-                 "org_name": n, "role": r} for i, s, c, n, r in rows]
+                 "org_name": n, "role": r} for i, s, c, n, r in rows if r in access.BUSINESS_ROLES]
 
 
 # --- record lists ---------------------------------------------------------------------------
@@ -174,7 +175,7 @@ def visible_records(
 ) -> Page:
     """Every record in the user's visible subtrees (their seats' organisations and below)."""
     with uow:
-        paths = [o.path for o, _r in uow.directory.memberships(user_id)]
+        paths = [o.path for o, _r in access.business_seats(uow.directory.memberships(user_id))]
     return _paged_records(
         uow, round_id=round_id, under_paths=paths, state=state, overdue=overdue, q=q, sort=sort,
         page=page, per_page=per_page, now=now or clock.now(),
@@ -296,6 +297,7 @@ def notifications(uow: UnitOfWork, *, user_id: int, page: int = 1, per_page: int
     return Page(items=items, total=int(total), page=page, per_page=per_page, filters={"unread": int(unread)})
 
 
+@audited('notifications.read')
 def mark_notifications_read(uow: UnitOfWork, *, user_id: int, now: datetime | None = None,
                             ids: Sequence[int] | None = None) -> int:
     """Mark the user's unread inbox notifications read: all of them, or only ``ids`` (another

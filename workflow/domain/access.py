@@ -30,8 +30,25 @@ see duplicate orders   completeness: a reviewer, admin or observer seat at the o
 explain a duplicate    a reviewer whose seat covers every union holding the order (their
                        common ancestor's reviewer, or one above it).
 manage an account      a reviewer of the direct parent of every organisation the account clerks
-                       for; only clerk accounts (reset password, hand over).
+                       for; only clerk accounts (reset password, hand over). A system
+                       administrator whose seat covers every organisation of the account
+                       (clerk or reviewer accounts): reset, deactivate.
+add an account         a clerk or a reviewer to an organisation: a system administrator whose
+                       seat covers it, or a reviewer of that organisation or of its direct
+                       parent (a district's reviewer adds a second reviewer to the district, or
+                       a clerk to one of its unions).
+manage organisations   add, rename, move, deactivate: a system administrator whose seat covers
+                       the organisation (and, for a move, the new parent).
+read the audit log     an auditor: the rows of every actor whose organisation is in the
+                       auditor's subtree (a province auditor: every row, the operators' and
+                       both administrators' included). Nobody else, administrators included.
 =====================  ======================================================================
+
+三员分立 (three separate administrators, GB/T 22239 level 3): ``system_admin`` (organisations,
+accounts, settings), ``security_admin`` (password policy, lockouts, role grants) and ``auditor``
+(the audit log) hold no business role: they see no record, no figure and no phone number, enter
+nothing and decide nothing. The system administrator cannot read the audit log; the auditor
+changes nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +60,18 @@ from typing import Protocol
 import states
 from states import OWN, PARENT, Transition
 from workflow.domain.errors import Refusal
+
+SYSTEM_ADMIN = "system_admin"
+SECURITY_ADMIN = "security_admin"
+AUDITOR = "auditor"
+#: The three separate administrators (三员分立): seats that grant no business capability.
+ADMIN_ROLES = frozenset({SYSTEM_ADMIN, SECURITY_ADMIN, AUDITOR})
+#: Every role a membership may hold (the user import and the account pages accept these).
+ALL_ROLES = states.ROLES | ADMIN_ROLES
+#: Seats that see records and figures (the three administrators' do not).
+BUSINESS_ROLES = states.ROLES
+#: Roles an account page may give (a clerk, or a second reviewer).
+ADDABLE_ROLES = (states.CLERK, states.REVIEWER)
 
 #: Roles that can see clerks' contact data (the chain of federations).
 CONTACT_ROLES = frozenset({states.CLERK, states.REVIEWER, states.ADMIN})
@@ -90,9 +119,15 @@ def relation(seats: Iterable[Seat], target: Org) -> Relation:
                     contacts=can_see_contacts(seats, target))
 
 
+def business_seats(seats: Iterable[Seat]) -> list[Seat]:
+    """The seats that see records (every seat but the three administrators')."""
+    return [(o, r) for o, r in seats if r in BUSINESS_ROLES]
+
+
 def can_view(seats: Iterable[Seat], target: Org) -> bool:
-    """A record (and its statistics) is visible from any seat at or above its organisation."""
-    return any(_covers(o, target) for o, _r in seats)
+    """A record (and its statistics) is visible from any business seat at or above its
+    organisation (never from an administrator's: 三员分立)."""
+    return any(_covers(o, target) for o, _r in business_seats(seats))
 
 
 def _roles_over(seats: Iterable[Seat], target: Org) -> set[str]:
@@ -176,3 +211,62 @@ def can_view_account(actor_seats: Iterable[Seat], target_seats: Iterable[Seat]) 
     """An account exists for the actor when one of its seats is in the actor's view."""
     actor_seats = list(actor_seats)
     return any(can_view(actor_seats, o) for o, _r in target_seats)
+
+
+# --- 三员分立: the administrators' capabilities ----------------------------------------------
+
+
+def _seats_of(seats: Iterable[Seat], role: str) -> list[Org]:
+    return [o for o, r in seats if r == role]
+
+
+def oplog_scope(seats: Iterable[Seat]) -> list[str] | None:
+    """The organisation paths whose actors' rows of the audit log the user may read: an
+    auditor's seats; ``[]`` for a root auditor means every row (operators' and the system's
+    too, which have no organisation). None: not an auditor (refused)."""
+    orgs = _seats_of(seats, AUDITOR)
+    if not orgs:
+        return None
+    if any(o.parent_id is None for o in orgs):
+        return []
+    return [o.path for o in orgs]
+
+
+def directory_refusal(seats: Iterable[Seat], *targets: Org) -> Refusal | None:
+    """Whether the user may add, rename, move or deactivate organisations at ``targets``
+    (a system administrator whose seat covers each)."""
+    admins = _seats_of(seats, SYSTEM_ADMIN)
+    if not admins:
+        return Refusal("permission.not_system_admin", "只有系统管理员可以维护单位")
+    if not all(any(_covers(a, t) for a in admins) for t in targets):
+        return Refusal("permission.outside_subtree", "该单位不在你管理的范围内")
+    return None
+
+
+def account_add_refusal(seats: Iterable[Seat], target: Org, role: str) -> Refusal | None:
+    """Whether the user may add an account of ``role`` (a clerk or a reviewer) to ``target``:
+    a system administrator covering it, or a reviewer of ``target`` or of its direct parent."""
+    seats = list(seats)
+    if role not in ADDABLE_ROLES:
+        return Refusal("account.role_not_addable", "这里只能新增填报员或审核人账号")
+    if any(_covers(a, target) for a in _seats_of(seats, SYSTEM_ADMIN)):
+        return None
+    reviewer_of = {o.id for o in _seats_of(seats, states.REVIEWER)}
+    if target.id in reviewer_of or (target.parent_id is not None and target.parent_id in reviewer_of):
+        return None
+    return Refusal("account.not_parent_reviewer", "只有系统管理员或本单位、直接上级单位的审核人可以为该单位新增账号")
+
+
+def admin_account_refusal(actor_seats: Iterable[Seat], target_seats: Iterable[Seat]) -> Refusal | None:
+    """Whether a system administrator may reset or deactivate the account holding
+    ``target_seats``: clerk and reviewer accounts whose every seat it covers (never another
+    administrator's: the security administrator grants those)."""
+    admins = _seats_of(actor_seats, SYSTEM_ADMIN)
+    target_seats = list(target_seats)
+    if not admins:
+        return Refusal("permission.not_system_admin", "只有系统管理员可以管理该账号")
+    if not target_seats or any(r not in ADDABLE_ROLES for _o, r in target_seats):
+        return Refusal("account.not_clerk", "只能管理填报员和审核人的账号")
+    if not all(any(_covers(a, o) for a in admins) for o, _r in target_seats):
+        return Refusal("permission.outside_subtree", "该账号不在你管理的范围内")
+    return None

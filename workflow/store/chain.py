@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -47,7 +47,7 @@ FIELDS = ("record_id", "seq", "at", "actor_user_id", "actor_role", "actor_org_id
 COLUMNS = tuple(c.name for c in HISTORY.columns if c.name != "id")
 
 
-def _instant(value: datetime) -> str:
+def instant(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime refused: the chain hashes aware UTC instants only")
     if value.tzinfo is not UTC:
@@ -55,8 +55,8 @@ def _instant(value: datetime) -> str:
     return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-#: One encoder, built once (``json.dumps`` with options builds one per call).
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+#: One encoder, built once (the operation log's canonical form uses it too) (``json.dumps`` with options builds one per call).
+ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def canonical(values: dict[str, Any]) -> bytes:
@@ -64,8 +64,8 @@ def canonical(values: dict[str, Any]) -> bytes:
     order; instants as UTC ISO text with microseconds, ``None`` as ``null``, booleans as
     ``true``/``false``, text as UTF-8 (not escaped)."""
     g = values.get
-    return _ENCODER.encode([
-        FORMAT, g("record_id"), g("seq"), _instant(values["at"]), g("actor_user_id"), g("actor_role"),
+    return ENCODER.encode([
+        FORMAT, g("record_id"), g("seq"), instant(values["at"]), g("actor_user_id"), g("actor_role"),
         g("actor_org_id"), bool(g("on_behalf")), g("from_state"), g("to_state"), g("trigger"), g("reason"),
         g("detail"), g("prev_hash"),
     ]).encode()
@@ -114,12 +114,15 @@ class Sealer:
             return _sm3_gmssl(message).hex()
         return hashlib.new(self.algorithm, message).hexdigest()
 
-    def seal(self, values: dict[str, Any], head: tuple[int, str | None] | None) -> dict[str, Any]:
-        """``values`` chained after ``head`` (the record's last ``(seq, row_hash)``, None for
-        none): a new dict with ``seq``, ``prev_hash`` and ``row_hash``."""
+    def seal(self, values: dict[str, Any], head: tuple[int, str | None] | None,
+             canon: Callable[[dict[str, Any]], bytes] | None = None) -> dict[str, Any]:
+        """``values`` chained after ``head`` (the chain's last ``(seq, row_hash)``, None for
+        none): a new dict with ``seq``, ``prev_hash`` and ``row_hash``. ``canon``: the row's
+        canonical form (the history's by default; the operation log has its own,
+        :func:`workflow.store.oplog.canonical`)."""
         seq, prev = head if head is not None else (0, None)
         row = dict(values, seq=seq + 1, prev_hash=prev)
-        row["row_hash"] = self.mac(canonical(row))
+        row["row_hash"] = self.mac((canon or canonical)(row))
         return row
 
 

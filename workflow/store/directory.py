@@ -204,3 +204,17 @@ class Directory:
         """Give every user without a password this one (the demo's shared password)."""
         u = User.__table__
         self._uow.execute(update(u).where(u.c.password_hash.is_(None)).values(password_hash=password_hash))
+
+    # --- the system administrator's pages ------------------------------------------------------
+
+    def children(self, org_id: int, *, limit: int = 200) -> list[Organisation]:
+        """The organisations directly under ``org_id``, by code (at most ``limit``)."""
+        return list(self._uow.session.execute(
+            select(Organisation).where(Organisation.parent_id == org_id)  # type: ignore[arg-type]
+            .order_by(Organisation.code).limit(limit)).scalars())
+
+    def accounts_at(self, org_id: int) -> list[tuple[User, str]]:
+        """The accounts holding a seat at ``org_id``, with the seat's role, by username."""
+        return [(u, r) for u, r in self._uow.session.execute(
+            select(User, Membership.role).join(Membership, Membership.user_id == User.id)  # type: ignore[arg-type]
+            .where(Membership.org_id == org_id).order_by(User.username, Membership.role)).all()]

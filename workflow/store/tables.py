@@ -308,6 +308,38 @@ class History(SQLModel, table=True):
     row_hash: str | None = Field(default=None, sa_type=String(64))
 
 
+class OpLog(SQLModel, table=True):
+    """The operation audit log: every write, login, logout and contact-data reveal by anybody
+    (:mod:`workflow.store.oplog`). Append-only like ``history`` (the same triggers) and chained
+    the same way, as one chain of its own: ``seq`` 1, 2, 3 … over the whole table (unique),
+    ``prev_hash`` the row before's ``row_hash``, ``row_hash`` the keyed hash of the row."""
+
+    __tablename__ = "oplog"
+    __table_args__ = (
+        Index("uq_oplog_seq", "seq", unique=True),
+        Index("ix_oplog_at", "at"),
+        Index("ix_oplog_actor_at", "actor_user_id", "at"),
+        Index("ix_oplog_action_at", "action", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(sa_type=BigInteger)
+    at: datetime = Field(sa_type=UTCDateTime)
+    # None for the system (a sweep) or an operator on the command line without an account.
+    actor_user_id: int | None = Field(default=None)
+    actor_name: str | None = Field(default=None, sa_type=String(64))  # the username as typed
+    actor_role: str | None = Field(default=None, sa_type=String(100))  # roles held, comma separated
+    actor_org_id: int | None = Field(default=None)
+    action: str = Field(sa_type=String(64))  # workflow.domain.oplog.ACTIONS
+    object: str | None = Field(default=None, sa_type=String(200))  # "record:12", "user:gd-clerk" …
+    outcome: str = Field(sa_type=String(16))  # ok | refused | failed
+    channel: str | None = Field(default=None, sa_type=String(16))  # web | api | cli | worker
+    address: str | None = Field(default=None, sa_type=String(64))  # the client's address
+    detail: str | None = Field(default=None, sa_type=Text)  # JSON
+    prev_hash: str | None = Field(default=None, sa_type=String(64))
+    row_hash: str = Field(sa_type=String(64))
+
+
 class Snapshot(SQLModel, table=True):
     """The frozen Annex 2 numbers of a record at ``summarize``; exports and roll-ups of
     submitted and accepted records read these only."""
@@ -574,4 +606,41 @@ SQLITE_HISTORY_NO_REPLACE = [
 
 def history_tamper_guard_statements(dialect: str) -> list[Any]:
     stmts = PG_HISTORY_NO_TRUNCATE if dialect == "postgresql" else SQLITE_HISTORY_NO_REPLACE
+    return [text(s) for s in stmts]
+
+
+# The operation log (revision 0017) is guarded like the history: no UPDATE, DELETE, TRUNCATE or
+# REPLACE (the same function on PostgreSQL).
+PG_OPLOG_APPEND_ONLY = [
+    PG_HISTORY_APPEND_ONLY[0],
+    "DROP TRIGGER IF EXISTS oplog_append_only ON oplog",
+    """
+    CREATE TRIGGER oplog_append_only BEFORE UPDATE OR DELETE ON oplog
+    FOR EACH ROW EXECUTE FUNCTION bangfu_history_append_only()
+    """,
+    "DROP TRIGGER IF EXISTS oplog_no_truncate ON oplog",
+    """
+    CREATE TRIGGER oplog_no_truncate BEFORE TRUNCATE ON oplog
+    FOR EACH STATEMENT EXECUTE FUNCTION bangfu_history_append_only()
+    """,
+]
+SQLITE_OPLOG_APPEND_ONLY = [
+    """
+    CREATE TRIGGER IF NOT EXISTS oplog_no_update BEFORE UPDATE ON oplog
+    BEGIN SELECT RAISE(ABORT, 'oplog is append-only: UPDATE refused'); END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS oplog_no_delete BEFORE DELETE ON oplog
+    BEGIN SELECT RAISE(ABORT, 'oplog is append-only: DELETE refused'); END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS oplog_no_replace BEFORE INSERT ON oplog
+    WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM oplog WHERE id = NEW.id)
+    BEGIN SELECT RAISE(ABORT, 'oplog is append-only: REPLACE refused'); END
+    """,
+]
+
+
+def oplog_guard_statements(dialect: str) -> list[Any]:
+    stmts = PG_OPLOG_APPEND_ONLY if dialect == "postgresql" else SQLITE_OPLOG_APPEND_ONLY
     return [text(s) for s in stmts]

@@ -37,6 +37,7 @@ from workflow.store.engine import Database
 from workflow.store.errors import translate
 from workflow.store.lists import RecordLists
 from workflow.store.notifications import Notifications
+from workflow.store.oplog import OpLogRepo
 from workflow.store.order_claims import OrderClaims
 from workflow.store.purchases import Purchases
 from workflow.store.records import Records
@@ -63,6 +64,8 @@ class UnitOfWork:
         bulk: set-based loads (COPY / executemany, deferred indexes, ANALYZE).
         checks: the stored figures recomputed from the ledger (``bangfu verify``).
         audit: the history chain (walking it, its heads) and the export's recipients.
+        oplog: the operation audit log (:mod:`workflow.store.oplog`): an entry left pending by a
+            use case is written by :meth:`commit`, in the same transaction.
     """
 
     def __init__(self, database: Database, *, readonly: bool = False) -> None:
@@ -83,6 +86,7 @@ class UnitOfWork:
         self.checks = Checks(self)
         self.bulk = Bulk(self)
         self.audit = Audit(self)
+        self.oplog = OpLogRepo(self)
 
     # --- the transaction ---------------------------------------------------------------------
 
@@ -116,6 +120,8 @@ class UnitOfWork:
     def commit(self) -> None:
         """Make everything done in the unit permanent (pending mapped objects flushed first)."""
         try:
+            if self.oplog.pending is not None:
+                self.oplog.flush_pending()  # the change's audit row, in the change's transaction
             if self._session is not None:
                 self._session.flush()
             if self._tx is not None:

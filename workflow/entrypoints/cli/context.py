@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 
-from workflow.app import record_views
+from workflow.app import oplog, record_views
 from workflow.domain import money
 from workflow.domain.errors import BadInput, StoreError
 from workflow.settings import get_settings
@@ -22,6 +22,9 @@ class Context:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self._db: Database | None = None
+        # The operation log's rows of this command say where it ran (user@host on the CLI).
+        where = oplog.cli_where()
+        oplog.set_where("cli", where.address, operator=where.operator)
 
     @property
     def db(self) -> Database:

@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from notifications.templates import make_environment
+from workflow.app import oplog
 from workflow.domain.errors import BangfuError, PasswordChangeRequired
 from workflow.domain.figures import wan_people, wan_yuan
 from workflow.entrypoints.web import api, auth, fields, health, pages, reports_pages, sso
@@ -73,6 +74,8 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     @app.middleware("http")
     async def session_middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         request.state.session = auth.load_session(request)
+        # Where the operation log's rows of this request come from (the client's address).
+        oplog.set_where("api" if request.url.path.startswith("/api/") else "web", auth.client_ip(request))
         request.state.session_dirty = False
         auth.csrf_token(request)  # every visitor, anonymous too, has a CSRF token
         response = await call_next(request)

@@ -101,7 +101,7 @@ def end_session(request: Request) -> None:
     """Log out: the user's sessions end on the server too, so a copied cookie no longer works."""
     uid = session(request).get("uid")
     if isinstance(uid, int):
-        accounts.end_sessions(UnitOfWork(request.app.state.database), user_id=uid, client_ip=client_ip(request))
+        accounts.end_sessions(UnitOfWork(request.app.state.database), user_id=uid)
     logout(request)
 
 

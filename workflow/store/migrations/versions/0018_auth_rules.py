@@ -4,7 +4,7 @@ secret and password history on users; phones and e-mail addresses widened for th
 Existing users' passwords are dated at the upgrade, so the expiry clock starts then.
 
 Revision ID: 0018
-Revises: 0013
+Revises: 0017
 Create Date: 2026-12-07 20:30:00
 """
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ from alembic import op
 import workflow.store.types
 
 revision: str = '0018'
-down_revision: str | None = '0013'
+down_revision: str | None = '0017'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
