@@ -22,7 +22,7 @@ import states
 from workflow.app import oplog
 from workflow.app.oplog import audited
 from workflow.app.passwords import hash_password, verify_password
-from workflow.domain import access, clock, rules, security, text
+from workflow.domain import access, clock, privacy, rules, security, text
 from workflow.domain.errors import (
     AccountLocked,
     BadInput,
@@ -453,8 +453,10 @@ def managed_clerks(uow: UnitOfWork, *, actor_id: int) -> list[dict[str, Any]]:
         if not reviewer_org_ids:
             return []
         rows = uow.accounts.clerks_under([i for i in reviewer_org_ids if i is not None])
+        # A list to manage accounts by, not to call from: phones and addresses masked.
         return [
-            {"username": u, "display_name": d, "email": e, "phone": p, "org_code": c, "org_name": n}
+            {"username": u, "display_name": d, "email": privacy.mask_email(e), "phone": privacy.mask_phone(p),
+             "org_code": c, "org_name": n}
             for u, d, e, p, c, n in rows
         ]
 

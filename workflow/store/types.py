@@ -110,6 +110,18 @@ def seal(value: str | None) -> str | None:
     return encrypt_personal(value, cipher, key)
 
 
+def unseal(value: str | None) -> str | None:
+    """A stored phone or e-mail address in clear (for the statements that read the driver's
+    values without the column types)."""
+    if value is None or not value.startswith((_AES_MARK, _SM4_MARK)):
+        return value
+    return decrypt_personal(value, _pii_setting()[1])
+
+
+#: The columns that hold personal data (:class:`PersonalText`), for the raw-driver paths.
+PERSONAL_COLUMNS = frozenset({"email", "phone"})
+
+
 class PersonalText(TypeDecorator[str]):
     """A phone number or e-mail address: encrypted at rest when ``BANGFU_PII_CIPHER`` says so
     (AES-256-GCM or SM4, the key in ``BANGFU_PII_KEY``, outside the database); read back in
@@ -123,6 +135,4 @@ class PersonalText(TypeDecorator[str]):
         return seal(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
-        if value is None or not value.startswith((_AES_MARK, _SM4_MARK)):
-            return value
-        return decrypt_personal(value, _pii_setting()[1])
+        return unseal(value)
