@@ -31,7 +31,8 @@ from celery.worker import state as worker_state
 from kombu import Queue
 
 from workflow import logs
-from workflow.app import audit
+from workflow.app import audit, oplog
+from workflow.app import oplog_archive as oplog_archive_app
 from workflow.app import verify as verifying
 from workflow.domain import clock
 from workflow.domain.errors import StoreUnavailable
@@ -80,6 +81,8 @@ def make_config(settings: Settings) -> dict[str, Any]:
             # The history chain's heads, appended to var/audit/heads.log and e-mailed to the
             # province's admins: a rewritten tail is caught against the last export.
             "audit-head-daily": {"task": "bangfu.audit_head", "schedule": crontab(minute="30", hour="1")},
+            # The operation audit log's new rows, to a write-once file under var/oplog/.
+            "oplog-archive-daily": {"task": "bangfu.oplog_archive", "schedule": crontab(minute="45", hour="1")},
         },
     }
     if settings.broker_url.startswith(("redis", "rediss")):
@@ -194,6 +197,14 @@ def audit_head(self: Any) -> dict[str, Any]:
     return entry
 
 
+def oplog_archive(self: Any) -> dict[str, Any]:
+    """Archive the operation audit log's new rows (:func:`workflow.app.oplog_archive.archive`)."""
+    s = self.app.conf.bangfu_settings
+    with oplog.acting_from("worker", None):
+        entry: dict[str, Any] = oplog_archive_app.archive(UnitOfWork(database(s.database_url)), var_dir=s.var_dir)
+    return entry
+
+
 def create_app(settings: Settings) -> Celery:
     """A Celery app for ``settings``, with the two tasks registered.
 
@@ -212,6 +223,8 @@ def create_app(settings: Settings) -> Celery:
                 autoretry_for=(StoreUnavailable,), retry_backoff=2, max_retries=5)(verify)
     celery.task(name="bangfu.audit_head", bind=True, shared=False,
                 autoretry_for=(StoreUnavailable,), retry_backoff=2, max_retries=10)(audit_head)
+    celery.task(name="bangfu.oplog_archive", bind=True, shared=False,
+                autoretry_for=(StoreUnavailable,), retry_backoff=2, max_retries=10)(oplog_archive)
     return celery
 
 

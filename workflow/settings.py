@@ -21,6 +21,8 @@ DEFAULT_SECRET = "bangfu-development-secret-change-me"
 DEFAULT_AUDIT_KEY = "bangfu-development-audit-key-change-me"
 #: The history chain's hash functions (BANGFU_AUDIT_HASH): SHA-256, or SM3 (GB/T 32905-2016).
 AUDIT_HASHES = ("sha256", "sm3")
+#: The least retention of the operation audit log (days; BANGFU_OPLOG_RETENTION_DAYS).
+OPLOG_RETENTION_MIN = 180
 #: The shortest audit key accepted outside development (characters).
 AUDIT_KEY_MIN = 32
 #: How phones and e-mail addresses are kept at rest (BANGFU_PII_CIPHER): in clear, AES-256-GCM
@@ -85,8 +87,8 @@ class Settings:
     lockout_minutes: int = 30
     idle_minutes: int = 30
     #: Personal data at rest: the cipher (PII_CIPHERS) and its key, kept outside the database
-    #: (BANGFU_PII_KEY: 64 hex digits for AES-256-GCM, 32 for SM4). Rows written in clear before
-    #: the setting was turned on are still read; ``bangfu pii-encrypt`` rewrites them.
+    #: (BANGFU_PII_KEY: 64 hex digits for AES-256-GCM, 32 for SM4). Values written in clear before
+    #: the setting was turned on are still read, and are encrypted when next written.
     pii_cipher: str = "none"
     pii_key: str = ""
     #: Single sign-on (OpenID Connect; docs/security.md): the issuer (its discovery document is
@@ -97,6 +99,8 @@ class Settings:
     oidc_client_secret: str = ""
     oidc_claim: str = "preferred_username"
     oidc_label: str = "统一身份认证登录"
+    #: The operation audit log's retention in the database, in days (网络安全法 §21: six months).
+    oplog_retention_days: int = OPLOG_RETENTION_MIN
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -132,6 +136,9 @@ class Settings:
             if not ok:
                 raise BadInput(f"BANGFU_PII_KEY 应为 {want * 2} 位十六进制数（{want} 字节），保存在数据库之外",
                                code="settings.pii_key")
+        if self.oplog_retention_days < OPLOG_RETENTION_MIN:
+            raise BadInput(f"BANGFU_OPLOG_RETENTION_DAYS 至少 {OPLOG_RETENTION_MIN} 天（网络安全法要求网络日志留存不少于六个月），"
+                           f"现为 {self.oplog_retention_days}", code="settings.number")
         return self
 
     @property
@@ -190,6 +197,7 @@ def from_env() -> Settings:
         oidc_client_secret=_env("BANGFU_OIDC_CLIENT_SECRET", ""),
         oidc_claim=_env("BANGFU_OIDC_CLAIM", "preferred_username"),
         oidc_label=_env("BANGFU_OIDC_LABEL", "统一身份认证登录"),
+        oplog_retention_days=int(_number("BANGFU_OPLOG_RETENTION_DAYS", OPLOG_RETENTION_MIN)),
     ).check()
 
 

@@ -374,6 +374,8 @@ def _managed(uow: UnitOfWork, actor_id: int, username: str) -> User:
         raise NotFound(f"找不到用户“{username}”", code="user.not_found")
     actor_mems = uow.directory.memberships(actor_id)
     target_mems = uow.directory.memberships(target.id or 0)
+    if access.admin_account_refusal(actor_mems, target_mems) is None:
+        return target  # a system administrator covering the account (三员分立)
     if not access.can_view_account(actor_mems, target_mems):
         raise NotFound(f"找不到用户“{username}”", code="user.not_found")
     if refusal := access.account_refusal(actor_mems, target_mems):

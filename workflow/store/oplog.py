@@ -235,6 +235,11 @@ class OpLogRepo:
         for m in result.mappings():
             yield dict(m)
 
+    def last_seq_before(self, instant: datetime) -> int | None:
+        """The last row's seq written before ``instant`` (None: none)."""
+        got = self._uow.connection().execute(select(func.max(T.c.seq)).where(T.c.at < instant)).scalar_one()
+        return None if got is None else int(got)
+
     def head(self) -> tuple[int, str] | None:
         rows, _n = _HEAD.run(self._uow.connection(), {})
         return (int(rows[0][0]), str(rows[0][1])) if rows else None

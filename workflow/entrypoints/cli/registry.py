@@ -64,6 +64,8 @@ COMMANDS: dict[str, Entry] = {
     "outbox": Entry("outbox", "发件箱：状态、失败记录、重发、健康检查"),
     "audit-verify": Entry("audit", "核对历史记录链：逐条记录找出第一处被改写、删除或伪造的历史（--round 只核对该年度；有问题时退出码 1）"),
     "audit-export-head": Entry("audit", "导出历史记录链的链头：追加到 var/audit/heads.log，并发邮件给省总工会管理员"),
+    "audit-log": Entry("audit_log", "审计员查看操作审计日志（--actor、--action、--org、--from、--to 筛选；--csv 导出）"),
+    "audit-log-archive": Entry("audit_log", "把操作审计日志的新记录归档到 var/oplog/ 下只写一次的文件（每天由后台任务执行）"),
     "backup": Entry("backup", "在线备份 SQLite 数据库到文件"),
     "serve": Entry("serve", "启动网页和 JSON 接口（uvicorn）"),
     "token-create": Entry("accounts", "为用户创建接口访问令牌（只显示一次）"),

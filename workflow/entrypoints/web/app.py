@@ -23,7 +23,7 @@ from notifications.templates import make_environment
 from workflow.app import oplog
 from workflow.domain.errors import BangfuError, PasswordChangeRequired
 from workflow.domain.figures import wan_people, wan_yuan
-from workflow.entrypoints.web import api, auth, fields, health, pages, reports_pages, sso
+from workflow.entrypoints.web import admin_pages, api, auth, fields, health, pages, reports_pages, sso
 from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.guard import InputGuard
 from workflow.entrypoints.web.openapi import describe as describe_errors
@@ -135,6 +135,8 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app.include_router(reports_pages.api)
     app.include_router(pages.router)
     app.include_router(sso.router)
+    app.include_router(admin_pages.pages)
+    app.include_router(admin_pages.api)
     app.include_router(reports_pages.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 import states
 from workflow.app.accounts import UserInfo
 from workflow.app.views import KIND_LABELS
+from workflow.domain import access
 from workflow.domain.errors import PermissionDenied
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.rendering import page_user, render
@@ -27,7 +28,7 @@ CHANNEL_LABELS = {"email": "邮件", "sms": "短信", "wecom": "企业微信", "
 
 def _province_admin(request: Request) -> UserInfo:
     user = page_user(request)
-    if not any(m.role == states.ADMIN and m.org_depth == 0 for m in user.memberships):
+    if not any(m.role in (states.ADMIN, access.SYSTEM_ADMIN) and m.org_depth == 0 for m in user.memberships):
         raise PermissionDenied("只有省总工会的管理员可以查看发送队列")
     return user
 

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 import states
 from workflow.app import views
 from workflow.app.accounts import UserInfo
+from workflow.domain import access
 from workflow.domain.errors import BangfuError
 from workflow.entrypoints.web import auth
 from workflow.store.uow import UnitOfWork
@@ -69,6 +70,12 @@ def render(request: Request, template: str, ctx: dict[str, Any], status: int = 2
         "flash": auth.pop_flash(request),
         "is_reviewer": states.REVIEWER in roles,
         "can_overview": bool(roles & OVERVIEW_ROLES),
+        # 三员分立: the system administrator's organisations and accounts (a reviewer's own
+        # units too), the auditor's log, the province admin's outbox.
+        "can_administer": bool(roles & {access.SYSTEM_ADMIN, states.REVIEWER}),
+        "is_auditor": access.AUDITOR in roles,
+        "is_outbox_admin": bool(user and any(m.org_depth == 0 and m.role in (states.ADMIN, access.SYSTEM_ADMIN)
+                                             for m in user.memberships)),
         "path": request.url.path,
         "title": "",
     }
