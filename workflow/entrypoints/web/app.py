@@ -23,7 +23,16 @@ from notifications.templates import make_environment
 from workflow.app import oplog
 from workflow.domain.errors import BangfuError, PasswordChangeRequired
 from workflow.domain.figures import wan_people, wan_yuan
-from workflow.entrypoints.web import admin_pages, api, auth, fields, health, pages, reports_pages, sso
+from workflow.entrypoints.web import (
+    admin_pages,
+    api,
+    auth,
+    fields,
+    health,
+    pages,
+    reports_pages,
+    sso,
+)
 from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.guard import InputGuard
 from workflow.entrypoints.web.openapi import describe as describe_errors
