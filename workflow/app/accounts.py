@@ -265,12 +265,28 @@ def _totp_ok(secret: str, code: str, now: datetime) -> bool:
 
 @audited('user.unlock')
 def unlock(uow: UnitOfWork, *, username: str, actor_id: int | None = None, now: datetime | None = None) -> None:
-    """Lift a lockout (the security administrator: ``bangfu unlock USER``)."""
-    now = now or clock.now()
+    """Lift a lockout: the security administrator (a page, or ``bangfu unlock USER --as``), or
+    the operator on the command line (``actor_id`` None)."""
     with uow:
-        user = uow.directory.user_by_name(username.strip())
+        if actor_id is not None and (refusal := access.unlock_refusal(uow.directory.memberships(actor_id))):
+            raise PermissionDenied(refusal.message, code=refusal.code)
+        user = uow.accounts.user_named(username.strip())
+        if user is None:
+            raise NotFound(f"找不到用户“{username}”", code="user.not_found")
         uow.accounts.clear_lockout(user.id or 0)
         uow.commit()
+
+
+def locked_accounts(uow: UnitOfWork, *, actor_id: int, policy: SecurityRules = DEFAULT_RULES,
+                    now: datetime | None = None) -> list[dict[str, Any]]:
+    """The accounts locked now, for the security administrator's page."""
+    now = now or clock.now()
+    with uow:
+        if refusal := access.unlock_refusal(uow.directory.memberships(actor_id)):
+            raise PermissionDenied(refusal.message, code=refusal.code)
+        return [{"username": u.username, "display_name": u.display_name, "locked_at": u.locked_at,
+                 "failures": u.failed_logins}
+                for u in uow.accounts.locked_users() if security.locked(u.locked_at, now, policy)]
 
 
 @audited('user.totp_enroll')

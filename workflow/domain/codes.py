@@ -166,6 +166,7 @@ _BY_AREA: dict[str, dict[str, str]] = {
         "account.not_parent_reviewer": "只有直接上级单位的审核人可以管理这个账号",
         "password.too_short": "新密码太短",
         "password.too_simple": "新密码太简单（字母大小写、数字、符号要有三种）",
+        "permission.not_security_admin": "只有安全管理员可以解除账号锁定",
         "password.reused": "新密码不能和最近用过的密码相同",
         "password.wrong_current": "原密码不对",
         "password.change_required": "密码是别人设置的或已过期，要先改成自己的新密码",

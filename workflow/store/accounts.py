@@ -130,6 +130,12 @@ class Accounts:
     def lock(self, user_id: int, now: datetime) -> None:
         self._uow.session.execute(update(User).where(User.id == user_id).values(locked_at=now))
 
+    def locked_users(self) -> list[User]:
+        """Users with a lockout on record (expired or not), by name."""
+        return list(self._uow.session.execute(
+            select(User).where(User.locked_at.is_not(None)).order_by(User.username)  # type: ignore[union-attr]
+        ).scalars())
+
     def clear_lockout(self, user_id: int) -> None:
         self._uow.session.execute(update(User).where(User.id == user_id).values(failed_logins=0, locked_at=None))
 

@@ -251,3 +251,26 @@ def test_an_administrator_with_a_second_factor_needs_the_code(web_world: World, 
     with web_world.uow(True) as uow:
         stored = uow.session.execute(select(User.totp_secret).where(User.username == "gd-reviewer")).scalar_one()
     assert stored and stored in uri
+
+
+def test_the_security_administrator_unlocks_on_a_page(
+    web_world: World, app, login: Callable[[str], TestClient]  # type: ignore[no-untyped-def]
+) -> None:
+    csv = "username,display_name,org_code,role\nsec-admin,安全管理员,GD,security_admin\n"
+    directory.import_users(UnitOfWork(web_world.db), data=csv.encode())
+    accounts.set_password(UnitOfWork(web_world.db), username="g1-clerk", new_password=PASSWORD)
+    for i in range(5):
+        TestClient(app, client=(f"10.0.2.{i}", 1)).post("/api/session", json={"username": "g1-clerk",
+                                                                                "password": "nope"})
+    # Not the system's other users: a reviewer may not see or lift lockouts.
+    assert login("d1-reviewer").get("/security/locked").status_code == 403
+    admin = login("sec-admin")
+    page = admin.get("/security/locked")
+    assert "g1-clerk" in page.text and "账号锁定" in page.text
+    done = admin.post("/security/locked/g1-clerk/unlock", data={"csrf_token": csrf_from(page.text)},
+                      follow_redirects=False)
+    assert done.status_code == 303
+    assert "现在没有被锁定的账号" in admin.get("/security/locked").text
+    assert TestClient(app).post("/api/session", json={"username": "g1-clerk", "password": PASSWORD}).status_code == 200
+    unlocks = [r for r in _rows(web_world, "g1-clerk") if r.action == "user.unlock"]
+    assert [(r.actor_name, r.outcome) for r in unlocks] == [("sec-admin", "ok")]

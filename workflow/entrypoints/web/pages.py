@@ -654,3 +654,23 @@ def handover_submit(
                               status=http_status(exc))
     auth.flash(request, f"账号 {username} 已交接给 {display_name.strip()}")
     return _redirect("/accounts")
+
+
+# --- the security administrator: lockouts ------------------------------------------------------
+
+
+@router.get("/security/locked", response_class=HTMLResponse)
+def locked_page(request: Request) -> HTMLResponse:
+    user = page_user(request)
+    policy = request.app.state.settings.security
+    locked = accounts.locked_accounts(_uow(request, True), actor_id=user.id, policy=policy)
+    return render(request, "pages/locked.html", {"title": "被锁定的账号", "locked": locked, "rules": policy})
+
+
+@router.post("/security/locked/{username}/unlock")
+def unlock_submit(request: Request, username: str, csrf_token: Annotated[str, Form()] = "") -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    accounts.unlock(_uow(request), username=username, actor_id=user.id)
+    auth.flash(request, f"已解除 {username} 的锁定")
+    return _redirect("/security/locked")
