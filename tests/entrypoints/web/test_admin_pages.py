@@ -122,7 +122,8 @@ def test_system_admin_adds_renames_and_moves_an_organisation(
         assert g1.parent_id == d2.id and g1.path.startswith(d2.path)
         rec = uow.records.get(web_world.rid("G1"))
         assert rec.parent_id == web_world.rid("D2")  # the record follows its new parent
-    auditor_rows = [(a.action, a.outcome) for a in _rows(web_world, "gd-sysadmin")]
+    # The administrator's changes (its logins are rows too, auth.*: not what this test is about).
+    auditor_rows = [(a.action, a.outcome) for a in _rows(web_world, "gd-sysadmin") if not a.action.startswith("auth.")]
     assert auditor_rows == [("org.add", "ok"), ("org.rename", "ok"), ("org.move", "ok")]
 
 
