@@ -10,8 +10,9 @@ role at one organisation. Exactly these cells succeed:
 - parent-scope triggers: the parent's reviewer.
 
 Every other cell is refused: ``NotFound`` (``record.not_found``) when the record lies outside the
-actor's subtree (a child, a sibling, another city), ``PermissionDenied`` with the scope's code
-otherwise. A refused cell leaves state, version and history untouched, and ``available_actions``
+actor's subtree (a child, a sibling, another city) or the actor is one of the three separate
+administrators (system, security, audit: they see no record), ``PermissionDenied`` with the
+scope's code otherwise. A refused cell leaves state, version and history untouched, and ``available_actions``
 agrees with ``fire`` in every visible cell.
 
 To stay fast, each (record, source state) is built once into a SQLite file and every cell runs
@@ -34,7 +35,10 @@ from workflow.domain.errors import NotFound, PermissionDenied
 from workflow.store.tables import Database
 from workflow.store.uow import UnitOfWork
 
-ROLES = ("clerk", "reviewer", "admin", "observer")
+#: The business roles, then the three separate administrators (三员分立, issue 21): those see
+#: no record at all (every cell NotFound), wherever their seat is.
+ROLES = ("clerk", "reviewer", "admin", "observer", "system_admin", "security_admin", "auditor")
+ADMIN_ROLES = frozenset({"system_admin", "security_admin", "auditor"})
 
 #: For each record under test: relation name -> the organisation the actor belongs to.
 RELATIONS: dict[str, dict[str, str]] = {
@@ -78,7 +82,7 @@ class Cell:
     def expected(self) -> tuple[str, str | bool]:
         """("ok", on_behalf) or (exception name, code)."""
         scope = self.transition.scope
-        if self.relation in INVISIBLE:
+        if self.relation in INVISIBLE or self.role in ADMIN_ROLES:
             return ("NotFound", "record.not_found")
         if scope == states.OWN and self.relation == "own" and self.role == states.CLERK:
             return ("ok", False)

@@ -5,10 +5,11 @@ pages, all three giving the answer written below (the README's Security section 
 
 - relations: where the actor's organisation sits relative to the district federation D1 (own,
   parent C1, grandparent GD, child G1, sibling D2, another city C2);
-- roles: clerk, reviewer, admin, observer;
+- roles: clerk, reviewer, admin, observer, and the three separate administrators (三员分立,
+  issue 21): system_admin, security_admin, auditor;
 - capabilities: view the record, view its statistics, enter data (a purchase line), decide
   (accept the submitted record), download the 催报 list of D1's subordinates, reset the password
-  of D1's clerk.
+  of D1's clerk, read the audit log of D1's people, add a second reviewer to D1.
 
 An answer is ``ok``, ``hidden`` (outside the actor's view the thing does not exist: HTTP 404,
 exit code 2) or ``denied`` (in view but not permitted: HTTP 403, exit code 3). Every cell that
@@ -42,8 +43,9 @@ from workflow.store.uow import UnitOfWork
 TARGET = "D1"
 RELATIONS = {"own": "D1", "parent": "C1", "grandparent": "GD", "child": "G1", "sibling": "D2",
              "another_city": "C2"}
-ROLES = ("clerk", "reviewer", "admin", "observer")
-CAPABILITIES = ("view", "stats", "enter", "decide", "chase", "reset")
+ROLES = ("clerk", "reviewer", "admin", "observer", "system_admin", "security_admin", "auditor")
+ADMIN_ROLES = frozenset({"system_admin", "security_admin", "auditor"})
+CAPABILITIES = ("view", "stats", "enter", "decide", "chase", "reset", "audit", "add_account")
 EDGES = ("cli", "api", "page")
 VISIBLE = frozenset({"own", "parent", "grandparent"})
 PASSWORD = "matrix-pass-1234"
@@ -52,9 +54,19 @@ NOW_TEXT = "2021-11-01T10:00"
 
 
 def expected(capability: str, relation: str, role: str) -> str:
-    """The written policy (README, Security), independent of the code under test."""
+    """The written policy (README, Security; docs/compliance.md), independent of the code under test."""
+    if capability == "audit":  # the auditors of D1 or above read D1's people's rows; nobody else
+        if role != "auditor":
+            return "denied"
+        return "ok" if relation in VISIBLE else "hidden"
+    if role in ADMIN_ROLES:  # no record, no figure, no phone for the three administrators
+        if role == "system_admin" and relation in VISIBLE and capability in ("reset", "add_account"):
+            return "ok"  # accounts are the system administrator's
+        return "hidden"
     if relation not in VISIBLE:
         return "hidden"
+    if capability == "add_account":  # D1's own reviewer (a second reviewer) or its parent's
+        return "ok" if (relation, role) in {("own", "reviewer"), ("parent", "reviewer")} else "denied"
     if capability in ("view", "stats"):
         return "ok"
     if capability == "enter":
@@ -182,6 +194,8 @@ class Edges:
             "decide": ["fire", TARGET, "accept"],
             "chase": ["chase-list", TARGET, str(tmp / "chase.xlsx")],
             "reset": ["password-reset", "d1-clerk"],
+            "audit": ["audit-log", "--org", TARGET],
+            "add_account": ["account-add", TARGET, f"{username}-new", "--name", "第二审核人", "--role", "reviewer"],
         }[capability]
         self.mp.setattr("sys.stdin", io.StringIO(NEW_PASSWORD + "\n"))
         self.capsys.readouterr()
@@ -208,6 +222,12 @@ class Edges:
                 r = client.post(f"/api/records/{rid}/fire", json={"trigger": "accept", "seen_version": self.version})
             elif capability == "chase":
                 r = client.get(f"/api/orgs/{TARGET}/chase")
+            elif capability == "audit":
+                r = client.get("/api/audit-log", params={"org": TARGET})
+            elif capability == "add_account":
+                r = client.post(f"/api/orgs/{TARGET}/accounts", json={
+                    "username": f"{username}-new", "display_name": "第二审核人", "role": "reviewer",
+                    "new_password": NEW_PASSWORD})
             else:
                 r = client.post("/api/accounts/d1-clerk/password", json={"new_password": NEW_PASSWORD})
             return _outcome_http(r.status_code)
@@ -238,6 +258,12 @@ class Edges:
                     follow_redirects=False)
             elif capability == "chase":
                 r = client.get(f"/orgs/{TARGET}/chase.xlsx")
+            elif capability == "audit":
+                r = client.get("/audit-log", params={"org": TARGET})
+            elif capability == "add_account":
+                r = client.post(f"/admin/orgs/{TARGET}/accounts", data={
+                    "username": f"{username}-new", "display_name": "第二审核人", "role": "reviewer",
+                    "new_password": NEW_PASSWORD, "csrf_token": csrf}, follow_redirects=False)
             else:
                 r = client.post("/accounts/d1-clerk/reset", data={"new_password": NEW_PASSWORD, "csrf_token": csrf},
                                 follow_redirects=False)
@@ -250,7 +276,7 @@ def _csrf(html: str) -> str:
     return match.group(1)
 
 
-MUTATING = frozenset({"enter", "decide", "reset"})
+MUTATING = frozenset({"enter", "decide", "reset", "add_account"})
 ANSWERS: dict[str, dict[str, str]] = {}
 
 
@@ -287,10 +313,12 @@ def test_cell(cell: Cell, prepared: dict[str, Prepared], workspace: Path, tmp_pa
 
 def test_matrix_covers_every_cell(capsys: pytest.CaptureFixture[str]) -> None:
     """Runs after the cells: the matrix is whole and its allowed cells are the written ones."""
-    assert len(CELLS) == len(CAPABILITIES) * len(RELATIONS) * len(ROLES) == 144
+    assert len(CELLS) == len(CAPABILITIES) * len(RELATIONS) * len(ROLES) == 336
     allowed = {c.id for c in CELLS if expected(c.capability, c.relation, c.role) == "ok"}
-    # view and stats: 3 visible relations × 4 roles each; enter 2; decide 1; chase 3 × 2; reset 1.
-    assert len(allowed) == 12 + 12 + 2 + 1 + 6 + 1
+    # view and stats: 3 visible relations × 4 business roles each; enter 2; decide 1; chase 3 × 2;
+    # reset 1 + the system administrator from 3; audit: the auditor from 3; add_account: the own
+    # and the parent reviewer + the system administrator from 3.
+    assert len(allowed) == 12 + 12 + 2 + 1 + 6 + (1 + 3) + 3 + (2 + 3)
     with capsys.disabled():
         print(f"\naccess matrix: {len(CELLS)} cells × {len(EDGES)} edges = {len(CELLS) * len(EDGES)} answers, "
               f"{len(allowed)} cells allowed, {len(ANSWERS)} run")

@@ -153,7 +153,7 @@ def add_account(uow: UnitOfWork, *, user_id: int, org_code: str, role: str, new_
     with uow:
         org = _org(uow, org_code)
         seats = uow.directory.memberships(user_id)
-        if not access.can_view(seats, org) and not any(r == access.SYSTEM_ADMIN for _o, r in seats):
+        if not access.can_view(seats, org) and access.directory_refusal(seats, org) is not None:
             raise NotFound(f"找不到单位“{org_code}”", code="org.not_found")
         _deny(access.account_add_refusal(seats, org, role))
         if uow.accounts.user_named(new_username) is not None:

@@ -59,7 +59,7 @@ def _act(request: Request, csrf_token: str, code: str | None, typed: dict[str, s
     try:
         call(user)
     except BangfuError as exc:
-        if isinstance(exc, NotFound) and code is None:
+        if isinstance(exc, NotFound):  # outside the user's view: it does not exist (404)
             raise
         return _orgs_page(request, user, code, error=exc.message, typed=typed, status=http_status(exc))
     auth.flash(request, done)
