@@ -312,11 +312,11 @@ def change_password(uow: UnitOfWork, *, user_id: int, current_password: str, new
     the rules and differ from the last ``policy.history`` passwords. The forced change ends here.
     Returns the user's new info (the old sessions end: the fingerprint changed)."""
     now = now or clock.now()
-    check_password(new_password, policy)
     with uow:
         user = uow.directory.user(user_id)
         if not verify_password(user.password_hash, current_password):
-            raise BadInput("原密码不正确", code="password.wrong_current")
+            raise PermissionDenied("原密码不正确", code="password.wrong_current")
+        check_password(new_password, policy)
         _set_password(uow, user, new_password, policy, now, must_change=False)
         uow.commit()
         return _user_info(uow, user_id, policy, now)

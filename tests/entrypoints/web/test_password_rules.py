@@ -116,6 +116,12 @@ def test_the_api_alone_can_complete_the_forced_change(web_world: World, app) -> 
     refused = client.put(f"/api/records/{rid}/plan", json={"amount_per_member": "600", "members": 10,
                                                             "seen_version": 1}, headers={"X-CSRF-Token": csrf})
     assert refused.status_code == 403 and refused.json()["code"] == "password.change_required"
+    wrong = client.post("/api/password", json={"current_password": "not-it", "new_password": OWN_PASSWORD},
+                        headers={"X-CSRF-Token": csrf})
+    assert wrong.status_code == 403 and wrong.json()["code"] == "password.wrong_current"
+    weak = client.post("/api/password", json={"current_password": RESET_PASSWORD, "new_password": "short"},
+                       headers={"X-CSRF-Token": csrf})
+    assert weak.status_code == 422 and weak.json()["code"] == "password.too_short"
     changed = client.post("/api/password", json={"current_password": RESET_PASSWORD, "new_password": OWN_PASSWORD},
                           headers={"X-CSRF-Token": csrf})
     assert changed.status_code == 200, changed.text

@@ -30,7 +30,14 @@ from workflow.app import (
 )
 from workflow.app.accounts import UserInfo
 from workflow.domain import clock, money, rules
-from workflow.domain.errors import BadInput, BangfuError, LoginFailed, NotFound, TooManyAttempts
+from workflow.domain.errors import (
+    BadInput,
+    BangfuError,
+    LoginFailed,
+    NotFound,
+    PermissionDenied,
+    TooManyAttempts,
+)
 from workflow.entrypoints.web import auth, fields, reports_pages
 from workflow.entrypoints.web.api import purchase_input
 from workflow.entrypoints.web.diagram import lifecycle_svg
@@ -151,7 +158,7 @@ def password_submit(
     try:
         info = accounts.change_password(_uow(request), user_id=user.id, current_password=current_password,
                                         new_password=new_password, policy=request.app.state.settings.security)
-    except BadInput as exc:
+    except (BadInput, PermissionDenied) as exc:
         return _password_page(request, user, next=next, error=exc.message, status=http_status(exc))
     auth.login(request, info)  # the old sessions ended with the old password; this one goes on
     request.state.user = info
