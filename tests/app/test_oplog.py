@@ -140,3 +140,17 @@ def test_an_unknown_action_is_a_programming_error(any_world: World) -> None:
     (row,) = _rows(any_world, action="auth.login_failed")
     assert (row.seq, row.actor_name, row.address, row.actor_user_id) == (seq, "nobody", "10.9.9.9", None)
 
+
+
+def test_verify_names_the_first_row_rewritten_behind_the_triggers(any_world: World) -> None:
+    w = any_world
+    w.plan("G1", 60000, 100)
+    assert oplog.verify_chain(w.uow(True)).problem is None
+    with w.db.engine.begin() as conn:
+        if w.db.dialect == "postgresql":
+            conn.execute(text("SET LOCAL session_replication_role = replica"))  # the owner lifts the triggers
+        else:
+            conn.execute(text("DROP TRIGGER oplog_no_update"))
+        conn.execute(text("UPDATE oplog SET actor_name = 'someone-else' WHERE seq = 2"))
+    check = oplog.verify_chain(w.uow(True))
+    assert check.problem is not None and "第 2 条" in check.problem and "改写" in check.problem

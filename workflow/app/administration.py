@@ -72,7 +72,9 @@ def add_org(uow: UnitOfWork, *, user_id: int, org_code: str, name: str, kind: st
             now: datetime | None = None) -> directory.ImportReport:
     """A new organisation under ``parent_code`` (records opened in every open round)."""
     name = _check_name(name)
-    org_code = org_code.strip()
+    org_code = text.clean_text(org_code, field="单位代码")
+    if not org_code or len(org_code) > 64 or any(c.isspace() or c == "," for c in org_code):
+        raise BadInput("单位代码不能为空，最多 64 个字符，且不能含空格或逗号", code="org.code_invalid")
     if kind not in KIND_LABELS:
         raise BadInput(f"单位类型应为 {'、'.join(KIND_LABELS.values())} 之一", code="org.kind")
     with uow:
@@ -149,6 +151,8 @@ def add_account(uow: UnitOfWork, *, user_id: int, org_code: str, role: str, new_
         raise BadInput("请填写用户名和姓名", code="account.fields_missing")
     if len(new_username) > 64 or any(c.isspace() or c == "," for c in new_username):
         raise BadInput("用户名不能超过 64 个字符，且不能含空格或逗号", code="account.fields_missing")
+    if len(display_name) > 100 or len(email) > 200 or len(phone) > 64:
+        raise BadInput("姓名最多 100 个字符，邮箱最多 200 个，手机最多 64 个", code="account.fields_missing")
     directory_password_rule(new_password)
     with uow:
         org = _org(uow, org_code)

@@ -81,7 +81,7 @@ class FireResult:
                 + ("（代填报）" if self.on_behalf else ""))
 
 
-@audited('record.fire', keep=('trigger', 'reason', 'seen_version'))
+@audited('record.fire', keep=('trigger', 'reason', 'seen_version'), success_row=False)
 def fire(
     uow: UnitOfWork,
     *,

@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import getpass
-import json
 import logging
 import socket
 from collections.abc import Callable, Iterator
@@ -45,9 +44,8 @@ from workflow.domain import access, clock
 from workflow.domain import oplog as catalogue
 from workflow.domain.errors import BadInput, BangfuError, NotFound, PermissionDenied, StoreError
 from workflow.domain.oplog import FAILED, OK, REFUSED
-from workflow.formats.exports import csv_bytes
 from workflow.store.engine import Database
-from workflow.store.oplog import Entry, Filters, Row
+from workflow.store.oplog import Entry, Filters, Row, canonical
 from workflow.store.uow import UnitOfWork
 
 __all__ = ["FAILED", "OK", "REFUSED", "Where", "acting_from", "audited", "log", "record"]
@@ -149,7 +147,8 @@ def _detail_of(kwargs: dict[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
 
 
 def audited(action: str, *, keep: tuple[str, ...] = (),
-            subject: Callable[[dict[str, Any]], str | None] | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+            subject: Callable[[dict[str, Any]], str | None] | None = None,
+            success_row: bool = True) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a write use case ``fn(uow, *, …)``: each call leaves one row of ``action``.
 
     The actor is the ``user_id`` or ``actor_id`` keyword (None: an operator on the command line,
@@ -157,6 +156,11 @@ def audited(action: str, *, keep: tuple[str, ...] = (),
     ``username``, ``org_code``, ``round_label`` (or ``subject(kwargs)``); the detail the ``keep``
     keywords plus what the use case adds with ``uow.oplog.note(…)``. A call inside another
     audited call writes no row of its own (the outer one speaks for both).
+
+    ``success_row=False`` (a transition): a success's row is the history row the use case writes
+    in its own transaction (chained, append-only; the log's readers read it too, see
+    :meth:`workflow.store.oplog.OpLogRepo.search`), so the hot path writes nothing twice; only a
+    refusal or an error is written here.
     """
     catalogue.check(action, OK)
 
@@ -174,7 +178,7 @@ def audited(action: str, *, keep: tuple[str, ...] = (),
                           object=(subject or _object_of)(kwargs), channel=w.channel, address=w.address,
                           detail=_detail_of(kwargs, keep))
             token = _INSIDE.set(True)
-            uow.oplog.expect(entry)
+            uow.oplog.expect(entry if success_row else None)
             try:
                 result = fn(*args, **kwargs)
             except BangfuError as exc:
@@ -186,7 +190,7 @@ def audited(action: str, *, keep: tuple[str, ...] = (),
                 raise
             finally:
                 _INSIDE.reset(token)
-            if uow.oplog.pending is not None:  # the use case changed nothing it committed
+            if success_row and uow.oplog.pending is not None:  # the use case committed nothing
                 _after(uow, entry, OK, {})
             return result
 
@@ -274,11 +278,45 @@ def shown(row: Row) -> dict[str, Any]:
         "actor": row.actor_name or "系统", "actor_display": row.actor_display or "",
         "role": "、".join(ROLE_NAMES.get(r, r) for r in (row.actor_role or "").split(",") if r),
         "org": row.org_name or "", "action": row.action, "action_label": catalogue.label(row.action),
-        "object": row.object or "", "outcome": row.outcome,
+        "object": object_label(row.object), "outcome": row.outcome,
         "outcome_label": catalogue.OUTCOMES.get(row.outcome, row.outcome),
         "channel": CHANNEL_LABELS.get(row.channel or "", row.channel or ""), "address": row.address or "",
-        "detail": json.dumps(row.detail, ensure_ascii=False, sort_keys=True) if row.detail else "",
+        "detail": detail_text(row.detail),
     }
+
+
+OBJECT_KINDS = {"record": "记录 #", "purchase": "采购行 #", "user": "账号 ", "org": "单位 ", "round": "年度 "}
+#: The detail's keys as a clerk reads them (others as they are).
+DETAIL_LABELS = {
+    "trigger": "操作", "reason": "原因", "seen_version": "看到的版本", "on_behalf": "代填报", "before": "修改前",
+    "amount_per_member_fen": "每人额度（分）", "members": "会员人数", "purchase": "采购", "order_no": "订单号",
+    "amount_fen": "金额（分）", "people": "人次", "channel": "渠道", "display_name": "姓名", "new_username": "用户名",
+    "org_code": "单位代码", "role": "角色", "name": "名称", "kind": "类型", "parent_code": "上级单位代码",
+    "last_day": "截止日期", "filename": "文件名", "code": "拒绝原因代码", "message": "说明", "rows": "条数",
+    "reporter": "填报人", "fill_date": "填表时间", "note": "说明", "query": "筛选条件",
+}
+
+
+def object_label(obj: str | None) -> str:
+    """``record:12`` as 记录 #12, ``user:gd-clerk`` as 账号 gd-clerk."""
+    if not obj:
+        return ""
+    kind, _, rest = obj.partition(":")
+    return f"{OBJECT_KINDS[kind]}{rest}" if kind in OBJECT_KINDS else obj
+
+
+def detail_text(detail: dict[str, Any] | None) -> str:
+    """The detail as 键：值 pairs in Chinese (nested values as they are)."""
+    if not detail:
+        return ""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "是" if v else "否"
+        if isinstance(v, dict):
+            return "（" + "，".join(f"{DETAIL_LABELS.get(k, k)}：{value(x)}" for k, x in sorted(v.items())) + "）"
+        return str(v)
+    return "；".join(f"{DETAIL_LABELS.get(k, k)}：{value(v)}" for k, v in sorted(detail.items()))
 
 
 ROLE_NAMES = {"clerk": "填报员", "reviewer": "审核人", "admin": "管理员", "observer": "观察员",
@@ -299,6 +337,10 @@ def read(uow: UnitOfWork, *, user_id: int, query: LogQuery, page: int = 1, per_p
 def export_csv(uow: UnitOfWork, *, user_id: int, query: LogQuery) -> bytes:
     """Every row the query selects as CSV (the one CSV writer: UTF-8 with BOM, formulas
     neutralised); the export is itself a row of the log."""
+    # Imported here: the exports module loads openpyxl and Jinja2, which every command line
+    # that writes (and so imports this module) would pay for at start-up.
+    from workflow.formats.exports import csv_bytes
+
     with uow:
         f = _filters(uow, user_id, query)
         rows: list[list[object]] = [list(CSV_HEADER)]
@@ -308,3 +350,38 @@ def export_csv(uow: UnitOfWork, *, user_id: int, query: LogQuery) -> bytes:
                                         "object", "outcome_label", "channel", "address", "detail")])
         uow.oplog.note(rows=len(rows) - 1)
     return csv_bytes(rows)
+
+
+# --- verifying the chain -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    rows: int
+    problem: str | None  # the first break, in Chinese; None: the chain is whole
+
+    def text(self) -> str:
+        if self.problem is None:
+            return f"核对了审计日志的 {self.rows} 条记录：链完整，没有发现改动。\n"
+        return f"核对了审计日志的 {self.rows} 条记录：{self.problem}\n"
+
+
+def verify_chain(uow: UnitOfWork) -> ChainCheck:
+    """Walk the log's chain: contiguous sequence numbers from 1, each row's ``prev_hash`` the
+    row before's hash, each row's keyed hash matching its content. The first break is named."""
+    n = 0
+    prev: str | None = None
+    with uow:
+        mac = uow.audit.sealer.mac
+        for row in uow.oplog.walk():
+            n += 1
+            seq = row["seq"]
+            if seq != n:
+                return ChainCheck(n, f"第 {n} 条之前的记录被删除（下一条是第 {seq} 条）" if seq > n
+                                  else f"第 {seq} 条重复：链被分叉或插入了伪造行")
+            if row["prev_hash"] != prev:
+                return ChainCheck(n, f"第 {seq} 条与前一条的哈希不衔接：前一条被删除或改写")
+            if mac(canonical(row)) != row["row_hash"]:
+                return ChainCheck(n, f"第 {seq} 条的内容与链哈希不符：此条被改写（或在没有密钥的情况下伪造）")
+            prev = row["row_hash"]
+    return ChainCheck(n, None)

@@ -186,6 +186,7 @@ _BY_AREA: dict[str, dict[str, str]] = {
         "account.exists": "用户名已被别人使用",
         "org.name_missing": "没填单位名称，或名称太长",
         "org.kind": "单位类型不对",
+        "org.code_invalid": "单位代码没填，或太长、含空格或逗号",
         "org.exists": "单位代码已存在",
         "org.root_move": "省总工会不能移动",
         "oplog.unknown_action": "审计日志的筛选条件里有不认识的操作或结果",

@@ -12,6 +12,8 @@ points of issue 21), through the same writer.
 
 from __future__ import annotations
 
+import states
+
 #: Outcomes: done; refused by a rule or a permission (the refusal's code in ``detail``); failed
 #: (an error nobody meant).
 OK = "ok"
@@ -30,6 +32,7 @@ ACTIONS: dict[str, str] = {
     "aggregate.add": "录入汇总数据",
     # decisions and lifecycle steps
     "record.fire": "办理流程（提交、审核、退回等）",
+    "record.sweep": "系统检查（逾期、迟报、额度失效）",
     "record.bulk_accept": "批量审核通过",
     "round.deadline": "调整报送截止日期",
     "duplicate.explain": "说明重复订单",
@@ -70,6 +73,12 @@ ACTIONS: dict[str, str] = {
     "history.export_heads": "导出历史链头",
     "notifications.read": "标记消息已读",
 }
+
+
+#: The history's triggers read as ``record.fire`` rows (a transition's audit row is its
+#: history row) and as ``record.sweep`` rows (the system's checks).
+FIRE_TRIGGERS = frozenset(states.TRIGGERS)
+SWEEP_TRIGGERS = frozenset({"late", "overdue", "lapse"})
 
 
 def label(action: str) -> str:

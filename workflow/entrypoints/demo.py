@@ -59,7 +59,10 @@ ACCOUNTS: list[tuple[str, str, str]] = [
      "/review: the city SZ has submitted to the province: 通过 or 退回修改; /overview and the "
      "province workbook"),
     ("xczx-observer", "rural-revitalisation observer (read only)", "/overview and the downloads"),
-    ("gd-admin", "administrator", "/overview and the downloads"),
+    ("gd-admin", "administrator", "/overview and the downloads, /admin/outbox"),
+    ("gd-sysadmin", "system administrator (三员分立)", "/admin/orgs: organisations and accounts, CSV import"),
+    ("gd-secadmin", "security administrator (三员分立)", "password policy, lockouts, role grants"),
+    ("gd-auditor", "auditor (三员分立)", "/audit-log: what everybody did, the administrators included"),
 ]
 #: The mistyped line the grassroots clerk finds on the demo (people typed 10 times too many).
 MISTYPED_ORDER = "GZ-D1-G1-001"
@@ -127,6 +130,9 @@ def _user_csv(org_lines: str) -> str:
         if kind != "grassroots":
             rows.append(f"{slug}-reviewer,{name}审核人,{code},reviewer,{slug}-reviewer@example.test,13900000000,")
     rows.append("gd-admin,省总工会管理员,GD,admin,gd-admin@example.test,,")
+    rows.append("gd-sysadmin,省总工会系统管理员,GD,system_admin,,,")
+    rows.append("gd-secadmin,省总工会安全管理员,GD,security_admin,,,")
+    rows.append("gd-auditor,省总工会审计员,GD,auditor,,,")
     rows.append("xczx-observer,省乡村振兴局观察员,GD,observer,xczx-observer@example.test,,")
     return "\n".join(rows) + "\n"
 

@@ -24,7 +24,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, false, func, or_, select, text
+from sqlalchemy import (
+    String,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from workflow.domain import oplog as catalogue
@@ -32,13 +45,14 @@ from workflow.domain.errors import StoreError
 from workflow.store import chain
 from workflow.store.bulk import driver_value
 from workflow.store.prepared import Prepared
-from workflow.store.tables import Membership, OpLog, Organisation, User
+from workflow.store.tables import History, Membership, OpLog, Organisation, User
 from workflow.store.transaction import Transaction
 
 T = OpLog.__table__  # type: ignore[attr-defined]
 _O = Organisation.__table__  # type: ignore[attr-defined]
 _M = Membership.__table__  # type: ignore[attr-defined]
 _U = User.__table__  # type: ignore[attr-defined]
+_H = History.__table__  # type: ignore[attr-defined]
 
 FORMAT = "bangfu-oplog-v1"
 #: The row's content in the canonical form, in this order.
@@ -106,6 +120,7 @@ class Row:
     channel: str | None
     address: str | None
     detail: dict[str, Any]
+    source: str = "log"  # log | history (a transition's history row)
 
 
 @dataclass(frozen=True)
@@ -198,34 +213,57 @@ class OpLogRepo:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def _where(self, stmt: Any, f: Filters) -> Any:
+    def _where(self, stmt: Any, f: Filters, c: Any, org: Any) -> Any:
         if f.actor:
-            stmt = stmt.where(T.c.actor_name == f.actor)
+            stmt = stmt.where(c.actor_name == f.actor)
         if f.action:
-            stmt = stmt.where(T.c.action.startswith(f.action) if f.action.endswith(".") else T.c.action == f.action)
+            stmt = stmt.where(c.action.startswith(f.action) if f.action.endswith(".") else c.action == f.action)
         if f.outcome:
-            stmt = stmt.where(T.c.outcome == f.outcome)
+            stmt = stmt.where(c.outcome == f.outcome)
         if f.since is not None:
-            stmt = stmt.where(T.c.at >= f.since)
+            stmt = stmt.where(c.at >= f.since)
         if f.until is not None:
-            stmt = stmt.where(T.c.at < f.until)
+            stmt = stmt.where(c.at < f.until)
         if f.org_paths is not None:
-            stmt = stmt.where(or_(*[_O.c.path.startswith(p) for p in f.org_paths]) if f.org_paths else false())
+            stmt = stmt.where(or_(*[org.c.path.startswith(p) for p in f.org_paths]) if f.org_paths else false())
         return stmt
 
+    def _union(self) -> Any:
+        """The log's rows and the history's transitions as one relation: a transition's audit row
+        is its history row (written, chained and append-only in the transition's own
+        transaction, so the hot path writes nothing twice); refused transitions are log rows."""
+        log = select(T.c.seq, literal("log").label("src"), T.c.at, T.c.actor_user_id, T.c.actor_name,
+                     T.c.actor_role, T.c.actor_org_id, T.c.action, T.c.object, T.c.outcome, T.c.channel,
+                     T.c.address, T.c.detail, null().label("trigger"), null().label("from_state"),
+                     null().label("to_state"), null().label("reason"), null().label("on_behalf"))
+        actor = _U.alias("hu")
+        user_triggers = sorted(catalogue.FIRE_TRIGGERS)
+        hist = (select(
+            _H.c.id.label("seq"), literal("history").label("src"), _H.c.at, _H.c.actor_user_id,
+            actor.c.username.label("actor_name"), _H.c.actor_role, _H.c.actor_org_id,
+            case((_H.c.trigger.in_(user_triggers), literal("record.fire")), else_=literal("record.sweep")).label("action"),
+            (literal("record:") + cast(_H.c.record_id, String)).label("object"), literal("ok").label("outcome"),
+            null().label("channel"), null().label("address"), _H.c.detail, _H.c.trigger, _H.c.from_state,
+            _H.c.to_state, _H.c.reason, _H.c.on_behalf)
+            .select_from(_H.outerjoin(actor, actor.c.id == _H.c.actor_user_id))
+            .where(_H.c.trigger.in_(user_triggers + sorted(catalogue.SWEEP_TRIGGERS))))
+        return union_all(log, hist).subquery("oplog_all")
+
     def search(self, f: Filters, *, limit: int | None = 100, offset: int = 0) -> list[Row]:
-        """Rows matching ``f``, newest first."""
+        """Rows matching ``f`` (the log's and the transitions'), newest first."""
+        u = self._union()
         stmt = self._where(
-            select(T, _O.c.code.label("org_code"), _O.c.name.label("org_name"),
+            select(u, _O.c.code.label("org_code"), _O.c.name.label("org_name"),
                    _U.c.display_name.label("actor_display"))
-            .select_from(T.outerjoin(_O, _O.c.id == T.c.actor_org_id).outerjoin(_U, _U.c.id == T.c.actor_user_id)),
-            f).order_by(T.c.seq.desc()).offset(offset)
+            .select_from(u.outerjoin(_O, _O.c.id == u.c.actor_org_id).outerjoin(_U, _U.c.id == u.c.actor_user_id)),
+            f, u.c, _O).order_by(u.c.at.desc(), u.c.src, u.c.seq.desc()).offset(offset)
         if limit is not None:
             stmt = stmt.limit(limit)
         return [_row(m) for m in self._uow.connection().execute(stmt).mappings()]
 
     def count(self, f: Filters) -> int:
-        stmt = self._where(select(func.count()).select_from(T.outerjoin(_O, _O.c.id == T.c.actor_org_id)), f)
+        u = self._union()
+        stmt = self._where(select(func.count()).select_from(u.outerjoin(_O, _O.c.id == u.c.actor_org_id)), f, u.c, _O)
         return int(self._uow.connection().execute(stmt).scalar_one())
 
     def walk(self, *, after_seq: int = 0, batch: int = 5_000) -> Iterator[dict[str, Any]]:
@@ -250,7 +288,13 @@ def _cut(value: str | None, size: int) -> str | None:
 
 
 def _row(m: Any) -> Row:
+    detail = json.loads(m["detail"]) if m["detail"] else {}
+    if m["src"] == "history":  # a transition: what the history row says, the submission's detail aside
+        detail = {k: v for k, v in (("trigger", m["trigger"]), ("from_state", m["from_state"]),
+                                    ("to_state", m["to_state"]), ("reason", m["reason"]),
+                                    ("on_behalf", bool(m["on_behalf"]) if m["on_behalf"] is not None else None))
+                  if v is not None}
     return Row(seq=m["seq"], at=m["at"], actor_user_id=m["actor_user_id"], actor_name=m["actor_name"],
                actor_display=m["actor_display"], actor_role=m["actor_role"], org_code=m["org_code"],
                org_name=m["org_name"], action=m["action"], object=m["object"], outcome=m["outcome"],
-               channel=m["channel"], address=m["address"], detail=json.loads(m["detail"]) if m["detail"] else {})
+               channel=m["channel"], address=m["address"], detail=detail, source=m["src"])

@@ -562,16 +562,21 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
-# Statements the append-only history needs on PostgreSQL; the migration runs them.
-PG_HISTORY_APPEND_ONLY = [
-    """
-    CREATE OR REPLACE FUNCTION bangfu_history_append_only() RETURNS trigger AS $$
+def _pg_refusing_function(table: str) -> str:
+    """The PostgreSQL trigger function that refuses a change of an append-only ``table``."""
+    return f"""
+    CREATE OR REPLACE FUNCTION bangfu_{table}_append_only() RETURNS trigger AS $$
     BEGIN
-        RAISE EXCEPTION 'history is append-only: % refused', TG_OP
+        RAISE EXCEPTION '{table} is append-only: % refused', TG_OP
             USING ERRCODE = 'insufficient_privilege';
     END;
     $$ LANGUAGE plpgsql
-    """,
+    """
+
+
+# Statements the append-only history needs on PostgreSQL; the migration runs them.
+PG_HISTORY_APPEND_ONLY = [
+    _pg_refusing_function("history"),
     "DROP TRIGGER IF EXISTS history_append_only ON history",
     """
     CREATE TRIGGER history_append_only BEFORE UPDATE OR DELETE ON history
@@ -621,18 +626,18 @@ def history_tamper_guard_statements(dialect: str) -> list[Any]:
 
 
 # The operation log (revision 0017) is guarded like the history: no UPDATE, DELETE, TRUNCATE or
-# REPLACE (the same function on PostgreSQL).
+# REPLACE.
 PG_OPLOG_APPEND_ONLY = [
-    PG_HISTORY_APPEND_ONLY[0],
+    _pg_refusing_function("oplog"),
     "DROP TRIGGER IF EXISTS oplog_append_only ON oplog",
     """
     CREATE TRIGGER oplog_append_only BEFORE UPDATE OR DELETE ON oplog
-    FOR EACH ROW EXECUTE FUNCTION bangfu_history_append_only()
+    FOR EACH ROW EXECUTE FUNCTION bangfu_oplog_append_only()
     """,
     "DROP TRIGGER IF EXISTS oplog_no_truncate ON oplog",
     """
     CREATE TRIGGER oplog_no_truncate BEFORE TRUNCATE ON oplog
-    FOR EACH STATEMENT EXECUTE FUNCTION bangfu_history_append_only()
+    FOR EACH STATEMENT EXECUTE FUNCTION bangfu_oplog_append_only()
     """,
 ]
 SQLITE_OPLOG_APPEND_ONLY = [

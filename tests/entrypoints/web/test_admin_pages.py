@@ -65,10 +65,10 @@ def test_system_admin_adds_a_second_reviewer_and_the_auditor_reads_it(
     auditor = login("gd-auditor")
     assert 'href="/audit-log"' in auditor.get("/").text
     page = auditor.get("/audit-log", params={"actor": "gd-sysadmin"})
-    assert page.status_code == 200 and "新增账号" in page.text and "user:d1-reviewer2" in page.text
+    assert page.status_code == 200 and "新增账号" in page.text and "账号 d1-reviewer2" in page.text
     rows = _log_rows(auditor, actor="gd-sysadmin", action="user.add")
     assert [(r["操作人账号"], r["角色"], r["所属单位"], r["操作"], r["对象"], r["结果"], r["来源"]) for r in rows] == [
-        ("gd-sysadmin", "系统管理员", "广东省总工会", "新增账号", "user:d1-reviewer2", "成功", "网页")]
+        ("gd-sysadmin", "系统管理员", "广东省总工会", "新增账号", "账号 d1-reviewer2", "成功", "网页")]
     assert rows[0]["地址"] == "testclient"
     assert "13800000002" not in rows[0]["详情"]  # a phone never goes into the log
     assert auditor.post("/admin/orgs/D1/accounts", data={
@@ -145,6 +145,38 @@ def test_the_api_reads_the_log_for_auditors_and_adds_accounts(
     auditor = token_client("gd-auditor")
     body = auditor.get("/api/audit-log", params={"actor": "gd-sysadmin"}).json()
     assert [(x["action"], x["object"], x["channel"]) for x in body["rows"]] == [
-        ("user.add", "user:d2-reviewer2", "接口")]
+        ("user.add", "账号 d2-reviewer2", "接口")]
     assert token_client("gd-secadmin").get("/api/audit-log").status_code == 403
     assert token_client("d1-reviewer").get("/api/audit-log").status_code == 403
+
+
+def test_a_deactivated_account_cannot_log_in(web_world: World, login: Callable[[str], TestClient]) -> None:
+    _admins(web_world)
+    clerk = login("g1-clerk")
+    admin = login("gd-sysadmin")
+    r = admin.post("/admin/accounts/g1-clerk/deactivate", data={"code": "G1", "csrf_token": _csrf(admin)},
+                   follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert "已停用" in admin.get("/admin/orgs", params={"code": "G1"}).text
+    assert clerk.get("/", follow_redirects=False).status_code == 303  # the open session ended
+    again = TestClient(admin.app)
+    r = again.post("/login", data={"username": "g1-clerk", "password": "demo1234",
+                                   "csrf_token": csrf_from(again.get("/login").text), "next": "/"},
+                   follow_redirects=False)
+    assert r.status_code != 303
+    (row,) = _rows(web_world, "gd-sysadmin")
+    assert (row.action, row.object, row.outcome) == ("user.deactivate", "user:g1-clerk", "ok")
+    # The administrator cannot deactivate another administrator.
+    r = admin.post("/admin/accounts/gd-auditor/deactivate", data={"csrf_token": _csrf(admin)})
+    assert r.status_code in (403, 404)
+
+
+def test_retention_below_six_months_is_refused() -> None:
+    import pytest
+
+    from workflow.domain.errors import BadInput
+    from workflow.settings import Settings
+
+    assert Settings(env="test").oplog_retention_days == 180
+    with pytest.raises(BadInput, match="180"):
+        Settings(env="test", oplog_retention_days=90).check()

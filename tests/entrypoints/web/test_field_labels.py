@@ -12,7 +12,16 @@ from pydantic import BaseModel
 
 from tests.conftest import World
 from tests.entrypoints.web.conftest import NOW_TEXT, csrf_from
-from workflow.entrypoints.web import api, app, fields, health, outbox_page, pages, reports_pages
+from workflow.entrypoints.web import (
+    admin_pages,
+    api,
+    app,
+    fields,
+    health,
+    outbox_page,
+    pages,
+    reports_pages,
+)
 
 ENGLISH_NAME = re.compile(r"[a-z][a-z_]{2,}")  # an internal name (JSON, MB are words)
 
@@ -41,7 +50,8 @@ def _route_fields() -> set[str]:
         for d in dep.dependencies:
             walk(d)
 
-    routers = (api.router, pages.router, reports_pages.api, reports_pages.pages, outbox_page.router, health.router)
+    routers = (api.router, pages.router, reports_pages.api, reports_pages.pages, outbox_page.router, health.router,
+               admin_pages.pages, admin_pages.api)
     for router in routers:
         for route in router.routes:
             if isinstance(route, APIRoute):

@@ -90,6 +90,18 @@ FIELD_LABELS: dict[str, str] = {
     "email": "电子邮箱",
     "csrf_token": "表单校验码",
     "body": "提交的内容",
+    # the administrators' pages (issue 21)
+    "code": "单位代码",
+    "new_code": "新单位代码",
+    "name": "名称",
+    "parent_code": "上级单位代码",
+    "role": "角色",
+    "actor": "操作人账号",
+    "action": "操作",
+    "org": "单位代码",
+    "since": "起始日期",
+    "until": "截止日期",
+    "outcome": "结果",
 }
 
 #: Where one name means another thing on one form (the path's last segment).

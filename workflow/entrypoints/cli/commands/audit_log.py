@@ -23,6 +23,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", dest="until", metavar="日期", help="到该日止（含）")
     p.add_argument("--outcome", choices=("ok", "refused", "failed"), help="只看该结果")
     p.add_argument("--csv", metavar="文件", help="全部符合条件的记录写成 CSV 文件")
+    p.add_argument("--verify", action="store_true", help="核对审计日志的哈希链（有问题时退出码 1；不需要 --as）")
     p.add_argument("--page", default="1", metavar="页码")
     p.add_argument("--per-page", default="100", metavar="条数")
 
@@ -35,6 +36,12 @@ def _query(args: argparse.Namespace) -> oplog.LogQuery:
 
 
 def audit_log(args: argparse.Namespace, ctx: Context) -> Any:
+    if args.verify:
+        check = oplog.verify_chain(ctx.uow(readonly=True))
+        print(check.text(), end="")
+        if check.problem is not None:
+            raise SystemExit(1)
+        return None
     query = _query(args)
     if args.csv:
         data = oplog.export_csv(ctx.uow(readonly=True), user_id=ctx.user_id(), query=query)

@@ -46,4 +46,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table('oplog')
+    op.drop_table("oplog")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS bangfu_oplog_append_only()")
