@@ -11,17 +11,20 @@ is :mod:`workflow.domain.access`.
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from workflow.app import accounts, administration, oplog
 from workflow.app.accounts import UserInfo
 from workflow.domain import money
 from workflow.domain import oplog as catalogue
 from workflow.domain.errors import BadInput, BangfuError, NotFound
+from workflow.entrypoints.web import api as api_module
 from workflow.entrypoints.web import auth
 from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.rendering import api_json, file_response, page_user, render
@@ -123,7 +126,7 @@ def account_reset(request: Request, username: str, code: Annotated[str | None, F
 def import_file(request: Request, kind: str, file: Annotated[UploadFile, File()],
                 csrf_token: Annotated[str, Form()] = "") -> Response:
     if kind not in ("orgs", "users"):
-        raise NotFound("没有这个页面", code="web.not_found")
+        raise NotFound("页面不存在：请检查网址，或回到首页重新进入", code="http.not_found")
     data = file.file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise BadInput(f"文件太大：最多 {MAX_IMPORT_BYTES // 1024 // 1024} MB", code="import.too_large")
@@ -179,25 +182,45 @@ def audit_log_csv(request: Request, actor: Text = None, action: Text = None, org
     return file_response(data, "审计日志.csv", "text/csv; charset=utf-8")
 
 
+#: The API's filters, described exactly (a code of the catalogue, an outcome, ISO dates).
+ACTION_PATTERN = "^(" + "|".join(re.escape(a) for a in catalogue.ACTIONS) + ")$"
+OUTCOME_PATTERN = "^(" + "|".join(catalogue.OUTCOMES) + ")$"
+#: A username: one line, no blank, no comma.
+USERNAME: dict[str, Any] = {"pattern": f"^[^\\s,\\u0000-\\u001f{api_module._FORBIDDEN}]+$"}
+
+
 @api.get("/audit-log")
-def api_audit_log(request: Request, actor: Text = None, action: Text = None, org: Text = None,
-                  since: Text = None, until: Text = None, outcome: Text = None,
+def api_audit_log(request: Request, actor: Text = None,
+                  action: Annotated[str | None, Query(max_length=64, pattern=ACTION_PATTERN)] = None,
+                  org: Text = None, since: date | None = None, until: date | None = None,
+                  outcome: Annotated[str | None, Query(max_length=16, pattern=OUTCOME_PATTERN)] = None,
                   page: Annotated[int, Query(ge=1, le=100_000)] = 1,
                   per_page: Annotated[int, Query(ge=1, le=500)] = 100) -> Response:
     """The operation audit log (auditors only), newest first."""
     user = auth.api_user(request)
-    log = oplog.read(_uow(request, True), user_id=user.id, query=_query(actor, action, org, since, until, outcome),
-                     page=page, per_page=per_page)
+    query = oplog.LogQuery(actor=actor or None, action=action or None, org_code=org or None, since=since,
+                           until=until, outcome=outcome or None)
+    log = oplog.read(_uow(request, True), user_id=user.id, query=query, page=page, per_page=per_page)
     return api_json({"total": log.total, "page": log.page, "pages": log.pages, "rows": log.rows})
 
 
+class AccountBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64, json_schema_extra=USERNAME)
+    display_name: str = Field(max_length=100, json_schema_extra=api_module.NAME)
+    role: Literal["clerk", "reviewer"]
+    new_password: str = Field(min_length=accounts.MIN_PASSWORD_LENGTH, max_length=200)
+    email: str | None = Field(default=None, max_length=200, json_schema_extra=api_module.EMAIL)
+    phone: str | None = Field(default=None, max_length=64, json_schema_extra=api_module.PHONE)
+
+
 @api.post("/orgs/{code}/accounts", status_code=201)
-def api_account_add(request: Request, code: str, body: dict[str, str]) -> Response:
-    """Add a clerk or a reviewer account to an organisation (system administrator, or a
-    reviewer of it or of its parent). Body: username, display_name, role, new_password[, email, phone]."""
+def api_account_add(request: Request, code: Annotated[str, Path(max_length=64)], body: AccountBody) -> Response:
+    """Add a clerk or a reviewer account to an organisation (a system administrator, or a
+    reviewer of it or of its parent)."""
     user = auth.api_user(request)
-    administration.add_account(_uow(request), user_id=user.id, org_code=code, role=body.get("role", ""),
-                               new_username=body.get("username", ""), display_name=body.get("display_name", ""),
-                               new_password=body.get("new_password", ""), email=body.get("email", ""),
-                               phone=body.get("phone", ""))
-    return api_json({"username": body.get("username", "").strip(), "org_code": code}, status_code=201)
+    administration.add_account(_uow(request), user_id=user.id, org_code=code, role=body.role,
+                               new_username=body.username, display_name=body.display_name,
+                               new_password=body.new_password, email=body.email or "", phone=body.phone or "")
+    return api_json({"username": body.username.strip(), "org_code": code}, status_code=201)

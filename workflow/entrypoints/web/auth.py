@@ -140,10 +140,9 @@ def _resolve_user(request: Request) -> UserInfo | None:
     policy = request.app.state.settings.security
     user: UserInfo | None = None
     request.state.via_token = False
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        user = accounts.user_for_token(UnitOfWork(database, readonly=True), token=header[7:].strip(),
-                                       policy=policy)
+    token = _bearer(request)
+    if token is not None:
+        user = accounts.user_for_token(UnitOfWork(database, readonly=True), token=token, policy=policy)
         if user is None:
             raise AuthRequired("API 令牌无效或已撤销")
         request.state.via_token = True
@@ -169,6 +168,11 @@ def _resolve_user(request: Request) -> UserInfo | None:
             else:  # logged out, password changed, account handed over or deactivated: it ends
                 logout(request)
     return user
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else None
 
 
 def api_user(request: Request) -> UserInfo:

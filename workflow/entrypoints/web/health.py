@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -18,6 +18,7 @@ from kombu import Connection
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workflow.entrypoints.web import outbox_page
 from workflow.scheduler import operations
@@ -105,6 +106,26 @@ class OutboxCollector(Collector):
                                 value=float(run.get("rows", 0)))
 
 
+class RequestTiming:
+    """Each request's latency into ``histogram`` by method and route (a plain ASGI middleware:
+    Starlette's ``BaseHTTPMiddleware`` cost every request a task and a memory stream)."""
+
+    def __init__(self, app: ASGIApp, *, histogram: Histogram) -> None:
+        self.app, self.histogram = app, histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = scope.get("route")
+            self.histogram.labels(scope["method"], getattr(route, "path", "unmatched")).observe(
+                time.perf_counter() - started)
+
+
 def install(app: FastAPI) -> None:
     """Add ``/readyz``, ``/metrics`` and the request-latency middleware to ``app``."""
     registry = CollectorRegistry()
@@ -113,14 +134,7 @@ def install(app: FastAPI) -> None:
                         registry=registry)
     app.state.metrics_registry = registry
 
-    @app.middleware("http")
-    async def timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        latency.labels(request.method, path).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestTiming, histogram=latency)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
