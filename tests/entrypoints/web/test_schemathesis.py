@@ -26,7 +26,8 @@ CONTENT_CHECKED = {("POST", "/api/records/{record_id}/attachments"), ("POST", "/
 #: The deployment's password rule (BANGFU_PASSWORD_MIN_CLASSES: three of lower, upper, digit,
 #: other, a setting) is not a schema's: a schema-valid new password it refuses is answered 422
 #: with a ``password.*`` code. Only that refusal, only on these operations.
-PASSWORD_CHECKED = {("POST", "/api/accounts/{username}/password"), ("POST", "/api/accounts/{username}/handover")}
+PASSWORD_CHECKED = {("POST", "/api/accounts/{username}/password"), ("POST", "/api/accounts/{username}/handover"),
+                    ("POST", "/api/orgs/{code}/accounts")}
 
 
 def run_schemathesis(app: Any, token: str, examples: int = EXAMPLES) -> tuple[int, Counter[str], list[str]]:
