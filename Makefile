@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint layers typecheck pytest bench demo clean
+.PHONY: setup run test lint layers typecheck pytest bench demo clean oidc-provider
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,18 @@ layers: setup
 typecheck: setup
 	$(BIN)/mypy states workflow notifications worker.py
 
-pytest: setup
+# The OpenID provider the single sign-on test starts (npm's oidc-provider, pinned by the lock
+# file); skipped where Node.js is missing (the test then skips, or fails under REQUIRE_SERVICES=1).
+OIDC_DIR   := tests/oidc
+OIDC_STAMP := $(OIDC_DIR)/node_modules/.package-lock.json
+
+$(OIDC_STAMP): $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd $(OIDC_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "make: npm not found: the OpenID Connect test will be skipped"; fi
+
+oidc-provider: $(OIDC_STAMP)
+
+pytest: setup oidc-provider
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint layers typecheck pytest

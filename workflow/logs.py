@@ -4,6 +4,10 @@
 ``BANGFU_LOG_FORMAT`` (``json``, the default, or ``text``) the format. Delivery logs one
 ``delivery_batch`` event per batch and the sweep one ``sweep`` event per run, with their counts
 as fields; anything passed as ``extra=`` becomes a field.
+
+No phone number or e-mail address reaches a log line: every line, its fields and its traceback
+go through :func:`workflow.domain.privacy.redact` (an SMTP refusal quotes the address it
+refused; a validation error may quote what was typed).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from workflow.domain.privacy import redact
 from workflow.settings import Settings
 
 _STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"message", "asctime"}
@@ -27,14 +32,21 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                out[key] = value
+                out[key] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
+            out["exc"] = redact(self.formatException(record.exc_info))
+        return redact(json.dumps(out, ensure_ascii=False, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    """The plain format (``BANGFU_LOG_FORMAT=text``), redacted the same way."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def configure(settings: Settings) -> None:
@@ -46,7 +58,7 @@ def configure(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler._bangfu = True  # type: ignore[attr-defined]
     if settings.log_format == "text":
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     else:
         handler.setFormatter(JsonFormatter())
     logger.addHandler(handler)

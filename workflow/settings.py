@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from workflow.domain.errors import BadInput
+from workflow.domain.security import SecurityRules
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "bangfu-development-secret-change-me"
@@ -24,6 +25,9 @@ AUDIT_HASHES = ("sha256", "sm3")
 OPLOG_RETENTION_MIN = 180
 #: The shortest audit key accepted outside development (characters).
 AUDIT_KEY_MIN = 32
+#: How phones and e-mail addresses are kept at rest (BANGFU_PII_CIPHER): in clear, AES-256-GCM
+#: (the ``cryptography`` package) or SM4 (GB/T 32907-2016, ``gmssl``; CBC with an HMAC-SM3 tag).
+PII_CIPHERS = ("none", "aes-gcm", "sm4")
 
 
 def _env(name: str, default: str) -> str:
@@ -84,6 +88,32 @@ class Settings:
     #: The history chain: the HMAC key (kept outside the database) and the hash function.
     audit_key: str = DEFAULT_AUDIT_KEY
     audit_hash: str = "sha256"
+    # Password and session rules (docs/security.md): BANGFU_PASSWORD_MIN_LENGTH (8),
+    # BANGFU_PASSWORD_MIN_CLASSES (3 of lower, upper, digit, other), BANGFU_PASSWORD_HISTORY (3:
+    # the last three are refused), BANGFU_PASSWORD_MAX_AGE_DAYS (90; 0 = never expires),
+    # BANGFU_LOCKOUT_FAILURES (5 failures in a row lock the account), BANGFU_LOCKOUT_MINUTES (30;
+    # 0 = locked until the security administrator unlocks), BANGFU_IDLE_MINUTES (30; 0 = no idle
+    # limit). The absolute limit of a session stays 12 hours.
+    password_min_length: int = 8
+    password_min_classes: int = 3
+    password_history: int = 3
+    password_max_age_days: int = 90
+    lockout_failures: int = 5
+    lockout_minutes: int = 30
+    idle_minutes: int = 30
+    #: Personal data at rest: the cipher (PII_CIPHERS) and its key, kept outside the database
+    #: (BANGFU_PII_KEY: 64 hex digits for AES-256-GCM, 32 for SM4). Values written in clear before
+    #: the setting was turned on are still read, and are encrypted when next written.
+    pii_cipher: str = "none"
+    pii_key: str = ""
+    #: Single sign-on (OpenID Connect; docs/security.md): the issuer (its discovery document is
+    #: ISSUER/.well-known/openid-configuration), the client registered there, and the ID-token
+    #: claim that names the bangfu account. Without an issuer the login page offers no sign-on.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_claim: str = "preferred_username"
+    oidc_label: str = "统一身份认证登录"
     #: The operation audit log's retention in the database, in days (网络安全法 §21: six months).
     oplog_retention_days: int = OPLOG_RETENTION_MIN
     extra: dict[str, str] = field(default_factory=dict)
@@ -109,10 +139,32 @@ class Settings:
                            "并保存在数据库之外", code="settings.audit_key_missing")
         if not self.is_development and len(self.audit_key) < AUDIT_KEY_MIN:
             raise BadInput(f"BANGFU_AUDIT_KEY 太短：至少 {AUDIT_KEY_MIN} 个字符", code="settings.audit_key_weak")
+        if self.pii_cipher not in PII_CIPHERS:
+            raise BadInput(f"BANGFU_PII_CIPHER 应为 {' 或 '.join(PII_CIPHERS)}，现为“{self.pii_cipher}”",
+                           code="settings.pii_cipher")
+        if self.pii_cipher != "none":
+            want = 32 if self.pii_cipher == "aes-gcm" else 16
+            try:
+                ok = len(bytes.fromhex(self.pii_key)) == want
+            except ValueError:
+                ok = False
+            if not ok:
+                raise BadInput(f"BANGFU_PII_KEY 应为 {want * 2} 位十六进制数（{want} 字节），保存在数据库之外",
+                               code="settings.pii_key")
         if self.oplog_retention_days < OPLOG_RETENTION_MIN:
             raise BadInput(f"BANGFU_OPLOG_RETENTION_DAYS 至少 {OPLOG_RETENTION_MIN} 天（网络安全法要求网络日志留存不少于六个月），"
                            f"现为 {self.oplog_retention_days}", code="settings.number")
         return self
+
+    @property
+    def security(self) -> SecurityRules:
+        """The password and session rules these settings set."""
+        return SecurityRules(
+            min_length=self.password_min_length, min_classes=self.password_min_classes,
+            history=self.password_history, max_age_days=self.password_max_age_days,
+            lockout_failures=self.lockout_failures, lockout_minutes=self.lockout_minutes,
+            idle_minutes=self.idle_minutes,
+        )
 
 
 def _port(text: str) -> int:
@@ -158,8 +210,34 @@ def from_env() -> Settings:
         metrics_allow=tuple(p.strip() for p in _env("BANGFU_METRICS_ALLOW", "").split(",") if p.strip()),
         audit_key=_env("BANGFU_AUDIT_KEY", DEFAULT_AUDIT_KEY),
         audit_hash=_env("BANGFU_AUDIT_HASH", "sha256").strip().lower(),
+        password_min_length=_count("BANGFU_PASSWORD_MIN_LENGTH", 8, minimum=8),
+        password_min_classes=min(_count("BANGFU_PASSWORD_MIN_CLASSES", 3, minimum=1), 4),
+        password_history=_count("BANGFU_PASSWORD_HISTORY", 3, minimum=1),
+        password_max_age_days=_count("BANGFU_PASSWORD_MAX_AGE_DAYS", 90),
+        lockout_failures=_count("BANGFU_LOCKOUT_FAILURES", 5, minimum=1),
+        lockout_minutes=_count("BANGFU_LOCKOUT_MINUTES", 30),
+        idle_minutes=_count("BANGFU_IDLE_MINUTES", 30),
+        pii_cipher=_env("BANGFU_PII_CIPHER", "none").strip().lower(),
+        pii_key=_env("BANGFU_PII_KEY", "").strip(),
+        oidc_issuer=_env("BANGFU_OIDC_ISSUER", "").rstrip("/"),
+        oidc_client_id=_env("BANGFU_OIDC_CLIENT_ID", ""),
+        oidc_client_secret=_env("BANGFU_OIDC_CLIENT_SECRET", ""),
+        oidc_claim=_env("BANGFU_OIDC_CLAIM", "preferred_username"),
+        oidc_label=_env("BANGFU_OIDC_LABEL", "统一身份认证登录"),
         oplog_retention_days=int(_number("BANGFU_OPLOG_RETENTION_DAYS", OPLOG_RETENTION_MIN)),
     ).check()
+
+
+def _count(name: str, default: int, *, minimum: int = 0) -> int:
+    """A whole number setting, at least ``minimum`` (0 means "off" where the setting says so)."""
+    text = _env(name, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadInput(f"环境变量 {name} 应为整数，现为“{text}”", code="settings.number") from None
+    if value < minimum:
+        raise BadInput(f"环境变量 {name} 应不小于 {minimum}，现为“{text}”", code="settings.number")
+    return value
 
 
 def _number(name: str, default: float) -> float:

@@ -25,6 +25,8 @@ EXEMPT = {
     # Its commits count the attempt before the password is checked: the login seam (web and
     # API) writes auth.login / auth.login_failed / auth.lockout with oplog.log.
     "accounts.authenticate",
+    # Single sign-on's login: writes auth.login / auth.login_failed itself, naming the provider.
+    "accounts.sso_login",
     # The writer itself.
     "oplog.log",
     "oplog._after",

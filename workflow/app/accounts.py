@@ -12,22 +12,26 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import states
+from workflow.app import oplog
 from workflow.app.oplog import audited
 from workflow.app.passwords import hash_password, verify_password
-from workflow.domain import access, clock, rules, text
+from workflow.domain import access, clock, privacy, rules, security, text
 from workflow.domain.errors import (
+    AccountLocked,
     BadInput,
     LoginFailed,
     NotFound,
     PermissionDenied,
     TooManyAttempts,
 )
+from workflow.domain.security import DEFAULT_RULES, SecurityRules
 from workflow.store.tables import (
     User,
 )
@@ -36,8 +40,10 @@ from workflow.store.uow import UnitOfWork
 #: Failed logins allowed per (username, client address) inside the window before refusing.
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = DEFAULT_RULES.min_length
 TOKEN_PREFIX = "bf_"
+
+log = logging.getLogger("bangfu.accounts")
 
 
 @functools.cache
@@ -68,6 +74,8 @@ class UserInfo:
     fingerprint: str
     memberships: tuple[Seat, ...]
     session_gen: int = 0
+    #: The password was set by someone else or has expired: only changing it is allowed.
+    must_change_password: bool = False
 
     def roles(self) -> set[str]:
         return {m.role for m in self.memberships}
@@ -77,6 +85,7 @@ class UserInfo:
             "id": self.id,
             "username": self.username,
             "display_name": self.display_name,
+            "must_change_password": self.must_change_password,
             "memberships": [
                 {"org_code": m.org_code, "org_name": m.org_name, "role": m.role}
                 for m in self.memberships
@@ -90,9 +99,10 @@ def fingerprint(password_hash: str | None) -> str:
     return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
 
 
-def user_info(uow: UnitOfWork, *, user_id: int) -> UserInfo:
+def user_info(uow: UnitOfWork, *, user_id: int, policy: SecurityRules = DEFAULT_RULES,
+              now: datetime | None = None) -> UserInfo:
     with uow:
-        return _user_info(uow, user_id)
+        return _user_info(uow, user_id, policy, now or clock.now())
 
 
 def _seat_order(seat: Seat) -> tuple[int, str, str]:
@@ -100,12 +110,29 @@ def _seat_order(seat: Seat) -> tuple[int, str, str]:
     return (seat.org_depth, seat.org_code, seat.role)
 
 
-def _user_info(uow: UnitOfWork, user_id: int) -> UserInfo:
+def _must_change(flag: bool | None, changed_at: datetime | None, policy: SecurityRules, now: datetime) -> bool:
+    """Set by someone else (a reset, a handover, an import) or expired: only a change is allowed."""
+    return bool(flag) or security.password_expired(changed_at, now, policy)
+
+
+def _user_info(uow: UnitOfWork, user_id: int, policy: SecurityRules = DEFAULT_RULES,
+               now: datetime | None = None) -> UserInfo:
     user = uow.directory.user(user_id)
     mems = tuple(sorted((Seat(o.id or 0, o.code, o.name, o.kind, o.depth, r)
                          for o, r in uow.directory.memberships(user_id)), key=_seat_order))
+    must_change = _must_change(user.must_change_password, user.password_changed_at, policy, now or clock.now())
     return UserInfo(user.id or 0, user.username, user.display_name,
-                    fingerprint(user.password_hash), mems, user.session_gen or 0)
+                    fingerprint(user.password_hash), mems, user.session_gen or 0, must_change)
+
+
+def security_event(uow: UnitOfWork, action: str, *, user_id: int | None, username: str,
+                   actor_id: int | None = None, outcome: str = oplog.OK, client_ip: str = "",
+                   **detail: Any) -> None:
+    """Inside an open unit of work: the operation-log row of a login, a failed login, a lockout
+    or a reveal of contact data (the one place this module writes them; ``oplog.record``)."""
+    oplog.record(uow, actor_id if actor_id is not None else user_id, None, None, action, f"user:{username}",
+                 outcome, client_ip or None, detail or None,
+                 actor_name=username if user_id is None and actor_id is None else None)
 
 
 @audited('auth.logout')
@@ -121,15 +148,21 @@ def end_sessions(uow: UnitOfWork, *, user_id: int) -> None:
 
 
 def authenticate(
-    uow: UnitOfWork, *, username: str, password: str, client_ip: str, now: datetime | None = None
+    uow: UnitOfWork, *, username: str, password: str, client_ip: str, now: datetime | None = None,
+    policy: SecurityRules = DEFAULT_RULES, totp: str | None = None,
 ) -> int:
-    """Check a username and password.
+    """Check a username and password (and the TOTP code of an account that has a second factor).
 
     The attempt is counted first, atomically and in its own short transaction (so the argon2
     check holds no write lock, and 30 simultaneous guesses see 30 different counts); only the
     first MAX_FAILURES attempts of a window reach the password check. A success forgets the
     attempts counted up to it (not those still in flight after it); a failure keeps its count
     and is also logged in ``login_failure``.
+
+    Besides that throttle per (username, address), the account counts its failures in a row:
+    the ``policy.lockout_failures``-th of them (still answered as a failure) locks it until the security administrator unlocks it
+    (:func:`unlock`) or ``policy.lockout_minutes`` pass. Every success, failure and lockout is
+    an audit row (:func:`security_event`).
 
     Returns:
         The user id.
@@ -138,7 +171,9 @@ def authenticate(
         TooManyAttempts: more than MAX_FAILURES attempts for this username from this address
             inside the window (checked before the password, so a correct guess does not get
             through either).
-        LoginFailed: wrong username or password (one message for both).
+        AccountLocked: the account is locked (checked before the password too).
+        LoginFailed: wrong username or password (one message for both), or a missing or wrong
+            TOTP code (code ``login.totp_required`` / ``login.totp_wrong``).
     """
     now = now or clock.now()
     username = username.strip()[:64]
@@ -156,17 +191,159 @@ def authenticate(
         user = read.accounts.user_named(username)
         stored_hash = user.password_hash if user else None
         user_id, active = (user.id or 0, user.is_active) if user else (0, False)
+        locked_at = user.locked_at if user else None
+        totp_secret = user.totp_secret if user else None
+    if user is not None and security.locked(locked_at, now, policy):
+        with UnitOfWork(uow.database) as write:
+            security_event(write, "auth.login_failed", user_id=user_id, username=username, outcome=oplog.REFUSED,
+                           client_ip=client_ip, code="login.locked")
+            write.commit()
+        raise AccountLocked(_locked_message(policy))
     ok = verify_password(stored_hash or _dummy_hash(), password)
+    refusal: LoginFailed | None = None
+    if not (user is not None and active and ok):
+        refusal = LoginFailed("用户名或密码不正确")
+    elif totp_secret and not (totp or "").strip():
+        refusal = LoginFailed("请填写手机验证器上的 6 位动态口令", code="login.totp_required")
+    elif totp_secret and not _totp_ok(totp_secret, totp or "", now):
+        refusal = LoginFailed("动态口令不正确或已过期", code="login.totp_wrong")
     with UnitOfWork(uow.database) as write:
-        if user is None or not active or not ok:
+        if refusal is not None:
             write.accounts.log_login_failure(username, client_ip, now)
             write.accounts.forget_old_login_attempts(since)  # keep the tables small
+            if user is not None and refusal.code != "login.totp_required":
+                failures = write.accounts.count_failed_login(user_id, start_over=locked_at is not None)
+                security_event(write, "auth.login_failed", user_id=user_id, username=username,
+                               outcome=oplog.REFUSED, client_ip=client_ip, code=refusal.code)
+                if failures >= policy.lockout_failures:
+                    write.accounts.lock(user_id, now)
+                    security_event(write, "auth.lockout", user_id=user_id, username=username,
+                                   client_ip=client_ip, failures=failures)
+            else:  # no such account: the row names what was typed
+                security_event(write, "auth.login_failed", user_id=None, username=username,
+                               outcome=oplog.REFUSED, client_ip=client_ip, code=refusal.code)
             write.commit()
-            raise LoginFailed("用户名或密码不正确")
+            raise refusal  # this attempt is answered as a failure; the next ones find the lock
         write.accounts.clear_login_failures(username, client_ip)
         write.accounts.clear_login_attempts(username, client_ip, upto=attempts)
+        write.accounts.clear_lockout(user_id)
+        security_event(write, "auth.login", user_id=user_id, username=username, client_ip=client_ip)
         write.commit()
         return user_id
+
+
+def sso_login(uow: UnitOfWork, *, account: str, client_ip: str, provider: str, now: datetime | None = None,
+              policy: SecurityRules = DEFAULT_RULES) -> int:
+    """Single sign-on: the identity provider vouched for ``account`` (the configured claim of
+    its ID token); the bangfu account of that name, if it exists, is active and not locked.
+
+    Raises:
+        LoginFailed: no active account of that name (code ``login.sso_unknown``).
+        AccountLocked: the account is locked.
+    """
+    now = now or clock.now()
+    account = account.strip()[:64]
+    with uow:
+        user = uow.accounts.user_named(account) if account else None
+        if user is None or not user.is_active:
+            raise LoginFailed("统一身份认证的账号在本系统中没有对应的有效账号，请联系管理员开通",
+                              code="login.sso_unknown")
+        if security.locked(user.locked_at, now, policy):
+            security_event(uow, "auth.login_failed", user_id=user.id or 0, username=account,
+                           outcome=oplog.REFUSED, client_ip=client_ip, code="login.locked", via=provider)
+            uow.commit()
+            raise AccountLocked(_locked_message(policy))
+        security_event(uow, "auth.login", user_id=user.id or 0, username=account, client_ip=client_ip,
+                       via=provider)
+        uow.commit()
+        return user.id or 0
+
+
+def _locked_message(policy: SecurityRules) -> str:
+    after = f"，或 {policy.lockout_minutes} 分钟后再试" if policy.lockout_minutes > 0 else ""
+    return f"连续登录失败次数过多，账号已锁定：请联系安全管理员解锁{after}"
+
+
+def _totp_ok(secret: str, code: str, now: datetime) -> bool:
+    import pyotp
+
+    return bool(pyotp.TOTP(secret).verify(code.strip(), for_time=now, valid_window=1))
+
+
+@audited('user.unlock')
+def unlock(uow: UnitOfWork, *, username: str, actor_id: int | None = None, now: datetime | None = None) -> None:
+    """Lift a lockout: the security administrator (a page, or ``bangfu unlock USER --as``), or
+    the operator on the command line (``actor_id`` None)."""
+    with uow:
+        if actor_id is not None and (refusal := access.unlock_refusal(uow.directory.memberships(actor_id))):
+            raise PermissionDenied(refusal.message, code=refusal.code)
+        user = uow.accounts.user_named(username.strip())
+        if user is None:
+            raise NotFound(f"找不到用户“{username}”", code="user.not_found")
+        uow.accounts.clear_lockout(user.id or 0)
+        uow.commit()
+
+
+def locked_accounts(uow: UnitOfWork, *, actor_id: int, policy: SecurityRules = DEFAULT_RULES,
+                    now: datetime | None = None) -> list[dict[str, Any]]:
+    """The accounts locked now, for the security administrator's page."""
+    now = now or clock.now()
+    with uow:
+        if refusal := access.unlock_refusal(uow.directory.memberships(actor_id)):
+            raise PermissionDenied(refusal.message, code=refusal.code)
+        return [{"username": u.username, "display_name": u.display_name, "locked_at": u.locked_at,
+                 "failures": u.failed_logins}
+                for u in uow.accounts.locked_users() if security.locked(u.locked_at, now, policy)]
+
+
+@audited('user.totp_enroll')
+def enroll_totp(uow: UnitOfWork, *, username: str, now: datetime | None = None) -> str:
+    """Give an account (an administrator's) a second factor: a new TOTP secret; returns the
+    ``otpauth://`` address to put into an authenticator app (shown once)."""
+    import pyotp
+
+    now = now or clock.now()
+    secret = pyotp.random_base32()
+    with uow:
+        user = uow.directory.user_by_name(username.strip())
+        user.totp_secret = secret
+        uow.accounts.save_user(user)
+        uow.commit()
+    return str(pyotp.TOTP(secret).provisioning_uri(name=username.strip(), issuer_name="bangfu"))
+
+
+@audited('auth.password_change')
+def change_password(uow: UnitOfWork, *, user_id: int, current_password: str, new_password: str,
+                    policy: SecurityRules = DEFAULT_RULES, now: datetime | None = None) -> UserInfo:
+    """The user chooses a new password: the current one must be right, the new one must follow
+    the rules and differ from the last ``policy.history`` passwords. The forced change ends here.
+    Returns the user's new info (the old sessions end: the fingerprint changed)."""
+    now = now or clock.now()
+    with uow:
+        user = uow.directory.user(user_id)
+        if not verify_password(user.password_hash, current_password):
+            raise PermissionDenied("原密码不正确", code="password.wrong_current")
+        check_password(new_password, policy)
+        _set_password(uow, user, new_password, policy, now, must_change=False)
+        uow.commit()
+        return _user_info(uow, user_id, policy, now)
+
+
+def _set_password(uow: UnitOfWork, user: User, new_password: str, policy: SecurityRules, now: datetime, *,
+                  must_change: bool, dated: bool = True) -> None:
+    """Inside an open unit of work: the one place a password is stored. Refuses the last
+    ``policy.history`` passwords; keeps the replaced hash in the history. An undated password
+    (a seeded demo or test account's) never expires."""
+    earlier = ([user.password_hash] if user.password_hash else []) + uow.accounts.password_history(
+        user.id or 0, policy.history - 1)
+    if any(verify_password(h, new_password) for h in earlier[:policy.history]):
+        raise BadInput(f"新密码不能与最近 {policy.history} 次用过的密码相同", code="password.reused")
+    if user.password_hash:
+        uow.accounts.remember_password(user.id or 0, user.password_hash, now, keep=max(policy.history - 1, 1))
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = now if dated else None
+    user.must_change_password = must_change
+    uow.accounts.save_user(user)
 
 
 # --- API tokens -----------------------------------------------------------------------------
@@ -200,7 +377,7 @@ def create_tokens(uow: UnitOfWork, *, usernames: list[str], name: str = "",
     return tokens
 
 
-def user_for_token(uow: UnitOfWork, *, token: str) -> UserInfo | None:
+def user_for_token(uow: UnitOfWork, *, token: str, policy: SecurityRules = DEFAULT_RULES) -> UserInfo | None:
     """The user a bearer token belongs to, with their seats, or None (unknown, revoked,
     inactive user). Every API request asks: the token is hashed once and looked up with the
     user and the seats in one statement, never remembered, so a revocation or a deactivation
@@ -211,9 +388,17 @@ def user_for_token(uow: UnitOfWork, *, token: str) -> UserInfo | None:
         found = uow.accounts.token_user_with_seats(_token_hash(token))
     if found is None:
         return None
-    (user_id, username, display_name, password_hash, session_gen), seats = found
+    (user_id, username, display_name, password_hash, session_gen, must_change, changed_at), seats = found
     return UserInfo(user_id, username, display_name, fingerprint(password_hash),
-                    tuple(sorted((Seat(*seat) for seat in seats), key=_seat_order)), session_gen or 0)
+                    tuple(sorted((Seat(*seat) for seat in seats), key=_seat_order)), session_gen or 0,
+                    _must_change(must_change, _aware(changed_at), policy, clock.now()))
+
+
+def _aware(value: Any) -> datetime | None:
+    """An instant read by a statement without the column types (SQLite: naive UTC text)."""
+    if value is None or isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
 
 
 def revoke_tokens(uow: UnitOfWork, user_id: int, now: datetime) -> None:
@@ -224,11 +409,10 @@ def revoke_tokens(uow: UnitOfWork, user_id: int, now: datetime) -> None:
 # --- a reviewer managing subordinate clerks -------------------------------------------------
 
 
-def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise BadInput(f"新密码至少 {MIN_PASSWORD_LENGTH} 个字符", code="password.too_short")
-    if password.isdigit() and len(set(password)) <= 2:
-        raise BadInput("新密码过于简单", code="password.too_simple")
+def check_password(password: str, policy: SecurityRules = DEFAULT_RULES) -> None:
+    """Refuse a new password the rules do not accept (length, character classes)."""
+    if refusal := security.password_refusal(password, policy):
+        raise BadInput(refusal.message, code=refusal.code)
 
 
 def _managed(uow: UnitOfWork, actor_id: int, username: str) -> User:
@@ -255,16 +439,17 @@ def _audit(uow: UnitOfWork, actor_id: int, target_id: int, action: str, detail: 
 
 @audited('user.reset_password')
 def reset_password(
-    uow: UnitOfWork, *, actor_id: int, username: str, new_password: str, now: datetime | None = None
+    uow: UnitOfWork, *, actor_id: int, username: str, new_password: str, now: datetime | None = None,
+    policy: SecurityRules = DEFAULT_RULES,
 ) -> None:
     """A parent's reviewer sets a subordinate clerk's password; the clerk's sessions end and the
-    clerk's API tokens are revoked."""
+    clerk's API tokens are revoked, and the clerk must choose a new password at the next login."""
     now = now or clock.now()
-    _check_password(new_password)
+    check_password(new_password, policy)
     with uow:
         target = _managed(uow, actor_id, username)
-        target.password_hash = hash_password(new_password)
-        uow.accounts.save_user(target)
+        _set_password(uow, target, new_password, policy, now, must_change=True)
+        uow.accounts.clear_lockout(target.id or 0)
         revoke_tokens(uow, target.id or 0, now)
         _audit(uow, actor_id, target.id or 0, "password_reset", {}, now)
         uow.commit()
@@ -281,6 +466,7 @@ def handover(
     email: str | None = None,
     phone: str | None = None,
     now: datetime | None = None,
+    policy: SecurityRules = DEFAULT_RULES,
 ) -> None:
     """Hand a clerk's account over to a new person: same username and membership, new name and
     contact details, a new password; the old holder's sessions and tokens end."""
@@ -295,15 +481,16 @@ def handover(
     for refusal in (rules.check_email(email), rules.check_phone(phone) if phone else None):
         if refusal:
             raise BadInput(refusal.message, code=refusal.code)
-    _check_password(new_password)
+    check_password(new_password, policy)
     with uow:
         target = _managed(uow, actor_id, username)
         before = {"display_name": target.display_name, "email": target.email, "phone": target.phone}
         target.display_name = display_name
         target.email = email or None
         target.phone = phone or None
-        target.password_hash = hash_password(new_password)
-        uow.accounts.save_user(target)
+        target.totp_secret = None  # the old holder's second factor goes with them
+        _set_password(uow, target, new_password, policy, now, must_change=True)
+        uow.accounts.clear_lockout(target.id or 0)
         revoke_tokens(uow, target.id or 0, now)
         _audit(uow, actor_id, target.id or 0, "handover", {"before": before}, now)
         uow.commit()
@@ -316,18 +503,29 @@ def managed_clerks(uow: UnitOfWork, *, actor_id: int) -> list[dict[str, Any]]:
         if not reviewer_org_ids:
             return []
         rows = uow.accounts.clerks_under([i for i in reviewer_org_ids if i is not None])
+        # A list to manage accounts by, not to call from: phones and addresses masked.
         return [
-            {"username": u, "display_name": d, "email": e, "phone": p, "org_code": c, "org_name": n}
+            {"username": u, "display_name": d, "email": privacy.mask_email(e), "phone": privacy.mask_phone(p),
+             "org_code": c, "org_name": n}
             for u, d, e, p, c, n in rows
         ]
 
 
+#: Seeding a demonstration or test account: the length rule only (the demo's ``demo1234``).
+SEED_RULES = SecurityRules(min_classes=1, history=1)
+
+
 @audited('user.set_password')
-def set_password(uow: UnitOfWork, *, username: str, new_password: str) -> None:
-    """Set a password directly (administration and tests; no actor check)."""
-    _check_password(new_password)
+def set_password(uow: UnitOfWork, *, username: str, new_password: str, must_change: bool = False,
+                 policy: SecurityRules = SEED_RULES, now: datetime | None = None) -> None:
+    """Set a password directly (seeding demo and test accounts; no actor check). With the
+    default rules only the length is checked and no change is forced; an operator setting a
+    real person's password passes ``must_change=True`` and the deployment's rules."""
+    now = now or clock.now()
+    check_password(new_password, policy)
     with uow:
         user = uow.directory.user_by_name(username)
-        user.password_hash = hash_password(new_password)
-        uow.accounts.save_user(user)
+        user.password_hash = None  # seeding repeats freely: no history check
+        _set_password(uow, user, new_password, policy, now, must_change=must_change, dated=must_change)
+        uow.accounts.clear_lockout(user.id or 0)
         uow.commit()

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from workflow.app import directory, passwords
-from workflow.app.accounts import _check_password, revoke_tokens
+from workflow.app.accounts import check_password, revoke_tokens
 from workflow.app.oplog import audited
 from workflow.domain import access, clock, text
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal
@@ -168,8 +168,9 @@ def add_account(uow: UnitOfWork, *, user_id: int, org_code: str, role: str, new_
 
 
 def directory_password_rule(password: str) -> None:
-    """The password rule of :mod:`workflow.app.accounts` (one rule)."""
-    _check_password(password)
+    """The password rule of :mod:`workflow.app.accounts` (one rule; an account added with a
+    password must choose its own at the first login)."""
+    check_password(password)
 
 
 @audited("user.deactivate")

@@ -18,6 +18,7 @@ from workflow.domain.errors import BadInput
 from workflow.domain.policy import Policy
 from workflow.store import directory as directory_store
 from workflow.store.bulk import driver_value
+from workflow.store.types import seal
 from workflow.store.uow import ANALYZE_MIN_ROWS, UnitOfWork
 
 ORG_COLUMNS = ("code", "name", "kind", "parent_code")
@@ -178,7 +179,7 @@ def import_organisations(uow: UnitOfWork, *, data: bytes, now: datetime | None =
         with uow.bulk.deferred_indexes("organisation"):  # the first load of a tree: indexes built once
             uow.bulk.insert("organisation", ("id", "code", "name", "kind", "parent_id", "phone", "is_observer",
                                              "path", "depth"),
-                            ((ids[r["code"]], r["code"], *v[:4], flag[v[4]], *paths[r["code"]])
+                            ((ids[r["code"]], r["code"], *v[:3], seal(v[3]), flag[v[4]], *paths[r["code"]])
                              for r in fresh for v in (values(r),)), ready=True)
         changed: list[dict[str, Any]] = []
         reparented: list[int] = []
@@ -266,10 +267,12 @@ def _paths(parent_of: dict[str, str | None], ids: dict[str, int]) -> dict[str, t
 
 @audited('user.import')
 def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
-                 hash_password: Any = None) -> ImportReport:
+                 hash_password: Any = None, first_login_change: bool = True) -> ImportReport:
     """Import users and memberships from CSV (username,display_name,org_code,role[,email,phone,password]).
 
-    One line per membership: a user with two roles has two lines.
+    One line per membership: a user with two roles has two lines. A new user given a password
+    here must choose their own at the first login (``first_login_change``; the demo's seeded
+    accounts are spared).
     """
     now = now or clock.now()
     rows = _read_csv(data, USER_COLUMNS)
@@ -314,13 +317,16 @@ def import_users(uow: UnitOfWork, *, data: bytes, now: datetime | None = None,
         created = len(fresh)
         updated = len(rows) - created
         columns = ("id", "username", "display_name", "email", "phone", "channels", "password_hash", "is_active",
-                   "created_at")
+                   "created_at", "must_change_password", "password_changed_at")
         active, created_at = driver_value(uow.dialect, True), driver_value(uow.dialect, now)
         user_ids = {n: int(r.id) for n, r in existing.items()}
         user_ids.update(zip(fresh, uow.bulk.reserve_ids("app_user", len(fresh)), strict=True))
         with uow.bulk.deferred_indexes("app_user", "membership"):  # a first load: indexes built once
+            forced, unforced = driver_value(uow.dialect, first_login_change), driver_value(uow.dialect, False)
             uow.bulk.insert("app_user", columns, (
-                (user_ids[n], n, *merged[n], active, created_at) for n in fresh), ready=True)
+                (user_ids[n], n, v[0], seal(v[1]), seal(v[2]), *v[3:], active, created_at,
+                 forced if v[4] else unforced, created_at if v[4] and first_login_change else None)
+                for n in fresh for v in (merged[n],)), ready=True)
             uow.directory.update_users([
                 {"b_username": n, **dict(zip(directory_store.USER_FIELDS, v, strict=True))}
                 for n, v in merged.items() if n in existing])

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import states
+from workflow.app import oplog
 from workflow.app.actors import Actor, actor_for, policy_for
 from workflow.app.lifecycle import _texts, action_label, guard_context_of
 from workflow.domain import access, changes, clock, engine, rules
@@ -143,7 +144,12 @@ def record_view(uow: UnitOfWork, *, record_id: int, user_id: int, now: datetime 
     with uow:
         rec = uow.records.get(record_id)
         actor = actor_for(uow, user_id, rec)
-        return _view(uow, rec, actor, now)
+        view = _view(uow, rec, actor, now)
+    if view.phone and not actor.relation.own_roles:
+        # Shown whole to the record's chain of federations (they call the clerk): an audit row.
+        oplog.log(uow.database, action="contacts.reveal", actor_id=user_id, object=f"record:{record_id}",
+                  detail={"org": view.org_code, "field": "phone"})
+    return view
 
 
 def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordView:

@@ -15,9 +15,9 @@ from typing import Any
 
 import states
 from notifications.templates import make_environment
-from workflow.app import actors
+from workflow.app import actors, oplog
 from workflow.app.oplog import audited
-from workflow.domain import access, channels, clock, limits, rules, text
+from workflow.domain import access, channels, clock, limits, privacy, rules, text
 from workflow.domain.errors import BadInput, NotFound, PermissionDenied, Refusal, RuleViolation
 from workflow.domain.figures import (
     Annex2Table,
@@ -109,8 +109,11 @@ class StatsView:
 
 def _contacts_for(table: Annex2Table, allowed: bool) -> Annex2Table:
     """The table as the user may see it: without 填报人 and 联系电话 unless ``allowed``
-    (:func:`workflow.domain.access.can_see_contacts`)."""
-    return table if allowed else replace(table, reporter=None, phone=None)
+    (:func:`workflow.domain.access.can_see_contacts`), and even then the phone masked (a report
+    is read, not dialled: the 催报 list and the record's own page reveal the number)."""
+    if not allowed:
+        return replace(table, reporter=None, phone=None)
+    return replace(table, phone=privacy.mask_phone(table.phone))
 
 
 def stats(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: str | None = None, live: bool = False) -> StatsView:
@@ -267,6 +270,10 @@ def chase(
         rnd = _round(uow, round_label)
         rows = uow.reports.chase_list(rnd.id, org.id, now=now)
         title = f"{org.name}{rnd.label}未报送单位催报名单"
+    # The list is made to be dialled: its phones are shown whole, and each time that is an
+    # audit row (who, whose units, how many).
+    oplog.log(uow.database, action="contacts.export", actor_id=user_id, object=f"org:{org.code}",
+              detail={"list": "chase", "round": rnd.label, "units": len(rows)})
     return rows, write_rows_xlsx(title, CHASE_HEADERS, rows)
 
 
@@ -352,7 +359,8 @@ def work_report(uow: UnitOfWork, *, org_code: str, user_id: int, round_label: st
             "official_text": view.official.text(),
             "subordinates": [{"name": n, "highlights": h.strip(), "state_label": states.STATE_LABELS[st]}
                              for n, h, st in highlights],
-            "reporter": (rec.reporter or "") if contacts else "", "phone": (rec.phone or "") if contacts else "",
+            "reporter": (rec.reporter or "") if contacts else "",
+            "phone": (privacy.mask_phone(rec.phone) or "") if contacts else "",
             "fill_date": view.table.fill_date,
             # 先进经验 and 工作亮点 are asked of reporting units and federations, not of grassroots unions.
             "has_texts": not rec.is_grassroots, "draft": view.table.draft,

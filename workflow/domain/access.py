@@ -270,3 +270,11 @@ def admin_account_refusal(actor_seats: Iterable[Seat], target_seats: Iterable[Se
     if not all(any(_covers(a, o) for a in admins) for o, _r in target_seats):
         return Refusal("permission.outside_subtree", "该账号不在你管理的范围内")
     return None
+
+
+def unlock_refusal(actor_seats: Iterable[Seat]) -> Refusal | None:
+    """Lifting a login lockout is the security administrator's (三员分立: not the system
+    administrator's, who manages the accounts themselves)."""
+    if any(r == SECURITY_ADMIN for _o, r in actor_seats):
+        return None
+    return Refusal("permission.not_security_admin", "只有安全管理员可以解除账号锁定")

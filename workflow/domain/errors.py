@@ -161,8 +161,22 @@ class TooManyAttempts(BangfuError):
     code = "login.throttled"
 
 
+class AccountLocked(TooManyAttempts):
+    """Too many failed logins in a row: the account is locked until the security administrator
+    unlocks it or the lockout window passes."""
+
+    code = "login.locked"
+
+
 class AuthRequired(BangfuError):
     code = "auth.required"
+
+
+class PasswordChangeRequired(PermissionDenied):
+    """The password was set by someone else (a reset, a handover, an import) or has expired:
+    nothing but choosing a new one is allowed."""
+
+    code = "password.change_required"
 
 
 class ExportUsageError(ValueError):

@@ -55,6 +55,7 @@ ACTIONS: dict[str, str] = {
     "user.grant": "授予角色",
     "user.revoke": "撤销角色",
     "user.unlock": "解除锁定",
+    "user.totp_enroll": "开通动态口令",
     "token.create": "创建接口令牌",
     "password.policy": "修改密码规则",
     # signing in and out (written by the login seam)

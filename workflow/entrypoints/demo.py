@@ -150,7 +150,7 @@ def build(database: Database, *, reset: bool = False, seed: int = 17) -> dict[st
     directory.import_organisations(UnitOfWork(database), data=org_csv.encode(), now=now)
     shared_hash = hash_password(DEMO_PASSWORD)
     directory.import_users(UnitOfWork(database), data=_user_csv(org_csv).encode(), now=now,
-                           hash_password=lambda _pw: shared_hash)
+                           hash_password=lambda _pw: shared_hash, first_login_change=False)
     _set_demo_passwords(database, shared_hash)
     directory.install_policy(UnitOfWork(database), policy=builtin(), now=now)
     demo = parse_policy(demo_policy_text(today), source="demo")

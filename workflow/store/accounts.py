@@ -17,6 +17,7 @@ from workflow.store.tables import (
     LoginThrottle,
     Membership,
     Organisation,
+    PasswordHistory,
     User,
 )
 from workflow.store.transaction import Transaction
@@ -27,6 +28,7 @@ _LIVE_TOKEN = (_T.c.token_hash == bindparam("token_hash"), _T.c.revoked_at.is_(N
 #: The live token's active user and each of their seats (none: one row of NULL seat columns).
 _TOKEN_USER_SEATS = (
     select(_U.c.id, _U.c.username, _U.c.display_name, _U.c.password_hash, _U.c.session_gen,
+           _U.c.must_change_password, _U.c.password_changed_at,
            _O.c.id, _O.c.code, _O.c.name, _O.c.kind, _O.c.depth, _M.c.role)
     .select_from(_T.join(_U, _U.c.id == _T.c.user_id)
                  .outerjoin(_M, _M.c.user_id == _U.c.id).outerjoin(_O, _O.c.id == _M.c.org_id))
@@ -46,12 +48,12 @@ class Accounts:
 
     def token_user_with_seats(self, token_hash: str) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]] | None:
         """The active user a live token belongs to — (id, username, display name, password
-        hash, session generation) — and their seats as (org id, code, name, kind, depth, role),
+        hash, session generation, must change password, password changed at) — and their seats as (org id, code, name, kind, depth, role),
         in one statement; None for an unknown, revoked or inactive user's token."""
         rows = self._uow.connection().execute(_TOKEN_USER_SEATS, {"token_hash": token_hash}).all()
         if not rows:
             return None
-        return tuple(rows[0][:5]), [tuple(r[5:]) for r in rows if r[5] is not None]
+        return tuple(rows[0][:7]), [tuple(r[7:]) for r in rows if r[7] is not None]
 
     def revoke_tokens(self, user_id: int, now: datetime) -> None:
         self._uow.session.execute(
@@ -126,3 +128,43 @@ class Accounts:
     def end_sessions(self, user_id: int) -> None:
         """Move the user's session generation on: every cookie issued so far stops working."""
         self._uow.session.execute(update(User).where(User.id == user_id).values(session_gen=User.session_gen + 1))
+
+    # --- password and lockout rules (workflow.domain.security) ------------------------------
+
+    def count_failed_login(self, user_id: int, *, start_over: bool) -> int:
+        """One more failed login in a row for the user (atomically; ``start_over`` after an
+        expired lockout starts the count again at 1); the new count."""
+        u = User.__table__  # type: ignore[attr-defined]
+        stmt = (update(u).where(u.c.id == user_id)
+                .values(failed_logins=1 if start_over else u.c.failed_logins + 1)
+                .returning(u.c.failed_logins))
+        return int(self._uow.session.execute(stmt).scalar_one())
+
+    def lock(self, user_id: int, now: datetime) -> None:
+        self._uow.session.execute(update(User).where(User.id == user_id).values(locked_at=now))
+
+    def locked_users(self) -> list[User]:
+        """Users with a lockout on record (expired or not), by name."""
+        return list(self._uow.session.execute(
+            select(User).where(User.locked_at.is_not(None)).order_by(User.username)  # type: ignore[union-attr]
+        ).scalars())
+
+    def clear_lockout(self, user_id: int) -> None:
+        self._uow.session.execute(update(User).where(User.id == user_id).values(failed_logins=0, locked_at=None))
+
+    def password_history(self, user_id: int, limit: int) -> list[str]:
+        """The hashes of the user's last ``limit`` earlier passwords, newest first."""
+        if limit <= 0:
+            return []
+        return list(self._uow.session.execute(
+            select(PasswordHistory.password_hash).where(PasswordHistory.user_id == user_id)
+            .order_by(PasswordHistory.at.desc(), PasswordHistory.id.desc()).limit(limit)  # type: ignore[union-attr]
+        ).scalars())
+
+    def remember_password(self, user_id: int, password_hash: str, at: datetime, keep: int) -> None:
+        """Keep an earlier password's hash, and only the last ``keep`` of them."""
+        self._uow.session.add(PasswordHistory(user_id=user_id, password_hash=password_hash, at=at))
+        self._uow.session.flush()
+        h = PasswordHistory.__table__  # type: ignore[attr-defined]
+        kept = select(h.c.id).where(h.c.user_id == user_id).order_by(h.c.at.desc(), h.c.id.desc()).limit(keep)
+        self._uow.session.execute(delete(h).where(h.c.user_id == user_id, h.c.id.not_in(kept)))

@@ -52,6 +52,7 @@ from workflow.store.tables import (
     User,
 )
 from workflow.store.transaction import Transaction
+from workflow.store.types import PERSONAL_COLUMNS, seal, unseal
 
 HISTORY, PURCHASE, AGGREGATE_LINE = History.__table__, Purchase.__table__, AggregateLine.__table__  # type: ignore[attr-defined]
 RECORD, ORGANISATION, ROUND = Record.__table__, Organisation.__table__, Round.__table__  # type: ignore[attr-defined]
@@ -315,7 +316,7 @@ class Records:
             version=version, is_grassroots=bool(is_grassroots), is_reporting_unit=bool(is_reporting_unit),
             amount_per_member_fen=amount, members=members, work_experience=experience,
             work_highlights=highlights, snapshot_id=snapshot_id, snapshot_stale=bool(stale), reporter=reporter,
-            phone=phone, fill_date=_date_of(fill_date), report_deadline=_instant_of(deadline),
+            phone=unseal(phone), fill_date=_date_of(fill_date), report_deadline=_instant_of(deadline),
             org_code=org_code, org_name=org_name, org_parent_id=org_parent_id, cap_fen_per_member=cap,
             parent_state=parent_state, user_id=uid, user_name=user_name,
             org=OrgRef(org_id, org_path, org_parent_id), seats=seats, is_overdue=bool(is_overdue),
@@ -332,7 +333,8 @@ class Records:
         """
         params = {"record_id": record_id, "seen_version": seen_version}
         d = self._uow.dialect
-        params.update({f"new_{k}": driver_value(d, v) for k, v in values.items()})
+        params.update({f"new_{k}": driver_value(d, seal(v) if k in PERSONAL_COLUMNS else v)
+                       for k, v in values.items()})
         _rows, count = _write_record_statement(tuple(sorted(values))).run(self._uow.connection(), params)
         return count == 1
 

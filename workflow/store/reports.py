@@ -867,25 +867,29 @@ def chase_list(session: Session, round_id: int, parent_org_id: int, *, now: date
     now = now or clock.now()
     rec, org = Record.__table__, Organisation.__table__
     mem, usr = Membership.__table__, User.__table__
-    clerks = (
-        select(mem.c.org_id, func.aggregate_strings(usr.c.display_name, "、").label("names"),
-               func.aggregate_strings(func.coalesce(usr.c.phone, "未登记"), "、").label("phones"))
-        .select_from(mem.join(usr, usr.c.id == mem.c.user_id))
-        .where(mem.c.role == states.CLERK, usr.c.is_active.is_(True))
-        .group_by(mem.c.org_id)
-        .subquery()
-    )
     rows = session.execute(
-        select(org.c.code, org.c.name, rec.c.state, rec.c.report_deadline, rec.c.is_overdue,
-               clerks.c.names, clerks.c.phones, org.c.phone)
-        .select_from(rec.join(org, org.c.id == rec.c.org_id).outerjoin(clerks, clerks.c.org_id == org.c.id))
+        select(org.c.id, org.c.code, org.c.name, rec.c.state, rec.c.report_deadline, rec.c.is_overdue, org.c.phone)
+        .select_from(rec.join(org, org.c.id == rec.c.org_id))
         .where(rec.c.round_id == round_id, org.c.parent_id == parent_org_id, rec.c.state.not_in(FROZEN_STATES))
         .order_by(org.c.code)
     ).all()
+    # The clerks' names and phones, joined here rather than aggregated in SQL: a phone may be
+    # encrypted at rest (workflow.store.types.PersonalText), read back in clear only row by row.
+    clerks: dict[int, list[tuple[str, str | None]]] = {}
+    if rows:
+        for org_id, name, phone in session.execute(
+            select(mem.c.org_id, usr.c.display_name, usr.c.phone)
+            .select_from(mem.join(usr, usr.c.id == mem.c.user_id))
+            .where(mem.c.role == states.CLERK, usr.c.is_active.is_(True), mem.c.org_id.in_([r[0] for r in rows]))
+            .order_by(mem.c.org_id, usr.c.id)
+        ):
+            clerks.setdefault(org_id, []).append((name, phone))
     return [
         (code, name, states.STATE_LABELS[state], f"{clock.deadline_last_day(deadline):%Y年%m月%d日}",
-         "是" if (overdue or deadline <= now) else "否", names or "（无填报员）", phones or "", phone or "")
-        for code, name, state, deadline, overdue, names, phones, phone in rows
+         "是" if (overdue or deadline <= now) else "否",
+         "、".join(n for n, _p in clerks.get(org_id, [])) or "（无填报员）",
+         "、".join(p or "未登记" for _n, p in clerks.get(org_id, [])), phone or "")
+        for org_id, code, name, state, deadline, overdue, phone in rows
     ]
 
 

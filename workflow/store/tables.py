@@ -36,6 +36,7 @@ from workflow.store.engine import alembic_config as alembic_config
 from workflow.store.engine import is_sqlite as is_sqlite
 from workflow.store.engine import make_engine as make_engine
 from workflow.store.engine import upgrade as upgrade
+from workflow.store.types import PersonalText as PersonalText
 from workflow.store.types import UTCDateTime as UTCDateTime
 
 
@@ -61,7 +62,7 @@ class Organisation(SQLModel, table=True):
     parent_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
     path: str = Field(default="/", sa_type=String(512), index=True)
     depth: int = 0
-    phone: str | None = Field(default=None, sa_type=String(64))
+    phone: str | None = Field(default=None, sa_type=PersonalText)
     # Observer bodies (乡村振兴部门) sit outside the tree: no parent, no record.
     is_observer: bool = False
 
@@ -72,8 +73,8 @@ class User(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(sa_type=String(64), unique=True, index=True)
     display_name: str = Field(sa_type=String(100))
-    email: str | None = Field(default=None, sa_type=String(200))
-    phone: str | None = Field(default=None, sa_type=String(64))
+    email: str | None = Field(default=None, sa_type=PersonalText)
+    phone: str | None = Field(default=None, sa_type=PersonalText)
     password_hash: str | None = Field(default=None, sa_type=String(200))
     is_active: bool = True
     # Channels the user chose, comma separated: inbox, email, sms.
@@ -82,6 +83,26 @@ class User(SQLModel, table=True):
     # Bumped by logout (and by a reset or handover): a session carries the generation it was
     # opened under, so a copied cookie stops working once its holder logs out.
     session_gen: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Password and login rules (workflow.domain.security): when the password was last set, whether
+    # its holder must choose a new one before anything else (set by a reset, a handover, an
+    # import with a password), failed logins in a row and when the account was locked.
+    password_changed_at: datetime | None = _instant()
+    must_change_password: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    failed_logins: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    locked_at: datetime | None = _instant()
+    # The second factor (TOTP, RFC 6238), encrypted at rest like the phones when the setting says so.
+    totp_secret: str | None = Field(default=None, sa_type=PersonalText)
+
+
+class PasswordHistory(SQLModel, table=True):
+    """The hashes of a user's earlier passwords: a new password may not repeat the last ones."""
+
+    __tablename__ = "password_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    password_hash: str = Field(sa_type=String(200))
+    at: datetime = Field(sa_type=UTCDateTime)
 
 
 class Membership(SQLModel, table=True):
@@ -166,7 +187,7 @@ class Record(SQLModel, table=True):
     quota_fen: int = _money(default=0)
     report_deadline: datetime = Field(sa_type=UTCDateTime)
     reporter: str | None = Field(default=None, sa_type=String(100))
-    phone: str | None = Field(default=None, sa_type=String(64))
+    phone: str | None = Field(default=None, sa_type=PersonalText)
     fill_date: date | None = None
     work_experience: str | None = Field(default=None, sa_type=Text)
     work_highlights: str | None = Field(default=None, sa_type=Text)

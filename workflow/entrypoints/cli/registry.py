@@ -75,6 +75,8 @@ COMMANDS: dict[str, Entry] = {
     "org-move": Entry("administration", "系统管理员调整单位隶属关系（连同下级单位，汇总随即重建）"),
     "token-create": Entry("accounts", "为用户创建接口访问令牌（只显示一次）"),
     "password-reset": Entry("accounts", "上级审核人重置下级单位填报员的密码（新密码从标准输入读取）"),
+    "unlock": Entry("accounts", "安全管理员解除因连续登录失败而锁定的账号"),
+    "totp-enroll": Entry("accounts", "为管理员账号开通手机验证器动态口令（第二重验证），显示一次绑定地址"),
 }
 
 SHORT_COMMANDS = frozenset(name for name, entry in COMMANDS.items() if entry.short)

@@ -118,7 +118,8 @@ def account_reset(request: Request, username: str, code: Annotated[str | None, F
                   csrf_token: Annotated[str, Form()] = "") -> Response:
     return _act(request, csrf_token, code, {}, f"已重置 {username} 的密码；该账号原有的登录已失效",
                 lambda u: accounts.reset_password(_uow(request), actor_id=u.id, username=username,
-                                                  new_password=new_password))
+                                                  new_password=new_password,
+                                                  policy=request.app.state.settings.security))
 
 
 @pages.post("/admin/import/{kind}", response_class=HTMLResponse)

@@ -61,6 +61,14 @@ class LoginBody(BaseModel):
 
     username: str = Field(max_length=64)
     password: str = Field(max_length=200)
+    totp: str | None = Field(default=None, max_length=8, description="the TOTP code, for an account with a second factor")
+
+
+class PasswordChangeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=200)
+    new_password: str = Field(max_length=200)
 
 
 _P = LIMITS["purchase"]
@@ -184,10 +192,20 @@ def purchase_input(
 
 @router.post("/session", summary="log in (sets the session cookie; returns the CSRF token)")
 def api_login(body: LoginBody, request: Request) -> dict[str, Any]:
+    policy = request.app.state.settings.security
     uid = accounts.authenticate(_uow(request), username=body.username, password=body.password,
-                                client_ip=auth.client_ip(request))
-    info = accounts.user_info(_uow(request, True), user_id=uid)
+                                client_ip=auth.client_ip(request), policy=policy, totp=body.totp)
+    info = accounts.user_info(_uow(request, True), user_id=uid, policy=policy)
     auth.login(request, info)
+    return {"user": info.to_dict(), "csrf_token": auth.csrf_token(request)}
+
+
+@router.post("/password", summary="change your own password (the only call allowed while a change is due)")
+def change_password(body: PasswordChangeBody, request: Request, user: User) -> dict[str, Any]:
+    info = accounts.change_password(_uow(request), user_id=user.id, current_password=body.current_password,
+                                    new_password=body.new_password, policy=request.app.state.settings.security)
+    if not request.state.via_token:
+        auth.login(request, info)  # the old sessions ended with the old password; this one goes on
     return {"user": info.to_dict(), "csrf_token": auth.csrf_token(request)}
 
 
@@ -388,12 +406,14 @@ def managed_accounts(request: Request, user: User) -> list[dict[str, Any]]:
 
 @router.post("/accounts/{username}/password", status_code=204)
 def reset_password(username: str, body: PasswordBody, request: Request, user: User) -> Response:
-    accounts.reset_password(_uow(request), actor_id=user.id, username=username, new_password=body.new_password)
+    accounts.reset_password(_uow(request), actor_id=user.id, username=username, new_password=body.new_password,
+                            policy=request.app.state.settings.security)
     return Response(status_code=204)
 
 
 @router.post("/accounts/{username}/handover", status_code=204)
 def handover(username: str, body: HandoverBody, request: Request, user: User) -> Response:
     accounts.handover(_uow(request), actor_id=user.id, username=username, display_name=body.display_name,
-                      new_password=body.new_password, email=body.email, phone=body.phone)
+                      new_password=body.new_password, email=body.email, phone=body.phone,
+                      policy=request.app.state.settings.security)
     return Response(status_code=204)

@@ -23,9 +23,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifications.templates import make_environment
 from workflow.app import oplog
-from workflow.domain.errors import BangfuError
+from workflow.domain.errors import BangfuError, PasswordChangeRequired
 from workflow.domain.figures import wan_people, wan_yuan
-from workflow.entrypoints.web import admin_pages, api, auth, fields, health, pages, reports_pages
+from workflow.entrypoints.web import (
+    admin_pages,
+    api,
+    auth,
+    fields,
+    health,
+    pages,
+    reports_pages,
+    sso,
+)
 from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.guard import InputGuard
 from workflow.entrypoints.web.openapi import describe as describe_errors
@@ -127,6 +136,8 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     async def bangfu_error(request: Request, exc: BangfuError) -> Response:
         if http_status(exc) == 401 and not _wants_json(request):
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        if isinstance(exc, PasswordChangeRequired) and not _wants_json(request):
+            return RedirectResponse(f"/password?next={request.url.path}", status_code=303)
         return _problem(request, http_status(exc), exc.code, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
@@ -163,6 +174,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app.include_router(api.router)
     app.include_router(reports_pages.api)
     app.include_router(pages.router)
+    app.include_router(sso.router)
     app.include_router(admin_pages.pages)
     app.include_router(admin_pages.api)
     app.include_router(reports_pages.pages)

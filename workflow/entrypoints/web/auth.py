@@ -7,6 +7,12 @@ the CSRF token and at most one flash message. It is HttpOnly, SameSite=Lax, and 
 ``settings.secure_cookies``. Anonymous visitors get a session too, holding only the CSRF token,
 so the login form is protected like every other form.
 
+Rules (``settings.security``, :mod:`workflow.domain.security`): a session idle longer than
+``idle_minutes`` ends (the session carries when it was last used, refreshed at most once a
+minute); a user whose password was set by someone else or has expired may reach nothing but
+the password change (:data:`CHANGE_ALLOWED`): pages redirect to ``/password``, the API answers
+403 ``password.change_required`` — for cookies and bearer tokens alike.
+
 CSRF: every form carries ``csrf_token``; cookie-authenticated JSON calls that change something
 send the header ``X-CSRF-Token``. Bearer-token calls (machine clients) carry no cookie, so they
 need none.
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from fastapi import Request
@@ -23,12 +30,18 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from workflow.app import accounts
 from workflow.app.accounts import UserInfo
-from workflow.domain.errors import AuthRequired, BangfuError, CsrfFailed
+from workflow.domain import clock, security
+from workflow.domain.errors import AuthRequired, BangfuError, CsrfFailed, PasswordChangeRequired
 from workflow.store.uow import UnitOfWork
 
 COOKIE = "bangfu_session"
 SESSION_MAX_AGE = 12 * 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: What a user who must change the password may still reach (method, path).
+CHANGE_ALLOWED = frozenset({("GET", "/password"), ("POST", "/password"), ("POST", "/logout"),
+                            ("POST", "/api/password"), ("DELETE", "/api/session"), ("GET", "/api/me")})
+#: The session's "last used" mark is written again only when older than this (seconds).
+SEEN_REFRESH = 60
 
 
 def serializer(secret: str) -> URLSafeTimedSerializer:
@@ -68,10 +81,13 @@ def check_csrf(request: Request, supplied: str | None) -> None:
         raise CsrfFailed("缺少或错误的安全令牌（CSRF），请刷新页面后重试")
 
 
-def login(request: Request, user: UserInfo) -> None:
-    """Start a fresh session for ``user`` (a new CSRF token: no fixation across a login)."""
+def login(request: Request, user: UserInfo, *, via_sso: bool = False) -> None:
+    """Start a fresh session for ``user`` (a new CSRF token: no fixation across a login). A
+    single sign-on session is not held to the local password's forced change."""
     request.state.session = {"uid": user.id, "fp": user.fingerprint, "gen": user.session_gen,
-                             "csrf": secrets.token_urlsafe(24)}
+                             "csrf": secrets.token_urlsafe(24), "seen": int(clock.now().timestamp())}
+    if via_sso:
+        request.state.session["via"] = "sso"
     mark_dirty(request)
 
 
@@ -111,30 +127,48 @@ def client_ip(request: Request) -> str:
 
 def current_user(request: Request) -> UserInfo | None:
     """The user behind a bearer token or the session cookie, or None. Cached per request."""
-    if hasattr(request.state, "user"):
-        return request.state.user  # type: ignore[no-any-return]
+    if not hasattr(request.state, "user"):
+        request.state.user = _resolve_user(request)
+    user: UserInfo | None = request.state.user
+    if user is not None and user.must_change_password \
+            and (request.method, request.url.path) not in CHANGE_ALLOWED:
+        raise PasswordChangeRequired("您的密码是由他人设置的或已过期：请先修改密码，再继续使用",
+                                     code="password.change_required")
+    return user
+
+
+def _resolve_user(request: Request) -> UserInfo | None:
     database = request.app.state.database
+    policy = request.app.state.settings.security
     user: UserInfo | None = None
     request.state.via_token = False
     token = _bearer(request)
     if token is not None:
-        user = accounts.user_for_token(UnitOfWork(database, readonly=True), token=token)
+        user = accounts.user_for_token(UnitOfWork(database, readonly=True), token=token, policy=policy)
         if user is None:
             raise AuthRequired("API 令牌无效或已撤销")
         request.state.via_token = True
     else:
-        uid = session(request).get("uid")
+        sess = session(request)
+        uid = sess.get("uid")
+        now = int(clock.now().timestamp())
+        seen = sess.get("seen")
+        if isinstance(uid, int) and security.idle_expired(seen if isinstance(seen, int) else None, now, policy):
+            logout(request)  # idle too long: log in again
+            uid = None
         if isinstance(uid, int):
             try:
-                info = accounts.user_info(UnitOfWork(database, readonly=True), user_id=uid)
+                info = accounts.user_info(UnitOfWork(database, readonly=True), user_id=uid, policy=policy)
             except BangfuError:
                 info = None
-            if (info is not None and hmac.compare_digest(info.fingerprint, str(session(request).get("fp", "")))
-                    and session(request).get("gen", 0) == info.session_gen):
-                user = info
+            if (info is not None and hmac.compare_digest(info.fingerprint, str(sess.get("fp", "")))
+                    and sess.get("gen", 0) == info.session_gen):
+                user = replace(info, must_change_password=False) if sess.get("via") == "sso" else info
+                if not isinstance(seen, int) or now - seen >= SEEN_REFRESH:
+                    sess["seen"] = now
+                    mark_dirty(request)
             else:  # logged out, password changed, account handed over or deactivated: it ends
                 logout(request)
-    request.state.user = user
     return user
 
 

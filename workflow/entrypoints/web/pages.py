@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -29,7 +30,14 @@ from workflow.app import (
 )
 from workflow.app.accounts import UserInfo
 from workflow.domain import clock, money, rules
-from workflow.domain.errors import BadInput, BangfuError, LoginFailed, NotFound, TooManyAttempts
+from workflow.domain.errors import (
+    BadInput,
+    BangfuError,
+    LoginFailed,
+    NotFound,
+    PermissionDenied,
+    TooManyAttempts,
+)
 from workflow.domain.figures import wan_people, wan_yuan
 from workflow.entrypoints.web import auth, fields, reports_pages
 from workflow.entrypoints.web.api import purchase_input
@@ -87,10 +95,17 @@ def _check_lengths(form: str, typed: dict[str, str]) -> None:
 # --- login ----------------------------------------------------------------------------------
 
 
+def _login_page(request: Request, *, next: str, username: str = "", error: str | None = None,
+                status: int = 200) -> HTMLResponse:
+    settings = request.app.state.settings
+    return render(request, "pages/login.html", {
+        "title": "登录", "next": _safe_next(next), "username": username, "error": error,
+        "sso": settings.oidc_label if settings.oidc_issuer else None}, status=status)
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> HTMLResponse:
-    return render(request, "pages/login.html", {"title": "登录", "next": _safe_next(next),
-                                                "username": "", "error": None})
+    return _login_page(request, next=next)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -98,20 +113,58 @@ def login_submit(
     request: Request,
     username: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=200)] = "",
+    totp: Annotated[str, Form(max_length=8)] = "",
     csrf_token: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     auth.check_csrf(request, csrf_token)
+    policy = request.app.state.settings.security
     try:
         uid = accounts.authenticate(_uow(request), username=username, password=password,
-                                    client_ip=auth.client_ip(request))
+                                    client_ip=auth.client_ip(request), policy=policy, totp=totp)
     except (LoginFailed, TooManyAttempts) as exc:
-        return render(request, "pages/login.html", {"title": "登录", "next": _safe_next(next),
-                                                    "username": username, "error": exc.message},
-                      status=http_status(exc))
-    info = accounts.user_info(_uow(request, True), user_id=uid)
+        return _login_page(request, next=next, username=username, error=exc.message, status=http_status(exc))
+    info = accounts.user_info(_uow(request, True), user_id=uid, policy=policy)
     auth.login(request, info)
     request.state.user = info
+    if info.must_change_password:
+        return _redirect(f"/password?next={quote(_safe_next(next))}")
+    return _redirect(_safe_next(next))
+
+
+def _password_page(request: Request, user: UserInfo, *, next: str, error: str | None = None,
+                   status: int = 200) -> HTMLResponse:
+    return render(request, "pages/password.html", {
+        "title": "修改密码", "next": _safe_next(next), "error": error, "forced": user.must_change_password,
+        "rules": request.app.state.settings.security}, status=status)
+
+
+@router.get("/password", response_class=HTMLResponse)
+def password_page(request: Request, next: str = "/") -> HTMLResponse:
+    return _password_page(request, page_user(request), next=next)
+
+
+@router.post("/password", response_class=HTMLResponse)
+def password_submit(
+    request: Request,
+    current_password: Annotated[str, Form(max_length=200)] = "",
+    new_password: Annotated[str, Form(max_length=200)] = "",
+    repeat_password: Annotated[str, Form(max_length=200)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    if new_password != repeat_password:
+        return _password_page(request, user, next=next, error="两次输入的新密码不一致", status=422)
+    try:
+        info = accounts.change_password(_uow(request), user_id=user.id, current_password=current_password,
+                                        new_password=new_password, policy=request.app.state.settings.security)
+    except (BadInput, PermissionDenied) as exc:
+        return _password_page(request, user, next=next, error=exc.message, status=http_status(exc))
+    auth.login(request, info)  # the old sessions ended with the old password; this one goes on
+    request.state.user = info
+    auth.flash(request, "密码已修改")
     return _redirect(_safe_next(next))
 
 
@@ -670,7 +723,8 @@ def reset_submit(
     user = page_user(request)
     auth.check_csrf(request, csrf_token)
     try:
-        accounts.reset_password(_uow(request), actor_id=user.id, username=username, new_password=new_password)
+        accounts.reset_password(_uow(request), actor_id=user.id, username=username, new_password=new_password,
+                                policy=request.app.state.settings.security)
     except BangfuError as exc:
         if isinstance(exc, NotFound):
             raise
@@ -689,7 +743,8 @@ def handover_submit(
     auth.check_csrf(request, csrf_token)
     try:
         accounts.handover(_uow(request), actor_id=user.id, username=username, display_name=display_name,
-                          new_password=new_password, email=email, phone=phone)
+                          new_password=new_password, email=email, phone=phone,
+                          policy=request.app.state.settings.security)
     except BangfuError as exc:
         if isinstance(exc, NotFound):
             raise
@@ -698,3 +753,23 @@ def handover_submit(
                               status=http_status(exc))
     auth.flash(request, f"账号 {username} 已交接给 {display_name.strip()}")
     return _redirect("/accounts")
+
+
+# --- the security administrator: lockouts ------------------------------------------------------
+
+
+@router.get("/security/locked", response_class=HTMLResponse)
+def locked_page(request: Request) -> HTMLResponse:
+    user = page_user(request)
+    policy = request.app.state.settings.security
+    locked = accounts.locked_accounts(_uow(request, True), actor_id=user.id, policy=policy)
+    return render(request, "pages/locked.html", {"title": "被锁定的账号", "locked": locked, "rules": policy})
+
+
+@router.post("/security/locked/{username}/unlock")
+def unlock_submit(request: Request, username: str, csrf_token: Annotated[str, Form()] = "") -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    accounts.unlock(_uow(request), username=username, actor_id=user.id)
+    auth.flash(request, f"已解除 {username} 的锁定")
+    return _redirect("/security/locked")

@@ -75,6 +75,7 @@ def render(request: Request, template: str, ctx: dict[str, Any], status: int = 2
         # units too), the auditor's log, the province admin's outbox.
         "can_administer": bool(roles & {access.SYSTEM_ADMIN, states.REVIEWER}),
         "is_auditor": access.AUDITOR in roles,
+        "is_security_admin": access.SECURITY_ADMIN in roles,
         "is_outbox_admin": bool(user and any(m.org_depth == 0 and m.role in (states.ADMIN, access.SYSTEM_ADMIN)
                                              for m in user.memberships)),
         "path": request.url.path,
