@@ -84,7 +84,7 @@ class Transition:
     def locks_parent(self) -> bool:
         """A decision that changes what the parent's snapshot adds up (its accepted children):
         guarded by the parent's state, and taken under the parent record's lock."""
-        return "parent_unlocked" in self.guards
+        return "parent_unlocked" in self.guards or "parent_sent" in self.guards
 
 
 TRANSITIONS: tuple[Transition, ...] = (
@@ -104,6 +104,10 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("reopen", PURCHASED, PLANNED, OWN, (), "退回计划"),
     Transition("reopen", SUMMARIZED, PURCHASED, OWN, (), "重新采购"),
     Transition("accept", SUBMITTED, ACCEPTED, PARENT, ("parent_unlocked", "four_eyes"), "通过"),
+    # 补报: a child that comes late, after its parent has sent its report up. Its parent's sent
+    # report is not reopened: the child's figures travel up as a supplement of the parent's
+    # record (workflow.app.supplements), decided level by level like the report itself.
+    Transition("accept_late", SUBMITTED, ACCEPTED, PARENT, ("parent_sent", "four_eyes"), "补报通过"),
     Transition(
         "return_for_revision", SUBMITTED, PURCHASED, PARENT, ("reason_given",), "退回修改"
     ),

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import states
+from workflow.app import supplements
 from workflow.app.actors import _conflict
 from workflow.domain import access, clock, engine, rules, text
 from workflow.domain.engine import GuardContext
@@ -23,10 +24,16 @@ if TYPE_CHECKING:
     from workflow.store.tables import Record, User
 
 
+#: States in which a record's report has been sent up.
+SENT = (states.SUBMITTED, states.ACCEPTED)
+
 #: History rows that are not transitions of the lifecycle (the state stays as it was).
 EVENT_LABELS: dict[str, str] = {
     "void_purchase": "作废采购行",
     "explain_duplicate": "说明重复订单",
+    "supplement": "补报",
+    "accept_supplement": "补报通过",
+    "supersede_supplements": "补报并入重新汇总",
 }
 
 
@@ -55,6 +62,7 @@ EVENT_RECIPIENTS: dict[str, str] = {
     "submit": "parent_reviewers",
     "withdraw": "parent_reviewers",
     "accept": "own_clerks",
+    "accept_late": "own_clerks",
     "return_for_revision": "own_clerks",
     "revoke_acceptance": "own_clerks",
 }
@@ -143,6 +151,13 @@ def fire(
             values.update(decided_at=now, last_reason=None)
         elif trigger in ("return_for_revision", "revoke_acceptance"):
             values.update(decided_at=now, last_reason=reason)
+        if trigger == "accept_late":
+            values.update(decided_at=now, last_reason=None)
+        if decision.transition.source in SENT and decision.dest not in SENT:
+            # The report comes back down (withdrawn, returned, revoked): its supplements are
+            # folded into the next summary, so the snapshot that lacked them is stale.
+            if uow.supplements.supersede(record_id, now=now):
+                values["snapshot_stale"] = True
         if not uow.records.write(record_id, seen_version, values):
             raise _conflict(fc.version)
         # The overview's rollup moves with the record, in this transaction.
@@ -163,6 +178,11 @@ def fire(
             if trigger == "submit" else None,
         }, after=fc)
         sent = _notify_event(uow, fc, trigger, history_id, reason, now)
+        if trigger == "accept_late" and fc.parent_id is not None:
+            # 补报: the late child's figures go up as a supplement of its parent's sent report.
+            lines = uow.records.snapshot_lines_map(fc.snapshot_id)
+            supplements.file(uow, record_id=fc.parent_id, lines=lines, late_units=[(fc.org_code, fc.org_name)],
+                             source_record_id=record_id, user_id=fc.user_id, now=now)
         uow.commit()
         return FireResult(
             record_id=record_id,

@@ -84,6 +84,7 @@ GUARD_RULES: dict[str, GuardFn] = {
     "contact_valid": lambda c: rules.check_contact(c.reporter, c.phone, c.fill_date, c.today),
     "reason_given": lambda c: rules.check_reason(c.reason),
     "parent_unlocked": lambda c: rules.check_parent_unlocked(c.parent_state),
+    "parent_sent": lambda c: rules.check_parent_sent(c.parent_state),
     "four_eyes": lambda c: rules.check_four_eyes(c.four_eyes, c.actor_is_filler),
 }
 

@@ -41,6 +41,7 @@ from workflow.store.order_claims import OrderClaims
 from workflow.store.purchases import Purchases
 from workflow.store.records import Records
 from workflow.store.reports import Reports
+from workflow.store.supplements import Supplements
 
 log = logging.getLogger("bangfu.store")
 
@@ -63,6 +64,7 @@ class UnitOfWork:
         bulk: set-based loads (COPY / executemany, deferred indexes, ANALYZE).
         checks: the stored figures recomputed from the ledger (``bangfu verify``).
         audit: the history chain (walking it, its heads) and the export's recipients.
+        supplements: 补报, figures accepted below a record after it sent its report up.
     """
 
     def __init__(self, database: Database, *, readonly: bool = False) -> None:
@@ -83,6 +85,7 @@ class UnitOfWork:
         self.checks = Checks(self)
         self.bulk = Bulk(self)
         self.audit = Audit(self)
+        self.supplements = Supplements(self)
 
     # --- the transaction ---------------------------------------------------------------------
 
