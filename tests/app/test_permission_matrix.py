@@ -139,38 +139,46 @@ def drive(w: World, org: str, state: str) -> None:
     assert w.state(org) == states.ACCEPTED
 
 
+def template_key(record: str, t: states.Transition) -> tuple[str, str, bool]:
+    """The template a cell runs on: the record in the transition's source state, with its
+    parent's report already sent when the transition is for a late child (补报)."""
+    return (record, t.source, "parent_sent" in t.guards)
+
+
 @pytest.fixture(scope="module")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
-    """One SQLite file per (record, source state), built through the services."""
-    out: dict[tuple[str, str], Path] = {}
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, bool], Path]:
+    """One SQLite file per (record, source state, parent sent), built through the services."""
+    out: dict[tuple[str, str, bool], Path] = {}
     base = tmp_path_factory.mktemp("matrix")
-    for record in RELATIONS:
-        for state in states.STATES:
-            folder = base / f"{record}-{state}"
-            folder.mkdir()
-            path = folder / "bangfu.db"
-            database = Database(f"sqlite:///{path}")
-            database.upgrade()
-            w = build_world(database)
-            directory.import_users(UnitOfWork(database), data=_matrix_users_csv().encode(), now=NOW_2021)
-            drive(w, record, state)
-            assert w.state(record) == state
-            database.dispose()  # no connection left open: the files are consistent
-            out[(record, state)] = path
+    for key in sorted({template_key(record, t) for record in RELATIONS for t in states.TRANSITIONS}):
+        record, state, parent_sent = key
+        folder = base / f"{record}-{state}-{parent_sent}"
+        folder.mkdir()
+        path = folder / "bangfu.db"
+        database = Database(f"sqlite:///{path}")
+        database.upgrade()
+        w = build_world(database)
+        directory.import_users(UnitOfWork(database), data=_matrix_users_csv().encode(), now=NOW_2021)
+        drive(w, record, state)
+        if parent_sent:  # the parent sends its report up before this child comes in
+            drive(w, PARENT_OF[record], states.SUBMITTED)
+        assert w.state(record) == state
+        database.dispose()  # no connection left open: the files are consistent
+        out[key] = path
     return out
 
 
 @pytest.fixture(scope="module")
 def workspaces(
-    templates: dict[tuple[str, str], Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[tuple[str, str], tuple[Path, Database]]]:
+    templates: dict[tuple[str, str, bool], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[tuple[str, str, bool], tuple[Path, Database]]]:
     """One working file and one Database per template. Each cell closes the connections,
     restores the file from the template and runs on it; the engine (and its compiled-statement
     cache) is reused, which keeps the matrix fast."""
     base = tmp_path_factory.mktemp("matrix-work")
     out = {}
     for key in templates:
-        folder = base / "-".join(key)
+        folder = base / "-".join(map(str, key))
         folder.mkdir()
         path = folder / "bangfu.db"
         out[key] = (path, Database(f"sqlite:///{path}"))
@@ -192,11 +200,11 @@ def _restore(template: Path, dest: Path) -> None:
 @pytest.mark.parametrize("cell", CELLS, ids=[c.id for c in CELLS])
 def test_cell(
     cell: Cell,
-    templates: dict[tuple[str, str], Path],
-    workspaces: dict[tuple[str, str], tuple[Path, Database]],
+    templates: dict[tuple[str, str, bool], Path],
+    workspaces: dict[tuple[str, str, bool], tuple[Path, Database]],
 ) -> None:
     t = cell.transition
-    key = (cell.record, t.source)
+    key = template_key(cell.record, t)
     path, database = workspaces[key]
     database.engine.dispose()  # close every connection before the file is replaced
     _restore(templates[key], path)
