@@ -32,7 +32,7 @@ EVENT_LABELS: dict[str, str] = {
     "void_purchase": "作废采购行",
     "explain_duplicate": "说明重复订单",
     "supplement": "补报",
-    "accept_supplement": "补报通过",
+    "accept_supplement": "上级通过补报",
     "supersede_supplements": "补报并入重新汇总",
 }
 

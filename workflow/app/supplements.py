@@ -128,6 +128,15 @@ def for_record(uow: UnitOfWork, *, record_id: int, user_id: int) -> list[Supplem
         return uow.supplements.for_record(record_id)
 
 
+def as_dict(sup: SupplementView) -> dict[str, object]:
+    """A supplement for the API: its number, state, figures and the units that came late."""
+    return {"id": sup.id, "record_id": sup.record_id, "seq": sup.seq, "label": sup.label, "state": sup.state,
+            "state_label": sup.state_label, "people": sup.people_total, "amount_fen": sup.amount_total_fen,
+            "late_units": [{"org_code": c, "org_name": n} for c, n in sup.late_units],
+            "lines": {ch: {"people": p, "amount_fen": a} for ch, (p, a) in sorted(sup.lines.items())},
+            "created_at": sup.created_at.isoformat(), "decided_at": sup.decided_at.isoformat() if sup.decided_at else None}
+
+
 def _notify(uow: UnitOfWork, *, org_id: int, role: str, user_id: int, history_id: int, record_id: int,
             org_name: str, org_code: str, event: str, reason: str, now: datetime) -> int:
     actor = uow.directory.display_names([user_id]).get(user_id, "")

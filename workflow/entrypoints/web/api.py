@@ -24,6 +24,7 @@ from workflow.app import (
     planning,
     purchases,
     record_views,
+    supplements,
     views,
 )
 from workflow.app.accounts import UserInfo
@@ -317,6 +318,21 @@ def fire(record_id: Id, body: FireBody, request: Request, user: User) -> ApiJSON
     result = lifecycle.fire(_uow(request), record_id=record_id, trigger=body.trigger, user_id=user.id,
                            seen_version=body.seen_version, reason=body.reason)
     return api_json(result)
+
+
+@router.get("/records/{record_id}/supplements", summary="补报: the record's supplements (late units' figures)",
+            response_model=list[dict[str, Any]])
+def record_supplements(record_id: Id, request: Request, user: User) -> ApiJSON:
+    return api_json([supplements.as_dict(s) for s in
+                     supplements.for_record(_uow(request, True), record_id=record_id, user_id=user.id)])
+
+
+@router.post("/supplements/{supplement_id}/accept", response_model=dict[str, Any],
+             summary="the parent's reviewer accepts a supplement (补报); forwarded up when the parent has sent")
+def accept_supplement(supplement_id: Id, request: Request, user: User) -> ApiJSON:
+    result = supplements.accept(_uow(request), supplement_id=supplement_id, user_id=user.id)
+    return api_json({"message": result.message, "supplement": supplements.as_dict(result.supplement),
+                     "forwarded": supplements.as_dict(result.forwarded) if result.forwarded else None})
 
 
 @router.put("/records/{record_id}/deadline", summary="a parent's reviewer changes a child's report deadline",

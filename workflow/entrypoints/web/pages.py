@@ -24,6 +24,7 @@ from workflow.app import (
     planning,
     purchases,
     record_views,
+    supplements,
     reporting,
     views,
 )
@@ -179,7 +180,7 @@ def _record_page(
     # Rules that stop an action the user could otherwise take; not "wrong state" (every trigger
     # of other states) nor "not your role" (a clerk is never the one to accept).
     refused = [a for a in view.actions if not a.allowed and a.refusal
-               and a.refusal.code != "transition.not_allowed"
+               and a.refusal.code not in ("transition.not_allowed", "decision.parent_not_sent")
                and not a.refusal.code.startswith("permission.")]
     # The main action moves the record forward; reopen and withdraw are offered as secondary.
     order = {s: i for i, s in enumerate(states.STATES)}
@@ -196,6 +197,7 @@ def _record_page(
     return render(request, "pages/record.html", {
         "title": view.org_name, "v": view, "rel": rel, "purchases": ledger_lines, "options": options,
         "fed": fed, "state_list": states.STATES,
+        "supplements": supplements.for_record(_uow(request, True), record_id=record_id, user_id=user.id),
         "files": files, "attachment_kinds": attachments.KINDS,
         "max_mb": attachments.MAX_BYTES // 1024 // 1024,
         "forms": forms, "maxlen": FIELD_LIMITS, "errors": errors, "shown": shown, "general_errors": general_errors, "allowed": allowed, "refused": refused, "forward": forward,
@@ -330,6 +332,19 @@ def info_submit(
     except BangfuError as exc:
         return _refused(request, user, record_id, "info", typed, exc)
     auth.flash(request, "报表信息已保存")
+    return _redirect(f"/records/{record_id}")
+
+
+@router.post("/records/{record_id}/supplements/{supplement_id}/accept", response_class=HTMLResponse)
+def accept_supplement_submit(request: Request, record_id: Id, supplement_id: Id,
+                             csrf_token: Annotated[str, Form()] = "") -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    try:
+        result = supplements.accept(_uow(request), supplement_id=supplement_id, user_id=user.id)
+    except BangfuError as exc:
+        return _refused(request, user, record_id, "fire", {}, exc)
+    auth.flash(request, result.message)
     return _redirect(f"/records/{record_id}")
 
 
