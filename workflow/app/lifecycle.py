@@ -147,17 +147,15 @@ def fire(
                 values["fill_date"] = snap.as_of
         elif trigger == "submit":
             values.update(submitted_at=now, is_late=rules.is_late(now, fc.report_deadline), is_overdue=False)
-        elif trigger == "accept":
+        elif trigger in ("accept", "accept_late"):
             values.update(decided_at=now, last_reason=None)
         elif trigger in ("return_for_revision", "revoke_acceptance"):
             values.update(decided_at=now, last_reason=reason)
-        if trigger == "accept_late":
-            values.update(decided_at=now, last_reason=None)
-        if decision.transition.source in SENT and decision.dest not in SENT:
-            # The report comes back down (withdrawn, returned, revoked): its supplements are
-            # folded into the next summary, so the snapshot that lacked them is stale.
-            if uow.supplements.supersede(record_id, now=now):
-                values["snapshot_stale"] = True
+        # A report that comes back down (withdrawn, returned, revoked) folds its supplements
+        # into its next summary: the snapshot that lacked them is stale.
+        if (decision.transition.source in SENT and decision.dest not in SENT
+                and uow.supplements.supersede(record_id, now=now)):
+            values["snapshot_stale"] = True
         if not uow.records.write(record_id, seen_version, values):
             raise _conflict(fc.version)
         # The overview's rollup moves with the record, in this transaction.

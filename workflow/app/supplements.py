@@ -25,8 +25,7 @@ from workflow.store.uow import UnitOfWork
 
 SENT = (states.SUBMITTED, states.ACCEPTED)
 #: The transition whose permission a supplement's decision borrows: its record's parent's reviewers.
-_DECIDE = states.find("accept", states.SUBMITTED)
-assert _DECIDE is not None
+_DECIDE = next(t for t in states.TRANSITIONS if t.trigger == "accept")
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ exactly as the child's snapshot does.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update

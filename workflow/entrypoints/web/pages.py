@@ -24,8 +24,8 @@ from workflow.app import (
     planning,
     purchases,
     record_views,
-    supplements,
     reporting,
+    supplements,
     views,
 )
 from workflow.app.accounts import UserInfo
