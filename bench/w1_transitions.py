@@ -245,7 +245,7 @@ def run_floor(database: Database, work: list[_Work], now: datetime = NOW) -> tup
 
     def move(w: _Work, old: rollup.Entry, new: rollup.Entry) -> None:
         """The overview's rollup upsert over the organisation and its ancestors (bangfu's)."""
-        rows = rollup.move_rows(w_round[w.record_id], w.org_path, old, new)
+        rows = rollup.move_rows(w.record_id, w_round[w.record_id], w.org_path, old, new)
         cur.execute(rollup._upsert_sql(database.dialect, len(rows)), [val(v) for r in rows for v in r])
 
     with database.engine.connect() as conn:  # read before timing: snapshot totals and rounds

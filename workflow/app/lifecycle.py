@@ -158,13 +158,6 @@ def fire(
             values["snapshot_stale"] = True
         if not uow.records.write(record_id, seen_version, values):
             raise _conflict(fc.version)
-        # The overview's rollup moves with the record, in this transaction.
-        uow.records.rollup_move(fc.round_id, fc.org.path, fc.rollup_entry(), rollup.entry(
-            state=decision.dest, is_grassroots=fc.is_grassroots,
-            is_overdue=values.get("is_overdue", fc.is_overdue), is_late=values.get("is_late", fc.is_late),
-            has_snapshot=values.get("snapshot_id", fc.snapshot_id) is not None,
-            report_deadline=fc.report_deadline, snapshot_people=fc.snapshot_people, snapshot_fen=fc.snapshot_fen,
-        ))
         acting_org = fc.org_parent_id if decision.acting_role == states.REVIEWER else fc.org_id
         history_id = uow.records.add_history({
             "record_id": record_id, "at": now, "actor_user_id": fc.user_id, "actor_role": decision.acting_role,
@@ -181,6 +174,14 @@ def fire(
             lines = uow.records.snapshot_lines_map(fc.snapshot_id)
             supplements.file(uow, record_id=fc.parent_id, lines=lines, late_units=[(fc.org_code, fc.org_name)],
                              source_record_id=record_id, user_id=fc.user_id, now=now)
+        # The overview's rollup moves with the record, in this transaction, as its last write:
+        # the counter rows it takes (shared with the record's siblings) are held for the commit only.
+        uow.records.rollup_move(record_id, fc.round_id, fc.org.path, fc.rollup_entry(), rollup.entry(
+            state=decision.dest, is_grassroots=fc.is_grassroots,
+            is_overdue=values.get("is_overdue", fc.is_overdue), is_late=values.get("is_late", fc.is_late),
+            has_snapshot=values.get("snapshot_id", fc.snapshot_id) is not None,
+            report_deadline=fc.report_deadline, snapshot_people=fc.snapshot_people, snapshot_fen=fc.snapshot_fen,
+        ))
         uow.commit()
         return FireResult(
             record_id=record_id,

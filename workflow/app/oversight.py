@@ -86,8 +86,6 @@ def set_report_deadline(
                                 is_late=rec.is_late, has_snapshot=rec.snapshot_id is not None,
                                 report_deadline=deadline, snapshot_people=None, snapshot_fen=None)
 
-        uow.records.rollup_move(rec.round_id, actor.org.path, entry(rec.report_deadline, rec.is_overdue),
-                        entry(new_deadline, values.get("is_overdue", rec.is_overdue)))
         history_id = uow.records.add_history({
             "record_id": record_id, "at": now, "actor_user_id": actor.user.id, "actor_role": states.REVIEWER,
             "actor_org_id": actor.org.parent_id, "on_behalf": False, "from_state": rec.state,
@@ -103,6 +101,8 @@ def set_report_deadline(
                      "path": f"/records/{record_id}"},
             now=now, exclude_user_id=actor.user.id,
         ))
+        uow.records.rollup_move(record_id, rec.round_id, actor.org.path, entry(rec.report_deadline, rec.is_overdue),
+                                entry(new_deadline, values.get("is_overdue", rec.is_overdue)))  # last write
         uow.commit()
     return record_views.record_view(UnitOfWork(uow.database), record_id=record_id, user_id=user_id, now=now)
 

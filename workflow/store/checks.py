@@ -9,6 +9,7 @@ per record): a province of 215,000 unions is checked in one pass per table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, case, func, literal, select, union_all
 
@@ -123,14 +124,21 @@ class Checks:
         """Every rollup row against the records (:func:`workflow.store.rollup.computed`)."""
         session = self._uow.session
         want, have = rollup.computed(session, round_id), rollup.stored(session, round_id)
-        out = []
-        for key in sorted(set(want) | set(have), key=repr):
+        # Compared shard by shard; a difference is told per organisation and key (the shards of
+        # the differing rows summed: shards are storage, not something a reader knows).
+        wrong: dict[tuple[Any, ...], list[int]] = {}
+        for key in set(want) | set(have):
             if want.get(key) != have.get(key):
-                org_id, state, gr, overdue, late, has_snapshot, deadline = key
-                words = (f"{states.STATE_LABELS.get(state, state)}，{'基层' if gr else '上级'}"
-                         f"{'，逾期' if overdue else ''}{'，迟报' if late else ''}{'，有快照' if has_snapshot else ''}，"
-                         f"截止 {deadline:%Y-%m-%d}")
-                out.append(Difference(int(org_id), "rollup", words, want.get(key, (0, 0, 0)), have.get(key, (0, 0, 0))))
+                acc = wrong.setdefault((key[0], *key[2:]), [0, 0, 0, 0, 0, 0])
+                for i, v in enumerate((*want.get(key, (0, 0, 0)), *have.get(key, (0, 0, 0)))):
+                    acc[i] += v
+        out = []
+        for key, acc in sorted(wrong.items(), key=repr):
+            org_id, state, gr, overdue, late, has_snapshot, deadline = key
+            words = (f"{states.STATE_LABELS.get(state, state)}，{'基层' if gr else '上级'}"
+                     f"{'，逾期' if overdue else ''}{'，迟报' if late else ''}{'，有快照' if has_snapshot else ''}，"
+                     f"截止 {deadline:%Y-%m-%d}")
+            out.append(Difference(int(org_id), "rollup", words, tuple(acc[:3]), tuple(acc[3:])))
         return out
 
     def quotas(self, round_id: int) -> list[Difference]:

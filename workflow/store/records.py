@@ -358,9 +358,11 @@ class Records:
             raise not_found("record", parent_id)
         return str(rows[0][0])
 
-    def rollup_move(self, round_id: int, path: str, old: rollup.Entry | None, new: rollup.Entry | None) -> None:
-        """A record's change of rollup key, applied to its organisation and ancestors (one upsert)."""
-        rollup.move(self._uow.connection(), round_id, path, old, new, driver_execute)
+    def rollup_move(self, record_id: int, round_id: int, path: str, old: rollup.Entry | None,
+                    new: rollup.Entry | None) -> None:
+        """A record's change of rollup key, applied to its organisation and ancestors (one upsert).
+        Make it the transaction's last write: the rows it takes are held until the commit."""
+        rollup.move(self._uow.connection(), record_id, round_id, path, old, new, driver_execute)
 
     def take_snapshot(self, record_id: int, *, now: datetime, as_of: date) -> Snapshot:
         """Freeze the record's Annex 2 numbers per channel: its own purchases plus its

@@ -9,13 +9,16 @@ it is grassroots, its overdue and late flags, whether it has a snapshot, and its
 record and, while accepted, its snapshot's people and amount.
 
 - :func:`move` — a record changed key: one upsert of ``-1`` at the old key and ``+1`` at the new
-  one for every ancestor of its organisation (the ids of the materialised path above it), rows
-  sorted so concurrent transitions lock them in one order (no deadlock on PostgreSQL).
+  one for every ancestor of its organisation (the ids of the materialised path above it), in the
+  record's shard of each, rows sorted so concurrent transitions lock them in one order (no
+  deadlock on PostgreSQL). Callers make it the last write before the commit, so the rows are
+  held for the commit only.
 - :func:`computed` — the rollup recomputed from the records (one GROUP BY per parent
-  organisation and key, expanded to the parent's ancestors in memory); :func:`rebuild` replaces a
-  round's rows with it (after set-based changes: sweeps, imports, opening records;
+  organisation, key and shard, expanded to the parent's ancestors in memory); :func:`rebuild`
+  replaces a round's rows with it (after set-based changes: sweeps, imports, opening records;
   ``bangfu rollup-rebuild``).
 - :func:`stored` — the rows as kept, zero rows dropped (the test compares it with :func:`computed`).
+- :func:`read` — an organisation's figures per key, the shards summed by the database.
 """
 
 from __future__ import annotations
@@ -39,9 +42,19 @@ ORGANISATION, RECORD, ROLLUP, SNAPSHOT = (Organisation.__table__, Record.__table
 if TYPE_CHECKING:
     from sqlmodel import Session
 
-COLUMNS = ("round_id", "org_id", "state", "is_grassroots", "is_overdue", "is_late", "has_snapshot",
+COLUMNS = ("round_id", "org_id", "shard", "state", "is_grassroots", "is_overdue", "is_late", "has_snapshot",
            "report_deadline", "n", "people", "amount_fen")
-_KEY = COLUMNS[:8]
+_KEY = COLUMNS[:9]
+
+#: Shards per key of an organisation at each depth (the last applies deeper). Each divides the
+#: first, so one ``record_id % SHARDS[0]`` grouping serves every level when recomputing.
+SHARDS = (32, 8, 1)
+_FINE = SHARDS[0]
+
+
+def shard(depth: int, record_id: int) -> int:
+    """The shard a record counts in at an ancestor of this depth."""
+    return record_id % SHARDS[min(depth, len(SHARDS) - 1)]
 
 
 class Key(NamedTuple):
@@ -91,20 +104,20 @@ def _upsert_sql(dialect: str, rows: int) -> str:
             " people = rollup.people + excluded.people, amount_fen = rollup.amount_fen + excluded.amount_fen")
 
 
-def move_rows(round_id: int, path: str, old: Entry | None, new: Entry | None,
+def move_rows(record_id: int, round_id: int, path: str, old: Entry | None, new: Entry | None,
               ready: Callable[[Key], tuple[Any, ...]] | None = None) -> list[tuple[Any, ...]]:
     """The delta rows of a record going from ``old`` to ``new`` (None: not counted), sorted.
     ``ready`` turns a key into the values the driver takes (once per key, not per row)."""
     if old == new:
         return []
-    orgs = above(path)
+    orgs = [(org_id, shard(depth, record_id)) for depth, org_id in enumerate(above(path))]
     out: dict[tuple[Any, ...], list[int]] = {}
     for sign, e in ((-1, old), (1, new)):
         if e is None:
             continue
         key = e.key if ready is None else ready(e.key)
-        for org_id in orgs:
-            acc = out.setdefault((round_id, org_id, *key), [0, 0, 0])
+        for org_id, part in orgs:
+            acc = out.setdefault((round_id, org_id, part, *key), [0, 0, 0])
             acc[0] += sign
             acc[1] += sign * e.people
             acc[2] += sign * e.amount_fen
@@ -118,27 +131,27 @@ def _sqlite_key(key: Key) -> tuple[Any, ...]:
     return tuple(driver_value_cached(v) for v in key)
 
 
-def move(conn: Connection, round_id: int, path: str, old: Entry | None, new: Entry | None,
+def move(conn: Connection, record_id: int, round_id: int, path: str, old: Entry | None, new: Entry | None,
          run: Any) -> None:
     """Apply a record's change of key to its organisation and ancestors: one upsert statement.
     ``run(conn, sql, args)`` executes driver SQL (the unit of work's cursor path)."""
     dialect = conn.dialect.name
-    rows = move_rows(round_id, path, old, new, _sqlite_key if dialect == "sqlite" else None)
+    rows = move_rows(record_id, round_id, path, old, new, _sqlite_key if dialect == "sqlite" else None)
     if not rows:
         return
     run(conn, _upsert_sql(dialect, len(rows)), tuple(chain.from_iterable(rows)))
 
 
 def computed(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int, int, int]]:
-    """The round's rollup recomputed from its records: (org_id, *key) -> (n, people, fen).
-    One GROUP BY per parent organisation's path and key (hundreds of groups at province scale),
-    each group added to the parent and the parent's ancestors."""
+    """The round's rollup recomputed from its records: (org_id, shard, *key) -> (n, people, fen).
+    One GROUP BY per parent organisation's path, key and finest shard, each group added to the
+    parent and the parent's ancestors in their own (coarser) shard."""
     rec, org, snap = RECORD, ORGANISATION, SNAPSHOT
     parent = org.alias("parent_org")
     accepted = rec.c.state == states.ACCEPTED
     has_snapshot = case((rec.c.snapshot_id.is_not(None), 1), else_=0)
     keys = (parent.c.path, rec.c.state, rec.c.is_grassroots, rec.c.is_overdue, rec.c.is_late, has_snapshot,
-            rec.c.report_deadline)
+            rec.c.report_deadline, rec.c.id % _FINE)
     q = (
         select(*keys, func.count(),
                func.sum(case((accepted, func.coalesce(snap.c.people_total, 0)), else_=0)),
@@ -149,10 +162,13 @@ def computed(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int
         .group_by(*keys)
     )
     out: dict[tuple[Any, ...], list[int]] = {}
-    for path, state, gr, overdue, late, has, deadline, n, people, fen in session.execute(q):
+    levels: dict[str, list[tuple[int, int]]] = {}  # path -> (org id, shards) root first
+    for path, state, gr, overdue, late, has, deadline, fine, n, people, fen in session.execute(q):
         key = (state, bool(gr), bool(overdue), bool(late), bool(has), deadline.astimezone(UTC))
-        for org_id in ancestors(path):
-            acc = out.setdefault((org_id, *key), [0, 0, 0])
+        if (orgs := levels.get(path)) is None:
+            orgs = levels[path] = [(org_id, SHARDS[min(d, len(SHARDS) - 1)]) for d, org_id in enumerate(ancestors(path))]
+        for org_id, shards in orgs:
+            acc = out.setdefault((org_id, int(fine) % shards, *key), [0, 0, 0])
             acc[0] += int(n)
             acc[1] += int(people or 0)
             acc[2] += int(fen or 0)
@@ -163,9 +179,9 @@ def stored(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int, 
     """The round's rollup rows as kept, rows whose measures are all zero dropped."""
     t = ROLLUP
     return {
-        (org_id, state, bool(gr), bool(od), bool(late), bool(has), deadline.astimezone(UTC)): (int(n), int(p), int(f))
-        for org_id, state, gr, od, late, has, deadline, n, p, f in session.execute(
-            select(t.c.org_id, t.c.state, t.c.is_grassroots, t.c.is_overdue, t.c.is_late, t.c.has_snapshot,
+        (org_id, part, state, bool(gr), bool(od), bool(late), bool(has), deadline.astimezone(UTC)): (int(n), int(p), int(f))
+        for org_id, part, state, gr, od, late, has, deadline, n, p, f in session.execute(
+            select(t.c.org_id, t.c.shard, t.c.state, t.c.is_grassroots, t.c.is_overdue, t.c.is_late, t.c.has_snapshot,
                    t.c.report_deadline, t.c.n, t.c.people, t.c.amount_fen).where(t.c.round_id == round_id))
         if (n, p, f) != (0, 0, 0)
     }
@@ -180,15 +196,17 @@ def rebuild(session: Session, round_id: int) -> int:
 
 
 def read(session: Session, round_id: int, org_ids: Sequence[int]) -> dict[int, list[tuple[Key, int, int, int]]]:
-    """The rows of some organisations: org_id -> [(key, n, people, fen)]."""
+    """The figures of some organisations, shards summed: org_id -> [(key, n, people, fen)]."""
     t = ROLLUP
     out: dict[int, list[tuple[Key, int, int, int]]] = {o: [] for o in org_ids}
     ids = list(org_ids)
+    keys = (t.c.org_id, t.c.state, t.c.is_grassroots, t.c.is_overdue, t.c.is_late, t.c.has_snapshot,
+            t.c.report_deadline)
     for start in range(0, len(ids), 500):
         for org_id, state, gr, od, late, has, deadline, n, p, f in session.execute(
-            select(t.c.org_id, t.c.state, t.c.is_grassroots, t.c.is_overdue, t.c.is_late, t.c.has_snapshot,
-                   t.c.report_deadline, t.c.n, t.c.people, t.c.amount_fen)
+            select(*keys, func.sum(t.c.n), func.sum(t.c.people), func.sum(t.c.amount_fen))
             .where(t.c.round_id == round_id, t.c.org_id.in_(ids[start:start + 500]), t.c.n != 0)
+            .group_by(*keys)
         ):
             out[org_id].append((Key(state, bool(gr), bool(od), bool(late), bool(has), deadline.astimezone(UTC)),
                                 int(n), int(p), int(f)))

@@ -15,7 +15,16 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy import true as sa_true
 from sqlmodel import Field, SQLModel
 
@@ -178,7 +187,8 @@ class Rollup(SQLModel, table=True):
     flags the figures read, with the accepted records' snapshot totals. Leaves have no rows.
 
     Maintained in the transaction of every change of a record's key (a transition, a deadline
-    change: one upsert over the organisation's ancestors), recomputed set-based after bulk
+    change: one upsert over the organisation's ancestors, in the record's shard of each: the top
+    levels' counters are split so that no row is written by every transaction of the province), recomputed set-based after bulk
     changes (sweeps, imports, opening records) and by ``bangfu rollup-rebuild``. Overdue is read
     at any instant from ``is_overdue`` and ``report_deadline``, so nothing goes stale with time.
     """
@@ -187,6 +197,7 @@ class Rollup(SQLModel, table=True):
 
     round_id: int = Field(primary_key=True)
     org_id: int = Field(primary_key=True)
+    shard: int = Field(default=0, sa_type=SmallInteger, primary_key=True)  # see workflow.store.rollup.SHARDS
     state: str = Field(sa_type=String(32), primary_key=True)
     is_grassroots: bool = Field(primary_key=True)
     is_overdue: bool = Field(primary_key=True)
