@@ -66,6 +66,9 @@ class Transition:
         label: the Chinese name shown to users.
         exceptional: an exit from a final state (a correction, not a step of the round); it
             must need a reason.
+        on_behalf: for an ``own`` trigger, whether the parent's reviewer may fire it on the
+            record's behalf (代填报). Withdrawing a submission is the clerks' own: the reviewer
+            it waits for returns it instead (退回修改, with a reason).
     """
 
     trigger: str
@@ -75,6 +78,7 @@ class Transition:
     guards: tuple[str, ...] = field(default_factory=tuple)
     label: str = ""
     exceptional: bool = False
+    on_behalf: bool = True
 
     @property
     def needs_reason(self) -> bool:
@@ -100,7 +104,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         ("snapshot_fresh", "contact_valid"),
         "提交",
     ),
-    Transition("withdraw", SUBMITTED, SUMMARIZED, OWN, (), "撤回"),
+    Transition("withdraw", SUBMITTED, SUMMARIZED, OWN, (), "撤回", on_behalf=False),
     Transition("reopen", PURCHASED, PLANNED, OWN, (), "退回计划"),
     Transition("reopen", SUMMARIZED, PURCHASED, OWN, (), "重新采购"),
     Transition("accept", SUBMITTED, ACCEPTED, PARENT, ("parent_unlocked", "four_eyes"), "通过"),

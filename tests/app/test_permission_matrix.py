@@ -6,7 +6,7 @@ through the services as the right users), then fires the trigger as a user holdi
 role at one organisation. Exactly these cells succeed:
 
 - own-scope triggers: the record's own clerk, or the parent's reviewer on its behalf (代填报,
-  recorded in the history);
+  recorded in the history), except withdraw (the clerk's own: the parent's reviewer returns);
 - parent-scope triggers: the parent's reviewer.
 
 Every other cell is refused: ``NotFound`` (``record.not_found``) when the record lies outside the
@@ -82,7 +82,7 @@ class Cell:
             return ("NotFound", "record.not_found")
         if scope == states.OWN and self.relation == "own" and self.role == states.CLERK:
             return ("ok", False)
-        if self.relation == "parent" and self.role == states.REVIEWER:
+        if self.relation == "parent" and self.role == states.REVIEWER and (scope == states.PARENT or self.transition.on_behalf):
             return ("ok", scope == states.OWN)
         code = "permission.not_clerk" if scope == states.OWN else "permission.not_parent_reviewer"
         return ("PermissionDenied", code)
@@ -103,7 +103,8 @@ CELLS: list[Cell] = [
 EXPECTED_CELLS = len(states.TRANSITIONS) * len(ROLES) * sum(len(r) for r in RELATIONS.values())
 # Per record: own-scope triggers have two allowed cells (own clerk, parent reviewer on behalf),
 # parent-scope triggers one (parent reviewer).
-EXPECTED_ALLOWED = len(RELATIONS) * sum(2 if t.scope == states.OWN else 1 for t in states.TRANSITIONS)
+# Withdraw is the clerks' own (the reviewer it waits for returns it instead): one allowed cell.
+EXPECTED_ALLOWED = len(RELATIONS) * sum(2 if t.scope == states.OWN and t.on_behalf else 1 for t in states.TRANSITIONS)
 
 RESULTS: dict[str, str] = {}
 

@@ -19,6 +19,7 @@ from workflow.domain.policy import Policy
 from workflow.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
+    from workflow.store.records import FireContext
     from workflow.store.tables import Organisation, Record, Round, User
 
 
@@ -74,3 +75,44 @@ def version_conflict(rec: Record) -> VersionConflict:
 
 def _conflict(version: int) -> VersionConflict:
     return VersionConflict(f"记录已被他人修改（当前版本 {version}），请刷新后重试", code="version.conflict")
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """Four eyes with one reviewer: the organisation whose reviewers decide a record instead of
+    its parent's, because no active reviewer of the parent is free of filling it in."""
+
+    org_id: int
+    org_name: str
+
+
+def four_eyes_escalation(uow: UnitOfWork, fc: FireContext, *, state: str | None = None) -> Escalation | None:
+    """Where a submitted record's decision goes when every active reviewer of its parent filled
+    it in (代填报, or submitted it) since its last return: to the grandparent's reviewers. None
+    when four eyes is off, the parent has a reviewer who did not fill it in, or the parent has
+    no parent (the province decides its own units).
+
+    ``state``: the record's state if not ``fc.state`` (a submit asks about the state it enters).
+    """
+    if not fc.four_eyes or (state or fc.state) != states.SUBMITTED or fc.org_parent_id is None:
+        return None
+    parent = uow.directory.org(fc.org_parent_id)
+    if parent.parent_id is None:
+        return None
+    if uow.directory.active_user_ids(parent.id or 0, states.REVIEWER) - uow.records.fillers_since_return(fc.record_id):
+        return None
+    grandparent = uow.directory.org(parent.parent_id)
+    return Escalation(grandparent.id or 0, grandparent.name)
+
+
+def decision_relation(uow: UnitOfWork, fc: FireContext) -> tuple[Relation, Escalation | None]:
+    """The actor's relation to a record for a transition or a page, with four eyes' escalation:
+    asked only when it can matter (the actor filled the submitted record in, or holds no
+    reviewer seat at its parent), so an ordinary reviewer's decision reads nothing more."""
+    relation = access.relation(fc.seats, fc.org)
+    if fc.state != states.SUBMITTED or not (fc.actor_filled or states.REVIEWER not in relation.parent_roles):
+        return relation, None
+    escalation = four_eyes_escalation(uow, fc)
+    if escalation is None:
+        return relation, None
+    return access.escalate(relation, fc.seats, escalation.org_id), escalation

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import states
 from workflow.app import supplements
-from workflow.app.actors import _conflict
-from workflow.domain import access, clock, engine, rules, text
+from workflow.app.actors import Escalation, _conflict, decision_relation, four_eyes_escalation
+from workflow.domain import clock, engine, rules, text
 from workflow.domain.engine import GuardContext
 from workflow.domain.errors import (
     NotFound,
@@ -122,11 +122,11 @@ def fire(
         # One statement reads the record, its organisation, the round's cap, the parent record's
         # state, the actor and their memberships; everything after it is plain values.
         fc = uow.records.fire_context(record_id, user_id)
-        relation = access.relation(fc.seats, fc.org)
+        relation, escalation = decision_relation(uow, fc)
         if not relation.visible:
             # Outside the user's subtree the record does not exist for them.
             raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
-        decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason), relation)
+        decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason, escalation), relation)
         if decision.transition.locks_parent and fc.parent_id is not None:
             # Accepting or revoking a child changes the sum its parent freezes. The parent's row
             # is locked now (the child's first, then the parent's: the one order, and a parent's
@@ -136,7 +136,7 @@ def fire(
             parent_state = uow.records.lock_parent(fc.parent_id)
             if parent_state != fc.parent_state:
                 fc = replace(fc, parent_state=parent_state)
-                decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason), relation)
+                decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason, escalation), relation)
         if fc.version != seen_version:
             raise _conflict(fc.version)
         values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
@@ -159,6 +159,8 @@ def fire(
         if not uow.records.write(record_id, seen_version, values):
             raise _conflict(fc.version)
         acting_org = fc.org_parent_id if decision.acting_role == states.REVIEWER else fc.org_id
+        if escalation is not None and states.REVIEWER not in relation.parent_roles:
+            acting_org = escalation.org_id  # four eyes sent the decision to the grandparent
         history_id = uow.records.add_history({
             "record_id": record_id, "at": now, "actor_user_id": fc.user_id, "actor_role": decision.acting_role,
             "actor_org_id": acting_org, "on_behalf": decision.on_behalf, "from_state": fc.state,
@@ -169,6 +171,9 @@ def fire(
             if trigger == "submit" else None,
         }, after=fc)
         sent = _notify_event(uow, fc, trigger, history_id, reason, now)
+        if trigger == "submit" and (up := four_eyes_escalation(uow, fc, state=states.SUBMITTED)) is not None:
+            # Four eyes with one reviewer: the grandparent's reviewers decide, and hear of it now.
+            sent += _notify_event(uow, fc, trigger, history_id, reason, now, to_org_id=up.org_id)
         if trigger == "accept_late" and fc.parent_id is not None:
             # 补报: the late child's figures go up as a supplement of its parent's sent report.
             lines = uow.records.snapshot_lines_map(fc.snapshot_id)
@@ -201,7 +206,8 @@ def _on_behalf(fc: FireContext) -> bool:
     return not any(o.id == fc.org_id and r == states.CLERK for o, r in fc.seats)
 
 
-def guard_context_of(fc: FireContext, now: datetime, reason: str | None) -> GuardContext:
+def guard_context_of(fc: FireContext, now: datetime, reason: str | None,
+                     escalation: Escalation | None = None) -> GuardContext:
     """The guards' values from a transition's plain context."""
     amount, members = fc.amount_per_member_fen, fc.members
     if not fc.is_grassroots:  # quota rules apply to grassroots records only
@@ -216,18 +222,21 @@ def guard_context_of(fc: FireContext, now: datetime, reason: str | None) -> Guar
         # The statement said whether the actor is one of the record's fillers since its last
         # return (asked of submitted records only): the guard needs no more than that.
         actor_is_filler=fc.actor_filled,
+        four_eyes_to=escalation.org_name if escalation is not None else None,
     )
 
 
 def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: int, reason: str | None,
-                  now: datetime) -> int:
+                  now: datetime, *, to_org_id: int | None = None) -> int:
     """Outbox rows for an event, keyed by (recipient, channel, history row), in one statement:
     the parent's reviewers or the record's own clerks (see :data:`EVENT_RECIPIENTS`); for other
     triggers the own clerks when somebody acted on their behalf."""
     who = EVENT_RECIPIENTS.get(trigger)
     if who is None and not _on_behalf(fc):
         return 0
-    if who == "parent_reviewers" and fc.org_parent_id is not None:
+    if to_org_id is not None:  # the reviewers four eyes sent the decision to
+        org_id, role = to_org_id, states.REVIEWER
+    elif who == "parent_reviewers" and fc.org_parent_id is not None:
         org_id, role = fc.org_parent_id, states.REVIEWER
     else:
         org_id, role = fc.org_id, states.CLERK

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import states
-from workflow.app.actors import Actor, actor_for, policy_for
+from workflow.app.actors import Actor, actor_for, decision_relation, policy_for
 from workflow.app.lifecycle import _texts, action_label, guard_context_of
 from workflow.domain import access, changes, clock, engine, rules
 from workflow.domain.engine import Action
@@ -63,6 +63,9 @@ class RecordView:
     last_reason: str | None
     lapsed_fen: int | None
     actions: list[Action] = field(default_factory=list)
+    #: Four eyes with one reviewer: the organisation whose reviewers decide this record instead
+    #: of its parent's (every reviewer of the parent filled it in), or None.
+    four_eyes_to: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -151,7 +154,9 @@ def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordVi
     use = rules.quota_use(rec.quota_fen, spent.get("extra_quota", 0))
     # The guards read what a transition would read: the one context statement.
     # (unlocked: a page locks nothing).
-    ctx = guard_context_of(uow.records.fire_context(rec.id or 0, actor.user.id or 0, lock=False), now, None)
+    fc = uow.records.fire_context(rec.id or 0, actor.user.id or 0, lock=False)
+    relation, escalation = decision_relation(uow, fc)
+    ctx = guard_context_of(fc, now, None, escalation)
     return RecordView(
         id=rec.id or 0,
         org_code=actor.org.code,
@@ -188,7 +193,8 @@ def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordVi
         last_reason=rec.last_reason,
         lapsed_fen=rec.lapsed_fen,
         actions=[replace(a, label=action_label(a.trigger, rec.state, grassroots=rec.is_grassroots))
-                 for a in engine.available_actions(rec.state, ctx, actor.relation)],
+                 for a in engine.available_actions(rec.state, ctx, relation)],
+        four_eyes_to=escalation.org_name if escalation is not None else None,
     )
 
 

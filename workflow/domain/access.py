@@ -18,8 +18,10 @@ view statistics        the same as viewing the record (a federation's clerk comp
 enter data             the record's own clerk, or a reviewer of its reporting parent on its
                        behalf (代填报; the history says so).
 decide                 a reviewer (or admin) of the record's reporting parent: accept, return,
-                       revoke. Own triggers (finish purchasing, summarize, submit, withdraw,
-                       reopen): own clerk, or the parent's reviewer on its behalf.
+                       revoke; the grandparent's reviewer when every reviewer of the parent
+                       filled the record in (four eyes with one reviewer, :func:`escalate`).
+                       Own triggers (finish purchasing, summarize, submit, reopen): own
+                       clerk, or the parent's reviewer on its behalf; withdraw: own clerk only.
 see contact data       the chain of federations: a clerk, reviewer or admin seat at the
                        organisation or above. Observers (the rural-revitalisation department)
                        see figures, never clerks' names and phone numbers.
@@ -37,7 +39,7 @@ manage an account      a reviewer of the direct parent of every organisation the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import states
@@ -74,6 +76,9 @@ class Relation:
     visible: bool = True
     #: Whether the actor may see the record's contact data (:func:`can_see_contacts`).
     contacts: bool = False
+    #: Roles held at the grandparent when four eyes sends the decision there (the parent's
+    #: only reviewers filled the record in: :func:`escalate`).
+    escalated_roles: frozenset[str] = frozenset()
 
 
 def _covers(seat_org: Org, target: Org) -> bool:
@@ -147,12 +152,22 @@ def authorize(transition: Transition, rel: Relation) -> tuple[str, bool] | Refus
     if transition.scope == OWN:
         if rel.own_roles & states.SCOPE_ROLES[OWN]:
             return (states.CLERK, False)
-        if states.REVIEWER in rel.parent_roles:
+        if states.REVIEWER in rel.parent_roles and transition.on_behalf:
             return (states.REVIEWER, True)
         return Refusal("permission.not_clerk", f"只有本单位的填报员可以执行“{transition.label}”")
-    if rel.parent_roles & states.SCOPE_ROLES[PARENT]:
+    if rel.parent_roles & states.SCOPE_ROLES[PARENT] or rel.escalated_roles & states.SCOPE_ROLES[PARENT]:
         return (states.REVIEWER, False)
     return Refusal("permission.not_parent_reviewer", f"只有上级单位的审核人可以执行“{transition.label}”")
+
+
+def escalate(rel: Relation, seats: Iterable[Seat], grandparent_id: int | None) -> Relation:
+    """Four eyes with one reviewer: when every active reviewer of the record's parent filled the
+    record in (代填报 or submitted it), its decision goes to the grandparent's reviewers. The
+    caller establishes that; this adds the actor's roles at the grandparent to ``rel``."""
+    if grandparent_id is None:
+        return rel
+    roles = frozenset(r for o, r in seats if o.id == grandparent_id)
+    return replace(rel, escalated_roles=roles)
 
 
 def account_refusal(actor_seats: Iterable[Seat], target_seats: Iterable[Seat]) -> Refusal | None:

@@ -346,14 +346,16 @@ def check_parent_sent(parent_state: str | None) -> Refusal | None:
 # --- deadlines ------------------------------------------------------------------------------
 
 
-def check_four_eyes(enabled: bool, actor_is_filler: bool) -> Refusal | None:
+def check_four_eyes(enabled: bool, actor_is_filler: bool, decided_by: str | None = None) -> Refusal | None:
     """Four eyes (a policy switch, on by default): whoever entered data on the record's behalf
-    (代填报) or submitted it since its last return may not also accept it."""
+    (代填报) or submitted it since its last return may not also accept it. ``decided_by``: the
+    organisation whose reviewers decide instead when the parent has no other reviewer."""
     if enabled and actor_is_filler:
+        who = (f"本单位没有其他审核人，已改由“{decided_by}”的审核人审核（已通知他们）" if decided_by
+               else "请由上级单位的其他审核人审核")
         return Refusal(
             "review.four_eyes",
-            "四眼原则：您自上次退回以来代填报或提交了本记录，不能再由您本人审核通过，"
-            "请由上级单位的其他审核人审核",
+            f"四眼原则：您自上次退回以来代填报或提交了本记录，不能再由您本人审核通过，{who}",
         )
     return None
 

@@ -23,9 +23,9 @@ from tests.entrypoints.web.test_supplements_web import accepted_up_to_the_provin
 pytestmark = pytest.mark.browser
 
 
-def _annex2(page: Any, server: str) -> str:
+def _annex2(page: Any, base: str) -> str:
     """The city's printable Annex 2 (a download), fetched with the page's session and shown."""
-    response = page.request.get(f"{server}/orgs/C1/annex2.html")
+    response = page.request.get(f"{base}/orgs/C1/annex2.html")
     assert response.ok
     page.set_content(response.text())
     return str(page.inner_text("body"))
