@@ -1,4 +1,4 @@
-"""补报 in a real browser (Debian chromium through Playwright) over uvicorn: the district was
+"""补报 and the lone reviewer in a real browser (Debian chromium through Playwright) over uvicorn: the district was
 accepted by the city and the city by the province; then a union comes late. The district's
 reviewer accepts it as a supplement, the city's reviewer passes the supplement up, the province's
 reviewer accepts it and sees the city's Annex 2 as original + supplement, naming the late union.
@@ -18,6 +18,7 @@ from tests.entrypoints.web.test_browser import (  # noqa: F401  (fixtures)
     server,
 )
 from tests.entrypoints.web.test_browser_review_path import _passwords
+from tests.entrypoints.web.test_lone_reviewer import filled_in_by_the_district
 from tests.entrypoints.web.test_supplements_web import accepted_up_to_the_province
 
 pytestmark = pytest.mark.browser
@@ -72,3 +73,31 @@ def test_a_late_union_reaches_the_province_in_the_browser(browser: Any, server: 
     province.goto(f"{server}/records/{w.rid('C1')}/history")
     assert "补报" in province.inner_text("main") and "天河供电局工会" in province.inner_text("main")
     province.context.close()
+
+
+def test_the_lone_district_reviewer_is_no_dead_end_in_the_browser(browser: Any, server: str, world: World) -> None:  # noqa: F811
+    w = world
+    _passwords(w, "c1-reviewer")
+    rid = w.rid("G1")
+    district = _login(browser, server, "d1-reviewer")
+    district.goto(f"{server}/records/{rid}")
+    # Before anything is entered, the page says who will decide.
+    note = district.inner_text("#lone-reviewer")
+    assert "本单位只有您一位审核人" in note and "“广州市总工会”的审核人决定" in note
+    district.screenshot(path=str(ARTIFACTS / "lone-reviewer-before.png"), full_page=True)
+    filled_in_by_the_district(w)
+    district.goto(f"{server}/records/{rid}")
+    actions = district.inner_text("#actions")
+    assert "改由“广州市总工会”的审核人审核" in actions and "退回修改" in actions
+    assert district.locator("#actions button[data-trigger=withdraw]").count() == 0
+    district.context.close()
+
+    city = _login(browser, server, "c1-reviewer")
+    city.goto(f"{server}/records/{rid}")
+    assert "由“广州市总工会”的审核人审核" in city.inner_text("#four-eyes-to")
+    city.screenshot(path=str(ARTIFACTS / "lone-reviewer-city.png"), full_page=True)
+    city.click("#actions button[data-trigger=accept]")
+    city.wait_for_load_state()
+    assert "已通过：已提交 → 已通过" in city.inner_text(".flash")
+    city.context.close()
+    assert w.state("G1") == "accepted"
