@@ -7,9 +7,15 @@ After every step, for every record:
 - its version counts exactly the writes that succeeded; a refused action changed nothing;
 - no child was accepted or revoked while its parent was submitted or accepted;
 - a snapshot that is summarized and not stale, or submitted, or accepted, still equals what
+<<<<<<< HEAD
   summarizing now would freeze (the locks and the stale flag keep roll-ups honest), together
   with the record's sent supplements (补报: late children accepted after it sent its report);
 - the rollup table (kept by each transition and deadline change in its transaction) equals its
+=======
+  summarizing now would freeze (the locks and the stale flag keep roll-ups honest);
+- the rollup table (kept by each transition and deadline change in its transaction, and moved
+  by the sweeps' overdue and late flags at any day of the round) equals its
+>>>>>>> main
   full recomputation from the records, and the completeness figures read from it equal those
   of the full scan, for the province's units and for the city's.
 """
@@ -30,7 +36,11 @@ from tests.conftest import NOW_2021, World, build_world
 from workflow.app import lifecycle, oversight, supplements
 from workflow.domain import clock
 from workflow.domain.errors import BangfuError
+<<<<<<< HEAD
 from workflow.domain.figures import add_lines
+=======
+from workflow.scheduler import sweeps
+>>>>>>> main
 from workflow.store import rollup
 from workflow.store.tables import Database
 
@@ -38,6 +48,9 @@ ORGS = ("C1", "D1", "D2", "G1", "G2", "G3")
 PARENT = {"C1": None, "D1": "C1", "D2": "C1", "G1": "D1", "G2": "D1", "G3": "D2"}
 GRASSROOTS = ("G1", "G2", "G3")
 CHANNELS = ("ygh", "gdg", "p832", "local_hall")
+
+#: The sweeps' history rows: facts about a record, not transitions.
+SYSTEM_FACTS = ("overdue", "late", "lapse")
 
 _template: Path | None = None
 
@@ -194,6 +207,12 @@ class RecordsMachine(RuleBasedStateMachine):
         except BangfuError:
             event("deadline refused")
 
+    @rule(days=st.integers(0, 75))
+    def sweep(self, days: int) -> None:
+        """The daily sweep at some day of the round: overdue and late flags, lapses, reminders
+        (facts in the history, never a state or a version)."""
+        sweeps.run_sweep(self.db, now=NOW_2021 + timedelta(days=days))
+
     @rule(org=st.sampled_from(ORGS), texts=st.booleans())
     def info(self, org: str, texts: bool) -> None:
         kw = {"work_experience": "经验", "work_highlights": "亮点"} if texts else {}
@@ -214,8 +233,13 @@ class RecordsMachine(RuleBasedStateMachine):
                 state = states.INITIAL
                 for h in uow.records.history(self.rid[org]):
                     assert h.from_state == state
+<<<<<<< HEAD
                     if h.trigger == oversight.DEADLINE_TRIGGER or h.trigger in lifecycle.EVENT_LABELS:
                         assert h.to_state == state  # a deadline change, a 补报 keeps the state
+=======
+                    if h.trigger in (oversight.DEADLINE_TRIGGER, *SYSTEM_FACTS):  # facts keep the state
+                        assert h.to_state == state
+>>>>>>> main
                         continue
                     t = states.find(h.trigger, h.from_state)
                     assert t is not None and t.dest == h.to_state

@@ -192,24 +192,35 @@ def _state_label(column: str) -> str:
     return f"(CASE {column} {cases} ELSE {column} END)"
 
 
-def _exec(session: Session, sql: str, params: dict[str, Any]) -> int:
-    """Run one statement; datetimes are bound through :class:`UTCDateTime` so SQLite compares
-    them in the stored format."""
-    params = {"sms_on": int(_SMS_ON.get()), **params}
+def _bound(sql: str, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """A statement and the parameters it names; datetimes are bound through
+    :class:`UTCDateTime` so SQLite compares them in the stored format."""
     used = {k: v for k, v in params.items() if re.search(rf":{k}\b", sql)}
     stmt = text(sql).bindparams(
         *[bindparam(k, type_=UTCDateTime) for k, v in used.items() if isinstance(v, datetime)]
     )
+    return stmt, used
+
+
+def _exec(session: Session, sql: str, params: dict[str, Any]) -> int:
+    """Run one statement (parameters bound by :func:`_bound`); the rows it changed."""
+    stmt, used = _bound(sql, {"sms_on": int(_SMS_ON.get()), **params})
     return session.execute(stmt, used).rowcount or 0
 
 
 def _select(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
-    """Rows of one query, parameters bound as :func:`_exec` binds them."""
-    used = {k: v for k, v in params.items() if re.search(rf":{k}\b", sql)}
-    stmt = text(sql).bindparams(
-        *[bindparam(k, type_=UTCDateTime) for k, v in used.items() if isinstance(v, datetime)]
-    )
+    """Rows of one query, parameters bound by :func:`_bound`."""
+    stmt, used = _bound(sql, params)
     return list(session.execute(stmt, used).all())
+
+
+def _flag(session: Session, rnd_id: int, column: str, where: str, params: dict[str, Any]) -> int:
+    """Set a boolean flag of the records ``where`` selects (as ``r``) and move their rollup
+    counts with it, in the caller's transaction: the counts first (grouped, only those
+    records), then one UPDATE with the same condition."""
+    clause, used = _bound(where, params)
+    rollup.shift(session, rnd_id, clause, used, **{column: True})
+    return _exec(session, f"UPDATE record AS r SET {column} = TRUE WHERE {where}", params)
 
 
 # Who receives a personal reminder on which channel: the inbox always, e-mail when chosen and
@@ -626,9 +637,8 @@ def _late(database: Database, sql: _Sql, rnd: Round, now: datetime, report: Swee
         sql.lock_round(session, rnd.id or 0)
         params = {"rid": rnd.id, "now": now}
         report.late += _system_history(session, sql, "late", detail, "record r", where, params)
-        if _exec(session, "UPDATE record SET is_late = TRUE WHERE round_id = :rid AND NOT is_late"
-                          " AND submitted_at IS NOT NULL AND submitted_at >= report_deadline", params):
-            rollup.rebuild(session, rnd.id or 0)  # the overview's figures, in this transaction
+        _flag(session, rnd.id or 0, "is_late", "r.round_id = :rid AND NOT r.is_late AND r.submitted_at IS NOT NULL"
+                                              " AND r.submitted_at >= r.report_deadline", params)
 
 
 def _overdue(database: Database, sql: _Sql, rnd: Round, now: datetime, report: SweepReport) -> None:
@@ -659,10 +669,7 @@ def _overdue(database: Database, sql: _Sql, rnd: Round, now: datetime, report: S
         for stmt in (people, robots) if _has_robots(session) else (people,):
             report.add("overdue_notice", _exec(session, stmt.replace("{from_clause}", from_clause),
                                                params))
-        if _exec(session, "UPDATE record SET is_overdue = TRUE WHERE round_id = :rid"
-                          f" AND report_deadline <= :now AND NOT is_overdue"
-                          f" AND state IN ({_in(NOT_SUBMITTED)})", params):
-            rollup.rebuild(session, rnd.id or 0)  # the overview's figures, in this transaction
+        _flag(session, rnd.id or 0, "is_overdue", where, params)
 
 
 #: The round's grassroots records not yet lapsed (``r``) with their extra-quota spending

@@ -82,8 +82,11 @@ def snapshot_lines(session: Session, record_id: int) -> tuple[dict[str, tuple[in
         ``({channel: (people, amount_fen)}, [missing child org codes])``: its own purchases and
         aggregate lines plus its children's accepted snapshots.
     """
-    parts = snapshot_parts(session, record_id)
+    has_children = _has_children(session, record_id)
+    parts = snapshot_parts(session, record_id, has_children=has_children)
     lines = add_lines(parts["own"], parts["aggregate"], parts["children"])
+    if not has_children:
+        return lines, []
     child = Record.__table__.alias("child")
     missing = [
         code
@@ -97,7 +100,16 @@ def snapshot_lines(session: Session, record_id: int) -> tuple[dict[str, tuple[in
     return lines, missing
 
 
-def snapshot_parts(session: Session, record_id: int) -> dict[str, Lines]:
+def _has_children(session: Session, record_id: int) -> bool:
+    """Whether any record has this one as its parent: one index probe. A grassroots union's
+    summarize asks it first because PostgreSQL plans the children's GROUP BY from the average
+    family (about 1,300 children at province scale) and runs it in parallel for the 0 a union has
+    (4.8–10.4 ms against 0.11 ms)."""
+    child = Record.__table__.alias("child")
+    return session.execute(select(child.c.id).where(child.c.parent_id == record_id).limit(1)).first() is not None
+
+
+def snapshot_parts(session: Session, record_id: int, *, has_children: bool | None = None) -> dict[str, Lines]:
     """The three parts a snapshot of ``record_id`` adds up, per channel: ``own`` purchases (live
     lines), ``aggregate`` lines, and the accepted ``children``'s snapshot lines (three GROUP BYs)."""
     own = session.execute(
@@ -111,18 +123,20 @@ def snapshot_parts(session: Session, record_id: int) -> dict[str, Lines]:
         .group_by(AggregateLine.channel)
     ).all()
     child = Record.__table__.alias("child")
+    if has_children is None:
+        has_children = _has_children(session, record_id)
     from_children = session.execute(
         select(SnapshotLine.channel, func.sum(SnapshotLine.people), func.sum(SnapshotLine.amount_fen))
         .join(child, child.c.snapshot_id == SnapshotLine.snapshot_id)
         .where(child.c.parent_id == record_id, child.c.state == "accepted")
         .group_by(SnapshotLine.channel)
-    ).all()
+    ).all() if has_children else []
     # A child's figures are its snapshot and its accepted supplements (补报).
     late = supplement_rule.accepted_lines_of(child.c.id, child.c.parent_id == record_id,
                                              child.c.state == "accepted").subquery("late")
     from_late = session.execute(
         select(late.c.channel, func.sum(late.c.people), func.sum(late.c.amount_fen)).group_by(late.c.channel)
-    ).all()
+    ).all() if has_children else []
 
     def as_lines(rows: Sequence[Any]) -> Lines:
         return {channel: (int(people or 0), int(amount or 0)) for channel, people, amount in rows}

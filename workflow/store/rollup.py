@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 
 import states
 from workflow.store.bulk import bulk_insert, driver_value_cached
+from workflow.store.engine import driver_execute
 from workflow.store.tables import Organisation, Record, Rollup, Snapshot
 
 ORGANISATION, RECORD, ROLLUP, SNAPSHOT = (Organisation.__table__, Record.__table__, Rollup.__table__,  # type: ignore[attr-defined]
@@ -142,11 +143,13 @@ def move(conn: Connection, record_id: int, round_id: int, path: str, old: Entry 
     run(conn, _upsert_sql(dialect, len(rows)), tuple(chain.from_iterable(rows)))
 
 
-def computed(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int, int, int]]:
+def computed(session: Session, round_id: int, where: Any = None, params: dict[str, Any] | None = None,
+             ) -> dict[tuple[Any, ...], tuple[int, int, int]]:
     """The round's rollup recomputed from its records: (org_id, shard, *key) -> (n, people, fen).
     One GROUP BY per parent organisation's path, key and finest shard, each group added to the
-    parent and the parent's ancestors in their own (coarser) shard."""
-    rec, org, snap = RECORD, ORGANISATION, SNAPSHOT
+    parent and the parent's ancestors in their own (coarser) shard. ``where`` (a SQL clause over
+    the records as ``r``, with ``params``) counts only some records (:func:`shift`)."""
+    rec, org, snap = RECORD.alias("r"), ORGANISATION, SNAPSHOT
     parent = org.alias("parent_org")
     accepted = rec.c.state == states.ACCEPTED
     has_snapshot = case((rec.c.snapshot_id.is_not(None), 1), else_=0)
@@ -158,12 +161,12 @@ def computed(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int
                func.sum(case((accepted, func.coalesce(snap.c.amount_total_fen, 0)), else_=0)))
         .select_from(rec.join(org, org.c.id == rec.c.org_id).join(parent, parent.c.id == org.c.parent_id)
                      .outerjoin(snap, snap.c.id == rec.c.snapshot_id))
-        .where(rec.c.round_id == round_id)
+        .where(rec.c.round_id == round_id, *([] if where is None else [where]))
         .group_by(*keys)
     )
     out: dict[tuple[Any, ...], list[int]] = {}
     levels: dict[str, list[tuple[int, int]]] = {}  # path -> (org id, shards) root first
-    for path, state, gr, overdue, late, has, deadline, fine, n, people, fen in session.execute(q):
+    for path, state, gr, overdue, late, has, deadline, fine, n, people, fen in session.execute(q, params or {}):
         key = (state, bool(gr), bool(overdue), bool(late), bool(has), deadline.astimezone(UTC))
         if (orgs := levels.get(path)) is None:
             orgs = levels[path] = [(org_id, SHARDS[min(d, len(SHARDS) - 1)]) for d, org_id in enumerate(ancestors(path))]
@@ -173,6 +176,33 @@ def computed(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int
             acc[1] += int(people or 0)
             acc[2] += int(fen or 0)
     return {k: (v[0], v[1], v[2]) for k, v in out.items() if v != [0, 0, 0]}
+
+
+def shift(session: Session, round_id: int, where: Any, params: dict[str, Any], **change: Any) -> int:
+    """Records of a round (those ``where`` selects, as ``r``) are about to change key by
+    ``change`` (``is_overdue=True``) in one set-based UPDATE: move their counts, grouped, from
+    the old key to the new one before it runs (in its transaction). The cost follows the records
+    that change, not the round (a sweep marking 40 records overdue reads 40, not 215,000).
+    Returns the delta rows written."""
+    fields = Key._fields
+    deltas: dict[tuple[Any, ...], list[int]] = {}
+    for (org_id, part, *key), (n, people, fen) in computed(session, round_id, where, params).items():
+        new = Key(*key)._replace(**change)
+        for sign, k in ((-1, tuple(key)), (1, tuple(new))):
+            acc = deltas.setdefault((round_id, org_id, part, *k), [0, 0, 0])
+            acc[0] += sign * n
+            acc[1] += sign * people
+            acc[2] += sign * fen
+    assert set(change) <= set(fields), change
+    rows = sorted((*k, *v) for k, v in deltas.items() if v != [0, 0, 0])
+    conn = session.connection()
+    dialect = conn.dialect.name
+    for start in range(0, len(rows), 500):
+        chunk = rows[start:start + 500]
+        if dialect == "sqlite":
+            chunk = [(*r[:3], *_sqlite_key(Key(*r[3:9])), *r[9:]) for r in chunk]
+        driver_execute(conn, _upsert_sql(dialect, len(chunk)), tuple(chain.from_iterable(chunk)))
+    return len(rows)
 
 
 def stored(session: Session, round_id: int) -> dict[tuple[Any, ...], tuple[int, int, int]]:
