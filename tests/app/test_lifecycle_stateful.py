@@ -36,11 +36,8 @@ from tests.conftest import NOW_2021, World, build_world
 from workflow.app import lifecycle, oversight, supplements
 from workflow.domain import clock
 from workflow.domain.errors import BangfuError
-<<<<<<< HEAD
 from workflow.domain.figures import add_lines
-=======
 from workflow.scheduler import sweeps
->>>>>>> main
 from workflow.store import rollup
 from workflow.store.tables import Database
 
@@ -233,13 +230,9 @@ class RecordsMachine(RuleBasedStateMachine):
                 state = states.INITIAL
                 for h in uow.records.history(self.rid[org]):
                     assert h.from_state == state
-<<<<<<< HEAD
-                    if h.trigger == oversight.DEADLINE_TRIGGER or h.trigger in lifecycle.EVENT_LABELS:
-                        assert h.to_state == state  # a deadline change, a 补报 keeps the state
-=======
-                    if h.trigger in (oversight.DEADLINE_TRIGGER, *SYSTEM_FACTS):  # facts keep the state
+                    # A deadline change, a system fact and a 补报 keep the state.
+                    if h.trigger in (oversight.DEADLINE_TRIGGER, *SYSTEM_FACTS, *lifecycle.EVENT_LABELS):
                         assert h.to_state == state
->>>>>>> main
                         continue
                     t = states.find(h.trigger, h.from_state)
                     assert t is not None and t.dest == h.to_state
