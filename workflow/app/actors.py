@@ -4,10 +4,11 @@ policy, :mod:`workflow.domain.access`), and who may enter its data."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import states
-from workflow.domain import access
+from workflow.domain import access, clock
 from workflow.domain.access import Relation
 from workflow.domain.errors import (
     NotFound,
@@ -105,14 +106,33 @@ def four_eyes_escalation(uow: UnitOfWork, fc: FireContext, *, state: str | None 
     return Escalation(grandparent.id or 0, grandparent.name)
 
 
-def decision_relation(uow: UnitOfWork, fc: FireContext) -> tuple[Relation, Escalation | None]:
-    """The actor's relation to a record for a transition or a page, with four eyes' escalation:
-    asked only when it can matter (the actor filled the submitted record in, or holds no
-    reviewer seat at its parent), so an ordinary reviewer's decision reads nothing more."""
-    relation = access.relation(fc.seats, fc.org)
+@dataclass(frozen=True)
+class Deciding:
+    """The actor's relation to a record for a decision: with four eyes' escalation and the
+    reviewer seats they hold today as a stand-in (代理)."""
+
+    relation: Relation
+    escalation: Escalation | None = None
+    standin_for: str | None = None  # the reviewer the actor stands in for, when that seat decides
+
+
+def decision_relation(uow: UnitOfWork, fc: FireContext, now: datetime) -> Deciding:
+    """The actor's relation to a record for a transition or a page.
+
+    A running delegation adds the absent reviewer's seat to the actor's (one indexed read). Four
+    eyes' escalation is asked only when it can matter (the actor filled the submitted record in,
+    or holds no reviewer seat at its parent), so an ordinary reviewer's decision reads no more.
+    """
+    standing = uow.delegations.running_for(fc.user_id, clock.china_date(now))
+    seats = fc.seats + tuple((s.org, states.REVIEWER) for s in standing)
+    relation = access.relation(seats, fc.org)
+    standin_for = None
+    if states.REVIEWER in relation.parent_roles and not any(
+            o.id == fc.org_parent_id and r == states.REVIEWER for o, r in fc.seats):
+        standin_for = next(s.delegator_name for s in standing if s.org.id == fc.org_parent_id)
     if fc.state != states.SUBMITTED or not (fc.actor_filled or states.REVIEWER not in relation.parent_roles):
-        return relation, None
+        return Deciding(relation, None, standin_for)
     escalation = four_eyes_escalation(uow, fc)
     if escalation is None:
-        return relation, None
-    return access.escalate(relation, fc.seats, escalation.org_id), escalation
+        return Deciding(relation, None, standin_for)
+    return Deciding(access.escalate(relation, seats, escalation.org_id), escalation, standin_for)

@@ -79,13 +79,15 @@ class FireResult:
     on_behalf: bool
     notifications: int
     label: str = ""  # the transition's name for this record (its source state and kind)
+    standin_for: str | None = None  # 代理: the reviewer the actor stood in for
 
     @property
     def message(self) -> str:
         """What the user is told once it is done (the web's flash, the CLI's line)."""
         label = self.label or states.TRIGGER_LABELS.get(self.trigger, self.trigger)
         return (f"已{label}：{states.STATE_LABELS[self.from_state]} → {states.STATE_LABELS[self.to_state]}"
-                + ("（代填报）" if self.on_behalf else ""))
+                + ("（代填报）" if self.on_behalf else "")
+                + (f"（代理{self.standin_for}）" if self.standin_for else ""))
 
 
 def fire(
@@ -122,7 +124,8 @@ def fire(
         # One statement reads the record, its organisation, the round's cap, the parent record's
         # state, the actor and their memberships; everything after it is plain values.
         fc = uow.records.fire_context(record_id, user_id)
-        relation, escalation = decision_relation(uow, fc)
+        deciding = decision_relation(uow, fc, now)
+        relation, escalation = deciding.relation, deciding.escalation
         if not relation.visible:
             # Outside the user's subtree the record does not exist for them.
             raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
@@ -139,6 +142,8 @@ def fire(
                 decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason, escalation), relation)
         if fc.version != seen_version:
             raise _conflict(fc.version)
+        if deciding.standin_for and decision.acting_role == states.REVIEWER:  # every message says 代理
+            fc = replace(fc, user_name=f"{fc.user_name}（代理{deciding.standin_for}）")
         values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
         if trigger == "summarize":
             snap = uow.records.take_snapshot(record_id, now=now, as_of=clock.china_date(now))
@@ -168,7 +173,7 @@ def fire(
             # A submission keeps what it sent: its snapshot and the report texts, so the
             # reviewer can see what changed when a returned record comes back.
             "detail": json.dumps(submission_detail(fc), ensure_ascii=False, sort_keys=True)
-            if trigger == "submit" else None,
+            if trigger == "submit" else standin_detail(deciding.standin_for, decision.acting_role),
         }, after=fc)
         sent = _notify_event(uow, fc, trigger, history_id, reason, now)
         if trigger == "submit" and (up := four_eyes_escalation(uow, fc, state=states.SUBMITTED)) is not None:
@@ -189,6 +194,7 @@ def fire(
         ))
         uow.commit()
         return FireResult(
+            standin_for=deciding.standin_for if decision.acting_role == states.REVIEWER else None,
             record_id=record_id,
             trigger=trigger,
             from_state=decision.transition.source,
@@ -199,6 +205,13 @@ def fire(
             notifications=sent,
             label=action_label(trigger, decision.transition.source, grassroots=fc.is_grassroots),
         )
+
+
+def standin_detail(standin_for: str | None, acting_role: str) -> str | None:
+    """A decision taken as a stand-in (代理) says on whose behalf, in the history row's detail."""
+    if standin_for is None or acting_role != states.REVIEWER:
+        return None
+    return json.dumps({"standin_for": standin_for}, ensure_ascii=False, sort_keys=True)
 
 
 def _on_behalf(fc: FireContext) -> bool:

@@ -155,7 +155,8 @@ def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordVi
     # The guards read what a transition would read: the one context statement.
     # (unlocked: a page locks nothing).
     fc = uow.records.fire_context(rec.id or 0, actor.user.id or 0, lock=False)
-    relation, escalation = decision_relation(uow, fc)
+    deciding = decision_relation(uow, fc, now)
+    relation, escalation = deciding.relation, deciding.escalation
     ctx = guard_context_of(fc, now, None, escalation)
     return RecordView(
         id=rec.id or 0,
@@ -334,6 +335,8 @@ def _history_summary(trigger: str, detail: Any) -> str | None:
     if trigger == "void_purchase" and isinstance(detail, dict):
         return (f"订单 {detail.get('order_no')}#{detail.get('line_no')}：{rules.yuan(int(detail.get('amount_fen') or 0))} 元，"
                 f"{detail.get('people')} 人次（支付日期 {detail.get('paid_on')}），已作废，不再计入")
+    if isinstance(detail, dict) and detail.get("standin_for"):
+        return f"代理{detail['standin_for']}审核"
     if trigger == "explain_duplicate" and isinstance(detail, dict):
         return f"订单 {detail.get('order_no')} 同时由{'、'.join(detail.get('unions') or [])}录入，审核人已说明原因"
     return None

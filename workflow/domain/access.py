@@ -31,6 +31,9 @@ see duplicate orders   completeness: a reviewer, admin or observer seat at the o
                        above sees the orders held by two or more unions of its subtree.
 explain a duplicate    a reviewer whose seat covers every union holding the order (their
                        common ancestor's reviewer, or one above it).
+name a stand-in (代理)  the reviewer, or an admin of the reviewer's federation; the stand-in
+                       holds a seat there or at its parent, and decides as that reviewer
+                       while the date range runs (:func:`delegation_refusal`).
 manage an account      a reviewer of the direct parent of every organisation the account clerks
                        for; only clerk accounts (reset password, hand over).
 =====================  ======================================================================
@@ -168,6 +171,21 @@ def escalate(rel: Relation, seats: Iterable[Seat], grandparent_id: int | None) -
         return rel
     roles = frozenset(r for o, r in seats if o.id == grandparent_id)
     return replace(rel, escalated_roles=roles)
+
+
+def delegation_refusal(actor_seats: Iterable[Seat], delegator_seats: Iterable[Seat], standin_seats: Iterable[Seat],
+                       org: Org, *, actor_is_delegator: bool, same_user: bool) -> Refusal | None:
+    """代理: who may name a stand-in for a reviewer of ``org``, and who may stand in.
+
+    The reviewer themself, or an admin of ``org``, names a stand-in; the stand-in holds a seat at
+    ``org`` or at its parent, and is not the reviewer."""
+    if not any(o.id == org.id and r == states.REVIEWER for o, r in delegator_seats):
+        return Refusal("delegation.not_reviewer", "只能为本单位的审核人指定代理人")
+    if not actor_is_delegator and not any(o.id == org.id and r == states.ADMIN for o, r in actor_seats):
+        return Refusal("delegation.not_allowed", "只有审核人本人或本单位的管理员可以指定代理人")
+    if same_user or not any(o.id in (org.id, org.parent_id) for o, _r in standin_seats):
+        return Refusal("delegation.standin_outside", "代理人须是本单位或上级单位的其他人员")
+    return None
 
 
 def account_refusal(actor_seats: Iterable[Seat], target_seats: Iterable[Seat]) -> Refusal | None:

@@ -360,6 +360,24 @@ class SupplementLine(SQLModel, table=True):
     amount_fen: int = _money(default=0)
 
 
+class Delegation(SQLModel, table=True):
+    """代理: a reviewer's stand-in for a date range (China dates, both days included). While it
+    runs the stand-in decides what the reviewer of ``org_id`` decides; the history says on whose
+    behalf."""
+
+    __table_args__ = (Index("ix_delegation_standin", "standin_user_id", "starts_on"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    delegator_user_id: int = Field(foreign_key="app_user.id")
+    standin_user_id: int = Field(foreign_key="app_user.id")
+    starts_on: date
+    ends_on: date
+    created_by_user_id: int = Field(foreign_key="app_user.id")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = _instant()
+
+
 class Notification(SQLModel, table=True):
     """The outbox and the in-app inbox. One row per (recipient, channel, source): a second
     sweep, a retried task or a killed worker cannot create a second one."""

@@ -32,6 +32,7 @@ from workflow.store.accounts import Accounts
 from workflow.store.bulk import Bulk
 from workflow.store.chain import Audit
 from workflow.store.checks import Checks
+from workflow.store.delegations import Delegations
 from workflow.store.directory import Directory
 from workflow.store.engine import Database
 from workflow.store.errors import translate
@@ -65,6 +66,7 @@ class UnitOfWork:
         checks: the stored figures recomputed from the ledger (``bangfu verify``).
         audit: the history chain (walking it, its heads) and the export's recipients.
         supplements: 补报, figures accepted below a record after it sent its report up.
+        delegations: 代理, reviewers' stand-ins for a date range.
     """
 
     def __init__(self, database: Database, *, readonly: bool = False) -> None:
@@ -86,6 +88,7 @@ class UnitOfWork:
         self.bulk = Bulk(self)
         self.audit = Audit(self)
         self.supplements = Supplements(self)
+        self.delegations = Delegations(self)
 
     # --- the transaction ---------------------------------------------------------------------
 

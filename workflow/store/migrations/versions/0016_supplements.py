@@ -1,4 +1,5 @@
-"""supplements (补报): a sent report's late figures, travelling up the chain without reopening it
+"""supplements (补报): a sent report's late figures, travelling up the chain without reopening it;
+delegations (代理): a reviewer's stand-in for a date range
 
 Revision ID: 0016
 Revises: 0014
@@ -49,7 +50,28 @@ def upgrade() -> None:
     )
 
 
+    op.create_table('delegation',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('delegator_user_id', sa.Integer(), nullable=False),
+    sa.Column('standin_user_id', sa.Integer(), nullable=False),
+    sa.Column('starts_on', sa.Date(), nullable=False),
+    sa.Column('ends_on', sa.Date(), nullable=False),
+    sa.Column('created_by_user_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', workflow.store.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', workflow.store.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_user_id'], ['app_user.id'], ),
+    sa.ForeignKeyConstraint(['delegator_user_id'], ['app_user.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organisation.id'], ),
+    sa.ForeignKeyConstraint(['standin_user_id'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index('ix_delegation_standin', 'delegation', ['standin_user_id', 'starts_on'], unique=False)
+
+
 def downgrade() -> None:
+    op.drop_index('ix_delegation_standin', table_name='delegation')
+    op.drop_table('delegation')
     op.drop_table('supplement_line')
     op.drop_index('ix_supplement_record_state', table_name='supplement')
     op.drop_table('supplement')
