@@ -121,9 +121,13 @@ def _paged_records(
     overdue = check_key(overdue, OVERDUE_FILTERS, "逾期筛选")
     sort = check_key(sort, RECORD_SORTS, "排序字段") or "org_code"
     page, per_page = check_paging(page, per_page)
-    query = RecordQuery(round_id=round_id, now=now, submitted_only=submitted_only, parent_seat_of=parent_seat_of,
-                        under_paths=under_paths, state=state, overdue=overdue, q=q, sort=sort)
     with uow:
+        # 代理: the children of the federations whose reviewer the user stands in for today.
+        standin_orgs = [s.org.id for s in uow.delegations.running_for(parent_seat_of, clock.china_date(now))] \
+            if parent_seat_of is not None else []
+        query = RecordQuery(round_id=round_id, now=now, submitted_only=submitted_only, parent_seat_of=parent_seat_of,
+                            standin_orgs=standin_orgs, under_paths=under_paths, state=state, overdue=overdue, q=q,
+                            sort=sort)
         total, rows = uow.lists.record_page(query, page=page, per_page=per_page)
     items = [
         {

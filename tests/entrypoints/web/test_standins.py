@@ -30,6 +30,9 @@ def test_a_stand_in_decides_for_the_reviewer_away(token_client, web_world: World
         inbox = token_client(user).get("/api/notifications").json()
         assert any("指定代理" in str(n) for n in inbox["items"]), (user, inbox)
 
+    # The stand-in's inbox holds the district's submissions beside the city's own.
+    inbox = city.get("/api/review/inbox?round=1").json()
+    assert [i["org_code"] for i in inbox["items"]] == ["G1"]
     view = city.get(f"/api/records/{rid}").json()
     assert next(a for a in view["actions"] if a["trigger"] == "accept")["allowed"]
     done = city.post(f"/api/records/{rid}/fire", json={"trigger": "accept", "seen_version": version})
@@ -38,6 +41,7 @@ def test_a_stand_in_decides_for_the_reviewer_away(token_client, web_world: World
     assert history[-1]["summary"] == "代理D1审核人审核" and history[-1]["actor"] == "C1审核人"
     clerk_inbox = token_client("g1-clerk").get("/api/notifications").json()
     assert any("代理D1审核人" in str(n) for n in clerk_inbox["items"]), clerk_inbox
+    assert city.get("/api/review/inbox?round=1").json()["items"] == []
 
 
 def test_who_may_name_whom_and_when(token_client, web_world: World) -> None:
