@@ -71,3 +71,19 @@ def test_bangfu_delegate_on_the_command_line(ready: Cli, tmp_path: Path) -> None
     refused = ready("delegate", "D1", "d1-reviewer", "c2-reviewer", "--from", "2021-10-25", "--to", "2021-11-05",
                     "--as", "d1-reviewer")
     assert refused.code != 0 and "[delegation.standin_outside]" in refused.err
+
+
+def test_the_review_page_names_a_stand_in(login, web_world: World) -> None:
+    from tests.entrypoints.web.conftest import csrf_from
+
+    client = login("d1-reviewer")
+    page = client.get("/review").text
+    assert "外出时指定代理人" in page
+    form = {"csrf_token": csrf_from(page), "org_code": "D1", "standin": "c1-reviewer",
+            "starts_on": "2021-10-25", "ends_on": "2021-11-05"}
+    done = client.post("/review/delegate", data=form, follow_redirects=True)
+    assert "已指定代理" in done.text and "C1审核人代D1审核人审核" in done.text
+    refused = client.post("/review/delegate", data={**form, "standin": "c2-reviewer"}, follow_redirects=True)
+    assert "代理人须是本单位或上级单位的其他人员" in refused.text
+    unknown = client.post("/review/delegate", data={**form, "standin": "nobody"}, follow_redirects=True)
+    assert unknown.status_code == 200 and "找不到" in unknown.text

@@ -19,6 +19,7 @@ import states
 from workflow.app import (
     accounts,
     attachments,
+    delegations,
     lifecycle,
     oversight,
     planning,
@@ -486,6 +487,26 @@ def _review(request: Request, user: UserInfo, *, round_id: int | None, q: str | 
         "sorts": [("submitted_at", "提交时间"), ("org_code", "单位代码"), ("amount", "金额")],
         "f": {"q": q or "", "sort": sort or "", "state": state or "", "overdue": overdue or ""},
     })
+
+
+@router.post("/review/delegate", response_class=HTMLResponse)
+def delegate_submit(
+    request: Request, org_code: Annotated[str, Form()] = "", standin: Annotated[str, Form()] = "",
+    starts_on: Annotated[str, Form()] = "", ends_on: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """代理: the reviewer names a stand-in for a date range (the refusal, if any, is flashed)."""
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    try:
+        named = delegations.name_standin(
+            _uow(request), user_id=user.id, org_code=org_code[:64], delegator=user.username, standin=standin[:64].strip(),
+            starts_on=money.parse_date(starts_on, "开始日期"), ends_on=money.parse_date(ends_on, "结束日期"))
+    except BangfuError as exc:  # a refusal, an unknown user or date: said at the top of the page
+        auth.flash(request, exc.message, "error")
+        return _redirect("/review")
+    auth.flash(request, named.message)
+    return _redirect("/review")
 
 
 @router.post("/review/bulk-accept", response_class=HTMLResponse)
