@@ -116,21 +116,28 @@ class Deciding:
     standin_for: str | None = None  # the reviewer the actor stands in for, when that seat decides
 
 
-def decision_relation(uow: UnitOfWork, fc: FireContext, now: datetime) -> Deciding:
-    """The actor's relation to a record for a transition or a page.
+def decision_relation(uow: UnitOfWork, fc: FireContext, now: datetime, *, trigger: str | None = None) -> Deciding:
+    """The actor's relation to a record for a transition (``trigger``) or a page (None: every
+    action is shown).
 
-    A running delegation adds the absent reviewer's seat to the actor's (one indexed read). Four
-    eyes' escalation is asked only when it can matter (the actor filled the submitted record in,
-    or holds no reviewer seat at its parent), so an ordinary reviewer's decision reads no more.
+    A running delegation adds the absent reviewer's seat to the actor's (one indexed read, asked
+    when the actor has no reviewer seat at the parent and the step is the parent's). Four eyes'
+    escalation is asked only when it can matter (the actor filled the submitted record in, or
+    holds no reviewer seat at its parent). So an ordinary step reads nothing more.
     """
-    standing = uow.delegations.running_for(fc.user_id, clock.china_date(now))
+    own = access.relation(fc.seats, fc.org)
+    transition = states.find(trigger, fc.state) if trigger is not None else None
+    parents_step = trigger is None or (transition is not None and transition.scope == states.PARENT)
+    standing = (uow.delegations.running_for(fc.user_id, clock.china_date(now))
+                if parents_step and states.REVIEWER not in own.parent_roles else [])
     seats = fc.seats + tuple((s.org, states.REVIEWER) for s in standing)
-    relation = access.relation(seats, fc.org)
+    relation = access.relation(seats, fc.org) if standing else own
     standin_for = None
     if states.REVIEWER in relation.parent_roles and not any(
             o.id == fc.org_parent_id and r == states.REVIEWER for o, r in fc.seats):
         standin_for = next(s.delegator_name for s in standing if s.org.id == fc.org_parent_id)
-    if fc.state != states.SUBMITTED or not (fc.actor_filled or states.REVIEWER not in relation.parent_roles):
+    if (fc.state != states.SUBMITTED or not parents_step
+            or not (fc.actor_filled or states.REVIEWER not in relation.parent_roles)):
         return Deciding(relation, None, standin_for)
     escalation = four_eyes_escalation(uow, fc)
     if escalation is None:

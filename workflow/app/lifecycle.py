@@ -124,7 +124,7 @@ def fire(
         # One statement reads the record, its organisation, the round's cap, the parent record's
         # state, the actor and their memberships; everything after it is plain values.
         fc = uow.records.fire_context(record_id, user_id)
-        deciding = decision_relation(uow, fc, now)
+        deciding = decision_relation(uow, fc, now, trigger=trigger)
         relation, escalation = deciding.relation, deciding.escalation
         if not relation.visible:
             # Outside the user's subtree the record does not exist for them.
@@ -176,7 +176,9 @@ def fire(
             if trigger == "submit" else standin_detail(deciding.standin_for, decision.acting_role),
         }, after=fc)
         sent = _notify_event(uow, fc, trigger, history_id, reason, now)
-        if trigger == "submit" and (up := four_eyes_escalation(uow, fc, state=states.SUBMITTED)) is not None:
+        # (asked when the parent's reviewer submits on the union's behalf: the lone reviewer's case)
+        if (trigger == "submit" and decision.on_behalf
+                and (up := four_eyes_escalation(uow, fc, state=states.SUBMITTED)) is not None):
             # Four eyes with one reviewer: the grandparent's reviewers decide, and hear of it now.
             sent += _notify_event(uow, fc, trigger, history_id, reason, now, to_org_id=up.org_id)
         if trigger == "accept_late" and fc.parent_id is not None:
