@@ -14,17 +14,14 @@ message costs nothing (the next sweep or delivery finishes the job).
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import multiprocessing
 import os
-import signal
 import socket
-import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import billiard.process
 from celery import Celery, signals
 from celery.schedules import crontab
 from celery.worker import state as worker_state
@@ -84,7 +81,8 @@ def make_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.broker_url.startswith(("redis", "rediss")):
         # Redis re-delivers an unacknowledged task after this many seconds: it must exceed the
-        # longest task (a province sweep, or 50 delivery batches at a slow relay).
+        # longest task (a province sweep; a delivery run ends after BANGFU_DELIVERY_RUN_SECONDS
+        # plus one message, however slow the relay: docs/operations.md).
         config["broker_transport_options"] = {"visibility_timeout": settings.visibility_timeout}
     if settings.broker_url.startswith("filesystem"):
         folders = broker_folders(settings)
@@ -100,54 +98,31 @@ def make_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-#: Set in a prefork child asked to stop (SIGTERM) during a delivery: it stops before the next
-#: message and releases the rest.
-_STOP = threading.Event()
+#: Set (in shared memory made before the pool forks, so every prefork child sees it) when the
+#: worker's warm shutdown begins: a delivery under way stops before its next message and
+#: releases the rest. No signal is sent to the children: an idle child ended by one is replaced
+#: by the pool during the shutdown and later killed, which logs ERROR lines (``exited with
+#: 'signal 15 (SIGTERM)'`` / ``'signal 9 (SIGKILL)'``) on what is a clean stop.
+_STOP = multiprocessing.RawValue("b", 0)
 log = logging.getLogger("bangfu.worker")
 
 
 def shutting_down() -> bool:
-    """The worker is shutting down (a prefork child got SIGTERM, or the solo worker's warm or
-    cold shutdown began)."""
-    return _STOP.is_set() or bool(worker_state.should_stop) or bool(worker_state.should_terminate)
-
-
-_IN_POOL_CHILD = threading.Event()
-_LOADED_IN = os.getpid()  # the worker's main process (prefork children are forked from it)
-
-
-@signals.worker_process_init.connect
-def _child_started(**_: Any) -> None:
-    # The solo pool sends this signal too, in the main process: it keeps Celery's handler.
-    if os.getpid() != _LOADED_IN:
-        _IN_POOL_CHILD.set()
-
-
-@contextlib.contextmanager
-def _stoppable() -> Any:
-    """In a prefork child, SIGTERM during a task asks it to stop between messages (billiard's
-    own handler would end the process mid-batch); outside a task the default applies. The solo
-    pool keeps Celery's handler, which sets ``worker_state.should_stop``."""
-    if not _IN_POOL_CHILD.is_set() or threading.current_thread() is not threading.main_thread():
-        # Signal handlers can only be set from the main thread (a threads pool, or a test's
-        # in-process worker, runs tasks elsewhere): there Celery's own shutdown applies.
-        yield
-        return
-    _STOP.clear()
-    previous = signal.signal(signal.SIGTERM, lambda *_a: _STOP.set())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    """The worker is shutting down (its warm shutdown began, seen from the main process and
+    every prefork child, or the solo worker's warm or cold shutdown began)."""
+    return bool(_STOP.value) or bool(worker_state.should_stop) or bool(worker_state.should_terminate)
 
 
 @signals.worker_shutting_down.connect
 def _tell_children(**_: Any) -> None:
     # A warm shutdown waits for running tasks: tell the pool's children to wind down now.
-    for child in billiard.process.active_children():
-        if child.pid:
-            with contextlib.suppress(OSError):
-                os.kill(child.pid, signal.SIGTERM)
+    _STOP.value = 1
+
+
+@signals.worker_init.connect
+def _fresh_flag(**_: Any) -> None:
+    # A worker started again in the same interpreter (tests) starts from "running".
+    _STOP.value = 0
 
 
 def sweep(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
@@ -160,17 +135,19 @@ def sweep(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
 
 
 def deliver(self: Any, as_of_iso: str | None = None) -> dict[str, Any]:
-    """Deliver pending notifications. Leases, backoffs and ``sent_at`` use the real clock
-    (never ``BANGFU_NOW``); an explicit ``as_of_iso`` starts a clock that advances with real
-    time from there (drills, demos)."""
+    """Deliver pending notifications on ``BANGFU_SMTP_CONNECTIONS`` connections for at most
+    ``BANGFU_DELIVERY_RUN_SECONDS``. Leases, backoffs and ``sent_at`` use the real clock (never
+    ``BANGFU_NOW``); an explicit ``as_of_iso`` starts a clock that advances with real time from
+    there (drills, demos). A lost database connection hands the batch back and raises
+    ``StoreUnavailable``: Celery retries the task with backoff."""
     s = self.app.conf.bangfu_settings
     start = clock.parse_instant(as_of_iso) if as_of_iso else None
-    with _stoppable():
-        return deliver_all(
-            database(s.database_url), channels=default_channels(s), now=start,
-            worker_id=_worker_id(), base_url=s.base_url, batch=s.delivery_batch,
-            lease_seconds=s.lease_seconds, should_stop=shutting_down,
-        ).to_dict()
+    return deliver_all(
+        database(s.database_url), channels=default_channels(s), now=start,
+        worker_id=_worker_id(), base_url=s.base_url, batch=s.delivery_batch,
+        lease_seconds=s.lease_seconds, connections=s.smtp_connections,
+        max_seconds=s.delivery_run_seconds, should_stop=shutting_down,
+    ).to_dict()
 
 
 def verify(self: Any) -> dict[str, int]:
@@ -207,7 +184,9 @@ def create_app(settings: Settings) -> Celery:
     celery.task(name="bangfu.sweep", bind=True, shared=False,
                 autoretry_for=(StoreUnavailable,), retry_backoff=2,
                 retry_backoff_max=300, retry_jitter=False, max_retries=10)(sweep)
-    celery.task(name="bangfu.deliver", bind=True, shared=False)(deliver)
+    celery.task(name="bangfu.deliver", bind=True, shared=False,
+                autoretry_for=(StoreUnavailable,), retry_backoff=2, retry_backoff_max=60,
+                retry_jitter=False, max_retries=5)(deliver)
     celery.task(name="bangfu.verify", bind=True, shared=False,
                 autoretry_for=(StoreUnavailable,), retry_backoff=2, max_retries=5)(verify)
     celery.task(name="bangfu.audit_head", bind=True, shared=False,

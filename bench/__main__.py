@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import cli_start, w1_transitions, w2_sweep, w5_delivery, w6_web, w7_import
+from bench import cli_start, w1_transitions, w2_sweep, w5_delivery, w6_web, w7_import, w8_rush
 from bench.generate import SCALES, GeneratedInfo, generate
 from bench.scratch import OUT, bench_database
 from workflow.store.tables import Database
@@ -96,6 +96,14 @@ def _w1(database: Database, info: GeneratedInfo, args: argparse.Namespace) -> di
     return out
 
 
+def _w8(database: Database, info: GeneratedInfo, args: argparse.Namespace) -> dict[str, Any]:
+    """The December rush (:mod:`bench.w8_rush`): clerks and reviewers through the HTTP API."""
+    size = w8_rush.SIZES[args.scale]
+    return w8_rush.run(database, info, clerks=tuple(args.clerks or size["clerks"]),
+                       workers=tuple(args.workers or size["workers"]), reviewers=size["reviewers"],
+                       seconds=size["seconds"], per_clerk=size["per_clerk"], log=print)
+
+
 def run_peer(dialect: str, pairs: int) -> dict[str, Any] | None:
     """The Django peer (``bench.django_peer``) in its own process on its own store, the same
     pairs; None when the ``bench`` extra (Django, django-fsm-2, django-fsm-log) is missing."""
@@ -112,7 +120,7 @@ def run_peer(dialect: str, pairs: int) -> dict[str, Any] | None:
 
 
 #: Workloads by name, in the order they run on each database.
-WORKLOADS: dict[str, Workload] = {"w6": _w6, "w2": _w2, "w5": _w5, "w1": _w1, "w7": _w7, "cli": _cli}
+WORKLOADS: dict[str, Workload] = {"w6": _w6, "w2": _w2, "w5": _w5, "w1": _w1, "w7": _w7, "cli": _cli, "w8": _w8}
 
 
 def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -163,6 +171,9 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
                        f"{r['engine_cpu_us']:,.0f}", f"{r['floor_cpu_us']:,.0f}",
                        f"{peer['cpu_us']:,.0f}" if peer else "-"])
         parts.append(_table(w1))
+    if all("w8" in results[k] for k in kinds):
+        parts += [f"W8 December rush ({k}, p50 / p95 ms per kind)\n" + w8_rush.table(results[k]["w8"]["runs"])
+                  for k in kinds]
     for name, table in (("w6", _w6_table), ("w2", _w2_table), ("w5", _w5_table), ("w7", _w7_table),
                         ("cli", _cli_table)):
         if all(name in results[k] for k in kinds):
@@ -245,18 +256,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=list(SCALES), default="tiny")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--only", action="append", choices=list(WORKLOADS),
-                        help="run only this workload (repeatable); the generator always runs")
+    parser.add_argument("--only", action="append", metavar="|".join(WORKLOADS),
+                        help="run only these workloads (repeatable or comma-separated: w8,w6); the generator"
+                             " always runs")
     for name, help_ in (("pairs", "W1 pairs"), ("pending", "W6 submissions pending for one reviewer"),
                         ("requests", "W6 requests per endpoint and concurrency"),
                         ("naive", "W2 records for the naive ORM loop"), ("messages", "W5 mails")):
         parser.add_argument(f"--{name}", type=int, default=None,
                             help=f"{help_} (default: {', '.join(f'{s} {SIZES[s][name]:,}' for s in SIZES)})")
+    parser.add_argument("--clerks", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                        help="W8 clerk counts, comma-separated (default: province 8,32,64)")
+    parser.add_argument("--workers", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                        help="W8 web-worker counts, comma-separated (default: province 2,4)")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--profile", action="store_true", help="profile W1's engine side with cProfile")
     parser.add_argument("--keep", action="store_true", help="keep the generated databases")
     parser.add_argument("--no-peer", action="store_true", help="W1 without the Django peer")
     args = parser.parse_args(argv)
+    if args.only:
+        args.only = [w.strip() for item in args.only for w in item.split(",") if w.strip()]
+        if unknown := [w for w in args.only if w not in WORKLOADS]:
+            parser.error(f"--only: unknown workload {', '.join(unknown)} (choose from {', '.join(WORKLOADS)})")
     for name, value in SIZES[args.scale].items():
         if getattr(args, name) is None:
             setattr(args, name, value)

@@ -383,6 +383,16 @@ class EmailChannel:
             if held:
                 _quit_quietly(held.pop())
 
+    def probe(self) -> None:
+        """Open a connection and close it again: is the server reachable (and does it accept
+        the login)? Sends no message.
+
+        Raises:
+            DeliveryError: as :meth:`send` would for the connection.
+        """
+        probe = OutgoingMessage(key="probe", recipient="", rendered=_NO_CONTENT, link="")
+        _quit_quietly(self._connect(probe))
+
     # -- internals
 
     @contextmanager
@@ -448,6 +458,8 @@ class EmailChannel:
             return err(TemporaryDeliveryError, f"{type(exc).__name__}: {exc}")
         return err(PermanentDeliveryError, repr(exc))  # pragma: no cover - defensive
 
+
+_NO_CONTENT = Rendered(subject="", text="", html="")
 
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
 

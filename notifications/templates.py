@@ -31,8 +31,10 @@ record (or of the review list), built by the caller from the configured base URL
 ``record_event``  after a transition: to the record's organisation or to its reviewers.
     ``org_name``, ``event`` (Chinese trigger label: 已提交 / 已通过 / 退回修改 / 撤销通过 / ...),
     ``actor_name``, ``reason`` (optional; may be absent or None), ``link``.
-``overdue_notice``  to a parent's reviewers when a child missed its report deadline.
-    ``child_org_name``, ``deadline`` date, ``link``.
+``overdue_notice``  to a parent's reviewers when children missed their report deadline: one
+    digest per parent, round and deadline day. ``org_name`` (the parent), ``deadline`` date,
+    ``children``: list of mappings (``child_org_name``, ``link``), ``link`` (the review list).
+    Rows written before the digest carry one child: ``child_org_name``, ``deadline``, ``link``.
 ``quota_lapsed``  to a grassroots union after the quota deadline.
     ``union_name``, ``lapsed_fen`` int (fen), ``round_label``, ``link``.
 ``duplicate_order``  to the reviewers of each union's parent when two unions hold one order.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from bench import w1_transitions, w2_sweep, w6_web
+from bench import w1_transitions, w2_sweep, w6_web, w8_rush
 from bench.__main__ import summary
 from bench.generate import SCALES, build_tree, generate
 from workflow.app import purchases, record_views, views
@@ -121,6 +121,31 @@ def test_w6_pending_district_and_w2_sweep_beside_its_floor_at_tiny_scale(bench_d
     assert out["naive"]["records"] == 20
     table = summary({bench_db.dialect: {"generate": info.to_dict(), "w2": out}})
     assert "W2 sweep" in table and "sweep ÷ floor" in table
+
+
+def test_w8_rush_takes_every_union_dealt_from_planned_to_accepted_at_tiny_scale(bench_db: Database) -> None:
+    """W8 through the HTTP API against ``bangfu serve --workers 2``: each clerk's unions go
+    report-info → purchase → finish → summarize → submit, the reviewers accept them all; the
+    figures are counted (never timed)."""
+    info = generate(bench_db, "tiny")
+    out = w8_rush.run(bench_db, info, clerks=(2,), workers=(2,), reviewers=2, seconds=60, per_clerk=3,
+                      log=lambda _line: None)
+    (r,) = out["runs"]
+    assert r["clerks"] == 2 and r["workers"] == 2 and r["unions_dealt"] >= 2
+    assert sum(sum(k["errors"].values()) for k in r["kinds"].values()) == 0
+    assert r["submitted"] == r["accepted"] == r["unions_dealt"]
+    assert r["transitions"] == 4 * r["unions_dealt"]
+    assert {k: v["n"] for k, v in r["kinds"].items() if k != "inbox"} == {
+        k: r["unions_dealt"] for k in ("report_info", "purchase", "finish", "summarize", "submit", "accept")}
+    # What a reviewer would check: the records are accepted, each with its four new history rows.
+    assert _scalar(bench_db, "SELECT count(*) FROM history WHERE trigger = 'accept' AND record_id IN"
+                             " (SELECT record_id FROM purchase WHERE order_no LIKE 'W8-%')") == r["unions_dealt"]
+    assert _scalar(bench_db, "SELECT count(*) FROM record WHERE state = 'accepted' AND id IN"
+                             " (SELECT record_id FROM purchase WHERE order_no LIKE 'W8-%')") == r["unions_dealt"]
+    if bench_db.dialect == "postgresql":
+        assert r["waits"]["samples"] > 0
+    table = summary({bench_db.dialect: {"generate": info.to_dict(), "w8": out}})
+    assert "W8 December rush" in table and "accept p50 / p95" in table
 
 
 def _first_summarized(database: Database, round_id: int) -> tuple[int, int]:

@@ -53,6 +53,13 @@ class Settings:
     # Delivery: lease per claimed batch (renewed when half gone) and rows per batch.
     lease_seconds: float = 60.0
     delivery_batch: int = 100
+    #: SMTP connections one delivery process keeps open and sends on in parallel
+    #: (BANGFU_SMTP_CONNECTIONS); each message is still claimed by one of them only.
+    smtp_connections: int = 4
+    #: How long one delivery task runs before it hands over to the next (seconds,
+    #: BANGFU_DELIVERY_RUN_SECONDS): bounded by time, not batches, so a slow relay cannot push
+    #: a task past the broker's visibility timeout (docs/operations.md).
+    delivery_run_seconds: float = 300.0
     # SMS provider (an HTTP endpoint); without a URL no SMS rows are written.
     sms_url: str | None = None
     sms_key: str | None = None
@@ -64,6 +71,11 @@ class Settings:
     outbox_max_age: int = 900
     sweep_lock_seconds: int = 1800
     visibility_timeout: int = 7200
+    #: Who may read ``/metrics``: a bearer token (BANGFU_METRICS_TOKEN) and/or client
+    #: addresses or networks (BANGFU_METRICS_ALLOW, comma separated, e.g. ``127.0.0.1,10.0.0.0/8``).
+    #: With neither set only loopback clients are answered.
+    metrics_token: str | None = None
+    metrics_allow: tuple[str, ...] = ()
     #: The history chain: the HMAC key (kept outside the database) and the hash function.
     audit_key: str = DEFAULT_AUDIT_KEY
     audit_hash: str = "sha256"
@@ -114,6 +126,8 @@ def from_env() -> Settings:
         trusted_proxies=tuple(p.strip() for p in _env("BANGFU_TRUSTED_PROXIES", "").split(",") if p.strip()),
         lease_seconds=_number("BANGFU_LEASE_SECONDS", 60.0),
         delivery_batch=int(_number("BANGFU_DELIVERY_BATCH", 100)),
+        smtp_connections=int(_number("BANGFU_SMTP_CONNECTIONS", 4)),
+        delivery_run_seconds=_number("BANGFU_DELIVERY_RUN_SECONDS", 300.0),
         sms_url=os.environ.get("BANGFU_SMS_URL") or None,
         sms_key=os.environ.get("BANGFU_SMS_KEY") or None,
         sms_sign=_env("BANGFU_SMS_SIGN", "广东省总工会"),
@@ -122,6 +136,8 @@ def from_env() -> Settings:
         outbox_max_age=int(_number("BANGFU_OUTBOX_MAX_AGE", 900)),
         sweep_lock_seconds=int(_number("BANGFU_SWEEP_LOCK_SECONDS", 1800)),
         visibility_timeout=int(_number("BANGFU_VISIBILITY_TIMEOUT", 7200)),
+        metrics_token=os.environ.get("BANGFU_METRICS_TOKEN") or None,
+        metrics_allow=tuple(p.strip() for p in _env("BANGFU_METRICS_ALLOW", "").split(",") if p.strip()),
         audit_key=_env("BANGFU_AUDIT_KEY", DEFAULT_AUDIT_KEY),
         audit_hash=_env("BANGFU_AUDIT_HASH", "sha256").strip().lower(),
     ).check()

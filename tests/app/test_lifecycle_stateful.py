@@ -7,15 +7,10 @@ After every step, for every record:
 - its version counts exactly the writes that succeeded; a refused action changed nothing;
 - no child was accepted or revoked while its parent was submitted or accepted;
 - a snapshot that is summarized and not stale, or submitted, or accepted, still equals what
-<<<<<<< HEAD
   summarizing now would freeze (the locks and the stale flag keep roll-ups honest), together
   with the record's sent supplements (补报: late children accepted after it sent its report);
-- the rollup table (kept by each transition and deadline change in its transaction) equals its
-=======
-  summarizing now would freeze (the locks and the stale flag keep roll-ups honest);
 - the rollup table (kept by each transition and deadline change in its transaction, and moved
   by the sweeps' overdue and late flags at any day of the round) equals its
->>>>>>> main
   full recomputation from the records, and the completeness figures read from it equal those
   of the full scan, for the province's units and for the city's.
 """

@@ -51,3 +51,25 @@ def test_overdue_filter_uses_the_deadline(any_world: World) -> None:
     on_time = views.subordinates(w.uow(True), user_id=w.uid("d1-reviewer"), round_id=rnd, overdue="no",
                                    now=late)
     assert [i["org_code"] for i in on_time.items] == ["G1"]
+
+
+def test_every_sort_pages_through_the_same_order_as_one_page(any_world: World) -> None:
+    """The page's ids are chosen first, then its rows read: page by page, each sort gives the
+    whole list's order (the amount sort reads the snapshots to order by)."""
+    w = any_world
+    w.to_submitted("G1")
+    w.fire("G1", "accept", "d1-reviewer")
+    w.to_submitted("G2")
+    rnd = views.current_round(w.uow(True), now=NOW_2021).id
+    for sort in views.RECORD_SORTS:
+        whole = views.visible_records(w.uow(True), user_id=w.uid("gd-reviewer"), round_id=rnd, sort=sort,
+                                      per_page=50, now=NOW_2021)
+        paged = [item for page in range(1, whole.total + 1)
+                 for item in views.visible_records(w.uow(True), user_id=w.uid("gd-reviewer"), round_id=rnd,
+                                                   sort=sort, per_page=1, page=page, now=NOW_2021).items]
+        assert [i["record_id"] for i in paged] == [i["record_id"] for i in whole.items], sort
+        assert whole.total == 11 and len(whole.items) == 11
+    by_amount = views.visible_records(w.uow(True), user_id=w.uid("gd-reviewer"), round_id=rnd, sort="amount",
+                                      now=NOW_2021)
+    amounts = [i["amount_total_fen"] for i in by_amount.items if i["amount_total_fen"] is not None]
+    assert amounts == sorted(amounts, reverse=True) and amounts

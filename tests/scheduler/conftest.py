@@ -133,7 +133,7 @@ def received_pairs(server: SmtpServer, prefix: str = "drill") -> list[tuple[str,
     """(Message-ID, recipient) of every accepted mail to a recipient starting with
     ``prefix``, headers only."""
     parser = BytesHeaderParser()
-    out = []
+    out: list[tuple[str, str]] = []
     for r in list(server.handler.received):
         headers = parser.parsebytes(r.content)
         out.extend((str(headers["Message-ID"]), rcpt) for rcpt in r.rcpt_tos

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -160,9 +161,11 @@ def test_outbox_status_list_and_retry_commands(round_world: World, use_db, capsy
 
 
 def test_outbox_health_fails_when_the_oldest_pending_row_is_too_old(
-    round_world: World, use_db, capsys  # type: ignore[no-untyped-def]
+    round_world: World, use_db, capsys, monkeypatch  # type: ignore[no-untyped-def]
 ) -> None:
-    from sqlalchemy import text
+    from sqlalchemy import bindparam, text
+
+    from workflow.store.types import UTCDateTime
 
     w = round_world
     use_db(w.db)
@@ -170,10 +173,27 @@ def test_outbox_health_fails_when_the_oldest_pending_row_is_too_old(
         conn.execute(text("UPDATE notification SET status = 'sent'"))
     code, out, _ = run(capsys, "outbox", "health")
     assert code == 0 and out.startswith("正常")
-    run_sweep(w.db, now=DEC_1_0900)  # rows created "in 2021": far older than any limit
+    run_sweep(w.db, now=DEC_1_0900)  # a sweep in business time: rows dated 1 December 2021
+    # Issue 25.5: they became deliverable just now, whichever clock the reader runs in.
+    for business in (None, "2021-12-01T09:00", "2021-12-24T10:00"):
+        if business:
+            monkeypatch.setenv("BANGFU_NOW", business)
+        code, out, _ = run(capsys, "outbox", "health", "--max-age", "600", "--json")
+        monkeypatch.delenv("BANGFU_NOW", raising=False)
+        health = json.loads(out)
+        assert code == 0 and health["healthy"], (business, health)
+        assert 0 <= health["oldest_pending_seconds"] < 600
+    code, out, _ = run(capsys, "outbox", "health")
+    assert code == 0 and out.startswith("正常") and "小时" not in out
+    with w.db.engine.begin() as conn:  # one row really waits: written an hour ago
+        conn.execute(text("UPDATE notification SET available_at = :t WHERE id ="
+                          " (SELECT MIN(id) FROM notification WHERE status = 'pending')")
+                     .bindparams(bindparam("t", type_=UTCDateTime)),
+                     {"t": datetime.now(UTC) - timedelta(hours=1, minutes=1)})
     with pytest.raises(SystemExit) as exit_:
         cli.main(["outbox", "health", "--max-age", "600"])
-    assert exit_.value.code == 1 and capsys.readouterr().out.startswith("异常")
+    out = capsys.readouterr().out
+    assert exit_.value.code == 1 and out.startswith("异常") and "1 小时" in out, out
 
 
 def test_backup_copies_the_sqlite_database_online(world: World, use_db, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]

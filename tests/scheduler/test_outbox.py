@@ -111,7 +111,9 @@ def test_reviewer_digest_reaches_the_federation_robot(
     assert report.failed == 1
 
 
-def test_an_unreachable_server_is_tried_once_per_batch(round_world: World) -> None:
+def test_an_unreachable_server_delays_one_row_per_connection_and_hands_back_the_rest(
+    round_world: World,
+) -> None:
     from tests.notifications.conftest import free_port
     from tests.scheduler.conftest import channels_for as make
 
@@ -120,12 +122,22 @@ def test_an_unreachable_server_is_tried_once_per_batch(round_world: World) -> No
     pending = rows(w.db, "status = 'pending'")
     dead = SmtpServer("127.0.0.1", free_port(), None)  # type: ignore[arg-type]
     report = deliver_pending(w.db, channels=make(dead), now=DEC_1_0900, worker_id="t",
-                             base_url=BASE_URL, batch=1000)
-    assert report.retry == len(pending) and report.sent == 0
+                             base_url=BASE_URL, batch=1000, connections=4)
+    # Issue 25.4: each connection tries once; the rows it did not reach are not pushed back.
+    assert report.relay_down and report.sent == 0
+    assert 1 <= report.retry <= 4 and report.released == len(pending) - report.retry
     after = rows(w.db, "status = 'pending'")
+    assert len(after) == len(pending)
+    tried = [r for r in after if r["last_error"] is not None]
     # Unreachable for everybody: the attempt is given back (issue 11.5), the error recorded.
-    assert all(r["attempts"] == 0 and "Connection refused" in r["last_error"] for r in after)
-    assert sum("not tried" in r["last_error"] for r in after) == len(pending) - 1
+    assert len(tried) == report.retry
+    assert all(r["attempts"] == 0 and "Connection refused" in r["last_error"] for r in tried)
+    handed_back = [r for r in after if r["last_error"] is None]
+    assert all(r["attempts"] == 0 and r["lease_until"] is None and r["claim"] is None
+               for r in handed_back)
+    # Claimable again at once by anybody.
+    again = claim(w.db, channels=["email"], now=DEC_1_0900, batch=1000, lease_seconds=60)
+    assert {r.id for r in again} == {r["id"] for r in handed_back}
 
 
 def test_two_workers_delivering_at_once_send_each_row_once(

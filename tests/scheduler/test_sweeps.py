@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
 from sqlalchemy import text
 
 from notifications.channels import message_id_for
@@ -182,12 +183,66 @@ def test_overdue_at_the_deadline_and_the_parent_reviewers_told(round_world: Worl
     assert g1["actor_user_id"] is None and g1["actor_role"] == "system"
     assert g1["from_state"] == g1["to_state"] == "planned"
     notices = rows(w.db, "kind = 'overdue_notice' AND channel = 'email'")
-    by_reviewer = {(n["user_id"], n["record_id"]) for n in notices}
-    assert (w.uid("d1-reviewer"), w.rid("G1")) in by_reviewer
-    assert (w.uid("c1-reviewer"), w.rid("D1")) in by_reviewer
-    assert all(n["user_id"] != w.uid("d2-reviewer") or n["record_id"] != w.rid("G3")
-               for n in notices)
+    # Issue 25.6: one digest per parent (its own record), listing its overdue children.
+    listed = {n["user_id"]: (n["record_id"], [c["path"] for c in json.loads(str(n["payload"]))["children"]])
+              for n in notices}
+    assert len(listed) == len(notices)
+    assert listed[w.uid("d1-reviewer")][0] == w.rid("D1")
+    assert f"/records/{w.rid('G1')}" in listed[w.uid("d1-reviewer")][1]
+    assert f"/records/{w.rid('D1')}" in listed[w.uid("c1-reviewer")][1]
+    assert w.uid("d2-reviewer") not in listed  # G3 submitted: nothing overdue under D2
     assert w.state("G1") == "planned"  # a fact, not a state
+
+
+@pytest.mark.parametrize("robot", [False, True])
+def test_a_parent_gets_one_overdue_digest_listing_its_children_never_one_per_child(
+    round_world: World, smtp_server: SmtpServer, robot_server, robot: bool  # type: ignore[no-untyped-def]
+) -> None:
+    from workflow.store.tables import OrgRobot
+
+    w = round_world
+    if robot:
+        with w.uow() as uow:
+            d1 = uow.directory.org_by_code("D1").id
+            uow.session.add(OrgRobot(org_id=d1, kind="wecom", url=robot_server.url("/ok?key=s")))
+            uow.commit()
+    report = sweeps.run_sweep(w.db, now=at("2021-12-21T00:00"))
+    # Seven children overdue under five parents (D1: G1 G2; C1: D1 D2; C2: D3; D3: G4;
+    # IND: G5): one digest per parent and reviewer channel, not one per child.
+    notices = rows(w.db, "kind = 'overdue_notice'")
+    email = [n for n in notices if n["channel"] == "email"]
+    assert report.overdue == 7
+    assert sorted(json.loads(str(n["payload"]))["org_name"] for n in email) == sorted(
+        ["天河区总工会", "广州市总工会", "深圳市总工会", "福田区总工会", "广东省教科文卫工会"])
+    d1 = next(n for n in email if n["user_id"] == w.uid("d1-reviewer"))
+    payload = json.loads(str(d1["payload"]))
+    assert sorted(c["child_org_name"] for c in payload["children"]) == ["天河一中工会", "天河供电局工会"]
+    assert d1["source"] == f"reminder:{round_of(w, 'D1')}:overdue_digest:{payload['org_id']}:2021-12-20"
+    robots = [n for n in notices if n["channel"] == "wecom"]
+    assert len(robots) == (1 if robot else 0)
+    # A second sweep the same day (and the next) writes nothing more.
+    again = sweeps.run_sweep(w.db, now=at("2021-12-21T01:05"))
+    assert again.notifications.get("overdue_notice", 0) == 0
+    assert len(rows(w.db, "kind = 'overdue_notice'")) == len(notices)
+    # What the reviewer reads: one mail naming both unions, each with its link.
+    deliver_pending(w.db, channels=channels_for(smtp_server), now=DEC_1_0900, worker_id="t",
+                    base_url=BASE_URL, batch=1000)
+    to_d1 = [m for m in mails(smtp_server) if m["To"] == "d1-reviewer@example.test"
+             and "逾期" in str(m["Subject"])]
+    assert len(to_d1) == 1
+    assert str(to_d1[0]["Subject"]) == "【消费帮扶】2家下级单位逾期未提交（截止2021年12月20日）"
+    text_ = body(to_d1[0])
+    assert "天河一中工会" in text_ and "天河供电局工会" in text_
+    assert f"{BASE_URL}/records/{w.rid('G1')}" in text_ and f"{BASE_URL}/records/{w.rid('G2')}" in text_
+    if robot:
+        [(_path, _headers, posted)] = [r for r in robot_server.requests]
+        assert "天河一中工会" in posted["markdown"]["content"]
+
+
+def round_of(w: World, org: str) -> int:
+    with w.db.engine.connect() as conn:
+        return int(conn.execute(text("SELECT round_id FROM record WHERE id = :r"),
+                                {"r": w.rid(org)}).scalar_one())
 
 
 def test_a_late_submission_is_marked_by_the_system(round_world: World) -> None:

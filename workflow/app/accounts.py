@@ -94,12 +94,15 @@ def user_info(uow: UnitOfWork, *, user_id: int) -> UserInfo:
         return _user_info(uow, user_id)
 
 
+def _seat_order(seat: Seat) -> tuple[int, str, str]:
+    """Seats as a user sees them listed: shallowest organisation first, then by code and role."""
+    return (seat.org_depth, seat.org_code, seat.role)
+
+
 def _user_info(uow: UnitOfWork, user_id: int) -> UserInfo:
     user = uow.directory.user(user_id)
-    mems = tuple(
-        Seat(o.id or 0, o.code, o.name, o.kind, o.depth, r)
-        for o, r in sorted(uow.directory.memberships(user_id), key=lambda m: (m[0].depth, m[0].code, m[1]))
-    )
+    mems = tuple(sorted((Seat(o.id or 0, o.code, o.name, o.kind, o.depth, r)
+                         for o, r in uow.directory.memberships(user_id)), key=_seat_order))
     return UserInfo(user.id or 0, user.username, user.display_name,
                     fingerprint(user.password_hash), mems, user.session_gen or 0)
 
@@ -173,24 +176,40 @@ def _token_hash(token: str) -> str:
 
 def create_token(uow: UnitOfWork, *, username: str, name: str = "", now: datetime | None = None) -> str:
     """Create a bearer token for a user; the token is shown once, only its hash is kept."""
+    return create_tokens(uow, usernames=[username], name=name, now=now)[username]
+
+
+def create_tokens(uow: UnitOfWork, *, usernames: list[str], name: str = "",
+                  now: datetime | None = None) -> dict[str, str]:
+    """A bearer token for each user, in one transaction (provisioning many machine clients at
+    once, as the rush benchmark does): username → token, shown once, only the hashes kept."""
     now = now or clock.now()
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    tokens: dict[str, str] = {}
     with uow:
-        user = uow.directory.user_by_name(username)
-        uow.accounts.add_token(user_id=user.id or 0, name=name[:100], token_hash=_token_hash(token),
-                                now=now)
+        for username in usernames:
+            user = uow.directory.user_by_name(username)
+            token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+            uow.accounts.add_token(user_id=user.id or 0, name=name[:100], token_hash=_token_hash(token),
+                                    now=now)
+            tokens[username] = token
         uow.commit()
-    return token
+    return tokens
 
 
 def user_for_token(uow: UnitOfWork, *, token: str) -> UserInfo | None:
     """The user a bearer token belongs to, with their seats, or None (unknown, revoked,
-    inactive user). One unit of work: every API request asks."""
+    inactive user). Every API request asks: the token is hashed once and looked up with the
+    user and the seats in one statement, never remembered, so a revocation or a deactivation
+    committed by any process stops the token on its next request."""
     if not token.startswith(TOKEN_PREFIX):
         return None
     with uow:
-        user_id = uow.accounts.token_user(_token_hash(token))
-        return None if user_id is None else _user_info(uow, user_id)
+        found = uow.accounts.token_user_with_seats(_token_hash(token))
+    if found is None:
+        return None
+    (user_id, username, display_name, password_hash, session_gen), seats = found
+    return UserInfo(user_id, username, display_name, fingerprint(password_hash),
+                    tuple(sorted((Seat(*seat) for seat in seats), key=_seat_order)), session_gen or 0)
 
 
 def revoke_tokens(uow: UnitOfWork, user_id: int, now: datetime) -> None:

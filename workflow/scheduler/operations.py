@@ -1,7 +1,9 @@
 """The outbox as an operator sees it: status, failed rows, retry (audited), health.
 
 Used by ``bangfu outbox …``, the web's ``/readyz`` and ``/metrics``, and the worker's health
-check. Ages use the real clock.
+check. Ages use the real clock, measured from each row's ``available_at`` (the real time it was
+written), never from ``created_at``, which a sweep run in business time (``BANGFU_NOW``) dates in
+that time: the figures are the same whether the reader runs in business or real time.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ class OutboxStatus:
         lines: ``{"channel", "kind", "pending", "leased", "retrying", "sent", "failed"}``
             per channel and kind; ``leased`` are pending rows whose lease (or backoff) has
             not run out, ``retrying`` pending rows that failed before.
-        oldest_pending_seconds: age of the oldest pending row (``None`` if none).
+        oldest_pending_seconds: real seconds since the oldest pending row became deliverable
+            (``available_at``; ``created_at`` for rows older than that column), ``None`` if
+            none.
     """
 
     lines: list[dict[str, Any]] = field(default_factory=list)
@@ -65,7 +69,8 @@ def outbox_status(database: Database, now: datetime | None = None) -> OutboxStat
         ).all():
             status.lines.append({"channel": channel, "kind": kind, "pending": p, "leased": le,
                                  "retrying": rt, "sent": s, "failed": f})
-        oldest = conn.execute(select(func.min(_N.c.created_at)).where(pending)).scalar()
+        oldest = conn.execute(select(func.min(func.coalesce(_N.c.available_at, _N.c.created_at)))
+                              .where(pending)).scalar()
     if oldest is not None:
         if isinstance(oldest, str):  # SQLite through a bare aggregate
             oldest = datetime.fromisoformat(oldest)

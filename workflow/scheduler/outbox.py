@@ -1,32 +1,39 @@
 """Delivery from the outbox: claim with a lease, render, send, mark — never lost, at most one
-repeat.
+repeat per connection.
 
 ``deliver_pending`` claims up to ``batch`` pending rows whose lease is free (PostgreSQL:
 ``SELECT … FOR UPDATE SKIP LOCKED``; SQLite: inside ``BEGIN IMMEDIATE``), writes their lease and
 a claim token (``<worker id>:<claim id>``) and commits, so two workers never hold the same row.
-It then sends the rows one by one and marks each in its own short transaction before sending
-the next; a mark succeeds only ``WHERE claim = :mine``, so a worker whose lease was taken over
-cannot mark (nor count) another's rows.
+It then sends the rows on ``BANGFU_SMTP_CONNECTIONS`` lanes at once (a thread, an SMTP
+connection and a database connection each; the run's SMTP connections stay open from batch to
+batch), each row taken from the batch's queue by one lane only. A lane marks each row in its
+own short transaction before sending its next; a mark succeeds only ``WHERE claim = :mine``, so
+a worker whose lease was taken over cannot mark (nor count) another's rows.
 
 Leases run on the machine clock (:func:`machine_clock`): the real time, never ``BANGFU_NOW``;
 given an as-of start (tests, demos) it advances with real time from there. Each batch reads it
-afresh, and before each message the worker checks its lease: once half of it is gone it renews
-the lease of the rows it still holds (and drops any it no longer holds), so no batch outlives
+afresh, and before each message a lane checks the lease: once half of it is gone it renews the
+lease of the rows the batch still holds (and drops any it no longer holds), so no batch outlives
 its lease at a slow relay. ``sent_at`` is the machine time of each mark. What a crash can do:
 
 - killed after claiming, before sending: the rows stay ``pending``; once the lease expires the
   next delivery claims and sends them, once;
-- killed after the server accepted a message, before it was marked sent: that one message is
-  sent again by the next delivery, with the same ``Message-ID`` (derived from the notification
-  key), so a mail client shows it once. That is the only repeat window, and it is one message
-  wide.
+- killed after the server accepted a message, before it was marked sent: that message is sent
+  again by the next delivery, with the same ``Message-ID`` (derived from the notification key),
+  so a mail client shows it once. That is the only repeat window: one message per connection
+  (the one each lane had in flight).
 
 A temporary failure (SMTP 4xx, robot rate limit) leaves the row pending with an exponential
 backoff in ``lease_until``; a permanent one (bad address, SMTP 5xx) marks it ``failed`` with
-``last_error``. While the server is unreachable for everybody (connection refused, dropped) the
-attempt is given back: attempts count only the errors of that message. ``should_stop`` (the
-worker's shutdown) is checked before each message; rows not yet sent are released at once. Kill points for drills: ``BANGFU_KILL_AT=after_claim`` or
-``after_send`` ends the process with ``os._exit(137)`` at that point, as a SIGKILL would.
+``last_error``. While the server is unreachable (connection refused, dropped) the attempt is
+given back (attempts count only the errors of that message), only the row that failed is
+delayed, and the lane probes the relay until it answers; once every lane waits, the batch
+hands its unsent rows back at once and :func:`deliver_all` probes until the relay returns.
+A lost database connection stops the batch: the row just sent is marked on a fresh
+connection, the rest handed back at once, the error raised. ``should_stop`` (the worker's
+shutdown, or the run's time being up) is checked before each message; rows not yet sent are
+released at once. Kill points for drills: ``BANGFU_KILL_AT=after_claim`` or ``after_send`` ends
+the process with ``os._exit(137)`` at that point, as a SIGKILL would.
 """
 
 from __future__ import annotations
@@ -36,15 +43,18 @@ import json
 import logging
 import os
 import smtplib
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections import deque
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, bindparam, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from notifications.channels import (
     EMAIL,
@@ -98,6 +108,9 @@ class DeliveryReport:
         renewed: lease renewals.
         lost: rows sent whose mark was refused (the lease had been taken over).
         stopped: the pass stopped early because the worker is shutting down.
+        out_of_time: the run's time was up (the next task carries on).
+        relay_down: a batch ended because no lane could reach the relay (the rest given back).
+        connections: the most lanes (SMTP connections) one batch used at once.
         errors: ``(notification id, error text)`` for every failure.
     """
 
@@ -111,6 +124,10 @@ class DeliveryReport:
     lost: int = 0
     batches: int = 0
     stopped: bool = False
+    out_of_time: bool = False
+    relay_down: bool = False
+    connections: int = 0
+    down_channel: str | None = None
     errors: list[tuple[int, str]] = field(default_factory=list)
     sent_by_channel: dict[str, int] = field(default_factory=dict)
     failed_by_channel: dict[str, int] = field(default_factory=dict)
@@ -120,6 +137,10 @@ class DeliveryReport:
                      "batches"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.stopped = self.stopped or other.stopped
+        self.out_of_time = self.out_of_time or other.out_of_time
+        self.relay_down = self.relay_down or other.relay_down
+        self.down_channel = other.down_channel or self.down_channel
+        self.connections = max(self.connections, other.connections)
         self.errors.extend(other.errors)
         for mine, theirs in ((self.sent_by_channel, other.sent_by_channel),
                              (self.failed_by_channel, other.failed_by_channel)):
@@ -130,7 +151,8 @@ class DeliveryReport:
         return {"worker_id": self.worker_id, "claimed": self.claimed, "sent": self.sent,
                 "retry": self.retry, "failed": self.failed, "released": self.released,
                 "renewed": self.renewed, "lost": self.lost, "batches": self.batches,
-                "stopped": self.stopped,
+                "stopped": self.stopped, "out_of_time": self.out_of_time,
+                "relay_down": self.relay_down, "connections": self.connections,
                 "errors": [{"id": i, "error": e} for i, e in self.errors[:20]],
                 "error_count": len(self.errors)}
 
@@ -231,14 +253,43 @@ def claim(database: Database, *, channels: list[str], now: datetime, batch: int,
 
 @dataclass
 class _Lease:
-    """One batch's claim as its worker sees it."""
+    """One batch's claim as its worker sees it (shared by the batch's lanes)."""
 
     token: str
     until: datetime
     seconds: float
     held: set[int]
     renewals: int = 0
-    conn: Connection | None = None  # the batch's connection for its marks
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+#: A lane whose relay is unreachable waits this long before it probes again (seconds), then
+#: doubles the wait up to :data:`PROBE_MAX`: mail resumes within that of the relay's return.
+PROBE_FIRST = 0.5
+PROBE_MAX = 5.0
+
+
+@dataclass
+class _Batch:
+    """What the lanes of one batch share."""
+
+    database: Database
+    recipients: dict[tuple[str, int], str]
+    base: str
+    clock: MachineClock
+    lease: _Lease
+    stop: Callable[[], bool]
+    lanes: int = 1
+    down: int = 0
+    halt: threading.Event = field(default_factory=threading.Event)
+    failure: BaseException | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, exc: BaseException) -> None:
+        with self.lock:
+            if self.failure is None:
+                self.failure = exc
+        self.halt.set()
 
 
 def deliver_pending(
@@ -252,8 +303,24 @@ def deliver_pending(
     base_url: str | None = None,
     clock: MachineClock | None = None,
     should_stop: Callable[[], bool] | None = None,
+    connections: int | None = None,
+    senders: _Senders | None = None,
 ) -> DeliveryReport:
     """Claim, send and mark one batch of pending notifications.
+
+    E-mail goes out on ``connections`` SMTP connections at once (lanes: one thread, one
+    smtplib connection and one database connection for its marks each), taking the batch's
+    rows from one queue, so each claimed row is sent by one lane only. Other channels use one
+    lane.
+
+    A lane that finds the relay unreachable delays only the row that failed (its attempt given
+    back), then waits and probes the relay (:data:`PROBE_FIRST` doubling to :data:`PROBE_MAX`)
+    and carries on when it answers. Once every lane is waiting, the rows still queued are given
+    back at once (not pushed back) and the batch ends with ``relay_down``.
+
+    A database error in a lane (a terminated connection) stops every lane: the message just
+    sent is marked on a fresh connection, the rest of the batch is given back at once, and the
+    error is raised (never masked by the clean-up).
 
     Args:
         database: the database.
@@ -267,6 +334,8 @@ def deliver_pending(
         base_url: the site's base URL for links (default: the settings').
         clock: the machine clock (overrides ``now``).
         should_stop: asked before each message; when true the rest is released unsent.
+        connections: SMTP connections in parallel (default ``BANGFU_SMTP_CONNECTIONS``).
+        senders: the run's open connections (:func:`deliver_all`); default this batch's own.
 
     Returns:
         What was claimed, sent, left for retry and failed.
@@ -275,6 +344,7 @@ def deliver_pending(
     clock = clock or machine_clock(now)
     batch = batch or settings.delivery_batch
     lease = float(lease_seconds or settings.lease_seconds)
+    lanes_wanted = max(int(connections or settings.smtp_connections), 1)
     stop = should_stop or (lambda: False)
     report = DeliveryReport(worker_id=worker_id)
     started = time.perf_counter()
@@ -288,92 +358,218 @@ def deliver_pending(
     report.batches = 1
     _kill_point("after_claim")
     held = _Lease(token, claimed_at + timedelta(seconds=lease), lease, {r.id for r in rows})
-    base = (base_url or settings.base_url).rstrip("/")
-    recipients = _recipients(database, rows)
-    by_channel: dict[str, list[Claimed]] = {}
-    for row in rows:
-        by_channel.setdefault(row.channel, []).append(row)
-    # Each mark is one autocommitted UPDATE on this batch's connection, sent to the driver
-    # itself: one round trip on PostgreSQL; on SQLite (the connection has no transaction open,
-    # so the statement is its own) no BEGIN IMMEDIATE … COMMIT and no statement handling.
-    pg = database.dialect == "postgresql"
-    conn = database.engine.connect()
-    if pg:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-    with conn:
-        if pg:
-            # The marks need not wait for the WAL flush: if the database server itself crashed
-            # before flushing, a row would be sent once more with the same Message-ID, the
-            # same window as a worker killed before marking. A worker crash loses nothing.
-            # Session-level on this batch's connection only, reset before it goes back.
-            conn.execute(text("SET synchronous_commit TO OFF"))
-        held.conn = conn
-        try:
-            _send_groups(database, channels, by_channel, recipients, base, clock, report,
-                         held, stop)
-        finally:
-            held.conn = None
-            if pg:
-                conn.execute(text("RESET synchronous_commit"))
-    report.released += _release(database, held)
+    run = _Batch(database, {}, (base_url or settings.base_url).rstrip("/"), clock, held, stop)
+    own = senders is None
+    pool = senders if senders is not None else _Senders()
+    try:
+        run.recipients = _recipients(database, rows)
+        by_channel: dict[str, list[Claimed]] = {}
+        for row in rows:
+            by_channel.setdefault(row.channel, []).append(row)
+        for name, group in by_channel.items():
+            if run.halt.is_set():
+                break
+            channel = channels[name]
+            lanes = min(lanes_wanted if isinstance(channel, EmailChannel) else 1, len(group))
+            _run_lanes(run, channel, group, lanes, report, pool)
+    except BaseException as exc:
+        run.fail(exc)
+    finally:
+        if own:
+            pool.close()
+    report.released += _hand_back(database, held)
     report.renewed += held.renewals
-    log.info("delivery batch", extra={"event": "delivery_batch", **_batch_fields(
-        report, time.perf_counter() - started)})
+    fields = _batch_fields(report, time.perf_counter() - started)
+    if run.failure is not None:
+        level = logging.ERROR if isinstance(run.failure, Exception) else logging.WARNING
+        log.log(level, "delivery batch stopped by %s; %d rows handed back",
+                type(run.failure).__name__, report.released,
+                extra={"event": "delivery_batch", **fields,
+                       "error": type(run.failure).__name__})
+        raise run.failure
+    log.info("delivery batch", extra={"event": "delivery_batch", **fields})
     return report
 
 
-def _send_groups(database: Database, channels: Mapping[str, Channel],
-                 by_channel: dict[str, list[Claimed]], recipients: dict[tuple[str, int], str],
-                 base: str, clock: MachineClock, report: DeliveryReport, held: _Lease,
-                 stop: Callable[[], bool]) -> None:
-    for name, group in by_channel.items():
-        channel = channels[name]
-        with _sender(channel) as send:
-            down: DeliveryError | None = None
-            for row in group:
-                if report.stopped or stop():
-                    report.stopped = True
-                    break
-                if down is not None:
-                    # The server is unreachable: don't knock once per row, try again later.
-                    _retry(database, row, clock(), f"not tried: {down}", report, held,
-                           spent=False)
-                    continue
-                if not _keep(database, held, clock()):
-                    break
-                if row.id not in held.held:
-                    continue
-                error = _deliver_one(database, channel, send, row, recipients, base, clock,
-                                     report, held)
-                if isinstance(error, TemporaryDeliveryError) and _unreachable(error):
-                    down = error
+def _run_lanes(run: _Batch, channel: Channel, group: list[Claimed], lanes: int,
+               report: DeliveryReport, senders: _Senders) -> None:
+    """Send ``group`` on ``lanes`` lanes (threads beside this one when more than one)."""
+    queue = deque(group)
+    reports = [DeliveryReport(worker_id=report.worker_id) for _ in range(lanes)]
+    run.lanes, run.down = lanes, 0
+    run.halt.clear()
+    if lanes == 1:
+        _lane(run, channel, queue, reports[0], senders.get(channel, 0))
+    else:
+        threads = [threading.Thread(target=_lane, args=(run, channel, queue, r,
+                                                        senders.get(channel, i)),
+                                    name=f"delivery-lane-{i}", daemon=True)
+                   for i, r in enumerate(reports)]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException as exc:
+            # Interrupted here (a signal's SystemExit): the lanes finish the message each is
+            # sending and mark it before the batch hands the rest back, or a message sent
+            # and then handed back would go twice.
+            run.fail(exc)
+            for t in threads:
+                t.join()
+            raise
+    for r in reports:
+        report.add(r)
+    report.connections = max(report.connections, lanes)
+    if run.down >= run.lanes and queue:
+        report.relay_down = True
+        report.down_channel = channel.name
+    if run.failure is None and (report.stopped or report.relay_down):
+        run.halt.set()  # the other channels' groups wait for the next batch too
+
+
+def _lane(run: _Batch, channel: Channel, queue: deque[Claimed], report: DeliveryReport,
+          send: Callable[[OutgoingMessage], None]) -> None:
+    """One lane: its own connection for the marks and its own sender (an SMTP connection for
+    e-mail), taking rows from the batch's queue until it is empty or the batch halts."""
+    conn: Connection | None = None
+    try:
+        conn = _marks_connection(run.database)
+        while not run.halt.is_set():
+            if run.stop():
+                report.stopped = True
+                run.halt.set()
+                break
+            try:
+                row = queue.popleft()
+            except IndexError:
+                break
+            if not _keep(run.database, run.lease, run.clock()):
+                break
+            if row.id not in run.lease.held:
+                continue
+            error = _deliver_one(run.database, channel, send, row, run.recipients, run.base,
+                                 run.clock, report, run.lease, conn)
+            if (isinstance(error, TemporaryDeliveryError) and _unreachable(error)
+                    and not _wait_for_relay(run, channel, queue)):
+                break
+    except BaseException as exc:  # the batch stops and hands its rows back; re-raised there
+        run.fail(exc)
+    finally:
+        if conn is not None:
+            _close_marks_connection(conn, clean=run.failure is None)
+
+
+def _wait_for_relay(run: _Batch, channel: Channel, queue: deque[Claimed]) -> bool:
+    """The relay did not answer this lane: wait and probe with a growing pause until it
+    answers (True), or every lane is waiting, the queue is empty, the run must stop or the
+    batch halts (False)."""
+    with run.lock:
+        run.down += 1
+        if run.down >= run.lanes:
+            run.halt.set()  # nobody is sending: give the queue back rather than hold it
+            return False
+    pause = PROBE_FIRST
+    answered = False
+    try:
+        while not run.halt.wait(pause):
+            if not queue or run.stop():
+                return False
+            if probe(channel):
+                answered = True
+                return True
+            pause = min(pause * 2, PROBE_MAX)
+        return False
+    finally:
+        if answered:
+            with run.lock:
+                run.down -= 1
+
+
+def probe(channel: Channel) -> bool:
+    """Whether the channel's server answers now (e-mail: a connection opened and closed);
+    channels without a probe say yes and let the next message tell."""
+    if not isinstance(channel, EmailChannel):
+        return True
+    try:
+        channel.probe()
+    except DeliveryError:
+        return False
+    return True
+
+
+def _marks_connection(database: Database) -> Connection:
+    """A lane's connection for its marks: each mark one autocommitted UPDATE sent to the driver
+    itself (one round trip on PostgreSQL; on SQLite no BEGIN IMMEDIATE … COMMIT)."""
+    conn = database.engine.connect()
+    if database.dialect == "postgresql":
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        # The marks need not wait for the WAL flush: if the database server itself crashed
+        # before flushing, a row would be sent once more with the same Message-ID, the
+        # same window as a worker killed before marking. A worker crash loses nothing.
+        # Session-level on this lane's connection only, reset before it goes back.
+        conn.execute(text("SET synchronous_commit TO OFF"))
+    return conn
+
+
+def _close_marks_connection(conn: Connection, *, clean: bool) -> None:
+    """Give a lane's connection back: reset on a clean end; after an error it is discarded
+    (never reset on a connection that may be dead: that error would hide the real one)."""
+    if clean and not conn.invalidated:
+        try:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("RESET synchronous_commit"))
+        except Exception:  # noqa: BLE001 - the real error, if any, was raised already
+            conn.invalidate()
+    else:
+        conn.invalidate()
+    conn.close()
 
 
 def _batch_fields(report: DeliveryReport, seconds: float) -> dict[str, Any]:
     return {"worker": report.worker_id, "claimed": report.claimed, "sent": report.sent,
             "retry": report.retry, "failed": report.failed, "released": report.released,
             "renewed": report.renewed, "lost": report.lost, "stopped": report.stopped,
+            "connections": report.connections, "relay_down": report.relay_down,
             "seconds": round(seconds, 3)}
 
 
 def _keep(database: Database, lease: _Lease, now: datetime) -> bool:
     """Renew the batch's lease once half of it is gone; False if nothing is held any more."""
-    if now < lease.until - timedelta(seconds=lease.seconds / 2):
+    with lease.lock:
+        if now < lease.until - timedelta(seconds=lease.seconds / 2):
+            return bool(lease.held)
+        n = Notification.__table__
+        until = now + timedelta(seconds=lease.seconds)
+        held = set(lease.held)
+        with database.begin() as session:
+            session.execute(update(n).where(n.c.claim == lease.token, n.c.status == "pending",
+                                            n.c.id.in_(held)).values(lease_until=until))
+            still = {r[0] for r in session.execute(
+                select(n.c.id).where(n.c.claim == lease.token, n.c.status == "pending",
+                                     n.c.id.in_(held))).all()}
+        # Marks wait for this lock, so only another worker can have taken rows meanwhile.
+        lost = held - still
+        if lost:
+            log.warning("lease %s lost %d rows to another worker", lease.token, len(lost))
+        lease.held &= still
+        lease.until = until
+        lease.renewals += 1
         return bool(lease.held)
-    n = Notification.__table__
-    until = now + timedelta(seconds=lease.seconds)
-    with database.begin() as session:
-        session.execute(update(n).where(n.c.claim == lease.token, n.c.status == "pending",
-                                        n.c.id.in_(lease.held)).values(lease_until=until))
-        still = {r[0] for r in session.execute(
-            select(n.c.id).where(n.c.claim == lease.token, n.c.status == "pending",
-                                 n.c.id.in_(lease.held))).all()}
-    if still != lease.held:
-        log.warning("lease %s lost %d rows to another worker", lease.token,
-                    len(lease.held - still))
-    lease.held, lease.until = still, until
-    lease.renewals += 1
-    return bool(still)
+
+
+def _hand_back(database: Database, lease: _Lease) -> int:
+    """:func:`_release`, on a fresh connection if the first one turns out dead (a terminated
+    connection leaves dead ones in the pool: the pool is invalidated and the next is new)."""
+    for attempt in range(3):
+        try:
+            return _release(database, lease)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or attempt == 2:
+                log.error("rows of claim %s not handed back (%s): they wait for the lease",
+                          lease.token, type(exc).__name__)
+                return 0
+    return 0
 
 
 def _release(database: Database, lease: _Lease) -> int:
@@ -400,17 +596,18 @@ def _unreachable(error: DeliveryError) -> bool:
 
 
 def _retry(database: Database, row: Claimed, now: datetime, error: str,
-           report: DeliveryReport, lease: _Lease, *, spent: bool = True) -> None:
+           report: DeliveryReport, lease: _Lease, *, spent: bool = True,
+           conn: Connection | None = None) -> None:
     """Leave the row pending with a backoff, or fail it after the last attempt. ``spent=False``
     (the server is unreachable for everybody) gives the attempt back."""
     attempts = row.attempts if spent else row.attempts - 1
     if spent and attempts >= MAX_ATTEMPTS:
         if _mark(database, row, lease, "failed", now,
-                 error=f"{error} (after {attempts} attempts)"):
+                 error=f"{error} (after {attempts} attempts)", conn=conn):
             report.failed += 1
             report.failed_by_channel[row.channel] = report.failed_by_channel.get(row.channel, 0) + 1
     elif _mark(database, row, lease, "pending", now, error=error,
-               lease_until=now + _backoff(max(attempts, 1)), give_back=not spent):
+               lease_until=now + _backoff(max(attempts, 1)), give_back=not spent, conn=conn):
         report.retry += 1
     report.errors.append((row.id, error))
 
@@ -418,25 +615,37 @@ def _retry(database: Database, row: Claimed, now: datetime, error: str,
 @translated()  # the worker retries StoreUnavailable, never a SQLAlchemy name
 def deliver_all(database: Database, *, channels: Mapping[str, Channel],
                 now: datetime | None = None, worker_id: str, batch: int | None = None,
-                lease_seconds: float | None = None, max_batches: int = 50,
+                lease_seconds: float | None = None, max_batches: int | None = None,
+                max_seconds: float | None = None, connections: int | None = None,
                 base_url: str | None = None, clock: MachineClock | None = None,
                 should_stop: Callable[[], bool] | None = None) -> DeliveryReport:
-    """Deliver batch after batch until a batch comes back short (or ``max_batches``, or the
-    worker is shutting down). Each batch reads the machine clock afresh."""
+    """Deliver batch after batch until a batch comes back short, the run's time is up
+    (``max_seconds``, default ``BANGFU_DELIVERY_RUN_SECONDS``), ``max_batches`` (if given) are
+    done, or the worker is shutting down. Each batch reads the machine clock afresh.
+
+    The run is bounded by time, not batches: once its time is up the batch under way stops
+    before its next message and hands the rest back, so a task lasts at most ``max_seconds``
+    plus one message (its SMTP timeout) however slow the relay — well inside the broker's
+    visibility timeout. While the relay is down the run probes it (:data:`PROBE_FIRST` doubling
+    to :data:`PROBE_MAX`) and claims again as soon as it answers, until its time is up.
+    """
+    settings = get_settings()
     clock = clock or machine_clock(now)
-    batch = batch or get_settings().delivery_batch
+    batch = batch or settings.delivery_batch
+    budget = float(max_seconds or settings.delivery_run_seconds)
+    deadline = time.monotonic() + budget
     stop = should_stop or (lambda: False)
+
+    def out_of_time() -> bool:
+        return time.monotonic() >= deadline
+
+    def halted() -> bool:
+        return stop() or out_of_time()
+
     total = DeliveryReport(worker_id=worker_id)
-    for _ in range(max_batches):
-        if stop():
-            total.stopped = True
-            break
-        one = deliver_pending(database, channels=channels, worker_id=worker_id, batch=batch,
-                              lease_seconds=lease_seconds, base_url=base_url, clock=clock,
-                              should_stop=stop)
-        total.add(one)
-        if one.claimed < batch or one.stopped:
-            break
+    with _Senders() as senders:
+        _run(database, channels, worker_id, batch, lease_seconds, base_url, clock, stop,
+             out_of_time, halted, connections, max_batches, senders, total)
     if total.stopped:
         log.info("delivery stopped for shutdown", extra={
             "event": "delivery_stopped", "worker": worker_id, "sent": total.sent,
@@ -444,34 +653,107 @@ def deliver_all(database: Database, *, channels: Mapping[str, Channel],
     return total
 
 
-@contextmanager
-def _sender(channel: Channel) -> Iterator[Callable[[OutgoingMessage], None]]:
-    if isinstance(channel, EmailChannel):
-        with channel.session() as send:
-            yield send
-    else:
-        yield channel.send
+def _run(database: Database, channels: Mapping[str, Channel], worker_id: str, batch: int,
+         lease_seconds: float | None, base_url: str | None, clock: MachineClock,
+         stop: Callable[[], bool], out_of_time: Callable[[], bool],
+         halted: Callable[[], bool], connections: int | None, max_batches: int | None,
+         senders: _Senders, total: DeliveryReport) -> None:
+    done = 0
+    while max_batches is None or done < max_batches:
+        if stop():
+            total.stopped = True
+            break
+        if out_of_time():
+            total.out_of_time = True
+            break
+        one = deliver_pending(database, channels=channels, worker_id=worker_id, batch=batch,
+                              lease_seconds=lease_seconds, base_url=base_url, clock=clock,
+                              should_stop=halted, connections=connections, senders=senders)
+        done += 1
+        total.add(one)
+        if one.stopped:
+            total.stopped = stop()
+            total.out_of_time = not total.stopped and out_of_time()
+            break
+        if one.relay_down:
+            if not _relay_back(channels.get(one.down_channel or EMAIL), halted):
+                total.stopped = stop()
+                total.out_of_time = not total.stopped and out_of_time()
+                break
+            continue
+        if one.claimed < batch:
+            break
+
+
+def _relay_back(channel: Channel | None, halted: Callable[[], bool]) -> bool:
+    """Probe the server that was down with a growing pause until it answers (True) or the run
+    must end (False; at once for a channel without a probe: the next run tries again).
+    Checked every tenth of a second for a stop."""
+    if not isinstance(channel, EmailChannel):
+        return False
+    pause = PROBE_FIRST
+    while True:
+        waited = 0.0
+        while waited < pause:
+            if halted():
+                return False
+            time.sleep(0.1)
+            waited += 0.1
+        if probe(channel):
+            return True
+        pause = min(pause * 2, PROBE_MAX)
+
+
+class _Senders:
+    """The lanes' senders, kept open across the batches of one run: lane ``i`` of an e-mail
+    channel always sends on its own SMTP connection (opened on its first message, reopened
+    after a temporary error), so a run of many batches keeps ``connections`` connections."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._open: dict[tuple[str, int], Callable[[OutgoingMessage], None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, channel: Channel, lane: int) -> Callable[[OutgoingMessage], None]:
+        if not isinstance(channel, EmailChannel):
+            return channel.send
+        key = (channel.name, lane)
+        with self._lock:
+            if key not in self._open:
+                self._open[key] = self._stack.enter_context(channel.session())
+            return self._open[key]
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> _Senders:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def _deliver_one(database: Database, channel: Channel, send: Callable[[OutgoingMessage], None],
                  row: Claimed, recipients: dict[tuple[str, int], str], base: str,
-                 clock: MachineClock, report: DeliveryReport, lease: _Lease) -> DeliveryError | None:
+                 clock: MachineClock, report: DeliveryReport, lease: _Lease,
+                 conn: Connection | None = None) -> DeliveryError | None:
     try:
         msg = _message(channel, row, recipients, base)
         if msg is not None:
             send(msg)
     except TemporaryDeliveryError as exc:
-        _retry(database, row, clock(), str(exc), report, lease, spent=not _unreachable(exc))
+        _retry(database, row, clock(), str(exc), report, lease, spent=not _unreachable(exc),
+               conn=conn)
         return exc
     except DeliveryError as exc:
-        _fail(database, row, lease, clock(), str(exc), report)
+        _fail(database, row, lease, clock(), str(exc), report, conn)
         return exc
     except Exception as exc:  # a template or payload bug: retrying will not fix it
         log.exception("notification %s cannot be rendered", row.id)
-        _fail(database, row, lease, clock(), f"{type(exc).__name__}: {exc}", report)
+        _fail(database, row, lease, clock(), f"{type(exc).__name__}: {exc}", report, conn)
         return None
     _kill_point("after_send")
-    if _mark(database, row, lease, "sent", clock()):
+    if _mark(database, row, lease, "sent", clock(), conn=conn):
         report.sent += 1
         report.sent_by_channel[row.channel] = report.sent_by_channel.get(row.channel, 0) + 1
     else:
@@ -481,8 +763,8 @@ def _deliver_one(database: Database, channel: Channel, send: Callable[[OutgoingM
 
 
 def _fail(database: Database, row: Claimed, lease: _Lease, now: datetime, error: str,
-          report: DeliveryReport) -> None:
-    if _mark(database, row, lease, "failed", now, error=error):
+          report: DeliveryReport, conn: Connection | None = None) -> None:
+    if _mark(database, row, lease, "failed", now, error=error, conn=conn):
         report.failed += 1
         report.failed_by_channel[row.channel] = report.failed_by_channel.get(row.channel, 0) + 1
     report.errors.append((row.id, error))
@@ -509,27 +791,56 @@ _SQLITE_MARK = ("UPDATE notification SET " + _SET + _WHERE).format(p=":", s="")
 
 def _mark(database: Database, row: Claimed, lease: _Lease, status: str, now: datetime, *,
           error: str | None = None, lease_until: datetime | None = None,
-          give_back: bool = False) -> bool:
-    """Mark one row of this claim; False (and nothing changed) if the claim no longer holds."""
-    lease.held.discard(row.id)
+          give_back: bool = False, conn: Connection | None = None) -> bool:
+    """Mark one row of this claim; False (and nothing changed) if the claim no longer holds.
+
+    On ``conn`` (a lane's autocommitting connection) the driver's own statement is sent. If
+    that connection turns out dead the mark is made on a fresh one (so a message already sent
+    is not sent again), then the connection's error is raised: the batch stops."""
+    with lease.lock:
+        lease.held.discard(row.id)
     params: dict[str, Any] = {
         "row_id": row.id, "token": lease.token, "new_status": status, "new_lease": lease_until,
         "error": error, "sent": now if status == "sent" else None,
         "give_back": 1 if give_back else 0}
-    conn = lease.conn
     if conn is None:
-        with database.engine.begin() as conn:
-            return bool(conn.execute(_MARK, params).rowcount)
+        return _mark_fresh(database, params)
     # The stored instant format (text on SQLite), then the driver's own statement on the
-    # lease's autocommitting connection: the UPDATE is its own transaction, without
+    # lane's autocommitting connection: the UPDATE is its own transaction, without
     # SQLAlchemy's per-statement execution context (PostgreSQL's psycopg prepares it after a
     # few marks).
     instant = _bind_instant(database.engine.dialect)
-    params["new_lease"], params["sent"] = instant(params["new_lease"]), instant(params["sent"])
-    driver = conn.connection.driver_connection
-    assert driver is not None
+    raw = dict(params, new_lease=instant(params["new_lease"]), sent=instant(params["sent"]))
+    dialect = database.engine.dialect
     sql = _PG_MARK if database.dialect == "postgresql" else _SQLITE_MARK
-    return bool(driver.execute(sql, params).rowcount)
+    try:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        return bool(driver.execute(sql, raw).rowcount)
+    except dialect.loaded_dbapi.Error as exc:
+        dead = dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        error_ = DBAPIError.instance(sql, raw, exc, dialect.loaded_dbapi.Error,
+                                    connection_invalidated=dead)
+        if not dead:
+            raise error_ from exc
+        conn.invalidate(exc)
+        log.warning("the marks' connection was lost at notification %s: marked on a new one,"
+                    " the batch stops", row.id)
+        _mark_fresh(database, params)
+        raise error_ from exc
+
+
+def _mark_fresh(database: Database, params: dict[str, Any]) -> bool:
+    """One mark in its own transaction on a pooled connection; once more on a new one if the
+    pooled one was dead (a terminated connection invalidates the pool)."""
+    for attempt in range(3):
+        try:
+            with database.engine.begin() as fresh:
+                return bool(fresh.execute(_MARK, params).rowcount)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or attempt == 2:
+                raise
+    return False
 
 
 @functools.cache

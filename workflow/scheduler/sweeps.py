@@ -12,7 +12,8 @@ For each round of each loaded policy the sweep works out from the database what 
   deadline, ``reviewer_digest`` to the reviewers of each parent (and its group robot).
 - **Round checks.** At the entry cutoff each grassroots record's unused extra quota lapses
   (``lapsed_fen``); at each report deadline, records not submitted are marked overdue (and the
-  parent's reviewers told); late submissions are marked. Each fact is a history row by the
+  parent's reviewers told in one digest per parent listing its overdue children); late
+  submissions are marked. Each fact is a history row by the
   system actor (no user, role ``system``, state unchanged).
 
 Every row is written by ``INSERT … SELECT … ON CONFLICT DO NOTHING`` under the notification's
@@ -32,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, text
@@ -204,7 +205,9 @@ def _bound(sql: str, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 
 def _exec(session: Session, sql: str, params: dict[str, Any]) -> int:
     """Run one statement (parameters bound by :func:`_bound`); the rows it changed."""
-    stmt, used = _bound(sql, {"sms_on": int(_SMS_ON.get()), **params})
+    # ``:avail``: when a notification row became deliverable, on the real clock whatever the
+    # business time of the sweep (the outbox's age is measured from it).
+    stmt, used = _bound(sql, {"sms_on": int(_SMS_ON.get()), "avail": datetime.now(UTC), **params})
     return session.execute(stmt, used).rowcount or 0
 
 
@@ -237,7 +240,7 @@ _CHANNEL_OK = (
 )
 _INSERT = (
     "INSERT INTO notification (user_id, channel, source, kind, record_id, payload, status,"
-    " attempts, created_at, sent_at)"
+    " attempts, created_at, sent_at, available_at)"
 )
 _ON_CONFLICT = " ON CONFLICT (user_id, channel, source) DO NOTHING"
 
@@ -249,7 +252,7 @@ def _to_people(*, target: str, role: str, source: str, kind: str, record: str,
     return (
         f"{_INSERT} SELECT u.id, c.ch, {source}, '{kind}', {record}, {payload},"
         " CASE WHEN c.ch = 'inbox' THEN 'sent' ELSE 'pending' END, 0, :now,"
-        " CASE WHEN c.ch = 'inbox' THEN :now END"
+        " CASE WHEN c.ch = 'inbox' THEN :now END, :avail"
         " FROM {from_clause}"
         f" JOIN membership m ON m.org_id = {target} AND m.role = '{role}'"
         " JOIN app_user u ON u.id = m.user_id AND u.is_active"
@@ -266,7 +269,7 @@ def _to_robots(*, target: str, source: str, kind: str, record: str, payload: str
                       " AND m.role = 'reviewer')")
     return (
         f"{_INSERT} SELECT {first_reviewer}, rb.kind, {source}, '{kind}', {record}, {payload},"
-        " 'pending', 0, :now, NULL"
+        " 'pending', 0, :now, NULL, :avail"
         " FROM {from_clause}"
         f" JOIN org_robot rb ON rb.org_id = {target}"
         f" WHERE {where} AND {first_reviewer} IS NOT NULL"
@@ -642,32 +645,43 @@ def _late(database: Database, sql: _Sql, rnd: Round, now: datetime, report: Swee
 
 
 def _overdue(database: Database, sql: _Sql, rnd: Round, now: datetime, report: SweepReport) -> None:
-    """Records past their deadline and not submitted: ``is_overdue``, an ``overdue`` history
-    row, and an ``overdue_notice`` to the parent's reviewers (and its robot)."""
+    """Records past their deadline and not submitted: ``is_overdue`` and an ``overdue``
+    history row each; their parents' reviewers (and robots) get one ``overdue_notice`` digest
+    per parent listing the children that became overdue, keyed by parent, round and deadline
+    day (``reminder:<round>:overdue_digest:<parent>:<day>``), never one notice per child."""
     where = (f"r.round_id = :rid AND r.report_deadline <= :now AND NOT r.is_overdue"
              f" AND r.state IN ({_in(NOT_SUBMITTED)})")
     detail = sql.obj(("deadline", "r.report_deadline"))
-    from_clause = ("record r JOIN organisation o ON o.id = r.org_id"
-                   " JOIN organisation po ON po.id = o.parent_id")
-    payload = sql.obj(
-        ("child_org_name", "o.name"), ("org_id", "po.id"),
-        ("deadline", _last_day_sql(sql, "r.report_deadline")),
-        ("path", "'/records/' || CAST(r.id AS TEXT)"),
+    last_day = _last_day_sql(sql, "r.report_deadline")
+    children = sql.agg(("child_org_name", "o.name"),
+                       ("path", "'/records/' || CAST(r.id AS TEXT)"), where="1 = 1",
+                       order="o.code")
+    digests = (
+        f"(SELECT po.id AS parent_id, po.name AS parent_name, {last_day} AS last_day,"
+        f" {children} AS children"
+        " FROM record r JOIN organisation o ON o.id = r.org_id"
+        " JOIN organisation po ON po.id = o.parent_id"
+        f" WHERE {where} AND r.report_deadline > :horizon"
+        f" GROUP BY po.id, po.name, {last_day}) d"
+        " LEFT JOIN record pr ON pr.org_id = d.parent_id AND pr.round_id = :rid"
     )
-    source = ("(CAST(:src_pre AS TEXT) || 'overdue_notice:' || CAST(o.id AS TEXT) || ':'"
-              f" || {_last_day_sql(sql, 'r.report_deadline')})")
-    recent = f"{where} AND r.report_deadline > :horizon"
-    people = _to_people(target="po.id", role=states.REVIEWER, source=source,
-                        kind="overdue_notice", record="r.id", payload=payload, where=recent)
-    robots = _to_robots(target="po.id", source=source, kind="overdue_notice", record="r.id",
-                        payload=payload, where=recent)
+    payload = sql.obj(
+        ("org_name", "d.parent_name"), ("org_id", "d.parent_id"), ("deadline", "d.last_day"),
+        ("children", sql.embed("d.children")), ("path", "'/review'"),
+    )
+    source = ("(CAST(:src_pre AS TEXT) || 'overdue_digest:' || CAST(d.parent_id AS TEXT) || ':'"
+              " || d.last_day)")
+    people = _to_people(target="d.parent_id", role=states.REVIEWER, source=source,
+                        kind="overdue_notice", record="pr.id", payload=payload, where="1 = 1")
+    robots = _to_robots(target="d.parent_id", source=source, kind="overdue_notice",
+                        record="pr.id", payload=payload, where="1 = 1")
     with database.begin() as session:
         sql.lock_round(session, rnd.id or 0)
         params = {"rid": rnd.id, "now": now, "src_pre": f"reminder:{rnd.id}:",
                   "horizon": now - NOTICE_HORIZON}
         report.overdue += _system_history(session, sql, "overdue", detail, "record r", where, params)
         for stmt in (people, robots) if _has_robots(session) else (people,):
-            report.add("overdue_notice", _exec(session, stmt.replace("{from_clause}", from_clause),
+            report.add("overdue_notice", _exec(session, stmt.replace("{from_clause}", digests),
                                                params))
         _flag(session, rnd.id or 0, "is_overdue", where, params)
 

@@ -22,9 +22,16 @@ from workflow.store.tables import (
 from workflow.store.transaction import Transaction
 
 _T, _U = ApiToken.__table__, User.__table__  # type: ignore[attr-defined]
-_TOKEN_USER = (select(_T.c.user_id).join(_U, _U.c.id == _T.c.user_id)
-               .where(_T.c.token_hash == bindparam("token_hash"), _T.c.revoked_at.is_(None),
-                      _U.c.is_active.is_(True)))
+_M, _O = Membership.__table__, Organisation.__table__  # type: ignore[attr-defined]
+_LIVE_TOKEN = (_T.c.token_hash == bindparam("token_hash"), _T.c.revoked_at.is_(None), _U.c.is_active.is_(True))
+#: The live token's active user and each of their seats (none: one row of NULL seat columns).
+_TOKEN_USER_SEATS = (
+    select(_U.c.id, _U.c.username, _U.c.display_name, _U.c.password_hash, _U.c.session_gen,
+           _O.c.id, _O.c.code, _O.c.name, _O.c.kind, _O.c.depth, _M.c.role)
+    .select_from(_T.join(_U, _U.c.id == _T.c.user_id)
+                 .outerjoin(_M, _M.c.user_id == _U.c.id).outerjoin(_O, _O.c.id == _M.c.org_id))
+    .where(*_LIVE_TOKEN)
+)
 
 
 
@@ -37,9 +44,14 @@ class Accounts:
     def add_token(self, *, user_id: int, name: str, token_hash: str, now: datetime) -> None:
         self._uow.session.add(ApiToken(user_id=user_id, name=name, token_hash=token_hash, created_at=now))
 
-    def token_user(self, token_hash: str) -> int | None:
-        """The active user a live token belongs to, or None. One statement (every API request asks)."""
-        return self._uow.session.execute(_TOKEN_USER, {"token_hash": token_hash}).scalar_one_or_none()
+    def token_user_with_seats(self, token_hash: str) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]] | None:
+        """The active user a live token belongs to — (id, username, display name, password
+        hash, session generation) — and their seats as (org id, code, name, kind, depth, role),
+        in one statement; None for an unknown, revoked or inactive user's token."""
+        rows = self._uow.connection().execute(_TOKEN_USER_SEATS, {"token_hash": token_hash}).all()
+        if not rows:
+            return None
+        return tuple(rows[0][:5]), [tuple(r[5:]) for r in rows if r[5] is not None]
 
     def revoke_tokens(self, user_id: int, now: datetime) -> None:
         self._uow.session.execute(

@@ -4,7 +4,7 @@ they chose; the inbox copy delivered at once) and the in-app inbox."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, text, update
@@ -21,19 +21,25 @@ from workflow.store.types import UTCDateTime
 #: Same rows as :func:`workflow.app.lifecycle.notification_rows`, as one ``INSERT … SELECT``.
 _EVENT_NOTIFICATIONS = text(
     "INSERT INTO notification (user_id, channel, source, kind, record_id, payload, status,"
-    " attempts, created_at, sent_at)"
+    " attempts, created_at, sent_at, available_at)"
     " SELECT u.id, c.ch, :source, :kind, :record_id, :payload,"
     " CASE WHEN c.ch = 'inbox' THEN 'sent' ELSE 'pending' END, 0, :now,"
-    " CASE WHEN c.ch = 'inbox' THEN :now END"
+    " CASE WHEN c.ch = 'inbox' THEN :now END, :avail"
     " FROM membership m JOIN app_user u ON u.id = m.user_id"
     " CROSS JOIN (SELECT 'inbox' AS ch UNION ALL SELECT 'email' UNION ALL SELECT 'sms') c"
     " WHERE m.org_id = :org_id AND m.role = :role AND u.is_active = :active AND u.id <> :actor"
     " AND (c.ch = 'inbox' OR ((',' || REPLACE(u.channels, ' ', '') || ',') LIKE '%,' || c.ch || ',%'"
     "      AND (c.ch <> 'email' OR (u.email IS NOT NULL AND u.email <> ''))))"
     " ON CONFLICT (user_id, channel, source) DO NOTHING RETURNING id"
-).bindparams(bindparam("now", type_=UTCDateTime))
+).bindparams(bindparam("now", type_=UTCDateTime), bindparam("avail", type_=UTCDateTime))
 
 _EVENT_NOTIFICATIONS_P = Prepared(_EVENT_NOTIFICATIONS)
+
+
+def available_now() -> datetime:
+    """A new outbox row's ``available_at``: the real time (never the business time a sweep or
+    a demo runs in), from which the outbox's age is measured."""
+    return datetime.now(UTC)
 
 
 class Notifications:
@@ -50,12 +56,13 @@ class Notifications:
         return len(_EVENT_NOTIFICATIONS_P.run(self._uow.connection(), {
             "org_id": org_id, "role": role, "actor": actor_user_id, "source": source, "kind": kind,
             "record_id": record_id, "payload": payload, "now": driver_value(d, now),
-            "active": driver_value(d, True),
+            "avail": driver_value(d, available_now()), "active": driver_value(d, True),
         })[0])
 
     def add(self, rows: Iterable[dict[str, Any]]) -> int:
         """Insert outbox rows, skipping any whose (user, channel, source) key exists."""
-        rows = list(rows)
+        avail = available_now()
+        rows = [{"available_at": avail, **row} for row in rows]
         if not rows:
             return 0
         table = Notification.__table__

@@ -16,6 +16,8 @@ from workflow.store.tables import AggregateLine, Purchase, Record
 from workflow.store.transaction import Transaction
 
 PURCHASE = Purchase.__table__  # type: ignore[attr-defined]
+#: Built once (an alias builds a proxy per column when first used; per call it cost every entry).
+_REFUNDED = PURCHASE.alias("refunded")
 
 
 class OrderBalance(NamedTuple):
@@ -173,7 +175,7 @@ class Purchases:
         positive live lines, and the live refund lines linked to it (voided lines count nowhere).
         The one balance every entry path checks a refund against; ``order`` narrows it to one.
         Call :meth:`lock_record` first so two refunds of one order are checked one after the other."""
-        p, orig = PURCHASE, PURCHASE.alias("refunded")
+        p, orig = PURCHASE, _REFUNDED
         live = [p.c.record_id == record_id, p.c.voided_at.is_(None)]
         positive = select(p.c.channel, p.c.order_no, func.sum(p.c.amount_fen), func.sum(p.c.people)).where(
             *live, p.c.amount_fen > 0)

@@ -49,7 +49,7 @@ _KEY = COLUMNS[:9]
 
 #: Shards per key of an organisation at each depth (the last applies deeper). Each divides the
 #: first, so one ``record_id % SHARDS[0]`` grouping serves every level when recomputing.
-SHARDS = (32, 8, 1)
+SHARDS = (32, 16, 8)
 _FINE = SHARDS[0]
 
 

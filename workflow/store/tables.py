@@ -399,6 +399,9 @@ class Notification(SQLModel, table=True):
     attempts: int = 0
     lease_until: datetime | None = _instant()
     created_at: datetime | None = _instant()
+    # When the row became deliverable, on the machine (real) clock, whatever business time
+    # (BANGFU_NOW) wrote ``created_at``: the outbox's age is measured from it.
+    available_at: datetime | None = _instant()
     sent_at: datetime | None = _instant()
     read_at: datetime | None = _instant()
     last_error: str | None = Field(default=None, sa_type=Text)

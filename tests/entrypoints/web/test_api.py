@@ -141,6 +141,33 @@ def test_a_token_carries_its_users_seats_and_dies_with_a_deactivation_or_a_revoc
     assert client.get("/api/me").status_code == 401
 
 
+def test_a_tokens_seats_are_read_on_each_request_and_a_reset_password_kills_it_on_the_next(
+        token_client, web_world: World) -> None:  # type: ignore[no-untyped-def]
+    """The one-statement token lookup: a seat given or taken shows on the very next request,
+    a user without seats is still themselves, a password reset ends the token at once."""
+    client = token_client("g1-clerk")
+    uid = web_world.uid("g1-clerk")
+    with web_world.db.engine.connect() as conn:
+        org = {code: i for code, i in conn.execute(text("SELECT code, id FROM organisation"))}
+    with web_world.db.begin() as s:
+        s.execute(text("INSERT INTO membership (user_id, org_id, role) VALUES (:u, :o, 'clerk')"),
+                  {"u": uid, "o": org["D1"]})
+    seats = client.get("/api/me").json()["memberships"]
+    assert [m["org_code"] for m in seats] == ["D1", "G1"]  # the shallower organisation first
+    with web_world.db.begin() as s:
+        s.execute(text("DELETE FROM membership WHERE user_id = :u"), {"u": uid})
+    me = client.get("/api/me")
+    assert me.status_code == 200 and me.json()["username"] == "g1-clerk" and me.json()["memberships"] == []
+    with web_world.db.begin() as s:
+        s.execute(text("INSERT INTO membership (user_id, org_id, role) VALUES (:u, :o, 'clerk')"),
+                  {"u": uid, "o": org["G1"]})
+    assert client.get("/api/me").status_code == 200
+    accounts.reset_password(UnitOfWork(web_world.db), actor_id=web_world.uid("d1-reviewer"), username="g1-clerk",
+                            new_password="a-new-password-1")
+    gone = client.get("/api/me")
+    assert gone.status_code == 401 and gone.json()["code"] == "auth.required"
+
+
 def test_token_create_cli_makes_a_working_bearer_token(app, web_world: World, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("BANGFU_DATABASE_URL", web_world.db.url)
     get_settings.cache_clear()

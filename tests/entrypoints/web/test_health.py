@@ -103,3 +103,47 @@ def test_the_province_admins_outbox_page_lists_failed_rows_and_retries_them(
         assert conn.execute(text("SELECT actor FROM outbox_event")).scalar() == "web:gd-reviewer"
     refused = admin.post("/admin/outbox/retry", data={"csrf_token": "wrong", "all_failed": "1"})
     assert refused.status_code == 403
+
+
+# --- issue 25.5: /metrics behind a token or an allow-list, ages in real time -----------------
+
+
+def test_metrics_need_the_token_or_an_allowed_address(web_world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    base = dataclasses.replace(from_env(), var_dir=tmp_path, env="production",
+                               secret_key="s" * 40, audit_key="a" * 40)
+    guarded = dataclasses.replace(base, metrics_token="scrape-secret")
+    with TestClient(create_app(web_world.db, guarded)) as client:
+        assert client.get("/metrics").status_code == 403
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 403
+        ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+        assert ok.status_code == 200 and "bangfu_outbox_oldest_pending_seconds" in ok.text
+    # An allow-list: the test client's address is not on it, then its network is.
+    listed = dataclasses.replace(base, metrics_allow=("10.0.0.0/8",))
+    with TestClient(create_app(web_world.db, listed), client=("192.168.1.9", 5000)) as client:
+        assert client.get("/metrics").status_code == 403
+    with TestClient(create_app(web_world.db, listed), client=("10.1.2.3", 5000)) as client:
+        assert client.get("/metrics").status_code == 200
+    # Neither set in production: loopback only.
+    with TestClient(create_app(web_world.db, base), client=("192.168.1.9", 5000)) as client:
+        assert client.get("/metrics").status_code == 403
+    with TestClient(create_app(web_world.db, base), client=("127.0.0.1", 5000)) as client:
+        assert client.get("/metrics").status_code == 200
+
+
+def test_metrics_and_outbox_health_agree_after_a_sweep_in_business_time(
+    anon: TestClient, web_world: World, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    import re
+
+    from workflow.scheduler import operations
+
+    run_sweep(web_world.db, now=DEC_1_0900)  # rows dated 1 December 2021
+    monkeypatch.setenv("BANGFU_NOW", "2021-12-01T09:00")  # the server in business time
+    body = anon.get("/metrics").text
+    monkeypatch.delenv("BANGFU_NOW")
+    [age] = re.findall(r"^bangfu_outbox_oldest_pending_seconds (\S+)$", body, re.MULTILINE)
+    healthy, status = operations.healthy(web_world.db, max_age=600)
+    # Both measured on the real clock from when the rows were written: seconds, not years.
+    assert healthy and 0 <= float(age) < 600
+    assert status.oldest_pending_seconds is not None
+    assert abs(status.oldest_pending_seconds - float(age)) < 60

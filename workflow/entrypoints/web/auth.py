@@ -114,9 +114,9 @@ def current_user(request: Request) -> UserInfo | None:
     database = request.app.state.database
     user: UserInfo | None = None
     request.state.via_token = False
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        user = accounts.user_for_token(UnitOfWork(database, readonly=True), token=header[7:].strip())
+    token = _bearer(request)
+    if token is not None:
+        user = accounts.user_for_token(UnitOfWork(database, readonly=True), token=token)
         if user is None:
             raise AuthRequired("API 令牌无效或已撤销")
         request.state.via_token = True
@@ -134,6 +134,11 @@ def current_user(request: Request) -> UserInfo | None:
                 logout(request)
     request.state.user = user
     return user
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else None
 
 
 def api_user(request: Request) -> UserInfo:

@@ -1,5 +1,6 @@
 """Operations endpoints: ``/readyz`` (database, broker, migrations at head), ``/metrics``
-(Prometheus) and the admins' outbox page (:mod:`outbox_page`). ``/healthz`` (the process answers) lives in :mod:`workflow.entrypoints.web.app`.
+(Prometheus, behind ``BANGFU_METRICS_TOKEN`` and/or ``BANGFU_METRICS_ALLOW``: see
+:func:`metrics_allowed`) and the admins' outbox page (:mod:`outbox_page`). ``/healthz`` (the process answers) lives in :mod:`workflow.entrypoints.web.app`.
 
 The outbox and transition figures are read from the database at each scrape, so they are the
 same whichever web, worker or CLI process did the work; request latency is this process's.
@@ -7,9 +8,11 @@ same whichever web, worker or CLI process did the work; request latency is this 
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -18,8 +21,10 @@ from kombu import Connection
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workflow.entrypoints.web import outbox_page
+from workflow.entrypoints.web.auth import client_ip
 from workflow.scheduler import operations
 from workflow.scheduler.locks import last_run
 from workflow.settings import Settings
@@ -61,6 +66,38 @@ def readyz(request: Request) -> Response:
     broker_ok, broker_text = check_broker(request.app.state.settings)
     body = {"ready": db_ok and broker_ok, "database": db_text, "broker": broker_text}
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+
+_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def metrics_allowed(request: Request, settings: Settings) -> bool:
+    """Who may scrape ``/metrics``: a request carrying ``Authorization: Bearer
+    <BANGFU_METRICS_TOKEN>``, or one from an address in ``BANGFU_METRICS_ALLOW`` (addresses or
+    networks). With neither set, loopback clients only (development and tests: anyone)."""
+    token = settings.metrics_token
+    if token:
+        given = request.headers.get("authorization", "")
+        if hmac.compare_digest(given.encode("utf-8"), f"Bearer {token}".encode()):
+            return True
+    networks = [_network(entry) for entry in settings.metrics_allow]
+    if not token and not networks:
+        if settings.is_development:
+            return True
+        networks = list(_LOOPBACK)
+    try:
+        address = ipaddress.ip_address(client_ip(request))
+    except ValueError:
+        return False
+    return any(address in net for net in networks if net is not None)
+
+
+def _network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        log.error("BANGFU_METRICS_ALLOW: %r is not an address or network; ignored", entry)
+        return None
 
 
 class OutboxCollector(Collector):
@@ -105,6 +142,26 @@ class OutboxCollector(Collector):
                                 value=float(run.get("rows", 0)))
 
 
+class RequestTiming:
+    """Each request's latency into ``histogram`` by method and route (a plain ASGI middleware:
+    Starlette's ``BaseHTTPMiddleware`` cost every request a task and a memory stream)."""
+
+    def __init__(self, app: ASGIApp, *, histogram: Histogram) -> None:
+        self.app, self.histogram = app, histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = scope.get("route")
+            self.histogram.labels(scope["method"], getattr(route, "path", "unmatched")).observe(
+                time.perf_counter() - started)
+
+
 def install(app: FastAPI) -> None:
     """Add ``/readyz``, ``/metrics`` and the request-latency middleware to ``app``."""
     registry = CollectorRegistry()
@@ -113,17 +170,14 @@ def install(app: FastAPI) -> None:
                         registry=registry)
     app.state.metrics_registry = registry
 
-    @app.middleware("http")
-    async def timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        latency.labels(request.method, path).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestTiming, histogram=latency)
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        if not metrics_allowed(request, request.app.state.settings):
+            log.warning("metrics: refused a scrape from %s", client_ip(request))
+            return Response("forbidden\n", status_code=403, media_type="text/plain",
+                            headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(router)

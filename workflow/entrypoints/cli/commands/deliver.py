@@ -28,6 +28,8 @@ def deliver(args: argparse.Namespace, ctx: Context) -> Any:
     return deliver_all(ctx.db, channels=default_channels(settings), now=start,
                        worker_id=f"cli@{socket.gethostname()}:{os.getpid()}",
                        batch=settings.delivery_batch, lease_seconds=settings.lease_seconds,
+                       connections=settings.smtp_connections,
+                       max_seconds=settings.delivery_run_seconds,
                        should_stop=stop.is_set).to_dict()
 
 
