@@ -66,6 +66,9 @@ class Transition:
         label: the Chinese name shown to users.
         exceptional: an exit from a final state (a correction, not a step of the round); it
             must need a reason.
+        on_behalf: for an ``own`` trigger, whether the parent's reviewer may fire it on the
+            record's behalf (代填报). Withdrawing a submission is the clerks' own: the reviewer
+            it waits for returns it instead (退回修改, with a reason).
     """
 
     trigger: str
@@ -75,6 +78,7 @@ class Transition:
     guards: tuple[str, ...] = field(default_factory=tuple)
     label: str = ""
     exceptional: bool = False
+    on_behalf: bool = True
 
     @property
     def needs_reason(self) -> bool:
@@ -84,7 +88,7 @@ class Transition:
     def locks_parent(self) -> bool:
         """A decision that changes what the parent's snapshot adds up (its accepted children):
         guarded by the parent's state, and taken under the parent record's lock."""
-        return "parent_unlocked" in self.guards
+        return "parent_unlocked" in self.guards or "parent_sent" in self.guards
 
 
 TRANSITIONS: tuple[Transition, ...] = (
@@ -100,10 +104,14 @@ TRANSITIONS: tuple[Transition, ...] = (
         ("snapshot_fresh", "contact_valid"),
         "提交",
     ),
-    Transition("withdraw", SUBMITTED, SUMMARIZED, OWN, (), "撤回"),
+    Transition("withdraw", SUBMITTED, SUMMARIZED, OWN, (), "撤回", on_behalf=False),
     Transition("reopen", PURCHASED, PLANNED, OWN, (), "退回计划"),
     Transition("reopen", SUMMARIZED, PURCHASED, OWN, (), "重新采购"),
     Transition("accept", SUBMITTED, ACCEPTED, PARENT, ("parent_unlocked", "four_eyes"), "通过"),
+    # 补报: a child that comes late, after its parent has sent its report up. Its parent's sent
+    # report is not reopened: the child's figures travel up as a supplement of the parent's
+    # record (workflow.app.supplements), decided level by level like the report itself.
+    Transition("accept_late", SUBMITTED, ACCEPTED, PARENT, ("parent_sent", "four_eyes"), "补报通过"),
     Transition(
         "return_for_revision", SUBMITTED, PURCHASED, PARENT, ("reason_given",), "退回修改"
     ),

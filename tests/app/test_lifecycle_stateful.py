@@ -7,7 +7,8 @@ After every step, for every record:
 - its version counts exactly the writes that succeeded; a refused action changed nothing;
 - no child was accepted or revoked while its parent was submitted or accepted;
 - a snapshot that is summarized and not stale, or submitted, or accepted, still equals what
-  summarizing now would freeze (the locks and the stale flag keep roll-ups honest);
+  summarizing now would freeze (the locks and the stale flag keep roll-ups honest), together
+  with the record's sent supplements (补报: late children accepted after it sent its report);
 - the rollup table (kept by each transition and deadline change in its transaction, and moved
   by the sweeps' overdue and late flags at any day of the round) equals its
   full recomputation from the records, and the completeness figures read from it equal those
@@ -27,9 +28,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import states
 from tests.conftest import NOW_2021, World, build_world
-from workflow.app import oversight
+from workflow.app import lifecycle, oversight, supplements
 from workflow.domain import clock
 from workflow.domain.errors import BangfuError
+from workflow.domain.figures import add_lines
 from workflow.scheduler import sweeps
 from workflow.store import rollup
 from workflow.store.tables import Database
@@ -116,10 +118,11 @@ class RecordsMachine(RuleBasedStateMachine):
         elif state == states.SUMMARIZED:
             self._fire(org, "submit", clerk, None)
         elif state == states.SUBMITTED and PARENT[org]:
-            self._fire(org, "accept", _users(org)[1], None)
+            late = self._snapshot_state(PARENT[org])[0] in (states.SUBMITTED, states.ACCEPTED)
+            self._fire(org, "accept_late" if late else "accept", _users(org)[1], None)
 
     @rule(org=st.sampled_from(ORGS[1:]),
-          trigger=st.sampled_from(["accept", "return_for_revision", "revoke_acceptance", "withdraw"]))
+          trigger=st.sampled_from(["accept", "accept_late", "return_for_revision", "revoke_acceptance", "withdraw"]))
     def review(self, org: str, trigger: str) -> None:
         """A decision by the parent's reviewer (or the clerk's withdraw), with a reason."""
         user = _users(org)[0 if trigger == "withdraw" else 1]
@@ -139,9 +142,26 @@ class RecordsMachine(RuleBasedStateMachine):
         event(f"fired {trigger}")
         if trigger in ("accept", "revoke_acceptance"):
             assert parent_state not in (states.SUBMITTED, states.ACCEPTED)
+        if trigger == "accept_late":  # 补报: only past a parent that has sent its report
+            assert parent_state in (states.SUBMITTED, states.ACCEPTED)
         if t.needs_reason:
             assert reason
         self.expected_version[org] += 1
+
+    @rule(org=st.sampled_from(ORGS[:3]), actor=st.integers(0, 1))
+    def decide_supplement(self, org: str, actor: int) -> None:
+        """The parent's reviewer (or somebody else) accepts a federation's oldest pending 补报."""
+        with self.w.uow(True) as uow:
+            pending = [s for s in uow.supplements.for_record(self.rid[org]) if s.state == "submitted"]
+        if not pending:
+            return
+        user = "gd-reviewer" if actor == 0 and PARENT[org] is None else _users(org)[actor % len(_users(org))]
+        try:
+            supplements.accept(self.w.uow(), supplement_id=pending[0].id, user_id=self.w.uid(user), now=NOW_2021)
+        except BangfuError:
+            return
+        event("accepted a supplement")
+        assert self._snapshot_state(org)[0] == states.ACCEPTED
 
     @rule(org=st.sampled_from(GRASSROOTS), amount=st.sampled_from([0, 100, 30000, 60000, 60001]),
           members=st.sampled_from([0, 1, 50, 50_000]))
@@ -205,7 +225,8 @@ class RecordsMachine(RuleBasedStateMachine):
                 state = states.INITIAL
                 for h in uow.records.history(self.rid[org]):
                     assert h.from_state == state
-                    if h.trigger in (oversight.DEADLINE_TRIGGER, *SYSTEM_FACTS):  # facts keep the state
+                    # A deadline change, a system fact and a 补报 keep the state.
+                    if h.trigger in (oversight.DEADLINE_TRIGGER, *SYSTEM_FACTS, *lifecycle.EVENT_LABELS):
                         assert h.to_state == state
                         continue
                     t = states.find(h.trigger, h.from_state)
@@ -241,8 +262,12 @@ class RecordsMachine(RuleBasedStateMachine):
                 assert rec.snapshot_id is not None
                 _snap, lines = uow.records.snapshot(rec.snapshot_id)
                 stored = {ln.channel: (ln.people, ln.amount_fen) for ln in lines}
+                # A sent report and its sent supplements (补报) together hold every accepted part.
+                sent = [s.lines for s in uow.supplements.for_record(self.rid[org]) if s.state in ("submitted", "accepted")]
+                if sent:
+                    assert rec.state in (states.SUBMITTED, states.ACCEPTED), (org, rec.state)
                 now, _missing = uow.reports.snapshot_lines(self.rid[org])
-                assert stored == now, (org, rec.state)
+                assert add_lines(stored, *sent) == now, (org, rec.state)
 
 
 RecordsMachine.TestCase.settings = settings(

@@ -34,6 +34,8 @@ def test_the_table_matches_the_design() -> None:
         ("reopen", "purchased", "planned", "own"),
         ("reopen", "summarized", "purchased", "own"),
         ("accept", "submitted", "accepted", "parent"),
+        # 补报: a child accepted after its parent sent its report (a supplement travels up).
+        ("accept_late", "submitted", "accepted", "parent"),
         ("return_for_revision", "submitted", "purchased", "parent"),
         ("revoke_acceptance", "accepted", "purchased", "parent"),
     }
@@ -68,7 +70,7 @@ def test_find_and_transitions_from() -> None:
     assert states.find("reopen", "summarized").dest == "purchased"  # type: ignore[union-attr]
     assert states.find("reopen", "submitted") is None
     assert [t.trigger for t in states.transitions_from("submitted")] == [
-        "withdraw", "accept", "return_for_revision"
+        "withdraw", "accept", "accept_late", "return_for_revision"
     ]
 
 
@@ -194,7 +196,9 @@ def test_a_trigger_from_the_wrong_state_is_refused(state: str, trigger: str) -> 
 @pytest.mark.parametrize("t", states.TRANSITIONS, ids=lambda t: f"{t.trigger}@{t.source}")
 def test_every_transition_fires_for_its_scope(t: Transition) -> None:
     relation = CLERK if t.scope == "own" else PARENT_REVIEWER
-    decision = engine.decide(t.source, t.trigger, GOOD, relation)
+    # 补报 fires past a parent that has sent its report; every other decision before that.
+    ctx = replace(GOOD, parent_state="accepted") if "parent_sent" in t.guards else GOOD
+    decision = engine.decide(t.source, t.trigger, ctx, relation)
     assert decision.dest == t.dest
     assert decision.on_behalf is False
     assert decision.acting_role == ("clerk" if t.scope == "own" else "reviewer")
@@ -208,9 +212,27 @@ def test_membership_is_checked_by_the_engine(t: Transition) -> None:
         with pytest.raises(PermissionDenied) as exc:
             engine.decide(t.source, t.trigger, GOOD, CLERK)  # a clerk cannot accept their own record
         assert exc.value.code == "permission.not_parent_reviewer"
-    else:
+    elif t.on_behalf:
         decision = engine.decide(t.source, t.trigger, GOOD, PARENT_REVIEWER)
         assert decision.on_behalf is True and decision.acting_role == "reviewer"
+    else:  # withdraw: the clerks' own; the reviewer it waits for returns it instead
+        with pytest.raises(PermissionDenied) as exc:
+            engine.decide(t.source, t.trigger, GOOD, PARENT_REVIEWER)
+        assert exc.value.code == "permission.not_clerk"
+
+
+def test_four_eyes_escalation_lets_the_grandparents_reviewer_decide() -> None:
+    """The parent's only reviewer filled the record in: the grandparent's reviewer may decide it
+    (access.escalate), the filler may not, and is told who will."""
+    grandparent = Relation(escalated_roles=frozenset({"reviewer"}))
+    decision = engine.decide("submitted", "accept", GOOD, grandparent)
+    assert (decision.dest, decision.acting_role, decision.on_behalf) == ("accepted", "reviewer", False)
+    with pytest.raises(PermissionDenied):
+        engine.decide("submitted", "accept", GOOD, Relation(escalated_roles=frozenset({"clerk"})))
+    with pytest.raises(RuleViolation) as exc:
+        engine.decide("submitted", "accept", replace(GOOD, actor_is_filler=True, four_eyes_to="广州市总工会"),
+                      PARENT_REVIEWER)
+    assert exc.value.code == "review.four_eyes" and "改由“广州市总工会”的审核人审核" in exc.value.message
 
 
 def test_membership_is_checked_before_rules() -> None:

@@ -9,9 +9,10 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import states
-from workflow.app.actors import _conflict
+from workflow.app import supplements
+from workflow.app.actors import Escalation, _conflict, decision_relation, four_eyes_escalation
 from workflow.app.oplog import audited
-from workflow.domain import access, clock, engine, rules, text
+from workflow.domain import clock, engine, rules, text
 from workflow.domain.engine import GuardContext
 from workflow.domain.errors import (
     NotFound,
@@ -25,11 +26,17 @@ if TYPE_CHECKING:
     from workflow.store.tables import Record, User
 
 
+#: States in which a record's report has been sent up.
+SENT = (states.SUBMITTED, states.ACCEPTED)
+
 #: History rows that are not transitions of the lifecycle (the state stays as it was).
 EVENT_LABELS: dict[str, str] = {
     "void_purchase": "作废采购行",
     "explain_duplicate": "说明重复订单",
     "remind": "上级催办",
+    "supplement": "补报",
+    "accept_supplement": "上级通过补报",
+    "supersede_supplements": "补报并入重新汇总",
 }
 
 
@@ -58,6 +65,7 @@ EVENT_RECIPIENTS: dict[str, str] = {
     "submit": "parent_reviewers",
     "withdraw": "parent_reviewers",
     "accept": "own_clerks",
+    "accept_late": "own_clerks",
     "return_for_revision": "own_clerks",
     "revoke_acceptance": "own_clerks",
 }
@@ -75,13 +83,15 @@ class FireResult:
     notifications: int
     label: str = ""  # the transition's name for this record (its source state and kind)
     org_name: str = ""  # the union whose record moved (a reviewer's message names it)
+    standin_for: str | None = None  # 代理: the reviewer the actor stood in for
 
     @property
     def message(self) -> str:
         """What the user is told once it is done (the web's flash, the CLI's line)."""
         label = self.label or states.TRIGGER_LABELS.get(self.trigger, self.trigger)
         return (f"已{label}：{states.STATE_LABELS[self.from_state]} → {states.STATE_LABELS[self.to_state]}"
-                + ("（代填报）" if self.on_behalf else ""))
+                + ("（代填报）" if self.on_behalf else "")
+                + (f"（代理{self.standin_for}）" if self.standin_for else ""))
 
 
 @audited('record.fire', keep=('trigger', 'reason', 'seen_version'), success_row=False)
@@ -119,11 +129,12 @@ def fire(
         # One statement reads the record, its organisation, the round's cap, the parent record's
         # state, the actor and their memberships; everything after it is plain values.
         fc = uow.records.fire_context(record_id, user_id)
-        relation = access.relation(fc.seats, fc.org)
+        deciding = decision_relation(uow, fc, now, trigger=trigger)
+        relation, escalation = deciding.relation, deciding.escalation
         if not relation.visible:
             # Outside the user's subtree the record does not exist for them.
             raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
-        decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason), relation)
+        decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason, escalation), relation)
         if decision.transition.locks_parent and fc.parent_id is not None:
             # Accepting or revoking a child changes the sum its parent freezes. The parent's row
             # is locked now (the child's first, then the parent's: the one order, and a parent's
@@ -133,9 +144,11 @@ def fire(
             parent_state = uow.records.lock_parent(fc.parent_id)
             if parent_state != fc.parent_state:
                 fc = replace(fc, parent_state=parent_state)
-                decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason), relation)
+                decision = engine.decide(fc.state, trigger, guard_context_of(fc, now, reason, escalation), relation)
         if fc.version != seen_version:
             raise _conflict(fc.version)
+        if deciding.standin_for and decision.acting_role == states.REVIEWER:  # every message says 代理
+            fc = replace(fc, user_name=f"{fc.user_name}（代理{deciding.standin_for}）")
         values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
         if trigger == "summarize":
             snap = uow.records.take_snapshot(record_id, now=now, as_of=clock.china_date(now))
@@ -144,13 +157,20 @@ def fire(
                 values["fill_date"] = snap.as_of
         elif trigger == "submit":
             values.update(submitted_at=now, is_late=rules.is_late(now, fc.report_deadline), is_overdue=False)
-        elif trigger == "accept":
+        elif trigger in ("accept", "accept_late"):
             values.update(decided_at=now, last_reason=None)
         elif trigger in ("return_for_revision", "revoke_acceptance"):
             values.update(decided_at=now, last_reason=reason)
+        # A report that comes back down (withdrawn, returned, revoked) folds its supplements
+        # into its next summary: the snapshot that lacked them is stale.
+        if (decision.transition.source in SENT and decision.dest not in SENT
+                and uow.supplements.supersede(record_id, now=now)):
+            values["snapshot_stale"] = True
         if not uow.records.write(record_id, seen_version, values):
             raise _conflict(fc.version)
         acting_org = fc.org_parent_id if decision.acting_role == states.REVIEWER else fc.org_id
+        if escalation is not None and states.REVIEWER not in relation.parent_roles:
+            acting_org = escalation.org_id  # four eyes sent the decision to the grandparent
         history_id = uow.records.add_history({
             "record_id": record_id, "at": now, "actor_user_id": fc.user_id, "actor_role": decision.acting_role,
             "actor_org_id": acting_org, "on_behalf": decision.on_behalf, "from_state": fc.state,
@@ -158,9 +178,19 @@ def fire(
             # A submission keeps what it sent: its snapshot and the report texts, so the
             # reviewer can see what changed when a returned record comes back.
             "detail": json.dumps(submission_detail(fc), ensure_ascii=False, sort_keys=True)
-            if trigger == "submit" else None,
+            if trigger == "submit" else standin_detail(deciding.standin_for, decision.acting_role),
         }, after=fc)
         sent = _notify_event(uow, fc, trigger, history_id, reason, now)
+        # (asked when the parent's reviewer submits on the union's behalf: the lone reviewer's case)
+        if (trigger == "submit" and decision.on_behalf
+                and (up := four_eyes_escalation(uow, fc, state=states.SUBMITTED)) is not None):
+            # Four eyes with one reviewer: the grandparent's reviewers decide, and hear of it now.
+            sent += _notify_event(uow, fc, trigger, history_id, reason, now, to_org_id=up.org_id)
+        if trigger == "accept_late" and fc.parent_id is not None:
+            # 补报: the late child's figures go up as a supplement of its parent's sent report.
+            lines = uow.records.snapshot_lines_map(fc.snapshot_id)
+            supplements.file(uow, record_id=fc.parent_id, lines=lines, late_units=[(fc.org_code, fc.org_name)],
+                             source_record_id=record_id, user_id=fc.user_id, now=now)
         # The overview's rollup moves with the record, in this transaction, as its last write:
         # the counter rows it takes (shared with the record's siblings) are held for the commit only.
         uow.records.rollup_move(record_id, fc.round_id, fc.org.path, fc.rollup_entry(), rollup.entry(
@@ -171,6 +201,7 @@ def fire(
         ))
         uow.commit()
         return FireResult(
+            standin_for=deciding.standin_for if decision.acting_role == states.REVIEWER else None,
             record_id=record_id,
             trigger=trigger,
             from_state=decision.transition.source,
@@ -184,12 +215,20 @@ def fire(
         )
 
 
+def standin_detail(standin_for: str | None, acting_role: str) -> str | None:
+    """A decision taken as a stand-in (代理) says on whose behalf, in the history row's detail."""
+    if standin_for is None or acting_role != states.REVIEWER:
+        return None
+    return json.dumps({"standin_for": standin_for}, ensure_ascii=False, sort_keys=True)
+
+
 def _on_behalf(fc: FireContext) -> bool:
     """Whether the actor is not one of the record's own clerks (a parent's reviewer acting)."""
     return not any(o.id == fc.org_id and r == states.CLERK for o, r in fc.seats)
 
 
-def guard_context_of(fc: FireContext, now: datetime, reason: str | None) -> GuardContext:
+def guard_context_of(fc: FireContext, now: datetime, reason: str | None,
+                     escalation: Escalation | None = None) -> GuardContext:
     """The guards' values from a transition's plain context."""
     amount, members = fc.amount_per_member_fen, fc.members
     if not fc.is_grassroots:  # quota rules apply to grassroots records only
@@ -204,11 +243,12 @@ def guard_context_of(fc: FireContext, now: datetime, reason: str | None) -> Guar
         # The statement said whether the actor is one of the record's fillers since its last
         # return (asked of submitted records only): the guard needs no more than that.
         actor_is_filler=fc.actor_filled,
+        four_eyes_to=escalation.org_name if escalation is not None else None,
     )
 
 
 def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: int, reason: str | None,
-                  now: datetime) -> int:
+                  now: datetime, *, to_org_id: int | None = None) -> int:
     """Outbox rows for an event, keyed by (recipient, channel, history row), in one statement:
     the parent's reviewers or the record's own clerks (see :data:`EVENT_RECIPIENTS`); for other
     triggers the own clerks when somebody acted on their behalf."""
@@ -216,8 +256,9 @@ def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: in
     if who is None and not _on_behalf(fc):
         return 0
     audiences: list[tuple[int, str]] = []
-    if who == "parent_reviewers" and fc.org_parent_id is not None:
-        audiences.append((fc.org_parent_id, states.REVIEWER))
+    if to_org_id is not None or (who == "parent_reviewers" and fc.org_parent_id is not None):
+        # the parent's reviewers, or those four eyes sent the decision to
+        audiences.append((to_org_id if to_org_id is not None else fc.org_parent_id or 0, states.REVIEWER))
         if _on_behalf(fc):  # a reviewer submitted for the union: its clerks are told too
             audiences.append((fc.org_id, states.CLERK))
     else:

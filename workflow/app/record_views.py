@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import states
 from workflow.app import oplog
-from workflow.app.actors import Actor, actor_for, policy_for
+from workflow.app.actors import Actor, actor_for, decision_relation, policy_for
 from workflow.app.lifecycle import _texts, action_label, guard_context_of
 from workflow.domain import access, changes, clock, engine, rules
 from workflow.domain.engine import Action
@@ -65,6 +65,9 @@ class RecordView:
     last_reason: str | None
     lapsed_fen: int | None
     actions: list[Action] = field(default_factory=list)
+    #: Four eyes with one reviewer: the organisation whose reviewers decide this record instead
+    #: of its parent's (every reviewer of the parent filled it in), or None.
+    four_eyes_to: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -158,7 +161,10 @@ def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordVi
     use = rules.quota_use(rec.quota_fen, spent.get("extra_quota", 0))
     # The guards read what a transition would read: the one context statement.
     # (unlocked: a page locks nothing).
-    ctx = guard_context_of(uow.records.fire_context(rec.id or 0, actor.user.id or 0, lock=False), now, None)
+    fc = uow.records.fire_context(rec.id or 0, actor.user.id or 0, lock=False)
+    deciding = decision_relation(uow, fc, now)
+    relation, escalation = deciding.relation, deciding.escalation
+    ctx = guard_context_of(fc, now, None, escalation)
     return RecordView(
         id=rec.id or 0,
         org_code=actor.org.code,
@@ -195,7 +201,8 @@ def _view(uow: UnitOfWork, rec: Record, actor: Actor, now: datetime) -> RecordVi
         last_reason=rec.last_reason,
         lapsed_fen=rec.lapsed_fen,
         actions=[replace(a, label=action_label(a.trigger, rec.state, grassroots=rec.is_grassroots))
-                 for a in engine.available_actions(rec.state, ctx, actor.relation)],
+                 for a in engine.available_actions(rec.state, ctx, relation)],
+        four_eyes_to=escalation.org_name if escalation is not None else None,
     )
 
 
@@ -333,6 +340,8 @@ def _history_summary(trigger: str, detail: Any) -> str | None:
     if trigger == "void_purchase" and isinstance(detail, dict):
         return (f"订单 {detail.get('order_no')}#{detail.get('line_no')}：{rules.yuan(int(detail.get('amount_fen') or 0))} 元，"
                 f"{detail.get('people')} 人次（支付日期 {detail.get('paid_on')}），已作废，不再计入")
+    if isinstance(detail, dict) and detail.get("standin_for"):
+        return f"代理{detail['standin_for']}审核"
     if trigger == "explain_duplicate" and isinstance(detail, dict):
         return f"订单 {detail.get('order_no')} 同时由{'、'.join(detail.get('unions') or [])}录入，审核人已说明原因"
     return None

@@ -93,6 +93,7 @@ class StatsView:
         return {
             "org_code": self.org_code, "org_name": self.org_name, "round_label": self.round_label,
             "state": self.state, "source": self.source, "status_note": self.table.status_note,
+            "supplement_note": self.table.supplement_note,
             "rows": [{"label": r.label, "people": r.people, "amount_fen": r.amount_fen,
                       "people_wan": str(wan_people(r.people)), "amount_wan_yuan": str(wan_yuan(r.amount_fen))}
                      for r in self.table.rows],

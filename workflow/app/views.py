@@ -123,9 +123,13 @@ def _paged_records(
     overdue = check_key(overdue, OVERDUE_FILTERS, "逾期筛选")
     sort = check_key(sort, RECORD_SORTS, "排序字段") or "org_code"
     page, per_page = check_paging(page, per_page)
-    query = RecordQuery(round_id=round_id, now=now, submitted_only=submitted_only, parent_seat_of=parent_seat_of,
-                        under_paths=under_paths, state=state, overdue=overdue, q=q, sort=sort)
     with uow:
+        # 代理: the children of the federations whose reviewer the user stands in for today.
+        standin_orgs = [s.org.id for s in uow.delegations.running_for(parent_seat_of, clock.china_date(now))] \
+            if parent_seat_of is not None else []
+        query = RecordQuery(round_id=round_id, now=now, submitted_only=submitted_only, parent_seat_of=parent_seat_of,
+                            standin_orgs=standin_orgs, under_paths=under_paths, state=state, overdue=overdue, q=q,
+                            sort=sort)
         total, rows = uow.lists.record_page(query, page=page, per_page=per_page)
     items = [
         {
@@ -348,15 +352,26 @@ def entry_options(uow: UnitOfWork, *, round_id: int) -> dict[str, Any]:
     }
 
 
-def record_relation(uow: UnitOfWork, *, user_id: int, record_id: int) -> dict[str, bool]:
+def record_relation(uow: UnitOfWork, *, user_id: int, record_id: int) -> dict[str, Any]:
     """What the page may offer this user on a record: data entry (its clerk, or the parent's
-    reviewer on its behalf) and the parent's reviewer's decisions. The services check again."""
+    reviewer on its behalf) and the parent's reviewer's decisions. The services check again.
+
+    ``lone_reviewer_to``: for the parent's reviewer when the parent has no other active reviewer
+    (and four eyes is on), the organisation whose reviewers will decide the record if this
+    reviewer fills it in (代填报): the page says so before anything is entered."""
     with uow:
         rec = uow.records.get(record_id)
-        rel = access.relation(uow.directory.memberships(user_id), uow.directory.org(rec.org_id))
-    if not rel.visible:
-        raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
-    parent_reviewer = states.REVIEWER in rel.parent_roles
+        org = uow.directory.org(rec.org_id)
+        rel = access.relation(uow.directory.memberships(user_id), org)
+        if not rel.visible:
+            raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
+        parent_reviewer = states.REVIEWER in rel.parent_roles
+        lone_to = None
+        if parent_reviewer and org.parent_id is not None and uow.directory.round(rec.round_id).four_eyes:
+            parent = uow.directory.org(org.parent_id)
+            others = uow.directory.active_user_ids(parent.id or 0, states.REVIEWER) - {user_id}
+            if not others and parent.parent_id is not None:
+                lone_to = uow.directory.org(parent.parent_id).name
     own_clerk = states.CLERK in rel.own_roles
     return {"own_clerk": own_clerk, "parent_reviewer": parent_reviewer,
-            "can_enter": not isinstance(access.entry_role(rel, ""), Refusal)}
+            "can_enter": not isinstance(access.entry_role(rel, ""), Refusal), "lone_reviewer_to": lone_to}

@@ -18,8 +18,10 @@ view statistics        the same as viewing the record (a federation's clerk comp
 enter data             the record's own clerk, or a reviewer of its reporting parent on its
                        behalf (代填报; the history says so).
 decide                 a reviewer (or admin) of the record's reporting parent: accept, return,
-                       revoke. Own triggers (finish purchasing, summarize, submit, withdraw,
-                       reopen): own clerk, or the parent's reviewer on its behalf.
+                       revoke; the grandparent's reviewer when every reviewer of the parent
+                       filled the record in (four eyes with one reviewer, :func:`escalate`).
+                       Own triggers (finish purchasing, summarize, submit, reopen): own
+                       clerk, or the parent's reviewer on its behalf; withdraw: own clerk only.
 see contact data       the chain of federations: a clerk, reviewer or admin seat at the
                        organisation or above. Observers (the rural-revitalisation department)
                        see figures, never clerks' names and phone numbers.
@@ -29,6 +31,9 @@ see duplicate orders   completeness: a reviewer, admin or observer seat at the o
                        above sees the orders held by two or more unions of its subtree.
 explain a duplicate    a reviewer whose seat covers every union holding the order (their
                        common ancestor's reviewer, or one above it).
+name a stand-in (代理)  the reviewer, or an admin of the reviewer's federation; the stand-in
+                       holds a seat there or at its parent, and decides as that reviewer
+                       while the date range runs (:func:`delegation_refusal`).
 manage an account      a reviewer of the direct parent of every organisation the account clerks
                        for; only clerk accounts (reset password, hand over). A system
                        administrator whose seat covers every organisation of the account
@@ -54,7 +59,7 @@ changes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import states
@@ -103,6 +108,9 @@ class Relation:
     visible: bool = True
     #: Whether the actor may see the record's contact data (:func:`can_see_contacts`).
     contacts: bool = False
+    #: Roles held at the grandparent when four eyes sends the decision there (the parent's
+    #: only reviewers filled the record in: :func:`escalate`).
+    escalated_roles: frozenset[str] = frozenset()
 
 
 def _covers(seat_org: Org, target: Org) -> bool:
@@ -182,12 +190,37 @@ def authorize(transition: Transition, rel: Relation) -> tuple[str, bool] | Refus
     if transition.scope == OWN:
         if rel.own_roles & states.SCOPE_ROLES[OWN]:
             return (states.CLERK, False)
-        if states.REVIEWER in rel.parent_roles:
+        if states.REVIEWER in rel.parent_roles and transition.on_behalf:
             return (states.REVIEWER, True)
         return Refusal("permission.not_clerk", f"只有本单位的填报员可以执行“{transition.label}”")
-    if rel.parent_roles & states.SCOPE_ROLES[PARENT]:
+    if rel.parent_roles & states.SCOPE_ROLES[PARENT] or rel.escalated_roles & states.SCOPE_ROLES[PARENT]:
         return (states.REVIEWER, False)
     return Refusal("permission.not_parent_reviewer", f"只有上级单位的审核人可以执行“{transition.label}”")
+
+
+def escalate(rel: Relation, seats: Iterable[Seat], grandparent_id: int | None) -> Relation:
+    """Four eyes with one reviewer: when every active reviewer of the record's parent filled the
+    record in (代填报 or submitted it), its decision goes to the grandparent's reviewers. The
+    caller establishes that; this adds the actor's roles at the grandparent to ``rel``."""
+    if grandparent_id is None:
+        return rel
+    roles = frozenset(r for o, r in seats if o.id == grandparent_id)
+    return replace(rel, escalated_roles=roles)
+
+
+def delegation_refusal(actor_seats: Iterable[Seat], delegator_seats: Iterable[Seat], standin_seats: Iterable[Seat],
+                       org: Org, *, actor_is_delegator: bool, same_user: bool) -> Refusal | None:
+    """代理: who may name a stand-in for a reviewer of ``org``, and who may stand in.
+
+    The reviewer themself, or an admin of ``org``, names a stand-in; the stand-in holds a seat at
+    ``org`` or at its parent, and is not the reviewer."""
+    if not any(o.id == org.id and r == states.REVIEWER for o, r in delegator_seats):
+        return Refusal("delegation.not_reviewer", "只能为本单位的审核人指定代理人")
+    if not actor_is_delegator and not any(o.id == org.id and r == states.ADMIN for o, r in actor_seats):
+        return Refusal("delegation.not_allowed", "只有审核人本人或本单位的管理员可以指定代理人")
+    if same_user or not any(o.id in (org.id, org.parent_id) for o, _r in standin_seats):
+        return Refusal("delegation.standin_outside", "代理人须是本单位或上级单位的其他人员")
+    return None
 
 
 def account_refusal(actor_seats: Iterable[Seat], target_seats: Iterable[Seat]) -> Refusal | None:

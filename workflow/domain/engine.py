@@ -48,6 +48,9 @@ class GuardContext:
     #: behalf or submitted it since its last return.
     four_eyes: bool = True
     actor_is_filler: bool = False
+    #: The organisation whose reviewers decide when every reviewer of the parent filled the
+    #: record in (four eyes with one reviewer), or None.
+    four_eyes_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ GUARD_RULES: dict[str, GuardFn] = {
     "contact_valid": lambda c: rules.check_contact(c.reporter, c.phone, c.fill_date, c.today),
     "reason_given": lambda c: rules.check_reason(c.reason),
     "parent_unlocked": lambda c: rules.check_parent_unlocked(c.parent_state),
-    "four_eyes": lambda c: rules.check_four_eyes(c.four_eyes, c.actor_is_filler),
+    "parent_sent": lambda c: rules.check_parent_sent(c.parent_state),
+    "four_eyes": lambda c: rules.check_four_eyes(c.four_eyes, c.actor_is_filler, c.four_eyes_to),
 }
 
 _missing = states.GUARDS - GUARD_RULES.keys()

@@ -51,6 +51,9 @@ class Annex2Table:
             the form.
         draft: not submitted (a live draft or a snapshot not yet sent up): the form says
             未提交（草稿） beside the round, so a printed draft is never taken for the report.
+        supplement_note: for a report completed by 补报 (supplements: late units' figures sent
+            after it), the original and each supplement with the units that came late; the
+            rows count the original and the accepted supplements.
     """
 
     unit_name: str
@@ -64,6 +67,7 @@ class Annex2Table:
     #: A single (grassroots) union's own form: 人次 and 元 as they are, never 万 (12 people would
     #: print as 0.00 万 on the paper the union stamps).
     exact: bool = False
+    supplement_note: str | None = None
 
     @property
     def round_line(self) -> str:

@@ -325,7 +325,20 @@ def check_parent_unlocked(parent_state: str | None) -> Refusal | None:
         return Refusal(
             "decision.parent_locked",
             "上级单位的报表已提交或已通过，下级审核结果已锁定：现在通过或撤销通过，会改变上级已报送的数字。"
-            "请上级单位先撤回报表，或由更上一级退回后再审核",
+            "迟交的下级请用“补报通过”（数字作为补报逐级上报，已报送的报表不重开）；"
+            "要撤销通过，请上级单位先撤回报表，或由更上一级退回后再审核",
+        )
+    return None
+
+
+def check_parent_sent(parent_state: str | None) -> Refusal | None:
+    """补报 (accept a late child as a supplement) is for a parent whose report is already sent
+    up (submitted or accepted); before that, the child is accepted the ordinary way and the
+    parent's next summary holds it."""
+    if parent_state not in (SUBMITTED, ACCEPTED):
+        return Refusal(
+            "decision.parent_not_sent",
+            "上级单位的报表还没有报送，不需要补报：请直接“通过”，上级汇总时会计入",
         )
     return None
 
@@ -333,14 +346,16 @@ def check_parent_unlocked(parent_state: str | None) -> Refusal | None:
 # --- deadlines ------------------------------------------------------------------------------
 
 
-def check_four_eyes(enabled: bool, actor_is_filler: bool) -> Refusal | None:
+def check_four_eyes(enabled: bool, actor_is_filler: bool, decided_by: str | None = None) -> Refusal | None:
     """Four eyes (a policy switch, on by default): whoever entered data on the record's behalf
-    (代填报) or submitted it since its last return may not also accept it."""
+    (代填报) or submitted it since its last return may not also accept it. ``decided_by``: the
+    organisation whose reviewers decide instead when the parent has no other reviewer."""
     if enabled and actor_is_filler:
+        who = (f"本单位没有其他审核人，已改由“{decided_by}”的审核人审核（已通知他们）" if decided_by
+               else "请由上级单位的其他审核人审核")
         return Refusal(
             "review.four_eyes",
-            "代填报的人不能自己审核：您自上次退回以来代填报或提交了本记录，不能再由您本人审核通过，"
-            "请由上级单位的其他审核人审核",
+            f"代填报的人不能自己审核：您自上次退回以来代填报或提交了本记录，不能再由您本人审核通过，{who}",
         )
     return None
 

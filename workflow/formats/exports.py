@@ -226,6 +226,10 @@ def _write_annex2_sheet(ws: Worksheet, table: Annex2Table) -> None:
         row += 1
         ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=3)
         _put(ws, row, 1, note).alignment = _LEFT
+    if table.supplement_note:
+        row += 1
+        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=3)
+        _put(ws, row, 1, table.supplement_note).alignment = _LEFT
         ws.row_dimensions[row].height = 48
     ws.column_dimensions["A"].width = 34
     ws.column_dimensions["B"].width = 14
@@ -260,7 +264,7 @@ def _write_overview(ws: Worksheet, tables: Sequence[Annex2Table], title: str) ->
             table.unit_name,
             wan_people(table.total_people),
             wan_yuan(table.total_amount_fen),
-            table.status_note or "",
+            "；".join(x for x in (table.status_note, table.supplement_note) if x),
         )
         for col, value in enumerate(values, start=1):
             cell = _put(ws, row, col, value)
@@ -445,6 +449,8 @@ def write_csv(table: Annex2Table) -> bytes:
     rows += [[text] for text in _footer(table)]
     if table.draft and table.status_note:  # a draft says so (the footer stays last otherwise)
         rows.append([f"状态：{table.status_note}"])
+    if table.supplement_note:  # 补报: what came after the report was sent, and from whom
+        rows.append([table.supplement_note])
     return csv_bytes(rows)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, literal, select, union_all
 
 import states
-from workflow.store import rollup
+from workflow.store import rollup, supplements
 from workflow.store.tables import (
     AggregateLine,
     Organisation,
@@ -22,11 +22,14 @@ from workflow.store.tables import (
     Record,
     Snapshot,
     SnapshotLine,
+    Supplement,
+    SupplementLine,
 )
 from workflow.store.transaction import Transaction
 
 R, ORG, S = Record.__table__, Organisation.__table__, Snapshot.__table__  # type: ignore[attr-defined]
 P, A, SL = Purchase.__table__, AggregateLine.__table__, SnapshotLine.__table__  # type: ignore[attr-defined]
+SUP, SUPL = Supplement.__table__, SupplementLine.__table__  # type: ignore[attr-defined]
 
 #: States whose snapshot has been sent up: it must hold every part as it stands.
 SENT = (states.SUBMITTED, states.ACCEPTED)
@@ -65,6 +68,15 @@ class Checks:
                          .join(SL, SL.c.snapshot_id == child.c.snapshot_id)).where(holder),
             select(R.c.id, SL.c.channel, -SL.c.people, -SL.c.amount_fen)
             .select_from(R.join(SL, SL.c.snapshot_id == R.c.snapshot_id)).where(holder),
+            # 补报: an accepted child's accepted supplements count like its snapshot; the
+            # record's own sent supplements stand beside its snapshot.
+            select(R.c.id, SUPL.c.channel, SUPL.c.people, SUPL.c.amount_fen)
+            .select_from(R.join(child, and_(child.c.parent_id == R.c.id, child.c.state == states.ACCEPTED))
+                         .join(SUP, and_(SUP.c.record_id == child.c.id, SUP.c.state == supplements.ACCEPTED))
+                         .join(SUPL, SUPL.c.supplement_id == SUP.c.id)).where(holder),
+            select(R.c.id, SUPL.c.channel, -SUPL.c.people, -SUPL.c.amount_fen)
+            .select_from(R.join(SUP, and_(SUP.c.record_id == R.c.id, SUP.c.state.in_(supplements.LIVE)))
+                         .join(SUPL, SUPL.c.supplement_id == SUP.c.id)).where(holder),
         ).subquery("parts")
         stored = SL.alias("stored")
         rows = self._uow.execute(

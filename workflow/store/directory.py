@@ -124,6 +124,10 @@ class Directory:
     def users_with_role(self, org_id: int, role: str) -> list[User]:
         return list(self._uow.session.execute(_USERS_WITH_ROLE, {"org_id": org_id, "role": role}).scalars())
 
+    def active_user_ids(self, org_id: int, role: str) -> set[int]:
+        """The ids of the active users holding ``role`` at an organisation."""
+        return {int(u.id or 0) for u in self.users_with_role(org_id, role)}
+
     def save_policy(self, policy: Policy, *, now: datetime) -> None:
         doc = self._uow.session.get(PolicyDoc, policy.code)
         if doc is None:

@@ -47,6 +47,9 @@ class RecordQuery:
     #: Only the children of organisations this user reviews (through the organisation tree:
     #: the province has no record of its own, and its reviewers decide the reporting units').
     parent_seat_of: int | None = None
+    #: With ``parent_seat_of``: the organisations whose reviewer this user stands in for today
+    #: (代理): their children count as the user's too.
+    standin_orgs: Sequence[int] = ()
     #: Only organisations at or below these paths (the user's seats), when given.
     under_paths: Sequence[str] | None = None
     state: str | None = None
@@ -98,7 +101,13 @@ class RecordLists:
         # then get their details (a reviewer's 5,000 pending: 15 → 2 ms on SQLite).
         by_amount = query.sort == "amount"
         base = select(Record.id).join(Organisation, Organisation.id == Record.org_id)
-        if query.parent_seat_of is not None:
+        if query.parent_seat_of is not None and query.standin_orgs:
+            # 代理: the children of the federations the user stands in for count as theirs.
+            seat = (select(Membership.id).where(
+                Membership.org_id == Organisation.parent_id, Membership.user_id == query.parent_seat_of,
+                Membership.role == states.REVIEWER).exists())
+            conds.append(or_(seat, Organisation.parent_id.in_(list(query.standin_orgs))))
+        elif query.parent_seat_of is not None:
             base = base.join(
                 Membership,
                 and_(Membership.org_id == Organisation.parent_id, Membership.user_id == query.parent_seat_of,

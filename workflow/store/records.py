@@ -325,6 +325,28 @@ class Records:
             chain_head=None if head_seq is None else (int(head_seq), head_hash),
         )
 
+    def fillers_since_return(self, record_id: int) -> set[int]:
+        """Who filled the record in since its last return or revocation (four eyes): the users
+        who submitted it or acted on its behalf, and who entered its purchases or aggregate lines
+        (the rows the context statement's ``actor_filled`` asks about one user)."""
+        hist, pur, agg = HISTORY, PURCHASE, AGGREGATE_LINE
+        last = self._uow.execute(
+            select(hist.c.id, hist.c.at).where(
+                hist.c.record_id == record_id,
+                hist.c.trigger.in_(("return_for_revision", "revoke_acceptance"))).order_by(hist.c.id.desc()).limit(1)
+        ).first()
+        last_id, last_at = (int(last[0]), last[1]) if last else (0, None)
+        users = {int(u) for (u,) in self._uow.execute(
+            select(hist.c.actor_user_id).where(
+                hist.c.record_id == record_id, hist.c.id > last_id, hist.c.actor_user_id.is_not(None),
+                or_(hist.c.trigger == "submit", hist.c.on_behalf.is_(True))).distinct())}
+        for table in (pur, agg):
+            since = [table.c.entered_at >= last_at] if last_at is not None else []
+            users |= {int(u) for (u,) in self._uow.execute(
+                select(table.c.entered_by_user_id).where(
+                    table.c.record_id == record_id, table.c.entered_by_user_id.is_not(None), *since).distinct())}
+        return users
+
     def write(self, record_id: int, seen_version: int, values: dict[str, Any]) -> bool:
         """``UPDATE record SET … , version = version + 1 WHERE id = :id AND version = :seen``.
 

@@ -50,6 +50,7 @@ from workflow.domain.figures import (
 )
 from workflow.domain.policy import Policy
 from workflow.store import rollup
+from workflow.store import supplements as supplement_rule
 from workflow.store.tables import (
     AggregateLine,
     Membership,
@@ -59,6 +60,8 @@ from workflow.store.tables import (
     Round,
     Snapshot,
     SnapshotLine,
+    Supplement,
+    SupplementLine,
     User,
 )
 from workflow.store.transaction import Transaction
@@ -128,11 +131,18 @@ def snapshot_parts(session: Session, record_id: int, *, has_children: bool | Non
         .where(child.c.parent_id == record_id, child.c.state == "accepted")
         .group_by(SnapshotLine.channel)
     ).all() if has_children else []
+    # A child's figures are its snapshot and its accepted supplements (补报).
+    late = supplement_rule.accepted_lines_of(child.c.id, child.c.parent_id == record_id,
+                                             child.c.state == "accepted").subquery("late")
+    from_late = session.execute(
+        select(late.c.channel, func.sum(late.c.people), func.sum(late.c.amount_fen)).group_by(late.c.channel)
+    ).all() if has_children else []
 
     def as_lines(rows: Sequence[Any]) -> Lines:
         return {channel: (int(people or 0), int(amount or 0)) for channel, people, amount in rows}
 
-    return {"own": as_lines(own), "aggregate": as_lines(aggregates), "children": as_lines(from_children)}
+    return {"own": as_lines(own), "aggregate": as_lines(aggregates),
+            "children": add_lines(as_lines(from_children), as_lines(from_late))}
 
 
 def children_status(session: Session, record_id: int, *, limit: int = 50) -> tuple[dict[str, int], list[Any]]:
@@ -230,12 +240,21 @@ def _lines_statement(frozen: list[int], drafts: list[int]) -> Any:
             .select_from(source).where(*where).group_by(key, table.c.channel)
         )
 
+    sup, supl = Supplement.__table__, SupplementLine.__table__  # type: ignore[attr-defined]
+    child_sup = sup.alias("child_sup")
     parts = [
         part(rec.c.id, sl, rec.join(sl, sl.c.snapshot_id == rec.c.snapshot_id), rec.c.id.in_(frozen)),
+        # A sent record's figures: its snapshot and its accepted supplements (补报).
+        part(sup.c.record_id, supl, sup.join(supl, supl.c.supplement_id == sup.c.id),
+             sup.c.record_id.in_(frozen), sup.c.state == supplement_rule.ACCEPTED),
         part(pur.c.record_id, pur, pur, pur.c.record_id.in_(drafts), pur.c.voided_at.is_(None)),
         part(agg.c.record_id, agg, agg, agg.c.record_id.in_(drafts)),
         part(child.c.parent_id, sl, child.join(sl, sl.c.snapshot_id == child.c.snapshot_id),
              child.c.parent_id.in_(drafts), child.c.state == states.ACCEPTED),
+        part(child.c.parent_id, supl, child.join(child_sup, child_sup.c.record_id == child.c.id)
+             .join(supl, supl.c.supplement_id == child_sup.c.id),
+             child.c.parent_id.in_(drafts), child.c.state == states.ACCEPTED,
+             child_sup.c.state == supplement_rule.ACCEPTED),
     ]
     return union_all(*parts)
 
@@ -305,10 +324,16 @@ def unit_table(session: Session, unit: UnitFigures, policy: Policy, round_label:
     fill = unit.fill_date
     if fill is None and unit.source == "snapshot":
         fill = _snapshot_date(session, unit.record_id)
+    rows = annex2_rows(unit.lines, policy)
+    late = None
+    if unit.source == "snapshot":  # a sent report: its supplements (补报) beside it
+        late = supplement_rule.note(
+            supplement_rule.views(session.execute, Supplement.__table__.c.record_id == unit.record_id),  # type: ignore[attr-defined]
+            total_people=sum(r.people for r in rows), total_fen=sum(r.amount_fen for r in rows))
     return Annex2Table(
-        unit_name=unit.org_name, round_label=round_label, rows=annex2_rows(unit.lines, policy),
+        unit_name=unit.org_name, round_label=round_label, rows=rows,
         reporter=unit.reporter, fill_date=fill, phone=unit.phone, status_note=unit.status_note,
-        draft=unit.state not in FROZEN_STATES,
+        draft=unit.state not in FROZEN_STATES, supplement_note=late,
     )
 
 
@@ -597,6 +622,8 @@ def _live_totals(round_id: int) -> Any:
     """Per record of the round, the live (people, amount_fen) a snapshot would freeze now: its
     purchases, its aggregate lines and its accepted children's snapshots (one GROUP BY)."""
     rec, pur, agg, snap = Record.__table__, Purchase.__table__, AggregateLine.__table__, Snapshot.__table__
+    sup = Supplement.__table__  # type: ignore[attr-defined]
+    own_sup = sup.alias("own_sup")
     child = rec.alias("child")
 
     def part(key: Any, people: Any, amount: Any, source: Any, *where: Any) -> Any:
@@ -611,6 +638,15 @@ def _live_totals(round_id: int) -> Any:
         part(child.c.parent_id, snap.c.people_total, snap.c.amount_total_fen,
              child.join(snap, snap.c.id == child.c.snapshot_id),
              child.c.round_id == round_id, child.c.state == states.ACCEPTED),
+        # 补报: the accepted children's accepted supplements count like their snapshots; the
+        # record's own sent supplements stand beside its snapshot (so are taken off here).
+        part(child.c.parent_id, sup.c.people_total, sup.c.amount_total_fen,
+             child.join(sup, sup.c.record_id == child.c.id),
+             child.c.round_id == round_id, child.c.state == states.ACCEPTED,
+             sup.c.state == supplement_rule.ACCEPTED),
+        part(own_sup.c.record_id, -own_sup.c.people_total, -own_sup.c.amount_total_fen,
+             own_sup.join(rec, rec.c.id == own_sup.c.record_id),
+             rec.c.round_id == round_id, own_sup.c.state.in_(supplement_rule.LIVE)),
     ).subquery("parts")
     return (
         select(parts.c.rid, func.sum(parts.c.people).label("people"), func.sum(parts.c.amount).label("amount"))

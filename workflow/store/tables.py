@@ -375,6 +375,62 @@ class SnapshotLine(SQLModel, table=True):
     amount_fen: int = _money(default=0)
 
 
+class Supplement(SQLModel, table=True):
+    """补报: the figures of children accepted after ``record_id`` had sent its report up (a late
+    union, or a child's supplement accepted after that). The sent report is not reopened; the
+    supplement travels up the same chain, decided by the record's parent's reviewers. ``state``:
+    ``submitted`` (waiting for the parent), ``accepted`` (the parent counts it, and forwards it
+    as its own supplement when its report is sent), ``superseded`` (the record's report was
+    withdrawn, returned or revoked: its next summary holds these figures)."""
+
+    __table_args__ = (UniqueConstraint("record_id", "seq"), Index("ix_supplement_record_state", "record_id", "state"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="record.id")
+    seq: int  # 补报 1, 2, … of this record
+    state: str = Field(default="submitted", sa_type=String(16))
+    people_total: int = _money(default=0)
+    amount_total_fen: int = _money(default=0)
+    # JSON list of [org code, org name] of the units that came late (the grassroots or lower
+    # federations whose figures this supplement carries).
+    late_units: str = Field(default="[]", sa_type=Text)
+    # Where its figures come from: the late child's record, or the child's supplement forwarded.
+    source_record_id: int | None = Field(default=None, foreign_key="record.id")
+    source_supplement_id: int | None = Field(default=None, foreign_key="supplement.id")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    decided_at: datetime | None = _instant()
+    decided_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+
+
+class SupplementLine(SQLModel, table=True):
+    """A supplement's figures per channel (as :class:`SnapshotLine`)."""
+
+    __tablename__ = "supplement_line"
+
+    supplement_id: int = Field(foreign_key="supplement.id", primary_key=True)
+    channel: str = Field(sa_type=String(32), primary_key=True)
+    people: int = _money(default=0)
+    amount_fen: int = _money(default=0)
+
+
+class Delegation(SQLModel, table=True):
+    """代理: a reviewer's stand-in for a date range (China dates, both days included). While it
+    runs the stand-in decides what the reviewer of ``org_id`` decides; the history says on whose
+    behalf."""
+
+    __table_args__ = (Index("ix_delegation_standin", "standin_user_id", "starts_on"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    delegator_user_id: int = Field(foreign_key="app_user.id")
+    standin_user_id: int = Field(foreign_key="app_user.id")
+    starts_on: date
+    ends_on: date
+    created_by_user_id: int = Field(foreign_key="app_user.id")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = _instant()
+
+
 class Notification(SQLModel, table=True):
     """The outbox and the in-app inbox. One row per (recipient, channel, source): a second
     sweep, a retried task or a killed worker cannot create a second one."""

@@ -32,6 +32,7 @@ from workflow.store.accounts import Accounts
 from workflow.store.bulk import Bulk
 from workflow.store.chain import Audit
 from workflow.store.checks import Checks
+from workflow.store.delegations import Delegations
 from workflow.store.directory import Directory
 from workflow.store.engine import Database
 from workflow.store.errors import translate
@@ -42,6 +43,7 @@ from workflow.store.order_claims import OrderClaims
 from workflow.store.purchases import Purchases
 from workflow.store.records import Records
 from workflow.store.reports import Reports
+from workflow.store.supplements import Supplements
 
 log = logging.getLogger("bangfu.store")
 
@@ -66,6 +68,8 @@ class UnitOfWork:
         audit: the history chain (walking it, its heads) and the export's recipients.
         oplog: the operation audit log (:mod:`workflow.store.oplog`): an entry left pending by a
             use case is written by :meth:`commit`, in the same transaction.
+        supplements: 补报, figures accepted below a record after it sent its report up.
+        delegations: 代理, reviewers' stand-ins for a date range.
     """
 
     def __init__(self, database: Database, *, readonly: bool = False) -> None:
@@ -87,6 +91,8 @@ class UnitOfWork:
         self.bulk = Bulk(self)
         self.audit = Audit(self)
         self.oplog = OpLogRepo(self)
+        self.supplements = Supplements(self)
+        self.delegations = Delegations(self)
 
     # --- the transaction ---------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ COMMANDS: dict[str, Entry] = {
     "purchase-void": Entry("purchases", "作废一笔采购并说明原因（提交前；作废的行仍列出，但不计入任何数字）", short=True),
     "purchase-list": Entry("purchases", "列出一个单位的采购", short=True),
     "fire": Entry("fire", "执行一步流程操作（提交、通过、退回……）", short=True),
+    "delegate": Entry("delegate", "指定审核人的代理人及代理起止日期（代理期间由代理人审核）", short=True),
     "show": Entry("show", "查看记录：额度、截止日期、可执行操作", short=True),
     "history": Entry("history", "查看记录的历史", short=True),
     "lifecycle": Entry("lifecycle", "以 Mermaid 图输出流程", short=True),

@@ -19,11 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from workflow.app import (
     accounts,
     attachments,
+    delegations,
     lifecycle,
     oversight,
     planning,
     purchases,
     record_views,
+    supplements,
     views,
 )
 from workflow.app.accounts import UserInfo
@@ -134,6 +136,16 @@ class FireBody(BaseModel):
     trigger: str = Field(max_length=LIMITS["fire"]["trigger"])
     seen_version: int = Field(ge=1, le=MAX_COUNT)
     reason: str | None = Field(default=None, max_length=LIMITS["fire"]["reason"], json_schema_extra=LONG_TEXT)
+
+
+class DelegationBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    org_code: str = Field(max_length=64)
+    delegator: str = Field(max_length=64)
+    standin: str = Field(max_length=64)
+    starts_on: date
+    ends_on: date
 
 
 class DeadlineBody(BaseModel):
@@ -335,6 +347,30 @@ def fire(record_id: Id, body: FireBody, request: Request, user: User) -> ApiJSON
     result = lifecycle.fire(_uow(request), record_id=record_id, trigger=body.trigger, user_id=user.id,
                            seen_version=body.seen_version, reason=body.reason)
     return api_json(result)
+
+
+@router.get("/records/{record_id}/supplements", summary="补报: the record's supplements (late units' figures)",
+            response_model=list[dict[str, Any]])
+def record_supplements(record_id: Id, request: Request, user: User) -> ApiJSON:
+    return api_json([supplements.as_dict(s) for s in
+                     supplements.for_record(_uow(request, True), record_id=record_id, user_id=user.id)])
+
+
+@router.post("/supplements/{supplement_id}/accept", response_model=dict[str, Any],
+             summary="the parent's reviewer accepts a supplement (补报); forwarded up when the parent has sent")
+def accept_supplement(supplement_id: Id, request: Request, user: User) -> ApiJSON:
+    result = supplements.accept(_uow(request), supplement_id=supplement_id, user_id=user.id)
+    return api_json({"message": result.message, "supplement": supplements.as_dict(result.supplement),
+                     "forwarded": supplements.as_dict(result.forwarded) if result.forwarded else None})
+
+
+@router.post("/delegations", status_code=201, response_model=dict[str, Any],
+             summary="代理: name a reviewer's stand-in for a date range (the reviewer or the federation's admin)")
+def name_standin(body: DelegationBody, request: Request, user: User) -> dict[str, Any]:
+    named = delegations.name_standin(_uow(request), user_id=user.id, org_code=body.org_code,
+                                     delegator=body.delegator, standin=body.standin,
+                                     starts_on=body.starts_on, ends_on=body.ends_on)
+    return {"id": named.delegation_id, "message": named.message}
 
 
 @router.put("/records/{record_id}/deadline", summary="a parent's reviewer changes a child's report deadline",

@@ -39,6 +39,12 @@ FIELD_LINKS: dict[str, str] = {
 
 #: Field name -> the label the forms show (or, for a parameter no form shows, what it is).
 FIELD_LABELS: dict[str, str] = {
+    # 补报 and 代理 (docs/approval.md)
+    "supplement_id": "补报",
+    "delegator": "被代理的审核人",
+    "standin": "代理人",
+    "starts_on": "代理开始日期",
+    "ends_on": "代理结束日期",
     # the plan and the purchase form
     "amount": "金额",
     "members": "会员人数",

@@ -20,12 +20,14 @@ import states
 from workflow.app import (
     accounts,
     attachments,
+    delegations,
     lifecycle,
     oversight,
     planning,
     purchases,
     record_views,
     reporting,
+    supplements,
     views,
 )
 from workflow.app.accounts import UserInfo
@@ -238,7 +240,7 @@ def _record_page(
     # Rules that stop an action the user could otherwise take; not "wrong state" (every trigger
     # of other states) nor "not your role" (a clerk is never the one to accept).
     refused = [a for a in view.actions if not a.allowed and a.refusal
-               and a.refusal.code != "transition.not_allowed"
+               and a.refusal.code not in ("transition.not_allowed", "decision.parent_not_sent")
                and not a.refusal.code.startswith("permission.")]
     # The main action moves the record forward; reopen and withdraw are offered as secondary.
     order = {s: i for i, s in enumerate(states.STATES)}
@@ -255,6 +257,7 @@ def _record_page(
     return render(request, "pages/record.html", {
         "title": view.org_name, "v": view, "rel": rel, "purchases": ledger_lines, "options": options,
         "fed": fed, "state_list": states.STATES,
+        "supplements": supplements.for_record(_uow(request, True), record_id=record_id, user_id=user.id),
         "files": files, "attachment_kinds": attachments.KINDS,
         "max_mb": attachments.MAX_BYTES // 1024 // 1024,
         "confirm": confirm_texts(view, fed, ledger_lines),
@@ -425,6 +428,19 @@ def info_submit(
     except BangfuError as exc:
         return _refused(request, user, record_id, "info", typed, exc)
     auth.flash(request, "报表信息已保存", form="info")
+    return _redirect(f"/records/{record_id}")
+
+
+@router.post("/records/{record_id}/supplements/{supplement_id}/accept", response_class=HTMLResponse)
+def accept_supplement_submit(request: Request, record_id: Id, supplement_id: Id,
+                             csrf_token: Annotated[str, Form()] = "") -> Response:
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    try:
+        result = supplements.accept(_uow(request), supplement_id=supplement_id, user_id=user.id)
+    except BangfuError as exc:
+        return _refused(request, user, record_id, "fire", {}, exc)
+    auth.flash(request, result.message)
     return _redirect(f"/records/{record_id}")
 
 
@@ -616,6 +632,26 @@ def remind_submit(
         parts = ["没有尚未报送的下级单位，无需催办"]
     auth.flash(request, "。".join(parts), "ok" if sent or not done else "error")
     return _redirect(f"/review?round={rnd.id}")
+
+
+@router.post("/review/delegate", response_class=HTMLResponse)
+def delegate_submit(
+    request: Request, org_code: Annotated[str, Form()] = "", standin: Annotated[str, Form()] = "",
+    starts_on: Annotated[str, Form()] = "", ends_on: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """代理: the reviewer names a stand-in for a date range (the refusal, if any, is flashed)."""
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    try:
+        named = delegations.name_standin(
+            _uow(request), user_id=user.id, org_code=org_code[:64], delegator=user.username, standin=standin[:64].strip(),
+            starts_on=money.parse_date(starts_on, "开始日期"), ends_on=money.parse_date(ends_on, "结束日期"))
+    except BangfuError as exc:  # a refusal, an unknown user or date: said at the top of the page
+        auth.flash(request, exc.message, "error")
+        return _redirect("/review")
+    auth.flash(request, named.message)
+    return _redirect("/review")
 
 
 @router.post("/review/bulk-accept", response_class=HTMLResponse)

@@ -2,7 +2,7 @@
 contact-data reveal (issue 21)
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-07 20:10:00
 """
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import workflow.store.tables
 
 revision: str = '0017'
-down_revision: str | None = '0015'
+down_revision: str | None = '0016'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
