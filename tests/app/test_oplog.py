@@ -27,6 +27,8 @@ EXEMPT = {
     "accounts.authenticate",
     # Single sign-on's login: writes auth.login / auth.login_failed itself, naming the provider.
     "accounts.sso_login",
+    # A sign-on the provider did not complete: writes auth.login_failed itself.
+    "accounts.sso_failed",
     # The writer itself.
     "oplog.log",
     "oplog._after",

@@ -246,6 +246,9 @@ def sso_login(uow: UnitOfWork, *, account: str, client_ip: str, provider: str, n
     with uow:
         user = uow.accounts.user_named(account) if account else None
         if user is None or not user.is_active:
+            security_event(uow, "auth.login_failed", user_id=None, username=account or "-",
+                           outcome=oplog.REFUSED, client_ip=client_ip, code="login.sso_unknown", via=provider)
+            uow.commit()
             raise LoginFailed("统一身份认证的账号在本系统中没有对应的有效账号，请联系管理员开通",
                               code="login.sso_unknown")
         if security.locked(user.locked_at, now, policy):
@@ -257,6 +260,15 @@ def sso_login(uow: UnitOfWork, *, account: str, client_ip: str, provider: str, n
                        via=provider)
         uow.commit()
         return user.id or 0
+
+
+def sso_failed(uow: UnitOfWork, *, client_ip: str, provider: str, reason: str) -> None:
+    """A sign-on the identity provider did not complete (a refused code, an ID token that does
+    not verify): its operation-log row, no account named (none was vouched for)."""
+    with uow:
+        security_event(uow, "auth.login_failed", user_id=None, username="-", outcome=oplog.REFUSED,
+                       client_ip=client_ip, code="login.sso_failed", via=provider, reason=reason[:200])
+        uow.commit()
 
 
 def _locked_message(policy: SecurityRules) -> str:

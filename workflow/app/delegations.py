@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from workflow.app.lifecycle import notification_rows
+from workflow.app.oplog import audited
 from workflow.domain import access, clock
 from workflow.domain.errors import PermissionDenied, Refusal, RuleViolation
 from workflow.store.uow import UnitOfWork
@@ -32,6 +33,7 @@ class Named:
                 f"{self.standin}代{self.delegator}审核{self.org_name}的下级报表")
 
 
+@audited('delegation.name', keep=('delegator', 'standin', 'starts_on', 'ends_on'))
 def name_standin(uow: UnitOfWork, *, user_id: int, org_code: str, delegator: str, standin: str,
                  starts_on: date, ends_on: date, now: datetime | None = None) -> Named:
     """Name ``standin`` (a username) to decide for ``delegator`` (a reviewer of ``org_code``)

@@ -190,6 +190,7 @@ class Reminder:
         return {"record_id": self.record_id, "org_name": self.org_name, "sent": self.sent, "note": self.note}
 
 
+@audited('record.remind', keep=('round_id', 'record_ids'))
 def remind(
     uow: UnitOfWork, *, user_id: int, round_id: int, record_ids: list[int] | None = None,
     now: datetime | None = None,

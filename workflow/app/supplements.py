@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import states
+from workflow.app.oplog import audited
 from workflow.domain import access, clock
 from workflow.domain.errors import NotFound, PermissionDenied, Refusal, RuleViolation
 from workflow.domain.figures import Lines
@@ -68,6 +69,7 @@ def file(uow: UnitOfWork, *, record_id: int, lines: Lines, late_units: list[tupl
     return sup
 
 
+@audited('supplement.accept', keep=('supplement_id',))
 def accept(uow: UnitOfWork, *, supplement_id: int, user_id: int, now: datetime | None = None) -> AcceptResult:
     """The record's parent's reviewer accepts a supplement; forwarded up when the parent's own
     report is already sent.

@@ -36,6 +36,9 @@ ACTIONS: dict[str, str] = {
     "record.bulk_accept": "批量审核通过",
     "round.deadline": "调整报送截止日期",
     "duplicate.explain": "说明重复订单",
+    "record.remind": "上级催办",
+    "supplement.accept": "审核通过补报",
+    "delegation.name": "指定代理人",
     # directory, policies, settings
     "policy.install": "载入政策文件",
     "org.import": "导入单位名单",

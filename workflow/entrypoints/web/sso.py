@@ -98,7 +98,9 @@ def sso_callback(request: Request, state: str = "", code: str = "", error: str =
             token = client.fetch_token(meta["token_endpoint"], code=code, code_verifier=pending["verifier"],
                                        timeout=TIMEOUT)
         claims = _id_token_claims(str(token.get("id_token", "")), meta, settings, str(pending["nonce"]))
-    except (JoseError, BadInput, OSError, ValueError, KeyError):
+    except (JoseError, BadInput, OSError, ValueError, KeyError) as exc:
+        accounts.sso_failed(uow_for(request), client_ip=auth.client_ip(request), provider=settings.oidc_issuer,
+                            reason=type(exc).__name__)
         return _login_again(request, "统一身份认证登录没有成功，请重新登录")
     try:
         uid = accounts.sso_login(uow_for(request), account=str(claims.get(settings.oidc_claim, "")),
