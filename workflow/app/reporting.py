@@ -221,6 +221,20 @@ def _reviewer_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
         raise PermissionDenied(f"只有“{org.name}”或其上级的审核人可以查看报送情况", code="permission.report_scope")
 
 
+def oversight_org(uow: UnitOfWork, user_id: int, org_code: str | None) -> Organisation:
+    """The organisation a subtree report is about: ``org_code``, or the user's highest
+    non-clerk seat; the user must watch it (:func:`_reviewer_scope`)."""
+    if org_code:
+        org = uow.directory.org_by_code(org_code)
+    else:
+        mine = [o for o, role in uow.directory.memberships(user_id) if role != states.CLERK]
+        if not mine:
+            raise PermissionDenied("只有审核人可以查看报送情况", code="permission.report_scope")
+        org = min(mine, key=lambda o: o.depth)
+    _reviewer_scope(uow, user_id, org)
+    return org  # type: ignore[no-any-return]
+
+
 def _chase_scope(uow: UnitOfWork, user_id: int, org: Organisation) -> None:
     """The 催报 list carries clerks' phone numbers: the chain of federations only."""
     _reviewer_scope(uow, user_id, org)
@@ -247,14 +261,7 @@ def completeness_for(
     now = now or clock.now()
     with uow:
         rnd = _round(uow, round_label)
-        if under_code:
-            org = uow.directory.org_by_code(under_code)
-        else:
-            mine = [o for o, role in uow.directory.memberships(user_id) if role != states.CLERK]
-            if not mine:
-                raise PermissionDenied("只有审核人可以查看报送情况", code="permission.report_scope")
-            org = min(mine, key=lambda o: o.depth)
-        _reviewer_scope(uow, user_id, org)
+        org = oversight_org(uow, user_id, under_code)
         return uow.reports.completeness(rnd.id, now=now, scope=scope, under_org_id=org.id)
 
 

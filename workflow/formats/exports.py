@@ -363,6 +363,25 @@ def write_rows_xlsx(
     workbook = Workbook()
     ws: Worksheet = workbook.active  # type: ignore[assignment]
     ws.title = _sheet_title(title, set())
+    _fill_rows_sheet(ws, title, headers, rows, landscape=landscape)
+    return _save(workbook)
+
+
+def write_sheets_xlsx(sheets: Sequence[tuple[str, str, Sequence[str], Sequence[Sequence[object]]]]) -> bytes:
+    """Write several plain list sheets into one workbook, each as :func:`write_rows_xlsx` writes
+    its one: ``(sheet name, title, headers, rows)`` per sheet, in order."""
+    workbook = Workbook()
+    used: set[str] = set()
+    for n, (name, title, headers, rows) in enumerate(sheets):
+        ws: Worksheet = workbook.active if n == 0 else workbook.create_sheet()  # type: ignore[assignment]
+        ws.title = _sheet_title(name, used)
+        _fill_rows_sheet(ws, title, headers, rows, landscape=True)
+    return _save(workbook)
+
+
+def _fill_rows_sheet(
+    ws: Worksheet, title: str, headers: Sequence[str], rows: Sequence[Sequence[object]], *, landscape: bool
+) -> None:
     last_col = max(1, len(headers))
     ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=last_col)
     cell = _put(ws, 1, 1, title)
@@ -401,7 +420,6 @@ def write_rows_xlsx(
     if landscape:
         ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
     ws.oddFooter.center.text = "第 &P 页，共 &N 页"
-    return _save(workbook)
 
 
 _MAX_LIST_WIDTH = 30

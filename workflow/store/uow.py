@@ -43,6 +43,7 @@ from workflow.store.order_claims import OrderClaims
 from workflow.store.purchases import Purchases
 from workflow.store.records import Records
 from workflow.store.reports import Reports
+from workflow.store.review_times import ReviewTimes
 from workflow.store.supplements import Supplements
 
 log = logging.getLogger("bangfu.store")
@@ -70,6 +71,7 @@ class UnitOfWork:
             use case is written by :meth:`commit`, in the same transaction.
         supplements: 补报, figures accepted below a record after it sent its report up.
         delegations: 代理, reviewers' stand-ins for a date range.
+        review_times: time in state, the waits from submit to the parent's decision.
     """
 
     def __init__(self, database: Database, *, readonly: bool = False) -> None:
@@ -93,6 +95,7 @@ class UnitOfWork:
         self.oplog = OpLogRepo(self)
         self.supplements = Supplements(self)
         self.delegations = Delegations(self)
+        self.review_times = ReviewTimes(self)
 
     # --- the transaction ---------------------------------------------------------------------
 
