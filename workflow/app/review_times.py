@@ -22,6 +22,7 @@ import states
 from workflow.app.administration import KIND_LABELS
 from workflow.app.reporting import _round, oversight_org
 from workflow.domain import clock
+from workflow.domain.errors import NotFound, PermissionDenied
 from workflow.formats.exports import write_sheets_xlsx
 from workflow.store.review_times import Wait
 from workflow.store.uow import UnitOfWork
@@ -192,3 +193,14 @@ def review_times(
         org = oversight_org(uow, user_id, org_code)
         parts = summarise(uow.review_times.waits(rnd.id or 0, org.id or 0, org.path))
     return ReviewTimesReport(org.code, org.name, rnd.label, *parts)
+
+
+def may_see(uow: UnitOfWork, *, user_id: int, org_code: str) -> bool:
+    """Whether :func:`review_times` would show the user this organisation's report (the same rule,
+    asked, not copied): the overview links it only for those it would not refuse."""
+    with uow:
+        try:
+            oversight_org(uow, user_id, org_code)
+        except (PermissionDenied, NotFound):
+            return False
+    return True

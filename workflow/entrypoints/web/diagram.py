@@ -60,3 +60,34 @@ def lifecycle_svg(current: str | None = None) -> str:
                      f'{escape(states.STATE_LABELS[s])}{"（当前）" if is_current else ""}</text></g>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+BAR_LABEL_W, BAR_W, BAR_H, BAR_GAP = 190, 360, 14, 12
+
+
+def bars_svg(rows: list[tuple[str, float, float]], *, caption: str) -> str:
+    """A horizontal bar chart as an ``<svg>`` element (safe to embed): per row, its label, the
+    90th percentile as a pale bar and the median as a dark one over it, both in days."""
+    top = max((p90 for _l, _m, p90 in rows), default=0.0) or 1.0
+    row_h = 2 * BAR_H + BAR_GAP
+    height = 30 + len(rows) * row_h + 10
+    width = BAR_LABEL_W + BAR_W + 90
+    parts = [
+        f'<svg class="bars" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(caption)}" '
+        'xmlns="http://www.w3.org/2000/svg">',
+        f'<rect x="{BAR_LABEL_W}" y="6" width="12" height="10" fill="#1f5f9e"/>'
+        f'<text x="{BAR_LABEL_W + 16}" y="15" class="legend">中位数</text>'
+        f'<rect x="{BAR_LABEL_W + 80}" y="6" width="12" height="10" fill="#a9c6e8"/>'
+        f'<text x="{BAR_LABEL_W + 96}" y="15" class="legend">90%</text>',
+    ]
+    for i, (label, median, p90) in enumerate(rows):
+        y = 30 + i * row_h
+        wm, wp = round(BAR_W * median / top), round(BAR_W * p90 / top)
+        parts.append(
+            f'<g class="bar"><text x="{BAR_LABEL_W - 8}" y="{y + BAR_H + 4}" text-anchor="end">{escape(label)}</text>'
+            f'<rect x="{BAR_LABEL_W}" y="{y}" width="{wp}" height="{BAR_H}" fill="#a9c6e8"/>'
+            f'<text x="{BAR_LABEL_W + wp + 6}" y="{y + BAR_H - 3}" class="value">{p90:g} 天</text>'
+            f'<rect x="{BAR_LABEL_W}" y="{y + BAR_H}" width="{wm}" height="{BAR_H}" fill="#1f5f9e"/>'
+            f'<text x="{BAR_LABEL_W + wm + 6}" y="{y + 2 * BAR_H - 3}" class="value">{median:g} 天</text></g>')
+    parts.append("</svg>")
+    return "".join(parts)

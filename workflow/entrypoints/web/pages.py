@@ -27,6 +27,7 @@ from workflow.app import (
     purchases,
     record_views,
     reporting,
+    review_times,
     supplements,
     views,
 )
@@ -686,6 +687,7 @@ def overview_page(request: Request, round: RoundQ = None) -> HTMLResponse:
         "state_labels": states.STATE_LABELS, "state_list": states.STATES,
         "province_code": _receiver_code(request, rnd.id or 0),
         "can_chase": reporting.may_chase(_uow(request, True), user_id=user.id, org_code=data["org_code"]),
+        "can_review_times": review_times.may_see(_uow(request, True), user_id=user.id, org_code=data["org_code"]),
     })
 
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from workflow.app import attachments, purchase_import, record_views, reporting, views
+from workflow.app import review_times as times
 from workflow.app.accounts import UserInfo
 from workflow.domain import limits, money
 from workflow.domain.errors import BadInput, BangfuError, ImportRefused, NotFound
 from workflow.entrypoints.web import auth
+from workflow.entrypoints.web.diagram import bars_svg
 from workflow.entrypoints.web.errors import http_status
 from workflow.entrypoints.web.fields import LIMITS
 from workflow.entrypoints.web.params import MAX_ID, Id, RoundQ
@@ -37,6 +39,7 @@ from workflow.store.reports import CHASE_HEADERS
 pages = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api", tags=["reports"])
 ApiUser = Annotated[UserInfo, Depends(auth.api_user)]
+OrgQ = Annotated[str | None, Query(max_length=64, description="the organisation's code (default: the user's highest reviewing seat)")]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv; charset=utf-8"
@@ -98,6 +101,15 @@ def province_file(request: Request, user_id: int, round_id: int | None) -> Respo
     label = _round_label(request, round_id)
     data = reporting.province_workbook(_uow(request, True), user_id=user_id, round_label=label)
     return file_response(data, f"{label}工会消费帮扶情况汇总表.xlsx", XLSX)
+
+
+def review_times_of(request: Request, user_id: int, org: str | None, round_id: int | None) -> times.ReviewTimesReport:
+    return times.review_times(_uow(request, True), user_id=user_id, org_code=org or None,
+                              round_label=_round_label(request, round_id))
+
+
+def review_times_file(report: times.ReviewTimesReport) -> Response:
+    return file_response(report.xlsx(), f"{report.title}.xlsx", XLSX)
 
 
 def work_report_of(request: Request, user_id: int, record_id: Id) -> tuple[record_views.RecordView, reporting.WorkReport]:
@@ -202,6 +214,24 @@ def chase_download(request: Request, org_code: str, round: RoundQ = None) -> Res
 def province_download(request: Request, round: RoundQ = None) -> Response:
     user = page_user(request)
     return province_file(request, user.id, round)
+
+
+@pages.get("/reports/review-times", response_class=HTMLResponse)
+def review_times_page(request: Request, round: RoundQ = None, org: OrgQ = None) -> HTMLResponse:
+    user = page_user(request)
+    report = review_times_of(request, user.id, org, round)
+    chart = bars_svg([(g.label, g.median_days, g.p90_days) for g in report.by_federation[:30]],
+                     caption="各审核单位审核用时（天）")
+    return render(request, "pages/review_times.html", {
+        "title": "审核用时", "r": report, "chart": chart,
+        "round": views.current_round(_uow(request, True), round_id=round), "rounds": views.rounds(_uow(request, True)),
+    })
+
+
+@pages.get("/reports/review-times.xlsx")
+def review_times_download(request: Request, round: RoundQ = None, org: OrgQ = None) -> Response:
+    user = page_user(request)
+    return review_times_file(review_times_of(request, user.id, org, round))
 
 
 @pages.get("/records/{record_id}/work-report", response_class=HTMLResponse)
@@ -367,6 +397,17 @@ def api_chase_file(org_code: str, request: Request, user: ApiUser, round: RoundQ
 @api.get("/province-workbook.xlsx", summary="the province workbook: overview + one sheet per reporting unit")
 def api_province_workbook(request: Request, user: ApiUser, round: RoundQ = None) -> Response:
     return province_file(request, user.id, round)
+
+
+@api.get("/reports/review-times", response_model=dict[str, Any],
+         summary="days from submit to the parent's decision per level, federation and reviewer; returns; slowest units")
+def api_review_times(request: Request, user: ApiUser, round: RoundQ = None, org: OrgQ = None) -> ApiJSON:
+    return api_json(review_times_of(request, user.id, org, round).to_dict())
+
+
+@api.get("/reports/review-times.xlsx", summary="the review-times report as XLSX")
+def api_review_times_file(request: Request, user: ApiUser, round: RoundQ = None, org: OrgQ = None) -> Response:
+    return review_times_file(review_times_of(request, user.id, org, round))
 
 
 @api.get("/records/{record_id}/work-report", summary="a reporting unit's work report (Markdown and HTML)")
