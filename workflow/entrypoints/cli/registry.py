@@ -62,7 +62,7 @@ COMMANDS: dict[str, Entry] = {
     "notify-preview": Entry("notify_preview", "用示例数据预览一种通知"),
     "inbox": Entry("inbox", "列出用户的站内通知（最新在前）"),
     "round-status": Entry("round_status", "各报送单位：状态、逾期、快照核对"),
-    "review-times": Entry("review_times", "审核用时：按层级、审核单位、审核人列出从提交到审核的天数（中位数、90%、最长）、退回次数和最慢的单位"),
+    "review-times": Entry("review_times", "审核用时：按层级、审核单位、审核人列出从提交到审核的天数（中位数、九成以内、最长）、退回次数和最慢的单位"),
     "outbox": Entry("outbox", "发件箱：状态、失败记录、重发、健康检查"),
     "audit-verify": Entry("audit", "核对历史记录链：逐条记录找出第一处被改写、删除或伪造的历史（--round 只核对该年度；有问题时退出码 1）"),
     "audit-export-head": Entry("audit", "导出历史记录链的链头：追加到 var/audit/heads.log，并发邮件给省总工会管理员"),
