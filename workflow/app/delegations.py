@@ -15,13 +15,13 @@ that starts today is its start notice, so the sweep adds none), ``delegation:<id
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from datetime import date, datetime
+from typing import Any
 
+import states
 from workflow.app.lifecycle import notification_rows
 from workflow.app.oplog import audited
 from workflow.domain import access, clock
-import states
 from workflow.domain.errors import NotFound, PermissionDenied, Refusal, RuleViolation
 from workflow.store.uow import UnitOfWork
 
@@ -131,7 +131,7 @@ def current(uow: UnitOfWork, *, user_id: int, now: datetime | None = None) -> li
     today = clock.china_date(now or clock.now())
     with uow:
         seats = uow.directory.memberships(user_id)
-        admin_orgs = [o.id for o, r in seats if r == states.ADMIN]
+        admin_orgs = [o.id or 0 for o, r in seats if r == states.ADMIN]
         rows = uow.delegations.current(user_id=user_id, admin_org_ids=admin_orgs, day=today)
         return [{"id": d.delegation_id, "org_code": d.org_code, "org_name": d.org_name, "delegator": d.delegator_name,
                  "standin": d.standin_name, "starts_on": d.starts_on, "ends_on": d.ends_on,

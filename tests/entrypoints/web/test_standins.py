@@ -10,12 +10,12 @@ from datetime import datetime
 from pathlib import Path
 
 from tests.conftest import NOW_2021, World
+from tests.entrypoints.cli.test_cli import Cli, bangfu, ready  # noqa: F401  (fixtures)
 from workflow.app import directory
 from workflow.domain import clock
 from workflow.scheduler import sweeps
 from workflow.store.oplog import Filters
 from workflow.store.uow import UnitOfWork
-from tests.entrypoints.cli.test_cli import Cli, bangfu, ready  # noqa: F401  (fixtures)
 
 RANGE = {"starts_on": "2021-10-25", "ends_on": "2021-11-05"}  # the world's today is 2021-11-01
 
