@@ -9,10 +9,13 @@ its recomputation, and ``bangfu verify`` clean.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
+from tests.app import test_parent_child_race as race
 from tests.conftest import NOW_2021, World
 from workflow.app import audit, oversight
 from workflow.app import verify as verifying
@@ -122,3 +125,23 @@ def test_a_batch_equals_the_same_accepts_one_by_one(any_world: World) -> None:
                 h.on_behalf, h.detail, sorted((u.split("-")[1], c, s, k) for u, c, s, k in told))
 
     assert seen("G1") == seen("G2")
+
+
+def _bulk_accept_one(w: World, rid: int, version: int, reviewer: int, delay: float) -> list[oversight.BulkOutcome]:
+    time.sleep(delay)
+    return oversight.bulk_accept(w.db, user_id=reviewer, items=[(rid, version)], now=NOW_2021)
+
+
+@pytest.mark.postgres
+def test_bulk_accept_serializes_with_its_district_submitting_pg(pg_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent-child drill (tests/app/test_parent_child_race.py) with the union accepted by the
+    batch: the children's locks, then the parent's, hold as for one accept."""
+    monkeypatch.setattr(race, "_accept", _bulk_accept_one)
+    bad, faults = race.drill(pg_world, rounds=12)
+    assert bad == 0, faults
+
+
+def test_bulk_accept_serializes_with_its_district_submitting_sqlite(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(race, "_accept", _bulk_accept_one)
+    bad, faults = race.drill(world, rounds=4)
+    assert bad == 0, faults
