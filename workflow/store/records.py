@@ -27,6 +27,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 
@@ -379,11 +380,11 @@ class Records:
         statement; the ids written (a pair whose version moved on is not)."""
         written: set[int] = set()
         new = dict(values)  # through the column types (personal columns sealed by theirs)
+        stmt = (update(_R).where(tuple_(_R.c.id, _R.c.version).in_(bindparam("seen", expanding=True)))
+                .values(version=_R.c.version + literal_column("1"), **new).returning(_R.c.id))
         for start in range(0, len(seen), 500):
-            part = seen[start:start + 500]
-            cond = or_(*(and_(_R.c.id == int(r), _R.c.version == int(v)) for r, v in part))
-            stmt = update(_R).where(cond).values(version=_R.c.version + literal_column("1"), **new).returning(_R.c.id)
-            written |= {int(i) for (i,) in self._uow.execute(stmt)}
+            part = [(int(r), int(v)) for r, v in seen[start:start + 500]]
+            written |= {int(i) for (i,) in self._uow.execute(stmt, {"seen": part})}
         return written
 
     def add_history_many(self, rows: Sequence[tuple[dict[str, Any], FireContext]]) -> dict[int, int]:
