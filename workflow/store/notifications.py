@@ -35,6 +35,9 @@ _EVENT_NOTIFICATIONS = text(
 ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("avail", type_=UTCDateTime))
 
 _EVENT_NOTIFICATIONS_P = Prepared(_EVENT_NOTIFICATIONS)
+#: The same for many events at once (the driver's executemany: one round trip on psycopg's pipeline).
+_EVENT_NOTIFICATIONS_MANY = text(_EVENT_NOTIFICATIONS.text.removesuffix(" RETURNING id")).bindparams(
+    bindparam("now", type_=UTCDateTime), bindparam("avail", type_=UTCDateTime))
 
 
 def available_now() -> datetime:
@@ -63,6 +66,21 @@ class Notifications:
             "record_id": record_id, "payload": payload, "now": driver_value(d, now),
             "avail": driver_value(d, available_now()), "active": driver_value(d, True),
         })[0])
+
+    def add_event_notifications_many(self, events: Sequence[dict[str, Any]]) -> None:
+        """:meth:`add_event_notifications` for many events (each its keyword arguments), in one
+        executemany."""
+        if not events:
+            return
+        avail = available_now()
+        params = []
+        for e in events:
+            org_id2, role2 = e.get("also") or (-1, e["role"])
+            params.append({"org_id": e["org_id"], "role": e["role"], "org_id2": org_id2, "role2": role2,
+                           "actor": e["actor_user_id"], "source": e["source"], "kind": e.get("kind", "record_event"),
+                           "record_id": e["record_id"], "payload": e["payload"], "now": e["now"], "avail": avail,
+                           "active": True})
+        self._uow.execute(_EVENT_NOTIFICATIONS_MANY, params)
 
     def add(self, rows: Iterable[dict[str, Any]]) -> int:
         """Insert outbox rows, skipping any whose (user, channel, source) key exists."""
