@@ -147,7 +147,8 @@ def snapshot_parts(session: Session, record_id: int, *, has_children: bool | Non
 
 def children_status(session: Session, record_id: int, *, limit: int = 50) -> tuple[dict[str, int], list[Any]]:
     """A federation record's direct children: how many in each state (one GROUP BY), and the
-    first ``limit`` not yet accepted with their organisation, state and snapshot figures."""
+    first ``limit`` not yet accepted with their organisation, state, snapshot figures and last
+    return reason."""
     child = Record.__table__.alias("child")
     counts = {state: int(n) for state, n in session.execute(
         select(child.c.state, func.count()).where(child.c.parent_id == record_id).group_by(child.c.state)
@@ -155,7 +156,7 @@ def children_status(session: Session, record_id: int, *, limit: int = 50) -> tup
     org, snap = Organisation.__table__, Snapshot.__table__
     missing = list(session.execute(
         select(child.c.id, org.c.code, org.c.name, child.c.state, child.c.is_overdue,
-               snap.c.people_total, snap.c.amount_total_fen)
+               snap.c.people_total, snap.c.amount_total_fen, child.c.last_reason)
         .select_from(child.join(org, org.c.id == child.c.org_id).outerjoin(snap, snap.c.id == child.c.snapshot_id))
         .where(child.c.parent_id == record_id, child.c.state != states.ACCEPTED)
         .order_by(org.c.code).limit(limit)
