@@ -9,10 +9,13 @@ import re
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.conftest import World
 from tests.entrypoints.web.conftest import csrf_from
+from workflow.app import views
+from workflow.domain import clock
+from workflow.scheduler import sweeps
 from workflow.store.tables import History, Notification
 
 
@@ -83,12 +86,6 @@ def test_the_inbox_shows_each_records_state_now_beside_an_old_reminder(
         web_world: World, login: Callable[[str], TestClient]) -> None:
     """Issue 22 point 11: a reminder that said 当前状态为「计划中」 does not mislead once the union
     has submitted: the inbox says 现在：已提交 beside it, read in one query for the page."""
-    from sqlalchemy import event
-
-    from workflow.app import views
-    from workflow.domain import clock
-    from workflow.scheduler import sweeps
-
     w = web_world
     sweeps.run_sweep(w.db, now=clock.parse_instant("2021-12-01T09:00"))
     reminders = [n for n in _notes(w, "g1-clerk", "report_reminder") if n.channel == "inbox"]
