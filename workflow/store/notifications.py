@@ -12,7 +12,7 @@ from sqlalchemy import and_, bindparam, func, select, text, update
 from workflow.store.bulk import driver_value
 from workflow.store.dialects import upsert_insert
 from workflow.store.prepared import Prepared
-from workflow.store.tables import Notification
+from workflow.store.tables import Notification, Record
 from workflow.store.transaction import Transaction
 from workflow.store.types import UTCDateTime
 
@@ -114,6 +114,14 @@ class Notifications:
             .limit(per_page).offset((page - 1) * per_page)
         ).scalars())
         return int(total), int(unread), rows
+
+    def record_states(self, record_ids: Iterable[int]) -> dict[int, str]:
+        """The current state of each of these records (an inbox page's), in one query."""
+        wanted = sorted(set(record_ids))
+        if not wanted:
+            return {}
+        return {rid: state for rid, state in self._uow.session.execute(
+            select(Record.id, Record.state).where(Record.id.in_(wanted)))}
 
     def mark_inbox_read(self, user_id: int, *, now: datetime, ids: Sequence[int] | None = None) -> int:
         """Mark the user's unread inbox rows read (all, or only ``ids``); how many changed."""
