@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from bench import w1_transitions, w2_sweep, w6_web, w8_rush
+from bench import bulk_accept, w1_transitions, w2_sweep, w6_web, w8_rush
 from bench.__main__ import summary
 from bench.generate import SCALES, build_tree, generate
 from workflow.app import purchases, record_views, views
@@ -166,3 +166,10 @@ def test_the_django_peer_runs_the_same_pairs_with_every_row(kind: str) -> None:
     assert peer is not None
     assert peer["pairs"] == 15 and peer["accepted"] == 15
     assert peer["history_rows"] == 30 and peer["notifications"] == 60 == peer["notified"]
+
+
+def test_bulk_accept_bench_at_tiny_scale(bench_db: Database) -> None:
+    res = bulk_accept.run(bench_db, n=30, runs=2, scale="tiny")
+    assert res["accepted"] == 60  # every item of every run
+    assert res["rollup_equals_recomputed"] and res["chain_ok"]
+    assert len(res["seconds"]) == 2

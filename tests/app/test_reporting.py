@@ -330,7 +330,8 @@ def test_province_workbook_overview_and_one_sheet_per_unit(any_world: World) -> 
     federation_up(w, "IND", reporting_unit=True)
     data = reporting.province_workbook(w.uow(True), user_id=w.uid("gd-reviewer"), round_label="2021年度")
     wb = openpyxl.load_workbook(io.BytesIO(data))
-    assert len(wb.sheetnames) == 4  # overview + C1, C2, IND
+    # overview + IND's form + one sheet for C1 and C2, which have not reported (issue 22)
+    assert wb.sheetnames == ["汇总", "广东省教科文卫工会", "未报送单位"]
     overview = [row for row in wb.worksheets[0].iter_rows(values_only=True)]
     ind = next(r for r in overview if r[1] == "广东省教科文卫工会")
     assert float(ind[3]) == 1.23 and "已提交，待审核" in ind[4]
@@ -341,6 +342,28 @@ def test_province_workbook_overview_and_one_sheet_per_unit(any_world: World) -> 
     # The refusal names who may (every account of the province, not only its reviewers: an
     # observer there downloads it too) and where a city looks instead.
     assert "审核人" not in str(refused.value) and "附件2" in str(refused.value)
+
+
+def test_province_workbook_lists_the_unsubmitted_units_together_not_as_forms_of_zeros(any_world: World) -> None:
+    """Issue 22 point 15: a unit that has not reported gets no Annex 2 of 0.00; one sheet lists
+    them all (name, state, deadline, 填报人, how many clerks), with no phone on it."""
+    w = any_world
+    federation_up(w, "IND", reporting_unit=True)
+    data = reporting.province_workbook(w.uow(True), user_id=w.uid("gd-reviewer"), round_label="2021年度")
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    assert "广州市总工会" not in wb.sheetnames and "未报送单位" in wb.sheetnames
+    rows = [r for r in wb["未报送单位"].iter_rows(values_only=True) if any(r)]
+    assert rows[0][0] == "2021年度未报送单位"
+    assert rows[1] == ("序号", "单位", "状态", "报送截止", "填报人", "填报员人数")
+    with w.uow(True) as uow:
+        chased = uow.reports.chase_list(_round_id(w), _org_id(w, "GD"))
+    assert [r[1] for r in rows[2:]] == [c[1] for c in chased] and len(chased) == 2  # C1, C2
+    c1 = next(r for r in rows if r[1] == "广州市总工会")
+    chase_c1 = next(c for c in chased if c[1] == "广州市总工会")
+    assert c1[2] == chase_c1[2] and c1[3] == chase_c1[3] and "年" in c1[3]
+    assert c1[5] == len([n for n in chase_c1[5].split("、") if n != "（无填报员）"]) >= 1
+    flat = " ".join(str(v) for r in rows for v in r if v is not None)
+    assert not any(p and p in flat for c in chased for p in (c[6], c[7]) if p not in ("", "未登记"))
 
 
 def test_work_report_has_texts_numbers_and_subordinates_highlights(any_world: World) -> None:
@@ -395,7 +418,7 @@ def test_province_workbook_prints_one_a4_page_per_sheet(world: World, tmp_path) 
     info = subprocess.run(["pdfinfo", "-f", "1", "-l", "99", str(pdf)], check=True, capture_output=True,
                           text=True).stdout
     sizes = [line for line in info.splitlines() if line.startswith("Page ") and "size" in line]
-    assert len(sizes) == 4 and all("(A4)" in line for line in sizes)  # overview + C1, C2, IND
+    assert len(sizes) == 3 and all("(A4)" in line for line in sizes)  # overview, IND, 未报送单位 (C1, C2)
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True,
                           text=True).stdout
     assert text.count("合计") >= 4

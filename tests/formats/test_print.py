@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from html import unescape
 from pathlib import Path
@@ -86,6 +86,12 @@ def work_report_context(*, grassroots: bool = False) -> dict[str, object]:
     }
 
 
+def unreported(unit: str, state: str) -> Annex2Table:
+    """A unit that has not reported, as the province workbook has it: zeros, its state."""
+    return replace(table(unit, note=f"未报送（{state}）"), reported=False,
+                   rows=[Annex2Row(label, 0, 0) for label in ANNEX2_ROW_LABELS])
+
+
 def skewed(unit: str, *, exact: bool = False) -> Annex2Table:
     """A union of 12 and 45 人次, 40 元 a row: in 万 every row is 0.00 and 合计 0.01 (issue 22)."""
     figures = [(12, 4_000), (45, 4_000), (0, 0), (0, 0), (0, 0)]
@@ -129,6 +135,11 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Printed]:
         "annex2-form.html": render_html(table("广州市总工会")),
         "province.xlsx": write_xlsx([table(name, i + 1) for i, name in enumerate(CITIES)],
                                     overview_title="2021年度工会消费帮扶情况汇总表"),
+        "province-unsubmitted.xlsx": write_xlsx(
+            [table(CITIES[0], 1), unreported(CITIES[1], "计划中"),
+             table(CITIES[2], 2), unreported(CITIES[3], "已退回")],
+            overview_title="2021年度工会消费帮扶情况汇总表",
+            unsubmitted=[(CITIES[1], "计划中", "2021年12月20日", "张三", 2), (CITIES[3], "已退回", "2021年12月20日", "", 0)]),
         "chase.xlsx": write_rows_xlsx("天河区总工会2021年度未报送单位催报名单", CHASE_HEADERS, chase_rows),
         "report.docx": write_work_report(work_report_context()),
         "grassroots.docx": write_work_report(work_report_context(grassroots=True)),
@@ -313,3 +324,17 @@ def test_an_empty_chase_list_prints_none(printed: dict[str, Printed]) -> None:
     text = flat(p.text)
     assert p.pages == 1 and "催报名单" in text, text
     assert flat([CHASE_HEADERS[-1]]) in text and text.split(flat([CHASE_HEADERS[-1]]), 1)[1].startswith("无"), text
+
+
+def test_the_province_workbook_lists_unsubmitted_units_on_one_page_not_forms_of_zeros(printed: dict[str, Printed]) -> None:
+    """Issue 22 point 15: two of four cities have not reported: the workbook prints the
+    overview, the two reported cities' forms and one page listing the other two."""
+    p = printed["province-unsubmitted.xlsx"]
+    assert p.pages == 4 and all(_is_a4(s) for s in p.sizes)
+    assert CITIES[0] in p.text[1] and "附件2" in p.text[1] and CITIES[2] in p.text[2]
+    last = flat([p.text[3]])
+    assert "附件2" not in last and "2021年度未报送单位" in last
+    assert flat(["序号 单位 状态 报送截止 填报人 填报员人数"]) in last
+    assert flat([f"1 {CITIES[1]} 计划中 2021年12月20日 张三 2"]) in last
+    assert flat([f"2 {CITIES[3]} 已退回 2021年12月20日 0"]) in last
+    assert "未报送（计划中）" in flat([p.text[0]])  # the overview still names every unit and its state

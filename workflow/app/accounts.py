@@ -277,7 +277,7 @@ def _locked_message(policy: SecurityRules) -> str:
 
 
 def _totp_ok(secret: str, code: str, now: datetime) -> bool:
-    import pyotp
+    import pyotp  # lazy: only accounts with a second factor need it (a clerk's command stays light)
 
     return bool(pyotp.TOTP(secret).verify(code.strip(), for_time=now, valid_window=1))
 
@@ -312,7 +312,7 @@ def locked_accounts(uow: UnitOfWork, *, actor_id: int, policy: SecurityRules = D
 def enroll_totp(uow: UnitOfWork, *, username: str, now: datetime | None = None) -> str:
     """Give an account (an administrator's) a second factor: a new TOTP secret; returns the
     ``otpauth://`` address to put into an authenticator app (shown once)."""
-    import pyotp
+    import pyotp  # lazy: only accounts with a second factor need it (a clerk's command stays light)
 
     now = now or clock.now()
     secret = pyotp.random_base32()

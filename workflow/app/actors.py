@@ -74,6 +74,11 @@ def version_conflict(rec: Record) -> VersionConflict:
     return _conflict(rec.version)
 
 
+def version_conflict_at(version: int) -> VersionConflict:
+    """The conflict of a record now at ``version``."""
+    return _conflict(version)
+
+
 def _conflict(version: int) -> VersionConflict:
     return VersionConflict(f"记录已被他人修改（当前版本 {version}），请刷新后重试", code="version.conflict")
 

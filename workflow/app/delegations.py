@@ -3,18 +3,26 @@
 While it runs (China dates, both days included) the stand-in sees and decides what the reviewer
 decides: :func:`workflow.app.actors.decision_relation` adds the reviewer's seat to the stand-in's
 for the decision, the history row says on whose behalf (``detail.standin_for``) and four eyes is
-asked of the stand-in as of anyone. Both are told when it is named.
+asked of the stand-in as of anyone. Both are told when it is named, when a range named ahead
+starts and when it ends (the daily sweep, :mod:`workflow.scheduler.sweeps`), and when it is
+cancelled early (:func:`cancel`).
+
+Outbox keys (one row per person, channel and event): ``delegation:<id>:start`` (naming a range
+that starts today is its start notice, so the sweep adds none), ``delegation:<id>:named``
+(named ahead), ``delegation:<id>:end``, ``delegation:<id>:cancel``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
+import states
 from workflow.app.lifecycle import notification_rows
 from workflow.app.oplog import audited
 from workflow.domain import access, clock
-from workflow.domain.errors import PermissionDenied, Refusal, RuleViolation
+from workflow.domain.errors import NotFound, PermissionDenied, Refusal, RuleViolation
 from workflow.store.uow import UnitOfWork
 
 
@@ -64,7 +72,70 @@ def name_standin(uow: UnitOfWork, *, user_id: int, org_code: str, delegator: str
         named = Named(did, org.name, away.display_name, stand.display_name, starts_on, ends_on)
         payload = {"org_name": org.name, "org_code": org.code, "event": "指定代理", "trigger": "delegate",
                    "actor_name": who.display_name, "reason": named.message, "path": "/review"}
-        uow.notifications.add(notification_rows([away, stand], kind="record_event", source=f"delegation:{did}",
+        event = "start" if starts_on <= clock.china_date(now) else "named"
+        uow.notifications.add(notification_rows([away, stand], kind="record_event",
+                                                source=f"delegation:{did}:{event}",
                                                 record_id=None, payload=payload, now=now))
         uow.commit()
         return named
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    delegation_id: int
+    delegator: str
+    standin: str
+
+    @property
+    def message(self) -> str:
+        return f"已取消代理：{self.standin}不再代{self.delegator}审核"
+
+
+def _subject(kwargs: dict[str, Any]) -> str:
+    return f"delegation:{kwargs.get('delegation_id')}"
+
+
+@audited('delegation.cancel', subject=_subject)
+def cancel(uow: UnitOfWork, *, user_id: int, delegation_id: int, now: datetime | None = None) -> Cancelled:
+    """Cancel a running or coming delegation early (the reviewer away or the federation's
+    admin); both people are told.
+
+    Raises:
+        NotFound: no such delegation, or the actor may not see it.
+        RuleViolation: it has ended or was cancelled already.
+    """
+    now = now or clock.now()
+    with uow:
+        found = uow.delegations.get(delegation_id)
+        if found is None or not access.may_manage_delegation(
+                uow.directory.memberships(user_id), found.org, actor_is_delegator=found.delegator_user_id == user_id):
+            raise NotFound("找不到这项代理（或您无权取消）", code="delegation.not_found")
+        if found.revoked or found.ends_on < clock.china_date(now) or not uow.delegations.revoke(delegation_id, now):
+            raise RuleViolation(Refusal("delegation.over", "这项代理已经结束或已被取消"))
+        done = Cancelled(delegation_id, found.delegator_name, found.standin_name)
+        who = uow.directory.user(user_id)
+        payload = {"org_name": found.org_name, "org_code": found.org_code, "event": "取消代理",
+                   "trigger": "delegate", "actor_name": who.display_name,
+                   "reason": f"{done.message}（原定{found.starts_on:%Y年%m月%d日}至{found.ends_on:%Y年%m月%d日}）",
+                   "path": "/review"}
+        people = [uow.directory.user(found.delegator_user_id), uow.directory.user(found.standin_user_id)]
+        uow.notifications.add(notification_rows(people, kind="record_event", source=f"delegation:{delegation_id}:cancel",
+                                                record_id=None, payload=payload, now=now))
+        uow.commit()
+        return done
+
+
+def current(uow: UnitOfWork, *, user_id: int, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The running and coming delegations the 审核 page lists: the user's own (away or standing
+    in) and, for a federation's admin, the federation's; each says whether the user may cancel it."""
+    today = clock.china_date(now or clock.now())
+    with uow:
+        seats = uow.directory.memberships(user_id)
+        admin_orgs = [o.id or 0 for o, r in seats if r == states.ADMIN]
+        rows = uow.delegations.current(user_id=user_id, admin_org_ids=admin_orgs, day=today)
+        return [{"id": d.delegation_id, "org_code": d.org_code, "org_name": d.org_name, "delegator": d.delegator_name,
+                 "standin": d.standin_name, "starts_on": d.starts_on, "ends_on": d.ends_on,
+                 "running": d.starts_on <= today,
+                 "may_cancel": access.may_manage_delegation(seats, d.org,
+                                                            actor_is_delegator=d.delegator_user_id == user_id)}
+                for d in rows]

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import states
 from workflow.app import supplements
-from workflow.app.actors import Escalation, _conflict, decision_relation, four_eyes_escalation
+from workflow.app.actors import (
+    Deciding,
+    Escalation,
+    _conflict,
+    decision_relation,
+    four_eyes_escalation,
+)
 from workflow.app.oplog import audited
 from workflow.domain import clock, engine, rules, text
 from workflow.domain.engine import GuardContext
@@ -149,18 +155,12 @@ def fire(
             raise _conflict(fc.version)
         if deciding.standin_for and decision.acting_role == states.REVIEWER:  # every message says 代理
             fc = replace(fc, user_name=f"{fc.user_name}（代理{deciding.standin_for}）")
-        values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
+        values = transition_values(fc, trigger, decision, reason, now)
         if trigger == "summarize":
             snap = uow.records.take_snapshot(record_id, now=now, as_of=clock.china_date(now))
             values.update(snapshot_id=snap.id, snapshot_stale=False)
             if fc.fill_date is None:
                 values["fill_date"] = snap.as_of
-        elif trigger == "submit":
-            values.update(submitted_at=now, is_late=rules.is_late(now, fc.report_deadline), is_overdue=False)
-        elif trigger in ("accept", "accept_late"):
-            values.update(decided_at=now, last_reason=None)
-        elif trigger in ("return_for_revision", "revoke_acceptance"):
-            values.update(decided_at=now, last_reason=reason)
         # A report that comes back down (withdrawn, returned, revoked) folds its supplements
         # into its next summary: the snapshot that lacked them is stale.
         if (decision.transition.source in SENT and decision.dest not in SENT
@@ -168,18 +168,7 @@ def fire(
             values["snapshot_stale"] = True
         if not uow.records.write(record_id, seen_version, values):
             raise _conflict(fc.version)
-        acting_org = fc.org_parent_id if decision.acting_role == states.REVIEWER else fc.org_id
-        if escalation is not None and states.REVIEWER not in relation.parent_roles:
-            acting_org = escalation.org_id  # four eyes sent the decision to the grandparent
-        history_id = uow.records.add_history({
-            "record_id": record_id, "at": now, "actor_user_id": fc.user_id, "actor_role": decision.acting_role,
-            "actor_org_id": acting_org, "on_behalf": decision.on_behalf, "from_state": fc.state,
-            "to_state": decision.dest, "trigger": trigger, "reason": reason,
-            # A submission keeps what it sent: its snapshot and the report texts, so the
-            # reviewer can see what changed when a returned record comes back.
-            "detail": json.dumps(submission_detail(fc), ensure_ascii=False, sort_keys=True)
-            if trigger == "submit" else standin_detail(deciding.standin_for, decision.acting_role),
-        }, after=fc)
+        history_id = uow.records.add_history(history_values(fc, trigger, decision, deciding, reason, now), after=fc)
         sent = _notify_event(uow, fc, trigger, history_id, reason, now)
         # (asked when the parent's reviewer submits on the union's behalf: the lone reviewer's case)
         if (trigger == "submit" and decision.on_behalf
@@ -193,12 +182,8 @@ def fire(
                              source_record_id=record_id, user_id=fc.user_id, now=now)
         # The overview's rollup moves with the record, in this transaction, as its last write:
         # the counter rows it takes (shared with the record's siblings) are held for the commit only.
-        uow.records.rollup_move(record_id, fc.round_id, fc.org.path, fc.rollup_entry(), rollup.entry(
-            state=decision.dest, is_grassroots=fc.is_grassroots,
-            is_overdue=values.get("is_overdue", fc.is_overdue), is_late=values.get("is_late", fc.is_late),
-            has_snapshot=values.get("snapshot_id", fc.snapshot_id) is not None,
-            report_deadline=fc.report_deadline, snapshot_people=fc.snapshot_people, snapshot_fen=fc.snapshot_fen,
-        ))
+        uow.records.rollup_move(record_id, fc.round_id, fc.org.path, fc.rollup_entry(),
+                                rollup_after(fc, decision, values))
         uow.commit()
         return FireResult(
             standin_for=deciding.standin_for if decision.acting_role == states.REVIEWER else None,
@@ -213,6 +198,49 @@ def fire(
             label=action_label(trigger, decision.transition.source, grassroots=fc.is_grassroots),
             org_name=fc.org_name,
         )
+
+
+def transition_values(fc: FireContext, trigger: str, decision: engine.Decision, reason: str | None,
+                      now: datetime) -> dict[str, Any]:
+    """The record's columns a transition writes (its state and the trigger's own; a summary's
+    snapshot is added by :func:`fire`)."""
+    values: dict[str, Any] = {"state": decision.dest, "updated_at": now}
+    if trigger == "submit":
+        values.update(submitted_at=now, is_late=rules.is_late(now, fc.report_deadline), is_overdue=False)
+    elif trigger in ("accept", "accept_late"):
+        values.update(decided_at=now, last_reason=None)
+    elif trigger in ("return_for_revision", "revoke_acceptance"):
+        values.update(decided_at=now, last_reason=reason)
+    return values
+
+
+def history_values(fc: FireContext, trigger: str, decision: engine.Decision, deciding: Deciding,
+                   reason: str | None, now: datetime) -> dict[str, Any]:
+    """A transition's history row (every column but ``id`` and the chain's): who acted, for
+    which organisation (the parent's for a reviewer, the grandparent's when four eyes sent the
+    decision there), from and to which state."""
+    acting_org = fc.org_parent_id if decision.acting_role == states.REVIEWER else fc.org_id
+    if deciding.escalation is not None and states.REVIEWER not in deciding.relation.parent_roles:
+        acting_org = deciding.escalation.org_id  # four eyes sent the decision to the grandparent
+    return {
+        "record_id": fc.record_id, "at": now, "actor_user_id": fc.user_id, "actor_role": decision.acting_role,
+        "actor_org_id": acting_org, "on_behalf": decision.on_behalf, "from_state": fc.state,
+        "to_state": decision.dest, "trigger": trigger, "reason": reason,
+        # A submission keeps what it sent: its snapshot and the report texts, so the
+        # reviewer can see what changed when a returned record comes back.
+        "detail": json.dumps(submission_detail(fc), ensure_ascii=False, sort_keys=True)
+        if trigger == "submit" else standin_detail(deciding.standin_for, decision.acting_role),
+    }
+
+
+def rollup_after(fc: FireContext, decision: engine.Decision, values: dict[str, Any]) -> rollup.Entry:
+    """The record's rollup entry after a transition writing ``values``."""
+    return rollup.entry(
+        state=decision.dest, is_grassroots=fc.is_grassroots,
+        is_overdue=values.get("is_overdue", fc.is_overdue), is_late=values.get("is_late", fc.is_late),
+        has_snapshot=values.get("snapshot_id", fc.snapshot_id) is not None,
+        report_deadline=fc.report_deadline, snapshot_people=fc.snapshot_people, snapshot_fen=fc.snapshot_fen,
+    )
 
 
 def standin_detail(standin_for: str | None, acting_role: str) -> str | None:
@@ -249,12 +277,21 @@ def guard_context_of(fc: FireContext, now: datetime, reason: str | None,
 
 def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: int, reason: str | None,
                   now: datetime, *, to_org_id: int | None = None) -> int:
-    """Outbox rows for an event, keyed by (recipient, channel, history row), in one statement:
-    the parent's reviewers or the record's own clerks (see :data:`EVENT_RECIPIENTS`); for other
-    triggers the own clerks when somebody acted on their behalf."""
+    """Outbox rows for an event, keyed by (recipient, channel, history row), in one statement
+    (see :func:`event_notifications`)."""
+    event = event_notifications(fc, trigger, history_id, reason, now, to_org_id=to_org_id)
+    return 0 if event is None else uow.notifications.add_event_notifications(**event)
+
+
+def event_notifications(fc: FireContext, trigger: str, history_id: int, reason: str | None,
+                        now: datetime, *, to_org_id: int | None = None) -> dict[str, Any] | None:
+    """Who hears of an event and what they read, as the arguments of
+    ``uow.notifications.add_event_notifications`` (None: nobody): the parent's reviewers or the
+    record's own clerks (see :data:`EVENT_RECIPIENTS`); for other triggers the own clerks when
+    somebody acted on their behalf."""
     who = EVENT_RECIPIENTS.get(trigger)
     if who is None and not _on_behalf(fc):
-        return 0
+        return None
     audiences: list[tuple[int, str]] = []
     if to_org_id is not None or (who == "parent_reviewers" and fc.org_parent_id is not None):
         # the parent's reviewers, or those four eyes sent the decision to
@@ -277,9 +314,9 @@ def _notify_event(uow: UnitOfWork, fc: FireContext, trigger: str, history_id: in
         "path": f"/records/{fc.record_id}",
     }, ensure_ascii=False, sort_keys=True, default=str)
     (org_id, role), *more = audiences
-    return uow.notifications.add_event_notifications(  # one statement for both audiences
-        org_id=org_id, role=role, also=more[0] if more else None, actor_user_id=fc.user_id,
-        source=f"history:{history_id}", record_id=fc.record_id, payload=payload, now=now)
+    return {"org_id": org_id, "role": role, "also": more[0] if more else None,  # one statement for both
+            "actor_user_id": fc.user_id, "source": f"history:{history_id}", "record_id": fc.record_id,
+            "payload": payload, "now": now}
 
 
 def _event_figures(fc: FireContext, trigger: str) -> str | None:

@@ -9,14 +9,14 @@ NotFound; visible but not the parent's reviewer: PermissionDenied).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
 import states
 from workflow.app import actors, lifecycle, record_views, views
 from workflow.app.oplog import audited
-from workflow.domain import clock, text
+from workflow.domain import clock, engine, text
 from workflow.domain.errors import (
     BadInput,
     BangfuError,
@@ -28,6 +28,7 @@ from workflow.domain.errors import (
 )
 from workflow.domain.money import MAX_COUNT
 from workflow.store import rollup
+from workflow.store.records import FireContext
 from workflow.store.tables import dumps
 from workflow.store.uow import UnitOfWork
 
@@ -137,12 +138,14 @@ MAX_BULK_ITEMS = 500
 def bulk_accept(
     database: Any, *, user_id: int, items: list[tuple[int, int]], now: datetime | None = None
 ) -> list[BulkOutcome]:
-    """Accept each (record id, seen version) in its own transaction and report, record by
-    record, what succeeded and why the others were refused. One refusal stops nothing else.
+    """Accept each (record id, seen version) and report, record by record, what succeeded and
+    why the others were refused. One refusal stops nothing else.
 
     Items are checked first (ids and versions in range, at most MAX_BULK_ITEMS): a bad list is
-    refused with BadInput before anything is written. After that every item gets an outcome,
-    even when its transaction fails in the database (it is rolled back and reported).
+    refused with BadInput before anything is written. Then :func:`accept_many` decides and
+    writes them set-based in one transaction; should the database fail it, the batch is rolled
+    back and each item goes through :func:`lifecycle.fire` in its own transaction (a failing
+    item then is reported as such, the others are accepted).
     """
     now = now or clock.now()
     if len(items) > MAX_BULK_ITEMS:
@@ -150,6 +153,107 @@ def bulk_accept(
     for record_id, version in items:
         if not (1 <= record_id <= MAX_COUNT and 1 <= version <= MAX_COUNT):
             raise BadInput(f"无效的选择：记录 {record_id}，版本 {version}", code="input.bulk_item")
+    if not items:
+        return []
+    try:
+        return accept_many(UnitOfWork(database), user_id=user_id, items=items, now=now)
+    except StoreError:
+        log.warning("bulk accept: the batch failed in the database; accepting item by item", exc_info=True)
+        return _accept_one_by_one(database, user_id=user_id, items=items, now=now)
+
+
+def _outcome(record_id: int, exc: BangfuError, name: str) -> BulkOutcome:
+    return BulkOutcome(record_id, False, "" if isinstance(exc, NotFound) else name, exc.code, exc.message)
+
+
+@audited('record.bulk_accept')
+def accept_many(
+    uow: UnitOfWork, *, user_id: int, items: list[tuple[int, int]], now: datetime
+) -> list[BulkOutcome]:
+    """The set-based bulk accept, in one transaction (one lock order, one commit: 500 items in
+    a few statements instead of a dozen each).
+
+    One statement reads every item's context (:meth:`Records.fire_contexts`: versions, states,
+    the parent record's state, the four-eyes facts, the actor's seats, the chain heads) and locks
+    the records in id order; then their parent records are locked (children first, then the
+    parents: :meth:`Records.lock_parent`'s order) and their states read under the lock. Each
+    item is decided in Python in the caller's order, as :func:`lifecycle.fire` decides one
+    (:func:`actors.decision_relation`, :func:`engine.decide`, the version seen); a refused item
+    writes nothing. The accepted are written in batches: one versioned UPDATE, the parents'
+    stale mark once each, the history rows chained in one insert, the outbox rows in one
+    executemany and the rollup's summed move as the last write. The operation log gets one
+    row (``record.bulk_accept``) naming how many were accepted and the refusals' codes.
+    """
+    trigger = "accept"
+    out: list[BulkOutcome] = []
+    with uow:
+        contexts = uow.records.fire_contexts([r for r, _v in items], user_id)
+        parents = uow.records.lock_parents(sorted({
+            fc.parent_id for fc in contexts.values() if isinstance(fc, FireContext) and fc.parent_id is not None}))
+        chosen: list[tuple[FireContext, Any, Any, dict[str, Any]]] = []  # (context, decision, deciding, values)
+        for record_id, seen_version in items:
+            fc = contexts[record_id]
+            name = ""
+            try:
+                if isinstance(fc, BangfuError):
+                    raise fc
+                name = fc.org_name
+                if fc.parent_id is not None:  # as of the lock (or as this batch left it)
+                    got = contexts.get(fc.parent_id)
+                    fc = replace(fc, parent_state=got.state if isinstance(got, FireContext)
+                                 else parents.get(fc.parent_id, fc.parent_state))
+                deciding = actors.decision_relation(uow, fc, now, trigger=trigger)
+                if not deciding.relation.visible:
+                    raise NotFound(f"找不到记录 #{record_id}", code="record.not_found")
+                decision = engine.decide(fc.state, trigger, lifecycle.guard_context_of(
+                    fc, now, None, deciding.escalation), deciding.relation)
+                if fc.version != seen_version:
+                    raise actors.version_conflict_at(fc.version)
+            except BangfuError as exc:
+                out.append(_outcome(record_id, exc, name))
+                continue
+            # (an accepted report stays sent: no supplement is folded back, see lifecycle.fire)
+            assert decision.transition.source in lifecycle.SENT and decision.dest in lifecycle.SENT
+            if deciding.standin_for and decision.acting_role == states.REVIEWER:  # every message says 代理
+                fc = replace(fc, user_name=f"{fc.user_name}（代理{deciding.standin_for}）")
+            chosen.append((fc, decision, deciding, lifecycle.transition_values(fc, trigger, decision, None, now)))
+            # A second item of the same record sees it accepted (refused as fire would refuse it).
+            contexts[record_id] = replace(fc, state=decision.dest, version=fc.version + 1)
+            out.append(BulkOutcome(record_id, True, name, "ok", "已通过"))
+        written: set[int] = set()
+        by_values: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
+        for fc, _d, _dg, values in chosen:
+            by_values.setdefault(tuple(sorted(values.items())), []).append((fc.record_id, fc.version))
+        for key, pairs in by_values.items():
+            written |= uow.records.write_many(pairs, dict(key))
+        if len(written) < len(chosen):  # cannot happen under the locks; reported as fire would
+            lost = {fc.record_id: fc.version for fc, *_rest in chosen if fc.record_id not in written}
+            out = [o if o.record_id not in lost or not o.ok else _outcome(
+                o.record_id, actors.version_conflict_at(lost[o.record_id]), o.org_name) for o in out]
+            chosen = [c for c in chosen if c[0].record_id in written]
+        uow.records.mark_parents_stale([fc.parent_id for fc, d, *_r in chosen
+                                        if d.transition.locks_parent and fc.parent_id is not None])
+        history = uow.records.add_history_many([
+            (lifecycle.history_values(fc, trigger, decision, deciding, None, now), fc)
+            for fc, decision, deciding, _v in chosen])
+        uow.notifications.add_event_notifications_many([
+            e for fc, *_r in chosen
+            if (e := lifecycle.event_notifications(fc, trigger, history[fc.record_id], None, now)) is not None])
+        uow.records.rollup_move_many([
+            (fc.record_id, fc.round_id, fc.org.path, fc.rollup_entry(), lifecycle.rollup_after(fc, d, values))
+            for fc, d, _dg, values in chosen])
+        refused: dict[str, list[int]] = {}
+        for o in out:
+            if not o.ok:
+                refused.setdefault(o.code, []).append(o.record_id)
+        uow.oplog.note(items=len(items), accepted=len(chosen), refused=refused)
+        uow.commit()
+    return out
+
+
+def _accept_one_by_one(database: Any, *, user_id: int, items: list[tuple[int, int]],
+                       now: datetime) -> list[BulkOutcome]:
+    """Each item through :func:`lifecycle.fire` in its own transaction (the batch's fallback)."""
     out: list[BulkOutcome] = []
     for record_id, version in items:
         name = ""
@@ -159,13 +263,11 @@ def bulk_accept(
             lifecycle.fire(UnitOfWork(database), record_id=record_id, trigger="accept", user_id=user_id,
                           seen_version=version, now=now)
             out.append(BulkOutcome(record_id, True, name, "ok", "已通过"))
-        except NotFound as exc:
-            out.append(BulkOutcome(record_id, False, "", exc.code, exc.message))
         except StoreError:
             log.warning("bulk accept: record %s failed in the database", record_id, exc_info=True)
             out.append(BulkOutcome(record_id, False, name, "bulk.db_error", "数据库暂时无法完成该条，请稍后重试"))
         except BangfuError as exc:
-            out.append(BulkOutcome(record_id, False, name, exc.code, exc.message))
+            out.append(_outcome(record_id, exc, name))
     return out
 
 

@@ -244,6 +244,7 @@ def federation_view(uow: UnitOfWork, *, record_id: int, user_id: int, limit: int
         "children_counts": {s: counts.get(s, 0) for s in states.STATES},
         "missing": [{"record_id": m.id, "org_code": m.code, "org_name": m.name, "state": m.state,
                      "state_label": states.STATE_LABELS[m.state], "overdue": bool(m.is_overdue),
+                     "returned": rules.returned_not_resubmitted(m.state, m.last_reason),
                      "people": m.people_total, "amount_fen": m.amount_total_fen} for m in missing],
         "missing_total": children_total - counts.get(states.ACCEPTED, 0),
     }

@@ -172,10 +172,16 @@ def province_workbook(uow: UnitOfWork, *, user_id: int, round_label: str | None 
                                    code="permission.report_scope")
         contacts = access.can_see_contacts(seats, root)
         tables = [_contacts_for(t, contacts) for t in uow.reports.province_tables(rnd.id, policy, root_org_id=root.id)]
+        # The units not yet reported share one sheet (the 催报 list's units, in the official
+        # order), without phones: the 催报 list is where a federation reads those. Their 填报人
+        # is shown as on their forms, to whom may see contacts.
+        missing = sorted(uow.reports.unsubmitted_units(rnd.id, root.id), key=lambda u: policy.official_rank(u.name))
+        unsubmitted = [(u.name, u.state_label, u.deadline_text, (u.reporter or "") if contacts else "", len(u.clerks))
+                       for u in missing]
         title = f"{rnd.label}工会消费帮扶情况汇总表"
     if not tables:
         raise NotFound("本年度没有报送单位", code="report.empty")
-    return write_xlsx(tables, overview_title=title)
+    return write_xlsx(tables, overview_title=title, unsubmitted=unsubmitted)
 
 
 

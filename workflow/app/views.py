@@ -292,10 +292,14 @@ def unread_count(uow: UnitOfWork, *, user_id: int) -> int:
 
 
 def notifications(uow: UnitOfWork, *, user_id: int, page: int = 1, per_page: int = 50) -> Page:
-    """The user's in-app inbox, newest first."""
+    """The user's in-app inbox, newest first; each item with its record's current state
+    (``state_now``, ``state_label_now``; None without a record)."""
     page, per_page = check_paging(page, per_page)
     with uow:
         total, unread, rows = uow.notifications.inbox_page(user_id, page=page, per_page=per_page)
+        # The record's state now, beside what the notification said then (an old reminder's
+        # 「计划中」 after the union has submitted): one query for the page.
+        now_states = uow.notifications.record_states(n.record_id for n in rows if n.record_id)
         items = []
         for n in rows:
             try:
@@ -305,6 +309,8 @@ def notifications(uow: UnitOfWork, *, user_id: int, page: int = 1, per_page: int
             items.append({"id": n.id, "kind": n.kind, "kind_label": KIND_LABELS.get(n.kind, n.kind),
                           "record_id": n.record_id, "created_at": n.created_at,
                           "read": n.read_at is not None,
+                          "state_now": now_states.get(n.record_id or 0),
+                          "state_label_now": states.STATE_LABELS.get(now_states.get(n.record_id or 0) or ""),
                           "payload": payload if isinstance(payload, dict) else {}})
     return Page(items=items, total=int(total), page=page, per_page=per_page, filters={"unread": int(unread)})
 

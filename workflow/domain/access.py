@@ -208,6 +208,12 @@ def escalate(rel: Relation, seats: Iterable[Seat], grandparent_id: int | None) -
     return replace(rel, escalated_roles=roles)
 
 
+def may_manage_delegation(actor_seats: Iterable[Seat], org: Org, *, actor_is_delegator: bool) -> bool:
+    """代理: the reviewer away themself, or an admin of the federation ``org``, names a stand-in and
+    may cancel it."""
+    return actor_is_delegator or any(o.id == org.id and r == states.ADMIN for o, r in actor_seats)
+
+
 def delegation_refusal(actor_seats: Iterable[Seat], delegator_seats: Iterable[Seat], standin_seats: Iterable[Seat],
                        org: Org, *, actor_is_delegator: bool, same_user: bool) -> Refusal | None:
     """代理: who may name a stand-in for a reviewer of ``org``, and who may stand in.
@@ -216,7 +222,7 @@ def delegation_refusal(actor_seats: Iterable[Seat], delegator_seats: Iterable[Se
     ``org`` or at its parent, and is not the reviewer."""
     if not any(o.id == org.id and r == states.REVIEWER for o, r in delegator_seats):
         return Refusal("delegation.not_reviewer", "只能为本单位的审核人指定代理人")
-    if not actor_is_delegator and not any(o.id == org.id and r == states.ADMIN for o, r in actor_seats):
+    if not may_manage_delegation(actor_seats, org, actor_is_delegator=actor_is_delegator):
         return Refusal("delegation.not_allowed", "只有审核人本人或本单位的管理员可以指定代理人")
     if same_user or not any(o.id in (org.id, org.parent_id) for o, _r in standin_seats):
         return Refusal("delegation.standin_outside", "代理人须是本单位或上级单位的其他人员")

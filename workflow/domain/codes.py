@@ -137,6 +137,8 @@ _BY_AREA: dict[str, dict[str, str]] = {
         "delegation.not_allowed": "只有审核人本人或本单位的管理员可以指定代理人",
         "delegation.standin_outside": "代理人不是本单位或上级单位的其他人员",
         "delegation.dates": "代理的起止日期不对（结束早于开始，或已经过去）",
+        "delegation.over": "要取消的代理已经结束或已被取消",
+        "delegation.not_found": "找不到这项代理（或您无权取消）",
         "supplement.not_pending": "这份补报已经审核过，或因原报表被退回、撤回而作废",
         "supplement.base_not_accepted": "原报表还没通过：请先审核原报表，再审核它的补报",
         "review.four_eyes": "代填报的人不能自己审核：代填报或提交了这份记录的人，不能再自己审核通过",
@@ -201,6 +203,7 @@ _BY_AREA: dict[str, dict[str, str]] = {
     },
     "input": {
         "input.money": "金额不是有效的数字（或不能为负）",
+        "input.delegate_args": "指定代理缺少单位、审核人、代理人或起止日期",
         "input.money_precision": "金额超过两位小数（不会四舍五入，请核对）",
         "input.money_range": "金额大得超出可记录的范围",
         "input.int": "人数、行号这类数量不是整数",

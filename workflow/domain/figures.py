@@ -68,6 +68,9 @@ class Annex2Table:
     #: print as 0.00 万 on the paper the union stamps).
     exact: bool = False
     supplement_note: str | None = None
+    #: False for a unit that has not sent its report up (the province workbook lists it on its
+    #: 未报送单位 sheet instead of printing it a form of zeros).
+    reported: bool = True
 
     @property
     def round_line(self) -> str:

@@ -39,6 +39,7 @@ ACTIONS: dict[str, str] = {
     "record.remind": "上级催办",
     "supplement.accept": "审核通过补报",
     "delegation.name": "指定代理人",
+    "delegation.cancel": "取消代理",
     # directory, policies, settings
     "policy.install": "载入政策文件",
     "org.import": "导入单位名单",

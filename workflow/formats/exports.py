@@ -48,6 +48,7 @@ from workflow.domain.text import writable
 __all__ = [
     "ANNEX2_ROW_LABELS",
     "ANNEX2_TITLE",
+    "UNSUBMITTED_HEADERS",
     "ExportUsageError",
     "render_html",
     "write_csv",
@@ -302,13 +303,19 @@ def _save(workbook: Workbook) -> bytes:
     return buffer.getvalue()
 
 
-def write_xlsx(tables: Sequence[Annex2Table], *, overview_title: str | None = None) -> bytes:
+def write_xlsx(tables: Sequence[Annex2Table], *, overview_title: str | None = None,
+               unsubmitted: Sequence[Sequence[object]] | None = None) -> bytes:
     """Write one Annex 2 sheet per table; with several tables, an overview sheet first.
 
     Args:
         tables: the units' tables (at least one). With more than one (the province workbook),
             the first sheet, 汇总, lists each unit's totals, status note and a province total.
         overview_title: the overview's title; defaults to ``{round_label}工会消费帮扶情况汇总表``.
+        unsubmitted: the province workbook's units that have not reported, as rows of
+            :data:`UNSUBMITTED_HEADERS` without the 序号: they share one sheet, 未报送单位
+            (``无`` when empty), instead of an Annex 2 form of zeros each; the tables not
+            ``reported`` then get no sheet of their own (they stay on the overview with their
+            state).
 
     Returns:
         The XLSX file's bytes (values only, no formulas; A4 portrait, one page per sheet).
@@ -334,9 +341,25 @@ def write_xlsx(tables: Sequence[Annex2Table], *, overview_title: str | None = No
     else:
         sheets = [first]
     for ws, table in zip(sheets, tables, strict=True):
+        if unsubmitted is not None and not table.reported and len(tables) > 1:
+            workbook.remove(ws)
+            continue
         ws.title = _sheet_title(table.unit_name, used)
         _write_annex2_sheet(ws, table)
+    if unsubmitted is not None:
+        ws = workbook.create_sheet()
+        rounds = {t.round_label for t in tables}
+        title = f"{rounds.pop() if len(rounds) == 1 else ''}{UNSUBMITTED_SHEET}"
+        rows = [(index, *row) for index, row in enumerate(unsubmitted, start=1)]
+        _write_rows_sheet(ws, title, UNSUBMITTED_HEADERS, rows, landscape=False,
+                          sheet_name=_sheet_title(UNSUBMITTED_SHEET, used))
     return _save(workbook)
+
+
+#: The province workbook's sheet of the units that have not reported, and its columns (no
+#: phones: the 催报 list, for the chain of federations, carries them).
+UNSUBMITTED_SHEET = "未报送单位"
+UNSUBMITTED_HEADERS = ("序号", "单位", "状态", "报送截止", "填报人", "填报员人数")
 
 
 def _display_width(text: str) -> int:
@@ -362,8 +385,7 @@ def write_rows_xlsx(
     """
     workbook = Workbook()
     ws: Worksheet = workbook.active  # type: ignore[assignment]
-    ws.title = _sheet_title(title, set())
-    _fill_rows_sheet(ws, title, headers, rows, landscape=landscape)
+    _write_rows_sheet(ws, title, headers, rows, landscape=landscape)
     return _save(workbook)
 
 
@@ -374,14 +396,13 @@ def write_sheets_xlsx(sheets: Sequence[tuple[str, str, Sequence[str], Sequence[S
     used: set[str] = set()
     for n, (name, title, headers, rows) in enumerate(sheets):
         ws: Worksheet = workbook.active if n == 0 else workbook.create_sheet()  # type: ignore[assignment]
-        ws.title = _sheet_title(name, used)
-        _fill_rows_sheet(ws, title, headers, rows, landscape=True)
+        _write_rows_sheet(ws, title, headers, rows, sheet_name=_sheet_title(name, used))
     return _save(workbook)
 
 
-def _fill_rows_sheet(
-    ws: Worksheet, title: str, headers: Sequence[str], rows: Sequence[Sequence[object]], *, landscape: bool
-) -> None:
+def _write_rows_sheet(ws: Worksheet, title: str, headers: Sequence[str], rows: Sequence[Sequence[object]], *,
+                      landscape: bool = True, sheet_name: str | None = None) -> None:
+    ws.title = sheet_name or _sheet_title(title, set())
     last_col = max(1, len(headers))
     ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=last_col)
     cell = _put(ws, 1, 1, title)

@@ -10,6 +10,8 @@ For each round of each loaded policy the sweep works out from the database what 
   Three kinds: ``quota_reminder`` to the clerks of grassroots unions with quota left,
   ``report_reminder`` to the clerks of organisations not yet submitted before their own report
   deadline, ``reviewer_digest`` to the reviewers of each parent (and its group robot).
+- **代理.** Both people of a stand-in are told when its range starts and ends
+  (:func:`_delegation_notices`, keys ``delegation:<id>:start|end``).
 - **Round checks.** At the entry cutoff each grassroots record's unused extra quota lapses
   (``lapsed_fen``); at each report deadline, records not submitted are marked overdue (and the
   parent's reviewers told in one digest per parent listing its overdue children); late
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Date, bindparam, text
 from sqlmodel import Session
 
 import states
@@ -353,6 +355,8 @@ def _sweep(database: Database, now: datetime, report: SweepReport) -> None:
         if now >= rnd.entry_cutoff:
             with report.timed("lapse"):
                 _lapse(database, sql, rnd, now, report)
+    with report.timed("delegations"):
+        _delegation_notices(database, sql, now, report)
     with report.timed("outbox_failed"):
         _outbox_failed(database, now, report)
     flagged = report.lapsed + report.overdue + report.late
@@ -571,6 +575,48 @@ def _digest_stmts(sql: _Sql) -> list[str]:
     robots = _to_robots(target="po.id", source=source, kind="reviewer_digest", record="pr.id",
                         payload=payload, where=where)
     return [people.replace("{from_clause}", agg), robots.replace("{from_clause}", agg)]
+
+
+# --- 代理: a stand-in's range starts or ends -------------------------------------------------
+
+
+def _delegation_notices(database: Database, sql: _Sql, now: datetime, report: SweepReport) -> None:
+    """Tell both people of a delegation (the reviewer away and the stand-in) when its range
+    starts (one named ahead: naming a range that starts today was its start notice, same key) and
+    when it ends (on its last day), on the inbox and the channels each chose. Cancelled ones get
+    neither (the cancel told them). Keys ``delegation:<id>:start`` / ``delegation:<id>:end``: a
+    second sweep adds nothing. A sweep that sat still catches up a start while the range runs and
+    an end up to :data:`NOTICE_HORIZON` late."""
+    today = clock.china_date(now)
+    for event, label, when, text_sql in (
+        ("start", "代理开始", "d.starts_on <= :today AND d.ends_on >= :today",
+         "su.display_name || '从今天起代' || du.display_name || '审核' || o.name || '的下级报表，至'"
+         " || CAST(d.ends_on AS TEXT) || '（含当天）'"),
+        ("end", "代理结束", "d.ends_on <= :today AND d.ends_on >= :horizon",
+         "su.display_name || '代' || du.display_name || '审核' || o.name || '的下级报表，'"
+         " || CAST(d.ends_on AS TEXT) || '（含当天）结束，之后由' || du.display_name || '本人审核'"),
+    ):
+        payload = sql.obj(("org_name", "o.name"), ("org_code", "o.code"), ("event", f"'{label}'"),
+                          ("trigger", "'delegate'"), ("actor_name", "du.display_name"),
+                          ("reason", text_sql), ("path", "'/review'"))
+        stmt = (
+            f"{_INSERT} SELECT u.id, c.ch, 'delegation:' || CAST(d.id AS TEXT) || CAST(:event AS TEXT), 'record_event',"
+            f" NULL, {payload}, CASE WHEN c.ch = 'inbox' THEN 'sent' ELSE 'pending' END, 0, :now,"
+            " CASE WHEN c.ch = 'inbox' THEN :now END, :avail"
+            " FROM delegation d JOIN organisation o ON o.id = d.org_id"
+            " JOIN app_user du ON du.id = d.delegator_user_id JOIN app_user su ON su.id = d.standin_user_id"
+            " JOIN app_user u ON u.id IN (d.delegator_user_id, d.standin_user_id) AND u.is_active"
+            f" CROSS JOIN {_CHANNELS} c"
+            f" WHERE d.revoked_at IS NULL AND {when} AND {_CHANNEL_OK}{_ON_CONFLICT}"
+        )
+        params = {k: v for k, v in {"today": today, "horizon": today - NOTICE_HORIZON, "now": now,
+                                    "avail": datetime.now(UTC), "sms_on": int(_SMS_ON.get()),
+                                    "event": f":{event}"}.items()
+                  if f":{k}" in stmt}
+        bound = text(stmt).bindparams(*[bindparam(k, type_=Date if isinstance(v, date) and not isinstance(v, datetime)
+                                                  else UTCDateTime) for k, v in params.items() if isinstance(v, date)])
+        with database.begin() as session:
+            report.add(f"delegation_{event}", session.execute(bound, params).rowcount or 0)
 
 
 # --- the outbox's failures, to the province's admins ----------------------------------------

@@ -12,7 +12,7 @@ from sqlalchemy import and_, bindparam, func, select, text, update
 from workflow.store.bulk import driver_value
 from workflow.store.dialects import upsert_insert
 from workflow.store.prepared import Prepared
-from workflow.store.tables import Notification
+from workflow.store.tables import Notification, Record
 from workflow.store.transaction import Transaction
 from workflow.store.types import UTCDateTime
 
@@ -35,6 +35,9 @@ _EVENT_NOTIFICATIONS = text(
 ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("avail", type_=UTCDateTime))
 
 _EVENT_NOTIFICATIONS_P = Prepared(_EVENT_NOTIFICATIONS)
+#: The same for many events at once (the driver's executemany: one round trip on psycopg's pipeline).
+_EVENT_NOTIFICATIONS_MANY = text(_EVENT_NOTIFICATIONS.text.removesuffix(" RETURNING id")).bindparams(
+    bindparam("now", type_=UTCDateTime), bindparam("avail", type_=UTCDateTime))
 
 
 def available_now() -> datetime:
@@ -63,6 +66,21 @@ class Notifications:
             "record_id": record_id, "payload": payload, "now": driver_value(d, now),
             "avail": driver_value(d, available_now()), "active": driver_value(d, True),
         })[0])
+
+    def add_event_notifications_many(self, events: Sequence[dict[str, Any]]) -> None:
+        """:meth:`add_event_notifications` for many events (each its keyword arguments), in one
+        executemany."""
+        if not events:
+            return
+        avail = available_now()
+        params = []
+        for e in events:
+            org_id2, role2 = e.get("also") or (-1, e["role"])
+            params.append({"org_id": e["org_id"], "role": e["role"], "org_id2": org_id2, "role2": role2,
+                           "actor": e["actor_user_id"], "source": e["source"], "kind": e.get("kind", "record_event"),
+                           "record_id": e["record_id"], "payload": e["payload"], "now": e["now"], "avail": avail,
+                           "active": True})
+        self._uow.execute(_EVENT_NOTIFICATIONS_MANY, params)
 
     def add(self, rows: Iterable[dict[str, Any]]) -> int:
         """Insert outbox rows, skipping any whose (user, channel, source) key exists."""
@@ -96,6 +114,14 @@ class Notifications:
             .limit(per_page).offset((page - 1) * per_page)
         ).scalars())
         return int(total), int(unread), rows
+
+    def record_states(self, record_ids: Iterable[int]) -> dict[int, str]:
+        """The current state of each of these records (an inbox page's), in one query."""
+        wanted = sorted(set(record_ids))
+        if not wanted:
+            return {}
+        return {rid: state for rid, state in self._uow.session.execute(
+            select(Record.id, Record.state).where(Record.id.in_(wanted)))}
 
     def mark_inbox_read(self, user_id: int, *, now: datetime, ids: Sequence[int] | None = None) -> int:
         """Mark the user's unread inbox rows read (all, or only ``ids``); how many changed."""

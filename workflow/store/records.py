@@ -27,6 +27,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 
@@ -72,8 +73,8 @@ def _lit(value: str) -> Any:
     return literal_column(f"'{value}'")
 
 
-@lru_cache(maxsize=2)
-def fire_context_statement(lock: bool = True) -> Any:
+@lru_cache(maxsize=4)
+def fire_context_statement(lock: bool = True, many: bool = False) -> Any:
     """Record, organisation, round cap, parent record's state, the user and every seat (membership
     with its organisation's id, path and parent) of the user: one statement, one row per seat
     (one row without seats) when the record exists. Access is decided from these by
@@ -88,6 +89,9 @@ def fire_context_statement(lock: bool = True) -> Any:
     child's decision set. The parent record, on the nullable side of an outer join, is not
     locked here (see :meth:`Records.lock_parent`). SQLite has no row locks and needs none: its
     writers queue behind ``BEGIN IMMEDIATE`` before their first read.
+
+    With ``many`` (a bulk decision), the records are those of the expanding ``record_ids``,
+    ordered (and so locked) by id: every bulk writer locks in the one order.
 
     Built on first use (a command that fires no trigger never builds it: start-up time).
     """
@@ -148,8 +152,11 @@ def fire_context_statement(lock: bool = True) -> Any:
             .outerjoin(_M, _M.c.user_id == _U.c.id)
             .outerjoin(_MO, _MO.c.id == _M.c.org_id)
         )
-        .where(_R.c.id == bindparam("record_id"))
     )
+    if many:
+        statement = statement.where(_R.c.id.in_(bindparam("record_ids", expanding=True))).order_by(_R.c.id)
+    else:
+        statement = statement.where(_R.c.id == bindparam("record_id"))
     return statement.with_for_update(of=_R, key_share=True) if lock else statement
 
 
@@ -259,6 +266,31 @@ _MARK_STALE_P = Prepared(_MARK_STALE)
 _LOCK_PARENT_P = Prepared(_LOCK_PARENT)
 
 
+def _context_of(rows: Sequence[Any], user_id: int) -> FireContext:
+    """The :class:`FireContext` of one record's rows of the context statement (one per seat)."""
+    (rid, org_id, round_id, parent_id, state, version, is_grassroots, is_reporting_unit, amount, members,
+     experience, highlights, snapshot_id, stale, reporter, phone, fill_date, deadline, is_overdue, is_late,
+     snap_people, snap_fen, org_code, org_name,
+     org_parent_id, org_path, cap, four_eyes, actor_filled, parent_state, head_seq, head_hash, uid, user_name,
+     is_active, *_seat) = rows[0]
+    if uid is None or not is_active:
+        raise not_found("user", user_id)
+    seats = tuple((OrgRef(x[-3], x[-2], x[-1]), x[-4]) for x in rows if x[-4] is not None)
+    return FireContext(
+        record_id=rid, org_id=org_id, round_id=round_id, parent_id=parent_id, state=state,
+        version=version, is_grassroots=bool(is_grassroots), is_reporting_unit=bool(is_reporting_unit),
+        amount_per_member_fen=amount, members=members, work_experience=experience,
+        work_highlights=highlights, snapshot_id=snapshot_id, snapshot_stale=bool(stale), reporter=reporter,
+        phone=unseal(phone), fill_date=_date_of(fill_date), report_deadline=_instant_of(deadline),
+        org_code=org_code, org_name=org_name, org_parent_id=org_parent_id, cap_fen_per_member=cap,
+        parent_state=parent_state, user_id=uid, user_name=user_name,
+        org=OrgRef(org_id, org_path, org_parent_id), seats=seats, is_overdue=bool(is_overdue),
+        is_late=bool(is_late), snapshot_people=snap_people, snapshot_fen=snap_fen,
+        four_eyes=bool(four_eyes), actor_filled=bool(actor_filled),
+        chain_head=None if head_seq is None else (int(head_seq), head_hash),
+    )
+
+
 class Records:
     """Records and what hangs off them (history, snapshots, attachments), the transition's
     statements and the round's set-based record work."""
@@ -303,27 +335,80 @@ class Records:
         rows, _n = (_FIRE_CONTEXT if lock else _VIEW_CONTEXT).run(self._uow.connection(), {"record_id": record_id, "user_id": user_id})
         if not rows:
             raise not_found("record", record_id)
-        (rid, org_id, round_id, parent_id, state, version, is_grassroots, is_reporting_unit, amount, members,
-         experience, highlights, snapshot_id, stale, reporter, phone, fill_date, deadline, is_overdue, is_late,
-         snap_people, snap_fen, org_code, org_name,
-         org_parent_id, org_path, cap, four_eyes, actor_filled, parent_state, head_seq, head_hash, uid, user_name,
-         is_active, *_seat) = rows[0]
-        if uid is None or not is_active:
-            raise not_found("user", user_id)
-        seats = tuple((OrgRef(x[-3], x[-2], x[-1]), x[-4]) for x in rows if x[-4] is not None)
-        return FireContext(
-            record_id=rid, org_id=org_id, round_id=round_id, parent_id=parent_id, state=state,
-            version=version, is_grassroots=bool(is_grassroots), is_reporting_unit=bool(is_reporting_unit),
-            amount_per_member_fen=amount, members=members, work_experience=experience,
-            work_highlights=highlights, snapshot_id=snapshot_id, snapshot_stale=bool(stale), reporter=reporter,
-            phone=unseal(phone), fill_date=_date_of(fill_date), report_deadline=_instant_of(deadline),
-            org_code=org_code, org_name=org_name, org_parent_id=org_parent_id, cap_fen_per_member=cap,
-            parent_state=parent_state, user_id=uid, user_name=user_name,
-            org=OrgRef(org_id, org_path, org_parent_id), seats=seats, is_overdue=bool(is_overdue),
-            is_late=bool(is_late), snapshot_people=snap_people, snapshot_fen=snap_fen,
-            four_eyes=bool(four_eyes), actor_filled=bool(actor_filled),
-            chain_head=None if head_seq is None else (int(head_seq), head_hash),
-        )
+        return _context_of(rows, user_id)
+
+    def fire_contexts(self, record_ids: Sequence[int], user_id: int) -> dict[int, FireContext | NotFound]:
+        """:meth:`fire_context` for many records in one statement (a bulk decision), each
+        record's row locked on PostgreSQL in id order. A record that does not exist maps to its
+        NotFound; when the user does not exist (or is inactive) every existing record maps to that one."""
+        ids = sorted(set(record_ids))
+        by_record: dict[int, list[Any]] = {}
+        for start in range(0, len(ids), 1000):  # SQLite's bound parameters stay few
+            for row in self._uow.execute(fire_context_statement(lock=True, many=True),
+                                         {"record_ids": ids[start:start + 1000], "user_id": user_id}):
+                by_record.setdefault(int(row[0]), []).append(tuple(row))
+        out: dict[int, FireContext | NotFound] = {rid: not_found("record", rid) for rid in ids}
+        for rid, rows in by_record.items():
+            try:
+                out[rid] = _context_of(rows, user_id)
+            except NotFound as exc:
+                out[rid] = exc
+        return out
+
+    def lock_parents(self, parent_ids: Sequence[int]) -> dict[int, str]:
+        """:meth:`lock_parent` for the parents of a bulk decision, without the stale mark (see
+        :meth:`mark_parents_stale`): their rows locked in id order after the children's, and
+        their states as of the lock."""
+        ids = sorted(set(parent_ids))
+        if not ids:
+            return {}
+        stmt = (select(_R.c.id, _R.c.state).where(_R.c.id.in_(bindparam("ids", expanding=True)))
+                .order_by(_R.c.id).with_for_update(of=_R))
+        return {int(i): str(st) for i, st in self._uow.execute(stmt, {"ids": ids})}
+
+    def mark_parents_stale(self, parent_ids: Sequence[int]) -> None:
+        """The stale mark of :meth:`lock_parent`, once per parent of a bulk decision that
+        accepted a child: a summarized parent's snapshot no longer adds up its children."""
+        ids = sorted(set(parent_ids))
+        if ids:
+            self._uow.execute(update(_R).where(
+                _R.c.id.in_(bindparam("ids", expanding=True)), _R.c.state == "summarized",
+                _R.c.snapshot_id.is_not(None)).values(snapshot_stale=True), {"ids": ids})
+
+    def write_many(self, seen: Sequence[tuple[int, int]], values: dict[str, Any]) -> set[int]:
+        """:meth:`write` of the same values to many (record id, seen version) pairs in one
+        statement; the ids written (a pair whose version moved on is not)."""
+        written: set[int] = set()
+        new = dict(values)  # through the column types (personal columns sealed by theirs)
+        stmt = (update(_R).where(tuple_(_R.c.id, _R.c.version).in_(bindparam("seen", expanding=True)))
+                .values(version=_R.c.version + literal_column("1"), **new).returning(_R.c.id))
+        for start in range(0, len(seen), 500):
+            part = [(int(r), int(v)) for r, v in seen[start:start + 500]]
+            written |= {int(i) for (i,) in self._uow.execute(stmt, {"seen": part})}
+        return written
+
+    def add_history_many(self, rows: Sequence[tuple[dict[str, Any], FireContext]]) -> dict[int, int]:
+        """Append one history row to each of many records' chains (distinct records, each
+        after the head its context statement read under the record's lock) in one bulk insert;
+        ``{record id: history id}``."""
+        if not rows:
+            return {}
+        chain.append_many(self._uow.connection(), [
+            (values, *(fc.chain_head if fc.chain_head is not None else (None, None))) for values, fc in rows])
+        ids = [fc.record_id for _v, fc in rows]
+        found: dict[int, int] = {}
+        for start in range(0, len(ids), 1000):
+            found.update({int(r): int(h) for r, h in self._uow.execute(
+                select(HISTORY.c.record_id, func.max(HISTORY.c.id))
+                .where(HISTORY.c.record_id.in_(bindparam("ids", expanding=True))).group_by(HISTORY.c.record_id),
+                {"ids": ids[start:start + 1000]})})
+        return found
+
+    def rollup_move_many(self, moves: Sequence[tuple[int, int, str, rollup.Entry | None, rollup.Entry | None]]) -> None:
+        """Many records' :meth:`rollup_move` (record id, round, path, old, new) as one upsert
+        of the summed deltas. The transaction's last write, as the single move."""
+        rollup.move_many(self._uow.connection(), moves, driver_execute)
+
 
     def fillers_since_return(self, record_id: int) -> set[int]:
         """Who filled the record in since its last return or revocation (four eyes): the users

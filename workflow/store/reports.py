@@ -147,7 +147,8 @@ def snapshot_parts(session: Session, record_id: int, *, has_children: bool | Non
 
 def children_status(session: Session, record_id: int, *, limit: int = 50) -> tuple[dict[str, int], list[Any]]:
     """A federation record's direct children: how many in each state (one GROUP BY), and the
-    first ``limit`` not yet accepted with their organisation, state and snapshot figures."""
+    first ``limit`` not yet accepted with their organisation, state, snapshot figures and last
+    return reason."""
     child = Record.__table__.alias("child")
     counts = {state: int(n) for state, n in session.execute(
         select(child.c.state, func.count()).where(child.c.parent_id == record_id).group_by(child.c.state)
@@ -155,7 +156,7 @@ def children_status(session: Session, record_id: int, *, limit: int = 50) -> tup
     org, snap = Organisation.__table__, Snapshot.__table__
     missing = list(session.execute(
         select(child.c.id, org.c.code, org.c.name, child.c.state, child.c.is_overdue,
-               snap.c.people_total, snap.c.amount_total_fen)
+               snap.c.people_total, snap.c.amount_total_fen, child.c.last_reason)
         .select_from(child.join(org, org.c.id == child.c.org_id).outerjoin(snap, snap.c.id == child.c.snapshot_id))
         .where(child.c.parent_id == record_id, child.c.state != states.ACCEPTED)
         .order_by(org.c.code).limit(limit)
@@ -467,7 +468,7 @@ def province_tables(session: Session, round_id: int, policy: Policy, *, root_org
             tables.append(Annex2Table(
                 unit_name=unit.org_name, round_label=label, rows=annex2_rows({}, policy),
                 reporter=unit.reporter, fill_date=None, phone=unit.phone,
-                status_note=f"未报送（{unit.state_label}）",
+                status_note=f"未报送（{unit.state_label}）", reported=False,
             ))
     return tables
 
@@ -897,14 +898,41 @@ CHASE_HEADERS = ("单位代码", "单位名称", "状态", "报送截止", "是�
 
 
 
-def chase_list(session: Session, round_id: int, parent_org_id: int, *, now: datetime | None = None) -> list[tuple[Any, ...]]:
-    """The direct subordinates of ``parent_org_id`` not yet submitted in a round, with their
-    clerks' names and phones (催报), one row per subordinate in :data:`CHASE_HEADERS` order."""
+@dataclass(frozen=True)
+class UnsubmittedUnit:
+    """A direct subordinate whose record has not been sent up yet (the 催报 list's row and the
+    province workbook's 未报送单位 sheet)."""
+
+    org_id: int
+    code: str
+    name: str
+    state: str
+    deadline: datetime
+    overdue: bool
+    phone: str | None
+    clerks: tuple[tuple[str, str | None], ...]  # (name, phone) of the active clerks
+    reporter: str | None = None  # the record's 填报人, if filled in
+
+    @property
+    def state_label(self) -> str:
+        return states.STATE_LABELS[self.state]
+
+    @property
+    def deadline_text(self) -> str:
+        return f"{clock.deadline_last_day(self.deadline):%Y年%m月%d日}"
+
+
+def unsubmitted_units(session: Session, round_id: int, parent_org_id: int, *, now: datetime | None = None,
+                      ) -> list[UnsubmittedUnit]:
+    """The direct subordinates of ``parent_org_id`` not yet submitted in a round (not in a
+    frozen state), with their active clerks; ordered by code. ``overdue`` also counts a
+    deadline passed at ``now``."""
     now = now or clock.now()
     rec, org = Record.__table__, Organisation.__table__
     mem, usr = Membership.__table__, User.__table__
     rows = session.execute(
-        select(org.c.id, org.c.code, org.c.name, rec.c.state, rec.c.report_deadline, rec.c.is_overdue, org.c.phone)
+        select(org.c.id, org.c.code, org.c.name, rec.c.state, rec.c.report_deadline, rec.c.is_overdue, org.c.phone,
+               rec.c.reporter)
         .select_from(rec.join(org, org.c.id == rec.c.org_id))
         .where(rec.c.round_id == round_id, org.c.parent_id == parent_org_id, rec.c.state.not_in(FROZEN_STATES))
         .order_by(org.c.code)
@@ -921,11 +949,20 @@ def chase_list(session: Session, round_id: int, parent_org_id: int, *, now: date
         ):
             clerks.setdefault(org_id, []).append((name, phone))
     return [
-        (code, name, states.STATE_LABELS[state], f"{clock.deadline_last_day(deadline):%Y年%m月%d日}",
-         "是" if (overdue or deadline <= now) else "否",
-         "、".join(n for n, _p in clerks.get(org_id, [])) or "（无填报员）",
-         "、".join(p or "未登记" for _n, p in clerks.get(org_id, [])), phone or "")
-        for org_id, code, name, state, deadline, overdue, phone in rows
+        UnsubmittedUnit(org_id, code, name, state, deadline, bool(overdue or deadline <= now), phone,
+                        tuple(clerks.get(org_id, [])), reporter)
+        for org_id, code, name, state, deadline, overdue, phone, reporter in rows
+    ]
+
+
+def chase_list(session: Session, round_id: int, parent_org_id: int, *, now: datetime | None = None) -> list[tuple[Any, ...]]:
+    """The direct subordinates of ``parent_org_id`` not yet submitted in a round, with their
+    clerks' names and phones (催报), one row per subordinate in :data:`CHASE_HEADERS` order."""
+    return [
+        (u.code, u.name, u.state_label, u.deadline_text, "是" if u.overdue else "否",
+         "、".join(n for n, _p in u.clerks) or "（无填报员）",
+         "、".join(p or "未登记" for _n, p in u.clerks), u.phone or "")
+        for u in unsubmitted_units(session, round_id, parent_org_id, now=now)
     ]
 
 
@@ -1001,6 +1038,11 @@ class Reports:
     def completeness(self, round_id: int, *, now: datetime, scope: Scope = 'children', under_org_id: int | None = None, check_snapshots: bool = True, use_rollup: bool = True) -> list[CompletenessRow]:
         """See :func:`completeness`."""
         return completeness(self._uow.session, round_id, now=now, scope=scope, under_org_id=under_org_id, check_snapshots=check_snapshots, use_rollup=use_rollup)
+
+    def unsubmitted_units(self, round_id: int, parent_org_id: int, *, now: datetime | None = None,
+                          ) -> list[UnsubmittedUnit]:
+        """See :func:`unsubmitted_units`."""
+        return unsubmitted_units(self._uow.session, round_id, parent_org_id, now=now)
 
     def chase_list(self, round_id: int, parent_org_id: int, *, now: datetime | None = None) -> list[tuple[Any, ...]]:
         """See :func:`chase_list`."""

@@ -23,7 +23,7 @@ record and, while accepted, its snapshot's people and amount.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import chain
@@ -141,6 +141,24 @@ def move(conn: Connection, record_id: int, round_id: int, path: str, old: Entry 
     if not rows:
         return
     run(conn, _upsert_sql(dialect, len(rows)), tuple(chain.from_iterable(rows)))
+
+
+def move_many(conn: Connection, moves: Iterable[tuple[int, int, str, Entry | None, Entry | None]], run: Any) -> None:
+    """:func:`move` for many records (record id, round, path, old, new): their delta rows
+    summed per key (one row per key: an upsert may not touch a row twice), in key order (the
+    order every writer takes the counter rows in), as one upsert per 500 rows."""
+    dialect = conn.dialect.name
+    ready = _sqlite_key if dialect == "sqlite" else None
+    total: dict[tuple[Any, ...], list[int]] = {}
+    for record_id, round_id, path, old, new in moves:
+        for row in move_rows(record_id, round_id, path, old, new, ready):
+            acc = total.setdefault(tuple(row[:-3]), [0, 0, 0])
+            for i in range(3):
+                acc[i] += row[-3 + i]
+    rows = sorted((*k, *v) for k, v in total.items() if v != [0, 0, 0])
+    for start in range(0, len(rows), 500):
+        part = rows[start:start + 500]
+        run(conn, _upsert_sql(dialect, len(part)), tuple(chain.from_iterable(part)))
 
 
 def computed(session: Session, round_id: int, where: Any = None, params: dict[str, Any] | None = None,

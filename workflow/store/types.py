@@ -43,7 +43,7 @@ _AES_MARK, _SM4_MARK = "aes1:", "sm41:"
 
 
 def _sm4_mac(key: bytes, data: bytes) -> bytes:
-    from gmssl import sm3
+    from gmssl import sm3  # lazy: only a deployment that chose SM4 loads gmssl (start-up time)
 
     # HMAC-SM3 (RFC 2104 over SM3's 64-byte block), encrypt-then-MAC over the IV and ciphertext.
     block = key.ljust(64, b"\0")
@@ -60,11 +60,12 @@ def encrypt_personal(plain: str, cipher: str, key_hex: str) -> str:
         return plain
     key = bytes.fromhex(key_hex)
     if cipher == "aes-gcm":
+        # lazy: only a deployment that chose AES-GCM loads it (start-up time)
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         nonce = os.urandom(12)
         return _AES_MARK + base64.b64encode(nonce + AESGCM(key).encrypt(nonce, plain.encode(), None)).decode()
-    from gmssl.sm4 import SM4_ENCRYPT, CryptSM4
+    from gmssl.sm4 import SM4_ENCRYPT, CryptSM4  # lazy: only with SM4 chosen
 
     iv = os.urandom(16)
     sm4 = CryptSM4()
@@ -76,12 +77,13 @@ def encrypt_personal(plain: str, cipher: str, key_hex: str) -> str:
 def decrypt_personal(stored: str, key_hex: str) -> str:
     """The clear text of a stored value (a value written in clear comes back as it is)."""
     if stored.startswith(_AES_MARK):
+        # lazy: only a deployment that chose AES-GCM loads it (start-up time)
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         raw = base64.b64decode(stored[len(_AES_MARK):])
         return AESGCM(bytes.fromhex(key_hex)).decrypt(raw[:12], raw[12:], None).decode()
     if stored.startswith(_SM4_MARK):
-        from gmssl.sm4 import SM4_DECRYPT, CryptSM4
+        from gmssl.sm4 import SM4_DECRYPT, CryptSM4  # lazy: only with SM4 values stored
 
         raw = base64.b64decode(stored[len(_SM4_MARK):])
         key = bytes.fromhex(key_hex)
@@ -95,7 +97,7 @@ def decrypt_personal(stored: str, key_hex: str) -> str:
 
 
 def _pii_setting() -> tuple[str, str]:
-    from workflow.settings import get_settings
+    from workflow.settings import get_settings  # lazy: read at first use, as the other settings are
 
     s = get_settings()
     return s.pii_cipher, s.pii_key

@@ -206,7 +206,10 @@ def test_submit_return_fix_resubmit_accept_and_the_province_sees_it(browser: Any
     download = info.value
     assert download.suggested_filename == "2021年度工会消费帮扶情况汇总表.xlsx"
     workbook = openpyxl.load_workbook(io.BytesIO(Path(download.path()).read_bytes()))
-    assert len(workbook.sheetnames) == 4  # overview + C1, C2, IND
+    # nothing reported to the province yet: the overview and one sheet listing C1, C2, IND (issue 22)
+    assert workbook.sheetnames == ["汇总", "未报送单位"]
+    assert [r[1] for r in workbook["未报送单位"].iter_rows(min_row=3, values_only=True)] == [
+        "广州市总工会", "深圳市总工会", "广东省教科文卫工会"]
     assert world.state("G1") == "accepted"
 
 

@@ -33,6 +33,30 @@ def test_a_returned_union_reads_returned_until_it_resubmits(web_world: World, lo
     assert "已退回" not in row and "已提交" in row
 
 
+def _missing_child(page: str, name: str) -> str:
+    listed = page.split('class="list missing-children"', 1)[1].split("</ul>", 1)[0]
+    return next(item for item in listed.split("<li>") if name in item)
+
+
+def test_the_federation_pages_missing_children_read_returned_too(
+        web_world: World, login: Callable[[str], TestClient], token_client: Callable[[str], TestClient]) -> None:
+    """Point 8 remainder: the district's own page lists the children not yet accepted; a returned
+    union reads 已退回 there as on /review (one rule), until it resubmits."""
+    w = web_world
+    w.to_submitted("G1")
+    w.fire("G1", "return_for_revision", "d1-reviewer", reason="请补充发放名单")
+    clerk = login("d1-clerk")
+    item = _missing_child(clerk.get(f"/records/{w.rid('D1')}").text, "天河一中工会")
+    assert "已退回" in item and "已采购" in item
+    assert "已退回" not in _missing_child(clerk.get(f"/records/{w.rid('D1')}").text, "天河供电局工会")
+    fed = token_client("d1-clerk").get(f"/api/records/{w.rid('D1')}/federation").json()
+    assert {m["org_code"]: m["returned"] for m in fed["missing"]} == {"G1": True, "G2": False}
+    w.fire("G1", "summarize", "g1-clerk")
+    w.fire("G1", "submit", "g1-clerk")
+    item = _missing_child(clerk.get(f"/records/{w.rid('D1')}").text, "天河一中工会")
+    assert "已退回" not in item and "已提交" in item
+
+
 def test_home_counts_the_waiting_decisions_and_the_nav_the_unread(web_world: World,
                                                                    login: Callable[[str], TestClient]) -> None:
     w = web_world

@@ -5,13 +5,17 @@ figures, what to do and by when, to everyone concerned."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.conftest import World
 from tests.entrypoints.web.conftest import csrf_from
+from workflow.app import views
+from workflow.domain import clock
+from workflow.scheduler import sweeps
 from workflow.store.tables import History, Notification
 
 
@@ -76,3 +80,35 @@ def test_notices_carry_figures_what_to_do_and_by_when(web_world: World) -> None:
                                    .order_by(History.id.desc())).scalars().first()
     assert last is not None and last.trigger == "submit" and last.on_behalf
     assert any(n.source == f"history:{last.id}" for n in _notes(w, "g2-clerk"))
+
+
+def test_the_inbox_shows_each_records_state_now_beside_an_old_reminder(
+        web_world: World, login: Callable[[str], TestClient]) -> None:
+    """Issue 22 point 11: a reminder that said 当前状态为「计划中」 does not mislead once the union
+    has submitted: the inbox says 现在：已提交 beside it, read in one query for the page."""
+    w = web_world
+    sweeps.run_sweep(w.db, now=clock.parse_instant("2021-12-01T09:00"))
+    reminders = [n for n in _notes(w, "g1-clerk", "report_reminder") if n.channel == "inbox"]
+    assert reminders and "当前状态为「计划中」" in login("g1-clerk").get("/notifications").text
+    reviewer = login("d1-reviewer")  # and a 上级催办: two notices on G1 in the inbox
+    assert "已催办" in reviewer.post("/review/remind", data={"csrf_token": csrf_from(reviewer.get("/review").text),
+                                                          "record": str(w.rid("G1"))}).text
+    w.to_submitted("G1")
+    page = login("g1-clerk").get("/notifications").text
+    note = page.split(f'id="note-{reminders[0].id}"', 1)[1].split("</li>", 1)[0]
+    assert "当前状态为「计划中」" in note and "现在：已提交" in note
+    # One query for the states of the page's records, whatever the number of notifications.
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engine = w.db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        items = views.notifications(w.uow(True), user_id=w.uid("g1-clerk"), per_page=50).items
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len([i for i in items if i["record_id"]]) >= 2
+    assert len([s for s in statements if re.search(r'(FROM|JOIN) "?record"?(\s|$)', s, re.I)]) == 1
+    assert {i["state_label_now"] for i in items if i["record_id"] == w.rid("G1")} == {"已提交"}

@@ -48,7 +48,7 @@ COMMANDS: dict[str, Entry] = {
     "lifecycle": Entry("lifecycle", "以 Mermaid 图输出流程", short=True),
     "demo": Entry("demo", "加载演示省份和本年度演示年度"),
     "stats": Entry("stats", "单位的附件2统计（快照、实时或下级汇总）"),
-    "province-workbook": Entry("province_workbook", "全省汇总工作簿：汇总表 + 每个报送单位一张附件2"),
+    "province-workbook": Entry("province_workbook", "全省汇总工作簿：汇总表 + 每个已报送单位一张附件2 + 未报送单位名单"),
     "import-purchases": Entry("import_purchases", "把采购文件（CSV/XLSX）导入单位的记录"),
     "limits": Entry("limits", "检查基层工会的普通节日慰问品限额"),
     "duplicates": Entry("duplicates", "列出被两个以上单位录入的同一订单（疑似重复计算）；审核人用 --explain 说明原因"),

@@ -373,6 +373,25 @@ def name_standin(body: DelegationBody, request: Request, user: User) -> dict[str
     return {"id": named.delegation_id, "message": named.message}
 
 
+@router.get("/delegations", response_model=list[dict[str, Any]],
+            summary="代理: running and coming stand-ins (the user's own; an admin's federation's)")
+def list_standins(request: Request, user: User) -> ApiJSON:
+    return api_json(delegations.current(_uow(request, True), user_id=user.id))
+
+
+@router.delete("/delegations/{delegation_id}", response_model=dict[str, Any],
+               summary="代理: cancel a stand-in early (the reviewer away or the federation's admin)")
+def cancel_standin(delegation_id: Id, request: Request, user: User) -> dict[str, Any]:
+    done = delegations.cancel(_uow(request), user_id=user.id, delegation_id=delegation_id)
+    return {"id": done.delegation_id, "message": done.message}
+
+
+@router.post("/delegations/{delegation_id}/cancel", response_model=dict[str, Any],
+             summary="代理: cancel a stand-in early (as DELETE, for clients without it)")
+def cancel_standin_post(delegation_id: Id, request: Request, user: User) -> dict[str, Any]:
+    return cancel_standin(delegation_id, request, user)
+
+
 @router.put("/records/{record_id}/deadline", summary="a parent's reviewer changes a child's report deadline",
             response_model=dict[str, Any])
 def set_deadline(record_id: Id, body: DeadlineBody, request: Request, user: User) -> ApiJSON:

@@ -605,7 +605,7 @@ def _review(request: Request, user: UserInfo, *, round_id: int | None, q: str | 
     return render(request, "pages/review.html", {
         "diffs": diffs,
         "title": "审核", "round": rnd, "rounds": views.rounds(_uow(request, True)), "inbox": inbox,
-        "subs": subs, "bulk": bulk, "state_filters": [(s, states.STATE_LABELS[s]) for s in states.STATES],
+        "subs": subs, "bulk": bulk, "standins": delegations.current(_uow(request, True), user_id=user.id), "state_filters": [(s, states.STATE_LABELS[s]) for s in states.STATES],
         "sorts": [("submitted_at", "提交时间"), ("org_code", "单位代码"), ("amount", "金额")],
         "f": {"q": q or "", "sort": sort or "", "state": state or "", "overdue": overdue or ""},
     })
@@ -652,6 +652,20 @@ def delegate_submit(
         auth.flash(request, exc.message, "error")
         return _redirect("/review")
     auth.flash(request, named.message)
+    return _redirect("/review")
+
+
+@router.post("/review/delegations/{delegation_id}/cancel", response_class=HTMLResponse)
+def delegate_cancel(request: Request, delegation_id: Id, csrf_token: Annotated[str, Form()] = "") -> Response:
+    """代理: cancel a stand-in early (the refusal, if any, is flashed)."""
+    user = page_user(request)
+    auth.check_csrf(request, csrf_token)
+    try:
+        done = delegations.cancel(_uow(request), user_id=user.id, delegation_id=delegation_id)
+    except BangfuError as exc:
+        auth.flash(request, exc.message, "error")
+        return _redirect("/review")
+    auth.flash(request, done.message)
     return _redirect("/review")
 
 
