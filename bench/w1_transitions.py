@@ -83,6 +83,8 @@ class _Work:
     reviewers: tuple[tuple[int, str | None, str], ...]  # of the parent org
     org_path: str = "/"
     is_grassroots: bool = True
+    #: The parent organisation's clerks: told of an acceptance (they compile the parent's report).
+    parent_clerks: tuple[tuple[int, str | None, str], ...] = ()
 
 
 def _pick(database: Database, info: GeneratedInfo, pairs: int) -> tuple[int, bool]:
@@ -160,6 +162,7 @@ def _work(database: Database, side: str) -> list[_Work]:
             clerks=tuple((u, e, c) for u, e, c, _n in clerks),
             reviewers=tuple((u, e, c) for u, e, c, _n in reviewers),
             org_path=path, is_grassroots=bool(grassroots),
+            parent_clerks=tuple((u, e, c) for u, e, c, _n in people.get((parent_org, states.CLERK), [])),
         ))
     return out
 
@@ -282,7 +285,7 @@ def run_floor(database: Database, work: list[_Work], now: datetime = NOW) -> tup
             hid = cur.fetchone()[0]
             if w.parent_record_id is not None:
                 cur.execute(stale, (val(True), w.parent_record_id, "summarized"))
-            notify(w, w.clerks, w.reviewer, "accept", hid)
+            notify(w, w.clerks + w.parent_clerks, w.reviewer, "accept", hid)
             people, fen = snap[w.record_id]
             move(w, rollup.Entry(rollup.Key("submitted", w.is_grassroots, False, late, True, w.report_deadline), 0, 0),
                  rollup.Entry(rollup.Key("accepted", w.is_grassroots, False, late, True, w.report_deadline), people, fen))

@@ -89,8 +89,9 @@ def test_generator_and_w1_at_tiny_scale(bench_db: Database) -> None:
     for side in ("engine", "floor"):
         assert getattr(result, f"{side}_history_rows") == 2 * 200
         assert getattr(result, f"{side}_accepted") == 200
-        # submit tells the parent's reviewer, accept the clerk: inbox + e-mail each.
-        assert getattr(result, f"{side}_notifications") == 2 * 2 * 200
+        # submit tells the parent's reviewer; accept the union's clerk and the parent's clerk
+        # (who compiles the parent's report, issue 22): inbox + e-mail each.
+        assert getattr(result, f"{side}_notifications") == 3 * 2 * 200
     assert _scalar(bench_db, "SELECT count(*) FROM history") == history_before + 2 * 2 * 200
     assert result.engine_tps > 0 and result.floor_tps > 0
     table = summary({bench_db.dialect: {"generate": info.to_dict(), "w1": result.to_dict()}})
