@@ -22,6 +22,7 @@ import states
 from tests.conftest import NOW_2021, World
 from workflow.app import lifecycle
 from workflow.domain.errors import BangfuError, PermissionDenied, RuleViolation, VersionConflict
+from workflow.domain.figures import add_lines
 
 REASON = "请核对后重新提交"
 DRILL_ROUNDS = 25
@@ -29,8 +30,8 @@ DRILL_ROUNDS = 25
 
 def frozen_snapshot_faults(w: World, orgs: list[str]) -> list[str]:
     """Every submitted or accepted record (and every summarized one whose snapshot is not stale)
-    whose frozen snapshot differs from what summarizing now would freeze: its own purchases and
-    aggregate lines plus its accepted children's snapshots."""
+    whose frozen snapshot (with its sent supplements) differs from what summarizing now would
+    freeze: its own purchases and aggregate lines plus its accepted children's snapshots."""
     faults: list[str] = []
     with w.uow(True) as uow:
         for org in orgs:
@@ -44,6 +45,12 @@ def frozen_snapshot_faults(w: World, orgs: list[str]) -> list[str]:
                 continue
             snap, lines = uow.records.snapshot(rec.snapshot_id)
             stored = {ln.channel: (ln.people, ln.amount_fen) for ln in lines}
+            # A sent report and its sent supplements (补报: children accepted late) together
+            # hold every accepted part (the rule `bangfu verify` checks).
+            sent = [s.lines for s in uow.supplements.for_record(rec.id or 0) if s.state in ("submitted", "accepted")]
+            if sent and rec.state not in (states.SUBMITTED, states.ACCEPTED):
+                faults.append(f"{org} {rec.state} with sent supplements")
+            stored = add_lines(stored, *sent)
             now, missing = uow.reports.snapshot_lines(rec.id or 0)
             if stored != now:
                 faults.append(f"{org} {rec.state} (stale={rec.snapshot_stale}): snapshot {stored} "
