@@ -86,6 +86,7 @@ FIELD_LABELS: dict[str, str] = {
     "purchase_id": "采购行编号",
     "attachment_id": "附件编号",
     "notification_id": "通知编号",
+    "delegation_id": "代理安排",
     "org_code": "单位代码",
     "round": "年度",
     "page": "页码",
@@ -134,7 +135,7 @@ FORM_LABELS: dict[str, dict[str, str]] = {
 #: Fields that carry a whole number: "too long" means too many digits there.
 NUMBER_FIELDS = frozenset({
     "members", "people", "line_no", "seen_version", "record_id", "purchase_id", "attachment_id",
-    "notification_id", "round", "page", "spage", "per_page", "ids",
+    "notification_id", "delegation_id", "round", "page", "spage", "per_page", "ids",
 })
 
 #: The label of a field this table does not know (never its internal name).
