@@ -42,6 +42,9 @@ ApiUser = Annotated[UserInfo, Depends(auth.api_user)]
 OrgQ = Annotated[str | None, Query(max_length=64, description="the organisation's code (default: the user's highest reviewing seat)")]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+#: An API download's success answer as the OpenAPI document states it: a workbook's bytes.
+XLSX_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the workbook", "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}}}}
 CSV = "text/csv; charset=utf-8"
 HTML = "text/html; charset=utf-8"
 MARKDOWN = "text/markdown; charset=utf-8"
@@ -389,12 +392,12 @@ def api_explain_duplicate(body: ExplainBody, request: Request, user: ApiUser) ->
     return api_json(done.to_dict())
 
 
-@api.get("/orgs/{org_code}/chase.xlsx", summary="the 催报 list as XLSX")
+@api.get("/orgs/{org_code}/chase.xlsx", summary="the 催报 list as XLSX", responses=XLSX_ANSWER)
 def api_chase_file(org_code: str, request: Request, user: ApiUser, round: RoundQ = None) -> Response:
     return chase_file(request, user.id, org_code, round)[1]
 
 
-@api.get("/province-workbook.xlsx", summary="the province workbook: overview + one sheet per reporting unit")
+@api.get("/province-workbook.xlsx", summary="the province workbook: overview + one sheet per reporting unit", responses=XLSX_ANSWER)
 def api_province_workbook(request: Request, user: ApiUser, round: RoundQ = None) -> Response:
     return province_file(request, user.id, round)
 
@@ -405,7 +408,7 @@ def api_review_times(request: Request, user: ApiUser, round: RoundQ = None, org:
     return api_json(review_times_of(request, user.id, org, round).to_dict())
 
 
-@api.get("/reports/review-times.xlsx", summary="the review-times report as XLSX")
+@api.get("/reports/review-times.xlsx", summary="the review-times report as XLSX", responses=XLSX_ANSWER)
 def api_review_times_file(request: Request, user: ApiUser, round: RoundQ = None, org: OrgQ = None) -> Response:
     return review_times_file(review_times_of(request, user.id, org, round))
 
